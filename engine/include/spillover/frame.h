@@ -1,0 +1,84 @@
+/*
+** frame.h: a columnar data frame.
+**
+** Each column is one contiguous array: doubles (NaN = missing) for numeric
+** columns, int32 codes into a dictionary of UTF-8 levels (-1 = missing) for
+** categorical ones.  Columnar storage lets demeaning and cross-products stream
+** through memory.  The frame owns its columns; numeric and code arrays are
+** allocated with sp_mem_alloc (see mem.h) and freed with sp_mem_free.
+*/
+#ifndef SPILLOVER_FRAME_H
+#define SPILLOVER_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spillover/error.h"
+
+typedef enum { SP_NUMERIC = 0, SP_CATEGORICAL = 1 } sp_coltype;
+
+typedef struct sp_column {
+  char *name;        /* UTF-8, owned */
+  char *label;       /* variable label (from .dta/.sav or set by the user), owned, may be NULL */
+  sp_coltype type;
+  double *num;       /* SP_NUMERIC: nrow values */
+  int32_t *code;     /* SP_CATEGORICAL: nrow codes in [0, nlevels) or -1 */
+  char **levels;     /* SP_CATEGORICAL: nlevels owned strings */
+  size_t nlevels;
+} sp_column;
+
+struct sp_panel;
+
+typedef struct sp_frame {
+  size_t nrow;
+  size_t ncol, capcol;
+  sp_column *cols;
+  struct sp_panel *panel;  /* optional panel index over these rows, owned; NULL if none */
+} sp_frame;
+
+/* A frame with nrow rows and no columns; NULL (and err set) on failure. */
+sp_frame *sp_frame_new(size_t nrow, sp_error *err);
+void sp_frame_free(sp_frame *f);
+
+/* Index of the column called name, or -1. */
+long sp_frame_find(const sp_frame *f, const char *name);
+sp_column *sp_frame_column(const sp_frame *f, const char *name);
+
+/* Index of the column whose name is closest to name (for "did you mean"),
+   or -1 when nothing is reasonably close. */
+long sp_frame_closest(const sp_frame *f, const char *name);
+
+/* Add a column, or replace the one of the same name.  Ownership of the arrays
+   passes to the frame on every path, success or failure, so the caller never
+   frees them after the call.  values/codes must hold f->nrow entries and come
+   from sp_mem_alloc; levels and its strings from malloc. */
+int sp_frame_add_numeric(sp_frame *f, const char *name, double *values, sp_error *err);
+int sp_frame_add_categorical(sp_frame *f, const char *name, int32_t *codes,
+                             char **levels, size_t nlevels, sp_error *err);
+
+/* Remove a column; SP_ENOTFOUND if there is none of that name. */
+int sp_frame_drop(sp_frame *f, const char *name, sp_error *err);
+
+/* Set a column's label (copied; NULL clears it). */
+int sp_column_set_label(sp_column *c, const char *label, sp_error *err);
+
+/* A new frame made of the given rows (in that order, repeats allowed) and of
+   all columns, or only of the named ones when names != NULL.  The panel index
+   is not carried over (callers rebuild it). */
+int sp_frame_take(const sp_frame *f, const size_t *rows, size_t n,
+                  const char *const *names, size_t nnames,
+                  sp_frame **out, sp_error *err);
+
+/* A deep copy. */
+int sp_frame_copy(const sp_frame *f, sp_frame **out, sp_error *err);
+
+/* The level string of a categorical cell, or NULL when missing. */
+const char *sp_column_level(const sp_column *c, size_t row);
+
+/* Is a cell missing (NaN or code -1)? */
+int sp_column_missing(const sp_column *c, size_t row);
+
+/* Replace the panel index (frees the old one; takes ownership of p). */
+void sp_frame_set_panel(sp_frame *f, struct sp_panel *p);
+
+#endif

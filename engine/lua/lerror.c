@@ -1,0 +1,46 @@
+/*
+** lerror.c: the spillover.error object raised for core failures.
+**
+** One error type for the whole API (Redis's lesson: choose once).  It is a
+** table so callers can read msg, file, line, col and var; its __tostring gives
+** the one-line form, so message handlers that call tostring print it.
+*/
+#include <string.h>
+
+#include "lsp.h"
+
+static int error_tostring(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "where");
+  lua_getfield(L, 1, "text");
+  lua_concat(L, 2);
+  return 1;
+}
+
+int sp_lua_error(lua_State *L, const sp_error *e) {
+  char text[1200];
+  sp_error_format(e, text, sizeof text);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, e->msg);
+  lua_setfield(L, -2, "msg");
+  lua_pushstring(L, text);
+  lua_setfield(L, -2, "text");
+  if (e->file[0]) { lua_pushstring(L, e->file); lua_setfield(L, -2, "file"); }
+  if (e->line > 0) { lua_pushinteger(L, e->line); lua_setfield(L, -2, "line"); }
+  if (e->col > 0) { lua_pushinteger(L, e->col); lua_setfield(L, -2, "col"); }
+  if (e->var[0]) { lua_pushstring(L, e->var); lua_setfield(L, -2, "var"); }
+  lua_pushstring(L, sp_status_name(e->code));
+  lua_setfield(L, -2, "code");
+  luaL_where(L, 1);
+  lua_setfield(L, -2, "where");
+  luaL_setmetatable(L, SP_ERROR_T);
+  return lua_error(L);
+}
+
+void sp_lua_open_error(lua_State *L) {
+  if (luaL_newmetatable(L, SP_ERROR_T)) {
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,23 @@
+/*
+** lmodule.c: luaopen_spillover_core, the entry point of the C part of the
+** Lua API.  The Lua part (lua/spillover/init.lua) requires it as
+** "spillover.core" and builds the public `spillover` table on top.
+*/
+#include <gsl/gsl_errno.h>
+
+#include "lsp.h"
+
+int luaopen_spillover_core(lua_State *L) {
+  /* GSL's default handler aborts; the core checks every status instead.
+     The handler is process-global, so switching it off here is idempotent. */
+  gsl_set_error_handler_off();
+  lua_newtable(L);
+  sp_lua_open_error(L);
+  sp_lua_open_matrix(L);
+  sp_lua_open_frame(L);
+  sp_lua_open_io(L);
+  sp_lua_open_formula(L);
+  lua_pushliteral(L, SPILLOVER_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,56 @@
+/*
+** lsp.h: shared declarations of the Lua binding (engine/lua/).  Only files in
+** engine/lua/ and engine/cli/ include lua.h.
+**
+** Rules (see STYLE.md): every C object seen by Lua is a full userdata with a
+** metatable named spillover.<type> and an idempotent __gc; check all arguments
+** first, create the owners, call the core, free what C still holds, and only
+** then raise.
+*/
+#ifndef SPILLOVER_LSP_H
+#define SPILLOVER_LSP_H
+
+#include <stddef.h>
+
+#include <gsl/gsl_matrix.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "spillover/error.h"
+#include "spillover/frame.h"
+
+#define SP_MATRIX_T "spillover.matrix"
+#define SP_FRAME_T "spillover.frame"
+#define SP_ERROR_T "spillover.error"
+
+/* ---- errors (lerror.c) ---------------------------------------------------- */
+
+/* Raise e as a spillover.error table {msg, file, line, col, var, code, where}
+   whose __tostring gives "where file:line:col: msg".  Never returns. */
+int sp_lua_error(lua_State *L, const sp_error *e);
+
+/* ---- matrices (lmatrix.c) --------------------------------------------------- */
+
+/* Push a new rows x cols matrix whose storage lives inside the userdata and
+   return it (contents uninitialised).  Either dimension may be 0. */
+gsl_matrix *sp_lua_matrix_new(lua_State *L, size_t rows, size_t cols);
+gsl_matrix *sp_lua_check_matrix(lua_State *L, int idx);
+gsl_matrix *sp_lua_test_matrix(lua_State *L, int idx);
+
+/* ---- frames (lframe.c) ---------------------------------------------------------- */
+
+/* Push an empty frame box (owner first) and return its slot; store the frame
+   in *slot once it exists, and __gc frees it. */
+sp_frame **sp_lua_frame_box(lua_State *L);
+sp_frame *sp_lua_check_frame(lua_State *L, int idx);
+
+/* ---- module registration: each adds its functions to the table at -1 ------- */
+void sp_lua_open_error(lua_State *L);
+void sp_lua_open_matrix(lua_State *L);
+void sp_lua_open_frame(lua_State *L);
+void sp_lua_open_io(lua_State *L);
+void sp_lua_open_formula(lua_State *L);
+
+int luaopen_spillover_core(lua_State *L);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+** frame.c: construction, column management and row selection of sp_frame.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/frame.h"
+#include "spillover/mem.h"
+#include "spillover/panel.h"
+
+static char *dup_string(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d != NULL) memcpy(d, s, n);
+  return d;
+}
+
+static void column_clear(sp_column *c) {
+  free(c->name);
+  free(c->label);
+  sp_mem_free(c->num);
+  sp_mem_free(c->code);
+  if (c->levels != NULL) {
+    for (size_t i = 0; i < c->nlevels; i++) free(c->levels[i]);
+    free(c->levels);
+  }
+  memset(c, 0, sizeof *c);
+}
+
+sp_frame *sp_frame_new(size_t nrow, sp_error *err) {
+  sp_frame *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    sp_error_set(err, SP_ENOMEM, "out of memory creating a frame");
+    return NULL;
+  }
+  f->nrow = nrow;
+  return f;
+}
+
+void sp_frame_free(sp_frame *f) {
+  if (f == NULL) return;
+  for (size_t j = 0; j < f->ncol; j++) column_clear(&f->cols[j]);
+  free(f->cols);
+  sp_panel_free(f->panel);
+  free(f);
+}
+
+long sp_frame_find(const sp_frame *f, const char *name) {
+  for (size_t j = 0; j < f->ncol; j++)
+    if (strcmp(f->cols[j].name, name) == 0) return (long)j;
+  return -1;
+}
+
+sp_column *sp_frame_column(const sp_frame *f, const char *name) {
+  long j = sp_frame_find(f, name);
+  return j < 0 ? NULL : &f->cols[j];
+}
+
+/* Levenshtein distance over bytes, bounded to short names. */
+static size_t edit_distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 64 || lb > 64) return (size_t)-1;
+  size_t prev[65], cur[65];
+  for (size_t j = 0; j <= lb; j++) prev[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    cur[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+      cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+    memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
+  }
+  return prev[lb];
+}
+
+long sp_frame_closest(const sp_frame *f, const char *name) {
+  long best = -1;
+  size_t bestd = (size_t)-1;
+  size_t limit = strlen(name) / 3 + 2;  /* a third of the name may be wrong */
+  for (size_t j = 0; j < f->ncol; j++) {
+    size_t d = edit_distance(name, f->cols[j].name);
+    if (d < bestd) { bestd = d; best = (long)j; }
+  }
+  return bestd <= limit ? best : -1;
+}
+
+/* Find a slot for a column called name: the existing one (cleared) or a new one. */
+static sp_column *slot_for(sp_frame *f, const char *name, sp_error *err) {
+  long j = sp_frame_find(f, name);
+  char *nm = dup_string(name);
+  if (nm == NULL) { sp_error_set(err, SP_ENOMEM, "out of memory adding column '%s'", name); return NULL; }
+  if (j >= 0) {
+    char *label = f->cols[j].label;
+    f->cols[j].label = NULL;  /* a replaced column keeps its label */
+    column_clear(&f->cols[j]);
+    f->cols[j].name = nm;
+    f->cols[j].label = label;
+    return &f->cols[j];
+  }
+  if (f->ncol == f->capcol) {
+    size_t cap = f->capcol ? 2 * f->capcol : 8;
+    sp_column *c = realloc(f->cols, cap * sizeof *c);
+    if (c == NULL) { free(nm); sp_error_set(err, SP_ENOMEM, "out of memory adding column '%s'", name); return NULL; }
+    f->cols = c;
+    f->capcol = cap;
+  }
+  sp_column *c = &f->cols[f->ncol++];
+  memset(c, 0, sizeof *c);
+  c->name = nm;
+  return c;
+}
+
+int sp_frame_add_numeric(sp_frame *f, const char *name, double *values, sp_error *err) {
+  sp_column *c = slot_for(f, name, err);
+  if (c == NULL) { sp_mem_free(values); return err ? err->code : SP_ENOMEM; }
+  c->type = SP_NUMERIC;
+  c->num = values;
+  return SP_OK;
+}
+
+int sp_frame_add_categorical(sp_frame *f, const char *name, int32_t *codes,
+                             char **levels, size_t nlevels, sp_error *err) {
+  sp_column *c = slot_for(f, name, err);
+  if (c == NULL) {
+    sp_mem_free(codes);
+    if (levels) { for (size_t i = 0; i < nlevels; i++) free(levels[i]); free(levels); }
+    return err ? err->code : SP_ENOMEM;
+  }
+  c->type = SP_CATEGORICAL;
+  c->code = codes;
+  c->levels = levels;
+  c->nlevels = nlevels;
+  return SP_OK;
+}
+
+int sp_frame_drop(sp_frame *f, const char *name, sp_error *err) {
+  long j = sp_frame_find(f, name);
+  if (j < 0) {
+    sp_error_set(err, SP_ENOTFOUND, "no column '%s' to drop", name);
+    sp_error_var(err, name);
+    return SP_ENOTFOUND;
+  }
+  column_clear(&f->cols[j]);
+  memmove(&f->cols[j], &f->cols[j + 1], (f->ncol - (size_t)j - 1) * sizeof f->cols[0]);
+  f->ncol--;
+  return SP_OK;
+}
+
+int sp_column_set_label(sp_column *c, const char *label, sp_error *err) {
+  char *l = NULL;
+  if (label != NULL && (l = dup_string(label)) == NULL)
+    return sp_error_set(err, SP_ENOMEM, "out of memory setting a label");
+  free(c->label);
+  c->label = l;
+  return SP_OK;
+}
+
+static int copy_column(const sp_column *src, const size_t *rows, size_t n,
+                       sp_frame *dst, sp_error *err) {
+  if (src->type == SP_NUMERIC) {
+    double *v = sp_mem_doubles(n);
+    if (v == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory copying column '%s'", src->name);
+    if (rows == NULL) memcpy(v, src->num, n * sizeof *v);
+    else for (size_t i = 0; i < n; i++) v[i] = src->num[rows[i]];
+    if (sp_frame_add_numeric(dst, src->name, v, err) != SP_OK) return err ? err->code : SP_ENOMEM;
+  } else {
+    int32_t *k = sp_mem_alloc(n * sizeof *k);
+    char **lv = calloc(src->nlevels ? src->nlevels : 1, sizeof *lv);
+    int ok = (k != NULL && lv != NULL);
+    for (size_t i = 0; ok && i < src->nlevels; i++) ok = (lv[i] = dup_string(src->levels[i])) != NULL;
+    if (!ok) {
+      sp_mem_free(k);
+      if (lv) { for (size_t i = 0; i < src->nlevels; i++) free(lv[i]); free(lv); }
+      return sp_error_set(err, SP_ENOMEM, "out of memory copying column '%s'", src->name);
+    }
+    if (rows == NULL) memcpy(k, src->code, n * sizeof *k);
+    else for (size_t i = 0; i < n; i++) k[i] = src->code[rows[i]];
+    if (sp_frame_add_categorical(dst, src->name, k, lv, src->nlevels, err) != SP_OK)
+      return err ? err->code : SP_ENOMEM;
+  }
+  if (src->label != NULL)
+    return sp_column_set_label(&dst->cols[dst->ncol - 1], src->label, err);
+  return SP_OK;
+}
+
+static int take(const sp_frame *f, const size_t *rows, size_t n,
+                const char *const *names, size_t nnames, sp_frame **out, sp_error *err) {
+  *out = NULL;
+  for (size_t i = 0; rows != NULL && i < n; i++)
+    if (rows[i] >= f->nrow)
+      return sp_error_set(err, SP_EVALUE, "row %zu is out of range (the frame has %zu rows)",
+                          rows[i] + 1, f->nrow);
+  sp_frame *g = sp_frame_new(n, err);
+  if (g == NULL) return SP_ENOMEM;
+  size_t m = names ? nnames : f->ncol;
+  for (size_t j = 0; j < m; j++) {
+    const sp_column *c = names ? sp_frame_column(f, names[j]) : &f->cols[j];
+    int st;
+    if (c == NULL) {
+      st = sp_error_set(err, SP_ENOTFOUND, "unknown column '%s'", names[j]);
+      sp_error_var(err, names[j]);
+    } else {
+      st = copy_column(c, rows, n, g, err);
+    }
+    if (st != SP_OK) { sp_frame_free(g); return st; }
+  }
+  *out = g;
+  return SP_OK;
+}
+
+int sp_frame_take(const sp_frame *f, const size_t *rows, size_t n,
+                  const char *const *names, size_t nnames, sp_frame **out, sp_error *err) {
+  return take(f, rows, n, names, nnames, out, err);
+}
+
+int sp_frame_copy(const sp_frame *f, sp_frame **out, sp_error *err) {
+  return take(f, NULL, f->nrow, NULL, 0, out, err);
+}
+
+const char *sp_column_level(const sp_column *c, size_t row) {
+  if (c->type != SP_CATEGORICAL || c->code[row] < 0) return NULL;
+  return c->levels[c->code[row]];
+}
+
+int sp_column_missing(const sp_column *c, size_t row) {
+  return c->type == SP_NUMERIC ? isnan(c->num[row]) : c->code[row] < 0;
+}
+
+void sp_frame_set_panel(sp_frame *f, struct sp_panel *p) {
+  sp_panel_free(f->panel);
+  f->panel = p;
+}
