@@ -1,0 +1,51 @@
+-- testlib: the few helpers every Lua test uses.
+--   local T = require "testlib"   (tests set package.path to tests/lua/)
+--   T.check(cond, "what")            one PASS/FAIL line; failures counted
+--   T.near(got, want, rtol, "what")  relative comparison (absolute near 0)
+--   T.checkerr("pattern", f, ...)    f(...) must raise an error matching pattern
+--   T.done()                         prints the tally; exits non-zero on failure
+local T = { passed = 0, failed = 0 }
+
+local function report(ok, what, detail)
+  if ok then
+    T.passed = T.passed + 1
+    print("PASS " .. what)
+  else
+    T.failed = T.failed + 1
+    print("FAIL " .. what .. (detail and (": " .. detail) or ""))
+  end
+end
+
+function T.check(cond, what, detail) report(not not cond, what, detail) end
+
+function T.near(got, want, rtol, what)
+  rtol = rtol or 1e-10
+  local ok
+  if type(got) ~= "number" then
+    ok = false
+  elseif want ~= want then
+    ok = got ~= got
+  else
+    local scale = math.max(math.abs(want), 1e-300)
+    ok = math.abs(got - want) <= rtol * scale or math.abs(got - want) <= rtol * 1e-12
+  end
+  report(ok, what, string.format("got %.17g want %.17g (rtol %g)", tonumber(got) or 0/0, want, rtol))
+end
+
+function T.checkerr(pattern, f, ...)
+  local ok, err = pcall(f, ...)
+  local msg = tostring(err)
+  if ok then
+    report(false, "error '" .. pattern .. "'", "no error raised")
+  else
+    report(msg:find(pattern) ~= nil, "error '" .. pattern .. "'", "message was: " .. msg)
+  end
+  return msg
+end
+
+function T.done()
+  print(string.format("%d passed, %d failed", T.passed, T.failed))
+  if T.failed > 0 then os.exit(1) end
+end
+
+return T
