@@ -17,6 +17,8 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_frame(L);
   sp_lua_open_io(L);
   sp_lua_open_formula(L);
+  sp_lua_open_rng(L);
+  sp_lua_open_estimate(L);
   lua_pushliteral(L, SPILLOVER_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

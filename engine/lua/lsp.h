@@ -50,6 +50,8 @@ void sp_lua_open_matrix(lua_State *L);
 void sp_lua_open_frame(lua_State *L);
 void sp_lua_open_io(lua_State *L);
 void sp_lua_open_formula(lua_State *L);
+void sp_lua_open_rng(lua_State *L);
+void sp_lua_open_estimate(lua_State *L);
 
 int luaopen_spillover_core(lua_State *L);
 
