@@ -1,0 +1,276 @@
+/*
+** test_frame_ops.c: unit tests of frame_ops.c (sorting, grouping, aggregation,
+** joins, describe, quantiles, transforms).  Expected values from R 4.x.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/frame.h"
+#include "spillover/frame_ops.h"
+#include "spillover/mem.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what) {
+  printf("%s %s\n", ok ? "PASS" : "FAIL", what);
+  if (ok) passed++; else failed++;
+}
+
+static void near(double got, double want, double rtol, const char *what) {
+  int ok = (isnan(want) && isnan(got)) ||
+           fabs(got - want) <= rtol * (fabs(want) > 1e-300 ? fabs(want) : 1.0);
+  if (!ok) printf("  got %.17g want %.17g\n", got, want);
+  check(ok, what);
+}
+
+static void add_num(sp_frame *f, const char *name, const double *v) {
+  double *x = sp_mem_doubles(f->nrow);
+  memcpy(x, v, f->nrow * sizeof *x);
+  sp_frame_add_numeric(f, name, x, NULL);
+}
+
+static const char *cell(const sp_frame *f, const char *col, size_t r) {
+  return sp_column_level(sp_frame_column(f, col), r);
+}
+
+static double num(const sp_frame *f, const char *col, size_t r) {
+  return sp_frame_column(f, col)->num[r];
+}
+
+/* region (E/W/E/W/E/NA/W), year, x with a missing value */
+static sp_frame *sample(void) {
+  sp_frame *f = sp_frame_new(7, NULL);
+  const char *region[] = {"W", "E", "W", "E", "W", NULL, "E"};
+  double year[] = {2001, 2000, 2000, 2001, 2002, 2000, 2002};
+  double x[] = {3.5, 1.25, NAN, 7.75, 2.385, 9.1, 4.4};
+  sp_frame_add_strings(f, "region", region, NULL);
+  add_num(f, "year", year);
+  add_num(f, "x", x);
+  return f;
+}
+
+static void test_strings(void) {
+  sp_frame *f = sample();
+  sp_error err;
+  const sp_column *c = sp_frame_column(f, "region");
+  check(c->type == SP_CATEGORICAL && c->nlevels == 2, "add_strings: two levels");
+  check(strcmp(c->levels[0], "E") == 0 && strcmp(c->levels[1], "W") == 0, "add_strings: levels sorted");
+  check(c->code[5] == -1 && c->code[0] == 1, "add_strings: NULL is missing");
+  check(sp_frame_rename(f, "x", "y", &err) == SP_OK && sp_frame_find(f, "y") == 2, "rename");
+  check(sp_frame_rename(f, "y", "year", &err) == SP_EDUP && strstr(err.msg, "already exists") != NULL,
+        "rename onto an existing name is SP_EDUP");
+  check(sp_frame_rename(f, "yx", "z", &err) == SP_ENOTFOUND && strstr(err.msg, "did you mean 'y'") != NULL,
+        "rename of an unknown column suggests a name");
+  sp_frame_free(f);
+}
+
+static void test_order(void) {
+  sp_frame *f = sample();
+  sp_error err;
+  size_t perm[7];
+  sp_sort_key k1[] = {{"region", 0}, {"year", 0}};
+  check(sp_frame_order(f, k1, 2, perm, &err) == SP_OK, "order by region, year");
+  size_t want1[] = {1, 3, 6, 2, 0, 4, 5};
+  check(memcmp(perm, want1, sizeof perm) == 0, "order: E rows by year, then W, missing region last");
+  sp_sort_key k2[] = {{"x", 1}};
+  sp_frame_order(f, k2, 1, perm, &err);
+  size_t want2[] = {5, 3, 6, 0, 4, 1, 2};
+  check(memcmp(perm, want2, sizeof perm) == 0, "order descending, NaN last");
+  sp_sort_key k3[] = {{"year", 0}};
+  sp_frame_order(f, k3, 1, perm, &err);
+  size_t want3[] = {1, 2, 5, 0, 3, 4, 6};
+  check(memcmp(perm, want3, sizeof perm) == 0, "order is stable on ties");
+  sp_sort_key k4[] = {{"yaer", 0}};
+  check(sp_frame_order(f, k4, 1, perm, &err) == SP_ENOTFOUND && strstr(err.msg, "did you mean 'year'"),
+        "order: unknown column suggests a name");
+  sp_frame_free(f);
+}
+
+static void test_group_aggregate(void) {
+  sp_frame *f = sample();
+  sp_error err;
+  int32_t codes[7];
+  size_t first[7], ng;
+  const char *by[] = {"region"};
+  check(sp_frame_group(f, by, 1, codes, &ng, first, &err) == SP_OK && ng == 2, "group: two groups");
+  check(codes[0] == 1 && codes[1] == 0 && codes[5] == -1, "group: codes in key order, missing -1");
+  check(first[0] == 1 && first[1] == 0, "group: first row of each group");
+
+  sp_agg_spec specs[] = {{"x", SP_AGG_MEAN, NULL}, {"x", SP_AGG_SUM, NULL}, {"x", SP_AGG_SD, NULL},
+                         {"x", SP_AGG_MIN, NULL}, {"x", SP_AGG_MAX, "xmax"}, {"year", SP_AGG_FIRST, NULL}};
+  sp_frame *a = NULL;
+  check(sp_frame_aggregate(f, by, 1, specs, 6, 1, &a, &err) == SP_OK, "aggregate");
+  if (a == NULL) return;
+  check(a->nrow == 2 && a->ncol == 8, "aggregate: 2 rows, 8 columns");
+  check(strcmp(cell(a, "region", 0), "E") == 0 && strcmp(cell(a, "region", 1), "W") == 0, "aggregate: keys sorted");
+  near(num(a, "n", 0), 3, 0, "aggregate: n counts rows");
+  /* R: aggregate(x ~ region, mean) on E = 1.25, 7.75, 4.4; W = 3.5, 2.385 (NaN skipped) */
+  near(num(a, "x_mean", 0), 4.4666666666666668, 1e-15, "aggregate: mean E");
+  near(num(a, "x_mean", 1), 2.9424999999999999, 1e-15, "aggregate: mean W skips NaN");
+  near(num(a, "x_sum", 1), 5.885, 1e-15, "aggregate: sum W");
+  near(num(a, "x_sd", 0), 3.2505127800599913, 1e-14, "aggregate: sd E");
+  near(num(a, "x_min", 0), 1.25, 0, "aggregate: min");
+  near(num(a, "xmax", 1), 3.5, 0, "aggregate: named output");
+  near(num(a, "year_first", 1), 2001, 0, "aggregate: first in frame order");
+  sp_frame_free(a);
+
+  sp_agg_spec bad[] = {{"region", SP_AGG_MEAN, NULL}};
+  check(sp_frame_aggregate(f, by, 1, bad, 1, 0, &a, &err) == SP_EVALUE && strstr(err.msg, "categorical"),
+        "aggregate: mean of a categorical is an error");
+  sp_agg_spec dup[] = {{"x", SP_AGG_MEAN, NULL}, {"x", SP_AGG_MEAN, NULL}};
+  check(sp_frame_aggregate(f, by, 1, dup, 2, 0, &a, &err) == SP_EDUP, "aggregate: duplicate result name");
+  const char *by2[] = {"region", "year"};
+  check(sp_frame_aggregate(f, by2, 2, specs, 1, 1, &a, &err) == SP_OK && a->nrow == 6, "aggregate by two keys");
+  if (a) {
+    near(num(a, "year", 0), 2000, 0, "aggregate by two keys: order");
+    check(strcmp(cell(a, "region", 5), "W") == 0 && num(a, "year", 5) == 2002, "aggregate by two keys: last");
+    sp_frame_free(a);
+  }
+  sp_frame_free(f);
+}
+
+static void test_describe(void) {
+  sp_frame *f = sample();
+  sp_error err;
+  sp_frame *d = NULL;
+  check(sp_frame_describe(f, NULL, 0, &d, &err) == SP_OK && d->nrow == 2, "describe: numeric columns");
+  if (d) {
+    check(strcmp(cell(d, "variable", 1), "x") == 0, "describe: variable names");
+    near(num(d, "N", 1), 6, 0, "describe: N");
+    near(num(d, "mean", 1), 4.730833333333333, 1e-15, "describe: mean");
+    near(num(d, "sd", 1), 3.0805363439937965, 1e-14, "describe: sd");
+    near(num(d, "min", 1), 1.25, 0, "describe: min");
+    near(num(d, "max", 1), 9.1, 0, "describe: max");
+    near(num(d, "missing", 1), 1, 0, "describe: missing");
+    sp_frame_free(d);
+  }
+  const char *names[] = {"region"};
+  check(sp_frame_describe(f, names, 1, &d, &err) == SP_EVALUE && strstr(err.msg, "categorical"),
+        "describe: categorical column is an error");
+  /* accuracy: huge offset, tiny spread */
+  sp_frame *g = sp_frame_new(3, NULL);
+  double v[] = {1e9 + 4, 1e9 + 7, 1e9 + 13};
+  add_num(g, "v", v);
+  sp_frame_describe(g, NULL, 0, &d, &err);
+  near(num(d, "sd", 0), 4.5825756949558398, 1e-12, "describe: sd with a large offset");
+  sp_frame_free(d);
+  sp_frame_free(g);
+  sp_frame_free(f);
+}
+
+static void test_join(void) {
+  sp_error err;
+  sp_frame *x = sample();
+  sp_frame *y = sp_frame_new(3, NULL);
+  const char *reg[] = {"W", "E", "N"};
+  double pop[] = {10, 20, 30}, xx[] = {-1, -2, -3};
+  sp_frame_add_strings(y, "region", reg, NULL);
+  add_num(y, "pop", pop);
+  add_num(y, "x", xx);
+  const char *on[] = {"region"};
+  sp_join_options o = {on, 1, SP_JOIN_LEFT, SP_VALIDATE_M_1, NULL};
+  sp_frame *j = NULL;
+  check(sp_frame_join(x, y, &o, &j, &err) == SP_OK && j->nrow == 7, "join left m:1");
+  if (j) {
+    near(num(j, "pop", 0), 10, 0, "join: W gets 10");
+    near(num(j, "pop", 1), 20, 0, "join: E gets 20");
+    check(isnan(num(j, "pop", 5)), "join: missing key does not match");
+    near(num(j, "x_y", 0), -1, 0, "join: clashing column gets _y");
+    near(num(j, "x", 0), 3.5, 0, "join: left column keeps its name");
+    sp_frame_free(j);
+  }
+  o.how = SP_JOIN_INNER;
+  check(sp_frame_join(x, y, &o, &j, &err) == SP_OK && j->nrow == 6, "join inner drops unmatched");
+  sp_frame_free(j);
+  o.validate = SP_VALIDATE_1_1;
+  check(sp_frame_join(x, y, &o, &j, &err) == SP_EDUP && strstr(err.msg, "region = 'E'") &&
+        strstr(err.msg, "left frame (rows 2 and 4)"), "join 1:1: duplicate key on the left names key and rows");
+  /* y joined to x many-to-one the other way: duplicates on the right */
+  o.validate = SP_VALIDATE_M_1;
+  check(sp_frame_join(y, x, &o, &j, &err) == SP_EDUP && strstr(err.msg, "right frame"),
+        "join m:1: duplicate key on the right");
+  o.validate = SP_VALIDATE_NONE;
+  o.how = SP_JOIN_LEFT;
+  check(sp_frame_join(y, x, &o, &j, &err) == SP_OK && j->nrow == 7, "join m:m multiplies rows");
+  if (j) {
+    near(num(j, "x_y", 0), 3.5, 0, "join m:m: matches in right row order");
+    near(num(j, "x_y", 1), NAN, 0, "join m:m: second W match");
+    check(strcmp(cell(j, "region", 6), "N") == 0 && isnan(num(j, "year", 6)), "join m:m: unmatched left row");
+    sp_frame_free(j);
+  }
+  /* two keys, numeric and categorical */
+  const char *on2[] = {"region", "year"};
+  sp_frame *z = sp_frame_new(2, NULL);
+  const char *zr[] = {"E", "W"};
+  double zy[] = {2001, 2001}, zv[] = {100, 200};
+  sp_frame_add_strings(z, "region", zr, NULL);
+  add_num(z, "year", zy);
+  add_num(z, "v", zv);
+  sp_join_options o2 = {on2, 2, SP_JOIN_INNER, SP_VALIDATE_1_1, "_r"};
+  check(sp_frame_join(x, z, &o2, &j, &err) == SP_OK && j->nrow == 2, "join on two keys");
+  if (j) {
+    near(num(j, "v", 0), 200, 0, "join on two keys: W 2001");
+    near(num(j, "x", 1), 7.75, 0, "join on two keys: E 2001");
+    sp_frame_free(j);
+  }
+  const char *on3[] = {"year"};
+  sp_join_options o3 = {on3, 1, SP_JOIN_LEFT, SP_VALIDATE_NONE, NULL};
+  check(sp_frame_join(x, y, &o3, &j, &err) == SP_ENOTFOUND && strstr(err.msg, "right frame"),
+        "join: key missing on the right");
+  sp_frame_add_strings(z, "year", zr, NULL);
+  check(sp_frame_join(x, z, &o3, &j, &err) == SP_EVALUE && strstr(err.msg, "numeric in the left"),
+        "join: key types must agree");
+  sp_frame_free(z);
+  sp_frame_free(x);
+  sp_frame_free(y);
+}
+
+static void test_transforms(void) {
+  sp_error err;
+  double s[] = {1.25, 2.385, 3.5, 4.4, 7.75, 9.1};
+  near(sp_quantile_sorted(s, 6, 0.1), 1.8174999999999999, 1e-15, "quantile type 7, 10%");
+  near(sp_quantile_sorted(s, 6, 0.9), 8.4250000000000007, 1e-15, "quantile type 7, 90%");
+  near(sp_quantile_sorted(s, 1, 0.3), 1.25, 0, "quantile of one value");
+  check(isnan(sp_quantile_sorted(s, 0, 0.5)), "quantile of none is NaN");
+
+  double x[] = {3.5, 1.25, NAN, 7.75, 2.385, 9.1, 4.4};
+  check(sp_winsorize(x, 7, NULL, 0, 0.1, 0.9, &err) == SP_OK, "winsorize");
+  near(x[1], 1.8174999999999999, 1e-15, "winsorize: low value clamped");
+  near(x[5], 8.4250000000000007, 1e-15, "winsorize: high value clamped");
+  near(x[0], 3.5, 0, "winsorize: middle value kept");
+  check(isnan(x[2]), "winsorize: NaN kept");
+  int32_t g[] = {0, 0, 0, 1, 1, 1, -1};
+  double y[] = {1, 2, 3, 10, 20, 30, 99};
+  sp_winsorize(y, 7, g, 2, 0.5, 0.5, &err);
+  check(y[0] == 2 && y[2] == 2 && y[3] == 20 && y[6] == 99, "winsorize by group");
+  check(sp_winsorize(y, 7, NULL, 0, 0.9, 0.1, &err) == SP_EVALUE, "winsorize: lower > upper is an error");
+
+  double z[] = {1, 2, NAN, 3};
+  check(sp_standardize(z, 4, "z", &err) == SP_OK && z[0] == -1 && z[3] == 1 && isnan(z[2]), "standardize");
+  double c[] = {5, 5, 5};
+  check(sp_standardize(c, 3, "c", &err) == SP_EVALUE && strstr(err.msg, "'c' is constant"), "standardize constant");
+
+  double l[] = {1, exp(1.0), -2}, out[3];
+  check(sp_log_values(l, 3, 0, "gdp", out, &err) == SP_EVALUE && strstr(err.msg, "column 'gdp'") &&
+        strstr(err.msg, "-2 at row 3"), "log: non-positive value names column, value and row");
+  check(sp_log_values(l, 3, 1, "gdp", out, &err) == SP_OK && out[0] == 0 && fabs(out[1] - 1) < 1e-15 &&
+        isnan(out[2]), "log: nonpositive -> NaN");
+
+  double m[] = {1, 2, NAN, 10, 20}, means[2];
+  int32_t mg[] = {0, 0, 0, 1, -1};
+  sp_group_means(m, 5, mg, 2, means, &err);
+  check(means[0] == 1.5 && means[1] == 10, "group means skip NaN and code -1");
+}
+
+int main(void) {
+  test_strings();
+  test_order();
+  test_group_aggregate();
+  test_describe();
+  test_join();
+  test_transforms();
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
