@@ -1,8 +1,561 @@
 /*
-** lestimate.c: estimator primitives for Lua (sp.lsfit, sp.demean, sp.vcov).
+** lestimate.c: estimator primitives for Lua.
+**
+**   sp.lsfit(X, y [, {weights=, scale=, tol=}])   least squares, collinear columns dropped
+**   sp.vcov(X, resid, bread, opts)                 the sandwich family (vcov.h)
+**   sp.absorb(fe [, {weights=}])                   a fixed-effects workspace (demean.h):
+**       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
+**   sp.demean(M, fe [, opts])                      one-shot absorb + demean (in place)
+**   sp.codes(v)                                    dense 0-based codes of a vector, and levels
+**
+** Vectors of group identifiers (fixed effects, clusters, periods) may be
+** n x 1 matrices, Lua arrays of numbers or strings, or design code handles;
+** they are recoded densely (sorted values) here.
 */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/demean.h"
+#include "spillover/lsfit.h"
+#include "spillover/mem.h"
+#include "spillover/vcov.h"
+
 #include "lsp.h"
 
+#define SP_ABSORB_T "spillover.absorb"
+
+/* ---- group codes ------------------------------------------------------------ */
+
+/* A userdata that owns an int32 code array (so it is freed if we raise). */
+typedef struct {
+  int32_t *code;
+  size_t n, nlevels;
+} lcodes;
+
+static int codes_gc(lua_State *L) {
+  lcodes *c = luaL_checkudata(L, 1, "spillover.codes");
+  sp_mem_free(c->code);
+  c->code = NULL;
+  return 0;
+}
+
+static lcodes *push_codes(lua_State *L, size_t n) {
+  lcodes *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->code = NULL;
+  c->n = n;
+  c->nlevels = 0;
+  if (luaL_newmetatable(L, "spillover.codes")) {
+    lua_pushcfunction(L, codes_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  c->code = sp_mem_alloc((n ? n : 1) * sizeof *c->code);
+  if (c->code == NULL) luaL_error(L, "out of memory building group codes");
+  return c;
+}
+
+typedef struct { double v; size_t row; } vrow;
+
+static int cmp_vrow(const void *a, const void *b) {
+  double x = ((const vrow *)a)->v, y = ((const vrow *)b)->v;
+  return (x > y) - (x < y);
+}
+
+/* Dense codes (sorted unique values) of the vector at idx, pushed as an
+   lcodes userdata.  what names the argument in messages; n_expected is 0 to
+   accept any length.  Missing values (NaN, nil) are an error. */
+static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char *what) {
+  idx = lua_absindex(L, idx);
+  lcodes *c = luaL_testudata(L, idx, "spillover.codes");
+  if (c != NULL) {
+    if (n_expected && c->n != n_expected)
+      luaL_error(L, "%s has %zu entries, expected %zu", what, c->n, n_expected);
+    lua_pushvalue(L, idx);
+    return c;
+  }
+  gsl_matrix *m = sp_lua_test_matrix(L, idx);
+  if (m != NULL || (lua_istable(L, idx) && lua_type(L, (lua_rawgeti(L, idx, 1), -1)) == LUA_TNUMBER)) {
+    if (m == NULL) lua_pop(L, 1);
+    size_t n = m ? m->size1 * m->size2 : (size_t)luaL_len(L, idx);
+    if (m && m->size1 != 1 && m->size2 != 1) luaL_error(L, "%s must be a vector, got a %zux%zu matrix", what, m->size1, m->size2);
+    if (n_expected && n != n_expected) luaL_error(L, "%s has %zu entries, expected %zu", what, n, n_expected);
+    vrow *tmp = lua_newuserdatauv(L, (n ? n : 1) * sizeof *tmp, 0);
+    for (size_t i = 0; i < n; i++) {
+      double v;
+      if (m) v = m->size2 == 1 ? gsl_matrix_get(m, i, 0) : gsl_matrix_get(m, 0, i);
+      else { lua_rawgeti(L, idx, (lua_Integer)i + 1); v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : NAN; lua_pop(L, 1); }
+      if (isnan(v)) luaL_error(L, "%s is missing (or not a number) at entry %zu", what, i + 1);
+      tmp[i].v = v;
+      tmp[i].row = i;
+    }
+    qsort(tmp, n, sizeof *tmp, cmp_vrow);
+    c = push_codes(L, n);
+    size_t L_ = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (i > 0 && tmp[i].v != tmp[i - 1].v) L_++;
+      c->code[tmp[i].row] = (int32_t)L_;
+    }
+    c->nlevels = n ? L_ + 1 : 0;
+    lua_remove(L, -2);  /* tmp */
+    return c;
+  }
+  if (lua_istable(L, idx)) {
+    lua_pop(L, 1);  /* the probe of entry 1 */
+    /* Strings: sort the distinct values, then map. */
+    size_t n = lua_rawlen(L, idx);
+    lua_Integer nn = 0;
+    lua_getfield(L, idx, "n");
+    if (lua_isinteger(L, -1)) nn = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if ((size_t)nn > n) n = (size_t)nn;
+    if (n_expected && n != n_expected) luaL_error(L, "%s has %zu entries, expected %zu", what, n, n_expected);
+    lua_newtable(L);  /* value -> code */
+    int map = lua_gettop(L);
+    lua_newtable(L);  /* distinct values, to sort */
+    int uniq = lua_gettop(L);
+    lua_Integer nu = 0;
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s is missing (or not a string) at entry %zu", what, i + 1);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, map) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, map);
+        lua_rawseti(L, uniq, ++nu);
+      } else {
+        lua_pop(L, 2);
+      }
+    }
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, uniq);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    for (lua_Integer u = 1; u <= nu; u++) {
+      lua_rawgeti(L, uniq, u);
+      lua_pushinteger(L, u - 1);
+      lua_rawset(L, map);
+    }
+    c = push_codes(L, n);
+    for (size_t i = 0; i < n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i + 1);
+      lua_rawget(L, map);
+      c->code[i] = (int32_t)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    c->nlevels = (size_t)nu;
+    lua_replace(L, map);  /* leave only the codes userdata on top */
+    lua_settop(L, map);
+    return c;
+  }
+  luaL_error(L, "%s must be a vector (matrix, or array of numbers or strings)", what);
+  return NULL;
+}
+
+static int l_codes(lua_State *L) {
+  lcodes *c = check_codes(L, 1, 0, "sp.codes argument");
+  lua_pushinteger(L, (lua_Integer)c->nlevels);
+  return 2;
+}
+
+/* ---- sp.lsfit ------------------------------------------------------------------ */
+
+static const double *opt_vector(lua_State *L, int opts, const char *field, size_t n) {
+  const double *v = NULL;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    gsl_matrix *m = sp_lua_test_matrix(L, -1);
+    if (m == NULL || m->size1 * m->size2 != n || (m->size2 != 1 && m->size1 != 1) || (m->size2 != 1 && m->tda != m->size2))
+      luaL_error(L, "option '%s' must be a vector (matrix) of %zu entries", field, n);
+    if (m->size2 == 1 && m->tda != 1)
+      luaL_error(L, "option '%s' must be a contiguous vector (use :copy())", field);
+    v = m->data;
+  }
+  lua_pop(L, 1);  /* the caller keeps the options table, which pins the matrix */
+  return v;
+}
+
+static int l_lsfit(lua_State *L) {
+  gsl_matrix *X = sp_lua_check_matrix(L, 1);
+  gsl_matrix *y = sp_lua_check_matrix(L, 2);
+  int has_opts = lua_istable(L, 3);
+  if (y->size1 != X->size1 || y->size2 != 1)
+    return luaL_error(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
+                      X->size2, y->size1, y->size2);
+  if (y->tda != 1) return luaL_error(L, "lsfit: y must be a contiguous column (use :copy())");
+  const double *w = NULL, *scale = NULL;
+  double tol = 0;
+  if (has_opts) {
+    w = opt_vector(L, 3, "weights", X->size1);
+    scale = opt_vector(L, 3, "scale", X->size2);
+    lua_getfield(L, 3, "tol");
+    tol = luaL_optnumber(L, -1, 0);
+    lua_pop(L, 1);
+  }
+  size_t n = X->size1, k = X->size2;
+  lua_createtable(L, 0, 8);
+  int res = lua_gettop(L);
+  gsl_matrix *r = sp_lua_matrix_new(L, n, 1);
+  lua_setfield(L, res, "resid");
+  gsl_matrix *b = sp_lua_matrix_new(L, k, 1);
+  lua_setfield(L, res, "b");
+  sp_lsfit fit;
+  sp_lsfit_init(&fit);
+  sp_error err;
+  sp_error_clear(&err);
+  int st = sp_lsfit_run(X, y->data, w, scale, tol, &fit, r->data, &err);
+  if (st != SP_OK) {
+    sp_lsfit_clear(&fit);
+    return sp_lua_error(L, &err);
+  }
+  for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fit.b[j]);
+  gsl_matrix *B = sp_lua_matrix_new(L, fit.rank, fit.rank);
+  for (size_t i = 0; i < fit.rank; i++)
+    for (size_t j = 0; j < fit.rank; j++) gsl_matrix_set(B, i, j, gsl_matrix_get(fit.bread, i, j));
+  lua_setfield(L, res, "bread");
+  lua_createtable(L, (int)k, 0);
+  for (size_t j = 0; j < k; j++) {
+    lua_pushboolean(L, fit.keep[j]);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  lua_setfield(L, res, "keep");
+  lua_pushinteger(L, (lua_Integer)fit.rank);
+  lua_setfield(L, res, "rank");
+  lua_pushnumber(L, fit.ssr);
+  lua_setfield(L, res, "ssr");
+  sp_lsfit_clear(&fit);
+  return 1;
+}
+
+/* ---- sp.vcov -------------------------------------------------------------------- */
+
+static const char *const vcov_types[] = {"iid", "hc0", "hc1", "hc2", "hc3", "cluster", "driscoll_kraay", NULL};
+static const char *const dof_names[] = {"default", "none", "n/(n-k)", "(n-1)/(n-k)", NULL};
+static const char *const gadj_names[] = {"none", "each", "min", NULL};
+static const char *const tdf_names[] = {"resid", "clusters", NULL};
+
+static int opt_enum(lua_State *L, int opts, const char *field, const char *const *names, int def) {
+  int v = def;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    const char *s = luaL_checkstring(L, -1);
+    v = -1;
+    for (int i = 0; names[i]; i++)
+      if (strcmp(names[i], s) == 0) v = i;
+    if (v < 0) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; names[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, names[i]);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "vcov: unknown %s '%s' (expected one of: %s)", field, s, lua_tostring(L, -1));
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int l_vcov(lua_State *L) {
+  gsl_matrix *X = sp_lua_check_matrix(L, 1);
+  gsl_matrix *e = sp_lua_check_matrix(L, 2);
+  gsl_matrix *B = sp_lua_check_matrix(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  size_t n = X->size1, k = X->size2;
+  if (e->size1 != n || e->size2 != 1 || e->tda != 1)
+    return luaL_error(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
+  if (B->size1 != k || B->size2 != k)
+    return luaL_error(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
+  sp_vcov_spec spec;
+  sp_vcov_spec_init(&spec, (sp_vcov_type)opt_enum(L, 4, "type", vcov_types, 0));
+  sp_error err;
+  sp_error_clear(&err);
+  if (lua_getfield(L, 4, "compat") != LUA_TNIL) {
+    if (sp_vcov_preset(&spec, luaL_checkstring(L, -1), &err) != SP_OK) return sp_lua_error(L, &err);
+  }
+  lua_pop(L, 1);
+  int dof = opt_enum(L, 4, "dof", dof_names, -1);
+  if (dof >= 0) spec.dof = (sp_vcov_dof)dof;
+  int gadj = opt_enum(L, 4, "gadj", gadj_names, -1);
+  if (gadj >= 0) spec.gadj = (sp_vcov_gadj)gadj;
+  int tdf = opt_enum(L, 4, "tdf", tdf_names, -1);
+  if (tdf >= 0) spec.tdf = (sp_vcov_tdf)tdf;
+  lua_getfield(L, 4, "k_df");
+  spec.k_df = (size_t)luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 4, "multi0") != LUA_TNIL) spec.multi0 = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 4, "fix_psd") != LUA_TNIL) spec.fix_psd = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  spec.weights = opt_vector(L, 4, "weights", n);
+  lua_getfield(L, 4, "lag");
+  spec.lag = (long)luaL_optinteger(L, -1, -1);
+  lua_pop(L, 1);
+  /* Cluster dimensions: opts.cluster = {v1, v2, ...}, names in opts.cluster_names. */
+  if (lua_getfield(L, 4, "cluster") == LUA_TTABLE) {
+    int ct = lua_gettop(L);
+    size_t nc = lua_rawlen(L, ct);
+    if (nc == 0 || nc > SP_VCOV_MAXWAY) return luaL_error(L, "vcov: 'cluster' must list 1 to %d vectors", SP_VCOV_MAXWAY);
+    lua_getfield(L, 4, "cluster_names");
+    int cn = lua_gettop(L);
+    for (size_t j = 0; j < nc; j++) {
+      lua_rawgeti(L, ct, (lua_Integer)j + 1);
+      lcodes *c = check_codes(L, -1, n, "vcov: cluster variable");
+      lua_remove(L, -2);
+      spec.cluster[j] = c->code;   /* pinned: the codes userdata stays on the stack */
+      if (lua_istable(L, cn)) {
+        lua_rawgeti(L, cn, (lua_Integer)j + 1);
+        spec.cluster_name[j] = lua_tostring(L, -1);  /* pinned by the names table */
+        lua_pop(L, 1);
+      }
+    }
+    spec.ncluster = nc;
+  }
+  if (lua_getfield(L, 4, "time") != LUA_TNIL) {
+    lcodes *c = check_codes(L, -1, n, "vcov: time variable");
+    spec.time = c->code;
+  }
+  gsl_matrix *V = sp_lua_matrix_new(L, k, k);
+  int vidx = lua_gettop(L);
+  sp_vcov_info info;
+  memset(&info, 0, sizeof info);
+  if (sp_vcov_compute(X, e->data, B, &spec, V, &info, &err) != SP_OK) return sp_lua_error(L, &err);
+  lua_pushvalue(L, vidx);
+  lua_createtable(L, 0, 10);
+  lua_pushnumber(L, info.dof_factor); lua_setfield(L, -2, "dof_factor");
+  lua_pushnumber(L, info.df_t); lua_setfield(L, -2, "df_t");
+  lua_pushnumber(L, info.sigma2); lua_setfield(L, -2, "sigma2");
+  lua_pushinteger(L, (lua_Integer)info.k_df); lua_setfield(L, -2, "k_df");
+  lua_pushinteger(L, (lua_Integer)info.nclipped); lua_setfield(L, -2, "nclipped");
+  lua_pushinteger(L, (lua_Integer)info.nperiods); lua_setfield(L, -2, "nperiods");
+  lua_pushinteger(L, (lua_Integer)info.lag); lua_setfield(L, -2, "lag");
+  lua_createtable(L, (int)spec.ncluster, 0);
+  for (size_t j = 0; j < spec.ncluster; j++) {
+    lua_pushinteger(L, (lua_Integer)info.ngroups[j]);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  lua_setfield(L, -2, "ngroups");
+  lua_pushstring(L, sp_vcov_type_name(spec.type)); lua_setfield(L, -2, "type");
+  return 2;
+}
+
+/* ---- sp.absorb: the fixed-effects workspace ---------------------------------------- */
+
+typedef struct {
+  sp_demean_ws *ws;
+  size_t n, nfe;
+  size_t nlevels[8];
+} labsorb;
+
+static labsorb *check_absorb(lua_State *L, int idx) {
+  labsorb *a = luaL_checkudata(L, idx, SP_ABSORB_T);
+  if (a->ws == NULL) luaL_error(L, "attempt to use a closed spillover.absorb");
+  return a;
+}
+
+static int absorb_gc(lua_State *L) {
+  labsorb *a = luaL_checkudata(L, 1, SP_ABSORB_T);
+  sp_demean_free(a->ws);
+  a->ws = NULL;
+  return 0;
+}
+
+/* sp.absorb({v1, v2, ...} [, {weights = w}]): user value 1 keeps the codes. */
+static int l_absorb(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t nfe = lua_rawlen(L, 1);
+  if (nfe == 0 || nfe > 8) return luaL_error(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
+  labsorb *a = lua_newuserdatauv(L, sizeof *a, 1);
+  a->ws = NULL;
+  a->nfe = nfe;
+  luaL_setmetatable(L, SP_ABSORB_T);
+  int ud = lua_gettop(L);
+  lua_createtable(L, (int)nfe, 0);
+  int keep = lua_gettop(L);
+  const int32_t *codes[8];
+  size_t n = 0;
+  for (size_t j = 0; j < nfe; j++) {
+    lua_rawgeti(L, 1, (lua_Integer)j + 1);
+    lcodes *c = check_codes(L, -1, n, "absorb: fixed-effect vector");
+    lua_remove(L, -2);
+    n = c->n;
+    codes[j] = c->code;
+    a->nlevels[j] = c->nlevels;
+    lua_rawseti(L, keep, (lua_Integer)j + 1);
+  }
+  a->n = n;
+  const double *w = lua_istable(L, 2) ? opt_vector(L, 2, "weights", n) : NULL;
+  sp_error err;
+  sp_error_clear(&err);
+  a->ws = sp_demean_new(n, nfe, codes, a->nlevels, w, &err);
+  if (a->ws == NULL) return sp_lua_error(L, &err);
+  lua_pushvalue(L, keep);
+  lua_setiuservalue(L, ud, 1);
+  lua_pushvalue(L, ud);
+  return 1;
+}
+
+static void demean_options(lua_State *L, int idx, sp_demean_options *opt) {
+  sp_demean_options_init(opt);
+  if (!lua_istable(L, idx)) return;
+  lua_getfield(L, idx, "tol");
+  opt->tol = luaL_optnumber(L, -1, opt->tol);
+  lua_getfield(L, idx, "maxiter");
+  opt->maxiter = (size_t)luaL_optinteger(L, -1, (lua_Integer)opt->maxiter);
+  lua_getfield(L, idx, "threads");
+  opt->threads = (int)luaL_optinteger(L, -1, opt->threads);
+  if (lua_getfield(L, idx, "accelerate") != LUA_TNIL) opt->accelerate = lua_toboolean(L, -1);
+  lua_pop(L, 4);
+}
+
+/* a:demean(M [, opts]) -> info; M (n x p) is demeaned in place.  Returns
+   info {iter, converged, achieved}; non-convergence raises unless
+   opts.allow_nonconvergence (the caller then warns). */
+static int absorb_demean(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  gsl_matrix *M = sp_lua_check_matrix(L, 2);
+  if (M->size1 != a->n) return luaL_error(L, "demean: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
+  sp_demean_options opt;
+  demean_options(L, 3, &opt);
+  int allow = 0;
+  if (lua_istable(L, 3)) {
+    lua_getfield(L, 3, "allow_nonconvergence");
+    allow = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  sp_demean_info info;
+  memset(&info, 0, sizeof info);
+  sp_error err;
+  sp_error_clear(&err);
+  int st = sp_demean_run(a->ws, M->data, M->size1, M->size2, M->tda, &opt, &info, &err);
+  if (st != SP_OK && !(st == SP_ECONV && allow)) return sp_lua_error(L, &err);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)info.iter); lua_setfield(L, -2, "iter");
+  lua_pushboolean(L, info.converged); lua_setfield(L, -2, "converged");
+  lua_pushnumber(L, info.achieved); lua_setfield(L, -2, "achieved");
+  if (st == SP_ECONV) { lua_pushstring(L, err.msg); lua_setfield(L, -2, "warning"); }
+  return 1;
+}
+
+/* a:fixef(r) -> {coef vector per factor (nlevels x 1 matrices)} */
+static int absorb_fixef(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  gsl_matrix *r = sp_lua_check_matrix(L, 2);
+  if (r->size1 != a->n || r->size2 != 1 || r->tda != 1)
+    return luaL_error(L, "fixef: expected a contiguous %zu x 1 vector", a->n);
+  sp_demean_options opt;
+  demean_options(L, 3, &opt);
+  lua_createtable(L, (int)a->nfe, 0);
+  double *coef[8];
+  for (size_t j = 0; j < a->nfe; j++) {
+    gsl_matrix *c = sp_lua_matrix_new(L, a->nlevels[j], 1);
+    coef[j] = c->data;
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_demean_fixef(a->ws, r->data, coef, &opt, &err) != SP_OK) return sp_lua_error(L, &err);
+  return 1;
+}
+
+/* a:dof() -> parameters absorbed, connected components of the first two. */
+static int absorb_dof(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  const int32_t *codes[8];
+  for (size_t j = 0; j < a->nfe; j++) {
+    lua_rawgeti(L, -1, (lua_Integer)j + 1);
+    codes[j] = ((lcodes *)lua_touserdata(L, -1))->code;
+    lua_pop(L, 1);
+  }
+  size_t dof = 0, ncomp = 0;
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_fe_dof(a->n, a->nfe, codes, a->nlevels, NULL, &dof, &ncomp, &err) != SP_OK) return sp_lua_error(L, &err);
+  lua_pushinteger(L, (lua_Integer)dof);
+  lua_pushinteger(L, (lua_Integer)ncomp);
+  return 2;
+}
+
+/* a:nested(j, cluster) -> is factor j nested in the cluster vector? */
+static int absorb_nested(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  lua_Integer j = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, j >= 1 && (size_t)j <= a->nfe, 2, "no such fixed effect");
+  lcodes *c = check_codes(L, 3, a->n, "nested: cluster variable");
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, j);
+  const lcodes *fe = lua_touserdata(L, -1);
+  int nested = 0;
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_fe_nested(a->n, fe->code, fe->nlevels, c->code, c->nlevels, NULL, &nested, &err) != SP_OK)
+    return sp_lua_error(L, &err);
+  lua_pushboolean(L, nested);
+  return 1;
+}
+
+static int absorb_info(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  lua_pushinteger(L, (lua_Integer)a->n);
+  lua_createtable(L, (int)a->nfe, 0);
+  for (size_t j = 0; j < a->nfe; j++) {
+    lua_pushinteger(L, (lua_Integer)a->nlevels[j]);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  return 2;
+}
+
+/* sp.demean(M, fe [, opts]): absorb then demean M in place; returns M, info. */
+static int l_demean(lua_State *L) {
+  sp_lua_check_matrix(L, 1);
+  lua_settop(L, 3);
+  lua_pushcfunction(L, l_absorb);
+  lua_pushvalue(L, 2);
+  if (lua_istable(L, 3)) lua_pushvalue(L, 3); else lua_pushnil(L);
+  lua_call(L, 2, 1);
+  lua_pushcfunction(L, absorb_demean);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_call(L, 3, 1);
+  lua_pushvalue(L, 1);
+  lua_insert(L, -2);
+  return 2;
+}
+
+static const luaL_Reg absorb_meta[] = {
+  {"__gc", absorb_gc},
+  {"__close", absorb_gc},
+  {NULL, NULL}
+};
+
+static const luaL_Reg absorb_meth[] = {
+  {"demean", absorb_demean},
+  {"fixef", absorb_fixef},
+  {"dof", absorb_dof},
+  {"nested", absorb_nested},
+  {"info", absorb_info},
+  {NULL, NULL}
+};
+
+static const luaL_Reg funcs[] = {
+  {"lsfit", l_lsfit},
+  {"vcov", l_vcov},
+  {"absorb", l_absorb},
+  {"demean", l_demean},
+  {"codes", l_codes},
+  {NULL, NULL}
+};
+
 void sp_lua_open_estimate(lua_State *L) {
-  (void)L;
+  luaL_newmetatable(L, SP_ABSORB_T);
+  luaL_setfuncs(L, absorb_meta, 0);
+  luaL_newlibtable(L, absorb_meth);
+  luaL_setfuncs(L, absorb_meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
 }

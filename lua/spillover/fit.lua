@@ -1,0 +1,421 @@
+-- spillover.fit: the fit protocol.
+--
+-- Every estimator, built-in or user-written, returns sp.fit{...}; tables,
+-- tests, draws and counterfactuals rely only on what is here.  The contract:
+--   names   array of coefficient names as written in the formula
+--   b       array of estimates (same order), V the k x k covariance (array of rows)
+--   nobs    observations used; df_resid for t/F inference (nil: normal/chi2)
+--   stats   named statistics (r2, adj_r2, sigma, ssr, F, ...)
+--   optional: resid, fitted (arrays or n x 1 matrices), predict(fit, frame),
+--   fixef (table of name -> {level -> value}), estimator, formula, vcov_label,
+--   fe (names of absorbed effects), extra fields kept as they are.
+local dist = require("spillover.core").dist
+
+local Fit = {}
+Fit.__index = Fit
+Fit.__name = "spillover.fit"
+
+local function tolist(v, what)
+  if v == nil then return nil end
+  if type(v) == "table" then return v end
+  -- a matrix (n x 1 or 1 x n, or k x k for V)
+  if type(v) == "userdata" and v.totable then return v:totable() end
+  error("sp.fit: " .. what .. " must be a table or a matrix", 3)
+end
+
+--- Build a fit object; checks the contract so a user estimator fails early.
+local function new(spec)
+  if type(spec) ~= "table" then error("sp.fit: expected a table {names=, b=, V=, nobs=, ...}", 2) end
+  local names = spec.names
+  if type(names) ~= "table" then error("sp.fit: 'names' must be an array of coefficient names", 2) end
+  local b = tolist(spec.b, "b")
+  if b == nil or #b ~= #names then
+    error(string.format("sp.fit: 'b' must have %d entries (one per name), found %d", #names, b and #b or 0), 2)
+  end
+  local V = tolist(spec.V, "V")
+  if V == nil or #V ~= #names then error("sp.fit: 'V' must be a " .. #names .. " x " .. #names .. " matrix", 2) end
+  for i = 1, #V do
+    if type(V[i]) ~= "table" or #V[i] ~= #names then
+      error("sp.fit: 'V' must be a " .. #names .. " x " .. #names .. " matrix (row " .. i .. " is not)", 2)
+    end
+  end
+  local self = {}
+  for k, v in pairs(spec) do self[k] = v end
+  self.b, self.V = b, V
+  self.index = {}
+  for i, n in ipairs(names) do self.index[n] = i end
+  self.stats = self.stats or {}
+  self.nobs = self.nobs or self.stats.nobs
+  self.stats.nobs = self.nobs
+  if self.df_resid == nil then self.df_resid = self.stats.df_resid end
+  self.stats.df_resid = self.df_resid
+  return setmetatable(self, Fit)
+end
+
+local function keyed(self, f)
+  local t = {}
+  for i, n in ipairs(self.names) do t[n] = f(i) end
+  return t
+end
+
+function Fit:coef() return keyed(self, function(i) return self.b[i] end) end
+function Fit:se() return keyed(self, function(i) return math.sqrt(self.V[i][i]) end) end
+
+function Fit:vcov()
+  local t = {}
+  for i, a in ipairs(self.names) do
+    t[a] = {}
+    for j, c in ipairs(self.names) do t[a][c] = self.V[i][j] end
+  end
+  return t
+end
+
+function Fit:tstat()
+  return keyed(self, function(i) return self.b[i] / math.sqrt(self.V[i][i]) end)
+end
+
+--- Uses t(df_resid) when the fit has df_resid and dist ~= "normal", else N(0,1).
+function Fit:uses_t() return self.df_resid ~= nil and self.dist ~= "normal" end
+
+local function two_sided(self, z)
+  if self:uses_t() then return 2 * dist.pt(math.abs(z), self.df_resid, true) end
+  return 2 * dist.pnorm(math.abs(z), true)
+end
+
+function Fit:pvalue()
+  return keyed(self, function(i) return two_sided(self, self.b[i] / math.sqrt(self.V[i][i])) end)
+end
+
+function Fit:confint(level)
+  level = level or 0.95
+  if not (level > 0 and level < 1) then error("confint: level must be in (0, 1)", 2) end
+  local q = self:uses_t() and dist.qt(1 - (1 - level) / 2, self.df_resid) or dist.qnorm(1 - (1 - level) / 2)
+  return keyed(self, function(i)
+    local s = math.sqrt(self.V[i][i])
+    return { self.b[i] - q * s, self.b[i] + q * s }
+  end)
+end
+
+local function need(self, field, what)
+  if self[field] == nil then
+    error(string.format("%s: this %s fit does not provide %s", what, self.estimator or "user", field), 3)
+  end
+  return self[field]
+end
+
+function Fit:resid() return need(self, "resid_values", "resid") end
+function Fit:fitted() return need(self, "fitted_values", "fitted") end
+
+function Fit:fixef()
+  local f = need(self, "fixef_values", "fixef")
+  if type(f) == "function" then
+    self.fixef_values = f(self)
+    return self.fixef_values
+  end
+  return f
+end
+
+function Fit:predict(frame, opts)
+  local p = need(self, "predict_fn", "predict")
+  return p(self, frame, opts)
+end
+
+--- One draw of the coefficients from N(b, V): a table keyed by name.
+function Fit:draw(rng)
+  local k = #self.names
+  if self.chol == nil then
+    -- Cholesky of V (lower); a zero or tiny negative pivot (a coefficient
+    -- with no sampling variance) contributes no noise.
+    local L = {}
+    for i = 1, k do
+      L[i] = {}
+      for j = 1, i do
+        local s = self.V[i][j]
+        for q = 1, j - 1 do s = s - L[i][q] * L[j][q] end
+        if i == j then
+          if s < -1e-12 * math.abs(self.V[i][i]) then
+            error("draw: the covariance matrix is not positive semi-definite", 2)
+          end
+          L[i][i] = s > 0 and math.sqrt(s) or 0
+        else
+          L[i][j] = L[j][j] > 0 and s / L[j][j] or 0
+        end
+      end
+    end
+    self.chol = L
+  end
+  local z = {}
+  for i = 1, k do z[i] = rng:normal() end
+  local out = {}
+  for i = 1, k do
+    local s = self.b[i]
+    for j = 1, i do s = s + self.chol[i][j] * z[j] end
+    out[self.names[i]] = s
+  end
+  return out
+end
+
+-- ---- Wald tests of linear restrictions ------------------------------------
+
+-- Split at commas outside parentheses (names like l(x, 1) contain commas).
+local function split_top(s)
+  local parts, depth, start = {}, 0, 1
+  for i = 1, #s do
+    local c = s:sub(i, i)
+    if c == "(" then depth = depth + 1
+    elseif c == ")" then depth = depth - 1
+    elseif c == "," and depth == 0 then
+      parts[#parts + 1] = s:sub(start, i - 1)
+      start = i + 1
+    end
+  end
+  parts[#parts + 1] = s:sub(start)
+  return parts
+end
+
+-- Parse one side "2*x1 - x2 + 3" into (coefficients by index, constant).
+local function parse_linear(self, s, row, sign, text)
+  local sorted = {}
+  for i, n in ipairs(self.names) do sorted[#sorted + 1] = { n, i } end
+  table.sort(sorted, function(a, b) return #a[1] > #b[1] end)
+  local pos, const, expect_term = 1, 0, true
+  local termsign = 1
+  local function skip() pos = s:find("%S", pos) or #s + 1 end
+  local function name_at()
+    for _, e in ipairs(sorted) do
+      if s:sub(pos, pos + #e[1] - 1) == e[1] then
+        local after = s:sub(pos + #e[1], pos + #e[1])
+        if not after:match("[%w_%.]") then pos = pos + #e[1]; return e[2] end
+      end
+    end
+  end
+  local function number_at()
+    local num = s:match("^%d*%.?%d+[eE][-+]?%d+", pos) or s:match("^%d*%.?%d+", pos)
+    if num then pos = pos + #num; return tonumber(num) end
+  end
+  skip()
+  while pos <= #s do
+    local c = s:sub(pos, pos)
+    if c == "+" or c == "-" then
+      if c == "-" then termsign = -termsign end
+      pos = pos + 1
+    else
+      local mult, idx = 1, name_at()
+      if idx == nil then
+        local num = number_at()
+        if num == nil then
+          error(string.format("wald: cannot read '%s' in \"%s\": expected a coefficient name (one of: %s) or a number",
+            s:sub(pos), text, table.concat(self.names, ", ")), 3)
+        end
+        mult = num
+        skip()
+        if s:sub(pos, pos) == "*" then
+          pos = pos + 1
+          skip()
+          idx = name_at()
+          if idx == nil then error(string.format("wald: expected a coefficient name after '*' in \"%s\"", text), 3) end
+        end
+      else
+        skip()
+        if s:sub(pos, pos) == "*" then
+          pos = pos + 1
+          skip()
+          mult = number_at()
+          if mult == nil then error(string.format("wald: expected a number after '*' in \"%s\"", text), 3) end
+        end
+      end
+      if idx then row[idx] = (row[idx] or 0) + sign * termsign * mult
+      else const = const + sign * termsign * mult end
+      termsign = 1
+    end
+    skip()
+  end
+  return const
+end
+
+--- Wald test of linear restrictions: "x1 = x2", "x1 = 0, x2 = 0",
+--- "2*x1 + x2 = 1", or an array of names (all zero).  Returns a table
+--- {statistic, df1, df2, pvalue, chi2, chi2_pvalue}: F with (q, df_resid) when
+--- the fit uses t, chi2(q) otherwise.
+function Fit:wald(spec)
+  local rows, rhs = {}, {}
+  if type(spec) == "table" then
+    for _, n in ipairs(spec) do
+      local i = self.index[n]
+      if i == nil then error("wald: unknown coefficient '" .. tostring(n) .. "'", 2) end
+      rows[#rows + 1] = { [i] = 1 }
+      rhs[#rhs + 1] = 0
+    end
+  elseif type(spec) == "string" then
+    for _, part in ipairs(split_top(spec)) do
+      local lhs, r = part:match("^(.-)=(.*)$")
+      if lhs == nil then lhs, r = part, "0" end
+      local row = {}
+      local c1 = parse_linear(self, lhs, row, 1, spec)
+      local c2 = parse_linear(self, r, row, -1, spec)
+      if next(row) == nil then error("wald: restriction '" .. part .. "' involves no coefficient", 2) end
+      rows[#rows + 1] = row
+      rhs[#rhs + 1] = -(c1 + c2)
+    end
+  else
+    error("wald: expected a string like \"x1 = x2\" or an array of names", 2)
+  end
+  local q, k = #rows, #self.names
+  -- d = R b - r, M = R V R'
+  local d, M = {}, {}
+  for a = 1, q do
+    local s = -rhs[a]
+    for i, v in pairs(rows[a]) do s = s + v * self.b[i] end
+    d[a] = s
+    M[a] = {}
+    for c = 1, q do
+      local m = 0
+      for i, vi in pairs(rows[a]) do
+        for j, vj in pairs(rows[c]) do m = m + vi * self.V[i][j] * vj end
+      end
+      M[a][c] = m
+    end
+  end
+  -- Solve M x = d by Gaussian elimination with partial pivoting.
+  local A = {}
+  for a = 1, q do A[a] = { table.unpack(M[a]) }; A[a][q + 1] = d[a] end
+  for col = 1, q do
+    local piv, best = col, math.abs(A[col][col])
+    for r = col + 1, q do if math.abs(A[r][col]) > best then piv, best = r, math.abs(A[r][col]) end end
+    if best <= 1e-14 * math.max(1, math.abs(M[col][col])) then
+      error("wald: the restrictions are linearly dependent or involve coefficients without variance", 2)
+    end
+    A[col], A[piv] = A[piv], A[col]
+    for r = col + 1, q do
+      local f = A[r][col] / A[col][col]
+      for c = col, q + 1 do A[r][c] = A[r][c] - f * A[col][c] end
+    end
+  end
+  local x = {}
+  for r = q, 1, -1 do
+    local s = A[r][q + 1]
+    for c = r + 1, q do s = s - A[r][c] * x[c] end
+    x[r] = s / A[r][r]
+  end
+  local chi2 = 0
+  for a = 1, q do chi2 = chi2 + d[a] * x[a] end
+  local out = { chi2 = chi2, df1 = q, chi2_pvalue = dist.pchisq(chi2, q, true) }
+  if self:uses_t() then
+    out.statistic, out.df2 = chi2 / q, self.df_resid
+    out.pvalue = dist.pf(out.statistic, q, self.df_resid, true)
+    out.kind = "F"
+  else
+    out.statistic, out.pvalue, out.kind = chi2, out.chi2_pvalue, "chi2"
+  end
+  local _ = k
+  return out
+end
+
+-- ---- printing ---------------------------------------------------------------
+
+local function stars(p)
+  if p ~= p then return "" end
+  return p < 0.001 and "***" or p < 0.01 and "**" or p < 0.05 and "*" or p < 0.1 and "." or ""
+end
+
+local function fmtp(p)
+  if p ~= p then return "NA" end
+  if p < 2.2e-16 then return "< 2e-16" end
+  if p < 1e-4 then return string.format("%.2e", p) end
+  return string.format("%.4f", p)
+end
+
+local function fmtnum(x)
+  if x ~= x then return "NA" end
+  local a = math.abs(x)
+  if a ~= 0 and (a >= 1e6 or a < 1e-4) then return string.format("%.4e", x) end
+  return string.format("%.6f", x)
+end
+
+--- Width of a UTF-8 string in terminal cells (CJK counted as 2).
+local function width(s)
+  local w = 0
+  for _, c in utf8.codes(s) do w = w + ((c >= 0x1100 and (c <= 0x115F or (c >= 0x2E80 and c <= 0xA4CF) or
+    (c >= 0xAC00 and c <= 0xD7A3) or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFF00 and c <= 0xFF60))) and 2 or 1) end
+  return w
+end
+
+local function pad(s, n, right)
+  local fill = string.rep(" ", math.max(0, n - width(s)))
+  return right and (fill .. s) or (s .. fill)
+end
+
+function Fit:summary()
+  local out = {}
+  local function add(s) out[#out + 1] = s end
+  add(string.format("%s: %s", self.label or self.estimator or "fit", self.formula or ""))
+  local line = string.format("Observations: %s", tostring(self.nobs))
+  if self.fe and #self.fe > 0 then
+    local fes = {}
+    for _, f in ipairs(self.fe) do fes[#fes + 1] = f.nlevels and string.format("%s (%d)", f.name, f.nlevels) or f.name end
+    line = line .. "   Fixed effects: " .. table.concat(fes, ", ")
+  end
+  add(line)
+  if self.vcov_label then add("Standard errors: " .. self.vcov_label) end
+  add("")
+  local se, p = self:se(), self:pvalue()
+  local tname = self:uses_t() and "t value" or "z value"
+  local pname = self:uses_t() and "Pr(>|t|)" or "Pr(>|z|)"
+  local w = 8
+  for _, n in ipairs(self.names) do w = math.max(w, width(n)) end
+  add(pad("", w) .. "  " .. pad("Estimate", 14, true) .. pad("Std. Error", 14, true) .. pad(tname, 10, true) ..
+    pad(pname, 11, true))
+  for i, n in ipairs(self.names) do
+    local t = self.b[i] / se[n]
+    add(pad(n, w) .. "  " .. pad(fmtnum(self.b[i]), 14, true) .. pad(fmtnum(se[n]), 14, true) ..
+      pad(t == t and string.format("%.3f", t) or "NA", 10, true) .. pad(fmtp(p[n]), 11, true) .. " " .. stars(p[n]))
+  end
+  add("---")
+  add("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
+  local s = self.stats
+  local parts = {}
+  if s.sigma then parts[#parts + 1] = string.format("Residual std. error: %.6g on %s degrees of freedom", s.sigma,
+      tostring(self.df_resid)) end
+  if #parts > 0 then add(table.concat(parts, "   ")) end
+  parts = {}
+  if s.r2 then parts[#parts + 1] = string.format("R-squared: %.6f", s.r2) end
+  if s.adj_r2 then parts[#parts + 1] = string.format("Adj. R-squared: %.6f", s.adj_r2) end
+  if s.r2_within then parts[#parts + 1] = string.format("Within R-squared: %.6f", s.r2_within) end
+  if #parts > 0 then add(table.concat(parts, "   ")) end
+  if s.F and type(s.F) == "table" and s.F.statistic then
+    local F = s.F
+    if F.df2 then
+      add(string.format("%s-statistic: %.6g on %s and %s DF, p-value: %s", F.kind or "F", F.statistic,
+        tostring(F.df1), tostring(F.df2), fmtp(F.pvalue)))
+    else
+      add(string.format("Wald chi2: %.6g on %s DF, p-value: %s", F.statistic, tostring(F.df1), fmtp(F.pvalue)))
+    end
+  end
+  if self.notes and #self.notes > 0 then
+    for _, n in ipairs(self.notes) do add("Note: " .. n) end
+  end
+  return table.concat(out, "\n")
+end
+
+Fit.__tostring = Fit.summary
+
+--- A frame with one row per coefficient (needs sp.frame).
+function Fit:tidy(level)
+  local sp = require "spillover"
+  local ci, se, p = self:confint(level), self:se(), self:pvalue()
+  local cols = { term = {}, estimate = {}, std_error = {}, statistic = {}, p_value = {}, conf_low = {}, conf_high = {} }
+  for i, n in ipairs(self.names) do
+    cols.term[i] = n
+    cols.estimate[i] = self.b[i]
+    cols.std_error[i] = se[n]
+    cols.statistic[i] = self.b[i] / se[n]
+    cols.p_value[i] = p[n]
+    cols.conf_low[i], cols.conf_high[i] = ci[n][1], ci[n][2]
+  end
+  return sp.frame(cols, { order = { "term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high" } })
+end
+
+--- Is v a fit object?
+local function is_fit(v) return getmetatable(v) == Fit end
+
+return { new = new, class = Fit, is_fit = is_fit, width = width, pad = pad }
