@@ -1,0 +1,917 @@
+/*
+** csv.c: the CSV reader and writer (see csv.h).
+**
+** Reading works on one in-memory copy of the whole input, padded so that the
+** last byte is always '\n' (a sentinel that stops every unquoted scan without
+** a bounds test).  Rows are bounded above by the number of newlines, so every
+** column buffer is allocated once at its final capacity: no realloc copies of
+** huge buffers (first touch of fresh memory is slow, see PERFORMANCE.md).
+**
+** Every column starts numeric (unless forced).  When a column meets its first
+** non-numeric, non-missing field it turns categorical from that row on; the
+** earlier rows of all such columns are filled in by one second pass over the
+** text at the end, and the levels are then renumbered into order of first
+** appearance.  So the text is read at most twice, whatever the data.
+*/
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spillover/csv.h"
+#include "spillover/mem.h"
+
+static const char *const default_missing[] = {"", "NA", ".", "NaN"};
+
+void sp_csv_options_init(sp_csv_options *opt) {
+  memset(opt, 0, sizeof *opt);
+  opt->delimiter = ',';
+  opt->header = 1;
+  opt->missing = default_missing;
+  opt->nmissing = sizeof default_missing / sizeof default_missing[0];
+}
+
+/* ---- numbers ------------------------------------------------------------------- */
+
+static const double pow10_exact[23] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+/* strtod on a copy of [s, e), for the cases the fast path cannot do exactly. */
+static double slow_strtod(const char *s, const char *e) {
+  char small[128];
+  size_t n = (size_t)(e - s);
+  char *b = n < sizeof small ? small : malloc(n + 1);
+  if (b == NULL) return NAN;  /* only for absurdly long digit strings */
+  memcpy(b, s, n);
+  b[n] = '\0';
+  double v = strtod(b, NULL);
+  if (b != small) free(b);
+  return v;
+}
+
+/* Clinger's fast path: with at most 2^53 as mantissa and |exponent| <= 22,
+   both operands are exact doubles and one IEEE multiply or divide rounds
+   correctly, so the result equals strtod's.  Anything else goes to strtod. */
+int sp_csv_parse_double(const char *s, size_t len, double *out) {
+  const char *p = s, *e = s + len;
+  while (p < e && (*p == ' ' || *p == '\t')) p++;
+  while (e > p && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  if (p == e) return 0;
+  const char *start = p;
+  int neg = 0, slow = 0, ndig = 0, sig = 0;
+  uint64_t m = 0;
+  long exp10 = 0;
+  if (*p == '+' || *p == '-') { neg = (*p == '-'); p++; }
+  while (p < e && (unsigned)(*p - '0') < 10) {
+    unsigned d = (unsigned)(*p - '0');
+    if (m != 0 || d != 0) {
+      if (sig < 19) { m = m * 10 + d; sig++; }
+      else { slow = 1; exp10++; }
+    }
+    ndig++;
+    p++;
+  }
+  if (p < e && *p == '.') {
+    p++;
+    while (p < e && (unsigned)(*p - '0') < 10) {
+      unsigned d = (unsigned)(*p - '0');
+      if (m != 0 || d != 0) {
+        if (sig < 19) { m = m * 10 + d; sig++; exp10--; }
+        else slow = 1;
+      } else {
+        exp10--;
+      }
+      ndig++;
+      p++;
+    }
+  }
+  if (ndig == 0) return 0;
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    p++;
+    int eneg = 0;
+    long ex = 0;
+    if (p < e && (*p == '+' || *p == '-')) { eneg = (*p == '-'); p++; }
+    if (p == e || (unsigned)(*p - '0') >= 10) return 0;
+    while (p < e && (unsigned)(*p - '0') < 10) {
+      if (ex < 100000) ex = ex * 10 + (*p - '0');
+      p++;
+    }
+    exp10 += eneg ? -ex : ex;
+  }
+  if (p != e) return 0;
+  if (slow || m > ((uint64_t)1 << 53) || exp10 < -22 || exp10 > 22) {
+    *out = slow_strtod(start, e);
+    return 1;
+  }
+  double v = (double)m;
+  v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+  *out = neg ? -v : v;
+  return 1;
+}
+
+/* "inf"/"infinity" with an optional sign, any case: accepted only in columns
+   forced numeric, where the user asked for numbers explicitly. */
+static int parse_inf(const char *s, size_t n, double *out) {
+  while (n > 0 && (*s == ' ' || *s == '\t')) { s++; n--; }
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+  int neg = 0;
+  if (n > 0 && (*s == '+' || *s == '-')) { neg = (*s == '-'); s++; n--; }
+  if ((n == 3 && strncasecmp(s, "inf", 3) == 0) || (n == 8 && strncasecmp(s, "infinity", 8) == 0)) {
+    *out = neg ? -INFINITY : INFINITY;
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- the level dictionary --------------------------------------------------------- */
+
+typedef struct {
+  char **lv;         /* n level strings (malloc), handed to the frame at the end */
+  size_t *len;
+  uint32_t *hash;
+  size_t n, cap;
+  int32_t *tab;      /* open addressing: level index or -1 */
+  size_t tmask;
+} dict;
+
+static uint32_t hash_bytes(const char *s, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+static void dict_free(dict *d) {
+  if (d->lv != NULL)
+    for (size_t i = 0; i < d->n; i++) free(d->lv[i]);
+  free(d->lv);
+  free(d->len);
+  free(d->hash);
+  free(d->tab);
+  memset(d, 0, sizeof *d);
+}
+
+static int dict_rehash(dict *d, size_t tsize) {
+  int32_t *t = malloc(tsize * sizeof *t);
+  if (t == NULL) return 0;
+  memset(t, 0xff, tsize * sizeof *t);
+  for (size_t k = 0; k < d->n; k++) {
+    size_t i = d->hash[k] & (tsize - 1);
+    while (t[i] >= 0) i = (i + 1) & (tsize - 1);
+    t[i] = (int32_t)k;
+  }
+  free(d->tab);
+  d->tab = t;
+  d->tmask = tsize - 1;
+  return 1;
+}
+
+/* Code of s[0..n), adding it as a new level if unseen; -1 when out of memory,
+   -2 when there are too many levels for int32 codes. */
+static int32_t dict_intern(dict *d, const char *s, size_t n) {
+  uint32_t h = hash_bytes(s, n);
+  if (d->tab == NULL && !dict_rehash(d, 64)) return -1;
+  size_t i = h & d->tmask;
+  for (int32_t k; (k = d->tab[i]) >= 0; i = (i + 1) & d->tmask)
+    if (d->hash[k] == h && d->len[k] == n && memcmp(d->lv[k], s, n) == 0) return k;
+  if (d->n >= (size_t)INT32_MAX) return -2;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? 2 * d->cap : 16;
+    char **lv = realloc(d->lv, cap * sizeof *lv);
+    if (lv == NULL) return -1;
+    d->lv = lv;
+    size_t *len = realloc(d->len, cap * sizeof *len);
+    if (len == NULL) return -1;
+    d->len = len;
+    uint32_t *hh = realloc(d->hash, cap * sizeof *hh);
+    if (hh == NULL) return -1;
+    d->hash = hh;
+    d->cap = cap;
+  }
+  char *c = malloc(n + 1);
+  if (c == NULL) return -1;
+  memcpy(c, s, n);
+  c[n] = '\0';
+  int32_t k = (int32_t)d->n;
+  d->lv[k] = c;
+  d->len[k] = n;
+  d->hash[k] = h;
+  d->n++;
+  d->tab[i] = k;
+  if (2 * d->n > d->tmask + 1 && !dict_rehash(d, 2 * (d->tmask + 1))) return -1;
+  return k;
+}
+
+/* ---- the tokenizer ------------------------------------------------------------------- */
+
+typedef struct {
+  const char *s;     /* field text (inside the quotes for quoted fields) */
+  size_t len;
+  int quoted, esc;   /* esc: holds doubled quotes to undo */
+  const char *pos;   /* where the field starts (its opening quote if quoted) */
+  long line;         /* physical line of pos */
+  const char *lstart;
+} field;
+
+typedef struct {
+  const char *name;
+  const char *data, *end;   /* end[-1] == '\n' always */
+  const char *data_end;     /* records start only before this (trailing blank lines cut) */
+  char delim;
+  unsigned char special[256];
+  long line;
+  const char *lstart;
+  const char *const *miss;
+  size_t nmiss;
+  size_t *misslen;
+  int empty_missing;        /* "" is a missing token */
+  int miss_numeric;         /* some token parses as a number: test tokens first */
+  char *scratch;
+  size_t scap;
+  sp_error *err;
+} parser;
+
+/* 1-based column of p on its line, in UTF-8 characters. */
+static long utf8_col(const char *lstart, const char *p) {
+  long c = 1;
+  for (const char *q = lstart; q < p; q++)
+    if (((unsigned char)*q & 0xC0) != 0x80) c++;
+  return c;
+}
+
+static int fail_at(parser *P, int code, long line, const char *lstart, const char *p) {
+  sp_error_at(P->err, P->name, line, utf8_col(lstart, p));
+  return code;
+}
+
+/* Quote a field's text for a message: at most 40 bytes, cut on a UTF-8
+   boundary, and non-printing bytes shown as '?'. */
+static void show(const char *s, size_t n, char *buf, size_t size) {
+  size_t k = n < 40 ? n : 40;
+  while (k < n && k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+  if (k + 4 > size) k = size - 4;
+  size_t j = 0;
+  for (size_t i = 0; i < k; i++) buf[j++] = ((unsigned char)s[i] < 0x20) ? '?' : s[i];
+  if (k < n) { buf[j++] = '.'; buf[j++] = '.'; buf[j++] = '.'; }
+  buf[j] = '\0';
+}
+
+/* Parse the field at *pp, leaving *pp at its terminator (the delimiter, or
+   the '\r'/'\n' ending the record). */
+static int next_field(parser *P, const char **pp, field *f) {
+  const char *p = *pp;
+  f->pos = p;
+  f->line = P->line;
+  f->lstart = P->lstart;
+  f->esc = 0;
+  if (*p != '"') {
+    f->quoted = 0;
+    f->s = p;
+    for (;;) {
+      while (!P->special[(unsigned char)*p]) p++;
+      if (*p == '\r' && p[1] != '\n') { p++; continue; }  /* a lone CR is data */
+      break;
+    }
+    f->len = (size_t)(p - f->s);
+    *pp = p;
+    return SP_OK;
+  }
+  f->quoted = 1;
+  f->s = ++p;
+  for (;;) {
+    const char *q = memchr(p, '"', (size_t)(P->end - p));
+    const char *stop = q ? q : P->end;
+    for (const char *r = p; r < stop; r++)
+      if (*r == '\n') { P->line++; P->lstart = r + 1; }
+    if (q == NULL) {
+      sp_error_set(P->err, SP_EPARSE,
+                   "unterminated quoted field: the quote opened here is never closed "
+                   "(expected a closing '\"' before the end of the file)");
+      return fail_at(P, SP_EPARSE, f->line, f->lstart, f->pos);
+    }
+    if (q[1] == '"') { f->esc = 1; p = q + 2; continue; }
+    f->len = (size_t)(q - f->s);
+    p = q + 1;
+    if (*p == P->delim || *p == '\n' || (*p == '\r' && p[1] == '\n')) {
+      *pp = p;
+      return SP_OK;
+    }
+    char c[8];
+    show(p, 1, c, sizeof c);
+    sp_error_set(P->err, SP_EPARSE,
+                 "unexpected character '%s' after the closing quote of the field opened at "
+                 "line %ld, column %ld: expected '%c' or the end of the line",
+                 c, f->line, utf8_col(f->lstart, f->pos), P->delim);
+    return fail_at(P, SP_EPARSE, P->line, P->lstart, p);
+  }
+}
+
+/* Step over the record terminator at *pp ('\n' or "\r\n"). */
+static void end_record(parser *P, const char **pp) {
+  const char *p = *pp;
+  if (*p == '\r') p++;
+  p++;
+  P->line++;
+  P->lstart = p;
+  *pp = p;
+}
+
+/* The field's text with doubled quotes undone (in P->scratch when needed). */
+static int field_text(parser *P, const field *f, const char **s, size_t *n) {
+  if (!f->esc) { *s = f->s; *n = f->len; return SP_OK; }
+  if (f->len + 1 > P->scap) {
+    size_t cap = f->len + 1 > 2 * P->scap ? f->len + 1 : 2 * P->scap;
+    char *b = realloc(P->scratch, cap);
+    if (b == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading a quoted field");
+    P->scratch = b;
+    P->scap = cap;
+  }
+  size_t j = 0;
+  for (size_t i = 0; i < f->len; i++) {
+    P->scratch[j++] = f->s[i];
+    if (f->s[i] == '"') i++;  /* the second quote of a pair */
+  }
+  *s = P->scratch;
+  *n = j;
+  return SP_OK;
+}
+
+static int is_missing(const parser *P, const field *f, const char *s, size_t n) {
+  if (n == 0) return P->empty_missing;
+  if (f->quoted) return 0;  /* a quoted text is a value: "NA" in quotes is the level NA */
+  for (size_t i = 0; i < P->nmiss; i++)
+    if (P->misslen[i] == n && memcmp(P->miss[i], s, n) == 0) return 1;
+  return 0;
+}
+
+/* ---- columns --------------------------------------------------------------------------- */
+
+typedef struct {
+  char *name;
+  sp_csv_type forced;
+  int cat;            /* categorical (from flip_row on) */
+  size_t flip_row;    /* rows before this are filled by the second pass */
+  double *num;
+  int32_t *code;
+  dict d;
+} colstate;
+
+static void cols_free(colstate *c, size_t n) {
+  if (c == NULL) return;
+  for (size_t j = 0; j < n; j++) {
+    free(c[j].name);
+    sp_mem_free(c[j].num);
+    sp_mem_free(c[j].code);
+    dict_free(&c[j].d);
+  }
+  free(c);
+}
+
+static int intern_field(parser *P, colstate *c, const field *f, const char *s, size_t n,
+                        size_t row) {
+  if (is_missing(P, f, s, n)) { c->code[row] = -1; return SP_OK; }
+  if (memchr(s, '\0', n) != NULL) {
+    sp_error_set(P->err, SP_EPARSE,
+                 "NUL byte in a field of column '%s': expected text (is this a binary file?)", c->name);
+    sp_error_var(P->err, c->name);
+    return fail_at(P, SP_EPARSE, f->line, f->lstart, f->pos);
+  }
+  int32_t k = dict_intern(&c->d, s, n);
+  if (k == -1) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
+  if (k == -2) {
+    sp_error_set(P->err, SP_EVALUE, "column '%s' has more than %d distinct values", c->name, INT32_MAX);
+    return fail_at(P, SP_EVALUE, f->line, f->lstart, f->pos);
+  }
+  c->code[row] = k;
+  return SP_OK;
+}
+
+static int store_field(parser *P, colstate *c, const field *f, size_t row, size_t cap) {
+  const char *s;
+  size_t n;
+  if (!c->cat) {
+    double v;
+    if (!f->esc && !P->miss_numeric && sp_csv_parse_double(f->s, f->len, &v)) {
+      c->num[row] = v;
+      return SP_OK;
+    }
+    if (field_text(P, f, &s, &n) != SP_OK) return P->err ? P->err->code : SP_ENOMEM;
+    if (is_missing(P, f, s, n)) { c->num[row] = NAN; return SP_OK; }
+    if (sp_csv_parse_double(s, n, &v)) { c->num[row] = v; return SP_OK; }
+    if (c->forced == SP_CSV_NUMERIC) {
+      if (parse_inf(s, n, &v)) { c->num[row] = v; return SP_OK; }
+      char shown[64];
+      show(s, n, shown, sizeof shown);
+      sp_error_set(P->err, SP_EVALUE,
+                   "column '%s' is forced numeric but has the value '%s': expected a number "
+                   "or a missing token", c->name, shown);
+      sp_error_var(P->err, c->name);
+      return fail_at(P, SP_EVALUE, f->line, f->lstart, f->pos);
+    }
+    /* First text in this column: categorical from here on. */
+    c->code = sp_mem_alloc(cap * sizeof *c->code);
+    if (c->code == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
+    sp_mem_free(c->num);
+    c->num = NULL;
+    c->cat = 1;
+    c->flip_row = row;
+  } else if (field_text(P, f, &s, &n) != SP_OK) {
+    return P->err ? P->err->code : SP_ENOMEM;
+  }
+  return intern_field(P, c, f, s, n, row);
+}
+
+/* Renumber a column's levels into order of first appearance. */
+static int renumber(colstate *c, size_t nrow, sp_error *err) {
+  size_t nl = c->d.n;
+  if (nl == 0) return SP_OK;
+  int32_t *map = malloc(nl * sizeof *map);
+  char **lv = malloc(nl * sizeof *lv);
+  if (map == NULL || lv == NULL) {
+    free(map);
+    free(lv);
+    return sp_error_set(err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
+  }
+  memset(map, 0xff, nl * sizeof *map);
+  int32_t next = 0;
+  for (size_t r = 0; r < nrow; r++) {
+    int32_t k = c->code[r];
+    if (k < 0) continue;
+    if (map[k] < 0) { map[k] = next; lv[next++] = c->d.lv[k]; }
+    c->code[r] = map[k];
+  }
+  /* Every level was seen in some row, so next == nl here. */
+  free(c->d.lv);
+  c->d.lv = lv;
+  free(map);
+  return SP_OK;
+}
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
+  sp_error *err = P->err;
+  const char *p = P->data;
+  colstate *cols = NULL;
+  size_t ncol = 0;
+  int st = SP_OK;
+
+  if (P->data_end <= p) {
+    sp_error_set(err, SP_EPARSE, "empty file: expected a header line%s",
+                 opt->header ? " with the column names" : " or data");
+    sp_error_at(err, P->name, 1, 1);
+    return SP_EPARSE;
+  }
+
+  /* First record: the names (or just the number of fields). */
+  {
+    const char *q = p;
+    long line0 = P->line;
+    const char *ls0 = P->lstart;
+    size_t cap = 0;
+    field f;
+    for (;;) {
+      if ((st = next_field(P, &q, &f)) != SP_OK) goto fail;
+      if (ncol == cap) {
+        cap = cap ? 2 * cap : 16;
+        colstate *c = realloc(cols, cap * sizeof *c);
+        if (c == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+        cols = c;
+      }
+      colstate *c = &cols[ncol];
+      memset(c, 0, sizeof *c);
+      ncol++;
+      if (opt->header) {
+        const char *s;
+        size_t n;
+        if ((st = field_text(P, &f, &s, &n)) != SP_OK) goto fail;
+        if (n == 0) {
+          sp_error_set(err, SP_EPARSE, "empty column name in the header (field %zu): expected a name", ncol);
+          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+          goto fail;
+        }
+        if (memchr(s, '\0', n) != NULL) {
+          sp_error_set(err, SP_EPARSE, "NUL byte in the name of field %zu: expected text", ncol);
+          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+          goto fail;
+        }
+        c->name = malloc(n + 1);
+        if (c->name == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+        memcpy(c->name, s, n);
+        c->name[n] = '\0';
+        for (size_t j = 0; j + 1 < ncol; j++)
+          if (strcmp(cols[j].name, c->name) == 0) {
+            sp_error_set(err, SP_EPARSE,
+                         "duplicate column name '%s' (fields %zu and %zu): expected unique names",
+                         c->name, j + 1, ncol);
+            sp_error_var(err, c->name);
+            st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+            goto fail;
+          }
+      } else {
+        char nm[32];
+        snprintf(nm, sizeof nm, "V%zu", ncol);
+        if ((c->name = strdup(nm)) == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory"); goto fail; }
+      }
+      if (*q != P->delim) break;
+      q++;
+    }
+    if (opt->header) {
+      end_record(P, &q);
+      p = q;
+    } else {
+      P->line = line0;  /* the first record is data: read it again below */
+      P->lstart = ls0;
+    }
+  }
+
+  /* Forced types. */
+  for (size_t t = 0; t < opt->ntypes; t++) {
+    size_t j = 0;
+    while (j < ncol && strcmp(cols[j].name, opt->type_names[t]) != 0) j++;
+    if (j == ncol) {
+      st = sp_error_set(err, SP_ENOTFOUND, "types names column '%s', which is not in the file",
+                        opt->type_names[t]);
+      sp_error_at(err, P->name, 0, 0);
+      sp_error_var(err, opt->type_names[t]);
+      goto fail;
+    }
+    cols[j].forced = opt->types[t];
+  }
+
+  /* Capacity: every record ends with a '\n', so records <= newlines left. */
+  size_t cap = 0;
+  for (const char *q = p; q < P->end; q++) {
+    q = memchr(q, '\n', (size_t)(P->end - q));
+    if (q == NULL) break;
+    cap++;
+  }
+  if (opt->max_rows > 0 && cap > opt->max_rows) cap = opt->max_rows;
+  for (size_t j = 0; j < ncol; j++) {
+    colstate *c = &cols[j];
+    if (c->forced == SP_CSV_CATEGORICAL) {
+      c->cat = 1;
+      c->code = sp_mem_alloc(cap * sizeof *c->code);
+    } else {
+      c->num = sp_mem_doubles(cap);
+    }
+    if (c->code == NULL && c->num == NULL) {
+      st = sp_error_set(err, SP_ENOMEM, "out of memory for %zu rows of column '%s'", cap, c->name);
+      goto fail;
+    }
+  }
+
+  /* The records. */
+  const char *body = p;
+  long body_line = P->line;
+  const char *body_lstart = P->lstart;
+  size_t nrow = 0;
+  while (p < P->data_end && nrow < cap) {
+    field f;
+    for (size_t j = 0;; j++) {
+      if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
+      if ((st = store_field(P, &cols[j], &f, nrow, cap)) != SP_OK) goto fail;
+      if (*p != P->delim) {
+        if (j + 1 < ncol) {
+          sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, j + 1);
+          st = fail_at(P, SP_EPARSE, P->line, P->lstart, p);
+          goto fail;
+        }
+        break;
+      }
+      if (j + 1 == ncol) {
+        long eline = P->line;
+        const char *els = P->lstart, *epos = p + 1;
+        size_t found = ncol;
+        while (*p == P->delim) {
+          p++;
+          found++;
+          if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
+        }
+        sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, found);
+        st = fail_at(P, SP_EPARSE, eline, els, epos);
+        goto fail;
+      }
+      p++;
+    }
+    end_record(P, &p);
+    nrow++;
+  }
+
+  /* Second pass: the rows before each column turned categorical. */
+  size_t upto = 0;
+  for (size_t j = 0; j < ncol; j++)
+    if (cols[j].cat && cols[j].flip_row > upto) upto = cols[j].flip_row;
+  if (upto > 0) {
+    p = body;
+    P->line = body_line;
+    P->lstart = body_lstart;
+    for (size_t r = 0; r < upto; r++) {
+      for (size_t j = 0;; j++) {
+        field f;
+        if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
+        colstate *c = &cols[j];
+        if (c->cat && r < c->flip_row) {
+          const char *s;
+          size_t n;
+          if ((st = field_text(P, &f, &s, &n)) != SP_OK) goto fail;
+          if ((st = intern_field(P, c, &f, s, n, r)) != SP_OK) goto fail;
+        }
+        if (*p != P->delim) break;
+        p++;
+      }
+      end_record(P, &p);
+    }
+    for (size_t j = 0; j < ncol; j++)
+      if (cols[j].cat && cols[j].flip_row > 0 && (st = renumber(&cols[j], nrow, err)) != SP_OK) goto fail;
+  }
+
+  /* Hand the arrays to a frame. */
+  sp_frame *fr = sp_frame_new(nrow, err);
+  if (fr == NULL) { st = SP_ENOMEM; goto fail; }
+  for (size_t j = 0; j < ncol; j++) {
+    colstate *c = &cols[j];
+    if (c->cat) {
+      char **lv = c->d.lv;
+      size_t nl = c->d.n;
+      c->d.lv = NULL;
+      c->d.n = 0;
+      st = sp_frame_add_categorical(fr, c->name, c->code, lv, nl, err);
+      c->code = NULL;
+    } else {
+      st = sp_frame_add_numeric(fr, c->name, c->num, err);
+      c->num = NULL;
+    }
+    if (st != SP_OK) { sp_frame_free(fr); goto fail; }
+  }
+  cols_free(cols, ncol);
+  *out = fr;
+  return SP_OK;
+
+fail:
+  cols_free(cols, ncol);
+  if (err != NULL && err->file[0] == '\0') sp_error_at(err, P->name, err->line, err->col);
+  return st;
+}
+
+/* Parse buf[0..len), which has at least 2 spare bytes after len that may be
+   written (the sentinel). */
+static int parse_owned(char *buf, size_t len, const char *name, const sp_csv_options *opt,
+                       sp_frame **out, sp_error *err) {
+  sp_csv_options defaults;
+  if (opt == NULL) { sp_csv_options_init(&defaults); opt = &defaults; }
+  char d = opt->delimiter;
+  if (d == '"' || d == '\r' || d == '\n' || d == '\0')
+    return sp_error_set(err, SP_EVALUE, "the delimiter cannot be a quote, CR, LF or NUL");
+  parser P;
+  memset(&P, 0, sizeof P);
+  P.name = name;
+  P.err = err;
+  P.delim = d;
+  P.special[(unsigned char)d] = 1;
+  P.special['\n'] = 1;
+  P.special['\r'] = 1;
+  const char *data = buf;
+  if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) data += 3;
+  if (len == 0 || buf[len - 1] != '\n') buf[len++] = '\n';
+  buf[len] = '\0';
+  P.data = data;
+  P.end = buf + len;
+  const char *de = P.end;
+  while (de > data && (de[-1] == '\n' || de[-1] == '\r')) de--;
+  P.data_end = de;
+  P.line = 1;
+  P.lstart = data;
+  P.miss = opt->missing ? opt->missing : default_missing;
+  P.nmiss = opt->missing ? opt->nmissing : sizeof default_missing / sizeof default_missing[0];
+  P.misslen = malloc((P.nmiss ? P.nmiss : 1) * sizeof *P.misslen);
+  if (P.misslen == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < P.nmiss; i++) {
+    double v;
+    P.misslen[i] = strlen(P.miss[i]);
+    if (P.misslen[i] == 0) P.empty_missing = 1;
+    if (sp_csv_parse_double(P.miss[i], P.misslen[i], &v)) P.miss_numeric = 1;
+  }
+  *out = NULL;
+  int st = parse_buffer(&P, opt, out);
+  free(P.misslen);
+  free(P.scratch);
+  return st;
+}
+
+int sp_frame_read_csv_buffer(const char *buf, size_t len, const char *name,
+                             const sp_csv_options *opt, sp_frame **out, sp_error *err) {
+  *out = NULL;
+  if (name == NULL) name = "(buffer)";
+  char *copy = sp_mem_alloc(len + 2);
+  if (copy == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory copying %zu bytes of CSV", len);
+  if (len > 0) memcpy(copy, buf, len);
+  int st = parse_owned(copy, len, name, opt, out, err);
+  sp_mem_free(copy);
+  return st;
+}
+
+int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **out, sp_error *err) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    sp_error_set(err, SP_EIO, "cannot open '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+    return SP_EIO;
+  }
+  struct stat sb;
+  size_t cap = 1 << 16;
+  if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) cap = (size_t)sb.st_size + 1;
+  if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    close(fd);
+    sp_error_set(err, SP_EIO, "cannot read '%s': it is a directory, expected a CSV file", path);
+    sp_error_at(err, path, 0, 0);
+    return SP_EIO;
+  }
+  char *buf = sp_mem_alloc(cap + 2);
+  size_t len = 0;
+  int st = SP_OK;
+  if (buf == NULL) {
+    st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s' (%zu bytes)", path, cap);
+  }
+  while (st == SP_OK) {
+    if (len == cap) {  /* the file grew, or is not a regular file */
+      char *b = sp_mem_alloc(2 * cap + 2);
+      if (b == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s'", path); break; }
+      memcpy(b, buf, len);
+      sp_mem_free(buf);
+      buf = b;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, buf + len, cap - len);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      st = sp_error_set(err, SP_EIO, "cannot read '%s': %s", path, strerror(e));
+    } else if (r == 0) {
+      break;
+    } else {
+      len += (size_t)r;
+    }
+  }
+  close(fd);
+  if (st == SP_OK) st = parse_owned(buf, len, path, opt, out, err);
+  else sp_error_at(err, path, 0, 0);
+  sp_mem_free(buf);
+  return st;
+}
+
+/* ---- writing --------------------------------------------------------------------------- */
+
+typedef struct {
+  FILE *fp;
+  char buf[1 << 16];
+  size_t n;
+  int failed;
+} outbuf;
+
+static void ob_flush(outbuf *o) {
+  if (o->n > 0 && !o->failed && fwrite(o->buf, 1, o->n, o->fp) != o->n) o->failed = 1;
+  o->n = 0;
+}
+
+static void ob_put(outbuf *o, const char *s, size_t n) {
+  while (n > 0) {
+    if (o->n == sizeof o->buf) ob_flush(o);
+    size_t k = sizeof o->buf - o->n;
+    if (k > n) k = n;
+    memcpy(o->buf + o->n, s, k);
+    o->n += k;
+    s += k;
+    n -= k;
+  }
+}
+
+static void ob_text(outbuf *o, const char *s) {
+  size_t n = strlen(s);
+  int q = (n > 0 && (s[0] == ' ' || s[n - 1] == ' ')) || strpbrk(s, ",\"\r\n") != NULL;
+  for (size_t i = 0; !q && i < sizeof default_missing / sizeof default_missing[0]; i++)
+    q = n > 0 && strcmp(s, default_missing[i]) == 0;
+  if (!q) { ob_put(o, s, n); return; }
+  ob_put(o, "\"", 1);
+  for (const char *p = s; *p; p++) {
+    if (*p == '"') ob_put(o, "\"", 1);
+    ob_put(o, p, 1);
+  }
+  ob_put(o, "\"", 1);
+}
+
+/* Shortest of %.15g, %.16g, %.17g that reads back to the same double. */
+static size_t format_double(double v, char *b, size_t size) {
+  if (isnan(v)) { b[0] = '\0'; return 0; }
+  if (isinf(v)) return (size_t)snprintf(b, size, v > 0 ? "Inf" : "-Inf");
+  if (v == trunc(v) && fabs(v) < 1e15) {
+    char t[24];
+    int neg = signbit(v) != 0;
+    unsigned long long u = (unsigned long long)fabs(v);
+    size_t k = 0;
+    do { t[k++] = (char)('0' + u % 10); u /= 10; } while (u > 0);
+    size_t j = 0;
+    if (neg) b[j++] = '-';
+    while (k > 0) b[j++] = t[--k];
+    b[j] = '\0';
+    return j;
+  }
+  int n = 0;
+  for (int prec = 15; prec <= 17; prec++) {
+    n = snprintf(b, size, "%.*g", prec, v);
+    if (strtod(b, NULL) == v) break;
+  }
+  return (size_t)n;
+}
+
+int sp_frame_write_csv_stream(const sp_frame *f, FILE *fp, const char *name, sp_error *err) {
+  outbuf *o = malloc(sizeof *o);
+  if (o == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory writing '%s'", name);
+  o->fp = fp;
+  o->n = 0;
+  o->failed = 0;
+  for (size_t j = 0; j < f->ncol; j++) {
+    if (j > 0) ob_put(o, ",", 1);
+    ob_text(o, f->cols[j].name);
+  }
+  ob_put(o, "\n", 1);
+  char num[40];
+  for (size_t r = 0; r < f->nrow && !o->failed; r++) {
+    for (size_t j = 0; j < f->ncol; j++) {
+      const sp_column *c = &f->cols[j];
+      if (j > 0) ob_put(o, ",", 1);
+      if (c->type == SP_NUMERIC) {
+        ob_put(o, num, format_double(c->num[r], num, sizeof num));
+      } else {
+        const char *s = sp_column_level(c, r);
+        if (s != NULL) {
+          if (s[0] == '\0') ob_put(o, "\"\"", 2);
+          else ob_text(o, s);
+        }
+      }
+    }
+    ob_put(o, "\n", 1);
+  }
+  ob_flush(o);
+  int failed = o->failed;
+  free(o);
+  if (failed || fflush(fp) != 0 || ferror(fp)) {
+    int e = errno;
+    sp_error_set(err, SP_EIO, "cannot write '%s': %s", name, strerror(e));
+    sp_error_at(err, name, 0, 0);
+    return SP_EIO;
+  }
+  return SP_OK;
+}
+
+int sp_frame_write_csv(const sp_frame *f, const char *path, sp_error *err) {
+  size_t n = strlen(path);
+  char *tmp = malloc(n + 16);
+  if (tmp == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory writing '%s'", path);
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".tmpXXXXXX", 11);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    int e = errno;
+    sp_error_set(err, SP_EIO, "cannot create a temporary file next to '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+    free(tmp);
+    return SP_EIO;
+  }
+  /* mkstemp makes the file private (0600); a data file is normally shared. */
+  (void)fchmod(fd, 0644);
+  FILE *fp = fdopen(fd, "w");
+  if (fp == NULL) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    sp_error_set(err, SP_EIO, "cannot write '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+    return SP_EIO;
+  }
+  int st = sp_frame_write_csv_stream(f, fp, path, err);
+  if (fclose(fp) != 0 && st == SP_OK) {
+    int e = errno;
+    st = sp_error_set(err, SP_EIO, "cannot write '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+  }
+  if (st == SP_OK && rename(tmp, path) != 0) {
+    int e = errno;
+    st = sp_error_set(err, SP_EIO, "cannot rename the temporary file to '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+  }
+  if (st != SP_OK) unlink(tmp);
+  free(tmp);
+  return st;
+}

@@ -1,0 +1,411 @@
+/*
+** statfile.c: Stata/SPSS/SAS files through ReadStat's callback parser (see
+** statfile.h for the mapping).
+**
+** ReadStat hands over variables, values and value labels in an order that
+** depends on the format (Stata stores value labels after the data, SPSS
+** before), so everything is collected first and the columns are built once
+** the parse has finished.  A callback that runs out of memory records the
+** failure in the context and aborts the parse.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <readstat.h>
+
+#include "spillover/mem.h"
+#include "spillover/statfile.h"
+
+/* ---- a small string dictionary (codes in order of first appearance) ------- */
+
+typedef struct {
+  char **lv;
+  size_t n, cap;
+  int32_t *tab;  /* open addressing over lv, -1 empty */
+  size_t tmask;
+} sdict;
+
+static uint32_t shash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+static void sdict_free(sdict *d) {
+  for (size_t i = 0; i < d->n; i++) free(d->lv[i]);
+  free(d->lv);
+  free(d->tab);
+  memset(d, 0, sizeof *d);
+}
+
+static int sdict_grow_table(sdict *d, size_t size) {
+  int32_t *t = malloc(size * sizeof *t);
+  if (t == NULL) return 0;
+  memset(t, 0xff, size * sizeof *t);
+  for (size_t k = 0; k < d->n; k++) {
+    size_t i = shash(d->lv[k]) & (size - 1);
+    while (t[i] >= 0) i = (i + 1) & (size - 1);
+    t[i] = (int32_t)k;
+  }
+  free(d->tab);
+  d->tab = t;
+  d->tmask = size - 1;
+  return 1;
+}
+
+/* Code of s (added if new), or -1 when out of memory. */
+static int32_t sdict_intern(sdict *d, const char *s) {
+  if (d->tab == NULL && !sdict_grow_table(d, 64)) return -1;
+  size_t i = shash(s) & d->tmask;
+  for (int32_t k; (k = d->tab[i]) >= 0; i = (i + 1) & d->tmask)
+    if (strcmp(d->lv[k], s) == 0) return k;
+  if (d->n >= (size_t)INT32_MAX) return -1;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? 2 * d->cap : 16;
+    char **lv = realloc(d->lv, cap * sizeof *lv);
+    if (lv == NULL) return -1;
+    d->lv = lv;
+    d->cap = cap;
+  }
+  char *c = strdup(s);
+  if (c == NULL) return -1;
+  int32_t k = (int32_t)d->n++;
+  d->lv[k] = c;
+  d->tab[i] = k;
+  if (2 * d->n > d->tmask + 1 && !sdict_grow_table(d, 2 * (d->tmask + 1))) return -1;
+  return k;
+}
+
+/* ---- collection -------------------------------------------------------------------- */
+
+typedef struct {
+  char *name, *label, *labelset;  /* owned; label and labelset may be NULL */
+  int is_string;
+  double *num;                    /* numeric: cap values, NaN for missing */
+  int32_t *code;                  /* string: cap codes into d, -1 missing */
+  sdict d;
+} svar;
+
+typedef struct {
+  char *set, *label;
+  double value;
+} vlabel;
+
+typedef struct {
+  svar *vars;
+  size_t nvar, capvar;
+  size_t cap;          /* rows allocated in every variable */
+  long nrow_meta;      /* row count announced by the file, or -1 */
+  size_t nrow;         /* rows seen */
+  vlabel *labels;
+  size_t nlab, caplab;
+  int st;              /* SP_OK, or the failure that aborted the parse */
+  sp_error *err;
+} sctx;
+
+static int oom(sctx *c, const char *what) {
+  c->st = sp_error_set(c->err, SP_ENOMEM, "out of memory reading %s", what);
+  return READSTAT_HANDLER_ABORT;
+}
+
+static int on_metadata(readstat_metadata_t *m, void *ctx) {
+  sctx *c = ctx;
+  c->nrow_meta = readstat_get_row_count(m);
+  return READSTAT_HANDLER_OK;
+}
+
+static int grow_all(sctx *c, size_t need) {
+  if (need <= c->cap && c->cap > 0) return 1;
+  size_t cap = c->cap ? c->cap : 16;
+  while (cap < need) cap *= 2;
+  for (size_t j = 0; j < c->nvar; j++) {
+    svar *v = &c->vars[j];
+    if (v->is_string && v->code != NULL) {
+      int32_t *k = sp_mem_alloc(cap * sizeof *k);
+      if (k == NULL) return 0;
+      memcpy(k, v->code, c->cap * sizeof *k);
+      for (size_t i = c->cap; i < cap; i++) k[i] = -1;
+      sp_mem_free(v->code);
+      v->code = k;
+    } else if (!v->is_string && v->num != NULL) {
+      double *x = sp_mem_doubles(cap);
+      if (x == NULL) return 0;
+      memcpy(x, v->num, c->cap * sizeof *x);
+      for (size_t i = c->cap; i < cap; i++) x[i] = NAN;
+      sp_mem_free(v->num);
+      v->num = x;
+    }
+  }
+  c->cap = cap;
+  return 1;
+}
+
+/* Make v's array exist and every array hold at least n rows. */
+static int ensure_rows(sctx *c, svar *v, size_t n) {
+  if ((n > c->cap || c->cap == 0) && !grow_all(c, n)) return 0;
+  if (v->num != NULL || v->code != NULL) return 1;
+  if (v->is_string) {
+    if ((v->code = sp_mem_alloc(c->cap * sizeof *v->code)) == NULL) return 0;
+    for (size_t i = 0; i < c->cap; i++) v->code[i] = -1;
+  } else {
+    if ((v->num = sp_mem_doubles(c->cap)) == NULL) return 0;
+    for (size_t i = 0; i < c->cap; i++) v->num[i] = NAN;
+  }
+  return 1;
+}
+
+static int on_variable(int index, readstat_variable_t *var, const char *val_labels, void *ctx) {
+  sctx *c = ctx;
+  (void)index;
+  if (c->nvar == c->capvar) {
+    size_t cap = c->capvar ? 2 * c->capvar : 16;
+    svar *v = realloc(c->vars, cap * sizeof *v);
+    if (v == NULL) return oom(c, "the variables");
+    c->vars = v;
+    c->capvar = cap;
+  }
+  svar *v = &c->vars[c->nvar++];
+  memset(v, 0, sizeof *v);
+  const char *name = readstat_variable_get_name(var);
+  const char *label = readstat_variable_get_label(var);
+  v->is_string = readstat_variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING;
+  if ((v->name = strdup(name ? name : "")) == NULL) return oom(c, "the variables");
+  if (label != NULL && label[0] != '\0' && (v->label = strdup(label)) == NULL) return oom(c, "the variables");
+  if (val_labels != NULL && val_labels[0] != '\0' && (v->labelset = strdup(val_labels)) == NULL)
+    return oom(c, "the variables");
+  if (c->nrow_meta > 0 && c->cap < (size_t)c->nrow_meta) c->cap = (size_t)c->nrow_meta;
+  return READSTAT_HANDLER_OK;
+}
+
+static int on_value(int obs, readstat_variable_t *var, readstat_value_t value, void *ctx) {
+  sctx *c = ctx;
+  int j = readstat_variable_get_index(var);
+  if (obs < 0 || j < 0 || (size_t)j >= c->nvar) return READSTAT_HANDLER_OK;
+  svar *v = &c->vars[j];
+  size_t r = (size_t)obs;
+  if (!ensure_rows(c, v, r + 1)) return oom(c, "the values");
+  if (r + 1 > c->nrow) c->nrow = r + 1;
+  if (v->is_string) {
+    const char *s = readstat_string_value(value);
+    if (s == NULL || s[0] == '\0') { v->code[r] = -1; return READSTAT_HANDLER_OK; }
+    int32_t k = sdict_intern(&v->d, s);
+    if (k < 0) return oom(c, "the values");
+    v->code[r] = k;
+  } else {
+    v->num[r] = readstat_value_is_missing(value, var) ? NAN : readstat_double_value(value);
+  }
+  return READSTAT_HANDLER_OK;
+}
+
+static int on_value_label(const char *set, readstat_value_t value, const char *label, void *ctx) {
+  sctx *c = ctx;
+  if (readstat_value_type_class(value) != READSTAT_TYPE_CLASS_NUMERIC) return READSTAT_HANDLER_OK;
+  if (readstat_value_is_tagged_missing(value) || readstat_value_is_system_missing(value))
+    return READSTAT_HANDLER_OK;  /* labels of missing codes: the cells are missing anyway */
+  if (c->nlab == c->caplab) {
+    size_t cap = c->caplab ? 2 * c->caplab : 32;
+    vlabel *l = realloc(c->labels, cap * sizeof *l);
+    if (l == NULL) return oom(c, "the value labels");
+    c->labels = l;
+    c->caplab = cap;
+  }
+  vlabel *l = &c->labels[c->nlab];
+  l->set = strdup(set ? set : "");
+  l->label = strdup(label ? label : "");
+  l->value = readstat_double_value(value);
+  if (l->set == NULL || l->label == NULL) {
+    free(l->set);
+    free(l->label);
+    return oom(c, "the value labels");
+  }
+  c->nlab++;
+  return READSTAT_HANDLER_OK;
+}
+
+static void ctx_free(sctx *c) {
+  for (size_t j = 0; j < c->nvar; j++) {
+    svar *v = &c->vars[j];
+    free(v->name);
+    free(v->label);
+    free(v->labelset);
+    sp_mem_free(v->num);
+    sp_mem_free(v->code);
+    sdict_free(&v->d);
+  }
+  free(c->vars);
+  for (size_t i = 0; i < c->nlab; i++) { free(c->labels[i].set); free(c->labels[i].label); }
+  free(c->labels);
+}
+
+/* ---- building the frame ------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* A numeric variable with value labels becomes categorical: the distinct
+   values (labelled ones and observed ones) sorted, each named by its label or
+   its number; values sharing a label share a level. */
+static int labelled_column(sctx *c, svar *v, size_t nrow, sp_frame *fr) {
+  sp_error *err = c->err;
+  size_t nv = 0;
+  for (size_t i = 0; i < c->nlab; i++) nv += strcmp(c->labels[i].set, v->labelset) == 0;
+  for (size_t r = 0; r < nrow; r++) nv += !isnan(v->num[r]);
+  double *vals = malloc((nv ? nv : 1) * sizeof *vals);
+  int32_t *lvl = malloc((nv ? nv : 1) * sizeof *lvl);
+  int32_t *codes = sp_mem_alloc(nrow * sizeof *codes);
+  sdict d;
+  memset(&d, 0, sizeof d);
+  int st = SP_OK;
+  if (vals == NULL || lvl == NULL || codes == NULL) {
+    st = sp_error_set(err, SP_ENOMEM, "out of memory reading variable '%s'", v->name);
+    goto done;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < c->nlab; i++)
+    if (strcmp(c->labels[i].set, v->labelset) == 0) vals[k++] = c->labels[i].value;
+  for (size_t r = 0; r < nrow; r++)
+    if (!isnan(v->num[r])) vals[k++] = v->num[r];
+  qsort(vals, k, sizeof *vals, cmp_double);
+  size_t u = 0;
+  for (size_t i = 0; i < k; i++)
+    if (u == 0 || vals[i] != vals[u - 1]) vals[u++] = vals[i];
+  for (size_t i = 0; i < u; i++) {
+    const char *text = NULL;
+    char buf[40];
+    for (size_t l = 0; l < c->nlab && text == NULL; l++)
+      if (c->labels[l].value == vals[i] && strcmp(c->labels[l].set, v->labelset) == 0)
+        text = c->labels[l].label;
+    if (text == NULL) { snprintf(buf, sizeof buf, "%.15g", vals[i]); text = buf; }
+    if ((lvl[i] = sdict_intern(&d, text)) < 0) {
+      st = sp_error_set(err, SP_ENOMEM, "out of memory reading variable '%s'", v->name);
+      goto done;
+    }
+  }
+  for (size_t r = 0; r < nrow; r++) {
+    double x = v->num[r];
+    if (isnan(x)) { codes[r] = -1; continue; }
+    const double *hit = bsearch(&x, vals, u, sizeof *vals, cmp_double);
+    codes[r] = lvl[hit - vals];
+  }
+  st = sp_frame_add_categorical(fr, v->name, codes, d.lv, d.n, err);
+  codes = NULL;
+  d.lv = NULL;
+  d.n = 0;
+done:
+  free(vals);
+  free(lvl);
+  sp_mem_free(codes);
+  sdict_free(&d);
+  return st;
+}
+
+static int build(sctx *c, sp_frame **out) {
+  sp_error *err = c->err;
+  size_t nrow = c->nrow;
+  if (c->nrow_meta >= 0 && (size_t)c->nrow_meta > nrow) nrow = (size_t)c->nrow_meta;
+  sp_frame *fr = sp_frame_new(nrow, err);
+  if (fr == NULL) return SP_ENOMEM;
+  for (size_t j = 0; j < c->nvar; j++) {
+    svar *v = &c->vars[j];
+    int st;
+    if (!ensure_rows(c, v, nrow)) { sp_frame_free(fr); return sp_error_set(err, SP_ENOMEM, "out of memory"); }
+    if (sp_frame_find(fr, v->name) >= 0) {
+      sp_frame_free(fr);
+      sp_error_set(err, SP_EDUP, "the file has two variables named '%s'", v->name);
+      sp_error_var(err, v->name);
+      return SP_EDUP;
+    }
+    int labelled = 0;
+    for (size_t i = 0; !v->is_string && v->labelset && i < c->nlab && !labelled; i++)
+      labelled = strcmp(c->labels[i].set, v->labelset) == 0;
+    if (v->is_string) {
+      st = sp_frame_add_categorical(fr, v->name, v->code, v->d.lv, v->d.n, err);
+      v->code = NULL;
+      v->d.lv = NULL;
+      v->d.n = 0;
+    } else if (labelled) {
+      st = labelled_column(c, v, nrow, fr);
+    } else {
+      st = sp_frame_add_numeric(fr, v->name, v->num, err);
+      v->num = NULL;
+    }
+    if (st == SP_OK && v->label != NULL) st = sp_column_set_label(&fr->cols[fr->ncol - 1], v->label, err);
+    if (st != SP_OK) { sp_frame_free(fr); return st; }
+  }
+  *out = fr;
+  return SP_OK;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+typedef readstat_error_t (*parse_fn)(readstat_parser_t *, const char *, void *);
+
+static const char *extension(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *dot = strrchr(path, '.');
+  return (dot == NULL || (slash != NULL && dot < slash)) ? NULL : dot + 1;
+}
+
+static parse_fn parser_for(const char *path) {
+  const char *ext = extension(path);
+  if (ext == NULL) return NULL;
+  if (strcasecmp(ext, "dta") == 0) return readstat_parse_dta;
+  if (strcasecmp(ext, "sav") == 0 || strcasecmp(ext, "zsav") == 0) return readstat_parse_sav;
+  if (strcasecmp(ext, "por") == 0) return readstat_parse_por;
+  if (strcasecmp(ext, "sas7bdat") == 0) return readstat_parse_sas7bdat;
+  if (strcasecmp(ext, "xpt") == 0) return readstat_parse_xport;
+  return NULL;
+}
+
+int sp_stat_supported(const char *path) { return parser_for(path) != NULL; }
+
+int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
+  *out = NULL;
+  parse_fn parse = parser_for(path);
+  if (parse == NULL) {
+    const char *ext = extension(path);
+    sp_error_set(err, SP_EVALUE,
+                 "cannot read '%s': unsupported extension '%s%s' (expected .dta, .sav, .zsav, .por, "
+                 ".sas7bdat or .xpt)", path, ext ? "." : "", ext ? ext : "(none)");
+    sp_error_at(err, path, 0, 0);
+    return SP_EVALUE;
+  }
+  /* ReadStat only says "unable to open file"; ask the system why. */
+  FILE *probe = fopen(path, "rb");
+  if (probe == NULL) {
+    int e = errno;
+    sp_error_set(err, SP_EIO, "cannot open '%s': %s", path, strerror(e));
+    sp_error_at(err, path, 0, 0);
+    return SP_EIO;
+  }
+  fclose(probe);
+
+  sctx c;
+  memset(&c, 0, sizeof c);
+  c.nrow_meta = -1;
+  c.err = err;
+  readstat_parser_t *p = readstat_parser_init();
+  if (p == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory starting the ReadStat parser");
+  readstat_set_metadata_handler(p, on_metadata);
+  readstat_set_variable_handler(p, on_variable);
+  readstat_set_value_handler(p, on_value);
+  readstat_set_value_label_handler(p, on_value_label);
+  readstat_error_t rs = parse(p, path, &c);
+  readstat_parser_free(p);
+  int st = c.st;
+  if (st == SP_OK && rs != READSTAT_OK) {
+    st = sp_error_set(err, rs == READSTAT_ERROR_OPEN || rs == READSTAT_ERROR_READ ? SP_EIO : SP_EPARSE,
+                      "cannot read '%s': %s", path, readstat_error_message(rs));
+  }
+  if (st == SP_OK) st = build(&c, out);
+  if (st != SP_OK) sp_error_at(err, path, 0, 0);
+  ctx_free(&c);
+  return st;
+}
