@@ -1,0 +1,537 @@
+/*
+** vcov.c: sandwich variance estimators (see vcov.h).
+**
+** V = dof * B M B.  Every meat is a sum of outer products of k-vectors of
+** scores u_i x_i (u_i = w_i e_i): per observation (HC), per cluster (one- and
+** multi-way) or per period (Driscoll-Kraay).  The scores are accumulated in
+** one pass over the rows into a G x k (or T x k) array S and the meat is S'S,
+** formed by BLAS dsyrk.  HC meats go through a block of rows at a time so that
+** the memory stays O(block * k) at any n.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_errno.h>
+
+#include "spillover/mem.h"
+#include "spillover/vcov.h"
+
+#define HC_BLOCK 512
+/* Above this many possible keys a hash table recodes the groups instead of a
+   direct lookup array. */
+#define DIRECT_MIN ((uint64_t)1 << 20)
+/* Period codes index a T x k array; refuse absurd codes instead of allocating. */
+#define MAX_PERIOD_CODE ((int32_t)1 << 26)
+
+const char *sp_vcov_type_name(sp_vcov_type t) {
+  switch (t) {
+    case SP_VCOV_IID: return "iid";
+    case SP_VCOV_HC0: return "HC0";
+    case SP_VCOV_HC1: return "HC1";
+    case SP_VCOV_HC2: return "HC2";
+    case SP_VCOV_HC3: return "HC3";
+    case SP_VCOV_CLUSTER: return "cluster";
+    case SP_VCOV_DRISCOLL_KRAAY: return "driscoll-kraay";
+  }
+  return "unknown";
+}
+
+void sp_vcov_spec_init(sp_vcov_spec *s, sp_vcov_type type) {
+  memset(s, 0, sizeof *s);
+  s->type = type;
+  s->dof = SP_VCOV_DOF_DEFAULT;
+  s->gadj = SP_VCOV_GADJ_NONE;
+  s->tdf = SP_VCOV_TDF_RESID;
+  s->lag = -1;
+}
+
+/* {====================================================== presets */
+
+int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err) {
+  const int iid_or_hc1 = (s->type == SP_VCOV_IID || s->type == SP_VCOV_HC1);
+  const int clus = (s->type == SP_VCOV_CLUSTER);
+  const int dk = (s->type == SP_VCOV_DRISCOLL_KRAAY);
+  if (compat == NULL) compat = "";
+  s->multi0 = 0;
+  s->fix_psd = 0;
+  s->gadj = SP_VCOV_GADJ_NONE;
+  s->tdf = SP_VCOV_TDF_RESID;
+  s->dof = iid_or_hc1 ? SP_VCOV_DOF_N_K : SP_VCOV_DOF_NONE;
+  if (strcmp(compat, "sandwich") == 0) {
+    /* vcovCL type "HC1" (its default for lm), cadjust = TRUE, multi0 = FALSE,
+       fix = FALSE; coeftest uses t(n - k). */
+    if (clus) { s->gadj = SP_VCOV_GADJ_EACH; s->dof = SP_VCOV_DOF_N1_K; }
+  } else if (strcmp(compat, "plm") == 0) {
+    /* vcovHC arellano type "HC0" (plm's default), vcovDC HC0 (double
+       clustering subtracts the White meat), vcovSCC HC0; summary uses t(n - k). */
+    if (clus) s->multi0 = 1;
+  } else if (strcmp(compat, "stata") == 0 || strcmp(compat, "fixest") == 0) {
+    /* Stata: regress/xtreg vce(cluster) G/(G-1) (n-1)/(n-k) with t(G-1);
+       multi-way as reghdfe (Gmin) with the eigenvalue fix; xtscc (n-1)/(n-k)
+       with t(T-1).  fixest: ssc() defaults adj = TRUE, cluster.adj = TRUE,
+       cluster.df = "min", t.df = "min", vcov_fix = TRUE. */
+    if (clus) {
+      s->gadj = SP_VCOV_GADJ_MIN;
+      s->dof = SP_VCOV_DOF_N1_K;
+      s->tdf = SP_VCOV_TDF_CLUSTERS;
+      s->fix_psd = 1;
+    } else if (dk) {
+      s->dof = SP_VCOV_DOF_N1_K;
+      s->tdf = SP_VCOV_TDF_CLUSTERS;
+    }
+  } else if (strcmp(compat, "statsmodels") == 0) {
+    /* cov_type "cluster" (use_correction, df_correction): each term of the
+       two-way formula with its own G/(G-1) (n-1)/(n-k); t(Gmin - 1). */
+    if (clus) {
+      s->gadj = SP_VCOV_GADJ_EACH;
+      s->dof = SP_VCOV_DOF_N1_K;
+      s->tdf = SP_VCOV_TDF_CLUSTERS;
+    }
+  } else {
+    return sp_error_set(err, SP_EVALUE,
+                        "unknown vcov convention '%s': expected \"sandwich\", \"plm\", "
+                        "\"stata\", \"fixest\" or \"statsmodels\"", compat);
+  }
+  return SP_OK;
+}
+
+/* }====================================================== */
+
+/* {====================================================== group recoding */
+
+/* out[i] = dense code in [0, G) of the key (a[i] * nb + b[i]), numbered in
+   order of first appearance; a may be NULL (key = b[i]).  range bounds the
+   keys.  Small ranges use a lookup array, large ones an open-addressing hash
+   table of about 2n slots.  Returns SP_OK or SP_ENOMEM. */
+static int densify(size_t n, const int32_t *a, const int32_t *b, uint64_t nb, uint64_t range,
+                   int32_t *out, size_t *G) {
+  size_t g = 0;
+  uint64_t direct_max = (uint64_t)n * 4 > DIRECT_MIN ? (uint64_t)n * 4 : DIRECT_MIN;
+  if (range <= direct_max) {
+    int32_t *map = sp_mem_alloc((size_t)range * sizeof *map);
+    if (map == NULL) return SP_ENOMEM;
+    memset(map, 0xff, (size_t)range * sizeof *map);  /* all -1 */
+    for (size_t i = 0; i < n; i++) {
+      uint64_t key = (a ? (uint64_t)a[i] * nb : 0) + (uint64_t)b[i];
+      if (map[key] < 0) map[key] = (int32_t)g++;
+      out[i] = map[key];
+    }
+    sp_mem_free(map);
+  } else {
+    unsigned bits = 1;
+    while (((size_t)1 << bits) < 2 * n) bits++;
+    size_t cap = (size_t)1 << bits, mask = cap - 1;
+    uint64_t *keys = sp_mem_alloc(cap * sizeof *keys);
+    int32_t *vals = sp_mem_alloc(cap * sizeof *vals);
+    if (keys == NULL || vals == NULL) {
+      sp_mem_free(keys);
+      sp_mem_free(vals);
+      return SP_ENOMEM;
+    }
+    memset(vals, 0xff, cap * sizeof *vals);
+    for (size_t i = 0; i < n; i++) {
+      uint64_t key = (a ? (uint64_t)a[i] * nb : 0) + (uint64_t)b[i];
+      size_t h = (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits)) & mask;
+      while (vals[h] >= 0 && keys[h] != key) h = (h + 1) & mask;
+      if (vals[h] < 0) {
+        keys[h] = key;
+        vals[h] = (int32_t)g++;
+      }
+      out[i] = vals[h];
+    }
+    sp_mem_free(keys);
+    sp_mem_free(vals);
+  }
+  *G = g;
+  return SP_OK;
+}
+
+/* }====================================================== */
+
+/* {====================================================== meats */
+
+static double score_weight(const double *w, size_t i) { return w ? w[i] : 1.0; }
+
+/* M(upper) += alpha * sum_g S_g S_g', S being G x k row-major. */
+static void add_crossprod(double *M, size_t k, const double *S, size_t G, double alpha) {
+  if (G == 0) return;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)G, alpha, S, (int)k, 1.0,
+              M, (int)k);
+}
+
+/* The HC meat, alpha * sum_i (u_i c_i)^2 x_i x_i' with c_i = 1, (1-h)^-1/2 or
+   (1-h)^-1 by power 0, 1, 2, added into M's upper triangle. */
+static int hc_meat(const gsl_matrix *X, const double *resid, const double *w,
+                   const gsl_matrix *B, int power, double alpha, double *M, sp_error *err) {
+  size_t n = X->size1, k = X->size2;
+  double *Z = malloc(HC_BLOCK * k * sizeof *Z);
+  double *T = power > 0 ? malloc(HC_BLOCK * k * sizeof *T) : NULL;
+  if (Z == NULL || (power > 0 && T == NULL)) {
+    free(Z);
+    free(T);
+    return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
+  }
+  for (size_t r0 = 0; r0 < n; r0 += HC_BLOCK) {
+    size_t m = n - r0 < HC_BLOCK ? n - r0 : HC_BLOCK;
+    const double *Xb = X->data + r0 * X->tda;
+    if (power > 0)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)k, 1.0, Xb,
+                  (int)X->tda, B->data, (int)B->tda, 0.0, T, (int)k);
+    for (size_t r = 0; r < m; r++) {
+      size_t i = r0 + r;
+      const double *x = Xb + r * X->tda;
+      double u = score_weight(w, i) * resid[i];
+      if (power > 0) {
+        double h = 0.0;
+        for (size_t j = 0; j < k; j++) h += T[r * k + j] * x[j];
+        h *= score_weight(w, i);
+        if (!(h < 1.0 - 1e-10)) {
+          free(Z);
+          free(T);
+          return sp_error_set(err, SP_EVALUE,
+                              "observation %zu has leverage h_ii = %.17g (1 means it alone "
+                              "determines a coefficient): HC2/HC3 divide by 1 - h_ii; drop "
+                              "the observation or use HC0/HC1", i + 1, h);
+        }
+        u /= (power == 1) ? sqrt(1.0 - h) : (1.0 - h);
+      }
+      for (size_t j = 0; j < k; j++) Z[r * k + j] = u * x[j];
+    }
+    add_crossprod(M, k, Z, m, alpha);
+  }
+  free(Z);
+  free(T);
+  return SP_OK;
+}
+
+/* S (G x k, zeroed by the caller) += per-group sums of u_i x_i. */
+static void group_scores(const gsl_matrix *X, const double *resid, const double *w,
+                         const int32_t *code, double *S) {
+  size_t n = X->size1, k = X->size2;
+  for (size_t i = 0; i < n; i++) {
+    const double *x = X->data + i * X->tda;
+    double u = score_weight(w, i) * resid[i];
+    double *s = S + (size_t)code[i] * k;
+    for (size_t j = 0; j < k; j++) s[j] += u * x[j];
+  }
+}
+
+static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t size) {
+  if (s->cluster_name[d] != NULL) return s->cluster_name[d];
+  snprintf(buf, size, "cluster %zu", d + 1);
+  return buf;
+}
+
+/* Cameron-Gelbach-Miller: M = sum over non-empty subsets D of the dimensions
+   of (-1)^(|D|+1) adj_D S_D'S_D, S_D the scores summed within the
+   intersection of the dimensions in D. */
+static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec *s,
+                        double dof, double *M, sp_vcov_info *info, sp_error *err) {
+  size_t n = X->size1, k = X->size2, p = s->ncluster;
+  int32_t *dense[SP_VCOV_MAXWAY] = {0};
+  size_t G[SP_VCOV_MAXWAY] = {0};
+  int32_t *cur = NULL, *tmp = NULL;
+  double *S = NULL;
+  int st = SP_OK;
+  char nb[32];
+
+  for (size_t d = 0; d < p; d++) {
+    const int32_t *c = s->cluster[d];
+    int32_t mx = -1;
+    for (size_t i = 0; i < n; i++) {
+      if (c[i] < 0) {
+        st = sp_error_set(err, SP_EVALUE,
+                          "cluster variable '%s' has a missing or negative code (%d) at "
+                          "observation %zu: expected codes 0..G-1 on every row",
+                          dim_name(s, d, nb, sizeof nb), (int)c[i], i + 1);
+        sp_error_var(err, dim_name(s, d, nb, sizeof nb));
+        goto done;
+      }
+      if (c[i] > mx) mx = c[i];
+    }
+    dense[d] = sp_mem_alloc(n * sizeof(int32_t));
+    if (dense[d] == NULL) goto nomem;
+    if (densify(n, NULL, c, 0, (uint64_t)mx + 1, dense[d], &G[d]) != SP_OK) goto nomem;
+    if (G[d] < 2) {
+      st = sp_error_set(err, SP_EVALUE,
+                        "cluster variable '%s' has a single level: clustered standard errors "
+                        "need at least 2 clusters", dim_name(s, d, nb, sizeof nb));
+      sp_error_var(err, dim_name(s, d, nb, sizeof nb));
+      goto done;
+    }
+    info->ngroups[d] = G[d];
+  }
+  size_t Gmin = G[0];
+  for (size_t d = 1; d < p; d++)
+    if (G[d] < Gmin) Gmin = G[d];
+
+  if (p > 1) {
+    cur = sp_mem_alloc(n * sizeof *cur);
+    tmp = sp_mem_alloc(n * sizeof *tmp);
+    if (cur == NULL || tmp == NULL) goto nomem;
+  }
+  size_t full = ((size_t)1 << p) - 1;
+  info->nterms = full;
+  for (size_t set = 1; set <= full; set++) {
+    /* the term's codes: one dimension directly, or the intersection built by
+       recoding pairs (cur x next dimension) so every key stays below n^2. */
+    const int32_t *code = NULL;
+    size_t g = 0, size = 0;
+    for (size_t d = 0; d < p; d++) {
+      if (!(set & ((size_t)1 << d))) continue;
+      if (size++ == 0) {
+        code = dense[d];
+        g = G[d];
+      } else {
+        if (densify(n, code, dense[d], G[d], (uint64_t)g * G[d], tmp, &g) != SP_OK) goto nomem;
+        int32_t *t = cur; cur = tmp; tmp = t;
+        code = cur;
+      }
+    }
+    double sign = (size % 2 == 1) ? 1.0 : -1.0;
+    double adj;
+    if (s->multi0 && p > 1 && set == full) {
+      /* The plain White meat, exempt from G and dof factors (sandwich
+         multi0 = TRUE, plm vcovDC); dof is applied to all of V later. */
+      adj = 1.0 / dof;
+      info->gadj[set - 1] = 1.0;
+      if ((st = hc_meat(X, resid, s->weights, NULL, 0, sign * adj, M, err)) != SP_OK) goto done;
+      continue;
+    }
+    switch (s->gadj) {
+      case SP_VCOV_GADJ_EACH: adj = (double)g / (double)(g - 1); break;
+      case SP_VCOV_GADJ_MIN: adj = (double)Gmin / (double)(Gmin - 1); break;
+      default: adj = 1.0; break;
+    }
+    if (g < 2) adj = 1.0;  /* an intersection with one cell only (cannot happen for g = n) */
+    info->gadj[set - 1] = adj;
+    S = sp_mem_calloc(g, k * sizeof *S);
+    if (S == NULL) goto nomem;
+    group_scores(X, resid, s->weights, code, S);
+    add_crossprod(M, k, S, g, sign * adj);
+    sp_mem_free(S);
+    S = NULL;
+  }
+  goto done;
+nomem:
+  st = sp_error_set(err, SP_ENOMEM, "out of memory for clustered scores (%zu rows, %zu columns)",
+                    n, k);
+done:
+  for (size_t d = 0; d < p; d++) sp_mem_free(dense[d]);
+  sp_mem_free(cur);
+  sp_mem_free(tmp);
+  sp_mem_free(S);
+  return st;
+}
+
+/* Driscoll-Kraay: h_t = sum over period t of u_i x_i; M = sum_t h_t h_t' +
+   sum_{l=1..L} (1 - l/(L+1)) sum_t (h_t h_{t-l}' + h_{t-l} h_t').  M is full
+   on return (not only the upper triangle). */
+static int dk_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec *s, double *M,
+                   sp_vcov_info *info, sp_error *err) {
+  size_t n = X->size1, k = X->size2;
+  const char *tn = s->time_name ? s->time_name : "time";
+  if (s->time == NULL)
+    return sp_error_set(err, SP_EVALUE, "Driscoll-Kraay standard errors need period codes "
+                        "(spec.time): none were given");
+  int32_t mx = -1;
+  for (size_t i = 0; i < n; i++) {
+    int32_t c = s->time[i];
+    if (c < 0 || c >= MAX_PERIOD_CODE) {
+      sp_error_set(err, SP_EVALUE, "time variable '%s' has code %d at observation %zu: expected "
+                   "period positions 0..T-1", tn, (int)c, i + 1);
+      sp_error_var(err, tn);
+      return SP_EVALUE;
+    }
+    if (c > mx) mx = c;
+  }
+  size_t T = (size_t)mx + 1;
+  double *H = sp_mem_calloc(T, k * sizeof *H);
+  double *C = malloc(k * k * sizeof *C);
+  if (H == NULL || C == NULL) {
+    sp_mem_free(H);
+    free(C);
+    return sp_error_set(err, SP_ENOMEM, "out of memory for %zu periods x %zu columns", T, k);
+  }
+  group_scores(X, resid, s->weights, s->time, H);
+  size_t used = 0;
+  for (size_t t = 0; t < T; t++) {
+    for (size_t j = 0; j < k; j++)
+      if (H[t * k + j] != 0.0) { used++; break; }
+  }
+  /* Periods in which every score is exactly zero are counted as absent; with
+     real data that only happens for codes nobody uses. */
+  info->nperiods = used;
+  long L = s->lag;
+  if (L < 0) L = (long)floor(pow((double)used, 0.25));
+  info->lag = L;
+  add_crossprod(M, k, H, T, 1.0);
+  for (size_t a = 0; a < k; a++)
+    for (size_t b = 0; b < a; b++) M[a * k + b] = M[b * k + a];
+  for (long l = 1; l <= L && (size_t)l < T; l++) {
+    double wl = 1.0 - (double)l / (double)(L + 1);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)k, (int)(T - (size_t)l), wl,
+                H + (size_t)l * k, (int)k, H, (int)k, 0.0, C, (int)k);
+    for (size_t a = 0; a < k; a++)
+      for (size_t b = 0; b < k; b++) M[a * k + b] += C[a * k + b] + C[b * k + a];
+  }
+  sp_mem_free(H);
+  free(C);
+  return SP_OK;
+}
+
+/* }====================================================== */
+
+/* Clip negative eigenvalues of the symmetric V to zero, V = Q max(L,0) Q'. */
+static int fix_psd(gsl_matrix *V, size_t *nclipped, sp_error *err) {
+  size_t k = V->size1;
+  gsl_matrix *A = gsl_matrix_alloc(k, k), *Q = gsl_matrix_alloc(k, k);
+  gsl_vector *ev = gsl_vector_alloc(k);
+  gsl_eigen_symmv_workspace *ws = gsl_eigen_symmv_alloc(k);
+  int st = SP_OK;
+  *nclipped = 0;
+  if (A == NULL || Q == NULL || ev == NULL || ws == NULL) {
+    st = sp_error_set(err, SP_ENOMEM, "out of memory for the eigenvalue fix of V");
+    goto done;
+  }
+  gsl_matrix_memcpy(A, V);
+  if (gsl_eigen_symmv(A, ev, Q, ws) != GSL_SUCCESS) {
+    st = sp_error_set(err, SP_ESINGULAR, "eigen-decomposition of the variance matrix failed");
+    goto done;
+  }
+  for (size_t j = 0; j < k; j++)
+    if (gsl_vector_get(ev, j) < 0) (*nclipped)++;
+  if (*nclipped == 0) goto done;
+  /* V = sum_j max(l_j, 0) q_j q_j' */
+  for (size_t j = 0; j < k; j++) {
+    double l = gsl_vector_get(ev, j);
+    double sc = l > 0 ? sqrt(l) : 0.0;
+    for (size_t a = 0; a < k; a++) gsl_matrix_set(Q, a, j, gsl_matrix_get(Q, a, j) * sc);
+  }
+  gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, Q, Q, 0.0, V);
+done:
+  gsl_matrix_free(A);
+  gsl_matrix_free(Q);
+  gsl_vector_free(ev);
+  if (ws) gsl_eigen_symmv_free(ws);
+  return st;
+}
+
+static double dof_factor(sp_vcov_dof d, sp_vcov_type t, size_t n, size_t k) {
+  if (d == SP_VCOV_DOF_DEFAULT)
+    d = (t == SP_VCOV_IID || t == SP_VCOV_HC1) ? SP_VCOV_DOF_N_K : SP_VCOV_DOF_NONE;
+  switch (d) {
+    case SP_VCOV_DOF_N_K: return (double)n / (double)(n - k);
+    case SP_VCOV_DOF_N1_K: return (double)(n - 1) / (double)(n - k);
+    default: return 1.0;
+  }
+}
+
+int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
+                    const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
+                    sp_error *err) {
+  sp_vcov_info local;
+  gsl_matrix *Mm = NULL, *BM = NULL;
+  int st = SP_OK;
+  if (info == NULL) info = &local;
+  memset(info, 0, sizeof *info);
+  if (X == NULL || resid == NULL || bread == NULL || spec == NULL || V == NULL)
+    return sp_error_set(err, SP_EVALUE, "vcov: X, residuals, bread, spec and V are all required");
+  size_t n = X->size1, k = X->size2;
+  size_t kd = spec->k_df ? spec->k_df : k;
+  if (bread->size1 != k || bread->size2 != k)
+    return sp_error_set(err, SP_EDIM, "vcov: the bread is %zux%zu but X has %zu columns: "
+                        "expected a %zux%zu (X'X)^-1", bread->size1, bread->size2, k, k, k);
+  if (V->size1 != k || V->size2 != k)
+    return sp_error_set(err, SP_EDIM, "vcov: the output V is %zux%zu: expected %zux%zu",
+                        V->size1, V->size2, k, k);
+  if (n <= kd)
+    return sp_error_set(err, SP_EDF, "vcov: %zu observations for %zu parameters: the variance "
+                        "needs more observations than parameters (n > k)", n, kd);
+  if (spec->type == SP_VCOV_CLUSTER && (spec->ncluster < 1 || spec->ncluster > SP_VCOV_MAXWAY))
+    return sp_error_set(err, SP_EVALUE, "vcov: clustered standard errors need 1 to %d cluster "
+                        "variables, got %zu", SP_VCOV_MAXWAY, spec->ncluster);
+  for (size_t d = 0; spec->type == SP_VCOV_CLUSTER && d < spec->ncluster; d++)
+    if (spec->cluster[d] == NULL)
+      return sp_error_set(err, SP_EVALUE, "vcov: cluster variable %zu has no codes", d + 1);
+  if ((unsigned)spec->type > SP_VCOV_DRISCOLL_KRAAY)
+    return sp_error_set(err, SP_EVALUE, "vcov: unknown type %d", (int)spec->type);
+
+  double ssr = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double w = score_weight(spec->weights, i);
+    if (!isfinite(resid[i]))
+      return sp_error_set(err, SP_EMISSING, "vcov: the residual of observation %zu is not "
+                          "finite (%g): expected residuals of the estimation sample only",
+                          i + 1, resid[i]);
+    if (!(w >= 0.0) || !isfinite(w))
+      return sp_error_set(err, SP_EVALUE, "vcov: weight %g at observation %zu: expected a "
+                          "finite weight >= 0", w, i + 1);
+    ssr += w * resid[i] * resid[i];
+  }
+  double dof = dof_factor(spec->dof, spec->type, n, kd);
+  info->n = n;
+  info->k_df = kd;
+  info->dof_factor = dof;
+  info->sigma2 = ssr / (double)(n - kd);
+  info->df_t = (double)(n - kd);
+  info->lag = -1;
+
+  if (spec->type == SP_VCOV_IID) {
+    gsl_matrix_memcpy(V, bread);
+    gsl_matrix_scale(V, ssr / (double)n * dof);
+    return SP_OK;
+  }
+
+  Mm = gsl_matrix_calloc(k, k);
+  BM = gsl_matrix_alloc(k, k);
+  if (Mm == NULL || BM == NULL) {
+    st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a %zux%zu meat", k, k);
+    goto done;
+  }
+  switch (spec->type) {
+    case SP_VCOV_HC0:
+    case SP_VCOV_HC1: st = hc_meat(X, resid, spec->weights, bread, 0, 1.0, Mm->data, err); break;
+    case SP_VCOV_HC2: st = hc_meat(X, resid, spec->weights, bread, 1, 1.0, Mm->data, err); break;
+    case SP_VCOV_HC3: st = hc_meat(X, resid, spec->weights, bread, 2, 1.0, Mm->data, err); break;
+    case SP_VCOV_CLUSTER: st = cluster_meat(X, resid, spec, dof, Mm->data, info, err); break;
+    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(X, resid, spec, Mm->data, info, err); break;
+    default: break;
+  }
+  if (st != SP_OK) goto done;
+  if (spec->type != SP_VCOV_DRISCOLL_KRAAY)  /* dsyrk filled the upper triangle only */
+    for (size_t a = 0; a < k; a++)
+      for (size_t b = 0; b < a; b++) gsl_matrix_set(Mm, a, b, gsl_matrix_get(Mm, b, a));
+
+  if (spec->tdf == SP_VCOV_TDF_CLUSTERS) {
+    if (spec->type == SP_VCOV_CLUSTER) {
+      size_t g = info->ngroups[0];
+      for (size_t d = 1; d < spec->ncluster; d++)
+        if (info->ngroups[d] < g) g = info->ngroups[d];
+      info->df_t = (double)(g - 1);
+    } else if (spec->type == SP_VCOV_DRISCOLL_KRAAY && info->nperiods > 1) {
+      info->df_t = (double)(info->nperiods - 1);
+    }
+  }
+
+  /* V = dof * B M B; the matrices are k x k with k small. */
+  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, bread, Mm, 0.0, BM);
+  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, dof, BM, bread, 0.0, V);
+  for (size_t a = 0; a < k; a++)
+    for (size_t b = 0; b < a; b++) {
+      double m = 0.5 * (gsl_matrix_get(V, a, b) + gsl_matrix_get(V, b, a));
+      gsl_matrix_set(V, a, b, m);
+      gsl_matrix_set(V, b, a, m);
+    }
+  if (spec->fix_psd) st = fix_psd(V, &info->nclipped, err);
+done:
+  gsl_matrix_free(Mm);
+  gsl_matrix_free(BM);
+  return st;
+}
