@@ -353,22 +353,30 @@ static const char *extension(const char *path) {
   return (dot == NULL || (slash != NULL && dot < slash)) ? NULL : dot + 1;
 }
 
-static parse_fn parser_for(const char *path) {
+static parse_fn parser_for(const char *path, const char **kind) {
+  static const struct { const char *ext, *kind; parse_fn fn; } formats[] = {
+    {"dta", "Stata", readstat_parse_dta},
+    {"sav", "SPSS", readstat_parse_sav},
+    {"zsav", "SPSS", readstat_parse_sav},
+    {"por", "SPSS portable", readstat_parse_por},
+    {"sas7bdat", "SAS", readstat_parse_sas7bdat},
+    {"xpt", "SAS transport", readstat_parse_xport},
+  };
   const char *ext = extension(path);
-  if (ext == NULL) return NULL;
-  if (strcasecmp(ext, "dta") == 0) return readstat_parse_dta;
-  if (strcasecmp(ext, "sav") == 0 || strcasecmp(ext, "zsav") == 0) return readstat_parse_sav;
-  if (strcasecmp(ext, "por") == 0) return readstat_parse_por;
-  if (strcasecmp(ext, "sas7bdat") == 0) return readstat_parse_sas7bdat;
-  if (strcasecmp(ext, "xpt") == 0) return readstat_parse_xport;
+  for (size_t i = 0; ext != NULL && i < sizeof formats / sizeof formats[0]; i++)
+    if (strcasecmp(ext, formats[i].ext) == 0) {
+      if (kind != NULL) *kind = formats[i].kind;
+      return formats[i].fn;
+    }
   return NULL;
 }
 
-int sp_stat_supported(const char *path) { return parser_for(path) != NULL; }
+int sp_stat_supported(const char *path) { return parser_for(path, NULL) != NULL; }
 
 int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
   *out = NULL;
-  parse_fn parse = parser_for(path);
+  const char *kind = "";
+  parse_fn parse = parser_for(path, &kind);
   if (parse == NULL) {
     const char *ext = extension(path);
     sp_error_set(err, SP_EVALUE,
@@ -402,7 +410,7 @@ int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
   int st = c.st;
   if (st == SP_OK && rs != READSTAT_OK) {
     st = sp_error_set(err, rs == READSTAT_ERROR_OPEN || rs == READSTAT_ERROR_READ ? SP_EIO : SP_EPARSE,
-                      "cannot read '%s': %s", path, readstat_error_message(rs));
+                      "cannot read '%s' as a %s file: %s", path, kind, readstat_error_message(rs));
   }
   if (st == SP_OK) st = build(&c, out);
   if (st != SP_OK) sp_error_at(err, path, 0, 0);
