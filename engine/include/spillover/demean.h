@@ -1,0 +1,102 @@
+/*
+** demean.h: absorbing high-dimensional fixed effects (the HDFE kernel).
+**
+** sp_demean_run replaces each column of a row-major n x p block by its
+** residual from the (weighted) least-squares projection on the dummies of one
+** or several factors.  The factor structure is analysed once into a workspace
+** (sp_demean_new) that is reused for every block demeaned on the same sample:
+** for a regression, y and all regressors, then again for bootstrap draws.
+**
+** Method (see docs/api/demean.md).  One factor: the exact group means.  Two or
+** more: Gauss-Seidel on the fixed-effect coefficients (which is the method of
+** alternating projections written in coefficient space), optionally with
+** Irons-Tuck acceleration as in fixest.  The rows are grouped once by the
+** factor with the most levels, so one sweep streams only the codes of the
+** other factors (4 bytes per row and factor) whatever p is; the data block is
+** read twice (group sums, then residuals) and written once.
+**
+** Codes are int32 in [0, nlevels); a level may be empty.  The workspace copies
+** everything it needs, so the caller's arrays may be freed after
+** sp_demean_new.  A workspace is not safe for concurrent runs.
+*/
+#ifndef SPILLOVER_DEMEAN_H
+#define SPILLOVER_DEMEAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spillover/error.h"
+
+typedef struct sp_demean_ws sp_demean_ws;
+
+typedef struct sp_demean_options {
+  /* Stop iterating column j when, over one sweep, no fixed-effect coefficient
+     of the factors other than the largest moved by more than
+     tol * rms_j, where rms_j = sqrt(sum_r w_r y_rj^2 / sum_r w_r) is the
+     root mean square of the column before demeaning.  Default 1e-10. */
+  double tol;
+  size_t maxiter;    /* sweeps per column (default 10000) */
+  int accelerate;    /* Irons-Tuck acceleration (default 1) */
+  int threads;       /* 1 or 2 (default 1); results are bit-identical for both */
+} sp_demean_options;
+
+typedef struct sp_demean_info {
+  size_t iter;       /* sweeps of the slowest column (1 for one factor) */
+  size_t sweeps;     /* passes over the codes actually made (all columns together) */
+  int converged;     /* every column met tol */
+  double achieved;   /* largest final relative change over the columns */
+} sp_demean_info;
+
+void sp_demean_options_init(sp_demean_options *opt);
+
+/* Analyse nfe factors over n rows: codes[k][r] in [0, nlevels[k]).  weights is
+   NULL or n non-negative finite analytic weights (weighted means; a row of
+   weight 0 takes no part in the coefficients but is still demeaned).  NULL and
+   err set on failure (bad code, bad weight, no memory).  Free with
+   sp_demean_free. */
+sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
+                            const size_t *nlevels, const double *weights, sp_error *err);
+void sp_demean_free(sp_demean_ws *ws);
+
+size_t sp_demean_nobs(const sp_demean_ws *ws);
+
+/* Demean columns 0..p-1 of data (row r, column j at data[r * tda + j]) in
+   place.  opt NULL means defaults; info may be NULL.  Non-finite data is
+   SP_EMISSING naming the column.  On SP_ECONV the block holds the residuals
+   of the last iterate and info is filled, so the caller can warn instead. */
+int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda,
+                  const sp_demean_options *opt, sp_demean_info *info, sp_error *err);
+
+/* Fixed-effect coefficients of one vector resid_before_fe (n values, usually
+   y - X b): coef[k] (caller-allocated, nlevels[k] doubles each, in the
+   caller's factor order) such that sum_k coef[k][code_k[r]] is the projection
+   of resid_before_fe on the dummies.  Normalisation: factor 0 carries the
+   level; with two factors the lowest-numbered non-empty level of factor 1 in
+   each connected component is 0; with three or more, the lowest non-empty
+   level of every factor k >= 1 is 0.  Empty levels get NaN. */
+int sp_demean_fixef(sp_demean_ws *ws, const double *resid_before_fe, double **coef,
+                    const sp_demean_options *opt, sp_error *err);
+
+/* Iteratively clear keep[r] for rows alone in a level of any factor, until
+   none remains.  keep is in/out: on entry 1 for rows in the sample, 0 for rows
+   already excluded (they do not count).  *ndropped = rows cleared here. */
+int sp_fe_singletons(size_t n, size_t nfe, const int32_t *const *codes,
+                     const size_t *nlevels, unsigned char *keep, size_t *ndropped,
+                     sp_error *err);
+
+/* Parameters absorbed by the factors over the rows with keep[r] != 0 (keep
+   NULL: all rows), the lfe/fixest convention: one factor, its non-empty
+   levels; the first two factors, L1 + L2 - (connected components of their
+   bipartite graph); each further factor, its non-empty levels minus 1.  Exact
+   for one or two factors, an upper bound beyond.  ncomp (may be NULL)
+   receives the number of components of the first two factors (0 if nfe < 2). */
+int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+              const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err);
+
+/* *nested = 1 when every level of fe (over the kept rows) lies within a single
+   cluster, so the fixed effect is nested in the cluster variable (fixest's
+   fixef.K = "nested" then does not count its parameters). */
+int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *cluster,
+                 size_t cluster_nlevels, const unsigned char *keep, int *nested, sp_error *err);
+
+#endif

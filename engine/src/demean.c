@@ -1,0 +1,1006 @@
+/*
+** demean.c: the HDFE kernel (see demean.h and docs/api/demean.md).
+**
+** Internally the factor with the most levels is factor 0 (call its levels
+** "blocks"); the others keep the caller's order.  The unknowns iterated on are
+** the coefficients X of factors 1..K-1 (few levels in a typical panel, so they
+** stay in cache); factor 0's coefficients are always the exact best response
+** to X, computed block by block during the sweep.  One Gauss-Seidel sweep F
+** is K-1 passes over the rows grouped by block; pass s updates factor s from
+** the newest values of all others.  Each pass streams only the int32 codes of
+** factors 1..K-1 in block order (copied once into the workspace), and all
+** active columns are carried together (level-major, column-minor arrays).
+**
+** Determinism: every pass is cut into NCH fixed chunks (rows, or whole
+** blocks) whose partial sums are reduced in chunk order, so the arithmetic is
+** the same whether one thread runs both chunks or two threads run one each.
+*/
+#define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/demean.h"
+#include "spillover/mem.h"
+
+#define NCH 2      /* fixed chunk count: the determinism contract */
+#define GMAX 4     /* columns handled together by a specialised kernel */
+
+#if defined(__GNUC__)
+#define SP_INLINE static inline __attribute__((always_inline))
+#else
+#define SP_INLINE static inline
+#endif
+
+/* ------------------------------------------------------------------------
+** A team of at most two threads running one function on the two chunks.
+** ------------------------------------------------------------------------ */
+typedef void (*chunk_fn)(void *ctx, int chunk);
+
+typedef struct team {
+  int active;               /* a second thread is running */
+  int stop;
+  pthread_t th;
+  pthread_barrier_t bar;
+  chunk_fn fn;
+  void *ctx;
+} team;
+
+static void *team_main(void *arg) {
+  team *t = arg;
+  for (;;) {
+    pthread_barrier_wait(&t->bar);
+    if (t->stop) break;
+    t->fn(t->ctx, 1);
+    pthread_barrier_wait(&t->bar);
+  }
+  return NULL;
+}
+
+/* Start a helper thread when asked for two; on any failure run single-threaded
+   (same results, by construction). */
+static void team_start(team *t, int threads) {
+  memset(t, 0, sizeof *t);
+  if (threads < 2) return;
+  if (pthread_barrier_init(&t->bar, NULL, 2) != 0) return;
+  if (pthread_create(&t->th, NULL, team_main, t) != 0) {
+    pthread_barrier_destroy(&t->bar);
+    return;
+  }
+  t->active = 1;
+}
+
+static void team_run(team *t, chunk_fn fn, void *ctx) {
+  if (!t->active) {
+    for (int c = 0; c < NCH; c++) fn(ctx, c);
+    return;
+  }
+  t->fn = fn;
+  t->ctx = ctx;
+  pthread_barrier_wait(&t->bar);
+  fn(ctx, 0);
+  pthread_barrier_wait(&t->bar);
+}
+
+static void team_stop(team *t) {
+  if (!t->active) return;
+  t->stop = 1;
+  pthread_barrier_wait(&t->bar);
+  pthread_join(t->th, NULL);
+  pthread_barrier_destroy(&t->bar);
+  t->active = 0;
+}
+
+/* ------------------------------------------------------------------------
+** The workspace.
+** ------------------------------------------------------------------------ */
+struct sp_demean_ws {
+  size_t n, K;
+  size_t *ord;         /* ord[k]: caller index of internal factor k */
+  size_t *L;           /* levels of internal factor k */
+  size_t *off;         /* off[k] = L[0] + ... + L[k-1]; off[K] = Ltot */
+  size_t Ltot, M;      /* all levels; levels of factors 1..K-1 */
+  int32_t **code;      /* K arrays of n codes in row order, owned */
+  int32_t **scode;     /* K arrays in block order (scode[0] unused); alias code[] if sorted */
+  int sorted;          /* factor 0 codes were non-decreasing: no copies */
+  size_t *start;       /* L[0] + 1 block offsets into the block order */
+  double *w, *sw;      /* weights in row / block order, or NULL; sw aliases w if sorted */
+  double *wsum;        /* Ltot weight sums (row counts when unweighted) */
+  double *invw;        /* Ltot reciprocals, 0 for empty levels */
+  double wtot;
+  size_t rcut[NCH + 1], bcut[NCH + 1];
+  /* Scratch for up to cap columns, grown by sp_demean_run (never in a loop). */
+  size_t cap;
+  double *buf;
+  double *S;           /* Ltot x q: weighted sums of the active columns */
+  double *acc[NCH];    /* Ltot x p per chunk */
+  double *coef;        /* Ltot x p: final coefficients, all columns */
+  double *alpha;       /* L[0] x q: factor 0 coefficients of the active columns */
+  double *X, *GX, *GGX;/* M x q: iterates */
+  double *ss[NCH];     /* p per chunk */
+  double *scale, *v1, *v2;
+  size_t *act;         /* active position -> column */
+  unsigned char *drop; /* per active position: converged this sweep */
+  size_t pr;           /* columns of the current run (stride of coef) */
+  size_t *others;      /* K: scratch list of factors */
+  const double **cur;  /* K: per-factor coefficient pointers of a pass */
+};
+
+void sp_demean_options_init(sp_demean_options *opt) {
+  opt->tol = 1e-10;
+  opt->maxiter = 10000;
+  opt->accelerate = 1;
+  opt->threads = 1;
+}
+
+size_t sp_demean_nobs(const sp_demean_ws *ws) { return ws->n; }
+
+void sp_demean_free(sp_demean_ws *ws) {
+  if (ws == NULL) return;
+  if (ws->code != NULL) {
+    for (size_t k = 0; k < ws->K; k++) {
+      if (!ws->sorted && ws->scode != NULL && ws->scode[k] != ws->code[k])
+        sp_mem_free(ws->scode[k]);
+      sp_mem_free(ws->code[k]);
+    }
+  }
+  if (!ws->sorted) sp_mem_free(ws->sw);
+  sp_mem_free(ws->w);
+  free(ws->code);
+  free(ws->scode);
+  free(ws->ord);
+  free(ws->L);
+  free(ws->off);
+  sp_mem_free(ws->start);
+  sp_mem_free(ws->wsum);
+  sp_mem_free(ws->invw);
+  sp_mem_free(ws->buf);
+  free(ws->act);
+  free(ws->drop);
+  free(ws->others);
+  free(ws->cur);
+  free(ws);
+}
+
+static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
+                       const size_t *nlevels, sp_error *err) {
+  if (nfe == 0) return sp_error_set(err, SP_EVALUE, "fixed effects: none given (expected at least one factor)");
+  if (codes == NULL || nlevels == NULL)
+    return sp_error_set(err, SP_EVALUE, "fixed effects: codes and nlevels must not be NULL");
+  for (size_t k = 0; k < nfe; k++) {
+    if (codes[k] == NULL && n > 0)
+      return sp_error_set(err, SP_EVALUE, "fixed effect %zu has no codes", k + 1);
+    if (nlevels[k] == 0 || nlevels[k] > (size_t)INT32_MAX)
+      return sp_error_set(err, SP_EVALUE, "fixed effect %zu has %zu levels (expected 1 to %d)",
+                          k + 1, nlevels[k], INT32_MAX);
+    const int32_t *c = codes[k];
+    int32_t L = (int32_t)nlevels[k];
+    for (size_t r = 0; r < n; r++)
+      if (c[r] < 0 || c[r] >= L)
+        return sp_error_set(err, SP_EVALUE,
+                            "fixed effect %zu, row %zu: code %d outside 0..%d "
+                            "(missing levels must be removed from the sample first)",
+                            k + 1, r + 1, (int)c[r], (int)L - 1);
+  }
+  return SP_OK;
+}
+
+static int ws_oom(sp_demean_ws *ws, sp_error *err) {
+  sp_demean_free(ws);
+  return sp_error_set(err, SP_ENOMEM, "demean: out of memory building the fixed-effect workspace");
+}
+
+sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
+                            const size_t *nlevels, const double *weights, sp_error *err) {
+  if (n == 0) {
+    sp_error_set(err, SP_EDF, "demean: no observations");
+    return NULL;
+  }
+  if (check_codes(n, nfe, codes, nlevels, err) != SP_OK) return NULL;
+  if (weights != NULL) {
+    for (size_t r = 0; r < n; r++)
+      if (!(weights[r] >= 0.0) || !isfinite(weights[r])) {
+        sp_error_set(err, SP_EVALUE, "demean: weight of row %zu is %g (expected a finite value >= 0)",
+                     r + 1, weights[r]);
+        return NULL;
+      }
+  }
+  sp_demean_ws *ws = calloc(1, sizeof *ws);
+  if (ws == NULL) {
+    sp_error_set(err, SP_ENOMEM, "demean: out of memory building the fixed-effect workspace");
+    return NULL;
+  }
+  size_t K = nfe;
+  ws->n = n;
+  ws->K = K;
+  ws->ord = malloc(K * sizeof *ws->ord);
+  ws->L = malloc(K * sizeof *ws->L);
+  ws->off = malloc((K + 1) * sizeof *ws->off);
+  ws->code = calloc(K, sizeof *ws->code);
+  ws->scode = calloc(K, sizeof *ws->scode);
+  ws->others = malloc(K * sizeof *ws->others);
+  ws->cur = malloc(K * sizeof *ws->cur);
+  if (!ws->ord || !ws->L || !ws->off || !ws->code || !ws->scode || !ws->others || !ws->cur) {
+    ws_oom(ws, err);
+    return NULL;
+  }
+  /* The factor with the most levels goes first: its coefficients are then
+     never stored as iterates, and its blocks are the unit of work. */
+  size_t big = 0;
+  for (size_t k = 1; k < K; k++)
+    if (nlevels[k] > nlevels[big]) big = k;
+  ws->ord[0] = big;
+  for (size_t k = 0, i = 1; k < K; k++)
+    if (k != big) ws->ord[i++] = k;
+  ws->off[0] = 0;
+  for (size_t k = 0; k < K; k++) {
+    ws->L[k] = nlevels[ws->ord[k]];
+    ws->off[k + 1] = ws->off[k] + ws->L[k];
+  }
+  ws->Ltot = ws->off[K];
+  ws->M = ws->Ltot - ws->L[0];
+
+  for (size_t k = 0; k < K; k++) {
+    ws->code[k] = sp_mem_alloc(n * sizeof(int32_t));
+    if (ws->code[k] == NULL) {
+      ws_oom(ws, err);
+      return NULL;
+    }
+    memcpy(ws->code[k], codes[ws->ord[k]], n * sizeof(int32_t));
+  }
+  if (weights != NULL) {
+    ws->w = sp_mem_doubles(n);
+    if (ws->w == NULL) {
+      ws_oom(ws, err);
+      return NULL;
+    }
+    memcpy(ws->w, weights, n * sizeof(double));
+  }
+
+  const int32_t *c0 = ws->code[0];
+  size_t L0 = ws->L[0];
+  ws->start = sp_mem_calloc(L0 + 1, sizeof(size_t));
+  ws->wsum = sp_mem_calloc(ws->Ltot, sizeof(double));
+  ws->invw = sp_mem_doubles(ws->Ltot);
+  if (!ws->start || !ws->wsum || !ws->invw) {
+    ws_oom(ws, err);
+    return NULL;
+  }
+  ws->sorted = 1;
+  for (size_t r = 0; r < n; r++) {
+    ws->start[c0[r] + 1]++;
+    if (r > 0 && c0[r] < c0[r - 1]) ws->sorted = 0;
+  }
+  for (size_t b = 0; b < L0; b++) ws->start[b + 1] += ws->start[b];
+
+  if (ws->sorted) {
+    for (size_t k = 0; k < K; k++) ws->scode[k] = ws->code[k];
+    ws->sw = ws->w;
+  } else {
+    /* Counting sort of the other factors' codes (and weights) into block
+       order; the row order itself is never needed again. */
+    size_t *pos = malloc(L0 * sizeof *pos);
+    if (pos == NULL) {
+      ws_oom(ws, err);
+      return NULL;
+    }
+    for (size_t k = 1; k < K; k++) {
+      ws->scode[k] = sp_mem_alloc(n * sizeof(int32_t));
+      if (ws->scode[k] == NULL) {
+        free(pos);
+        ws_oom(ws, err);
+        return NULL;
+      }
+    }
+    if (ws->w != NULL && (ws->sw = sp_mem_doubles(n)) == NULL) {
+      free(pos);
+      ws_oom(ws, err);
+      return NULL;
+    }
+    memcpy(pos, ws->start, L0 * sizeof *pos);
+    for (size_t r = 0; r < n; r++) {
+      size_t d = pos[c0[r]]++;
+      for (size_t k = 1; k < K; k++) ws->scode[k][d] = ws->code[k][r];
+      if (ws->w != NULL) ws->sw[d] = ws->w[r];
+    }
+    free(pos);
+  }
+
+  ws->wtot = 0.0;
+  for (size_t r = 0; r < n; r++) {
+    double wr = ws->w != NULL ? ws->w[r] : 1.0;
+    ws->wtot += wr;
+    for (size_t k = 0; k < K; k++) ws->wsum[ws->off[k] + (size_t)ws->code[k][r]] += wr;
+  }
+  for (size_t l = 0; l < ws->Ltot; l++) ws->invw[l] = ws->wsum[l] > 0.0 ? 1.0 / ws->wsum[l] : 0.0;
+
+  /* Fixed chunks: halves of the rows, and the block boundary nearest n/2. */
+  ws->rcut[0] = 0;
+  ws->rcut[1] = n / 2;
+  ws->rcut[2] = n;
+  size_t b = 0;
+  while (b < L0 && ws->start[b] < n / 2) b++;
+  ws->bcut[0] = 0;
+  ws->bcut[1] = b;
+  ws->bcut[2] = L0;
+  return ws;
+}
+
+/* Size the scratch for p columns once; later runs with p <= cap reuse it. */
+static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
+  if (p <= ws->cap) return SP_OK;
+  size_t Lt = ws->Ltot, M = ws->M, L0 = ws->L[0];
+  size_t per = Lt * (1 + NCH + 1) + L0 + 3 * M + NCH + 3;
+  if (per != 0 && p > ((size_t)-1 / sizeof(double)) / per)
+    return sp_error_set(err, SP_ENOMEM, "demean: %zu columns are too many", p);
+  double *buf = sp_mem_doubles(per * p);
+  size_t *act = malloc(p * sizeof *act);
+  unsigned char *drop = malloc(p);
+  if (buf == NULL || act == NULL || drop == NULL) {
+    sp_mem_free(buf);
+    free(act);
+    free(drop);
+    return sp_error_set(err, SP_ENOMEM, "demean: out of memory for %zu columns", p);
+  }
+  sp_mem_free(ws->buf);
+  free(ws->act);
+  free(ws->drop);
+  ws->buf = buf;
+  ws->act = act;
+  ws->drop = drop;
+  ws->cap = p;
+  double *q = buf;
+  ws->S = q; q += Lt * p;
+  for (int c = 0; c < NCH; c++) { ws->acc[c] = q; q += Lt * p; }
+  ws->coef = q; q += Lt * p;
+  ws->alpha = q; q += L0 * p;
+  ws->X = q; q += M * p;
+  ws->GX = q; q += M * p;
+  ws->GGX = q; q += M * p;
+  for (int c = 0; c < NCH; c++) { ws->ss[c] = q; q += p; }
+  ws->scale = q; q += p;
+  ws->v1 = q; q += p;
+  ws->v2 = q;
+  return SP_OK;
+}
+
+/* ------------------------------------------------------------------------
+** Pass 1: weighted sums per level and sums of squares (row order).
+** ------------------------------------------------------------------------ */
+typedef struct agg_ctx {
+  const sp_demean_ws *ws;
+  const double *data;
+  size_t p, tda;
+} agg_ctx;
+
+SP_INLINE void agg_kernel(const agg_ctx *x, int c, size_t j0, size_t g, int weighted) {
+  const sp_demean_ws *ws = x->ws;
+  size_t p = x->p, tda = x->tda, K = ws->K;
+  double *acc = ws->acc[c];
+  double ss[GMAX] = {0};
+  for (size_t r = ws->rcut[c]; r < ws->rcut[c + 1]; r++) {
+    const double *y = x->data + r * tda + j0;
+    double wy[GMAX];
+    double wr = weighted ? ws->w[r] : 1.0;
+    for (size_t j = 0; j < g; j++) {
+      wy[j] = weighted ? wr * y[j] : y[j];
+      ss[j] += wy[j] * y[j];
+    }
+    for (size_t k = 0; k < K; k++) {
+      double *a = acc + (ws->off[k] + (size_t)ws->code[k][r]) * p + j0;
+      for (size_t j = 0; j < g; j++) a[j] += wy[j];
+    }
+  }
+  for (size_t j = 0; j < g; j++) ws->ss[c][j0 + j] = ss[j];
+}
+
+static void agg_chunk(void *vctx, int c) {
+  const agg_ctx *x = vctx;
+  const sp_demean_ws *ws = x->ws;
+  memset(ws->acc[c], 0, ws->Ltot * x->p * sizeof(double));
+  int wt = ws->w != NULL;
+  for (size_t j0 = 0; j0 < x->p; j0 += GMAX) {
+    size_t g = x->p - j0 < GMAX ? x->p - j0 : GMAX;
+    switch (g * 2 + (size_t)wt) {
+      case 2: agg_kernel(x, c, j0, 1, 0); break;
+      case 3: agg_kernel(x, c, j0, 1, 1); break;
+      case 4: agg_kernel(x, c, j0, 2, 0); break;
+      case 5: agg_kernel(x, c, j0, 2, 1); break;
+      case 6: agg_kernel(x, c, j0, 3, 0); break;
+      case 7: agg_kernel(x, c, j0, 3, 1); break;
+      case 8: agg_kernel(x, c, j0, 4, 0); break;
+      default: agg_kernel(x, c, j0, 4, 1); break;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------
+** A sweep pass: update factor s (1..K-1) from the newest other coefficients.
+** cur[m] points at factor m's q-wide coefficients (new ones for m < s, old
+** ones for m > s); for s == 1 the pass first computes factor 0's block
+** coefficients alpha from the old iterate.
+** ------------------------------------------------------------------------ */
+typedef struct sweep_ctx {
+  const sp_demean_ws *ws;
+  size_t q, s;
+  const double **cur;
+  const size_t *oth;    /* factors other than 0 and s */
+  size_t noth;
+} sweep_ctx;
+
+SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted) {
+  const sp_demean_ws *ws = x->ws;
+  size_t q = x->q, s = x->s, K = ws->K, noth = x->noth;
+  const size_t *start = ws->start;
+  const double *S0 = ws->S, *inv0 = ws->invw;
+  double *alpha = ws->alpha;
+  double *acc = ws->acc[c];
+  const int32_t *cs = ws->scode[s];
+  const double *sw = ws->sw;
+  for (size_t b = ws->bcut[c]; b < ws->bcut[c + 1]; b++) {
+    size_t r0 = start[b], r1 = start[b + 1];
+    double a[GMAX];
+    if (s == 1) {
+      double t[GMAX];
+      for (size_t j = 0; j < g; j++) t[j] = S0[b * q + j0 + j];
+      for (size_t r = r0; r < r1; r++) {
+        double wr = weighted ? sw[r] : 1.0;
+        for (size_t m = 1; m < K; m++) {
+          const double *cm = x->cur[m] + (size_t)ws->scode[m][r] * q + j0;
+          for (size_t j = 0; j < g; j++) t[j] -= weighted ? wr * cm[j] : cm[j];
+        }
+      }
+      for (size_t j = 0; j < g; j++) {
+        a[j] = t[j] * inv0[b];
+        alpha[b * q + j0 + j] = a[j];
+      }
+    } else {
+      for (size_t j = 0; j < g; j++) a[j] = alpha[b * q + j0 + j];
+    }
+    for (size_t r = r0; r < r1; r++) {
+      double v[GMAX];
+      for (size_t j = 0; j < g; j++) v[j] = a[j];
+      for (size_t i = 0; i < noth; i++) {
+        size_t m = x->oth[i];
+        const double *cm = x->cur[m] + (size_t)ws->scode[m][r] * q + j0;
+        for (size_t j = 0; j < g; j++) v[j] += cm[j];
+      }
+      double *ac = acc + (size_t)cs[r] * q + j0;
+      double wr = weighted ? sw[r] : 1.0;
+      for (size_t j = 0; j < g; j++) ac[j] += weighted ? wr * v[j] : v[j];
+    }
+  }
+}
+
+static void sweep_chunk(void *vctx, int c) {
+  const sweep_ctx *x = vctx;
+  const sp_demean_ws *ws = x->ws;
+  memset(ws->acc[c], 0, ws->L[x->s] * x->q * sizeof(double));
+  int wt = ws->w != NULL;
+  for (size_t j0 = 0; j0 < x->q; j0 += GMAX) {
+    size_t g = x->q - j0 < GMAX ? x->q - j0 : GMAX;
+    switch (g * 2 + (size_t)wt) {
+      case 2: sweep_kernel(x, c, j0, 1, 0); break;
+      case 3: sweep_kernel(x, c, j0, 1, 1); break;
+      case 4: sweep_kernel(x, c, j0, 2, 0); break;
+      case 5: sweep_kernel(x, c, j0, 2, 1); break;
+      case 6: sweep_kernel(x, c, j0, 3, 0); break;
+      case 7: sweep_kernel(x, c, j0, 3, 1); break;
+      case 8: sweep_kernel(x, c, j0, 4, 0); break;
+      default: sweep_kernel(x, c, j0, 4, 1); break;
+    }
+  }
+}
+
+/* One Gauss-Seidel sweep: out = F(in), both M x q; alpha = factor 0's best
+   response to in. */
+static void sweep(sp_demean_ws *ws, team *tm, size_t q, const double *in, double *out) {
+  sweep_ctx x;
+  size_t K = ws->K, L0 = ws->L[0];
+  x.ws = ws;
+  x.q = q;
+  x.cur = ws->cur;
+  for (size_t s = 1; s < K; s++) {
+    x.s = s;
+    x.noth = 0;
+    for (size_t m = 1; m < K; m++) {
+      const double *base = (m < s ? out : in);
+      ws->cur[m] = base + (ws->off[m] - L0) * q;
+      if (m != s) ws->others[x.noth++] = m;
+    }
+    x.oth = ws->others;
+    team_run(tm, sweep_chunk, &x);
+    /* Reduce the chunks in fixed order, then solve for factor s. */
+    size_t Ls = ws->L[s];
+    const double *Ss = ws->S + ws->off[s] * q, *inv = ws->invw + ws->off[s];
+    double *o = out + (ws->off[s] - L0) * q;
+    for (size_t l = 0; l < Ls; l++)
+      for (size_t j = 0; j < q; j++) {
+        double a = ws->acc[0][l * q + j];
+        for (int c = 1; c < NCH; c++) a += ws->acc[c][l * q + j];
+        o[l * q + j] = (Ss[l * q + j] - a) * inv[l];
+      }
+  }
+}
+
+/* ------------------------------------------------------------------------
+** Last pass: residuals in place (row order).
+** ------------------------------------------------------------------------ */
+typedef struct resid_ctx {
+  const sp_demean_ws *ws;
+  double *data;
+  size_t p, tda;
+} resid_ctx;
+
+SP_INLINE void resid_kernel(const resid_ctx *x, int c, size_t j0, size_t g) {
+  const sp_demean_ws *ws = x->ws;
+  size_t p = x->p, tda = x->tda, K = ws->K;
+  const double *coef = ws->coef;
+  for (size_t r = ws->rcut[c]; r < ws->rcut[c + 1]; r++) {
+    double f[GMAX];
+    const double *a = coef + (size_t)ws->code[0][r] * p + j0;
+    for (size_t j = 0; j < g; j++) f[j] = a[j];
+    for (size_t k = 1; k < K; k++) {
+      a = coef + (ws->off[k] + (size_t)ws->code[k][r]) * p + j0;
+      for (size_t j = 0; j < g; j++) f[j] += a[j];
+    }
+    double *y = x->data + r * tda + j0;
+    for (size_t j = 0; j < g; j++) y[j] -= f[j];
+  }
+}
+
+static void resid_chunk(void *vctx, int c) {
+  const resid_ctx *x = vctx;
+  for (size_t j0 = 0; j0 < x->p; j0 += GMAX) {
+    size_t g = x->p - j0 < GMAX ? x->p - j0 : GMAX;
+    switch (g) {
+      case 1: resid_kernel(x, c, j0, 1); break;
+      case 2: resid_kernel(x, c, j0, 2); break;
+      case 3: resid_kernel(x, c, j0, 3); break;
+      default: resid_kernel(x, c, j0, 4); break;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------
+** The solver: ws->coef (Ltot x p) for the columns of data.
+** ------------------------------------------------------------------------ */
+
+/* Keep the columns whose flag is 0 in a q-wide level-major array, in place. */
+static void compact(double *a, size_t rows, size_t q, const unsigned char *drop, size_t qn) {
+  if (qn == q) return;
+  for (size_t l = 0; l < rows; l++) {
+    size_t o = 0;
+    for (size_t j = 0; j < q; j++)
+      if (!drop[j]) a[l * qn + o++] = a[l * q + j];
+  }
+}
+
+/* Column at active position ja is final: copy (alpha, X) into coef. */
+static void finalize_col(sp_demean_ws *ws, size_t q, size_t ja, const double *X) {
+  size_t p = ws->pr, j = ws->act[ja], L0 = ws->L[0];
+  for (size_t l = 0; l < L0; l++) ws->coef[l * p + j] = ws->alpha[l * q + ja];
+  for (size_t l = 0; l < ws->M; l++) ws->coef[(L0 + l) * p + j] = X[l * q + ja];
+}
+
+/* Test the active columns for convergence between in and out = F(in); the
+   converged ones are finalised from (alpha, in) and dropped from every
+   q-wide array.  Returns the new number of active columns. */
+static size_t converge_step(sp_demean_ws *ws, size_t q, double *in, double *out, double *third,
+                            double tol, double *achieved) {
+  size_t M = ws->M, qn = q;
+  for (size_t ja = 0; ja < q; ja++) ws->v1[ja] = 0.0;
+  for (size_t l = 0; l < M; l++)
+    for (size_t ja = 0; ja < q; ja++) {
+      double d = fabs(out[l * q + ja] - in[l * q + ja]);
+      if (!(d <= ws->v1[ja])) ws->v1[ja] = d;  /* NaN propagates as "not converged" */
+    }
+  for (size_t ja = 0; ja < q; ja++) {
+    double rel = ws->v1[ja] / ws->scale[ws->act[ja]];
+    ws->v1[ja] = rel;
+    ws->drop[ja] = rel <= tol;
+    if (ws->drop[ja]) {
+      if (rel > *achieved) *achieved = rel;
+      finalize_col(ws, q, ja, in);
+      qn--;
+    }
+  }
+  if (qn == q) return q;
+  compact(ws->S, ws->Ltot, q, ws->drop, qn);
+  compact(in, M, q, ws->drop, qn);
+  compact(out, M, q, ws->drop, qn);
+  if (third != NULL) compact(third, M, q, ws->drop, qn);
+  size_t o = 0;
+  for (size_t ja = 0; ja < q; ja++)
+    if (!ws->drop[ja]) {
+      ws->act[o] = ws->act[ja];
+      ws->v1[o] = ws->v1[ja];
+      o++;
+    }
+  return qn;
+}
+
+/* Give up: finalise the remaining columns from (alpha, in). */
+static void finalize_rest(sp_demean_ws *ws, size_t q, const double *in, double *achieved) {
+  for (size_t ja = 0; ja < q; ja++) {
+    finalize_col(ws, q, ja, in);
+    if (!(ws->v1[ja] <= *achieved)) *achieved = ws->v1[ja];
+  }
+}
+
+/* Irons-Tuck, per column: X <- GGX - c (GGX - GX), c = <d1, d2> / <d2, d2>
+   with d1 = GGX - GX and d2 = GGX - 2 GX + X. */
+static void irons_tuck(sp_demean_ws *ws, size_t q, double *X, const double *GX, const double *GGX) {
+  size_t M = ws->M;
+  for (size_t ja = 0; ja < q; ja++) ws->v1[ja] = ws->v2[ja] = 0.0;
+  for (size_t l = 0; l < M; l++)
+    for (size_t ja = 0; ja < q; ja++) {
+      size_t i = l * q + ja;
+      double d1 = GGX[i] - GX[i], d2 = d1 - GX[i] + X[i];
+      ws->v1[ja] += d1 * d2;
+      ws->v2[ja] += d2 * d2;
+    }
+  for (size_t ja = 0; ja < q; ja++) ws->v1[ja] = ws->v2[ja] > 0.0 ? ws->v1[ja] / ws->v2[ja] : 0.0;
+  for (size_t l = 0; l < M; l++)
+    for (size_t ja = 0; ja < q; ja++) {
+      size_t i = l * q + ja;
+      X[i] = GGX[i] - ws->v1[ja] * (GGX[i] - GX[i]);
+    }
+}
+
+static int check_options(const sp_demean_options *opt, sp_error *err) {
+  if (!(opt->tol >= 0.0) || !isfinite(opt->tol))
+    return sp_error_set(err, SP_EVALUE, "demean: tol is %g (expected a finite value >= 0)", opt->tol);
+  if (opt->maxiter < 1)
+    return sp_error_set(err, SP_EVALUE, "demean: maxiter is 0 (expected at least 1)");
+  if (opt->threads != 1 && opt->threads != 2)
+    return sp_error_set(err, SP_EVALUE, "demean: threads is %d (expected 1 or 2)", opt->threads);
+  return SP_OK;
+}
+
+/* Fill ws->coef (Ltot x p) for the columns of data. */
+static int solve(sp_demean_ws *ws, const double *data, size_t p, size_t tda,
+                 const sp_demean_options *opt, team *tm, sp_demean_info *info, sp_error *err) {
+  size_t Lt = ws->Ltot, K = ws->K;
+  ws->pr = p;
+  agg_ctx ax = {ws, data, p, tda};
+  team_run(tm, agg_chunk, &ax);
+  for (size_t i = 0; i < Lt * p; i++) {
+    double a = ws->acc[0][i];
+    for (int c = 1; c < NCH; c++) a += ws->acc[c][i];
+    ws->S[i] = a;
+  }
+  for (size_t j = 0; j < p; j++) {
+    double ss = ws->ss[0][j];
+    for (int c = 1; c < NCH; c++) ss += ws->ss[c][j];
+    if (!isfinite(ss))
+      return sp_error_set(err, SP_EMISSING,
+                          "demean: column %zu has missing, infinite or too large values "
+                          "(expected finite values below 1e150 in magnitude)", j + 1);
+    ws->scale[j] = ws->wtot > 0.0 ? sqrt(ss / ws->wtot) : 0.0;
+  }
+  info->iter = 1;
+  info->sweeps = 0;
+  info->converged = 1;
+  info->achieved = 0.0;
+  if (K == 1) {
+    for (size_t l = 0; l < Lt; l++)
+      for (size_t j = 0; j < p; j++) ws->coef[l * p + j] = ws->S[l * p + j] * ws->invw[l];
+    return SP_OK;
+  }
+  /* Columns that are zero (in weighted rms) have zero coefficients. */
+  size_t q = 0;
+  for (size_t j = 0; j < p; j++) {
+    ws->drop[j] = !(ws->scale[j] > 0.0);
+    if (ws->drop[j]) {
+      for (size_t l = 0; l < Lt; l++) ws->coef[l * p + j] = 0.0;
+    } else {
+      ws->act[q++] = j;
+    }
+  }
+  compact(ws->S, Lt, p, ws->drop, q);
+  double *x = ws->X, *gx = ws->GX, *ggx = ws->GGX;
+  memset(x, 0, ws->M * q * sizeof(double));
+  size_t iter = 0;
+  double achieved = 0.0;
+  int conv = 1;
+  while (q > 0) {
+    sweep(ws, tm, q, x, gx);
+    iter++;
+    info->sweeps += K - 1;
+    q = converge_step(ws, q, x, gx, ggx, opt->tol, &achieved);
+    if (q == 0) break;
+    if (iter >= opt->maxiter) {
+      finalize_rest(ws, q, x, &achieved);
+      conv = 0;
+      break;
+    }
+    if (!opt->accelerate) {
+      double *t = x;
+      x = gx;
+      gx = t;
+      continue;
+    }
+    sweep(ws, tm, q, gx, ggx);
+    iter++;
+    info->sweeps += K - 1;
+    q = converge_step(ws, q, gx, ggx, x, opt->tol, &achieved);
+    if (q == 0) break;
+    if (iter >= opt->maxiter) {
+      finalize_rest(ws, q, gx, &achieved);
+      conv = 0;
+      break;
+    }
+    irons_tuck(ws, q, x, gx, ggx);
+  }
+  info->iter = iter;
+  info->converged = conv;
+  info->achieved = achieved;
+  if (!conv)
+    return sp_error_set(err, SP_ECONV,
+                        "demean: fixed effects not absorbed after %zu iterations: relative change "
+                        "%.3g, expected at most tol = %.3g (raise maxiter or tol)",
+                        iter, achieved, opt->tol);
+  return SP_OK;
+}
+
+int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda,
+                  const sp_demean_options *opt, sp_demean_info *info, sp_error *err) {
+  sp_demean_options dflt;
+  sp_demean_info dinfo;
+  if (opt == NULL) {
+    sp_demean_options_init(&dflt);
+    opt = &dflt;
+  }
+  if (info == NULL) info = &dinfo;
+  memset(info, 0, sizeof *info);
+  if (ws == NULL) return sp_error_set(err, SP_EVALUE, "demean: no workspace");
+  if (n != ws->n)
+    return sp_error_set(err, SP_EDIM, "demean: the block has %zu rows, the fixed effects %zu", n, ws->n);
+  if (tda < p)
+    return sp_error_set(err, SP_EDIM, "demean: row stride %zu is smaller than the %zu columns", tda, p);
+  int st = check_options(opt, err);
+  if (st != SP_OK) return st;
+  info->converged = 1;
+  if (p == 0) return SP_OK;
+  if (data == NULL) return sp_error_set(err, SP_EVALUE, "demean: data is NULL");
+  st = ws_reserve(ws, p, err);
+  if (st != SP_OK) return st;
+  team tm;
+  team_start(&tm, opt->threads);
+  st = solve(ws, data, p, tda, opt, &tm, info, err);
+  if (st == SP_OK || st == SP_ECONV) {
+    resid_ctx rx = {ws, data, p, tda};
+    team_run(&tm, resid_chunk, &rx);
+  }
+  team_stop(&tm);
+  return st;
+}
+
+/* ------------------------------------------------------------------------
+** Union-find over level nodes (connected components of factor graphs).
+** ------------------------------------------------------------------------ */
+static size_t uf_find(size_t *parent, size_t a) {
+  while (parent[a] != a) {
+    parent[a] = parent[parent[a]];
+    a = parent[a];
+  }
+  return a;
+}
+
+static void uf_union(size_t *parent, size_t a, size_t b) {
+  a = uf_find(parent, a);
+  b = uf_find(parent, b);
+  if (a == b) return;
+  if (a < b) parent[b] = a;
+  else parent[a] = b;
+}
+
+int sp_demean_fixef(sp_demean_ws *ws, const double *resid_before_fe, double **coef,
+                    const sp_demean_options *opt, sp_error *err) {
+  sp_demean_options dflt;
+  sp_demean_info info;
+  if (opt == NULL) {
+    sp_demean_options_init(&dflt);
+    opt = &dflt;
+  }
+  if (ws == NULL || resid_before_fe == NULL || coef == NULL)
+    return sp_error_set(err, SP_EVALUE, "demean fixef: workspace, input and output must not be NULL");
+  for (size_t k = 0; k < ws->K; k++)
+    if (coef[k] == NULL) return sp_error_set(err, SP_EVALUE, "demean fixef: output for fixed effect %zu is NULL", k + 1);
+  int st = check_options(opt, err);
+  if (st != SP_OK) return st;
+  st = ws_reserve(ws, 1, err);
+  if (st != SP_OK) return st;
+  team tm;
+  team_start(&tm, opt->threads);
+  st = solve(ws, resid_before_fe, 1, 1, opt, &tm, &info, err);
+  team_stop(&tm);
+  if (st != SP_OK && st != SP_ECONV) return st;
+
+  size_t K = ws->K;
+  /* Copy out in the caller's order; empty levels are not estimable. */
+  for (size_t k = 0; k < K; k++) {
+    double *o = coef[ws->ord[k]];
+    for (size_t l = 0; l < ws->L[k]; l++)
+      o[l] = ws->wsum[ws->off[k] + l] > 0.0 ? ws->coef[ws->off[k] + l] : NAN;
+  }
+  if (K == 1) return st;
+  /* wsum in the caller's order, for the reference levels. */
+  size_t inv_ord[2];
+  for (size_t k = 0; k < K && k < 2; k++) inv_ord[k] = 0;
+  for (size_t k = 0; k < K; k++)
+    if (ws->ord[k] < 2) inv_ord[ws->ord[k]] = k;
+  double *c0 = coef[0];
+  size_t k0 = inv_ord[0];
+  if (K == 2) {
+    /* One reference per connected component of the two factors. */
+    size_t k1 = inv_ord[1], L0c = ws->L[k0], L1c = ws->L[k1];
+    size_t *parent = malloc((L0c + L1c) * sizeof *parent);
+    double *shift = malloc((L0c + L1c) * sizeof *shift);
+    unsigned char *has = calloc(L0c + L1c, 1);
+    if (parent == NULL || shift == NULL || has == NULL) {
+      free(parent);
+      free(shift);
+      free(has);
+      return sp_error_set(err, SP_ENOMEM, "demean fixef: out of memory");
+    }
+    for (size_t i = 0; i < L0c + L1c; i++) parent[i] = i;
+    for (size_t r = 0; r < ws->n; r++)
+      if (ws->w == NULL || ws->w[r] > 0.0)
+        uf_union(parent, (size_t)ws->code[k0][r], L0c + (size_t)ws->code[k1][r]);
+    double *c1 = coef[1];
+    for (size_t l = 0; l < L1c; l++) {
+      if (ws->wsum[ws->off[k1] + l] <= 0.0) continue;
+      size_t root = uf_find(parent, L0c + l);
+      if (!has[root]) {
+        has[root] = 1;
+        shift[root] = c1[l];
+      }
+    }
+    for (size_t l = 0; l < L1c; l++)
+      if (ws->wsum[ws->off[k1] + l] > 0.0) c1[l] -= shift[uf_find(parent, L0c + l)];
+    for (size_t l = 0; l < L0c; l++)
+      if (ws->wsum[ws->off[k0] + l] > 0.0) {
+        size_t root = uf_find(parent, l);
+        if (has[root]) c0[l] += shift[root];
+      }
+    free(parent);
+    free(shift);
+    free(has);
+    return st;
+  }
+  for (size_t k = 0; k < K; k++) {
+    size_t kc = ws->ord[k];
+    if (kc == 0) continue;
+    double *ck = coef[kc], sh = 0.0;
+    int found = 0;
+    for (size_t l = 0; l < ws->L[k] && !found; l++)
+      if (ws->wsum[ws->off[k] + l] > 0.0) {
+        sh = ck[l];
+        found = 1;
+      }
+    if (!found) continue;
+    for (size_t l = 0; l < ws->L[k]; l++) ck[l] -= sh;  /* NaN stays NaN */
+    for (size_t l = 0; l < ws->L[k0]; l++) c0[l] += sh;
+  }
+  return st;
+}
+
+/* ------------------------------------------------------------------------
+** Sample helpers: singletons, absorbed degrees of freedom, nesting.
+** ------------------------------------------------------------------------ */
+int sp_fe_singletons(size_t n, size_t nfe, const int32_t *const *codes,
+                     const size_t *nlevels, unsigned char *keep, size_t *ndropped,
+                     sp_error *err) {
+  if (ndropped != NULL) *ndropped = 0;
+  if (keep == NULL && n > 0) return sp_error_set(err, SP_EVALUE, "singletons: keep must not be NULL");
+  int st = check_codes(n, nfe, codes, nlevels, err);
+  if (st != SP_OK) return st;
+  size_t Lmax = 0;
+  for (size_t k = 0; k < nfe; k++)
+    if (nlevels[k] > Lmax) Lmax = nlevels[k];
+  uint32_t *cnt = malloc(Lmax * sizeof *cnt);
+  if (cnt == NULL) return sp_error_set(err, SP_ENOMEM, "singletons: out of memory");
+  size_t dropped = 0;
+  /* One factor at a time until a full round over all factors drops nothing:
+     dropping a row can make another level a singleton. */
+  size_t clean = 0;
+  for (size_t k = 0; clean < nfe; k = (k + 1) % nfe) {
+    const int32_t *c = codes[k];
+    memset(cnt, 0, nlevels[k] * sizeof *cnt);
+    for (size_t r = 0; r < n; r++)
+      if (keep[r] && cnt[c[r]] < 2) cnt[c[r]]++;
+    size_t d = 0;
+    for (size_t r = 0; r < n; r++)
+      if (keep[r] && cnt[c[r]] == 1) {
+        keep[r] = 0;
+        d++;
+      }
+    dropped += d;
+    clean = d == 0 ? clean + 1 : 1;
+    if (nfe == 1) break;  /* dropping singletons of one factor creates none */
+  }
+  free(cnt);
+  if (ndropped != NULL) *ndropped = dropped;
+  return SP_OK;
+}
+
+int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+              const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err) {
+  if (dof == NULL) return sp_error_set(err, SP_EVALUE, "fe dof: dof must not be NULL");
+  *dof = 0;
+  if (ncomp != NULL) *ncomp = 0;
+  int st = check_codes(n, nfe, codes, nlevels, err);
+  if (st != SP_OK) return st;
+  size_t L0 = nlevels[0], L1 = nfe > 1 ? nlevels[1] : 0;
+  size_t total = 0, Lmax = 0;
+  for (size_t k = 0; k < nfe; k++)
+    if (nlevels[k] > Lmax) Lmax = nlevels[k];
+  unsigned char *seen = malloc(Lmax);
+  size_t *parent = nfe > 1 ? malloc((L0 + L1) * sizeof *parent) : NULL;
+  if (seen == NULL || (nfe > 1 && parent == NULL)) {
+    free(seen);
+    free(parent);
+    return sp_error_set(err, SP_ENOMEM, "fe dof: out of memory");
+  }
+  for (size_t k = 0; k < nfe; k++) {
+    memset(seen, 0, nlevels[k]);
+    size_t ne = 0;
+    for (size_t r = 0; r < n; r++)
+      if ((keep == NULL || keep[r]) && !seen[codes[k][r]]) {
+        seen[codes[k][r]] = 1;
+        ne++;
+      }
+    total += (k >= 2 && ne > 0) ? ne - 1 : ne;
+  }
+  if (nfe > 1) {
+    for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
+    unsigned char *used = calloc(L0 + L1, 1);
+    if (used == NULL) {
+      free(seen);
+      free(parent);
+      return sp_error_set(err, SP_ENOMEM, "fe dof: out of memory");
+    }
+    for (size_t r = 0; r < n; r++)
+      if (keep == NULL || keep[r]) {
+        size_t a = (size_t)codes[0][r], b = L0 + (size_t)codes[1][r];
+        used[a] = used[b] = 1;
+        uf_union(parent, a, b);
+      }
+    size_t comp = 0;
+    for (size_t i = 0; i < L0 + L1; i++)
+      if (used[i] && uf_find(parent, i) == i) comp++;
+    free(used);
+    total -= comp;
+    if (ncomp != NULL) *ncomp = comp;
+  }
+  free(seen);
+  free(parent);
+  *dof = total;
+  return SP_OK;
+}
+
+int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *cluster,
+                 size_t cluster_nlevels, const unsigned char *keep, int *nested, sp_error *err) {
+  if (nested == NULL) return sp_error_set(err, SP_EVALUE, "fe nested: nested must not be NULL");
+  *nested = 0;
+  const int32_t *cs[2] = {fe, cluster};
+  size_t ls[2] = {fe_nlevels, cluster_nlevels};
+  int st = check_codes(n, 2, cs, ls, err);
+  if (st != SP_OK) return st;
+  int32_t *owner = malloc(fe_nlevels * sizeof *owner);
+  if (owner == NULL) return sp_error_set(err, SP_ENOMEM, "fe nested: out of memory");
+  for (size_t l = 0; l < fe_nlevels; l++) owner[l] = -1;
+  int ok = 1;
+  for (size_t r = 0; r < n && ok; r++) {
+    if (keep != NULL && !keep[r]) continue;
+    int32_t *o = &owner[fe[r]];
+    if (*o < 0) *o = cluster[r];
+    else if (*o != cluster[r]) ok = 0;
+  }
+  free(owner);
+  *nested = ok;
+  return SP_OK;
+}
