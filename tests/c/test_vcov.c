@@ -131,23 +131,30 @@ static void free_fit(fitted *f) {
   free(f->b);
 }
 
-/* (W)LS of y on X (X is taken over). */
+/* (W)LS of y on X (X is taken over), through the QR decomposition of
+   sqrt(w) X: the Produc design is ill-conditioned enough (logs with an
+   intercept) that normal equations would cost digits the 1e-9 checks need. */
 static fitted ols(gsl_matrix *X, const double *y, const double *w) {
-  fitted f = {X->size1, X->size2, X, gsl_matrix_alloc(X->size2, X->size2), NULL, NULL};
+  fitted f = {X->size1, X->size2, X, gsl_matrix_calloc(X->size2, X->size2), NULL, NULL};
   size_t n = f.n, k = f.k;
-  gsl_matrix *WX = gsl_matrix_alloc(n, k);
-  gsl_matrix_memcpy(WX, X);
-  for (size_t i = 0; w && i < n; i++) {
-    gsl_vector_view r = gsl_matrix_row(WX, i);
-    gsl_vector_scale(&r.vector, w[i]);
+  gsl_matrix *A = gsl_matrix_alloc(n, k);
+  gsl_vector *yw = gsl_vector_alloc(n), *rw = gsl_vector_alloc(n);
+  gsl_vector *tau = gsl_vector_alloc(k), *bv = gsl_vector_alloc(k);
+  gsl_matrix_memcpy(A, X);
+  for (size_t i = 0; i < n; i++) {
+    double sw = w ? sqrt(w[i]) : 1.0;
+    gsl_vector_view r = gsl_matrix_row(A, i);
+    gsl_vector_scale(&r.vector, sw);
+    gsl_vector_set(yw, i, sw * y[i]);
   }
-  gsl_blas_dgemm(CblasTrans, CblasNoTrans, 1.0, WX, X, 0.0, f.B);
-  gsl_linalg_cholesky_decomp1(f.B);
-  gsl_linalg_cholesky_invert(f.B);
-  gsl_vector_const_view yv = gsl_vector_const_view_array(y, n);
-  gsl_vector *Xty = gsl_vector_alloc(k), *bv = gsl_vector_alloc(k);
-  gsl_blas_dgemv(CblasTrans, 1.0, WX, &yv.vector, 0.0, Xty);
-  gsl_blas_dgemv(CblasNoTrans, 1.0, f.B, Xty, 0.0, bv);
+  gsl_linalg_QR_decomp(A, tau);
+  gsl_linalg_QR_lssolve(A, tau, yw, bv, rw);
+  /* B = (R'R)^-1 = R^-1 R^-T */
+  gsl_matrix *Ri = gsl_matrix_calloc(k, k);
+  for (size_t a = 0; a < k; a++)
+    for (size_t b = a; b < k; b++) gsl_matrix_set(Ri, a, b, gsl_matrix_get(A, a, b));
+  gsl_linalg_tri_upper_invert(Ri);
+  gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, Ri, Ri, 0.0, f.B);
   f.b = malloc(k * sizeof *f.b);
   f.e = malloc(n * sizeof *f.e);
   for (size_t j = 0; j < k; j++) f.b[j] = gsl_vector_get(bv, j);
@@ -156,9 +163,12 @@ static fitted ols(gsl_matrix *X, const double *y, const double *w) {
     for (size_t j = 0; j < k; j++) xb += gsl_matrix_get(X, i, j) * f.b[j];
     f.e[i] = y[i] - xb;
   }
-  gsl_vector_free(Xty);
+  gsl_matrix_free(Ri);
+  gsl_matrix_free(A);
+  gsl_vector_free(yw);
+  gsl_vector_free(rw);
+  gsl_vector_free(tau);
   gsl_vector_free(bv);
-  gsl_matrix_free(WX);
   return f;
 }
 
