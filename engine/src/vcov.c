@@ -112,6 +112,7 @@ int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err) {
 static int densify(size_t n, const int32_t *a, const int32_t *b, uint64_t nb, uint64_t range,
                    int32_t *out, size_t *G) {
   size_t g = 0;
+  /* Codes are int32 (the frame's categorical codes), so G < 2^31. */
   uint64_t direct_max = (uint64_t)n * 4 > DIRECT_MIN ? (uint64_t)n * 4 : DIRECT_MIN;
   if (range <= direct_max) {
     int32_t *map = sp_mem_alloc((size_t)range * sizeof *map);
@@ -414,7 +415,8 @@ static int fix_psd(gsl_matrix *V, size_t *nclipped, sp_error *err) {
     double sc = l > 0 ? sqrt(l) : 0.0;
     for (size_t a = 0; a < k; a++) gsl_matrix_set(Q, a, j, gsl_matrix_get(Q, a, j) * sc);
   }
-  gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, Q, Q, 0.0, V);
+  if (gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, Q, Q, 0.0, V) != GSL_SUCCESS)
+    st = sp_error_set(err, SP_EDIM, "vcov: rebuilding V after the eigenvalue fix failed");
 done:
   gsl_matrix_free(A);
   gsl_matrix_free(Q);
@@ -521,8 +523,11 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
   }
 
   /* V = dof * B M B; the matrices are k x k with k small. */
-  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, bread, Mm, 0.0, BM);
-  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, dof, BM, bread, 0.0, V);
+  if (gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, bread, Mm, 0.0, BM) != GSL_SUCCESS ||
+      gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, dof, BM, bread, 0.0, V) != GSL_SUCCESS) {
+    st = sp_error_set(err, SP_EDIM, "vcov: forming B M B failed (k = %zu)", k);
+    goto done;
+  }
   for (size_t a = 0; a < k; a++)
     for (size_t b = 0; b < a; b++) {
       double m = 0.5 * (gsl_matrix_get(V, a, b) + gsl_matrix_get(V, b, a));
