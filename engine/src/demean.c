@@ -26,6 +26,7 @@
 
 #define NCH 2      /* fixed chunk count: the determinism contract */
 #define GMAX 4     /* columns handled together by a specialised kernel */
+#define SP_MAXF 16 /* most factors (pointer tables live on the stack) */
 
 #if defined(__GNUC__)
 #define SP_INLINE static inline __attribute__((always_inline))
@@ -195,6 +196,10 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
                             const size_t *nlevels, const double *weights, sp_error *err) {
   if (n == 0) {
     sp_error_set(err, SP_EDF, "demean: no observations");
+    return NULL;
+  }
+  if (nfe > SP_MAXF) {
+    sp_error_set(err, SP_EVALUE, "demean: %zu fixed effects (expected at most %d)", nfe, SP_MAXF);
     return NULL;
   }
   if (check_codes(n, nfe, codes, nlevels, err) != SP_OK) return NULL;
@@ -429,16 +434,29 @@ typedef struct sweep_ctx {
   size_t noth;
 } sweep_ctx;
 
+
 SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted) {
   const sp_demean_ws *ws = x->ws;
   size_t q = x->q, s = x->s, K = ws->K, noth = x->noth;
   const size_t *start = ws->start;
   const double *S0 = ws->S, *inv0 = ws->invw;
   double *alpha = ws->alpha;
-  double *acc = ws->acc[c];
+  double *acc = ws->acc[c] + j0;
   const int32_t *cs = ws->scode[s];
   const double *sw = ws->sw;
-  for (size_t b = ws->bcut[c]; b < ws->bcut[c + 1]; b++) {
+  /* Local copies, so that stores into acc cannot be assumed to change them. */
+  const int32_t *mc[SP_MAXF], *oc[SP_MAXF];
+  const double *mv[SP_MAXF], *ov[SP_MAXF];
+  for (size_t m = 1; m < K; m++) {
+    mc[m - 1] = ws->scode[m];
+    mv[m - 1] = x->cur[m] + j0;
+  }
+  for (size_t i = 0; i < noth; i++) {
+    oc[i] = ws->scode[x->oth[i]];
+    ov[i] = x->cur[x->oth[i]] + j0;
+  }
+  size_t b0 = ws->bcut[c], b1 = ws->bcut[c + 1];
+  for (size_t b = b0; b < b1; b++) {
     size_t r0 = start[b], r1 = start[b + 1];
     double a[GMAX];
     if (s == 1) {
@@ -446,8 +464,8 @@ SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int 
       for (size_t j = 0; j < g; j++) t[j] = S0[b * q + j0 + j];
       for (size_t r = r0; r < r1; r++) {
         double wr = weighted ? sw[r] : 1.0;
-        for (size_t m = 1; m < K; m++) {
-          const double *cm = x->cur[m] + (size_t)ws->scode[m][r] * q + j0;
+        for (size_t m = 0; m + 1 < K; m++) {
+          const double *cm = mv[m] + (size_t)mc[m][r] * q;
           for (size_t j = 0; j < g; j++) t[j] -= weighted ? wr * cm[j] : cm[j];
         }
       }
@@ -462,11 +480,10 @@ SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int 
       double v[GMAX];
       for (size_t j = 0; j < g; j++) v[j] = a[j];
       for (size_t i = 0; i < noth; i++) {
-        size_t m = x->oth[i];
-        const double *cm = x->cur[m] + (size_t)ws->scode[m][r] * q + j0;
+        const double *cm = ov[i] + (size_t)oc[i][r] * q;
         for (size_t j = 0; j < g; j++) v[j] += cm[j];
       }
-      double *ac = acc + (size_t)cs[r] * q + j0;
+      double *ac = acc + (size_t)cs[r] * q;
       double wr = weighted ? sw[r] : 1.0;
       for (size_t j = 0; j < g; j++) ac[j] += weighted ? wr * v[j] : v[j];
     }
