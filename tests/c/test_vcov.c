@@ -367,6 +367,24 @@ static void reference_cases(void) {
   sp_vcov_preset(&s, "statsmodels", &err);
   run_case("sm_ols_produc_cl_twoway", &po, &s, &info);
   check(info.df_t == 16, "statsmodels two-way: t df = min G - 1 = 16");
+  {
+    /* gadj MIN is gadj NONE times Gmin/(Gmin-1) = 17/16 on every term. */
+    gsl_matrix *V0 = gsl_matrix_alloc(5, 5), *V1 = gsl_matrix_alloc(5, 5);
+    s.fix_psd = 0;
+    s.dof = SP_VCOV_DOF_N1_K;
+    s.gadj = SP_VCOV_GADJ_NONE;
+    int st0 = sp_vcov_compute(po.X, po.e, po.B, &s, V0, &info, &err);
+    s.gadj = SP_VCOV_GADJ_MIN;
+    int st1 = sp_vcov_compute(po.X, po.e, po.B, &s, V1, &info, &err);
+    int ok = st0 == SP_OK && st1 == SP_OK;
+    for (size_t a = 0; a < 25; a++)
+      ok &= fabs(V1->data[a] - V0->data[a] * 17.0 / 16.0) <= 1e-11 * fabs(V1->data[a]);
+    if (!ok) printf("  st %d %d, %.17g vs %.17g\n", st0, st1, V1->data[0], V0->data[0] * 17.0 / 16.0);
+    check(ok && info.gadj[0] == 17.0 / 16.0 && info.gadj[2] == 17.0 / 16.0,
+          "two-way gadj MIN = NONE x Gmin/(Gmin-1) on every term");
+    gsl_matrix_free(V0);
+    gsl_matrix_free(V1);
+  }
   sp_vcov_preset(&s, "sandwich", &err);
   s.multi0 = 1;
   run_r("lm_cl_twoway_multi0_hc1 (R)", &po, &s, R_lm_cl_twoway_multi0_hc1, &info);
