@@ -798,7 +798,9 @@ static void ob_put(outbuf *o, const char *s, size_t n) {
 
 static void ob_text(outbuf *o, const char *s) {
   size_t n = strlen(s);
-  int q = (n > 0 && (s[0] == ' ' || s[n - 1] == ' ')) || strpbrk(s, ",\"\r\n") != NULL;
+  /* A leading byte-order mark would be skipped on reading: quote it too. */
+  int q = (n > 0 && (s[0] == ' ' || s[n - 1] == ' ')) || strpbrk(s, ",\"\r\n") != NULL ||
+          strncmp(s, "\xEF\xBB\xBF", 3) == 0;
   for (size_t i = 0; !q && i < sizeof default_missing / sizeof default_missing[0]; i++)
     q = n > 0 && strcmp(s, default_missing[i]) == 0;
   if (!q) { ob_put(o, s, n); return; }
