@@ -26,6 +26,7 @@
 #define METHODS_KEY "spillover.frame.methods"
 #define PANEL_INFO_T "spillover.panel_info"
 #define SHOW_ROWS 10
+#define LI(x) ((lua_Integer)(x))  /* luaL_error knows %I, not %zu */
 
 typedef struct {
   sp_frame *f;
@@ -57,7 +58,7 @@ static int l_gc(lua_State *L) {
 
 /* GC-owned scratch memory, pushed on the stack. */
 static void *scratch(lua_State *L, size_t n, size_t size) {
-  if (size != 0 && n > ((size_t)-1) / 2 / size) luaL_error(L, "frame: array of %zu elements is too large", n);
+  if (size != 0 && n > ((size_t)-1) / 2 / size) luaL_error(L, "frame: array of %I elements is too large", LI(n));
   size_t bytes = n * size;
   return lua_newuserdatauv(L, bytes ? bytes : 1, 0);
 }
@@ -78,7 +79,7 @@ static int raise_status(lua_State *L, sp_error *err) {
 static int unknown_column(lua_State *L, const sp_frame *f, const char *name) {
   sp_error err;
   sp_error_clear(&err);
-  long j = sp_frame_closest(f, name);
+  long j = sp_frame_suggest(f, name);
   if (j >= 0)
     sp_error_set(&err, SP_ENOTFOUND, "unknown column '%s' (did you mean '%s'?)", name, f->cols[j].name);
   else
@@ -119,7 +120,7 @@ static const char **check_names(lua_State *L, int idx, const sp_frame *f, size_t
   for (size_t i = 0; i < m; i++) {
     lua_rawgeti(L, idx, (lua_Integer)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "%s: element %zu of the column list is a %s; expected a column name", what, i + 1,
+      luaL_error(L, "%s: element %I of the column list is a %s; expected a column name", what, LI(i + 1),
                  luaL_typename(L, -1));
     v[i] = lua_tostring(L, -1);  /* anchored by the table */
     lua_pop(L, 1);
@@ -232,8 +233,8 @@ static void set_column(lua_State *L, sp_frame *f, const char *name, int vidx, in
     len = n;
   } else if ((m = sp_lua_test_matrix(L, vidx)) != NULL) {
     if (m->size1 != 1 && m->size2 != 1)
-      luaL_error(L, "column '%s': a %zu x %zu matrix is not a vector; expected n x 1 or 1 x n", name,
-                 m->size1, m->size2);
+      luaL_error(L, "column '%s': a %I x %I matrix is not a vector; expected n x 1 or 1 x n", name,
+                 LI(m->size1), LI(m->size2));
     len = m->size1 * m->size2;
   } else if (t == LUA_TTABLE) {
     len = table_length(L, vidx);
@@ -244,7 +245,7 @@ static void set_column(lua_State *L, sp_frame *f, const char *name, int vidx, in
   }
   if (adopt && f->ncol == 0 && t != LUA_TNUMBER) n = f->nrow = len;
   if (len != n)
-    luaL_error(L, "column '%s': %zu values for a frame of %zu rows", name, len, n);
+    luaL_error(L, "column '%s': %I values for a frame of %I rows", name, LI(len), LI(n));
 
   int strings = 0;
   if (t == LUA_TTABLE && m == NULL) {  /* validate first: raising is safe here */
@@ -256,12 +257,12 @@ static void set_column(lua_State *L, sp_frame *f, const char *name, int vidx, in
       if (et == LUA_TNUMBER) { if (!first_num) first_num = i + 1; }
       else if (et == LUA_TSTRING) { if (!first_str) first_str = i + 1; }
       else if (et != LUA_TNIL)
-        luaL_error(L, "column '%s': element %zu is a %s; expected a number, a string or nil", name, i + 1,
+        luaL_error(L, "column '%s': element %I is a %s; expected a number, a string or nil", name, LI(i + 1),
                    lua_typename(L, et));
     }
     if (first_num && first_str)
-      luaL_error(L, "column '%s' mixes numbers (element %zu) and strings (element %zu); a column holds one type",
-                 name, first_num, first_str);
+      luaL_error(L, "column '%s' mixes numbers (element %I) and strings (element %I); a column holds one type",
+                 name, LI(first_num), LI(first_str));
     strings = first_str != 0;
   }
   if (strings) {
@@ -380,7 +381,7 @@ static int l_frame(lua_State *L) {
     for (size_t i = 1; i <= m; i++) {
       lua_rawgeti(L, -1, (lua_Integer)i);
       if (lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "sp.frame: order[%zu] is a %s; expected a column name", i, luaL_typename(L, -1));
+        return luaL_error(L, "sp.frame: order[%I] is a %s; expected a column name", LI(i), luaL_typename(L, -1));
       lua_pushvalue(L, -1);
       if (lua_rawget(L, 1) == LUA_TNIL)
         return luaL_error(L, "sp.frame: order names '%s', which is not among the columns given", lua_tostring(L, -2));
@@ -637,7 +638,7 @@ static int l_filter_env(lua_State *L) {
       return 1;
     }
   }
-  long j = sp_frame_closest(f, name);
+  long j = sp_frame_suggest(f, name);
   if (j >= 0)
     return luaL_error(L, "filter: unknown column '%s' in the expression (did you mean '%s'?)", name, f->cols[j].name);
   return luaL_error(L, "filter: unknown column '%s' in the expression", name);
@@ -718,14 +719,14 @@ static int l_sort(lua_State *L) {
         keys[i].name = lua_tostring(L, -1);
       } else if (t == LUA_TTABLE) {
         if (lua_rawgeti(L, -1, 1) != LUA_TSTRING)
-          return luaL_error(L, "sort: key %zu must be {\"column\", desc = true|false}", i + 1);
+          return luaL_error(L, "sort: key %I must be {\"column\", desc = true|false}", LI(i + 1));
         keys[i].name = lua_tostring(L, -1);  /* anchored by the key table, itself in the argument */
         lua_pop(L, 1);
         lua_getfield(L, -1, "desc");
         keys[i].desc = lua_toboolean(L, -1);
         lua_pop(L, 1);
       } else {
-        return luaL_error(L, "sort: key %zu is a %s; expected a column name or {\"column\", desc = true}", i + 1,
+        return luaL_error(L, "sort: key %I is a %s; expected a column name or {\"column\", desc = true}", LI(i + 1),
                           lua_typename(L, t));
       }
       lua_pop(L, 1);
