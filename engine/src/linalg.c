@@ -287,24 +287,24 @@ int sp_linalg_inv(gsl_matrix *A, sp_error *err) {
   return st;
 }
 
-int sp_linalg_logdet(const gsl_matrix *A, double *logabsdet, int *sign, sp_error *err) {
-  int st = check_square(A, "logdet", err);
+static int logdet(const gsl_matrix *A, double *logabsdet, int *sign, const char *op, sp_error *err) {
+  int st = check_square(A, op, err);
   if (st) return st;
-  if ((st = check_finite(A, "logdet", err))) return st;
+  if ((st = check_finite(A, op, err))) return st;
   size_t n = A->size1;
   *logabsdet = 0.0;
   *sign = 1;
   if (n == 0) return SP_OK;
   if (n > ((size_t)-1 / sizeof(double) - 1) / (n + 1))
-    return sp_error_set(err, SP_ENOMEM, "logdet: a %zux%zu matrix is too large", n, n);
+    return sp_error_set(err, SP_ENOMEM, "%s: a %zux%zu matrix is too large", op, n, n);
   double *lu = malloc(n * n * sizeof(double) + n * sizeof(lapack_int));
-  if (lu == NULL) return sp_error_set(err, SP_ENOMEM, "logdet: out of memory for a %zux%zu matrix", n, n);
+  if (lu == NULL) return sp_error_set(err, SP_ENOMEM, "%s: out of memory for a %zux%zu matrix", op, n, n);
   lapack_int *ipiv = (lapack_int *)(lu + n * n);
   for (size_t i = 0; i < n; i++) memcpy(lu + i * n, A->data + i * A->tda, n * sizeof(double));
   /* det(A') = det(A), so factoring the transposed view is harmless. */
   lapack_int info = LAPACKE_dgetrf_work(LAPACK_COL_MAJOR, (lapack_int)n, (lapack_int)n, lu, (lapack_int)n, ipiv);
   if (info < 0) {
-    st = sp_error_set(err, SP_EVALUE, "logdet: LAPACK dgetrf rejected argument %d", (int)-info);
+    st = sp_error_set(err, SP_EVALUE, "%s: LAPACK dgetrf rejected argument %d", op, (int)-info);
   } else if (info > 0) {
     *logabsdet = -INFINITY;
     *sign = 0;
@@ -324,10 +324,14 @@ int sp_linalg_logdet(const gsl_matrix *A, double *logabsdet, int *sign, sp_error
   return st;
 }
 
+int sp_linalg_logdet(const gsl_matrix *A, double *logabsdet, int *sign, sp_error *err) {
+  return logdet(A, logabsdet, sign, "logdet", err);
+}
+
 int sp_linalg_det(const gsl_matrix *A, double *det, sp_error *err) {
   double la = 0.0;
   int sg = 0;
-  int st = sp_linalg_logdet(A, &la, &sg, err);
+  int st = logdet(A, &la, &sg, "det", err);
   if (st) return st;
   *det = sg == 0 ? 0.0 : sg * exp(la);
   return SP_OK;
