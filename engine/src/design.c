@@ -1,0 +1,1067 @@
+/*
+** design.c: from a frame and a parsed formula to y, X, fixed-effect codes and
+** instruments (see design.h).
+**
+** Terms are evaluated column-wise over the whole frame into buffers (a plain
+** variable is read in place, not copied), so each function costs one tight
+** loop; lags need the whole frame because the previous period of a used row
+** may itself be unused.  Rows are then chosen once, and factors are recoded
+** densely over the chosen rows only.  The fill copies with one pass over the
+** rows for the common all-numeric case.
+*/
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/design.h"
+#include "spillover/mem.h"
+#include "spillover/panel.h"
+
+/* One output column: num (indexed by frame row) times the dummy
+   (code[i] == level, indexed by used row); NULL parts are 1. */
+typedef struct {
+  const double *num;
+  const int32_t *code;
+  int32_t level;
+} dcol;
+
+struct sp_design_src {
+  dcol *cols[4];          /* y, X, endog, inst */
+  size_t ncols[4];
+  double **bufs;          /* evaluated columns (nrow each, sp_mem), owned */
+  size_t nbufs, capbufs;
+  int32_t **cbufs;        /* dense factor codes (n each, sp_mem), owned */
+  size_t ncbufs, capcbufs;
+  int detached;
+};
+
+enum { R_Y = 0, R_X = 1, R_ENDOG = 2, R_INST = 3 };
+enum { M_MISSING = 1, M_DERIVED = 2 };
+
+void sp_design_options_init(sp_design_options *opt) {
+  opt->extra = NULL;
+  opt->nextra = 0;
+  opt->intercept = -1;
+}
+
+/* {====================================================================
+** Small helpers
+** ===================================================================== */
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static char *str_printf(const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 1, 2)))
+#endif
+  ;
+static char *str_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *s = malloc((size_t)n + 1);
+  if (s == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Grow *arr (of elements of size sz) to hold at least need; 0 on failure. */
+static int grow(void **arr, size_t *cap, size_t need, size_t sz) {
+  if (need <= *cap) return 1;
+  size_t c = *cap ? *cap : 8;
+  while (c < need) c *= 2;
+  void *p = realloc(*arr, c * sz);
+  if (p == NULL) return 0;
+  *arr = p;
+  *cap = c;
+  return 1;
+}
+
+static void free_strings(char **s, size_t n) {
+  if (s == NULL) return;
+  for (size_t i = 0; i < n; i++) free(s[i]);
+  free(s);
+}
+
+/* The shortest "%g" form that reads back as the same number. */
+static void format_number(double v, char *buf, size_t size) {
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(buf, size, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) return;
+  }
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Plan context
+** ===================================================================== */
+
+typedef struct {
+  const char *label;
+  const double *v;
+} cached;
+
+/* A term before the rows are known: a numeric part and/or a factor. */
+typedef struct {
+  int role;
+  const sp_fnode *node;
+  const double *num;        /* numeric part (frame rows), or NULL */
+  const sp_column *factor;  /* the categorical part, or NULL */
+  const char *fname;        /* its variable name */
+  char *prefix, *suffix;    /* labels around the factor in an interaction ("" if none) */
+  const char *ref;          /* i(f, ref =) */
+  int drop_first;           /* i(f) without a slope drops its reference level */
+} pterm;
+
+typedef struct {
+  const sp_frame *f;
+  const sp_formula *fm;
+  sp_error *err;
+  sp_design *d;
+  cached *cache;
+  size_t ncache, capcache;
+  pterm *terms;
+  size_t nterms, capterms;
+  char **notes;
+  size_t capnotes;
+} ctx;
+
+static int oom(ctx *c) { return sp_error_set(c->err, SP_ENOMEM, "out of memory building the design"); }
+
+static int add_note(ctx *c, char *note) {
+  sp_design *d = c->d;
+  if (note == NULL || !grow((void **)&d->notes, &c->capnotes, d->nnotes + 1, sizeof *d->notes)) {
+    free(note);
+    return oom(c);
+  }
+  d->notes[d->nnotes++] = note;
+  return SP_OK;
+}
+
+static double *new_buf(ctx *c) {
+  struct sp_design_src *s = c->d->src;
+  if (!grow((void **)&s->bufs, &s->capbufs, s->nbufs + 1, sizeof *s->bufs)) return NULL;
+  double *b = sp_mem_doubles(c->f->nrow);
+  if (b != NULL) s->bufs[s->nbufs++] = b;
+  return b;
+}
+
+static int32_t *new_cbuf(ctx *c, size_t n) {
+  struct sp_design_src *s = c->d->src;
+  if (!grow((void **)&s->cbufs, &s->capcbufs, s->ncbufs + 1, sizeof *s->cbufs)) return NULL;
+  int32_t *b = sp_mem_alloc(n * sizeof *b);
+  if (b != NULL) s->cbufs[s->ncbufs++] = b;
+  return b;
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Checks (before any heavy work, so mistakes are reported at once)
+** ===================================================================== */
+
+static int unknown_var(ctx *c, const sp_fnode *n, const char *name) {
+  long j = sp_frame_closest(c->f, name);
+  int st;
+  if (j >= 0)
+    st = sp_formula_error(c->fm, n, c->err, SP_ENOTFOUND, "unknown variable '%s'; did you mean '%s'?",
+                          name, c->f->cols[j].name);
+  else
+    st = sp_formula_error(c->fm, n, c->err, SP_ENOTFOUND, "unknown variable '%s' (not a column of the frame)", name);
+  sp_error_var(c->err, name);
+  return st;
+}
+
+static const sp_column *lookup(ctx *c, const sp_fnode *n) {
+  const sp_column *col = sp_frame_column(c->f, n->name);
+  if (col == NULL) unknown_var(c, n, n->name);
+  return col;
+}
+
+static int not_numeric(ctx *c, const sp_fnode *n) {
+  int st = sp_formula_error(c->fm, n, c->err, SP_EVALUE,
+                            "'%s' is categorical but a number is needed here; use i(%s) for dummies "
+                            "or %s:x for one slope per level",
+                            n->name, n->name, n->name);
+  sp_error_var(c->err, n->name);
+  return st;
+}
+
+/* numeric: the node must give numbers (a categorical variable is an error). */
+static int check_node(ctx *c, const sp_fnode *n, int numeric) {
+  switch (n->kind) {
+    case SP_FN_VAR: {
+      const sp_column *col = lookup(c, n);
+      if (col == NULL) return c->err ? c->err->code : SP_ENOTFOUND;
+      if (numeric && col->type != SP_NUMERIC) return not_numeric(c, n);
+      return SP_OK;
+    }
+    case SP_FN_SHIFT:
+    case SP_FN_DIFF:
+      if (c->f->panel == NULL)
+        return sp_formula_error(c->fm, n, c->err, SP_EVALUE,
+                                "%s needs a panel: call d:panel{entity=, time=}", n->label);
+      if (c->f->panel->n != c->f->nrow)
+        return sp_formula_error(c->fm, n, c->err, SP_EVALUE,
+                                "%s: the panel index covers %zu rows but the frame has %zu; rebuild it with d:panel{}",
+                                n->label, c->f->panel->n, c->f->nrow);
+      return check_node(c, n->kids[0], 1);
+    case SP_FN_INTERACT: {
+      const sp_fnode *fac = NULL;
+      for (size_t i = 0; i < n->nkids; i++) {
+        const sp_fnode *k = n->kids[i];
+        if (k->kind == SP_FN_VAR) {
+          const sp_column *col = lookup(c, k);
+          if (col == NULL) return c->err ? c->err->code : SP_ENOTFOUND;
+          if (col->type == SP_CATEGORICAL) {
+            if (fac != NULL)
+              return sp_formula_error(c->fm, k, c->err, SP_EVALUE,
+                                      "an interaction of two categorical variables ('%s' and '%s') is not supported",
+                                      fac->name, k->name);
+            fac = k;
+          }
+        } else {
+          int st = check_node(c, k, 1);
+          if (st != SP_OK) return st;
+        }
+      }
+      return SP_OK;
+    }
+    case SP_FN_FACTOR: {
+      const sp_column *col = lookup(c, n->kids[0]);
+      if (col == NULL) return c->err ? c->err->code : SP_ENOTFOUND;
+      return n->nkids == 2 ? check_node(c, n->kids[1], 1) : SP_OK;
+    }
+    case SP_FN_COMBINE:
+      for (size_t i = 0; i < n->nkids; i++)
+        if (lookup(c, n->kids[i]) == NULL) return c->err ? c->err->code : SP_ENOTFOUND;
+      return SP_OK;
+    default:
+      for (size_t i = 0; i < n->nkids; i++) {
+        int st = check_node(c, n->kids[i], 1);
+        if (st != SP_OK) return st;
+      }
+      return SP_OK;
+  }
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Numeric evaluation (whole frame)
+** ===================================================================== */
+
+static const double *eval(ctx *c, const sp_fnode *n);
+
+/* A constant operand (a number, possibly negated or in parentheses). */
+static int constant(const sp_fnode *n, double *v) {
+  if (n->kind == SP_FN_NUM) { *v = n->num; return 1; }
+  if (n->kind == SP_FN_PAREN) return constant(n->kids[0], v);
+  if (n->kind == SP_FN_OP && n->nkids == 1 && constant(n->kids[0], v)) { *v = -*v; return 1; }
+  return 0;
+}
+
+static int note_count(ctx *c, const sp_fnode *n, size_t count, const char *what) {
+  if (count == 0) return SP_OK;
+  return add_note(c, str_printf("%s: %zu %s value%s set to missing", n->label, count, what,
+                                count == 1 ? "" : "s"));
+}
+
+static const double *eval_func(ctx *c, const sp_fnode *n) {
+  const double *x = eval(c, n->kids[0]);
+  if (x == NULL) return NULL;
+  double *out = new_buf(c);
+  if (out == NULL) { oom(c); return NULL; }
+  size_t N = c->f->nrow, bad = 0;
+  const char *fn = n->name, *what = "";
+  if (strcmp(fn, "log") == 0) {
+    for (size_t r = 0; r < N; r++) {
+      double v = x[r];
+      bad += v <= 0;
+      out[r] = v > 0 ? log(v) : NAN;
+    }
+    what = "non-positive";
+  } else if (strcmp(fn, "sqrt") == 0) {
+    for (size_t r = 0; r < N; r++) {
+      double v = x[r];
+      bad += v < 0;
+      out[r] = v >= 0 ? sqrt(v) : NAN;
+    }
+    what = "negative";
+  } else if (strcmp(fn, "exp") == 0) {
+    for (size_t r = 0; r < N; r++) {
+      out[r] = exp(x[r]);
+      bad += isinf(out[r]) && isfinite(x[r]);
+    }
+    what = "overflowing";
+  } else {
+    for (size_t r = 0; r < N; r++) out[r] = fabs(x[r]);
+  }
+  return note_count(c, n, bad, what) == SP_OK ? out : NULL;
+}
+
+static const double *eval_op(ctx *c, const sp_fnode *n) {
+  size_t N = c->f->nrow, bad = 0;
+  double *out;
+  if (n->nkids == 1) {
+    const double *x = eval(c, n->kids[0]);
+    if (x == NULL || (out = new_buf(c)) == NULL) { if (x) oom(c); return NULL; }
+    for (size_t r = 0; r < N; r++) out[r] = -x[r];
+    return out;
+  }
+  double ca = 0, cb = 0;
+  int sa = constant(n->kids[0], &ca), sb = constant(n->kids[1], &cb);
+  const double *a = sa ? NULL : eval(c, n->kids[0]);
+  if (!sa && a == NULL) return NULL;
+  const double *b = sb ? NULL : eval(c, n->kids[1]);
+  if (!sb && b == NULL) return NULL;
+  if ((out = new_buf(c)) == NULL) { oom(c); return NULL; }
+  /* One loop per operator and operand shape; the constant cases are the
+     usual ones (I(x^2), I(x/1000)). */
+#define LOOP(EXPR)                                                       \
+  do {                                                                   \
+    if (!sa && !sb) for (size_t r = 0; r < N; r++) { double u = a[r], v = b[r]; (void)v; out[r] = (EXPR); } \
+    else if (sa && !sb) for (size_t r = 0; r < N; r++) { double u = ca, v = b[r]; (void)v; out[r] = (EXPR); } \
+    else if (!sa && sb) for (size_t r = 0; r < N; r++) { double u = a[r], v = cb; (void)v; out[r] = (EXPR); } \
+    else for (size_t r = 0; r < N; r++) { double u = ca, v = cb; (void)v; out[r] = (EXPR); } \
+  } while (0)
+  switch (n->op) {
+    case '+': LOOP(u + v); break;
+    case '-': LOOP(u - v); break;
+    case '*': LOOP(u * v); break;
+    case '/': LOOP(u / v); break;
+    default:
+      if (sb && cb == 2) LOOP(u * u);
+      else LOOP(pow(u, v));
+      break;
+  }
+#undef LOOP
+  for (size_t r = 0; r < N; r++) {
+    double u = sa ? ca : a[r], v = sb ? cb : b[r];
+    bad += !isfinite(out[r]) && isfinite(u) && isfinite(v);
+  }
+  return note_count(c, n, bad, "non-finite (division by zero, overflow or a power out of domain)") == SP_OK
+             ? out : NULL;
+}
+
+static const double *eval_shift(ctx *c, const sp_fnode *n) {
+  const double *x = eval(c, n->kids[0]);
+  if (x == NULL) return NULL;
+  double *out = new_buf(c);
+  if (out == NULL) { oom(c); return NULL; }
+  long k = n->kind == SP_FN_SHIFT && n->name[0] == 'f' ? -n->k : n->k;
+  sp_error e;
+  sp_error_clear(&e);
+  if (sp_panel_shift(c->f->panel, x, k, out, &e) != SP_OK) {
+    sp_formula_error(c->fm, n, c->err, e.code, "%s: %s", n->label, e.msg);
+    return NULL;
+  }
+  if (n->kind == SP_FN_DIFF)
+    for (size_t r = 0; r < c->f->nrow; r++) out[r] = x[r] - out[r];
+  return out;
+}
+
+static const double *eval(ctx *c, const sp_fnode *n) {
+  if (n->kind == SP_FN_VAR) return sp_frame_column(c->f, n->name)->num;  /* checked */
+  if (n->kind == SP_FN_PAREN || n->kind == SP_FN_I) return eval(c, n->kids[0]);
+  for (size_t i = 0; i < c->ncache; i++)
+    if (strcmp(c->cache[i].label, n->label) == 0) return c->cache[i].v;
+  const double *v = NULL;
+  switch (n->kind) {
+    case SP_FN_NUM: {
+      double *out = new_buf(c);
+      if (out == NULL) { oom(c); return NULL; }
+      for (size_t r = 0; r < c->f->nrow; r++) out[r] = n->num;
+      v = out;
+      break;
+    }
+    case SP_FN_FUNC: v = eval_func(c, n); break;
+    case SP_FN_OP: v = eval_op(c, n); break;
+    case SP_FN_SHIFT:
+    case SP_FN_DIFF: v = eval_shift(c, n); break;
+    case SP_FN_INTERACT: {  /* all-numeric interaction: the product */
+      double *out = new_buf(c);
+      if (out == NULL) { oom(c); return NULL; }
+      const double *a = eval(c, n->kids[0]);
+      if (a == NULL) return NULL;
+      memcpy(out, a, c->f->nrow * sizeof *out);
+      for (size_t i = 1; i < n->nkids; i++) {
+        const double *b = eval(c, n->kids[i]);
+        if (b == NULL) return NULL;
+        for (size_t r = 0; r < c->f->nrow; r++) out[r] *= b[r];
+      }
+      v = out;
+      break;
+    }
+    default:
+      sp_formula_error(c->fm, n, c->err, SP_EVALUE, "'%s' cannot be used as a number", n->label);
+      return NULL;
+  }
+  if (v == NULL) return NULL;
+  if (!grow((void **)&c->cache, &c->capcache, c->ncache + 1, sizeof *c->cache)) { oom(c); return NULL; }
+  c->cache[c->ncache].label = n->label;
+  c->cache[c->ncache++].v = v;
+  return v;
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Terms
+** ===================================================================== */
+
+static char *join_labels(sp_fnode **kids, size_t from, size_t to) {
+  size_t len = 1;
+  for (size_t i = from; i < to; i++) len += strlen(kids[i]->label) + 1;
+  char *s = malloc(len);
+  if (s == NULL) return NULL;
+  s[0] = '\0';
+  for (size_t i = from; i < to; i++) {
+    if (i > from) strcat(s, ":");
+    strcat(s, kids[i]->label);
+  }
+  return s;
+}
+
+static int add_term(ctx *c, int role, const sp_fnode *n) {
+  if (!grow((void **)&c->terms, &c->capterms, c->nterms + 1, sizeof *c->terms)) return oom(c);
+  pterm *t = &c->terms[c->nterms];
+  memset(t, 0, sizeof *t);
+  t->role = role;
+  t->node = n;
+  if (n->kind == SP_FN_FACTOR) {
+    t->factor = sp_frame_column(c->f, n->kids[0]->name);
+    t->fname = n->kids[0]->name;
+    t->ref = n->ref;
+    t->drop_first = n->nkids == 1 || n->ref != NULL;
+    if (n->nkids == 2) {
+      if ((t->num = eval(c, n->kids[1])) == NULL) return c->err ? c->err->code : SP_EVALUE;
+      t->suffix = dup_str(n->kids[1]->label);
+    } else {
+      t->suffix = dup_str("");
+    }
+    t->prefix = dup_str("");
+    c->nterms++;  /* counted now so the strings are freed on every path */
+    return t->prefix && t->suffix ? SP_OK : oom(c);
+  }
+  if (n->kind == SP_FN_INTERACT) {
+    size_t fi = n->nkids;
+    for (size_t i = 0; i < n->nkids; i++) {
+      const sp_fnode *k = n->kids[i];
+      if (k->kind == SP_FN_VAR && sp_frame_column(c->f, k->name)->type == SP_CATEGORICAL) fi = i;
+    }
+    if (fi < n->nkids) {
+      c->nterms++;
+      t->factor = sp_frame_column(c->f, n->kids[fi]->name);
+      t->fname = n->kids[fi]->name;
+      t->prefix = join_labels(n->kids, 0, fi);
+      t->suffix = join_labels(n->kids, fi + 1, n->nkids);
+      if (t->prefix == NULL || t->suffix == NULL) return oom(c);
+      /* The numeric part: the product of the other factors. */
+      size_t nnum = n->nkids - 1;
+      if (nnum == 1) {
+        t->num = eval(c, n->kids[fi == 0 ? 1 : 0]);
+      } else {
+        double *out = new_buf(c);
+        if (out == NULL) return oom(c);
+        int first = 1;
+        for (size_t i = 0; i < n->nkids; i++) {
+          if (i == fi) continue;
+          const double *b = eval(c, n->kids[i]);
+          if (b == NULL) return c->err ? c->err->code : SP_EVALUE;
+          if (first) memcpy(out, b, c->f->nrow * sizeof *out);
+          else for (size_t r = 0; r < c->f->nrow; r++) out[r] *= b[r];
+          first = 0;
+        }
+        t->num = out;
+      }
+      return t->num ? SP_OK : (c->err ? c->err->code : SP_EVALUE);
+    }
+  }
+  c->nterms++;
+  t->num = eval(c, n);
+  return t->num ? SP_OK : (c->err ? c->err->code : SP_EVALUE);
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Row selection
+** ===================================================================== */
+
+static void mark_numeric(uint8_t *mask, const double *v, size_t N, uint8_t bit) {
+  for (size_t r = 0; r < N; r++) mask[r] |= (uint8_t)(!isfinite(v[r]) * bit);
+}
+
+static void mark_column(uint8_t *mask, const sp_column *col, size_t N) {
+  if (col->type == SP_NUMERIC) mark_numeric(mask, col->num, N, M_MISSING);
+  else for (size_t r = 0; r < N; r++) mask[r] |= (uint8_t)((col->code[r] < 0) * M_MISSING);
+}
+
+/* Variables read at their own row: all of them except those only seen
+   through a lag or lead (a lag of x needs x one period earlier, not now). */
+static void mark_direct(ctx *c, uint8_t *mask, const sp_fnode *n) {
+  if (n->kind == SP_FN_VAR) {
+    mark_column(mask, sp_frame_column(c->f, n->name), c->f->nrow);
+    return;
+  }
+  if (n->kind == SP_FN_SHIFT) return;
+  for (size_t i = 0; i < n->nkids; i++) mark_direct(c, mask, n->kids[i]);
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Factors: dense codes over the used rows, in sorted order of the values
+** ===================================================================== */
+
+typedef struct {
+  const char *s;
+  int32_t code;
+} strcode;
+
+static int cmp_strcode(const void *a, const void *b) {
+  return strcmp(((const strcode *)a)->s, ((const strcode *)b)->s);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* Dense codes of the numbers x[rows[i]] (x[i] when rows is NULL), i < n.
+   On success *vals (malloc) holds the nlevels distinct values, sorted. */
+static int factor_numeric(const double *x, const size_t *rows, size_t n, int32_t *code,
+                          size_t *nlevels, double **vals) {
+  *vals = NULL;
+  *nlevels = 0;
+  if (n == 0) return SP_OK;
+  /* Integers in a small range (ids, years) map through an array directly. */
+  double lo = INFINITY, hi = -INFINITY;
+  int ints = 1;
+  for (size_t i = 0; i < n; i++) {
+    double v = x[rows ? rows[i] : i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+    ints &= v == floor(v);
+  }
+  if (ints && hi - lo < 2.0 * (double)n + 1024 && hi - lo < 2e9) {
+    size_t range = (size_t)(hi - lo) + 1;
+    int32_t *map = malloc(range * sizeof *map);
+    if (map == NULL) return SP_ENOMEM;
+    for (size_t j = 0; j < range; j++) map[j] = -1;
+    for (size_t i = 0; i < n; i++) map[(size_t)(x[rows ? rows[i] : i] - lo)] = 0;
+    size_t L = 0;
+    for (size_t j = 0; j < range; j++)
+      if (map[j] == 0) map[j] = (int32_t)L++;
+    double *v = malloc(L * sizeof *v);
+    if (v == NULL) { free(map); return SP_ENOMEM; }
+    for (size_t j = 0; j < range; j++)
+      if (map[j] >= 0) v[map[j]] = lo + (double)j;
+    for (size_t i = 0; i < n; i++) code[i] = map[(size_t)(x[rows ? rows[i] : i] - lo)];
+    free(map);
+    *vals = v;
+    *nlevels = L;
+    return SP_OK;
+  }
+  /* Otherwise an open-addressing hash of the values, then a sort of the
+     distinct values only. */
+  size_t cap = 1024, nu = 0, capu = 256;
+  double *keys = malloc(cap * sizeof *keys);
+  int32_t *ids = malloc(cap * sizeof *ids);
+  double *uniq = malloc(capu * sizeof *uniq);
+  if (keys == NULL || ids == NULL || uniq == NULL) { free(keys); free(ids); free(uniq); return SP_ENOMEM; }
+  for (size_t j = 0; j < cap; j++) ids[j] = -1;
+  for (size_t i = 0; i < n; i++) {
+    double v = x[rows ? rows[i] : i];
+    if (v == 0) v = 0;  /* -0 and 0 are one level */
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    size_t h = (size_t)mix64(bits) & (cap - 1);
+    while (ids[h] >= 0 && keys[h] != v) h = (h + 1) & (cap - 1);
+    if (ids[h] < 0) {
+      if (nu == capu) {
+        double *u = realloc(uniq, 2 * capu * sizeof *u);
+        if (u == NULL) { free(keys); free(ids); free(uniq); return SP_ENOMEM; }
+        uniq = u;
+        capu *= 2;
+      }
+      keys[h] = v;
+      ids[h] = (int32_t)nu;
+      uniq[nu++] = v;
+      if (2 * nu > cap) {  /* rehash into twice the table */
+        size_t ncap = 2 * cap;
+        double *nk = malloc(ncap * sizeof *nk);
+        int32_t *ni = malloc(ncap * sizeof *ni);
+        if (nk == NULL || ni == NULL) { free(nk); free(ni); free(keys); free(ids); free(uniq); return SP_ENOMEM; }
+        for (size_t j = 0; j < ncap; j++) ni[j] = -1;
+        for (size_t j = 0; j < cap; j++) {
+          if (ids[j] < 0) continue;
+          uint64_t b2;
+          memcpy(&b2, &keys[j], sizeof b2);
+          size_t h2 = (size_t)mix64(b2) & (ncap - 1);
+          while (ni[h2] >= 0) h2 = (h2 + 1) & (ncap - 1);
+          nk[h2] = keys[j];
+          ni[h2] = ids[j];
+        }
+        free(keys);
+        free(ids);
+        keys = nk;
+        ids = ni;
+        cap = ncap;
+        code[i] = (int32_t)(nu - 1);
+        continue;
+      }
+    }
+    code[i] = ids[h];
+  }
+  free(keys);
+  free(ids);
+  /* rank[id]: position of value id in sorted order. */
+  double *sorted = malloc(nu * sizeof *sorted);
+  int32_t *rank = malloc(nu * sizeof *rank);
+  if (sorted == NULL || rank == NULL) { free(sorted); free(rank); free(uniq); return SP_ENOMEM; }
+  memcpy(sorted, uniq, nu * sizeof *sorted);
+  qsort(sorted, nu, sizeof *sorted, cmp_double);
+  for (size_t j = 0; j < nu; j++) {
+    double *p = bsearch(&uniq[j], sorted, nu, sizeof *sorted, cmp_double);
+    rank[j] = (int32_t)(p - sorted);
+  }
+  for (size_t i = 0; i < n; i++) code[i] = rank[code[i]];
+  free(rank);
+  free(uniq);
+  *vals = sorted;
+  *nlevels = nu;
+  return SP_OK;
+}
+
+/* Dense codes of a column over the used rows.  For labels: *vals (numeric)
+   or *orig (categorical: original level index per dense code), malloc'd. */
+static int factor_column(const sp_column *col, const size_t *rows, size_t n, int32_t *code,
+                         size_t *nlevels, double **vals, int32_t **orig) {
+  *vals = NULL;
+  *orig = NULL;
+  if (col->type == SP_NUMERIC) return factor_numeric(col->num, rows, n, code, nlevels, vals);
+  size_t L0 = col->nlevels;
+  int32_t *map = malloc((L0 ? L0 : 1) * sizeof *map);
+  strcode *sc = malloc((L0 ? L0 : 1) * sizeof *sc);
+  if (map == NULL || sc == NULL) { free(map); free(sc); return SP_ENOMEM; }
+  for (size_t j = 0; j < L0; j++) map[j] = -1;
+  for (size_t i = 0; i < n; i++) map[col->code[rows[i]]] = 0;
+  size_t L = 0;
+  for (size_t j = 0; j < L0; j++)
+    if (map[j] == 0) { sc[L].s = col->levels[j]; sc[L].code = (int32_t)j; L++; }
+  qsort(sc, L, sizeof *sc, cmp_strcode);
+  int32_t *o = malloc((L ? L : 1) * sizeof *o);
+  if (o == NULL) { free(map); free(sc); return SP_ENOMEM; }
+  for (size_t j = 0; j < L; j++) { map[sc[j].code] = (int32_t)j; o[j] = sc[j].code; }
+  for (size_t i = 0; i < n; i++) code[i] = map[col->code[rows[i]]];
+  free(map);
+  free(sc);
+  *orig = o;
+  *nlevels = L;
+  return SP_OK;
+}
+
+static void level_label(const sp_column *col, const double *vals, const int32_t *orig, size_t l,
+                        char *buf, size_t size) {
+  if (col->type == SP_NUMERIC) format_number(vals[l], buf, size);
+  else snprintf(buf, size, "%s", col->levels[orig[l]]);
+}
+
+/* A fixed effect: one variable, or a^b^... combined. */
+static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
+  sp_design *d = c->d;
+  size_t nn = d->n;
+  out->name = dup_str(n->label);
+  out->code = sp_mem_alloc((nn ? nn : 1) * sizeof *out->code);
+  if (out->name == NULL || out->code == NULL) return oom(c);
+  double *vals = NULL;
+  int32_t *orig = NULL;
+  if (n->kind == SP_FN_VAR) {
+    int st = factor_column(sp_frame_column(c->f, n->name), d->rows, nn, out->code, &out->nlevels, &vals, &orig);
+    free(vals);
+    free(orig);
+    return st == SP_OK ? SP_OK : oom(c);
+  }
+  /* Combined: key = ((c1 * L2) + c2) * L3 + c3 ..., exact in a double up to 2^53. */
+  double *key = sp_mem_doubles(nn ? nn : 1);
+  int32_t *tmp = sp_mem_alloc((nn ? nn : 1) * sizeof *tmp);
+  if (key == NULL || tmp == NULL) { sp_mem_free(key); sp_mem_free(tmp); return oom(c); }
+  double span = 1;
+  for (size_t i = 0; i < nn; i++) key[i] = 0;
+  for (size_t j = 0; j < n->nkids; j++) {
+    size_t L = 0;
+    int st = factor_column(sp_frame_column(c->f, n->kids[j]->name), d->rows, nn, tmp, &L, &vals, &orig);
+    free(vals);
+    free(orig);
+    if (st != SP_OK) { sp_mem_free(key); sp_mem_free(tmp); return oom(c); }
+    span *= (double)(L ? L : 1);
+    if (span > 9007199254740992.0) {
+      sp_mem_free(key);
+      sp_mem_free(tmp);
+      return sp_formula_error(c->fm, n, c->err, SP_EVALUE, "%s has too many level combinations", n->label);
+    }
+    for (size_t i = 0; i < nn; i++) key[i] = key[i] * (double)L + tmp[i];
+  }
+  sp_mem_free(tmp);
+  int st = factor_numeric(key, NULL, nn, out->code, &out->nlevels, &vals);
+  free(vals);
+  sp_mem_free(key);
+  return st == SP_OK ? SP_OK : oom(c);
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** Columns
+** ===================================================================== */
+
+/* Append the columns of term t to role's column list and names. */
+static int expand_term(ctx *c, pterm *t, dcol **cols, size_t *ncols, size_t *capcols, char ***names) {
+  sp_design *d = c->d;
+  if (t->factor == NULL) {
+    if (!grow((void **)cols, capcols, *ncols + 1, sizeof **cols)) return oom(c);
+    char **nm = realloc(*names, (*ncols + 1) * sizeof *nm);
+    if (nm == NULL) return oom(c);
+    *names = nm;
+    if ((nm[*ncols] = dup_str(t->node->label)) == NULL) return oom(c);
+    (*cols)[*ncols] = (dcol){t->num, NULL, -1};
+    (*ncols)++;
+    return SP_OK;
+  }
+  int32_t *code = new_cbuf(c, d->n ? d->n : 1);
+  if (code == NULL) return oom(c);
+  size_t L = 0;
+  double *vals = NULL;
+  int32_t *orig = NULL;
+  if (factor_column(t->factor, d->rows, d->n, code, &L, &vals, &orig) != SP_OK) return oom(c);
+  char lab[256];
+  size_t drop = (size_t)-1;
+  if (t->ref != NULL) {
+    for (size_t l = 0; l < L && drop == (size_t)-1; l++) {
+      level_label(t->factor, vals, orig, l, lab, sizeof lab);
+      if (strcmp(lab, t->ref) == 0) drop = l;
+    }
+    if (drop == (size_t)-1) {
+      char list[640] = "";
+      for (size_t l = 0; l < L && l < 8; l++) {
+        level_label(t->factor, vals, orig, l, lab, sizeof lab);
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s'%.60s'", l ? ", " : "", lab);
+      }
+      if (L > 8) strncat(list, ", ...", sizeof list - strlen(list) - 1);
+      free(vals);
+      free(orig);
+      int st = sp_formula_error(c->fm, t->node, c->err, SP_ENOTFOUND,
+                                "reference level '%s' is not a level of '%s' in the rows used (levels: %s)",
+                                t->ref, t->fname, list);
+      sp_error_var(c->err, t->fname);
+      return st;
+    }
+  } else if (t->drop_first) {
+    drop = 0;
+  }
+  size_t add = L - (drop < L ? 1 : 0);
+  if (!grow((void **)cols, capcols, *ncols + add, sizeof **cols)) { free(vals); free(orig); return oom(c); }
+  char **nm = realloc(*names, (*ncols + add + 1) * sizeof *nm);
+  if (nm == NULL) { free(vals); free(orig); return oom(c); }
+  *names = nm;
+  for (size_t l = 0; l < L; l++) {
+    if (l == drop) continue;
+    level_label(t->factor, vals, orig, l, lab, sizeof lab);
+    char *name = str_printf("%s%s%s::%s%s%s", t->prefix, t->prefix[0] ? ":" : "", t->fname, lab,
+                            t->suffix[0] ? ":" : "", t->suffix);
+    if (name == NULL) { free(vals); free(orig); return oom(c); }
+    nm[*ncols] = name;
+    (*cols)[*ncols] = (dcol){t->num, code, (int32_t)l};
+    (*ncols)++;
+  }
+  free(vals);
+  free(orig);
+  return SP_OK;
+}
+
+/* }==================================================================== */
+
+void sp_design_free(sp_design *d) {
+  if (d == NULL) return;
+  sp_mem_free(d->rows);
+  free(d->yname);
+  free_strings(d->names, d->k);
+  free_strings(d->endog_names, d->p_endog);
+  free_strings(d->inst_names, d->p_inst);
+  for (size_t j = 0; j < d->nfe; j++) { free(d->fe[j].name); sp_mem_free(d->fe[j].code); sp_mem_free(d->fe[j].num); }
+  free(d->fe);
+  for (size_t j = 0; j < d->nextra; j++) {
+    free(d->extra[j].name);
+    sp_mem_free(d->extra[j].code);
+    sp_mem_free(d->extra[j].num);
+  }
+  free(d->extra);
+  free_strings(d->notes, d->nnotes);
+  sp_design_detach(d);
+  if (d->src) {
+    for (size_t j = 0; j < 4; j++) free(d->src->cols[j]);
+    free(d->src);
+  }
+  free(d);
+}
+
+void sp_design_detach(sp_design *d) {
+  if (d == NULL || d->src == NULL) return;
+  struct sp_design_src *s = d->src;
+  for (size_t j = 0; j < s->nbufs; j++) sp_mem_free(s->bufs[j]);
+  free(s->bufs);
+  s->bufs = NULL;
+  s->nbufs = s->capbufs = 0;
+  for (size_t j = 0; j < s->ncbufs; j++) sp_mem_free(s->cbufs[j]);
+  free(s->cbufs);
+  s->cbufs = NULL;
+  s->ncbufs = s->capcbufs = 0;
+  s->detached = 1;
+}
+
+const sp_design_factor *sp_design_factor_find(const sp_design *d, const char *name) {
+  for (size_t j = 0; j < d->nfe; j++)
+    if (strcmp(d->fe[j].name, name) == 0) return &d->fe[j];
+  for (size_t j = 0; j < d->nextra; j++)
+    if (strcmp(d->extra[j].name, name) == 0) return &d->extra[j];
+  return NULL;
+}
+
+static int plan(ctx *c, const sp_design_options *opt) {
+  const sp_frame *f = c->f;
+  const sp_formula *fm = c->fm;
+  sp_design *d = c->d;
+  size_t N = f->nrow;
+  int st;
+
+  /* 1. Every name resolves and has the right type, before any work. */
+  if ((st = check_node(c, fm->lhs, 1)) != SP_OK) return st;
+  for (size_t i = 0; i < fm->nrhs; i++) if ((st = check_node(c, fm->rhs[i], 1)) != SP_OK) return st;
+  for (size_t i = 0; i < fm->nfe; i++) if ((st = check_node(c, fm->fe[i], 0)) != SP_OK) return st;
+  for (size_t i = 0; i < fm->nendog; i++) if ((st = check_node(c, fm->endog[i], 1)) != SP_OK) return st;
+  for (size_t i = 0; i < fm->ninst; i++) if ((st = check_node(c, fm->inst[i], 1)) != SP_OK) return st;
+  for (size_t i = 0; i < opt->nextra; i++) {
+    if (sp_frame_find(f, opt->extra[i]) >= 0) continue;
+    long j = sp_frame_closest(f, opt->extra[i]);
+    if (j >= 0) st = sp_error_set(c->err, SP_ENOTFOUND, "unknown extra variable '%s'; did you mean '%s'?",
+                                  opt->extra[i], f->cols[j].name);
+    else st = sp_error_set(c->err, SP_ENOTFOUND, "unknown extra variable '%s' (not a column of the frame)",
+                           opt->extra[i]);
+    sp_error_var(c->err, opt->extra[i]);
+    return st;
+  }
+
+  /* 2. Evaluate the terms over the whole frame. */
+  if ((st = add_term(c, R_Y, fm->lhs)) != SP_OK) return st;
+  for (size_t i = 0; i < fm->nrhs; i++) if ((st = add_term(c, R_X, fm->rhs[i])) != SP_OK) return st;
+  for (size_t i = 0; i < fm->nendog; i++) if ((st = add_term(c, R_ENDOG, fm->endog[i])) != SP_OK) return st;
+  for (size_t i = 0; i < fm->ninst; i++) if ((st = add_term(c, R_INST, fm->inst[i])) != SP_OK) return st;
+
+  /* 3. Listwise deletion. */
+  uint8_t *mask = sp_mem_calloc(N ? N : 1, 1);
+  if (mask == NULL) return oom(c);
+  mark_direct(c, mask, fm->lhs);
+  sp_fnode **lists[] = {fm->rhs, fm->fe, fm->endog, fm->inst};
+  size_t counts[] = {fm->nrhs, fm->nfe, fm->nendog, fm->ninst};
+  for (size_t l = 0; l < 4; l++)
+    for (size_t i = 0; i < counts[l]; i++) mark_direct(c, mask, lists[l][i]);
+  for (size_t i = 0; i < opt->nextra; i++) mark_column(mask, sp_frame_column(f, opt->extra[i]), N);
+  for (size_t i = 0; i < c->nterms; i++) {
+    const pterm *t = &c->terms[i];
+    if (t->num != NULL && t->node->kind != SP_FN_VAR) mark_numeric(mask, t->num, N, M_DERIVED);
+  }
+  size_t n = 0;
+  for (size_t r = 0; r < N; r++) n += mask[r] == 0;
+  d->n = n;
+  d->dropped = N - n;
+  for (size_t r = 0; r < N; r++) d->dropped_missing += (mask[r] & M_MISSING) != 0;
+  d->dropped_derived = d->dropped - d->dropped_missing;
+  if (n == 0) {
+    sp_mem_free(mask);
+    return sp_error_set(c->err, SP_EMISSING,
+                        "no complete rows: each of the %zu rows of the frame has a missing value in a variable "
+                        "of '%s' (%zu missing in the data, %zu from lags, logs or other derived values)",
+                        N, fm->text, d->dropped_missing, d->dropped_derived);
+  }
+  d->rows = sp_mem_alloc(n * sizeof *d->rows);
+  if (d->rows == NULL) { sp_mem_free(mask); return oom(c); }
+  for (size_t r = 0, i = 0; r < N; r++)
+    if (mask[r] == 0) d->rows[i++] = r;
+  sp_mem_free(mask);
+
+  /* 4. Columns and names. */
+  d->yname = dup_str(fm->lhs->label);
+  if (d->yname == NULL) return oom(c);
+  struct sp_design_src *s = d->src;
+  int icpt = opt->intercept < 0 ? (fm->intercept && fm->nfe == 0) : opt->intercept != 0;
+  size_t cap[4] = {0, 0, 0, 0};
+  char **names[4] = {NULL, NULL, NULL, NULL};
+  size_t ncols[4] = {0, 0, 0, 0};
+  st = SP_OK;
+  if (icpt) {
+    if (!grow((void **)&s->cols[R_X], &cap[R_X], 1, sizeof *s->cols[R_X]) ||
+        (names[R_X] = malloc(sizeof *names[R_X])) == NULL ||
+        (names[R_X][0] = dup_str("(Intercept)")) == NULL) {
+      st = oom(c);
+    } else {
+      s->cols[R_X][0] = (dcol){NULL, NULL, -1};
+      ncols[R_X] = 1;
+      d->intercept = 1;
+    }
+  }
+  for (size_t i = 0; st == SP_OK && i < c->nterms; i++) {
+    pterm *t = &c->terms[i];
+    st = expand_term(c, t, &s->cols[t->role], &ncols[t->role], &cap[t->role], &names[t->role]);
+  }
+  /* Hand the names to the design on every path so sp_design_free finds them. */
+  free_strings(names[R_Y], ncols[R_Y]);
+  d->names = names[R_X];
+  d->k = ncols[R_X];
+  d->endog_names = names[R_ENDOG];
+  d->p_endog = ncols[R_ENDOG];
+  d->inst_names = names[R_INST];
+  d->p_inst = ncols[R_INST];
+  for (size_t j = 0; j < 4; j++) s->ncols[j] = ncols[j];
+  if (st != SP_OK) return st;
+
+  /* 5. Fixed effects and extras over the used rows. */
+  if (fm->nfe) {
+    d->fe = calloc(fm->nfe, sizeof *d->fe);
+    if (d->fe == NULL) return oom(c);
+    for (size_t j = 0; j < fm->nfe; j++) {
+      d->nfe++;
+      if ((st = build_fe(c, fm->fe[j], &d->fe[j])) != SP_OK) return st;
+    }
+  }
+  if (opt->nextra) {
+    d->extra = calloc(opt->nextra, sizeof *d->extra);
+    if (d->extra == NULL) return oom(c);
+    for (size_t j = 0; j < opt->nextra; j++) {
+      sp_design_factor *x = &d->extra[d->nextra++];
+      const sp_column *col = sp_frame_column(f, opt->extra[j]);
+      x->name = dup_str(opt->extra[j]);
+      x->code = sp_mem_alloc(n * sizeof *x->code);
+      if (x->name == NULL || x->code == NULL) return oom(c);
+      double *vals = NULL;
+      int32_t *orig = NULL;
+      st = factor_column(col, d->rows, n, x->code, &x->nlevels, &vals, &orig);
+      free(vals);
+      free(orig);
+      if (st != SP_OK) return oom(c);
+      if (col->type == SP_NUMERIC) {
+        if ((x->num = sp_mem_doubles(n)) == NULL) return oom(c);
+        for (size_t i = 0; i < n; i++) x->num[i] = col->num[d->rows[i]];
+      }
+    }
+  }
+  return SP_OK;
+}
+
+int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_options *opt,
+                   sp_design **out, sp_error *err) {
+  *out = NULL;
+  sp_design_options defaults;
+  if (opt == NULL) { sp_design_options_init(&defaults); opt = &defaults; }
+  sp_design *d = calloc(1, sizeof *d);
+  if (d == NULL || (d->src = calloc(1, sizeof *d->src)) == NULL) {
+    free(d);
+    return sp_error_set(err, SP_ENOMEM, "out of memory building the design");
+  }
+  d->nrow = f->nrow;
+  ctx c;
+  memset(&c, 0, sizeof c);
+  c.f = f;
+  c.fm = fm;
+  c.err = err;
+  c.d = d;
+  int st = plan(&c, opt);
+  for (size_t i = 0; i < c.nterms; i++) { free(c.terms[i].prefix); free(c.terms[i].suffix); }
+  free(c.terms);
+  free(c.cache);
+  if (st != SP_OK) {
+    sp_design_free(d);
+    return st;
+  }
+  *out = d;
+  return SP_OK;
+}
+
+/* {====================================================================
+** Fill
+** ===================================================================== */
+
+static void fill_block(const sp_design *d, const dcol *cols, size_t k, gsl_matrix *M) {
+  size_t n = d->n, tda = M->tda;
+  const size_t *rows = d->rows;
+  double *out = M->data;
+  int plain = k > 0 && k <= 64;
+  for (size_t j = 0; j < k && plain; j++) plain = cols[j].num != NULL && cols[j].code == NULL;
+  if (plain) {
+    /* The common case: one pass over the rows, reading k columns. */
+    const double *src[64];
+    for (size_t j = 0; j < k; j++) src[j] = cols[j].num;
+    if (k == 1) {
+      for (size_t i = 0; i < n; i++) out[i * tda] = src[0][rows[i]];
+      return;
+    }
+    for (size_t i = 0; i < n; i++) {
+      size_t r = rows[i];
+      double *o = out + i * tda;
+      for (size_t j = 0; j < k; j++) o[j] = src[j][r];
+    }
+    return;
+  }
+  for (size_t j = 0; j < k; j++) {
+    const double *x = cols[j].num;
+    const int32_t *code = cols[j].code;
+    int32_t lv = cols[j].level;
+    double *o = out + j;
+    if (x == NULL && code == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = 1.0;
+    else if (code == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = x[rows[i]];
+    else if (x == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = code[i] == lv ? 1.0 : 0.0;
+    else for (size_t i = 0; i < n; i++) o[i * tda] = code[i] == lv ? x[rows[i]] : 0.0;
+  }
+}
+
+int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix *endog,
+                   gsl_matrix *inst, sp_error *err) {
+  if (d->src == NULL || d->src->detached)
+    return sp_error_set(err, SP_EVALUE, "the design was detached from its frame; plan it again to fill matrices");
+  gsl_matrix *m[4] = {y, X, endog, inst};
+  static const char *const what[4] = {"y", "X", "endog", "inst"};
+  for (int j = 0; j < 4; j++) {
+    if (m[j] == NULL) continue;
+    size_t want = d->src->ncols[j];
+    if (m[j]->size1 != d->n || m[j]->size2 != want)
+      return sp_error_set(err, SP_EDIM, "%s is %zu x %zu but the design needs %zu x %zu", what[j],
+                          m[j]->size1, m[j]->size2, d->n, want);
+  }
+  for (int j = 0; j < 4; j++)
+    if (m[j] != NULL && d->src->ncols[j] > 0) fill_block(d, d->src->cols[j], d->src->ncols[j], m[j]);
+  return SP_OK;
+}
+
+/* }==================================================================== */
