@@ -244,8 +244,11 @@ static void set_column(lua_State *L, sp_frame *f, const char *name, int vidx, in
     return;
   }
   if (adopt && f->ncol == 0 && t != LUA_TNUMBER) n = f->nrow = len;
-  if (len != n)
-    luaL_error(L, "column '%s': %I values for a frame of %I rows", name, LI(len), LI(n));
+  if (len != n) {
+    int hint = t == LUA_TTABLE && m == NULL && len < n;
+    luaL_error(L, "column '%s': %I values for a frame of %I rows%s", name, LI(len), LI(n),
+               hint ? " (if the last values are nil, give the length as field n)" : "");
+  }
 
   int strings = 0;
   if (t == LUA_TTABLE && m == NULL) {  /* validate first: raising is safe here */
@@ -480,7 +483,10 @@ static size_t display_width(const char *s) {
 static const char *format_cell(const sp_column *c, size_t r, char *buf, size_t size) {
   if (sp_column_missing(c, r)) return "NA";
   if (c->type == SP_CATEGORICAL) return c->levels[c->code[r]];
-  snprintf(buf, size, "%.6g", c->num[r]);
+  double v = c->num[r];
+  /* whole numbers (years, counts, sums of integers) in full, others to 6 digits */
+  if (v == floor(v) && fabs(v) < 1e15) snprintf(buf, size, "%.0f", v);
+  else snprintf(buf, size, "%.6g", v);
   return buf;
 }
 
