@@ -494,8 +494,8 @@ int sp_linalg_eigen_sym(const gsl_matrix *A, gsl_vector *values, gsl_matrix *vec
   for (size_t i = 0; i < n; i++)
     for (size_t j = i + 1; j < n; j++)
       if (fabs(QR_AT(A, i, j) - QR_AT(A, j, i)) > 1e-12 * amax)
-        return sp_error_set(err, SP_EVALUE, "eigen: matrix is not symmetric ([%zu,%zu] = %.17g but "
-                            "[%zu,%zu] = %.17g; expected a symmetric matrix)", i + 1, j + 1,
+        return sp_error_set(err, SP_EVALUE, "eigen: matrix is not symmetric ([%zu,%zu] = %.10g but "
+                            "[%zu,%zu] = %.10g; expected a symmetric matrix)", i + 1, j + 1,
                             QR_AT(A, i, j), j + 1, i + 1, QR_AT(A, j, i));
 
   /* Documented minimum workspaces of dsyevd with jobz = 'V'. */
