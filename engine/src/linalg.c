@@ -450,23 +450,31 @@ int sp_linalg_qr_Q(const gsl_matrix *QR, const gsl_vector *tau, gsl_matrix *Q, s
   if (tau->size < k)
     return sp_error_set(err, SP_EDIM, "qr: tau has %zu elements (expected at least %zu)", tau->size, k);
   gsl_matrix_set_identity(Q);
-  /* Column j of Q is H_0 ... H_j e_j (later reflections leave e_j alone),
-     one column at a time so that no scratch is needed. */
-  for (size_t j = 0; j < k; j++) {
-    double *q = &QR_AT(Q, 0, j);
-    size_t ldq = Q->tda;
-    for (size_t l = j + 1; l-- > 0;) {
-      double ul = gsl_vector_get(tau, l);
-      if (ul == 0.0) continue;
-      size_t below = n - l - 1;
-      const double *u = below ? &QR_AT(QR, l + 1, l) : NULL;
-      double t = ul * q[l * ldq];
-      if (below) t += cblas_ddot((int)below, u, (int)QR->tda, q + (l + 1) * ldq, (int)ldq);
-      t /= ul;
-      q[l * ldq] -= t * ul;
-      if (below) cblas_daxpy((int)below, -t, u, (int)QR->tda, q + (l + 1) * ldq, (int)ldq);
+  if (k == 0) return SP_OK;
+  double *w = malloc(k * sizeof(double));
+  if (w == NULL) return sp_error_set(err, SP_ENOMEM, "qr: out of memory for %zu columns", k);
+  /* Q = H_0 ... H_{k-1} I[, 1:k], applied last to first.  When H_l comes,
+     columns before l are still unit vectors that it leaves alone, so it
+     acts on the block Q[l:, l:]; each reflection is one gemv and one rank-1
+     update that stream through the rows. */
+  for (size_t l = k; l-- > 0;) {
+    double ul = gsl_vector_get(tau, l);
+    if (ul == 0.0) continue;
+    size_t below = n - l - 1, m = k - l;
+    double *ql = &QR_AT(Q, l, l);
+    const double *u = below ? &QR_AT(QR, l + 1, l) : NULL;
+    for (size_t j = 0; j < m; j++) w[j] = ul * ql[j];
+    if (below)
+      cblas_dgemv(CblasRowMajor, CblasTrans, (int)below, (int)m, 1.0, ql + Q->tda, (int)Q->tda, u,
+                  (int)QR->tda, 1.0, w, 1);
+    for (size_t j = 0; j < m; j++) {
+      w[j] /= -ul;
+      ql[j] += w[j] * ul;
     }
+    if (below)
+      cblas_dger(CblasRowMajor, (int)below, (int)m, 1.0, u, (int)QR->tda, w, 1, ql + Q->tda, (int)Q->tda);
   }
+  free(w);
   return SP_OK;
 }
 

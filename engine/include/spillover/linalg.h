@@ -94,7 +94,8 @@ int sp_linalg_qr_pivot(gsl_matrix *X, gsl_vector *tau, size_t *perm, size_t *ran
 
 /* From the output of sp_linalg_qr_pivot on an n x p matrix, with
    k = min(n, p): R (k x p, upper triangular, zero below) and the thin Q
-   (n x k, orthonormal columns) such that X[:, perm] = Q R. */
+   (n x k, orthonormal columns) such that X[:, perm] = Q R.  qr_Q allocates
+   k doubles of scratch once. */
 int sp_linalg_qr_R(const gsl_matrix *QR, gsl_matrix *R, sp_error *err);
 int sp_linalg_qr_Q(const gsl_matrix *QR, const gsl_vector *tau, gsl_matrix *Q, sp_error *err);
 
