@@ -1,8 +1,356 @@
 /*
 ** lformula.c: formulas and design matrices from Lua (sp.formula, sp.design).
+**
+** sp.formula(text) returns a plain table describing the parse, for
+** inspection.  sp.design(d, formula [, opts]) returns a spillover.design
+** userdata: a box around an sp_design whose user values 1..4 hold the y, X,
+** endog and inst matrices, so des.X is the same matrix every time.  The box
+** is created before the design (owner first) and the design is detached
+** from the frame once filled, so the frame may change or die afterwards.
 */
+#include <string.h>
+
+#include "ldesign.h"
 #include "lsp.h"
+#include "spillover/formula.h"
+
+typedef struct {
+  sp_design *d;
+} ldesign;
+
+typedef struct {
+  sp_formula *fm;
+} lformula;
+
+/* {====================================================================
+** sp.formula
+** ===================================================================== */
+
+static int formula_gc(lua_State *L) {
+  lformula *u = luaL_checkudata(L, 1, SP_FORMULA_T);
+  sp_formula_free(u->fm);
+  u->fm = NULL;
+  return 0;
+}
+
+static const char *kind_name(const sp_fnode *n) {
+  switch (n->kind) {
+    case SP_FN_VAR: return "var";
+    case SP_FN_NUM: return "number";
+    case SP_FN_OP: return "op";
+    case SP_FN_PAREN: return "paren";
+    case SP_FN_FUNC: return "call";
+    case SP_FN_I: return "I";
+    case SP_FN_SHIFT: return n->name[0] == 'f' ? "lead" : "lag";
+    case SP_FN_DIFF: return "diff";
+    case SP_FN_INTERACT: return "interaction";
+    case SP_FN_FACTOR: return "factor";
+    case SP_FN_COMBINE: return "combine";
+  }
+  return "?";
+}
+
+static void push_node(lua_State *L, const sp_fnode *n) {
+  luaL_checkstack(L, 6, "formula too deep");
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, kind_name(n));
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, n->label);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, n->col);
+  lua_setfield(L, -2, "col");
+  switch (n->kind) {
+    case SP_FN_VAR: lua_pushstring(L, n->name); lua_setfield(L, -2, "var"); break;
+    case SP_FN_NUM: lua_pushnumber(L, n->num); lua_setfield(L, -2, "value"); break;
+    case SP_FN_OP: lua_pushlstring(L, &n->op, 1); lua_setfield(L, -2, "op"); break;
+    case SP_FN_FUNC: lua_pushstring(L, n->name); lua_setfield(L, -2, "fn"); break;
+    case SP_FN_SHIFT:
+    case SP_FN_DIFF:
+      lua_pushstring(L, n->name);
+      lua_setfield(L, -2, "fn");
+      lua_pushinteger(L, n->k);
+      lua_setfield(L, -2, "k");
+      break;
+    case SP_FN_FACTOR:
+      if (n->ref) { lua_pushstring(L, n->ref); lua_setfield(L, -2, "ref"); }
+      break;
+    default: break;
+  }
+  lua_createtable(L, (int)n->nkids, 0);
+  for (size_t i = 0; i < n->nkids; i++) {
+    push_node(L, n->kids[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "args");
+}
+
+static void push_terms(lua_State *L, sp_fnode **t, size_t n, const char *field) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    push_node(L, t[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, field);
+}
+
+static int l_formula(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  lformula *u = lua_newuserdatauv(L, sizeof *u, 0);  /* owner first */
+  u->fm = NULL;
+  luaL_setmetatable(L, SP_FORMULA_T);
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_formula_parse(text, &u->fm, &err) != SP_OK) return sp_lua_error(L, &err);
+  const sp_formula *fm = u->fm;
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, fm->text);
+  lua_setfield(L, -2, "text");
+  push_node(L, fm->lhs);
+  lua_setfield(L, -2, "lhs");
+  push_terms(L, fm->rhs, fm->nrhs, "rhs");
+  push_terms(L, fm->fe, fm->nfe, "fe");
+  push_terms(L, fm->endog, fm->nendog, "endog");
+  push_terms(L, fm->inst, fm->ninst, "inst");
+  lua_pushboolean(L, fm->intercept);
+  lua_setfield(L, -2, "intercept");
+  lua_pushinteger(L, fm->nparts);
+  lua_setfield(L, -2, "nparts");
+  lua_createtable(L, (int)fm->nvars, 0);
+  for (size_t i = 0; i < fm->nvars; i++) {
+    lua_pushstring(L, fm->vars[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "vars");
+  return 1;
+}
+
+/* }==================================================================== */
+
+/* {====================================================================
+** sp.design
+** ===================================================================== */
+
+static ldesign *check_box(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, SP_DESIGN_T);
+}
+
+sp_design *sp_lua_check_design(lua_State *L, int idx) {
+  ldesign *u = check_box(L, idx);
+  if (u->d == NULL) luaL_error(L, "attempt to use a closed spillover.design");
+  return u->d;
+}
+
+void sp_lua_design_matrices(lua_State *L, int idx, gsl_matrix **y, gsl_matrix **X,
+                            gsl_matrix **endog, gsl_matrix **inst) {
+  idx = lua_absindex(L, idx);
+  sp_lua_check_design(L, idx);
+  gsl_matrix **out[4] = {y, X, endog, inst};
+  for (int j = 0; j < 4; j++) {
+    if (out[j] == NULL) continue;
+    lua_getiuservalue(L, idx, j + 1);
+    *out[j] = sp_lua_test_matrix(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+static int design_gc(lua_State *L) {
+  ldesign *u = check_box(L, 1);
+  sp_design_free(u->d);
+  u->d = NULL;
+  return 0;
+}
+
+static void push_strings(lua_State *L, char **s, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, s[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+static const sp_design_factor *check_factor(lua_State *L, const sp_design *d, int arg) {
+  const char *name = luaL_checkstring(L, arg);
+  const sp_design_factor *x = sp_design_factor_find(d, name);
+  if (x == NULL)
+    luaL_error(L, "'%s' is not a fixed effect or extra variable of this design "
+                  "(pass it in sp.design(d, f, {extra = {\"%s\"}}))", name, name);
+  return x;
+}
+
+/* des:codes(name): the 1-based level codes of a fixed effect or extra variable. */
+static int l_codes(lua_State *L) {
+  const sp_design *d = sp_lua_check_design(L, 1);
+  const sp_design_factor *x = check_factor(L, d, 2);
+  lua_createtable(L, (int)d->n, 0);
+  for (size_t i = 0; i < d->n; i++) {
+    lua_pushinteger(L, (lua_Integer)x->code[i] + 1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_pushinteger(L, (lua_Integer)x->nlevels);
+  return 2;
+}
+
+/* des:values(name): the values of a numeric extra variable over the used rows (n x 1). */
+static int l_values(lua_State *L) {
+  const sp_design *d = sp_lua_check_design(L, 1);
+  const sp_design_factor *x = check_factor(L, d, 2);
+  if (x->num == NULL)
+    return luaL_error(L, "'%s' is categorical (or a fixed effect): use des:codes(\"%s\")", x->name, x->name);
+  gsl_matrix *m = sp_lua_matrix_new(L, d->n, 1);
+  for (size_t i = 0; i < d->n; i++) m->data[i * m->tda] = x->num[i];
+  return 1;
+}
+
+static int design_index(lua_State *L) {
+  const sp_design *d = sp_lua_check_design(L, 1);
+  const char *key = luaL_checkstring(L, 2);
+  static const char *const mats[] = {"y", "X", "endog", "inst"};
+  for (int j = 0; j < 4; j++)
+    if (strcmp(key, mats[j]) == 0) {
+      lua_getiuservalue(L, 1, j + 1);
+      return 1;
+    }
+  if (strcmp(key, "names") == 0) push_strings(L, d->names, d->k);
+  else if (strcmp(key, "yname") == 0) lua_pushstring(L, d->yname);
+  else if (strcmp(key, "n") == 0) lua_pushinteger(L, (lua_Integer)d->n);
+  else if (strcmp(key, "k") == 0) lua_pushinteger(L, (lua_Integer)d->k);
+  else if (strcmp(key, "nrow") == 0) lua_pushinteger(L, (lua_Integer)d->nrow);
+  else if (strcmp(key, "intercept") == 0) lua_pushboolean(L, d->intercept);
+  else if (strcmp(key, "dropped") == 0) lua_pushinteger(L, (lua_Integer)d->dropped);
+  else if (strcmp(key, "dropped_missing") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_missing);
+  else if (strcmp(key, "dropped_derived") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_derived);
+  else if (strcmp(key, "notes") == 0) push_strings(L, d->notes, d->nnotes);
+  else if (strcmp(key, "endog_names") == 0) {
+    if (d->p_endog) push_strings(L, d->endog_names, d->p_endog); else lua_pushnil(L);
+  } else if (strcmp(key, "inst_names") == 0) {
+    if (d->p_inst) push_strings(L, d->inst_names, d->p_inst); else lua_pushnil(L);
+  } else if (strcmp(key, "rows") == 0) {
+    lua_createtable(L, (int)d->n, 0);
+    for (size_t i = 0; i < d->n; i++) {
+      lua_pushinteger(L, (lua_Integer)d->rows[i] + 1);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  } else if (strcmp(key, "fe") == 0 || strcmp(key, "extra") == 0) {
+    int fe = key[0] == 'f';
+    size_t m = fe ? d->nfe : d->nextra;
+    const sp_design_factor *x = fe ? d->fe : d->extra;
+    lua_createtable(L, (int)m, 0);
+    for (size_t j = 0; j < m; j++) {
+      lua_createtable(L, 0, 3);
+      lua_pushstring(L, x[j].name);
+      lua_setfield(L, -2, "name");
+      lua_pushinteger(L, (lua_Integer)x[j].nlevels);
+      lua_setfield(L, -2, "nlevels");
+      if (!fe) { lua_pushboolean(L, x[j].num != NULL); lua_setfield(L, -2, "numeric"); }
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+  } else if (strcmp(key, "codes") == 0) lua_pushcfunction(L, l_codes);
+  else if (strcmp(key, "values") == 0) lua_pushcfunction(L, l_values);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int design_tostring(lua_State *L) {
+  ldesign *u = check_box(L, 1);
+  if (u->d == NULL) lua_pushliteral(L, "spillover.design (closed)");
+  else lua_pushfstring(L, "spillover.design: %s on %d rows x %d columns (%d dropped)", u->d->yname,
+                       (int)u->d->n, (int)u->d->k, (int)u->d->dropped);
+  return 1;
+}
+
+static int l_design(lua_State *L) {
+  sp_frame *f = sp_lua_check_frame(L, 1);
+  const char *text;
+  if (lua_istable(L, 2)) {  /* the table sp.formula returns */
+    lua_getfield(L, 2, "text");
+    text = lua_tostring(L, -1);
+    if (text == NULL) return luaL_argerror(L, 2, "expected a formula string or an sp.formula table");
+    lua_replace(L, 2);
+  } else {
+    text = luaL_checkstring(L, 2);
+  }
+  sp_design_options opt;
+  sp_design_options_init(&opt);
+  const char **extra = NULL;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "intercept");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isboolean(L, -1)) return luaL_argerror(L, 3, "intercept must be true or false");
+      opt.intercept = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 3, "extra");
+    if (lua_isstring(L, -1) && !lua_isnumber(L, -1)) {  /* a single name */
+      lua_createtable(L, 1, 0);
+      lua_insert(L, -2);
+      lua_rawseti(L, -2, 1);
+    }
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1)) return luaL_argerror(L, 3, "extra must be a list of variable names");
+      size_t m = (size_t)luaL_len(L, -1);
+      /* The array is a userdata so the collector frees it if we raise; the
+         strings stay alive because the list (left on the stack) holds them. */
+      extra = lua_newuserdatauv(L, (m ? m : 1) * sizeof *extra, 0);
+      lua_insert(L, -2);
+      for (size_t i = 0; i < m; i++) {
+        if (lua_geti(L, -1, (lua_Integer)i + 1) != LUA_TSTRING)
+          return luaL_error(L, "bad argument #3 to 'design' (extra[%d] must be a variable name, found %s)",
+                            (int)i + 1, luaL_typename(L, -1));
+        extra[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+      }
+      opt.extra = extra;
+      opt.nextra = m;
+    }
+  }
+  ldesign *u = lua_newuserdatauv(L, sizeof *u, 4);  /* owner first */
+  u->d = NULL;
+  luaL_setmetatable(L, SP_DESIGN_T);
+  int box = lua_gettop(L);
+  sp_error err;
+  sp_error_clear(&err);
+  sp_formula *fm = NULL;
+  if (sp_formula_parse(text, &fm, &err) != SP_OK) return sp_lua_error(L, &err);
+  int st = sp_design_plan(f, fm, &opt, &u->d, &err);
+  sp_formula_free(fm);  /* freed before any raise; the design keeps no pointer into it */
+  if (st != SP_OK) return sp_lua_error(L, &err);
+  sp_design *d = u->d;
+  gsl_matrix *m[4] = {NULL, NULL, NULL, NULL};
+  size_t cols[4] = {1, d->k, d->p_endog, d->p_inst};
+  for (int j = 0; j < 4; j++) {
+    if (j >= 2 && cols[j] == 0) continue;
+    m[j] = sp_lua_matrix_new(L, d->n, cols[j]);
+    lua_setiuservalue(L, box, j + 1);
+  }
+  if (sp_design_fill(d, m[0], m[1], m[2], m[3], &err) != SP_OK) return sp_lua_error(L, &err);
+  sp_design_detach(d);  /* the frame may now change or be collected */
+  lua_settop(L, box);
+  return 1;
+}
+
+/* }==================================================================== */
+
+static const luaL_Reg design_meta[] = {
+  {"__gc", design_gc},
+  {"__close", design_gc},
+  {"__index", design_index},
+  {"__tostring", design_tostring},
+  {NULL, NULL}
+};
 
 void sp_lua_open_formula(lua_State *L) {
-  (void)L;
+  luaL_newmetatable(L, SP_DESIGN_T);
+  luaL_setfuncs(L, design_meta, 0);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, SP_FORMULA_T);
+  lua_pushcfunction(L, formula_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, formula_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_formula);
+  lua_setfield(L, -2, "formula");
+  lua_pushcfunction(L, l_design);
+  lua_setfield(L, -2, "design");
 }
