@@ -1095,6 +1095,7 @@ static const luaL_Reg metameth[] = {
 };
 
 static const luaL_Reg meth[] = {
+  {"close", l_gc},
   {"column", l_column},
   {"label", l_label},
   {"names", l_names},

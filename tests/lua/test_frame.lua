@@ -189,4 +189,16 @@ neg:log("g", {nonpositive = "nan"})
 T.check(neg.g[1] == 0 and neg.g[2] ~= neg.g[2] and neg.g[3] ~= neg.g[3], "log: nonpositive = nan, in place")
 T.checkerr("nonpositive = \"zero\"", neg.log, neg, "g", {nonpositive = "zero"})
 
+-- ---- lifetime and the method registry -------------------------------------------------
+local cl = produc:head(2)
+cl:close()
+cl:close()
+T.checkerr("attempt to use a closed spillover.frame", cl.nrow, cl)
+T.check(tostring(cl) == "spillover.frame (closed)", "tostring of a closed frame")
+local methods = debug.getregistry()["spillover.frame.methods"]
+T.check(type(methods) == "table" and methods.filter ~= nil, "methods live in the registry table")
+methods.twice_rows = function(self) return 2 * self:nrow() end
+T.check(produc:twice_rows() == 1632, "a method added to the registry table is found")
+methods.twice_rows = nil
+
 T.done()
