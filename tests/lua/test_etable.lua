@@ -300,6 +300,11 @@ if has_xlsx then
   local ok = xlsx.write(prefix .. ".xlsx", { rows = { { "n", 816 } } })
   T.check(ok == true and (slurp(prefix .. ".xlsx") or ""):sub(1, 2) == "PK", "xlsx.write writes numbers and text")
   os.remove(prefix .. ".xlsx")
+  local nok, nmsg = xlsx.write("/nonexistent-dir-h7/t.xlsx", { rows = { { "a" } } })
+  T.check(nok == nil and tostring(nmsg):find("cannot write '/nonexistent-dir-h7/t.xlsx'", 1, true),
+    "xlsx.write returns nil, message when the file cannot be created")
+  T.checkerr("etable: cannot write '/nonexistent%-dir%-h7/t.xlsx': No such file or directory", tab.write, tab,
+    "/nonexistent-dir-h7/t.xlsx")
 end
 
 T.done()
