@@ -216,7 +216,9 @@ function M.etable(spec)
   local stats_explicit = spec.stats ~= nil
   local stats = string_list(spec.stats, "stats", 2) or DEFAULT_STATS
 
-  -- Headers: "(1)", "(2)", ...; "label" uses each fit's label or estimator.
+  -- Headers: "(1)", "(2)", ...; "label" uses each fit's label or estimator,
+  -- "depvar" the (labelled) dependent variable: fit.depvar or the left-hand
+  -- side of fit.formula.
   local headers = {}
   if spec.headers == nil then
     for i = 1, n do headers[i] = "(" .. i .. ")" end
@@ -225,11 +227,20 @@ function M.etable(spec)
       local h = f.label or f.estimator
       headers[i] = type(h) == "string" and h or "(" .. i .. ")"
     end
+  elseif spec.headers == "depvar" then
+    for i, f in ipairs(fits) do
+      local h = f.depvar
+      if type(h) ~= "string" and type(f.formula) == "string" then h = f.formula:match("^%s*(.-)%s*~") end
+      if type(h) ~= "string" or h == "" then
+        fail(string.format("headers = \"depvar\": model %d has neither depvar nor a formula \"y ~ ...\"", i), 2)
+      end
+      headers[i] = labels[h] or h
+    end
   else
     local h = string_list(spec.headers, "headers", 2)
     if type(spec.headers) ~= "table" or #h ~= n then
-      fail(string.format("headers must be an array of %d strings (one per model) or \"label\", got %s", n,
-        type(spec.headers) == "table" and (#h .. " entries") or tostring(spec.headers)), 2)
+      fail(string.format("headers must be an array of %d strings (one per model), \"label\" or \"depvar\", got %s", n,
+        type(spec.headers) == "table" and ("an array of " .. #h) or tostring(spec.headers)), 2)
     end
     headers = h
   end

@@ -160,6 +160,11 @@ local t3 = etable { f1, f2, drop = { "~^x" }, headers = "label",
   labels = { state = "省份", year = "年份", nobs = "观测值", r2 = "R方", Yes = "是", No = "否" } }
 local r3 = t3:rows()
 T.check(r3[1][2] == "OLS" and r3[1][3] == "Two-way FE", "headers = \"label\" uses fit.label")
+local d1 = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, formula = "lnpat ~ a | province" }
+local d2 = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, depvar = "tfp" }
+local rd = etable { d1, d2, headers = "depvar", labels = { lnpat = "专利" } }:rows()
+T.check(rd[1][2] == "专利" and rd[1][3] == "tfp", "headers = \"depvar\" uses formula lhs / fit.depvar, labelled")
+T.checkerr("headers = \"depvar\": model 1 has neither depvar nor a formula", etable, { f3, headers = "depvar" })
 T.check(r3[2][1] == "z" and r3[4][1] == "w", "drop = {\"~^x\"} removes x_1 by pattern")
 T.check(r3[6][1] == "省份 FE" and r3[6][2] == "否" and r3[6][3] == "是", "FE names and Yes/No take labels")
 T.check(r3[8][1] == "观测值" and r3[9][1] == "R方", "stat labels apply")
@@ -198,7 +203,7 @@ T.checkerr("etable: unknown option 'lables'", etable, { f1, lables = {} })
 T.checkerr("etable: se must be \"se\" or \"t\", got p", etable, { f1, se = "p" })
 T.checkerr("etable: stars%[2%] must be a p%-value threshold in %(0, 1%), got 5", etable, { f1, stars = { 0.1, 5 } })
 T.checkerr("etable: digits must be an integer from 0 to 12, got 2.5", etable, { f1, digits = 2.5 })
-T.checkerr("etable: headers must be an array of 2 strings %(one per model%)", etable, { f1, f2, headers = { "a" } })
+T.checkerr("etable: headers must be an array of 2 strings %(one per model%), \"label\" or \"depvar\", got an array of 1", etable, { f1, f2, headers = { "a" } })
 T.checkerr("etable: keep: no model has a coefficient named 'x9'", etable, { f1, keep = { "x9" } })
 T.checkerr("etable: drop: no model has a coefficient matching '^q'", etable, { f1, drop = { "~^q" } })
 T.checkerr("etable: order: bad pattern", etable, { f1, order = { "~[" } })
