@@ -96,7 +96,8 @@ static int embedded_searcher(lua_State *L) {
 }
 
 /* Preload the C part and put the embedded searcher right after the preload
-   searcher.  SPILLOVER_LUA_DIR, when set, is searched first (development). */
+   searcher.  When SPILLOVER_LUA_DIR is set (development), modules are read
+   from that directory first and the embedded copies are the fallback. */
 static void setup_modules(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_core);
@@ -104,17 +105,24 @@ static void setup_modules(lua_State *L) {
   lua_pop(L, 1);
 
   lua_getglobal(L, "package");
+  const char *dir = getenv("SPILLOVER_LUA_DIR");
+  int dev = dir != NULL && dir[0] != '\0';
   lua_getfield(L, -1, "searchers");
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-  for (lua_Integer i = n; i >= 2; i--) {
-    lua_rawgeti(L, -1, i);
-    lua_rawseti(L, -2, i + 1);
+  if (dev) {
+    /* Development: the source tree first, the embedded copy as a fallback. */
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, n + 1);
+  } else {
+    for (lua_Integer i = n; i >= 2; i--) {
+      lua_rawgeti(L, -1, i);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushcfunction(L, embedded_searcher);
+    lua_rawseti(L, -2, 2);
   }
-  lua_pushcfunction(L, embedded_searcher);
-  lua_rawseti(L, -2, 2);
   lua_pop(L, 1);
-  const char *dir = getenv("SPILLOVER_LUA_DIR");
-  if (dir != NULL && dir[0] != '\0') {
+  if (dev) {
     lua_getfield(L, -1, "path");
     lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
     lua_setfield(L, -3, "path");

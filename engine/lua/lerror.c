@@ -5,6 +5,8 @@
 ** table so callers can read msg, file, line, col and var; its __tostring gives
 ** the one-line form, so message handlers that call tostring print it.
 */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lsp.h"
@@ -34,6 +36,18 @@ int sp_lua_error(lua_State *L, const sp_error *e) {
   luaL_where(L, 1);
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, SP_ERROR_T);
+  return lua_error(L);
+}
+
+int sp_lua_errorf(lua_State *L, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  luaL_where(L, 1);
+  lua_pushstring(L, msg);
+  lua_concat(L, 2);
   return lua_error(L);
 }
 

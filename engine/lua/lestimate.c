@@ -21,6 +21,7 @@
 #include "spillover/mem.h"
 #include "spillover/vcov.h"
 
+#include "ldesign.h"
 #include "lsp.h"
 
 #define SP_ABSORB_T "spillover.absorb"
@@ -51,7 +52,7 @@ static lcodes *push_codes(lua_State *L, size_t n) {
   }
   lua_setmetatable(L, -2);
   c->code = sp_mem_alloc((n ? n : 1) * sizeof *c->code);
-  if (c->code == NULL) luaL_error(L, "out of memory building group codes");
+  if (c->code == NULL) sp_lua_errorf(L, "out of memory building group codes");
   return c;
 }
 
@@ -70,7 +71,7 @@ static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char 
   lcodes *c = luaL_testudata(L, idx, "spillover.codes");
   if (c != NULL) {
     if (n_expected && c->n != n_expected)
-      luaL_error(L, "%s has %zu entries, expected %zu", what, c->n, n_expected);
+      sp_lua_errorf(L, "%s has %zu entries, expected %zu", what, c->n, n_expected);
     lua_pushvalue(L, idx);
     return c;
   }
@@ -78,14 +79,14 @@ static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char 
   if (m != NULL || (lua_istable(L, idx) && lua_type(L, (lua_rawgeti(L, idx, 1), -1)) == LUA_TNUMBER)) {
     if (m == NULL) lua_pop(L, 1);
     size_t n = m ? m->size1 * m->size2 : (size_t)luaL_len(L, idx);
-    if (m && m->size1 != 1 && m->size2 != 1) luaL_error(L, "%s must be a vector, got a %zux%zu matrix", what, m->size1, m->size2);
-    if (n_expected && n != n_expected) luaL_error(L, "%s has %zu entries, expected %zu", what, n, n_expected);
+    if (m && m->size1 != 1 && m->size2 != 1) sp_lua_errorf(L, "%s must be a vector, got a %zux%zu matrix", what, m->size1, m->size2);
+    if (n_expected && n != n_expected) sp_lua_errorf(L, "%s has %zu entries, expected %zu", what, n, n_expected);
     vrow *tmp = lua_newuserdatauv(L, (n ? n : 1) * sizeof *tmp, 0);
     for (size_t i = 0; i < n; i++) {
       double v;
       if (m) v = m->size2 == 1 ? gsl_matrix_get(m, i, 0) : gsl_matrix_get(m, 0, i);
       else { lua_rawgeti(L, idx, (lua_Integer)i + 1); v = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : NAN; lua_pop(L, 1); }
-      if (isnan(v)) luaL_error(L, "%s is missing (or not a number) at entry %zu", what, i + 1);
+      if (isnan(v)) sp_lua_errorf(L, "%s is missing (or not a number) at entry %zu", what, i + 1);
       tmp[i].v = v;
       tmp[i].row = i;
     }
@@ -109,7 +110,7 @@ static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char 
     if (lua_isinteger(L, -1)) nn = lua_tointeger(L, -1);
     lua_pop(L, 1);
     if ((size_t)nn > n) n = (size_t)nn;
-    if (n_expected && n != n_expected) luaL_error(L, "%s has %zu entries, expected %zu", what, n, n_expected);
+    if (n_expected && n != n_expected) sp_lua_errorf(L, "%s has %zu entries, expected %zu", what, n, n_expected);
     lua_newtable(L);  /* value -> code */
     int map = lua_gettop(L);
     lua_newtable(L);  /* distinct values, to sort */
@@ -117,7 +118,7 @@ static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char 
     lua_Integer nu = 0;
     for (size_t i = 0; i < n; i++) {
       lua_rawgeti(L, idx, (lua_Integer)i + 1);
-      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s is missing (or not a string) at entry %zu", what, i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) sp_lua_errorf(L, "%s is missing (or not a string) at entry %zu", what, i + 1);
       lua_pushvalue(L, -1);
       if (lua_rawget(L, map) == LUA_TNIL) {
         lua_pop(L, 1);
@@ -151,14 +152,28 @@ static lcodes *check_codes(lua_State *L, int idx, size_t n_expected, const char 
     lua_settop(L, map);
     return c;
   }
-  luaL_error(L, "%s must be a vector (matrix, or array of numbers or strings)", what);
+  sp_lua_errorf(L, "%s must be a vector (matrix, or array of numbers or strings)", what);
   return NULL;
 }
 
+/* Codes of a design's fixed effect or extra variable, over its rows. */
+static lcodes *design_codes(lua_State *L, int idx, const char *name) {
+  sp_design *des = sp_lua_check_design(L, idx);
+  const sp_design_factor *f = sp_design_factor_find(des, name);
+  if (f == NULL) {
+    sp_lua_errorf(L, "the design has no fixed effect or extra variable '%s' (ask for it with opts.extra)", name);
+  }
+  lcodes *c = push_codes(L, des->n);
+  memcpy(c->code, f->code, des->n * sizeof *c->code);
+  c->nlevels = f->nlevels;
+  return c;
+}
+
 static int l_codes(lua_State *L) {
-  lcodes *c = check_codes(L, 1, 0, "sp.codes argument");
-  lua_pushinteger(L, (lua_Integer)c->nlevels);
-  return 2;
+  lcodes *c = luaL_testudata(L, 1, SP_DESIGN_T) ? design_codes(L, 1, luaL_checkstring(L, 2))
+                                                 : check_codes(L, 1, 0, "sp.codes argument");
+  (void)c;
+  return 1;
 }
 
 /* ---- sp.lsfit ------------------------------------------------------------------ */
@@ -168,9 +183,9 @@ static const double *opt_vector(lua_State *L, int opts, const char *field, size_
   if (lua_getfield(L, opts, field) != LUA_TNIL) {
     gsl_matrix *m = sp_lua_test_matrix(L, -1);
     if (m == NULL || m->size1 * m->size2 != n || (m->size2 != 1 && m->size1 != 1) || (m->size2 != 1 && m->tda != m->size2))
-      luaL_error(L, "option '%s' must be a vector (matrix) of %zu entries", field, n);
+      sp_lua_errorf(L, "option '%s' must be a vector (matrix) of %zu entries", field, n);
     if (m->size2 == 1 && m->tda != 1)
-      luaL_error(L, "option '%s' must be a contiguous vector (use :copy())", field);
+      sp_lua_errorf(L, "option '%s' must be a contiguous vector (use :copy())", field);
     v = m->data;
   }
   lua_pop(L, 1);  /* the caller keeps the options table, which pins the matrix */
@@ -182,9 +197,9 @@ static int l_lsfit(lua_State *L) {
   gsl_matrix *y = sp_lua_check_matrix(L, 2);
   int has_opts = lua_istable(L, 3);
   if (y->size1 != X->size1 || y->size2 != 1)
-    return luaL_error(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
+    return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
                       X->size2, y->size1, y->size2);
-  if (y->tda != 1) return luaL_error(L, "lsfit: y must be a contiguous column (use :copy())");
+  if (y->tda != 1) return sp_lua_errorf(L, "lsfit: y must be a contiguous column (use :copy())");
   const double *w = NULL, *scale = NULL;
   double tol = 0;
   if (has_opts) {
@@ -251,7 +266,7 @@ static int opt_enum(lua_State *L, int opts, const char *field, const char *const
         luaL_addstring(&b, names[i]);
       }
       luaL_pushresult(&b);
-      luaL_error(L, "vcov: unknown %s '%s' (expected one of: %s)", field, s, lua_tostring(L, -1));
+      sp_lua_errorf(L, "vcov: unknown %s '%s' (expected one of: %s)", field, s, lua_tostring(L, -1));
     }
   }
   lua_pop(L, 1);
@@ -265,9 +280,9 @@ static int l_vcov(lua_State *L) {
   luaL_checktype(L, 4, LUA_TTABLE);
   size_t n = X->size1, k = X->size2;
   if (e->size1 != n || e->size2 != 1 || e->tda != 1)
-    return luaL_error(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
+    return sp_lua_errorf(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
   if (B->size1 != k || B->size2 != k)
-    return luaL_error(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
+    return sp_lua_errorf(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
   sp_vcov_spec spec;
   sp_vcov_spec_init(&spec, (sp_vcov_type)opt_enum(L, 4, "type", vcov_types, 0));
   sp_error err;
@@ -297,7 +312,7 @@ static int l_vcov(lua_State *L) {
   if (lua_getfield(L, 4, "cluster") == LUA_TTABLE) {
     int ct = lua_gettop(L);
     size_t nc = lua_rawlen(L, ct);
-    if (nc == 0 || nc > SP_VCOV_MAXWAY) return luaL_error(L, "vcov: 'cluster' must list 1 to %d vectors", SP_VCOV_MAXWAY);
+    if (nc == 0 || nc > SP_VCOV_MAXWAY) return sp_lua_errorf(L, "vcov: 'cluster' must list 1 to %d vectors", SP_VCOV_MAXWAY);
     lua_getfield(L, 4, "cluster_names");
     int cn = lua_gettop(L);
     for (size_t j = 0; j < nc; j++) {
@@ -351,7 +366,7 @@ typedef struct {
 
 static labsorb *check_absorb(lua_State *L, int idx) {
   labsorb *a = luaL_checkudata(L, idx, SP_ABSORB_T);
-  if (a->ws == NULL) luaL_error(L, "attempt to use a closed spillover.absorb");
+  if (a->ws == NULL) sp_lua_errorf(L, "attempt to use a closed spillover.absorb");
   return a;
 }
 
@@ -364,9 +379,20 @@ static int absorb_gc(lua_State *L) {
 
 /* sp.absorb({v1, v2, ...} [, {weights = w}]): user value 1 keeps the codes. */
 static int l_absorb(lua_State *L) {
+  if (luaL_testudata(L, 1, SP_DESIGN_T)) {
+    /* sp.absorb(des [, opts]): the design's fixed effects, as codes. */
+    sp_design *des = sp_lua_check_design(L, 1);
+    if (des->nfe == 0) return sp_lua_errorf(L, "absorb: the design has no fixed effects");
+    lua_createtable(L, (int)des->nfe, 0);
+    for (size_t j = 0; j < des->nfe; j++) {
+      design_codes(L, 1, des->fe[j].name);
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+    lua_replace(L, 1);
+  }
   luaL_checktype(L, 1, LUA_TTABLE);
   size_t nfe = lua_rawlen(L, 1);
-  if (nfe == 0 || nfe > 8) return luaL_error(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
+  if (nfe == 0 || nfe > 8) return sp_lua_errorf(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
   labsorb *a = lua_newuserdatauv(L, sizeof *a, 1);
   a->ws = NULL;
   a->nfe = nfe;
@@ -416,7 +442,7 @@ static void demean_options(lua_State *L, int idx, sp_demean_options *opt) {
 static int absorb_demean(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
   gsl_matrix *M = sp_lua_check_matrix(L, 2);
-  if (M->size1 != a->n) return luaL_error(L, "demean: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
+  if (M->size1 != a->n) return sp_lua_errorf(L, "demean: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
   sp_demean_options opt;
   demean_options(L, 3, &opt);
   int allow = 0;
@@ -444,7 +470,7 @@ static int absorb_fixef(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
   gsl_matrix *r = sp_lua_check_matrix(L, 2);
   if (r->size1 != a->n || r->size2 != 1 || r->tda != 1)
-    return luaL_error(L, "fixef: expected a contiguous %zu x 1 vector", a->n);
+    return sp_lua_errorf(L, "fixef: expected a contiguous %zu x 1 vector", a->n);
   sp_demean_options opt;
   demean_options(L, 3, &opt);
   lua_createtable(L, (int)a->nfe, 0);

@@ -6,6 +6,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "lsp.h"
+#include "lxlsx.h"
 
 int luaopen_spillover_core(lua_State *L) {
   /* GSL's default handler aborts; the core checks every status instead.
@@ -19,6 +20,11 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_formula(L);
   sp_lua_open_rng(L);
   sp_lua_open_estimate(L);
+  /* spillover.xlsx (the etable writer) is a separate small module. */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_spillover_xlsx);
+  lua_setfield(L, -2, "spillover.xlsx");
+  lua_pop(L, 1);
   lua_pushliteral(L, SPILLOVER_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -46,6 +46,14 @@ sp_frame *sp_lua_check_frame(lua_State *L, int idx);
 
 /* ---- module registration: each adds its functions to the table at -1 ------- */
 void sp_lua_open_error(lua_State *L);
+
+/* luaL_error with C's printf formats (%zu etc.), for messages with sizes.
+   Never returns. */
+int sp_lua_errorf(lua_State *L, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
 void sp_lua_open_matrix(lua_State *L);
 void sp_lua_open_frame(lua_State *L);
 void sp_lua_open_io(lua_State *L);

@@ -48,7 +48,7 @@ local function new(spec)
   self.nobs = self.nobs or self.stats.nobs
   self.stats.nobs = self.nobs
   if self.df_resid == nil then self.df_resid = self.stats.df_resid end
-  self.stats.df_resid = self.df_resid
+  if self.stats.df_resid == nil then self.stats.df_resid = self.df_resid end
   return setmetatable(self, Fit)
 end
 

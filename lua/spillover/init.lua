@@ -8,4 +8,13 @@ local core = require "spillover.core"
 local sp = {}
 for k, v in pairs(core) do sp[k] = v end
 
+local fit = require "spillover.fit"
+sp.fit = fit.new
+sp.is_fit = fit.is_fit
+sp.json = require "spillover.json"
+
+local linear = require "spillover.linear"
+sp.ols = linear.ols
+sp.etable = require("spillover.etable").etable
+
 return sp

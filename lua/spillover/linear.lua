@@ -99,7 +99,8 @@ end
 --- k_df for the vcov: which parameters each compat preset counts.
 local function vcov_kdf(compat, vc, rank, fe_dof, fe_dof_nonnested)
   if vc.type == "iid" then return rank + fe_dof end
-  if compat == "plm" or compat == "sandwich" or compat == "statsmodels" then return rank end
+  if compat == "statsmodels" then return rank + fe_dof end  -- LSDV: K counts every dummy
+  if compat == "plm" or compat == "sandwich" then return rank end
   if vc.type == "cluster" then return rank + fe_dof_nonnested end
   return rank + fe_dof
 end
@@ -219,6 +220,328 @@ function M.assemble(spec)
     fixef_values = spec.fixef, dropped = spec.dropped, compat = spec.compat, extra = spec.extra,
   }
   return f
+end
+
+-- ---- shared preparation ------------------------------------------------------------
+
+--- Variables the estimator needs besides the formula's: clusters, DK time, weights.
+local function extra_vars(d, vc, opts)
+  local extra = {}
+  if vc.type == "cluster" then
+    for _, name in ipairs(vc.cluster) do extra[#extra + 1] = name end
+  elseif vc.type == "driscoll_kraay" then
+    local ok, info = pcall(d.panel_info, d)
+    if not ok or not info or not info.time then
+      error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", 4)
+    end
+    extra[#extra + 1] = info.time
+  end
+  if opts.weights then extra[#extra + 1] = opts.weights end
+  return extra
+end
+M.extra_vars = extra_vars
+
+local function check_compat(opts, level)
+  local compat = opts.compat or "stata"
+  if not compat_names[compat] then
+    error("compat: unknown preset '" .. tostring(compat) .. "' (expected stata, plm, fixest, sandwich or statsmodels)",
+      level + 1)
+  end
+  return compat
+end
+M.check_compat = check_compat
+
+local function vector_values(v)
+  local t = {}
+  for i = 1, v:nrow() do t[i] = v:get(i, 1) end
+  return t
+end
+
+--- Level names of a design factor, by code (1-based), from the frame column.
+local function factor_levels(d, des, name)
+  local col = d[name]
+  local codes = des:codes(name)
+  local rows = des.rows
+  local levels = {}
+  for i = 1, #rows do
+    local v = type(col) == "table" and col[rows[i]] or col:get(rows[i], 1)
+    levels[codes[i]] = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
+  end
+  return levels
+end
+M.factor_levels = factor_levels
+
+-- ---- OLS with absorbed fixed effects -------------------------------------------
+
+--- sp.ols(d, "y ~ x1 + x2 | fe1 + fe2", {vcov=, compat=, weights=, tol=, maxiter=, threads=})
+function M.ols(d, formula, opts)
+  opts = opts or {}
+  if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
+  local compat = check_compat(opts, 2)
+  local vc = parse_vcov(opts.vcov, 2)
+  local des = core.design(d, formula, { extra = extra_vars(d, vc, opts) })
+  if des.endog_names and #des.endog_names > 0 then
+    return M.ivreg(d, formula, opts, des)
+  end
+  return M.fit_design(d, des, formula, opts, compat, vc)
+end
+
+--- The OLS/within core on a built design (shared with user estimators and refits).
+function M.fit_design(d, des, formula, opts, compat, vc)
+  local n, k = des.n, des.k
+  local names = des.names
+  local y0, X0 = des.y, des.X
+  local w = opts.weights and des:values(opts.weights) or nil
+  local wt = w and vector_values(w) or nil
+  local nfe = #des.fe
+  local notes = {}
+  for _, note in ipairs(des.notes or {}) do notes[#notes + 1] = note end
+
+  local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
+  local demean_info
+  if nfe > 0 then
+    absorb = core.absorb(des, w and { weights = w } or nil)
+    fe_dof = absorb:dof()
+    scale = colsumsq(X0)
+    local Mx = core.matrix.hcat(y0, X0)
+    demean_info = absorb:demean(Mx, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
+      allow_nonconvergence = true })
+    if demean_info.warning then notes[#notes + 1] = demean_info.warning end
+    y = Mx:col(1):copy()
+    X = k > 0 and Mx:view(1, 2, n, k) or nil
+  end
+  if n <= k + fe_dof then
+    error(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
+      n, k, fe_dof), 3)
+  end
+  local f
+  if k > 0 then
+    f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil })
+  else
+    f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0), ssr = 0 }
+    for i = 1, n do f.ssr = f.ssr + (wt and wt[i] or 1) * y:get(i, 1) ^ 2 end
+  end
+  local dropped = {}
+  for j, kept in ipairs(f.keep) do
+    if not kept then
+      dropped[#dropped + 1] = names[j]
+      local absorbed = nfe > 0 and scale[j] > 0 and true
+      notes[#notes + 1] = string.format("'%s' dropped: %s", names[j],
+        absorbed and "collinear with other regressors or absorbed by the fixed effects" or "collinear with other regressors")
+    end
+  end
+  if k > 0 and f.rank == 0 then
+    error("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")", 3)
+  end
+  local Xk = k > 0 and kept_columns(X, f.keep) or nil
+  local rank = f.rank
+  local df_resid = n - rank - fe_dof
+  local ctx = {
+    compat = compat, vcov = vc, fe_dof = fe_dof, weights = w,
+    codes = function(name) return core.codes(des, name) end,
+    time_codes = function() return core.codes(des, d:panel_info().time) end,
+    fe_dof_nonnested = function(clusters)
+      -- fixed effects nested in a cluster dimension do not count (fixest/reghdfe)
+      if nfe == 0 then return 0 end
+      local nonnested_dof = fe_dof
+      local counted = absorb:info()
+      local _, levels = absorb:info()
+      for j = 1, nfe do
+        for _, cname in ipairs(clusters) do
+          if absorb:nested(j, core.codes(des, cname)) then
+            nonnested_dof = nonnested_dof - levels[j] + (j == 1 and 0 or 0)
+            break
+          end
+        end
+      end
+      local _ = counted
+      return math.max(nonnested_dof, 0)
+    end,
+  }
+  local V, vinfo, vlabel
+  if rank > 0 then
+    V, vinfo, vlabel = M.covariance(Xk, f.resid, f.bread, ctx)
+  else
+    V, vinfo, vlabel = core.matrix(0, 0), { df_t = df_resid, ngroups = {} }, "iid"
+  end
+
+  -- Statistics.
+  local ssr = f.ssr
+  local yv = y0
+  local tss = sum_sq_centered(yv, wt)
+  local stats = { nobs = n, ssr = ssr, df_resid = df_resid, rank = rank, sigma = math.sqrt(ssr / df_resid) }
+  local has_const = des.intercept and nfe == 0
+  stats.r2 = (has_const or nfe > 0) and 1 - ssr / tss or nil
+  if not has_const and nfe == 0 then
+    -- uncentered R2, as R reports without an intercept
+    local tss0 = 0
+    for i = 1, n do tss0 = tss0 + (wt and wt[i] or 1) * yv:get(i, 1) ^ 2 end
+    stats.r2 = 1 - ssr / tss0
+  end
+  local df_model_total = n - df_resid
+  stats.adj_r2 = 1 - (1 - stats.r2) * (n - (has_const and 1 or (nfe > 0 and 1 or 0))) / df_resid
+  if nfe > 0 then
+    local tssw = 0
+    for i = 1, n do tssw = tssw + (wt and wt[i] or 1) * y:get(i, 1) ^ 2 end
+    stats.tss_within = tssw
+    stats.r2_within = 1 - ssr / tssw
+    stats.adj_r2_within = 1 - (1 - stats.r2_within) * (n - 1) / df_resid
+  end
+  stats.loglik = -n / 2 * (math.log(2 * math.pi) + math.log(ssr / n) + 1)
+  local _ = df_model_total
+
+  local b_kept = {}
+  for j, kept in ipairs(f.keep) do if kept then b_kept[#b_kept + 1] = f.b:get(j, 1) end end
+  local Vt = totable(V)
+  local kept_names = {}
+  for j, kept in ipairs(f.keep) do if kept then kept_names[#kept_names + 1] = names[j] end end
+  -- Degrees of freedom for t tests: G - 1 (T - 1) where the preset says so
+  -- (stata, fixest, statsmodels clusters), else the residual df.
+  local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
+    (vc.tdf == "clusters" or compat == "stata" or compat == "fixest" or compat == "statsmodels")
+  local df_t = by_groups and vinfo.df_t or df_resid
+  stats.df_t = df_t
+  stats.vcov_dof_factor = vinfo.dof_factor
+  -- Joint test of the slopes: classic F for sandwich (as summary.lm), else
+  -- the Wald test with the covariance used, df2 = G - 1 under clusters.
+  local slope_idx = {}
+  for i, nm in ipairs(kept_names) do if nm ~= "(Intercept)" then slope_idx[#slope_idx + 1] = i end end
+  if compat == "sandwich" or compat == "statsmodels" or vc.type == "iid" then
+    local q = #slope_idx
+    if q > 0 and has_const then
+      local Fs = ((tss - ssr) / q) / (ssr / df_resid)
+      stats.F = { statistic = Fs, df1 = q, df2 = df_resid, pvalue = dist.pf(Fs, q, df_resid, true), kind = "F" }
+    else
+      stats.F = M.joint_test(b_kept, Vt, slope_idx, df_resid)
+    end
+  else
+    local df2 = df_resid
+    if vc.type == "cluster" and not vc.multi0 then
+      df2 = math.huge
+      for _, g in ipairs(vinfo.ngroups) do df2 = math.min(df2, g - 1) end
+    elseif vc.type == "driscoll_kraay" then
+      df2 = vinfo.nperiods - 1
+    end
+    stats.F = M.joint_test(b_kept, Vt, slope_idx, df2)
+  end
+  -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
+  if nfe == 1 and rank > 0 then
+    local xb = kept_columns(X0, f.keep) * core.matrix(b_kept)
+    local function cor2(a, b, m)
+      local sa, sb, saa, sbb, sab = 0, 0, 0, 0, 0
+      for i = 1, m do
+        local x, z = a[i], b[i]
+        sa, sb, saa, sbb, sab = sa + x, sb + z, saa + x * x, sbb + z * z, sab + x * z
+      end
+      local cov = sab - sa * sb / m
+      return cov * cov / ((saa - sa * sa / m) * (sbb - sb * sb / m))
+    end
+    local yv0, xbv = vector_values(y0), vector_values(xb)
+    stats.r2_overall_corr = cor2(yv0, xbv, n)
+    local codes = des:codes(des.fe[1].name)
+    local sy, sx, cnt = {}, {}, {}
+    for i = 1, n do
+      local c = codes[i]
+      sy[c] = (sy[c] or 0) + yv0[i]
+      sx[c] = (sx[c] or 0) + xbv[i]
+      cnt[c] = (cnt[c] or 0) + 1
+    end
+    local my, mx = {}, {}
+    for c = 1, #cnt do my[c], mx[c] = sy[c] / cnt[c], sx[c] / cnt[c] end
+    stats.r2_between_corr = cor2(my, mx, #cnt)
+  end
+
+  local fe_info = {}
+  local _, fe_levels = nil, nil
+  if absorb then _, fe_levels = absorb:info() end
+  for j, fe in ipairs(des.fe) do fe_info[j] = { name = fe.name, nlevels = fe.nlevels } end
+  if nfe > 0 then
+    stats.fe_dof = fe_dof
+  end
+  if vc.type == "cluster" then stats.n_clusters = vinfo.ngroups end
+  local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
+  if type(pinfo) == "table" then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
+
+  local fitted
+  local resid = f.resid
+  local fit = M.assemble {
+    names = names, keep = f.keep, b = vector_values(f.b), V = V, nobs = n, df_resid = df_t,
+    dist = (compat == "statsmodels" and vc.type ~= "iid") and "normal" or "t", stats = stats, estimator = nfe > 0 and "within" or "ols",
+    label = nfe > 0 and "OLS with fixed effects" or "OLS", formula = formula, vcov_label = vlabel,
+    vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped, compat = compat,
+    resid = resid,
+  }
+  fit.design = des
+  fit.data = d
+  fit.absorb = absorb
+  fit.weights = w
+  -- fitted = y - e (levels, fixed effects included)
+  fit.fitted_values = y0 - resid
+  fit.fixef_values = function(self) return M.fixef(self) end
+  fit.predict_fn = M.predict_linear
+  local _ = fitted
+  return fit
+end
+
+--- Fixed-effect coefficients: {fe name -> {level -> value}}.
+function M.fixef(fit)
+  if not fit.absorb then error("fixef: the model has no fixed effects", 3) end
+  local des, d = fit.design, fit.data
+  -- y - X b (kept columns) before absorbing the fixed effects
+  local b = {}
+  for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
+  local r = des.y:copy()
+  local X = des.X
+  for j, nm in ipairs(des.names) do
+    if b[nm] then r = r - X:col(j) * b[nm] end
+  end
+  local coefs = fit.absorb:fixef(r)
+  local out = {}
+  for j, fe in ipairs(des.fe) do
+    local levels = factor_levels(d, des, fe.name)
+    local t = {}
+    for code = 1, coefs[j]:nrow() do t[levels[code] or code] = coefs[j]:get(code, 1) end
+    out[fe.name] = t
+  end
+  return out
+end
+
+--- Prediction on new data: X b plus the fixed effects of the levels seen in
+--- estimation (NaN for unseen levels or missing regressors).
+function M.predict_linear(fit, newdata)
+  local formula = fit.formula:gsub("|.*$", "")
+  local fe_names = {}
+  for _, fe in ipairs(fit.fe or {}) do fe_names[#fe_names + 1] = fe.name end
+  local rhs = formula:match("~(.*)$")
+  local pf = "0 ~ " .. rhs
+  -- Build X for every row of newdata (the response is not needed).
+  local nd = newdata:copy()
+  nd["0"] = nil
+  local des = core.design(nd, formula:gsub("^[^~]*~", fit.design.yname .. " ~"), { extra = fe_names, keep_all = true })
+  local _ = pf
+  local b = {}
+  for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
+  local n = newdata:nrow()
+  local out = core.matrix(n, 1, 0 / 0)
+  local fx = #fe_names > 0 and fit:fixef() or nil
+  local levels = {}
+  for _, name in ipairs(fe_names) do levels[name] = factor_levels(newdata, des, name) end
+  local codes = {}
+  for _, name in ipairs(fe_names) do codes[name] = des:codes(name) end
+  local rows = des.rows
+  for i = 1, des.n do
+    local s = 0
+    for j, nm in ipairs(des.names) do
+      if b[nm] then s = s + des.X:get(i, j) * b[nm] end
+    end
+    for _, name in ipairs(fe_names) do
+      local lv = levels[name][codes[name][i]]
+      local v = fx[name][lv]
+      s = s + (v or 0 / 0)
+    end
+    out:set(rows[i], 1, s)
+  end
+  return out
 end
 
 M.kept_columns = kept_columns
