@@ -544,6 +544,11 @@ function M.predict_linear(fit, newdata)
   return out
 end
 
+--- 2SLS lives in spillover.iv; sp.ols dispatches there for `| endog ~ z`.
+function M.ivreg(...)
+  return require("spillover.iv").fit(...)
+end
+
 M.kept_columns = kept_columns
 M.colsumsq = colsumsq
 M.sum_sq_centered = sum_sq_centered
