@@ -374,8 +374,9 @@ function Fit:summary()
   add("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
   local s = self.stats
   local parts = {}
+  local function int(x) return math.tointeger(x) or x end
   if s.sigma then parts[#parts + 1] = string.format("Residual std. error: %.6g on %s degrees of freedom", s.sigma,
-      tostring(self.df_resid)) end
+      tostring(int(s.df_resid or self.df_resid))) end
   if #parts > 0 then add(table.concat(parts, "   ")) end
   parts = {}
   if s.r2 then parts[#parts + 1] = string.format("R-squared: %.6f", s.r2) end
@@ -386,9 +387,9 @@ function Fit:summary()
     local F = s.F
     if F.df2 then
       add(string.format("%s-statistic: %.6g on %s and %s DF, p-value: %s", F.kind or "F", F.statistic,
-        tostring(F.df1), tostring(F.df2), fmtp(F.pvalue)))
+        tostring(int(F.df1)), tostring(int(F.df2)), fmtp(F.pvalue)))
     else
-      add(string.format("Wald chi2: %.6g on %s DF, p-value: %s", F.statistic, tostring(F.df1), fmtp(F.pvalue)))
+      add(string.format("Wald chi2: %.6g on %s DF, p-value: %s", F.statistic, tostring(int(F.df1)), fmtp(F.pvalue)))
     end
   end
   if self.notes and #self.notes > 0 then
