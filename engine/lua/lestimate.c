@@ -199,7 +199,6 @@ static int l_lsfit(lua_State *L) {
   if (y->size1 != X->size1 || y->size2 != 1)
     return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
                       X->size2, y->size1, y->size2);
-  if (y->tda != 1) return sp_lua_errorf(L, "lsfit: y must be a contiguous column (use :copy())");
   const double *w = NULL, *scale = NULL;
   double tol = 0;
   if (has_opts) {
@@ -220,7 +219,7 @@ static int l_lsfit(lua_State *L) {
   sp_lsfit_init(&fit);
   sp_error err;
   sp_error_clear(&err);
-  int st = sp_lsfit_run(X, y->data, w, scale, tol, &fit, r->data, &err);
+  int st = sp_lsfit_run(X, y->data, y->tda, w, scale, tol, &fit, r->data, &err);
   if (st != SP_OK) {
     sp_lsfit_clear(&fit);
     return sp_lua_error(L, &err);
@@ -567,7 +566,43 @@ static const luaL_Reg absorb_meth[] = {
   {NULL, NULL}
 };
 
+/* sp.sumsq(M [, {center = bool, weights = w}]) -> table of per-column sums
+   of (weighted) squares, about the (weighted) column mean when center is
+   true; two passes, so no cancellation. */
+static int l_sumsq(lua_State *L) {
+  gsl_matrix *M = sp_lua_check_matrix(L, 1);
+  int center = 0;
+  const double *w = NULL;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "center");
+    center = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    w = opt_vector(L, 2, "weights", M->size1);
+  }
+  size_t n = M->size1, p = M->size2;
+  lua_createtable(L, (int)p, 0);
+  for (size_t j = 0; j < p; j++) {
+    double mean = 0, sw = 0, ss = 0;
+    if (center) {
+      for (size_t i = 0; i < n; i++) {
+        double wi = w ? w[i] : 1.0;
+        mean += wi * M->data[i * M->tda + j];
+        sw += wi;
+      }
+      mean = sw > 0 ? mean / sw : 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+      double v = M->data[i * M->tda + j] - mean;
+      ss += (w ? w[i] : 1.0) * v * v;
+    }
+    lua_pushnumber(L, ss);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
+  {"sumsq", l_sumsq},
   {"lsfit", l_lsfit},
   {"vcov", l_vcov},
   {"absorb", l_absorb},

@@ -20,11 +20,12 @@ void sp_lsfit_clear(sp_lsfit *fit) {
 }
 
 /* A = X'WX (full, k x k) and c = X'Wy. */
-static void cross_products(const gsl_matrix *X, const double *y, const double *w, double *A, double *c) {
+static void cross_products(const gsl_matrix *X, const double *y, size_t ys, const double *w, double *A,
+                           double *c) {
   size_t n = X->size1, k = X->size2;
   if (w == NULL) {
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, X->data, (int)X->tda, 0.0, A, (int)k);
-    cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)k, 1.0, X->data, (int)X->tda, y, 1, 0.0, c, 1);
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)k, 1.0, X->data, (int)X->tda, y, (int)ys, 0.0, c, 1);
   } else {
     memset(A, 0, k * k * sizeof *A);
     memset(c, 0, k * sizeof *c);
@@ -32,7 +33,7 @@ static void cross_products(const gsl_matrix *X, const double *y, const double *w
       const double *x = X->data + i * X->tda;
       for (size_t a = 0; a < k; a++) {
         double wx = w[i] * x[a];
-        c[a] += wx * y[i];
+        c[a] += wx * y[i * ys];
         for (size_t b = a; b < k; b++) A[a * k + b] += wx * x[b];
       }
     }
@@ -42,11 +43,12 @@ static void cross_products(const gsl_matrix *X, const double *y, const double *w
 }
 
 /* r = y - X b over kept columns (b is compact: rank entries). */
-static void residuals(const gsl_matrix *X, const double *y, const int *keep, const double *bc, double *r) {
+static void residuals(const gsl_matrix *X, const double *y, size_t ys, const int *keep, const double *bc,
+                      double *r) {
   size_t n = X->size1, k = X->size2;
   for (size_t i = 0; i < n; i++) {
     const double *x = X->data + i * X->tda;
-    double s = y[i];
+    double s = y[i * ys];
     for (size_t a = 0, m = 0; a < k; a++)
       if (keep[a]) s -= x[a] * bc[m++];
     r[i] = s;
@@ -66,7 +68,7 @@ static void cross_resid(const gsl_matrix *X, const double *r, const double *w, c
   }
 }
 
-int sp_lsfit_run(const gsl_matrix *X, const double *y, const double *w, const double *scale,
+int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
                  double tol, sp_lsfit *fit, double *resid, sp_error *err) {
   size_t n = X->size1, k = X->size2;
   sp_lsfit_clear(fit);
@@ -84,7 +86,8 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, const double *w, const do
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
   double *c = A + k * k, *bc = c + k, *tmp = bc + k;
-  cross_products(X, y, w, A, c);
+  if (ystride == 0) ystride = 1;
+  cross_products(X, y, ystride, w, A, c);
 
   /* Left-looking Cholesky over kept columns, in column order: L is m x m
      lower-triangular (compact), column j of A tested before it is kept. */
@@ -148,14 +151,14 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, const double *w, const do
     for (size_t q = 0; q < m; q++) s += gsl_matrix_get(fit->bread, a, q) * tmp[q];
     bc[a] = s;
   }
-  residuals(X, y, fit->keep, bc, r);
+  residuals(X, y, ystride, fit->keep, bc, r);
   cross_resid(X, r, w, fit->keep, tmp, m);
   for (size_t a = 0; a < m; a++) {
     double s = 0;
     for (size_t q = 0; q < m; q++) s += gsl_matrix_get(fit->bread, a, q) * tmp[q];
     bc[a] += s;
   }
-  residuals(X, y, fit->keep, bc, r);
+  residuals(X, y, ystride, fit->keep, bc, r);
   double ssr = 0;
   for (size_t i = 0; i < n; i++) ssr += (w ? w[i] : 1.0) * r[i] * r[i];
   fit->ssr = ssr;

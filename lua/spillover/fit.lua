@@ -104,7 +104,15 @@ local function need(self, field, what)
 end
 
 function Fit:resid() return need(self, "resid_values", "resid") end
-function Fit:fitted() return need(self, "fitted_values", "fitted") end
+
+function Fit:fitted()
+  local f = need(self, "fitted_values", "fitted")
+  if type(f) == "function" then
+    self.fitted_values = f(self)
+    return self.fitted_values
+  end
+  return f
+end
 
 function Fit:fixef()
   local f = need(self, "fixef_values", "fixef")

@@ -68,20 +68,9 @@ local function colsumsq(X)
   return s
 end
 
+--- Sum of (weighted) squares of a vector about its mean (w: a weight vector or nil).
 local function sum_sq_centered(y, w)
-  local n = y:nrow()
-  local sw, sy = 0, 0
-  for i = 1, n do
-    local wi = w and w[i] or 1
-    sw, sy = sw + wi, sy + wi * y[i]
-  end
-  local mean, ss = sy / sw, 0
-  for i = 1, n do
-    local wi = w and w[i] or 1
-    local d = y[i] - mean
-    ss = ss + wi * d * d
-  end
-  return ss, mean
+  return core.sumsq(y, { center = true, weights = w })[1]
 end
 
 --- Keep the columns flagged in keep (a new matrix when some are dropped).
@@ -307,7 +296,7 @@ function M.fit_design(d, des, formula, opts, compat, vc)
     demean_info = absorb:demean(Mx, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
       allow_nonconvergence = true })
     if demean_info.warning then notes[#notes + 1] = demean_info.warning end
-    y = Mx:col(1):copy()
+    y = Mx:col(1)
     X = k > 0 and Mx:view(1, 2, n, k) or nil
   end
   if n <= k + fe_dof then
@@ -368,21 +357,18 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   -- Statistics.
   local ssr = f.ssr
   local yv = y0
-  local tss = sum_sq_centered(yv, wt)
+  local tss = sum_sq_centered(yv, w)
   local stats = { nobs = n, ssr = ssr, df_resid = df_resid, rank = rank, sigma = math.sqrt(ssr / df_resid) }
   local has_const = des.intercept and nfe == 0
   stats.r2 = (has_const or nfe > 0) and 1 - ssr / tss or nil
   if not has_const and nfe == 0 then
     -- uncentered R2, as R reports without an intercept
-    local tss0 = 0
-    for i = 1, n do tss0 = tss0 + (wt and wt[i] or 1) * yv:get(i, 1) ^ 2 end
-    stats.r2 = 1 - ssr / tss0
+    stats.r2 = 1 - ssr / core.sumsq(yv, { weights = w })[1]
   end
   local df_model_total = n - df_resid
   stats.adj_r2 = 1 - (1 - stats.r2) * (n - (has_const and 1 or (nfe > 0 and 1 or 0))) / df_resid
   if nfe > 0 then
-    local tssw = 0
-    for i = 1, n do tssw = tssw + (wt and wt[i] or 1) * y:get(i, 1) ^ 2 end
+    local tssw = core.sumsq(y, { weights = w })[1]
     stats.tss_within = tssw
     stats.r2_within = 1 - ssr / tssw
     stats.adj_r2_within = 1 - (1 - stats.r2_within) * (n - 1) / df_resid
@@ -476,7 +462,7 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   fit.absorb = absorb
   fit.weights = w
   -- fitted = y - e (levels, fixed effects included)
-  fit.fitted_values = y0 - resid
+  fit.fitted_values = function(self) return self.design.y - self.resid_values end
   fit.fixef_values = function(self) return M.fixef(self) end
   fit.predict_fn = M.predict_linear
   local _ = fitted

@@ -30,7 +30,7 @@ int main(void) {
   sp_lsfit fit;
   sp_lsfit_init(&fit);
   sp_error err;
-  int st = sp_lsfit_run(X, y, NULL, NULL, 0, &fit, r, &err);
+  int st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
   check(st == SP_OK, "fit runs");
   check(fit.rank == 4 && fit.keep[3] == 0 && isnan(fit.b[3]), "collinear column 4 dropped, earlier ones kept");
   check(fabs(fit.b[1] - 2.385) < 1e-3 && fabs(fit.b[2] + 0.731) < 1e-3 && fabs(fit.b[4] - 0.25) < 1e-3,
@@ -56,7 +56,7 @@ int main(void) {
   check(fabs(prod - 1.0) < 1e-10, "bread is (X'X)^-1");
 
   /* Weighted: X'Wr = 0. */
-  st = sp_lsfit_run(X, y, w, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
   worst = 0;
   for (size_t j = 0; j < 5; j++) {
     double s = 0;
@@ -68,7 +68,7 @@ int main(void) {
   /* A column that is rounding noise relative to its scale is dropped. */
   double scale[5] = {N, 100, 100, 100, 100};
   for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 1e-9 * sin((double)i));
-  st = sp_lsfit_run(X, y, NULL, scale, 0, &fit, NULL, &err);
+  st = sp_lsfit_run(X, y, 1, NULL, scale, 0, &fit, NULL, &err);
   check(st == SP_OK && fit.keep[2] == 0, "absorbed column found through its reference scale");
   sp_lsfit_clear(&fit);
   gsl_matrix_free(X);

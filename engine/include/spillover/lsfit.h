@@ -33,13 +33,13 @@ typedef struct sp_lsfit {
 void sp_lsfit_init(sp_lsfit *fit);
 void sp_lsfit_clear(sp_lsfit *fit);
 
-/* Fit y on the columns of X (n x k, row-major).  w: NULL or n positive
+/* Fit y (n values, ystride apart; 0 means 1) on the columns of X (n x k, row-major).  w: NULL or n positive
    weights.  scale: NULL or k reference sums of squares for the collinearity
    test (e.g. of the columns before fixed effects were absorbed, so that a
    column the fixed effects absorb is found even though its remainder is
    rounding noise); by default the column's own X'WX diagonal.  resid: NULL or
    n outputs (unweighted residuals y - Xb). */
-int sp_lsfit_run(const gsl_matrix *X, const double *y, const double *w, const double *scale,
+int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
                  double tol, sp_lsfit *fit, double *resid, sp_error *err);
 
 #endif
