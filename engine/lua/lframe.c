@@ -581,6 +581,26 @@ static int l_head(lua_State *L) {
   return 1;
 }
 
+/* d:take(rows): a new frame of the given 1-based rows, in that order
+   (repeats allowed: bootstrap resamples are built this way). */
+static int l_take(lua_State *L) {
+  sp_frame *f = sp_lua_check_frame(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, 2);
+  size_t *rows = scratch(L, n, sizeof *rows);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    lua_Integer r = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (r < 1 || (size_t)r > f->nrow)
+      return luaL_error(L, "take: row %I at position %I is out of range (the frame has %I rows)",
+                        (lua_Integer)r, (lua_Integer)i + 1, (lua_Integer)f->nrow);
+    rows[i] = (size_t)r - 1;
+  }
+  push_take(L, f, rows, n, NULL, 0);
+  return 1;
+}
+
 static int l_select(lua_State *L) {
   sp_frame *f = sp_lua_check_frame(L, 1);
   size_t n;
@@ -1103,6 +1123,7 @@ static const luaL_Reg meth[] = {
   {"ncol", l_ncol},
   {"head", l_head},
   {"select", l_select},
+  {"take", l_take},
   {"copy", l_copy},
   {"rename", l_rename},
   {"filter", l_filter},

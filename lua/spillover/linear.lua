@@ -465,6 +465,9 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   fit.fitted_values = function(self) return self.design.y - self.resid_values end
   fit.fixef_values = function(self) return M.fixef(self) end
   fit.predict_fn = M.predict_linear
+  fit.predict_matrix = M.predict_matrix
+  -- Refit on resampled data (bootstrap) with the same specification.
+  fit.refit = function(_, newdata) return M.ols(newdata, formula, opts) end
   local _ = fitted
   return fit
 end
@@ -492,40 +495,51 @@ function M.fixef(fit)
   return out
 end
 
---- Prediction on new data: X b plus the fixed effects of the levels seen in
---- estimation (NaN for unseen levels or missing regressors).
-function M.predict_linear(fit, newdata)
-  local formula = fit.formula:gsub("|.*$", "")
-  local fe_names = {}
-  for _, fe in ipairs(fit.fe or {}) do fe_names[#fe_names + 1] = fe.name end
-  local rhs = formula:match("~(.*)$")
-  local pf = "0 ~ " .. rhs
-  -- Build X for every row of newdata (the response is not needed).
+--- The regressors of a fit evaluated on new data: a (nrow x k) matrix over
+--- the fit's kept coefficients, in fit.names order, NaN rows where a term
+--- cannot be computed; plus the fixed-effect codes table (name -> level by row).
+--- Linear predictions are predict_matrix * b (+ fixed effects): counterfactual
+--- draws use it to avoid rebuilding the design per draw.
+function M.predict_matrix(fit, newdata)
+  local rhs = fit.formula:match("~(.*)$")
+  local parts = {}
+  for part in (rhs .. "|"):gmatch("(.-)|") do parts[#parts + 1] = part end
   local nd = newdata:copy()
-  nd["0"] = nil
-  local des = core.design(nd, formula:gsub("^[^~]*~", fit.design.yname .. " ~"), { extra = fe_names, keep_all = true })
-  local _ = pf
+  nd.sp_one__ = 1
+  local des = core.design(nd, "sp_one__ ~ " .. parts[1], { intercept = fit.design.intercept })
+  local n, k = newdata:nrow(), #fit.names
+  local X = core.matrix(n, k, 0 / 0)
+  local col = {}
+  for j, nm in ipairs(des.names) do col[nm] = j end
+  for q, nm in ipairs(fit.names) do
+    local j = col[nm]
+    if j == nil then error("predict: the new data do not give the regressor '" .. nm .. "'", 3) end
+    local src = des.X
+    for i, r in ipairs(des.rows) do X:set(r, q, src:get(i, j)) end
+  end
+  return X
+end
+
+--- Prediction on new data: X b plus the fixed effects of the levels seen in
+--- estimation (NaN for unseen levels or where a regressor is missing).
+--- opts.coef: a table name -> value replacing the estimates (parameter draws).
+function M.predict_linear(fit, newdata, opts)
+  local X = M.predict_matrix(fit, newdata)
   local b = {}
-  for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
-  local n = newdata:nrow()
-  local out = core.matrix(n, 1, 0 / 0)
-  local fx = #fe_names > 0 and fit:fixef() or nil
-  local levels = {}
-  for _, name in ipairs(fe_names) do levels[name] = factor_levels(newdata, des, name) end
-  local codes = {}
-  for _, name in ipairs(fe_names) do codes[name] = des:codes(name) end
-  local rows = des.rows
-  for i = 1, des.n do
-    local s = 0
-    for j, nm in ipairs(des.names) do
-      if b[nm] then s = s + des.X:get(i, j) * b[nm] end
+  local coef = opts and opts.coef
+  for i, nm in ipairs(fit.names) do b[i] = coef and coef[nm] or fit.b[i] end
+  local out = #fit.names > 0 and X * core.matrix(b) or core.matrix(newdata:nrow(), 1, 0)
+  if fit.fe and #fit.fe > 0 then
+    local fx = fit:fixef()
+    for _, fe in ipairs(fit.fe) do
+      local col = newdata[fe.name]
+      local eff = fx[fe.name]
+      for i = 1, newdata:nrow() do
+        local v = type(col) == "table" and col[i] or col:get(i, 1)
+        local key = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
+        out:set(i, 1, out:get(i, 1) + (eff[key] or 0 / 0))
+      end
     end
-    for _, name in ipairs(fe_names) do
-      local lv = levels[name][codes[name][i]]
-      local v = fx[name][lv]
-      s = s + (v or 0 / 0)
-    end
-    out:set(rows[i], 1, s)
   end
   return out
 end
