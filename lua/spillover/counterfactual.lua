@@ -1,0 +1,321 @@
+-- spillover.counterfactual: policy experiments through the fit protocol.
+--
+-- A counterfactual applies shocks to the raw data, recomputes every derived
+-- variable (with parameters such as index weights held at their baseline
+-- values: the caller's `derive` function does that), predicts with the fitted
+-- model and reports the difference from the baseline prediction per unit and
+-- period and aggregated by group.  Everything model-specific goes through
+-- fit:predict(frame, {coef = draw}); that is the hook through which spatial
+-- multipliers, threshold regime switches and dynamics enter.  Linear fits also
+-- offer fit:predict_matrix(frame), which makes parameter draws one matrix
+-- product.
+local core = require "spillover.core"
+
+local M = {}
+
+-- ---- shocks --------------------------------------------------------------------
+
+--- "+20%" | "-5%" | "+0.5" | "-3" | "=10" | number (added) -> {kind, value}
+function M.parse_change(change, where)
+  where = where or "change"
+  if type(change) == "number" then return { kind = "add", value = change } end
+  if type(change) ~= "string" then
+    error(where .. ": expected a change like \"+20%\", \"+0.5\" or \"=10\", got a " .. type(change), 0)
+  end
+  local s = change:gsub("%s", "")
+  local pct = s:match("^([+-]%d*%.?%d+[eE]?[-+]?%d*)%%$")
+  if pct and tonumber(pct) then return { kind = "pct", value = tonumber(pct) } end
+  local set = s:match("^=(.+)$")
+  if set and tonumber(set) then return { kind = "set", value = tonumber(set) } end
+  local add = s:match("^([+-].+)$")
+  if add and tonumber(add) then return { kind = "add", value = tonumber(add) } end
+  error(where .. ": cannot read \"" .. change .. "\": expected \"+20%\" (percent), \"+0.5\" (added) or \"=10\" (set)", 0)
+end
+
+local function column_values(d, name)
+  local col = d[name]
+  if type(col) == "table" then error("shock: variable '" .. name .. "' is categorical; only numbers can be shocked", 0) end
+  return col
+end
+
+--- Row mask (array of booleans) of the rows a shock touches: the `where`
+--- expression, and the time window [from, to] with an optional phase-in.
+--- Returns mask, weight (fraction of the shock applied per row).
+function M.select_rows(d, shock, time)
+  local n = d:nrow()
+  local mask, weight = {}, {}
+  for i = 1, n do mask[i], weight[i] = true, 1 end
+  if shock.where then
+    local tagged = d:copy()
+    local ids = {}
+    for i = 1, n do ids[i] = i end
+    tagged.sp_row__ = ids
+    local ok, sel = pcall(tagged.filter, tagged, shock.where)
+    if not ok then error("shock where \"" .. shock.where .. "\": " .. tostring(sel), 0) end
+    for i = 1, n do mask[i] = false end
+    local picked = sel.sp_row__
+    for i = 1, sel:nrow() do mask[math.tointeger(picked[i])] = true end
+  end
+  if shock.from or shock.to then
+    if not time then error("shock: 'from'/'to' need a panel time variable", 0) end
+    local t = d[time]
+    local phase = shock.phase_in
+    for i = 1, n do
+      local ti = type(t) == "table" and tonumber(t[i]) or t[i]
+      if ti == nil or ti ~= ti then mask[i] = false
+      else
+        if shock.from and ti < shock.from then mask[i] = false end
+        if shock.to and ti > shock.to then mask[i] = false end
+        if mask[i] and phase and phase > 1 then weight[i] = math.min(1, (ti - shock.from + 1) / phase) end
+      end
+    end
+  end
+  return mask, weight
+end
+
+--- A copy of d with the shocks applied; also returns the union mask.
+function M.apply_shocks(d, shocks, time)
+  local out = d:copy()
+  local any = {}
+  for i = 1, d:nrow() do any[i] = false end
+  for s, shock in ipairs(shocks) do
+    local vars = type(shock.variable) == "table" and shock.variable or { shock.variable }
+    if #vars == 0 or vars[1] == nil then error("shock " .. s .. ": 'variable' is missing", 0) end
+    local change = M.parse_change(shock.change, "shock " .. s .. " change")
+    local mask, weight = M.select_rows(out, shock, time)
+    for _, v in ipairs(vars) do
+      local x = column_values(out, v)
+      for i = 1, d:nrow() do
+        if mask[i] then
+          local xi, w = x[i], weight[i]
+          local new
+          if change.kind == "pct" then new = xi * (1 + w * change.value / 100)
+          elseif change.kind == "add" then new = xi + w * change.value
+          else new = xi + w * (change.value - xi) end
+          x[i] = new
+          any[i] = true
+        end
+      end
+      out[v] = x
+    end
+  end
+  return out, any
+end
+
+-- ---- prediction paths -------------------------------------------------------------
+
+local function is_dynamic(fit)
+  local y = fit.design and fit.design.yname
+  if not y or not fit.formula then return false end
+  local rhs = fit.formula:match("~(.*)$") or ""
+  local esc = y:gsub("%p", "%%%0")
+  return rhs:find("[lfd]%(%s*" .. esc .. "%s*[,)]") ~= nil
+end
+M.is_dynamic = is_dynamic
+
+--- Predictions on the shocked data; for models with lags of the outcome the
+--- shocked outcome feeds its own lags, period after period.
+local function predict_path(fit, d0, d1, derive, coef, T)
+  local p0 = fit:predict(d0, { coef = coef })
+  local p1 = fit:predict(d1, { coef = coef })
+  if not is_dynamic(fit) then return p0, p1 end
+  local y = fit.design.yname
+  local ybase = d0[y]
+  for _ = 1, T do
+    local dd = d1:copy()
+    local yv = ybase:copy()
+    for i = 1, dd:nrow() do
+      local e = p1[i] - p0[i]
+      if e == e then yv[i] = ybase[i] + e end
+    end
+    dd[y] = yv
+    if derive then derive(dd) end
+    p1 = fit:predict(dd, { coef = coef })
+  end
+  return p0, p1
+end
+
+-- ---- summaries ------------------------------------------------------------------------
+
+local function quantile(sorted, p)
+  local n = #sorted
+  if n == 0 then return 0 / 0 end
+  local h = (n - 1) * p + 1
+  local lo = math.floor(h)
+  local hi = math.min(lo + 1, n)
+  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo])
+end
+
+local function interval(values, level)
+  local s = {}
+  for _, v in ipairs(values) do if v == v then s[#s + 1] = v end end
+  table.sort(s)
+  local a = (1 - level) / 2
+  return quantile(s, a), quantile(s, 1 - a)
+end
+
+local function key_of(v)
+  if type(v) == "number" then return math.tointeger(v) and string.format("%d", v) or tostring(v) end
+  return v
+end
+
+--- Group every row by (group value, period) and (group, all periods).
+local function aggregate(cells, units, level, ndraws, draws_of)
+  local groups = {}
+  for _, u in ipairs(units) do
+    if u.effect == u.effect then
+      for _, gk in ipairs(u.groups) do
+        local g = groups[gk] or { periods = {}, total = { rows = {} } }
+        groups[gk] = g
+        local p = g.periods[u.period_key] or { rows = {} }
+        g.periods[u.period_key] = p
+        p.rows[#p.rows + 1] = u
+        g.total.rows[#g.total.rows + 1] = u
+      end
+    end
+  end
+  local function summarise(rows)
+    local sum, base = 0, 0
+    for _, u in ipairs(rows) do sum, base = sum + u.effect, base + u.baseline end
+    local out = { n = #rows, sum = sum, mean = sum / #rows, baseline_sum = base,
+      pct = base ~= 0 and 100 * sum / math.abs(base) or 0 / 0 }
+    if ndraws > 0 then
+      local sums, means = {}, {}
+      for r = 1, ndraws do
+        local s = 0
+        for _, u in ipairs(rows) do s = s + draws_of(u, r) end
+        sums[r], means[r] = s, s / #rows
+      end
+      out.sum_lo, out.sum_hi = interval(sums, level)
+      out.mean_lo, out.mean_hi = interval(means, level)
+      if base ~= 0 then
+        out.pct_lo, out.pct_hi = 100 * out.sum_lo / math.abs(base), 100 * out.sum_hi / math.abs(base)
+      end
+    end
+    return out
+  end
+  local result = {}
+  for gk, g in pairs(groups) do
+    local r = { periods = {}, total = summarise(g.total.rows) }
+    for pk, p in pairs(g.periods) do r.periods[pk] = summarise(p.rows) end
+    result[gk] = r
+  end
+  local _ = cells
+  return result
+end
+
+-- ---- the experiment ------------------------------------------------------------------------
+
+--- Run one counterfactual experiment.
+--   spec.data      the baseline frame (derived variables already computed)
+--   spec.derive    function(frame) recomputing derived variables in place with
+--                  baseline-fixed parameters (may be nil)
+--   spec.fit       a fit (the fit protocol)
+--   spec.shocks    array of {variable=, where=, from=, to=, change=, phase_in=}
+--   spec.entity, spec.time   panel index names (time needed for from/to)
+--   spec.groups    array of grouping variables for the aggregates (an "all"
+--                  group is always added)
+--   spec.draws     parameter draws for intervals (0: none); spec.bootstrap
+--                  refits on entity-resampled data instead; spec.seed; spec.level
+--   spec.progress  function(done, total) or nil
+function M.run(spec)
+  local fit, d0 = spec.fit, spec.data
+  if not (fit and fit.predict) then error("counterfactual: 'fit' must satisfy the fit protocol", 2) end
+  local level = spec.level or 0.95
+  local d1, shocked = M.apply_shocks(d0, spec.shocks or {}, spec.time)
+  if spec.derive then spec.derive(d1) end
+  local T = 1
+  if spec.time then
+    local info = d0:panel_info()
+    T = info and info.T or 1
+  end
+  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T)
+  local n = d0:nrow()
+
+  -- Draws of the effect per row: a table r -> n x 1 matrix.
+  local ndraws = spec.bootstrap and spec.bootstrap > 0 and spec.bootstrap or (spec.draws or 0)
+  local draws = {}
+  if ndraws > 0 then
+    local rng = core.rng(spec.seed or 42)
+    local fast = fit.predict_matrix and not is_dynamic(fit)
+    local D
+    if fast then D = fit:predict_matrix(d1) - fit:predict_matrix(d0) end
+    local entity_rows
+    if spec.bootstrap and spec.bootstrap > 0 then
+      if not (fit.refit and spec.entity) then
+        error("counterfactual: bootstrap needs a fit with refit() and a panel entity", 2)
+      end
+      entity_rows = {}
+      local ent = d0[spec.entity]
+      local order = {}
+      for i = 1, n do
+        local k = key_of(type(ent) == "table" and ent[i] or ent:get(i, 1))
+        if not entity_rows[k] then entity_rows[k] = {}; order[#order + 1] = k end
+        local t = entity_rows[k]
+        t[#t + 1] = i
+      end
+      entity_rows.order = order
+    end
+    for r = 1, ndraws do
+      local coef
+      if entity_rows then
+        -- cluster bootstrap: resample entities with replacement, relabel copies
+        local order = entity_rows.order
+        local rows, labels = {}, {}
+        for c = 1, #order do
+          local k = order[rng:integer(#order)]
+          for _, i in ipairs(entity_rows[k]) do rows[#rows + 1] = i; labels[#labels + 1] = k .. "#" .. c end
+        end
+        local bd = d0:take(rows)
+        bd[spec.entity] = labels
+        bd:panel { entity = spec.entity, time = spec.time }
+        local bf = fit:refit(bd)
+        coef = bf:coef()
+      else
+        coef = fit:draw(rng)
+      end
+      if fast then
+        local b = {}
+        for i, nm in ipairs(fit.names) do b[i] = coef[nm] end
+        draws[r] = D * core.matrix(b)
+      else
+        local q0, q1 = predict_path(fit, d0, d1, spec.derive, coef, T)
+        draws[r] = q1 - q0
+      end
+      if spec.progress then spec.progress(r, ndraws) end
+    end
+  end
+
+  -- Per unit and period.
+  local ent = spec.entity and d0[spec.entity]
+  local tim = spec.time and d0[spec.time]
+  local gcols = {}
+  for _, g in ipairs(spec.groups or {}) do gcols[#gcols + 1] = { name = g, col = d0[g] } end
+  local units = {}
+  for i = 1, n do
+    local b0, b1 = p0[i], p1[i]
+    local u = {
+      row = i, baseline = b0, scenario = b1, effect = b1 - b0, shocked = shocked[i],
+      entity = ent and key_of(type(ent) == "table" and ent[i] or ent:get(i, 1)) or nil,
+      period = tim and (type(tim) == "table" and tim[i] or tim:get(i, 1)) or nil,
+    }
+    u.period_key = u.period and key_of(u.period) or "all"
+    u.pct = b0 ~= 0 and 100 * u.effect / math.abs(b0) or 0 / 0
+    u.groups = { "all" }
+    for _, g in ipairs(gcols) do
+      local v = type(g.col) == "table" and g.col[i] or g.col:get(i, 1)
+      u.groups[#u.groups + 1] = g.name .. "=" .. tostring(key_of(v))
+    end
+    if ndraws > 0 then
+      local vals = {}
+      for r = 1, ndraws do vals[r] = draws[r][i] end
+      u.lo, u.hi = interval(vals, level)
+    end
+    units[#units + 1] = u
+  end
+  local groups = aggregate(nil, units, level, ndraws, function(u, r) return draws[r][u.row] end)
+  return { units = units, groups = groups, ndraws = ndraws, level = level,
+    method = spec.bootstrap and spec.bootstrap > 0 and "cluster bootstrap" or (ndraws > 0 and "parameter draws" or "none") }
+end
+
+return M
