@@ -153,6 +153,19 @@ do
   T.checkerr("expected two fits", pt.hausman, fe, {})
 end
 
+-- ---- phtest: within against sp.re ---------------------------------------------------
+-- phtest(inv ~ value + capital, data = pg, effect = "twoways")
+check_test(pt.phtest(g, "inv ~ value + capital", { effect = "twoways" }), "phtest grunfeld twoways",
+  13.460061213455592, 0.001194496397955579, { df = 2 }, "Hausman Test")
+-- phtest(inv ~ value + capital, data = pg, random.method = "amemiya")
+check_test(pt.phtest(g, "inv ~ value + capital", { method = "amemiya" }), "phtest grunfeld amemiya",
+  4.8526520317679873, 0.0883608734028212, { df = 2 })
+-- phtest(fm, data = pd) (the reference case test_phtest_produc), through hausman() on two fits
+local re = require("spillover.panel_models").re(d, fm, { method = "swar" })
+check_test(pt.hausman(sp.ols(d, fm .. " | state", { compat = "plm" }), re), "hausman(fe, re) produc",
+  9.525415634993387, 0.049227624176258075, { df = 4 })
+T.checkerr("phtest: unknown effect 'both'", pt.phtest, g, "inv ~ value + capital", { effect = "both" })
+
 -- ---- errors --------------------------------------------------------------------------
 local flat = sp.read_csv("tests/reference/data/Produc.csv")
 T.checkerr("pftest: the frame has no panel index: call d:panel{entity=, time=} first", pt.pftest, flat, fm)
