@@ -445,9 +445,6 @@ local function ercomp(P, method, effect, level)
             Mq[r][r] = n - s2c / n
           end
         end
-        if twoways then
-          error("re: two-way random effects on an unbalanced panel are not supported yet", level)
-        end
       else
         Mq[1][1] = n - NTS
         for _, r in ipairs(rows) do
@@ -630,10 +627,11 @@ end
 
 -- ---- first differences ----------------------------------------------------------------
 
---- First differences: sp.fd(d, formula, {vcov =, compat =}).  Each row is
---  differenced with the row of the same entity one period earlier; a row
---  whose previous period is absent (a gap, the first period, or a row dropped
---  for missing values) has no difference.  The intercept stays a column of
+--- First differences: sp.fd(d, formula, {vcov =, compat =, across_gaps =}).
+--  Each row is differenced with the row of the same entity one period
+--  earlier; a row whose previous period is absent (a gap, the first period,
+--  or a row dropped for missing values) has no difference.  across_gaps =
+--  true differences with the previous observed row instead, as plm does.  The intercept stays a column of
 --  ones, as in plm (it estimates a linear trend in levels).
 function M.fd(d, formula, opts)
   local P
@@ -654,16 +652,31 @@ function M.fd(d, formula, opts)
     if not integer then tval = nil end
   end
   if tval == nil then tval = P.ts.g end
-  local at = {}
-  for i = 1, n do
-    local g = P.id.g[i]
-    at[g] = at[g] or {}
-    at[g][tval[i]] = i
-  end
   local rows, prev = {}, {}
-  for i = 1, n do
-    local p = at[P.id.g[i]][tval[i] - 1]
-    if p then rows[#rows + 1], prev[#prev + 1] = i, p end
+  if opts.across_gaps then
+    -- plm's pdiff: the previous observed row of the entity, whatever its period
+    local order = {}
+    for i = 1, n do order[i] = i end
+    table.sort(order, function(a, b)
+      local ga, gb = P.id.g[a], P.id.g[b]
+      if ga ~= gb then return ga < gb end
+      return tval[a] < tval[b]
+    end)
+    for a = 2, n do
+      local i, p = order[a], order[a - 1]
+      if P.id.g[i] == P.id.g[p] then rows[#rows + 1], prev[#prev + 1] = i, p end
+    end
+  else
+    local at = {}
+    for i = 1, n do
+      local g = P.id.g[i]
+      at[g] = at[g] or {}
+      at[g][tval[i]] = i
+    end
+    for i = 1, n do
+      local p = at[P.id.g[i]][tval[i] - 1]
+      if p then rows[#rows + 1], prev[#prev + 1] = i, p end
+    end
   end
   local m = #rows
   if m == 0 then error("fd: no row has an observed previous period: nothing to difference", 2) end
