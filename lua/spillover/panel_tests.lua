@@ -263,6 +263,13 @@ function M.plmtest(d, x, opts)
   local fit
   if fitmod.is_fit(x) then
     fit = x
+    if fit.estimator ~= "ols" then
+      -- as plm: any other panel model is refitted as pooled OLS on its formula
+      if type(fit.formula) ~= "string" then
+        error("plmtest: the fit is not pooled OLS and has no formula to refit it as one", 2)
+      end
+      fit = plm_fit(d, data_name(fit.formula))
+    end
   else
     check_formula(x, who, 2)
     fit = plm_fit(d, x)

@@ -54,6 +54,14 @@ check_test(pt.pcdtest(d, fm, { model = "within", test = "bcsclm" }), "pcdtest bc
 local fit_within = sp.ols(d, fm .. " | state", { compat = "plm" })
 check_test(pt.pcdtest(d, fit_within, { test = "lm" }), "pcdtest lm on a within fit", 5079.2901654044499, 0, { df = 1128 })
 check_test(pt.pcdtest(d, fit_within, { test = "bcsclm" }), "pcdtest bcsclm on a within fit", 81.689665087165011, 0)
+-- a user fit without a design: one residual per frame row
+do
+  local po = sp.ols(d, fm, { compat = "plm" })
+  local mine = sp.fit { names = { "x" }, b = { 1 }, V = { { 1 } }, nobs = 816, resid_values = po:resid(), formula = fm }
+  check_test(pt.pcdtest(d, mine), "pcdtest on a user fit without design", 30.636673650143852, 3.9772525533444263e-206)
+  local short = sp.fit { names = { "x" }, b = { 1 }, V = { { 1 } }, nobs = 3, resid_values = { 1, 2, 3 } }
+  T.checkerr("pcdtest: the fit has 3 residuals but the frame 816 rows", pt.pcdtest, d, short)
+end
 -- w <- matrix(0, 48, 48); for (i in 2:48) w[i, i-1] <- 1; pcdtest(fm, data = pd, test = "cd", w = w)
 local w = sp.matrix(48, 48)
 for i = 2, 48 do w:set(i, i - 1, 1) end
@@ -95,6 +103,11 @@ check_test(pt.plmtest(g, "inv ~ value + capital", { effect = "twoways", type = "
 local pooled = sp.ols(e, fe2, { compat = "plm" })
 T.near(pt.plmtest(e, pooled).statistic, 55.177328792964211, 1e-9, "plmtest on a pooled fit, default honda")
 T.check(pt.plmtest(e, pooled).nobs == 1031, "plmtest nobs")
+-- a within fit is refitted as pooled OLS, as plm's update(x, model = "pooling")
+T.near(pt.plmtest(e, sp.ols(e, fe2 .. " | firm", { compat = "plm" })).statistic,
+  55.177328792964211, 1e-9, "plmtest on a within fit uses pooled OLS residuals")
+T.checkerr("plmtest: the fit is not pooled OLS and has no formula", pt.plmtest, e,
+  sp.fit { names = { "x" }, b = { 1 }, V = { { 1 } }, nobs = 1031, estimator = "mine" })
 -- chi-bar-square p-value where it is not 0: weights 1/4, 1/2, 1/4 on chi2(0, 1, 2)
 local h = pt.plmtest(e, fe2, { effect = "time", type = "honda" })
 T.check(h.pvalue > 0.5, "plmtest: a negative Honda statistic has a one-sided p-value above 1/2")
