@@ -159,12 +159,13 @@ local function key_of(v)
   return v
 end
 
---- Group every row by (group value, period) and (group, all periods).
-local function aggregate(cells, units, level, ndraws, draws_of)
+--- Group every row by (group value, period) and (group, all periods);
+--- keys(u) lists the groups a row belongs to.
+local function aggregate(keys, units, level, ndraws, draws_of)
   local groups = {}
   for _, u in ipairs(units) do
     if u.effect == u.effect then
-      for _, gk in ipairs(u.groups) do
+      for _, gk in ipairs(keys(u)) do
         local g = groups[gk] or { periods = {}, total = { rows = {} } }
         groups[gk] = g
         local p = g.periods[u.period_key] or { rows = {} }
@@ -200,7 +201,6 @@ local function aggregate(cells, units, level, ndraws, draws_of)
     for pk, p in pairs(g.periods) do r.periods[pk] = summarise(p.rows) end
     result[gk] = r
   end
-  local _ = cells
   return result
 end
 
@@ -313,8 +313,10 @@ function M.run(spec)
     end
     units[#units + 1] = u
   end
-  local groups = aggregate(nil, units, level, ndraws, function(u, r) return draws[r][u.row] end)
-  return { units = units, groups = groups, ndraws = ndraws, level = level,
+  local draw_of = function(u, r) return draws[r][u.row] end
+  local groups = aggregate(function(u) return u.groups end, units, level, ndraws, draw_of)
+  local entities = ent and aggregate(function(u) return { u.entity } end, units, level, ndraws, draw_of) or nil
+  return { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level,
     method = spec.bootstrap and spec.bootstrap > 0 and "cluster bootstrap" or (ndraws > 0 and "parameter draws" or "none") }
 end
 

@@ -1,0 +1,733 @@
+-- spillover.scenario: YAML scenario files, validated before anything runs,
+-- executed with the public Lua API only (anything a scenario does, a script
+-- can do: sp.scenario.load(path), sp.scenario.check(s), sp.scenario.run(s)).
+--
+-- A scenario names its data, derived variables, models, experiments and
+-- report (docs/scenarios.md has the schema and an annotated example).  Errors
+-- cite file:line:column and the path of the offending node
+-- (experiments.west.shock.change) and say what was expected.
+local core = require "spillover.core"
+local json = require "spillover.json"
+
+local M = {}
+
+-- ---- errors with positions ---------------------------------------------------------
+
+local function edit_distance(a, b)
+  local la, lb = #a, #b
+  local prev = {}
+  for j = 0, lb do prev[j] = j end
+  for i = 1, la do
+    local cur = { [0] = i }
+    for j = 1, lb do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[lb]
+end
+
+--- The closest of candidates to name, or nil when none is close.
+local function closest(name, candidates)
+  local best, bestd = nil, math.huge
+  for _, c in ipairs(candidates) do
+    local d = edit_distance(name, c)
+    if d < bestd then best, bestd = c, d end
+  end
+  if best and bestd <= math.max(2, #name // 3) then return best end
+end
+M.closest = closest
+
+local function did_you_mean(name, candidates)
+  local c = closest(name, candidates)
+  return c and (" (did you mean '" .. c .. "'?)") or ""
+end
+
+--- Position of a path (or of its nearest ancestor) in the file.
+local function position(s, path, key)
+  local pos = s.positions or {}
+  local p = path
+  while p do
+    local hit = (key and pos[p .. "#key"]) or pos[p]
+    if hit then return hit end
+    if p == "" then break end
+    p = p:match("^(.*)[%.%[][^%.%[]*$") or ""
+  end
+  return { line = 0, col = 0 }
+end
+
+local function located(s, path, msg, key)
+  local pos = position(s, path, key)
+  local where = s.file or "scenario"
+  if pos.line and pos.line > 0 then where = string.format("%s:%d:%d", where, pos.line, pos.col) end
+  return string.format("%s: %s: %s", where, path ~= "" and path or "(top level)", msg)
+end
+
+local function fail(s, path, msg, key) error(located(s, path, msg, key), 0) end
+
+-- ---- the schema ------------------------------------------------------------------------
+
+local STR, NUM, INT, BOOL = { type = "string" }, { type = "number" }, { type = "integer" }, { type = "boolean" }
+local STR_OR_LIST = { type = { "string", "list" }, items = STR }
+
+local shock_schema = { type = "map", fields = {
+  variable = { type = { "string", "list" }, items = STR, required = true },
+  where = STR, from = NUM, to = NUM, phase_in = INT,
+  change = { type = { "string", "number" }, required = true },
+} }
+
+local schema = { type = "map", fields = {
+  name = { type = "string", required = true },
+  description = STR,
+  seed = INT,
+  data = { type = "map", required = true, fields = {
+    file = { type = "string", required = true },
+    entity = STR, time = STR, filter = STR,
+    join = { type = "list", items = { type = "map", fields = {
+      file = { type = "string", required = true },
+      on = { type = { "string", "list" }, items = STR, required = true },
+      how = { type = "string", enum = { "left", "inner" } },
+    } } },
+  } },
+  weights = { type = "dict", values = { type = "map", fields = {
+    contiguity = STR, from = STR, to = STR, id = STR, style = { type = "string", enum = { "W", "B", "row", "binary" } },
+  } } },
+  derive = { type = "dict", values = { type = { "string", "map" }, fields = {
+    expr = STR, entropy = { type = "list", items = STR }, topsis = { type = "list", items = STR },
+    direction = { type = "dict", values = { type = "string", enum = { "+", "-" } } },
+    by = STR, scale = NUM, shift = NUM, normalise = { type = "string", enum = { "minmax", "ratio" } },
+    winsorize = STR, p = NUM, standardize = STR, group_mean = STR, ratio = { type = "list", items = STR },
+  } } },
+  models = { type = "dict", required = true, values = { type = "map", fields = {
+    estimator = { type = "string", required = true },
+    formula = { type = "string", required = true },
+    vcov = { type = { "string", "map" }, fields = {
+      cluster = STR_OR_LIST, driscoll_kraay = INT, type = STR,
+    } },
+    compat = { type = "string", enum = { "stata", "plm", "fixest", "sandwich", "statsmodels" } },
+    weights = STR,
+    label = STR,
+    options = { type = "map", open = true },
+  } } },
+  experiments = { type = "dict", values = { type = "map", fields = {
+    model = { type = "string", required = true },
+    shock = shock_schema,
+    shocks = { type = "list", items = shock_schema },
+    draws = INT, bootstrap = INT, seed = INT, level = NUM,
+    groups = STR_OR_LIST,
+    label = STR,
+  } } },
+  report = { type = "map", fields = {
+    tables = { type = "list", items = STR },
+    plots = { type = "list", items = STR },
+    formats = { type = "list", items = { type = "string", enum = { "md", "tex", "csv", "html", "xlsx", "json", "png", "svg" } } },
+    labels = { type = "dict", values = STR },
+    title = STR,
+  } },
+  plugins = { type = "list", items = STR },
+} }
+M.schema = schema
+
+local function is_list(v, s, path)
+  if type(v) ~= "table" then return false end
+  local marks = s.kinds
+  if marks and marks[path] then return marks[path] == "sequence" end
+  return #v > 0 or next(v) == nil
+end
+
+local function type_ok(v, t, s, path)
+  if t == "string" then return type(v) == "string"
+  elseif t == "number" then return type(v) == "number"
+  elseif t == "integer" then return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
+  elseif t == "boolean" then return type(v) == "boolean"
+  elseif t == "list" then return is_list(v, s, path)
+  elseif t == "map" or t == "dict" then return type(v) == "table" and not (#v > 0) and
+      not (s.kinds and s.kinds[path] == "sequence")
+  end
+  return false
+end
+
+local function describe_type(t)
+  if type(t) == "table" then return table.concat(t, " or ") end
+  return ({ map = "a mapping", dict = "a mapping", list = "a list", string = "a string", number = "a number",
+    integer = "an integer", boolean = "true or false" })[t] or t
+end
+
+local function got_type(v)
+  if type(v) == "table" then return (#v > 0) and "a list" or "a mapping" end
+  if type(v) == "number" then return "the number " .. tostring(v) end
+  if type(v) == "string" then return "the string \"" .. v .. "\"" end
+  return "a " .. type(v)
+end
+
+local function validate(s, v, sch, path, errs)
+  local types = type(sch.type) == "table" and sch.type or { sch.type }
+  local matched
+  for _, t in ipairs(types) do
+    if type_ok(v, t, s, path) then matched = t; break end
+  end
+  if not matched then
+    local want = {}
+    for i, t in ipairs(types) do want[i] = describe_type(t) end
+    errs[#errs + 1] = located(s, path, "expected " .. table.concat(want, " or ") .. ", got " .. got_type(v))
+    return
+  end
+  if matched == "string" and sch.enum then
+    local ok = false
+    for _, e in ipairs(sch.enum) do if e == v then ok = true end end
+    if not ok then
+      errs[#errs + 1] = located(s, path, "unknown value \"" .. v .. "\" (expected one of: " ..
+        table.concat(sch.enum, ", ") .. ")" .. did_you_mean(v, sch.enum))
+    end
+  elseif matched == "list" and sch.items then
+    for i, item in ipairs(v) do validate(s, item, sch.items, path .. "[" .. i .. "]", errs) end
+  elseif matched == "map" and sch.fields and not sch.open then
+    local names = {}
+    for k in pairs(sch.fields) do names[#names + 1] = k end
+    table.sort(names)
+    for k, val in pairs(v) do
+      local sub = path == "" and k or (path .. "." .. k)
+      local f = sch.fields[k]
+      if f == nil then
+        errs[#errs + 1] = located(s, sub, "unknown key '" .. tostring(k) .. "'" .. did_you_mean(tostring(k), names) ..
+          " (expected one of: " .. table.concat(names, ", ") .. ")", true)
+      else
+        validate(s, val, f, sub, errs)
+      end
+    end
+    for _, k in ipairs(names) do
+      if sch.fields[k].required and v[k] == nil then
+        errs[#errs + 1] = located(s, path, "missing required key '" .. k .. "'")
+      end
+    end
+  elseif matched == "dict" and sch.values then
+    for k, val in pairs(v) do validate(s, val, sch.values, path == "" and k or (path .. "." .. k), errs) end
+  end
+end
+
+-- ---- loading -------------------------------------------------------------------------------
+
+local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
+
+--- Load a scenario file (YAML), without validating it.
+function M.load(path, overrides)
+  local yaml = core.yaml
+  if not yaml then error("scenario: this build has no YAML support", 2) end
+  local value, positions, kinds = yaml.load_file(path)
+  if type(value) ~= "table" then
+    error(path .. ":1:1: (top level): expected a mapping of scenario keys (name, data, models, ...)", 0)
+  end
+  local s = { spec = value, positions = positions or {}, kinds = kinds, file = path, dir = dirname(path) }
+  for _, o in ipairs(overrides or {}) do M.set(s, o) end
+  return s
+end
+
+--- Apply an override "key.path=value" (value read as a YAML scalar).
+function M.set(s, assignment)
+  local path, text = assignment:match("^([%w_%.%[%]]+)=(.*)$")
+  if not path then error("--set: expected key.path=value, got '" .. assignment .. "'", 0) end
+  local value
+  if text == "true" then value = true elseif text == "false" then value = false
+  elseif math.tointeger(tonumber(text)) then value = math.tointeger(tonumber(text))
+  elseif tonumber(text) then value = tonumber(text)
+  else value = text:match('^"(.*)"$') or text end
+  local t = s.spec
+  local keys = {}
+  for k in path:gmatch("[^%.]+") do keys[#keys + 1] = k end
+  for i = 1, #keys - 1 do
+    local k = keys[i]
+    if type(t[k]) ~= "table" then t[k] = {} end
+    t = t[k]
+  end
+  t[keys[#keys]] = value
+  s.positions[path] = s.positions[path] or { line = 0, col = 0 }
+end
+
+-- ---- derived variables: order and cycles ---------------------------------------------------
+
+--- The variables an expression references (via the formula parser).
+local function expr_vars(expr)
+  local ok, f = pcall(core.formula, "sp_one__ ~ 0 + " .. expr)
+  if not ok then return nil, tostring(f):gsub("sp_one__ ~ 0 %+ ", "") end
+  local vars = {}
+  for _, v in ipairs(f.vars) do if v ~= "sp_one__" then vars[#vars + 1] = v end end
+  return vars
+end
+
+local function derive_inputs(spec)
+  if type(spec) == "string" then return expr_vars(spec) end
+  if spec.expr then return expr_vars(spec.expr) end
+  if spec.entropy then return spec.entropy end
+  if spec.topsis then return spec.topsis end
+  if spec.winsorize then return { spec.winsorize } end
+  if spec.standardize then return { spec.standardize } end
+  if spec.group_mean then return { spec.group_mean, spec.by } end
+  if spec.ratio then return spec.ratio end
+  return nil, "expected an expression or one of: expr, entropy, topsis, winsorize, standardize, group_mean, ratio"
+end
+
+--- Derived names in dependency order (file order among independent ones).
+local function derive_order(s, errs)
+  local derive = s.spec.derive or {}
+  local names = {}
+  for k in pairs(derive) do names[#names + 1] = k end
+  table.sort(names, function(a, b)
+    local pa, pb = position(s, "derive." .. a), position(s, "derive." .. b)
+    if pa.line ~= pb.line then return pa.line < pb.line end
+    return a < b
+  end)
+  local deps = {}
+  for _, k in ipairs(names) do
+    local inputs, msg = derive_inputs(derive[k])
+    if not inputs then
+      errs[#errs + 1] = located(s, "derive." .. k, msg)
+      inputs = {}
+    end
+    deps[k] = {}
+    for _, v in ipairs(inputs) do if derive[v] ~= nil and v ~= k then deps[k][#deps[k] + 1] = v end end
+    for _, v in ipairs(inputs) do
+      if v == k and type(derive[k]) == "string" then
+        errs[#errs + 1] = located(s, "derive." .. k, "'" .. k .. "' is defined in terms of itself")
+      end
+    end
+  end
+  local order, state = {}, {}
+  local function visit(k, stack)
+    if state[k] == "done" then return end
+    if state[k] == "active" then
+      local cycle = {}
+      local on = false
+      for _, x in ipairs(stack) do
+        if x == k then on = true end
+        if on then cycle[#cycle + 1] = x end
+      end
+      cycle[#cycle + 1] = k
+      errs[#errs + 1] = located(s, "derive." .. k, "cyclic derivation: " .. table.concat(cycle, " -> "))
+      return
+    end
+    state[k] = "active"
+    stack[#stack + 1] = k
+    for _, dep in ipairs(deps[k]) do visit(dep, stack) end
+    stack[#stack] = nil
+    state[k] = "done"
+    order[#order + 1] = k
+  end
+  for _, k in ipairs(names) do visit(k, {}) end
+  return order
+end
+
+-- ---- estimators --------------------------------------------------------------------------------
+
+local estimators = {}
+
+--- Register an estimator usable from scenarios and sp.estimate:
+--- {name = "ridge", fit = function(data, spec, opts) return fit end}, where spec
+--- has formula and the model's keys, and the result satisfies the fit protocol.
+function M.register_estimator(e)
+  if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
+    error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 2)
+  end
+  estimators[e.name] = e
+end
+
+local function builtin(name, fn)
+  estimators[name] = { name = name, builtin = true, fit = fn }
+end
+
+local function linear_opts(spec)
+  local opts = {}
+  for k, v in pairs(spec.options or {}) do opts[k] = v end
+  opts.vcov, opts.compat, opts.weights = spec.vcov, spec.compat, spec.weights
+  return opts
+end
+
+builtin("ols", function(d, spec) return require("spillover.linear").ols(d, spec.formula, linear_opts(spec)) end)
+builtin("fe", estimators.ols.fit)
+builtin("iv", estimators.ols.fit)
+for _, name in ipairs({ "re", "between", "fd" }) do
+  builtin(name, function(d, spec)
+    local ok, mod = pcall(require, "spillover.panel_models")
+    if not ok or not mod[name] then error("estimator '" .. name .. "' is not available in this build", 0) end
+    return mod[name](d, spec.formula, linear_opts(spec))
+  end)
+end
+
+function M.estimator_names()
+  local t = {}
+  for k in pairs(estimators) do t[#t + 1] = k end
+  table.sort(t)
+  return t
+end
+
+-- ---- plugins (sandboxed) -------------------------------------------------------------------------
+
+local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "print", "rawequal", "rawget",
+  "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "_VERSION" }
+local SAFE_LIBS = { string = true, table = true, math = true, utf8 = true, coroutine = true }
+
+--- The environment plugins run in: an allow-list (no io, os.execute, load,
+--- debug, package, require of C modules); sp without its system services.
+function M.sandbox_env(sp, trust)
+  if trust then return setmetatable({ sp = sp }, { __index = _G }) end
+  local env = {}
+  for _, k in ipairs(SAFE_GLOBALS) do env[k] = _G[k] end
+  for k in pairs(SAFE_LIBS) do
+    local copy = {}
+    for f, v in pairs(_G[k]) do copy[f] = v end
+    env[k] = copy
+  end
+  env.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+  local api = {}
+  for k, v in pairs(sp) do if k ~= "sys" then api[k] = v end end
+  env.sp = api
+  env.require = function(name)
+    if name == "spillover" then return api end
+    error("sandbox: require('" .. tostring(name) .. "') is not allowed in plugins (use sp.*; --trust lifts the sandbox)", 2)
+  end
+  return setmetatable(env, {
+    __index = function(_, k)
+      error("sandbox: '" .. tostring(k) .. "' is not available in plugins (allowed: the spillover API and the " ..
+        "string, table, math, utf8 libraries; --trust lifts the sandbox)", 2)
+    end,
+  })
+end
+
+local INSTRUCTION_LIMIT = 200000000
+
+--- Run a plugin file in the sandbox with an instruction budget.
+function M.load_plugin(path, sp, trust)
+  local env = M.sandbox_env(sp, trust)
+  local chunk, msg = loadfile(path, "t", env)
+  if not chunk then error("plugin " .. msg, 0) end
+  local count = 0
+  if not trust then
+    debug.sethook(function()
+      count = count + 1
+      if count * 10000 > INSTRUCTION_LIMIT then
+        debug.sethook()
+        error("plugin " .. path .. ": instruction limit exceeded (" .. INSTRUCTION_LIMIT ..
+          " instructions; --trust lifts the limit)", 2)
+      end
+    end, "", 10000)
+  end
+  local ok, err = pcall(chunk)
+  debug.sethook()
+  if not ok then error("plugin " .. path .. ": " .. tostring(err), 0) end
+end
+
+-- ---- validation ---------------------------------------------------------------------------------
+
+local function as_list(v)
+  if v == nil then return {} end
+  if type(v) == "table" then return v end
+  return { v }
+end
+
+--- Validate a loaded scenario: the schema, then references between its parts
+--- and to the data's columns.  Raises one message listing every problem.
+function M.check(s, opts)
+  opts = opts or {}
+  local errs = {}
+  validate(s, s.spec, schema, "", errs)
+  if #errs > 0 then error(table.concat(errs, "\n"), 0) end
+  local spec = s.spec
+  s.derive_order = derive_order(s, errs)
+
+  -- data file and its columns
+  local datafile = s.dir .. "/" .. spec.data.file
+  local f = io.open(datafile, "rb")
+  if not f then
+    errs[#errs + 1] = located(s, "data.file", "cannot open data file '" .. datafile .. "'")
+    error(table.concat(errs, "\n"), 0)
+  end
+  f:close()
+  local d = s.data or M.load_data(s)
+  local columns = {}
+  for _, c in ipairs(d:names()) do columns[c] = true end
+  local known = {}
+  for c in pairs(columns) do known[#known + 1] = c end
+  for k in pairs(spec.derive or {}) do known[#known + 1] = k end
+  table.sort(known)
+  local function known_var(v) return columns[v] or (spec.derive and spec.derive[v] ~= nil) end
+  local function check_col(path, name)
+    if not columns[name] then
+      errs[#errs + 1] = located(s, path, "unknown column '" .. name .. "' in " .. spec.data.file ..
+        did_you_mean(name, d:names()))
+    end
+  end
+  if spec.data.entity then check_col("data.entity", spec.data.entity) end
+  if spec.data.time then check_col("data.time", spec.data.time) end
+  for k, dv in pairs(spec.derive or {}) do
+    local inputs = derive_inputs(dv) or {}
+    for i, v in ipairs(inputs) do
+      if not known_var(v) then
+        errs[#errs + 1] = located(s, "derive." .. k .. (type(dv) == "table" and dv.entropy and ".entropy[" .. i .. "]" or ""),
+          "unknown variable '" .. v .. "'" .. did_you_mean(v, known))
+      end
+    end
+    if columns[k] then
+      errs[#errs + 1] = located(s, "derive." .. k, "'" .. k .. "' is already a column of the data; derive a new name", true)
+    end
+  end
+  for _, p in ipairs(spec.plugins or {}) do
+    local path = s.dir .. "/" .. p
+    local fh = io.open(path)
+    if not fh then errs[#errs + 1] = located(s, "plugins", "cannot open plugin '" .. path .. "'") else fh:close() end
+  end
+  if not opts.skip_plugins and #errs == 0 then
+    for _, p in ipairs(spec.plugins or {}) do M.load_plugin(s.dir .. "/" .. p, opts.sp or require("spillover"), opts.trust) end
+  end
+  local model_names = {}
+  for name, m in pairs(spec.models or {}) do
+    model_names[#model_names + 1] = name
+    local path = "models." .. name
+    if not estimators[m.estimator] then
+      errs[#errs + 1] = located(s, path .. ".estimator", "unknown estimator '" .. m.estimator .. "'" ..
+        did_you_mean(m.estimator, M.estimator_names()) .. " (known: " .. table.concat(M.estimator_names(), ", ") ..
+        "; plugins can register more)")
+    end
+    local ok, fm = pcall(core.formula, m.formula)
+    if not ok then
+      errs[#errs + 1] = located(s, path .. ".formula", (tostring(fm):gsub("\n", " ")))
+    else
+      for _, v in ipairs(fm.vars) do
+        if not known_var(v) then
+          errs[#errs + 1] = located(s, path .. ".formula", "unknown variable '" .. v .. "'" .. did_you_mean(v, known))
+        end
+      end
+    end
+    if type(m.vcov) == "table" and m.vcov.cluster then
+      for _, c in ipairs(as_list(m.vcov.cluster)) do
+        if not known_var(c) then
+          errs[#errs + 1] = located(s, path .. ".vcov.cluster", "unknown cluster variable '" .. c .. "'" .. did_you_mean(c, known))
+        end
+      end
+    end
+  end
+  table.sort(model_names)
+  for name, e in pairs(spec.experiments or {}) do
+    local path = "experiments." .. name
+    if spec.models[e.model] == nil then
+      errs[#errs + 1] = located(s, path .. ".model", "unknown model '" .. e.model .. "'" ..
+        did_you_mean(e.model, model_names) .. " (models: " .. table.concat(model_names, ", ") .. ")")
+    end
+    if e.shock == nil and e.shocks == nil then
+      errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one) or 'shocks' (a list)")
+    end
+    if e.draws and e.bootstrap then
+      errs[#errs + 1] = located(s, path, "give 'draws' or 'bootstrap', not both")
+    end
+    if (e.draws and e.draws < 0) or (e.bootstrap and e.bootstrap < 1) then
+      errs[#errs + 1] = located(s, path .. (e.draws and ".draws" or ".bootstrap"), "must be positive")
+    end
+    local shocks = e.shocks or { e.shock }
+    for i, sh in ipairs(shocks) do
+      local spath = e.shocks and (path .. ".shocks[" .. i .. "]") or (path .. ".shock")
+      for _, v in ipairs(as_list(sh.variable)) do
+        if spec.derive and spec.derive[v] ~= nil then
+          errs[#errs + 1] = located(s, spath .. ".variable", "'" .. v .. "' is derived; shock the data it is derived from")
+        elseif not columns[v] then
+          errs[#errs + 1] = located(s, spath .. ".variable", "unknown column '" .. v .. "'" .. did_you_mean(v, d:names()))
+        end
+      end
+      local ok, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
+      if not ok then errs[#errs + 1] = located(s, spath .. ".change", msg) end
+      if (sh.from or sh.to) and not spec.data.time then
+        errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
+      end
+      if sh.where then
+        local okf, err = pcall(core.formula, "sp_one__ ~ 1")
+        local _ = okf and err
+      end
+    end
+    for _, g in ipairs(as_list(e.groups)) do
+      if not known_var(g) then
+        errs[#errs + 1] = located(s, path .. ".groups", "unknown column '" .. g .. "'" .. did_you_mean(g, known))
+      end
+    end
+  end
+  local report = spec.report or {}
+  for i, t in ipairs(report.tables or {}) do
+    if spec.models[t] == nil then
+      errs[#errs + 1] = located(s, "report.tables[" .. i .. "]", "unknown model '" .. t .. "'" .. did_you_mean(t, model_names))
+    end
+  end
+  for i, p in ipairs(report.plots or {}) do
+    if not (spec.experiments and spec.experiments[p]) then
+      local names = {}
+      for k in pairs(spec.experiments or {}) do names[#names + 1] = k end
+      errs[#errs + 1] = located(s, "report.plots[" .. i .. "]", "unknown experiment '" .. p .. "'" .. did_you_mean(p, names))
+    end
+  end
+  if #errs > 0 then
+    table.sort(errs)
+    error(table.concat(errs, "\n"), 0)
+  end
+  s.checked = true
+  return s
+end
+
+-- ---- running -------------------------------------------------------------------------------------
+
+--- Read the data (and joins) of a scenario, with its panel index.
+function M.load_data(s)
+  local spec = s.spec
+  local d = core.read_csv(s.dir .. "/" .. spec.data.file)
+  for _, j in ipairs(spec.data.join or {}) do
+    local other = core.read_csv(s.dir .. "/" .. j.file)
+    d = d:join(other, { on = j.on, how = j.how or "left" })
+  end
+  if spec.data.filter then d = d:filter(spec.data.filter) end
+  if spec.data.entity and spec.data.time then d:panel { entity = spec.data.entity, time = spec.data.time } end
+  s.data = d
+  return d
+end
+
+--- Build the derive step: a function(frame) recomputing every derived
+--- variable in dependency order with the baseline's parameters (index weights
+--- and normalisation bounds, winsorising bounds, standardising moments).
+local function make_derive(s)
+  local derive, order = s.spec.derive or {}, s.derive_order or {}
+  local eval = require("spillover.derive").eval
+  local baseline = {}
+  s.indices = {}
+  local function step(d, first)
+    for _, name in ipairs(order) do
+      local dv = derive[name]
+      if type(dv) == "string" or dv.expr then
+        d[name] = eval(d, type(dv) == "string" and dv or dv.expr)
+      elseif dv.ratio then
+        d[name] = eval(d, "I(" .. dv.ratio[1] .. " / " .. dv.ratio[2] .. ")")
+      elseif dv.entropy or dv.topsis then
+        local index = require "spillover.index"
+        if first then
+          local opts = { direction = dv.direction, by = dv.by, scale = dv.scale, shift = dv.shift, normalise = dv.normalise }
+          local res = dv.entropy and index.entropy(d, dv.entropy, opts) or index.topsis(d, dv.topsis, opts)
+          baseline[name] = res
+          s.indices[name] = res
+          d[name] = res.score
+        else
+          d[name] = index.apply(d, baseline[name]).score
+        end
+      elseif dv.winsorize or dv.standardize then
+        local src = dv.winsorize or dv.standardize
+        local x = d[src]:copy()
+        if first then
+          local vals = {}
+          for i = 1, #x do if x[i] == x[i] then vals[#vals + 1] = x[i] end end
+          table.sort(vals)
+          local function q(p)
+            local h = (#vals - 1) * p + 1
+            local lo = math.floor(h)
+            return vals[lo] + (h - lo) * (vals[math.min(lo + 1, #vals)] - vals[lo])
+          end
+          if dv.winsorize then
+            local p = dv.p or 0.01
+            baseline[name] = { lo = q(p), hi = q(1 - p) }
+          else
+            local sum, ss = 0, 0
+            for _, v in ipairs(vals) do sum = sum + v end
+            local mean = sum / #vals
+            for _, v in ipairs(vals) do ss = ss + (v - mean) ^ 2 end
+            baseline[name] = { mean = mean, sd = math.sqrt(ss / (#vals - 1)) }
+          end
+        end
+        local b = baseline[name]
+        for i = 1, #x do
+          local v = x[i]
+          if v == v then
+            if dv.winsorize then x[i] = math.min(math.max(v, b.lo), b.hi) else x[i] = (v - b.mean) / b.sd end
+          end
+        end
+        d[name] = x
+      elseif dv.group_mean then
+        local by = dv.by
+        local agg = d:aggregate { by = by, mean = { dv.group_mean } }
+        local key = {}
+        local bycol, mcol = agg[by], agg[dv.group_mean .. "_mean"]
+        for i = 1, agg:nrow() do key[tostring(bycol[i])] = mcol[i] end
+        local src = d[by]
+        local out = core.matrix(d:nrow(), 1, 0 / 0)
+        for i = 1, d:nrow() do out:set(i, 1, key[tostring(src[i])] or 0 / 0) end
+        d[name] = out
+      end
+    end
+  end
+  return step
+end
+
+local function now()
+  local sys = core.sys
+  return sys and sys.now and sys.now() or os.clock()
+end
+
+--- Estimate the models, run the experiments; returns the results table.
+--- opts.progress: function(label, done, total).
+function M.execute(s, opts)
+  opts = opts or {}
+  if not s.checked then M.check(s, opts) end
+  local spec = s.spec
+  local timings = {}
+  local t0 = now()
+  local d = s.data or M.load_data(s)
+  timings.data = now() - t0
+  local derive = make_derive(s)
+  t0 = now()
+  derive(d, true)
+  timings.derive = now() - t0
+  local fits = {}
+  local function fit_of(name)
+    if fits[name] then return fits[name] end
+    local m = spec.models[name]
+    local t1 = now()
+    local est = estimators[m.estimator]
+    local ok, f = pcall(est.fit, d, m, m.options or {})
+    if not ok then fail(s, "models." .. name, "estimation failed: " .. tostring(f)) end
+    if type(f) ~= "table" or not f.coef then
+      fail(s, "models." .. name, "estimator '" .. m.estimator .. "' did not return a fit (see the fit protocol)")
+    end
+    f.label = m.label or f.label
+    fits[name] = f
+    timings["model " .. name] = now() - t1
+    return f
+  end
+  local names = {}
+  for k in pairs(spec.models) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do fit_of(k) end
+
+  local cf = require "spillover.counterfactual"
+  local results = { experiments = {} }
+  local exp_names = {}
+  for k in pairs(spec.experiments or {}) do exp_names[#exp_names + 1] = k end
+  table.sort(exp_names)
+  for _, k in ipairs(exp_names) do
+    local e = spec.experiments[k]
+    local t1 = now()
+    local ok, r = pcall(cf.run, {
+      data = d, fit = fit_of(e.model), shocks = e.shocks or { e.shock },
+      derive = function(frame) derive(frame, false) end,
+      entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
+      draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
+      progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
+    })
+    if not ok then fail(s, "experiments." .. k, tostring(r)) end
+    r.model = e.model
+    results.experiments[k] = r
+    timings["experiment " .. k] = now() - t1
+  end
+  results.fits = fits
+  results.data = d
+  results.indices = s.indices
+  results.timings = timings
+  return results
+end
+
+M.run = function(s, opts)
+  local out = require("spillover.report")
+  local results = M.execute(s, opts)
+  return out.write(s, results, opts)
+end
+
+return M
