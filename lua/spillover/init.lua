@@ -17,4 +17,16 @@ local linear = require "spillover.linear"
 sp.ols = linear.ols
 sp.etable = require("spillover.etable").etable
 
+local panel_tests = require "spillover.panel_tests"
+sp.pftest = panel_tests.pftest
+sp.plmtest = panel_tests.plmtest
+sp.hausman = panel_tests.hausman
+sp.phtest = panel_tests.phtest
+sp.pcdtest = panel_tests.pcdtest
+
+sp.eval = require("spillover.derive").eval
+sp.counterfactual = require("spillover.counterfactual").run
+sp.scenario = require "spillover.scenario"
+sp.register_estimator = sp.scenario.register_estimator
+
 return sp
