@@ -208,8 +208,6 @@ local function finish(P, o, spec)
     stats.F = linear.joint_test(o.b, Vt, slopes, df2)
   end
   if P.vc.type == "cluster" then stats.n_clusters = o.vinfo.ngroups end
-  local keep_names = {}
-  for j, kept in ipairs(f.keep) do keep_names[j] = kept end
   local notes = {}
   for _, s in ipairs(P.des.notes or {}) do notes[#notes + 1] = s end
   for _, s in ipairs(o.notes) do notes[#notes + 1] = s end

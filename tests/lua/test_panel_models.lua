@@ -71,6 +71,16 @@ near_all(f:coef(), names_e, { 0.34442434823869567, -0.3669497961412605, 0.809017
   1e-9, "time amemiya unbalanced coef")
 T.near(f.stats.sigma2.idios, 0.2971428535177833, 1e-9, "time amemiya sigma2 idios")
 
+-- plm(fe, e, model = "random", effect = "time", random.method = m)$coef["log_wage"] (unbalanced by period)
+T.near(pm.re(e, fe, { effect = "time" }):coef().log_wage, -0.36694979614126, 1e-12, "time swar unbalanced")
+T.near(pm.re(e, fe, { effect = "time", method = "nerlove" }):coef().log_wage, -0.373374689783385, 1e-12,
+  "time nerlove unbalanced")
+-- plm(log_emp ~ log_wage + lag(log_capital) + factor(sector), e, model = "random"): lags and factors
+T.near(pm.re(e, "log_emp ~ log_wage + l(log_capital, 1) + i(sector)"):coef().log_wage, -0.766356853124098, 1e-12,
+  "RE with a lag and factor dummies")
+-- vcovSCC(plm(fe, e, model = "random"), maxlag = 2, type = "HC0")
+T.near(pm.re(e, fe, { vcov = { driscoll_kraay = 2 } }):se().log_wage, 0.12878199932484, 1e-12, "RE Driscoll-Kraay se")
+
 -- ---- two-way walhus and nerlove (balanced) -------------------------------------------
 f = pm.re(p, fp, { effect = "twoways", method = "walhus" })
 near_all(f:coef(), names_p, { 2.3556019672237154, 0.028489238973648506, 0.26150825936225386, 0.73751331915683216,
@@ -149,6 +159,7 @@ T.checkerr("re: the model needs an intercept", pm.re, p, fp .. " - 1")
 T.checkerr("re: weights are not supported", pm.re, p, fp, { weights = "emp" })
 T.checkerr("re: two%-way random effects on an unbalanced panel are not supported yet %(1031 rows for 140 entities x 9 periods%)",
   pm.re, e, fe, { effect = "twoways" })
+T.checkerr("between: vcov 'driscoll_kraay' is not available", pm.between, p, fp, { vcov = { driscoll_kraay = 2 } })
 T.checkerr("between: vcov 'cluster' is not available: the between model has one row per entity", pm.between, p, fp,
   { vcov = { cluster = "state" } })
 -- a regressor constant within entities: amemiya cannot use it, swar and between can
