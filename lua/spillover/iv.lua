@@ -541,7 +541,11 @@ function M.fit(d, formula, opts, des)
   end
   -- Cragg-Donald and Kleibergen-Paap on the partialled endogenous and excluded instruments.
   local Yp, Zp = partial_out(Y2, X1k), partial_out(Z2, X1k)
-  local n_df = n - L - fe_dof                     -- ivreg2: N - iv1_ct - sdofminus
+  -- ivreg2's N - iv1_ct - sdofminus; ivreghdfe counts the absorbed parameters
+  -- in sdofminus, but only those not nested in a cluster (and at least 1).
+  local sdof = fe_dof
+  if nfe > 0 and vc.type == "cluster" then sdof = math.max(1, ctx.fe_dof_nonnested(vc.cluster)) end
+  local n_df = n - L - sdof
   local cd_rk, cc = rk_statistic(Yp, Zp, "wald", true, ctx)
   if cc then
     local r2min = cc[p] ^ 2
