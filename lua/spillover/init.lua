@@ -17,6 +17,11 @@ local linear = require "spillover.linear"
 sp.ols = linear.ols
 sp.etable = require("spillover.etable").etable
 
+local panel_models = require "spillover.panel_models"
+sp.re = panel_models.re
+sp.between = panel_models.between
+sp.fd = panel_models.fd
+
 local panel_tests = require "spillover.panel_tests"
 sp.pftest = panel_tests.pftest
 sp.plmtest = panel_tests.plmtest
