@@ -6,6 +6,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "lsp.h"
+#include "lplot.h"
 #include "lxlsx.h"
 
 int luaopen_spillover_core(lua_State *L) {
@@ -24,6 +25,8 @@ int luaopen_spillover_core(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);
   lua_setfield(L, -2, "spillover.xlsx");
+  lua_pushcfunction(L, luaopen_spillover_plotcore);
+  lua_setfield(L, -2, "spillover.plotcore");
   lua_pop(L, 1);
   lua_pushliteral(L, SPILLOVER_VERSION);
   lua_setfield(L, -2, "version");
