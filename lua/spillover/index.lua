@@ -674,6 +674,14 @@ M.pca = public("pca", function(d, vars, opts)
   end
   for c = 1, keep do res.loadings[c] = byname(names, vec[c]) end
   for j, name in ipairs(names) do res.direction[name] = dir[j] > 0 and "+" or "-" end
+  local specs = {
+    { "mean", function(_, j) return mean[j] end },
+    { "sd", function(_, j) return sd[j] end },
+  }
+  for c = 1, keep do
+    specs[#specs + 1] = { "loading" .. c, function(_, j) return vec[c][j] end }
+  end
+  res.table = summary_frame(res, specs)
   res.score = to_column(M._pca_scores(res, cols, n), n)
   write_into(d, o.into, res.score)
   return res
@@ -704,7 +712,7 @@ M.apply = public("apply", function(d, res, opts)
   if getmetatable(res) ~= Index then
     fail("argument 2 is a %s (expected the result of index.entropy, index.topsis or index.pca)", typename(res))
   end
-  local _, cols, n = read_indicators(d, is_frame(d) and res.names or res.names)
+  local _, cols, n = read_indicators(d, res.names)
   local score
   if res.method == "pca" then
     score = M._pca_scores(res, cols, n)

@@ -257,9 +257,14 @@ local cn = sp.read_csv("scenarios/data/cn_province_panel.csv")
 local inno_vars = { "patent_grants_invention", "rd_exp_total_10k_yuan", "rd_fte_total_person_years" }
 local inno = index.entropy(cn, inno_vars, { into = "inno" })
 T.check(inno.n == 372, "innovation index uses all 372 province-years")
-T.near(inno.weights.patent_grants_invention, 0.408112, 1e-5, "invention-patent weight (docs value)")
-T.near(inno.weights.rd_exp_total_10k_yuan, 0.308564, 1e-5, "R&D expenditure weight (docs value)")
-T.near(inno.weights.rd_fte_total_person_years, 0.283325, 1e-5, "R&D personnel weight (docs value)")
+-- R: d <- read.csv("scenarios/data/cn_province_panel.csv"); X <- as.matrix(d[, vars])
+--    Z <- apply(X, 2, function(x) (x - min(x))/(max(x) - min(x))) + 1e-4
+--    P <- sweep(Z, 2, colSums(Z), "/"); e <- -colSums(P*log(P))/log(nrow(X)); w <- (1-e)/sum(1-e)
+T.near(inno.weights.patent_grants_invention, 0.408111698852766, 1e-12, "invention-patent weight = R (docs 0.408112)")
+T.near(inno.weights.rd_exp_total_10k_yuan, 0.308563664462535, 1e-12, "R&D expenditure weight = R (docs 0.308564)")
+T.near(inno.weights.rd_fte_total_person_years, 0.283324636684699, 1e-12, "R&D personnel weight = R (docs 0.283325)")
+T.near(inno.score[1], 0.184827548227796, 1e-12, "Beijing 2011 score = R")
+T.near(cn.inno[2], 0.214122808002498, 1e-12, "Beijing 2012 score written into the frame = R")
 do
   -- the top province-year is Guangdong 2022 (most of every input in the panel)
   local best, bi = -1, 0
