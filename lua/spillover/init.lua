@@ -15,6 +15,7 @@ sp.json = require "spillover.json"
 
 local linear = require "spillover.linear"
 sp.ols = linear.ols
+sp.ivreg = require("spillover.iv").ivreg
 sp.etable = require("spillover.etable").etable
 
 local panel_models = require "spillover.panel_models"
