@@ -368,23 +368,7 @@ function M.fit(d, formula, opts, des)
   end
 
   -- ---- first stage ----------------------------------------------------------------
-  local ctx = {
-    compat = compat, vcov = vc, fe_dof = fe_dof,
-    codes = function(name) return core.codes(des, name) end,
-    time_codes = function() return core.codes(des, d:panel_info().time) end,
-    fe_dof_nonnested = function(clusters)
-      -- fixed effects nested in a cluster dimension do not count (as in sp.ols)
-      if nfe == 0 then return 0 end
-      local dof = fe_dof
-      local _, levels = absorb:info()
-      for j = 1, nfe do
-        for _, cname in ipairs(clusters) do
-          if absorb:nested(j, core.codes(des, cname)) then dof = dof - levels[j]; break end
-        end
-      end
-      return math.max(dof, 0)
-    end,
-  }
+  local ctx = linear.vcov_context(d, des, compat, vc, absorb, fe_dof, nil)
   local z_names = {}
   for _, nm in ipairs(exog_names) do z_names[#z_names + 1] = nm end
   for _, nm in ipairs(des.inst_names) do z_names[#z_names + 1] = nm end
@@ -406,9 +390,7 @@ function M.fit(d, formula, opts, des)
     local bt, Vt = vector_table(fj.b), linear.totable(Vfs)
     local fs = { endog = des.endog_names[j], names = z_names, coef = {}, se = {}, tstat = {}, pvalue = {},
       vcov = {}, nobs = n, df_resid = df_fs, ssr = ssr_u, sigma = math.sqrt(sigma2) }
-    local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
-      (vc.tdf == "clusters" or compat == "stata" or compat == "fixest" or compat == "statsmodels")
-    local df_t = (by_groups and vinfo) and vinfo.df_t or df_fs
+    local df_t = linear.t_df(vc, compat, vinfo, df_fs)
     local normal = compat == "plm" or (compat == "statsmodels" and vc.type ~= "iid")
     for a, nm in ipairs(z_names) do
       local se = math.sqrt(Vt[a][a])
@@ -430,9 +412,7 @@ function M.fit(d, formula, opts, des)
     if vc.type ~= "iid" then
       local idx = {}
       for a = k1 + 1, L do idx[#idx + 1] = a end
-      local df2 = df_fs
-      if by_groups then df2 = vinfo.df_t end
-      local wt = linear.joint_test(bt, Vt, idx, df2)
+      local wt = linear.joint_test(bt, Vt, idx, linear.t_df(vc, compat, vinfo, df_fs))
       if wt then wt.kind = "robust Wald F" end
       fs.excluded_instruments_F_robust = wt
     end
@@ -497,9 +477,7 @@ function M.fit(d, formula, opts, des)
       stats.r2, stats.adj_r2 = stats.r2_cor, stats.adj_r2_cor
     end
   end
-  local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
-    (vc.tdf == "clusters" or compat == "stata" or compat == "fixest" or compat == "statsmodels")
-  local df_t = by_groups and vinfo.df_t or df_resid
+  local df_t = linear.t_df(vc, compat, vinfo, df_resid)
   stats.df_t = df_t
   stats.vcov_dof_factor = vinfo.dof_factor
   if vc.type == "cluster" then stats.n_clusters = vinfo.ngroups end
@@ -514,14 +492,7 @@ function M.fit(d, formula, opts, des)
     local Vc = linear.totable(f2.bread * (ssr / df_resid))
     stats.wald = linear.joint_test(bt, Vc, slope_idx, df_resid)
   else
-    local df2 = df_resid
-    if vc.type == "cluster" and not vc.multi0 then
-      df2 = math.huge
-      for _, g in ipairs(vinfo.ngroups) do df2 = math.min(df2, g - 1) end
-    elseif vc.type == "driscoll_kraay" then
-      df2 = vinfo.nperiods - 1
-    end
-    stats.wald = linear.joint_test(bt, Vt, slope_idx, df2)
+    stats.wald = linear.joint_test(bt, Vt, slope_idx, linear.wald_df2(vc, vinfo, df_resid))
   end
   stats.F = stats.wald
   stats.first_stage = first_stage

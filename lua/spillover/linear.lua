@@ -211,6 +211,52 @@ function M.assemble(spec)
   return f
 end
 
+-- ---- shared rules of the linear estimators --------------------------------------------
+
+--- Degrees of freedom of t tests: G - 1 (T - 1) where the preset says so
+--- (stata, fixest, statsmodels clusters, or tdf = "clusters"), else df_resid.
+function M.t_df(vc, compat, vinfo, df_resid)
+  local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
+    (vc.tdf == "clusters" or compat == "stata" or compat == "fixest" or compat == "statsmodels")
+  return (by_groups and vinfo) and vinfo.df_t or df_resid
+end
+
+--- df2 of a robust joint Wald F: min G - 1 for one-way or CGM clusters, T - 1
+--- for Driscoll-Kraay, df_resid otherwise (and for plm's vcovDC).
+function M.wald_df2(vc, vinfo, df_resid)
+  if vc.type == "cluster" and not vc.multi0 then
+    local df2 = math.huge
+    for _, g in ipairs(vinfo.ngroups) do df2 = math.min(df2, g - 1) end
+    return df2
+  elseif vc.type == "driscoll_kraay" then
+    return vinfo.nperiods - 1
+  end
+  return df_resid
+end
+
+--- The context M.covariance needs for a design: cluster codes, DK periods,
+--- and the absorbed parameters not nested in the clusters (fixest/reghdfe
+--- count only those).
+function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
+  local nfe = #des.fe
+  return {
+    compat = compat, vcov = vc, fe_dof = fe_dof, weights = weights,
+    codes = function(name) return core.codes(des, name) end,
+    time_codes = function() return core.codes(des, d:panel_info().time) end,
+    fe_dof_nonnested = function(clusters)
+      if nfe == 0 then return 0 end
+      local dof = fe_dof
+      local _, levels = absorb:info()
+      for j = 1, nfe do
+        for _, cname in ipairs(clusters) do
+          if absorb:nested(j, core.codes(des, cname)) then dof = dof - levels[j]; break end
+        end
+      end
+      return math.max(dof, 0)
+    end,
+  }
+end
+
 -- ---- shared preparation ------------------------------------------------------------
 
 --- Variables the estimator needs besides the formula's: clusters, DK time, weights.
@@ -325,28 +371,7 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   local Xk = k > 0 and kept_columns(X, f.keep) or nil
   local rank = f.rank
   local df_resid = n - rank - fe_dof
-  local ctx = {
-    compat = compat, vcov = vc, fe_dof = fe_dof, weights = w,
-    codes = function(name) return core.codes(des, name) end,
-    time_codes = function() return core.codes(des, d:panel_info().time) end,
-    fe_dof_nonnested = function(clusters)
-      -- fixed effects nested in a cluster dimension do not count (fixest/reghdfe)
-      if nfe == 0 then return 0 end
-      local nonnested_dof = fe_dof
-      local counted = absorb:info()
-      local _, levels = absorb:info()
-      for j = 1, nfe do
-        for _, cname in ipairs(clusters) do
-          if absorb:nested(j, core.codes(des, cname)) then
-            nonnested_dof = nonnested_dof - levels[j] + (j == 1 and 0 or 0)
-            break
-          end
-        end
-      end
-      local _ = counted
-      return math.max(nonnested_dof, 0)
-    end,
-  }
+  local ctx = M.vcov_context(d, des, compat, vc, absorb, fe_dof, w)
   local V, vinfo, vlabel
   if rank > 0 then
     V, vinfo, vlabel = M.covariance(Xk, f.resid, f.bread, ctx)
@@ -383,9 +408,7 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   for j, kept in ipairs(f.keep) do if kept then kept_names[#kept_names + 1] = names[j] end end
   -- Degrees of freedom for t tests: G - 1 (T - 1) where the preset says so
   -- (stata, fixest, statsmodels clusters), else the residual df.
-  local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
-    (vc.tdf == "clusters" or compat == "stata" or compat == "fixest" or compat == "statsmodels")
-  local df_t = by_groups and vinfo.df_t or df_resid
+  local df_t = M.t_df(vc, compat, vinfo, df_resid)
   stats.df_t = df_t
   stats.vcov_dof_factor = vinfo.dof_factor
   -- Joint test of the slopes: classic F for sandwich (as summary.lm), else
@@ -401,14 +424,7 @@ function M.fit_design(d, des, formula, opts, compat, vc)
       stats.F = M.joint_test(b_kept, Vt, slope_idx, df_resid)
     end
   else
-    local df2 = df_resid
-    if vc.type == "cluster" and not vc.multi0 then
-      df2 = math.huge
-      for _, g in ipairs(vinfo.ngroups) do df2 = math.min(df2, g - 1) end
-    elseif vc.type == "driscoll_kraay" then
-      df2 = vinfo.nperiods - 1
-    end
-    stats.F = M.joint_test(b_kept, Vt, slope_idx, df2)
+    stats.F = M.joint_test(b_kept, Vt, slope_idx, M.wald_df2(vc, vinfo, df_resid))
   end
   -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
   if nfe == 1 and rank > 0 then
