@@ -282,6 +282,36 @@ end
 local inno_y = index.entropy(cn, inno_vars, { by = "year" })
 T.check(#inno_y.groups == 12 and inno_y.groups[1] == 2011, "by-year weights on the panel")
 
+-- by a categorical column, and TOPSIS per year with apply
+local inno_r = index.entropy(cn, inno_vars, { by = "region_nbs" })
+T.check(inno_r.groups[1] == "Central" and inno_r.groups[4] == "West" and inno_r.nrows.West == 144,
+        "by a categorical column: groups sorted by level")
+do
+  -- West alone: the weights are those of the West subsample
+  local west = cn:filter('region_nbs == "West"')
+  local rw_ = index.entropy(west, inno_vars)
+  T.near(inno_r.weights.West.rd_exp_total_10k_yuan, rw_.weights.rd_exp_total_10k_yuan, 1e-14,
+         "group weights equal the subsample's weights")
+end
+local ty = index.topsis(cn, inno_vars, { by = "year", normalise = "minmax" })
+local tya = index.apply(cn, ty)
+local same_t = true
+for i = 1, cn:nrow() do if tya[i] ~= ty.score[i] then same_t = false end end
+T.check(same_t, "TOPSIS by year: apply reproduces the baseline")
+do
+  -- min-max TOPSIS: a row best on every indicator of its year has C = 1, worst on every one C = 0
+  local best, worst, inside = {}, {}, true
+  local yr = col(cn.year)
+  for i = 1, cn:nrow() do
+    local c = ty.score[i]
+    if not (c >= 0 and c <= 1) then inside = false end
+    best[yr[i]] = math.max(best[yr[i]] or 0, c)
+    worst[yr[i]] = math.min(worst[yr[i]] or 1, c)
+  end
+  T.check(inside, "TOPSIS closeness lies in [0, 1]")
+  T.check(best[2020] == 1 and best[2011] < 1 and worst[2011] == 0, "TOPSIS: the dominant province-year scores 1")
+end
+
 -- ---- errors -----------------------------------------------------------------------------
 local bad = sp.frame({ x = { 1, 2, 3 }, c = { 4, 4, 4 }, z = { 0, 1, 2 }, s = { "a", "b", "c" } },
                      { order = { "x", "c", "z", "s" } })
