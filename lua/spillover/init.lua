@@ -30,6 +30,7 @@ sp.hausman = panel_tests.hausman
 sp.phtest = panel_tests.phtest
 sp.pcdtest = panel_tests.pcdtest
 
+sp.index = require "spillover.index"
 sp.eval = require("spillover.derive").eval
 sp.counterfactual = require("spillover.counterfactual").run
 sp.scenario = require "spillover.scenario"
