@@ -1,0 +1,807 @@
+-- spillover.plot: journal-style figures (PNG and SVG) over spillover.plotcore.
+--
+--   local plot = require "spillover.plot"
+--   plot.paths("out/effect.png", {series = {{label = "东部", x = years, y = eff, lo = lo, hi = hi}, ...},
+--              xlabel = "年份", ylabel = "效应", title = "...", zero_line = true})
+--   plot.bars(path, {labels = provinces, values = v, lo = lo, hi = hi, horizontal = true, sort = true})
+--   plot.coef(path, {fits = {m1, m2}, labels = {"(1)", "(2)"}})   or {names=, est=, lo=, hi=}
+--   plot.event_study(path, {periods = {-4, ..., 4}, est = b, lo = lo, hi = hi, ref = -1})
+--   plot.lines(path, {x = gamma, series = {{label = "LR", y = lr}}, hlines = {7.35}})
+--
+-- The format comes from the extension (.png or .svg); path may also be an
+-- array of paths ({"fig.png", "fig.svg"}) to write the same figure twice.
+-- Each file is written to a temporary name next to the target and renamed,
+-- so a reader never sees half a figure.  Every function returns the path(s).
+--
+-- Common options: title, xlabel, ylabel, width and height (inches, default
+-- 3.5 x 2.6, one journal column), dpi (PNG, default 300), fontsize (points,
+-- default 8.5), font (a fontconfig family list; Chinese falls back to Noto
+-- Sans CJK), legend = false to omit the legend.
+--
+-- Style: white background, black left and bottom axes with outward ticks,
+-- the Okabe-Ito colour-blind-safe palette, translucent bands, a grey dashed
+-- zero line, the legend above the plotting area (it never covers data).
+local pc = require "spillover.plotcore"
+
+local M = {}
+
+M.palette = { "#0072B2", "#D55E00", "#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#000000", "#F0E442" }
+local SHAPES = { "circle", "square", "diamond", "triangle", "triangle_down" }
+local GREY = "#808080"
+local MINUS = "\u{2212}"
+
+-- ---- argument checking --------------------------------------------------------
+
+local function fail(fname, msg, level) error("plot." .. fname .. ": " .. msg, level + 1) end
+
+local function describe(v)
+  if v == nil then return "nil" end
+  return "a " .. type(v)
+end
+
+-- A numeric array (NaN allowed when gaps) as a plain table.
+local function numbers(fname, v, what, level, gaps)
+  if type(v) ~= "table" then
+    fail(fname, string.format("%s must be an array of numbers, got %s", what, describe(v)), level + 1)
+  end
+  local out, n = {}, #v
+  for i = 1, n do
+    local x = v[i]
+    if math.type(x) == nil then
+      fail(fname, string.format("%s[%d] must be a number, got %s", what, i, describe(x)), level + 1)
+    end
+    if x ~= x and not gaps then
+      fail(fname, string.format("%s[%d] is NaN; expected a number", what, i), level + 1)
+    end
+    if x == math.huge or x == -math.huge then
+      fail(fname, string.format("%s[%d] is infinite; expected a finite number", what, i), level + 1)
+    end
+    out[i] = x + 0.0
+  end
+  return out
+end
+
+local function strings(fname, v, what, level)
+  if type(v) ~= "table" then
+    fail(fname, string.format("%s must be an array of strings, got %s", what, describe(v)), level + 1)
+  end
+  local out = {}
+  for i = 1, #v do
+    if type(v[i]) ~= "string" and math.type(v[i]) == nil then
+      fail(fname, string.format("%s[%d] must be a string, got %s", what, i, describe(v[i])), level + 1)
+    end
+    out[i] = tostring(v[i])
+  end
+  return out
+end
+
+local function same_length(fname, what, a, an, b, bn, level)
+  if #a ~= #b then
+    fail(fname, string.format("%s has %d %s values but %d %s values", what, #a, an, #b, bn), level + 1)
+  end
+end
+
+local function opt_string(fname, spec, key, level)
+  local v = spec[key]
+  if v ~= nil and type(v) ~= "string" then
+    fail(fname, string.format("option '%s' must be a string, got %s", key, describe(v)), level + 1)
+  end
+  return v
+end
+
+-- ---- text measurement (an estimate: the driver does not report widths) ------------
+
+local function text_width(s, size)
+  local w = 0
+  for _, c in utf8.codes(s) do
+    if c >= 0x2E80 then w = w + 1.0
+    elseif c == 32 or c == 46 or c == 44 or c == 105 or c == 108 or c == 106 or c == 39 then w = w + 0.28
+    elseif c == 45 or c == 40 or c == 41 or c == 116 or c == 102 or c == 114 then w = w + 0.36
+    elseif c >= 65 and c <= 90 then w = w + 0.68
+    elseif c == 109 or c == 119 or c == 77 or c == 87 then w = w + 0.85
+    elseif c == 0x2212 then w = w + 0.58
+    else w = w + 0.56 end
+  end
+  return w * size
+end
+
+-- ---- ticks ---------------------------------------------------------------------
+
+local function nice(x, round)
+  local e = math.floor(math.log(x, 10))
+  local f = x / 10 ^ e
+  local nf
+  if round then
+    nf = f < 1.5 and 1 or f < 3 and 2 or f < 7 and 5 or 10
+  else
+    nf = f <= 1 and 1 or f <= 2 and 2 or f <= 5 and 5 or 10
+  end
+  return nf * 10 ^ e
+end
+
+local function decimals(step)
+  local d = math.max(0, -math.floor(math.log(step, 10) + 1e-9))
+  while d < 10 and math.abs(step * 10 ^ d - math.floor(step * 10 ^ d + 0.5)) > 1e-6 * 10 ^ d * step do d = d + 1 end
+  return d
+end
+
+local function fmt_num(v, d)
+  local s = string.format("%." .. d .. "f", v)
+  if tonumber(s) == 0 then s = s:gsub("^%-", "") end
+  return (s:gsub("^%-", MINUS))
+end
+
+-- Ticks inside [lo, hi], about n of them (integers only when integer).
+local function ticks(lo, hi, n, integer)
+  local step = nice((hi - lo) / math.max(n - 1, 1), true)
+  if integer and step < 1 then step = 1 end
+  local k0, k1 = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+  local t = {}
+  for k = k0, k1 do t[#t + 1] = k * step end
+  local d = decimals(step)
+  local labels = {}
+  for i, v in ipairs(t) do labels[i] = fmt_num(v, d) end
+  return t, labels
+end
+
+-- Data range [lo, hi] padded by frac on each side (a point becomes an interval).
+local function padded(lo, hi, frac)
+  if hi < lo then lo, hi = 0, 1 end
+  if hi == lo then
+    local d = math.abs(lo) > 0 and math.abs(lo) * 0.1 or 1
+    return lo - d, hi + d
+  end
+  local d = (hi - lo) * frac
+  return lo - d, hi + d
+end
+
+-- ---- figure: layout in points over one plotcore session ---------------------------
+
+local Fig = {}
+Fig.__index = Fig
+
+local function new_fig(s, spec)
+  local W, H = s:size()
+  local f = setmetatable({ s = s, W = W, H = H, fs = spec.fontsize or 8.5, spec = spec }, Fig)
+  f.L, f.R, f.B, f.T = 6, 10, 6, 6
+  return f
+end
+
+-- Margins from the tick labels, axis labels, title and legend.
+function Fig:layout(ylabels_width, xlabel_rows, legend)
+  local fs, spec = self.fs, self.spec
+  self.L = 4 + (spec.ylabel and fs * 1.5 or 0) + ylabels_width + 5 + 3
+  self.B = 4 + (spec.xlabel and fs * 1.5 or 0) + (xlabel_rows or fs * 1.25) + 3 + 3
+  local top = 5
+  if spec.title then top = top + fs * 1.6 end
+  self.title_y = self.H - 4 - fs * 0.65
+  if legend and #legend > 0 and spec.legend ~= false then
+    self.legend = legend
+    self:legend_rows()
+    self.legend_top = self.H - top
+    top = top + #self.legend_rows_ * fs * 1.35 + 3
+  end
+  self.T = top
+end
+
+function Fig:legend_rows()
+  local fs = self.fs
+  local avail = self.W - 8
+  local rows, row, w = {}, {}, 0
+  for _, e in ipairs(self.legend) do
+    local ew = 16 + 3 + text_width(e.label, fs) + 10
+    if #row > 0 and w + ew > avail then
+      rows[#rows + 1] = { items = row, width = w - 10 }
+      row, w = {}, 0
+    end
+    row[#row + 1] = e
+    w = w + ew
+  end
+  if #row > 0 then rows[#rows + 1] = { items = row, width = w - 10 } end
+  self.legend_rows_ = rows
+end
+
+function Fig:frame(xmin, xmax, ymin, ymax)
+  self.xmin, self.xmax, self.ymin, self.ymax = xmin, xmax, ymin, ymax
+  self.x0, self.x1 = self.L, self.W - self.R
+  self.y0, self.y1 = self.B, self.H - self.T
+  if self.x1 - self.x0 < 20 or self.y1 - self.y0 < 20 then
+    error("the figure is too small for its labels (enlarge width/height or shorten the labels)", 0)
+  end
+  self.s:viewport(self.x0 / self.W, self.x1 / self.W, self.y0 / self.H, self.y1 / self.H)
+  self.s:window(xmin, xmax, ymin, ymax)
+end
+
+function Fig:px(x) return self.x0 + (x - self.xmin) / (self.xmax - self.xmin) * (self.x1 - self.x0) end
+function Fig:py(y) return self.y0 + (y - self.ymin) / (self.ymax - self.ymin) * (self.y1 - self.y0) end
+
+local function pline(s, xs, ys, opts)
+  opts = opts or {}
+  opts.page = true
+  s:line(xs, ys, opts)
+end
+
+-- Bottom axis: line, outward ticks and labels at world positions t.
+function Fig:xaxis(t, labels, opts)
+  opts = opts or {}
+  local s, fs = self.s, self.fs
+  pline(s, { self.x0, self.x1 }, { self.y0, self.y0 }, { width = 0.6 })
+  local size = opts.size or fs
+  for i, v in ipairs(t) do
+    local x = self:px(v)
+    if x >= self.x0 - 0.01 and x <= self.x1 + 0.01 then
+      pline(s, { x, x }, { self.y0, self.y0 - 3 }, { width = 0.6 })
+      if labels[i] and labels[i] ~= "" then
+        if opts.angle then
+          s:text(x + size * 0.3, self.y0 - 5, labels[i], { page = true, just = 1, angle = opts.angle, size = size })
+        else
+          s:text(x, self.y0 - 5 - size * 0.6, labels[i], { page = true, just = 0.5, size = size })
+        end
+      end
+    end
+  end
+  if self.spec.xlabel then
+    s:text((self.x0 + self.x1) / 2, 4 + fs * 0.6, self.spec.xlabel, { page = true, just = 0.5 })
+  end
+end
+
+-- Left axis: line, outward ticks and labels at world positions t.
+function Fig:yaxis(t, labels, opts)
+  opts = opts or {}
+  local s, fs = self.s, self.fs
+  local size = opts.size or fs
+  pline(s, { self.x0, self.x0 }, { self.y0, self.y1 }, { width = 0.6 })
+  for i, v in ipairs(t) do
+    local y = self:py(v)
+    if y >= self.y0 - 0.01 and y <= self.y1 + 0.01 then
+      if not opts.noticks then pline(s, { self.x0, self.x0 - 3 }, { y, y }, { width = 0.6 }) end
+      if labels[i] and labels[i] ~= "" then
+        s:text(self.x0 - 5, y, labels[i], { page = true, just = 1, size = size })
+      end
+    end
+  end
+  if self.spec.ylabel then
+    s:text(4 + fs * 0.6, (self.y0 + self.y1) / 2, self.spec.ylabel, { page = true, just = 0.5, angle = 90 })
+  end
+end
+
+function Fig:decorate()
+  local s, fs = self.s, self.fs
+  if self.spec.title then
+    s:text(self.W / 2, self.title_y, self.spec.title, { page = true, just = 0.5, size = fs + 1 })
+  end
+  if self.legend then
+    local y = self.legend_top - fs * 0.65
+    for _, row in ipairs(self.legend_rows_) do
+      local x = math.max(4, (self.W - row.width) / 2)
+      for _, e in ipairs(row.items) do
+        if e.band then
+          s:fill({ x, x + 16, x + 16, x }, { y - fs * 0.4, y - fs * 0.4, y + fs * 0.4, y + fs * 0.4 },
+            { page = true, color = e.color, alpha = 0.25 })
+        end
+        if e.bar then
+          s:fill({ x + 2, x + 14, x + 14, x + 2 }, { y - fs * 0.35, y - fs * 0.35, y + fs * 0.35, y + fs * 0.35 },
+            { page = true, color = e.color })
+        end
+        if e.line ~= false and not e.bar then
+          pline(s, { x, x + 16 }, { y, y }, { color = e.color, width = e.width or 1.2, dash = e.dash })
+        end
+        if e.shape then s:points({ x + 8 }, { y }, { page = true, color = e.color, size = 4, shape = e.shape }) end
+        s:text(x + 19, y, e.label, { page = true, just = 0 })
+        x = x + 16 + 3 + text_width(e.label, fs) + 10
+      end
+      y = y - fs * 1.35
+    end
+  end
+end
+
+-- Dashed grey reference lines in world coordinates (clipped to the frame).
+function Fig:hline(y)
+  self.s:line({ self.xmin, self.xmax }, { y, y }, { color = GREY, width = 0.6, dash = { 3, 2 } })
+end
+function Fig:vline(x)
+  self.s:line({ x, x }, { self.ymin, self.ymax }, { color = GREY, width = 0.6, dash = { 3, 2 } })
+end
+
+local function max_width(labels, size)
+  local w = 0
+  for _, l in ipairs(labels) do w = math.max(w, text_width(l, size)) end
+  return w
+end
+
+-- ---- files -------------------------------------------------------------------------
+
+local DEVICES = { png = "png", svg = "svg" }
+
+local function reason(msg, path)
+  msg = tostring(msg)
+  local i = msg:find(path, 1, true)
+  if i and msg:sub(i + #path, i + #path + 1) == ": " then return msg:sub(i + #path + 2) end
+  return msg
+end
+
+local function paths_of(fname, path, level)
+  local list = type(path) == "table" and path or { path }
+  if #list == 0 then fail(fname, "expected a file path ending in .png or .svg, got an empty list", level + 1) end
+  local out = {}
+  for i, p in ipairs(list) do
+    if type(p) ~= "string" then
+      fail(fname, "expected a file path ending in .png or .svg, got " .. describe(p), level + 1)
+    end
+    local ext = p:match("%.([^./\\]+)$")
+    local dev = ext and DEVICES[ext:lower()]
+    if not dev then
+      fail(fname, string.format("cannot tell the format of '%s' from its extension: expected .png or .svg", p),
+        level + 1)
+    end
+    out[i] = { path = p, device = dev }
+  end
+  return out
+end
+
+local function check_common(fname, spec, level)
+  for _, k in ipairs { "title", "xlabel", "ylabel", "font" } do opt_string(fname, spec, k, level + 1) end
+  for _, k in ipairs { "width", "height", "dpi", "fontsize" } do
+    local v = spec[k]
+    if v ~= nil and (math.type(v) == nil or not (v > 0)) then
+      fail(fname, string.format("option '%s' must be a positive number, got %s", k, tostring(v)), level + 1)
+    end
+  end
+end
+
+-- Draw with draw(fig) into every target; atomic per file.
+local function render(fname, path, spec, draw, level)
+  local targets = paths_of(fname, path, level + 1)
+  for _, t in ipairs(targets) do
+    local tmp = string.format("%s.tmp-%s", t.path, tostring({}):match("0x(%x+)") or tostring(os.time()))
+    local fh, msg = io.open(tmp, "wb")
+    if not fh then fail(fname, string.format("cannot write '%s': %s", t.path, reason(msg, tmp)), level + 1) end
+    fh:close()
+    local ok, err = pcall(function()
+      local s <close> = pc.open(tmp, {
+        device = t.device, width = spec.width or 3.5, height = spec.height or 2.6, units = "in",
+        dpi = spec.dpi or 300, fontsize = spec.fontsize, font = spec.font,
+      })
+      draw(new_fig(s, spec))
+      s:close()
+    end)
+    if ok then
+      local f = io.open(tmp, "rb")
+      local size = f and f:seek("end") or 0
+      if f then f:close() end
+      if size == 0 then ok, err = false, "PLplot wrote an empty file" end
+    end
+    if not ok then
+      os.remove(tmp)
+      fail(fname, string.format("cannot draw '%s': %s", t.path, tostring(err):gsub("^plot: ", "")), level + 1)
+    end
+    local rok, rerr = os.rename(tmp, t.path)
+    if not rok then
+      os.remove(tmp)
+      fail(fname, string.format("cannot write '%s': %s", t.path, reason(rerr, tmp)), level + 1)
+    end
+  end
+  return type(path) == "table" and path or path
+end
+
+local function spec_table(fname, spec, level)
+  if type(spec) ~= "table" then fail(fname, "expected an options table, got " .. describe(spec), level + 1) end
+  check_common(fname, spec, level + 1)
+end
+
+local function range_of(lists, lo, hi)
+  lo, hi = lo or math.huge, hi or -math.huge
+  for _, l in ipairs(lists) do
+    for _, v in ipairs(l) do
+      if v == v then
+        if v < lo then lo = v end
+        if v > hi then hi = v end
+      end
+    end
+  end
+  return lo, hi
+end
+
+local function all_integers(lists)
+  for _, l in ipairs(lists) do
+    for _, v in ipairs(l) do if v == v and v ~= math.floor(v) then return false end end
+  end
+  return true
+end
+
+-- ---- plot.paths ---------------------------------------------------------------------
+
+local function check_series(fname, spec, level, need_x)
+  local series = spec.series
+  if type(series) ~= "table" or #series == 0 then
+    fail(fname, "option 'series' must be a non-empty array of {label=, x=, y=, lo=, hi=}, got " ..
+      (type(series) == "table" and "an empty table" or describe(series)), level + 1)
+  end
+  local out = {}
+  for i, sr in ipairs(series) do
+    if type(sr) ~= "table" then fail(fname, string.format("series[%d] must be a table, got %s", i, describe(sr)), level + 1) end
+    local name = sr.label and string.format("series %d ('%s')", i, tostring(sr.label)) or string.format("series %d", i)
+    local x = need_x and numbers(fname, sr.x, name .. ".x", level + 1, true) or spec.x
+    local y = numbers(fname, sr.y, name .. ".y", level + 1, true)
+    if #y == 0 then fail(fname, name .. " has no data (y is empty)", level + 1) end
+    same_length(fname, name, x, "x", y, "y", level + 1)
+    local e = { label = sr.label and tostring(sr.label), x = x, y = y, color = sr.color or M.palette[(i - 1) % #M.palette + 1],
+      dash = sr.dash, shape = sr.shape }
+    if sr.lo ~= nil or sr.hi ~= nil then
+      if sr.lo == nil or sr.hi == nil then fail(fname, name .. " gives only one of lo and hi", level + 1) end
+      e.lo = numbers(fname, sr.lo, name .. ".lo", level + 1, true)
+      e.hi = numbers(fname, sr.hi, name .. ".hi", level + 1, true)
+      same_length(fname, name, x, "x", e.lo, "lo", level + 1)
+      same_length(fname, name, x, "x", e.hi, "hi", level + 1)
+    end
+    out[i] = e
+  end
+  return out
+end
+
+local function band(s, x, lo, hi, color)
+  -- One polygon per run of complete points (a NaN breaks the band).
+  local i, n = 1, #x
+  while i <= n do
+    while i <= n and (x[i] ~= x[i] or lo[i] ~= lo[i] or hi[i] ~= hi[i]) do i = i + 1 end
+    local j = i
+    while j <= n and x[j] == x[j] and lo[j] == lo[j] and hi[j] == hi[j] do j = j + 1 end
+    if j - i >= 2 then
+      local px, py = {}, {}
+      for k = i, j - 1 do px[#px + 1], py[#py + 1] = x[k], hi[k] end
+      for k = j - 1, i, -1 do px[#px + 1], py[#py + 1] = x[k], lo[k] end
+      s:fill(px, py, { color = color, alpha = 0.22 })
+    end
+    i = j
+  end
+end
+
+local function xy_plot(fname, spec, series, level, opts)
+  local xs, ys = {}, {}
+  for _, e in ipairs(series) do
+    xs[#xs + 1] = e.x
+    ys[#ys + 1] = e.y
+    if e.lo then ys[#ys + 1] = e.lo; ys[#ys + 1] = e.hi end
+  end
+  local xlo, xhi = range_of(xs)
+  local ylo, yhi = range_of(ys, opts.zero and 0 or nil, opts.zero and 0 or nil)
+  for _, h in ipairs(opts.hlines or {}) do ylo, yhi = math.min(ylo, h), math.max(yhi, h) end
+  if xlo > xhi or ylo > yhi then fail(fname, "no finite data to plot", level + 1) end
+  local integer_x = all_integers(xs)
+  local legend = {}
+  local labelled = false
+  for _, e in ipairs(series) do if e.label then labelled = true end end
+  if labelled then
+    for i, e in ipairs(series) do
+      legend[#legend + 1] = { label = e.label or ("series " .. i), color = e.color, band = e.lo ~= nil, dash = e.dash,
+        shape = opts.markers and e.shape }
+    end
+  end
+  local y0, y1 = padded(ylo, yhi, 0.06)
+  local x0, x1 = xlo, xhi
+  if x0 == x1 then x0, x1 = padded(x0, x1, 0) end
+  if opts.xpad then x0, x1 = padded(x0, x1, opts.xpad) end
+  return function(fig)
+    local yt, yl = ticks(y0, y1, math.max(3, math.floor(((spec.height or 2.6) * 72 - 50) / 22)), false)
+    local xt, xl = ticks(x0, x1, math.max(3, math.floor(((spec.width or 3.5) * 72 - 60) / 30)), integer_x)
+    fig:layout(max_width(yl, fig.fs), nil, legend)
+    fig:frame(x0, x1, y0, y1)
+    local s = fig.s
+    for _, e in ipairs(series) do if e.lo then band(s, e.x, e.lo, e.hi, e.color) end end
+    if opts.zero then fig:hline(0) end
+    for _, h in ipairs(opts.hlines or {}) do fig:hline(h) end
+    for _, v in ipairs(opts.vlines or {}) do fig:vline(v) end
+    for _, e in ipairs(series) do
+      s:line(e.x, e.y, { color = e.color, width = 1.2, dash = e.dash })
+      if opts.markers then s:points(e.x, e.y, { color = e.color, size = 3.5, shape = e.shape }) end
+    end
+    fig:xaxis(xt, xl)
+    fig:yaxis(yt, yl)
+    fig:decorate()
+  end
+end
+
+--- Effect paths over time by group, with shaded intervals.
+function M.paths(path, spec)
+  spec_table("paths", spec, 2)
+  local series = check_series("paths", spec, 2, true)
+  local few = true
+  for i, e in ipairs(series) do
+    if #e.x > 15 then few = false end
+    e.shape = e.shape or SHAPES[(i - 1) % #SHAPES + 1]
+  end
+  local draw = xy_plot("paths", spec, series, 2,
+    { zero = spec.zero_line ~= false, markers = spec.markers == nil and few or spec.markers, xpad = 0.02 })
+  return render("paths", path, spec, draw, 2)
+end
+
+--- A generic line chart: x shared by all series ({y=, label=, color=, dash=}).
+function M.lines(path, spec)
+  spec_table("lines", spec, 2)
+  local x = numbers("lines", spec.x, "x", 2, true)
+  if #x == 0 then fail("lines", "x is empty: nothing to plot", 2) end
+  local sp = setmetatable({ x = x }, { __index = spec })
+  local series = check_series("lines", sp, 2, false)
+  local hl = spec.hlines and numbers("lines", spec.hlines, "hlines", 2) or nil
+  local vl = spec.vlines and numbers("lines", spec.vlines, "vlines", 2) or nil
+  local draw = xy_plot("lines", spec, series, 2,
+    { zero = spec.zero_line == true, hlines = hl, vlines = vl, markers = spec.markers })
+  return render("lines", path, spec, draw, 2)
+end
+
+-- ---- plot.event_study ---------------------------------------------------------------
+
+--- Leads and lags with intervals, a zero line and a vertical line at 0.
+function M.event_study(path, spec)
+  local F = "event_study"
+  spec_table(F, spec, 2)
+  local t = numbers(F, spec.periods, "periods", 2)
+  local est = numbers(F, spec.est, "est", 2, true)
+  if #t == 0 then fail(F, "periods is empty: nothing to plot", 2) end
+  same_length(F, "the event study", t, "period", est, "est", 2)
+  local lo, hi
+  if spec.lo ~= nil or spec.hi ~= nil then
+    lo = numbers(F, spec.lo, "lo", 2, true)
+    hi = numbers(F, spec.hi, "hi", 2, true)
+    same_length(F, "the event study", t, "period", lo, "lo", 2)
+    same_length(F, "the event study", t, "period", hi, "hi", 2)
+  end
+  local ref = spec.ref == nil and -1 or spec.ref
+  if ref ~= false and math.type(ref) == nil then fail(F, "ref must be a period (number) or false, got " .. describe(ref), 2) end
+  local vline = spec.vline == nil and 0 or spec.vline
+  local color = spec.color or M.palette[1]
+  local xlo, xhi = range_of({ t }, ref or nil, ref or nil)
+  local ylo, yhi = range_of({ est, lo or {}, hi or {} }, 0, 0)
+  local x0, x1 = xlo - 0.6, xhi + 0.6
+  local y0, y1 = padded(ylo, yhi, 0.06)
+  local has_ref = false
+  for i = 1, #t do if t[i] == ref then has_ref = true end end
+  local draw = function(fig)
+    local yt, yl = ticks(y0, y1, math.max(3, math.floor(((spec.height or 2.6) * 72 - 50) / 22)), false)
+    local xt, xl = ticks(xlo, xhi, math.max(3, math.floor(((spec.width or 3.5) * 72 - 60) / 24)), true)
+    fig:layout(max_width(yl, fig.fs), nil, nil)
+    fig:frame(x0, x1, y0, y1)
+    local s = fig.s
+    fig:hline(0)
+    if vline then fig:vline(vline) end
+    if spec.ci == "band" and lo then
+      band(s, t, lo, hi, color)
+      s:line(t, est, { color = color, width = 1 })
+    elseif lo then
+      local cap = 0.12
+      for i = 1, #t do
+        if lo[i] == lo[i] and hi[i] == hi[i] then
+          s:line({ t[i], t[i] }, { lo[i], hi[i] }, { color = color, width = 0.9 })
+          s:line({ t[i] - cap, t[i] + cap }, { lo[i], lo[i] }, { color = color, width = 0.9 })
+          s:line({ t[i] - cap, t[i] + cap }, { hi[i], hi[i] }, { color = color, width = 0.9 })
+        end
+      end
+    end
+    s:points(t, est, { color = color, size = 4 })
+    if ref and not has_ref then s:points({ ref }, { 0 }, { color = color, size = 4, fill = false, width = 0.9 }) end
+    fig:xaxis(xt, xl)
+    fig:yaxis(yt, yl)
+    fig:decorate()
+  end
+  return render(F, path, spec, draw, 2)
+end
+
+-- ---- plot.bars -----------------------------------------------------------------------
+
+--- Per-unit values with optional intervals: horizontal (default) or vertical bars.
+function M.bars(path, spec)
+  local F = "bars"
+  spec_table(F, spec, 2)
+  local labels = strings(F, spec.labels, "labels", 2)
+  local values = numbers(F, spec.values, "values", 2)
+  if #labels == 0 then fail(F, "labels is empty: nothing to plot", 2) end
+  same_length(F, "the bar chart", labels, "label", values, "value", 2)
+  local lo, hi
+  if spec.lo ~= nil or spec.hi ~= nil then
+    lo = numbers(F, spec.lo, "lo", 2)
+    hi = numbers(F, spec.hi, "hi", 2)
+    same_length(F, "the bar chart", labels, "label", lo, "lo", 2)
+    same_length(F, "the bar chart", labels, "label", hi, "hi", 2)
+  end
+  local n = #labels
+  local order = {}
+  for i = 1, n do order[i] = i end
+  if spec.sort then
+    table.sort(order, function(a, b)
+      if values[a] ~= values[b] then return values[a] > values[b] end
+      return a < b
+    end)
+  end
+  local horizontal = spec.horizontal ~= false
+  local fs = spec.fontsize or 8.5
+  local sp = setmetatable({}, { __index = spec })
+  -- Room for every category: grow the page along the category axis.
+  if horizontal and spec.height == nil then sp.height = math.max(2.6, (n * fs * 1.3 + 70) / 72) end
+  local vlo, vhi = range_of({ values, lo or {}, hi or {} }, 0, 0)
+  local v0, v1 = padded(vlo, vhi, 0.05)
+  if vlo >= 0 then v0 = 0 end
+  if vhi <= 0 then v1 = 0 end
+  local color = spec.color or M.palette[1]
+  local draw = function(fig)
+    local s = fig.s
+    local cat = {}
+    for k, i in ipairs(order) do cat[k] = labels[i] end
+    local pos = {}
+    if horizontal then
+      for k = 1, n do pos[k] = n - k + 1 end -- first category on top
+      local vt, vl = ticks(v0, v1, math.max(3, math.floor(((sp.width or 3.5) * 72 - 100) / 30)), false)
+      fig:layout(max_width(cat, fs), nil, nil)
+      fig:frame(v0, v1, 0.4, n + 0.6)
+      for k, i in ipairs(order) do
+        local y = pos[k]
+        s:fill({ 0, values[i], values[i], 0 }, { y - 0.35, y - 0.35, y + 0.35, y + 0.35 }, { color = color })
+      end
+      if v0 < 0 and v1 > 0 then fig:vline(0) end
+      if lo then
+        for k, i in ipairs(order) do
+          local y = pos[k]
+          s:line({ lo[i], hi[i] }, { y, y }, { width = 0.8 })
+          s:line({ lo[i], lo[i] }, { y - 0.18, y + 0.18 }, { width = 0.8 })
+          s:line({ hi[i], hi[i] }, { y - 0.18, y + 0.18 }, { width = 0.8 })
+        end
+      end
+      fig:xaxis(vt, vl)
+      fig:yaxis(pos, cat, { noticks = false })
+    else
+      for k = 1, n do pos[k] = k end
+      local vt, vl = ticks(v0, v1, math.max(3, math.floor(((sp.height or 2.6) * 72 - 50) / 22)), false)
+      local plotw = (sp.width or 3.5) * 72 - 60
+      local rotate = max_width(cat, fs) + 4 > plotw / n
+      local rows = rotate and (max_width(cat, fs) * 0.71 + fs) or fs * 1.25
+      fig:layout(max_width(vl, fs), rows, nil)
+      fig:frame(0.4, n + 0.6, v0, v1)
+      for k, i in ipairs(order) do
+        local x = pos[k]
+        s:fill({ x - 0.35, x + 0.35, x + 0.35, x - 0.35 }, { 0, 0, values[i], values[i] }, { color = color })
+      end
+      if v0 < 0 and v1 > 0 then fig:hline(0) end
+      if lo then
+        for k, i in ipairs(order) do
+          local x = pos[k]
+          s:line({ x, x }, { lo[i], hi[i] }, { width = 0.8 })
+          s:line({ x - 0.18, x + 0.18 }, { lo[i], lo[i] }, { width = 0.8 })
+          s:line({ x - 0.18, x + 0.18 }, { hi[i], hi[i] }, { width = 0.8 })
+        end
+      end
+      fig:xaxis(pos, cat, { angle = rotate and 45 or nil })
+      fig:yaxis(vt, vl)
+    end
+    fig:decorate()
+  end
+  return render(F, path, sp, draw, 2)
+end
+
+-- ---- plot.coef ------------------------------------------------------------------------
+
+local INTERCEPTS = { ["(Intercept)"] = true, Intercept = true, _cons = true, const = true }
+
+local function is_fit(v)
+  return type(v) == "table" and type(v.names) == "table" and type(v.b) == "table" and type(v.V) == "table"
+end
+
+-- Models as {label=, names=, est=, lo=, hi=}, from fits or given directly.
+local function coef_models(F, spec, level)
+  local models = {}
+  if spec.fits ~= nil then
+    if type(spec.fits) ~= "table" or #spec.fits == 0 then
+      fail(F, "fits must be a non-empty array of fits, got " .. describe(spec.fits), level + 1)
+    end
+    local level_ci = spec.level or 0.95
+    for i, f in ipairs(spec.fits) do
+      if not is_fit(f) then fail(F, string.format("fits[%d] is not a fit (expected names, b and V), got %s", i, describe(f)), level + 1) end
+      local m = { label = spec.labels and spec.labels[i] or f.label or string.format("(%d)", i), names = {}, est = {}, lo = {}, hi = {} }
+      local ci = type(f.confint) == "function" and f:confint(level_ci) or nil
+      for j, name in ipairs(f.names) do
+        local b = f.b[j]
+        local se = math.sqrt(f.V[j][j])
+        local c = ci and ci[name] or { b - 1.959963984540054 * se, b + 1.959963984540054 * se }
+        m.names[j], m.est[j], m.lo[j], m.hi[j] = name, b, c[1], c[2]
+      end
+      models[i] = m
+    end
+  elseif spec.models ~= nil then
+    if type(spec.models) ~= "table" or #spec.models == 0 then
+      fail(F, "models must be a non-empty array of {label=, names=, est=, lo=, hi=}", level + 1)
+    end
+    for i, m in ipairs(spec.models) do models[i] = m end
+  else
+    models[1] = { label = spec.label, names = spec.names, est = spec.est, lo = spec.lo, hi = spec.hi }
+  end
+  for i, m in ipairs(models) do
+    local what = string.format("model %d%s", i, m.label and (" ('" .. tostring(m.label) .. "')") or "")
+    m.names = strings(F, m.names, what .. ".names", level + 1)
+    m.est = numbers(F, m.est, what .. ".est", level + 1, true)
+    if #m.names == 0 then fail(F, what .. " has no coefficients (names is empty)", level + 1) end
+    same_length(F, what, m.names, "name", m.est, "est", level + 1)
+    if m.lo ~= nil or m.hi ~= nil then
+      m.lo = numbers(F, m.lo, what .. ".lo", level + 1, true)
+      m.hi = numbers(F, m.hi, what .. ".hi", level + 1, true)
+      same_length(F, what, m.names, "name", m.lo, "lo", level + 1)
+      same_length(F, what, m.names, "name", m.hi, "hi", level + 1)
+    end
+  end
+  return models
+end
+
+--- A coefficient plot: point estimates with intervals for one or several models.
+function M.coef(path, spec)
+  local F = "coef"
+  spec_table(F, spec, 2)
+  local models = coef_models(F, spec, 2)
+  -- Coefficients: spec.keep order, else first appearance; intercepts dropped.
+  local names, seen = {}, {}
+  if spec.keep then
+    names = strings(F, spec.keep, "keep", 2)
+  else
+    for _, m in ipairs(models) do
+      for _, nm in ipairs(m.names) do
+        if not seen[nm] and not (spec.intercept ~= true and INTERCEPTS[nm]) then
+          seen[nm] = true
+          names[#names + 1] = nm
+        end
+      end
+    end
+  end
+  if #names == 0 then fail(F, "no coefficients left to plot", 2) end
+  local rename = spec.coef_labels or {}
+  local cat = {}
+  for i, nm in ipairs(names) do cat[i] = tostring(rename[nm] or nm) end
+  local k, nm_ = #names, #models
+  local vals = {}
+  for _, m in ipairs(models) do vals[#vals + 1] = m.est; if m.lo then vals[#vals + 1] = m.lo; vals[#vals + 1] = m.hi end end
+  local vlo, vhi = range_of(vals, 0, 0)
+  local v0, v1 = padded(vlo, vhi, 0.06)
+  local fs = spec.fontsize or 8.5
+  local sp = setmetatable({}, { __index = spec })
+  if spec.height == nil then sp.height = math.max(2.6, (k * math.max(1, nm_ * 0.6) * fs * 1.6 + 80) / 72) end
+  local legend = nil
+  if nm_ > 1 then
+    legend = {}
+    for i, m in ipairs(models) do
+      legend[i] = { label = tostring(m.label or ("(" .. i .. ")")), color = M.palette[(i - 1) % #M.palette + 1],
+        shape = SHAPES[(i - 1) % #SHAPES + 1], line = true, width = 0.9 }
+    end
+  end
+  local draw = function(fig)
+    local s = fig.s
+    local vt, vl = ticks(v0, v1, math.max(3, math.floor(((sp.width or 3.5) * 72 - 100) / 30)), false)
+    local pos = {}
+    for i = 1, k do pos[i] = k - i + 1 end
+    fig:layout(max_width(cat, fs), nil, legend)
+    fig:frame(v0, v1, 0.4, k + 0.6)
+    fig:vline(0)
+    local span = math.min(0.6, 0.22 * (nm_ - 1))
+    for j, m in ipairs(models) do
+      local color = M.palette[(j - 1) % #M.palette + 1]
+      local off = nm_ > 1 and (span / 2 - span * (j - 1) / (nm_ - 1)) or 0
+      local idx = {}
+      for i, nm in ipairs(m.names) do idx[nm] = i end
+      local px, py = {}, {}
+      for i, nm in ipairs(names) do
+        local r = idx[nm]
+        if r then
+          local y = pos[i] + off
+          if m.lo and m.lo[r] == m.lo[r] and m.hi[r] == m.hi[r] then
+            s:line({ m.lo[r], m.hi[r] }, { y, y }, { color = color, width = 0.9 })
+          end
+          px[#px + 1], py[#py + 1] = m.est[r], y
+        end
+      end
+      s:points(px, py, { color = color, size = 4, shape = SHAPES[(j - 1) % #SHAPES + 1] })
+    end
+    fig:xaxis(vt, vl)
+    fig:yaxis(pos, cat)
+    fig:decorate()
+  end
+  return render(F, path, sp, draw, 2)
+end
+
+M.text_width = text_width
+M.ticks = ticks
+
+return M
