@@ -7,6 +7,7 @@
 
 #include "lsp.h"
 #include "lplot.h"
+#include "lsys.h"
 #include "lxlsx.h"
 
 int luaopen_spillover_core(lua_State *L) {
@@ -21,6 +22,8 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_formula(L);
   sp_lua_open_rng(L);
   sp_lua_open_estimate(L);
+  sp_lua_open_yaml(L);
+  sp_lua_open_sys(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);
