@@ -160,6 +160,20 @@ end
 local Fig = {}
 Fig.__index = Fig
 
+-- The session seen by the drawing code: every text drawn is also recorded,
+-- for the <title> and <desc> of SVG files (cairo writes glyphs as paths).
+local function recording(s, texts)
+  local p = {}
+  for _, k in ipairs { "viewport", "window", "line", "fill", "points", "mtext", "box", "size", "close" } do
+    p[k] = function(_, ...) return s[k](s, ...) end
+  end
+  p.text = function(_, x, y, str, o)
+    texts[#texts + 1] = str
+    return s:text(x, y, str, o)
+  end
+  return p
+end
+
 local function new_fig(s, spec)
   local W, H = s:size()
   local f = setmetatable({ s = s, W = W, H = H, fs = spec.fontsize or 8.5, spec = spec }, Fig)
@@ -350,6 +364,34 @@ local function check_common(fname, spec, level)
 end
 
 -- Draw with draw(fig) into every target; atomic per file.
+local function xml_escape(str)
+  return (str:gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+
+-- Put the figure's title and all its text into the SVG as <title> and <desc>,
+-- so the file is searchable and accessible.
+local function svg_annotate(tmp, title, texts)
+  local f = io.open(tmp, "rb")
+  if not f then return false, "cannot reopen the SVG" end
+  local body = f:read("a")
+  f:close()
+  local at = body:find("<svg[^>]*>")
+  if not at then return false, "PLplot wrote no <svg> element" end
+  local _, e = body:find("<svg[^>]*>")
+  local seen, uniq = {}, {}
+  for _, t in ipairs(texts) do
+    if not seen[t] then seen[t] = true; uniq[#uniq + 1] = t end
+  end
+  local meta = string.format("\n<title>%s</title>\n<desc>%s</desc>", xml_escape(title or ""),
+    xml_escape(table.concat(uniq, " | ")))
+  f = io.open(tmp, "wb")
+  if not f then return false, "cannot rewrite the SVG" end
+  local ok, err = f:write(body:sub(1, e), meta, body:sub(e + 1))
+  local cok, cerr = f:close()
+  if not ok or not cok then return false, err or cerr end
+  return true
+end
+
 local function render(fname, path, spec, draw, level)
   local targets = paths_of(fname, path, level + 1)
   for _, t in ipairs(targets) do
@@ -357,12 +399,13 @@ local function render(fname, path, spec, draw, level)
     local fh, msg = io.open(tmp, "wb")
     if not fh then fail(fname, string.format("cannot write '%s': %s", t.path, reason(msg, tmp)), level + 1) end
     fh:close()
+    local texts = {}
     local ok, err = pcall(function()
       local s <close> = pc.open(tmp, {
         device = t.device, width = spec.width or 3.5, height = spec.height or 2.6, units = "in",
         dpi = spec.dpi or 300, fontsize = spec.fontsize, font = spec.font,
       })
-      draw(new_fig(s, spec))
+      draw(new_fig(recording(s, texts), spec))
       s:close()
     end)
     if ok then
@@ -371,6 +414,7 @@ local function render(fname, path, spec, draw, level)
       if f then f:close() end
       if size == 0 then ok, err = false, "PLplot wrote an empty file" end
     end
+    if ok and t.device == "svg" then ok, err = svg_annotate(tmp, spec.title, texts) end
     if not ok then
       os.remove(tmp)
       fail(fname, string.format("cannot draw '%s': %s", t.path, tostring(err):gsub("^plot: ", "")), level + 1)
