@@ -31,6 +31,7 @@ sp.phtest = panel_tests.phtest
 sp.pcdtest = panel_tests.pcdtest
 
 sp.index = require "spillover.index"
+sp.plot = require "spillover.plot"
 sp.eval = require("spillover.derive").eval
 sp.counterfactual = require("spillover.counterfactual").run
 sp.scenario = require "spillover.scenario"
