@@ -869,6 +869,12 @@ static int null_tostring(lua_State *L) {
   return 1;
 }
 
+/* sp.json encodes userdata through __tojson; returning nothing gives null. */
+static int null_tojson(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
 static int seq_tostring(lua_State *L) {
   lua_pushfstring(L, "yaml.seq: %p", lua_topointer(L, 1));
   return 1;
@@ -913,6 +919,8 @@ void sp_lua_open_yaml(lua_State *L) {
     if (luaL_newmetatable(L, NULL_T)) {
       lua_pushcfunction(L, null_tostring);
       lua_setfield(L, -2, "__tostring");
+      lua_pushcfunction(L, null_tojson);
+      lua_setfield(L, -2, "__tojson");
     }
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);

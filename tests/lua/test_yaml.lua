@@ -59,6 +59,7 @@ fold: >
 ]], "types.yaml")
 T.check(v.n1 == null and v.n2 == null and v.n3 == null and v.n4 == null, "null, ~, empty and NULL are sp.yaml.null")
 T.check(tostring(null) == "null", "null prints as null")
+T.check(sp.json.encode({ x = null }) == '{"x":null}', "sp.yaml.null encodes as JSON null", sp.json.encode({ x = null }))
 T.check(v.b1 == true and v.b2 == false, "true/False are booleans")
 T.check(v.b3 == "yes", "yes is a string (1.2 core schema, not 1.1)")
 T.check(math.type(v.i1) == "integer" and v.i1 == 2020, "2020 is an integer")
@@ -170,6 +171,28 @@ for i = 1, 200 do
 end
 collectgarbage()
 T.check(true, "200 failing parses collected")
+
+-- Mutated scenarios (a deterministic mini-fuzz): every outcome is a value or
+-- a positioned spillover.error, never a crash or a bare string.
+do
+  local seed, bad = 12345, 0
+  local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+  local alphabet = { ":", "-", "[", "]", "{", "}", "\n", " ", "&", "*", "#", "'", '"', "!", "?", "|", ">", "\t", "%", "@", "\0", "\200" }
+  for _ = 1, 600 do
+    local t = scen
+    for _ = 1, rnd(4) do
+      local i = rnd(#t)
+      t = t:sub(1, i - 1) .. alphabet[rnd(#alphabet)] .. t:sub(i + 1)
+    end
+    local ok2, r = pcall(Y.load, t, "fuzz.yaml")
+    if not ok2 and not (type(r) == "table" and r.file == "fuzz.yaml" and (r.line or 0) >= 1) then
+      bad = bad + 1
+      if bad == 1 then print("unexpected outcome: " .. tostring(r)) end
+    end
+    if ok2 then pcall(Y.dump, r) end
+  end
+  T.check(bad == 0, "600 mutated scenarios: values or positioned errors", tostring(bad))
+end
 
 -- ---- load_file ------------------------------------------------------------------
 local dir = assert(sp.sys.mkdtemp("/tmp/sp_yaml_test_"))
