@@ -295,10 +295,16 @@ static int l_remove_tree(lua_State *L) {
   /* Guard against the catastrophic cases a bad join would produce. */
   if (len == 0 || strcmp(path, "/") == 0 || strcmp(path, ".") == 0 || strcmp(path, "..") == 0)
     return fail(L, "remove_tree: refusing to remove", len ? path : "''", EINVAL);
-  char shown[PATH_MAX + 256];
-  snprintf(shown, sizeof shown, "%s", path);
+  char name[PATH_MAX], shown[PATH_MAX + 256];
+  if (len >= sizeof name) return fail(L, "remove_tree", path, ENAMETOOLONG);
+  /* Without trailing slashes: "link/" would resolve a symbolic link and
+     empty the directory it points to. */
+  memcpy(name, path, len + 1);
+  while (len > 1 && name[len - 1] == '/') name[--len] = '\0';
+  if (strcmp(name, "/") == 0) return fail(L, "remove_tree: refusing to remove", path, EINVAL);
+  snprintf(shown, sizeof shown, "%s", name);
   size_t slen = strlen(shown);
-  int e = remove_at(AT_FDCWD, path, shown, slen, sizeof shown);
+  int e = remove_at(AT_FDCWD, name, shown, slen, sizeof shown);
   if (e != 0) return fail(L, "remove_tree", shown, e);
   lua_pushboolean(L, 1);
   return 1;

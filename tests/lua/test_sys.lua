@@ -107,11 +107,15 @@ write(root .. "/tree/d1/d2/g", "g")
 os.execute("ln -s " .. root .. "/keep " .. root .. "/tree/link")
 T.check(S.remove_tree(root .. "/tree") == true and not S.exists(root .. "/tree"), "remove_tree removes a tree")
 T.check(S.exists(root .. "/keep/precious"), "remove_tree does not follow symbolic links")
+os.execute("ln -s " .. root .. "/keep " .. root .. "/link2")
+v, msg = S.remove_tree(root .. "/link2/")
+T.check(v == true and not S.exists(root .. "/link2") and S.exists(root .. "/keep/precious"),
+        "remove_tree of 'link/' removes the link, not the directory it points to", tostring(msg))
 T.check(S.remove_tree(root .. "/c.txt") and not S.exists(root .. "/c.txt"), "remove_tree removes a single file")
 v, msg, e = S.remove_tree(root .. "/nope")
 T.check(v == nil and msg == "remove_tree: " .. root .. "/nope: No such file or directory" and e == 2,
         "remove_tree of a missing path", tostring(msg))
-for _, bad in ipairs({ "/", ".", "..", "" }) do
+for _, bad in ipairs({ "/", ".", "..", "", "///" }) do
   v, msg = S.remove_tree(bad)
   T.check(v == nil and msg:find("^remove_tree: refusing to remove"), "remove_tree refuses '" .. bad .. "'", tostring(msg))
 end
