@@ -12,6 +12,8 @@ local fit = require "spillover.fit"
 sp.fit = fit.new
 sp.is_fit = fit.is_fit
 sp.json = require "spillover.json"
+-- Sequences read from YAML encode as JSON arrays, empty ones included.
+if core.yaml then sp.json.array_mt = core.yaml.seq_mt end
 
 local linear = require "spillover.linear"
 sp.ols = linear.ols

@@ -32,7 +32,7 @@ local function plain(v, depth)
   depth = depth or 0
   local t = type(v)
   if t == "number" or t == "string" or t == "boolean" then return v end
-  if t == "table" and depth < 12 and getmetatable(v) == nil then
+  if t == "table" and depth < 12 and (getmetatable(v) == nil or (core.yaml and core.yaml.is_seq(v))) then
     local out = {}
     for k, x in pairs(v) do
       local p = plain(x, depth + 1)
@@ -246,9 +246,10 @@ function M.write(s, results, opts)
       end
     end
     -- manifest
-    local inputs = { { path = s.file, role = "scenario" }, { path = s.dir .. "/" .. spec.data.file, role = "data" } }
-    for _, j in ipairs(spec.data.join or {}) do inputs[#inputs + 1] = { path = s.dir .. "/" .. j.file, role = "data (join)" } end
-    for _, p in ipairs(spec.plugins or {}) do inputs[#inputs + 1] = { path = s.dir .. "/" .. p, role = "plugin" } end
+    local resolve = require("spillover.scenario").resolve
+    local inputs = { { path = s.file, role = "scenario" }, { path = resolve(s, spec.data.file), role = "data" } }
+    for _, j in ipairs(spec.data.join or {}) do inputs[#inputs + 1] = { path = resolve(s, j.file), role = "data (join)" } end
+    for _, p in ipairs(spec.plugins or {}) do inputs[#inputs + 1] = { path = resolve(s, p), role = "plugin" } end
     for _, inp in ipairs(inputs) do inp.sha256 = S.sha256_file(inp.path) end
     local manifest = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       lua_version = _VERSION, inputs = json.array(inputs), timings_seconds = results.timings,

@@ -129,10 +129,13 @@ local schema = { type = "map", fields = {
 } }
 M.schema = schema
 
-local function is_list(v, s, path)
+local function is_seq(v)
+  return type(v) == "table" and core.yaml and core.yaml.is_seq(v)
+end
+
+local function is_list(v)
   if type(v) ~= "table" then return false end
-  local marks = s.kinds
-  if marks and marks[path] then return marks[path] == "sequence" end
+  if core.yaml and getmetatable(v) ~= nil then return is_seq(v) end
   return #v > 0 or next(v) == nil
 end
 
@@ -141,9 +144,9 @@ local function type_ok(v, t, s, path)
   elseif t == "number" then return type(v) == "number"
   elseif t == "integer" then return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
   elseif t == "boolean" then return type(v) == "boolean"
-  elseif t == "list" then return is_list(v, s, path)
-  elseif t == "map" or t == "dict" then return type(v) == "table" and not (#v > 0) and
-      not (s.kinds and s.kinds[path] == "sequence")
+  elseif t == "list" then return is_list(v)
+  elseif t == "map" or t == "dict" then return type(v) == "table" and not is_list(v) or (type(v) == "table" and
+      next(v) == nil and not is_seq(v))
   end
   return false
 end
@@ -155,7 +158,7 @@ local function describe_type(t)
 end
 
 local function got_type(v)
-  if type(v) == "table" then return (#v > 0) and "a list" or "a mapping" end
+  if type(v) == "table" then return is_list(v) and "a list" or "a mapping" end
   if type(v) == "number" then return "the number " .. tostring(v) end
   if type(v) == "string" then return "the string \"" .. v .. "\"" end
   return "a " .. type(v)
@@ -210,15 +213,30 @@ end
 
 local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 
+--- A path named in the scenario, relative to the scenario file unless absolute.
+local function resolve(s, file)
+  if file:sub(1, 1) == "/" then return file end
+  return s.dir .. "/" .. file
+end
+M.resolve = resolve
+
 --- Load a scenario file (YAML), without validating it.
 function M.load(path, overrides)
   local yaml = core.yaml
   if not yaml then error("scenario: this build has no YAML support", 2) end
-  local value, positions, kinds = yaml.load_file(path)
-  if type(value) ~= "table" then
+  local value, positions = yaml.load_file(path)
+  if value == nil then error(tostring(positions), 0) end
+  -- YAML nulls (`key:` or `~`) mean "not given".
+  local function strip(t)
+    for k, v in pairs(t) do
+      if v == yaml.null then t[k] = nil elseif type(v) == "table" then strip(v) end
+    end
+  end
+  if type(value) == "table" then strip(value) end
+  if type(value) ~= "table" or is_seq(value) then
     error(path .. ":1:1: (top level): expected a mapping of scenario keys (name, data, models, ...)", 0)
   end
-  local s = { spec = value, positions = positions or {}, kinds = kinds, file = path, dir = dirname(path) }
+  local s = { spec = value, positions = positions or {}, file = path, dir = dirname(path) }
   for _, o in ipairs(overrides or {}) do M.set(s, o) end
   return s
 end
@@ -377,7 +395,12 @@ function M.sandbox_env(sp, trust)
     for f, v in pairs(_G[k]) do copy[f] = v end
     env[k] = copy
   end
-  env.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+  env.os = setmetatable({ time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }, {
+    __index = function(_, k)
+      error("sandbox: os." .. tostring(k) .. " is not available in plugins (only os.time, os.clock, os.date, " ..
+        "os.difftime; --trust lifts the sandbox)", 2)
+    end,
+  })
   local api = {}
   for k, v in pairs(sp) do if k ~= "sys" then api[k] = v end end
   env.sp = api
@@ -435,7 +458,7 @@ function M.check(s, opts)
   s.derive_order = derive_order(s, errs)
 
   -- data file and its columns
-  local datafile = s.dir .. "/" .. spec.data.file
+  local datafile = resolve(s, spec.data.file)
   local f = io.open(datafile, "rb")
   if not f then
     errs[#errs + 1] = located(s, "data.file", "cannot open data file '" .. datafile .. "'")
@@ -471,12 +494,12 @@ function M.check(s, opts)
     end
   end
   for _, p in ipairs(spec.plugins or {}) do
-    local path = s.dir .. "/" .. p
+    local path = resolve(s, p)
     local fh = io.open(path)
     if not fh then errs[#errs + 1] = located(s, "plugins", "cannot open plugin '" .. path .. "'") else fh:close() end
   end
   if not opts.skip_plugins and #errs == 0 then
-    for _, p in ipairs(spec.plugins or {}) do M.load_plugin(s.dir .. "/" .. p, opts.sp or require("spillover"), opts.trust) end
+    for _, p in ipairs(spec.plugins or {}) do M.load_plugin(resolve(s, p), opts.sp or require("spillover"), opts.trust) end
   end
   local model_names = {}
   for name, m in pairs(spec.models or {}) do
@@ -573,9 +596,9 @@ end
 --- Read the data (and joins) of a scenario, with its panel index.
 function M.load_data(s)
   local spec = s.spec
-  local d = core.read_csv(s.dir .. "/" .. spec.data.file)
+  local d = core.read_csv(resolve(s, spec.data.file))
   for _, j in ipairs(spec.data.join or {}) do
-    local other = core.read_csv(s.dir .. "/" .. j.file)
+    local other = core.read_csv(resolve(s, j.file))
     d = d:join(other, { on = j.on, how = j.how or "left" })
   end
   if spec.data.filter then d = d:filter(spec.data.filter) end
@@ -608,7 +631,7 @@ local function make_derive(s)
           s.indices[name] = res
           d[name] = res.score
         else
-          d[name] = index.apply(d, baseline[name]).score
+          d[name] = index.apply(d, baseline[name])
         end
       elseif dv.winsorize or dv.standardize then
         local src = dv.winsorize or dv.standardize
