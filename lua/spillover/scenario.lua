@@ -555,7 +555,7 @@ function M.check(s, opts)
         end
       end
       local ok, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
-      if not ok then errs[#errs + 1] = located(s, spath .. ".change", msg) end
+      if not ok then errs[#errs + 1] = located(s, spath .. ".change", (tostring(msg):gsub("^change: ", ""))) end
       if (sh.from or sh.to) and not spec.data.time then
         errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
       end
@@ -602,7 +602,19 @@ function M.load_data(s)
     d = d:join(other, { on = j.on, how = j.how or "left" })
   end
   if spec.data.filter then d = d:filter(spec.data.filter) end
-  if spec.data.entity and spec.data.time then d:panel { entity = spec.data.entity, time = spec.data.time } end
+  local names = d:names()
+  local have = {}
+  for _, c in ipairs(names) do have[c] = true end
+  for _, key in ipairs({ "entity", "time" }) do
+    local col = spec.data[key]
+    if col and not have[col] then
+      fail(s, "data." .. key, "unknown column '" .. col .. "' in " .. spec.data.file .. did_you_mean(col, names))
+    end
+  end
+  if spec.data.entity and spec.data.time then
+    local ok, err = pcall(d.panel, d, { entity = spec.data.entity, time = spec.data.time })
+    if not ok then fail(s, "data", tostring(err)) end
+  end
   s.data = d
   return d
 end

@@ -1,0 +1,108 @@
+-- test_counterfactual: shocks, recomputation of derived variables, effects
+-- through the fit protocol (static and dynamic models), intervals.
+package.path = "tests/lua/?.lua;" .. package.path
+local T = require "testlib"
+local sp = require "spillover"
+local cf = require "spillover.counterfactual"
+
+-- parse_change
+local c = cf.parse_change("+20%")
+T.check(c.kind == "pct" and c.value == 20, "+20% is a percent change")
+c = cf.parse_change("-0.5")
+T.check(c.kind == "add" and c.value == -0.5, "-0.5 is added")
+c = cf.parse_change("=3")
+T.check(c.kind == "set" and c.value == 3, "=3 sets")
+c = cf.parse_change(2)
+T.check(c.kind == "add" and c.value == 2, "a number is added")
+T.checkerr("cannot read \"20 percent\"", cf.parse_change, "20 percent")
+T.checkerr("expected a change", cf.parse_change, {})
+
+-- A small panel: 3 units x 5 years.
+local ids, years, x, z, reg = {}, {}, {}, {}, {}
+for u = 1, 3 do
+  for t = 2001, 2005 do
+    ids[#ids + 1] = "u" .. u
+    years[#years + 1] = t
+    x[#x + 1] = 1 + u + 0.5 * (t - 2000) + 0.1 * ((u * 7 + t) % 5)
+    z[#z + 1] = (u * 13 + t * 3) % 7
+    reg[#reg + 1] = u == 1 and "A" or "B"
+  end
+end
+local d = sp.frame({ id = ids, year = years, x = x, z = z, reg = reg })
+d:panel { entity = "id", time = "year" }
+
+-- apply_shocks: where, window, phase-in.
+local s, mask = cf.apply_shocks(d, { { variable = "x", where = "reg == 'B'", from = 2003, change = "+10%", phase_in = 2 } },
+  "year")
+local sx = s.x
+local ok = true
+for i = 1, d:nrow() do
+  local expect = x[i]
+  if reg[i] == "B" and years[i] >= 2003 then
+    local w = math.min(1, (years[i] - 2003 + 1) / 2)
+    expect = x[i] * (1 + w * 0.10)
+  end
+  ok = ok and math.abs(sx[i] - expect) < 1e-12 and (mask[i] == (reg[i] == "B" and years[i] >= 2003))
+end
+T.check(ok, "shock applied to the selected rows and years, phased in over two periods")
+T.checkerr("categorical", cf.apply_shocks, d, { { variable = "reg", change = "+1" } }, "year")
+T.checkerr("shock where", cf.apply_shocks, d, { { variable = "x", where = "nosuch > 1", change = "+1" } }, "year")
+
+-- Static model: y = 2 + 0.7 log(x) + 0.3 z + e; shock x by 10%: effect 0.7 log(1.1) exactly.
+local y = {}
+for i = 1, #x do y[i] = 2 + 0.7 * math.log(x[i]) + 0.3 * z[i] + 0.01 * math.sin(i) end
+d.y = y
+local function derive(f) f.lx = sp.eval(f, "log(x)") end
+derive(d)
+local fit = sp.ols(d, "y ~ lx + z")
+local r = cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year", groups = { "reg" },
+  shocks = { { variable = "x", where = "reg == 'B'", from = 2004, change = "+10%" } } }
+local b = fit:coef().lx
+local unit_ok = true
+for _, u in ipairs(r.units) do
+  local want = (u.shocked and b * math.log(1.1)) or 0
+  unit_ok = unit_ok and math.abs(u.effect - want) < 1e-12
+end
+T.check(unit_ok, "per-unit effects are b * log(1.1) where shocked, 0 elsewhere")
+T.near(r.groups["reg=B"].total.sum, 4 * b * math.log(1.1), 1e-12, "group total = 4 shocked cells")
+T.near(r.groups.all.periods["2005"].sum, 2 * b * math.log(1.1), 1e-12, "period sum")
+T.check(r.groups["reg=A"].total.sum == 0, "unshocked group has no effect")
+
+-- Intervals from draws: reproducible, and they bracket the point estimate.
+local r1 = cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2004, change = "+10%" } }, draws = 300, seed = 5 }
+local r2 = cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2004, change = "+10%" } }, draws = 300, seed = 5 }
+local t1, t2 = r1.groups.all.total, r2.groups.all.total
+T.check(t1.sum_lo == t2.sum_lo and t1.sum_hi == t2.sum_hi, "same seed, same interval")
+T.check(t1.sum_lo < t1.sum and t1.sum < t1.sum_hi, "the interval brackets the effect")
+-- The draw interval matches the delta method: sd of 6 cells * log(1.1) * se(b).
+local se = fit:se().lx
+local half = (t1.sum_hi - t1.sum_lo) / 2
+T.near(half, 1.96 * 6 * math.log(1.1) * se, 0.15, "draw interval close to the delta-method interval")
+
+-- Dynamic model: y_t = a_i + rho y_{t-1} + beta x_t; a permanent +1 on x from
+-- 2003 gives beta, beta (1 + rho), beta (1 + rho + rho^2).
+local yd = {}
+for i = 1, #x do
+  local u = math.floor((i - 1) / 5)
+  local prev = (i - 1) % 5 == 0 and 1.0 or yd[i - 1]
+  yd[i] = 0.5 * u + 0.6 * prev + 0.4 * x[i] + 0.001 * math.cos(3 * i)
+end
+d.yd = yd
+local dyn = sp.ols(d, "yd ~ l(yd, 1) + x | id")
+local rho, beta = dyn:coef()["l(yd, 1)"], dyn:coef().x
+local rd = cf.run { data = d, fit = dyn, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2003, change = "+1" } } }
+T.check(cf.is_dynamic(dyn), "a lag of the outcome makes the model dynamic")
+T.near(rd.groups.all.periods["2003"].mean, beta, 1e-9, "dynamic: first period")
+T.near(rd.groups.all.periods["2004"].mean, beta * (1 + rho), 1e-9, "dynamic: second period")
+T.near(rd.groups.all.periods["2005"].mean, beta * (1 + rho + rho * rho), 1e-9, "dynamic: third period")
+
+-- Cluster bootstrap (refits on entity-resampled data).
+local rb = cf.run { data = d, derive = derive, fit = sp.ols(d, "y ~ lx + z | id"), entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2004, change = "+10%" } }, bootstrap = 40, seed = 9 }
+T.check(rb.method == "cluster bootstrap" and rb.ndraws == 40 and rb.groups.all.total.sum_lo <= rb.groups.all.total.sum_hi,
+  "cluster bootstrap gives an interval")
+T.checkerr("fit protocol", cf.run, { data = d, fit = {}, shocks = {} })
+T.done()
