@@ -34,16 +34,18 @@ static const char *progname = "spillover";
 
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
+  /* osize is the block's size when ptr is not NULL. */
+  int big = ptr != NULL && osize >= SP_LUA_BIG;
   if (nsize == 0) {
-    free(ptr);
+    if (big) sp_mem_free(ptr); else free(ptr);
     return NULL;
   }
-  if (nsize < SP_LUA_BIG) return realloc(ptr, nsize);
+  if (nsize < SP_LUA_BIG && !big) return realloc(ptr, nsize);
   void *p = sp_mem_alloc(nsize);
   if (p == NULL) return NULL;  /* Lua keeps ptr valid on failure */
   if (ptr != NULL) {
     memcpy(p, ptr, osize < nsize ? osize : nsize);
-    free(ptr);
+    if (big) sp_mem_free(ptr); else free(ptr);
   }
   return p;
 }

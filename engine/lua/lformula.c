@@ -204,8 +204,8 @@ static int l_values(lua_State *L) {
 static int design_index(lua_State *L) {
   const sp_design *d = sp_lua_check_design(L, 1);
   const char *key = luaL_checkstring(L, 2);
-  static const char *const mats[] = {"y", "X", "endog", "inst"};
-  for (int j = 0; j < 4; j++)
+  static const char *const mats[] = {"y", "X", "endog", "inst", "yX"};
+  for (int j = 0; j < 5; j++)
     if (strcmp(key, mats[j]) == 0) {
       lua_getiuservalue(L, 1, j + 1);
       return 1;
@@ -304,7 +304,7 @@ static int l_design(lua_State *L) {
       opt.nextra = m;
     }
   }
-  ldesign *u = lua_newuserdatauv(L, sizeof *u, 4);  /* owner first */
+  ldesign *u = lua_newuserdatauv(L, sizeof *u, 5);  /* owner first */
   u->d = NULL;
   luaL_setmetatable(L, SP_DESIGN_T);
   int box = lua_gettop(L);
@@ -318,8 +318,17 @@ static int l_design(lua_State *L) {
   sp_design *d = u->d;
   gsl_matrix *m[4] = {NULL, NULL, NULL, NULL};
   size_t cols[4] = {1, d->k, d->p_endog, d->p_inst};
-  for (int j = 0; j < 4; j++) {
-    if (j >= 2 && cols[j] == 0) continue;
+  /* y and X share one n x (1 + k) block (user value 5, des.yX), so an
+     estimator can absorb fixed effects from both in one sweep, in place. */
+  sp_lua_matrix_new(L, d->n, 1 + d->k);
+  int block = lua_gettop(L);
+  m[0] = sp_lua_matrix_view(L, block, 0, 0, d->n, 1);
+  lua_setiuservalue(L, box, 1);
+  m[1] = sp_lua_matrix_view(L, block, 0, 1, d->n, d->k);
+  lua_setiuservalue(L, box, 2);
+  lua_setiuservalue(L, box, 5);
+  for (int j = 2; j < 4; j++) {
+    if (cols[j] == 0) continue;
     m[j] = sp_lua_matrix_new(L, d->n, cols[j]);
     lua_setiuservalue(L, box, j + 1);
   }

@@ -78,6 +78,14 @@ static gsl_matrix *push_view(lua_State *L, int parent, double *data, size_t rows
   return &u->m;
 }
 
+gsl_matrix *sp_lua_matrix_view(lua_State *L, int parent, size_t i, size_t j, size_t rows, size_t cols) {
+  gsl_matrix *m = sp_lua_check_matrix(L, parent);
+  if (i + rows > m->size1 || j + cols > m->size2)
+    luaL_error(L, "view: block does not fit in the matrix");
+  return push_view(L, parent, m->data ? m->data + i * m->tda + j : NULL, rows, cols, m->tda);
+}
+
+
 /* A contiguous copy of m, pushed. */
 static gsl_matrix *push_copy(lua_State *L, const gsl_matrix *m) {
   gsl_matrix *c = sp_lua_matrix_new(L, m->size1, m->size2);

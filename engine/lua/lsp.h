@@ -35,6 +35,10 @@ int sp_lua_error(lua_State *L, const sp_error *e);
    return it (contents uninitialised).  Either dimension may be 0. */
 gsl_matrix *sp_lua_matrix_new(lua_State *L, size_t rows, size_t cols);
 gsl_matrix *sp_lua_check_matrix(lua_State *L, int idx);
+
+/* Push a rows x cols view of the matrix at index parent, from its element
+   (i, j) (0-based), pinning the parent; returns the view. */
+gsl_matrix *sp_lua_matrix_view(lua_State *L, int parent, size_t i, size_t j, size_t rows, size_t cols);
 gsl_matrix *sp_lua_test_matrix(lua_State *L, int idx);
 
 /* ---- frames (lframe.c) ---------------------------------------------------------- */

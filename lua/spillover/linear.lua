@@ -314,15 +314,26 @@ function M.ols(d, formula, opts)
   if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
   local compat = check_compat(opts, 2)
   local vc = parse_vcov(opts.vcov, 2)
-  local des = core.design(d, formula, { extra = extra_vars(d, vc, opts) })
+  local extra = extra_vars(d, vc, opts)
+  local des = core.design(d, formula, { extra = extra })
   if des.endog_names and #des.endog_names > 0 then
     return M.ivreg(d, formula, opts, des)
   end
-  return M.fit_design(d, des, formula, opts, compat, vc)
+  return M.fit_design(d, des, formula, opts, compat, vc, extra)
 end
 
---- The OLS/within core on a built design (shared with user estimators and refits).
-function M.fit_design(d, des, formula, opts, compat, vc)
+--- The design of a fit as built from its data, before fixed effects were
+--- absorbed (fit_design transforms the design's y and X in place).
+local function original_design(fit)
+  return core.design(fit.data, fit.formula, { extra = fit.design_extra })
+end
+M.original_design = original_design
+
+--- The OLS/within core on a built design (shared with user estimators and
+--- refits).  With fixed effects, des.y and des.X are demeaned in place (one
+--- sweep over the shared block des.yX, no copy); `extra` are the extra
+--- variables the design was built with.
+function M.fit_design(d, des, formula, opts, compat, vc, extra)
   local n, k = des.n, des.k
   local names = des.names
   local y0, X0 = des.y, des.X
@@ -332,18 +343,20 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   local notes = {}
   for _, note in ipairs(des.notes or {}) do notes[#notes + 1] = note end
 
+  -- Sums of squares of the untransformed outcome, before it is demeaned.
+  local has_const = des.intercept and nfe == 0
+  local tss = sum_sq_centered(y0, w)
+  local tss0 = (not has_const and nfe == 0) and core.sumsq(y0, { weights = w })[1] or nil
   local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
   local demean_info
   if nfe > 0 then
     absorb = core.absorb(des, w and { weights = w } or nil)
     fe_dof = absorb:dof()
     scale = colsumsq(X0)
-    local Mx = core.matrix.hcat(y0, X0)
-    demean_info = absorb:demean(Mx, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
+    demean_info = absorb:demean(des.yX, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
       allow_nonconvergence = true })
     if demean_info.warning then notes[#notes + 1] = demean_info.warning end
-    y = Mx:col(1)
-    X = k > 0 and Mx:view(1, 2, n, k) or nil
+    y, X = des.y, k > 0 and des.X or nil
   end
   if n <= k + fe_dof then
     error(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
@@ -381,15 +394,9 @@ function M.fit_design(d, des, formula, opts, compat, vc)
 
   -- Statistics.
   local ssr = f.ssr
-  local yv = y0
-  local tss = sum_sq_centered(yv, w)
   local stats = { nobs = n, ssr = ssr, df_resid = df_resid, rank = rank, sigma = math.sqrt(ssr / df_resid) }
-  local has_const = des.intercept and nfe == 0
   stats.r2 = (has_const or nfe > 0) and 1 - ssr / tss or nil
-  if not has_const and nfe == 0 then
-    -- uncentered R2, as R reports without an intercept
-    stats.r2 = 1 - ssr / core.sumsq(yv, { weights = w })[1]
-  end
+  if tss0 then stats.r2 = 1 - ssr / tss0 end  -- uncentered R2, as R reports without an intercept
   local df_model_total = n - df_resid
   stats.adj_r2 = 1 - (1 - stats.r2) * (n - (has_const and 1 or (nfe > 0 and 1 or 0))) / df_resid
   if nfe > 0 then
@@ -428,7 +435,9 @@ function M.fit_design(d, des, formula, opts, compat, vc)
   end
   -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
   if nfe == 1 and rank > 0 then
-    local xb = kept_columns(X0, f.keep) * core.matrix(b_kept)
+    local des0 = core.design(d, formula, { extra = extra })
+    y0 = des0.y
+    local xb = kept_columns(des0.X, f.keep) * core.matrix(b_kept)
     local function cor2(a, b, m)
       local sa, sb, saa, sbb, sab = 0, 0, 0, 0, 0
       for i = 1, m do
@@ -474,11 +483,15 @@ function M.fit_design(d, des, formula, opts, compat, vc)
     resid = resid,
   }
   fit.design = des
+  fit.design_extra = extra
   fit.data = d
   fit.absorb = absorb
   fit.weights = w
   -- fitted = y - e (levels, fixed effects included)
-  fit.fitted_values = function(self) return self.design.y - self.resid_values end
+  fit.fitted_values = function(self)
+    if self.absorb then return original_design(self).y - self.resid_values end
+    return self.design.y - self.resid_values
+  end
   fit.fixef_values = function(self) return M.fixef(self) end
   fit.predict_fn = M.predict_linear
   fit.predict_matrix = M.predict_matrix
@@ -491,7 +504,7 @@ end
 --- Fixed-effect coefficients: {fe name -> {level -> value}}.
 function M.fixef(fit)
   if not fit.absorb then error("fixef: the model has no fixed effects", 3) end
-  local des, d = fit.design, fit.data
+  local des, d = original_design(fit), fit.data
   -- y - X b (kept columns) before absorbing the fixed effects
   local b = {}
   for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
