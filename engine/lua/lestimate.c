@@ -522,6 +522,33 @@ static int absorb_nested(lua_State *L) {
   return 1;
 }
 
+/* a:singletons() -> array of the 1-based rows that are alone in a level of
+   some factor, found iteratively (dropping one can make another a singleton). */
+static int absorb_singletons(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  const int32_t *codes[8];
+  for (size_t j = 0; j < a->nfe; j++) {
+    lua_rawgeti(L, -1, (lua_Integer)j + 1);
+    codes[j] = ((lcodes *)lua_touserdata(L, -1))->code;
+    lua_pop(L, 1);
+  }
+  unsigned char *keep = lua_newuserdatauv(L, a->n ? a->n : 1, 0);
+  memset(keep, 1, a->n);
+  size_t ndropped = 0;
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_fe_singletons(a->n, a->nfe, codes, a->nlevels, keep, &ndropped, &err) != SP_OK) return sp_lua_error(L, &err);
+  lua_createtable(L, (int)ndropped, 0);
+  lua_Integer k = 0;
+  for (size_t i = 0; i < a->n; i++)
+    if (!keep[i]) {
+      lua_pushinteger(L, (lua_Integer)i + 1);
+      lua_rawseti(L, -2, ++k);
+    }
+  return 1;
+}
+
 static int absorb_info(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
   lua_pushinteger(L, (lua_Integer)a->n);
@@ -562,6 +589,7 @@ static const luaL_Reg absorb_meth[] = {
   {"fixef", absorb_fixef},
   {"dof", absorb_dof},
   {"nested", absorb_nested},
+  {"singletons", absorb_singletons},
   {"info", absorb_info},
   {NULL, NULL}
 };

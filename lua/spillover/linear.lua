@@ -316,6 +316,26 @@ function M.ols(d, formula, opts)
   local vc = parse_vcov(opts.vcov, 2)
   local extra = extra_vars(d, vc, opts)
   local des = core.design(d, formula, { extra = extra })
+  if opts.singletons == "drop" and #des.fe > 0 then
+    -- Drop observations alone in a level of some fixed effect (as reghdfe and
+    -- fixest's fixef.rm = "singleton"): they are fitted perfectly and only
+    -- bias the degrees of freedom.  Re-estimate on the remaining rows.
+    local single = core.absorb(des):singletons()
+    if #single > 0 then
+      local drop, rows = {}, {}
+      for _, i in ipairs(single) do drop[i] = true end
+      for i, r in ipairs(des.rows) do if not drop[i] then rows[#rows + 1] = r end end
+      local sub = {}
+      for k, v in pairs(opts) do sub[k] = v end
+      sub.singletons = nil
+      local f = M.ols(d:take(rows), formula, sub)
+      f.stats.singletons = #single
+      f.notes[#f.notes + 1] = string.format("%d singleton observation%s dropped", #single, #single == 1 and "" or "s")
+      return f
+    end
+  elseif opts.singletons ~= nil and opts.singletons ~= "keep" and opts.singletons ~= "drop" then
+    error("ols: singletons must be \"keep\" (default) or \"drop\"", 2)
+  end
   if des.endog_names and #des.endog_names > 0 then
     return M.ivreg(d, formula, opts, des)
   end
