@@ -1,0 +1,948 @@
+/*
+** weights.c: sparse spatial weights (see weights.h) and Moran statistics.
+**
+** Every constructor builds the CSR arrays in scratch memory first and hands
+** them to a fresh sp_weights only when complete, so a failure frees
+** everything it allocated and returns no partial object.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include "spillover/weights.h"
+
+#include <lapacke.h>
+/* lapacke.h pulls in complex.h, whose macro I would clobber Moran's I. */
+#undef I
+
+#define EARTH_RADIUS_KM 6371.0088
+#define DEG2RAD 0.017453292519943295
+
+/* {======================================================================
+** Allocation
+** ======================================================================= */
+
+static int nomem(sp_error *err, const char *what) {
+  return sp_error_set(err, SP_ENOMEM, "weights: out of memory (%s)", what);
+}
+
+static int overflow(size_t a, size_t b) { return b != 0 && a > ((size_t)-1) / b; }
+
+/* An sp_weights with its arrays allocated (contents uninitialised). */
+static sp_weights *alloc_weights(size_t n, size_t nnz, sp_error *err) {
+  if (overflow(n + 1, sizeof(size_t)) || overflow(nnz ? nnz : 1, sizeof(double))) {
+    sp_error_set(err, SP_ENOMEM, "weights: %zu units with %zu links are too many", n, nnz);
+    return NULL;
+  }
+  sp_weights *W = calloc(1, sizeof *W);
+  if (W == NULL) { nomem(err, "weights object"); return NULL; }
+  W->n = n;
+  W->nnz = nnz;
+  W->style = 'B';
+  W->rowptr = malloc((n + 1) * sizeof *W->rowptr);
+  W->col = malloc((nnz ? nnz : 1) * sizeof *W->col);
+  W->raw = malloc((nnz ? nnz : 1) * sizeof *W->raw);
+  W->val = malloc((nnz ? nnz : 1) * sizeof *W->val);
+  if (!W->rowptr || !W->col || !W->raw || !W->val) {
+    sp_weights_free(W);
+    nomem(err, "links");
+    return NULL;
+  }
+  W->rowptr[0] = 0;
+  return W;
+}
+
+void sp_weights_free(sp_weights *W) {
+  if (W == NULL) return;
+  if (W->ids) {
+    for (size_t i = 0; i < W->n; i++) free(W->ids[i]);
+    free(W->ids);
+  }
+  free(W->rowptr);
+  free(W->col);
+  free(W->raw);
+  free(W->val);
+  free(W);
+}
+
+/* The name of unit i for messages: its id, or "unit <i+1>". */
+static const char *unit_name(const char *const *ids, size_t i, char *buf, size_t size) {
+  if (ids && ids[i]) return ids[i];
+  snprintf(buf, size, "unit %zu", i + 1);
+  return buf;
+}
+
+static const char *wname(const sp_weights *W, size_t i, char *buf, size_t size) {
+  return unit_name((const char *const *)W->ids, i, buf, size);
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Construction
+** ======================================================================= */
+
+typedef struct { size_t i, j; double v; size_t k; } link;
+
+static int link_cmp(const void *a, const void *b) {
+  const link *x = a, *y = b;
+  if (x->i != y->i) return x->i < y->i ? -1 : 1;
+  if (x->j != y->j) return x->j < y->j ? -1 : 1;
+  return x->k < y->k ? -1 : (x->k > y->k);
+}
+
+/* Build from a link array (which is sorted in place); takes no ownership. */
+static int from_link_array(size_t n, link *L, size_t m, sp_weights **out, sp_error *err) {
+  *out = NULL;
+  qsort(L, m, sizeof *L, link_cmp);
+  size_t nnz = 0;
+  for (size_t k = 0; k < m; k++) {
+    if (k > 0 && L[k].i == L[k - 1].i && L[k].j == L[k - 1].j) {
+      if (L[k].v != L[k - 1].v)
+        return sp_error_set(err, SP_EDUP,
+                            "weights: the link %zu -> %zu is given twice with different weights "
+                            "(%.17g at link %zu, %.17g at link %zu)",
+                            L[k].i + 1, L[k].j + 1, L[k - 1].v, L[k - 1].k + 1, L[k].v, L[k].k + 1);
+      continue;
+    }
+    nnz++;
+  }
+  sp_weights *W = alloc_weights(n, nnz, err);
+  if (W == NULL) return err ? err->code : SP_ENOMEM;
+  size_t q = 0, k = 0;
+  for (size_t i = 0; i < n; i++) {
+    while (k < m && L[k].i == i) {
+      if (!(q > W->rowptr[i] && W->col[q - 1] == L[k].j)) {
+        W->col[q] = L[k].j;
+        W->raw[q] = W->val[q] = L[k].v;
+        q++;
+      }
+      k++;
+    }
+    W->rowptr[i + 1] = q;
+  }
+  *out = W;
+  return SP_OK;
+}
+
+int sp_weights_from_links(size_t n, const size_t *i, const size_t *j, const double *v, size_t m,
+                          sp_weights **out, sp_error *err) {
+  *out = NULL;
+  if (n == 0) return sp_error_set(err, SP_EVALUE, "weights: no units");
+  if (overflow(m ? m : 1, sizeof(link))) return nomem(err, "links");
+  link *L = malloc((m ? m : 1) * sizeof *L);
+  if (L == NULL) return nomem(err, "links");
+  for (size_t k = 0; k < m; k++) {
+    double w = v ? v[k] : 1.0;
+    if (i[k] >= n || j[k] >= n) {
+      free(L);
+      return sp_error_set(err, SP_EVALUE, "weights: link %zu (%zu -> %zu) refers to a unit beyond the %zu units",
+                          k + 1, i[k] + 1, j[k] + 1, n);
+    }
+    if (i[k] == j[k]) {
+      free(L);
+      return sp_error_set(err, SP_EVALUE, "weights: link %zu joins unit %zu to itself; a unit is not its own neighbour",
+                          k + 1, i[k] + 1);
+    }
+    if (!(isfinite(w) && w > 0)) {
+      free(L);
+      return sp_error_set(err, SP_EVALUE, "weights: link %zu (%zu -> %zu) has weight %g; expected a finite positive number",
+                          k + 1, i[k] + 1, j[k] + 1, w);
+    }
+    L[k].i = i[k];
+    L[k].j = j[k];
+    L[k].v = w;
+    L[k].k = k;
+  }
+  int st = from_link_array(n, L, m, out, err);
+  free(L);
+  return st;
+}
+
+static double point_distance(const double *x, const double *y, const double *coslat, size_t a, size_t b,
+                             int great_circle) {
+  if (!great_circle) return hypot(x[a] - x[b], y[a] - y[b]);
+  /* haversine: accurate for the short distances that matter to neighbours */
+  double dlat = (y[b] - y[a]) * DEG2RAD, dlon = (x[b] - x[a]) * DEG2RAD;
+  double s1 = sin(dlat / 2), s2 = sin(dlon / 2);
+  double h = s1 * s1 + coslat[a] * coslat[b] * s2 * s2;
+  if (h > 1) h = 1;
+  return 2 * EARTH_RADIUS_KM * asin(sqrt(h));
+}
+
+/* Check coordinates and precompute cos(latitude) for great circles. */
+static int check_coords(size_t n, const double *x, const double *y, int great_circle, double **coslat,
+                        sp_error *err) {
+  *coslat = NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(x[i]) || !isfinite(y[i]))
+      return sp_error_set(err, SP_EMISSING, "weights: the coordinates of unit %zu are missing or not finite", i + 1);
+    if (great_circle && (fabs(y[i]) > 90 || fabs(x[i]) > 360))
+      return sp_error_set(err, SP_EVALUE,
+                          "weights: unit %zu has longitude %g, latitude %g; great-circle distances need degrees "
+                          "(|latitude| <= 90)", i + 1, x[i], y[i]);
+  }
+  if (great_circle) {
+    *coslat = malloc((n ? n : 1) * sizeof **coslat);
+    if (*coslat == NULL) return nomem(err, "coordinates");
+    for (size_t i = 0; i < n; i++) (*coslat)[i] = cos(y[i] * DEG2RAD);
+  }
+  return SP_OK;
+}
+
+int sp_weights_knn(size_t n, const double *x, const double *y, size_t k, int great_circle,
+                   sp_weights **out, sp_error *err) {
+  *out = NULL;
+  if (k < 1 || k >= n)
+    return sp_error_set(err, SP_EVALUE, "weights.knn: k = %zu with %zu units; expected 1 <= k < n", k, n);
+  double *coslat;
+  int st = check_coords(n, x, y, great_circle, &coslat, err);
+  if (st != SP_OK) return st;
+  if (overflow(n, k)) { free(coslat); return nomem(err, "knn"); }
+  link *L = malloc(n * k * sizeof *L);
+  double *bd = malloc(k * sizeof *bd);
+  size_t *bj = malloc(k * sizeof *bj);
+  if (!L || !bd || !bj) {
+    free(L); free(bd); free(bj); free(coslat);
+    return nomem(err, "knn");
+  }
+  for (size_t i = 0; i < n; i++) {
+    size_t have = 0;
+    for (size_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      double d = point_distance(x, y, coslat, i, j, great_circle);
+      /* insertion into the k best so far; strict < keeps the lower index on ties */
+      if (have == k && !(d < bd[k - 1])) continue;
+      size_t p = have < k ? have++ : k - 1;
+      while (p > 0 && d < bd[p - 1]) { bd[p] = bd[p - 1]; bj[p] = bj[p - 1]; p--; }
+      bd[p] = d;
+      bj[p] = j;
+    }
+    for (size_t q = 0; q < k; q++) {
+      link *l = &L[i * k + q];
+      l->i = i; l->j = bj[q]; l->v = 1.0; l->k = i * k + q;
+    }
+  }
+  free(bd); free(bj); free(coslat);
+  st = from_link_array(n, L, n * k, out, err);
+  free(L);
+  return st;
+}
+
+int sp_weights_distance(size_t n, const double *x, const double *y, double power, double cutoff,
+                        int great_circle, sp_weights **out, sp_error *err) {
+  *out = NULL;
+  if (n < 2) return sp_error_set(err, SP_EVALUE, "weights.distance: %zu unit(s); expected at least 2", n);
+  if (!(isfinite(power) && power > 0))
+    return sp_error_set(err, SP_EVALUE, "weights.distance: power = %g; expected a positive number (1 or 2)", power);
+  int all = !(cutoff > 0) || isinf(cutoff);
+  double *coslat;
+  int st = check_coords(n, x, y, great_circle, &coslat, err);
+  if (st != SP_OK) return st;
+  /* two passes: count, then fill, so the link array is sized exactly */
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      double d = point_distance(x, y, coslat, i, j, great_circle);
+      if (d == 0) {
+        free(coslat);
+        return sp_error_set(err, SP_EVALUE,
+                            "weights.distance: units %zu and %zu are at the same point; inverse distance is infinite",
+                            i + 1, j + 1);
+      }
+      if (all || d <= cutoff) m++;
+    }
+  link *L = malloc((m ? m : 1) * sizeof *L);
+  if (L == NULL) { free(coslat); return nomem(err, "distance links"); }
+  size_t q = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      double d = point_distance(x, y, coslat, i, j, great_circle);
+      if (all || d <= cutoff) {
+        L[q].i = i; L[q].j = j; L[q].v = pow(d, -power); L[q].k = q;
+        q++;
+      }
+    }
+  free(coslat);
+  st = from_link_array(n, L, m, out, err);
+  free(L);
+  return st;
+}
+
+int sp_weights_economic(size_t n, const double *g, const char *const *ids, sp_weights **out,
+                        sp_error *err) {
+  *out = NULL;
+  char b1[32], b2[32];
+  if (n < 2) return sp_error_set(err, SP_EVALUE, "weights.economic: %zu unit(s); expected at least 2", n);
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(g[i]))
+      return sp_error_set(err, SP_EMISSING, "weights.economic: the value of %s is missing or not finite",
+                          unit_name(ids, i, b1, sizeof b1));
+  if (overflow(n, n)) return nomem(err, "economic links");
+  link *L = malloc(n * n * sizeof *L);
+  if (L == NULL) return nomem(err, "economic links");
+  size_t q = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) {
+      if (j == i) continue;
+      double d = fabs(g[i] - g[j]);
+      if (d == 0) {
+        free(L);
+        return sp_error_set(err, SP_EVALUE,
+                            "weights.economic: %s and %s have the same value (%.17g); 1/|g_i - g_j| is infinite",
+                            unit_name(ids, i, b1, sizeof b1), unit_name(ids, j, b2, sizeof b2), g[i]);
+      }
+      L[q].i = i; L[q].j = j; L[q].v = 1.0 / d; L[q].k = q;
+      q++;
+    }
+  int st = from_link_array(n, L, q, out, err);
+  free(L);
+  return st;
+}
+
+static int copy_ids(sp_weights *dst, const sp_weights *src, const size_t *idx, sp_error *err) {
+  if (src->ids == NULL) return SP_OK;
+  dst->ids = calloc(dst->n ? dst->n : 1, sizeof *dst->ids);
+  if (dst->ids == NULL) return nomem(err, "ids");
+  for (size_t i = 0; i < dst->n; i++) {
+    const char *s = src->ids[idx ? idx[i] : i];
+    if ((dst->ids[i] = malloc(strlen(s) + 1)) == NULL) return nomem(err, "ids");
+    strcpy(dst->ids[i], s);
+  }
+  return SP_OK;
+}
+
+int sp_weights_combine(const sp_weights *A, const sp_weights *B, double a, double b, int product,
+                       sp_weights **out, sp_error *err) {
+  *out = NULL;
+  if (A->n != B->n)
+    return sp_error_set(err, SP_EDIM, "weights.nested: the weights have %zu and %zu units; expected the same units",
+                        A->n, B->n);
+  size_t n = A->n, m = 0;
+  link *L = malloc((A->nnz + B->nnz ? A->nnz + B->nnz : 1) * sizeof *L);
+  if (L == NULL) return nomem(err, "nested links");
+  for (size_t i = 0; i < n; i++) {
+    size_t p = A->rowptr[i], pe = A->rowptr[i + 1], q = B->rowptr[i], qe = B->rowptr[i + 1];
+    while (p < pe || q < qe) {
+      size_t ja = p < pe ? A->col[p] : (size_t)-1, jb = q < qe ? B->col[q] : (size_t)-1;
+      double va = 0, vb = 0;
+      size_t j = ja < jb ? ja : jb;
+      if (ja == j) va = A->val[p++];
+      if (jb == j) vb = B->val[q++];
+      double v = product ? va * vb : a * va + b * vb;
+      if (v != 0) { L[m].i = i; L[m].j = j; L[m].v = v; L[m].k = m; m++; }
+    }
+  }
+  int st = from_link_array(n, L, m, out, err);
+  free(L);
+  if (st == SP_OK && (st = copy_ids(*out, A, NULL, err)) != SP_OK) {
+    sp_weights_free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
+int sp_weights_subset(const sp_weights *W, const size_t *idx, size_t m, sp_weights **out,
+                      sp_error *err) {
+  *out = NULL;
+  if (m == 0) return sp_error_set(err, SP_EVALUE, "weights: a subset of no units");
+  size_t *pos = malloc(W->n * sizeof *pos);
+  if (pos == NULL) return nomem(err, "subset");
+  for (size_t i = 0; i < W->n; i++) pos[i] = (size_t)-1;
+  for (size_t k = 0; k < m; k++) {
+    char b[32];
+    if (idx[k] >= W->n) {
+      free(pos);
+      return sp_error_set(err, SP_EVALUE, "weights: unit %zu of the subset is beyond the %zu units", idx[k] + 1, W->n);
+    }
+    if (pos[idx[k]] != (size_t)-1) {
+      free(pos);
+      return sp_error_set(err, SP_EDUP, "weights: %s appears twice in the subset", wname(W, idx[k], b, sizeof b));
+    }
+    pos[idx[k]] = k;
+  }
+  size_t nnz = 0;
+  for (size_t k = 0; k < m; k++)
+    for (size_t p = W->rowptr[idx[k]]; p < W->rowptr[idx[k] + 1]; p++)
+      if (pos[W->col[p]] != (size_t)-1) nnz++;
+  link *L = malloc((nnz ? nnz : 1) * sizeof *L);
+  if (L == NULL) { free(pos); return nomem(err, "subset"); }
+  size_t q = 0;
+  for (size_t k = 0; k < m; k++)
+    for (size_t p = W->rowptr[idx[k]]; p < W->rowptr[idx[k] + 1]; p++)
+      if (pos[W->col[p]] != (size_t)-1) {
+        L[q].i = k; L[q].j = pos[W->col[p]]; L[q].v = W->raw[p]; L[q].k = q;
+        q++;
+      }
+  free(pos);
+  int st = from_link_array(m, L, nnz, out, err);
+  free(L);
+  if (st != SP_OK) return st;
+  if ((st = copy_ids(*out, W, idx, err)) == SP_OK)
+    st = sp_weights_set_style(*out, W->style, W->zero_policy, err);
+  if (st != SP_OK) { sp_weights_free(*out); *out = NULL; }
+  return st;
+}
+
+int sp_weights_transpose(const sp_weights *W, sp_weights **out, sp_error *err) {
+  *out = NULL;
+  sp_weights *T = alloc_weights(W->n, W->nnz, err);
+  if (T == NULL) return err ? err->code : SP_ENOMEM;
+  size_t n = W->n;
+  for (size_t i = 0; i <= n; i++) T->rowptr[i] = 0;
+  for (size_t p = 0; p < W->nnz; p++) T->rowptr[W->col[p] + 1]++;
+  for (size_t i = 0; i < n; i++) T->rowptr[i + 1] += T->rowptr[i];
+  size_t *next = malloc((n ? n : 1) * sizeof *next);
+  if (next == NULL) { sp_weights_free(T); return nomem(err, "transpose"); }
+  memcpy(next, T->rowptr, n * sizeof *next);
+  /* rows visited in order, so each transposed row's columns come out sorted */
+  for (size_t i = 0; i < n; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      size_t q = next[W->col[p]]++;
+      T->col[q] = i;
+      T->raw[q] = W->raw[p];
+      T->val[q] = W->val[p];
+    }
+  free(next);
+  T->style = W->style;
+  T->zero_policy = W->zero_policy;
+  int st = copy_ids(T, W, NULL, err);
+  if (st != SP_OK) { sp_weights_free(T); return st; }
+  *out = T;
+  return SP_OK;
+}
+
+int sp_weights_copy(const sp_weights *W, sp_weights **out, sp_error *err) {
+  *out = NULL;
+  sp_weights *C = alloc_weights(W->n, W->nnz, err);
+  if (C == NULL) return err ? err->code : SP_ENOMEM;
+  memcpy(C->rowptr, W->rowptr, (W->n + 1) * sizeof *C->rowptr);
+  if (W->nnz) {
+    memcpy(C->col, W->col, W->nnz * sizeof *C->col);
+    memcpy(C->raw, W->raw, W->nnz * sizeof *C->raw);
+    memcpy(C->val, W->val, W->nnz * sizeof *C->val);
+  }
+  C->style = W->style;
+  C->zero_policy = W->zero_policy;
+  int st = copy_ids(C, W, NULL, err);
+  if (st != SP_OK) { sp_weights_free(C); return st; }
+  *out = C;
+  return SP_OK;
+}
+
+static int str_cmp_idx(const void *a, const void *b, const char *const *s) {
+  return strcmp(s[*(const size_t *)a], s[*(const size_t *)b]);
+}
+
+/* qsort has no context argument: a small merge sort of indices by string. */
+static void sort_by_string(size_t *v, size_t *tmp, size_t n, const char *const *s) {
+  if (n < 2) return;
+  size_t h = n / 2;
+  sort_by_string(v, tmp, h, s);
+  sort_by_string(v + h, tmp, n - h, s);
+  size_t a = 0, b = h, k = 0;
+  while (a < h && b < n) tmp[k++] = str_cmp_idx(&v[a], &v[b], s) <= 0 ? v[a++] : v[b++];
+  while (a < h) tmp[k++] = v[a++];
+  while (b < n) tmp[k++] = v[b++];
+  memcpy(v, tmp, n * sizeof *v);
+}
+
+int sp_weights_set_ids(sp_weights *W, const char *const *ids, sp_error *err) {
+  size_t n = W->n;
+  size_t *ord = malloc(2 * (n ? n : 1) * sizeof *ord);
+  if (ord == NULL) return nomem(err, "ids");
+  for (size_t i = 0; i < n; i++) {
+    if (ids[i] == NULL) { free(ord); return sp_error_set(err, SP_EMISSING, "weights: the id of unit %zu is missing", i + 1); }
+    ord[i] = i;
+  }
+  sort_by_string(ord, ord + n, n, ids);
+  for (size_t k = 1; k < n; k++)
+    if (strcmp(ids[ord[k]], ids[ord[k - 1]]) == 0) {
+      size_t a = ord[k - 1] < ord[k] ? ord[k - 1] : ord[k], b = ord[k - 1] < ord[k] ? ord[k] : ord[k - 1];
+      int st = sp_error_set(err, SP_EDUP, "weights: the id '%s' is duplicated (units %zu and %zu); ids must be unique",
+                            ids[a], a + 1, b + 1);
+      sp_error_var(err, ids[a]);
+      free(ord);
+      return st;
+    }
+  free(ord);
+  char **copy = calloc(n ? n : 1, sizeof *copy);
+  if (copy == NULL) return nomem(err, "ids");
+  for (size_t i = 0; i < n; i++) {
+    if ((copy[i] = malloc(strlen(ids[i]) + 1)) == NULL) {
+      for (size_t k = 0; k < i; k++) free(copy[k]);
+      free(copy);
+      return nomem(err, "ids");
+    }
+    strcpy(copy[i], ids[i]);
+  }
+  if (W->ids) {
+    for (size_t i = 0; i < n; i++) free(W->ids[i]);
+    free(W->ids);
+  }
+  W->ids = copy;
+  return SP_OK;
+}
+
+size_t sp_weights_islands(const sp_weights *W, size_t *out, size_t cap) {
+  size_t c = 0;
+  for (size_t i = 0; i < W->n; i++)
+    if (W->rowptr[i + 1] == W->rowptr[i]) {
+      if (out && c < cap) out[c] = i;
+      c++;
+    }
+  return c;
+}
+
+int sp_weights_set_style(sp_weights *W, char style, int zero_policy, sp_error *err) {
+  size_t n = W->n;
+  if (style != 'B' && style != 'W' && style != 'C' && style != 'U')
+    return sp_error_set(err, SP_EVALUE, "weights: unknown style '%c'; expected W (row-standardised), B (raw), "
+                        "C (sum n) or U (sum 1)", style);
+  if (style == 'W' && !zero_policy) {
+    size_t first[5];
+    size_t c = sp_weights_islands(W, first, 5);
+    if (c > 0) {
+      char list[400] = "", b[32];
+      size_t used = 0;
+      for (size_t k = 0; k < c && k < 5; k++) {
+        int w = snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", wname(W, first[k], b, sizeof b));
+        if (w < 0 || (size_t)w >= sizeof list - used) break;
+        used += (size_t)w;
+      }
+      int st = sp_error_set(err, SP_EVALUE,
+                            "weights: %zu unit%s no neighbours (island%s): %s%s; style W needs a neighbour for every "
+                            "unit (add links, or pass zero_policy = true to keep their rows zero)",
+                            c, c == 1 ? " has" : "s have", c == 1 ? "" : "s", list, c > 5 ? ", ..." : "");
+      if (W->ids) sp_error_var(err, W->ids[first[0]]);
+      return st;
+    }
+  }
+  double total = 0;
+  for (size_t p = 0; p < W->nnz; p++) total += W->raw[p];
+  for (size_t i = 0; i < n; i++) {
+    double s = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) s += W->raw[p];
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      double r = W->raw[p];
+      W->val[p] = style == 'W' ? r / s : style == 'C' ? r * (double)n / total : style == 'U' ? r / total : r;
+    }
+  }
+  W->style = style;
+  W->zero_policy = zero_policy;
+  return SP_OK;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Products and summaries
+** ======================================================================= */
+
+void sp_weights_lag_strided(const sp_weights *W, const double *x, size_t incx, double *y,
+                            size_t incy) {
+  for (size_t i = 0; i < W->n; i++) {
+    double s = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) s += W->val[p] * x[W->col[p] * incx];
+    y[i * incy] = s;
+  }
+}
+
+void sp_weights_lag(const sp_weights *W, const double *x, double *y) {
+  sp_weights_lag_strided(W, x, 1, y, 1);
+}
+
+int sp_weights_lag_panel(const sp_weights *W, const double *x, size_t T, int order, double *y,
+                         sp_error *err) {
+  if (order != SP_WORDER_TIME && order != SP_WORDER_UNIT)
+    return sp_error_set(err, SP_EVALUE, "weights: unknown panel order %d", order);
+  for (size_t t = 0; t < T; t++) {
+    if (order == SP_WORDER_TIME) sp_weights_lag(W, x + t * W->n, y + t * W->n);
+    else sp_weights_lag_strided(W, x + t, T, y + t, T);
+  }
+  return SP_OK;
+}
+
+void sp_weights_dense(const sp_weights *W, double *out) {
+  size_t n = W->n;
+  memset(out, 0, n * n * sizeof *out);
+  for (size_t i = 0; i < n; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) out[i * n + W->col[p]] = W->val[p];
+}
+
+void sp_weights_rowsums(const sp_weights *W, double *out) {
+  for (size_t i = 0; i < W->n; i++) {
+    double s = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) s += W->val[p];
+    out[i] = s;
+  }
+}
+
+/* Position of column j in row i, or (size_t)-1 (binary search). */
+static size_t find_link(const sp_weights *W, size_t i, size_t j) {
+  size_t lo = W->rowptr[i], hi = W->rowptr[i + 1];
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (W->col[mid] < j) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < W->rowptr[i + 1] && W->col[lo] == j ? lo : (size_t)-1;
+}
+
+size_t sp_weights_asymmetry(const sp_weights *W, int pattern_only) {
+  size_t c = 0;
+  for (size_t i = 0; i < W->n; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      size_t q = find_link(W, W->col[p], i);
+      if (q == (size_t)-1 || (!pattern_only && W->val[q] != W->val[p])) c++;
+    }
+  return c;
+}
+
+int sp_weights_moran_sums(const sp_weights *W, double *S0, double *S1, double *S2, sp_error *err) {
+  size_t n = W->n;
+  double *cs = calloc(n ? n : 1, sizeof *cs);
+  if (cs == NULL) return nomem(err, "column sums");
+  double s0 = 0, s1 = 0, s2 = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      double w = W->val[p];
+      size_t q = find_link(W, W->col[p], i);
+      s0 += w;
+      /* 1/2 sum (w_ij + w_ji)^2 = sum w_ij^2 + sum w_ij w_ji */
+      s1 += w * w + (q != (size_t)-1 ? w * W->val[q] : 0);
+      cs[W->col[p]] += w;
+    }
+  for (size_t i = 0; i < n; i++) {
+    double r = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) r += W->val[p];
+    s2 += (r + cs[i]) * (r + cs[i]);
+  }
+  free(cs);
+  *S0 = s0;
+  *S1 = s1;
+  *S2 = s2;
+  return SP_OK;
+}
+
+typedef struct { double re, im; } eig;
+
+static int eig_cmp(const void *a, const void *b) {
+  const eig *x = a, *y = b;
+  if (x->re != y->re) return x->re < y->re ? -1 : 1;
+  return x->im < y->im ? -1 : (x->im > y->im);
+}
+
+int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err) {
+  size_t n = W->n;
+  if (overflow(n, n) || overflow(n * n, sizeof(double))) return nomem(err, "eigenvalues");
+  double *A = calloc(n * n > 0 ? n * n : 1, sizeof *A);
+  if (A == NULL) return nomem(err, "eigenvalues (dense n x n copy)");
+  /* Each style is a row rescaling val = s_i raw with raw symmetric when the
+     pattern and the raw values are symmetric; then D^1/2 raw D^1/2 (D = diag
+     s) is symmetric and similar to W. */
+  int symmetric = 1;
+  for (size_t i = 0; i < n && symmetric; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      size_t q = find_link(W, W->col[p], i);
+      if (q == (size_t)-1 || W->raw[q] != W->raw[p]) { symmetric = 0; break; }
+    }
+  lapack_int info;
+  if (symmetric) {
+    double *s = malloc((n ? n : 1) * sizeof *s);
+    if (s == NULL) { free(A); return nomem(err, "eigenvalues"); }
+    for (size_t i = 0; i < n; i++) {
+      size_t p = W->rowptr[i];
+      s[i] = p < W->rowptr[i + 1] ? W->val[p] / W->raw[p] : 0;
+    }
+    for (size_t i = 0; i < n; i++)
+      for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++)
+        A[i * n + W->col[p]] = W->raw[p] * sqrt(s[i] * s[W->col[p]]);
+    free(s);
+    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)n, A, (lapack_int)n, re);
+    if (info == 0)
+      for (size_t i = 0; i < n; i++) im[i] = 0;
+  } else {
+    sp_weights_dense(W, A);
+    info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, A, (lapack_int)n, re, im, NULL, 1, NULL, 1);
+    if (info == 0) {
+      eig *e = malloc((n ? n : 1) * sizeof *e);
+      if (e == NULL) { free(A); return nomem(err, "eigenvalues"); }
+      for (size_t i = 0; i < n; i++) { e[i].re = re[i]; e[i].im = im[i]; }
+      qsort(e, n, sizeof *e, eig_cmp);
+      for (size_t i = 0; i < n; i++) { re[i] = e[i].re; im[i] = e[i].im; }
+      free(e);
+    }
+  }
+  free(A);
+  if (info != 0)
+    return sp_error_set(err, info > 0 ? SP_ECONV : SP_EVALUE,
+                        "weights: the eigenvalue computation failed (LAPACK %s info %d)",
+                        symmetric ? "dsyevd" : "dgeev", (int)info);
+  return SP_OK;
+}
+
+/* tr(W) and tr(W^2) from the sparse links. */
+static void traces12(const sp_weights *W, double *t1, double *t2) {
+  double a = 0, b = 0;
+  for (size_t i = 0; i < W->n; i++)
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      if (W->col[p] == i) a += W->val[p];
+      size_t q = find_link(W, W->col[p], i);
+      if (q != (size_t)-1) b += W->val[p] * W->val[q];
+    }
+  *t1 = a;
+  *t2 = b;
+}
+
+int sp_weights_traces(const sp_weights *W, size_t kmax, double *out, sp_error *err) {
+  if (kmax == 0) return SP_OK;
+  double t1, t2;
+  traces12(W, &t1, &t2);
+  out[0] = t1;
+  if (kmax >= 2) out[1] = t2;
+  if (kmax <= 2) return SP_OK;
+  size_t n = W->n;
+  if (n > SP_WEIGHTS_EXACT_MAX)
+    return sp_error_set(err, SP_EVALUE,
+                        "weights: exact traces of powers above 2 need the eigenvalues, too costly for %zu units "
+                        "(limit %d); use the Monte Carlo traces", n, SP_WEIGHTS_EXACT_MAX);
+  double *re = malloc(2 * n * sizeof *re);
+  if (re == NULL) return nomem(err, "traces");
+  double *im = re + n;
+  int st = sp_weights_eigenvalues(W, re, im, err);
+  if (st != SP_OK) { free(re); return st; }
+  for (size_t k = 3; k <= kmax; k++) out[k - 1] = 0;
+  for (size_t i = 0; i < n; i++) {
+    /* (re + i im)^k by repeated multiplication; the imaginary parts cancel over conjugate pairs */
+    double pr = re[i] * re[i] - im[i] * im[i], pi = 2 * re[i] * im[i];
+    for (size_t k = 3; k <= kmax; k++) {
+      double nr = pr * re[i] - pi * im[i], ni = pr * im[i] + pi * re[i];
+      pr = nr;
+      pi = ni;
+      out[k - 1] += pr;
+    }
+  }
+  free(re);
+  return SP_OK;
+}
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/* A generator seeded as sp.rng(seed) is, so a seed means the same stream. */
+static gsl_rng *new_rng(uint64_t seed, sp_error *err) {
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (r == NULL) { nomem(err, "random stream"); return NULL; }
+  gsl_rng_set(r, (unsigned long)splitmix64(seed));
+  return r;
+}
+
+int sp_weights_traces_mc(const sp_weights *W, size_t kmax, size_t reps, uint64_t seed,
+                         double *out, sp_error *err) {
+  if (kmax == 0) return SP_OK;
+  if (reps == 0) return sp_error_set(err, SP_EVALUE, "weights: Monte Carlo traces need at least one probe");
+  size_t n = W->n;
+  double *u = malloc(3 * (n ? n : 1) * sizeof *u);
+  if (u == NULL) return nomem(err, "traces");
+  double *v = u + n, *w = v + n;
+  gsl_rng *r = new_rng(seed, err);
+  if (r == NULL) { free(u); return SP_ENOMEM; }
+  for (size_t k = 0; k < kmax; k++) out[k] = 0;
+  for (size_t rep = 0; rep < reps; rep++) {
+    for (size_t i = 0; i < n; i++) v[i] = u[i] = gsl_rng_uniform(r) < 0.5 ? -1.0 : 1.0;
+    for (size_t k = 0; k < kmax; k++) {
+      sp_weights_lag(W, v, w);
+      double s = 0;
+      for (size_t i = 0; i < n; i++) { s += u[i] * w[i]; v[i] = w[i]; }
+      out[k] += s / (double)reps;
+    }
+  }
+  gsl_rng_free(r);
+  free(u);
+  double t1, t2;
+  traces12(W, &t1, &t2);
+  out[0] = t1;
+  if (kmax >= 2) out[1] = t2;
+  return SP_OK;
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** Moran's I
+** ======================================================================= */
+
+/* z = x - mean(x); fails on missing values or a constant x. */
+static int centre(const sp_weights *W, const double *x, double *z, double *zz, const char *what,
+                  sp_error *err) {
+  size_t n = W->n;
+  double m = 0;
+  char b[32];
+  if (n < 4) return sp_error_set(err, SP_EDF, "%s: %zu units are too few; expected at least 4", what, n);
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(x[i]))
+      return sp_error_set(err, SP_EMISSING, "%s: the value of %s is missing; Moran's I needs a value for every unit",
+                          what, wname(W, i, b, sizeof b));
+    m += x[i];
+  }
+  m /= (double)n;
+  double s = 0;
+  for (size_t i = 0; i < n; i++) { z[i] = x[i] - m; s += z[i] * z[i]; }
+  if (!(s > 0)) return sp_error_set(err, SP_EVALUE, "%s: x is constant; Moran's I is undefined", what);
+  *zz = s;
+  return SP_OK;
+}
+
+static double zwz(const sp_weights *W, const double *z) {
+  double s = 0;
+  for (size_t i = 0; i < W->n; i++) {
+    double l = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) l += W->val[p] * z[W->col[p]];
+    s += z[i] * l;
+  }
+  return s;
+}
+
+int sp_weights_moran(const sp_weights *W, const double *x, int randomisation,
+                     sp_moran_result *res, sp_error *err) {
+  size_t n0 = W->n;
+  memset(res, 0, sizeof *res);
+  double *z = malloc((n0 ? n0 : 1) * sizeof *z);
+  if (z == NULL) return nomem(err, "moran");
+  double zz, z4 = 0;
+  int st = centre(W, x, z, &zz, "moran", err);
+  if (st != SP_OK) { free(z); return st; }
+  double S0, S1, S2;
+  if ((st = sp_weights_moran_sums(W, &S0, &S1, &S2, err)) != SP_OK) { free(z); return st; }
+  if (!(S0 > 0)) { free(z); return sp_error_set(err, SP_EVALUE, "moran: the weights have no links"); }
+  /* spdep's adjust.n: islands do not count in n */
+  double n = (double)(n0 - sp_weights_islands(W, NULL, 0));
+  double I = n / S0 * zwz(W, z) / zz;
+  for (size_t i = 0; i < n0; i++) z4 += z[i] * z[i] * z[i] * z[i];
+  free(z);
+  double E = -1.0 / (n - 1), nn = n * n, S02 = S0 * S0;
+  double Vn = (nn * S1 - n * S2 + 3 * S02) / (S02 * (nn - 1)) - E * E;
+  double K = (double)n0 * z4 / (zz * zz);
+  double Vr = (n * (S1 * (nn - 3 * n + 3) - n * S2 + 3 * S02) - K * (S1 * (nn - n) - 2 * n * S2 + 6 * S02)) /
+                  ((n - 1) * (n - 2) * (n - 3) * S02) - E * E;
+  res->I = I;
+  res->expectation = E;
+  res->variance_normal = Vn;
+  res->variance_random = Vr;
+  res->variance = randomisation ? Vr : Vn;
+  res->z = (I - E) / sqrt(res->variance);
+  res->pvalue = gsl_cdf_ugaussian_Q(res->z);
+  res->S0 = S0;
+  res->S1 = S1;
+  res->S2 = S2;
+  res->kurtosis = K;
+  return SP_OK;
+}
+
+int sp_weights_moran_perm(const sp_weights *W, const double *x, size_t nperm, uint64_t seed,
+                          double *Isim, double *pvalue, sp_error *err) {
+  size_t n = W->n;
+  if (nperm == 0) return sp_error_set(err, SP_EVALUE, "moran: permutations must be at least 1");
+  double *z = malloc(2 * (n ? n : 1) * sizeof *z);
+  if (z == NULL) return nomem(err, "moran permutations");
+  double *zp = z + n, zz;
+  int st = centre(W, x, z, &zz, "moran", err);
+  if (st != SP_OK) { free(z); return st; }
+  gsl_rng *r = new_rng(seed, err);
+  if (r == NULL) { free(z); return SP_ENOMEM; }
+  /* n/S0 and z'z do not change under permutation; compare z'Wz directly */
+  double obs = zwz(W, z), S0 = 0;
+  for (size_t p = 0; p < W->nnz; p++) S0 += W->val[p];
+  double scale = (double)(n - sp_weights_islands(W, NULL, 0)) / S0 / zz;
+  memcpy(zp, z, n * sizeof *zp);
+  size_t ge = 0;
+  for (size_t s = 0; s < nperm; s++) {
+    gsl_ran_shuffle(r, zp, n, sizeof *zp);
+    double v = zwz(W, zp);
+    if (v >= obs) ge++;
+    if (Isim) Isim[s] = v * scale;
+  }
+  gsl_rng_free(r);
+  free(z);
+  *pvalue = (double)(ge + 1) / (double)(nperm + 1);
+  return SP_OK;
+}
+
+int sp_weights_local_moran(const sp_weights *W, const double *x, double *Ii, double *E,
+                           double *Var, sp_error *err) {
+  size_t n = W->n;
+  double *z = malloc((n ? n : 1) * sizeof *z);
+  if (z == NULL) return nomem(err, "local moran");
+  double zz;
+  int st = centre(W, x, z, &zz, "local_moran", err);
+  if (st != SP_OK) { free(z); return st; }
+  double dn = (double)n, m2 = zz / dn;  /* mlvar = TRUE: s2 = m2 */
+  for (size_t i = 0; i < n; i++) {
+    double lz = 0, wi = 0, wi2 = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
+      lz += W->val[p] * z[W->col[p]];
+      wi += W->val[p];
+      wi2 += W->val[p] * W->val[p];
+    }
+    double zi2 = z[i] * z[i];
+    if (Ii) Ii[i] = z[i] / m2 * lz;
+    if (E) E[i] = -(zi2 * wi) / ((dn - 1) * m2);
+    if (Var)
+      Var[i] = (zi2 / (m2 * m2)) * (dn / (dn - 2)) * (wi2 - wi * wi / (dn - 1)) * (m2 - zi2 / (dn - 1));
+  }
+  free(z);
+  return SP_OK;
+}
+
+int sp_weights_local_moran_perm(const sp_weights *W, const double *x, size_t nperm, uint64_t seed,
+                                double *pvalue, sp_error *err) {
+  size_t n = W->n;
+  if (nperm == 0) return sp_error_set(err, SP_EVALUE, "local_moran: permutations must be at least 1");
+  double *z = malloc(2 * (n ? n : 1) * sizeof *z);
+  if (z == NULL) return nomem(err, "local moran permutations");
+  double *pool = z + n, zz;
+  int st = centre(W, x, z, &zz, "local_moran", err);
+  if (st != SP_OK) { free(z); return st; }
+  gsl_rng *r = new_rng(seed, err);
+  if (r == NULL) { free(z); return SP_ENOMEM; }
+  for (size_t i = 0; i < n; i++) {
+    size_t k = W->rowptr[i + 1] - W->rowptr[i];
+    if (k == 0) { pvalue[i] = NAN; continue; }
+    /* the other n - 1 values; any order of the pool is a valid pool, so a
+       partial Fisher-Yates shuffle per draw needs no reset */
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) if (j != i) pool[m++] = z[j];
+    double obs = 0;
+    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) obs += W->val[p] * z[W->col[p]];
+    obs *= z[i];
+    size_t ge = 0, le = 0;
+    for (size_t s = 0; s < nperm; s++) {
+      double l = 0;
+      for (size_t q = 0; q < k; q++) {
+        size_t c = q + (size_t)gsl_rng_uniform_int(r, (unsigned long)(m - q));
+        double t = pool[q]; pool[q] = pool[c]; pool[c] = t;
+        l += W->val[W->rowptr[i] + q] * pool[q];
+      }
+      double v = z[i] * l;
+      if (v >= obs) ge++;
+      if (v <= obs) le++;
+    }
+    pvalue[i] = (double)((ge < le ? ge : le) + 1) / (double)(nperm + 1);
+  }
+  gsl_rng_free(r);
+  free(z);
+  return SP_OK;
+}
+
+/* }====================================================================== */
