@@ -7,6 +7,7 @@
 
 #include "lsp.h"
 #include "lplot.h"
+#include "lspml.h"
 #include "lsys.h"
 #include "lweights.h"
 #include "lxlsx.h"
@@ -25,6 +26,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_estimate(L);
   sp_lua_open_yaml(L);
   sp_lua_open_sys(L);
+  sp_lua_open_spml(L);
   sp_lua_open_weights(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

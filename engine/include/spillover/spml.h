@@ -1,0 +1,153 @@
+/*
+** spml.h: maximum-likelihood spatial models (SAR, SEM, SDM, SDEM), the C core.
+**
+** What lives here is what must be fast or exact: a CSR weights matrix over the
+** observations (block-diagonal per period, restricted to the units present),
+** the log-determinant log|I - rho W| (eigenvalues, dense LU, or the Barry-Pace
+** Monte Carlo / Chebyshev approximations built on traces of powers of W), the
+** concentrated log-likelihood and its optimisation (Brent on the interval,
+** then Newton on the score), traces of (I - rho W)^-1 and related matrices for
+** the information matrix and the LeSage-Pace impacts, and solves with
+** I - rho W.  Designs, fixed effects and the assembly of fits are in Lua
+** (lua/spillover/spatial_models.lua).
+**
+** Ownership: every object is created by an sp_*_new-style function and freed
+** by its matching _free; all arrays inside belong to the object.  Inputs are
+** copied, so callers may free theirs after the call.
+*/
+#ifndef SPILLOVER_SPML_H
+#define SPILLOVER_SPML_H
+
+#include <stddef.h>
+
+#include "spillover/error.h"
+
+/* ---- a sparse square matrix in compressed sparse rows ----------------------- */
+
+typedef struct sp_spw {
+  size_t n;     /* rows = columns */
+  size_t nnz;
+  size_t *p;    /* n + 1 row offsets into j and x */
+  size_t *j;    /* column indices, sorted within each row */
+  double *x;    /* values */
+} sp_spw;
+
+/* Build from triplets (0-based i, j; duplicates are summed, zeros kept out).
+   SP_EVALUE for an index >= n or a non-finite value. */
+int sp_spw_new(size_t n, size_t nnz, const size_t *i, const size_t *j, const double *x,
+               sp_spw **out, sp_error *err);
+void sp_spw_free(sp_spw *w);
+
+/* out = W x for the p columns of a row-major n x p block (row stride tda);
+   out has the same shape and stride and must not alias x. */
+void sp_spw_lag(const sp_spw *w, const double *x, size_t p, size_t tda, double *out);
+
+/* Solve (I - rho W) z = b (n-vectors) by the fixed-point iteration
+   z <- b + rho W z, which converges when |rho| times the spectral radius of W
+   is below 1 (row-standardised W and |rho| < 1).  SP_ECONV otherwise. */
+int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_error *err);
+
+/* ---- the weights of a sample: one block per period --------------------------- */
+
+/* A sample of nrow observations; row r is unit unit[r] (0-based, < W->n) in
+   block block[r] (0-based, < nblock; one block per period, or one block for a
+   cross-section).  The weights over the sample are W restricted in every
+   block to the units present; with restandardise != 0 the restricted rows
+   are divided by their sums again (a unit whose neighbours are all absent
+   keeps an empty row).  Blocks with the same set of units share one
+   "distinct" block, so a balanced panel costs one N x N problem. */
+typedef struct sp_spml_sample {
+  size_t nrow, nblock;
+  sp_spw *Wn;          /* nrow x nrow, rows in sample order */
+  size_t ndistinct;
+  sp_spw **Wd;         /* ndistinct blocks, units in increasing order */
+  size_t *mult;        /* how many periods share each distinct block */
+  int row_stochastic;  /* every non-empty row of Wn sums to 1 (within 1e-12) */
+  size_t nempty;       /* rows of Wn without neighbours */
+} sp_spml_sample;
+
+int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const size_t *block,
+                       size_t nblock, int restandardise, sp_spml_sample **out, sp_error *err);
+void sp_spml_sample_free(sp_spml_sample *s);
+
+/* ---- log-determinants --------------------------------------------------------- */
+
+typedef enum {
+  SP_LOGDET_EIGEN = 0,   /* exact, from the eigenvalues of each distinct block */
+  SP_LOGDET_LU,          /* exact, a dense LU factorisation per evaluation */
+  SP_LOGDET_MC,          /* Barry & Pace (1999): power series with traces estimated by random vectors */
+  SP_LOGDET_CHEBYSHEV    /* Pace & LeSage (2004): Chebyshev expansion on [-1, 1] with the same traces */
+} sp_logdet_method;
+
+typedef struct sp_logdet_options {
+  int method;          /* an sp_logdet_method */
+  size_t order;        /* MC/Chebyshev: highest power of W (default 30) */
+  size_t nvec;         /* MC/Chebyshev: random vectors (default 50) */
+  unsigned long seed;  /* MC/Chebyshev: seed of the random vectors (default 1) */
+} sp_logdet_options;
+
+void sp_logdet_options_init(sp_logdet_options *o);
+
+typedef struct sp_logdet sp_logdet;
+
+/* Prepare the log-determinant of a sample.  Keeps a pointer to s (which must
+   outlive it).  Also sets the admissible interval (lower, upper) of rho: the
+   reciprocals of the smallest and largest real eigenvalue for EIGEN (and for
+   LU, which computes them once), [-1, 1] otherwise. */
+int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet **out,
+                  sp_error *err);
+void sp_logdet_free(sp_logdet *ld);
+void sp_logdet_interval(const sp_logdet *ld, double *lower, double *upper);
+
+/* log|I - rho W| over the whole sample, and its first two derivatives in rho
+   (d1, d2 may be NULL). */
+int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d2, sp_error *err);
+
+/* Traces over the whole sample at rho, with A = (I - rho W)^-1 and G = W A:
+   t[0] = tr(A), t[1] = tr(G), t[2] = tr(G G), t[3] = tr(G'G).  EIGEN gives
+   the first three exactly from the eigenvalues; LU computes all four
+   exactly; MC/Chebyshev use the power series of the estimated traces of W^k.
+   tr(G'G) is exact (dense) when every distinct block has at most dense_max
+   units, otherwise estimated with nvec random vectors and sp_spw_solve. */
+int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, double t[4], sp_error *err);
+
+/* ---- the concentrated likelihood ----------------------------------------------- */
+
+typedef enum { SP_SPML_LAG = 0, SP_SPML_ERROR = 1 } sp_spml_kind;
+
+/* The concentrated log-likelihood in rho, on transformed (demeaned) data:
+     lag:   SSR(rho) = e0'e0 - 2 rho e0'eL + rho^2 eL'eL, where e0 and eL are
+            the residuals of y and of W y on X (computed once by the caller);
+     error: SSR(rho) from the regression of y - rho Wy on X - rho WX, redone
+            at every rho (a QR of the n x k block);
+   lnL(rho) = -n_eff/2 (log(2 pi SSR / n_eff) + 1) + ld_factor * logdet(rho)
+              - log1m_coef * log(1 - rho). */
+typedef struct sp_spml_problem {
+  int kind;                /* an sp_spml_kind */
+  size_t n;                /* observations (rows of y, X) */
+  double n_eff;            /* n in sigma2 = SSR / n_eff (n, or Lee-Yu's N(T-1) ...) */
+  double ld_factor;        /* multiplies logdet (1, or (T-1)/T for Lee-Yu) */
+  double log1m_coef;       /* Lee-Yu: coefficient of log(1 - rho) removed (0 otherwise) */
+  double ee[3];            /* lag: e0'e0, e0'eL, eL'eL */
+  size_t k;                /* error: columns of X */
+  const double *y, *Wy;    /* error: n-vectors (stride 1) */
+  const double *X, *WX;    /* error: row-major n x k (stride k) */
+  sp_logdet *ld;
+  double lower, upper;     /* the search interval (open) */
+} sp_spml_problem;
+
+typedef struct sp_spml_result {
+  double rho, loglik, score, hess;  /* score and second derivative at rho */
+  double sigma2, ssr;
+  int boundary;                      /* 1 when the maximum is at an end of the interval */
+  size_t evals;
+} sp_spml_result;
+
+int sp_spml_loglik(sp_spml_problem *p, double rho, double *ll, double *ssr, sp_error *err);
+
+/* Maximise: Brent on (lower, upper), then Newton steps on the score (second
+   derivative by central differences of the score) until the step is below
+   1e-15 relative. */
+int sp_spml_maximise(sp_spml_problem *p, sp_spml_result *r, sp_error *err);
+
+#endif
