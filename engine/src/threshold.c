@@ -1,0 +1,961 @@
+/*
+** threshold.c: Hansen (1999) fixed-effect panel threshold model (see threshold.h).
+**
+** Layout: every per-observation array is stored in the order of the sorted
+** threshold variable (ties by row), column-major, so a scan over candidates
+** walks memory sequentially.  The context (thr_ctx) is shared read-only by
+** the bootstrap threads; each thread owns a workspace (thr_ws) allocated once
+** before any replication runs.
+*/
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/mem.h"
+#include "spillover/threshold.h"
+
+/* A column whose norm falls below this share of its norm before
+   orthogonalisation is taken as collinear with the others. */
+#define THR_COLLINEAR_TOL 1e-10
+/* Columns of the largest design: k + m regressors plus 3 m regime columns. */
+#define THR_PMAX 128
+
+void sp_thr_options_init(sp_thr_options *o) {
+  memset(o, 0, sizeof *o);
+  o->nthresh = 1;
+  o->trim[0] = o->trim[1] = 0.01;
+  o->trim[2] = 0.05;
+  o->grid = 400;
+  o->reps = 0;
+  o->seed = 1;
+  o->threads = 1;
+  o->level = 0.95;
+}
+
+void sp_thr_result_clear(sp_thr_result *res) {
+  if (res == NULL) return;
+  for (int j = 0; j < SP_THR_MAX; j++) {
+    free(res->curve[j].gamma);
+    free(res->curve[j].lr);
+    free(res->test[j].Fboot);
+  }
+  memset(res, 0, sizeof *res);
+}
+
+/* ---- the shared context ---------------------------------------------------- */
+
+typedef struct thr_ctx {
+  size_t n, k, m, N, p0;
+  double *yt;       /* n: within-transformed y */
+  double *Xt;       /* n x k within X (naive refits only) */
+  double *Zt;       /* n x m within Z (naive refits only) */
+  double *Zs;       /* n x m raw Z */
+  double *Q0;       /* n x p0 orthonormal basis of [X~, Z~] */
+  double *e0;       /* n: residual of y~ on Q0 */
+  double *qs;       /* n sorted q */
+  int32_t *ent;     /* n entity codes */
+  double *invT;     /* N: 1 / observations of the entity (0 when none) */
+  size_t *Tcount;   /* N */
+  double *u;        /* nu distinct values of q, ascending */
+  size_t nu;
+  size_t *cnt_le;   /* nu: observations with q <= u[j] */
+  size_t *cand;     /* ncand indices into u (ascending): the grid */
+  size_t ncand;
+  size_t width[SP_THR_MAX]; /* exclusion half-widths of stages 2 and 3 (index 1, 2) */
+  size_t *epos;     /* n: positions of entity e's rows, in time order, from estart[e] */
+  size_t *estart;   /* N + 1 */
+  size_t *strat;    /* N entities sorted by observation count */
+  size_t *slo, *shi;/* N: the stratum of entity e is strat[slo[e] .. shi[e]) */
+  double df;
+  int naive;
+} thr_ctx;
+
+typedef struct thr_ws {
+  double *Qx;       /* n x 3m: orthonormal regime columns of fixed thresholds */
+  double *e;        /* n: residual on the current base */
+  double *ystar;    /* n: bootstrap outcome */
+  double *ssr[4];   /* ncand: the SSR curves of the four stages */
+  double *S;        /* N x m running entity sums of w */
+  double *H;        /* m x p: w'Q */
+  double *W, *A;    /* m x m */
+  double *r, *x;    /* m */
+  double *D;        /* naive: n x (p0 + 3m) design; NULL otherwise */
+  double *v;        /* naive: n residual */
+} thr_ws;
+
+static void ws_free(thr_ws *w) {
+  if (w == NULL) return;
+  sp_mem_free(w->Qx);
+  sp_mem_free(w->e);
+  sp_mem_free(w->ystar);
+  for (int s = 0; s < 4; s++) free(w->ssr[s]);
+  sp_mem_free(w->S);
+  free(w->H);
+  free(w->W);
+  free(w->A);
+  free(w->r);
+  free(w->x);
+  sp_mem_free(w->D);
+  sp_mem_free(w->v);
+  memset(w, 0, sizeof *w);
+}
+
+static int ws_alloc(const thr_ctx *c, thr_ws *w) {
+  size_t n = c->n, m = c->m, p = c->p0 + 3 * m;
+  memset(w, 0, sizeof *w);
+  w->Qx = sp_mem_doubles(n * 3 * m);
+  w->e = sp_mem_doubles(n);
+  w->ystar = sp_mem_doubles(n);
+  int ok = w->Qx && w->e && w->ystar;
+  for (int s = 0; s < 4; s++) {
+    w->ssr[s] = malloc((c->ncand ? c->ncand : 1) * sizeof(double));
+    ok = ok && w->ssr[s];
+  }
+  w->S = sp_mem_doubles(c->N * m);
+  w->H = malloc(m * p * sizeof(double));
+  w->W = malloc(m * m * sizeof(double));
+  w->A = malloc(m * m * sizeof(double));
+  w->r = malloc(m * sizeof(double));
+  w->x = malloc(m * sizeof(double));
+  ok = ok && w->S && w->H && w->W && w->A && w->r && w->x;
+  if (c->naive) {
+    w->D = sp_mem_doubles(n * p);
+    w->v = sp_mem_doubles(n);
+    ok = ok && w->D && w->v;
+  }
+  if (!ok) {
+    ws_free(w);
+    return SP_ENOMEM;
+  }
+  return SP_OK;
+}
+
+static void ctx_free(thr_ctx *c) {
+  sp_mem_free(c->yt);
+  sp_mem_free(c->Xt);
+  sp_mem_free(c->Zt);
+  sp_mem_free(c->Zs);
+  sp_mem_free(c->Q0);
+  sp_mem_free(c->e0);
+  sp_mem_free(c->qs);
+  sp_mem_free(c->ent);
+  free(c->invT);
+  free(c->Tcount);
+  sp_mem_free(c->u);
+  sp_mem_free(c->cnt_le);
+  sp_mem_free(c->cand);
+  sp_mem_free(c->epos);
+  free(c->estart);
+  free(c->strat);
+  free(c->slo);
+  free(c->shi);
+  memset(c, 0, sizeof *c);
+}
+
+/* ---- small dense helpers ------------------------------------------------------ */
+
+static double dot(size_t n, const double *a, const double *b) {
+  double s = 0;
+  for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/* Orthogonalise v against the p orthonormal columns cols (Gram-Schmidt
+   twice: "twice is enough") and normalise it.  Returns 1 when v is
+   (numerically) in their span. */
+static int orth_append(size_t n, const double *const *cols, size_t p, double *v) {
+  double nrm0 = sqrt(dot(n, v, v));
+  if (!(nrm0 > 0)) return 1;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t j = 0; j < p; j++) {
+      double d = dot(n, cols[j], v);
+      const double *cj = cols[j];
+      for (size_t i = 0; i < n; i++) v[i] -= d * cj[i];
+    }
+  }
+  double nrm = sqrt(dot(n, v, v));
+  if (!(nrm > THR_COLLINEAR_TOL * nrm0)) return 1;
+  double s = 1.0 / nrm;
+  for (size_t i = 0; i < n; i++) v[i] *= s;
+  return 0;
+}
+
+/* e = y minus its projection on the columns; returns e'e. */
+static double project_out(size_t n, const double *const *cols, size_t p, const double *y, double *e) {
+  if (e != y) memcpy(e, y, n * sizeof *e);
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t j = 0; j < p; j++) {
+      double d = dot(n, cols[j], e);
+      const double *cj = cols[j];
+      for (size_t i = 0; i < n; i++) e[i] -= d * cj[i];
+    }
+  }
+  return dot(n, e, e);
+}
+
+/* Subtract entity means in place. */
+static void within(const thr_ctx *c, double *v, double *sum) {
+  memset(sum, 0, c->N * sizeof *sum);
+  for (size_t t = 0; t < c->n; t++) sum[c->ent[t]] += v[t];
+  for (size_t e = 0; e < c->N; e++) sum[e] *= c->invT[e];
+  for (size_t t = 0; t < c->n; t++) v[t] -= sum[c->ent[t]];
+}
+
+/* Cholesky solve of the m x m system A x = r (A overwritten).  Returns 1
+   when a pivot is not clearly positive relative to ref (the diagonal before
+   the projection was taken off). */
+static int chol_solve(size_t m, double *A, const double *ref, const double *r, double *x) {
+  for (size_t j = 0; j < m; j++) {
+    double s = A[j * m + j];
+    for (size_t l = 0; l < j; l++) s -= A[j * m + l] * A[j * m + l];
+    if (!(s > THR_COLLINEAR_TOL * ref[j * m + j])) return 1;
+    double d = sqrt(s);
+    A[j * m + j] = d;
+    for (size_t i = j + 1; i < m; i++) {
+      double t = A[i * m + j];
+      for (size_t l = 0; l < j; l++) t -= A[i * m + l] * A[j * m + l];
+      A[i * m + j] = t / d;
+    }
+  }
+  for (size_t i = 0; i < m; i++) {
+    double t = r[i];
+    for (size_t l = 0; l < i; l++) t -= A[i * m + l] * x[l];
+    x[i] = t / A[i * m + i];
+  }
+  for (size_t i = m; i-- > 0;) {
+    double t = x[i];
+    for (size_t l = i + 1; l < m; l++) t -= A[l * m + i] * x[l];
+    x[i] = t / A[i * m + i];
+  }
+  return 0;
+}
+
+/* ---- stages ---------------------------------------------------------------- */
+
+/* Regime columns w~ = within(z 1(q <= u[f])) of the fixed thresholds
+   (u-indices), orthogonalised against Q0 and each other into ws->Qx. */
+static int build_fixed(const thr_ctx *c, thr_ws *w, const size_t *fixed, size_t nf, const double **cols) {
+  size_t n = c->n, m = c->m, p = c->p0;
+  for (size_t j = 0; j < c->p0; j++) cols[j] = c->Q0 + j * n;
+  for (size_t f = 0; f < nf; f++) {
+    size_t upto = c->cnt_le[fixed[f]];
+    for (size_t a = 0; a < m; a++) {
+      double *v = w->Qx + (f * m + a) * n;
+      const double *z = c->Zs + a * n;
+      for (size_t t = 0; t < n; t++) v[t] = t < upto ? z[t] : 0.0;
+      within(c, v, w->S);
+      if (orth_append(n, cols, p, v)) return 1;
+      cols[p++] = v;
+    }
+  }
+  return 0;
+}
+
+/* Observations in each regime given sorted thresholds (u-indices). */
+static int regimes_ok(const thr_ctx *c, const size_t *g, size_t ng) {
+  size_t idx[SP_THR_MAX + 1];
+  for (size_t i = 0; i < ng; i++) idx[i] = g[i];
+  for (size_t i = 1; i < ng; i++)
+    for (size_t j = i; j > 0 && idx[j - 1] > idx[j]; j--) {
+      size_t t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t;
+    }
+  size_t prev = 0;
+  for (size_t i = 0; i <= ng; i++) {
+    size_t cnt = i < ng ? c->cnt_le[idx[i]] : c->n;
+    if (cnt - prev < c->m) return 0;
+    prev = cnt;
+  }
+  return 1;
+}
+
+/* Is grid position ci excluded around the fixed thresholds?  Hansen's rule:
+   with nn candidates below f, positions nn-w .. nn+w-1 are dropped (f itself
+   sits at position nn). */
+static void exclusion(const thr_ctx *c, const size_t *fixed, size_t nf, size_t wdt, unsigned char *mask) {
+  memset(mask, 0, c->ncand);
+  for (size_t f = 0; f < nf; f++) {
+    size_t nn = 0;
+    while (nn < c->ncand && c->cand[nn] < fixed[f]) nn++;
+    size_t lo = nn >= wdt ? nn - wdt : 0, hi = nn + wdt;
+    for (size_t p = lo; p < hi && p < c->ncand; p++) mask[p] = 1;
+  }
+}
+
+/* SSR of every candidate given the fixed thresholds, by incremental updates
+   (or by a full refit per candidate in naive mode).  y: the within outcome,
+   e: its residual on [Q0, fixed columns], ssr_base = e'e.  NaN marks
+   excluded or infeasible candidates. */
+static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t p, const double *y,
+                 const double *e, double ssr_base, const size_t *fixed, size_t nf,
+                 const unsigned char *mask, double *out) {
+  size_t n = c->n, m = c->m;
+  size_t g[SP_THR_MAX + 1];
+  for (size_t f = 0; f < nf; f++) g[f] = fixed[f];
+  if (c->naive) {
+    /* Straightforward: build the full within design at each candidate and
+       refit it (columns x~, z~, fixed regime columns, candidate columns). */
+    size_t pf = c->k + m + nf * m;
+    const double *dc[THR_PMAX];
+    (void)cols; (void)p; (void)e; (void)ssr_base;
+    for (size_t ci = 0; ci < c->ncand; ci++) {
+      g[nf] = c->cand[ci];
+      if (mask[ci] || !regimes_ok(c, g, nf + 1)) { out[ci] = NAN; continue; }
+      double *D = w->D;
+      size_t col = 0;
+      for (size_t j = 0; j < c->k; j++, col++) memcpy(D + col * n, c->Xt + j * n, n * sizeof(double));
+      for (size_t a = 0; a < m; a++, col++) memcpy(D + col * n, c->Zt + a * n, n * sizeof(double));
+      for (size_t f = 0; f <= nf; f++) {
+        size_t upto = c->cnt_le[g[f]];
+        for (size_t a = 0; a < m; a++, col++) {
+          double *v = D + col * n;
+          const double *z = c->Zs + a * n;
+          for (size_t t = 0; t < n; t++) v[t] = t < upto ? z[t] : 0.0;
+          within(c, v, w->S);
+        }
+      }
+      int sing = 0;
+      size_t q = 0;
+      for (size_t j = 0; j < pf + m && !sing; j++) {
+        double *v = D + j * n;
+        sing = orth_append(n, dc, q, v);
+        dc[q++] = v;
+      }
+      out[ci] = sing ? NAN : project_out(n, dc, q, y, w->v);
+    }
+    return;
+  }
+  double *S = w->S, *H = w->H, *W = w->W, *A = w->A, *r = w->r, *x = w->x;
+  memset(S, 0, c->N * m * sizeof *S);
+  memset(H, 0, m * p * sizeof *H);
+  memset(W, 0, m * m * sizeof *W);
+  memset(r, 0, m * sizeof *r);
+  size_t t = 0;
+  for (size_t ci = 0; ci < c->ncand; ci++) {
+    size_t upto = c->cnt_le[c->cand[ci]];
+    if (m == 1) {
+      const double *z = c->Zs;
+      for (; t < upto; t++) {
+        double zt = z[t];
+        if (zt == 0.0) continue;
+        int32_t i = c->ent[t];
+        r[0] += zt * e[t];
+        for (size_t b = 0; b < p; b++) H[b] += zt * cols[b][t];
+        double s = S[i];
+        W[0] += zt * zt - (2.0 * s * zt + zt * zt) * c->invT[i];
+        S[i] = s + zt;
+      }
+    } else {
+      for (; t < upto; t++) {
+        int32_t i = c->ent[t];
+        double it = c->invT[i];
+        double *Si = S + (size_t)i * m;
+        for (size_t a = 0; a < m; a++) {
+          double za = c->Zs[a * n + t];
+          if (za == 0.0) continue;
+          r[a] += za * e[t];
+          double *Ha = H + a * p;
+          for (size_t b = 0; b < p; b++) Ha[b] += za * cols[b][t];
+        }
+        for (size_t a = 0; a < m; a++) {
+          double za = c->Zs[a * n + t];
+          for (size_t b = 0; b < m; b++) {
+            double zb = c->Zs[b * n + t];
+            W[a * m + b] += za * zb - (Si[a] * zb + za * Si[b] + za * zb) * it;
+          }
+        }
+        for (size_t a = 0; a < m; a++) Si[a] += c->Zs[a * n + t];
+      }
+    }
+    g[nf] = c->cand[ci];
+    if (mask[ci] || !regimes_ok(c, g, nf + 1)) { out[ci] = NAN; continue; }
+    for (size_t a = 0; a < m; a++)
+      for (size_t b = 0; b < m; b++) A[a * m + b] = W[a * m + b] - dot(p, H + a * p, H + b * p);
+    if (chol_solve(m, A, W, r, x)) { out[ci] = NAN; continue; }
+    out[ci] = ssr_base - dot(m, r, x);
+  }
+}
+
+/* First minimum of the non-NaN entries; ncand when none. */
+static size_t argmin(const double *v, size_t n) {
+  size_t best = n;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(v[i]) && (best == n || v[i] < v[best])) best = i;
+  return best;
+}
+
+typedef struct thr_seq {
+  size_t g[4];      /* u-indices: g1, g2, g1r, g3 */
+  double S[5];      /* S0 (linear), S(g1), S(g1,g2), S(g1r,g2), S(g1r,g2,g3) */
+  size_t ncand[4];
+} thr_seq;
+
+/* Residual and SSR of y on [Q0, regime columns of fixed]; fills cols. */
+static int base_fit(const thr_ctx *c, thr_ws *w, const size_t *fixed, size_t nf, const double *y,
+                    const double **cols, size_t *p, double *ssr) {
+  if (build_fixed(c, w, fixed, nf, cols)) return SP_ESINGULAR;
+  *p = c->p0 + nf * c->m;
+  *ssr = project_out(c->n, cols, *p, y, w->e);
+  return SP_OK;
+}
+
+/* One stage: scan given fixed, into ws->ssr[slot]; returns the argmin (ncand if none). */
+static int stage(const thr_ctx *c, thr_ws *w, const double *y, const size_t *fixed, size_t nf, size_t wdt,
+                 int slot, unsigned char *mask, size_t *best, size_t *nvalid) {
+  const double *cols[THR_PMAX];
+  size_t p;
+  double ssr;
+  int st = base_fit(c, w, fixed, nf, y, cols, &p, &ssr);
+  if (st) return st;
+  exclusion(c, fixed, nf, wdt, mask);
+  scan(c, w, cols, p, y, w->e, ssr, fixed, nf, mask, w->ssr[slot]);
+  *best = argmin(w->ssr[slot], c->ncand);
+  if (nvalid) {
+    size_t cnt = 0;
+    for (size_t i = 0; i < c->ncand; i++) cnt += !mask[i];
+    *nvalid = cnt;
+  }
+  return *best == c->ncand ? SP_EDF : SP_OK;
+}
+
+/* Exact SSR at the given thresholds (one regression). */
+static int ssr_at(const thr_ctx *c, thr_ws *w, const double *y, const size_t *g, size_t ng, double *ssr) {
+  const double *cols[THR_PMAX];
+  size_t p;
+  return base_fit(c, w, g, ng, y, cols, &p, ssr);
+}
+
+/* Sequential estimation up to stage `upto` (1: g1; 2: g2 and g1 refined;
+   3: g3).  `need_refine` asks for the refinement also when upto = 2. */
+static int sequential(const thr_ctx *c, thr_ws *w, const double *y, int upto, int need_refine,
+                      unsigned char *mask, thr_seq *s) {
+  int st;
+  size_t best, fx[2];
+  for (int i = 0; i < 4; i++) s->g[i] = (size_t)-1;
+  if ((st = stage(c, w, y, NULL, 0, 0, 0, mask, &best, &s->ncand[0]))) return st;
+  s->S[0] = dot(c->n, w->e, w->e);
+  s->g[0] = c->cand[best];
+  if ((st = ssr_at(c, w, y, s->g, 1, &s->S[1]))) return st;
+  if (upto < 2) return SP_OK;
+  fx[0] = s->g[0];
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 1, mask, &best, &s->ncand[1]))) return st;
+  s->g[1] = c->cand[best];
+  fx[0] = s->g[0]; fx[1] = s->g[1];
+  if ((st = ssr_at(c, w, y, fx, 2, &s->S[2]))) return st;
+  if (upto < 3 && !need_refine) return SP_OK;
+  fx[0] = s->g[1];
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 2, mask, &best, &s->ncand[2]))) return st;
+  s->g[2] = c->cand[best];
+  fx[0] = s->g[2]; fx[1] = s->g[1];
+  if ((st = ssr_at(c, w, y, fx, 2, &s->S[3]))) return st;
+  if (upto < 3) return SP_OK;
+  if ((st = stage(c, w, y, fx, 2, c->width[2], 3, mask, &best, &s->ncand[3]))) return st;
+  s->g[3] = c->cand[best];
+  size_t g3[3] = {s->g[2], s->g[1], s->g[3]};
+  return ssr_at(c, w, y, g3, 3, &s->S[4]);
+}
+
+static double fstat(const thr_ctx *c, const thr_seq *s, int test) {
+  double s0 = test == 0 ? s->S[0] : test == 1 ? s->S[1] : s->S[3];
+  double s1 = test == 0 ? s->S[1] : test == 1 ? s->S[2] : s->S[4];
+  return (s0 - s1) / (s1 / c->df);
+}
+
+/* ---- random streams ------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+typedef struct { uint64_t s[4]; } xoshiro;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xo_next(xoshiro *r) {
+  uint64_t *s = r->s;
+  uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+  s[2] ^= t; s[3] = rotl(s[3], 45);
+  return res;
+}
+
+/* The stream of replication rep of test: seeded from (seed, test, rep) only,
+   which is what makes the bootstrap independent of the thread count. */
+static void xo_seed(xoshiro *r, uint64_t seed, int test, uint64_t rep) {
+  uint64_t x = seed;
+  uint64_t h = splitmix64(&x);
+  x = h ^ ((uint64_t)(test + 1) << 56) ^ rep;
+  h = splitmix64(&x);
+  x = h;
+  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+/* Uniform integer in [0, k), k > 0, without modulo bias (rejection). */
+static size_t xo_below(xoshiro *r, size_t k) {
+  uint64_t bound = (uint64_t)k;
+  uint64_t threshold = (0 - bound) % bound;
+  for (;;) {
+    uint64_t x = xo_next(r);
+    if (x >= threshold) return (size_t)(x % bound);
+  }
+}
+
+/* ---- bootstrap ---------------------------------------------------------------------- */
+
+typedef struct boot_job {
+  const thr_ctx *c;
+  thr_ws *w;
+  unsigned char *mask;
+  const double *fitted, *resid;   /* the null model, within, sorted order */
+  int test, reps, tid, nthreads;
+  uint64_t seed;
+  double *Fboot;
+  int status;
+} boot_job;
+
+static void *boot_run(void *arg) {
+  boot_job *j = arg;
+  const thr_ctx *c = j->c;
+  thr_ws *w = j->w;
+  thr_seq s;
+  for (int rep = j->tid; rep < j->reps; rep += j->nthreads) {
+    xoshiro rng;
+    xo_seed(&rng, j->seed, j->test, (uint64_t)rep);
+    for (size_t e = 0; e < c->N; e++) {
+      size_t T = c->Tcount[e];
+      if (T == 0) continue;
+      size_t lo = c->slo[e], hi = c->shi[e];
+      size_t src = c->strat[lo + xo_below(&rng, hi - lo)];
+      const size_t *pe = c->epos + c->estart[e], *ps = c->epos + c->estart[src];
+      for (size_t t = 0; t < T; t++) w->ystar[pe[t]] = j->fitted[pe[t]] + j->resid[ps[t]];
+    }
+    int st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, j->mask, &s);
+    if (st) {
+      /* A resample with no feasible candidate: record no evidence against the null. */
+      j->Fboot[rep] = 0.0;
+      if (st == SP_ENOMEM) { j->status = st; return NULL; }
+      continue;
+    }
+    j->Fboot[rep] = fstat(c, &s, j->test);
+  }
+  return NULL;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* ---- setup -------------------------------------------------------------------------- */
+
+typedef struct { double q; size_t i; } qkey;
+
+static int cmp_qkey(const void *a, const void *b) {
+  const qkey *x = a, *y = b;
+  if (x->q < y->q) return -1;
+  if (x->q > y->q) return 1;
+  return (x->i > y->i) - (x->i < y->i);
+}
+
+typedef struct { int32_t t; size_t row, pos; } tkey;
+
+static int cmp_tkey(const void *a, const void *b) {
+  const tkey *x = a, *y = b;
+  if (x->t != y->t) return (x->t > y->t) - (x->t < y->t);
+  return (x->row > y->row) - (x->row < y->row);
+}
+
+typedef struct { size_t count, e; } ckey;
+
+static int cmp_ckey(const void *a, const void *b) {
+  const ckey *x = a, *y = b;
+  if (x->count != y->count) return (x->count > y->count) - (x->count < y->count);
+  return (x->e > y->e) - (x->e < y->e);
+}
+
+static const char *qname_of(const sp_thr_data *d) { return d->qname ? d->qname : "threshold variable"; }
+
+static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_error *err) {
+  size_t n = d->n, k = d->k, m = d->m, N = d->N;
+  c->n = n; c->k = k; c->m = m; c->N = N; c->p0 = k + m; c->naive = o->naive;
+  if (k + 4 * m > THR_PMAX)
+    return sp_error_set(err, SP_EVALUE, "threshold: too many regressors (k + 4 m = %zu, at most %d)", k + 4 * m, THR_PMAX);
+  for (size_t t = 0; t < n; t++) {
+    if (d->entity[t] < 0 || (size_t)d->entity[t] >= N)
+      return sp_error_set(err, SP_EVALUE, "threshold: entity code %ld of row %zu is outside [0, %zu)",
+                          (long)d->entity[t], t + 1, N);
+    if (!isfinite(d->q[t]) || !isfinite(d->y[t]))
+      return sp_error_set(err, SP_EMISSING, "threshold: row %zu has a missing or infinite value", t + 1);
+  }
+  qkey *key = malloc(n * sizeof *key);
+  size_t *pos = malloc(n * sizeof *pos);  /* pos[row] = sorted position */
+  if (!key || !pos) { free(key); free(pos); return sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); }
+  for (size_t t = 0; t < n; t++) { key[t].q = d->q[t]; key[t].i = t; }
+  qsort(key, n, sizeof *key, cmp_qkey);
+  for (size_t t = 0; t < n; t++) pos[key[t].i] = t;
+
+  c->yt = sp_mem_doubles(n);
+  c->Xt = sp_mem_doubles(n * (k ? k : 1));
+  c->Zt = sp_mem_doubles(n * m);
+  c->Zs = sp_mem_doubles(n * m);
+  c->Q0 = sp_mem_doubles(n * c->p0);
+  c->e0 = sp_mem_doubles(n);
+  c->qs = sp_mem_doubles(n);
+  c->ent = sp_mem_alloc(n * sizeof *c->ent);
+  c->invT = calloc(N ? N : 1, sizeof *c->invT);
+  c->Tcount = calloc(N ? N : 1, sizeof *c->Tcount);
+  c->u = sp_mem_doubles(n);
+  c->cnt_le = sp_mem_alloc(n * sizeof *c->cnt_le);
+  c->epos = sp_mem_alloc(n * sizeof *c->epos);
+  c->estart = calloc(N + 1, sizeof *c->estart);
+  c->strat = malloc((N ? N : 1) * sizeof *c->strat);
+  c->slo = malloc((N ? N : 1) * sizeof *c->slo);
+  c->shi = malloc((N ? N : 1) * sizeof *c->shi);
+  double *sum = malloc((N ? N : 1) * sizeof *sum);
+  tkey *tk = malloc(n * sizeof *tk);
+  if (!c->yt || !c->Xt || !c->Zt || !c->Zs || !c->Q0 || !c->e0 || !c->qs || !c->ent || !c->invT || !c->Tcount ||
+      !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !sum || !tk) {
+    free(key); free(pos); free(sum); free(tk);
+    return sp_error_set(err, SP_ENOMEM, "threshold: out of memory for %zu observations", n);
+  }
+  for (size_t t = 0; t < n; t++) {
+    size_t row = key[t].i;
+    c->qs[t] = key[t].q;
+    c->ent[t] = d->entity[row];
+    c->yt[t] = d->y[row];
+    for (size_t j = 0; j < k; j++) c->Xt[j * n + t] = d->X[row * d->ldx + j];
+    for (size_t a = 0; a < m; a++) c->Zs[a * n + t] = c->Zt[a * n + t] = d->Z[row * d->ldz + a];
+  }
+  for (size_t t = 0; t < n; t++) c->Tcount[c->ent[t]]++;
+  size_t nent = 0;
+  for (size_t e = 0; e < N; e++) {
+    if (c->Tcount[e]) { nent++; c->invT[e] = 1.0 / (double)c->Tcount[e]; }
+  }
+  if (n <= nent + c->p0 + m)
+    { free(key); free(pos); free(sum); free(tk);
+      return sp_error_set(err, SP_EDF, "threshold: %zu observations are too few for %zu entities and %zu coefficients",
+                          n, nent, c->p0 + m); }
+  c->df = (double)(n - nent);
+
+  /* Rows of each entity in time order (bootstrap: whole residual vectors). */
+  for (size_t e = 0; e < N; e++) c->estart[e + 1] = c->estart[e] + c->Tcount[e];
+  {
+    size_t *fill = malloc((N ? N : 1) * sizeof *fill);
+    if (!fill) { free(key); free(pos); free(sum); free(tk); return sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); }
+    memcpy(fill, c->estart, N * sizeof *fill);
+    for (size_t row = 0; row < n; row++) {
+      size_t e = (size_t)d->entity[row];
+      tk[fill[e]].t = d->time ? d->time[row] : 0;
+      tk[fill[e]].row = row;
+      tk[fill[e]].pos = pos[row];
+      fill[e]++;
+    }
+    free(fill);
+    for (size_t e = 0; e < N; e++) {
+      size_t lo = c->estart[e], cnt = c->Tcount[e];
+      qsort(tk + lo, cnt, sizeof *tk, cmp_tkey);
+      for (size_t i = 0; i < cnt; i++) c->epos[lo + i] = tk[lo + i].pos;
+    }
+  }
+  /* Strata of entities with equal observation counts. */
+  {
+    ckey *ck = malloc((N ? N : 1) * sizeof *ck);
+    if (!ck) { free(key); free(pos); free(sum); free(tk); return sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); }
+    for (size_t e = 0; e < N; e++) { ck[e].count = c->Tcount[e]; ck[e].e = e; }
+    qsort(ck, N, sizeof *ck, cmp_ckey);
+    for (size_t e = 0; e < N; e++) c->strat[e] = ck[e].e;
+    free(ck);
+  }
+  for (size_t i = 0; i < N;) {
+    size_t j = i;
+    while (j < N && c->Tcount[c->strat[j]] == c->Tcount[c->strat[i]]) j++;
+    for (size_t l = i; l < j; l++) { c->slo[c->strat[l]] = i; c->shi[c->strat[l]] = j; }
+    i = j;
+  }
+  free(key); free(pos); free(tk);
+
+  /* Within transformation and the basis of the regime-independent part. */
+  within(c, c->yt, sum);
+  const double *cols[THR_PMAX];
+  for (size_t j = 0; j < c->p0; j++) {
+    double *src = j < k ? c->Xt + j * n : c->Zt + (j - k) * n;
+    within(c, src, sum);
+    double *v = c->Q0 + j * n;
+    memcpy(v, src, n * sizeof *v);
+    if (orth_append(n, cols, j, v)) {
+      const char *nm = j < k ? (d->xnames ? d->xnames[j] : NULL) : (d->znames ? d->znames[j - k] : NULL);
+      free(sum);
+      sp_error_set(err, SP_ESINGULAR,
+                   "threshold: %s '%s' is collinear with the other regressors or constant within entities "
+                   "(after removing the entity means)", j < k ? "regressor" : "regime regressor", nm ? nm : "?");
+      if (nm) sp_error_var(err, nm);
+      return SP_ESINGULAR;
+    }
+    cols[j] = v;
+  }
+  free(sum);
+  project_out(n, cols, c->p0, c->yt, c->e0);
+
+  /* Distinct values and the grid. */
+  size_t nu = 0;
+  for (size_t t = 0; t < n; t++) {
+    if (nu == 0 || c->qs[t] != c->u[nu - 1]) c->u[nu++] = c->qs[t];
+    c->cnt_le[nu - 1] = t + 1;
+  }
+  c->nu = nu;
+  if (nu < 2) {
+    sp_error_set(err, SP_EVALUE, "threshold: the threshold variable '%s' is constant (%g in every row used)",
+                 qname_of(d), c->qs[0]);
+    sp_error_var(err, qname_of(d));
+    return SP_EVALUE;
+  }
+  /* Candidates: xthreg/Hansen quantile grid u[floor((trim + k/G) N)] (1-based),
+     k = 0 .. G(1 - 2 trim), or every u[j], j = floor(trim N) .. floor((1 - trim) N).
+     Indices are clamped to [1, N - 1] (u[N] would leave the upper regime empty)
+     and repeats removed. */
+  size_t ng = 0;
+  c->cand = sp_mem_alloc((o->grid ? o->grid + 1 : nu) * sizeof *c->cand);
+  if (!c->cand) return sp_error_set(err, SP_ENOMEM, "threshold: out of memory");
+  double tr = o->trim[0], Nu = (double)nu;
+  if (o->grid) {
+    double G = (double)o->grid;
+    size_t kmax = (size_t)floor(G * (1.0 - 2.0 * tr) + 1e-9);
+    for (size_t kk = 0; kk <= kmax; kk++) {
+      double sq = tr + (double)kk / G;
+      long j1 = (long)floor(sq * Nu);
+      if (j1 < 1) j1 = 1;
+      if (j1 > (long)nu - 1) j1 = (long)nu - 1;
+      size_t j0 = (size_t)(j1 - 1);
+      if (ng == 0 || c->cand[ng - 1] < j0) c->cand[ng++] = j0;
+    }
+  } else {
+    long lo = (long)floor(tr * Nu), hi = (long)floor((1.0 - tr) * Nu);
+    if (lo < 1) lo = 1;
+    if (hi > (long)nu - 1) hi = (long)nu - 1;
+    for (long j1 = lo; j1 <= hi; j1++) c->cand[ng++] = (size_t)(j1 - 1);
+  }
+  c->ncand = ng;
+  for (int s = 1; s < SP_THR_MAX; s++) {
+    double wd = o->grid ? floor((double)o->grid * o->trim[s] + 1e-9) : floor(o->trim[s] * Nu);
+    c->width[s] = wd < 1 ? 1 : (size_t)wd;
+  }
+  /* Each threshold after the first removes 2 w candidates at most. */
+  size_t need = (size_t)o->nthresh;
+  if (ng < need) {
+    sp_error_set(err, SP_EVALUE,
+                 "threshold: the threshold variable '%s' has %zu distinct values, too few for %d threshold%s "
+                 "with trimming %g: %zu candidate%s left (expected at least %zu)",
+                 qname_of(d), nu, o->nthresh, o->nthresh > 1 ? "s" : "", tr, ng, ng == 1 ? "" : "s", need);
+    sp_error_var(err, qname_of(d));
+    return SP_EVALUE;
+  }
+  return SP_OK;
+}
+
+/* ---- the estimator ------------------------------------------------------------------ */
+
+static int curve_from(const thr_ctx *c, const double *ssr, sp_thr_curve *cv, double crit, double ci[2]) {
+  size_t cnt = 0, b = argmin(ssr, c->ncand);
+  for (size_t i = 0; i < c->ncand; i++) cnt += !isnan(ssr[i]);
+  cv->gamma = malloc((cnt ? cnt : 1) * sizeof(double));
+  cv->lr = malloc((cnt ? cnt : 1) * sizeof(double));
+  if (!cv->gamma || !cv->lr) return SP_ENOMEM;
+  double smin = ssr[b];
+  ci[0] = INFINITY; ci[1] = -INFINITY;
+  cnt = 0;
+  for (size_t i = 0; i < c->ncand; i++) {
+    if (isnan(ssr[i])) continue;
+    double g = c->u[c->cand[i]], lr = (ssr[i] - smin) / (smin / c->df);
+    cv->gamma[cnt] = g;
+    cv->lr[cnt] = lr;
+    cnt++;
+    if (lr < crit) {
+      if (g < ci[0]) ci[0] = g;
+      if (g > ci[1]) ci[1] = g;
+    }
+  }
+  cv->n = cnt;
+  return SP_OK;
+}
+
+static int fail_nocand(const sp_thr_data *d, const thr_ctx *c, int stg, sp_error *err) {
+  static const char *const what[] = {"the first threshold", "the second threshold", "the refined first threshold",
+                                     "the third threshold"};
+  sp_error_set(err, SP_EDF,
+               "threshold: no candidate for %s leaves every regime with at least %zu observation%s "
+               "(the number of regime-dependent coefficients) after trimming: too few observations or distinct "
+               "values of '%s' for this many thresholds",
+               what[stg], c->m, c->m == 1 ? "" : "s", qname_of(d));
+  sp_error_var(err, qname_of(d));
+  return SP_EDF;
+}
+
+int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_result *res, sp_error *err) {
+  memset(res, 0, sizeof *res);
+  if (d == NULL || o == NULL) return sp_error_set(err, SP_EVALUE, "threshold: no data or options");
+  if (o->nthresh < 1 || o->nthresh > SP_THR_MAX)
+    return sp_error_set(err, SP_EVALUE, "threshold: the number of thresholds must be 1, 2 or 3 (got %d)", o->nthresh);
+  for (int s = 0; s < o->nthresh; s++)
+    if (!(o->trim[s] >= 0 && o->trim[s] < 0.5))
+      return sp_error_set(err, SP_EVALUE, "threshold: trim[%d] must be in [0, 0.5) (got %g)", s + 1, o->trim[s]);
+  if (o->reps < 0) return sp_error_set(err, SP_EVALUE, "threshold: bootstrap replications must be >= 1 (got %d)", o->reps);
+  if (o->threads < 1) return sp_error_set(err, SP_EVALUE, "threshold: threads must be >= 1 (got %d)", o->threads);
+  if (!(o->level > 0 && o->level < 1)) return sp_error_set(err, SP_EVALUE, "threshold: level must be in (0, 1) (got %g)", o->level);
+  if (d->m < 1) return sp_error_set(err, SP_EVALUE, "threshold: at least one regime-dependent regressor is needed");
+  if (d->n == 0) return sp_error_set(err, SP_EDF, "threshold: no observations");
+
+  thr_ctx c;
+  memset(&c, 0, sizeof c);
+  int nthreads = o->threads > 64 ? 64 : o->threads;
+  if (o->reps < nthreads) nthreads = o->reps > 0 ? o->reps : 1;
+  thr_ws ws[64];
+  memset(ws, 0, sizeof ws);
+  unsigned char *mask[64] = {0};
+  double *fitted = NULL, *resid = NULL;
+  int st = setup(d, o, &c, err);
+  if (st) goto done;
+  for (int i = 0; i < nthreads; i++) {
+    mask[i] = malloc(c.ncand);
+    if (!mask[i] || ws_alloc(&c, &ws[i])) {
+      st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory for the workspaces");
+      goto done;
+    }
+  }
+  fitted = sp_mem_doubles(c.n);
+  resid = sp_mem_doubles(c.n);
+  if (!fitted || !resid) { st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); goto done; }
+
+  res->nthresh = o->nthresh;
+  res->nobs = c.n;
+  res->df = (size_t)c.df;
+  res->nentities = c.n - res->df;
+  res->balanced = 1;
+  for (size_t e = 0; e < c.N; e++)
+    if (c.Tcount[e] && c.Tcount[e] != c.Tcount[c.ent[0]]) res->balanced = 0;
+  res->nunique = c.nu;
+  res->ngrid = c.ncand;
+  res->lr_crit = -2.0 * log(1.0 - sqrt(o->level));
+  for (int i = 0; i < 4; i++) res->seq_gamma[i] = res->seq_ssr[i] = NAN;
+
+  /* Point estimates, keeping the four SSR curves of workspace 0. */
+  thr_seq s;
+  memset(&s, 0, sizeof s);
+  st = sequential(&c, &ws[0], c.yt, o->nthresh, o->nthresh >= 2, mask[0], &s);
+  if (st == SP_EDF) {
+    int stg = s.g[0] == (size_t)-1 ? 0 : s.g[1] == (size_t)-1 ? 1 : s.g[2] == (size_t)-1 ? 2 : 3;
+    st = fail_nocand(d, &c, stg, err);
+    goto done;
+  }
+  if (st == SP_ESINGULAR) {
+    st = sp_error_set(err, SP_ESINGULAR, "threshold: the regime regressors are collinear at the estimated thresholds");
+    goto done;
+  }
+  if (st) goto done;
+  res->ssr_linear = s.S[0];
+  int nt = o->nthresh;
+  size_t fin[3];
+  int slot[3];
+  if (nt == 1) { fin[0] = s.g[0]; slot[0] = 0; }
+  else { fin[0] = s.g[2]; slot[0] = 2; fin[1] = s.g[1]; slot[1] = 1; }
+  if (nt == 3) { fin[2] = s.g[3]; slot[2] = 3; }
+  res->ssr = nt == 1 ? s.S[1] : nt == 2 ? s.S[3] : s.S[4];
+  for (int i = 0; i < 4; i++) {
+    if (s.g[i] != (size_t)-1) {
+      res->seq_gamma[i] = c.u[s.g[i]];
+      res->seq_ssr[i] = s.S[i + 1];
+      res->seq_ncand[i] = s.ncand[i];
+    }
+  }
+  /* Curves and intervals, then sort by threshold value. */
+  for (int j = 0; j < nt; j++) {
+    res->gamma[j] = c.u[fin[j]];
+    if (curve_from(&c, ws[0].ssr[slot[j]], &res->curve[j], res->lr_crit, res->ci[j])) {
+      st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory");
+      goto done;
+    }
+  }
+  for (int i = 1; i < nt; i++)
+    for (int j = i; j > 0 && res->gamma[j - 1] > res->gamma[j]; j--) {
+      double g = res->gamma[j]; res->gamma[j] = res->gamma[j - 1]; res->gamma[j - 1] = g;
+      double c0 = res->ci[j][0], c1 = res->ci[j][1];
+      res->ci[j][0] = res->ci[j - 1][0]; res->ci[j][1] = res->ci[j - 1][1];
+      res->ci[j - 1][0] = c0; res->ci[j - 1][1] = c1;
+      sp_thr_curve cv = res->curve[j]; res->curve[j] = res->curve[j - 1]; res->curve[j - 1] = cv;
+      size_t f = fin[j]; fin[j] = fin[j - 1]; fin[j - 1] = f;
+    }
+  {
+    size_t prev = 0;
+    for (int j = 0; j <= nt; j++) {
+      size_t cnt = j < nt ? c.cnt_le[fin[j]] : c.n;
+      res->regime_nobs[j] = cnt - prev;
+      prev = cnt;
+    }
+  }
+
+  /* Tests and their bootstrap. */
+  for (int t = 0; t < nt; t++) {
+    sp_thr_test *T = &res->test[t];
+    T->F = fstat(&c, &s, t);
+    T->ssr_null = t == 0 ? s.S[0] : t == 1 ? s.S[1] : s.S[3];
+    T->ssr_alt = t == 0 ? s.S[1] : t == 1 ? s.S[2] : s.S[4];
+    T->pvalue = NAN;
+    T->crit[0] = T->crit[1] = T->crit[2] = NAN;
+    if (o->reps == 0) continue;
+    /* The null model: t thresholds (none; g1; refined g1 and g2). */
+    size_t g0[2] = {t == 1 ? s.g[0] : s.g[2], s.g[1]};
+    const double *cols[THR_PMAX];
+    size_t p;
+    double ssr0;
+    if ((st = base_fit(&c, &ws[0], g0, (size_t)t, c.yt, cols, &p, &ssr0))) {
+      st = sp_error_set(err, SP_ESINGULAR, "threshold: the null model of test %d is singular", t + 1);
+      goto done;
+    }
+    memcpy(resid, ws[0].e, c.n * sizeof *resid);
+    for (size_t i = 0; i < c.n; i++) fitted[i] = c.yt[i] - resid[i];
+    T->reps = o->reps;
+    T->Fboot = malloc((size_t)o->reps * sizeof(double));
+    if (!T->Fboot) { st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); goto done; }
+    boot_job jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0};
+    for (int i = 0; i < nthreads; i++) {
+      jobs[i] = (boot_job){.c = &c, .w = &ws[i], .mask = mask[i], .fitted = fitted, .resid = resid, .test = t,
+                           .reps = o->reps, .tid = i, .nthreads = nthreads, .seed = o->seed, .Fboot = T->Fboot,
+                           .status = SP_OK};
+    }
+    for (int i = 1; i < nthreads; i++) started[i] = pthread_create(&tids[i], NULL, boot_run, &jobs[i]) == 0;
+    boot_run(&jobs[0]);
+    for (int i = 1; i < nthreads; i++) {
+      if (started[i]) pthread_join(tids[i], NULL);
+      else boot_run(&jobs[i]);  /* no thread: do its share here (same streams, same result) */
+    }
+    for (int i = 0; i < nthreads; i++)
+      if (jobs[i].status) { st = sp_error_set(err, jobs[i].status, "threshold: bootstrap failed (out of memory)"); goto done; }
+    size_t above = 0;
+    for (int r = 0; r < o->reps; r++) above += T->Fboot[r] > T->F;
+    T->pvalue = (double)above / (double)o->reps;
+    double *sorted = malloc((size_t)o->reps * sizeof *sorted);
+    if (!sorted) { st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); goto done; }
+    memcpy(sorted, T->Fboot, (size_t)o->reps * sizeof *sorted);
+    qsort(sorted, (size_t)o->reps, sizeof *sorted, cmp_double);
+    static const double lev[3] = {0.90, 0.95, 0.99};
+    for (int l = 0; l < 3; l++) {
+      long idx = (long)ceil(lev[l] * o->reps - 1e-9) - 1;
+      if (idx < 0) idx = 0;
+      if (idx >= o->reps) idx = o->reps - 1;
+      T->crit[l] = sorted[idx];
+    }
+    free(sorted);
+  }
+  st = SP_OK;
+
+done:
+  for (int i = 0; i < 64; i++) { ws_free(&ws[i]); free(mask[i]); }
+  sp_mem_free(fitted);
+  sp_mem_free(resid);
+  ctx_free(&c);
+  return st;
+}
