@@ -11,6 +11,7 @@
 #include "lsys.h"
 #include "lweights.h"
 #include "lxlsx.h"
+#include "lthreshold.h"
 
 int luaopen_spillover_core(lua_State *L) {
   /* GSL's default handler aborts; the core checks every status instead.
@@ -26,6 +27,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_estimate(L);
   sp_lua_open_yaml(L);
   sp_lua_open_sys(L);
+  sp_lua_open_threshold(L);
   sp_lua_open_spml(L);
   sp_lua_open_weights(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
