@@ -1408,16 +1408,18 @@ end
 
 function GroupDiff:__tostring()
   local lines = { string.format("Coefficient differences across %s: %s", self.group, self.formula) }
+  local names = { chow = "Chow (fully interacted Wald)", permutation = "Fisher permutation", sur = "SUR (stacked Wald)" }
   for _, r in ipairs(self) do
+    local name = pad(names[r.test], 30)
     if r.test == "permutation" then
       for _, x in ipairs(r.results) do
-        lines[#lines + 1] = string.format("  %-40s %s: %s - %s = %.5g; empirical p = %.4f (two-sided %.4f), %d permutations",
-          r.method, x.coef, r.levels[1], r.levels[2], x.difference, x.pvalue, x.pvalue_two_sided, r.done)
+        lines[#lines + 1] = string.format("  %s %s: %s - %s = %.5g; empirical p = %.4f (two-sided %.4f), %d permutations",
+          name, x.coef, r.levels[1], r.levels[2], x.difference, x.pvalue, x.pvalue_two_sided, r.done)
       end
     else
       local stat = r.df2 and string.format("F(%d, %s) = %.4f", r.df1, tostring(math.tointeger(r.df2) or r.df2), r.statistic)
         or string.format("chi2(%d) = %.4f", r.df1, r.statistic)
-      lines[#lines + 1] = string.format("  %-40s %s: %s, p = %.4f", r.method, table.concat(r.coef, ", "), stat, r.pvalue)
+      lines[#lines + 1] = string.format("  %s %s: %s, p = %.4f", name, table.concat(r.coef, ", "), stat, r.pvalue)
     end
   end
   return table.concat(lines, "\n")
