@@ -342,4 +342,21 @@ local dq = sf:predict(d1, { coef = coef }) - sf:predict(d, { coef = coef })
 T.near(dq:get(1, 1), 0.1 * (sf.mediation.c.estimate + sf.mediation.effects[1].indirect), 1e-9,
   "scenario fit: a draw of b changes the indirect part")
 
+-- Through the real registry and the counterfactual engine (draws and a cluster-bootstrap refit).
+mech.register(sp.scenario)
+local est_ok = false
+for _, nm in ipairs(sp.scenario.estimator_names()) do if nm == "mediation" then est_ok = true end end
+T.check(est_ok, "register: sp.scenario lists 'mediation'")
+local cf = sp.counterfactual { data = d, fit = sf, entity = "province", time = "year",
+  shocks = { { variable = "dige", where = "region_nbs == 'West'", from = 2020, change = "+0.5" } },
+  groups = { "region_nbs" }, draws = 50, seed = 3 }
+local west = cf.groups["region_nbs=West"].total
+local nwest = 0
+for i = 1, d:nrow() do if d.region_nbs[i] == "West" and d.year[i] >= 2020 then nwest = nwest + 1 end end
+T.near(west.sum, 0.5 * sf.mediation.c.estimate * nwest, 1e-9, "counterfactual: West effect = c * 0.5 per shocked row")
+T.check(west.sum_lo < west.sum and west.sum < west.sum_hi, "counterfactual: draws give an interval around it")
+local cfb = sp.counterfactual { data = d, fit = sf, entity = "province", time = "year",
+  shocks = { { variable = "dige", change = "+0.1" } }, bootstrap = 5, seed = 3 }
+T.check(cfb.method == "cluster bootstrap" and cfb.groups.all.total.sum_lo ~= nil, "counterfactual: bootstrap refits run")
+
 T.done()
