@@ -1,0 +1,302 @@
+-- spillover.threshold: Hansen (1999) fixed-effect panel threshold regression.
+--
+--   sp.threshold(d, "i ~ q1 + q2 + q3 + d1 + qd1", {threshold = "d1", regime = {"c1"}, n = 1,
+--                trim = {0.01, 0.01, 0.05}, grid = 400 | "exact", bootstrap = 300, seed = 1,
+--                vcov = "iid" | "hc0" | {cluster = "id"} | ..., threads = 1, level = 0.95})
+--
+-- The search (grid, sequential thresholds with refinement, F tests, the
+-- bootstrap, LR intervals) runs in C (core.threshold_fit).  The coefficients
+-- at the estimated thresholds come from the linear pipeline (sp.ols with the
+-- entity absorbed), so every vcov option of sp.ols applies; the fit renames
+-- the regime columns to "<z>:regime<r>" and predicts with the regime each row
+-- falls in given its (possibly shocked) threshold variable.
+local core = require "spillover.core"
+local fitmod = require "spillover.fit"
+local linear = require "spillover.linear"
+
+local M = {}
+
+local function fail(msg, level) error("threshold: " .. msg, (level or 1) + 1) end
+
+local function column_numbers(d, name)
+  local col = d[name]
+  if type(col) ~= "userdata" then return nil end
+  local t = {}
+  for i = 1, col:nrow() do t[i] = col:get(i, 1) end
+  return t
+end
+
+--- The internal (formula-safe) name of regime r of regressor z.
+local function inner_name(z, r) return string.format("%s__thr_regime%d", z, r) end
+
+--- Regime columns of a frame: z * 1(g_{r-1} < q <= g_r), NaN where q or z is.
+local function regime_columns(d, spec)
+  local q = column_numbers(d, spec.threshold)
+  if not q then fail("the data have no numeric column '" .. spec.threshold .. "'", 3) end
+  local g = spec.thresholds
+  local out = {}
+  for _, z in ipairs(spec.regime) do
+    local zv = column_numbers(d, z)
+    if not zv then fail("the data have no numeric column '" .. z .. "'", 3) end
+    for r = 1, #g + 1 do
+      local lo, hi = g[r - 1] or -math.huge, g[r] or math.huge
+      local v = {}
+      for i = 1, #q do
+        local qi, zi = q[i], zv[i]
+        if qi ~= qi or zi ~= zi then v[i] = 0 / 0
+        elseif qi > lo and qi <= hi then v[i] = zi
+        else v[i] = 0 end
+      end
+      out[#out + 1] = { name = inner_name(z, r), public = z .. ":regime" .. r, values = v }
+    end
+  end
+  return out
+end
+M.regime_columns = regime_columns
+
+local function augmented(d, spec)
+  local nd = d:copy()
+  for _, c in ipairs(regime_columns(d, spec)) do nd[c.name] = c.values end
+  return nd
+end
+
+-- ---- options -------------------------------------------------------------------------
+
+local function parse_opts(d, formula, opts)
+  if type(formula) ~= "string" then fail("expected a formula string as argument 2", 3) end
+  if opts ~= nil and type(opts) ~= "table" then fail("expected an options table as argument 3", 3) end
+  opts = opts or {}
+  local o = {}
+  local lhs, rhs = formula:match("^(.-)~(.*)$")
+  if not lhs then fail("formula '" .. formula .. "' has no '~'", 3) end
+  if rhs:find("|", 1, true) then
+    fail("formula '" .. formula .. "': leave out the '|' part; the entity fixed effects come from the panel index " ..
+      "(d:panel{entity=, time=})", 3)
+  end
+  o.formula = formula
+  local ok, info = pcall(d.panel_info, d)
+  if not ok or type(info) ~= "table" or not info.entity then
+    fail("needs a panel index: call d:panel{entity = ..., time = ...} first", 3)
+  end
+  o.entity, o.time = info.entity, info.time
+  if type(opts.threshold) ~= "string" then fail("option 'threshold' must name the threshold variable (a string)", 3) end
+  o.threshold = opts.threshold
+  local reg = opts.regime
+  if type(reg) == "string" then reg = { reg } end
+  if type(reg) ~= "table" or #reg == 0 then
+    fail("option 'regime' must name the regime-dependent regressor(s): a string or an array of strings", 3)
+  end
+  for i, z in ipairs(reg) do
+    if type(z) ~= "string" then fail("option 'regime': entry " .. i .. " is not a string", 3) end
+  end
+  o.regime = reg
+  -- A regime regressor also in the formula would be collinear with its regime columns.
+  for _, z in ipairs(reg) do
+    for term in (rhs .. "+"):gmatch("(.-)%+") do
+      if term:match("^%s*(.-)%s*$") == z then
+        fail("regime regressor '" .. z .. "' is also in the formula; list it only in 'regime' " ..
+          "(its coefficient differs by regime)", 3)
+      end
+    end
+  end
+  for _, name in ipairs({ o.threshold, table.unpack(reg) }) do
+    local col = d[name]
+    if col == nil then fail("the data have no column '" .. name .. "'", 3) end
+    if type(col) ~= "userdata" then fail("column '" .. name .. "' must be numeric, not categorical", 3) end
+  end
+  local n = opts.n or 1
+  if math.type(n) ~= "integer" or n < 1 or n > 3 then
+    fail("option 'n' (number of thresholds) must be 1, 2 or 3, got " .. tostring(n), 3)
+  end
+  o.n = n
+  local trim = opts.trim or { 0.01, 0.01, 0.05 }
+  if type(trim) == "number" then trim = { trim, trim, trim } end
+  if type(trim) ~= "table" then fail("option 'trim' must be a number or an array {t1, t2, t3}", 3) end
+  local defaults = { 0.01, 0.01, 0.05 }
+  o.trim = {}
+  for s = 1, 3 do
+    local t = trim[s] or (s > #trim and #trim > 0 and trim[#trim]) or defaults[s]
+    if type(t) ~= "number" or t < 0 or t >= 0.5 then
+      fail("option 'trim': entry " .. s .. " must be a number in [0, 0.5), got " .. tostring(t), 3)
+    end
+    o.trim[s] = t
+  end
+  local grid = opts.grid == nil and 400 or opts.grid
+  if grid == "exact" then o.grid = 0
+  elseif math.type(grid) == "integer" and grid >= 10 then o.grid = grid
+  else fail("option 'grid' must be a number of points (>= 10, xthreg: 400) or \"exact\", got " .. tostring(grid), 3) end
+  local boot = opts.bootstrap
+  if boot == nil then boot = 300 end
+  if boot == false then o.reps = 0
+  elseif math.type(boot) == "integer" and boot >= 1 then o.reps = boot
+  else fail("option 'bootstrap' must be a number of replications >= 1 (or false for none), got " .. tostring(boot), 3) end
+  o.seed = opts.seed or 1
+  if math.type(o.seed) ~= "integer" then fail("option 'seed' must be an integer", 3) end
+  o.threads = opts.threads or 1
+  if math.type(o.threads) ~= "integer" or o.threads < 1 or o.threads > 64 then
+    fail("option 'threads' must be an integer in 1..64", 3)
+  end
+  o.level = opts.level or 0.95
+  if type(o.level) ~= "number" or o.level <= 0 or o.level >= 1 then fail("option 'level' must be in (0, 1)", 3) end
+  o.vcov, o.compat = opts.vcov, opts.compat
+  o.naive = opts.naive and true or false
+  return o
+end
+
+-- ---- the estimator ---------------------------------------------------------------------
+
+local function describe_tests(tests, reps)
+  local names = { "single", "double", "triple" }
+  local lines = {}
+  for j, t in ipairs(tests) do
+    if t.pvalue then
+      lines[#lines + 1] = string.format(
+        "F%d (%s threshold) = %.4f, bootstrap p = %.4f (%d reps); critical values 10%%/5%%/1%%: %.4f / %.4f / %.4f",
+        j, names[j], t.F, t.pvalue, reps, t.crit10, t.crit5, t.crit1)
+    else
+      lines[#lines + 1] = string.format("F%d (%s threshold) = %.4f (no bootstrap)", j, names[j], t.F)
+    end
+  end
+  return lines
+end
+
+--- sp.threshold(d, formula, opts) -> fit
+function M.threshold(d, formula, opts)
+  local o = parse_opts(d, formula, opts)
+  local extra = { o.threshold }
+  for _, z in ipairs(o.regime) do extra[#extra + 1] = z end
+  if o.time then extra[#extra + 1] = o.time end
+  local des = core.design(d, o.formula .. " | " .. o.entity, { extra = extra })
+  local res = core.threshold_fit(des, {
+    entity = o.entity, threshold = o.threshold, regime = o.regime, time = o.time, n = o.n, trim = o.trim,
+    grid = o.grid, reps = o.reps, seed = o.seed, threads = o.threads, level = o.level, naive = o.naive,
+  })
+
+  -- Coefficients at the thresholds: the within regression with regime columns.
+  local spec = { threshold = o.threshold, regime = o.regime, thresholds = res.thresholds }
+  local nd = augmented(d, spec)
+  local rhs = o.formula:match("~(.*)$")
+  local terms = {}
+  for _, c in ipairs(regime_columns(d, spec)) do terms[#terms + 1] = c.name end
+  local inner_formula = o.formula .. " + " .. table.concat(terms, " + ") .. " | " .. o.entity
+  if rhs:match("^%s*$") or rhs:match("^%s*0%s*$") or rhs:match("^%s*1%s*$") then
+    inner_formula = o.formula:match("^(.-)~") .. "~ " .. table.concat(terms, " + ") .. " | " .. o.entity
+  end
+  local inner = linear.ols(nd, inner_formula, { vcov = o.vcov, compat = o.compat })
+
+  -- Public names: "<z>:regime<r>" for the regime columns.
+  local rename = {}
+  for _, c in ipairs(regime_columns(d, spec)) do rename[c.name] = c.public end
+  local names, back = {}, {}
+  for i, nm in ipairs(inner.names) do
+    names[i] = rename[nm] or nm
+    back[names[i]] = nm
+  end
+  for _, c in pairs(rename) do
+    if not back[c] then
+      fail("the regime coefficient '" .. c .. "' was dropped as collinear at the estimated thresholds", 2)
+    end
+  end
+
+  local stats = {}
+  for k, v in pairs(inner.stats) do stats[k] = v end
+  stats.F = nil
+  stats.thresholds = res.thresholds
+  stats.ci = res.ci
+  stats.lr = res.lr
+  stats.lr_crit = res.lr_crit
+  stats.level = o.level
+  stats.ssr = res.ssr
+  stats.ssr_linear = res.ssr_linear
+  stats.sigma2 = res.ssr / res.df
+  stats.df_sigma2 = res.df
+  stats.tests = res.tests
+  for _, t in ipairs(res.tests) do t.statistic = t.F end
+  stats.F = res.tests
+  stats.sequence = res.sequence
+  stats.regime_nobs = res.regime_nobs
+  stats.n_unique = res.n_unique
+  stats.n_grid = res.n_grid
+  stats.grid = o.grid == 0 and "exact" or o.grid
+  stats.trim = o.trim
+  stats.bootstrap = o.reps
+  stats.seed = o.seed
+  stats.balanced = res.balanced
+  stats.n_entities = res.n_entities
+
+  local notes = {}
+  for _, nt in ipairs(inner.notes or {}) do
+    if not nt:find("__thr_regime", 1, true) then notes[#notes + 1] = nt end
+  end
+  for j, g in ipairs(res.thresholds) do
+    notes[#notes + 1] = string.format("threshold %d (%s): %.6g, %g%% LR interval [%.6g, %.6g]", j, o.threshold, g,
+      100 * o.level, res.ci[j][1], res.ci[j][2])
+  end
+  for _, line in ipairs(describe_tests(res.tests, o.reps)) do notes[#notes + 1] = line end
+
+  local fit = fitmod.new {
+    names = names, b = inner.b, V = inner.V, nobs = inner.nobs, df_resid = inner.df_resid, dist = inner.dist,
+    stats = stats, estimator = "threshold", label = "Panel threshold (Hansen 1999), entity fixed effects",
+    formula = o.formula, vcov_label = inner.vcov_label, vcov_type = inner.vcov_type, fe = inner.fe, notes = notes,
+    compat = inner.compat,
+  }
+  fit.inner = inner
+  fit.threshold_spec = spec
+  fit.data = d
+  fit.resid_values = inner.resid_values
+  fit.fitted_values = function() return inner:fitted() end
+  fit.fixef_values = function() return inner:fixef() end
+  -- Predictions switch regime with the row's own threshold variable: a shock
+  -- that moves q across a threshold changes which coefficient applies.
+  fit.predict_fn = function(self, frame, popts)
+    local aug = augmented(frame, self.threshold_spec)
+    local coef
+    if popts and popts.coef then
+      coef = {}
+      for pub, v in pairs(popts.coef) do coef[back[pub] or pub] = v end
+    end
+    return linear.predict_linear(self.inner, aug, { coef = coef })
+  end
+  fit.predict_matrix = function(self, frame)
+    return linear.predict_matrix(self.inner, augmented(frame, self.threshold_spec))
+  end
+  fit.refit = function(_, newdata) return M.threshold(newdata, formula, opts) end
+  return fit
+end
+
+--- The LR(gamma) curves as a plot (spillover.plot.lines), one panel per threshold
+--- in one figure: LR against the candidates, with the critical value as a line.
+function M.lr_plot(fit, path, popts)
+  if type(fit) ~= "table" or not (fit.stats and fit.stats.lr) then
+    error("threshold.lr_plot: expected a threshold fit as argument 1", 2)
+  end
+  if type(path) ~= "string" then error("threshold.lr_plot: expected an output path as argument 2", 2) end
+  popts = popts or {}
+  local plot = require "spillover.plot"
+  local st = fit.stats
+  -- One x axis: the union of the candidates of every curve (the stages
+  -- exclude different neighbourhoods); a curve is NaN (a gap) where it has no value.
+  local seen, x = {}, {}
+  for _, cv in ipairs(st.lr) do
+    for _, g in ipairs(cv.gamma) do
+      if not seen[g] then seen[g] = true; x[#x + 1] = g end
+    end
+  end
+  table.sort(x)
+  local series = {}
+  for j, cv in ipairs(st.lr) do
+    local at, y = {}, {}
+    for i, g in ipairs(cv.gamma) do at[g] = cv.lr[i] end
+    for i, g in ipairs(x) do y[i] = at[g] or 0 / 0 end
+    series[j] = { label = #st.lr > 1 and string.format("LR(\u{3b3}%d)", j) or "LR(\u{3b3})", y = y }
+  end
+  return plot.lines(path, {
+    x = x, series = series, hlines = { st.lr_crit },
+    title = popts.title,
+    xlabel = popts.xlabel or ("Threshold \u{3b3} (" .. fit.threshold_spec.threshold .. ")"),
+    ylabel = popts.ylabel or "LR statistic",
+    width = popts.width, height = popts.height,
+  })
+end
+
+return M
