@@ -36,12 +36,13 @@ local function is_frame(v)
 end
 
 --- The values of a frame column as a Lua array (numbers, strings or nil).
-local function column_values(d, name, what, level)
+local function column_values(d, name, what, level, thing)
   local names = d:names()
   local found = false
   for _, nm in ipairs(names) do if nm == name then found = true end end
   if not found then
-    fail(level + 1, "%s: the frame has no column '%s' (columns: %s)", what, tostring(name), table.concat(names, ", "))
+    fail(level + 1, "%s: %s has no column '%s' (columns: %s)", what, thing or "the frame", tostring(name),
+      table.concat(names, ", "))
   end
   local c = d[name]
   local n = d:nrow()
@@ -132,7 +133,10 @@ local function finish(W, ids, style, zero_policy, what, level)
   if ids then W:set_ids(ids) end
   local ok, res = pcall(W.restyle, W, style, zero_policy and true or false)
   if not ok then
-    if type(res) == "table" then res.msg = what .. ": " .. res.msg; res.text = what .. ": " .. (res.text or "") end
+    if type(res) == "table" then
+      res.msg = what .. ": " .. res.msg:gsub("^weights: ", "")
+      res.text = what .. ": " .. (res.text or ""):gsub("^weights: ", "")
+    end
     error(res, level + 1)
   end
   W:close()
@@ -159,9 +163,9 @@ function weights.contiguity(edges, opts)
     fail(2, "%s: edges must be a file path or a frame (with columns from, to), got a %s", what, type(edges))
   end
   local fname, tname = opts.from or "from", opts.to or "to"
-  local from = column_values(e, fname, what .. " (edge list)", 2)
-  local to, m = column_values(e, tname, what .. " (edge list)", 2)
-  local wv = opts.weight and column_values(e, opts.weight, what .. " (edge list)", 2) or nil
+  local from = column_values(e, fname, what, 2, "the edge list")
+  local to, m = column_values(e, tname, what, 2, "the edge list")
+  local wv = opts.weight and column_values(e, opts.weight, what, 2, "the edge list") or nil
   for r = 1, m do
     from[r], to[r] = idstr(from[r]), idstr(to[r])
     if from[r] == nil or to[r] == nil then
