@@ -573,14 +573,14 @@ function M.local_moran(x, W, opts)
   local z = {}
   for i = 1, n do z[i] = xv[i] - mean end
   local lz = W:lag(z)
-  local cols = { Ii = {}, E_Ii = {}, Var_Ii = {}, Z_Ii = {}, p = {}, cluster = {}, lag = {} }
+  local cols = { Ii = {}, E_Ii = {}, Var_Ii = {}, Z_Ii = {}, p = {}, cluster = {}, Wx = {} }
   if pp then cols.p_perm = {} end
   for i = 1, n do
     local Ii, Ei, Vi = I:get(i, 1), E:get(i, 1), V:get(i, 1)
     local Z = (Ii - Ei) / math.sqrt(Vi)
     local p = 2 * dist.pnorm(math.abs(Z), true)
     cols.Ii[i], cols.E_Ii[i], cols.Var_Ii[i], cols.Z_Ii[i], cols.p[i] = Ii, Ei, Vi, Z, p
-    cols.lag[i] = lz:get(i, 1) + mean
+    cols.Wx[i] = lz:get(i, 1) + mean
     local psig = pp and pp:get(i, 1) or p
     if pp then cols.p_perm[i] = psig end
     local label = "ns"
@@ -592,7 +592,7 @@ function M.local_moran(x, W, opts)
   end
   local order = { "Ii", "E_Ii", "Var_Ii", "Z_Ii", "p" }
   if pp then order[#order + 1] = "p_perm" end
-  order[#order + 1] = "lag"
+  order[#order + 1] = "Wx"
   order[#order + 1] = "cluster"
   local ids = W:ids()
   if ids then
@@ -745,7 +745,8 @@ function M.moran_by(d, col, W, by, opts)
     local rows = groups[key]
     local ids, xv = {}, {}
     for k, r in ipairs(rows) do ids[k] = idstr(ev[r]); xv[k] = x[r] end
-    local idx = methods.index_of(W, ids, string.format("%s (%s %s)", what, by, tostring(key)))
+    local kname = idstr(key) or tostring(key)
+    local idx = methods.index_of(W, ids, string.format("%s (%s %s)", what, by, kname))
     local Wg = W
     if #rows ~= W:n() then
       if not opts.subset then
@@ -754,7 +755,7 @@ function M.moran_by(d, col, W, by, opts)
         local miss = {}
         for i = 1, W:n() do if not have[i] then miss[#miss + 1] = wid[i] end end
         fail(2, "%s: %s %s has no row for %d unit%s of the weights: %s (pass subset = true to use the weights among the units observed)",
-          what, by, tostring(key), #miss, #miss == 1 and "" or "s", some(miss, true))
+          what, by, kname, #miss, #miss == 1 and "" or "s", some(miss, true))
       end
       Wg = W:subset(idx)
     end
