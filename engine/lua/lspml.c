@@ -15,6 +15,7 @@
 
 #include "lsp.h"
 #include "lspml.h"
+#include "lweights.h"
 #include "spillover/spml.h"
 
 #define SP_SPML_T "spillover.spml"
@@ -62,10 +63,19 @@ static size_t *index_array(lua_State *L, int idx, size_t n, const char *what) {
   return a;
 }
 
-/* The source weights: a dense N x N sp.matrix, or a table {n =, i =, j =, x =}
-   of 1-based triplets.  Builds an sp_spw (owned by the caller; freed before
+/* The source weights: a spillover.weights (its values in the current style),
+   a dense N x N sp.matrix, or a table {n =, i =, j =, x =} of 1-based triplets.  Builds an sp_spw (owned by the caller; freed before
    any raise by the caller). */
 static int source_weights(lua_State *L, int idx, sp_spw **W, sp_error *err) {
+  if (luaL_testudata(L, idx, SP_WEIGHTS_T) != NULL) {
+    const sp_weights *w = sp_lua_check_weights(L, idx);
+    size_t *ti = scratch(L, w->nnz, sizeof *ti);
+    for (size_t r = 0; r < w->n; r++)
+      for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++) ti[q] = r;
+    int st = sp_spw_new(w->n, w->nnz, ti, w->col, w->val, W, err);
+    lua_pop(L, 1);
+    return st;
+  }
   gsl_matrix *m = sp_lua_test_matrix(L, idx);
   if (m != NULL) {
     if (m->size1 != m->size2)
@@ -255,16 +265,18 @@ static int l_logdet(lua_State *L) {
   return 3;
 }
 
-/* S:traces(rho [, dense_max]) -> tr(A), tr(G), tr(G^2), tr(G'G) */
+/* S:traces(rho [, dense_max [, gtg]]) -> tr(A), tr(G), tr(G^2), tr(G'G)
+   (gtg = false skips the last, NaN) */
 static int l_traces(lua_State *L) {
   lspml *u = check_spml(L, 1);
   double rho = luaL_checknumber(L, 2);
   lua_Integer dm = luaL_optinteger(L, 3, 3000);
+  int gtg = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
   sp_logdet *ld = need_ld(L, u);
   double t[4];
   sp_error err;
   sp_error_clear(&err);
-  if (sp_logdet_traces(ld, rho, dm < 0 ? 0 : (size_t)dm, t, &err) != SP_OK) return sp_lua_error(L, &err);
+  if (sp_logdet_traces(ld, rho, dm < 0 ? 0 : (size_t)dm, gtg, t, &err) != SP_OK) return sp_lua_error(L, &err);
   for (int q = 0; q < 4; q++) lua_pushnumber(L, t[q]);
   return 4;
 }

@@ -673,11 +673,13 @@ static int gtg_stochastic(const sp_spw *w, double rho, size_t nvec, unsigned lon
   return st;
 }
 
-int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, double t[4], sp_error *err) {
+int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, double t[4], sp_error *err) {
   const sp_spml_sample *s = ld->s;
   for (int q = 0; q < 4; q++) t[q] = 0;
   int st = SP_OK;
-  int want_dense = ld->o.method == SP_LOGDET_LU || ld->nmax <= dense_max;
+  /* EIGEN gives the first three traces without any dense work. */
+  int want_dense = ld->o.method == SP_LOGDET_LU ||
+                   (ld->nmax <= dense_max && (want_gtg || ld->o.method != SP_LOGDET_EIGEN));
   double *a = NULL, *G = NULL;
   lapack_int *piv = NULL;
   if (want_dense && ld->nmax > 0) {
@@ -724,13 +726,16 @@ int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, double t[4], s
         b[2] += creal(wv * q * wv * q);
       }
     }
-    if (!want_dense) {
+    if (!want_gtg) {
+      b[3] = NAN;
+    } else if (!want_dense) {
       st = gtg_stochastic(w, rho, ld->o.nvec, ld->o.seed + d, &b[3], err);
       if (st != SP_OK) break;
     }
     for (int q = 0; q < 4; q++) t[q] += m * b[q];
   }
   if (st == SP_OK && (ld->o.method == SP_LOGDET_MC || ld->o.method == SP_LOGDET_CHEBYSHEV) && !want_dense) {
+    /* no dense inverse: the first three from the power series */
     /* Power series with the estimated traces of W^k (already weighted). */
     double pk = 1;
     t[0] = t[1] = t[2] = 0;
@@ -811,7 +816,7 @@ static int error_ssr(const sp_spml_problem *p, err_ws *w, double rho, double *ss
 /* lnL, score and (for the lag model) second derivative at rho. */
 static int profile(sp_spml_problem *p, err_ws *w, double rho, double *ll, double *score, double *hess,
                    double *ssr_out, sp_error *err) {
-  double ldv, ld1, ld2, s, ds, d2s = 0;
+  double ldv, ld1, ld2, s = 0, ds = 0, d2s = 0;
   int st = sp_logdet_eval(p->ld, rho, &ldv, &ld1, &ld2, err);
   if (st != SP_OK) return st;
   if (p->kind == SP_SPML_LAG) {

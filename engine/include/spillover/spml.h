@@ -108,8 +108,10 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
    the first three exactly from the eigenvalues; LU computes all four
    exactly; MC/Chebyshev use the power series of the estimated traces of W^k.
    tr(G'G) is exact (dense) when every distinct block has at most dense_max
-   units, otherwise estimated with nvec random vectors and sp_spw_solve. */
-int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, double t[4], sp_error *err);
+   units, otherwise estimated with nvec random vectors and sp_spw_solve;
+   with want_gtg == 0 it is skipped (t[3] = NaN), which is what impacts need. */
+int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, double t[4],
+                     sp_error *err);
 
 /* ---- the concentrated likelihood ----------------------------------------------- */
 
