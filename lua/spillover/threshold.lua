@@ -100,8 +100,8 @@ local function parse_opts(d, formula, opts)
     end
   end
   for _, name in ipairs({ o.threshold, table.unpack(reg) }) do
-    local col = d[name]
-    if col == nil then fail("the data have no column '" .. name .. "'", 3) end
+    local okc, col = pcall(function() return d[name] end)
+    if not okc or col == nil then fail("the data have no column '" .. name .. "'", 3) end
     if type(col) ~= "userdata" then fail("column '" .. name .. "' must be numeric, not categorical", 3) end
   end
   local n = opts.n or 1
