@@ -241,8 +241,7 @@ local function demeaned_design(d, formula, extra)
   end
   local col = {}
   for j, nm in ipairs(des.names) do col[nm] = j end
-  return { des = des, y = y, X = X, names = des.names, col = col, n = n, fe_dof = fe_dof, scale = scale,
-    absorb = nil }
+  return { des = des, y = y, X = X, names = des.names, col = col, n = n, fe_dof = fe_dof, scale = scale }
 end
 
 --- Solve y on the named columns of a demeaned design: b by name (NaN when a
@@ -1303,7 +1302,6 @@ function M.sur(d, formula, opts)
   local vc = linear.parse_vcov(opts.vcov, 2)
   local cl = opts.cluster or (vc.type == "cluster" and vc.cluster[1]) or nil
   if cl then check_column(F, d, cl, "cluster", 2) end
-  local G = #levels
   local pieces, K, N = {}, 0, 0
   local tested
   for gi, lv in ipairs(levels) do
@@ -1375,13 +1373,12 @@ function M.sur(d, formula, opts)
   end
   local t = wald_rows(b, Vt, R, nil)
   local cov12
-  if G == 2 and #tested == 1 then
+  if #levels == 2 and #tested == 1 then
     cov12 = Vt[pos[levels[1] .. ":" .. tested[1]]][pos[levels[2] .. ":" .. tested[1]]]
   end
   local fit = fitmod.new { names = names, b = b, V = Vt, nobs = N, estimator = "sur", dist = "normal",
     label = "Stacked by " .. opts.group, formula = formula,
     vcov_label = cl and string.format("clustered by %s (%d)", cl, vinfo.ngroups[1]) or "robust (HC0, N/(N-1))" }
-  local _ = G
   return { test = "sur", method = "stacked (SUR-style) Wald test" .. (cl and (", clustered by " .. cl) or ", robust"),
     group = opts.group, levels = levels, coef = tested, statistic = t.statistic, df1 = t.df1, pvalue = t.pvalue,
     kind = t.kind, difference = t.difference, covariance = cov12, estimates = estimates, fit = fit, nobs = N,
@@ -1451,6 +1448,9 @@ function M.as_fit(res)
   stats.proportion_mediated = res.total_indirect.proportion
   out.stats = stats
   local total = res.total
+  -- The outcome equation's own refit would drop the mediation; callers that
+  -- can re-run it (M.register) set refit themselves.
+  out.refit = nil
   out.predict_matrix = nil
   out.predict_fn = function(_, frame, popts)
     local p = total:predict(frame)
