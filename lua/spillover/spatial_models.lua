@@ -58,8 +58,8 @@ end
 function M.contiguity(edges, opts)
   opts = opts or {}
   local ok, spatial = pcall(require, "spillover.spatial")
-  if ok and type(spatial) == "table" and spatial.contiguity then
-    return spatial.contiguity(edges, opts)
+  if ok and type(spatial) == "table" and spatial.weights and spatial.weights.contiguity then
+    return spatial.weights.contiguity(edges, opts)
   end
   if type(edges) == "string" then edges = core.read_csv(edges) end
   local from, to = edges[opts.from or "from"], edges[opts.to or "to"]

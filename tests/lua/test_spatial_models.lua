@@ -1,0 +1,175 @@
+package.path = "tests/lua/?.lua;" .. package.path
+local T = require "testlib"
+local sp = require "spillover"
+local SM = require "spillover.spatial_models"
+local core = require "spillover.core"
+
+-- ---- columbus: the cross-section --------------------------------------------------------
+local col = sp.read_csv("tests/reference/data/columbus.csv")
+local cids = {}
+for i = 1, col:nrow() do cids[i] = col.POLYID[i] end
+local Wc = SM.contiguity("tests/reference/data/columbus_edges.csv", { ids = cids })
+
+local sar = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sar", weights = Wc, id = "POLYID" })
+-- refined_ml of tests/reference/sar_columbus.json
+T.near(sar:coef().rho, 0.4038896988345539, 1e-9, "columbus SAR rho (refined ML)")
+T.near(sar:coef().INC, -1.0735334508755145, 1e-9, "columbus SAR INC")
+T.near(sar.stats.loglik, -183.16828003635007, 1e-12, "columbus SAR loglik")
+T.check(math.abs(sar.stats.score) < 1e-8, "score is zero at the optimum", tostring(sar.stats.score))
+T.check(sar:uses_t() == false, "spatial fits use normal inference")
+
+-- every log-determinant method on the same likelihood
+local lu = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sar", weights = Wc, id = "POLYID", logdet = "lu" })
+T.near(lu:coef().rho, sar:coef().rho, 1e-10, "LU log-determinant gives the eigenvalue optimum")
+T.near(lu:se().rho, sar:se().rho, 1e-8, "LU: same analytic SE")
+for _, m in ipairs { "mc", "chebyshev" } do
+  local f = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sar", weights = Wc, id = "POLYID", logdet = m,
+    order = 40, nvec = 200, seed = 3 })
+  T.check(math.abs(f:coef().rho - sar:coef().rho) < 0.03, m .. " approximation close to the exact rho",
+    string.format("%g vs %g", f:coef().rho, sar:coef().rho))
+end
+-- a dense sp.matrix works as weights too
+local Wd = Wc:dense()
+local sd = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sar", weights = Wd })
+T.near(sd:coef().rho, sar:coef().rho, 1e-12, "dense matrix weights (rows in data order)")
+
+-- numerical Hessian agrees with the analytic information matrix roughly
+local hs = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sdm", weights = Wc, id = "POLYID", vcov = "hessian" })
+local an = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sdm", weights = Wc, id = "POLYID" })
+T.check(math.abs(hs:se().INC / an:se().INC - 1) < 0.1, "hessian SE within 10% of the analytic SE")
+
+-- impacts: SAR total = beta / (1 - rho) with a row-standardised W; SEM: beta
+local im = sar:impacts()
+T.near(im.total.INC, sar:coef().INC / (1 - sar:coef().rho), 1e-12, "SAR total impact = beta / (1 - rho)")
+T.near(im.direct.INC + im.indirect.INC, im.total.INC, 1e-14, "direct + indirect = total")
+local sem = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sem", weights = Wc, id = "POLYID" })
+local ims = sem:impacts()
+T.near(ims.direct.HOVAL, sem:coef().HOVAL, 1e-14, "SEM direct = beta")
+T.check(ims.indirect.HOVAL == 0, "SEM indirect = 0")
+local sdem = SM.spatial(col, "CRIME ~ INC + HOVAL", { model = "sdem", weights = Wc, id = "POLYID" })
+T.near(sdem:impacts().indirect.INC, sdem:coef()["W.INC"], 1e-14, "SDEM indirect = theta")
+local s1 = sar:impacts { draws = 200, seed = 7 }
+local s2 = sar:impacts { draws = 200, seed = 7 }
+T.check(s1.se.total.INC == s2.se.total.INC, "simulated impacts are reproducible with a seed")
+T.check(s1.lower.direct.INC < im.direct.INC and im.direct.INC < s1.upper.direct.INC, "interval covers the estimate")
+
+-- predictions: E[y] = (I - rho W)^-1 X b
+local p = sar:predict(col)
+local S = core.spml_sample(Wc, (function() local t = {} for i = 1, 49 do t[i] = i end return t end)(),
+  (function() local t = {} for i = 1, 49 do t[i] = 1 end return t end)(), 1, true)
+local Xb = sp.matrix(49, 1)
+local c = sar:coef()
+for i = 1, 49 do Xb:set(i, 1, c["(Intercept)"] + c.INC * col.INC[i] + c.HOVAL * col.HOVAL[i]) end
+local y = S:solve(c.rho, Xb)
+T.near(p[5], y[5], 1e-12, "predict applies (I - rho W)^-1")
+-- a shock to one unit moves its neighbours
+local col2 = col:copy()
+local inc = col2.INC
+inc[1] = inc[1] + 1
+col2.INC = inc
+local p2 = sar:predict(col2)
+T.check(math.abs(p2[2] - p[2]) > 1e-6, "shock to unit 1 moves neighbour 2")
+T.near(p2[1] - p[1], c.INC * y:get(1, 1) * 0 + (S:solve(c.rho, (function()
+  local e = sp.matrix(49, 1); e:set(1, 1, c.INC); return e end)()))[1], 1e-10, "own effect = beta * [(I - rho W)^-1]_11")
+
+-- ---- Produc: panels --------------------------------------------------------------------------
+local d = sp.read_csv("tests/reference/data/Produc.csv")
+d:panel { entity = "state", time = "year" }
+local states, seen = {}, {}
+for i = 1, d:nrow() do local s = d.state[i]; if not seen[s] then seen[s] = true; states[#states + 1] = s end end
+local Wp = SM.contiguity("tests/reference/data/us48_queen_edges.csv", { ids = states })
+local f0 = "log_gsp ~ log_pcap + log_pc + log_emp + unemp"
+local fe1 = SM.spatial(d, f0, { model = "sar", weights = Wp, effect = "individual" })
+T.near(fe1:coef().rho, 0.2746887114326465, 1e-9, "FE lag panel (individual) rho = refined ML")
+-- Lee-Yu with individual effects: same rho, sigma2 scaled by T / (T - 1)
+local ly = SM.spatial(d, f0, { model = "sar", weights = Wp, effect = "individual", lee_yu = true })
+T.near(ly:coef().rho, fe1:coef().rho, 1e-9, "Lee-Yu individual: rho unchanged")
+T.near(ly.stats.sigma2, fe1.stats.sigma2 * 17 / 16, 1e-9, "Lee-Yu individual: sigma2 * T/(T-1)")
+local ly2 = SM.spatial(d, f0, { model = "sar", weights = Wp, effect = "twoways", lee_yu = true })
+local tw = SM.spatial(d, f0, { model = "sar", weights = Wp, effect = "twoways" })
+T.check(ly2:coef().rho ~= tw:coef().rho and math.abs(ly2:coef().rho - tw:coef().rho) < 0.05,
+  "Lee-Yu two-way: rho corrected, close to the direct estimate")
+local sdm2 = SM.spatial(d, f0, { model = "sdm", weights = Wp, effect = "twoways" })
+T.check(#sdm2.names == 9, "SDM two-way: rho + 4 + 4 lags")
+local tim = SM.spatial(d, f0, { model = "sem", weights = Wp, effect = "time" })
+T.check(tim:coef().lambda > 0 and tim:coef().lambda < 1, "SEM with time effects runs")
+
+-- unbalanced panel: simulate a SAR with individual effects on 48 states x 17
+-- years with 40 observations removed, and recover rho
+local rows = {}
+local rng = sp.rng(11)
+local drop = {}
+for _ = 1, 40 do drop[rng:integer(d:nrow())] = true end
+for i = 1, d:nrow() do if not drop[i] then rows[#rows + 1] = i end end
+local du = d:take(rows)
+du:panel { entity = "state", time = "year" }
+local n = du:nrow()
+local sidx, unit, block = {}, {}, {}
+for i, s in ipairs(states) do sidx[s] = i end
+local x, alpha = {}, {}
+for i = 1, 48 do alpha[i] = rng:normal() end
+local v = sp.matrix(n, 1)
+for i = 1, n do
+  unit[i] = sidx[du.state[i]]
+  block[i] = math.tointeger(du.year[i] - 1969)
+  x[i] = rng:normal()
+  v:set(i, 1, 1.5 * x[i] + alpha[unit[i]] + 0.5 * rng:normal())
+end
+local Su = core.spml_sample(Wp, unit, block, 17, true)
+T.check(Su:info().ndistinct > 1, "unbalanced: several distinct period blocks")
+local yu = Su:solve(0.4, v)
+local yv = {}
+for i = 1, n do yv[i] = yu[i] end
+du.ysim = yv
+du.xsim = x
+local fu = SM.spatial(du, "ysim ~ xsim", { model = "sar", weights = Wp, effect = "individual" })
+T.check(math.abs(fu:coef().rho - 0.4) < 4 * fu:se().rho, "unbalanced simulation: rho recovered",
+  string.format("%g (se %g)", fu:coef().rho, fu:se().rho))
+T.check(math.abs(fu:coef().xsim - 1.5) < 4 * fu:se().xsim, "unbalanced simulation: beta recovered")
+T.check(fu.nobs == n, "unbalanced: every observation used")
+T.checkerr("balanced panel", SM.spatial, du, "ysim ~ xsim", { model = "sar", weights = Wp, effect = "individual", lee_yu = true })
+
+-- ---- counterfactual: provinces, SDM, shock to the west ---------------------------------------
+local cn = sp.read_csv("scenarios/data/cn_province_panel.csv")
+cn:panel { entity = "adcode", time = "year" }
+local lp = {}
+for i = 1, cn:nrow() do lp[i] = math.log(cn.patent_grants_invention[i]) end
+cn.lnpat = lp
+local cids2, seen2 = {}, {}
+for i = 1, cn:nrow() do local a = cn.adcode[i]; if not seen2[a] then seen2[a] = true; cids2[#cids2 + 1] = a end end
+local Wcn = SM.contiguity("scenarios/data/cn_province_adjacency_31_edges.csv", { from = "adcode_i", to = "adcode_j", ids = cids2 })
+local sdm = SM.spatial(cn, "lnpat ~ digital_finance + gdp_per_capita + urbanization", { model = "sdm", weights = Wcn, effect = "twoways" })
+local imp = sdm:impacts { draws = 100, seed = 1 }
+T.check(imp.direct.digital_finance ~= nil and imp.indirect.digital_finance ~= nil, "provinces: direct and indirect effects")
+local cf = require("spillover.counterfactual").run {
+  data = cn, fit = sdm, entity = "adcode", time = "year", groups = { "region_nbs" }, draws = 50, seed = 3,
+  shocks = { { variable = "digital_finance", where = 'region_nbs == "West"', from = 2020, change = "+20%" } },
+}
+local central = cf.groups["region_nbs=Central"].total
+T.check(math.abs(central.mean) > 1e-8, "unshocked central provinces move (spatial multiplier)", tostring(central.mean))
+T.check(central.mean_lo ~= nil and central.mean_lo <= central.mean_hi, "with bands")
+local pre = 0
+for _, u in ipairs(cf.units) do if u.period < 2020 then pre = math.max(pre, math.abs(u.effect)) end end
+T.check(pre < 1e-10, "no effect before the shock starts")
+
+-- ---- errors -----------------------------------------------------------------------------------
+T.checkerr("unknown model 'sarr'", SM.spatial, col, "CRIME ~ INC", { model = "sarr", weights = Wc })
+T.checkerr("model 'sac' is not implemented", SM.spatial, col, "CRIME ~ INC", { model = "sac", weights = Wc })
+T.checkerr("option 'weights' is required", SM.spatial, col, "CRIME ~ INC", { model = "sar" })
+T.checkerr("unknown option 'wieghts'", SM.spatial, col, "CRIME ~ INC", { wieghts = Wc })
+T.checkerr("unknown effect 'both'", SM.spatial, d, f0, { weights = Wp, effect = "both" })
+T.checkerr("unknown logdet 'svd'", SM.spatial, col, "CRIME ~ INC", { weights = Wc, logdet = "svd" })
+T.checkerr("unknown vcov 'hc1'", SM.spatial, col, "CRIME ~ INC", { weights = Wc, vcov = "hc1" })
+T.checkerr("needs a panel index", SM.spatial, col, "CRIME ~ INC", { weights = Wc, effect = "individual" })
+T.checkerr("not with '|'", SM.spatial, d, f0 .. " | state", { weights = Wp })
+T.checkerr("lee_yu needs fixed effects", SM.spatial, col, "CRIME ~ INC", { weights = Wc, lee_yu = true })
+T.checkerr("the data have 49 rows but the weights 48 units", SM.spatial, col, "CRIME ~ INC", { weights = Wp })
+local wrong = {}
+for i = 1, 48 do wrong[i] = states[i] end
+wrong[3] = "ATLANTIS"
+local Wwrong = SM.contiguity("tests/reference/data/us48_queen_edges.csv", { ids = states })
+Wwrong:set_ids(wrong)
+T.checkerr("'ARKANSAS' of 'state' is not among the weights' ids", SM.spatial, d, f0, { weights = Wwrong, effect = "individual" })
+T.checkerr("durbin names 'nope'", SM.spatial, col, "CRIME ~ INC", { model = "sdm", weights = Wc, id = "POLYID", durbin = { "nope" } })
+
+T.done()
