@@ -39,4 +39,12 @@ sp.counterfactual = require("spillover.counterfactual").run
 sp.scenario = require "spillover.scenario"
 sp.register_estimator = sp.scenario.register_estimator
 
+local mechanism = require "spillover.mechanism"   -- also attaches fit:margins
+sp.mechanism = mechanism
+sp.mediation, sp.moderation, sp.center = mechanism.mediation, mechanism.moderation, mechanism.center
+sp.margins, sp.margins_plot, sp.by = mechanism.margins, mechanism.margins_plot, mechanism.by
+sp.chow, sp.permutation_test, sp.sur_test = mechanism.chow, mechanism.permutation, mechanism.sur
+sp.group_diff = mechanism.group_diff
+mechanism.register(sp.scenario)
+
 return sp
