@@ -195,7 +195,7 @@ function M.write(s, results, opts)
     -- results.json: deterministic content only (no timings, no paths).
     local res = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       models = {}, experiments = {}, indices = {} }
-    for name, f in pairs(results.fits) do res.models[name] = fit_record(f, spec.models[name]) end
+    for name, f in pairs(results.fits) do res.models[name] = fit_record(f, results.model_spec[name]) end
     for name, idx in pairs(results.indices or {}) do
       res.indices[name] = { weights = idx.weights, entropy = idx.entropy, divergence = idx.divergence,
         indicators = plain(spec.derive[name].entropy or spec.derive[name].topsis) }
@@ -207,11 +207,16 @@ function M.write(s, results, opts)
     write_file(tmp .. "/results.json", json.encode(res, { indent = "  " }) .. "\n")
     logf("results.json written")
     -- regression tables
-    local table_models = report.tables
-    if not table_models then
-      table_models = {}
-      for k in pairs(results.fits) do table_models[#table_models + 1] = k end
-      table.sort(table_models)
+    local table_models = {}
+    local listed = report.tables
+    if not listed then
+      listed = {}
+      for k in pairs(spec.models) do listed[#listed + 1] = k end
+      table.sort(listed)
+    end
+    for _, k in ipairs(listed) do
+      -- a model estimated by group contributes one column per group
+      for _, key in ipairs(results.by_fits[k] or { k }) do table_models[#table_models + 1] = key end
     end
     if #table_models > 0 then
       local fits = {}

@@ -108,6 +108,7 @@ local schema = { type = "map", fields = {
     compat = { type = "string", enum = { "stata", "plm", "fixest", "sandwich", "statsmodels" } },
     weights = STR,
     label = STR,
+    by = STR,
     options = { type = "map", open = true },
   } } },
   experiments = { type = "dict", values = { type = "map", fields = {
@@ -528,12 +529,21 @@ function M.check(s, opts)
       end
     end
   end
+  for name, m in pairs(spec.models or {}) do
+    if m.by and not known_var(m.by) then
+      errs[#errs + 1] = located(s, "models." .. name .. ".by", "unknown column '" .. m.by .. "'" .. did_you_mean(m.by, known))
+    end
+  end
   table.sort(model_names)
   for name, e in pairs(spec.experiments or {}) do
     local path = "experiments." .. name
     if spec.models[e.model] == nil then
       errs[#errs + 1] = located(s, path .. ".model", "unknown model '" .. e.model .. "'" ..
         did_you_mean(e.model, model_names) .. " (models: " .. table.concat(model_names, ", ") .. ")")
+    end
+    if spec.models[e.model] and spec.models[e.model].by then
+      errs[#errs + 1] = located(s, path .. ".model", "model '" .. e.model .. "' is estimated by group ('by'); " ..
+        "experiments need a single model")
     end
     if e.shock == nil and e.shocks == nil then
       errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one) or 'shocks' (a list)")
@@ -712,20 +722,46 @@ function M.execute(s, opts)
   derive(d, true)
   timings.derive = now() - t0
   local fits = {}
-  local function fit_of(name)
-    if fits[name] then return fits[name] end
-    local m = spec.models[name]
-    local t1 = now()
+  local model_spec, by_fits = {}, {}
+  local function estimate(name, m, data)
     local est = estimators[m.estimator]
-    local ok, f = pcall(est.fit, d, m, m.options or {})
+    local ok, f = pcall(est.fit, data, m, m.options or {})
     if not ok then fail(s, "models." .. name, "estimation failed: " .. tostring(f)) end
     if type(f) ~= "table" or not f.coef then
       fail(s, "models." .. name, "estimator '" .. m.estimator .. "' did not return a fit (see the fit protocol)")
     end
-    f.label = m.label or f.label
-    fits[name] = f
-    timings["model " .. name] = now() - t1
     return f
+  end
+  local function fit_of(name)
+    if fits[name] then return fits[name] end
+    local m = spec.models[name]
+    local t1 = now()
+    if m.by then
+      -- Heterogeneity: the model by group (as sp.by), one fit per value.
+      local col = d[m.by]
+      local values, seen = {}, {}
+      for i = 1, d:nrow() do
+        local v = col[i]
+        if v ~= nil and v == v and not seen[v] then seen[v] = true; values[#values + 1] = v end
+      end
+      table.sort(values, function(a, b) return tostring(a) < tostring(b) end)
+      by_fits[name] = {}
+      for _, v in ipairs(values) do
+        local sub = d:filter(function(row) return row[m.by] == v end)
+        local shown = math.tointeger(v) and string.format("%d", v) or tostring(v)
+        local key = string.format("%s[%s=%s]", name, m.by, shown)
+        local f = estimate(key, m, sub)
+        f.label = (m.label or name) .. ": " .. shown
+        fits[key], model_spec[key] = f, m
+        by_fits[name][#by_fits[name] + 1] = key
+      end
+    else
+      local f = estimate(name, m, d)
+      f.label = m.label or f.label
+      fits[name], model_spec[name] = f, m
+    end
+    timings["model " .. name] = now() - t1
+    return fits[name]
   end
   local names = {}
   for k in pairs(spec.models) do names[#names + 1] = k end
@@ -753,6 +789,8 @@ function M.execute(s, opts)
     timings["experiment " .. k] = now() - t1
   end
   results.fits = fits
+  results.model_spec = model_spec
+  results.by_fits = by_fits
   results.data = d
   results.indices = s.indices
   results.timings = timings

@@ -173,6 +173,18 @@ T.check(summary:find("good%.yaml%s+ok") and summary:find("bad%.yaml%s+FAILED") a
   "batch summary lists both", summary)
 T.check(sp.sys.exists(tmp .. "/bout/good/results.json"), "the good scenario ran despite the bad one")
 
+-- A model estimated by group ("by"): one fit and one table column per group.
+local by_yaml = variant("by", "    vcov: {cluster: state}\n", "    vcov: {cluster: state}\n    by: region\n")
+check_error("model 'fe' is estimated by group", by_yaml)
+local by_only = slurp(by_yaml):gsub("experiments:.*report:", "report:")
+write("by_only.yaml", by_only)
+T.check(run_cli("run " .. tmp .. "/by_only.yaml -o " .. tmp .. "/byout --quiet"), "a by-group model runs")
+local rb2 = sp.json.read(tmp .. "/byout/results.json")
+T.check(rb2.models["fe[region=5]"] ~= nil and rb2.models["fe[region=9]"] ~= nil, "one fit per group in results.json")
+T.check(slurp(tmp .. "/byout/tables.md"):find("fe%[region=1%]") ~= nil, "one table column per group")
+check_error("models.fe.by: unknown column 'regio'", variant("byx", "    vcov: {cluster: state}\n",
+  "    vcov: {cluster: state}\n    by: regio\n"))
+
 -- check command
 T.check(run_cli("check " .. ok_path), "spillover check on a valid file")
 local okc, errc = run_cli("check " .. variant("modles2", "models:", "modles:"))
