@@ -33,6 +33,14 @@ sp.phtest = panel_tests.phtest
 sp.pcdtest = panel_tests.pcdtest
 
 sp.index = require "spillover.index"
+
+local spatial = require "spillover.spatial"
+sp.weights = spatial.weights
+sp.moran = spatial.moran
+sp.local_moran = spatial.local_moran
+sp.moran_residuals = spatial.moran_residuals
+sp.lm_tests = spatial.lm_tests
+sp.moran_by = spatial.moran_by
 sp.plot = require "spillover.plot"
 sp.eval = require("spillover.derive").eval
 sp.counterfactual = require("spillover.counterfactual").run
