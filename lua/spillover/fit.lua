@@ -268,7 +268,7 @@ function Fit:wald(spec)
   else
     error("wald: expected a string like \"x1 = x2\" or an array of names", 2)
   end
-  local q, k = #rows, #self.names
+  local q = #rows
   -- d = R b - r, M = R V R'
   local d, M = {}, {}
   for a = 1, q do
@@ -315,7 +315,6 @@ function Fit:wald(spec)
   else
     out.statistic, out.pvalue, out.kind = chi2, out.chi2_pvalue, "chi2"
   end
-  local _ = k
   return out
 end
 

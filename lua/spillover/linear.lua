@@ -132,13 +132,6 @@ function M.covariance(X, e, bread, ctx)
   return V, info, describe_vcov(vc, info)
 end
 
---- Expand a reduced (rank) covariance into names order, NaN rows for dropped.
-local function expand(b, V, keep)
-  local names_idx = {}
-  for j, k in ipairs(keep) do if k then names_idx[#names_idx + 1] = j end end
-  return names_idx
-end
-M.expand = expand
 
 --- Wald F / chi2 test that all listed coefficients are zero.
 function M.joint_test(b, V, idx, df2, use_chi2)
@@ -358,7 +351,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   local names = des.names
   local y0, X0 = des.y, des.X
   local w = opts.weights and des:values(opts.weights) or nil
-  local wt = w and vector_values(w) or nil
   local nfe = #des.fe
   local notes = {}
   for _, note in ipairs(des.notes or {}) do notes[#notes + 1] = note end
@@ -386,8 +378,8 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   if k > 0 then
     f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil })
   else
-    f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0), ssr = 0 }
-    for i = 1, n do f.ssr = f.ssr + (wt and wt[i] or 1) * y:get(i, 1) ^ 2 end
+    f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),
+      ssr = core.sumsq(y, { weights = w })[1] }
   end
   local dropped = {}
   for j, kept in ipairs(f.keep) do
@@ -417,7 +409,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   local stats = { nobs = n, ssr = ssr, df_resid = df_resid, rank = rank, sigma = math.sqrt(ssr / df_resid) }
   stats.r2 = (has_const or nfe > 0) and 1 - ssr / tss or nil
   if tss0 then stats.r2 = 1 - ssr / tss0 end  -- uncentered R2, as R reports without an intercept
-  local df_model_total = n - df_resid
   stats.adj_r2 = 1 - (1 - stats.r2) * (n - (has_const and 1 or (nfe > 0 and 1 or 0))) / df_resid
   if nfe > 0 then
     local tssw = core.sumsq(y, { weights = w })[1]
@@ -426,7 +417,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     stats.adj_r2_within = 1 - (1 - stats.r2_within) * (n - 1) / df_resid
   end
   stats.loglik = -n / 2 * (math.log(2 * math.pi) + math.log(ssr / n) + 1)
-  local _ = df_model_total
 
   local b_kept = {}
   for j, kept in ipairs(f.keep) do if kept then b_kept[#b_kept + 1] = f.b:get(j, 1) end end
@@ -483,8 +473,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   end
 
   local fe_info = {}
-  local _, fe_levels = nil, nil
-  if absorb then _, fe_levels = absorb:info() end
   for j, fe in ipairs(des.fe) do fe_info[j] = { name = fe.name, nlevels = fe.nlevels } end
   if nfe > 0 then
     stats.fe_dof = fe_dof
@@ -493,7 +481,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
   if type(pinfo) == "table" then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
 
-  local fitted
   local resid = f.resid
   local fit = M.assemble {
     names = names, keep = f.keep, b = vector_values(f.b), V = V, nobs = n, df_resid = df_t,
@@ -517,7 +504,6 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   fit.predict_matrix = M.predict_matrix
   -- Refit on resampled data (bootstrap) with the same specification.
   fit.refit = function(_, newdata) return M.ols(newdata, formula, opts) end
-  local _ = fitted
   return fit
 end
 

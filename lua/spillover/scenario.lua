@@ -569,10 +569,6 @@ function M.check(s, opts)
       if (sh.from or sh.to) and not spec.data.time then
         errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
       end
-      if sh.where then
-        local okf, err = pcall(core.formula, "sp_one__ ~ 1")
-        local _ = okf and err
-      end
     end
     for _, g in ipairs(as_list(e.groups)) do
       if not known_var(g) then
