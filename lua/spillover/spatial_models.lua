@@ -132,9 +132,6 @@ local function check_opts(opts)
     error("spatial: unknown transform '" .. tostring(o.transform) .. "' (expected lsdv or splm)", 3)
   end
   o.lee_yu = opts.lee_yu and true or false
-  if o.lee_yu and o.effect == "none" then
-    error("spatial: lee_yu needs fixed effects (effect = individual, time or twoways)", 3)
-  end
   o.ids, o.id = opts.ids, opts.id
   o.interval, o.order, o.nvec, o.seed = opts.interval, opts.order, opts.nvec, opts.seed
   o.dense_max = opts.dense_max or 3000
@@ -237,10 +234,31 @@ end
 
 -- ---- the estimator -----------------------------------------------------------------------
 
-local function fe_formula(formula, o, pinfo, level)
-  if formula:find("|", 1, true) then
-    error("spatial: give fixed effects with the 'effect' option, not with '|' in the formula", level + 1)
+--- A formula "y ~ x | entity + time" sets the effect from its fixed-effect
+--- part (the panel's entity and/or time only); returns the formula without it.
+local function split_fe(formula, o, pinfo, level)
+  local lhs, fe = formula:match("^(.-)|(.*)$")
+  if not lhs then return formula end
+  if fe:find("|", 1, true) then error("spatial: instruments are not supported", level + 1) end
+  local names = {}
+  for nm in fe:gmatch("[^%s+]+") do names[nm] = true end
+  if not pinfo then error("spatial: fixed effects in the formula need a panel index: call d:panel{entity=, time=} first", level + 1) end
+  local ent, tim = names[pinfo.entity], names[pinfo.time]
+  local count = 0
+  for _ in pairs(names) do count = count + 1 end
+  if count ~= (ent and 1 or 0) + (tim and 1 or 0) or count == 0 then
+    error("spatial: the fixed effects after '|' must be the panel's entity ('" .. pinfo.entity .. "') and/or time ('" ..
+      pinfo.time .. "'), got '" .. fe:gsub("^%s+", ""):gsub("%s+$", "") .. "'", level + 1)
   end
+  local effect = (ent and tim) and "twoways" or (ent and "individual" or "time")
+  if o.effect ~= "none" and o.effect ~= effect then
+    error("spatial: effect = '" .. o.effect .. "' contradicts the formula's fixed effects ('" .. effect .. "')", level + 1)
+  end
+  o.effect = effect
+  return (lhs:gsub("%s+$", ""))
+end
+
+local function fe_formula(formula, o, pinfo, level)
   if o.effect == "none" then return formula end
   if not pinfo then
     error("spatial: effect = '" .. o.effect .. "' needs a panel index: call d:panel{entity=, time=} first", level + 1)
@@ -323,6 +341,10 @@ function M.spatial(d, formula, opts)
   if type(formula) ~= "string" then error("spatial: expected a formula string as argument 2", 2) end
   local o = check_opts(opts)
   local pinfo = panel_of(d)
+  formula = split_fe(formula, o, pinfo, 2)
+  if o.lee_yu and o.effect == "none" then
+    error("spatial: lee_yu needs fixed effects (effect = individual, time or twoways)", 2)
+  end
   o.restandardise = row_standardised(o.W)
   local des, S, f = prepare(d, formula, o, pinfo, 2)
   local n, names = des.n, des.names

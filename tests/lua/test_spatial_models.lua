@@ -161,7 +161,11 @@ T.checkerr("unknown effect 'both'", SM.spatial, d, f0, { weights = Wp, effect = 
 T.checkerr("unknown logdet 'svd'", SM.spatial, col, "CRIME ~ INC", { weights = Wc, logdet = "svd" })
 T.checkerr("unknown vcov 'hc1'", SM.spatial, col, "CRIME ~ INC", { weights = Wc, vcov = "hc1" })
 T.checkerr("needs a panel index", SM.spatial, col, "CRIME ~ INC", { weights = Wc, effect = "individual" })
-T.checkerr("not with '|'", SM.spatial, d, f0 .. " | state", { weights = Wp })
+local viaf = SM.spatial(d, f0 .. " | state + year", { model = "sar", weights = Wp })
+T.near(viaf:coef().rho, tw:coef().rho, 1e-14, "'| state + year' in the formula = effect twoways")
+T.checkerr("must be the panel's entity", SM.spatial, d, f0 .. " | region", { weights = Wp })
+T.checkerr("contradicts the formula", SM.spatial, d, f0 .. " | state", { weights = Wp, effect = "time" })
+T.checkerr("need a panel index", SM.spatial, col, "CRIME ~ INC | POLYID", { weights = Wc })
 T.checkerr("lee_yu needs fixed effects", SM.spatial, col, "CRIME ~ INC", { weights = Wc, lee_yu = true })
 T.checkerr("the data have 49 rows but the weights 48 units", SM.spatial, col, "CRIME ~ INC", { weights = Wp })
 local wrong = {}
