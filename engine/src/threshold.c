@@ -399,14 +399,17 @@ static int base_fit(const thr_ctx *c, thr_ws *w, const size_t *fixed, size_t nf,
   return SP_OK;
 }
 
-/* One stage: scan given fixed, into ws->ssr[slot]; returns the argmin (ncand if none). */
+/* One stage: scan given fixed, into ws->ssr[slot]; *best is the argmin
+   (ncand if none) and *base the exact SSR of the model with only the fixed
+   thresholds. */
 static int stage(const thr_ctx *c, thr_ws *w, const double *y, const size_t *fixed, size_t nf, size_t wdt,
-                 int slot, unsigned char *mask, size_t *best, size_t *nvalid) {
+                 int slot, unsigned char *mask, size_t *best, size_t *nvalid, double *base) {
   const double *cols[THR_PMAX];
   size_t p;
   double ssr;
   int st = base_fit(c, w, fixed, nf, y, cols, &p, &ssr);
   if (st) return st;
+  *base = ssr;
   exclusion(c, fixed, nf, wdt, mask);
   scan(c, w, cols, p, y, w->e, ssr, fixed, nf, mask, w->ssr[slot]);
   *best = argmin(w->ssr[slot], c->ncand);
@@ -425,34 +428,46 @@ static int ssr_at(const thr_ctx *c, thr_ws *w, const double *y, const size_t *g,
   return base_fit(c, w, g, ng, y, cols, &p, ssr);
 }
 
-/* Sequential estimation up to stage `upto` (1: g1; 2: g2 and g1 refined;
-   3: g3).  `need_refine` asks for the refinement also when upto = 2. */
-static int sequential(const thr_ctx *c, thr_ws *w, const double *y, int upto, int need_refine,
+/* Sequential estimation up to stage `upto` (1: g1; 2: g2 and, with
+   need_refine, g1 refined; 3: g3).  The SSR at the thresholds of one stage
+   is the base SSR of the next, so it comes exact from that regression; the
+   last stage's SSR is refitted when `exact`, else taken from the scan (the
+   bootstrap: the two agree to rounding). */
+static int sequential(const thr_ctx *c, thr_ws *w, const double *y, int upto, int need_refine, int exact,
                       unsigned char *mask, thr_seq *s) {
   int st;
   size_t best, fx[2];
+  double dummy;
   for (int i = 0; i < 4; i++) s->g[i] = (size_t)-1;
-  if ((st = stage(c, w, y, NULL, 0, 0, 0, mask, &best, &s->ncand[0]))) return st;
-  s->S[0] = dot(c->n, w->e, w->e);
+  if ((st = stage(c, w, y, NULL, 0, 0, 0, mask, &best, &s->ncand[0], &s->S[0]))) return st;
   s->g[0] = c->cand[best];
-  if ((st = ssr_at(c, w, y, s->g, 1, &s->S[1]))) return st;
-  if (upto < 2) return SP_OK;
+  if (upto < 2) {
+    if (exact) return ssr_at(c, w, y, s->g, 1, &s->S[1]);
+    s->S[1] = w->ssr[0][best];
+    return SP_OK;
+  }
   fx[0] = s->g[0];
-  if ((st = stage(c, w, y, fx, 1, c->width[1], 1, mask, &best, &s->ncand[1]))) return st;
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 1, mask, &best, &s->ncand[1], &s->S[1]))) return st;
   s->g[1] = c->cand[best];
+  if (upto < 3 && !need_refine) {
+    fx[0] = s->g[0]; fx[1] = s->g[1];
+    if (exact) return ssr_at(c, w, y, fx, 2, &s->S[2]);
+    s->S[2] = w->ssr[1][best];
+    return SP_OK;
+  }
   fx[0] = s->g[0]; fx[1] = s->g[1];
   if ((st = ssr_at(c, w, y, fx, 2, &s->S[2]))) return st;
-  if (upto < 3 && !need_refine) return SP_OK;
   fx[0] = s->g[1];
-  if ((st = stage(c, w, y, fx, 1, c->width[1], 2, mask, &best, &s->ncand[2]))) return st;
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 2, mask, &best, &s->ncand[2], &dummy))) return st;
   s->g[2] = c->cand[best];
   fx[0] = s->g[2]; fx[1] = s->g[1];
-  if ((st = ssr_at(c, w, y, fx, 2, &s->S[3]))) return st;
-  if (upto < 3) return SP_OK;
-  if ((st = stage(c, w, y, fx, 2, c->width[2], 3, mask, &best, &s->ncand[3]))) return st;
+  if (upto < 3) return ssr_at(c, w, y, fx, 2, &s->S[3]);
+  if ((st = stage(c, w, y, fx, 2, c->width[2], 3, mask, &best, &s->ncand[3], &s->S[3]))) return st;
   s->g[3] = c->cand[best];
   size_t g3[3] = {s->g[2], s->g[1], s->g[3]};
-  return ssr_at(c, w, y, g3, 3, &s->S[4]);
+  if (exact) return ssr_at(c, w, y, g3, 3, &s->S[4]);
+  s->S[4] = w->ssr[3][best];
+  return SP_OK;
 }
 
 static double fstat(const thr_ctx *c, const thr_seq *s, int test) {
@@ -532,7 +547,7 @@ static void *boot_run(void *arg) {
       const size_t *pe = c->epos + c->estart[e], *ps = c->epos + c->estart[src];
       for (size_t t = 0; t < T; t++) w->ystar[pe[t]] = j->fitted[pe[t]] + j->resid[ps[t]];
     }
-    int st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, j->mask, &s);
+    int st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, 0, j->mask, &s);
     if (st) {
       /* A resample with no feasible candidate: record no evidence against the null. */
       j->Fboot[rep] = 0.0;
@@ -843,7 +858,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   /* Point estimates, keeping the four SSR curves of workspace 0. */
   thr_seq s;
   memset(&s, 0, sizeof s);
-  st = sequential(&c, &ws[0], c.yt, o->nthresh, o->nthresh >= 2, mask[0], &s);
+  st = sequential(&c, &ws[0], c.yt, o->nthresh, o->nthresh >= 2, 1, mask[0], &s);
   if (st == SP_EDF) {
     int stg = s.g[0] == (size_t)-1 ? 0 : s.g[1] == (size_t)-1 ? 1 : s.g[2] == (size_t)-1 ? 2 : 3;
     st = fail_nocand(d, &c, stg, err);

@@ -123,13 +123,15 @@ end
 
 -- ---- the LR plot --------------------------------------------------------------------------
 do
-  local path = os.tmpname() .. ".svg"
+  local base = os.tmpname()
+  local path = base .. ".svg"
   local f3 = thr.threshold(d, F, { threshold = "d1", regime = "c1", n = 2, bootstrap = false })
   thr.lr_plot(f3, path)
   local fh = io.open(path, "rb")
   local body = fh and fh:read("a") or ""
   if fh then fh:close() end
   os.remove(path)
+  os.remove(base)
   T.check(#body > 1000 and body:find("<svg") ~= nil, "lr_plot writes the figure")
 end
 
