@@ -113,6 +113,9 @@ static int l_threshold_fit(lua_State *L) {
 
   /* Owners first: the regime buffer and the result box. */
   double *Z = lua_newuserdatauv(L, (n ? n : 1) * m * sizeof(double), 0);
+  /* y is a column of the design's shared [y X] block: copy it contiguous. */
+  double *yv = lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
+  for (size_t t = 0; t < n; t++) yv[t] = gsl_matrix_get(y, t, 0);
   for (size_t t = 0; t < n; t++)
     for (size_t a = 0; a < m; a++) Z[t * m + a] = zf[a]->num[t];
   sp_thr_result *res = lua_newuserdatauv(L, sizeof *res, 0);
@@ -126,11 +129,10 @@ static int l_threshold_fit(lua_State *L) {
   lua_setmetatable(L, -2);
   int box = lua_gettop(L);
 
-  sp_thr_data d = {.n = n, .k = k, .m = m, .y = y->data, .X = k ? X->data : NULL, .ldx = k ? X->tda : 0,
+  sp_thr_data d = {.n = n, .k = k, .m = m, .y = yv, .X = k ? X->data : NULL, .ldx = k ? X->tda : 0,
                    .Z = Z, .ldz = m, .q = qf->num, .entity = fe->code, .N = fe->nlevels,
                    .time = tf ? tf->code : NULL, .xnames = (const char *const *)des->names,
                    .znames = znames, .qname = qname};
-  if (y->tda != 1) sp_lua_errorf(L, "threshold_fit: y must be a contiguous vector");
   sp_error err;
   sp_error_clear(&err);
   int st = sp_threshold_fit(&d, &o, res, &err);
