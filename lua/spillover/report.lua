@@ -138,7 +138,8 @@ local function plots(dir, name, r, formats, labels)
   local series = {}
   for _, g in ipairs(sorted_keys(r.groups)) do
     local gr = r.groups[g]
-    local s = { label = labels[g] or g, x = {}, y = {}, lo = r.ndraws > 0 and {} or nil, hi = r.ndraws > 0 and {} or nil }
+    local shown = g == "all" and "All units" or g:gsub("^[^=]+=", "")
+    local s = { label = labels[g] or labels[shown] or shown, x = {}, y = {}, lo = r.ndraws > 0 and {} or nil, hi = r.ndraws > 0 and {} or nil }
     for _, p in ipairs(sorted_keys(gr.periods)) do
       local x = gr.periods[p]
       s.x[#s.x + 1] = tonumber(p) or #s.x + 1
@@ -196,6 +197,7 @@ function M.write(s, results, opts)
     local res = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       models = {}, experiments = {}, indices = {} }
     for name, f in pairs(results.fits) do res.models[name] = fit_record(f, results.model_spec[name]) end
+    for name, im in pairs(results.impacts or {}) do res.models[name].impacts = plain(im) end
     for name, idx in pairs(results.indices or {}) do
       res.indices[name] = { weights = idx.weights, entropy = idx.entropy, divergence = idx.divergence,
         indicators = plain(spec.derive[name].entropy or spec.derive[name].topsis) }
@@ -229,6 +231,30 @@ function M.write(s, results, opts)
         if want[ext] or ext == "md" then tab:write(tmp .. "/tables." .. ext) end
       end
       logf("tables written for %s", table.concat(table_models, ", "))
+    end
+    -- spatial impacts
+    for _, name in ipairs(sorted_keys(results.impacts or {})) do
+      local im = results.impacts[name]
+      local rows = {}
+      for _, v in ipairs(im.names) do
+        for _, kind in ipairs({ "direct", "indirect", "total" }) do
+          rows[#rows + 1] = { variable = v, effect = kind, estimate = im[kind][v], se = im.se and im.se[kind][v],
+            lower = im.lower and im.lower[kind][v], upper = im.upper and im.upper[kind][v],
+            pvalue = im.pvalue and im.pvalue[kind][v] }
+        end
+      end
+      write_file(tmp .. "/impacts_" .. name .. ".csv", csv(rows, { "variable", "effect", "estimate", "se", "lower",
+        "upper", "pvalue" }))
+      local md = { "# Direct, indirect and total effects: " .. name, "",
+        string.format("Simulated inference: %d draws, %g%% intervals (LeSage & Pace 2009).", im.draws or 0,
+          100 * (im.level or 0.95)), "",
+        "| variable | effect | estimate | se | interval | p |", "|---|---|---:|---:|---|---:|" }
+      for _, r in ipairs(rows) do
+        md[#md + 1] = string.format("| %s | %s | %s | %s | [%s, %s] | %s |", labels[r.variable] or r.variable, r.effect,
+          fmt(r.estimate), fmt(r.se), fmt(r.lower), fmt(r.upper), fmt(r.pvalue))
+      end
+      write_file(tmp .. "/impacts_" .. name .. ".md", table.concat(md, "\n") .. "\n")
+      logf("impacts of %s written", name)
     end
     -- effects
     for _, name in ipairs(sorted_keys(results.experiments)) do

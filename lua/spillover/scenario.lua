@@ -92,6 +92,7 @@ local schema = { type = "map", fields = {
   } },
   weights = { type = "dict", values = { type = "map", fields = {
     contiguity = STR, from = STR, to = STR, id = STR, style = { type = "string", enum = { "W", "B", "row", "binary" } },
+    knn = STR, k = INT, x = STR, y = STR, great_circle = BOOL,
   } } },
   derive = { type = "dict", values = { type = { "string", "map" }, fields = {
     expr = STR, entropy = { type = "list", items = STR }, topsis = { type = "list", items = STR },
@@ -372,6 +373,22 @@ for _, name in ipairs({ "re", "between", "fd" }) do
   end)
 end
 
+builtin("threshold", function(d, spec)
+  local opts = {}
+  for k, v in pairs(spec.options or {}) do opts[k] = v end
+  opts.vcov, opts.compat = spec.vcov, spec.compat
+  return require("spillover.threshold").threshold(d, spec.formula, opts)
+end)
+
+for _, name in ipairs({ "sar", "sem", "sdm", "sdem" }) do
+  estimators[name] = { name = name, builtin = true, spatial = true, fit = function(d, spec, opts)
+    local o = {}
+    for k, v in pairs(opts or {}) do o[k] = v end
+    o.model, o.weights = name, spec.weights_object
+    return require("spillover.spatial_models").spatial(d, spec.formula, o)
+  end }
+end
+
 function M.estimator_names()
   local t = {}
   for k in pairs(estimators) do t[#t + 1] = k end
@@ -494,6 +511,21 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, "derive." .. k, "'" .. k .. "' is already a column of the data; derive a new name", true)
     end
   end
+  for name, w in pairs(spec.weights or {}) do
+    local src = w.contiguity or w.knn
+    if not src then
+      errs[#errs + 1] = located(s, "weights." .. name, "give 'contiguity' (an edge list) or 'knn' (coordinates)")
+    else
+      local fh = io.open(resolve(s, src))
+      if not fh then
+        errs[#errs + 1] = located(s, "weights." .. name .. (w.contiguity and ".contiguity" or ".knn"),
+          "cannot open '" .. resolve(s, src) .. "'")
+      else fh:close() end
+    end
+    if w.id and not columns[w.id] then
+      errs[#errs + 1] = located(s, "weights." .. name .. ".id", "unknown column '" .. w.id .. "'" .. did_you_mean(w.id, d:names()))
+    end
+  end
   for _, p in ipairs(spec.plugins or {}) do
     local path = resolve(s, p)
     local fh = io.open(path)
@@ -520,6 +552,17 @@ function M.check(s, opts)
           errs[#errs + 1] = located(s, path .. ".formula", "unknown variable '" .. v .. "'" .. did_you_mean(v, known))
         end
       end
+    end
+    if estimators[m.estimator] and estimators[m.estimator].spatial then
+      if not m.weights then
+        errs[#errs + 1] = located(s, path, "estimator '" .. m.estimator .. "' needs 'weights' naming an entry of weights:")
+      elseif not (spec.weights and spec.weights[m.weights]) then
+        local wn = {}
+        for k in pairs(spec.weights or {}) do wn[#wn + 1] = k end
+        errs[#errs + 1] = located(s, path .. ".weights", "unknown weights '" .. m.weights .. "'" .. did_you_mean(m.weights, wn))
+      end
+    elseif m.weights and not known_var(m.weights) then
+      errs[#errs + 1] = located(s, path .. ".weights", "unknown weight column '" .. m.weights .. "'" .. did_you_mean(m.weights, known))
     end
     if type(m.vcov) == "table" and m.vcov.cluster then
       for _, c in ipairs(as_list(m.vcov.cluster)) do
@@ -719,8 +762,40 @@ function M.execute(s, opts)
   timings.derive = now() - t0
   local fits = {}
   local model_spec, by_fits = {}, {}
+  local built_weights = {}
+  --- The weights of a model over the data's units (in order of first appearance).
+  local function weights_of(m)
+    local wname = m.weights
+    if built_weights[wname] then return built_weights[wname] end
+    local w = spec.weights[wname]
+    local idcol = w.id or spec.data.entity
+    local col = d[idcol]
+    local ids, seen = {}, {}
+    for i = 1, d:nrow() do
+      local v = type(col) == "table" and col[i] or col:get(i, 1)
+      if not seen[v] then seen[v] = true; ids[#ids + 1] = v end
+    end
+    local sw = require("spillover.spatial").weights
+    local style = (w.style == "B" or w.style == "binary") and "B" or "W"
+    local W
+    if w.contiguity then
+      W = sw.contiguity(resolve(s, w.contiguity), { from = w.from, to = w.to, ids = ids, style = style })
+    else
+      local coords = core.read_csv(resolve(s, w.knn))
+      W = sw.knn(coords, w.k or 4, { id = w.id or spec.data.entity, x = w.x, y = w.y, great_circle = w.great_circle,
+        style = style })
+      W = W:align(ids)
+    end
+    built_weights[wname] = W
+    return W
+  end
   local function estimate(name, m, data)
     local est = estimators[m.estimator]
+    if est.spatial then
+      local ok, W = pcall(weights_of, m)
+      if not ok then fail(s, "weights." .. m.weights, tostring(W)) end
+      m = setmetatable({ weights_object = W }, { __index = m })
+    end
     local ok, f = pcall(est.fit, data, m, m.options or {})
     if not ok then fail(s, "models." .. name, "estimation failed: " .. tostring(f)) end
     if type(f) ~= "table" or not f.coef then
@@ -764,8 +839,22 @@ function M.execute(s, opts)
   table.sort(names)
   for _, k in ipairs(names) do fit_of(k) end
 
+  -- Direct, indirect and total effects of spatial models (LeSage-Pace), with
+  -- simulated inference.
+  local impacts = {}
+  for _, k in ipairs(names) do
+    local f = fits[k]
+    if f and f.impacts then
+      local t1 = now()
+      local ok, im = pcall(f.impacts, f, { draws = 1000, seed = spec.seed or 42 })
+      if not ok then fail(s, "models." .. k, "impacts failed: " .. tostring(im)) end
+      impacts[k] = im
+      timings["impacts " .. k] = now() - t1
+    end
+  end
+
   local cf = require "spillover.counterfactual"
-  local results = { experiments = {} }
+  local results = { experiments = {}, impacts = impacts }
   local exp_names = {}
   for k in pairs(spec.experiments or {}) do exp_names[#exp_names + 1] = k end
   table.sort(exp_names)

@@ -51,40 +51,10 @@ end
 
 -- ---- weights helpers ---------------------------------------------------------------
 
---- Weights from an edge list (a frame or a CSV path with columns from/to),
---- over the units `ids` (in that order), row-standardised unless style = "B".
---- Uses sp.weights when it is available (lua/spillover/spatial.lua), else the
---- core constructor directly.
+--- Weights from an edge list: sp.weights.contiguity (kept for scripts that
+--- use spatial_models alone).
 function M.contiguity(edges, opts)
-  opts = opts or {}
-  local ok, spatial = pcall(require, "spillover.spatial")
-  if ok and type(spatial) == "table" and spatial.weights and spatial.weights.contiguity then
-    return spatial.weights.contiguity(edges, opts)
-  end
-  if type(edges) == "string" then edges = core.read_csv(edges) end
-  local from, to = edges[opts.from or "from"], edges[opts.to or "to"]
-  local ids = opts.ids
-  if type(ids) ~= "table" then error("contiguity: 'ids' must list the unit ids", 2) end
-  local index, names = {}, {}
-  for i = 1, #ids do
-    local k = key_of(ids[i])
-    names[i] = k
-    index[k] = i
-  end
-  local fi, ti = {}, {}
-  for e = 1, edges:nrow() do
-    local a, b = index[key_of(column_value(from, e))], index[key_of(column_value(to, e))]
-    if a == nil or b == nil then
-      error(string.format("contiguity: edge %d joins '%s' and '%s', not both among the ids", e,
-        key_of(column_value(from, e)), key_of(column_value(to, e))), 2)
-    end
-    fi[#fi + 1], ti[#ti + 1] = a, b
-    fi[#fi + 1], ti[#ti + 1] = b, a
-  end
-  local W = core._weights.links(#ids, fi, ti)
-  W:set_ids(names)
-  if (opts.style or "W") ~= "B" then W = W:restyle(opts.style or "W") end
-  return W
+  return require("spillover.spatial").weights.contiguity(edges, opts)
 end
 
 -- ---- options ------------------------------------------------------------------------
