@@ -156,6 +156,7 @@ end
 
 function M.main(cmd, ...)
   local args = { ... }
+  require "spillover"  -- the whole API, so modules that register estimators have done so
   local ok, res = pcall(function()
     if cmd == "check" then return cmd_check(parse(args, {})) end
     if cmd == "run" then return cmd_run(parse(args, {})) end

@@ -198,6 +198,13 @@ function M.write(s, results, opts)
       models = {}, experiments = {}, indices = {} }
     for name, f in pairs(results.fits) do res.models[name] = fit_record(f, results.model_spec[name]) end
     for name, im in pairs(results.impacts or {}) do res.models[name].impacts = plain(im) end
+    for name, f in pairs(results.fits) do
+      if f.mediation then
+        local med = f.mediation
+        res.models[name].mediation = plain({ c = med.c, direct = med.direct, effects = med.effects,
+          total_indirect = med.total_indirect })
+      end
+    end
     for name, idx in pairs(results.indices or {}) do
       res.indices[name] = { weights = idx.weights, entropy = idx.entropy, divergence = idx.divergence,
         indicators = plain(spec.derive[name].entropy or spec.derive[name].topsis) }
@@ -231,6 +238,34 @@ function M.write(s, results, opts)
         if want[ext] or ext == "md" then tab:write(tmp .. "/tables." .. ext) end
       end
       logf("tables written for %s", table.concat(table_models, ", "))
+    end
+    -- threshold models: the thresholds, their tests and the LR(gamma) plot
+    for _, name in ipairs(sorted_keys(results.fits)) do
+      local f = results.fits[name]
+      local st = f.stats
+      if st.thresholds and st.lr then
+        local md = { "# Thresholds: " .. name, "",
+          "| threshold | estimate | 95% LR interval | F | bootstrap p | crit 10% | crit 5% | crit 1% |",
+          "|---|---:|---|---:|---:|---:|---:|---:|" }
+        for i, g in ipairs(st.thresholds) do
+          local ci = st.ci and st.ci[i] or {}
+          local t = st.tests and st.tests[i] or {}
+          md[#md + 1] = string.format("| %d | %s | [%s, %s] | %s | %s | %s | %s | %s |", i, fmt(g), fmt(ci[1]), fmt(ci[2]),
+            fmt(t.F), fmt(t.pvalue), fmt(t.crit10), fmt(t.crit5), fmt(t.crit1))
+        end
+        write_file(tmp .. "/threshold_" .. name .. ".md", table.concat(md, "\n") .. "\n")
+        local okp, thr = pcall(require, "spillover.threshold")
+        if okp then
+          for _, ext in ipairs({ "png", "svg" }) do
+            if want[ext] then thr.lr_plot(f, tmp .. "/lr_" .. name .. "." .. ext) end
+          end
+        end
+        logf("threshold tables and LR plot of %s written", name)
+      end
+      if f.mediation then
+        write_file(tmp .. "/mediation_" .. name .. ".md", "```text\n" .. tostring(f.mediation) .. "\n```\n")
+        logf("mediation report of %s written", name)
+      end
     end
     -- spatial impacts
     for _, name in ipairs(sorted_keys(results.impacts or {})) do

@@ -39,6 +39,16 @@ T.check(central.sum ~= 0 and central.sum_lo ~= nil and central.sum_lo < central.
 T.check(sdm.models.sdm.impacts.indirect.lndf ~= nil, "SDM: direct/indirect/total impacts reported")
 T.check(sp.sys.exists(tmp .. "/digital_spillovers_sdm/impacts_sdm.md"), "SDM: impacts table written")
 
+-- Threshold and mediation: thresholds with intervals and the LR plot; the mediation report.
+local tm = results("digital_threshold_mediation")
+local thr = tm.models.threshold.stats
+T.check(#thr.thresholds == 1 and thr.ci[1][1] < thr.thresholds[1] and thr.thresholds[1] < thr.ci[1][2],
+  "threshold estimated inside its LR interval")
+T.check(sp.sys.exists(tmp .. "/digital_threshold_mediation/lr_threshold.png"), "LR(gamma) plot written")
+local med = tm.models.mediation.mediation
+T.near(med.c.estimate, med.direct.estimate + med.total_indirect.indirect, 1e-9, "mediation: c = c' + a*b")
+T.check(sp.sys.exists(tmp .. "/digital_threshold_mediation/mediation_mediation.md"), "mediation report written")
+
 -- The plugin estimator ran in the sandbox.
 T.check(results("ridge_example").models.ridge.estimator == "ridge", "ridge plugin estimator used")
 sp.sys.remove_tree(tmp)
