@@ -376,6 +376,17 @@ static int absorb_gc(lua_State *L) {
   return 0;
 }
 
+/* The code arrays of the workspace at index 1 (pinned by its user value 1,
+   which this pushes and leaves on the stack). */
+static void absorb_codes(lua_State *L, const labsorb *a, const int32_t **codes) {
+  lua_getiuservalue(L, 1, 1);
+  for (size_t j = 0; j < a->nfe; j++) {
+    lua_rawgeti(L, -1, (lua_Integer)j + 1);
+    codes[j] = ((lcodes *)lua_touserdata(L, -1))->code;
+    lua_pop(L, 1);
+  }
+}
+
 /* sp.absorb({v1, v2, ...} [, {weights = w}]): user value 1 keeps the codes. */
 static int l_absorb(lua_State *L) {
   if (luaL_testudata(L, 1, SP_DESIGN_T)) {
@@ -488,13 +499,8 @@ static int absorb_fixef(lua_State *L) {
 /* a:dof() -> parameters absorbed, connected components of the first two. */
 static int absorb_dof(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
-  lua_getiuservalue(L, 1, 1);
   const int32_t *codes[8];
-  for (size_t j = 0; j < a->nfe; j++) {
-    lua_rawgeti(L, -1, (lua_Integer)j + 1);
-    codes[j] = ((lcodes *)lua_touserdata(L, -1))->code;
-    lua_pop(L, 1);
-  }
+  absorb_codes(L, a, codes);
   size_t dof = 0, ncomp = 0;
   sp_error err;
   sp_error_clear(&err);
@@ -526,13 +532,8 @@ static int absorb_nested(lua_State *L) {
    some factor, found iteratively (dropping one can make another a singleton). */
 static int absorb_singletons(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
-  lua_getiuservalue(L, 1, 1);
   const int32_t *codes[8];
-  for (size_t j = 0; j < a->nfe; j++) {
-    lua_rawgeti(L, -1, (lua_Integer)j + 1);
-    codes[j] = ((lcodes *)lua_touserdata(L, -1))->code;
-    lua_pop(L, 1);
-  }
+  absorb_codes(L, a, codes);
   unsigned char *keep = lua_newuserdatauv(L, a->n ? a->n : 1, 0);
   memset(keep, 1, a->n);
   size_t ndropped = 0;

@@ -774,16 +774,21 @@ static int four(lua_State *L, draw_fn fn, const char *what, int viewport) {
 static int l_viewport(lua_State *L) { return four(L, do_viewport, "viewport", 1); }
 static int l_window(lua_State *L) { return four(L, do_window, "window", 0); }
 
+/* Arguments 2 and 3 as the x and y vectors of a drawing call (equal lengths). */
+static void read_xy(lua_State *L, draw_args *a, int finite_gaps, const char *what) {
+  memset(a, 0, sizeof *a);
+  size_t ny;
+  a->x = check_vec(L, 2, "x", &a->n, finite_gaps);
+  a->y = check_vec(L, 3, "y", &ny, finite_gaps);
+  if (a->n != ny) errorf(L, "plot: %s: x has %d values but y has %d", what, (int)a->n, (int)ny);
+}
+
 /* line(x, y [, {color=, alpha=, width=, dash=, page=}]) */
 static int l_line(lua_State *L) {
   plot_box *p = check_open(L, 1);
   int t = opt_table(L, 4);
   draw_args a;
-  memset(&a, 0, sizeof a);
-  size_t ny;
-  a.x = check_vec(L, 2, "x", &a.n, 1);
-  a.y = check_vec(L, 3, "y", &ny, 1);
-  if (a.n != ny) return errorf(L, "plot: line: x has %d values but y has %d", (int)a.n, (int)ny);
+  read_xy(L, &a, 1, "line");
   read_style(L, p, t, &a.st, 1.0);
   a.page = opt_bool(L, t, "page");
   run(L, p, do_line, &a, "line");
@@ -795,11 +800,7 @@ static int l_fill(lua_State *L) {
   plot_box *p = check_open(L, 1);
   int t = opt_table(L, 4);
   draw_args a;
-  memset(&a, 0, sizeof a);
-  size_t ny;
-  a.x = check_vec(L, 2, "x", &a.n, 0);
-  a.y = check_vec(L, 3, "y", &ny, 0);
-  if (a.n != ny) return errorf(L, "plot: fill: x has %d values but y has %d", (int)a.n, (int)ny);
+  read_xy(L, &a, 0, "fill");
   if (a.n < 3) return errorf(L, "plot: fill: a polygon needs at least 3 points, got %d", (int)a.n);
   read_style(L, p, t, &a.st, 0);
   a.page = opt_bool(L, t, "page");
@@ -812,11 +813,7 @@ static int l_points(lua_State *L) {
   plot_box *p = check_open(L, 1);
   int t = opt_table(L, 4);
   draw_args a;
-  memset(&a, 0, sizeof a);
-  size_t ny;
-  a.x = check_vec(L, 2, "x", &a.n, 1);
-  a.y = check_vec(L, 3, "y", &ny, 1);
-  if (a.n != ny) return errorf(L, "plot: points: x has %d values but y has %d", (int)a.n, (int)ny);
+  read_xy(L, &a, 1, "points");
   read_style(L, p, t, &a.st, 0.8);
   a.size = opt_num(L, t, "size", 4, 0.1, 100);
   a.page = opt_bool(L, t, "page");

@@ -617,14 +617,7 @@ function M.fixef(fit)
   end
   for j, nm in ipairs(des.endog_names) do r = r - des.endog:col(j) * b[nm] end
   local coefs = fit.absorb:fixef(r)
-  local out = {}
-  for j, fe in ipairs(des.fe) do
-    local levels = linear.factor_levels(d, des, fe.name)
-    local t = {}
-    for code = 1, coefs[j]:nrow() do t[levels[code] or code] = coefs[j]:get(code, 1) end
-    out[fe.name] = t
-  end
-  return out
+  return linear.fixef_by_level(d, des, coefs)
 end
 
 --- Prediction on new data: the structural equation X1 b1 + Y2 b2 (+ fixed

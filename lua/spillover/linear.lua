@@ -519,7 +519,12 @@ function M.fixef(fit)
   for j, nm in ipairs(des.names) do
     if b[nm] then r = r - X:col(j) * b[nm] end
   end
-  local coefs = fit.absorb:fixef(r)
+  return M.fixef_by_level(d, des, fit.absorb:fixef(r))
+end
+
+--- Fixed-effect coefficients (one vector per factor of des, by code) keyed by
+--- the levels' names: {fe name -> {level -> value}}.
+function M.fixef_by_level(d, des, coefs)
   local out = {}
   for j, fe in ipairs(des.fe) do
     local levels = factor_levels(d, des, fe.name)
