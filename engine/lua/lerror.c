@@ -19,6 +19,20 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
+/* "chunk:line:" of the innermost Lua function that is not part of spillover
+   itself (the modules under lua/spillover), so an error raised inside sp.ols points at the
+   user's call, not at the wrapper.  Falls back to luaL_where(L, 1). */
+static void push_user_where(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+    if (strstr(ar.short_src, "lua/spillover/") != NULL || strncmp(ar.short_src, "spillover/", 10) == 0) continue;
+    lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+    return;
+  }
+  luaL_where(L, 1);
+}
+
 int sp_lua_error(lua_State *L, const sp_error *e) {
   char text[1200];
   sp_error_format(e, text, sizeof text);
@@ -33,7 +47,7 @@ int sp_lua_error(lua_State *L, const sp_error *e) {
   if (e->var[0]) { lua_pushstring(L, e->var); lua_setfield(L, -2, "var"); }
   lua_pushstring(L, sp_status_name(e->code));
   lua_setfield(L, -2, "code");
-  luaL_where(L, 1);
+  push_user_where(L);
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, SP_ERROR_T);
   return lua_error(L);
