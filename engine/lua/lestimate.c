@@ -192,6 +192,11 @@ static const double *opt_vector(lua_State *L, int opts, const char *field, size_
   return v;
 }
 
+static int lsfit_gc(lua_State *L) {
+  sp_lsfit_clear(lua_touserdata(L, 1));
+  return 0;
+}
+
 static int l_lsfit(lua_State *L) {
   gsl_matrix *X = sp_lua_check_matrix(L, 1);
   gsl_matrix *y = sp_lua_check_matrix(L, 2);
@@ -215,31 +220,35 @@ static int l_lsfit(lua_State *L) {
   lua_setfield(L, res, "resid");
   gsl_matrix *b = sp_lua_matrix_new(L, k, 1);
   lua_setfield(L, res, "b");
-  sp_lsfit fit;
-  sp_lsfit_init(&fit);
+  /* The result lives in a userdata whose __gc clears it (owner first), so
+     an allocation failure while the outputs are built below leaks nothing. */
+  sp_lsfit *fitp = lua_newuserdatauv(L, sizeof *fitp, 0);
+  sp_lsfit_init(fitp);
+  if (luaL_newmetatable(L, "spillover.lsfit_result")) {
+    lua_pushcfunction(L, lsfit_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
   sp_error err;
   sp_error_clear(&err);
-  int st = sp_lsfit_run(X, y->data, y->tda, w, scale, tol, &fit, r->data, &err);
-  if (st != SP_OK) {
-    sp_lsfit_clear(&fit);
-    return sp_lua_error(L, &err);
-  }
-  for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fit.b[j]);
-  gsl_matrix *B = sp_lua_matrix_new(L, fit.rank, fit.rank);
-  for (size_t i = 0; i < fit.rank; i++)
-    for (size_t j = 0; j < fit.rank; j++) gsl_matrix_set(B, i, j, gsl_matrix_get(fit.bread, i, j));
+  int st = sp_lsfit_run(X, y->data, y->tda, w, scale, tol, fitp, r->data, &err);
+  if (st != SP_OK) return sp_lua_error(L, &err);
+  for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fitp->b[j]);
+  gsl_matrix *B = sp_lua_matrix_new(L, fitp->rank, fitp->rank);
+  for (size_t i = 0; i < fitp->rank; i++)
+    for (size_t j = 0; j < fitp->rank; j++) gsl_matrix_set(B, i, j, gsl_matrix_get(fitp->bread, i, j));
   lua_setfield(L, res, "bread");
   lua_createtable(L, (int)k, 0);
   for (size_t j = 0; j < k; j++) {
-    lua_pushboolean(L, fit.keep[j]);
+    lua_pushboolean(L, fitp->keep[j]);
     lua_rawseti(L, -2, (lua_Integer)j + 1);
   }
   lua_setfield(L, res, "keep");
-  lua_pushinteger(L, (lua_Integer)fit.rank);
+  lua_pushinteger(L, (lua_Integer)fitp->rank);
   lua_setfield(L, res, "rank");
-  lua_pushnumber(L, fit.ssr);
+  lua_pushnumber(L, fitp->ssr);
   lua_setfield(L, res, "ssr");
-  sp_lsfit_clear(&fit);
+  lua_settop(L, res);  /* the result box is collected (and cleared) later */
   return 1;
 }
 
