@@ -65,6 +65,24 @@ int sp_lua_errorf(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+void sp_lua_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *meth) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);  /* luaL_newlibtable sizes from an array, not a pointer */
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void sp_lua_new_box_type(lua_State *L, const char *name, lua_CFunction gc) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}
+
 void sp_lua_open_error(lua_State *L) {
   if (luaL_newmetatable(L, SP_ERROR_T)) {
     lua_pushcfunction(L, error_tostring);

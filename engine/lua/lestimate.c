@@ -46,11 +46,7 @@ static lcodes *push_codes(lua_State *L, size_t n) {
   c->code = NULL;
   c->n = n;
   c->nlevels = 0;
-  if (luaL_newmetatable(L, "spillover.codes")) {
-    lua_pushcfunction(L, codes_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, "spillover.codes");
   c->code = sp_mem_alloc((n ? n : 1) * sizeof *c->code);
   if (c->code == NULL) sp_lua_errorf(L, "out of memory building group codes");
   return c;
@@ -224,11 +220,7 @@ static int l_lsfit(lua_State *L) {
      an allocation failure while the outputs are built below leaks nothing. */
   sp_lsfit *fitp = lua_newuserdatauv(L, sizeof *fitp, 0);
   sp_lsfit_init(fitp);
-  if (luaL_newmetatable(L, "spillover.lsfit_result")) {
-    lua_pushcfunction(L, lsfit_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, "spillover.lsfit_result");
   sp_error err;
   sp_error_clear(&err);
   int st = sp_lsfit_run(X, y->data, y->tda, w, scale, tol, fitp, r->data, &err);
@@ -650,11 +642,8 @@ static const luaL_Reg funcs[] = {
 };
 
 void sp_lua_open_estimate(lua_State *L) {
-  luaL_newmetatable(L, SP_ABSORB_T);
-  luaL_setfuncs(L, absorb_meta, 0);
-  luaL_newlibtable(L, absorb_meth);
-  luaL_setfuncs(L, absorb_meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  sp_lua_new_class(L, SP_ABSORB_T, absorb_meta, absorb_meth);
+  sp_lua_new_box_type(L, "spillover.codes", codes_gc);
+  sp_lua_new_box_type(L, "spillover.lsfit_result", lsfit_gc);
   luaL_setfuncs(L, funcs, 0);
 }

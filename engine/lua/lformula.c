@@ -352,12 +352,7 @@ void sp_lua_open_formula(lua_State *L) {
   luaL_newmetatable(L, SP_DESIGN_T);
   luaL_setfuncs(L, design_meta, 0);
   lua_pop(L, 1);
-  luaL_newmetatable(L, SP_FORMULA_T);
-  lua_pushcfunction(L, formula_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, formula_gc);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
+  sp_lua_new_box_type(L, SP_FORMULA_T, formula_gc);
   lua_pushcfunction(L, l_formula);
   lua_setfield(L, -2, "formula");
   lua_pushcfunction(L, l_design);

@@ -181,12 +181,7 @@ static const luaL_Reg dist[] = {
 };
 
 void sp_lua_open_rng(lua_State *L) {
-  luaL_newmetatable(L, SP_RNG_T);
-  luaL_setfuncs(L, metameth, 0);
-  luaL_newlibtable(L, meth);
-  luaL_setfuncs(L, meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  sp_lua_new_class(L, SP_RNG_T, metameth, meth);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "rng");
   luaL_newlib(L, dist);

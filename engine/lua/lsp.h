@@ -48,6 +48,16 @@ gsl_matrix *sp_lua_test_matrix(lua_State *L, int idx);
 sp_frame **sp_lua_frame_box(lua_State *L);
 sp_frame *sp_lua_check_frame(lua_State *L, int idx);
 
+/* ---- types ------------------------------------------------------------------ */
+
+/* Register the metatable `name` with metamethods `meta` and a method table
+   `meth` as its __index (lerror.c).  Leaves the stack as it found it. */
+void sp_lua_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *meth);
+
+/* Register the metatable `name` of an internal box whose __gc and __close
+   both run gc (lerror.c).  Leaves the stack as it found it. */
+void sp_lua_new_box_type(lua_State *L, const char *name, lua_CFunction gc);
+
 /* ---- module registration: each adds its functions to the table at -1 ------- */
 void sp_lua_open_error(lua_State *L);
 

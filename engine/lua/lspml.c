@@ -403,12 +403,7 @@ static const luaL_Reg spml_meth[] = {
 };
 
 void sp_lua_open_spml(lua_State *L) {
-  luaL_newmetatable(L, SP_SPML_T);
-  luaL_setfuncs(L, spml_meta, 0);
-  luaL_newlibtable(L, spml_meth);
-  luaL_setfuncs(L, spml_meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  sp_lua_new_class(L, SP_SPML_T, spml_meta, spml_meth);
   lua_pushcfunction(L, l_sample);
   lua_setfield(L, -2, "spml_sample");
 }

@@ -890,20 +890,9 @@ static const luaL_Reg funcs[] = {
 };
 
 void sp_lua_open_yaml(lua_State *L) {
-  luaL_newmetatable(L, PARSER_T);
-  lua_pushcfunction(L, parser_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, parser_gc);
-  lua_setfield(L, -2, "__close");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, FILE_T);
-  lua_pushcfunction(L, file_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, BUF_T);
-  lua_pushcfunction(L, buf_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  sp_lua_new_box_type(L, PARSER_T, parser_gc);
+  sp_lua_new_box_type(L, FILE_T, file_gc);
+  sp_lua_new_box_type(L, BUF_T, buf_gc);
   luaL_newmetatable(L, SEQ_T);
   lua_pushcfunction(L, seq_tostring);
   lua_setfield(L, -2, "__tostring");
