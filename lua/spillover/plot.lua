@@ -665,6 +665,8 @@ function M.bars(path, spec)
   local v0, v1 = padded(vlo, vhi, 0.05)
   if vlo >= 0 then v0 = 0 end
   if vhi <= 0 then v1 = 0 end
+  -- All values zero: both ends were snapped to 0; keep the padded range.
+  if v0 == v1 then v0, v1 = padded(vlo, vhi, 0.05) end
   local color = spec.color or M.palette[1]
   local draw = function(fig)
     local s = fig.s

@@ -118,6 +118,10 @@ do
   plot.bars(dir .. "/vbars.png", { labels = { "East", "Central", "West" }, values = { 0.1, 0.05, -0.02 },
     horizontal = false, ylabel = "Effect" })
   check_png(dir .. "/vbars.png", "vertical bars", 1050, 780)
+  -- An experiment whose shock touches no unit has all-zero effects (the axis
+  -- range once collapsed to [0, 0] and the tick labels failed to format).
+  plot.bars(dir .. "/zeros.png", { labels = { "a", "b" }, values = { 0, 0 } })
+  check_png(dir .. "/zeros.png", "bars of zeros")
 end
 
 do
