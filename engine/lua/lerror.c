@@ -21,7 +21,9 @@ static int error_tostring(lua_State *L) {
 
 /* "chunk:line:" of the innermost Lua function that is not part of spillover
    itself (the modules under lua/spillover), so an error raised inside sp.ols points at the
-   user's call, not at the wrapper.  Falls back to luaL_where(L, 1). */
+   user's call, not at the wrapper.  When no user code is on the stack (the
+   scenario commands run only spillover's modules) it is "": a position inside
+   scenario.lua would only hide the file:line:col the message already carries. */
 static void push_user_where(lua_State *L) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
@@ -30,7 +32,7 @@ static void push_user_where(lua_State *L) {
     lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
     return;
   }
-  luaL_where(L, 1);
+  lua_pushliteral(L, "");
 }
 
 int sp_lua_error(lua_State *L, const sp_error *e) {

@@ -189,6 +189,11 @@ check_error("models.fe.by: unknown column 'regio'", variant("byx", "    vcov: {c
 T.check(run_cli("check " .. ok_path), "spillover check on a valid file")
 local okc, errc = run_cli("check " .. variant("modles2", "models:", "modles:"))
 T.check(not okc and errc:find("unknown key 'modles'"), "spillover check reports errors", errc)
+-- A YAML syntax error names the scenario file first, not a line of spillover's own Lua.
+local syn = variant("syntax_cli", "  fe:\n", "  fe:\n   - oops: [\n")
+local oks, errs = run_cli("check " .. syn)
+T.check(not oks and errs:sub(1, #syn + 1) == syn .. ":" and not errs:find("lua/spillover"),
+  "spillover check: a YAML syntax error starts with file:line:col", errs)
 
 sp.sys.remove_tree(tmp)
 T.done()
