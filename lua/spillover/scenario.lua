@@ -160,6 +160,7 @@ local function describe_type(t)
 end
 
 local function got_type(v)
+  if core.yaml and v == core.yaml.null then return "nothing (an empty value)" end
   if type(v) == "table" then return is_list(v) and "a list" or "a mapping" end
   if type(v) == "number" then return "the number " .. tostring(v) end
   if type(v) == "string" then return "the string \"" .. v .. "\"" end
@@ -228,13 +229,23 @@ function M.load(path, overrides)
   if not yaml then error("scenario: this build has no YAML support", 2) end
   local value, positions = yaml.load_file(path)
   if value == nil then error(tostring(positions), 0) end
-  -- YAML nulls (`key:` or `~`) mean "not given".
-  local function strip(t)
+  -- A YAML null (`key:` or `~`) under a known key of a mapping means "not
+  -- given".  Elsewhere (an entry of models:/experiments:, a list item) it is
+  -- left for check() to report: dropping it would silently lose `west:` with
+  -- nothing under it.  Tables the schema does not describe (options) are
+  -- stripped throughout.
+  local function strip(t, sch)
     for k, v in pairs(t) do
-      if v == yaml.null then t[k] = nil elseif type(v) == "table" then strip(v) end
+      local sub
+      if sch then sub = sch.fields and sch.fields[k] or sch.values or sch.items end
+      if v == yaml.null then
+        if not sch or (sch.fields and (sub or sch.open)) then t[k] = nil end
+      elseif type(v) == "table" then
+        strip(v, sub)
+      end
     end
   end
-  if type(value) == "table" then strip(value) end
+  if type(value) == "table" then strip(value, schema) end
   if type(value) ~= "table" or is_seq(value) then
     error(path .. ":1:1: (top level): expected a mapping of scenario keys (name, data, models, ...)", 0)
   end

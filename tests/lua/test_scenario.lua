@@ -89,6 +89,10 @@ check_error("report.formats%[3%]: unknown value \"jsn\"", variant("format", "[md
 check_error("data.file: cannot open data file", variant("nodata", produc, "/nonexistent/data.csv"))
 check_error("syntax.yaml:%d+:%d+", variant("syntax", "  fe:\n", "  fe:\n   - oops: [\n"))
 check_error("experiments.south.draws: expected an integer", ok_path, { "experiments.south.draws=abc" })
+-- An entry with nothing under it is reported, not silently dropped.
+check_error("experiments.west: expected a mapping, got nothing", variant("nullexp", "experiments:\n", "experiments:\n  west:\n"))
+check_error("models.fe.vcov.cluster%[2%]: expected a string, got nothing",
+  variant("nullitem", "{cluster: state}", "{cluster: [state, ~]}"))
 
 -- ---- sandbox ----------------------------------------------------------------------
 local evil = write("evil.lua", 'os.execute("touch ' .. tmp .. '/pwned")\n')
