@@ -79,7 +79,7 @@ static int raise_status(lua_State *L, sp_error *err) {
 static int unknown_column(lua_State *L, const sp_frame *f, const char *name) {
   sp_error err;
   sp_error_clear(&err);
-  long j = sp_frame_suggest(f, name);
+  long j = sp_frame_closest(f, name);
   if (j >= 0)
     sp_error_set(&err, SP_ENOTFOUND, "unknown column '%s' (did you mean '%s'?)", name, f->cols[j].name);
   else
@@ -664,7 +664,7 @@ static int l_filter_env(lua_State *L) {
       return 1;
     }
   }
-  long j = sp_frame_suggest(f, name);
+  long j = sp_frame_closest(f, name);
   if (j >= 0)
     return luaL_error(L, "filter: unknown column '%s' in the expression (did you mean '%s'?)", name, f->cols[j].name);
   return luaL_error(L, "filter: unknown column '%s' in the expression", name);

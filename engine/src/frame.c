@@ -81,7 +81,7 @@ static size_t edit_distance(const char *a, const char *b) {
 long sp_frame_closest(const sp_frame *f, const char *name) {
   long best = -1;
   size_t bestd = (size_t)-1;
-  size_t limit = strlen(name) / 3 + 2;  /* a third of the name may be wrong */
+  size_t limit = strlen(name) / 3 + 1;  /* about a third of the name may be wrong */
   for (size_t j = 0; j < f->ncol; j++) {
     size_t d = edit_distance(name, f->cols[j].name);
     if (d < bestd) { bestd = d; best = (long)j; }

@@ -27,39 +27,8 @@ static int nomem(sp_error *err, const char *what) {
   return sp_error_set(err, SP_ENOMEM, "out of memory %s", what);
 }
 
-/* Optimal string alignment distance over bytes; (size_t)-1 for long names. */
-static size_t osa_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 64 || lb > 64) return (size_t)-1;
-  size_t d[65][65];
-  for (size_t i = 0; i <= la; i++) d[i][0] = i;
-  for (size_t j = 0; j <= lb; j++) d[0][j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    for (size_t j = 1; j <= lb; j++) {
-      size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
-        best = d[i - 2][j - 2] + 1;
-      d[i][j] = best;
-    }
-  }
-  return d[la][lb];
-}
-
-long sp_frame_suggest(const sp_frame *f, const char *name) {
-  long best = -1;
-  size_t bestd = (size_t)-1;
-  size_t limit = strlen(name) / 3 + 1;  /* about a third of the name may be wrong */
-  for (size_t j = 0; j < f->ncol; j++) {
-    size_t d = osa_distance(name, f->cols[j].name);
-    if (d < bestd) { bestd = d; best = (long)j; }
-  }
-  return bestd <= limit ? best : -1;
-}
-
 static int unknown_column(const sp_frame *f, const char *name, const char *ctx, sp_error *err) {
-  long j = sp_frame_suggest(f, name);
+  long j = sp_frame_closest(f, name);
   if (j >= 0)
     sp_error_set(err, SP_ENOTFOUND, "%s: unknown column '%s' (did you mean '%s'?)", ctx, name,
                  f->cols[j].name);

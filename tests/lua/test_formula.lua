@@ -84,6 +84,9 @@ T.check(lg.n == 6 and lg.notes[1] == "log(v): 2 non-positive values set to missi
 
 -- design-time errors
 T.checkerr("formula:1:5: unknown variable 'xx'; did you mean 'x'%?", sp.design, d, "y ~ xx")
+-- one suggestion rule for every unknown-name message: two wrong letters out of two suggest nothing
+T.checkerr("unknown variable 'qq' %(not a column of the frame%)", sp.design, d, "y ~ qq")
+T.checkerr("unknown extra variable 'qq' %(not a column of the frame%)$", sp.design, d, "y ~ x", {extra = "qq"})
 T.checkerr("'region' is categorical but a number is needed here; use i%(region%)", sp.design, d, "y ~ region")
 T.checkerr("reference level 'South' is not a level of 'region'", sp.design, d, "y ~ i(region, ref = \"South\")")
 T.checkerr("unknown extra variable 'regoin'; did you mean 'region'%?", sp.design, d, "y ~ x", {extra = {"regoin"}})

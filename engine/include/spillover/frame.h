@@ -45,7 +45,9 @@ long sp_frame_find(const sp_frame *f, const char *name);
 sp_column *sp_frame_column(const sp_frame *f, const char *name);
 
 /* Index of the column whose name is closest to name (for "did you mean"),
-   or -1 when nothing is reasonably close. */
+   or -1 when nothing is reasonably close: about a third of the name may be
+   wrong, and a swap of two adjacent characters ("gps" for "gsp", the
+   commonest typo) counts as one edit (optimal string alignment). */
 long sp_frame_closest(const sp_frame *f, const char *name);
 
 /* Add a column, or replace the one of the same name.  Ownership of the arrays

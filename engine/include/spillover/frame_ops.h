@@ -28,12 +28,6 @@ int sp_frame_add_strings(sp_frame *f, const char *name, const char *const *value
    from does not exist, SP_EDUP when another column is already called to. */
 int sp_frame_rename(sp_frame *f, const char *from, const char *to, sp_error *err);
 
-/* The column whose name is closest to name, for "did you mean" messages, or
-   -1 when none is reasonably close.  Unlike sp_frame_closest it counts a
-   swap of two adjacent characters as one edit (optimal string alignment), the
-   commonest typo ("gps" for "gsp"). */
-long sp_frame_suggest(const sp_frame *f, const char *name);
-
 /* ---- sorting and grouping -------------------------------------------------------- */
 
 typedef struct {
