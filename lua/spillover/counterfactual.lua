@@ -58,6 +58,7 @@ function M.select_rows(d, shock, time)
   end
   if shock.from or shock.to then
     if not time then error("shock: 'from'/'to' need a panel time variable", 0) end
+    if shock.phase_in and not shock.from then error("shock: 'phase_in' counts periods from 'from'; give 'from'", 0) end
     local t = d[time]
     local phase = shock.phase_in
     for i = 1, n do
@@ -222,7 +223,10 @@ function M.run(spec)
   local fit, d0 = spec.fit, spec.data
   if not (fit and fit.predict) then error("counterfactual: 'fit' must satisfy the fit protocol", 2) end
   local level = spec.level or 0.95
-  local d1, shocked = M.apply_shocks(d0, spec.shocks or {}, spec.time)
+  if type(spec.shocks) ~= "table" or #spec.shocks == 0 then
+    error("counterfactual: 'shocks' must be a non-empty array of {variable=, change=, ...}", 2)
+  end
+  local d1, shocked = M.apply_shocks(d0, spec.shocks, spec.time)
   if spec.derive then spec.derive(d1) end
   local T = 1
   if spec.time then

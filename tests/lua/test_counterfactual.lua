@@ -105,4 +105,10 @@ local rb = cf.run { data = d, derive = derive, fit = sp.ols(d, "y ~ lx + z | id"
 T.check(rb.method == "cluster bootstrap" and rb.ndraws == 40 and rb.groups.all.total.sum_lo <= rb.groups.all.total.sum_hi,
   "cluster bootstrap gives an interval")
 T.checkerr("fit protocol", cf.run, { data = d, fit = {}, shocks = {} })
+-- No shocks at all is a mistake, not a zero effect (the report's plots once
+-- failed on it); phase_in without from has no period to count from.
+T.checkerr("'shocks' must be a non%-empty array", cf.run, { data = d, fit = fit, shocks = {} })
+T.checkerr("'shocks' must be a non%-empty array", cf.run, { data = d, fit = fit })
+T.checkerr("'phase_in' counts periods from 'from'", cf.apply_shocks, d,
+  { { variable = "x", to = 2004, phase_in = 2, change = "+1" } }, "year")
 T.done()
