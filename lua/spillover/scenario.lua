@@ -476,6 +476,25 @@ local function as_list(v)
   return { v }
 end
 
+local WHERE_WORDS = { ["and"] = true, ["or"] = true, ["not"] = true, ["true"] = true, ["false"] = true, ["nil"] = true,
+  math = true, string = true, tostring = true, tonumber = true, type = true }
+
+--- What is wrong with a shock's where-expression, or nil: it must compile as
+--- a filter expression (frame:filter) and name only known columns.  Names are
+--- read from the text without its string literals, so a branch the data never
+--- reaches is checked too.
+local function where_problem(expr, known_var, known)
+  local chunk, msg = load("return (" .. expr .. "\n)", "=where", "t", {})
+  if not chunk then return "cannot compile \"" .. expr .. "\": " .. tostring(msg):gsub("^where:%d+: ", "") end
+  local code = " " .. expr:gsub("%b''", "''"):gsub('%b""', '""')
+  for pos, tok in code:gmatch("()([%w_]+)") do
+    local before = code:sub(1, pos - 1):match("(%S)%s*$")
+    if tok:match("^[%a_]") and before ~= "." and before ~= ":" and not WHERE_WORDS[tok] and not known_var(tok) then
+      return "unknown column '" .. tok .. "' in \"" .. expr .. "\"" .. did_you_mean(tok, known)
+    end
+  end
+end
+
 --- Validate a loaded scenario: the schema, then references between its parts
 --- and to the data's columns.  Raises one message listing every problem.
 function M.check(s, opts)
@@ -608,6 +627,9 @@ function M.check(s, opts)
     if (e.draws and e.draws < 0) or (e.bootstrap and e.bootstrap < 1) then
       errs[#errs + 1] = located(s, path .. (e.draws and ".draws" or ".bootstrap"), "must be positive")
     end
+    if e.shocks and #e.shocks == 0 then
+      errs[#errs + 1] = located(s, path .. ".shocks", "the list is empty; give at least one shock")
+    end
     local shocks = e.shocks or { e.shock }
     for i, sh in ipairs(shocks) do
       local spath = e.shocks and (path .. ".shocks[" .. i .. "]") or (path .. ".shock")
@@ -622,6 +644,13 @@ function M.check(s, opts)
       if not ok then errs[#errs + 1] = located(s, spath .. ".change", (tostring(msg):gsub("^change: ", ""))) end
       if (sh.from or sh.to) and not spec.data.time then
         errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
+      end
+      if sh.phase_in and not sh.from then
+        errs[#errs + 1] = located(s, spath .. ".phase_in", "'phase_in' counts periods from 'from'; give 'from'")
+      end
+      if sh.where then
+        local msg = where_problem(sh.where, known_var, known)
+        if msg then errs[#errs + 1] = located(s, spath .. ".where", msg) end
       end
     end
     for _, g in ipairs(as_list(e.groups)) do

@@ -89,6 +89,18 @@ check_error("report.formats%[3%]: unknown value \"jsn\"", variant("format", "[md
 check_error("data.file: cannot open data file", variant("nodata", produc, "/nonexistent/data.csv"))
 check_error("syntax.yaml:%d+:%d+", variant("syntax", "  fe:\n", "  fe:\n   - oops: [\n"))
 check_error("experiments.south.draws: expected an integer", ok_path, { "experiments.south.draws=abc" })
+check_error("experiments.south.shocks: the list is empty", variant("noshocks",
+  "    shock: {variable: pcap, where: \"region >= 5 and region <= 7\", from: 1980, change: \"+10%\"}\n", "    shocks: []\n"))
+check_error("experiments.south.shock.phase_in: 'phase_in' counts periods from 'from'",
+  variant("phase", "from: 1980,", "to: 1980, phase_in: 2,"))
+-- A where-expression is checked before anything runs: it compiles, and every
+-- name it reads (on any branch) is a column or a derived variable.
+check_error("experiments.south.shock.where: unknown column 'regoin' in \"regoin >= 5 and region <= 7\" %(did you mean 'region'%?%)",
+  variant("where", "\"region >= 5 and", "\"regoin >= 5 and"))
+check_error("experiments.south.shock.where: cannot compile \"region >== 5\"",
+  variant("where2", "\"region >= 5 and region <= 7\"", "\"region >== 5\""))
+check_error("experiments.south.shock.where: unknown column 'nosuch'",
+  variant("where3", "\"region >= 5 and region <= 7\"", "\"region < 0 and nosuch == 'x' or lpcap > math.log(2)\""))
 -- An entry with nothing under it is reported, not silently dropped.
 check_error("experiments.west: expected a mapping, got nothing", variant("nullexp", "experiments:\n", "experiments:\n  west:\n"))
 check_error("models.fe.vcov.cluster%[2%]: expected a string, got nothing",
