@@ -13,6 +13,7 @@
 ** e.g. lio.c, add to it); __index looks there first, then at the columns.
 ** Numeric work is in frame_ops.c.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1063,7 +1064,9 @@ static int shift_op(lua_State *L, int op, const char *what) {
   double *lag = scratch(L, n, sizeof *lag);
   sp_error err;
   sp_error_clear(&err);
-  if (sp_panel_shift(p, c->num, op == SHIFT_LEAD ? -(long)k : (long)k, lag, &err) != SP_OK)
+  /* a lead is a negative lag; -LUA_MININTEGER would overflow (the core clamps huge shifts anyway) */
+  long shift = op != SHIFT_LEAD ? (long)k : (k == LUA_MININTEGER ? LONG_MAX : -(long)k);
+  if (sp_panel_shift(p, c->num, shift, lag, &err) != SP_OK)
     return sp_lua_error(L, &err);
   for (size_t i = 0; i < n; i++) {
     double x = c->num[i], l = lag[i], v;

@@ -75,6 +75,11 @@ static int column_keys(const sp_column *c, size_t n, double *key, const char *ro
         sp_error_var(err, c->name);
         return SP_EMISSING;
       }
+      if (isinf(c->num[r])) {  /* it would sort, but is no period or unit anyone means */
+        sp_error_var(err, c->name);
+        return sp_error_set(err, SP_EVALUE, "panel %s '%s' is infinite in row %zu; expected a finite value",
+                            role, c->name, r + 1);
+      }
       key[r] = c->num[r];
     }
     return SP_OK;
@@ -228,10 +233,14 @@ fail:
 
 int sp_panel_shift(const sp_panel *p, const double *x, long k, double *out, sp_error *err) {
   if (x == out) return sp_error_set(err, SP_EVALUE, "panel shift: output must not alias the input");
+  /* Steps are below 2^53 in size, so a shift beyond 2^62 periods never lands
+     on an observed one; clamping k keeps step - k from overflowing. */
+  const int64_t kmax = (int64_t)1 << 62;
+  const int64_t shift = k > kmax ? kmax : (k < -kmax ? -kmax : (int64_t)k);
   for (size_t e = 0; e < p->N; e++) {
     size_t lo = p->start[e], hi = p->start[e + 1], j = lo;
     for (size_t i = lo; i < hi; i++) {
-      int64_t target = p->step[p->order[i]] - (int64_t)k;
+      int64_t target = p->step[p->order[i]] - shift;
       while (j < hi && p->step[p->order[j]] < target) j++;
       size_t r = p->order[i];
       out[r] = (j < hi && p->step[p->order[j]] == target) ? x[p->order[j]] : NAN;

@@ -1,5 +1,6 @@
 /* test_panel.c: panel index construction, duplicate and missing cells, and
    gap-aware shifts. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,13 @@ int main(void) {
   sp_panel_shift(p, x, 2, out, &err);
   check(out[0] == 10 && isnan(out[2]) && out[5] == 20 && isnan(out[4]), "lag 2");
   check(sp_panel_shift(p, x, 1, x, &err) == SP_EVALUE, "aliasing refused");
+  /* Shifts far beyond any period must not overflow step - k (UBSan would flag it). */
+  int none = 1;
+  sp_panel_shift(p, x, LONG_MIN, out, &err);
+  for (int i = 0; i < 7; i++) none &= isnan(out[i]);
+  sp_panel_shift(p, x, LONG_MAX, out, &err);
+  for (int i = 0; i < 7; i++) none &= isnan(out[i]);
+  check(none, "shifts by LONG_MIN and LONG_MAX periods give only missing values");
   sp_frame_set_panel(f, p);
 
   /* Duplicate cell. */
@@ -77,6 +85,10 @@ int main(void) {
   f->cols[1].num[2] = NAN;
   st = sp_panel_build(f, "id", "year", &p, &err);
   check(st == SP_EMISSING && strstr(err.msg, "row 3") != NULL, "missing time named by row");
+  f->cols[1].num[2] = INFINITY;
+  st = sp_panel_build(f, "id", "year", &p, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "panel time 'year' is infinite in row 3") != NULL,
+        "infinite time refused, by row");
   st = sp_panel_build(f, "id", "yaer", &p, &err);
   check(st == SP_ENOTFOUND && strstr(err.msg, "did you mean 'year'") != NULL, "unknown column suggests");
   sp_frame_free(f);

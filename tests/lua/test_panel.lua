@@ -31,6 +31,13 @@ T.check(lead[1] == 5.2 and nan(lead[17]), "lead")
 T.near(d:growth("gsp")[2], 0.033675839256809066, 1e-14, "growth row 2")
 T.near(sum(d:growth("gsp")), 23.450961812153199, 1e-12, "growth: sum over rows")
 T.near(sum(d:diff("gsp", 2)), 2385982, 1e-13, "diff 2: sum over rows")
+local far = d:lead("unemp", math.mininteger)
+local all_missing = true
+for i = 1, #far do all_missing = all_missing and nan(far[i]) end
+T.check(#far == 816 and all_missing, "lead by math.mininteger: all missing, no overflow")
+T.checkerr("panel time 't' is infinite in row 2", function()
+  sp.frame{id = {1, 1}, t = {1, math.huge}}:panel{entity = "id", time = "t"}
+end)
 T.checkerr("lag: column 'state' is categorical", d.lag, d, "state")
 T.checkerr("unknown column 'unmp' %(did you mean 'unemp'%?%)", d.lag, d, "unmp")
 

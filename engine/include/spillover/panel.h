@@ -33,13 +33,14 @@ typedef struct sp_panel {
 } sp_panel;
 
 /* Index the frame by the two columns.  A duplicate (entity, time) pair or a
-   missing index value is an error naming the pair or the row. */
+   missing or infinite index value is an error naming the pair or the row. */
 int sp_panel_build(const sp_frame *f, const char *entity, const char *time,
                    sp_panel **out, sp_error *err);
 void sp_panel_free(sp_panel *p);
 
 /* out[r] = x at the same entity, k steps earlier (k > 0: lag; k < 0: lead);
-   NaN where that period is not observed.  out must not alias x. */
+   NaN where that period is not observed (whatever |k|, without overflow).
+   out must not alias x. */
 int sp_panel_shift(const sp_panel *p, const double *x, long k, double *out, sp_error *err);
 
 #endif
