@@ -223,6 +223,9 @@ function M.run(spec)
   local fit, d0 = spec.fit, spec.data
   if not (fit and fit.predict) then error("counterfactual: 'fit' must satisfy the fit protocol", 2) end
   local level = spec.level or 0.95
+  if type(level) ~= "number" or not (level > 0 and level < 1) then
+    error("counterfactual: 'level' must be a number between 0 and 1 (e.g. 0.95), got " .. tostring(level), 2)
+  end
   if type(spec.shocks) ~= "table" or #spec.shocks == 0 then
     error("counterfactual: 'shocks' must be a non-empty array of {variable=, change=, ...}", 2)
   end

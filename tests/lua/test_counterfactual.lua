@@ -109,6 +109,8 @@ T.checkerr("fit protocol", cf.run, { data = d, fit = {}, shocks = {} })
 -- failed on it); phase_in without from has no period to count from.
 T.checkerr("'shocks' must be a non%-empty array", cf.run, { data = d, fit = fit, shocks = {} })
 T.checkerr("'shocks' must be a non%-empty array", cf.run, { data = d, fit = fit })
+T.checkerr("'level' must be a number between 0 and 1", cf.run, { data = d, fit = fit, draws = 10, level = 95,
+  shocks = { { variable = "x", change = "+1" } } })
 T.checkerr("'phase_in' counts periods from 'from'", cf.apply_shocks, d,
   { { variable = "x", to = 2004, phase_in = 2, change = "+1" } }, "year")
 T.done()
