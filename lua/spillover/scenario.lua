@@ -624,8 +624,14 @@ function M.check(s, opts)
     if e.draws and e.bootstrap then
       errs[#errs + 1] = located(s, path, "give 'draws' or 'bootstrap', not both")
     end
-    if (e.draws and e.draws < 0) or (e.bootstrap and e.bootstrap < 1) then
-      errs[#errs + 1] = located(s, path .. (e.draws and ".draws" or ".bootstrap"), "must be positive")
+    if e.draws and e.draws < 0 then
+      errs[#errs + 1] = located(s, path .. ".draws", "must be 0 (no intervals) or more")
+    end
+    if e.bootstrap and e.bootstrap < 1 then
+      errs[#errs + 1] = located(s, path .. ".bootstrap", "must be at least 1")
+    end
+    if e.level and not (e.level > 0 and e.level < 1) then
+      errs[#errs + 1] = located(s, path .. ".level", "must be between 0 and 1 (e.g. 0.95), got " .. e.level)
     end
     if e.shocks and #e.shocks == 0 then
       errs[#errs + 1] = located(s, path .. ".shocks", "the list is empty; give at least one shock")
@@ -638,6 +644,8 @@ function M.check(s, opts)
           errs[#errs + 1] = located(s, spath .. ".variable", "'" .. v .. "' is derived; shock the data it is derived from")
         elseif not columns[v] then
           errs[#errs + 1] = located(s, spath .. ".variable", "unknown column '" .. v .. "'" .. did_you_mean(v, d:names()))
+        elseif type(d[v]) == "table" then
+          errs[#errs + 1] = located(s, spath .. ".variable", "'" .. v .. "' is categorical; only numbers can be shocked")
         end
       end
       local ok, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
