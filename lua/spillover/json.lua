@@ -156,40 +156,43 @@ json.array_mt = {}
 --- Mark a (possibly empty) table to be encoded as an array.
 function json.array(t) return setmetatable(t or {}, json.array_mt) end
 
-local function encode(v, indent, depth, out)
+local function encode(v, indent, depth, out, active)
   local tv = type(v)
   if v == null or v == nil then out[#out + 1] = "null"
   elseif tv == "boolean" then out[#out + 1] = tostring(v)
   elseif tv == "number" then out[#out + 1] = json.number(v)
   elseif tv == "string" then out[#out + 1] = quote(v)
   elseif tv == "table" then
+    if active[v] then error("json.encode: a table contains itself; JSON cannot represent cycles", 0) end
+    active[v] = true
     local nl = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
     local close = indent and ("\n" .. string.rep(indent, depth)) or ""
     if is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]"; return end
+      if #v == 0 then out[#out + 1] = "[]"; active[v] = nil; return end
       out[#out + 1] = "["
       for i = 1, #v do
         out[#out + 1] = (i > 1 and "," or "") .. nl
-        encode(v[i], indent, depth + 1, out)
+        encode(v[i], indent, depth + 1, out, active)
       end
       out[#out + 1] = close .. "]"
     else
       local keys = {}
       for k in pairs(v) do keys[#keys + 1] = tostring(k) end
       table.sort(keys)
-      if #keys == 0 then out[#out + 1] = "{}"; return end
+      if #keys == 0 then out[#out + 1] = "{}"; active[v] = nil; return end
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
         local val = v[k]
         if val == nil then val = v[tonumber(k)] end
         out[#out + 1] = (i > 1 and "," or "") .. nl .. quote(k) .. (indent and ": " or ":")
-        encode(val, indent, depth + 1, out)
+        encode(val, indent, depth + 1, out, active)
       end
       out[#out + 1] = close .. "}"
     end
+    active[v] = nil
   else
     local mt = getmetatable(v)
-    if mt and mt.__tojson then return encode(mt.__tojson(v), indent, depth, out) end
+    if mt and mt.__tojson then return encode(mt.__tojson(v), indent, depth, out, active) end
     error("json.encode: cannot encode a " .. tv, 2)
   end
 end
@@ -197,7 +200,7 @@ end
 --- Encode v; opts.indent (e.g. "  ") pretty-prints.
 function json.encode(v, opts)
   local out = {}
-  encode(v, opts and opts.indent, 0, out)
+  encode(v, opts and opts.indent, 0, out, {})
   return table.concat(out)
 end
 

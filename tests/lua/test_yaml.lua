@@ -60,6 +60,14 @@ fold: >
 T.check(v.n1 == null and v.n2 == null and v.n3 == null and v.n4 == null, "null, ~, empty and NULL are sp.yaml.null")
 T.check(tostring(null) == "null", "null prints as null")
 T.check(sp.json.encode({ x = null }) == '{"x":null}', "sp.yaml.null encodes as JSON null", sp.json.encode({ x = null }))
+do
+  -- A cycle is a clear error (it overflowed the C stack); a table shared twice is not a cycle.
+  local cyc = {}
+  cyc.self = cyc
+  T.checkerr("json.encode: a table contains itself", sp.json.encode, cyc)
+  local shared = { 1 }
+  T.check(sp.json.encode({ a = shared, b = shared }) == '{"a":[1],"b":[1]}', "a shared table encodes twice")
+end
 T.check(v.b1 == true and v.b2 == false, "true/False are booleans")
 T.check(v.b3 == "yes", "yes is a string (1.2 core schema, not 1.1)")
 T.check(math.type(v.i1) == "integer" and v.i1 == 2020, "2020 is an integer")
