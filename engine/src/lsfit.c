@@ -68,36 +68,57 @@ static void cross_resid(const gsl_matrix *X, const double *r, const double *w, c
   }
 }
 
+/* NaN or Inf in X or y, or a negative or non-finite weight, would come out
+   as a column silently dropped as collinear or as NaN coefficients. */
+static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const double *w, double tol,
+                        sp_error *err) {
+  if (!isfinite(tol))
+    return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is not finite", tol);
+  for (size_t i = 0; i < X->size1; i++) {
+    const double *x = X->data + i * X->tda;
+    for (size_t j = 0; j < X->size2; j++)
+      if (!isfinite(x[j]))
+        return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %g (expected finite values; "
+                            "drop rows with missing values first)", i + 1, j + 1, x[j]);
+    if (!isfinite(y[i * ys]))
+      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %g (expected finite values; "
+                          "drop rows with missing values first)", i + 1, y[i * ys]);
+    if (w && !(w[i] >= 0 && isfinite(w[i])))
+      return sp_error_set(err, SP_EVALUE, "least squares: weight %g at observation %zu (expected a finite "
+                          "weight >= 0)", w[i], i + 1);
+  }
+  return SP_OK;
+}
+
 int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
                  double tol, sp_lsfit *fit, double *resid, sp_error *err) {
   size_t n = X->size1, k = X->size2;
   sp_lsfit_clear(fit);
+  if (ystride == 0) ystride = 1;
+  int st = check_inputs(X, y, ystride, w, tol, err);
+  if (st) return st;
   if (tol <= 0) tol = SP_LSFIT_TOL;
   fit->n = n;
   fit->k = k;
-  double *A = malloc((k * k + 3 * k + 1) * sizeof *A);
-  double *L = malloc((k * k + 1) * sizeof *L);
-  double *r = resid ? resid : malloc((n + 1) * sizeof *r);
+  /* One scratch block: A (k x k), c, bc, tmp (k each), L and Li (k x k
+     each), the residuals unless the caller gives them, then idx. */
+  size_t nd = 3 * k * k + 3 * k + (resid ? 0 : n) + 1;
+  double *A = malloc(nd * sizeof *A + (k + 1) * sizeof(size_t));
   fit->keep = calloc(k + 1, sizeof *fit->keep);
   fit->b = malloc((k + 1) * sizeof *fit->b);
-  if (A == NULL || L == NULL || r == NULL || fit->keep == NULL || fit->b == NULL) {
-    free(A); free(L); if (r != resid) free(r);
+  if (A == NULL || fit->keep == NULL || fit->b == NULL) {
+    free(A);
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
-  double *c = A + k * k, *bc = c + k, *tmp = bc + k;
-  if (ystride == 0) ystride = 1;
+  double *c = A + k * k, *bc = c + k, *tmp = bc + k, *L = tmp + k, *Li = L + k * k;
+  double *r = resid ? resid : Li + k * k;
+  size_t *idx = (size_t *)(void *)(A + nd);
   cross_products(X, y, ystride, w, A, c);
 
   /* Left-looking Cholesky over kept columns, in column order: L is m x m
      lower-triangular (compact), column j of A tested before it is kept. */
   size_t m = 0;
-  size_t *idx = (size_t *)malloc((k + 1) * sizeof *idx);
-  if (idx == NULL) {
-    free(A); free(L); if (r != resid) free(r);
-    sp_lsfit_clear(fit);
-    return sp_error_set(err, SP_ENOMEM, "out of memory in least squares");
-  }
   for (size_t j = 0; j < k; j++) {
     double ref = scale ? scale[j] : A[j * k + j];
     double v = A[j * k + j];
@@ -114,20 +135,16 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const dou
   }
   fit->rank = m;
 
-  /* bread = (L L')^{-1}: invert L (lower), then Linv' Linv. */
+  /* bread = (L L')^{-1}: invert L (lower) into Li (m x m, in the k x k
+     block), then Linv' Linv. */
   fit->bread = gsl_matrix_calloc(m ? m : 1, m ? m : 1);
   if (fit->bread == NULL) {
-    free(idx); free(A); free(L); if (r != resid) free(r);
+    free(A);
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares");
   }
   if (m == 0) { fit->bread->size1 = fit->bread->size2 = 0; }
-  double *Li = calloc(m * m + 1, sizeof *Li);
-  if (Li == NULL) {
-    free(idx); free(A); free(L); if (r != resid) free(r);
-    sp_lsfit_clear(fit);
-    return sp_error_set(err, SP_ENOMEM, "out of memory in least squares");
-  }
+  memset(Li, 0, m * m * sizeof *Li);
   for (size_t j = 0; j < m; j++) {
     Li[j * m + j] = 1.0 / L[j * k + j];
     for (size_t i = j + 1; i < m; i++) {
@@ -164,7 +181,6 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const dou
   fit->ssr = ssr;
   for (size_t j = 0, q = 0; j < k; j++) fit->b[j] = fit->keep[j] ? bc[q++] : NAN;
 
-  free(Li); free(idx); free(A); free(L);
-  if (r != resid) free(r);
+  free(A);
   return SP_OK;
 }

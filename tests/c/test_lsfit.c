@@ -1,6 +1,7 @@
 /* test_lsfit.c: least squares with collinearity detection. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <gsl/gsl_matrix.h>
 
@@ -70,6 +71,29 @@ int main(void) {
   for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 1e-9 * sin((double)i));
   st = sp_lsfit_run(X, y, 1, NULL, scale, 0, &fit, NULL, &err);
   check(st == SP_OK && fit.keep[2] == 0, "absorbed column found through its reference scale");
+
+  /* Bad input is an error naming the element, not a column silently dropped
+     as collinear (NaN in X) or NaN coefficients (NaN in y or w). */
+  gsl_matrix_set(X, 7, 1, NAN);
+  st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "X[8,2] is nan") != NULL && fit.b == NULL, "NaN in X is an error");
+  gsl_matrix_set(X, 7, 1, 0.5);
+  y[3] = INFINITY;
+  st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "y[4] is inf") != NULL, "Inf in y is an error");
+  y[3] = 1.0;
+  w[5] = -1.0;
+  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "weight -1 at observation 6") != NULL, "a negative weight is an error");
+  w[5] = NAN;
+  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "weight nan at observation 6") != NULL, "a NaN weight is an error");
+  st = sp_lsfit_run(X, y, 1, NULL, NULL, NAN, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "tolerance") != NULL, "a NaN tolerance is an error");
+  w[5] = 0.0;
+  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, NULL, &err);
+  check(st == SP_OK && isfinite(fit.ssr) && fit.rank > 0, "a zero weight is allowed");
+
   sp_lsfit_clear(&fit);
   gsl_matrix_free(X);
   printf("%d passed, %d failed\n", passed, failed);

@@ -38,7 +38,10 @@ void sp_lsfit_clear(sp_lsfit *fit);
    test (e.g. of the columns before fixed effects were absorbed, so that a
    column the fixed effects absorb is found even though its remainder is
    rounding noise); by default the column's own X'WX diagonal.  resid: NULL or
-   n outputs (unweighted residuals y - Xb). */
+   n outputs (unweighted residuals y - Xb).  tol <= 0 means SP_LSFIT_TOL.
+   SP_EVALUE, naming the element, when X or y holds NaN or Inf, a weight is
+   negative or not finite, or tol is not finite (rows with missing values must
+   be dropped first); SP_ENOMEM.  Allocates one scratch block per call. */
 int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
                  double tol, sp_lsfit *fit, double *resid, sp_error *err);
 
