@@ -280,9 +280,9 @@ end
 
 --- The fit (the entry sp.ols dispatches to when the formula has an IV part).
 function M.fit(d, formula, opts, des)
-  opts = opts or {}
   local level = 2
   if type(formula) ~= "string" then error("ivreg: expected a formula string as argument 2", level) end
+  opts = linear.check_options(opts, linear.ols_options, "ivreg", level)
   local compat = linear.check_compat(opts, level)
   local vc = linear.parse_vcov(opts.vcov, level)
   if opts.weights then
@@ -639,7 +639,7 @@ end
 
 --- iv.ivreg(d, formula [, opts]): 2SLS, for direct use.
 function M.ivreg(d, formula, opts)
-  return M.fit(d, formula, opts or {}, nil)
+  return M.fit(d, formula, opts, nil)
 end
 
 return M

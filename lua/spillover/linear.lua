@@ -269,6 +269,32 @@ local function extra_vars(d, vc, opts)
 end
 M.extra_vars = extra_vars
 
+--- Refuse options that are not a table or carry an unknown key: a typo such as
+--- {vcv = "hc1"} would otherwise be ignored and print iid standard errors.
+--- allowed: an array of the option names the estimator reads.
+local function check_options(opts, allowed, who, level)
+  level = level + 1
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)), level)
+  end
+  local ok = {}
+  for _, k in ipairs(allowed) do ok[k] = true end
+  for k in pairs(opts) do
+    if not ok[k] then
+      local names = { table.unpack(allowed) }
+      table.sort(names)
+      error(string.format("%s: unknown option '%s' (expected one of %s)", who, tostring(k),
+        table.concat(names, ", ")), level)
+    end
+  end
+  return opts
+end
+M.check_options = check_options
+
+--- The options sp.ols (and 2SLS through it) reads.
+M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "singletons" }
+
 local function check_compat(opts, level)
   local compat = opts.compat or "stata"
   if not compat_names[compat] then
@@ -303,8 +329,8 @@ M.factor_levels = factor_levels
 
 --- sp.ols(d, "y ~ x1 + x2 | fe1 + fe2", {vcov=, compat=, weights=, tol=, maxiter=, threads=})
 function M.ols(d, formula, opts)
-  opts = opts or {}
   if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
+  opts = check_options(opts, M.ols_options, "ols", 2)
   local compat = check_compat(opts, 2)
   local vc = parse_vcov(opts.vcov, 2)
   local extra = extra_vars(d, vc, opts)

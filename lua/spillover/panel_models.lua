@@ -95,14 +95,20 @@ local function dedupe(list)
   return out
 end
 
+-- The options each estimator reads (weights only to refuse them clearly).
+local option_names = {
+  re = { "method", "effect", "vcov", "compat", "weights" },
+  between = { "vcov", "compat", "weights" },
+  fd = { "vcov", "compat", "weights", "across_gaps" },
+}
+
 --- Build the design and the panel structure of the rows used.
 --  Returns P = {des, n, k, names, y, X (columns), ic (intercept column or nil),
 --  id = {g, G, cnt}, ts = {g, G, cnt}, balanced, entity, time, compat, vc}.
 local function prepare(d, formula, opts, who, level)
   level = level + 1
   if type(formula) ~= "string" then error(who .. ": expected a formula string as argument 2", level) end
-  if opts ~= nil and type(opts) ~= "table" then error(who .. ": expected an options table as argument 3", level) end
-  opts = opts or {}
+  opts = linear.check_options(opts, option_names[who], who, level)
   local ok, info = pcall(d.panel_info, d)
   if not ok or type(info) ~= "table" or not info.entity then
     error(who .. ": the frame has no panel index: call d:panel{entity=, time=} first", level)

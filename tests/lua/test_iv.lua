@@ -212,6 +212,7 @@ do
   T.checkerr("expected a formula string", iv.ivreg, d, 42)
   T.checkerr("vcov: unknown type 'hc9'", iv.ivreg, d, "y ~ x | w ~ z1", { vcov = "hc9" })
   T.checkerr("compat: unknown preset 'stat'", iv.ivreg, d, "y ~ x | w ~ z1", { compat = "stat" })
+  T.checkerr("ivreg: unknown option 'instruments'", iv.ivreg, d, "y ~ x | w ~ z1", { instruments = "z2" })
   -- through sp.ols as well
   T.checkerr("but only 1 excluded instrument", sp.ols, d, "y ~ x | w + w2 ~ z1")
   local small = d:filter("z3 > 1.5")

@@ -157,6 +157,10 @@ T.checkerr("fd: the formula has a fixed%-effects part %('| state'%); this estima
   pm.fd, p, fp .. " | state")
 T.checkerr("re: the model needs an intercept", pm.re, p, fp .. " - 1")
 T.checkerr("re: weights are not supported", pm.re, p, fp, { weights = "emp" })
+T.checkerr("re: unknown option 'methd' %(expected one of compat, effect, method, vcov, weights%)", pm.re, p, fp,
+  { methd = "amemiya" })
+T.checkerr("between: unknown option 'effect'", pm.between, p, fp, { effect = "time" })
+T.checkerr("fd: expected an options table as argument 3, got string", pm.fd, p, fp, "hc1")
 T.checkerr("re: two%-way random effects on an unbalanced panel are not supported yet %(1031 rows for 140 entities x 9 periods%)",
   pm.re, e, fe, { effect = "twoways" })
 T.checkerr("between: vcov 'driscoll_kraay' is not available", pm.between, p, fp, { vcov = { driscoll_kraay = 2 } })
