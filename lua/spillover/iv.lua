@@ -608,16 +608,10 @@ end
 --- Fixed-effect coefficients {fe name -> {level -> value}} from y - X1 b1 - Y2 b2.
 function M.fixef(fit)
   if not fit.absorb then error("fixef: the model has no fixed effects", 3) end
-  local des, d = fit.design, fit.data
-  local b = {}
-  for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
-  local r = des.y:copy()
-  for j, nm in ipairs(des.names) do
-    if b[nm] then r = r - des.X:col(j) * b[nm] end
-  end
-  for j, nm in ipairs(des.endog_names) do r = r - des.endog:col(j) * b[nm] end
-  local coefs = fit.absorb:fixef(r)
-  return linear.fixef_by_level(d, des, coefs)
+  local des = fit.design
+  local r = des.y - des.endog * linear.coef_vector(fit, des.endog_names)
+  if des.k > 0 then r = r - des.X * linear.coef_vector(fit, des.names) end
+  return linear.fixef_by_level(fit.data, des, fit.absorb:fixef(r))
 end
 
 --- Prediction on new data: the structural equation X1 b1 + Y2 b2 (+ fixed

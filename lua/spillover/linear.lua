@@ -536,16 +536,21 @@ end
 --- Fixed-effect coefficients: {fe name -> {level -> value}}.
 function M.fixef(fit)
   if not fit.absorb then error("fixef: the model has no fixed effects", 3) end
-  local des, d = original_design(fit), fit.data
-  -- y - X b (kept columns) before absorbing the fixed effects
+  local des = original_design(fit)
+  -- y - X b before absorbing the fixed effects (dropped columns count 0)
+  local r = des.k > 0 and des.y - des.X * M.coef_vector(fit, des.names) or des.y:copy()
+  return M.fixef_by_level(fit.data, des, fit.absorb:fixef(r))
+end
+
+--- The fit's coefficients as a column over `names` (0 for a name the fit
+--- dropped): one product X * b then replaces a copy of y per column.
+function M.coef_vector(fit, names)
   local b = {}
-  for i, nm in ipairs(fit.names) do b[nm] = fit.b[i] end
-  local r = des.y:copy()
-  local X = des.X
-  for j, nm in ipairs(des.names) do
-    if b[nm] then r = r - X:col(j) * b[nm] end
+  for j, nm in ipairs(names) do
+    local i = fit.index[nm]
+    b[j] = i and fit.b[i] or 0
   end
-  return M.fixef_by_level(d, des, fit.absorb:fixef(r))
+  return core.matrix(b)
 end
 
 --- Fixed-effect coefficients (one vector per factor of des, by code) keyed by
@@ -574,14 +579,27 @@ function M.predict_matrix(fit, newdata)
   nd.sp_one__ = 1
   local des = core.design(nd, "sp_one__ ~ " .. parts[1], { intercept = fit.design.intercept })
   local n, k = newdata:nrow(), #fit.names
-  local X = core.matrix(n, k, 0 / 0)
   local col = {}
   for j, nm in ipairs(des.names) do col[nm] = j end
+  local cols = {}
   for q, nm in ipairs(fit.names) do
     local j = col[nm]
     if j == nil then error("predict: the new data do not give the regressor '" .. nm .. "'", 3) end
-    local src = des.X
-    for i, r in ipairs(des.rows) do X:set(r, q, src:get(i, j)) end
+    cols[q] = des.X:col(j)
+  end
+  local rows = des.rows
+  local complete = #rows == n
+  for i = 1, #rows do
+    if rows[i] ~= i then complete = false; break end
+  end
+  if complete and k > 0 then
+    -- every row has all its regressors: the columns in fit order, copied in C
+    return k == 1 and cols[1]:copy() or core.matrix.hcat(table.unpack(cols))
+  end
+  local X = core.matrix(n, k, 0 / 0)
+  for q = 1, k do
+    local src = cols[q]
+    for i, r in ipairs(rows) do X:set(r, q, src:get(i, 1)) end
   end
   return X
 end
