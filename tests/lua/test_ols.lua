@@ -61,6 +61,19 @@ local p = fit:predict(d)
 worst = 0
 for r = 1, n do worst = math.max(worst, math.abs(p[r] - fx[r])) end
 T.check(worst < 1e-7, "predict(data) = fitted", tostring(worst))
+-- A row whose regressor is missing predicts NaN; the other rows are unchanged.
+do
+  local nd = d:head(5):copy()
+  local x1 = {}
+  for r = 1, 5 do x1[r] = nd.x1[r] end
+  x1[3] = 0 / 0
+  nd.x1 = x1
+  local pn = fit:predict(nd)
+  T.check(pn[3] ~= pn[3], "predict: a missing regressor gives NaN")
+  local ok = true
+  for r = 1, 5 do if r ~= 3 and math.abs(pn[r] - p[r]) > 1e-12 then ok = false end end
+  T.check(ok, "predict: rows with every regressor keep their prediction")
+end
 
 -- Weights: equal weights change nothing; doubled weights neither.
 d.w1 = 2
