@@ -3,6 +3,7 @@
 ** step of iterative refinement (see lsfit.h).
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,8 @@ static void cross_resid(const gsl_matrix *X, const double *r, const double *w, c
   }
 }
 
+static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf"; }
+
 /* NaN or Inf in X or y, or a negative or non-finite weight, would come out
    as a column silently dropped as collinear or as NaN coefficients. */
 static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const double *w, double tol,
@@ -78,14 +81,17 @@ static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const d
     const double *x = X->data + i * X->tda;
     for (size_t j = 0; j < X->size2; j++)
       if (!isfinite(x[j]))
-        return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %g (expected finite values; "
-                            "drop rows with missing values first)", i + 1, j + 1, x[j]);
+        return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
+                            "drop rows with missing values first)", i + 1, j + 1, nonfinite(x[j]));
     if (!isfinite(y[i * ys]))
-      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %g (expected finite values; "
-                          "drop rows with missing values first)", i + 1, y[i * ys]);
-    if (w && !(w[i] >= 0 && isfinite(w[i])))
-      return sp_error_set(err, SP_EVALUE, "least squares: weight %g at observation %zu (expected a finite "
-                          "weight >= 0)", w[i], i + 1);
+      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
+                          "drop rows with missing values first)", i + 1, nonfinite(y[i * ys]));
+    if (w && !(w[i] >= 0 && isfinite(w[i]))) {
+      char v[32];
+      snprintf(v, sizeof v, "%g", w[i]);
+      return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
+                          "weight >= 0)", isfinite(w[i]) ? v : nonfinite(w[i]), i + 1);
+    }
   }
   return SP_OK;
 }

@@ -76,18 +76,18 @@ int main(void) {
      as collinear (NaN in X) or NaN coefficients (NaN in y or w). */
   gsl_matrix_set(X, 7, 1, NAN);
   st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
-  check(st == SP_EVALUE && strstr(err.msg, "X[8,2] is nan") != NULL && fit.b == NULL, "NaN in X is an error");
+  check(st == SP_EVALUE && strstr(err.msg, "X[8,2] is NaN") != NULL && fit.b == NULL, "NaN in X is an error");
   gsl_matrix_set(X, 7, 1, 0.5);
   y[3] = INFINITY;
   st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
-  check(st == SP_EVALUE && strstr(err.msg, "y[4] is inf") != NULL, "Inf in y is an error");
+  check(st == SP_EVALUE && strstr(err.msg, "y[4] is Inf") != NULL, "Inf in y is an error");
   y[3] = 1.0;
   w[5] = -1.0;
   st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "weight -1 at observation 6") != NULL, "a negative weight is an error");
   w[5] = NAN;
   st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
-  check(st == SP_EVALUE && strstr(err.msg, "weight nan at observation 6") != NULL, "a NaN weight is an error");
+  check(st == SP_EVALUE && strstr(err.msg, "weight NaN at observation 6") != NULL, "a NaN weight is an error");
   st = sp_lsfit_run(X, y, 1, NULL, NULL, NAN, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "tolerance") != NULL, "a NaN tolerance is an error");
   w[5] = 0.0;
