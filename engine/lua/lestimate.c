@@ -13,6 +13,7 @@
 ** they are recoded densely (sorted values) here.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,37 @@ static int l_codes(lua_State *L) {
 
 /* ---- sp.lsfit ------------------------------------------------------------------ */
 
+/* Field `field` of the options table at `opts` as a number (def when nil);
+   anything else is an error naming the option, not "bad argument #-1". */
+static double opt_number(lua_State *L, int opts, const char *field, double def, const char *op) {
+  double v = def;
+  int t = lua_getfield(L, opts, field);
+  if (t != LUA_TNIL) {
+    if (t != LUA_TNUMBER) sp_lua_errorf(L, "%s: option '%s' must be a number, got a %s", op, field, luaL_typename(L, -1));
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The same for an integer at least `lo` (a negative value would wrap when
+   stored in a size_t). */
+static lua_Integer opt_integer(lua_State *L, int opts, const char *field, lua_Integer def, lua_Integer lo,
+                               const char *op) {
+  lua_Integer v = def;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    int isint = 0;
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || lua_type(L, -1) != LUA_TNUMBER || v < lo) {
+      char bound[32] = "";
+      if (lo != LUA_MININTEGER) snprintf(bound, sizeof bound, " >= %lld", (long long)lo);
+      sp_lua_errorf(L, "%s: option '%s' must be an integer%s, got %s", op, field, bound, luaL_tolstring(L, -1, NULL));
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 static const double *opt_vector(lua_State *L, int opts, const char *field, size_t n) {
   const double *v = NULL;
   if (lua_getfield(L, opts, field) != LUA_TNIL) {
@@ -205,9 +237,8 @@ static int l_lsfit(lua_State *L) {
   if (has_opts) {
     w = opt_vector(L, 3, "weights", X->size1);
     scale = opt_vector(L, 3, "scale", X->size2);
-    lua_getfield(L, 3, "tol");
-    tol = luaL_optnumber(L, -1, 0);
-    lua_pop(L, 1);
+    tol = opt_number(L, 3, "tol", 0, "lsfit");
+    if (!(tol >= 0)) return sp_lua_errorf(L, "lsfit: option 'tol' must be >= 0, got %g", tol);
   }
   size_t n = X->size1, k = X->size2;
   lua_createtable(L, 0, 8);
@@ -254,7 +285,9 @@ static const char *const tdf_names[] = {"resid", "clusters", NULL};
 static int opt_enum(lua_State *L, int opts, const char *field, const char *const *names, int def) {
   int v = def;
   if (lua_getfield(L, opts, field) != LUA_TNIL) {
-    const char *s = luaL_checkstring(L, -1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      sp_lua_errorf(L, "vcov: option '%s' must be a string, got a %s", field, luaL_typename(L, -1));
+    const char *s = lua_tostring(L, -1);
     v = -1;
     for (int i = 0; names[i]; i++)
       if (strcmp(names[i], s) == 0) v = i;
@@ -297,19 +330,18 @@ static int l_vcov(lua_State *L) {
   if (gadj >= 0) spec.gadj = (sp_vcov_gadj)gadj;
   int tdf = opt_enum(L, 4, "tdf", tdf_names, -1);
   if (tdf >= 0) spec.tdf = (sp_vcov_tdf)tdf;
-  lua_getfield(L, 4, "k_df");
-  spec.k_df = (size_t)luaL_optinteger(L, -1, 0);
-  lua_pop(L, 1);
+  spec.k_df = (size_t)opt_integer(L, 4, "k_df", 0, 0, "vcov");
   if (lua_getfield(L, 4, "multi0") != LUA_TNIL) spec.multi0 = lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (lua_getfield(L, 4, "fix_psd") != LUA_TNIL) spec.fix_psd = lua_toboolean(L, -1);
   lua_pop(L, 1);
   spec.weights = opt_vector(L, 4, "weights", n);
-  lua_getfield(L, 4, "lag");
-  spec.lag = (long)luaL_optinteger(L, -1, -1);
-  lua_pop(L, 1);
+  spec.lag = (long)opt_integer(L, 4, "lag", -1, LUA_MININTEGER, "vcov");
   /* Cluster dimensions: opts.cluster = {v1, v2, ...}, names in opts.cluster_names. */
-  if (lua_getfield(L, 4, "cluster") == LUA_TTABLE) {
+  int ctype = lua_getfield(L, 4, "cluster");
+  if (ctype != LUA_TNIL && ctype != LUA_TTABLE)
+    return sp_lua_errorf(L, "vcov: 'cluster' must be an array of vectors, got a %s", luaL_typename(L, -1));
+  if (ctype == LUA_TTABLE) {
     int ct = lua_gettop(L);
     size_t nc = lua_rawlen(L, ct);
     if (nc == 0 || nc > SP_VCOV_MAXWAY) return sp_lua_errorf(L, "vcov: 'cluster' must list 1 to %d vectors", SP_VCOV_MAXWAY);
@@ -437,14 +469,11 @@ static int l_absorb(lua_State *L) {
 static void demean_options(lua_State *L, int idx, sp_demean_options *opt) {
   sp_demean_options_init(opt);
   if (!lua_istable(L, idx)) return;
-  lua_getfield(L, idx, "tol");
-  opt->tol = luaL_optnumber(L, -1, opt->tol);
-  lua_getfield(L, idx, "maxiter");
-  opt->maxiter = (size_t)luaL_optinteger(L, -1, (lua_Integer)opt->maxiter);
-  lua_getfield(L, idx, "threads");
-  opt->threads = (int)luaL_optinteger(L, -1, opt->threads);
+  opt->tol = opt_number(L, idx, "tol", opt->tol, "demean");
+  opt->maxiter = (size_t)opt_integer(L, idx, "maxiter", (lua_Integer)opt->maxiter, 1, "demean");
+  opt->threads = (int)opt_integer(L, idx, "threads", opt->threads, LUA_MININTEGER, "demean");
   if (lua_getfield(L, idx, "accelerate") != LUA_TNIL) opt->accelerate = lua_toboolean(L, -1);
-  lua_pop(L, 4);
+  lua_pop(L, 1);
 }
 
 /* a:demean(M [, opts]) -> info; M (n x p) is demeaned in place.  Returns

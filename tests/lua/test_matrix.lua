@@ -280,4 +280,24 @@ do
   T.check(X:qr().rank == 5, "Produc design has full rank")
 end
 
+-- ---- bad input to the primitives over matrices (lestimate.c) ----------------
+do
+  local X, y = M{{1, 2}, {1, 3}, {1, 5}, {1, 7}}, M{1, 2, 3, 4}
+  local f = sp.lsfit(X, y)
+  T.checkerr("least squares: X%[2,2%] is NaN", sp.lsfit, M{{1, 2}, {1, 0 / 0}, {1, 5}, {1, 7}}, y)
+  T.checkerr("least squares: y%[3%] is Inf", sp.lsfit, X, M{1, 2, 1 / 0, 4})
+  T.checkerr("least squares: weight %-1 at observation 2", sp.lsfit, X, y, {weights = M{1, -1, 1, 1}})
+  T.checkerr("lsfit: option 'tol' must be a number, got a string", sp.lsfit, X, y, {tol = "x"})
+  T.checkerr("lsfit: option 'tol' must be >= 0", sp.lsfit, X, y, {tol = 0 / 0})
+  T.checkerr("vcov: option 'k_df' must be an integer >= 0, got %-3", sp.vcov, X, f.resid, f.bread, {k_df = -3})
+  T.checkerr("vcov: option 'lag' must be an integer, got x", sp.vcov, X, f.resid, f.bread,
+    {type = "driscoll_kraay", time = {1, 2, 3, 4}, lag = "x"})
+  T.checkerr("vcov: option 'type' must be a string, got a number", sp.vcov, X, f.resid, f.bread, {type = 3})
+  T.checkerr("vcov: 'cluster' must be an array of vectors, got a string", sp.vcov, X, f.resid, f.bread,
+    {type = "hc1", cluster = "firm"})
+  local a = sp.absorb({{1, 1, 2, 2}})
+  T.checkerr("demean: option 'maxiter' must be an integer >= 1, got 0", a.demean, a, M{1, 2, 3, 4}, {maxiter = 0})
+  T.checkerr("demean: option 'tol' must be a number, got a string", a.demean, a, M{1, 2, 3, 4}, {tol = "x"})
+end
+
 T.done()
