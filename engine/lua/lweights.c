@@ -89,7 +89,10 @@ static double *check_vector(lua_State *L, int idx, size_t n, const char *what, s
 
 /* A non-negative integer argument. */
 static size_t check_count(lua_State *L, int idx, const char *what) {
-  lua_Integer k = luaL_checkinteger(L, idx);
+  int isint = 0;
+  lua_Integer k = lua_tointegerx(L, idx, &isint);
+  if (!isint || lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "%s must be a non-negative integer (got %s)", what, luaL_tolstring(L, idx, NULL));
   if (k < 0) luaL_error(L, "%s must not be negative (got %I)", what, k);
   return (size_t)k;
 }
@@ -317,7 +320,7 @@ static int m_lag_panel(lua_State *L) {
   int order = luaL_checkoption(L, 4, "time", orders);
   size_t len;
   double *x = check_vector(L, 2, 0, "lag_panel", &len);
-  if (T == 0 || len != W->n * T)
+  if (T == 0 || len % T != 0 || len / T != W->n)  /* not len != n * T, which can wrap */
     luaL_error(L, "lag_panel: x has %I values; expected n x T = %I x %I = %I", LI(len), LI(W->n), LI(T),
                LI(W->n * T));
   gsl_matrix *out = sp_lua_matrix_new(L, len, 1);
@@ -363,7 +366,7 @@ static int m_traces(lua_State *L) {
   lua_Integer seed = 42;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    if (lua_getfield(L, 3, "reps") != LUA_TNIL) reps = (size_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, 3, "reps") != LUA_TNIL) reps = check_count(L, -1, "traces: reps");  /* -1 would loop 2^64 times */
     if (lua_getfield(L, 3, "seed") != LUA_TNIL) seed = luaL_checkinteger(L, -1);
     lua_pop(L, 2);
   }

@@ -300,4 +300,13 @@ do
   T.checkerr("demean: option 'tol' must be a number, got a string", a.demean, a, M{1, 2, 3, 4}, {tol = "x"})
 end
 
+-- ---- bad input to the weights kernels (lweights.c) --------------------------
+do
+  local W = sp.weights.from_links(4, {1, 2, 3, 4}, {2, 3, 4, 1})
+  T.checkerr("traces: reps must not be negative %(got %-1%)", W.traces, W, 3, {reps = -1})
+  T.checkerr("traces: reps must be a non%-negative integer %(got x%)", W.traces, W, 3, {reps = "x"})
+  T.checkerr("lag_panel: x has 4 values; expected n x T", W.lag_panel, W, M{1, 2, 3, 4}, math.maxinteger)
+  T.check(#W:traces(3, {reps = 10}) == 3, "traces by Monte Carlo with a valid reps")
+end
+
 T.done()
