@@ -260,24 +260,6 @@ local function count_distinct(d, name, rows)
   return count
 end
 
---- Squared correlation of two n x 1 matrices.
-local function cor2(a, b)
-  local n = a:nrow()
-  local sa, sb, saa, sbb, sab = 0, 0, 0, 0, 0
-  for i = 1, n do
-    local x, z = a:get(i, 1), b:get(i, 1)
-    sa, sb, saa, sbb, sab = sa + x, sb + z, saa + x * x, sbb + z * z, sab + x * z
-  end
-  local cov = sab - sa * sb / n
-  return cov * cov / ((saa - sa * sa / n) * (sbb - sb * sb / n))
-end
-
-local function vector_table(v)
-  local t = {}
-  for i = 1, v:nrow() do t[i] = v:get(i, 1) end
-  return t
-end
-
 --- The fit (the entry sp.ols dispatches to when the formula has an IV part).
 function M.fit(d, formula, opts, des)
   local level = 2
@@ -387,7 +369,7 @@ function M.fit(d, formula, opts, des)
     local Vc = fj.bread * sigma2
     local Vfs, vinfo = Vc, nil
     if vc.type ~= "iid" then Vfs, vinfo = linear.covariance(Z, fj.resid, fj.bread, ctx) end
-    local bt, Vt = vector_table(fj.b), linear.totable(Vfs)
+    local bt, Vt = fj.b:totable(), linear.totable(Vfs)
     local fs = { endog = des.endog_names[j], names = z_names, coef = {}, se = {}, tstat = {}, pvalue = {},
       vcov = {}, nobs = n, df_resid = df_fs, ssr = ssr_u, sigma = math.sqrt(sigma2) }
     local df_t = linear.t_df(vc, compat, vinfo, df_fs)
@@ -448,7 +430,7 @@ function M.fit(d, formula, opts, des)
   local names = {}
   for _, nm in ipairs(exog_names) do names[#names + 1] = nm end
   for _, nm in ipairs(des.endog_names) do names[#names + 1] = nm end
-  local bt, Vt = vector_table(b), linear.totable(V)
+  local bt, Vt = b:totable(), linear.totable(V)
 
   -- ---- statistics ------------------------------------------------------------------------
   local has_const = des.intercept and nfe == 0
@@ -468,7 +450,7 @@ function M.fit(d, formula, opts, des)
   end
   -- plm's R2 for IV models: the squared correlation of y and X b (transformed);
   -- with compat = "plm" it is the headline R2 (within R2 under fixed effects).
-  stats.r2_cor = cor2(y, y - e)
+  stats.r2_cor = linear.cor2(y, y - e)
   stats.adj_r2_cor = 1 - (1 - stats.r2_cor) * (n - 1) / df_resid
   if compat == "plm" then
     if nfe > 0 then

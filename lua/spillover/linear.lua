@@ -73,6 +73,15 @@ local function sum_sq_centered(y, w)
   return core.sumsq(y, { center = true, weights = w })[1]
 end
 
+--- Squared correlation of two n x 1 matrices, from centred sums of squares
+--- computed in C (two passes, no cancellation): 4 cov(a, b) = S(a + b) - S(a - b).
+local function cor2(a, b)
+  local saa, sbb = sum_sq_centered(a), sum_sq_centered(b)
+  local cov = (sum_sq_centered(a + b) - sum_sq_centered(a - b)) / 4
+  return cov * cov / (saa * sbb)
+end
+M.cor2 = cor2
+
 --- Keep the columns flagged in keep (a new matrix when some are dropped).
 local function kept_columns(X, keep)
   local cols, all = {}, true
@@ -305,12 +314,6 @@ local function check_compat(opts, level)
 end
 M.check_compat = check_compat
 
-local function vector_values(v)
-  local t = {}
-  for i = 1, v:nrow() do t[i] = v:get(i, 1) end
-  return t
-end
-
 --- Level names of a design factor, by code (1-based), from the frame column.
 local function factor_levels(d, des, name)
   local col = d[name]
@@ -474,17 +477,8 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     local des0 = core.design(d, formula, { extra = extra })
     y0 = des0.y
     local xb = kept_columns(des0.X, f.keep) * core.matrix(b_kept)
-    local function cor2(a, b, m)
-      local sa, sb, saa, sbb, sab = 0, 0, 0, 0, 0
-      for i = 1, m do
-        local x, z = a[i], b[i]
-        sa, sb, saa, sbb, sab = sa + x, sb + z, saa + x * x, sbb + z * z, sab + x * z
-      end
-      local cov = sab - sa * sb / m
-      return cov * cov / ((saa - sa * sa / m) * (sbb - sb * sb / m))
-    end
-    local yv0, xbv = vector_values(y0), vector_values(xb)
-    stats.r2_overall_corr = cor2(yv0, xbv, n)
+    stats.r2_overall_corr = cor2(y0, xb)
+    local yv0, xbv = y0:totable(), xb:totable()
     local codes = des:codes(des.fe[1].name)
     local sy, sx, cnt = {}, {}, {}
     for i = 1, n do
@@ -495,7 +489,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     end
     local my, mx = {}, {}
     for c = 1, #cnt do my[c], mx[c] = sy[c] / cnt[c], sx[c] / cnt[c] end
-    stats.r2_between_corr = cor2(my, mx, #cnt)
+    stats.r2_between_corr = cor2(core.matrix(my), core.matrix(mx))
   end
 
   local fe_info = {}
@@ -509,7 +503,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
 
   local resid = f.resid
   local fit = M.assemble {
-    names = names, keep = f.keep, b = vector_values(f.b), V = V, nobs = n, df_resid = df_t,
+    names = names, keep = f.keep, b = f.b:totable(), V = V, nobs = n, df_resid = df_t,
     dist = (compat == "statsmodels" and vc.type ~= "iid") and "normal" or "t", stats = stats, estimator = nfe > 0 and "within" or "ols",
     label = nfe > 0 and "OLS with fixed effects" or "OLS", formula = formula, vcov_label = vlabel,
     vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped, compat = compat,
