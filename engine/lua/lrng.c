@@ -77,6 +77,7 @@ static int l_uniform(lua_State *L) {
 static int l_normal(lua_State *L) {
   lrng *u = check_rng(L, 1);
   double mu = luaL_optnumber(L, 2, 0.0), sd = luaL_optnumber(L, 3, 1.0);
+  luaL_argcheck(L, sd >= 0 && isfinite(sd), 3, "standard deviation must be finite and >= 0");
   lua_pushnumber(L, mu + gsl_ran_gaussian_ziggurat(u->r, sd));
   return 1;
 }
@@ -146,6 +147,7 @@ static int d_pchisq(lua_State *L) {
 static int d_qchisq(lua_State *L) {
   double p = luaL_checknumber(L, 1), df = luaL_checknumber(L, 2);
   luaL_argcheck(L, p > 0 && p < 1, 1, "probability must be in (0, 1)");
+  luaL_argcheck(L, df > 0, 2, "degrees of freedom must be positive");  /* GSL returns NaN */
   lua_pushnumber(L, gsl_cdf_chisq_Pinv(p, df));
   return 1;
 }

@@ -309,4 +309,12 @@ do
   T.check(#W:traces(3, {reps = 10}) == 3, "traces by Monte Carlo with a valid reps")
 end
 
+-- ---- bad input to random streams and distribution functions (lrng.c) --------
+do
+  T.checkerr("degrees of freedom must be positive", sp.dist.qchisq, 0.5, 0)
+  T.checkerr("standard deviation must be finite and >= 0", function() return sp.rng(1):normal(0, -1) end)
+  T.checkerr("standard deviation must be finite and >= 0", function() return sp.rng(1):normal(0, 0 / 0) end)
+  T.check(sp.rng(1):normal(2, 0) == 2, "a normal draw with sd 0 is its mean")
+end
+
 T.done()
