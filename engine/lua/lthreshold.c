@@ -120,14 +120,7 @@ static int l_threshold_fit(lua_State *L) {
     for (size_t a = 0; a < m; a++) Z[t * m + a] = zf[a]->num[t];
   sp_thr_result *res = lua_newuserdatauv(L, sizeof *res, 0);
   memset(res, 0, sizeof *res);
-  if (luaL_newmetatable(L, SP_THRRES_T)) {
-    lua_pushcfunction(L, thrres_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, thrres_gc);
-    lua_setfield(L, -2, "__close");
-  }
-  lua_setmetatable(L, -2);
-  int box = lua_gettop(L);
+  luaL_setmetatable(L, SP_THRRES_T);
 
   sp_thr_data d = {.n = n, .k = k, .m = m, .y = yv, .X = k ? X->data : NULL, .ldx = k ? X->tda : 0,
                    .Z = Z, .ldz = m, .q = qf->num, .entity = fe->code, .N = fe->nlevels,
@@ -211,11 +204,11 @@ static int l_threshold_fit(lua_State *L) {
   }
   lua_setfield(L, -2, "tests");
   sp_thr_result_clear(res);
-  (void)box;
   return 1;
 }
 
 void sp_lua_open_threshold(lua_State *L) {
+  sp_lua_new_box_type(L, SP_THRRES_T, thrres_gc);
   lua_pushcfunction(L, l_threshold_fit);
   lua_setfield(L, -2, "threshold_fit");
 }
