@@ -21,9 +21,7 @@ local function fail(msg, level) error("threshold: " .. msg, (level or 1) + 1) en
 local function column_numbers(d, name)
   local col = d[name]
   if type(col) ~= "userdata" then return nil end
-  local t = {}
-  for i = 1, col:nrow() do t[i] = col:get(i, 1) end
-  return t
+  return col:totable()
 end
 
 --- The internal (formula-safe) name of regime r of regressor z.
@@ -64,8 +62,8 @@ end
 
 local function parse_opts(d, formula, opts)
   if type(formula) ~= "string" then fail("expected a formula string as argument 2", 3) end
-  if opts ~= nil and type(opts) ~= "table" then fail("expected an options table as argument 3", 3) end
-  opts = opts or {}
+  opts = linear.check_options(opts, { "threshold", "regime", "n", "trim", "grid", "bootstrap", "seed", "threads",
+    "level", "vcov", "compat", "naive" }, "threshold", 3)
   local o = {}
   local lhs, rhs = formula:match("^(.-)~(.*)$")
   if not lhs then fail("formula '" .. formula .. "' has no '~'", 3) end

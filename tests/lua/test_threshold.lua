@@ -159,6 +159,9 @@ do
   T.checkerr("option 'n' %(number of thresholds%) must be 1, 2 or 3, got 4", thr.threshold, d, F,
     { threshold = "d1", regime = "c1", n = 4 })
   T.checkerr("option 'threshold' must name", thr.threshold, d, F, { regime = "c1" })
+  -- a misspelt option was ignored (here: 300 replications instead of 10)
+  T.checkerr("threshold: unknown option 'bootstap'", thr.threshold, d, F, { threshold = "d1", regime = "c1", bootstap = 10 })
+  T.checkerr("threshold: expected an options table as argument 3, got string", thr.threshold, d, F, "d1")
   T.checkerr("option 'regime' must name", thr.threshold, d, F, { threshold = "d1" })
   T.checkerr("regime regressor 'd1' is also in the formula", thr.threshold, d, F, { threshold = "d1", regime = "d1" })
   T.checkerr("the data have no column 'nosuch'", thr.threshold, d, F, { threshold = "nosuch", regime = "c1" })
