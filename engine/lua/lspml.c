@@ -175,13 +175,14 @@ static int l_lag(lua_State *L) {
   if (m->tda == m->size2) {
     sp_spw_lag(u->s->Wn, m->data, m->size2, m->tda, out->data);
   } else {
-    for (size_t c = 0; c < m->size2; c++) {  /* a view: go column by column through scratch */
-      double *x = scratch(L, m->size1, sizeof *x), *y = scratch(L, m->size1, sizeof *y);
+    /* A view: go column by column through one pair of scratch columns. */
+    double *x = scratch(L, m->size1, sizeof *x), *y = scratch(L, m->size1, sizeof *y);
+    for (size_t c = 0; c < m->size2; c++) {
       for (size_t r = 0; r < m->size1; r++) x[r] = m->data[r * m->tda + c];
       sp_spw_lag(u->s->Wn, x, 1, 1, y);
       for (size_t r = 0; r < m->size1; r++) out->data[r * out->tda + c] = y[r];
-      lua_pop(L, 2);
     }
+    lua_pop(L, 2);
   }
   return 1;
 }
@@ -206,6 +207,33 @@ static int l_solve(lua_State *L) {
   return 1;
 }
 
+/* Field k of the table at t, one of names (def when nil and def >= 0); an
+   error names the option and the choices (luaL_checkoption on a stack slot
+   would say "bad argument #-2"). */
+static int opt_choice(lua_State *L, int t, const char *k, const char *const *names, int def, const char *op) {
+  int v = def;
+  if (lua_getfield(L, t, k) != LUA_TNIL || def < 0) {
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    v = -1;
+    for (int i = 0; s && names[i]; i++)
+      if (strcmp(names[i], s) == 0) v = i;
+    if (v < 0) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; names[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, names[i]);
+      }
+      luaL_pushresult(&b);
+      const char *choices = lua_tostring(L, -1);
+      const char *got = luaL_tolstring(L, -2, NULL);
+      sp_lua_errorf(L, "%s: option '%s' must be one of %s, got %s", op, k, choices, got);
+    }
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 static const char *const methods[] = {"eigen", "lu", "mc", "chebyshev", NULL};
 
 static size_t opt_size(lua_State *L, int t, const char *k, size_t def) {
@@ -227,9 +255,7 @@ static int l_setup(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   sp_logdet_options o;
   sp_logdet_options_init(&o);
-  lua_getfield(L, 2, "method");
-  o.method = luaL_checkoption(L, -1, "eigen", methods);
-  lua_pop(L, 1);
+  o.method = opt_choice(L, 2, "method", methods, 0, "spml logdet");
   o.order = opt_size(L, 2, "order", o.order);
   o.nvec = opt_size(L, 2, "nvec", o.nvec);
   o.seed = (unsigned long)opt_size(L, 2, "seed", o.seed);
@@ -311,9 +337,7 @@ static double *field_matrix(lua_State *L, int t, const char *k, size_t n, size_t
 static void read_problem(lua_State *L, lspml *u, int t, sp_spml_problem *p) {
   static const char *const kinds[] = {"lag", "error", NULL};
   memset(p, 0, sizeof *p);
-  lua_getfield(L, t, "kind");
-  p->kind = luaL_checkoption(L, -1, NULL, kinds);
-  lua_pop(L, 1);
+  p->kind = opt_choice(L, t, "kind", kinds, -1, "spml");
   p->n = u->s->nrow;
   p->n_eff = opt_number(L, t, "n_eff", (double)p->n);
   p->ld_factor = opt_number(L, t, "ld_factor", 1);
@@ -327,7 +351,9 @@ static void read_problem(lua_State *L, lspml *u, int t, sp_spml_problem *p) {
     lua_getfield(L, t, "ee");
     if (!lua_istable(L, -1)) luaL_error(L, "spml: a lag problem needs ee = {e0'e0, e0'eL, eL'eL}");
     for (int q = 0; q < 3; q++) {
-      lua_rawgeti(L, -1, q + 1);
+      if (lua_rawgeti(L, -1, q + 1) != LUA_TNUMBER)
+        luaL_error(L, "spml: ee[%d] is a %s (a lag problem needs ee = {e0'e0, e0'eL, eL'eL})", q + 1,
+                   luaL_typename(L, -1));
       p->ee[q] = lua_tonumber(L, -1);
       lua_pop(L, 1);
     }

@@ -317,4 +317,17 @@ do
   T.check(sp.rng(1):normal(2, 0) == 2, "a normal draw with sd 0 is its mean")
 end
 
+-- ---- bad options to the spatial sample (lspml.c) ------------------------------
+do
+  local core = require "spillover.core"
+  local ring = {n = 4, i = {1, 2, 3, 4, 2, 3, 4, 1}, j = {2, 3, 4, 1, 1, 2, 3, 4}, x = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5}}
+  local S = core.spml_sample(ring, {1, 2, 3, 4}, {1, 1, 1, 1}, 1)
+  T.checkerr("spml logdet: option 'method' must be one of eigen, lu, mc, chebyshev, got zz", S.setup_logdet, S, {method = "zz"})
+  S:setup_logdet{}
+  T.checkerr("spml: option 'kind' must be one of lag, error, got nil", S.maximise, S, {ee = {1, 0.5, 1}})
+  T.checkerr("spml: ee%[2%] is a nil", S.maximise, S, {kind = "lag", ee = {1}})
+  local A = M{{1, 10, 0}, {2, 20, 0}, {3, 30, 0}, {4, 40, 0}}
+  T.check(S:lag(A:view(1, 1, 4, 2)) == S:lag(A:view(1, 1, 4, 2):copy()), "spml lag of a view equals the lag of its copy")
+end
+
 T.done()
