@@ -524,6 +524,9 @@ local function check_x(x, W, what)
       end
     end
     if n ~= W:n() then fail(3, "%s: x has %d values for weights over %d units; expected one per unit", what, n, W:n()) end
+  elseif type(x) ~= "userdata" then
+    -- refused here so the message points at the caller, not at this module
+    fail(3, "%s: x is a %s; expected a spillover.matrix (n x 1) or an array of numbers", what, type(x))
   end
 end
 

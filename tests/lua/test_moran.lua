@@ -123,6 +123,8 @@ T.checkerr("moran: x has 3 values for weights over 49 units", function() spatial
 T.checkerr("element 2 of x is a string; expected a number", function() spatial.moran({ 1, "a" }, W) end)
 T.checkerr("moran: x is a 49 x 2 matrix", function() spatial.moran(sp.matrix.hcat(d.CRIME, d.INC), W) end)
 T.checkerr("argument 2 must be a spillover.weights", function() spatial.moran(d.CRIME, {}) end)
+T.checkerr("test_moran%.lua:%d+: local_moran: x is a number; expected a spillover.matrix",
+  function() spatial.local_moran(5, W) end)
 T.checkerr("x is constant", function()
   local t = {}
   for i = 1, 49 do t[i] = 1 end
