@@ -15,6 +15,7 @@
 */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,15 +193,25 @@ static void push_column(lua_State *L, const sp_frame *f, const sp_column *c) {
   lua_setfield(L, -2, "n");
 }
 
-/* The length of a Lua table used as a column: its field n when that is an
-   integer, else its largest positive integer key (so missing entries, nil,
-   may appear anywhere but at the end unless n is given). */
-static size_t table_length(lua_State *L, int idx) {
+/* The length of a Lua table used as column name: its field n when given,
+   else its largest positive integer key (so missing entries, nil, may appear
+   anywhere but at the end unless n is given).  An n that is not a count, or
+   that would cut off values, is an error rather than ignored. */
+static size_t table_length(lua_State *L, int idx, const char *name) {
   idx = lua_absindex(L, idx);
-  if (lua_getfield(L, idx, "n") == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0) {
-    size_t n = (size_t)lua_tointeger(L, -1);
+  if (lua_getfield(L, idx, "n") != LUA_TNIL) {
+    int isint;
+    lua_Integer n = lua_tointegerx(L, -1, &isint);
+    if (lua_type(L, -1) != LUA_TNUMBER || !isint || n < 0)
+      luaL_error(L, "column '%s': field n must be a non-negative integer (the number of rows), got %s",
+                 name, luaL_tolstring(L, -1, NULL));
+    if (n > INT32_MAX)  /* grouping refuses more rows anyway; checking a larger n would seem to hang */
+      luaL_error(L, "column '%s': field n = %I is more rows than a frame built from Lua tables holds "
+                 "(at most 2^31 - 1)", name, n);
+    if ((lua_Unsigned)n < lua_rawlen(L, idx))
+      luaL_error(L, "column '%s': field n = %I but the table has %I values", name, n, LI(lua_rawlen(L, idx)));
     lua_pop(L, 1);
-    return n;
+    return (size_t)n;
   }
   lua_pop(L, 1);
   lua_Integer maxk = 0;
@@ -238,7 +249,7 @@ static void set_column(lua_State *L, sp_frame *f, const char *name, int vidx, in
                  LI(m->size1), LI(m->size2));
     len = m->size1 * m->size2;
   } else if (t == LUA_TTABLE) {
-    len = table_length(L, vidx);
+    len = table_length(L, vidx, name);
   } else {
     luaL_error(L, "column '%s': cannot store a %s; expected a spillover.matrix, a table of numbers or "
                "strings, a number, or nil", name, luaL_typename(L, vidx));
@@ -430,11 +441,12 @@ static int l_frame(lua_State *L) {
   int found = 0;
   for (lua_Integer i = 1; i <= k && !found; i++) {
     lua_rawgeti(L, 3, i);
+    lua_pushvalue(L, -1);
     lua_rawget(L, 1);
     gsl_matrix *m = sp_lua_test_matrix(L, -1);
     if (m) { nrow = m->size1 * m->size2; found = 1; }
-    else if (lua_istable(L, -1)) { nrow = table_length(L, -1); found = 1; }
-    lua_pop(L, 1);
+    else if (lua_istable(L, -1)) { nrow = table_length(L, -1, lua_tostring(L, -2)); found = 1; }
+    lua_pop(L, 2);
   }
   if (!found && k > 0) nrow = 1;  /* only scalars: one row */
   sp_frame *f = new_frame(L, nrow);  /* 5 */

@@ -16,6 +16,13 @@ T.check(m.x[2] ~= m.x[2], "sp.frame: nil in a numeric column is NaN")
 T.check(m.s[2] == nil and m.s.n == 3, "sp.frame: nil in a string column is missing; n = nrow")
 local withn = sp.frame{s = {"a", nil, n = 3}}
 T.check(withn:nrow() == 3, "sp.frame: field n gives the length of a table with trailing nils")
+T.check(sp.frame{s = {"a", n = 2.0}}:nrow() == 2, "sp.frame: a float n with an integer value counts")
+T.checkerr("column 'x': field n = 2 but the table has 3 values", sp.frame, {x = {1, 2, 3, n = 2}})
+T.checkerr("column 'x': field n must be a non%-negative integer %(the number of rows%), got %-1", sp.frame,
+           {x = {1, n = -1}})
+T.checkerr("column 'x': field n must be a non%-negative integer", sp.frame, {x = {1, n = 1.5}})
+T.checkerr("column 'x': field n must be a non%-negative integer", sp.frame, {x = {1, n = "3"}})
+T.checkerr("column 'x': field n = 1000000000000000000 is more rows", sp.frame, {x = {1, n = 1e18}})
 T.checkerr("column 'y': 2 values for a frame of 3 rows", sp.frame, {x = {1, 2, 3}, y = {1, 2}})
 T.checkerr("column 'x' mixes numbers %(element 1%) and strings %(element 2%)", sp.frame, {x = {1, "a"}})
 T.checkerr("column 'x': element 2 is a boolean; expected a number, a string or nil", sp.frame, {x = {1, true}})
