@@ -753,7 +753,16 @@ int sp_winsorize(double *x, size_t n, const int32_t *group, size_t ngroups,
 int sp_standardize(double *x, size_t n, const char *name, sp_error *err) {
   size_t cnt = 0;
   double sum = 0.0, ss = 0.0;
-  for (size_t i = 0; i < n; i++) if (!isnan(x[i])) { cnt++; sum += x[i]; }
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(x[i])) continue;
+    if (isinf(x[i])) {  /* else the mean and sd are NaN and every z-score with them */
+      sp_error_var(err, name);
+      return sp_error_set(err, SP_EVALUE, "standardize: column '%s' has the infinite value %g at row %zu",
+                          name, x[i], i + 1);
+    }
+    cnt++;
+    sum += x[i];
+  }
   if (cnt < 2) {
     sp_error_var(err, name);
     return sp_error_set(err, SP_EDF, "standardize: column '%s' has %zu non-missing value%s; at least 2 are needed",

@@ -251,6 +251,9 @@ static void test_transforms(void) {
   check(sp_standardize(z, 4, "z", &err) == SP_OK && z[0] == -1 && z[3] == 1 && isnan(z[2]), "standardize");
   double c[] = {5, 5, 5};
   check(sp_standardize(c, 3, "c", &err) == SP_EVALUE && strstr(err.msg, "'c' is constant"), "standardize constant");
+  double inf[] = {1, INFINITY, 3};
+  check(sp_standardize(inf, 3, "v", &err) == SP_EVALUE && strstr(err.msg, "'v' has the infinite value inf at row 2") &&
+        inf[0] == 1, "standardize names an infinite value (not 'constant') and leaves x as it was");
 
   double l[] = {1, exp(1.0), -2}, out[3];
   check(sp_log_values(l, 3, 0, "gdp", out, &err) == SP_EVALUE && strstr(err.msg, "column 'gdp'") &&

@@ -120,7 +120,8 @@ int sp_winsorize(double *x, size_t n, const int32_t *group, size_t ngroups,
                  double lower, double upper, sp_error *err);
 
 /* Replace x by z-scores (x - mean) / sd with sd on n - 1, skipping missing
-   values.  SP_EDF with fewer than two values, SP_EVALUE when sd is zero. */
+   values.  SP_EDF with fewer than two values, SP_EVALUE when sd is zero or a
+   value is infinite. */
 int sp_standardize(double *x, size_t n, const char *name, sp_error *err);
 
 /* out = log(x).  A zero or negative value is an SP_EVALUE error naming name,
