@@ -93,8 +93,16 @@ static void push_terms(lua_State *L, sp_fnode **t, size_t n, const char *field) 
   lua_setfield(L, -2, field);
 }
 
+/* The formula text at idx; an embedded NUL would silently cut it short. */
+static const char *check_text(lua_State *L, int idx) {
+  size_t len;
+  const char *text = luaL_checklstring(L, idx, &len);
+  if (strlen(text) != len) luaL_argerror(L, idx, "the formula text contains a NUL byte");
+  return text;
+}
+
 static int l_formula(lua_State *L) {
-  const char *text = luaL_checkstring(L, 1);
+  const char *text = check_text(L, 1);
   lformula *u = lua_newuserdatauv(L, sizeof *u, 0);  /* owner first */
   u->fm = NULL;
   luaL_setmetatable(L, SP_FORMULA_T);
@@ -262,18 +270,24 @@ static int l_design(lua_State *L) {
   sp_frame *f = sp_lua_check_frame(L, 1);
   const char *text;
   if (lua_istable(L, 2)) {  /* the table sp.formula returns */
-    lua_getfield(L, 2, "text");
-    text = lua_tostring(L, -1);
-    if (text == NULL) return luaL_argerror(L, 2, "expected a formula string or an sp.formula table");
+    if (lua_getfield(L, 2, "text") != LUA_TSTRING)
+      return luaL_argerror(L, 2, "expected a formula string or an sp.formula table");
     lua_replace(L, 2);
-  } else {
-    text = luaL_checkstring(L, 2);
   }
+  text = check_text(L, 2);
   sp_design_options opt;
   sp_design_options_init(&opt);
   const char **extra = NULL;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushnil(L);  /* unknown keys are almost always typos ({intercpt = false}): refuse them */
+    while (lua_next(L, 3) != 0) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      if (k == NULL || (strcmp(k, "intercept") != 0 && strcmp(k, "extra") != 0))
+        return luaL_error(L, "design: unknown option '%s' (expected intercept, extra)",
+                          k ? k : luaL_typename(L, -2));
+      lua_pop(L, 1);
+    }
     lua_getfield(L, 3, "intercept");
     if (!lua_isnil(L, -1)) {
       if (!lua_isboolean(L, -1)) return luaL_argerror(L, 3, "intercept must be true or false");
