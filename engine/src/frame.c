@@ -160,14 +160,14 @@ int sp_column_set_label(sp_column *c, const char *label, sp_error *err) {
   return SP_OK;
 }
 
-static int copy_column(const sp_column *src, const size_t *rows, size_t n,
-                       sp_frame *dst, sp_error *err) {
+int sp_frame_add_rows(sp_frame *dst, const char *name, const sp_column *src, const size_t *rows, size_t n,
+                      sp_error *err) {
   if (src->type == SP_NUMERIC) {
     double *v = sp_mem_doubles(n);
     if (v == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory copying column '%s'", src->name);
     if (rows == NULL) memcpy(v, src->num, n * sizeof *v);
-    else for (size_t i = 0; i < n; i++) v[i] = src->num[rows[i]];
-    if (sp_frame_add_numeric(dst, src->name, v, err) != SP_OK) return err ? err->code : SP_ENOMEM;
+    else for (size_t i = 0; i < n; i++) v[i] = rows[i] == SP_NO_ROW ? NAN : src->num[rows[i]];
+    if (sp_frame_add_numeric(dst, name, v, err) != SP_OK) return err ? err->code : SP_ENOMEM;
   } else {
     int32_t *k = sp_mem_alloc(n * sizeof *k);
     char **lv = calloc(src->nlevels ? src->nlevels : 1, sizeof *lv);
@@ -179,17 +179,17 @@ static int copy_column(const sp_column *src, const size_t *rows, size_t n,
       return sp_error_set(err, SP_ENOMEM, "out of memory copying column '%s'", src->name);
     }
     if (rows == NULL) memcpy(k, src->code, n * sizeof *k);
-    else for (size_t i = 0; i < n; i++) k[i] = src->code[rows[i]];
-    if (sp_frame_add_categorical(dst, src->name, k, lv, src->nlevels, err) != SP_OK)
+    else for (size_t i = 0; i < n; i++) k[i] = rows[i] == SP_NO_ROW ? -1 : src->code[rows[i]];
+    if (sp_frame_add_categorical(dst, name, k, lv, src->nlevels, err) != SP_OK)
       return err ? err->code : SP_ENOMEM;
   }
-  if (src->label != NULL)
-    return sp_column_set_label(&dst->cols[dst->ncol - 1], src->label, err);
+  /* by name: a replaced column keeps its slot, which need not be the last */
+  if (src->label != NULL) return sp_column_set_label(sp_frame_column(dst, name), src->label, err);
   return SP_OK;
 }
 
-static int take(const sp_frame *f, const size_t *rows, size_t n,
-                const char *const *names, size_t nnames, sp_frame **out, sp_error *err) {
+int sp_frame_take(const sp_frame *f, const size_t *rows, size_t n,
+                  const char *const *names, size_t nnames, sp_frame **out, sp_error *err) {
   *out = NULL;
   for (size_t i = 0; rows != NULL && i < n; i++)
     if (rows[i] >= f->nrow)
@@ -205,7 +205,7 @@ static int take(const sp_frame *f, const size_t *rows, size_t n,
       st = sp_error_set(err, SP_ENOTFOUND, "unknown column '%s'", names[j]);
       sp_error_var(err, names[j]);
     } else {
-      st = copy_column(c, rows, n, g, err);
+      st = sp_frame_add_rows(g, c->name, c, rows, n, err);
     }
     if (st != SP_OK) { sp_frame_free(g); return st; }
   }
@@ -213,13 +213,8 @@ static int take(const sp_frame *f, const size_t *rows, size_t n,
   return SP_OK;
 }
 
-int sp_frame_take(const sp_frame *f, const size_t *rows, size_t n,
-                  const char *const *names, size_t nnames, sp_frame **out, sp_error *err) {
-  return take(f, rows, n, names, nnames, out, err);
-}
-
 int sp_frame_copy(const sp_frame *f, sp_frame **out, sp_error *err) {
-  return take(f, NULL, f->nrow, NULL, 0, out, err);
+  return sp_frame_take(f, NULL, f->nrow, NULL, 0, out, err);
 }
 
 const char *sp_column_level(const sp_column *c, size_t row) {

@@ -14,7 +14,7 @@
 #include "spillover/mem.h"
 #include "spillover/panel.h"
 
-#define NO_ROW ((size_t)-1)
+#define NO_ROW SP_NO_ROW
 
 static char *dup_string(const char *s) {
   size_t n = strlen(s) + 1;
@@ -115,33 +115,6 @@ int sp_frame_rename(sp_frame *f, const char *from, const char *to, sp_error *err
   if (pt) { free(p->time_name); p->time_name = pt; }
   free(f->cols[j].name);
   f->cols[j].name = nm;
-  return SP_OK;
-}
-
-/* Copy column src at the given rows into dst under name; rows[i] == NO_ROW
-   gives a missing cell.  Categorical columns keep src's whole dictionary. */
-static int gather_column(const sp_column *src, const size_t *rows, size_t n, sp_frame *dst,
-                         const char *name, sp_error *err) {
-  if (src->type == SP_NUMERIC) {
-    double *v = sp_mem_doubles(n ? n : 1);
-    if (v == NULL) return nomem(err, "copying a column");
-    for (size_t i = 0; i < n; i++) v[i] = rows[i] == NO_ROW ? NAN : src->num[rows[i]];
-    if (sp_frame_add_numeric(dst, name, v, err) != SP_OK) return err ? err->code : SP_ENOMEM;
-  } else {
-    int32_t *k = sp_mem_alloc((n ? n : 1) * sizeof *k);
-    char **lv = calloc(src->nlevels ? src->nlevels : 1, sizeof *lv);
-    int ok = k != NULL && lv != NULL;
-    for (size_t i = 0; ok && i < src->nlevels; i++) ok = (lv[i] = dup_string(src->levels[i])) != NULL;
-    if (!ok) {
-      sp_mem_free(k);
-      if (lv) { for (size_t i = 0; i < src->nlevels; i++) free(lv[i]); free(lv); }
-      return nomem(err, "copying a column");
-    }
-    for (size_t i = 0; i < n; i++) k[i] = rows[i] == NO_ROW ? -1 : src->code[rows[i]];
-    if (sp_frame_add_categorical(dst, name, k, lv, src->nlevels, err) != SP_OK)
-      return err ? err->code : SP_ENOMEM;
-  }
-  if (src->label != NULL) return sp_column_set_label(sp_frame_column(dst, name), src->label, err);
   return SP_OK;
 }
 
@@ -385,7 +358,7 @@ int sp_frame_aggregate(const sp_frame *f, const char *const *by, size_t nby,
   if (res == NULL || mean == NULL || cnt == NULL || rows == NULL) { st = nomem(err, "aggregating"); goto done; }
   if ((g = sp_frame_new(ng, err)) == NULL) { st = SP_ENOMEM; goto done; }
   for (size_t k = 0; k < nby; k++)
-    if ((st = gather_column(sp_frame_column(f, by[k]), first, ng, g, by[k], err)) != SP_OK) goto done;
+    if ((st = sp_frame_add_rows(g, by[k], sp_frame_column(f, by[k]), first, ng, err)) != SP_OK) goto done;
   if (count) {
     if (sp_frame_find(g, "n") >= 0) {
       st = sp_error_set(err, SP_EDUP, "aggregate: the count column 'n' clashes with a by column of that name");
@@ -410,7 +383,7 @@ int sp_frame_aggregate(const sp_frame *f, const char *const *by, size_t nby,
       for (size_t q = 0; q < ng; q++) rows[q] = NO_ROW;
       for (size_t i = 0; i < n; i++)
         if (codes[i] >= 0 && c->code[i] >= 0 && rows[codes[i]] == NO_ROW) rows[codes[i]] = i;
-      if ((st = gather_column(c, rows, ng, g, name, err)) != SP_OK) goto done;
+      if ((st = sp_frame_add_rows(g, name, c, rows, ng, err)) != SP_OK) goto done;
       continue;
     }
     group_stat(c->num, n, codes, ng, specs[s].fun, res, cnt, mean);
@@ -662,7 +635,7 @@ int sp_frame_join(const sp_frame *x, const sp_frame *y, const sp_join_options *o
   }
   if ((g = sp_frame_new(total, err)) == NULL) { st = SP_ENOMEM; goto done; }
   for (size_t j = 0; j < x->ncol; j++)
-    if ((st = gather_column(&x->cols[j], xi, total, g, x->cols[j].name, err)) != SP_OK) goto done;
+    if ((st = sp_frame_add_rows(g, x->cols[j].name, &x->cols[j], xi, total, err)) != SP_OK) goto done;
   for (size_t j = 0; j < y->ncol; j++) {
     const sp_column *c = &y->cols[j];
     int is_key = 0;
@@ -677,7 +650,7 @@ int sp_frame_join(const sp_frame *x, const sp_frame *y, const sp_join_options *o
                         c->name, name, suffix);
       goto done;
     }
-    if ((st = gather_column(c, yj, total, g, name, err)) != SP_OK) goto done;
+    if ((st = sp_frame_add_rows(g, name, c, yj, total, err)) != SP_OK) goto done;
   }
   *out = g;
   g = NULL;

@@ -267,7 +267,29 @@ static void test_transforms(void) {
   check(means[0] == 1.5 && means[1] == 10, "group means skip NaN and code -1");
 }
 
+/* sp_frame_take and sp_frame_add_rows (frame.c), the one row copier every
+   operation here uses. */
+static void test_take(void) {
+  sp_frame *f = sample(), *g = NULL;
+  sp_error err;
+  sp_column_set_label(sp_frame_column(f, "year"), "calendar year", &err);
+  const char *names[] = {"year", "x", "year"};
+  size_t rows[] = {4, 0};
+  check(sp_frame_take(f, rows, 2, names, 3, &g, &err) == SP_OK && g->ncol == 2 && num(g, "year", 0) == 2002 &&
+        num(g, "x", 1) == 3.5, "take: rows and named columns (a repeated name replaces in place)");
+  check(strcmp(sp_frame_column(g, "year")->label, "calendar year") == 0 && sp_frame_column(g, "x")->label == NULL,
+        "take: a repeated column keeps its label and gives it to no other column");
+  sp_frame_free(g);
+  size_t pick[] = {1, SP_NO_ROW};
+  g = sp_frame_new(2, &err);
+  check(sp_frame_add_rows(g, "r", sp_frame_column(f, "region"), pick, 2, &err) == SP_OK &&
+        strcmp(cell(g, "r", 0), "E") == 0 && cell(g, "r", 1) == NULL, "add_rows: SP_NO_ROW is a missing cell");
+  sp_frame_free(g);
+  sp_frame_free(f);
+}
+
 int main(void) {
+  test_take();
   test_strings();
   test_order();
   test_group_aggregate();

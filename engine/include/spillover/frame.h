@@ -58,6 +58,14 @@ int sp_frame_add_numeric(sp_frame *f, const char *name, double *values, sp_error
 int sp_frame_add_categorical(sp_frame *f, const char *name, int32_t *codes,
                              char **levels, size_t nlevels, sp_error *err);
 
+/* Add (or replace) column name of dst with the values of src at rows[0..n)
+   (rows == NULL: src's first n rows in order); rows[i] == SP_NO_ROW gives a
+   missing cell.  Categorical columns keep src's whole dictionary; the label
+   is copied.  dst->nrow must be n. */
+#define SP_NO_ROW ((size_t)-1)
+int sp_frame_add_rows(sp_frame *dst, const char *name, const sp_column *src, const size_t *rows, size_t n,
+                      sp_error *err);
+
 /* Remove a column; SP_ENOTFOUND if there is none of that name. */
 int sp_frame_drop(sp_frame *f, const char *name, sp_error *err);
 
