@@ -46,11 +46,12 @@ function M.select_rows(d, shock, time)
   local mask, weight = {}, {}
   for i = 1, n do mask[i], weight[i] = true, 1 end
   if shock.where then
-    local tagged = d:copy()
+    -- Row numbers ride along in a temporary column (no copy of the frame).
     local ids = {}
     for i = 1, n do ids[i] = i end
-    tagged.sp_row__ = ids
-    local ok, sel = pcall(tagged.filter, tagged, shock.where)
+    d.sp_row__ = ids
+    local ok, sel = pcall(d.filter, d, shock.where)
+    d.sp_row__ = nil
     if not ok then error("shock where \"" .. shock.where .. "\": " .. tostring(sel), 0) end
     for i = 1, n do mask[i] = false end
     local picked = sel.sp_row__

@@ -15,6 +15,18 @@ local function scatter(nrow, des, j)
   return out
 end
 
+--- The design of a right-hand side alone (`x1 + log(x2) | fe`), for every
+--- row where its terms exist.  The formula language needs a response, so a
+--- constant one is added to d for the duration of the call and removed again
+--- (cheaper than copying the frame); errors are re-raised as they came.
+function M.design_rhs(d, rhs, opts)
+  d[ONE] = 1
+  local ok, des = pcall(core.design, d, ONE .. " ~ " .. rhs, opts)
+  d[ONE] = nil
+  if not ok then error(des, 0) end
+  return des
+end
+
 --- The value of one expression for every row of d: an nrow x 1 matrix, NaN
 --- where it is undefined (missing inputs, a lag before the panel starts, the
 --- log of a non-positive number).  Errors name the expression.
@@ -23,9 +35,7 @@ function M.eval(d, expr)
     error("eval: expected an expression string such as \"log(patents)\"", 2)
   end
   if expr:find("[~|]") then error("eval: '" .. expr .. "' is a formula, not an expression", 2) end
-  local nd = d:copy()
-  nd[ONE] = 1
-  local ok, des = pcall(core.design, nd, ONE .. " ~ 0 + " .. expr)
+  local ok, des = pcall(M.design_rhs, d, "0 + " .. expr)
   if not ok then
     local msg = tostring(des):gsub(ONE .. " ~ 0 %+ ", "")
     error("eval '" .. expr .. "': " .. msg, 2)

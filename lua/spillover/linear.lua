@@ -569,9 +569,7 @@ function M.predict_matrix(fit, newdata)
   local rhs = fit.formula:match("~(.*)$")
   local parts = {}
   for part in (rhs .. "|"):gmatch("(.-)|") do parts[#parts + 1] = part end
-  local nd = newdata:copy()
-  nd.sp_one__ = 1
-  local des = core.design(nd, "sp_one__ ~ " .. parts[1], { intercept = fit.design.intercept })
+  local des = require("spillover.derive").design_rhs(newdata, parts[1], { intercept = fit.design.intercept })
   local n, k = newdata:nrow(), #fit.names
   local col = {}
   for j, nm in ipairs(des.names) do col[nm] = j end
