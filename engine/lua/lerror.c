@@ -67,6 +67,30 @@ int sp_lua_errorf(lua_State *L, const char *fmt, ...) {
   return lua_error(L);
 }
 
+void sp_lua_check_options(lua_State *L, int idx, const char *fn, const char *const *allowed) {
+  if (lua_isnoneornil(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int ok = 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+      for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(lua_tostring(L, -2), *a) == 0;
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *const *a = allowed; *a; a++) {
+        if (a != allowed) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *a);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (expected %s)", fn,
+                 lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3) : luaL_typename(L, -3), lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+  }
+}
+
 void sp_lua_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *meth) {
   luaL_newmetatable(L, name);
   luaL_setfuncs(L, meta, 0);

@@ -279,15 +279,8 @@ static int l_design(lua_State *L) {
   sp_design_options_init(&opt);
   const char **extra = NULL;
   if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_pushnil(L);  /* unknown keys are almost always typos ({intercpt = false}): refuse them */
-    while (lua_next(L, 3) != 0) {
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      if (k == NULL || (strcmp(k, "intercept") != 0 && strcmp(k, "extra") != 0))
-        return luaL_error(L, "design: unknown option '%s' (expected intercept, extra)",
-                          k ? k : luaL_typename(L, -2));
-      lua_pop(L, 1);
-    }
+    static const char *const allowed[] = {"intercept", "extra", NULL};
+    sp_lua_check_options(L, 3, "design", allowed);
     lua_getfield(L, 3, "intercept");
     if (!lua_isnil(L, -1)) {
       if (!lua_isboolean(L, -1)) return luaL_argerror(L, 3, "intercept must be true or false");

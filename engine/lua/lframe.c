@@ -805,15 +805,7 @@ static int l_aggregate(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   static const char *const allowed[] = {"by", "count", "mean", "sum", "sd", "min", "max", "first", NULL};
-  lua_pushnil(L);
-  while (lua_next(L, 2) != 0) {
-    lua_pop(L, 1);
-    int ok = 0;
-    for (int i = 0; allowed[i] && lua_type(L, -1) == LUA_TSTRING; i++) ok |= strcmp(lua_tostring(L, -1), allowed[i]) == 0;
-    if (!ok)
-      return luaL_error(L, "aggregate: unknown option '%s' (expected by, count, mean, sum, sd, min, max, first)",
-                        luaL_tolstring(L, -1, NULL));
-  }
+  sp_lua_check_options(L, 2, "aggregate", allowed);
   if (lua_getfield(L, 2, "by") == LUA_TNIL) return luaL_error(L, "aggregate: by = \"column\" or {\"c1\", \"c2\"} is required");
   size_t nby;
   const char **by = check_names(L, -1, f, &nby, "aggregate by");  /* 4: by, 5: names */

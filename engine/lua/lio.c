@@ -18,19 +18,8 @@
 static void check_csv_options(lua_State *L, int idx, sp_csv_options *opt) {
   sp_csv_options_init(opt);
   if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-
-  /* Unknown keys are almost always typos: refuse them. */
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    if (k == NULL || (strcmp(k, "delimiter") != 0 && strcmp(k, "header") != 0 &&
-                      strcmp(k, "missing") != 0 && strcmp(k, "types") != 0 &&
-                      strcmp(k, "max_rows") != 0))
-      luaL_error(L, "read_csv: unknown option '%s' (expected delimiter, header, missing, types, max_rows)",
-                 k ? k : luaL_typename(L, -2));
-    lua_pop(L, 1);
-  }
+  static const char *const allowed[] = {"delimiter", "header", "missing", "types", "max_rows", NULL};
+  sp_lua_check_options(L, idx, "read_csv", allowed);
 
   if (lua_getfield(L, idx, "delimiter") != LUA_TNIL) {
     size_t n;

@@ -181,15 +181,13 @@ static int from_frame(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   int intercept = 0;
   if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 4)) {
-      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "intercept") != 0)
-        luaL_error(L, "matrix: unknown option '%s' (expected intercept)", luaL_tolstring(L, -2, NULL));
+    static const char *const allowed[] = {"intercept", NULL};
+    sp_lua_check_options(L, 4, "matrix", allowed);
+    if (lua_getfield(L, 4, "intercept") != LUA_TNIL) {
       if (!lua_isboolean(L, -1)) luaL_error(L, "matrix: option 'intercept' must be a boolean");
       intercept = lua_toboolean(L, -1);
-      lua_pop(L, 1);
     }
+    lua_pop(L, 1);
   }
   size_t k = lua_rawlen(L, 3), off = intercept ? 1 : 0;
   /* Resolve every name before building, so errors come before work. */

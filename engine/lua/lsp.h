@@ -48,6 +48,12 @@ gsl_matrix *sp_lua_test_matrix(lua_State *L, int idx);
 sp_frame **sp_lua_frame_box(lua_State *L);
 sp_frame *sp_lua_check_frame(lua_State *L, int idx);
 
+/* Refuse keys of the option table at idx that are not in the NULL-terminated
+   list `allowed` (unknown keys are almost always typos), with a message
+   "fn: unknown option 'k' (expected a, b, c)".  Nil at idx is accepted; any
+   other non-table raises. */
+void sp_lua_check_options(lua_State *L, int idx, const char *fn, const char *const *allowed);
+
 /* ---- types ------------------------------------------------------------------ */
 
 /* Register the metatable `name` with metamethods `meta` and a method table

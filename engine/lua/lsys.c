@@ -44,21 +44,6 @@ static int fail(lua_State *L, const char *op, const char *path, int e) {
   return 3;
 }
 
-/* Refuse option keys outside the allowed list (they are almost always typos). */
-static void check_options(lua_State *L, int idx, const char *fn, const char *const *allowed, const char *list) {
-  if (lua_isnoneornil(L, idx)) return;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    int ok = 0;
-    if (lua_type(L, -2) == LUA_TSTRING)
-      for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(lua_tostring(L, -2), *a) == 0;
-    if (!ok)
-      luaL_error(L, "sys.%s: unknown option '%s' (expected %s)", fn,
-                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2), list);
-    lua_pop(L, 1);
-  }
-}
 
 /* ---- hashing ---------------------------------------------------------------- */
 
@@ -108,7 +93,7 @@ static int l_mkdir(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
   static const char *const allowed[] = {"parents", "mode", NULL};
-  check_options(L, 2, "mkdir", allowed, "parents, mode");
+  sp_lua_check_options(L, 2, "sys.mkdir", allowed);
   int parents = 0;
   lua_Integer mode = 0777;
   if (lua_istable(L, 2)) {
@@ -365,7 +350,7 @@ static int l_ncpu(lua_State *L) {
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   static const char *const allowed[] = {"stdin", "stdout", "stderr", NULL};
-  check_options(L, 2, "spawn", allowed, "stdin, stdout, stderr");
+  sp_lua_check_options(L, 2, "sys.spawn", allowed);
   lua_settop(L, 2);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n > 0, 1, "expected a non-empty list of strings (program, arguments...)");
