@@ -10,6 +10,7 @@
 --   fixef (table of name -> {level -> value}), estimator, formula, vcov_label,
 --   fe (names of absorbed effects), extra fields kept as they are.
 local dist = require("spillover.core").dist
+local matrix = require("spillover.core").matrix
 
 local Fit = {}
 Fit.__index = Fit
@@ -284,27 +285,12 @@ function Fit:wald(spec)
       M[a][c] = m
     end
   end
-  -- Solve M x = d by Gaussian elimination with partial pivoting.
-  local A = {}
-  for a = 1, q do A[a] = { table.unpack(M[a]) }; A[a][q + 1] = d[a] end
-  for col = 1, q do
-    local piv, best = col, math.abs(A[col][col])
-    for r = col + 1, q do if math.abs(A[r][col]) > best then piv, best = r, math.abs(A[r][col]) end end
-    if best <= 1e-14 * math.max(1, math.abs(M[col][col])) then
-      error("wald: the restrictions are linearly dependent or involve coefficients without variance", 2)
-    end
-    A[col], A[piv] = A[piv], A[col]
-    for r = col + 1, q do
-      local f = A[r][col] / A[col][col]
-      for c = col, q + 1 do A[r][c] = A[r][c] - f * A[col][c] end
-    end
+  -- Solve M x = d (LU with the singularity test of sp.matrix:solve).
+  local ok, xm = pcall(function() return matrix(M):solve(matrix(d)) end)
+  if not ok then
+    error("wald: the restrictions are linearly dependent or involve coefficients without variance", 2)
   end
-  local x = {}
-  for r = q, 1, -1 do
-    local s = A[r][q + 1]
-    for c = r + 1, q do s = s - A[r][c] * x[c] end
-    x[r] = s / A[r][r]
-  end
+  local x = xm:totable()
   local chi2 = 0
   for a = 1, q do chi2 = chi2 + d[a] * x[a] end
   local out = { chi2 = chi2, df1 = q, chi2_pvalue = dist.pchisq(chi2, q, true) }

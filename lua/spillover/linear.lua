@@ -146,31 +146,15 @@ end
 function M.joint_test(b, V, idx, df2, use_chi2)
   local q = #idx
   if q == 0 then return nil end
-  -- Solve V_sub x = b_sub by Cholesky (V is PSD; tiny problems).
   local A, rhs = {}, {}
   for a = 1, q do
     A[a] = {}
     for c = 1, q do A[a][c] = V[idx[a]][idx[c]] end
     rhs[a] = b[idx[a]]
   end
-  for col = 1, q do
-    local piv, best = col, math.abs(A[col][col])
-    for r = col + 1, q do if math.abs(A[r][col]) > best then piv, best = r, math.abs(A[r][col]) end end
-    if best == 0 then return nil end
-    A[col], A[piv] = A[piv], A[col]
-    rhs[col], rhs[piv] = rhs[piv], rhs[col]
-    for r = col + 1, q do
-      local f = A[r][col] / A[col][col]
-      for c = col, q do A[r][c] = A[r][c] - f * A[col][c] end
-      rhs[r] = rhs[r] - f * rhs[col]
-    end
-  end
-  local x = {}
-  for r = q, 1, -1 do
-    local s = rhs[r]
-    for c = r + 1, q do s = s - A[r][c] * x[c] end
-    x[r] = s / A[r][r]
-  end
+  local ok, xm = pcall(function() return core.matrix(A):solve(core.matrix(rhs)) end)
+  if not ok then return nil end  -- singular: no joint test
+  local x = xm:totable()
   local chi2 = 0
   for a = 1, q do chi2 = chi2 + b[idx[a]] * x[a] end
   if use_chi2 then

@@ -122,4 +122,31 @@ T.checkerr("ols: expected an options table as argument 3, got string", sp.ols, d
 -- Non-convergence of the demeaning is reported, not hidden.
 local fn = sp.ols(d, "y ~ x1 + x2 | id + t + k", { maxiter = 1 })
 T.check(table.concat(fn.notes, ";"):find("not absorbed after 1 iterations") ~= nil, "non-convergence noted", table.concat(fn.notes, ";"))
+-- The fit protocol's tests and draws on pooled Produc (R: summary(lm) F = 27171.658180622584).
+local pr = sp.read_csv("tests/reference/data/Produc.csv")
+local po = sp.ols(pr, "log_gsp ~ log_pcap + log_pc + log_emp + unemp")
+local b, V, t = po:coef(), po:vcov(), po:tstat()
+T.near(po:wald("log_pcap = 0").statistic, t.log_pcap ^ 2, 1e-10, "wald of one zero restriction = t^2")
+T.near(po:wald({ "log_pcap", "log_pc", "log_emp", "unemp" }).statistic, 27171.658180622584, 1e-9,
+  "wald of all slopes = the model F of R's lm")
+local diff = b.log_pcap - b.log_pc
+T.near(po:wald("log_pcap = log_pc").statistic,
+  diff ^ 2 / (V.log_pcap.log_pcap + V.log_pc.log_pc - 2 * V.log_pcap.log_pc), 1e-10, "wald of an equality")
+T.near(po:wald("2*log_pcap + log_pc = 1").statistic,
+  (2 * b.log_pcap + b.log_pc - 1) ^ 2 / (4 * V.log_pcap.log_pcap + V.log_pc.log_pc + 4 * V.log_pcap.log_pc), 1e-10,
+  "wald of a linear combination with a constant")
+T.checkerr("linearly dependent", po.wald, po, "log_pcap = 0, 2*log_pcap = 0")
+T.checkerr("cannot read 'log_pcapp", po.wald, po, "log_pcapp = 0")
+T.checkerr("unknown coefficient 'zz'", po.wald, po, { "zz" })
+local ci = po:confint(0.95).log_pcap
+T.near(ci[2] - ci[1], 2 * sp.dist.qt(0.975, 811) * po:se().log_pcap, 1e-12, "confint uses t(df_resid)")
+T.checkerr("level must be in", po.confint, po, 1.5)
+local rng, sum, sumsq, R = sp.rng(7), 0, 0, 4000
+for _ = 1, R do
+  local x = po:draw(rng).log_emp
+  sum, sumsq = sum + x, sumsq + x * x
+end
+local mean = sum / R
+T.near(mean, b.log_emp, 3 * po:se().log_emp / math.sqrt(R) / math.abs(b.log_emp), "draws centred on b")
+T.near(math.sqrt(sumsq / R - mean * mean), po:se().log_emp, 0.05, "draws spread by se")
 T.done()
