@@ -816,7 +816,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   for (int s = 0; s < o->nthresh; s++)
     if (!(o->trim[s] >= 0 && o->trim[s] < 0.5))
       return sp_error_set(err, SP_EVALUE, "threshold: trim[%d] must be in [0, 0.5) (got %g)", s + 1, o->trim[s]);
-  if (o->reps < 0) return sp_error_set(err, SP_EVALUE, "threshold: bootstrap replications must be >= 1 (got %d)", o->reps);
+  if (o->reps < 0) return sp_error_set(err, SP_EVALUE, "threshold: bootstrap replications must be >= 0 (0: no bootstrap; got %d)", o->reps);
   if (o->threads < 1) return sp_error_set(err, SP_EVALUE, "threshold: threads must be >= 1 (got %d)", o->threads);
   if (!(o->level > 0 && o->level < 1)) return sp_error_set(err, SP_EVALUE, "threshold: level must be in (0, 1) (got %g)", o->level);
   if (d->m < 1) return sp_error_set(err, SP_EVALUE, "threshold: at least one regime-dependent regressor is needed");

@@ -159,13 +159,16 @@ local function plots(dir, name, r, formats, labels)
     local ents = {}
     for _, e in ipairs(sorted_keys(r.entities)) do ents[#ents + 1] = e end
     local vals, lo, hi = {}, {}, {}
+    local bands = r.ndraws > 0
     for i, e in ipairs(ents) do
       local t = r.entities[e].total
       vals[i], lo[i], hi[i] = t.sum, t.sum_lo, t.sum_hi
+      -- a unit whose every draw was undefined has no interval: draw no bars' bands
+      if not (lo[i] == lo[i] and hi[i] == hi[i]) then bands = false end
     end
     for _, ext in ipairs(formats) do
       local p = dir .. "/" .. name .. "_units." .. ext
-      plot.bars(p, { labels = ents, values = vals, lo = r.ndraws > 0 and lo or nil, hi = r.ndraws > 0 and hi or nil,
+      plot.bars(p, { labels = ents, values = vals, lo = bands and lo or nil, hi = bands and hi or nil,
         xlabel = labels.effect or "Effect (sum over periods)", title = (labels[name] or name) .. ": effect by unit",
         horizontal = true, sort = true })
       written[#written + 1] = p

@@ -338,7 +338,7 @@ static void simulation(void) {
   d.q = q;
   o.reps = -1;
   st = sp_threshold_fit(&d, &o, &r, &err);
-  check(st == SP_EVALUE && strstr(err.msg, "replications must be >= 1") != NULL, "error: bootstrap replications < 0");
+  check(st == SP_EVALUE && strstr(err.msg, "replications must be >= 0") != NULL, "error: bootstrap replications < 0");
   o.reps = 0;
   o.nthresh = 4;
   st = sp_threshold_fit(&d, &o, &r, &err);

@@ -103,6 +103,8 @@ for _, path in ipairs(files) do
         else
           T.check(false, name .. ": runs", msg)
         end
+      elseif #res == 0 then
+        T.check(false, name .. ": the handler checked something", "it returned no checks")
       else
         for _, c in ipairs(res) do compare(name, c) end
       end
