@@ -10,10 +10,16 @@
 -- offer fit:predict_matrix(frame), which makes parameter draws one matrix
 -- product.
 local core = require "spillover.core"
+local suggest = require "spillover.suggest"
 
 local M = {}
 
 -- ---- shocks --------------------------------------------------------------------
+
+local function key_of(v)
+  if type(v) == "number" then return math.tointeger(v) and string.format("%d", v) or tostring(v) end
+  return v
+end
 
 --- "+20%" | "-5%" | "+0.5" | "-3" | "=10" | number (added) -> {kind, value}
 function M.parse_change(change, where)
@@ -38,13 +44,62 @@ local function column_values(d, name)
   return col
 end
 
---- Row mask (array of booleans) of the rows a shock touches: the `where`
---- expression, and the time window [from, to] with an optional phase-in.
---- Returns mask, weight (fraction of the shock applied per row).
-function M.select_rows(d, shock, time)
+-- Distinct values of the first n entries of a column, sorted (for messages).
+local function levels(col, n)
+  local seen, out = {}, {}
+  for i = 1, n do
+    local v = type(col) == "table" and col[i] or col:get(i, 1)
+    if v ~= nil and v == v then
+      local k = key_of(v)
+      if not seen[k] then seen[k] = true; out[#out + 1] = k end
+    end
+  end
+  table.sort(out, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return tostring(a) < tostring(b)
+  end)
+  return out
+end
+
+--- Why a where-expression selects nothing.  The comparisons of a column
+--- with a string literal are the usual cause ('west' for 'West'): name the
+--- levels present and the closest one.
+local function where_reason(d, expr)
+  local reasons = {}
+  local function compare(col, lit)
+    local c = d[col]
+    if type(c) ~= "table" then return end
+    local present = levels(c, d:nrow())
+    for _, v in ipairs(present) do if v == lit then return end end
+    local shown = {}
+    for i, v in ipairs(present) do
+      if i > 12 then shown[#shown + 1] = "... (" .. #present .. " levels)"; break end
+      shown[i] = "'" .. v .. "'"
+    end
+    reasons[#reasons + 1] = "no row has " .. col .. " == '" .. lit .. "'" .. suggest.did_you_mean(lit, present) ..
+      "; levels of " .. col .. ": " .. table.concat(shown, ", ")
+  end
+  for col, lit in expr:gmatch("([%a_][%w_]*)%s*[=~]=%s*['\"]([^'\"]*)['\"]") do compare(col, lit) end
+  for lit, col in expr:gmatch("['\"]([^'\"]*)['\"]%s*[=~]=%s*([%a_][%w_]*)") do compare(col, lit) end
+  if #reasons == 0 then return "where \"" .. expr .. "\" selects no row" end
+  return "where \"" .. expr .. "\" selects no row: " .. table.concat(reasons, "; ")
+end
+
+--- Rows a shock touches: the `where` expression, and the time window
+--- [from, to] with an optional phase-in.  Returns mask (array of booleans)
+--- and weight (fraction of the shock applied per row), or nil, field,
+--- message when it touches no row: a shock that selects nothing would report
+--- an effect of exactly zero as if it were a finding.
+function M.shock_rows(d, shock, time)
   local n = d:nrow()
   local mask, weight = {}, {}
   for i = 1, n do mask[i], weight[i] = true, 1 end
+  if shock.from and shock.to and shock.from > shock.to then
+    return nil, "from", string.format("'from' (%s) is after 'to' (%s)", key_of(shock.from), key_of(shock.to))
+  end
+  if shock.phase_in and not (shock.phase_in >= 0) then
+    return nil, "phase_in", "'phase_in' must be 0 or more periods, got " .. tostring(shock.phase_in)
+  end
   if shock.where then
     -- Row numbers ride along in a temporary column (no copy of the frame).
     local ids = {}
@@ -56,22 +111,40 @@ function M.select_rows(d, shock, time)
     for i = 1, n do mask[i] = false end
     local picked = sel.sp_row__
     for i = 1, sel:nrow() do mask[math.tointeger(picked[i])] = true end
+    if sel:nrow() == 0 then return nil, "where", where_reason(d, shock.where) end
   end
   if shock.from or shock.to then
     if not time then error("shock: 'from'/'to' need a panel time variable", 0) end
     if shock.phase_in and not shock.from then error("shock: 'phase_in' counts periods from 'from'; give 'from'", 0) end
     local t = d[time]
     local phase = shock.phase_in
+    local inside, lo, hi = false, math.huge, -math.huge
     for i = 1, n do
       local ti = type(t) == "table" and tonumber(t[i]) or t[i]
       if ti == nil or ti ~= ti then mask[i] = false
       else
+        if mask[i] then lo, hi = math.min(lo, ti), math.max(hi, ti) end
         if shock.from and ti < shock.from then mask[i] = false end
         if shock.to and ti > shock.to then mask[i] = false end
         if mask[i] and phase and phase > 1 then weight[i] = math.min(1, (ti - shock.from + 1) / phase) end
+        inside = inside or mask[i]
       end
     end
+    if not inside then
+      local window = string.format("[%s, %s]", shock.from and key_of(shock.from) or "-inf", shock.to and key_of(shock.to) or "inf")
+      local span = lo <= hi and string.format("%s runs from %s to %s", time, key_of(lo), key_of(hi)) or
+        time .. " is missing in every selected row"
+      return nil, shock.from and "from" or "to", "no period in " .. window .. (shock.where and " among the rows 'where' selects" or "") ..
+        ": " .. span
+    end
   end
+  return mask, weight
+end
+
+--- As shock_rows, raising when the shock touches no row.
+function M.select_rows(d, shock, time)
+  local mask, weight, msg = M.shock_rows(d, shock, time)
+  if not mask then error("shock selects no row: " .. msg, 0) end
   return mask, weight
 end
 
@@ -156,10 +229,6 @@ local function interval(values, level)
   return quantile(s, a), quantile(s, 1 - a)
 end
 
-local function key_of(v)
-  if type(v) == "number" then return math.tointeger(v) and string.format("%d", v) or tostring(v) end
-  return v
-end
 
 --- Group every row by (group value, period) and (group, all periods);
 --- keys(u) lists the groups a row belongs to.

@@ -13,36 +13,9 @@ local M = {}
 
 -- ---- errors with positions ---------------------------------------------------------
 
-local function edit_distance(a, b)
-  local la, lb = #a, #b
-  local prev = {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    local cur = { [0] = i }
-    for j = 1, lb do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[lb]
-end
-
---- The closest of candidates to name, or nil when none is close.
-local function closest(name, candidates)
-  local best, bestd = nil, math.huge
-  for _, c in ipairs(candidates) do
-    local d = edit_distance(name, c)
-    if d < bestd then best, bestd = c, d end
-  end
-  if best and bestd <= math.max(2, #name // 3) then return best end
-end
+local suggest = require "spillover.suggest"
+local closest, did_you_mean = suggest.closest, suggest.did_you_mean
 M.closest = closest
-
-local function did_you_mean(name, candidates)
-  local c = closest(name, candidates)
-  return c and (" (did you mean '" .. c .. "'?)") or ""
-end
 
 --- Position of a path (or of its nearest ancestor) in the file.
 local function position(s, path, key)
@@ -70,15 +43,21 @@ local function fail(s, path, msg, key) error(located(s, path, msg, key), 0) end
 
 local STR, NUM, INT, BOOL = { type = "string" }, { type = "number" }, { type = "integer" }, { type = "boolean" }
 local STR_OR_LIST = { type = { "string", "list" }, items = STR }
+-- Names that become file or folder names of the output (the scenario's name,
+-- models and experiments): checked by safe_name().
+local NAME = { type = "string", filename = true }
+-- Upper bounds that keep a run within memory: each draw holds one value per
+-- row, each bootstrap replication a refit.
+local MAX_DRAWS, MAX_BOOTSTRAP = 100000, 10000
 
 local shock_schema = { type = "map", fields = {
   variable = { type = { "string", "list" }, items = STR, required = true },
-  where = STR, from = NUM, to = NUM, phase_in = INT,
+  where = STR, from = NUM, to = NUM, phase_in = { type = "integer", min = 0 },
   change = { type = { "string", "number" }, required = true },
 } }
 
 local schema = { type = "map", fields = {
-  name = { type = "string", required = true },
+  name = { type = "string", required = true, filename = true },
   description = STR,
   seed = INT,
   data = { type = "map", required = true, fields = {
@@ -98,13 +77,14 @@ local schema = { type = "map", fields = {
     expr = STR, entropy = { type = "list", items = STR }, topsis = { type = "list", items = STR },
     direction = { type = "dict", values = { type = "string", enum = { "+", "-" } } },
     by = STR, scale = NUM, shift = NUM, normalise = { type = "string", enum = { "minmax", "ratio" } },
-    winsorize = STR, p = NUM, standardize = STR, group_mean = STR, ratio = { type = "list", items = STR },
+    winsorize = STR, p = { type = "number", min = 0, below = 0.5 }, standardize = STR, group_mean = STR,
+    ratio = { type = "list", items = STR, len = 2 },
   } } },
-  models = { type = "dict", required = true, values = { type = "map", fields = {
+  models = { type = "dict", required = true, keys = NAME, values = { type = "map", fields = {
     estimator = { type = "string", required = true },
     formula = { type = "string", required = true },
     vcov = { type = { "string", "map" }, fields = {
-      cluster = STR_OR_LIST, driscoll_kraay = INT, type = STR,
+      cluster = STR_OR_LIST, driscoll_kraay = { type = "integer", min = 0 }, type = STR,
     } },
     compat = { type = "string", enum = { "stata", "plm", "fixest", "sandwich", "statsmodels" } },
     weights = STR,
@@ -112,11 +92,12 @@ local schema = { type = "map", fields = {
     by = STR,
     options = { type = "map", open = true },
   } } },
-  experiments = { type = "dict", values = { type = "map", fields = {
+  experiments = { type = "dict", keys = NAME, values = { type = "map", fields = {
     model = { type = "string", required = true },
     shock = shock_schema,
     shocks = { type = "list", items = shock_schema },
-    draws = INT, bootstrap = INT, seed = INT, level = NUM,
+    draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
+    seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
     label = STR,
   } } },
@@ -143,8 +124,9 @@ end
 
 local function type_ok(v, t, s, path)
   if t == "string" then return type(v) == "string"
-  elseif t == "number" then return type(v) == "number"
-  elseif t == "integer" then return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v))
+  elseif t == "number" then return type(v) == "number" and v == v and v > -math.huge and v < math.huge
+  elseif t == "integer" then
+    return math.type(v) == "integer" or (type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53)
   elseif t == "boolean" then return type(v) == "boolean"
   elseif t == "list" then return is_list(v)
   elseif t == "map" or t == "dict" then return type(v) == "table" and not is_list(v) or (type(v) == "table" and
@@ -162,9 +144,25 @@ end
 local function got_type(v)
   if core.yaml and v == core.yaml.null then return "nothing (an empty value)" end
   if type(v) == "table" then return is_list(v) and "a list" or "a mapping" end
-  if type(v) == "number" then return "the number " .. tostring(v) end
+  if type(v) == "number" then
+    if v ~= v then return "not-a-number (.nan)" end
+    if v == math.huge or v == -math.huge then return "an infinite number (" .. (v > 0 and ".inf" or "-.inf") .. ")" end
+    if math.type(v) == "float" and v == math.floor(v) then return "the number " .. tostring(v) .. " (too large for an integer)" end
+    return "the number " .. tostring(v)
+  end
   if type(v) == "string" then return "the string \"" .. v .. "\"" end
   return "a " .. type(v)
+end
+
+--- Why a name cannot be a file name of the output, or nil: names become
+--- out/<name>/ and effects_<name>.csv, so '..', '/' or a control character
+--- would write outside the output folder or make names that collide.
+function M.unsafe_name(v)
+  if type(v) ~= "string" or v == "" then return "a name must not be empty" end
+  if v == "." or v == ".." then return "'" .. v .. "' is not a usable name" end
+  if v:find("[/\\%z%c]") then return "name '" .. v .. "' contains '/', '\\' or a control character; use letters, digits, '_' and '-'" end
+  if v:sub(1, 1) == "." then return "name '" .. v .. "' starts with '.' (hidden file names are not used)" end
+  if #v > 120 then return "name '" .. v:sub(1, 20) .. "...' is longer than 120 bytes" end
 end
 
 local function validate(s, v, sch, path, errs)
@@ -179,7 +177,23 @@ local function validate(s, v, sch, path, errs)
     errs[#errs + 1] = located(s, path, "expected " .. table.concat(want, " or ") .. ", got " .. got_type(v))
     return
   end
-  if matched == "string" and sch.enum then
+  if (matched == "number" or matched == "integer") and (sch.min or sch.max or sch.below) then
+    local lo_ok = not sch.min or (sch.open_range and v > sch.min or not sch.open_range and v >= sch.min)
+    local hi_ok = (not sch.max or (sch.open_range and v < sch.max or not sch.open_range and v <= sch.max)) and
+      (not sch.below or v < sch.below)
+    if not (lo_ok and hi_ok) then
+      local range
+      if sch.open_range then range = "between " .. sch.min .. " and " .. sch.max .. " (exclusive)"
+      elseif sch.below then range = "at least " .. sch.min .. " and below " .. sch.below
+      elseif sch.min and sch.max then range = "from " .. sch.min .. " to " .. sch.max
+      elseif sch.min then range = sch.min .. " or more"
+      else range = sch.max .. " or less" end
+      errs[#errs + 1] = located(s, path, "must be " .. range .. ", got " .. tostring(v))
+    end
+  elseif matched == "string" and sch.filename then
+    local msg = M.unsafe_name(v)
+    if msg then errs[#errs + 1] = located(s, path, msg) end
+  elseif matched == "string" and sch.enum then
     local ok = false
     for _, e in ipairs(sch.enum) do if e == v then ok = true end end
     if not ok then
@@ -187,6 +201,9 @@ local function validate(s, v, sch, path, errs)
         table.concat(sch.enum, ", ") .. ")" .. did_you_mean(v, sch.enum))
     end
   elseif matched == "list" and sch.items then
+    if sch.len and #v ~= sch.len then
+      errs[#errs + 1] = located(s, path, "expected a list of " .. sch.len .. " items, got " .. #v)
+    end
     for i, item in ipairs(v) do validate(s, item, sch.items, path .. "[" .. i .. "]", errs) end
   elseif matched == "map" and sch.fields and not sch.open then
     local names = {}
@@ -208,7 +225,11 @@ local function validate(s, v, sch, path, errs)
       end
     end
   elseif matched == "dict" and sch.values then
-    for k, val in pairs(v) do validate(s, val, sch.values, path == "" and k or (path .. "." .. k), errs) end
+    for k, val in pairs(v) do
+      local sub = path == "" and k or (path .. "." .. k)
+      if sch.keys then validate(s, k, sch.keys, sub, errs) end
+      validate(s, val, sch.values, sub, errs)
+    end
   end
 end
 
@@ -608,6 +629,7 @@ function M.check(s, opts)
     end
   end
   table.sort(model_names)
+  local cf = require "spillover.counterfactual"
   for name, e in pairs(spec.experiments or {}) do
     local path = "experiments." .. name
     if spec.models[e.model] == nil then
@@ -624,15 +646,6 @@ function M.check(s, opts)
     if e.draws and e.bootstrap then
       errs[#errs + 1] = located(s, path, "give 'draws' or 'bootstrap', not both")
     end
-    if e.draws and e.draws < 0 then
-      errs[#errs + 1] = located(s, path .. ".draws", "must be 0 (no intervals) or more")
-    end
-    if e.bootstrap and e.bootstrap < 1 then
-      errs[#errs + 1] = located(s, path .. ".bootstrap", "must be at least 1")
-    end
-    if e.level and not (e.level > 0 and e.level < 1) then
-      errs[#errs + 1] = located(s, path .. ".level", "must be between 0 and 1 (e.g. 0.95), got " .. e.level)
-    end
     if e.shocks and #e.shocks == 0 then
       errs[#errs + 1] = located(s, path .. ".shocks", "the list is empty; give at least one shock")
     end
@@ -648,7 +661,7 @@ function M.check(s, opts)
           errs[#errs + 1] = located(s, spath .. ".variable", "'" .. v .. "' is categorical; only numbers can be shocked")
         end
       end
-      local ok, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
+      local ok, msg = pcall(cf.parse_change, sh.change, "change")
       if not ok then errs[#errs + 1] = located(s, spath .. ".change", (tostring(msg):gsub("^change: ", ""))) end
       if (sh.from or sh.to) and not spec.data.time then
         errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
@@ -656,9 +669,18 @@ function M.check(s, opts)
       if sh.phase_in and not sh.from then
         errs[#errs + 1] = located(s, spath .. ".phase_in", "'phase_in' counts periods from 'from'; give 'from'")
       end
-      if sh.where then
-        local msg = where_problem(sh.where, known_var, known)
-        if msg then errs[#errs + 1] = located(s, spath .. ".where", msg) end
+      local where_msg = sh.where and where_problem(sh.where, known_var, known)
+      if where_msg then errs[#errs + 1] = located(s, spath .. ".where", where_msg) end
+      if sh.from and sh.to and sh.from > sh.to then
+        errs[#errs + 1] = located(s, spath .. ".from", "'from' (" .. sh.from .. ") is after 'to' (" .. sh.to .. ")")
+      elseif not where_msg and (sh.where or sh.from or sh.to) and (spec.data.time or not (sh.from or sh.to)) then
+        -- A shock that touches no row reports an effect of exactly zero: refuse
+        -- it here, on the data as read.  A where-expression over derived
+        -- variables cannot be evaluated yet; the run checks it again.
+        local ok, mask, field, msg = pcall(cf.shock_rows, d, sh, spec.data.time)
+        if ok and not mask then
+          errs[#errs + 1] = located(s, spath .. "." .. field, "the shock selects no row: " .. msg)
+        end
       end
     end
     for _, g in ipairs(as_list(e.groups)) do

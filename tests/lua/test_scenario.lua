@@ -94,7 +94,7 @@ check_error("experiments.south.shocks: the list is empty", variant("noshocks",
 check_error("experiments.south.shock.phase_in: 'phase_in' counts periods from 'from'",
   variant("phase", "from: 1980,", "to: 1980, phase_in: 2,"))
 check_error("experiments.south.level: must be between 0 and 1", variant("level", "draws: 50", "draws: 50\n    level: 95"))
-check_error("experiments.south.draws: must be 0 %(no intervals%) or more", variant("negdraws", "draws: 50", "draws: -5"))
+check_error("experiments.south.draws: must be from 0 to 100000, got %-5", variant("negdraws", "draws: 50", "draws: -5"))
 -- sp.read_csv reads Produc's 'state' as text
 check_error("experiments.south.shock.variable: 'state' is categorical", variant("catshock", "variable: pcap", "variable: state"))
 -- A where-expression is checked before anything runs: it compiles, and every

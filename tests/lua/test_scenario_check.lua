@@ -1,0 +1,133 @@
+-- test_scenario_check: what `spillover check` must refuse because `run` could
+-- not do it, or would print a number as if all were well: shocks that select
+-- no row, infinite or huge counts, bad winsorising shares, names that are not
+-- file names, reversed windows.  Each case is a YAML file (not --set, whose
+-- scalars are not YAML), checked for file:line:col, path and message.
+package.path = "tests/lua/?.lua;" .. package.path
+local T = require "testlib"
+local sp = require "spillover"
+local scenario = sp.scenario
+
+local root = assert(sp.sys.realpath("."))
+local tmp = assert(sp.sys.mkdtemp("/tmp/sp-check-"))
+local panel = root .. "/scenarios/data/cn_province_panel.csv"
+
+local base = [[
+name: west
+seed: 7
+data:
+  file: PANEL
+  entity: province
+  time: year
+derive:
+  lnpat: log(patent_grants)
+  lndf: log(digital_finance)
+  dfw: {winsorize: digital_finance, p: 0.05}
+models:
+  fe:
+    estimator: ols
+    formula: lnpat ~ lndf + urbanization | province + year
+experiments:
+  west:
+    model: fe
+    shock: {variable: digital_finance, where: "region_nbs == 'West'", from: 2020, change: "+20%"}
+    draws: 20
+]]
+base = base:gsub("PANEL", panel)
+
+local function variant(name, from, to)
+  local text = base
+  if from then
+    local i, j = text:find(from, 1, true)
+    assert(i, "test setup: '" .. from .. "' not in the base scenario")
+    text = text:sub(1, i - 1) .. to .. text:sub(j + 1)
+  end
+  local path = tmp .. "/" .. name .. ".yaml"
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+local function check_error(pattern, path)
+  T.checkerr(pattern, function() scenario.check(scenario.load(path)) end)
+end
+
+T.check(pcall(function() scenario.check(scenario.load(variant("ok"))) end), "the base scenario checks")
+
+-- ---- shocks that select nothing -------------------------------------------------
+check_error("west_lower.yaml:%d+:%d+: experiments.west.shock.where: the shock selects no row: .*no row has " ..
+  "region_nbs == 'west' %(did you mean 'West'%?%); levels of region_nbs: 'Central', 'East', 'Northeast', 'West'",
+  variant("west_lower", "'West'", "'west'"))
+check_error("from2030.yaml:%d+:%d+: experiments.west.shock.from: the shock selects no row: no period in %[2030, inf%]" ..
+  ".*year runs from 2011 to 2022", variant("from2030", "from: 2020", "from: 2030"))
+check_error("to_before.yaml:%d+:%d+: experiments.west.shock.to: the shock selects no row: no period in %[%-inf, 2000%]",
+  variant("to_before", "from: 2020", "to: 2000"))
+check_error("reversed.yaml:%d+:%d+: experiments.west.shock.from: 'from' %(2020%) is after 'to' %(2015%)",
+  variant("reversed", "from: 2020", "from: 2020, to: 2015"))
+check_error("phase.yaml:%d+:%d+: experiments.west.shock.phase_in: must be 0 or more, got %-3",
+  variant("phase", "from: 2020", "from: 2020, phase_in: -3"))
+-- A where-expression over a derived variable cannot be evaluated at check
+-- time; the run refuses it instead (below, through sp.counterfactual).
+T.check(pcall(function() scenario.check(scenario.load(variant("derived_where", "region_nbs == 'West'", "lndf > 100"))) end),
+  "a where over a derived variable is left to the run")
+
+-- ---- counts and numbers run could not honour ------------------------------------
+check_error("draws_inf.yaml:%d+:%d+: experiments.west.draws: expected an integer, got an infinite number %(%.inf%)",
+  variant("draws_inf", "draws: 20", "draws: .inf"))
+check_error("draws_huge.yaml:%d+:%d+: experiments.west.draws: expected an integer, got the number 1e%+308 %(too large",
+  variant("draws_huge", "draws: 20", "draws: 1e308"))
+check_error("draws_big.yaml:%d+:%d+: experiments.west.draws: must be from 0 to 100000, got 10000000",
+  variant("draws_big", "draws: 20", "draws: 10000000"))
+check_error("boot.yaml:%d+:%d+: experiments.west.bootstrap: must be from 1 to 10000, got 0",
+  variant("boot", "draws: 20", "bootstrap: 0"))
+check_error("seed_inf.yaml:%d+:%d+: seed: expected an integer, got an infinite number %(%.inf%)",
+  variant("seed_inf", "seed: 7", "seed: .inf"))
+check_error("seed_nan.yaml:%d+:%d+: seed: expected an integer, got not%-a%-number",
+  variant("seed_nan", "seed: 7", "seed: .nan"))
+check_error("level.yaml:%d+:%d+: experiments.west.level: must be between 0 and 1 %(exclusive%), got 95",
+  variant("level", "draws: 20", "draws: 20\n    level: 95"))
+check_error("from_inf.yaml:%d+:%d+: experiments.west.shock.from: expected a number, got an infinite number",
+  variant("from_inf", "from: 2020", "from: -.inf"))
+check_error("wins_half.yaml:%d+:%d+: derive.dfw.p: must be at least 0 and below 0.5, got 0.5",
+  variant("wins_half", "p: 0.05", "p: 0.5"))
+check_error("wins_neg.yaml:%d+:%d+: derive.dfw.p: must be at least 0 and below 0.5, got %-0.1",
+  variant("wins_neg", "p: 0.05", "p: -0.1"))
+check_error("ratio_empty.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 items, got 0",
+  variant("ratio_empty", "  dfw:", "  r: {ratio: []}\n  dfw:"))
+check_error("ratio_three.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 items, got 3",
+  variant("ratio_three", "  dfw:", "  r: {ratio: [a, b, c]}\n  dfw:"))
+
+-- ---- names that become file names -----------------------------------------------
+check_error("name_dotdot.yaml:%d+:%d+: name: '%.%.' is not a usable name", variant("name_dotdot", "name: west", "name: '..'"))
+check_error("name_dot.yaml:%d+:%d+: name: '%.' is not a usable name", variant("name_dot", "name: west", "name: '.'"))
+check_error("name_empty.yaml:%d+:%d+: name: a name must not be empty", variant("name_empty", "name: west", "name: ''"))
+check_error("name_slash.yaml:%d+:%d+: name: name 'a/b' contains '/'", variant("name_slash", "name: west", "name: a/b"))
+check_error("exp_slash.yaml:%d+:%d+: experiments%.%.%./x: name '%.%./x' contains '/'",
+  variant("exp_slash", "  west:\n    model", "  ../x:\n    model"))
+check_error("model_dot.yaml:%d+:%d+: models%.%.hidden: name '%.hidden' starts with '%.'",
+  variant("model_dot", "  fe:\n", "  .hidden:\n"):gsub("model: fe", "model: .hidden"))
+
+-- A name in Chinese is a file name like any other.
+T.check(pcall(function() scenario.check(scenario.load(variant("cjk", "name: west", "name: 西部数字金融"))) end),
+  "a non-ASCII scenario name is accepted")
+
+-- ---- the same refusals through the Lua API --------------------------------------
+local d = sp.read_csv(panel)
+d:panel { entity = "province", time = "year" }
+d.lndf = sp.eval(d, "log(digital_finance)")
+d.lnpat = sp.eval(d, "log(patent_grants)")
+local fit = sp.ols(d, "lnpat ~ lndf + urbanization | province + year")
+T.checkerr("shock selects no row: where \"region_nbs == 'west'\" selects no row: no row has region_nbs == 'west' " ..
+  "%(did you mean 'West'%?%)", sp.counterfactual,
+  { data = d, fit = fit, time = "year", shocks = { { variable = "digital_finance", where = "region_nbs == 'west'", change = "+20%" } } })
+T.checkerr("shock selects no row: no period in %[2030, inf%]: year runs from 2011 to 2022", sp.counterfactual,
+  { data = d, fit = fit, time = "year", shocks = { { variable = "digital_finance", from = 2030, change = "+20%" } } })
+T.checkerr("shock selects no row: where \"lndf > 100\" selects no row", sp.counterfactual,
+  { data = d, fit = fit, time = "year", shocks = { { variable = "digital_finance", where = "lndf > 100", change = "+20%" } } })
+local ok, r = pcall(sp.counterfactual, { data = d, fit = fit, time = "year",
+  shocks = { { variable = "digital_finance", where = "region_nbs == 'West'", from = 2020, change = "+20%" } } })
+T.check(ok and r.groups.all.total.effect ~= 0, "a shock that selects rows still runs", tostring(r))
+
+sp.sys.remove_tree(tmp)
+T.done()
