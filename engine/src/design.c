@@ -899,6 +899,12 @@ static int plan(ctx *c, const sp_design_options *opt) {
   d->dropped = N - n;
   for (size_t r = 0; r < N; r++) d->dropped_missing += (mask[r] & M_MISSING) != 0;
   d->dropped_derived = d->dropped - d->dropped_missing;
+  if (N == 0) {
+    /* Say so: "each of the 0 rows has a missing value" sends the user hunting
+       for missing values when a filter or subset removed every row. */
+    sp_mem_free(mask);
+    return sp_error_set(c->err, SP_EDF, "the data has no rows (did a filter or subset remove them all?)");
+  }
   if (n == 0) {
     sp_mem_free(mask);
     return sp_error_set(c->err, SP_EMISSING,

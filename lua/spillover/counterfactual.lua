@@ -299,6 +299,13 @@ function M.run(spec)
   if type(spec.shocks) ~= "table" or #spec.shocks == 0 then
     error("counterfactual: 'shocks' must be a non-empty array of {variable=, change=, ...}", 2)
   end
+  local columns = {}
+  for _, c in ipairs(d0:names()) do columns[c] = true end
+  for _, g in ipairs(spec.groups or {}) do
+    if not columns[g] then
+      error("counterfactual: unknown group column '" .. tostring(g) .. "'" .. suggest.did_you_mean(tostring(g), d0:names()), 2)
+    end
+  end
   local d1, shocked = M.apply_shocks(d0, spec.shocks, spec.time)
   if spec.derive then spec.derive(d1) end
   local T = 1

@@ -30,7 +30,16 @@ local function position(s, path, key)
   return { line = 0, col = 0 }
 end
 
+--- A message without the positions of spillover's own Lua files
+--- ("/usr/share/.../spillover/scenario.lua:830: "): the user's position is
+--- the scenario's file:line:col, and ours means nothing to them.
+local function user_message(msg)
+  return (tostring(msg):gsub("[^%s:]*spillover/[%w_]+%.lua:%d+: ", ""))
+end
+M.user_message = user_message
+
 local function located(s, path, msg, key)
+  msg = user_message(msg)
   local pos = position(s, path, key)
   local where = s.file or "scenario"
   if pos.line and pos.line > 0 then where = string.format("%s:%d:%d", where, pos.line, pos.col) end
@@ -561,6 +570,15 @@ function M.check(s, opts)
     if columns[k] then
       errs[#errs + 1] = located(s, "derive." .. k, "'" .. k .. "' is already a column of the data; derive a new name", true)
     end
+    -- Indices, winsorising, standardising and group means need numbers (a
+    -- group_mean's 'by' may be categorical).
+    if type(dv) == "table" and not dv.expr then
+      for _, v in ipairs(inputs) do
+        if columns[v] and type(d[v]) == "table" and v ~= dv.by then
+          errs[#errs + 1] = located(s, "derive." .. k, "'" .. v .. "' is categorical (text); this derivation needs numbers")
+        end
+      end
+    end
   end
   for name, w in pairs(spec.weights or {}) do
     local src = w.contiguity or w.knn
@@ -720,7 +738,15 @@ function M.load_data(s)
     local other = core.read_csv(resolve(s, j.file))
     d = d:join(other, { on = j.on, how = j.how or "left" })
   end
-  if spec.data.filter then d = d:filter(spec.data.filter) end
+  if spec.data.filter then
+    local n = d:nrow()
+    local ok, kept = pcall(d.filter, d, spec.data.filter)
+    if not ok then fail(s, "data.filter", tostring(kept)) end
+    if kept:nrow() == 0 then
+      fail(s, "data.filter", "the filter \"" .. spec.data.filter .. "\" keeps none of the " .. n .. " rows")
+    end
+    d = kept
+  end
   local names = d:names()
   local have = {}
   for _, c in ipairs(names) do have[c] = true end
@@ -746,66 +772,78 @@ local function make_derive(s)
   local eval = require("spillover.derive").eval
   local baseline = {}
   s.indices = {}
+  local function compute(d, name, dv, first)
+    if type(dv) == "string" or dv.expr then
+      d[name] = eval(d, type(dv) == "string" and dv or dv.expr)
+    elseif dv.ratio then
+      d[name] = eval(d, "I(" .. dv.ratio[1] .. " / " .. dv.ratio[2] .. ")")
+    elseif dv.entropy or dv.topsis then
+      local index = require "spillover.index"
+      if first then
+        local opts = { direction = dv.direction, by = dv.by, scale = dv.scale, shift = dv.shift, normalise = dv.normalise }
+        local res = dv.entropy and index.entropy(d, dv.entropy, opts) or index.topsis(d, dv.topsis, opts)
+        baseline[name] = res
+        s.indices[name] = res
+        d[name] = res.score
+      else
+        d[name] = index.apply(d, baseline[name])
+      end
+    elseif dv.winsorize or dv.standardize then
+      local src = dv.winsorize or dv.standardize
+      local x = d[src]:copy()
+      if first then
+        local vals = {}
+        for i = 1, #x do if x[i] == x[i] then vals[#vals + 1] = x[i] end end
+        table.sort(vals)
+        if #vals < 2 then error("'" .. src .. "' has " .. #vals .. " non-missing value(s); at least 2 are needed", 0) end
+        local function q(p)
+          local h = (#vals - 1) * p + 1
+          local lo = math.floor(h)
+          return vals[lo] + (h - lo) * (vals[math.min(lo + 1, #vals)] - vals[lo])
+        end
+        if dv.winsorize then
+          local p = dv.p or 0.01
+          baseline[name] = { lo = q(p), hi = q(1 - p) }
+          if baseline[name].lo == baseline[name].hi then
+            error("winsorizing '" .. src .. "' at p = " .. p .. " makes it constant (" .. baseline[name].lo .. ")", 0)
+          end
+        else
+          local sum, ss = 0, 0
+          for _, v in ipairs(vals) do sum = sum + v end
+          local mean = sum / #vals
+          for _, v in ipairs(vals) do ss = ss + (v - mean) ^ 2 end
+          baseline[name] = { mean = mean, sd = math.sqrt(ss / (#vals - 1)) }
+          if not (baseline[name].sd > 0 and baseline[name].sd < math.huge) then
+            error("cannot standardize '" .. src .. "': its standard deviation is " .. baseline[name].sd, 0)
+          end
+        end
+      end
+      local b = baseline[name]
+      for i = 1, #x do
+        local v = x[i]
+        if v == v then
+          if dv.winsorize then x[i] = math.min(math.max(v, b.lo), b.hi) else x[i] = (v - b.mean) / b.sd end
+        end
+      end
+      d[name] = x
+    elseif dv.group_mean then
+      local by = dv.by
+      local agg = d:aggregate { by = by, mean = { dv.group_mean } }
+      local key = {}
+      local bycol, mcol = agg[by], agg[dv.group_mean .. "_mean"]
+      for i = 1, agg:nrow() do key[tostring(bycol[i])] = mcol[i] end
+      local src = d[by]
+      local out = core.matrix(d:nrow(), 1, 0 / 0)
+      for i = 1, d:nrow() do out:set(i, 1, key[tostring(src[i])] or 0 / 0) end
+      d[name] = out
+    end
+end
+  -- Each variable under pcall, so a failure is reported at its derive.<name>
+  -- entry instead of at a line of this file.
   local function step(d, first)
     for _, name in ipairs(order) do
-      local dv = derive[name]
-      if type(dv) == "string" or dv.expr then
-        d[name] = eval(d, type(dv) == "string" and dv or dv.expr)
-      elseif dv.ratio then
-        d[name] = eval(d, "I(" .. dv.ratio[1] .. " / " .. dv.ratio[2] .. ")")
-      elseif dv.entropy or dv.topsis then
-        local index = require "spillover.index"
-        if first then
-          local opts = { direction = dv.direction, by = dv.by, scale = dv.scale, shift = dv.shift, normalise = dv.normalise }
-          local res = dv.entropy and index.entropy(d, dv.entropy, opts) or index.topsis(d, dv.topsis, opts)
-          baseline[name] = res
-          s.indices[name] = res
-          d[name] = res.score
-        else
-          d[name] = index.apply(d, baseline[name])
-        end
-      elseif dv.winsorize or dv.standardize then
-        local src = dv.winsorize or dv.standardize
-        local x = d[src]:copy()
-        if first then
-          local vals = {}
-          for i = 1, #x do if x[i] == x[i] then vals[#vals + 1] = x[i] end end
-          table.sort(vals)
-          local function q(p)
-            local h = (#vals - 1) * p + 1
-            local lo = math.floor(h)
-            return vals[lo] + (h - lo) * (vals[math.min(lo + 1, #vals)] - vals[lo])
-          end
-          if dv.winsorize then
-            local p = dv.p or 0.01
-            baseline[name] = { lo = q(p), hi = q(1 - p) }
-          else
-            local sum, ss = 0, 0
-            for _, v in ipairs(vals) do sum = sum + v end
-            local mean = sum / #vals
-            for _, v in ipairs(vals) do ss = ss + (v - mean) ^ 2 end
-            baseline[name] = { mean = mean, sd = math.sqrt(ss / (#vals - 1)) }
-          end
-        end
-        local b = baseline[name]
-        for i = 1, #x do
-          local v = x[i]
-          if v == v then
-            if dv.winsorize then x[i] = math.min(math.max(v, b.lo), b.hi) else x[i] = (v - b.mean) / b.sd end
-          end
-        end
-        d[name] = x
-      elseif dv.group_mean then
-        local by = dv.by
-        local agg = d:aggregate { by = by, mean = { dv.group_mean } }
-        local key = {}
-        local bycol, mcol = agg[by], agg[dv.group_mean .. "_mean"]
-        for i = 1, agg:nrow() do key[tostring(bycol[i])] = mcol[i] end
-        local src = d[by]
-        local out = core.matrix(d:nrow(), 1, 0 / 0)
-        for i = 1, d:nrow() do out:set(i, 1, key[tostring(src[i])] or 0 / 0) end
-        d[name] = out
-      end
+      local ok, err = pcall(compute, d, name, derive[name], first)
+      if not ok then fail(s, "derive." .. name, tostring(err)) end
     end
   end
   return step

@@ -72,6 +72,9 @@ check_error("phase.yaml:%d+:%d+: experiments.west.shock.phase_in: must be 0 or m
 T.check(pcall(function() scenario.check(scenario.load(variant("derived_where", "region_nbs == 'West'", "lndf > 100"))) end),
   "a where over a derived variable is left to the run")
 
+check_error("filter_none.yaml:%d+:%d+: data.filter: the filter \"year > 3000\" keeps none of the 372 rows",
+  variant("filter_none", "  time: year\n", "  time: year\n  filter: year > 3000\n"))
+
 -- ---- counts and numbers run could not honour ------------------------------------
 check_error("draws_inf.yaml:%d+:%d+: experiments.west.draws: expected an integer, got an infinite number %(%.inf%)",
   variant("draws_inf", "draws: 20", "draws: .inf"))
@@ -97,6 +100,22 @@ check_error("ratio_empty.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 item
   variant("ratio_empty", "  dfw:", "  r: {ratio: []}\n  dfw:"))
 check_error("ratio_three.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 items, got 3",
   variant("ratio_three", "  dfw:", "  r: {ratio: [a, b, c]}\n  dfw:"))
+
+-- ---- derivations that run cannot do: reported at derive.<name>, never at a
+-- line of spillover's own files
+check_error("cat.yaml:%d+:%d+: derive.dfw: 'region_nbs' is categorical %(text%); this derivation needs numbers",
+  variant("cat", "winsorize: digital_finance", "winsorize: region_nbs"))
+local function run_error(pattern, path)
+  T.checkerr(pattern, function() scenario.execute(scenario.load(path)) end)
+  local ok, err = pcall(function() scenario.execute(scenario.load(path)) end)
+  T.check(not ok and not tostring(err):find("spillover/[%w_]+%.lua:%d+:"), "no internal position in: " .. tostring(err))
+end
+run_error("logneg.yaml:%d+:%d+: derive.lnpat: eval .log%(patent_grants %- 1e12%).: .-no complete rows",
+  variant("logneg", "log(patent_grants)", "log(patent_grants - 1e12)"))
+run_error("const.yaml:%d+:%d+: derive.dfw: winsorizing 'one' at p = 0.05 makes it constant",
+  variant("const", "  dfw: {winsorize: digital_finance, p: 0.05}", "  one: I(year / year)\n  dfw: {winsorize: one, p: 0.05}"))
+run_error("std0.yaml:%d+:%d+: derive.dfw: cannot standardize 'one': its standard deviation is 0",
+  variant("std0", "  dfw: {winsorize: digital_finance, p: 0.05}", "  one: I(year / year)\n  dfw: {standardize: one}"))
 
 -- ---- names that become file names -----------------------------------------------
 check_error("name_dotdot.yaml:%d+:%d+: name: '%.%.' is not a usable name", variant("name_dotdot", "name: west", "name: '..'"))
@@ -125,6 +144,11 @@ T.checkerr("shock selects no row: no period in %[2030, inf%]: year runs from 201
   { data = d, fit = fit, time = "year", shocks = { { variable = "digital_finance", from = 2030, change = "+20%" } } })
 T.checkerr("shock selects no row: where \"lndf > 100\" selects no row", sp.counterfactual,
   { data = d, fit = fit, time = "year", shocks = { { variable = "digital_finance", where = "lndf > 100", change = "+20%" } } })
+T.checkerr("unknown group column 'region_nb' %(did you mean 'region_nbs'%?%)", sp.counterfactual,
+  { data = d, fit = fit, time = "year", groups = { "region_nb" },
+    shocks = { { variable = "digital_finance", where = "region_nbs == 'West'", change = "+20%" } } })
+T.checkerr("the data has no rows %(did a filter or subset remove them all%?%)", sp.ols,
+  d:filter("year > 3000"), "lnpat ~ lndf")
 local ok, r = pcall(sp.counterfactual, { data = d, fit = fit, time = "year",
   shocks = { { variable = "digital_finance", where = "region_nbs == 'West'", from = 2020, change = "+20%" } } })
 T.check(ok and r.groups.all.total.effect ~= 0, "a shock that selects rows still runs", tostring(r))
