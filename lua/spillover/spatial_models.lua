@@ -513,6 +513,9 @@ function M.spatial(d, formula, opts)
       return t
     end)(),
     notes = notes,
+    -- the design as built from the data: counterfactuals read its outcome
+    -- name to see that a lag of y on the right makes the model dynamic
+    design = des,
     resid_values = e,
     spatial = {
       model = o.model, kind = o.kind, opts = o, pinfo = pinfo, regressors = names, durbin = dcols,
