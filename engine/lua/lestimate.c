@@ -1,7 +1,7 @@
 /*
 ** lestimate.c: estimator primitives for Lua.
 **
-**   sp.lsfit(X, y [, {weights=, scale=, tol=}])   least squares, collinear columns dropped
+**   sp.lsfit(X, y [, {weights=, scale=, tol=, names=, yname=}])   least squares, collinear columns dropped
 **   sp.vcov(X, resid, bread, opts)                 the sandwich family (vcov.h)
 **   sp.absorb(fe [, {weights=}])                   a fixed-effects workspace (demean.h):
 **       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
@@ -225,20 +225,48 @@ static int lsfit_gc(lua_State *L) {
   return 0;
 }
 
+/* Option `field` as an array of k strings, in a userdata of pointers left
+   on the stack (the strings are pinned by the options table); NULL when nil. */
+static const char *const *opt_names(lua_State *L, int opts, const char *field, size_t k) {
+  if (lua_getfield(L, opts, field) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (!lua_istable(L, -1) || lua_rawlen(L, -1) != k)
+    sp_lua_errorf(L, "lsfit: option '%s' must be an array of %zu names", field, k);
+  const char **names = lua_newuserdatauv(L, (k ? k : 1) * sizeof *names, 0);
+  for (size_t j = 0; j < k; j++) {
+    if (lua_rawgeti(L, -2, (lua_Integer)j + 1) != LUA_TSTRING)
+      sp_lua_errorf(L, "lsfit: option '%s' must be an array of %zu names (entry %zu is not a string)", field, k,
+                    j + 1);
+    names[j] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, -2);
+  return names;
+}
+
 static int l_lsfit(lua_State *L) {
+  static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", NULL};
   gsl_matrix *X = sp_lua_check_matrix(L, 1);
   gsl_matrix *y = sp_lua_check_matrix(L, 2);
   int has_opts = lua_istable(L, 3);
   if (y->size1 != X->size1 || y->size2 != 1)
     return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
                       X->size2, y->size1, y->size2);
-  const double *w = NULL, *scale = NULL;
-  double tol = 0;
+  sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL};
   if (has_opts) {
-    w = opt_vector(L, 3, "weights", X->size1);
-    scale = opt_vector(L, 3, "scale", X->size2);
-    tol = opt_number(L, 3, "tol", 0, "lsfit");
-    if (!(tol >= 0)) return sp_lua_errorf(L, "lsfit: option 'tol' must be >= 0, got %g", tol);
+    sp_lua_check_options(L, 3, "lsfit", allowed);
+    o.w = opt_vector(L, 3, "weights", X->size1);
+    o.scale = opt_vector(L, 3, "scale", X->size2);
+    o.tol = opt_number(L, 3, "tol", 0, "lsfit");
+    if (!(o.tol >= 0 && o.tol < 1)) return sp_lua_errorf(L, "lsfit: option 'tol' must be in [0, 1), got %g", o.tol);
+    o.names = opt_names(L, 3, "names", X->size2);  /* the pointer array stays on the stack */
+    if (lua_getfield(L, 3, "yname") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING) return sp_lua_errorf(L, "lsfit: option 'yname' must be a string");
+      o.yname = lua_tostring(L, -1);  /* pinned by the options table */
+    }
+    lua_pop(L, 1);
   }
   size_t n = X->size1, k = X->size2;
   lua_createtable(L, 0, 8);
@@ -254,7 +282,7 @@ static int l_lsfit(lua_State *L) {
   luaL_setmetatable(L, "spillover.lsfit_result");
   sp_error err;
   sp_error_clear(&err);
-  int st = sp_lsfit_run(X, y->data, y->tda, w, scale, tol, fitp, r->data, &err);
+  int st = sp_lsfit_run(X, y->data, y->tda, &o, fitp, r->data, &err);
   if (st != SP_OK) return sp_lua_error(L, &err);
   for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fitp->b[j]);
   gsl_matrix *B = sp_lua_matrix_new(L, fitp->rank, fitp->rank);

@@ -1,7 +1,8 @@
 /*
-** lsfit.c: ordered Cholesky least squares with collinearity detection and one
-** step of iterative refinement (see lsfit.h).
+** lsfit.c: centred, ordered Cholesky least squares with collinearity
+** detection and one step of iterative refinement (see lsfit.h).
 */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,63 +21,16 @@ void sp_lsfit_clear(sp_lsfit *fit) {
   sp_lsfit_init(fit);
 }
 
-/* A = X'WX (full, k x k) and c = X'Wy. */
-static void cross_products(const gsl_matrix *X, const double *y, size_t ys, const double *w, double *A,
-                           double *c) {
-  size_t n = X->size1, k = X->size2;
-  if (w == NULL) {
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 1.0, X->data, (int)X->tda, 0.0, A, (int)k);
-    cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)k, 1.0, X->data, (int)X->tda, y, (int)ys, 0.0, c, 1);
-  } else {
-    memset(A, 0, k * k * sizeof *A);
-    memset(c, 0, k * sizeof *c);
-    for (size_t i = 0; i < n; i++) {
-      const double *x = X->data + i * X->tda;
-      for (size_t a = 0; a < k; a++) {
-        double wx = w[i] * x[a];
-        c[a] += wx * y[i * ys];
-        for (size_t b = a; b < k; b++) A[a * k + b] += wx * x[b];
-      }
-    }
-  }
-  for (size_t a = 0; a < k; a++)
-    for (size_t b = 0; b < a; b++) A[a * k + b] = A[b * k + a];
-}
-
-/* r = y - X b over kept columns (b is compact: rank entries). */
-static void residuals(const gsl_matrix *X, const double *y, size_t ys, const int *keep, const double *bc,
-                      double *r) {
-  size_t n = X->size1, k = X->size2;
-  for (size_t i = 0; i < n; i++) {
-    const double *x = X->data + i * X->tda;
-    double s = y[i * ys];
-    for (size_t a = 0, m = 0; a < k; a++)
-      if (keep[a]) s -= x[a] * bc[m++];
-    r[i] = s;
-  }
-}
-
-/* c_kept = X_kept' W r. */
-static void cross_resid(const gsl_matrix *X, const double *r, const double *w, const int *keep, double *out,
-                        size_t rank) {
-  size_t n = X->size1, k = X->size2;
-  memset(out, 0, rank * sizeof *out);
-  for (size_t i = 0; i < n; i++) {
-    const double *x = X->data + i * X->tda;
-    double ri = w ? w[i] * r[i] : r[i];
-    for (size_t a = 0, m = 0; a < k; a++)
-      if (keep[a]) out[m++] += x[a] * ri;
-  }
-}
-
 static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf"; }
 
 /* NaN or Inf in X or y, or a negative or non-finite weight, would come out
-   as a column silently dropped as collinear or as NaN coefficients. */
+   as a column silently dropped as collinear or as NaN coefficients; all-zero
+   weights as every column collinear. */
 static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const double *w, double tol,
                         sp_error *err) {
-  if (!isfinite(tol))
-    return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is not finite", tol);
+  if (!(tol >= 0 && tol < 1))
+    return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is outside [0, 1)", tol);
+  double wsum = 0;
   for (size_t i = 0; i < X->size1; i++) {
     const double *x = X->data + i * X->tda;
     for (size_t j = 0; j < X->size2; j++)
@@ -92,100 +46,272 @@ static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const d
       return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
                           "weight >= 0)", isfinite(w[i]) ? v : nonfinite(w[i]), i + 1);
     }
+    if (w) wsum += w[i];
   }
+  if (w && X->size1 > 0 && !(wsum > 0))
+    return sp_error_set(err, SP_EVALUE, "least squares: the weights are all zero (expected at least one "
+                        "positive weight)");
   return SP_OK;
 }
 
-int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
-                 double tol, sp_lsfit *fit, double *resid, sp_error *err) {
+/* Values whose squares overflow (or underflow to subnormals) cannot give
+   meaningful sums of squares, nor a representable (X'WX)^-1: refuse them,
+   naming the variable, rather than drop the column as collinear. */
+static int check_range(const double *v, size_t n, size_t stride, const char *name, sp_error *err) {
+  double amax = 0;
+  for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs(v[i * stride]));
+  int large = amax > sqrt(DBL_MAX / (double)(n ? n : 1)), small = amax > 0 && amax < sqrt(DBL_MIN);
+  if (!large && !small) return SP_OK;
+  sp_error_set(err, SP_EVALUE, "least squares: values of %s are too %s to estimate reliably (|%s| up to %g); "
+               "rescale it", name, large ? "large" : "small", name, amax);
+  sp_error_var(err, name);
+  return SP_EVALUE;
+}
+
+static int check_ranges(const gsl_matrix *X, const double *y, size_t ys, const sp_lsfit_opts *o, sp_error *err) {
+  char name[64];
+  for (size_t j = 0; j < X->size2; j++) {
+    if (o->names == NULL) snprintf(name, sizeof name, "column %zu of X", j + 1);
+    int st = check_range(X->data + j, X->size1, X->tda, o->names ? o->names[j] : name, err);
+    if (st) return st;
+  }
+  return check_range(y, X->size1, ys, o->yname ? o->yname : "y", err);
+}
+
+/* The first column whose values are all equal and non-zero, or k. */
+static size_t constant_column(const gsl_matrix *X) {
+  for (size_t j = 0; j < X->size2; j++) {
+    double v = X->data[j];
+    size_t i = 1;
+    while (i < X->size1 && X->data[i * X->tda + j] == v) i++;
+    if (v != 0 && i == X->size1) return j;
+  }
+  return X->size2;
+}
+
+/* Centring: z_ij = x_ij - m_j, with m_j the weighted mean of column j (0 for
+   the constant column, the exact value for any other constant column, so
+   that it centres to exact zeros), and yc_i = y_i - my.  Also fills sref
+   with each column's weighted uncentred sum of squares. */
+static void centre(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t c, double *m,
+                   double *my, double *sref) {
+  size_t n = X->size1, k = X->size2;
+  double wsum = 0, sy = 0;
+  memset(m, 0, k * sizeof *m);
+  memset(sref, 0, k * sizeof *sref);
+  for (size_t i = 0; i < n; i++) {
+    const double *x = X->data + i * X->tda;
+    double wi = w ? w[i] : 1.0;
+    wsum += wi;
+    sy += wi * y[i * ys];
+    for (size_t j = 0; j < k; j++) {
+      m[j] += wi * x[j];
+      sref[j] += wi * x[j] * x[j];
+    }
+  }
+  *my = 0;
+  if (c == k) {
+    memset(m, 0, k * sizeof *m);
+    return;
+  }
+  *my = sy / wsum;
+  for (size_t j = 0; j < k; j++) m[j] /= wsum;
+  for (size_t j = 0; j < k; j++) {
+    size_t i = 1;
+    while (i < n && X->data[i * X->tda + j] == X->data[j]) i++;
+    if (i == n) m[j] = X->data[j];
+  }
+  m[c] = 0;
+}
+
+/* A = Z'WZ (k x k, full) and c = Z'W yc, accumulated by blocks of rows of
+   sqrt(w) [z yc] so that the product runs in BLAS without a copy of X. */
+enum { BLOCK = 128 };
+static void cross_products(const gsl_matrix *X, const double *y, size_t ys, const double *w, const double *m,
+                           double my, double *buf, double *A1, double *A, double *c) {
+  size_t n = X->size1, k = X->size2, k1 = k + 1;
+  memset(A1, 0, k1 * k1 * sizeof *A1);
+  for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
+    size_t rows = n - i0 < BLOCK ? n - i0 : BLOCK;
+    for (size_t r = 0; r < rows; r++) {
+      const double *x = X->data + (i0 + r) * X->tda;
+      double s = w ? sqrt(w[i0 + r]) : 1.0;
+      double *b = buf + r * k1;
+      for (size_t j = 0; j < k; j++) b[j] = s * (x[j] - m[j]);
+      b[k] = s * (y[(i0 + r) * ys] - my);
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k1, (int)rows, 1.0, buf, (int)k1, 1.0, A1, (int)k1);
+  }
+  for (size_t a = 0; a < k; a++) {
+    for (size_t b = a; b < k; b++) A[a * k + b] = A[b * k + a] = A1[a * k1 + b];
+    c[a] = A1[a * k1 + k];
+  }
+}
+
+/* r = yc - Z g over the m kept columns idx (g in that order). */
+static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *m, double my,
+                      const size_t *idx, size_t rank, const double *g, double *r) {
+  for (size_t i = 0; i < X->size1; i++) {
+    const double *x = X->data + i * X->tda;
+    double s = y[i * ys] - my;
+    for (size_t q = 0; q < rank; q++) s -= (x[idx[q]] - m[idx[q]]) * g[q];
+    r[i] = s;
+  }
+}
+
+/* out = Z_kept' W r. */
+static void cross_resid(const gsl_matrix *X, const double *r, const double *w, const double *m,
+                        const size_t *idx, size_t rank, double *out) {
+  memset(out, 0, rank * sizeof *out);
+  for (size_t i = 0; i < X->size1; i++) {
+    const double *x = X->data + i * X->tda;
+    double ri = w ? w[i] * r[i] : r[i];
+    for (size_t q = 0; q < rank; q++) out[q] += (x[idx[q]] - m[idx[q]]) * ri;
+  }
+}
+
+/* out = B v for the m x m matrix B (row-major, compact). */
+static void symv(const double *B, size_t m, const double *v, double *out) {
+  for (size_t a = 0; a < m; a++) {
+    double s = 0;
+    for (size_t q = 0; q < m; q++) s += B[a * m + q] * v[q];
+    out[a] = s;
+  }
+}
+
+int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
+                 double *resid, sp_error *err) {
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL};
+  const sp_lsfit_opts *o = opts ? opts : &defaults;
+  const double *w = o->w;
   size_t n = X->size1, k = X->size2;
   sp_lsfit_clear(fit);
   if (ystride == 0) ystride = 1;
-  int st = check_inputs(X, y, ystride, w, tol, err);
+  int st = check_inputs(X, y, ystride, w, o->tol, err);
+  if (!st) st = check_ranges(X, y, ystride, o, err);
   if (st) return st;
-  if (tol <= 0) tol = SP_LSFIT_TOL;
+  double tol = o->tol > 0 ? o->tol : SP_LSFIT_TOL;
   fit->n = n;
   fit->k = k;
-  /* One scratch block: A (k x k), c, bc, tmp (k each), L and Li (k x k
-     each), the residuals unless the caller gives them, then idx. */
-  size_t nd = 3 * k * k + 3 * k + (resid ? 0 : n) + 1;
-  double *A = malloc(nd * sizeof *A + (k + 1) * sizeof(size_t));
-  fit->keep = calloc(k + 1, sizeof *fit->keep);
-  fit->b = malloc((k + 1) * sizeof *fit->b);
+  /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), the row block,
+     m, sref, c, g, tmp, t (k each), the residuals unless the caller gives
+     them, then idx and pos. */
+  size_t k1 = k + 1;
+  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 6 * k + (resid ? 0 : n) + 1;
+  double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
+  fit->keep = calloc(k1, sizeof *fit->keep);
+  fit->b = malloc(k1 * sizeof *fit->b);
   if (A == NULL || fit->keep == NULL || fit->b == NULL) {
     free(A);
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
-  double *c = A + k * k, *bc = c + k, *tmp = bc + k, *L = tmp + k, *Li = L + k * k;
-  double *r = resid ? resid : Li + k * k;
-  size_t *idx = (size_t *)(void *)(A + nd);
-  cross_products(X, y, ystride, w, A, c);
+  double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *buf = A1 + k1 * k1, *m = buf + BLOCK * k1;
+  double *sref = m + k, *c = sref + k, *g = c + k, *tmp = g + k, *t = tmp + k;
+  double *r = resid ? resid : t + k;
+  size_t *idx = (size_t *)(void *)(A + nd), *pos = idx + k1;
 
-  /* Left-looking Cholesky over kept columns, in column order: L is m x m
-     lower-triangular (compact), column j of A tested before it is kept. */
-  size_t m = 0;
-  for (size_t j = 0; j < k; j++) {
-    double ref = scale ? scale[j] : A[j * k + j];
-    double v = A[j * k + j];
-    for (size_t l = 0; l < m; l++) {
-      double s = A[idx[l] * k + j];
-      for (size_t q = 0; q < l; q++) s -= L[l * k + q] * L[m * k + q];
-      L[m * k + l] = s / L[l * k + l];
-      v -= L[m * k + l] * L[m * k + l];
+  size_t cc = constant_column(X), rank;
+  double my;
+  for (;;) {
+    centre(X, y, ystride, w, cc, m, &my, sref);
+    cross_products(X, y, ystride, w, m, my, buf, A1, A, c);
+    /* Left-looking Cholesky over kept columns, the constant column first
+       (it is orthogonal to the centred ones, so it never causes a drop),
+       then in column order: L is rank x rank lower-triangular (rows k
+       apart). */
+    rank = 0;
+    memset(fit->keep, 0, k * sizeof *fit->keep);
+    for (size_t p = 0; p < k; p++) {
+      size_t j = cc == k ? p : p == 0 ? cc : p <= cc ? p - 1 : p;
+      double ref = o->scale ? o->scale[j] : sref[j];
+      double v = A[j * k + j];
+      for (size_t l = 0; l < rank; l++) {
+        double s = A[idx[l] * k + j];
+        for (size_t q = 0; q < l; q++) s -= L[l * k + q] * L[rank * k + q];
+        L[rank * k + l] = s / L[l * k + l];
+        v -= L[rank * k + l] * L[rank * k + l];
+      }
+      /* collinear, zero or NaN: drop */
+      if (!(A[j * k + j] > 0) || !(v > tol * A[j * k + j]) || !(v > SP_LSFIT_RELTOL * ref)) continue;
+      L[rank * k + rank] = sqrt(v);
+      idx[rank++] = j;
+      fit->keep[j] = 1;
     }
-    if (!(ref > 0) || !(v > tol * ref)) continue;  /* collinear, zero or NaN: drop */
-    L[m * k + m] = sqrt(v);
-    idx[m++] = j;
-    fit->keep[j] = 1;
+    /* Centring is a reparametrisation only with the constant column in the
+       model; a caller's scale can make it negligible: fit uncentred then. */
+    if (cc == k || fit->keep[cc]) break;
+    cc = k;
   }
-  fit->rank = m;
+  fit->rank = rank;
 
-  /* bread = (L L')^{-1}: invert L (lower) into Li (m x m, in the k x k
-     block), then Linv' Linv. */
-  fit->bread = gsl_matrix_calloc(m ? m : 1, m ? m : 1);
+  /* B = (L L')^{-1}: invert L (lower) into A, no longer needed, then
+     B = Linv' Linv. */
+  double *Li = A;
+  memset(Li, 0, rank * rank * sizeof *Li);
+  for (size_t j = 0; j < rank; j++) {
+    Li[j * rank + j] = 1.0 / L[j * k + j];
+    for (size_t i = j + 1; i < rank; i++) {
+      double s = 0;
+      for (size_t q = j; q < i; q++) s -= L[i * k + q] * Li[q * rank + j];
+      Li[i * rank + j] = s / L[i * k + i];
+    }
+  }
+  for (size_t a = 0; a < rank; a++)
+    for (size_t b = 0; b <= a; b++) {
+      double s = 0;
+      for (size_t q = a; q < rank; q++) s += Li[q * rank + a] * Li[q * rank + b];
+      B[a * rank + b] = B[b * rank + a] = s;
+    }
+
+  /* g = B c_kept, then one refinement step on the centred residuals. */
+  for (size_t q = 0; q < rank; q++) tmp[q] = c[idx[q]];
+  symv(B, rank, tmp, g);
+  residuals(X, y, ystride, m, my, idx, rank, g, r);
+  cross_resid(X, r, w, m, idx, rank, tmp);
+  symv(B, rank, tmp, t);
+  for (size_t q = 0; q < rank; q++) g[q] += t[q];
+  residuals(X, y, ystride, m, my, idx, rank, g, r);
+  double ssr = 0;
+  for (size_t i = 0; i < n; i++) ssr += (w ? w[i] : 1.0) * r[i] * r[i];
+  fit->ssr = ssr;
+
+  /* Undo the centring: b_j = g_j except for the constant column,
+     b_c = g_c + (my - sum_j m_j g_j) / kappa, that is b = T g with T the
+     identity but for row c, t = (1, -m_j / kappa); the bread is T B T'. */
+  for (size_t j = 0; j < k; j++) fit->b[j] = NAN;
+  for (size_t q = 0; q < rank; q++) fit->b[idx[q]] = g[q];
+  if (cc < k) {
+    double kappa = X->data[cc], s = my;
+    for (size_t q = 1; q < rank; q++) s -= m[idx[q]] * g[q];
+    fit->b[cc] = g[0] + s / kappa;
+    t[0] = 1.0;
+    for (size_t q = 1; q < rank; q++) t[q] = -m[idx[q]] / kappa;
+    symv(B, rank, t, tmp);  /* row 0 of T B (B symmetric) */
+    double s00 = 0;
+    for (size_t q = 0; q < rank; q++) s00 += tmp[q] * t[q];
+    for (size_t q = 1; q < rank; q++) B[q] = B[q * rank] = tmp[q];
+    B[0] = s00;
+  }
+
+  /* The bread over kept columns in column order. */
+  fit->bread = gsl_matrix_calloc(rank ? rank : 1, rank ? rank : 1);
   if (fit->bread == NULL) {
     free(A);
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares");
   }
-  if (m == 0) { fit->bread->size1 = fit->bread->size2 = 0; }
-  memset(Li, 0, m * m * sizeof *Li);
-  for (size_t j = 0; j < m; j++) {
-    Li[j * m + j] = 1.0 / L[j * k + j];
-    for (size_t i = j + 1; i < m; i++) {
-      double s = 0;
-      for (size_t q = j; q < i; q++) s -= L[i * k + q] * Li[q * m + j];
-      Li[i * m + j] = s / L[i * k + i];
-    }
+  if (rank == 0) fit->bread->size1 = fit->bread->size2 = 0;
+  for (size_t j = 0, q = 0; j < k; j++)
+    if (fit->keep[j]) pos[q++] = j;
+  /* where each Cholesky position lands in column order */
+  for (size_t q = 0; q < rank; q++) {
+    size_t at = 0;
+    while (pos[at] != idx[q]) at++;
+    idx[q] = at;
   }
-  for (size_t a = 0; a < m; a++)
-    for (size_t b = 0; b <= a; b++) {
-      double s = 0;
-      for (size_t q = a; q < m; q++) s += Li[q * m + a] * Li[q * m + b];
-      gsl_matrix_set(fit->bread, a, b, s);
-      gsl_matrix_set(fit->bread, b, a, s);
-    }
-
-  /* b = bread c_kept, then one refinement step on the residuals. */
-  for (size_t a = 0; a < m; a++) tmp[a] = c[idx[a]];
-  for (size_t a = 0; a < m; a++) {
-    double s = 0;
-    for (size_t q = 0; q < m; q++) s += gsl_matrix_get(fit->bread, a, q) * tmp[q];
-    bc[a] = s;
-  }
-  residuals(X, y, ystride, fit->keep, bc, r);
-  cross_resid(X, r, w, fit->keep, tmp, m);
-  for (size_t a = 0; a < m; a++) {
-    double s = 0;
-    for (size_t q = 0; q < m; q++) s += gsl_matrix_get(fit->bread, a, q) * tmp[q];
-    bc[a] += s;
-  }
-  residuals(X, y, ystride, fit->keep, bc, r);
-  double ssr = 0;
-  for (size_t i = 0; i < n; i++) ssr += (w ? w[i] : 1.0) * r[i] * r[i];
-  fit->ssr = ssr;
-  for (size_t j = 0, q = 0; j < k; j++) fit->b[j] = fit->keep[j] ? bc[q++] : NAN;
+  for (size_t a = 0; a < rank; a++)
+    for (size_t b = 0; b < rank; b++) gsl_matrix_set(fit->bread, idx[a], idx[b], B[a * rank + b]);
 
   free(A);
   return SP_OK;

@@ -14,6 +14,115 @@ static void check(int ok, const char *what) {
   if (ok) passed++; else failed++;
 }
 
+/* A deterministic N(0,1) stream (xorshift64* and Box-Muller). */
+static unsigned long long rng_state = 88172645463325252ULL;
+static double uniform(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return ((double)((rng_state * 2685821657736338717ULL) >> 11) + 0.5) / 9007199254740992.0;
+}
+static double normal(void) { return sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()); }
+
+/* y = 1 + 2 x + e with x = 1e6 + N(0,1): R's lm estimates it; the
+   uncentred cross-product used to drop x as collinear with the constant.
+   The reference slope and its (X'X)^-1 entry come from centred sums in long
+   double. */
+static void large_mean(void) {
+  enum { N = 200 };
+  gsl_matrix *X = gsl_matrix_alloc(N, 3);
+  double y[N], r[N];
+  long double sx = 0, sy = 0;
+  for (size_t i = 0; i < N; i++) {
+    double x = 1e6 + normal();
+    gsl_matrix_set(X, i, 0, 1.0);
+    gsl_matrix_set(X, i, 1, x);
+    y[i] = 1 + 2 * x + normal();
+    sx += x;
+    sy += y[i];
+  }
+  long double mx = sx / N, my = sy / N, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < N; i++) {
+    long double dx = gsl_matrix_get(X, i, 1) - mx;
+    sxx += dx * dx;
+    sxy += dx * (y[i] - my);
+  }
+  double slope = (double)(sxy / sxx), icept = (double)(my - sxy / sxx * mx);
+  sp_lsfit fit;
+  sp_lsfit_init(&fit);
+  sp_error err;
+  gsl_matrix_view X2 = gsl_matrix_submatrix(X, 0, 0, N, 2);
+  int st = sp_lsfit_run(&X2.matrix, y, 1, NULL, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 2 && fit.keep[1], "x = 1e6 + N(0,1) is kept");
+  check(fabs(fit.b[1] - slope) < 1e-9 * fabs(slope), "its slope matches the centred long-double one to 1e-9");
+  check(fabs(fit.b[0] - icept) < 1e-6 * fabs(icept), "the intercept is recovered to 1e-6");
+  check(fabs(gsl_matrix_get(fit.bread, 1, 1) * (double)sxx - 1) < 1e-8, "bread[x,x] = 1 / Sxx to 1e-8");
+  /* The constant column last: the same fit. */
+  gsl_matrix *Xr = gsl_matrix_alloc(N, 2);
+  for (size_t i = 0; i < N; i++) {
+    gsl_matrix_set(Xr, i, 0, gsl_matrix_get(X, i, 1));
+    gsl_matrix_set(Xr, i, 1, 1.0);
+  }
+  st = sp_lsfit_run(Xr, y, 1, NULL, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 2 && fabs(fit.b[0] - slope) < 1e-9 * fabs(slope) &&
+        fabs(gsl_matrix_get(fit.bread, 0, 0) * (double)sxx - 1) < 1e-8, "the same with the constant column last");
+  gsl_matrix_free(Xr);
+  /* True collinearity is still found: 2 x, and x plus noise of 1e-14 of its size. */
+  for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 2 * gsl_matrix_get(X, i, 1));
+  st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 2 && fit.keep[1] && !fit.keep[2], "x2 = 2 x is dropped");
+  for (size_t i = 0; i < N; i++) {
+    double x = gsl_matrix_get(X, i, 1);
+    gsl_matrix_set(X, i, 2, x + 1e-14 * x * normal());
+  }
+  st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 2 && !fit.keep[2], "x2 = x (1 + 1e-14 N(0,1)) is dropped");
+  /* A column that varies by 1e-8 of its size is collinear with the
+     constant, as in R's lm (a norm ratio below 1e-7). */
+  for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 1, 1e8 + normal());
+  st = sp_lsfit_run(&X2.matrix, y, 1, NULL, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 1 && !fit.keep[1], "x = 1e8 + N(0,1) is collinear with the constant");
+  sp_lsfit_clear(&fit);
+  gsl_matrix_free(X);
+}
+
+/* Columns whose squares overflow or underflow are refused by name instead
+   of being dropped as collinear; scales short of that are estimated. */
+static void extreme_scales(void) {
+  enum { N = 40 };
+  gsl_matrix *X = gsl_matrix_alloc(N, 2);
+  double y[N], yb[N], z[N];
+  for (size_t i = 0; i < N; i++) {
+    z[i] = normal();
+    y[i] = 1 + 3 * z[i] + 0.1 * normal();
+    gsl_matrix_set(X, i, 0, 1.0);
+  }
+  const char *names[] = {"(Intercept)", "x"};
+  sp_lsfit fit;
+  sp_lsfit_init(&fit);
+  sp_error err;
+  sp_error_clear(&err);
+  const double scales[] = {1e300, 1e-300, 1e160, 1e-160, 1e150, 1e-150};
+  for (size_t s = 0; s < 6; s++) {
+    for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 1, scales[s] * z[i]);
+    int st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y"}, &fit, NULL, &err);
+    char what[96];
+    if (s < 4) {
+      snprintf(what, sizeof what, "x at scale %g is an error naming it", scales[s]);
+      check(st == SP_EVALUE && strstr(err.msg, s % 2 ? "values of x are too small" : "values of x are too large") &&
+            strstr(err.msg, "rescale it") && strcmp(err.var, "x") == 0, what);
+    } else {
+      snprintf(what, sizeof what, "x at scale %g is estimated, b = 3 / scale", scales[s]);
+      check(st == SP_OK && fit.rank == 2 && fabs(fit.b[1] * scales[s] / 3 - 1) < 0.01, what);
+    }
+  }
+  for (size_t i = 0; i < N; i++) yb[i] = 1e300 * y[i];
+  int st = sp_lsfit_run(X, yb, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y"}, &fit, NULL, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "values of y are too large") != NULL, "y at 1e300 is an error naming it");
+  sp_lsfit_clear(&fit);
+  gsl_matrix_free(X);
+}
+
 int main(void) {
   enum { N = 50 };
   gsl_matrix *X = gsl_matrix_alloc(N, 5);
@@ -31,7 +140,7 @@ int main(void) {
   sp_lsfit fit;
   sp_lsfit_init(&fit);
   sp_error err;
-  int st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
+  int st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);
   check(st == SP_OK, "fit runs");
   check(fit.rank == 4 && fit.keep[3] == 0 && isnan(fit.b[3]), "collinear column 4 dropped, earlier ones kept");
   check(fabs(fit.b[1] - 2.385) < 1e-3 && fabs(fit.b[2] + 0.731) < 1e-3 && fabs(fit.b[4] - 0.25) < 1e-3,
@@ -57,7 +166,7 @@ int main(void) {
   check(fabs(prod - 1.0) < 1e-10, "bread is (X'X)^-1");
 
   /* Weighted: X'Wr = 0. */
-  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL}, &fit, r, &err);
   worst = 0;
   for (size_t j = 0; j < 5; j++) {
     double s = 0;
@@ -69,33 +178,42 @@ int main(void) {
   /* A column that is rounding noise relative to its scale is dropped. */
   double scale[5] = {N, 100, 100, 100, 100};
   for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 1e-9 * sin((double)i));
-  st = sp_lsfit_run(X, y, 1, NULL, scale, 0, &fit, NULL, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, scale, 0, NULL, NULL}, &fit, NULL, &err);
   check(st == SP_OK && fit.keep[2] == 0, "absorbed column found through its reference scale");
 
   /* Bad input is an error naming the element, not a column silently dropped
      as collinear (NaN in X) or NaN coefficients (NaN in y or w). */
   gsl_matrix_set(X, 7, 1, NAN);
-  st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "X[8,2] is NaN") != NULL && fit.b == NULL, "NaN in X is an error");
   gsl_matrix_set(X, 7, 1, 0.5);
   y[3] = INFINITY;
-  st = sp_lsfit_run(X, y, 1, NULL, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "y[4] is Inf") != NULL, "Inf in y is an error");
   y[3] = 1.0;
   w[5] = -1.0;
-  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "weight -1 at observation 6") != NULL, "a negative weight is an error");
   w[5] = NAN;
-  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "weight NaN at observation 6") != NULL, "a NaN weight is an error");
-  st = sp_lsfit_run(X, y, 1, NULL, NULL, NAN, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, NAN, NULL, NULL}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "tolerance") != NULL, "a NaN tolerance is an error");
   w[5] = 0.0;
-  st = sp_lsfit_run(X, y, 1, w, NULL, 0, &fit, NULL, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL}, &fit, NULL, &err);
   check(st == SP_OK && isfinite(fit.ssr) && fit.rank > 0, "a zero weight is allowed");
+
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 1.0, NULL, NULL}, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "outside [0, 1)") != NULL, "a tolerance of 1 is an error");
+  for (size_t i = 0; i < N; i++) w[i] = 0;
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL}, &fit, r, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "the weights are all zero") != NULL,
+        "all-zero weights are named as such, not as every column collinear");
 
   sp_lsfit_clear(&fit);
   gsl_matrix_free(X);
+  large_mean();
+  extreme_scales();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

@@ -3,12 +3,22 @@
 ** every linear estimator (OLS, within, between, first differences, random
 ** effects after quasi-demeaning, 2SLS second stages).
 **
-** The cross-product X'WX is factored by a Cholesky decomposition taken in
-** column order; a column whose remaining variance, after projection on the
-** columns kept before it, is at most tol times its scale is dropped as
-** collinear (so, as in R's lm, the later of two collinear columns goes).  One
-** step of iterative refinement on the residuals brings the coefficients to the
-** accuracy of a QR solution for well-conditioned problems.
+** When X has a constant column, every other column and y are centred (their
+** weighted means taken out, an exact reparametrisation undone at the end), so
+** that a regressor such as 1e6 + N(0,1) is as well conditioned as N(0,1): the
+** cross-product of the centred columns is factored by a Cholesky
+** decomposition, the constant column first and the others in column order.
+** Column j is dropped as collinear (so, as in R's lm, the later of two
+** collinear columns goes) when the sum of squares left after projecting out
+** the columns kept before it is
+**   - at most tol times its centred sum of squares (what the factorisation
+**     can resolve), or
+**   - at most SP_LSFIT_RELTOL = 1e-14 times its reference sum of squares: its
+**     own uncentred one, or the caller's scale (R's lm: a norm ratio of 1e-7).
+** So a column that varies by less than 1e-7 of its size is collinear with the
+** constant, as in R, and one the fixed effects absorbed is found through its
+** scale.  One step of iterative refinement on the centred residuals brings the
+** coefficients to the accuracy of a QR solution for well-conditioned problems.
 */
 #ifndef SPILLOVER_LSFIT_H
 #define SPILLOVER_LSFIT_H
@@ -23,26 +33,39 @@ typedef struct sp_lsfit {
   size_t n, k, rank;
   int *keep;          /* k flags: 1 kept, 0 dropped as collinear (owned) */
   double *b;          /* k coefficients, NaN where dropped (owned) */
-  gsl_matrix *bread;  /* rank x rank (X'WX)^{-1} over kept columns (owned) */
+  gsl_matrix *bread;  /* rank x rank (X'WX)^{-1} over kept columns, in column order (owned) */
   double ssr;         /* sum of (weighted) squared residuals */
 } sp_lsfit;
 
-/* Default relative tolerance of the collinearity test. */
+/* Default relative tolerance of the numerical collinearity test. */
 #define SP_LSFIT_TOL 1e-10
+/* Fixed relative tolerance against the reference sums of squares. */
+#define SP_LSFIT_RELTOL 1e-14
+
+typedef struct sp_lsfit_opts {
+  const double *w;            /* NULL or n weights >= 0, not all zero (not owned) */
+  const double *scale;        /* NULL or k reference sums of squares for the collinearity
+                                 test (e.g. of the columns before fixed effects were
+                                 absorbed, so that a column the fixed effects absorb is
+                                 found even though its remainder is rounding noise); by
+                                 default the column's own uncentred (weighted) one */
+  double tol;                 /* in [0, 1); 0 means SP_LSFIT_TOL */
+  const char *const *names;   /* NULL or k column names, for messages (not owned) */
+  const char *yname;          /* NULL or the name of y, for messages */
+} sp_lsfit_opts;
 
 void sp_lsfit_init(sp_lsfit *fit);
 void sp_lsfit_clear(sp_lsfit *fit);
 
-/* Fit y (n values, ystride apart; 0 means 1) on the columns of X (n x k, row-major).  w: NULL or n positive
-   weights.  scale: NULL or k reference sums of squares for the collinearity
-   test (e.g. of the columns before fixed effects were absorbed, so that a
-   column the fixed effects absorb is found even though its remainder is
-   rounding noise); by default the column's own X'WX diagonal.  resid: NULL or
-   n outputs (unweighted residuals y - Xb).  tol <= 0 means SP_LSFIT_TOL.
-   SP_EVALUE, naming the element, when X or y holds NaN or Inf, a weight is
-   negative or not finite, or tol is not finite (rows with missing values must
-   be dropped first); SP_ENOMEM.  Allocates one scratch block per call. */
-int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const double *w, const double *scale,
-                 double tol, sp_lsfit *fit, double *resid, sp_error *err);
+/* Fit y (n values, ystride apart; 0 means 1) on the columns of X (n x k,
+   row-major).  opts: NULL for no weights, no scale, the default tolerance.
+   resid: NULL or n outputs (unweighted residuals y - Xb).
+   SP_EVALUE, naming the element or the variable, when X or y holds NaN or Inf,
+   a weight is negative or not finite, every weight is zero, tol is outside
+   [0, 1), or the values of a column or of y are so large or small that their
+   squares overflow or underflow (the message says to rescale it); SP_ENOMEM.
+   Allocates one scratch block per call. */
+int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
+                 double *resid, sp_error *err);
 
 #endif
