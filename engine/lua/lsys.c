@@ -1,15 +1,21 @@
 /*
 ** lsys.c: sp.sys, the operating-system services the scenario runner needs:
 ** hashing inputs for the manifest, writing an output folder atomically
-** (mkdtemp next to the target, then rename), timing, and running scenario
-** workers as child processes for `spillover batch -j N`.
+** (mkdtemp next to the target, fsync, then an exchange of names under a
+** lock), timing, and running scenario workers as child processes for
+** `spillover batch -j N` and `--timeout`.
 **
 ** Two error channels (STYLE.md): wrong argument types raise; every routine
 ** failure returns nil, "<op>: <path>: <strerror>", errno.  Resources that
 ** live across a Lua call that may raise (a DIR* while names are pushed) sit in
 ** a userdata with __gc; everything else is released before anything is
 ** pushed.  Processes are started with posix_spawnp: no shell is involved, so
-** arguments need no quoting.
+** arguments need no quoting.  Two results are neither success nor failure:
+** `false` means "not now" (a lock held by another process, a wait that timed
+** out or was cut short by a trapped signal).
+**
+** The one piece of process-global state is the number of the last trapped
+** signal: a signal handler can only talk to the program through a static.
 */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +42,7 @@
 extern char **environ;
 
 #define DIR_T "spillover.sys_dir"
+#define LOCK_T "spillover.sys_lock"
 
 /* nil, "op: path: strerror(e)", e */
 static int fail(lua_State *L, const char *op, const char *path, int e) {
@@ -155,6 +164,121 @@ static int l_rename(lua_State *L) {
   }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* renameat2(RENAME_EXCHANGE) swaps two existing paths in one step, so there is
+   no moment at which either name is missing.  glibc has had a wrapper only
+   since 2.28, hence the raw system call.  Filesystems and kernels that cannot
+   exchange answer EINVAL or ENOSYS: that is `false`, and the caller falls back
+   to two renames. */
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static int l_exchange(lua_State *L) {
+  const char *a = luaL_checkstring(L, 1), *b = luaL_checkstring(L, 2);
+#ifdef SYS_renameat2
+  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  int e = errno;
+#else
+  int e = ENOSYS;
+#endif
+  if (e == EINVAL || e == ENOSYS || e == ENOTSUP) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  return fail(L, "exchange", lua_pushfstring(L, "%s <-> %s", a, b), e);
+}
+
+/* fsync a file or a directory (a directory's fsync makes the names in it,
+   such as a rename's result, durable). */
+static int l_fsync(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return fail(L, "fsync", path, errno);
+  int r = fsync(fd), e = errno;
+  close(fd);
+  if (r != 0) return fail(L, "fsync", path, e);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_chmod(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer mode = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "expected a mode such as 493 (0755)");
+  if (chmod(path, (mode_t)mode) != 0) return fail(L, "chmod", path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* The process's umask.  POSIX can only read it by setting it, so it is set
+   back at once (the executable is single-threaded). */
+static int l_umask(lua_State *L) {
+  mode_t m = umask(022);
+  umask(m);
+  lua_pushinteger(L, (lua_Integer)m);
+  return 1;
+}
+
+/* An advisory lock (flock) on a file, created if missing, or on a directory.
+   The lock lives as long as its box: unlock(), __close, __gc or the death of
+   the process release it, so a killed run never leaves a lock behind. */
+typedef struct {
+  int fd;
+} lockbox;
+
+static int lock_gc(lua_State *L) {
+  lockbox *b = luaL_checkudata(L, 1, LOCK_T);
+  if (b->fd >= 0) close(b->fd);
+  b->fd = -1;
+  return 0;
+}
+
+static volatile sig_atomic_t trapped_signal = 0;
+
+static int l_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  static const char *const allowed[] = {"wait", NULL};
+  sp_lua_check_options(L, 2, "sys.lock", allowed);
+  int wait = 1;
+  if (lua_istable(L, 2)) {
+    if (lua_getfield(L, 2, "wait") != LUA_TNIL) {
+      if (!lua_isboolean(L, -1)) luaL_error(L, "sys.lock: option 'wait' must be a boolean");
+      wait = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 2);
+  lockbox *b = lua_newuserdatauv(L, sizeof *b, 0); /* 3 */
+  b->fd = -1;
+  luaL_setmetatable(L, LOCK_T);
+  b->fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666);
+  if (b->fd < 0 && errno == EISDIR) b->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (b->fd < 0) return fail(L, "lock", path, errno);
+  int r;
+  /* A blocking wait gives way to a trapped signal (the handler does not
+     restart system calls), so Ctrl-C still stops a run waiting here. */
+  while ((r = flock(b->fd, LOCK_EX | (wait ? 0 : LOCK_NB))) != 0 && errno == EINTR && !trapped_signal) {}
+  if (r != 0) {
+    int e = errno;
+    close(b->fd);
+    b->fd = -1;
+    if (e == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+    return fail(L, "lock", path, e);
+  }
+  return 1;
+}
+
+static int l_unlock(lua_State *L) {
+  lock_gc(L);
+  return 0;
 }
 
 static int l_realpath(lua_State *L) {
@@ -297,10 +421,14 @@ static int l_remove_tree(lua_State *L) {
 
 /* ---- time, host, terminal --------------------------------------------------- */
 
-static int l_now(lua_State *L) {
+static double mono_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)mono_now());
   return 1;
 }
 
@@ -344,14 +472,18 @@ static int l_ncpu(lua_State *L) {
 
 /* ---- processes ---------------------------------------------------------------- */
 
-/* spawn(argv, {stdin=, stdout=, stderr=}) -> pid.  The redirection files are
-   opened here, in the parent, so a bad path is reported by name; they are
-   close-on-exec, dup'ed onto 0/1/2 in the child, and closed here after. */
+/* spawn(argv, {stdin=, stdout=, stderr=, group=}) -> pid.  The redirection
+   files are opened here, in the parent, so a bad path is reported by name;
+   they are close-on-exec, dup'ed onto 0/1/2 in the child, and closed here
+   after.  group = true starts the child in a process group of its own, so that
+   kill(pid, sig, {group = true}) reaches everything it started and a Ctrl-C
+   at the terminal reaches only the parent, which decides what to stop. */
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  static const char *const allowed[] = {"stdin", "stdout", "stderr", NULL};
+  static const char *const allowed[] = {"stdin", "stdout", "stderr", "group", NULL};
   sp_lua_check_options(L, 2, "sys.spawn", allowed);
   lua_settop(L, 2);
+  int group = 0;
   lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n > 0, 1, "expected a non-empty list of strings (program, arguments...)");
   const char *redirect[3] = {NULL, NULL, NULL};
@@ -363,6 +495,10 @@ static int l_spawn(lua_State *L) {
       redirect[i] = lua_tostring(L, -1); /* pinned by the options table */
       lua_pop(L, 1);
     }
+    if (lua_getfield(L, 2, "group") != LUA_TNIL && !lua_isboolean(L, -1))
+      luaL_error(L, "sys.spawn: option 'group' must be a boolean");
+    group = lua_toboolean(L, -1);
+    lua_pop(L, 1);
   }
   /* argv lives in a userdata; its strings are pinned by table 1. */
   char **argv = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *argv, 0);
@@ -377,7 +513,16 @@ static int l_spawn(lua_State *L) {
   /* From here to the cleanup nothing may raise. */
   int fds[3] = {-1, -1, -1}, e = 0, bad = -1;
   posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
   if ((e = posix_spawn_file_actions_init(&fa)) != 0) return fail(L, "spawn", argv[0], e);
+  if ((e = posix_spawnattr_init(&attr)) != 0) {
+    posix_spawn_file_actions_destroy(&fa);
+    return fail(L, "spawn", argv[0], e);
+  }
+  if (group) {
+    e = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    if (e == 0) e = posix_spawnattr_setpgroup(&attr, 0);
+  }
   for (int i = 0; i < 3 && e == 0; i++) {
     if (redirect[i] == NULL) continue;
     if (i == 2 && redirect[1] && strcmp(redirect[1], redirect[2]) == 0) {
@@ -395,8 +540,9 @@ static int l_spawn(lua_State *L) {
     e = posix_spawn_file_actions_adddup2(&fa, fds[i], i);
   }
   pid_t pid = -1;
-  if (e == 0) e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  if (e == 0) e = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   for (int i = 0; i < 3; i++)
     if (fds[i] >= 0) close(fds[i]);
   if (bad >= 0) return fail(L, lua_pushfstring(L, "spawn: cannot open %s file", stream[bad]), redirect[bad], e);
@@ -418,34 +564,134 @@ static int push_status(lua_State *L, int status) {
   return 2;
 }
 
+static void on_signal(int sig) {
+  trapped_signal = sig;
+}
+
+/* trap_signals(): from now on SIGINT, SIGTERM and SIGHUP do not kill this
+   process; they end the current wait (or lock wait) instead, which returns
+   false and the signal, so the caller can stop its children and clean up.
+   Children started later get the default actions back (exec resets caught
+   signals). */
+static int l_trap_signals(lua_State *L) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0; /* no SA_RESTART: a blocking call returns EINTR */
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    if (sigaction(sigs[i], &sa, NULL) != 0) return fail(L, "trap_signals", NULL, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Wait for pid (-1: any child) for at most timeout seconds (< 0: no limit).
+   Returns the pid reaped, 0 when the time is up, -1 with errno set on
+   failure, or -2 with *sig set when a trapped signal arrived (the signal is
+   consumed: a second Ctrl-C ends the next wait too).  waitpid has no timeout,
+   so this polls, sleeping 1 ms doubling to 50 ms; a trapped signal cuts the
+   sleep short. */
+static pid_t wait_for(pid_t pid, int *status, double timeout, int *sig) {
+  double deadline = mono_now() + timeout;
+  long delay_ns = 1000000;
+  for (;;) {
+    if (trapped_signal) {
+      *sig = trapped_signal;
+      trapped_signal = 0;
+      return -2;
+    }
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r > 0) return r;
+    if (r < 0 && errno != EINTR) return -1;
+    double left = timeout < 0 ? 1.0 : deadline - mono_now();
+    if (left <= 0) return 0;
+    long ns = left * 1e9 < (double)delay_ns ? (long)(left * 1e9) : delay_ns;
+    struct timespec ts = {0, ns};
+    nanosleep(&ts, NULL);
+    if (delay_ns < 50000000) delay_ns *= 2;
+  }
+}
+
+static double opt_timeout(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return -1;
+  lua_Number t = luaL_checknumber(L, idx);
+  luaL_argcheck(L, t >= 0 && t < 1e9, idx, "expected a timeout in seconds (>= 0)");
+  return (double)t;
+}
+
+/* The results of a wait that did not reap: false (time is up) or false and
+   the trapped signal. */
+static int push_not_now(lua_State *L, pid_t r, int sig) {
+  lua_pushboolean(L, 0);
+  if (r == 0) return 1;
+  lua_pushinteger(L, sig);
+  return 2;
+}
+
 static int l_wait(lua_State *L) {
   lua_Integer pid = luaL_checkinteger(L, 1);
   luaL_argcheck(L, pid > 0, 1, "expected a process id returned by sys.spawn");
-  int status;
-  pid_t r;
-  do r = waitpid((pid_t)pid, &status, 0);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return fail(L, "wait", lua_pushfstring(L, "pid %d", (int)pid), errno);
+  double timeout = opt_timeout(L, 2);
+  int status, sig = 0;
+  pid_t r = wait_for((pid_t)pid, &status, timeout, &sig);
+  if (r == -1) return fail(L, "wait", lua_pushfstring(L, "pid %d", (int)pid), errno);
+  if (r <= 0) return push_not_now(L, r, sig);
   return push_status(L, status);
 }
 
 static int l_waitany(lua_State *L) {
-  int status;
-  pid_t r;
-  do r = waitpid(-1, &status, 0);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return fail(L, "waitany", NULL, errno);
+  double timeout = opt_timeout(L, 1);
+  int status, sig = 0;
+  pid_t r = wait_for(-1, &status, timeout, &sig);
+  if (r == -1) return fail(L, "waitany", NULL, errno);
+  if (r <= 0) return push_not_now(L, r, sig);
   lua_pushinteger(L, (lua_Integer)r);
   return 1 + push_status(L, status);
 }
 
+/* kill(pid [, sig [, {group = true}]]): group sends to the process group
+   whose id is pid (a child started with spawn{group = true}). */
 static int l_kill(lua_State *L) {
   lua_Integer pid = luaL_checkinteger(L, 1);
   lua_Integer sig = luaL_optinteger(L, 2, SIGTERM);
-  luaL_argcheck(L, pid > 0, 1, "expected a process id returned by sys.spawn");
+  luaL_argcheck(L, pid > 1, 1, "expected a process id returned by sys.spawn");
   luaL_argcheck(L, sig >= 0 && sig < 65, 2, "expected a signal number");
-  if (kill((pid_t)pid, (int)sig) != 0) return fail(L, "kill", lua_pushfstring(L, "pid %d", (int)pid), errno);
+  static const char *const allowed[] = {"group", NULL};
+  sp_lua_check_options(L, 3, "sys.kill", allowed);
+  int group = 0;
+  if (lua_istable(L, 3)) {
+    if (lua_getfield(L, 3, "group") != LUA_TNIL && !lua_isboolean(L, -1))
+      luaL_error(L, "sys.kill: option 'group' must be a boolean");
+    group = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (kill(group ? -(pid_t)pid : (pid_t)pid, (int)sig) != 0)
+    return fail(L, "kill", lua_pushfstring(L, "%s %d", group ? "process group" : "pid", (int)pid), errno);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* "SIGKILL" for 9: the name people know a signal by (strsignal gives
+   "Killed"); nil for a number that is not a signal here. */
+static int l_signame(lua_State *L) {
+  static const struct { int sig; const char *name; } names[] = {
+    {SIGHUP, "SIGHUP"}, {SIGINT, "SIGINT"}, {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"}, {SIGFPE, "SIGFPE"},
+    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGCHLD, "SIGCHLD"},
+    {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGTTIN, "SIGTTIN"},
+    {SIGTTOU, "SIGTTOU"}, {SIGURG, "SIGURG"}, {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+    {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGSYS, "SIGSYS"},
+  };
+  lua_Integer sig = luaL_checkinteger(L, 1);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (names[i].sig == sig) {
+      lua_pushstring(L, names[i].name);
+      return 1;
+    }
+  }
+  luaL_pushfail(L);
   return 1;
 }
 
@@ -458,6 +704,11 @@ static const luaL_Reg funcs[] = {
   {"listdir", l_listdir},
   {"remove_tree", l_remove_tree},
   {"rename", l_rename},
+  {"exchange", l_exchange},
+  {"fsync", l_fsync},
+  {"chmod", l_chmod},
+  {"umask", l_umask},
+  {"lock", l_lock},
   {"mkdtemp", l_mkdtemp},
   {"realpath", l_realpath},
   {"isatty", l_isatty},
@@ -470,6 +721,8 @@ static const luaL_Reg funcs[] = {
   {"wait", l_wait},
   {"waitany", l_waitany},
   {"kill", l_kill},
+  {"trap_signals", l_trap_signals},
+  {"signame", l_signame},
   {NULL, NULL}
 };
 
@@ -478,6 +731,9 @@ void sp_lua_open_sys(lua_State *L) {
   lua_pushcfunction(L, dir_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  static const luaL_Reg lock_meta[] = {{"__gc", lock_gc}, {"__close", lock_gc}, {NULL, NULL}};
+  static const luaL_Reg lock_methods[] = {{"unlock", l_unlock}, {NULL, NULL}};
+  sp_lua_new_class(L, LOCK_T, lock_meta, lock_methods);
   lua_newtable(L);
   luaL_setfuncs(L, funcs, 0);
   lua_setfield(L, -2, "sys");

@@ -98,6 +98,69 @@ v, msg, e = S.rename(root .. "/nope", root .. "/nope2")
 T.check(v == nil and msg:find("nope %-> .*nope2: No such file") and e == 2, "rename of a missing path", tostring(msg))
 T.check(S.rename(root .. "/b.txt", root .. "/c.txt") and S.exists(root .. "/c.txt"), "rename a file")
 
+-- exchange: both names stay, their contents trade places (RENAME_EXCHANGE).
+S.mkdir(root .. "/ex1")
+write(root .. "/ex1/one", "1")
+T.check(S.exchange(root .. "/ex1", root .. "/nonempty") == true and S.exists(root .. "/ex1/f")
+        and S.exists(root .. "/nonempty/one"), "exchange swaps two non-empty directories")
+v, msg, e = S.exchange(root .. "/ex1", root .. "/nope")
+T.check(v == nil and msg:find("^exchange: .*ex1 <%-> .*nope: No such file or directory") and e == 2,
+        "exchange with a missing path", tostring(msg))
+S.remove_tree(root .. "/ex1")
+S.remove_tree(root .. "/nonempty")
+
+-- fsync of files and directories; chmod and umask.
+T.check(S.fsync(root .. "/c.txt") == true and S.fsync(root) == true, "fsync a file and a directory")
+v, msg = S.fsync(root .. "/nope")
+T.check(v == nil and msg == "fsync: " .. root .. "/nope: No such file or directory", "fsync of a missing path", tostring(msg))
+local mask = S.umask()
+T.check(math.type(mask) == "integer" and mask >= 0 and mask <= 511 and S.umask() == mask, "umask reads without changing")
+local function mode_of(path)
+  local pm = io.popen("stat -c %a '" .. path .. "'")
+  local m = pm:read("l")
+  pm:close()
+  return m
+end
+local md = assert(S.mkdtemp(root .. "/mode-"))
+T.check(mode_of(md) == "700" and S.chmod(md, tonumber("750", 8)) == true and mode_of(md) == "750",
+        "chmod sets the mode of a mkdtemp folder", mode_of(md))
+v, msg = S.chmod(root .. "/nope", 420)
+T.check(v == nil and msg:find("^chmod: .*nope: No such file"), "chmod of a missing path", tostring(msg))
+T.checkerr("bad argument #2 .*expected a mode", S.chmod, md, -1)
+
+-- lock: exclusive between processes, released by unlock, by closing the
+-- variable, and by the death of the holder.
+local lockpath = root .. "/.x.lock"
+local held = S.lock(lockpath)
+T.check(getmetatable(held) ~= nil and S.exists(lockpath), "lock creates the lock file and returns a lock")
+local function other_can_lock(path)
+  local code = S.wait(S.spawn({ arg[-1], "-e",
+    "os.exit(require('spillover').sys.lock(" .. string.format("%q", path) .. ", {wait = false}) and 0 or 3)" }))
+  return code == 0
+end
+T.check(not other_can_lock(lockpath), "another process cannot take a held lock")
+held:unlock()
+held:unlock()
+T.check(other_can_lock(lockpath), "unlock releases it (twice is harmless)")
+do
+  local scoped <close> = S.lock(md)
+  T.check(scoped and not other_can_lock(md), "a directory can be locked")
+end
+T.check(other_can_lock(md), "a <close> variable releases the lock")
+local holder = S.spawn({ arg[-1], "-e", "local l = require('spillover').sys.lock(" .. string.format("%q", lockpath) ..
+  "); os.execute('sleep 30')" }, { group = true })
+local t_wait = S.now()
+while S.now() - t_wait < 10 and other_can_lock(lockpath) do S.wait(S.spawn({ "/bin/sleep", "0.05" })) end
+T.check(S.lock(lockpath, { wait = false }) == false, "lock{wait = false} of a lock held elsewhere is false")
+S.kill(holder, 9, { group = true })
+S.wait(holder)
+T.check(S.lock(lockpath, { wait = false }), "a killed holder's lock is free")
+v, msg = S.lock(root .. "/nope/x.lock")
+T.check(v == nil and msg == "lock: " .. root .. "/nope/x.lock: No such file or directory", "lock in a missing folder",
+        tostring(msg))
+T.checkerr("sys%.lock: unknown option 'wiat' %(expected wait%)", S.lock, lockpath, { wiat = false })
+T.checkerr("sys%.lock: option 'wait' must be a boolean", S.lock, lockpath, { wait = 0 })
+
 -- remove_tree: nested directories, files, and a symlink that must not be followed.
 S.mkdir(root .. "/keep")
 write(root .. "/keep/precious", "x")
@@ -176,6 +239,44 @@ T.check(code == 137 and sig == 9, "wait of a killed child gives 128+signal and t
 v, msg = S.wait(pid)
 T.check(v == nil and msg:find("^wait: pid %d+: No child processes"), "wait twice fails", tostring(msg))
 
+-- Timeouts: false while the child runs, then its code.
+pid = S.spawn({ "/bin/sleep", "30" })
+local t2 = S.now()
+T.check(S.wait(pid, 0.2) == false and S.now() - t2 >= 0.19, "wait with a timeout returns false when time is up")
+T.check(S.wait(pid, 0) == false, "wait with timeout 0 polls")
+T.check(S.waitany(0.05) == false, "waitany with a timeout returns false when time is up")
+S.kill(pid, 9)
+T.check(select(2, S.wait(pid, 5)) == 9, "wait with a timeout returns the code once the child ends")
+T.checkerr("bad argument #2 .*expected a timeout in seconds", S.wait, pid, -1)
+
+-- Process groups: kill{group = true} reaches the grandchildren too.
+pid = S.spawn({ "/bin/sh", "-c", "sleep 30 & echo $! > " .. root .. "/grandchild; wait" }, { group = true })
+local tg = S.now()
+while not S.exists(root .. "/grandchild") and S.now() - tg < 10 do S.wait(S.spawn({ "/bin/sleep", "0.02" })) end
+S.wait(S.spawn({ "/bin/sleep", "0.1" }))
+local grandchild = tonumber(read(root .. "/grandchild"))
+T.check(S.kill(pid, 9, { group = true }) == true and select(2, S.wait(pid)) == 9, "kill of a process group")
+-- gone, or a zombie when no init reaps it
+local function dead(p)
+  local f = io.open("/proc/" .. p .. "/stat")
+  if not f then return true end
+  local st = f:read("a"):match("%) (%a)")
+  f:close()
+  return st == "Z" or st == "X"
+end
+local tk = S.now()
+while grandchild and not dead(grandchild) and S.now() - tk < 5 do S.wait(S.spawn({ "/bin/sleep", "0.02" })) end
+T.check(grandchild and dead(grandchild), "the group's other processes are killed too", tostring(grandchild))
+pid = S.spawn({ "/bin/true" }, { group = true })
+S.wait(pid)
+v, msg = S.kill(pid, 9, { group = true })
+T.check(v == nil and msg:find("^kill: process group %d+: No such process"), "kill of a gone group", tostring(msg))
+T.checkerr("sys%.kill: unknown option 'grop'", S.kill, pid, 9, { grop = true })
+T.checkerr("bad argument #1 .*expected a process id", S.kill, 1)
+
+T.check(S.signame(9) == "SIGKILL" and S.signame(2) == "SIGINT" and S.signame(15) == "SIGTERM", "signame")
+T.check(S.signame(0) == nil and S.signame(1000) == nil, "signame of a number that is no signal")
+
 v, msg, e = S.spawn({ "/nonexistent/prog", "x" })
 T.check(v == nil and msg == "spawn: /nonexistent/prog: No such file or directory" and e == 2,
         "spawn of a missing program", tostring(msg))
@@ -187,10 +288,21 @@ T.check(v == nil and msg:find("cannot open stdin file: .*missing.in: No such fil
         tostring(msg))
 T.checkerr("bad argument #1 .*expected a non%-empty list", S.spawn, {})
 T.checkerr("sys%.spawn: argv%[2%] is a number %(expected a string%)", S.spawn, { "/bin/echo", 5 })
-T.checkerr("sys%.spawn: unknown option 'stout' %(expected stdin, stdout, stderr%)", S.spawn, { "/bin/echo" }, { stout = "x" })
+T.checkerr("sys%.spawn: unknown option 'stout' %(expected stdin, stdout, stderr, group%)", S.spawn, { "/bin/echo" }, { stout = "x" })
+T.checkerr("sys%.spawn: option 'group' must be a boolean", S.spawn, { "/bin/echo" }, { group = 1 })
 T.checkerr("sys%.spawn: option 'stdout' must be a file path", S.spawn, { "/bin/echo" }, { stdout = 1 })
 T.checkerr("bad argument #1 .*table expected", S.spawn, "/bin/echo")
 T.checkerr("bad argument #1 .*expected a process id", S.wait, 0)
+
+-- Trapped signals end a wait (false, signal) instead of the process.  Last:
+-- the trap stays for the rest of this process.
+T.check(S.trap_signals() == true, "trap_signals")
+pid = S.spawn({ "/bin/sh", "-c", "kill -INT " .. S.getpid() .. "; exec sleep 30" })
+local r1, r2 = S.wait(pid)
+T.check(r1 == false and r2 == 2, "a trapped SIGINT ends a wait with false, 2", tostring(r1) .. " " .. tostring(r2))
+T.check(S.wait(pid, 0.05) == false, "the signal is reported once")
+S.kill(pid, 9)
+S.wait(pid)
 
 T.check(S.remove_tree(root) and not S.exists(root), "cleanup")
 T.done()
