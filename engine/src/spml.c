@@ -21,6 +21,21 @@
 
 #include "spillover/spml.h"
 
+/* From OpenBLAS's cblas.h, which cannot be included next to GSL's
+   gsl_cblas.h (both define the CBLAS enums). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+int sp_blas_serial_begin(void) {
+  int previous = openblas_get_num_threads();
+  if (previous != 1) openblas_set_num_threads(1);
+  return previous;
+}
+
+void sp_blas_serial_end(int previous) {
+  if (previous != 1) openblas_set_num_threads(previous);
+}
+
 /* {======================================================================
 ** CSR matrices
 ** ======================================================================= */
@@ -400,11 +415,15 @@ static int block_eigen(const sp_spw *w, double *re, double *im, sp_error *err) {
         a[r * n + w->j[q]] = w->x[q] * sqrt(s[r] / s[w->j[q]]);
     for (size_t r = 0; r < n; r++)  /* symmetrise the rounding */
       for (size_t c = r + 1; c < n; c++) a[r * n + c] = a[c * n + r] = 0.5 * (a[r * n + c] + a[c * n + r]);
+    int threads = sp_blas_serial_begin();
     info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, a, (lapack_int)n, re);
+    sp_blas_serial_end(threads);
     for (size_t r = 0; r < n; r++) im[r] = 0;
   } else {
     spw_dense(w, a);
+    int threads = sp_blas_serial_begin();
     info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, a, (lapack_int)n, re, im, NULL, 1, NULL, 1);
+    sp_blas_serial_end(threads);
   }
   free(a);
   free(s);
@@ -535,7 +554,9 @@ static int lu_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_
     a[r * n + r] = 1;
     for (size_t q = w->p[r]; q < w->p[r + 1]; q++) a[r * n + w->j[q]] -= rho * w->x[q];
   }
+  int threads = sp_blas_serial_begin();
   lapack_int info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, a, (lapack_int)n, piv);
+  sp_blas_serial_end(threads);
   if (info != 0)
     return sp_error_set(err, SP_ESINGULAR, "spatial log-determinant: I - rho W is singular at rho = %.17g", rho);
   return SP_OK;
@@ -545,7 +566,9 @@ static int lu_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_
 static int inverse_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_error *err) {
   int st = lu_block(w, rho, a, piv, err);
   if (st != SP_OK) return st;
+  int threads = sp_blas_serial_begin();
   lapack_int info = LAPACKE_dgetri(LAPACK_ROW_MAJOR, (lapack_int)w->n, a, (lapack_int)w->n, piv);
+  sp_blas_serial_end(threads);
   if (info != 0)
     return sp_error_set(err, SP_ESINGULAR, "spatial: I - rho W is singular at rho = %.17g", rho);
   return SP_OK;

@@ -14,6 +14,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "spillover/weights.h"
+#include "spillover/spml.h"  /* sp_blas_serial_begin/end */
 
 #include <lapacke.h>
 /* lapacke.h pulls in complex.h, whose macro I would clobber Moran's I. */
@@ -654,6 +655,7 @@ int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error
       if (q == (size_t)-1 || W->raw[q] != W->raw[p]) { symmetric = 0; break; }
     }
   lapack_int info;
+  int threads;  /* one BLAS thread: the same bits whatever OPENBLAS_NUM_THREADS says */
   if (symmetric) {
     double *s = malloc((n ? n : 1) * sizeof *s);
     if (s == NULL) { free(A); return nomem(err, "eigenvalues"); }
@@ -665,12 +667,16 @@ int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error
       for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++)
         A[i * n + W->col[p]] = W->raw[p] * sqrt(s[i] * s[W->col[p]]);
     free(s);
+    threads = sp_blas_serial_begin();
     info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)n, A, (lapack_int)n, re);
+    sp_blas_serial_end(threads);
     if (info == 0)
       for (size_t i = 0; i < n; i++) im[i] = 0;
   } else {
     sp_weights_dense(W, A);
+    threads = sp_blas_serial_begin();
     info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, A, (lapack_int)n, re, im, NULL, 1, NULL, 1);
+    sp_blas_serial_end(threads);
     if (info == 0) {
       eig *e = malloc((n ? n : 1) * sizeof *e);
       if (e == NULL) { free(A); return nomem(err, "eigenvalues"); }

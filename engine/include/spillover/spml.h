@@ -22,6 +22,19 @@
 
 #include "spillover/error.h"
 
+/* ---- BLAS threads --------------------------------------------------------------- */
+
+/* OpenBLAS splits the work of its LAPACK and level-3 kernels by thread count,
+   which changes the order of floating-point sums: eigenvalues and LU factors
+   of the same W differed in the last bits between OPENBLAS_NUM_THREADS=1 and
+   2, and so did every estimate and prediction built on them.  Each LAPACK
+   call of the spatial code runs between these two: sp_blas_serial_begin pins
+   OpenBLAS to one thread and returns the previous count, which
+   sp_blas_serial_end restores (so nested pairs are harmless).  The matrices
+   are at most a few thousand units a side, where one thread costs little. */
+int sp_blas_serial_begin(void);
+void sp_blas_serial_end(int previous);
+
 /* ---- a sparse square matrix in compressed sparse rows ----------------------- */
 
 typedef struct sp_spw {
