@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lsandbox.h"
 #include "lsp.h"
 #include "spillover/frame_ops.h"
 #include "spillover/mem.h"
@@ -657,9 +658,10 @@ typedef struct {
   size_t row;
 } cursor;
 
-static const char *const filter_globals[] = {"math", "string", "tostring", "tonumber", "type", NULL};
-
-/* __index of a filter expression's environment: upvalue 1 the frame, 2 the cursor. */
+/* __index of a filter expression's environment: upvalue 1 the frame, 2 the
+   cursor.  Besides columns, an expression sees only the private tables of
+   pure functions of lsandbox.c (math, string, tostring, tonumber, type).
+   It cannot assign (it has no statements), so it needs no __newindex. */
 static int l_filter_env(lua_State *L) {
   sp_frame *f = sp_lua_check_frame(L, lua_upvalueindex(1));
   cursor *cur = lua_touserdata(L, lua_upvalueindex(2));
@@ -670,55 +672,20 @@ static int l_filter_env(lua_State *L) {
     push_cell(L, c, cur->row);
     return 1;
   }
-  for (int i = 0; filter_globals[i]; i++) {
-    if (strcmp(name, filter_globals[i]) == 0) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-      lua_getfield(L, -1, name);
-      return 1;
-    }
-  }
+  if (sp_lua_expression_global(L, name)) return 1;
   long j = sp_frame_closest(f, name);
   if (j >= 0)
     return luaL_error(L, "filter: unknown column '%s' in the expression (did you mean '%s'?)", name, f->cols[j].name);
   return luaL_error(L, "filter: unknown column '%s' in the expression", name);
 }
 
-static int l_filter_assign(lua_State *L) {
-  return luaL_error(L, "filter: the expression may not assign to '%s'", luaL_optstring(L, 2, "?"));
-}
-
-static int l_filter(lua_State *L) {
-  sp_frame *f = sp_lua_check_frame(L, 1);
-  int is_expr = lua_type(L, 2) == LUA_TSTRING;
-  if (!is_expr && lua_type(L, 2) != LUA_TFUNCTION)
-    return luaL_argerror(L, 2, "expected a function(row) -> boolean or an expression string");
-  lua_settop(L, 2);
-  size_t n = f->nrow, m = 0;
-  size_t *rows = scratch(L, n, sizeof *rows);  /* 3 */
-  cursor *cur = NULL;
-  if (is_expr) {
-    size_t len;
-    const char *expr = lua_tolstring(L, 2, &len);
-    lua_pushfstring(L, "return (%s\n)", expr);
-    if (luaL_loadbufferx(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=filter expression", "t") != LUA_OK)
-      return luaL_error(L, "filter: cannot compile the expression \"%s\": %s", expr, lua_tostring(L, -1));
-    lua_replace(L, 2);  /* 2: the compiled chunk */
-    lua_settop(L, 3);
-    lua_newtable(L);  /* the environment */
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, 1);
-    cur = lua_newuserdatauv(L, sizeof *cur, 0);
-    cur->row = 0;
-    lua_pushcclosure(L, l_filter_env, 2);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_filter_assign);
-    lua_setfield(L, -2, "__newindex");
-    lua_setmetatable(L, -2);
-    if (lua_setupvalue(L, 2, 1) == NULL) return luaL_error(L, "filter: the expression has no environment");
-  }
+/* Evaluate the predicate at 2 (a function(row), or with is_expr a compiled
+   expression reading cur) at every row, appending the rows it accepts. */
+static size_t filter_rows(lua_State *L, int is_expr, cursor *cur, size_t *rows) {
+  size_t n = sp_lua_check_frame(L, 1)->nrow, m = 0;
   for (size_t r = 0; r < n; r++) {
-    f = sp_lua_check_frame(L, 1);
-    if (f->nrow != n) return luaL_error(L, "filter: the frame changed while filtering");
+    sp_frame *f = sp_lua_check_frame(L, 1);
+    if (f->nrow != n) luaL_error(L, "filter: the frame changed while filtering");
     lua_pushvalue(L, 2);
     if (is_expr) {
       cur->row = r;
@@ -732,6 +699,66 @@ static int l_filter(lua_State *L) {
     lua_call(L, is_expr ? 0 : 1, 1);
     if (lua_toboolean(L, -1)) rows[m++] = r;
     lua_pop(L, 1);
+  }
+  return m;
+}
+
+/* The expression pass of filter_rows, run protected by l_filter: upvalue 1
+   the cursor, 2 the scratch rows; returns the count. */
+static int l_filter_expr_rows(lua_State *L) {
+  cursor *cur = lua_touserdata(L, lua_upvalueindex(1));
+  size_t *rows = lua_touserdata(L, lua_upvalueindex(2));
+  lua_pushinteger(L, (lua_Integer)filter_rows(L, 1, cur, rows));
+  return 1;
+}
+
+static int l_filter(lua_State *L) {
+  sp_frame *f = sp_lua_check_frame(L, 1);
+  int is_expr = lua_type(L, 2) == LUA_TSTRING;
+  if (!is_expr && lua_type(L, 2) != LUA_TFUNCTION)
+    return luaL_argerror(L, 2, "expected a function(row) -> boolean or an expression string");
+  lua_settop(L, 2);
+  size_t *rows = scratch(L, f->nrow, sizeof *rows);  /* 3 */
+  size_t m;
+  if (is_expr) {
+    size_t len;
+    const char *expr = lua_tolstring(L, 2, &len);
+    const char *bad = sp_lua_expression_problem(L, 2);
+    if (bad != NULL) return luaL_error(L, "filter: %s is not allowed in an expression: \"%s\"", bad, expr);
+    lua_pushfstring(L, "return (%s\n)", expr);
+    if (luaL_loadbufferx(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=filter expression", "t") != LUA_OK)
+      return luaL_error(L, "filter: cannot compile the expression \"%s\": %s", expr, lua_tostring(L, -1));
+    lua_replace(L, 2);  /* 2: the compiled chunk */
+    lua_settop(L, 3);
+    lua_newtable(L);  /* the environment */
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 1);
+    cursor *cur = lua_newuserdatauv(L, sizeof *cur, 0);
+    cur->row = 0;
+    lua_pushvalue(L, -1);
+    lua_insert(L, 4);  /* 4: the cursor, kept for the row pass */
+    lua_pushcclosure(L, l_filter_env, 2);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    if (lua_setupvalue(L, 2, 1) == NULL) return luaL_error(L, "filter: the expression has no environment");
+    /* Methods of string values are the expression's string table while it
+       runs, since a column's value reaches them as name.rep; the rows pass
+       runs protected so the real methods are back before any error. */
+    sp_lua_expression_global(L, "string");
+    sp_lua_swap_string_methods(L);  /* 5: the methods to restore */
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 3);
+    lua_pushcclosure(L, l_filter_expr_rows, 2);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);  /* the pass sees the frame and the chunk at 1 and 2, as here */
+    int status = lua_pcall(L, 2, 1, 0);
+    lua_pushvalue(L, 5);
+    sp_lua_swap_string_methods(L);
+    lua_pop(L, 1);
+    if (status != LUA_OK) return lua_error(L);
+    m = (size_t)lua_tointeger(L, -1);
+  } else {
+    m = filter_rows(L, 0, NULL, rows);
   }
   f = sp_lua_check_frame(L, 1);
   push_take(L, f, rows, m, NULL, 0);

@@ -7,6 +7,7 @@
 
 #include "lsp.h"
 #include "lplot.h"
+#include "lsandbox.h"
 #include "lspml.h"
 #include "lsys.h"
 #include "lweights.h"
@@ -30,6 +31,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_threshold(L);
   sp_lua_open_spml(L);
   sp_lua_open_weights(L);
+  sp_lua_open_sandbox(L);  /* last: it guards writer methods registered above */
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);

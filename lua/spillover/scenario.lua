@@ -382,14 +382,30 @@ end
 
 local estimators = {}
 
+--- Add {name, fit, spatial} for origin ("a script", "plugin <file>").  The
+--- names of built-in estimators are reserved, and a name belongs to the
+--- origin that registered it first, so a plugin can neither replace ols nor
+--- another plugin's estimator.  Raises at level 0 (callers add positions).
+local function register(e, origin)
+  if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
+    error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 0)
+  end
+  local old = estimators[e.name]
+  if old and old.builtin then
+    error("register_estimator: '" .. e.name .. "' is a built-in estimator; choose another name", 0)
+  end
+  if old and old.origin ~= origin then
+    error("register_estimator: '" .. e.name .. "' is already registered by " .. old.origin .. "; choose another name", 0)
+  end
+  estimators[e.name] = { name = e.name, fit = e.fit, spatial = e.spatial == true, origin = origin }
+end
+
 --- Register an estimator usable from scenarios and sp.estimate:
 --- {name = "ridge", fit = function(data, spec, opts) return fit end}, where spec
 --- has formula and the model's keys, and the result satisfies the fit protocol.
 function M.register_estimator(e)
-  if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
-    error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 2)
-  end
-  estimators[e.name] = e
+  local ok, err = pcall(register, e, "the host (spillover or a script)")
+  if not ok then error(err, 2) end
 end
 
 local function builtin(name, fn)
@@ -437,65 +453,17 @@ function M.estimator_names()
   return t
 end
 
--- ---- plugins (sandboxed) -------------------------------------------------------------------------
+-- ---- plugins ------------------------------------------------------------------------------------
 
-local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "print", "rawequal", "rawget",
-  "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "_VERSION" }
-local SAFE_LIBS = { string = true, table = true, math = true, utf8 = true, coroutine = true }
-
---- The environment plugins run in: an allow-list (no io, os.execute, load,
---- debug, package, require of C modules); sp without its system services.
-function M.sandbox_env(sp, trust)
-  if trust then return setmetatable({ sp = sp }, { __index = _G }) end
-  local env = {}
-  for _, k in ipairs(SAFE_GLOBALS) do env[k] = _G[k] end
-  for k in pairs(SAFE_LIBS) do
-    local copy = {}
-    for f, v in pairs(_G[k]) do copy[f] = v end
-    env[k] = copy
-  end
-  env.os = setmetatable({ time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }, {
-    __index = function(_, k)
-      error("sandbox: os." .. tostring(k) .. " is not available in plugins (only os.time, os.clock, os.date, " ..
-        "os.difftime; --trust lifts the sandbox)", 2)
-    end,
+--- Run the plugin file p of scenario s in spillover.sandbox (docs/scenarios.md
+--- "Plugins and the sandbox"); its estimators are registered as its own.
+--- Trust comes only from the host's opts.trust (the command line's --trust).
+local function load_plugin(s, p, opts)
+  local path = resolve(s, p)
+  require("spillover.sandbox").load_plugin(path, {
+    sp = opts.sp or require("spillover"), trust = opts.trust, root = s.dir,
+    register = function(e) register(e, "plugin " .. path) end,
   })
-  local api = {}
-  for k, v in pairs(sp) do if k ~= "sys" then api[k] = v end end
-  env.sp = api
-  env.require = function(name)
-    if name == "spillover" then return api end
-    error("sandbox: require('" .. tostring(name) .. "') is not allowed in plugins (use sp.*; --trust lifts the sandbox)", 2)
-  end
-  return setmetatable(env, {
-    __index = function(_, k)
-      error("sandbox: '" .. tostring(k) .. "' is not available in plugins (allowed: the spillover API and the " ..
-        "string, table, math, utf8 libraries; --trust lifts the sandbox)", 2)
-    end,
-  })
-end
-
-local INSTRUCTION_LIMIT = 200000000
-
---- Run a plugin file in the sandbox with an instruction budget.
-function M.load_plugin(path, sp, trust)
-  local env = M.sandbox_env(sp, trust)
-  local chunk, msg = loadfile(path, "t", env)
-  if not chunk then error("plugin " .. msg, 0) end
-  local count = 0
-  if not trust then
-    debug.sethook(function()
-      count = count + 1
-      if count * 10000 > INSTRUCTION_LIMIT then
-        debug.sethook()
-        error("plugin " .. path .. ": instruction limit exceeded (" .. INSTRUCTION_LIMIT ..
-          " instructions; --trust lifts the limit)", 2)
-      end
-    end, "", 10000)
-  end
-  local ok, err = pcall(chunk)
-  debug.sethook()
-  if not ok then error("plugin " .. path .. ": " .. tostring(err), 0) end
 end
 
 -- ---- validation ---------------------------------------------------------------------------------
@@ -509,11 +477,13 @@ end
 local WHERE_WORDS = { ["and"] = true, ["or"] = true, ["not"] = true, ["true"] = true, ["false"] = true, ["nil"] = true,
   math = true, string = true, tostring = true, tonumber = true, type = true }
 
---- What is wrong with a shock's where-expression, or nil: it must compile as
---- a filter expression (frame:filter) and name only known columns.  Names are
---- read from the text without its string literals, so a branch the data never
---- reaches is checked too.
+--- What is wrong with a shock's where-expression, or nil: it must be an
+--- expression only (no statements, as frame:filter requires), compile as one
+--- and name only known columns.  Names are read from the text without its
+--- string literals, so a branch the data never reaches is checked too.
 local function where_problem(expr, known_var, known)
+  local bad = core.sandbox.expression_problem(expr)
+  if bad then return bad .. " is not allowed in an expression: \"" .. expr .. "\"" end
   local chunk, msg = load("return (" .. expr .. "\n)", "=where", "t", {})
   if not chunk then return "cannot compile \"" .. expr .. "\": " .. tostring(msg):gsub("^where:%d+: ", "") end
   local code = " " .. expr:gsub("%b''", "''"):gsub('%b""', '""')
@@ -601,7 +571,7 @@ function M.check(s, opts)
     if not fh then errs[#errs + 1] = located(s, "plugins", "cannot open plugin '" .. path .. "'") else fh:close() end
   end
   if not opts.skip_plugins and #errs == 0 then
-    for _, p in ipairs(spec.plugins or {}) do M.load_plugin(resolve(s, p), opts.sp or require("spillover"), opts.trust) end
+    for _, p in ipairs(spec.plugins or {}) do load_plugin(s, p, opts) end
   end
   local model_names = {}
   for name, m in pairs(spec.models or {}) do
