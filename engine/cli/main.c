@@ -53,14 +53,26 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 static void print_usage(FILE *out) {
   fprintf(out,
     "usage: spillover [options] [SCRIPT.lua [args...]]\n"
-    "       spillover run FILE.yaml [-o DIR] [--set key.path=value ...]\n"
-    "       spillover check FILE.yaml\n"
-    "       spillover batch DIR|FILES... [-j N]\n"
+    "       spillover run FILE.yaml [-o DIR] [--set key.path=value ...] [--trust] [--quiet]\n"
+    "                     [--timeout SECONDS]\n"
+    "       spillover check FILE.yaml [--set key.path=value ...] [--trust]\n"
+    "       spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set key.path=value ...] [--trust]\n"
+    "                     [--timeout SECONDS]\n"
     "options:\n"
     "  -e CODE      run CODE\n"
     "  -            run standard input\n"
     "  --version    print the version\n"
     "  --help       print this help\n"
+    "scenario options:\n"
+    "  -o DIR       run: the output folder (default out/<name>); batch: the folder that gets\n"
+    "               one output folder per scenario and batch-logs/ (default out)\n"
+    "  --set K=V    override a value of the scenario (read as a YAML scalar), e.g.\n"
+    "               --set experiments.west.draws=200; may be repeated\n"
+    "  --trust      run plugins without the sandbox and the instruction limit\n"
+    "  --quiet, -q  run: no progress bar and no closing line\n"
+    "  -j N         batch: run N scenarios at a time (default 1)\n"
+    "  --timeout S  stop a scenario that runs longer than S seconds; its output folder is\n"
+    "               not written (exit status 124 for run)\n"
     "With no script and a terminal on standard input, an interactive prompt starts.\n");
 }
 
@@ -323,5 +335,7 @@ int main(int argc, char **argv) {
     result = 1;
   }
   lua_close(L);
-  return result ? EXIT_FAILURE : EXIT_SUCCESS;
+  /* The scenario commands choose their status (124: timed out, 128 + N:
+     stopped by signal N, as shells report it); everything else is 0 or 1. */
+  return result;
 }

@@ -7,9 +7,11 @@
 --   <e>_paths.png|svg, <e>_units.png|svg             plots
 --   manifest.json   SHA-256 of every input, seed, versions, timings
 --   run.log         what ran, how long it took, warnings
--- Everything is written into a temporary folder next to the target, which
--- replaces the target only when complete: a failed run leaves no folder that
--- looks complete.
+-- Everything is written into a temporary folder next to the target
+-- (<name>.tmp-XXXXXX), every write and close checked, fsync'ed, and exchanged
+-- with the target only when complete, under a lock (.<name>.lock beside it):
+-- a failed or killed run leaves the previous output as it was, and a temporary
+-- folder whose writer died is removed by the next run into the same place.
 local core = require "spillover.core"
 local json = require "spillover.json"
 
@@ -20,11 +22,15 @@ local function sys()
   return core.sys
 end
 
+-- Every write and the close are checked: a full disk or a file-size limit
+-- shows at one of them (buffered data reaches the disk at close), and must
+-- fail the run instead of leaving a truncated file to be swapped in.
 local function write_file(path, text)
   local f, msg = io.open(path, "wb")
   if not f then error("cannot write " .. path .. ": " .. tostring(msg), 0) end
-  f:write(text)
-  f:close()
+  local ok, werr = f:write(text)
+  local cok, cerr = f:close()
+  if not ok or not cok then error("cannot write " .. path .. ": " .. tostring(werr or cerr), 0) end
 end
 
 --- Plain data only (numbers, strings, booleans, tables of those).
@@ -177,17 +183,155 @@ local function plots(dir, name, r, formats, labels)
   return written
 end
 
+-- out/<name> (name made safe for a file name) unless the caller chose a folder.
+function M.outdir(spec, outdir)
+  if outdir then return outdir end
+  return "out/" .. spec.name:gsub("[^%w%-_%.]", "_")
+end
+
+-- parent, base of an output folder path ("out/x/" -> "out", "x").
+local function split(outdir)
+  local path = outdir:gsub("(.)/+$", "%1")
+  local parent, base = path:match("^(.*)/([^/]+)$")
+  if not parent then parent, base = ".", path end
+  if parent == "" then parent = "/" end
+  if base == "." or base == ".." or base == "/" then
+    error("the output folder must be named (got '" .. outdir .. "')", 0)
+  end
+  return parent, base
+end
+
+local function lock_file(parent, base) return parent .. "/." .. base .. ".lock" end
+
+local function is_spillover_output(dir)
+  local f = io.open(dir .. "/manifest.json", "rb")
+  if not f then return false end
+  local text = f:read("a")
+  f:close()
+  local ok, m = pcall(json.decode, text or "")
+  return ok and type(m) == "table" and m.spillover_version ~= nil and m.scenario ~= nil
+end
+
+--- Refuse to replace what spillover did not write: an existing output folder
+--- must be empty or hold a spillover manifest.json (every complete output
+--- does).  Raises with a message naming the folder.
+function M.check_target(outdir)
+  local S = sys()
+  split(outdir)
+  if not S.exists(outdir) then return end
+  if not S.isdir(outdir) then
+    error("refusing to write the results to " .. outdir .. ": it exists and is not a folder", 0)
+  end
+  local names, lerr = S.listdir(outdir)
+  if not names then error("cannot write the results to " .. outdir .. ": " .. tostring(lerr), 0) end
+  if #names > 0 and not is_spillover_output(outdir) then
+    error("refusing to write the results to " .. outdir .. ": the folder is not empty and has no spillover " ..
+      "manifest.json, so spillover did not write it (choose another -o, or empty or remove the folder)", 0)
+  end
+end
+
+-- The temporary folders of runs into parent/base, finished or not.
+local function temp_folders(S, parent, base)
+  local pattern = "^" .. base:gsub("%p", "%%%0") .. "%.tmp%-%w%w%w%w%w%w"
+  local paths = {}
+  for _, name in ipairs(S.listdir(parent) or {}) do
+    if name:find(pattern) then paths[#paths + 1] = parent .. "/" .. name end
+  end
+  return paths
+end
+
+-- Remove the temporary folders of runs that are gone: a live writer holds a
+-- lock on its folder, and the kernel drops it when the writer dies.  The
+-- caller holds the output folder's lock.
+local function remove_stale(S, parent, base)
+  for _, path in ipairs(temp_folders(S, parent, base)) do
+    local held <close> = S.lock(path, { wait = false })
+    if held then S.remove_tree(path) end
+  end
+end
+
+--- Remove what runs into outdir that died (killed, timed out) left behind.
+function M.clean(outdir)
+  local S = sys()
+  local parent, base = split(outdir)
+  if #temp_folders(S, parent, base) == 0 then return end
+  local lock <close> = S.lock(lock_file(parent, base))
+  if lock then remove_stale(S, parent, base) end
+end
+
+-- The output folder gets the user's usual permissions (mkdtemp makes it
+-- 0700), and every file and the folder itself are on disk before the swap.
+local function seal(S, tmp)
+  assert(S.chmod(tmp, 511 & ~S.umask()))  -- 0777 less the umask
+  for _, name in ipairs(assert(S.listdir(tmp))) do assert(S.fsync(tmp .. "/" .. name)) end
+  assert(S.fsync(tmp))
+end
+
+-- s with every plain occurrence of from replaced by to.
+local function replace_plain(s, from, to)
+  local out, i = {}, 1
+  while true do
+    local a, b = s:find(from, i, true)
+    if not a then break end
+    out[#out + 1] = s:sub(i, a - 1) .. to
+    i = b + 1
+  end
+  return table.concat(out) .. s:sub(i)
+end
+
+-- Put the complete folder tmp in place of outdir.  The caller holds the lock.
+-- RENAME_EXCHANGE swaps the two names in one step, so outdir is never missing;
+-- where the file system cannot exchange, two renames leave a moment without it.
+local function swap(S, tmp, outdir)
+  if not S.exists(outdir) then return assert(S.rename(tmp, outdir)) end
+  local swapped, xerr = S.exchange(tmp, outdir)
+  if swapped == nil then error(xerr, 0) end
+  if swapped then
+    S.remove_tree(tmp)  -- now the previous output; if this fails, the next run removes it
+    return true
+  end
+  local old = tmp .. ".old"
+  assert(S.rename(outdir, old))
+  local ok, err = S.rename(tmp, outdir)
+  if not ok then
+    S.rename(old, outdir)
+    error(err, 0)
+  end
+  S.remove_tree(old)
+  return true
+end
+
 --- Write the output folder for a run; returns its path.
 function M.write(s, results, opts)
   opts = opts or {}
   local S = sys()
   local spec = s.spec
-  local outdir = opts.outdir or ("out/" .. spec.name:gsub("[^%w%-_%.]", "_"))
-  local parent = outdir:match("^(.*)/[^/]+$") or "."
+  local outdir = M.outdir(spec, opts.outdir)
+  local parent, base = split(outdir)
   local okp, perr = S.mkdir(parent, { parents = true })
   if not okp then error("cannot create " .. parent .. ": " .. tostring(perr), 0) end
+  M.check_target(outdir)
+  local existed = S.exists(outdir)
+  local function not_written(err)
+    error(string.format("the results were not written to %s%s: %s", outdir,
+      existed and " (the previous results there are unchanged)" or "", err), 0)
+  end
+  local lockpath = lock_file(parent, base)
+  local lock, lerr = S.lock(lockpath)
+  if not lock then not_written(lerr) end
+  remove_stale(S, parent, base)
   local tmp, terr = S.mkdtemp(outdir .. ".tmp-")
-  if not tmp then error("cannot create a temporary output folder: " .. tostring(terr), 0) end
+  if not tmp then
+    lock:unlock()
+    not_written(terr)
+  end
+  -- Held until the swap: it tells other runs this folder is being written.
+  local mine <close>, merr = S.lock(tmp, { wait = false })
+  lock:unlock()
+  if not mine then
+    S.remove_tree(tmp)
+    not_written(merr)
+  end
   local log = {}
   local function logf(...) log[#log + 1] = string.format(...) end
   local ok, err = pcall(function()
@@ -330,25 +474,29 @@ function M.write(s, results, opts)
     end
     for k, v in pairs(results.timings) do logf("time %s: %.3f s", k, v) end
     write_file(tmp .. "/run.log", table.concat(log, "\n") .. "\n")
+    seal(S, tmp)
   end)
+  if ok then
+    lock, lerr = S.lock(lockpath)
+    ok, err = pcall(function()
+      if not lock then error(lerr, 0) end
+      M.check_target(outdir)
+      swap(S, tmp, outdir)
+    end)
+  end
   if not ok then
     S.remove_tree(tmp)
-    error(err, 0)
+    if lock then lock:unlock() end
+    -- Name the files by where they were going, and drop the position of the
+    -- raising line inside spillover.
+    err = replace_plain(tostring(err), tmp, outdir):gsub("^[^\n]-spillover/[%w_]+%.lua:%d+: ", "")
+    not_written(err)
   end
-  -- Swap the complete folder into place.
-  local old
-  if S.exists(outdir) then
-    old = tmp .. ".old"
-    local r1, e1 = S.rename(outdir, old)
-    if not r1 then S.remove_tree(tmp); error("cannot replace " .. outdir .. ": " .. tostring(e1), 0) end
+  local synced, serr = S.fsync(parent)
+  lock:unlock()
+  if not synced then
+    error("the results are in " .. outdir .. " but may not survive a crash: " .. tostring(serr), 0)
   end
-  local r2, e2 = S.rename(tmp, outdir)
-  if not r2 then
-    if old then S.rename(old, outdir) end
-    S.remove_tree(tmp)
-    error("cannot move the results into " .. outdir .. ": " .. tostring(e2), 0)
-  end
-  if old then S.remove_tree(old) end
   return outdir
 end
 
