@@ -200,7 +200,7 @@ static int l_solve(lua_State *L) {
   sp_error_clear(&err);
   for (size_t c = 0; c < m->size2; c++) {
     for (size_t r = 0; r < n; r++) b[r] = m->data[r * m->tda + c];
-    if (sp_spw_solve(u->s->Wn, rho, b, z, &err) != SP_OK) return sp_lua_error(L, &err);
+    if (sp_spml_solve(u->s, rho, b, z, &err) != SP_OK) return sp_lua_error(L, &err);
     for (size_t r = 0; r < n; r++) out->data[r * out->tda + c] = z[r];
   }
   lua_pop(L, 2);

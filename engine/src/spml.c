@@ -135,8 +135,13 @@ int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_err
   double *t = malloc((n ? n : 1) * sizeof *t);
   if (t == NULL) return sp_error_set(err, SP_ENOMEM, "spatial solve: out of memory (n = %zu)", n);
   memcpy(z, b, n * sizeof *z);
-  double bnorm = 0;
-  for (size_t r = 0; r < n; r++) bnorm = fmax(bnorm, fabs(b[r]));
+  /* The change shrinks by |rho| times the spectral radius per step.  When it
+     makes no new low for STALL steps the iteration diverges, or it is stuck
+     at the rounding level above the tolerance (which happens for rho near
+     -1, where the iterates alternate): stop rather than run on. */
+  enum { STALL = 100 };
+  double best = INFINITY;
+  int since = 0;
   for (int it = 0; it < 100000; it++) {
     sp_spw_lag(w, z, 1, 1, t);
     double change = 0, size = 0;
@@ -151,7 +156,12 @@ int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_err
       free(t);
       return SP_OK;
     }
-    if (it > 50 && size > 1e12 * (bnorm + 1e-300)) break;  /* diverging */
+    if (change < best) {
+      best = change;
+      since = 0;
+    } else if (++since > STALL) {
+      break;
+    }
   }
   free(t);
   return sp_error_set(err, SP_ECONV,
@@ -172,6 +182,9 @@ void sp_spml_sample_free(sp_spml_sample *s) {
     for (size_t d = 0; d < s->ndistinct; d++) sp_spw_free(s->Wd[d]);
   free(s->Wd);
   free(s->mult);
+  free(s->bstart);
+  free(s->brows);
+  free(s->dkey);
   free(s);
 }
 
@@ -302,7 +315,10 @@ int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const s
   }
   free(first);
   if (st != SP_OK) goto fail;
-  free(bstart); free(brows); free(pos); free(dkey);
+  s->bstart = bstart;  /* kept for the direct solve */
+  s->brows = brows;
+  s->dkey = dkey;
+  free(pos);
   free(tri_i); free(tri_j); free(tri_x);
   *out = s;
   return SP_OK;
@@ -325,9 +341,14 @@ struct sp_logdet {
   const sp_spml_sample *s;
   sp_logdet_options o;
   double lower, upper;
+  /* The spectrum's real parts lie in [a - b, a + b] (every method). */
+  double a, b;
   /* EIGEN: eigenvalues per distinct block */
   double **re, **im;
-  /* MC/Chebyshev: tr(W^k) (k = 0..order) and tr(T_k(W)), summed over blocks with multiplicity */
+  /* MC/Chebyshev: tr(U^k) (k = 0..order) and tr(T_k(U)) of U = (W - a I) / b,
+     summed over blocks with multiplicity.  The spectrum of U is in [-1, 1],
+     so both expansions hold on the whole interval of rho, not only on
+     (-1, 1) where those of W itself converge. */
   double *tpow, *tcheb;
   double *work;  /* LU: dense scratch of the largest block (2 n^2) */
   size_t nmax;
@@ -342,7 +363,7 @@ void sp_logdet_options_init(sp_logdet_options *o) {
 
 void sp_logdet_free(sp_logdet *ld) {
   if (ld == NULL) return;
-  if (ld->re)
+  if (ld->re && ld->im)
     for (size_t d = 0; d < ld->s->ndistinct; d++) { free(ld->re[d]); free(ld->im[d]); }
   free(ld->re);
   free(ld->im);
@@ -433,20 +454,28 @@ static int block_eigen(const sp_spw *w, double *re, double *im, sp_error *err) {
   return SP_OK;
 }
 
-/* Traces of W^k (k = 0..m) and of the Chebyshev polynomials T_k(W) for one
-   block, added (times mult) into tpow and tcheb: exact for k <= 2, estimated
-   with nvec Gaussian vectors above (Barry & Pace 1999). */
-static int block_moments(const sp_spw *w, size_t mult, const sp_logdet_options *o, gsl_rng *rng,
-                         double *tpow, double *tcheb, sp_error *err) {
+/* out = U x with U = (W - a I) / b (n-vectors). */
+static void shifted_lag(const sp_spw *w, double a, double b, const double *x, double *out) {
+  sp_spw_lag(w, x, 1, 1, out);
+  for (size_t r = 0; r < w->n; r++) out[r] = (out[r] - a * x[r]) / b;
+}
+
+/* Traces of U^k (k = 0..m) and of the Chebyshev polynomials T_k(U) for one
+   block, U = (W - a I) / b, added (times mult) into tpow and tcheb: exact for
+   k <= 2, estimated with nvec Gaussian vectors above (Barry & Pace 1999). */
+static int block_moments(const sp_spw *w, size_t mult, double sa, double sb, const sp_logdet_options *o,
+                         gsl_rng *rng, double *tpow, double *tcheb, sp_error *err) {
   size_t n = w->n, m = o->order;
-  double t1 = 0, t2 = 0;
+  double w1 = 0, w2 = 0;
   for (size_t r = 0; r < n; r++)
     for (size_t q = w->p[r]; q < w->p[r + 1]; q++) {
       size_t c = w->j[q];
-      if (c == r) t1 += w->x[q];
+      if (c == r) w1 += w->x[q];
       for (size_t t = w->p[c]; t < w->p[c + 1]; t++)
-        if (w->j[t] == r) t2 += w->x[q] * w->x[t];
+        if (w->j[t] == r) w2 += w->x[q] * w->x[t];
     }
+  /* tr(U) and tr(U^2) from tr(W), tr(W^2) */
+  double t1 = (w1 - sa * (double)n) / sb, t2 = (w2 - 2 * sa * w1 + sa * sa * (double)n) / (sb * sb);
   double *x = malloc(5 * (n ? n : 1) * sizeof *x);
   double *est = calloc(2 * (m + 1), sizeof *est);
   if (x == NULL || est == NULL) {
@@ -459,16 +488,16 @@ static int block_moments(const sp_spw *w, size_t mult, const sp_logdet_options *
     for (size_t r = 0; r < n; r++) { x[r] = gsl_ran_gaussian_ziggurat(rng, 1.0); xx += x[r] * x[r]; }
     memcpy(v, x, n * sizeof *v);
     memcpy(u0, x, n * sizeof *u0);  /* T_0 x */
-    sp_spw_lag(w, x, 1, 1, u1);      /* T_1 x */
+    shifted_lag(w, sa, sb, x, u1);   /* T_1 x */
     for (size_t k = 1; k <= m; k++) {
-      sp_spw_lag(w, v, 1, 1, t);
+      shifted_lag(w, sa, sb, v, t);
       memcpy(v, t, n * sizeof *v);
       double a = 0, c = 0;
       for (size_t r = 0; r < n; r++) { a += x[r] * v[r]; c += x[r] * u1[r]; }
       est[k] += n * a / xx;
       est[m + 1 + k] += n * c / xx;
-      /* T_{k+1} x = 2 W T_k x - T_{k-1} x */
-      sp_spw_lag(w, u1, 1, 1, t);
+      /* T_{k+1} x = 2 U T_k x - T_{k-1} x */
+      shifted_lag(w, sa, sb, u1, t);
       for (size_t r = 0; r < n; r++) {
         double nxt = 2 * t[r] - u0[r];
         u0[r] = u1[r];
@@ -501,28 +530,50 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   if (ld == NULL) return sp_error_set(err, SP_ENOMEM, "spatial log-determinant: out of memory");
   ld->s = s;
   ld->o = *o;
-  ld->lower = -1;
-  ld->upper = 1;
   int st = SP_OK;
   for (size_t d = 0; d < s->ndistinct; d++) ld->nmax = s->Wd[d]->n > ld->nmax ? s->Wd[d]->n : ld->nmax;
-  if (o->method == SP_LOGDET_EIGEN) {
-    ld->re = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->re);
-    ld->im = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->im);
-    if (ld->re == NULL || ld->im == NULL) goto nomem;
-    double emin = 0, emax = 0;
-    for (size_t d = 0; d < s->ndistinct; d++) {
-      size_t n = s->Wd[d]->n;
-      ld->re[d] = malloc((n ? n : 1) * sizeof **ld->re);
-      ld->im[d] = malloc((n ? n : 1) * sizeof **ld->im);
-      if (ld->re[d] == NULL || ld->im[d] == NULL) goto nomem;
-      if ((st = block_eigen(s->Wd[d], ld->re[d], ld->im[d], err)) != SP_OK) goto fail;
+  /* The interval of rho comes from the real parts of the eigenvalues of
+     every distinct block, whatever the method, so that every method
+     maximises over the same interval.  EIGEN keeps the eigenvalues; the
+     other methods compute them for blocks up to SP_SPML_DIRECT_MAX units and
+     bound them by the largest absolute row sum above (for row-standardised
+     W: (-1, 1), inside the exact interval). */
+  ld->re = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->re);
+  ld->im = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->im);
+  if (ld->re == NULL || ld->im == NULL) goto nomem;
+  double emin = 0, emax = 0;
+  for (size_t d = 0; d < s->ndistinct; d++) {
+    const sp_spw *w = s->Wd[d];
+    size_t n = w->n;
+    if (o->method != SP_LOGDET_EIGEN && n > SP_SPML_DIRECT_MAX) {
       for (size_t r = 0; r < n; r++) {
-        emin = fmin(emin, ld->re[d][r]);
-        emax = fmax(emax, ld->re[d][r]);
+        double sum = 0;
+        for (size_t q = w->p[r]; q < w->p[r + 1]; q++) sum += fabs(w->x[q]);
+        emin = fmin(emin, -sum);
+        emax = fmax(emax, sum);
       }
+      continue;
     }
-    ld->lower = emin < 0 ? 1 / emin : -INFINITY;
-    ld->upper = emax > 0 ? 1 / emax : INFINITY;
+    ld->re[d] = malloc((n ? n : 1) * sizeof **ld->re);
+    ld->im[d] = malloc((n ? n : 1) * sizeof **ld->im);
+    if (ld->re[d] == NULL || ld->im[d] == NULL) goto nomem;
+    if ((st = block_eigen(w, ld->re[d], ld->im[d], err)) != SP_OK) goto fail;
+    for (size_t r = 0; r < n; r++) {
+      emin = fmin(emin, ld->re[d][r]);
+      emax = fmax(emax, ld->re[d][r]);
+    }
+    if (o->method != SP_LOGDET_EIGEN) {
+      free(ld->re[d]);
+      free(ld->im[d]);
+      ld->re[d] = ld->im[d] = NULL;
+    }
+  }
+  ld->lower = emin < 0 ? 1 / emin : -INFINITY;
+  ld->upper = emax > 0 ? 1 / emax : INFINITY;
+  ld->a = (emax + emin) / 2;
+  ld->b = emax > emin ? (emax - emin) / 2 : 1;  /* a W without links: U = W */
+  if (o->method == SP_LOGDET_EIGEN) {
+    /* the eigenvalues are all it needs */
   } else if (o->method == SP_LOGDET_LU) {
     ld->work = malloc((2 * ld->nmax * ld->nmax + 1) * sizeof *ld->work);
     if (ld->work == NULL) goto nomem;
@@ -533,7 +584,7 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
     if (ld->tpow == NULL || ld->tcheb == NULL || rng == NULL) { gsl_rng_free(rng); goto nomem; }
     gsl_rng_set(rng, o->seed);
     for (size_t d = 0; d < s->ndistinct && st == SP_OK; d++)
-      st = block_moments(s->Wd[d], s->mult[d], o, rng, ld->tpow, ld->tcheb, err);
+      st = block_moments(s->Wd[d], s->mult[d], ld->a, ld->b, o, rng, ld->tpow, ld->tcheb, err);
     gsl_rng_free(rng);
     if (st != SP_OK) goto fail;
   }
@@ -558,7 +609,7 @@ static int lu_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_
   lapack_int info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, a, (lapack_int)n, piv);
   sp_blas_serial_end(threads);
   if (info != 0)
-    return sp_error_set(err, SP_ESINGULAR, "spatial log-determinant: I - rho W is singular at rho = %.17g", rho);
+    return sp_error_set(err, SP_ESINGULAR, "spatial: I - rho W is singular at rho = %.17g", rho);
   return SP_OK;
 }
 
@@ -574,12 +625,61 @@ static int inverse_block(const sp_spw *w, double rho, double *a, lapack_int *piv
   return SP_OK;
 }
 
-/* Chebyshev coefficients of g(x) on [-1, 1] at q + 1 nodes. */
-static void cheb_coef(double rho, int deriv, size_t q, double *c) {
+int sp_spml_solve(const sp_spml_sample *s, double rho, const double *b, double *z, sp_error *err) {
+  sp_error first;
+  sp_error_clear(&first);
+  int st = sp_spw_solve(s->Wn, rho, b, z, &first);
+  if (st != SP_ECONV) {
+    if (st != SP_OK) *err = first;
+    return st;
+  }
+  size_t nmax = 0;
+  for (size_t d = 0; d < s->ndistinct; d++) nmax = s->Wd[d]->n > nmax ? s->Wd[d]->n : nmax;
+  if (nmax > SP_SPML_DIRECT_MAX) {
+    *err = first;
+    return st;
+  }
+  /* Direct: one LU per distinct block, then every period that shares it. */
+  double *a = malloc((nmax ? nmax * nmax : 1) * sizeof *a), *x = malloc((nmax ? nmax : 1) * sizeof *x);
+  lapack_int *piv = malloc((nmax ? nmax : 1) * sizeof *piv);
+  if (a == NULL || x == NULL || piv == NULL) {
+    st = sp_error_set(err, SP_ENOMEM, "spatial solve: out of memory for a %zu x %zu block", nmax, nmax);
+    goto done;
+  }
+  for (size_t d = 0; d < s->ndistinct; d++) {
+    const sp_spw *w = s->Wd[d];
+    lapack_int n = (lapack_int)w->n;
+    if (n == 0) continue;
+    if ((st = lu_block(w, rho, a, piv, err)) != SP_OK) goto done;
+    for (size_t blk = 0; blk < s->nblock; blk++) {
+      if (s->dkey[blk] != d) continue;
+      const size_t *rows = s->brows + s->bstart[blk];
+      for (lapack_int r = 0; r < n; r++) x[r] = b[rows[r]];
+      int threads = sp_blas_serial_begin();
+      lapack_int info = LAPACKE_dgetrs(LAPACK_ROW_MAJOR, 'N', n, 1, a, n, piv, x, 1);
+      sp_blas_serial_end(threads);
+      if (info != 0) {
+        st = sp_error_set(err, SP_EVALUE, "spatial solve: LAPACK dgetrs failed (info %d)", (int)info);
+        goto done;
+      }
+      for (lapack_int r = 0; r < n; r++) z[rows[r]] = x[r];
+    }
+  }
+  st = SP_OK;
+done:
+  free(a);
+  free(x);
+  free(piv);
+  return st;
+}
+
+/* Chebyshev coefficients on u in [-1, 1] at q + 1 nodes of g(a + b u), with
+   g(x) = log(1 - rho x) or its first or second derivative in rho. */
+static void cheb_coef(double rho, double a, double b, int deriv, size_t q, double *c) {
   for (size_t j = 0; j <= q; j++) {
     double sum = 0;
     for (size_t k = 0; k <= q; k++) {
-      double th = M_PI * ((double)k + 0.5) / (double)(q + 1), x = cos(th);
+      double th = M_PI * ((double)k + 0.5) / (double)(q + 1), x = a + b * cos(th);
       double f = deriv == 0 ? log(1 - rho * x) : deriv == 1 ? -x / (1 - rho * x) : -x * x / ((1 - rho * x) * (1 - rho * x));
       sum += f * cos((double)j * th);
     }
@@ -637,28 +737,35 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
     }
     free(piv);
   } else if (ld->o.method == SP_LOGDET_MC) {
-    /* log|I - rho W| = -sum_k rho^k tr(W^k) / k, and its derivatives term by term */
-    double pk = 1;  /* rho^(k-1) */
-    double pk2 = 1; /* rho^(k-2) for k >= 2 */
+    /* With W = a I + b U and c = 1 - rho a: I - rho W = c (I - s U), s = rho b / c, so
+       log|I - rho W| = n log c - sum_k s^k tr(U^k) / k, and |s| < 1 on the interval. */
+    double n = ld->tpow[0], a = ld->a, c = 1 - rho * a, sr = rho * ld->b / c;
+    double ds = ld->b / (c * c), d2s = 2 * a * ld->b / (c * c * c);  /* ds/drho, d2s/drho2 */
+    double f = 0, f1 = 0, f2 = 0;  /* -sum s^k t_k / k and its first two derivatives in s */
+    double pk = 1;  /* s^(k-1) */
+    double pk2 = 1; /* s^(k-2) for k >= 2 */
     for (size_t k = 1; k <= ld->o.order; k++) {
       double t = ld->tpow[k];
-      g1 -= pk * t;
-      if (k >= 2) { g2 -= (double)(k - 1) * pk2 * t; pk2 *= rho; }
-      pk *= rho;
-      v -= pk * t / (double)k;
+      f1 -= pk * t;
+      if (k >= 2) { f2 -= (double)(k - 1) * pk2 * t; pk2 *= sr; }
+      pk *= sr;
+      f -= pk * t / (double)k;
     }
+    v = n * log(c) + f;
+    g1 = -n * a / c + f1 * ds;
+    g2 = -n * a * a / (c * c) + f1 * d2s + f2 * ds * ds;
   } else {
     size_t q = ld->o.order;
     double *c = malloc((q + 1) * sizeof *c);
     if (c == NULL) return sp_error_set(err, SP_ENOMEM, "spatial log-determinant: out of memory");
     double n = ld->tcheb[0];
-    cheb_coef(rho, 0, q, c);
+    cheb_coef(rho, ld->a, ld->b, 0, q, c);
     v = -c[0] * n / 2;
     for (size_t j = 0; j <= q; j++) v += c[j] * ld->tcheb[j];
-    cheb_coef(rho, 1, q, c);
+    cheb_coef(rho, ld->a, ld->b, 1, q, c);
     g1 = -c[0] * n / 2;
     for (size_t j = 0; j <= q; j++) g1 += c[j] * ld->tcheb[j];
-    cheb_coef(rho, 2, q, c);
+    cheb_coef(rho, ld->a, ld->b, 2, q, c);
     g2 = -c[0] * n / 2;
     for (size_t j = 0; j <= q; j++) g2 += c[j] * ld->tcheb[j];
     free(c);
@@ -758,16 +865,25 @@ int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, 
     for (int q = 0; q < 4; q++) t[q] += m * b[q];
   }
   if (st == SP_OK && (ld->o.method == SP_LOGDET_MC || ld->o.method == SP_LOGDET_CHEBYSHEV) && !want_dense) {
-    /* no dense inverse: the first three from the power series */
-    /* Power series with the estimated traces of W^k (already weighted). */
-    double pk = 1;
-    t[0] = t[1] = t[2] = 0;
-    for (size_t k = 0; k <= ld->o.order; k++) {
-      t[0] += pk * ld->tpow[k];
-      if (k + 1 <= ld->o.order) t[1] += pk * ld->tpow[k + 1];
-      if (k + 2 <= ld->o.order) t[2] += (double)(k + 1) * pk * ld->tpow[k + 2];
-      pk *= rho;
+    /* No dense inverse: the first three from the power series in U (already
+       weighted by block).  A = (I - s U)^-1 / c = sum_k s^k U^k / c,
+       G = (a I + b U) A, G G = (a I + b U)^2 sum_k (k + 1) s^k U^k / c^2. */
+    const double *tu = ld->tpow;
+    double sa = ld->a, sb = ld->b, c = 1 - rho * sa, sr = rho * sb / c, pk = 1;
+    size_t m = ld->o.order;
+    double sA = 0, sU = 0, sG2 = 0;
+    for (size_t k = 0; k <= m; k++) {
+      sA += pk * tu[k];
+      if (k + 1 <= m) sU += pk * tu[k + 1];
+      double g2k = sa * sa * tu[k];
+      if (k + 1 <= m) g2k += 2 * sa * sb * tu[k + 1];
+      if (k + 2 <= m) g2k += sb * sb * tu[k + 2];
+      sG2 += (double)(k + 1) * pk * g2k;
+      pk *= sr;
     }
+    t[0] = sA / c;
+    t[1] = sa * t[0] + sb * sU / c;
+    t[2] = sG2 / (c * c);
   }
   free(a);
   free(G);

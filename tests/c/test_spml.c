@@ -61,11 +61,16 @@ int main(void) {
   for (size_t k = 0; k < n; k++) exact += log(1 - rho * cos(2 * M_PI * (double)k / (double)n));
   const int methods[4] = {SP_LOGDET_EIGEN, SP_LOGDET_LU, SP_LOGDET_MC, SP_LOGDET_CHEBYSHEV};
   const char *names[4] = {"eigen", "lu", "mc", "chebyshev"};
+  /* rho = -1.05 is admissible (the interval starts at 1 / cos(6 pi / 7) = -1.11)
+     but beyond -1, where the power series of W itself diverges */
+  double rho_neg = -1.05, exact_neg = 0;
+  for (size_t k = 0; k < n; k++) exact_neg += log(1 - rho_neg * cos(2 * M_PI * (double)k / (double)n));
   for (int m = 0; m < 4; m++) {
     sp_logdet_options o;
     sp_logdet_options_init(&o);
     o.method = methods[m];
     o.nvec = 400;
+    o.order = 120;  /* the series converge slowly near the ends of the interval */
     sp_logdet *ld = NULL;
     char what[96];
     int st = sp_logdet_new(S, &o, &ld, &err);
@@ -80,11 +85,28 @@ int main(void) {
     check(sp_logdet_traces(ld, rho, 100, 1, t, &err) == SP_OK, "traces computed");
     snprintf(what, sizeof what, "logdet %s: d1 = -tr(G)", names[m]);
     near(d1, -t[1], m < 2 ? 1e-12 : 2e-2, what);
+    /* every method: the interval from the eigenvalues, and a log-determinant there */
+    double lo, hi;
+    sp_logdet_interval(ld, &lo, &hi);
+    snprintf(what, sizeof what, "%s interval: upper 1 / max eigenvalue", names[m]);
+    near(hi, 1, 1e-12, what);
+    snprintf(what, sizeof what, "%s interval: lower 1 / min eigenvalue", names[m]);
+    near(lo, 1 / cos(2 * M_PI * 3 / 7.0), 1e-12, what);
+    snprintf(what, sizeof what, "logdet %s: value at rho = -1.05", names[m]);
+    check(sp_logdet_eval(ld, rho_neg, &v, &d1, &d2, &err) == SP_OK, what);
+    near(v, exact_neg, m < 2 ? 1e-12 : 2e-2, what);
+    if (m >= 2) {
+      /* the same expansion's traces at -1.05: tr(G) = -d1 of the exact logdet */
+      double g1 = 0;
+      for (size_t k = 0; k < n; k++) {
+        double wk = cos(2 * M_PI * (double)k / (double)n);
+        g1 += wk / (1 - rho_neg * wk);
+      }
+      check(sp_logdet_traces(ld, rho_neg, 0, 0, t, &err) == SP_OK, "traces by the series at rho = -1.05");
+      snprintf(what, sizeof what, "%s: tr(G) at rho = -1.05", names[m]);
+      near(t[1], g1, 2e-2, what);
+    }
     if (m == 0) {
-      double lo, hi;
-      sp_logdet_interval(ld, &lo, &hi);
-      near(hi, 1, 1e-12, "eigen interval: upper 1 / max eigenvalue");
-      near(lo, 1 / cos(2 * M_PI * 3 / 7.0), 1e-12, "eigen interval: lower 1 / min eigenvalue");
       /* tr(A) from a symmetric W: sum 1 / (1 - rho w) */
       double tA = 0;
       for (size_t k = 0; k < n; k++) tA += 1 / (1 - rho * cos(2 * M_PI * (double)k / (double)n));
@@ -103,6 +125,13 @@ int main(void) {
   check(res < 1e-13, "solve: (I - rho W) z = b");
   check(sp_spw_solve(S->Wn, 1.5, b, z, &err) == SP_ECONV && strstr(err.msg, "did not converge") != NULL,
         "solve: divergence reported");
+  /* Beyond -1 the iteration diverges; the sample's solve goes direct. */
+  check(sp_spw_solve(S->Wn, rho_neg, b, z, &err) == SP_ECONV, "iterative solve fails at rho = -1.05");
+  check(sp_spml_solve(S, rho_neg, b, z, &err) == SP_OK, "sample solve at rho = -1.05 (direct)");
+  sp_spw_lag(S->Wn, z, 1, 1, Wz);
+  res = 0;
+  for (size_t r = 0; r < n; r++) res = fmax(res, fabs(z[r] - rho_neg * Wz[r] - b[r]));
+  check(res < 1e-13, "direct solve: (I - rho W) z = b");
 
   /* a panel of 3 periods, unit 2 absent in period 1: two distinct blocks */
   size_t pu[20], pb[20], m = 0;
@@ -115,6 +144,14 @@ int main(void) {
   /* units 1 and 3 lose neighbour 2 in period 1: their only other neighbour gets weight 1 */
   size_t row_u1 = n + 1;  /* period 1 rows: 0, 1, 3, 4, 5, 6 -> unit 1 is row n + 1 */
   check(P->Wn->p[row_u1 + 1] - P->Wn->p[row_u1] == 1 && P->Wn->x[P->Wn->p[row_u1]] == 1, "panel: absent neighbour dropped");
+  /* the direct solve on two distinct blocks, shared by periods 0 and 2 */
+  double pbv[20], pz[20], pw[20];
+  for (size_t r = 0; r < m; r++) pbv[r] = sin((double)r + 1);
+  check(sp_spml_solve(P, rho_neg, pbv, pz, &err) == SP_OK, "panel: direct solve at rho = -1.05");
+  sp_spw_lag(P->Wn, pz, 1, 1, pw);
+  res = 0;
+  for (size_t r = 0; r < m; r++) res = fmax(res, fabs(pz[r] - rho_neg * pw[r] - pbv[r]));
+  check(res < 1e-12, "panel: direct solve: (I - rho W) z = b in every period");
   sp_spml_sample_free(P);
   pu[1] = 0;
   check(sp_spml_sample_new(W, m, pu, pb, 3, 1, &P, &err) == SP_EDUP && strstr(err.msg, "appears twice") != NULL,

@@ -176,6 +176,103 @@ Wwrong:set_ids(wrong)
 T.checkerr("'ARKANSAS' of 'state' is not among the weights' ids", SM.spatial, d, f0, { weights = Wwrong, effect = "individual" })
 T.checkerr("durbin names 'nope'", SM.spatial, col, "CRIME ~ INC", { model = "sdm", weights = Wc, id = "POLYID", durbin = { "nope" } })
 
+-- ---- negative rho beyond -1: row-standardised inverse-distance weights ------------------------
+-- The SDM with two-way effects on the provincial panel and W = 1/d between
+-- capitals has rho = -0.92, inside (1/lambda_min, 1) = (-4.58, 1).  The
+-- iterative solve (I - rho W) z = b stalled there and the fit, fit:predict
+-- and fit:impacts failed; the estimate is checked against a profile of the
+-- concentrated likelihood built here from sp.ols and W:eigenvalues() only.
+do
+  local weights = require("spillover.spatial").weights
+  local pd = sp.read_csv("scenarios/data/cn_province_panel.csv")
+  pd:panel { entity = "province", time = "year" }
+  pd.lnpat = pd.patent_grants:log()
+  pd.lndf = pd.digital_finance:log()
+  pd.lngdppc = pd.gdp_per_capita:log()
+  local Wdist = weights.distance(sp.read_csv("scenarios/data/cn_province_capital_coords.csv"), { id = "province" })
+  local re = Wdist:eigenvalues()
+  local lo, hi = 1 / re:get(1, 1), 1 / re:get(Wdist:n(), 1)
+  local xs = { "lndf", "lngdppc", "urbanization" }
+  local ff = "lnpat ~ lndf + lngdppc + urbanization | province + year"
+  local fit = SM.spatial(pd, ff, { model = "sdm", weights = Wdist })
+  local rho = fit:coef().rho
+  T.check(rho < -0.5 and rho > lo and rho < hi, "distance SDM: rho inside (1/lambda_min, 1)",
+    string.format("%g in (%g, %g)", rho, lo, hi))
+  T.near(fit.stats.interval[1], lo, 1e-12, "distance SDM: interval from the eigenvalues (lower)")
+  T.near(fit.stats.interval[2], hi, 1e-12, "distance SDM: interval from the eigenvalues (upper)")
+  local pr = fit:predict(pd)
+  T.check(pr:nrow() == pd:nrow() and pr[1] == pr[1], "distance SDM: predict works at rho < -0.9")
+  local imp = fit:impacts { draws = 50, seed = 2 }
+  T.check(imp.total.lndf == imp.total.lndf and imp.se.total.lndf > 0, "distance SDM: impacts (with draws) work")
+  -- fit:predict is (I - rho W)^-1 (X b + W X theta + FE): the residual of the
+  -- spatial equation of the prediction is X b + W X theta + FE again
+  local lagp = {}
+  pd.pred__ = pr
+  local Wp = Wdist:panel_lag(pd, "pred__")
+  pd.pred__ = nil
+  local b = fit:coef()
+  local fe = fit.spatial.fe
+  local worst = 0
+  for i = 1, pd:nrow() do lagp[i] = pr[i] - rho * Wp[i] end
+  local Wx = {}
+  for _, x in ipairs(xs) do Wx[x] = Wdist:panel_lag(pd, x) end
+  for i = 1, pd:nrow() do
+    local mu = fe[1].values[pd.province[i]] + fe[2].values[tostring(math.tointeger(pd.year[i]))]
+    for _, x in ipairs(xs) do mu = mu + b[x] * pd[x][i] + b["W." .. x] * Wx[x][i] end
+    worst = math.max(worst, math.abs(lagp[i] - mu))
+  end
+  T.check(worst < 1e-10, "distance SDM: predictions solve (I - rho W) yhat = X b + W X theta + FE",
+    string.format("max residual %g", worst))
+
+  -- The profile: SSR(rho) from the within residuals of y and W y on (X, W X),
+  -- log|I - rho W| = T sum log(1 - rho lambda_i).
+  for _, x in ipairs(xs) do pd["W_" .. x] = Wx[x] end
+  pd.W_lnpat = Wdist:panel_lag(pd, "lnpat")
+  local rhs = " ~ lndf + lngdppc + urbanization + W_lndf + W_lngdppc + W_urbanization | province + year"
+  local e0 = sp.ols(pd, "lnpat" .. rhs):resid()
+  local eL = sp.ols(pd, "W_lnpat" .. rhs):resid()
+  local a, c, q = 0, 0, 0
+  for i = 1, e0:nrow() do
+    a, c, q = a + e0[i] * e0[i], c + e0[i] * eL[i], q + eL[i] * eL[i]
+  end
+  local n, nT = e0:nrow(), 12
+  local function profile(r)
+    local ld = 0
+    for i = 1, re:nrow() do ld = ld + math.log(1 - r * re:get(i, 1)) end
+    return -n / 2 * math.log(a - 2 * r * c + r * r * q) + nT * ld
+  end
+  local left, right = lo + 1e-9, hi - 1e-9
+  for _ = 1, 6 do  -- zoom: 200 points, then around the best
+    local best, bx = -math.huge, nil
+    for k = 0, 200 do
+      local r = left + (right - left) * k / 200
+      local v = profile(r)
+      if v > best then best, bx = v, r end
+    end
+    local step = (right - left) / 200
+    left, right = math.max(left, bx - step), math.min(right, bx + step)
+  end
+  T.near((left + right) / 2, rho, 1e-6, "distance SDM: rho = the maximum of the profile likelihood on a grid")
+  local prof_ll = profile(rho) - n / 2 * (math.log(2 * math.pi / n) + 1)
+  T.near(fit.stats.loglik, prof_ll, 1e-10, "distance SDM: loglik = the profile likelihood at rho")
+
+  -- every log-determinant method: the same interval; LU the same optimum
+  local lu = SM.spatial(pd, ff, { model = "sdm", weights = Wdist, logdet = "lu" })
+  T.near(lu:coef().rho, rho, 1e-10, "distance SDM: LU log-determinant gives the eigenvalue optimum")
+  for _, m in ipairs { "lu", "mc", "chebyshev" } do
+    local f = m == "lu" and lu or SM.spatial(pd, ff, { model = "sdm", weights = Wdist, logdet = m, order = 60, nvec = 200 })
+    T.check(f.stats.interval[1] == fit.stats.interval[1] and f.stats.interval[2] == fit.stats.interval[2],
+      "distance SDM: " .. m .. " has the eigenvalue interval",
+      string.format("(%.17g, %.17g)", f.stats.interval[1], f.stats.interval[2]))
+    T.check(math.abs(f:coef().rho - rho) < 0.02, "distance SDM: " .. m .. " close to the exact rho",
+      string.format("%g vs %g", f:coef().rho, rho))
+  end
+  -- an interval inside (-1, 1) works too (the estimate is inside it)
+  local narrow = SM.spatial(pd, ff, { model = "sdm", weights = Wdist, interval = { -0.99, 0.99 } })
+  T.near(narrow:coef().rho, rho, 1e-10, "distance SDM: interval = {-0.99, 0.99} gives the same estimate")
+  T.check(narrow:predict(pd)[1] == pr[1], "distance SDM: interval = {-0.99, 0.99}: predict works")
+end
+
 -- ---- determinism across BLAS threads -----------------------------------------------------------
 -- docs/scenarios.md promises a byte-identical results.json for the same
 -- scenario and seed; OpenBLAS's threaded LAPACK (eigenvalues, LU) once made

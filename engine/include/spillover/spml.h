@@ -57,7 +57,9 @@ void sp_spw_lag(const sp_spw *w, const double *x, size_t p, size_t tda, double *
 
 /* Solve (I - rho W) z = b (n-vectors) by the fixed-point iteration
    z <- b + rho W z, which converges when |rho| times the spectral radius of W
-   is below 1 (row-standardised W and |rho| < 1).  SP_ECONV otherwise. */
+   is below 1 (row-standardised W and |rho| < 1).  SP_ECONV when it diverges
+   or stalls above a relative change of 1e-15 (sp_spml_solve then solves
+   directly). */
 int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_error *err);
 
 /* ---- the weights of a sample: one block per period --------------------------- */
@@ -77,11 +79,26 @@ typedef struct sp_spml_sample {
   size_t *mult;        /* how many periods share each distinct block */
   int row_stochastic;  /* every non-empty row of Wn sums to 1 (within 1e-12) */
   size_t nempty;       /* rows of Wn without neighbours */
+  size_t *bstart;      /* nblock + 1 offsets into brows */
+  size_t *brows;       /* the rows of each block, in the unit order of its distinct block */
+  size_t *dkey;        /* nblock: the distinct block of each block */
 } sp_spml_sample;
 
 int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const size_t *block,
                        size_t nblock, int restandardise, sp_spml_sample **out, sp_error *err);
 void sp_spml_sample_free(sp_spml_sample *s);
+
+/* Blocks up to this many units have a direct (dense LU) solve. */
+#define SP_SPML_DIRECT_MAX 2000
+
+/* Solve (I - rho W) z = b over the whole sample (n-vectors, b and z must not
+   alias).  First the iteration of sp_spw_solve; when it stalls or diverges
+   (|rho| times the spectral radius of W near or above 1, which the
+   admissible interval allows for negative rho), a dense LU of each distinct
+   block, shared by the periods with the same units.  SP_ECONV when the
+   iteration fails and a block is larger than SP_SPML_DIRECT_MAX; SP_ESINGULAR
+   when I - rho W is singular. */
+int sp_spml_solve(const sp_spml_sample *s, double rho, const double *b, double *z, sp_error *err);
 
 /* ---- log-determinants --------------------------------------------------------- */
 
@@ -104,9 +121,16 @@ void sp_logdet_options_init(sp_logdet_options *o);
 typedef struct sp_logdet sp_logdet;
 
 /* Prepare the log-determinant of a sample.  Keeps a pointer to s (which must
-   outlive it).  Also sets the admissible interval (lower, upper) of rho: the
-   reciprocals of the smallest and largest real eigenvalue for EIGEN (and for
-   LU, which computes them once), [-1, 1] otherwise. */
+   outlive it).  Also sets the admissible interval (lower, upper) of rho, the
+   same for every method: the reciprocals of the smallest and largest real
+   part of the eigenvalues of the distinct blocks.  A block is similar to a
+   symmetric matrix when W is a row rescaling of symmetric weights (W = D^-1 C,
+   row-standardised contiguity or distance weights); its eigenvalues are then
+   real and come from dsyevd on D^1/2 W D^-1/2, else from dgeev.  Methods other
+   than EIGEN bound a block above SP_SPML_DIRECT_MAX units by its largest
+   absolute row sum r instead (-1/r, 1/r: inside the exact interval).
+   MC and Chebyshev expand in U = (W - a I) / b, with [a - b, a + b] the range
+   of those real parts, so they hold on the whole interval. */
 int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet **out,
                   sp_error *err);
 void sp_logdet_free(sp_logdet *ld);
