@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = 0;
   FILE *fp = open_memstream(&text, &len);
   if (fp == NULL) { sp_frame_free(f); return 0; }
-  int st = sp_frame_write_csv_stream(f, fp, "fuzz-out.csv", &err);
+  int st = sp_frame_write_csv_stream(f, fp, "fuzz-out.csv", NULL, &err);
   fclose(fp);
   if (st == SP_OK) {
     sp_frame *g = NULL;

@@ -18,7 +18,7 @@
 static void check_csv_options(lua_State *L, int idx, sp_csv_options *opt) {
   sp_csv_options_init(opt);
   if (lua_isnoneornil(L, idx)) return;
-  static const char *const allowed[] = {"delimiter", "header", "missing", "types", "max_rows", NULL};
+  static const char *const allowed[] = {"delimiter", "header", "missing", "types", "max_rows", "encoding", NULL};
   sp_lua_check_options(L, idx, "read_csv", allowed);
 
   if (lua_getfield(L, idx, "delimiter") != LUA_TNIL) {
@@ -33,6 +33,13 @@ static void check_csv_options(lua_State *L, int idx, sp_csv_options *opt) {
   if (lua_getfield(L, idx, "header") != LUA_TNIL) {
     if (!lua_isboolean(L, -1)) luaL_error(L, "read_csv: option 'header' must be a boolean");
     opt->header = lua_toboolean(L, -1);
+  }
+  lua_pop(L, 1);
+
+  if (lua_getfield(L, idx, "encoding") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "read_csv: option 'encoding' must be a string such as \"gb18030\" or \"latin1\"");
+    opt->encoding = lua_tostring(L, -1);  /* pinned by the options table */
   }
   lua_pop(L, 1);
 
@@ -137,13 +144,47 @@ static int l_read(lua_State *L) {
                        ".dta, .sav, .zsav, .por, .sas7bdat or .xpt)", path, ext ? ext : "(none)");
 }
 
-/* frame:write_csv(path) */
+/* frame:write_csv(path [, opts]): the options as R's write.csv (sep, na)
+   and Stata's export delimited (delimiter(), quote) name them. */
 static int l_write_csv(lua_State *L) {
   sp_frame *f = sp_lua_check_frame(L, 1);
   const char *path = luaL_checkstring(L, 2);
+  sp_csv_write_options opt;
+  sp_csv_write_options_init(&opt);
+  if (!lua_isnoneornil(L, 3)) {
+    static const char *const allowed[] = {"sep", "na", "quote", "bom", NULL};
+    sp_lua_check_options(L, 3, "write_csv", allowed);
+    if (lua_getfield(L, 3, "sep") != LUA_TNIL) {
+      size_t n;
+      const char *d = lua_tolstring(L, -1, &n);
+      if (lua_type(L, -1) != LUA_TSTRING || n != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r' || d[0] == '\0')
+        luaL_error(L, "write_csv: option 'sep' must be a one-character string other than a quote, newline or NUL");
+      opt.delimiter = d[0];
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 3, "na") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "write_csv: option 'na' must be a string (\"\" or \"NA\", say)");
+      opt.na = lua_tostring(L, -1);  /* pinned by the options table */
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 3, "quote") != LUA_TNIL) {
+      static const char *const modes[] = {"minimal", "all", "none", NULL};
+      const char *q = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      int k = 0;
+      while (modes[k] != NULL && strcmp(modes[k], q) != 0) k++;
+      if (modes[k] == NULL) luaL_error(L, "write_csv: option 'quote' must be \"minimal\", \"all\" or \"none\"");
+      opt.quote = k == 0 ? SP_CSV_QUOTE_MINIMAL : k == 1 ? SP_CSV_QUOTE_ALL : SP_CSV_QUOTE_NONE;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, 3, "bom") != LUA_TNIL) {
+      if (!lua_isboolean(L, -1)) luaL_error(L, "write_csv: option 'bom' must be a boolean");
+      opt.bom = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
+  }
   sp_error err;
   sp_error_clear(&err);
-  if (sp_frame_write_csv(f, path, &err) != SP_OK) return sp_lua_error(L, &err);
+  if (sp_frame_write_csv(f, path, &opt, &err) != SP_OK) return sp_lua_error(L, &err);
   lua_settop(L, 1);
   return 1;
 }

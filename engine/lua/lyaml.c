@@ -26,11 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
 #include "lsp.h"
 #include "lsys.h"
+#include "spillover/file.h"
 
 #define PARSER_T "spillover.yaml_parser"
 #define NULL_T "spillover.yaml.null"
@@ -454,6 +456,13 @@ static int load_common(lua_State *L) {
   lua_setiuservalue(L, S_PARSER, 1);
   if (!yaml_parser_initialize(&p->parser)) return luaL_error(L, "out of memory creating a YAML parser");
   p->parser_live = 1;
+  /* A leading byte-order mark (Windows editors write one) is not content.
+     libyaml, told the encoding, would count it as a column of the first line
+     and then misread the indentation of the next. */
+  if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+    text += 3;
+    len -= 3;
+  }
   yaml_parser_set_input_string(&p->parser, (const unsigned char *)text, len);
   yaml_parser_set_encoding(&p->parser, YAML_UTF8_ENCODING);
 
@@ -505,11 +514,21 @@ static int l_load_file(lua_State *L) {
   yfile *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->f = NULL;
   luaL_setmetatable(L, FILE_T);
-  b->f = fopen(path, "rb");
-  if (b->f == NULL) {
+  /* Regular files only: a FIFO would block and /dev/zero never end. */
+  int fd = sp_file_open(path, "a YAML file", NULL, NULL);
+  if (fd >= 0 && (b->f = fdopen(fd, "rb")) == NULL) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    fd = -1;
+  }
+  if (fd < 0) {
+    /* sp_file_open's EINVAL means a FIFO, device or socket (open(2) never
+       gives it for a plain read-only open). */
     int e = errno;
     luaL_pushfail(L);
-    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    lua_pushfstring(L, "%s: %s", path, e == EINVAL ? "not a regular file (a FIFO, device or socket): "
+                                                     "expected a YAML file" : strerror(e));
     lua_pushinteger(L, e);
     return 3;
   }

@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <iconv.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "spillover/csv.h"
+#include "spillover/file.h"
 #include "spillover/mem.h"
 
 static const char *const default_missing[] = {"", "NA", ".", "NaN"};
@@ -291,6 +293,130 @@ static void show(const char *s, size_t n, char *buf, size_t size) {
   buf[j] = '\0';
 }
 
+/* ---- encodings ------------------------------------------------------------------------- */
+
+/* The first byte of s[0..n) that does not belong to a well-formed UTF-8
+   sequence (no overlongs, no surrogates, nothing above U+10FFFF), or NULL. */
+static const char *utf8_invalid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n;
+  while (p < e) {
+    unsigned c = *p;
+    if (c < 0x80) { p++; continue; }
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) k = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { k = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return (const char *)p;
+    if ((size_t)(e - p) <= k || p[1] < lo || p[1] > hi) return (const char *)p;
+    for (size_t i = 2; i <= k; i++)
+      if ((p[i] & 0xC0) != 0x80) return (const char *)p;
+    p += k + 1;
+  }
+  return NULL;
+}
+
+/* Whether the non-ASCII bytes of s[0..n) read as GBK double-byte characters,
+   at least one of them with both bytes above 0x80 (as every GB2312 hanzi
+   has); Latin-1 text rarely has two high bytes in a row. */
+static int looks_gbk(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  int pairs = 0;
+  for (size_t i = 0; i < n;) {
+    if (p[i] < 0x80) { i++; continue; }
+    if (p[i] == 0x80 || p[i] == 0xFF || i + 1 == n || p[i + 1] < 0x40 || p[i + 1] == 0x7F || p[i + 1] == 0xFF)
+      return 0;
+    pairs += p[i + 1] >= 0x80;
+    i += 2;
+  }
+  return pairs > 0;
+}
+
+/* When a field's raw text f->s[0..f->len) is not UTF-8, fail at the first bad
+   byte with a message that says which encoding to give.  what names the field
+   ("column 'x'", "the header"). */
+static int check_utf8(parser *P, const field *f, const char *what) {
+  const char *bad = utf8_invalid(f->s, f->len);
+  if (bad == NULL) return SP_OK;
+  long line = f->line;
+  const char *ls = f->lstart;
+  for (const char *r = f->pos; r < bad; r++)
+    if (*r == '\n') { line++; ls = r + 1; }
+  int gbk = looks_gbk(bad, (size_t)(f->s + f->len - bad));
+  sp_error_set(P->err, SP_EPARSE,
+               "invalid UTF-8 (byte 0x%02X) in %s: expected UTF-8 text; if the file is in another "
+               "encoding, name it with the option encoding (%s)",
+               (unsigned char)*bad, what,
+               gbk ? "the bytes look like GBK: encoding = \"gb18030\"" :
+                     "for example encoding = \"latin1\" or \"windows-1252\"");
+  return fail_at(P, SP_EPARSE, line, ls, bad);
+}
+
+/* Whether the options ask for a conversion: an encoding other than UTF-8. */
+static int converts(const sp_csv_options *opt) {
+  const char *e = opt != NULL ? opt->encoding : NULL;
+  return e != NULL && strcasecmp(e, "UTF-8") != 0 && strcasecmp(e, "UTF8") != 0;
+}
+
+/* in[0..len) converted from encoding enc to UTF-8 in a new sp_mem buffer
+   (*out, freed by the caller with sp_mem_free, with 2 spare bytes after
+   *outlen for the parser's sentinel). */
+static int to_utf8(const char *in, size_t len, const char *enc, const char *name,
+                   char **out, size_t *outlen, sp_error *err) {
+  *out = NULL;
+  iconv_t cd = iconv_open("UTF-8", enc);
+  if (cd == (iconv_t)-1) {
+    sp_error_set(err, SP_EVALUE,
+                 "unknown encoding '%s' (expected a name iconv knows, such as \"gb18030\", \"gbk\", "
+                 "\"big5\", \"shift_jis\", \"latin1\", \"windows-1252\" or \"utf-16\")", enc);
+    sp_error_at(err, name, 0, 0);
+    return SP_EVALUE;
+  }
+  /* Most text grows by at most half (GBK 2 -> 3 bytes); grow when not. */
+  size_t cap = len + len / 2 + 16;
+  char *buf = sp_mem_alloc(cap + 2);
+  char *ip = (char *)in, *op = buf;
+  size_t il = len, ol = cap;
+  int st = buf == NULL ? sp_error_set(err, SP_ENOMEM, "out of memory converting '%s' from %s", name, enc) : SP_OK;
+  while (st == SP_OK) {
+    size_t r = il > 0 ? iconv(cd, &ip, &il, &op, &ol) : iconv(cd, NULL, NULL, &op, &ol);
+    if (r != (size_t)-1) {
+      if (il == 0 && ip != NULL) { ip = NULL; continue; }  /* then flush the shift state */
+      break;
+    }
+    if (errno == E2BIG) {
+      size_t used = (size_t)(op - buf);
+      char *b = sp_mem_alloc(2 * cap + 2);
+      if (b == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory converting '%s' from %s", name, enc); break; }
+      memcpy(b, buf, used);
+      sp_mem_free(buf);
+      buf = b;
+      op = buf + used;
+      ol += cap;
+      cap *= 2;
+      continue;
+    }
+    /* EILSEQ or EINVAL: locate the offending byte in the original text. */
+    size_t off = (size_t)(ip - in);
+    long line = 1;
+    size_t ls = 0;
+    for (size_t i = 0; i < off; i++)
+      if (in[i] == '\n') { line++; ls = i + 1; }
+    if (errno == EINVAL)
+      st = sp_error_set(err, SP_EPARSE, "the file ends inside a %s character (byte 0x%02X): is it "
+                        "truncated, or in another encoding?", enc, (unsigned char)in[off]);
+    else
+      st = sp_error_set(err, SP_EPARSE, "byte 0x%02X at byte %zu of the line is not valid %s text: "
+                        "is the encoding right?", (unsigned char)in[off], off - ls + 1, enc);
+    sp_error_at(err, name, line, (long)(off - ls + 1));
+  }
+  iconv_close(cd);
+  if (st != SP_OK) { sp_mem_free(buf); return st; }
+  *out = buf;
+  *outlen = (size_t)(op - buf);
+  return SP_OK;
+}
+
 /* Parse the field at *pp, leaving *pp at its terminator (the delimiter, or
    the '\r'/'\n' ending the record). */
 static int next_field(parser *P, const char **pp, field *f) {
@@ -411,6 +537,7 @@ static int intern_field(parser *P, colstate *c, const field *f, const char *s, s
     sp_error_var(P->err, c->name);
     return fail_at(P, SP_EPARSE, f->line, f->lstart, f->pos);
   }
+  size_t before = c->d.n;
   int32_t k = dict_intern(&c->d, s, n);
   if (k == -1) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
   if (k == -2) {
@@ -418,6 +545,12 @@ static int intern_field(parser *P, colstate *c, const field *f, const char *s, s
     return fail_at(P, SP_EVALUE, f->line, f->lstart, f->pos);
   }
   c->code[row] = k;
+  if (c->d.n > before) {  /* a new level: each distinct text is checked once */
+    char what[200];
+    snprintf(what, sizeof what, "column '%.150s'", c->name);
+    int st = check_utf8(P, f, what);
+    if (st != SP_OK) { sp_error_var(P->err, c->name); return st; }
+  }
   return SP_OK;
 }
 
@@ -489,6 +622,8 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
   const char *p = P->data;
   colstate *cols = NULL;
   size_t ncol = 0;
+  dict names;  /* the header's names, for the duplicate check */
+  memset(&names, 0, sizeof names);
   int st = SP_OK;
 
   if (P->data_end <= p) {
@@ -534,15 +669,18 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
         if (c->name == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
         memcpy(c->name, s, n);
         c->name[n] = '\0';
-        for (size_t j = 0; j + 1 < ncol; j++)
-          if (strcmp(cols[j].name, c->name) == 0) {
-            sp_error_set(err, SP_EPARSE,
-                         "duplicate column name '%s' (fields %zu and %zu): expected unique names",
-                         c->name, j + 1, ncol);
-            sp_error_var(err, c->name);
-            st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
-            goto fail;
-          }
+        if ((st = check_utf8(P, &f, "the header")) != SP_OK) goto fail;
+        /* A hash of the names so far: a header of 1e5 names stays linear. */
+        int32_t k = dict_intern(&names, s, n);
+        if (k < 0) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+        if ((size_t)k + 1 < ncol) {
+          sp_error_set(err, SP_EPARSE,
+                       "duplicate column name '%s' (fields %zu and %zu): expected unique names",
+                       c->name, (size_t)k + 1, ncol);
+          sp_error_var(err, c->name);
+          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+          goto fail;
+        }
       } else {
         char nm[32];
         snprintf(nm, sizeof nm, "V%zu", ncol);
@@ -551,6 +689,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
       if (*q != P->delim) break;
       q++;
     }
+    dict_free(&names);
     if (opt->header) {
       end_record(P, &q);
       p = q;
@@ -669,23 +808,37 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
       if (cols[j].cat && cols[j].flip_row > 0 && (st = renumber(&cols[j], nrow, err)) != SP_OK) goto fail;
   }
 
-  /* Hand the arrays to a frame. */
+  /* Hand the names and arrays to a frame.  The names are known to be
+     distinct (the header check), so the columns are placed directly:
+     sp_frame_add_* looks for an existing column of the same name first,
+     which makes a header of 1e5 names quadratic (30 s). */
   sp_frame *fr = sp_frame_new(nrow, err);
   if (fr == NULL) { st = SP_ENOMEM; goto fail; }
+  fr->cols = calloc(ncol, sizeof *fr->cols);
+  if (fr->cols == NULL) {
+    sp_frame_free(fr);
+    st = sp_error_set(err, SP_ENOMEM, "out of memory for %zu columns", ncol);
+    goto fail;
+  }
+  fr->capcol = ncol;
   for (size_t j = 0; j < ncol; j++) {
     colstate *c = &cols[j];
+    sp_column *dst = &fr->cols[fr->ncol++];
+    dst->name = c->name;
+    c->name = NULL;
     if (c->cat) {
-      char **lv = c->d.lv;
-      size_t nl = c->d.n;
+      dst->type = SP_CATEGORICAL;
+      dst->code = c->code;
+      dst->levels = c->d.lv;
+      dst->nlevels = c->d.n;
+      c->code = NULL;
       c->d.lv = NULL;
       c->d.n = 0;
-      st = sp_frame_add_categorical(fr, c->name, c->code, lv, nl, err);
-      c->code = NULL;
     } else {
-      st = sp_frame_add_numeric(fr, c->name, c->num, err);
+      dst->type = SP_NUMERIC;
+      dst->num = c->num;
       c->num = NULL;
     }
-    if (st != SP_OK) { sp_frame_free(fr); goto fail; }
   }
   cols_free(cols, ncol);
   *out = fr;
@@ -693,6 +846,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
 
 fail:
   cols_free(cols, ncol);
+  dict_free(&names);
   if (err != NULL && err->file[0] == '\0') sp_error_at(err, P->name, err->line, err->col);
   return st;
 }
@@ -744,10 +898,23 @@ static int parse_owned(char *buf, size_t len, int writable, const char *name,
   return st;
 }
 
+/* Convert in[0..len) from opt->encoding to UTF-8, then parse. */
+static int parse_converted(const char *in, size_t len, const char *name, const sp_csv_options *opt,
+                           sp_frame **out, sp_error *err) {
+  char *u;
+  size_t ulen;
+  int st = to_utf8(in, len, opt->encoding, name, &u, &ulen, err);
+  if (st != SP_OK) return st;
+  st = parse_owned(u, ulen, 1, name, opt, out, err);
+  sp_mem_free(u);
+  return st;
+}
+
 int sp_frame_read_csv_buffer(const char *buf, size_t len, const char *name,
                              const sp_csv_options *opt, sp_frame **out, sp_error *err) {
   *out = NULL;
   if (name == NULL) name = "(buffer)";
+  if (converts(opt)) return parse_converted(buf, len, name, opt, out, err);
   char *copy = sp_mem_alloc(len + 2);
   if (copy == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory copying %zu bytes of CSV", len);
   if (len > 0) memcpy(copy, buf, len);
@@ -758,39 +925,32 @@ int sp_frame_read_csv_buffer(const char *buf, size_t len, const char *name,
 
 int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **out, sp_error *err) {
   *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    sp_error_set(err, SP_EIO, "cannot open '%s': %s", path, strerror(e));
-    sp_error_at(err, path, 0, 0);
-    return SP_EIO;
-  }
-  struct stat sb;
-  size_t cap = 1 << 16;
-  if (fstat(fd, &sb) != 0) memset(&sb, 0, sizeof sb);
-  if (S_ISREG(sb.st_mode) && sb.st_size > 0) cap = (size_t)sb.st_size + 1;
-  if (S_ISDIR(sb.st_mode)) {
-    close(fd);
-    sp_error_set(err, SP_EIO, "cannot read '%s': it is a directory, expected a CSV file", path);
-    sp_error_at(err, path, 0, 0);
-    return SP_EIO;
-  }
-  /* A regular file that ends in a newline already has the sentinel parse_owned
-     needs, so it is parsed straight from a read-only mapping of the page
-     cache: no copy, and no first touch of a fresh buffer as large as the file. */
-  if (S_ISREG(sb.st_mode) && sb.st_size > 0) {
-    size_t fsize = (size_t)sb.st_size;
+  off_t size;
+  int fd = sp_file_open(path, "a CSV file", &size, err);
+  if (fd < 0) return SP_EIO;
+  /* A file that ends in a newline and needs no conversion already has the
+     sentinel parse_owned needs, so it is parsed straight from a read-only
+     mapping of the page cache: no copy, and no first touch of a fresh buffer
+     as large as the file.  A conversion reads the mapping once. */
+  if (size > 0) {
+    size_t fsize = (size_t)size;
     char *map = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (map != MAP_FAILED) {
-      if (map[fsize - 1] == '\n') {
+      int conv = converts(opt);
+      if (conv || map[fsize - 1] == '\n') {
         close(fd);
-        int st = parse_owned(map, fsize, 0, path, opt, out, err);
+        int st = conv ? parse_converted(map, fsize, path, opt, out, err)
+                      : parse_owned(map, fsize, 0, path, opt, out, err);
         munmap(map, fsize);
         return st;
       }
       munmap(map, fsize);
     }
   }
+  /* Otherwise read into a buffer with room for the sentinel.  The loop grows
+     the buffer when the file grew since fstat (or reports no size, as files
+     under /proc do). */
+  size_t cap = size > 0 ? (size_t)size + 1 : 1 << 16;
   char *buf = sp_mem_alloc(cap + 2);
   size_t len = 0;
   int st = SP_OK;
@@ -798,7 +958,7 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
     st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s' (%zu bytes)", path, cap);
   }
   while (st == SP_OK) {
-    if (len == cap) {  /* the file grew, or is not a regular file */
+    if (len == cap) {
       char *b = sp_mem_alloc(2 * cap + 2);
       if (b == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s'", path); break; }
       memcpy(b, buf, len);
@@ -818,7 +978,8 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
     }
   }
   close(fd);
-  if (st == SP_OK) st = parse_owned(buf, len, 1, path, opt, out, err);
+  if (st == SP_OK) st = converts(opt) ? parse_converted(buf, len, path, opt, out, err)
+                                      : parse_owned(buf, len, 1, path, opt, out, err);
   else sp_error_at(err, path, 0, 0);
   sp_mem_free(buf);
   return st;
@@ -826,15 +987,23 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
 
 /* ---- writing --------------------------------------------------------------------------- */
 
+void sp_csv_write_options_init(sp_csv_write_options *opt) {
+  memset(opt, 0, sizeof *opt);
+  opt->delimiter = ',';
+  opt->na = "";
+  opt->quote = SP_CSV_QUOTE_MINIMAL;
+}
+
 typedef struct {
   FILE *fp;
+  const sp_csv_write_options *opt;
   char buf[1 << 16];
   size_t n;
-  int failed;
+  int failed;   /* the errno of the first failed write, or 0 */
 } outbuf;
 
 static void ob_flush(outbuf *o) {
-  if (o->n > 0 && !o->failed && fwrite(o->buf, 1, o->n, o->fp) != o->n) o->failed = 1;
+  if (o->n > 0 && !o->failed && fwrite(o->buf, 1, o->n, o->fp) != o->n) o->failed = errno ? errno : EIO;
   o->n = 0;
 }
 
@@ -850,20 +1019,60 @@ static void ob_put(outbuf *o, const char *s, size_t n) {
   }
 }
 
-static void ob_text(outbuf *o, const char *s) {
+/* Whether s holds a byte that ends an unquoted field: the delimiter, a
+   quote, CR or LF. */
+static int breaks_field(const char *s, char delim) {
+  for (; *s; s++)
+    if (*s == delim || *s == '"' || *s == '\r' || *s == '\n') return 1;
+  return 0;
+}
+
+/* Whether s, written unquoted, would read back as something else: it breaks
+   the field, has spaces at an end (or a leading byte-order mark) that the
+   reader treats specially, or equals a missing token. */
+static int needs_quotes(const char *s, const sp_csv_write_options *opt) {
   size_t n = strlen(s);
-  /* A leading byte-order mark would be skipped on reading: quote it too. */
-  int q = (n > 0 && (s[0] == ' ' || s[n - 1] == ' ')) || strpbrk(s, ",\"\r\n") != NULL ||
-          strncmp(s, "\xEF\xBB\xBF", 3) == 0;
-  for (size_t i = 0; !q && i < sizeof default_missing / sizeof default_missing[0]; i++)
-    q = n > 0 && strcmp(s, default_missing[i]) == 0;
-  if (!q) { ob_put(o, s, n); return; }
+  if (n == 0) return 1;  /* an empty level: "" at least keeps the field */
+  if (s[0] == ' ' || s[n - 1] == ' ' || strncmp(s, "\xEF\xBB\xBF", 3) == 0 || breaks_field(s, opt->delimiter))
+    return 1;
+  for (size_t i = 0; i < sizeof default_missing / sizeof default_missing[0]; i++)
+    if (strcmp(s, default_missing[i]) == 0) return 1;
+  return strcmp(s, opt->na) == 0;
+}
+
+/* Write the text s (a name or a level), quoted as opt->quote says.  With
+   quoting off, a text that would break the field is an error: row is the
+   data row (1-based), 0 for the header. */
+static int ob_text(outbuf *o, const char *s, const char *col, size_t row, const char *name, sp_error *err) {
+  const sp_csv_write_options *opt = o->opt;
+  int q;
+  if (opt->quote == SP_CSV_QUOTE_NONE) {
+    if (breaks_field(s, opt->delimiter)) {
+      char shown[64];
+      show(s, strlen(s), shown, sizeof shown);
+      if (row == 0)
+        sp_error_set(err, SP_EVALUE, "the column name '%s' holds the delimiter, a quote or a newline, "
+                     "which cannot be written with quote = \"none\" (use \"minimal\")", shown);
+      else
+        sp_error_set(err, SP_EVALUE, "row %zu, column '%s': the value '%s' holds the delimiter, a quote "
+                     "or a newline, which cannot be written with quote = \"none\" (use \"minimal\")",
+                     row, col, shown);
+      sp_error_at(err, name, (long)row + 1, 0);
+      sp_error_var(err, col);
+      return SP_EVALUE;
+    }
+    q = 0;
+  } else {
+    q = opt->quote == SP_CSV_QUOTE_ALL || needs_quotes(s, opt);
+  }
+  if (!q) { ob_put(o, s, strlen(s)); return SP_OK; }
   ob_put(o, "\"", 1);
   for (const char *p = s; *p; p++) {
     if (*p == '"') ob_put(o, "\"", 1);
     ob_put(o, p, 1);
   }
   ob_put(o, "\"", 1);
+  return SP_OK;
 }
 
 /* Shortest of %.15g, %.16g, %.17g that reads back to the same double. */
@@ -890,47 +1099,64 @@ static size_t format_double(double v, char *b, size_t size) {
   return (size_t)n;
 }
 
-int sp_frame_write_csv_stream(const sp_frame *f, FILE *fp, const char *name, sp_error *err) {
+int sp_frame_write_csv_stream(const sp_frame *f, FILE *fp, const char *name,
+                              const sp_csv_write_options *opt, sp_error *err) {
+  sp_csv_write_options defaults;
+  if (opt == NULL) { sp_csv_write_options_init(&defaults); opt = &defaults; }
+  const char *na = opt->na != NULL ? opt->na : "";
+  char d = opt->delimiter;
+  if (d == '"' || d == '\r' || d == '\n' || d == '\0')
+    return sp_error_set(err, SP_EVALUE, "the delimiter cannot be a quote, CR, LF or NUL");
+  if (breaks_field(na, d))
+    return sp_error_set(err, SP_EVALUE, "the missing-value text '%s' holds the delimiter, a quote or "
+                        "a newline: it would not read back as one field", na);
   outbuf *o = malloc(sizeof *o);
   if (o == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory writing '%s'", name);
+  sp_csv_write_options eff = *opt;
+  eff.na = na;
   o->fp = fp;
+  o->opt = &eff;
   o->n = 0;
   o->failed = 0;
-  for (size_t j = 0; j < f->ncol; j++) {
-    if (j > 0) ob_put(o, ",", 1);
-    ob_text(o, f->cols[j].name);
+  int st = SP_OK;
+  size_t nalen = strlen(na);
+  if (opt->bom) ob_put(o, "\xEF\xBB\xBF", 3);
+  for (size_t j = 0; j < f->ncol && st == SP_OK; j++) {
+    if (j > 0) ob_put(o, &d, 1);
+    st = ob_text(o, f->cols[j].name, f->cols[j].name, 0, name, err);
   }
   ob_put(o, "\n", 1);
   char num[40];
-  for (size_t r = 0; r < f->nrow && !o->failed; r++) {
-    for (size_t j = 0; j < f->ncol; j++) {
+  for (size_t r = 0; r < f->nrow && !o->failed && st == SP_OK; r++) {
+    for (size_t j = 0; j < f->ncol && st == SP_OK; j++) {
       const sp_column *c = &f->cols[j];
-      if (j > 0) ob_put(o, ",", 1);
+      if (j > 0) ob_put(o, &d, 1);
       if (c->type == SP_NUMERIC) {
-        ob_put(o, num, format_double(c->num[r], num, sizeof num));
+        if (isnan(c->num[r])) ob_put(o, na, nalen);
+        else ob_put(o, num, format_double(c->num[r], num, sizeof num));
       } else {
         const char *s = sp_column_level(c, r);
-        if (s != NULL) {
-          if (s[0] == '\0') ob_put(o, "\"\"", 2);
-          else ob_text(o, s);
-        }
+        if (s == NULL) ob_put(o, na, nalen);
+        else st = ob_text(o, s, c->name, r + 1, name, err);
       }
     }
     ob_put(o, "\n", 1);
   }
-  ob_flush(o);
+  if (st == SP_OK) ob_flush(o);
   int failed = o->failed;
   free(o);
-  if (failed || fflush(fp) != 0 || ferror(fp)) {
-    int e = errno;
-    sp_error_set(err, SP_EIO, "cannot write '%s': %s", name, strerror(e));
+  if (st != SP_OK) return st;
+  if (!failed && fflush(fp) != 0) failed = errno;
+  if (failed) {
+    sp_error_set(err, SP_EIO, "cannot write '%s': %s", name, strerror(failed));
     sp_error_at(err, name, 0, 0);
     return SP_EIO;
   }
   return SP_OK;
 }
 
-int sp_frame_write_csv(const sp_frame *f, const char *path, sp_error *err) {
+int sp_frame_write_csv(const sp_frame *f, const char *path, const sp_csv_write_options *opt,
+                       sp_error *err) {
   size_t n = strlen(path);
   char *tmp = malloc(n + 16);
   if (tmp == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory writing '%s'", path);
@@ -956,7 +1182,7 @@ int sp_frame_write_csv(const sp_frame *f, const char *path, sp_error *err) {
     sp_error_at(err, path, 0, 0);
     return SP_EIO;
   }
-  int st = sp_frame_write_csv_stream(f, fp, path, err);
+  int st = sp_frame_write_csv_stream(f, fp, path, opt, err);
   if (fclose(fp) != 0 && st == SP_OK) {
     int e = errno;
     st = sp_error_set(err, SP_EIO, "cannot write '%s': %s", path, strerror(e));

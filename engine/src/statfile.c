@@ -7,6 +7,15 @@
 ** before), so everything is collected first and the columns are built once
 ** the parse has finished.  A callback that runs out of memory records the
 ** failure in the context and aborts the parse.
+**
+** The row count in a file's header is only a hint: a hostile or damaged
+** header may claim 2e9 rows.  Arrays start at that count capped by what the
+** file could hold (a row takes at least a byte per variable) and grow as
+** values arrive, so memory follows the data actually present.
+**
+** ReadStat reads through our I/O handlers: from a descriptor that
+** sp_file_open has checked is a regular file (a FIFO or /dev/zero would block
+** or never end), or from a memory buffer.
 */
 #include <errno.h>
 #include <math.h>
@@ -15,9 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <readstat.h>
 
+#include "spillover/file.h"
 #include "spillover/mem.h"
 #include "spillover/statfile.h"
 
@@ -96,16 +107,28 @@ typedef struct {
   double value;
 } vlabel;
 
+/* The input ReadStat reads through the handlers below: a file (fd) or a
+   buffer (buf, len). */
+typedef struct {
+  int fd;
+  const unsigned char *buf;
+  size_t len;
+  readstat_off_t pos;   /* buffer only */
+  off_t size;           /* bytes in the input, for the row hint */
+  sp_error *err;        /* the open handler's failure, if any */
+  int st;
+} sinput;
+
 typedef struct {
   svar *vars;
   size_t nvar, capvar;
   size_t cap;          /* rows allocated in every variable */
-  long nrow_meta;      /* row count announced by the file, or -1 */
   size_t nrow;         /* rows seen */
   vlabel *labels;
   size_t nlab, caplab;
   int st;              /* SP_OK, or the failure that aborted the parse */
   sp_error *err;
+  sinput in;
 } sctx;
 
 static int oom(sctx *c, const char *what) {
@@ -115,7 +138,14 @@ static int oom(sctx *c, const char *what) {
 
 static int on_metadata(readstat_metadata_t *m, void *ctx) {
   sctx *c = ctx;
-  c->nrow_meta = readstat_get_row_count(m);
+  long n = readstat_get_row_count(m);
+  int nvar = readstat_get_var_count(m);
+  /* Preallocate for the announced rows (saving the doubling copies), but
+     never for more rows than the file has bytes per variable. */
+  if (n > 0) {
+    size_t most = (size_t)c->in.size / (size_t)(nvar > 0 ? nvar : 1) + 1;
+    c->cap = (size_t)n < most ? (size_t)n : most;
+  }
   return READSTAT_HANDLER_OK;
 }
 
@@ -178,7 +208,6 @@ static int on_variable(int index, readstat_variable_t *var, const char *val_labe
   if (label != NULL && label[0] != '\0' && (v->label = strdup(label)) == NULL) return oom(c, "the variables");
   if (val_labels != NULL && val_labels[0] != '\0' && (v->labelset = strdup(val_labels)) == NULL)
     return oom(c, "the variables");
-  if (c->nrow_meta > 0 && c->cap < (size_t)c->nrow_meta) c->cap = (size_t)c->nrow_meta;
   return READSTAT_HANDLER_OK;
 }
 
@@ -309,7 +338,6 @@ done:
 static int build(sctx *c, sp_frame **out) {
   sp_error *err = c->err;
   size_t nrow = c->nrow;
-  if (c->nrow_meta >= 0 && (size_t)c->nrow_meta > nrow) nrow = (size_t)c->nrow_meta;
   sp_frame *fr = sp_frame_new(nrow, err);
   if (fr == NULL) return SP_ENOMEM;
   for (size_t j = 0; j < c->nvar; j++) {
@@ -373,7 +401,59 @@ static parse_fn parser_for(const char *path, const char **kind) {
 
 int sp_stat_supported(const char *path) { return parser_for(path, NULL) != NULL; }
 
-int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
+/* ---- input handlers ------------------------------------------------------------- */
+
+static int in_open(const char *path, void *io) {
+  sinput *in = io;
+  if (in->buf != NULL) {
+    in->pos = 0;
+    in->size = (off_t)in->len;
+    return 0;
+  }
+  in->fd = sp_file_open(path, "a Stata, SPSS or SAS data file", &in->size, in->err);
+  if (in->fd < 0) in->st = SP_EIO;
+  return in->fd;
+}
+
+static int in_close(void *io) {
+  sinput *in = io;
+  if (in->fd >= 0) close(in->fd);
+  in->fd = -1;
+  return 0;
+}
+
+static readstat_off_t in_seek(readstat_off_t off, readstat_io_flags_t whence, void *io) {
+  sinput *in = io;
+  int w = whence == READSTAT_SEEK_SET ? SEEK_SET : whence == READSTAT_SEEK_CUR ? SEEK_CUR : SEEK_END;
+  if (in->buf == NULL) return lseek(in->fd, off, w);
+  readstat_off_t base = w == SEEK_SET ? 0 : w == SEEK_CUR ? in->pos : (readstat_off_t)in->len;
+  if ((off < 0 && -off > base) || (off > 0 && off > (readstat_off_t)in->len - base)) return -1;
+  in->pos = base + off;
+  return in->pos;
+}
+
+static ssize_t in_read(void *dst, size_t n, void *io) {
+  sinput *in = io;
+  if (in->buf == NULL) {
+    ssize_t r;
+    do r = read(in->fd, dst, n); while (r < 0 && errno == EINTR);
+    return r;
+  }
+  size_t left = in->len - (size_t)in->pos;
+  if (n > left) n = left;
+  memcpy(dst, in->buf + in->pos, n);
+  in->pos += (readstat_off_t)n;
+  return (ssize_t)n;
+}
+
+static readstat_error_t in_update(long size, readstat_progress_handler progress, void *user, void *io) {
+  (void)size; (void)progress; (void)user; (void)io;
+  return READSTAT_OK;  /* no progress reports */
+}
+
+/* Parse from c->in (a file at path, or a buffer named path) into *out. */
+static int read_stat(sctx *c, const char *path, sp_frame **out) {
+  sp_error *err = c->err;
   *out = NULL;
   const char *kind = "";
   parse_fn parse = parser_for(path, &kind);
@@ -385,35 +465,49 @@ int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
     sp_error_at(err, path, 0, 0);
     return SP_EVALUE;
   }
-  /* ReadStat only says "unable to open file"; ask the system why. */
-  FILE *probe = fopen(path, "rb");
-  if (probe == NULL) {
-    int e = errno;
-    sp_error_set(err, SP_EIO, "cannot open '%s': %s", path, strerror(e));
-    sp_error_at(err, path, 0, 0);
-    return SP_EIO;
-  }
-  fclose(probe);
-
-  sctx c;
-  memset(&c, 0, sizeof c);
-  c.nrow_meta = -1;
-  c.err = err;
   readstat_parser_t *p = readstat_parser_init();
   if (p == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory starting the ReadStat parser");
   readstat_set_metadata_handler(p, on_metadata);
   readstat_set_variable_handler(p, on_variable);
   readstat_set_value_handler(p, on_value);
   readstat_set_value_label_handler(p, on_value_label);
-  readstat_error_t rs = parse(p, path, &c);
+  readstat_set_open_handler(p, in_open);
+  readstat_set_close_handler(p, in_close);
+  readstat_set_seek_handler(p, in_seek);
+  readstat_set_read_handler(p, in_read);
+  readstat_set_update_handler(p, in_update);
+  readstat_set_io_ctx(p, &c->in);
+  readstat_error_t rs = parse(p, path, c);
+  in_close(&c->in);  /* ReadStat does not close after every failure */
   readstat_parser_free(p);
-  int st = c.st;
+  int st = c->in.st != SP_OK ? c->in.st : c->st;
   if (st == SP_OK && rs != READSTAT_OK) {
     st = sp_error_set(err, rs == READSTAT_ERROR_OPEN || rs == READSTAT_ERROR_READ ? SP_EIO : SP_EPARSE,
                       "cannot read '%s' as a %s file: %s", path, kind, readstat_error_message(rs));
   }
-  if (st == SP_OK) st = build(&c, out);
+  if (st == SP_OK) st = build(c, out);
   if (st != SP_OK) sp_error_at(err, path, 0, 0);
-  ctx_free(&c);
+  ctx_free(c);
   return st;
+}
+
+int sp_frame_read_stat(const char *path, sp_frame **out, sp_error *err) {
+  sctx c;
+  memset(&c, 0, sizeof c);
+  c.err = err;
+  c.in.fd = -1;
+  c.in.err = err;
+  return read_stat(&c, path, out);
+}
+
+int sp_frame_read_stat_buffer(const void *buf, size_t len, const char *name, sp_frame **out, sp_error *err) {
+  static const unsigned char empty[1];
+  sctx c;
+  memset(&c, 0, sizeof c);
+  c.err = err;
+  c.in.fd = -1;
+  c.in.err = err;
+  c.in.buf = len > 0 ? buf : empty;  /* buf != NULL marks a buffer input */
+  c.in.len = len;
+  return read_stat(&c, name, out);
 }

@@ -292,7 +292,7 @@ static void test_write(void) {
     check(f->cols[0].type == SP_CATEGORICAL && f->cols[0].nlevels == 48 &&
           strcmp(f->cols[0].levels[0], "ALABAMA") == 0 && f->cols[1].type == SP_NUMERIC &&
           f->cols[11].num[0] == strtod("10.254778026198021", NULL), "Produc.csv: types and values");
-    st = sp_frame_write_csv(f, path, &err);
+    st = sp_frame_write_csv(f, path, NULL, &err);
     check(st == SP_OK, "write Produc.csv");
     st = sp_frame_read_csv(path, NULL, &g, &err);
     check(st == SP_OK && frames_equal(f, g), "write/read round trip is bit-identical");
@@ -304,7 +304,7 @@ static void test_write(void) {
   f = rd("s,x\n\"a,b\",1.5\n\"q\"\"q\",\n\"l\nm\",0.1\n\"NA\",-0\n\" sp\",1e300\n", NULL, &err);
   check(f != NULL, "tricky frame read");
   if (f != NULL) {
-    st = sp_frame_write_csv(f, path, &err);
+    st = sp_frame_write_csv(f, path, NULL, &err);
     st = st == SP_OK ? sp_frame_read_csv(path, NULL, &g, &err) : st;
     check(st == SP_OK && frames_equal(f, g), "round trip: quotes, newlines, NA level, -0, 1e300");
     sp_frame_free(g);
@@ -319,7 +319,7 @@ static void test_write(void) {
   char bad[300];
   snprintf(bad, sizeof bad, "%s/no/such/dir/out.csv", dir);
   sp_error_clear(&err);
-  st = f ? sp_frame_write_csv(f, bad, &err) : SP_EIO;
+  st = f ? sp_frame_write_csv(f, bad, NULL, &err) : SP_EIO;
   check(st == SP_EIO && strstr(err.msg, "No such file or directory") != NULL, "write: error names the cause");
   sp_frame_free(f);
 
@@ -328,7 +328,7 @@ static void test_write(void) {
   check(st == SP_OK && f->nrow == 31 && strcmp(sp_column_level(&f->cols[1], 0), "北京") == 0,
         "UTF-8: Chinese province names read byte for byte");
   if (st == SP_OK) {
-    st = sp_frame_write_csv(f, path, &err);
+    st = sp_frame_write_csv(f, path, NULL, &err);
     st = st == SP_OK ? sp_frame_read_csv(path, NULL, &g, &err) : st;
     check(st == SP_OK && frames_equal(f, g), "UTF-8: round trip");
     sp_frame_free(g);

@@ -1,11 +1,16 @@
 /*
 ** test_statfile.c: Stata and SPSS files written with ReadStat's writer into
-** a temporary directory, then read back with sp_frame_read_stat.
+** a temporary directory, then read back with sp_frame_read_stat (and from
+** memory with sp_frame_read_stat_buffer); a header that lies about the row
+** count; paths that are not regular files.
 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <readstat.h>
@@ -102,6 +107,79 @@ static void check_frame(const char *path, const char *tag) {
   sp_frame_free(f);
 }
 
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL) return NULL;
+  unsigned char *b = malloc(1 << 16);
+  *len = b ? fread(b, 1, 1 << 16, fp) : 0;
+  fclose(fp);
+  return b;
+}
+
+/* Address space is capped in a child so that reading for 2e9 announced rows
+   fails there instead of taking the machine's memory; AddressSanitizer
+   reserves terabytes of address space, so under it the cap is left off (the
+   ASan run only checks that the read is clean). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SP_CAP_MEMORY 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SP_CAP_MEMORY 0
+#endif
+#endif
+#ifndef SP_CAP_MEMORY
+#define SP_CAP_MEMORY 1
+#endif
+
+/* A .dta whose header claims 2e9 rows (Stata 118 keeps N as 8 bytes in the
+   <N> tag) while 5 are present: the reader must not allocate for 2e9 rows up
+   front.  A clean error or a correct read are both fine; out of memory is
+   not. */
+static void check_lying_header(const char *dir, const char *dta) {
+  size_t len = 0;
+  unsigned char *b = slurp(dta, &len);
+  unsigned char *n = NULL;
+  for (size_t i = 0; b != NULL && i + 11 < len && n == NULL; i++)
+    if (memcmp(b + i, "<N>", 3) == 0) n = b + i + 3;
+  check(n != NULL && memcmp(b, "<stata_dta>", 11) == 0, "lying header: the .dta has an <N> tag (format 118+)");
+  if (n == NULL) { free(b); return; }
+  uint64_t big = 2000000000u;
+  for (int k = 0; k < 8; k++) n[k] = (unsigned char)(big >> (8 * k));  /* LSF: little-endian */
+  char path[300];
+  snprintf(path, sizeof path, "%s/lying.dta", dir);
+  FILE *fp = fopen(path, "wb");
+  if (fp) { fwrite(b, 1, len, fp); fclose(fp); }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (SP_CAP_MEMORY) {
+      struct rlimit rl = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+      setrlimit(RLIMIT_AS, &rl);
+    }
+    sp_frame *f = NULL;
+    sp_error err;
+    sp_error_clear(&err);
+    int st = sp_frame_read_stat(path, &f, &err);
+    printf("  lying header: status %d, %s\n", st, st == SP_OK ? "read" : err.msg);
+    int ok = (st == SP_OK && f != NULL && f->nrow == 5) ||
+             (st != SP_OK && st != SP_ENOMEM && strstr(err.msg, "lying.dta") != NULL);
+    sp_frame_free(f);
+    sp_error_clear(&err);
+    /* The same bytes from memory. */
+    st = sp_frame_read_stat_buffer(b, len, "lying.dta", &f, &err);
+    ok = ok && ((st == SP_OK && f != NULL && f->nrow == 5) || (st != SP_OK && st != SP_ENOMEM));
+    sp_frame_free(f);
+    fflush(stdout);
+    _exit(ok ? 0 : 1);
+  }
+  int ws = 0;
+  waitpid(pid, &ws, 0);
+  check(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+        "lying header (N = 2e9, 5 rows present): a clean error or a correct read within 1 GiB, from a file and from memory");
+  unlink(path);
+  free(b);
+}
+
 int main(void) {
   char dir[] = "/tmp/sp_stat_testXXXXXX";
   if (mkdtemp(dir) == NULL) { printf("FAIL temp dir\n0 passed, 1 failed\n"); return 1; }
@@ -115,10 +193,45 @@ int main(void) {
   check(write_file(sav, 0), "write a .sav with ReadStat");
   check_frame(sav, "sav");
 
+  /* The same file from memory. */
+  size_t blen = 0;
+  unsigned char *bytes = slurp(dta, &blen);
   sp_frame *f = NULL;
   sp_error err;
   sp_error_clear(&err);
-  int st = sp_frame_read_stat(other, &f, &err);
+  int st = bytes ? sp_frame_read_stat_buffer(bytes, blen, "mem.dta", &f, &err) : SP_EIO;
+  check(st == SP_OK && f != NULL && f->nrow == 5 && f->ncol == 3 &&
+        strcmp(sp_column_level(sp_frame_column(f, "name"), 3), "天津") == 0, "dta from a memory buffer");
+  sp_frame_free(f);
+  f = NULL;
+  sp_error_clear(&err);
+  st = bytes ? sp_frame_read_stat_buffer(bytes, blen / 2, "half.dta", &f, &err) : SP_OK;
+  check(st != SP_OK && f == NULL && strstr(err.msg, "half.dta") != NULL, "a truncated buffer is an error naming it");
+  free(bytes);
+  check_lying_header(dir, dta);
+
+  /* Regular files only: a directory, a FIFO and a device are refused at once
+     (a FIFO used to block in open, /dev/zero to be read for ever). */
+  const char *kinds[3][2] = {{"d.dta", "it is a directory"}, {"p.sav", "it is a FIFO"}, {"z.dta", "it is a character device"}};
+  char special[3][300];
+  for (int k = 0; k < 3; k++) snprintf(special[k], sizeof special[k], "%s/%s", dir, kinds[k][0]);
+  mkdir(special[0], 0700);
+  mkfifo(special[1], 0600);
+  if (symlink("/dev/zero", special[2]) != 0) printf("  (symlink failed)\n");
+  for (int k = 0; k < 3; k++) {
+    char what[200];
+    sp_error_clear(&err);
+    st = sp_frame_read_stat(special[k], &f, &err);
+    snprintf(what, sizeof what, "error: %s is refused (%s)", kinds[k][0], kinds[k][1]);
+    check(st == SP_EIO && f == NULL && strstr(err.msg, kinds[k][1]) != NULL &&
+          strstr(err.msg, "expected a Stata, SPSS or SAS data file") != NULL, what);
+  }
+  rmdir(special[0]);
+  unlink(special[1]);
+  unlink(special[2]);
+
+  sp_error_clear(&err);
+  st = sp_frame_read_stat(other, &f, &err);
   check(st == SP_EVALUE && f == NULL && strstr(err.msg, "unsupported extension '.xlsx'") != NULL &&
         strstr(err.msg, ".dta") != NULL, "error: unsupported extension named with the supported ones");
   snprintf(other, sizeof other, "%s/missing.dta", dir);

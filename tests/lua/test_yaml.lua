@@ -220,6 +220,28 @@ T.check(nv == nil and nmsg:find("missing.yaml: No such file or directory", 1, tr
 local dv, dmsg = Y.load_file(dir)
 T.check(dv == nil and dmsg:find("Is a directory", 1, true), "load_file of a directory: nil, message", tostring(dmsg))
 T.checkerr("bad argument #1 .*string expected, got boolean", Y.load_file, 42 < 0)
+-- Regular files only: a FIFO without a writer used to block for ever, and
+-- /dev/zero to read until memory ran out.
+local fifo = dir .. "/pipe.yaml"
+assert(os.execute("mkfifo " .. fifo))
+local pv, pmsg, perr = Y.load_file(fifo)
+T.check(pv == nil and pmsg == fifo .. ": not a regular file (a FIFO, device or socket): expected a YAML file" and perr == 22,
+        "load_file of a FIFO: nil, message, EINVAL at once", tostring(pmsg))
+local zv, zmsg = Y.load_file("/dev/zero")
+T.check(zv == nil and zmsg:find("^/dev/zero: not a regular file"), "load_file of /dev/zero: nil, message", tostring(zmsg))
+
+-- A leading UTF-8 byte-order mark (Notepad writes one) is skipped, in files
+-- and strings; positions count from the first character after it.  It used
+-- to shift the first line by one column, so a second key failed to parse.
+fh = assert(io.open(path, "wb"))
+fh:write("\xEF\xBB\xBFname: 西部\nmodels:\n  main: {formula: y ~ x}\n")
+fh:close()
+local bdoc, bpos = Y.load_file(path)
+T.check(bdoc and bdoc.name == "西部" and bdoc.models.main.formula == "y ~ x", "load_file skips a UTF-8 BOM")
+T.check(bpos and bpos["name#key"].col == 1 and bpos["models#key"].col == 1 and bpos["models.main.formula"].line == 3,
+        "positions after a BOM start at column 1")
+local sdoc = Y.load("\xEF\xBB\xBFa: 1\nb: 2\n")
+T.check(sdoc.a == 1 and sdoc.b == 2, "load skips a UTF-8 BOM in a string")
 
 -- ---- dump -------------------------------------------------------------------------
 local text = Y.dump(doc)

@@ -7,6 +7,10 @@
 ** a UTF-8 byte-order mark is skipped; the final newline is optional and blank
 ** lines at the end of the file are ignored.
 **
+** Text is UTF-8: names and levels that are not valid UTF-8 are an error at
+** the first invalid byte, unless the options name the file's encoding, in
+** which case the whole input is converted to UTF-8 first (iconv).
+**
 ** Type inference, per column: numeric when every non-missing field is a
 ** decimal number (strtod syntax without hex, "inf" or "nan"; spaces around
 ** the number are allowed), categorical otherwise.  Categorical levels are the
@@ -37,6 +41,8 @@ typedef struct sp_csv_options {
   const sp_csv_type *types;        /* ... to these types */
   size_t ntypes;
   size_t max_rows;                 /* 0: no limit */
+  const char *encoding;            /* NULL or "UTF-8": the text must be UTF-8;
+                                      else an iconv name ("GB18030", "latin1") */
 } sp_csv_options;
 
 /* Defaults: ',', header, the default missing tokens, no forced types. The
@@ -52,16 +58,35 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
 int sp_frame_read_csv_buffer(const char *buf, size_t len, const char *name,
                              const sp_csv_options *opt, sp_frame **out, sp_error *err);
 
-/* Write f as CSV with a header: fields quoted when they hold a comma, quote,
-   CR or LF (or start/end with a space, or equal a default missing token);
-   numbers in the shortest of %.15g/%.16g/%.17g that reads back identically;
-   missing values as empty fields; infinities as Inf/-Inf.  The file is
-   written to a temporary in the same directory and renamed into place, so a
-   failure leaves the destination untouched. */
-int sp_frame_write_csv(const sp_frame *f, const char *path, sp_error *err);
+typedef enum {
+  SP_CSV_QUOTE_MINIMAL = 0,  /* quote a text only when reading it back needs it */
+  SP_CSV_QUOTE_ALL,          /* quote every name and text value (not numbers, not missing) */
+  SP_CSV_QUOTE_NONE          /* never quote; a text that would need it is SP_EVALUE */
+} sp_csv_quote;
+
+typedef struct sp_csv_write_options {
+  char delimiter;     /* ',' by default; '"', '\r', '\n' and NUL are refused */
+  const char *na;     /* written for missing values; "" by default */
+  sp_csv_quote quote;
+  int bom;            /* 1: start with a UTF-8 byte-order mark (for Excel) */
+} sp_csv_write_options;
+
+void sp_csv_write_options_init(sp_csv_write_options *opt);
+
+/* Write f as CSV with a header.  Minimal quoting quotes a field that holds
+   the delimiter, a quote, CR or LF, starts or ends with a space, starts with
+   a byte-order mark, or equals a default missing token or opt->na; quotes
+   inside are doubled.  Numbers in the shortest of %.15g/%.16g/%.17g that
+   reads back identically; missing values as opt->na; infinities as Inf/-Inf.
+   opt may be NULL for the defaults.  The file is written to a temporary in
+   the same directory and renamed into place, so a failure (a full disk, a
+   value that cannot be written unquoted) leaves the destination untouched. */
+int sp_frame_write_csv(const sp_frame *f, const char *path, const sp_csv_write_options *opt,
+                       sp_error *err);
 
 /* Write to an open stream (no temporary, no rename); name is for messages. */
-int sp_frame_write_csv_stream(const sp_frame *f, FILE *fp, const char *name, sp_error *err);
+int sp_frame_write_csv_stream(const sp_frame *f, FILE *fp, const char *name,
+                              const sp_csv_write_options *opt, sp_error *err);
 
 /* Parse one decimal number exactly as strtod would, from s[0..len) which must
    be entirely a number (surrounding spaces allowed).  Returns 1 and sets *out,
