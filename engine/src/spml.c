@@ -635,10 +635,11 @@ int sp_spml_solve(const sp_spml_sample *s, double rho, const double *b, double *
   }
   size_t nmax = 0;
   for (size_t d = 0; d < s->ndistinct; d++) nmax = s->Wd[d]->n > nmax ? s->Wd[d]->n : nmax;
-  if (nmax > SP_SPML_DIRECT_MAX) {
-    *err = first;
-    return st;
-  }
+  if (nmax > SP_SPML_DIRECT_MAX)
+    return sp_error_set(err, SP_ECONV,
+                        "spatial solve: (I - rho W) z = b did not converge at rho = %g (|rho| times the spectral "
+                        "radius of W is near or above 1), and a period block of %zu units is too large for the "
+                        "direct solve (at most %d)", rho, nmax, SP_SPML_DIRECT_MAX);
   /* Direct: one LU per distinct block, then every period that shares it. */
   double *a = malloc((nmax ? nmax * nmax : 1) * sizeof *a), *x = malloc((nmax ? nmax : 1) * sizeof *x);
   lapack_int *piv = malloc((nmax ? nmax : 1) * sizeof *piv);

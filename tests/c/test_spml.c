@@ -1,6 +1,7 @@
 /* test_spml: the C core of the ML spatial models on small hand-checkable cases. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spillover/spml.h"
@@ -132,6 +133,31 @@ int main(void) {
   res = 0;
   for (size_t r = 0; r < n; r++) res = fmax(res, fabs(z[r] - rho_neg * Wz[r] - b[r]));
   check(res < 1e-13, "direct solve: (I - rho W) z = b");
+
+  /* A block above SP_SPML_DIRECT_MAX units: no direct fallback, a message that says why. */
+  {
+    size_t nb = SP_SPML_DIRECT_MAX + 1;
+    size_t *bi_ = malloc(2 * nb * sizeof *bi_), *bj_ = malloc(2 * nb * sizeof *bj_), *bu = malloc(nb * sizeof *bu);
+    size_t *bb = calloc(nb, sizeof *bb);
+    double *bx_ = malloc(2 * nb * sizeof *bx_), *bv = calloc(nb, sizeof *bv), *bz = malloc(nb * sizeof *bz);
+    sp_spw *R = NULL;
+    sp_spml_sample *B = NULL;
+    for (size_t r = 0; r < nb; r++) {
+      bi_[2 * r] = bi_[2 * r + 1] = r;
+      bj_[2 * r] = (r + 1) % nb;
+      bj_[2 * r + 1] = (r + nb - 1) % nb;
+      bx_[2 * r] = bx_[2 * r + 1] = 0.5;
+      bu[r] = r;
+    }
+    bv[0] = 1;
+    check(sp_spw_new(nb, 2 * nb, bi_, bj_, bx_, &R, &err) == SP_OK &&
+          sp_spml_sample_new(R, nb, bu, bb, 1, 1, &B, &err) == SP_OK, "a ring of 2001 units");
+    check(B != NULL && sp_spml_solve(B, rho_neg, bv, bz, &err) == SP_ECONV && strstr(err.msg, "too large for the direct solve") != NULL,
+          "large block: no direct solve, and the message says so");
+    sp_spml_sample_free(B);
+    sp_spw_free(R);
+    free(bi_); free(bj_); free(bu); free(bb); free(bx_); free(bv); free(bz);
+  }
 
   /* a panel of 3 periods, unit 2 absent in period 1: two distinct blocks */
   size_t pu[20], pb[20], m = 0;
