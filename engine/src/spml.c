@@ -541,7 +541,8 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   ld->re = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->re);
   ld->im = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->im);
   if (ld->re == NULL || ld->im == NULL) goto nomem;
-  double emin = 0, emax = 0;
+  double emin = 0, emax = 0, radius = 0;  /* real parts' range, largest modulus */
+  int real = 1;                            /* every eigenvalue is real */
   for (size_t d = 0; d < s->ndistinct; d++) {
     const sp_spw *w = s->Wd[d];
     size_t n = w->n;
@@ -551,7 +552,9 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
         for (size_t q = w->p[r]; q < w->p[r + 1]; q++) sum += fabs(w->x[q]);
         emin = fmin(emin, -sum);
         emax = fmax(emax, sum);
+        radius = fmax(radius, sum);
       }
+      real = 0;  /* only a disc is known */
       continue;
     }
     ld->re[d] = malloc((n ? n : 1) * sizeof **ld->re);
@@ -561,6 +564,8 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
     for (size_t r = 0; r < n; r++) {
       emin = fmin(emin, ld->re[d][r]);
       emax = fmax(emax, ld->re[d][r]);
+      radius = fmax(radius, hypot(ld->re[d][r], ld->im[d][r]));
+      if (ld->im[d][r] != 0) real = 0;
     }
     if (o->method != SP_LOGDET_EIGEN) {
       free(ld->re[d]);
@@ -570,8 +575,23 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   }
   ld->lower = emin < 0 ? 1 / emin : -INFINITY;
   ld->upper = emax > 0 ? 1 / emax : INFINITY;
-  ld->a = (emax + emin) / 2;
-  ld->b = emax > emin ? (emax - emin) / 2 : 1;  /* a W without links: U = W */
+  if (real) {
+    /* U = (W - a I) / b has its spectrum in [-1, 1]: the series in U hold on
+       the whole interval */
+    ld->a = (emax + emin) / 2;
+    ld->b = emax > emin ? (emax - emin) / 2 : 1;  /* a W without links: U = W */
+  } else {
+    /* Complex eigenvalues (or only a bound): all that is known is the disc
+       |w| <= radius, so U = W / radius, and the series converge for |rho|
+       below 1 / radius only.  MC and Chebyshev keep to that part of the
+       interval (for row-standardised W: (max(1/min, -1), 1)). */
+    ld->a = 0;
+    ld->b = radius > 0 ? radius : 1;
+    if (o->method == SP_LOGDET_MC || o->method == SP_LOGDET_CHEBYSHEV) {
+      ld->lower = fmax(ld->lower, -1 / ld->b);
+      ld->upper = fmin(ld->upper, 1 / ld->b);
+    }
+  }
   if (o->method == SP_LOGDET_EIGEN) {
     /* the eigenvalues are all it needs */
   } else if (o->method == SP_LOGDET_LU) {

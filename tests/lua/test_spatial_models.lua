@@ -267,6 +267,18 @@ do
     T.check(math.abs(f:coef().rho - rho) < 0.02, "distance SDM: " .. m .. " close to the exact rho",
       string.format("%g vs %g", f:coef().rho, rho))
   end
+  -- asymmetric W (4 nearest capitals): the real parts of dgeev's eigenvalues
+  -- for eigen and LU; MC and Chebyshev, which only know the disc |w| <= 1,
+  -- stop at -1
+  local Wk = weights.knn(sp.read_csv("scenarios/data/cn_province_capital_coords.csv"), 4, { id = "province" })
+  local rk = Wk:eigenvalues()
+  local klo = 1 / rk:get(1, 1)
+  for _, m in ipairs { "eigen", "lu", "mc", "chebyshev" } do
+    local f = SM.spatial(pd, ff, { model = "sdm", weights = Wk, logdet = m, order = 60, nvec = 200 })
+    local want = (m == "mc" or m == "chebyshev") and math.max(klo, -1) or klo
+    T.near(f.stats.interval[1], want, 1e-12, string.format("knn SDM: %s lower end (1 / min real part = %.4f)", m, klo))
+    T.near(f.stats.interval[2], 1, 1e-12, "knn SDM: " .. m .. " upper end 1")
+  end
   -- an interval inside (-1, 1) works too (the estimate is inside it)
   local narrow = SM.spatial(pd, ff, { model = "sdm", weights = Wdist, interval = { -0.99, 0.99 } })
   T.near(narrow:coef().rho, rho, 1e-10, "distance SDM: interval = {-0.99, 0.99} gives the same estimate")

@@ -129,8 +129,11 @@ typedef struct sp_logdet sp_logdet;
    real and come from dsyevd on D^1/2 W D^-1/2, else from dgeev.  Methods other
    than EIGEN bound a block above SP_SPML_DIRECT_MAX units by its largest
    absolute row sum r instead (-1/r, 1/r: inside the exact interval).
-   MC and Chebyshev expand in U = (W - a I) / b, with [a - b, a + b] the range
-   of those real parts, so they hold on the whole interval. */
+   When every eigenvalue is real, MC and Chebyshev expand in U = (W - a I) / b,
+   with [a - b, a + b] the range of the eigenvalues, so they hold on the whole
+   interval.  With complex eigenvalues (or only the row-sum bound) they expand
+   in W / r, r the largest modulus, and their interval is cut to (-1/r, 1/r),
+   the only part where those series converge. */
 int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet **out,
                   sp_error *err);
 void sp_logdet_free(sp_logdet *ld);
