@@ -115,6 +115,7 @@ typedef struct {
   size_t len;
   readstat_off_t pos;   /* buffer only */
   off_t size;           /* bytes in the input, for the row hint */
+  int stata;            /* a .dta file (see labelset_max) */
   sp_error *err;        /* the open handler's failure, if any */
   int st;
 } sinput;
@@ -129,6 +130,7 @@ typedef struct {
   int st;              /* SP_OK, or the failure that aborted the parse */
   sp_error *err;
   sinput in;
+  size_t labelset_max; /* bytes a value-label set name may span */
 } sctx;
 
 static int oom(sctx *c, const char *what) {
@@ -140,6 +142,11 @@ static int on_metadata(readstat_metadata_t *m, void *ctx) {
   sctx *c = ctx;
   long n = readstat_get_row_count(m);
   int nvar = readstat_get_var_count(m);
+  /* Stata's label-name entries are 9, 33 or 129 bytes wide by release. */
+  if (c->in.stata) {
+    int v = readstat_get_file_format_version(m);
+    c->labelset_max = v < 110 ? 9 : v < 118 ? 33 : 129;
+  }
   /* Preallocate for the announced rows (saving the doubling copies), but
      never for more rows than the file has bytes per variable. */
   if (n > 0) {
@@ -206,7 +213,11 @@ static int on_variable(int index, readstat_variable_t *var, const char *val_labe
   v->is_string = readstat_variable_get_type_class(var) == READSTAT_TYPE_CLASS_STRING;
   if ((v->name = strdup(name ? name : "")) == NULL) return oom(c, "the variables");
   if (label != NULL && label[0] != '\0' && (v->label = strdup(label)) == NULL) return oom(c, "the variables");
-  if (val_labels != NULL && val_labels[0] != '\0' && (v->labelset = strdup(val_labels)) == NULL)
+  /* ReadStat hands a Stata file's value-label name as a pointer into the
+     file's fixed-width table, not terminated when the name fills its entry
+     (found by fuzz_statfile): read at most one entry. */
+  if (val_labels != NULL && val_labels[0] != '\0' &&
+      (v->labelset = strndup(val_labels, c->labelset_max)) == NULL)
     return oom(c, "the variables");
   return READSTAT_HANDLER_OK;
 }
@@ -465,6 +476,10 @@ static int read_stat(sctx *c, const char *path, sp_frame **out) {
     sp_error_at(err, path, 0, 0);
     return SP_EVALUE;
   }
+  /* Until the metadata gives a .dta's release, assume its narrowest
+     label-name entry (9 bytes); other formats terminate their names. */
+  c->in.stata = parse == readstat_parse_dta;
+  c->labelset_max = c->in.stata ? 9 : (size_t)-1;
   readstat_parser_t *p = readstat_parser_init();
   if (p == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory starting the ReadStat parser");
   readstat_set_metadata_handler(p, on_metadata);

@@ -210,6 +210,17 @@ int main(void) {
   free(bytes);
   check_lying_header(dir, dta);
 
+  /* fuzz_statfile's first find: a Stata 116 header whose value-label name
+     fills its 33-byte entry with no terminator; ReadStat passes a pointer
+     into that table and strdup read past it (an ASan report; run the ASan
+     build to see this test fail without the fix). */
+  sp_error_clear(&err);
+  st = sp_frame_read_stat("tests/data/fuzz_dta_unterminated_labelset.dta", &f, &err);
+  check((st == SP_OK && f != NULL) || (st != SP_OK && f == NULL && err.msg[0] != '\0'),
+        "fuzz reproducer: an unterminated value-label name is read within its entry");
+  sp_frame_free(f);
+  f = NULL;
+
   /* Regular files only: a directory, a FIFO and a device are refused at once
      (a FIFO used to block in open, /dev/zero to be read for ever). */
   const char *kinds[3][2] = {{"d.dta", "it is a directory"}, {"p.sav", "it is a FIFO"}, {"z.dta", "it is a character device"}};
