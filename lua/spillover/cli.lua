@@ -197,7 +197,7 @@ local function job_status(job, timeout, stopped)
   if job.error then return "FAILED", job.error end
   if job.timed_out then return "TIMEOUT", string.format("timed out after %g s", timeout) end
   if not job.code then return "skipped", "not started: the batch was stopped by " .. signal_text(stopped) end
-  if job.signal and stopped then return "STOPPED", "stopped with the batch by " .. signal_text(stopped) end
+  if job.signal and stopped then return "STOPPED", "stopped by " .. signal_text(stopped) end
   if job.signal then return "KILLED", "killed by " .. signal_text(job.signal) end
   if job.code ~= 0 then return "FAILED", "exit status " .. job.code end
   return "ok", job.outdir .. "/"
