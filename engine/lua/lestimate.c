@@ -260,7 +260,8 @@ static int l_lsfit(lua_State *L) {
     o.w = opt_vector(L, 3, "weights", X->size1);
     o.scale = opt_vector(L, 3, "scale", X->size2);
     o.tol = opt_number(L, 3, "tol", 0, "lsfit");
-    if (!(o.tol >= 0 && o.tol < 1)) return sp_lua_errorf(L, "lsfit: option 'tol' must be in [0, 1), got %g", o.tol);
+    if (!(o.tol >= 0 && o.tol < 1))
+      return sp_lua_errorf(L, "lsfit: option 'tol' must be >= 0 and < 1, got %g", o.tol);
     o.names = opt_names(L, 3, "names", X->size2);  /* the pointer array stays on the stack */
     if (lua_getfield(L, 3, "yname") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING) return sp_lua_errorf(L, "lsfit: option 'yname' must be a string");
@@ -364,7 +365,14 @@ static int l_vcov(lua_State *L) {
   if (lua_getfield(L, 4, "fix_psd") != LUA_TNIL) spec.fix_psd = lua_toboolean(L, -1);
   lua_pop(L, 1);
   spec.weights = opt_vector(L, 4, "weights", n);
-  spec.lag = (long)opt_integer(L, 4, "lag", -1, LUA_MININTEGER, "vcov");
+  /* absent: plm's default floor(T^(1/4)) (spec.lag -1) */
+  int has_lag = lua_getfield(L, 4, "lag") != LUA_TNIL;
+  lua_pop(L, 1);
+  if (has_lag) {
+    lua_Integer lag = opt_integer(L, 4, "lag", 0, LUA_MININTEGER, "vcov");
+    if (lag < 0) return sp_lua_errorf(L, "vcov: option 'lag' must be >= 0 (0 <= lag <= T - 1), got %lld", (long long)lag);
+    spec.lag = (long)lag;
+  }
   /* Cluster dimensions: opts.cluster = {v1, v2, ...}, names in opts.cluster_names. */
   int ctype = lua_getfield(L, 4, "cluster");
   if (ctype != LUA_TNIL && ctype != LUA_TTABLE)
@@ -392,6 +400,7 @@ static int l_vcov(lua_State *L) {
     lcodes *c = check_codes(L, -1, n, "vcov: time variable");
     spec.time = c->code;
   }
+  if (lua_getfield(L, 4, "time_name") != LUA_TNIL) spec.time_name = lua_tostring(L, -1);  /* pinned by opts */
   gsl_matrix *V = sp_lua_matrix_new(L, k, k);
   int vidx = lua_gettop(L);
   sp_vcov_info info;

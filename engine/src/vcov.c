@@ -353,6 +353,14 @@ static int dk_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec 
     if (c > mx) mx = c;
   }
   size_t T = (size_t)mx + 1;
+  /* A lag of T or more would weight autocovariances that do not exist (and
+     a huge one scales the long-run variance to nothing). */
+  if (s->lag >= 0 && (size_t)s->lag > T - 1) {
+    sp_error_set(err, SP_EVALUE, "Driscoll-Kraay lag %ld is out of range: expected an integer 0 <= lag <= T - 1 "
+                 "= %zu (T = %zu periods of '%s')", s->lag, T - 1, T, tn);
+    sp_error_var(err, tn);
+    return SP_EVALUE;
+  }
   double *H = sp_mem_calloc(T, k * sizeof *H);
   double *C = malloc(k * k * sizeof *C);
   if (H == NULL || C == NULL) {

@@ -11,6 +11,7 @@
 --   fe (names of absorbed effects), extra fields kept as they are.
 local dist = require("spillover.core").dist
 local matrix = require("spillover.core").matrix
+local suggest = require "spillover.suggest"
 
 local Fit = {}
 Fit.__index = Fit
@@ -242,18 +243,44 @@ local function parse_linear(self, s, row, sign, text)
   return const
 end
 
+-- The result of fit:wald prints the way Stata's `test` does: the
+-- restrictions, then F(df1, df2) or chi2(df1) and its p-value.
+local Wald = { __name = "spillover.wald" }
+Wald.__index = Wald
+
+function Wald.__tostring(w)
+  local function stat(v) return string.format(math.abs(v) < 1e7 and "%10.2f" or "%10.4g", v) end
+  local out = {}
+  for i, r in ipairs(w.restrictions or {}) do out[i] = string.format(" (%d)  %s", i, r) end
+  out[#out + 1] = ""
+  if w.kind == "F" then
+    out[#out + 1] = string.format("%20s = %s", string.format("F(%3d, %5s)", w.df1,
+      tostring(math.tointeger(w.df2) or w.df2)), stat(w.statistic))
+    out[#out + 1] = string.format("%20s = %10.4f", "Prob > F", w.pvalue)
+  else
+    out[#out + 1] = string.format("%20s = %s", string.format("chi2(%3d)", w.df1), stat(w.statistic))
+    out[#out + 1] = string.format("%20s = %10.4f", "Prob > chi2", w.pvalue)
+  end
+  return table.concat(out, "\n")
+end
+
 --- Wald test of linear restrictions: "x1 = x2", "x1 = 0, x2 = 0",
 --- "2*x1 + x2 = 1", or an array of names (all zero).  Returns a table
---- {statistic, df1, df2, pvalue, chi2, chi2_pvalue}: F with (q, df_resid) when
---- the fit uses t, chi2(q) otherwise.
+--- {statistic, df1, df2, pvalue, chi2, chi2_pvalue, kind, restrictions}: F
+--- with (q, df_resid) when the fit uses t, chi2(q) otherwise; it prints as
+--- Stata's `test` does.
 function Fit:wald(spec)
-  local rows, rhs = {}, {}
+  local rows, rhs, texts = {}, {}, {}
   if type(spec) == "table" then
     for _, n in ipairs(spec) do
       local i = self.index[n]
-      if i == nil then error("wald: unknown coefficient '" .. tostring(n) .. "'", 2) end
+      if i == nil then
+        error("wald: unknown coefficient '" .. tostring(n) .. "'" .. suggest.did_you_mean(tostring(n), self.names) ..
+          " (coefficients: " .. table.concat(self.names, ", ") .. ")", 2)
+      end
       rows[#rows + 1] = { [i] = 1 }
       rhs[#rhs + 1] = 0
+      texts[#texts + 1] = n .. " = 0"
     end
   elseif type(spec) == "string" then
     for _, part in ipairs(split_top(spec)) do
@@ -265,6 +292,8 @@ function Fit:wald(spec)
       if next(row) == nil then error("wald: restriction '" .. part .. "' involves no coefficient", 2) end
       rows[#rows + 1] = row
       rhs[#rhs + 1] = -(c1 + c2)
+      local text = part:match("^%s*(.-)%s*$")
+      texts[#texts + 1] = lhs == part and (text .. " = 0") or text
     end
   else
     error("wald: expected a string like \"x1 = x2\" or an array of names", 2)
@@ -293,7 +322,8 @@ function Fit:wald(spec)
   local x = xm:totable()
   local chi2 = 0
   for a = 1, q do chi2 = chi2 + d[a] * x[a] end
-  local out = { chi2 = chi2, df1 = q, chi2_pvalue = dist.pchisq(chi2, q, true) }
+  local out = setmetatable({ chi2 = chi2, df1 = q, chi2_pvalue = dist.pchisq(chi2, q, true),
+    restrictions = texts }, Wald)
   if self:uses_t() then
     out.statistic, out.df2 = chi2 / q, self.df_resid
     out.pvalue = dist.pf(out.statistic, q, self.df_resid, true)
@@ -323,6 +353,14 @@ local function fmtnum(x)
   local a = math.abs(x)
   if a ~= 0 and (a >= 1e6 or a < 1e-4) then return string.format("%.4e", x) end
   return string.format("%.6f", x)
+end
+
+-- A statistic too large for the column (|t| of 1e6 and more) in
+-- scientific notation, as R prints it, rather than overflowing into the next.
+local function fmtt(t)
+  if t ~= t then return "NA" end
+  if math.abs(t) >= 1e6 and t ~= math.huge and t ~= -math.huge then return string.format("%.3e", t) end
+  return string.format("%.3f", t)
 end
 
 --- Width of a UTF-8 string in terminal cells (CJK counted as 2).
@@ -361,7 +399,7 @@ function Fit:summary()
   for i, n in ipairs(self.names) do
     local t = self.b[i] / se[n]
     add(pad(n, w) .. "  " .. pad(fmtnum(self.b[i]), 14, true) .. pad(fmtnum(se[n]), 14, true) ..
-      pad(t == t and string.format("%.3f", t) or "NA", 10, true) .. pad(fmtp(p[n]), 11, true) .. " " .. stars(p[n]))
+      pad(fmtt(t), 10, true) .. pad(fmtp(p[n]), 11, true) .. " " .. stars(p[n]))
   end
   add("---")
   add("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")

@@ -135,7 +135,7 @@ local function meat(W, ctx)
     end
   elseif vc.type == "driscoll_kraay" then
     opts.type = "driscoll_kraay"
-    opts.time, opts.lag = ctx.time_codes(), vc.lag
+    opts.time, opts.time_name, opts.lag = ctx.time_codes(), ctx.time_name, vc.lag
   else
     opts.type = "hc0"
   end
@@ -270,7 +270,7 @@ function M.fit(d, formula, opts, des)
   if opts.weights then
     error("ivreg: weights are not supported for instrumental variables (yet); drop opts.weights", level)
   end
-  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts) }) end
+  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts, level) }) end
   if not des.endog_names or #des.endog_names == 0 then
     error("ivreg: the formula has no IV part; write 'y ~ exog | fe | endog ~ instruments' (or use sp.ols)", level)
   end
@@ -287,6 +287,11 @@ function M.fit(d, formula, opts, des)
   local raw = hcat_list { des.X, des.endog, des.inst }
   local scale_all = linear.colsumsq(raw)
 
+  local yraw = core.sumsq(des.y)[1]
+  if des.intercept and nfe == 0 then
+    linear.check_outcome("ivreg", des.yname, linear.sum_sq_centered(des.y), yraw, nil, level)
+  end
+
   -- One workspace demeans y, X1, Y2 and Z2 together.
   local big = hcat_list { des.y, des.X, des.endog, des.inst }
   local absorb, fe_dof = nil, 0
@@ -298,6 +303,7 @@ function M.fit(d, formula, opts, des)
     if info.warning then notes[#notes + 1] = info.warning end
   end
   local y = big:col(1):copy()
+  if nfe > 0 then linear.check_outcome("ivreg", des.yname, core.sumsq(y)[1], yraw, "the fixed effects", level) end
   local X1 = k1_all > 0 and big:view(1, 2, n, k1_all):copy() or nil
   local Y2 = big:view(1, 2 + k1_all, n, p):copy()
   local Z2 = big:view(1, 2 + k1_all + p, n, m):copy()
@@ -310,7 +316,8 @@ function M.fit(d, formula, opts, des)
   local exog_names, dropped = {}, {}
   local X1k, scale_X1k = nil, {}
   if k1_all > 0 then
-    local f1 = core.lsfit(X1, y, { scale = matrix(scale_X1) })
+    local f1 = core.lsfit(X1, y, { scale = matrix(scale_X1), names = { table.unpack(des.names, 1, k1_all) },
+      yname = des.yname })
     for j, kept in ipairs(f1.keep) do
       if kept then
         exog_names[#exog_names + 1] = des.names[j]
@@ -331,7 +338,9 @@ function M.fit(d, formula, opts, des)
   for _, s in ipairs(scale_X1k) do scale_Z[#scale_Z + 1] = s end
   for _, s in ipairs(scale_Z2) do scale_Z[#scale_Z + 1] = s end
   local L = Z:ncol()
-  local fz = core.lsfit(Z, Y2:col(1):copy(), { scale = matrix(scale_Z) })
+  local zn = { table.unpack(exog_names) }
+  for _, nm in ipairs(des.inst_names) do zn[#zn + 1] = nm end
+  local fz = core.lsfit(Z, Y2:col(1):copy(), { scale = matrix(scale_Z), names = zn, yname = des.endog_names[1] })
   for j = k1 + 1, L do
     if not fz.keep[j] then
       local nm = des.inst_names[j - k1]
@@ -409,7 +418,9 @@ function M.fit(d, formula, opts, des)
   local scale_X = {}
   for _, s in ipairs(scale_X1k) do scale_X[#scale_X + 1] = s end
   for _, s in ipairs(scale_Y2) do scale_X[#scale_X + 1] = s end
-  local f2 = core.lsfit(Xhat, y, { scale = matrix(scale_X) })
+  local xn = { table.unpack(exog_names) }
+  for _, nm in ipairs(des.endog_names) do xn[#xn + 1] = nm end
+  local f2 = core.lsfit(Xhat, y, { scale = matrix(scale_X), names = xn, yname = des.yname })
   for j = 1, k1 + p do
     if not f2.keep[j] then
       local nm = j <= k1 and exog_names[j] or des.endog_names[j - k1]
@@ -462,7 +473,7 @@ function M.fit(d, formula, opts, des)
   local df_t = linear.t_df(vc, compat, vinfo, df_resid)
   stats.df_t = df_t
   stats.vcov_dof_factor = vinfo.dof_factor
-  if vc.type == "cluster" then stats.n_clusters = vinfo.ngroups end
+  if vc.type == "cluster" then stats.n_clusters = linear.n_clusters(vinfo) end
 
   -- Joint test of the slopes: AER (sandwich) reports the classic Wald F whatever
   -- the vcov, plm a chi2 Wald with its vcov, the others an F with the vcov used.

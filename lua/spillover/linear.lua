@@ -4,6 +4,7 @@
 -- user's estimator written the same way is as fast and as well-behaved.
 local core = require "spillover.core"
 local fitmod = require "spillover.fit"
+local suggest = require "spillover.suggest"
 local dist = core.dist
 
 local M = {}
@@ -32,7 +33,16 @@ local function parse_vcov(v, level)
     out.hc = v.type  -- e.g. {cluster = "firm", type = "hc1"}: plm arellano HC1
   elseif v.driscoll_kraay ~= nil then
     out.type = "driscoll_kraay"
-    out.lag = v.driscoll_kraay == true and -1 or v.driscoll_kraay
+    local lag = v.driscoll_kraay
+    if lag ~= true and math.type(lag) ~= "integer" and not (type(lag) == "number" and lag == math.floor(lag)) then
+      error("vcov: driscoll_kraay must be true (the default lag) or an integer lag 0 <= lag <= T - 1, got " ..
+        tostring(lag), level)
+    end
+    if lag ~= true and lag < 0 then
+      error(string.format("vcov: driscoll_kraay lag %d is negative (expected an integer 0 <= lag <= T - 1, " ..
+        "T the number of periods)", lag), level)
+    end
+    out.lag = lag ~= true and math.tointeger(lag) or nil  -- nil: plm's default floor(T^(1/4))
   elseif v.type then
     out = parse_vcov(v.type, level)
     out.dof, out.gadj, out.tdf = v.dof, v.gadj, v.tdf
@@ -72,6 +82,43 @@ end
 local function sum_sq_centered(y, w)
   return core.sumsq(y, { center = true, weights = w })[1]
 end
+
+-- An outcome left with a sum of squares below this fraction of its raw one
+-- (about its mean, or after absorbing the fixed effects) is constant: a
+-- rounding remainder, not something to explain.  Demeaning on several fixed
+-- effects is iterative (tolerance 1e-10 on the root mean square), so its
+-- remainder can reach 1e-9 of the outcome's size; one mean leaves about 1e-16.
+local CONSTANT_REL = { mean = 1e-26, fe = 1e-18 }
+M.CONSTANT_REL = CONSTANT_REL
+
+--- Refuse a constant outcome, as fixest does ("the dependent variable is a
+--- constant"): every coefficient would be rounding noise with p-values near 0.
+--- left: its sum of squares about the mean, or after a transformation (fixed
+--- effects absorbed, first differences); raw: its uncentred sum of squares;
+--- within: nil, or what the transformation removed, for the message.
+local function check_outcome(who, yname, left, raw, within, level)
+  if not (raw < math.huge) then return end  -- its squares overflow: sp.lsfit says so, naming it
+  if not (left > (within and CONSTANT_REL.fe or CONSTANT_REL.mean) * raw) then
+    error(string.format("%s: outcome '%s' is constant%s; nothing to estimate", who, yname,
+      within and (" (within " .. within .. ")") or ""), level + 1)
+  end
+end
+
+--- A perfect fit (residual sum of squares 0 to rounding, the outcome not
+--- constant) leaves no residual variance: the covariance becomes NaN (tables
+--- print NA for standard errors, tests and p-values) and a note says why, the
+--- way R's summary.lm warns of an "essentially perfect fit".
+function M.perfect_fit(ssr, raw, fe)
+  return not (ssr > (fe and CONSTANT_REL.fe or CONSTANT_REL.mean) * raw)
+end
+M.PERFECT_FIT_NOTE = "perfect fit: the residuals are zero, so standard errors, tests and p-values are undefined (NA)"
+
+--- The k x k covariance of a perfect fit.
+function M.nan_matrix(k)
+  return core.matrix(k, k, 0 / 0)
+end
+
+M.check_outcome = check_outcome
 
 --- Squared correlation of two n x 1 matrices, from centred sums of squares
 --- computed in C (two passes, no cancellation): 4 cov(a, b) = S(a + b) - S(a - b).
@@ -121,7 +168,7 @@ function M.covariance(X, e, bread, ctx)
     end
     if ctx.fe_dof_nonnested then nonnested = ctx.fe_dof_nonnested(vc.cluster) end
   elseif vc.type == "driscoll_kraay" then
-    opts.time = ctx.time_codes()
+    opts.time, opts.time_name = ctx.time_codes(), ctx.time_name
     opts.lag = vc.lag
   end
   opts.k_df = vcov_kdf(ctx.compat, vc, rank, fe_dof, nonnested)
@@ -220,6 +267,14 @@ function M.wald_df2(vc, vinfo, df_resid)
   return df_resid
 end
 
+--- fit.stats.n_clusters: the number of clusters for one-way clustering, an
+--- array of one count per dimension for multiway clustering.
+function M.n_clusters(vinfo)
+  local g = vinfo.ngroups
+  if #g == 1 then return g[1] end
+  return g
+end
+
 --- The context M.covariance needs for a design: cluster codes, DK periods,
 --- and the absorbed parameters not nested in the clusters (fixest/reghdfe
 --- count only those).
@@ -229,6 +284,7 @@ function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
     compat = compat, vcov = vc, fe_dof = fe_dof, weights = weights,
     codes = function(name) return core.codes(des, name) end,
     time_codes = function() return core.codes(des, d:panel_info().time) end,
+    time_name = vc.type == "driscoll_kraay" and d:panel_info().time or nil,
     fe_dof_nonnested = function(clusters)
       if nfe == 0 then return 0 end
       local dof = fe_dof
@@ -246,18 +302,36 @@ end
 -- ---- shared preparation ------------------------------------------------------------
 
 --- Variables the estimator needs besides the formula's: clusters, DK time, weights.
-local function extra_vars(d, vc, opts)
+--- level: where errors point, as error()'s level seen from the caller (default 2).
+local function extra_vars(d, vc, opts, level)
+  level = (level or 2) + 1
   local extra = {}
+  local names = d.names and d:names() or nil
+  local function known(name, what)
+    if names == nil then return end
+    for _, nm in ipairs(names) do if nm == name then return end end
+    error(string.format("%s: unknown %s variable '%s'%s", what == "cluster" and "vcov" or "weights", what,
+      tostring(name), suggest.did_you_mean(tostring(name), names)), level + 1)
+  end
   if vc.type == "cluster" then
-    for _, name in ipairs(vc.cluster) do extra[#extra + 1] = name end
+    for _, name in ipairs(vc.cluster) do
+      known(name, "cluster")
+      extra[#extra + 1] = name
+    end
   elseif vc.type == "driscoll_kraay" then
     local ok, info = pcall(d.panel_info, d)
     if not ok or not info or not info.time then
-      error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", 4)
+      error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", level)
     end
     extra[#extra + 1] = info.time
   end
-  if opts.weights then extra[#extra + 1] = opts.weights end
+  if opts.weights then
+    if type(opts.weights) ~= "string" then
+      error("weights: expected the name of a column, got a " .. type(opts.weights), level)
+    end
+    known(opts.weights, "weight")
+    extra[#extra + 1] = opts.weights
+  end
   return extra
 end
 M.extra_vars = extra_vars
@@ -320,7 +394,7 @@ function M.ols(d, formula, opts)
   opts = check_options(opts, M.ols_options, "ols", 2)
   local compat = check_compat(opts, 2)
   local vc = parse_vcov(opts.vcov, 2)
-  local extra = extra_vars(d, vc, opts)
+  local extra = extra_vars(d, vc, opts, 2)
   local des = core.design(d, formula, { extra = extra })
   if opts.singletons == "drop" and #des.fe > 0 then
     -- Drop observations alone in a level of some fixed effect (as reghdfe and
@@ -370,7 +444,12 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
 
   -- Sums of squares of the untransformed outcome, before it is demeaned.
   local has_const = des.intercept and nfe == 0
+  if w and w:sum() == 0 then
+    error(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights), 3)
+  end
   local tss = sum_sq_centered(y0, w)
+  local yraw = core.sumsq(y0, { weights = w })[1]
+  if has_const then check_outcome("ols", des.yname, tss, yraw, nil, 3) end
   local tss0 = (not has_const and nfe == 0) and core.sumsq(y0, { weights = w })[1] or nil
   local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
   local demean_info
@@ -387,9 +466,11 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     error(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
       n, k, fe_dof), 3)
   end
+  if nfe > 0 then check_outcome("ols", des.yname, core.sumsq(y, { weights = w })[1], yraw, "the fixed effects", 3) end
   local f
   if k > 0 then
-    f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil })
+    f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
+      yname = des.yname })
   else
     f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),
       ssr = core.sumsq(y, { weights = w })[1] }
@@ -415,6 +496,11 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     V, vinfo, vlabel = M.covariance(Xk, f.resid, f.bread, ctx)
   else
     V, vinfo, vlabel = core.matrix(0, 0), { df_t = df_resid, ngroups = {} }, "iid"
+  end
+  local perfect = M.perfect_fit(f.ssr, yraw, nfe > 0)
+  if perfect then
+    V = M.nan_matrix(rank)
+    notes[#notes + 1] = M.PERFECT_FIT_NOTE
   end
 
   -- Statistics.
@@ -445,7 +531,9 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   -- the Wald test with the covariance used, df2 = G - 1 under clusters.
   local slope_idx = {}
   for i, nm in ipairs(kept_names) do if nm ~= "(Intercept)" then slope_idx[#slope_idx + 1] = i end end
-  if compat == "sandwich" or compat == "statsmodels" or vc.type == "iid" then
+  if perfect then
+    stats.F = nil
+  elseif compat == "sandwich" or compat == "statsmodels" or vc.type == "iid" then
     local q = #slope_idx
     if q > 0 and has_const then
       local Fs = ((tss - ssr) / q) / (ssr / df_resid)
@@ -481,7 +569,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   if nfe > 0 then
     stats.fe_dof = fe_dof
   end
-  if vc.type == "cluster" then stats.n_clusters = vinfo.ngroups end
+  if vc.type == "cluster" then stats.n_clusters = M.n_clusters(vinfo) end
   local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
   if type(pinfo) == "table" then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
 

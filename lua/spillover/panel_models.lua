@@ -117,7 +117,7 @@ local function prepare(d, formula, opts, who, level)
   local compat = linear.check_compat({ compat = opts.compat or "plm" }, level)
   local vc = linear.parse_vcov(opts.vcov, level)
   local extra = { info.entity, info.time }
-  for _, v in ipairs(linear.extra_vars(d, vc, opts)) do extra[#extra + 1] = v end
+  for _, v in ipairs(linear.extra_vars(d, vc, opts, level)) do extra[#extra + 1] = v end
   local des = core.design(d, formula, { extra = dedupe(extra) })
   if #des.fe > 0 then
     error(string.format("%s: the formula has a fixed-effects part ('| %s'); %s", who, des.fe[1].name,
@@ -134,6 +134,12 @@ local function prepare(d, formula, opts, who, level)
   for j = 1, des.k do
     P.X[j] = column(des.X, j)
     if des.names[j] == "(Intercept)" then P.ic = j end
+  end
+  if P.ic then
+    local my = mean(P.y)
+    local left = 0
+    for i = 1, #P.y do left = left + (P.y[i] - my) ^ 2 end
+    linear.check_outcome(who, des.yname, left, sumsq(P.y), nil, level)
   end
   local function dim(name)
     local g, G = des:codes(name)
@@ -161,7 +167,7 @@ local function ols_step(P, who, X, y, names, scale, codes, tcodes, level)
   local k = #X
   if k == 0 then error(who .. ": the model has no regressors", level + 1) end
   local Xm, ym = tomatrix(X, n), vector(y, n)
-  local f = core.lsfit(Xm, ym, { scale = scale and core.matrix(scale) or nil })
+  local f = core.lsfit(Xm, ym, { scale = scale and core.matrix(scale) or nil, names = names, yname = P.des.yname })
   if f.rank == 0 then
     error(who .. ": every regressor is collinear (" .. table.concat(names, ", ") .. ")", level + 1)
   end
@@ -169,10 +175,16 @@ local function ols_step(P, who, X, y, names, scale, codes, tcodes, level)
     error(string.format("%s: %d observations are too few for %d coefficients", who, n, f.rank), level + 1)
   end
   local Xk = linear.kept_columns(Xm, f.keep)
-  local ctx = { compat = P.compat, vcov = P.vc, fe_dof = 0, codes = codes, time_codes = tcodes }
+  local ctx = { compat = P.compat, vcov = P.vc, fe_dof = 0, codes = codes, time_codes = tcodes, time_name = P.time }
   local V, vinfo, vlabel = linear.covariance(Xk, f.resid, f.bread, ctx)
   local b, kept_names, fitted = {}, {}, {}
   local notes, dropped = {}, {}
+  -- the transformed outcome fitted exactly: no residual variance to test with
+  local perfect = linear.perfect_fit(f.ssr, sumsq(y), true)
+  if perfect then
+    V = linear.nan_matrix(f.rank)
+    notes[#notes + 1] = linear.PERFECT_FIT_NOTE
+  end
   for j, kept in ipairs(f.keep) do
     if kept then
       b[#b + 1] = f.b:get(j, 1)
@@ -185,7 +197,7 @@ local function ols_step(P, who, X, y, names, scale, codes, tcodes, level)
   end
   for i = 1, n do fitted[i] = y[i] - f.resid:get(i, 1) end
   return { f = f, b = b, names = kept_names, V = V, vinfo = vinfo, vlabel = vlabel, n = n, fitted = fitted,
-    notes = notes, dropped = dropped }
+    notes = notes, dropped = dropped, perfect = perfect }
 end
 
 --- Statistics and the fit object shared by the three estimators.
@@ -202,7 +214,9 @@ local function finish(P, o, spec)
   local Vt = linear.totable(o.V)
   local slopes = {}
   for i, nm in ipairs(o.names) do if nm ~= "(Intercept)" then slopes[#slopes + 1] = i end end
-  if spec.chi2 then
+  if o.perfect then
+    stats.F = nil
+  elseif spec.chi2 then
     stats.F = linear.joint_test(o.b, Vt, slopes, nil, true)
   else
     -- plm's pwaldtest: F(q, df_resid), or F(q, G - 1) with a clustered covariance
@@ -213,7 +227,7 @@ local function finish(P, o, spec)
     end
     stats.F = linear.joint_test(o.b, Vt, slopes, df2)
   end
-  if P.vc.type == "cluster" then stats.n_clusters = o.vinfo.ngroups end
+  if P.vc.type == "cluster" then stats.n_clusters = linear.n_clusters(o.vinfo) end
   local notes = {}
   for _, s in ipairs(P.des.notes or {}) do notes[#notes + 1] = s end
   for _, s in ipairs(o.notes) do notes[#notes + 1] = s end
@@ -690,6 +704,7 @@ function M.fd(d, formula, opts)
     return out
   end
   local dy, dX, scale = diff(P.y), {}, {}
+  linear.check_outcome("fd", P.des.yname, sumsq(dy), sumsq(P.y), "entities: its first differences are all zero", 2)
   for j = 1, P.k do
     if j == P.ic then
       local ones = {}

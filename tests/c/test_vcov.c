@@ -429,6 +429,16 @@ static void reference_cases(void) {
   sp_vcov_compute(po.X, po.e, po.B, &s, V, &info, &err);
   check(info.df_t == 16 && fabs(info.dof_factor - 815.0 / 811.0) < 1e-15,
         "DK stata preset: (n-1)/(n-k), t df T - 1");
+  /* The lag is at most T - 1: a larger one weighted autocovariances that do
+     not exist (lag 1e9 gave standard errors near 0). */
+  s.lag = 16;
+  check(sp_vcov_compute(po.X, po.e, po.B, &s, V, &info, &err) == SP_OK && info.lag == 16, "DK lag T - 1 = 16 runs");
+  s.lag = 17;
+  check(sp_vcov_compute(po.X, po.e, po.B, &s, V, &info, &err) == SP_EVALUE &&
+        strstr(err.msg, "lag 17 is out of range") && strstr(err.msg, "0 <= lag <= T - 1 = 16 (T = 17 periods of 'year')") &&
+        strcmp(err.var, "year") == 0, "DK lag T = 17 is an error naming the range");
+  s.lag = 1000000000;
+  check(sp_vcov_compute(po.X, po.e, po.B, &s, V, &info, &err) == SP_EVALUE, "DK lag 1e9 is an error");
   gsl_matrix_free(V);
 
   /* ---- WLS (weights = emp) */

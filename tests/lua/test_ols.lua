@@ -149,4 +149,150 @@ end
 local mean = sum / R
 T.near(mean, b.log_emp, 3 * po:se().log_emp / math.sqrt(R) / math.abs(b.log_emp), "draws centred on b")
 T.near(math.sqrt(sumsq / R - mean * mean), po:se().log_emp, 0.05, "draws spread by se")
+-- ---- numerics and messages (issue: scale-blind collinearity, extreme values,
+-- constant outcomes, Driscoll-Kraay lags, clusters, Wald printing) ----------------
+
+--- Call f and return its error message (nil when it succeeds); not a tail
+--- call, so the message's position is this file's line.
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  if ok then return nil end
+  return tostring(e)
+end
+
+do
+  -- y = 1 + 2 x + e with x = 1e6 + N(0,1): R's lm estimates it; it used to be
+  -- dropped as collinear with the intercept.  Reference: centred sums.
+  local r = sp.rng(20261201)
+  local n = 200
+  local cx, cy, cg = {}, {}, {}
+  for i = 1, n do
+    cx[i] = 1e6 + r:normal()
+    cy[i] = 1 + 2 * cx[i] + r:normal()
+    cg[i] = i % 10
+  end
+  local function slope(xs, ys, groups)
+    -- centred (within groups when given) sums of cross-products, two passes
+    local sx, sy, cnt = {}, {}, {}
+    for i = 1, n do
+      local g = groups and groups[i] or 0
+      sx[g], sy[g], cnt[g] = (sx[g] or 0) + xs[i], (sy[g] or 0) + ys[i], (cnt[g] or 0) + 1
+    end
+    local sxx, sxy = 0, 0
+    for i = 1, n do
+      local g = groups and groups[i] or 0
+      local dx, dy = xs[i] - sx[g] / cnt[g], ys[i] - sy[g] / cnt[g]
+      sxx, sxy = sxx + dx * dx, sxy + dx * dy
+    end
+    return sxy / sxx, sxx
+  end
+  local dl = sp.frame { x = cx, y = cy, g = cg }
+  local f = sp.ols(dl, "y ~ x")
+  local want, sxx = slope(cx, cy)
+  T.check(#f.dropped == 0 and f:coef().x ~= nil, "x = 1e6 + N(0,1) is not dropped", table.concat(f.notes, "; "))
+  T.near(f:coef().x, want, 1e-6, "its slope matches the centred reference to 1e-6")
+  T.near(f:se().x, f.stats.sigma / math.sqrt(sxx), 1e-6, "its standard error is sigma / sqrt(Sxx)")
+  local ffe = sp.ols(dl, "y ~ x | g")
+  local want_fe = slope(cx, cy, cg)
+  T.check(#ffe.dropped == 0, "with fixed effects too, x = 1e6 + N(0,1) is kept", table.concat(ffe.notes, "; "))
+  T.near(ffe:coef().x, want_fe, 1e-6, "its within slope matches the centred reference")
+  -- True collinearity is still found.
+  local c2, c3 = {}, {}
+  for i = 1, n do c2[i], c3[i] = 2 * cx[i], cx[i] * (1 + 1e-14 * r:normal()) end
+  local dc = sp.frame { x = cx, y = cy, x2 = c2, x3 = c3 }
+  local fc = sp.ols(dc, "y ~ x + x2 + x3")
+  T.check(fc.dropped[1] == "x2" and fc.dropped[2] == "x3", "x2 = 2 x and x3 = x (1 + 1e-14 e) are dropped",
+    table.concat(fc.dropped, ", "))
+
+  -- Values whose squares overflow or underflow: an error naming the variable.
+  local big, small, huge_y = {}, {}, {}
+  for i = 1, n do big[i], small[i], huge_y[i] = 1e300 * (cx[i] - 1e6), 1e-300 * (cx[i] - 1e6), 1e300 * cy[i] end
+  local dx = sp.frame { y = cy, big = big, small = small, huge_y = huge_y, x = cx }
+  local m = err_of(function() local fit = sp.ols(dx, "y ~ big"); return fit end)
+  T.check(m and m:find("values of big are too large to estimate reliably %(|big| up to %d%.%d+e%+300%); rescale it"),
+    "x at 1e300: an error naming it", m)
+  T.check(m and m:find("^[%w/_]*tests/lua/test_ols%.lua:%d+: least squares"), "the error points at the caller's line", m)
+  m = err_of(sp.ols, dx, "y ~ small")
+  T.check(m and m:find("values of small are too small to estimate reliably"), "x at 1e-300: an error naming it", m)
+  m = err_of(sp.ols, dx, "huge_y ~ x")
+  T.check(m and m:find("values of huge_y are too large"), "y at 1e300: an error naming it", m)
+end
+
+do
+  -- A constant outcome is refused (fixest: "the dependent variable is a constant").
+  local r = sp.rng(5)
+  local c = { x = {}, k = {}, g = {}, yg = {}, yp = {}, z = {} }
+  for i = 1, 60 do
+    c.x[i], c.z[i], c.k[i], c.g[i] = r:normal(), r:normal(), 3, i % 6
+    c.yg[i] = 0.7 * c.g[i]
+    c.yp[i] = 1 + 2 * c.x[i]
+  end
+  local dk = sp.frame(c)
+  T.checkerr("ols: outcome 'k' is constant; nothing to estimate", sp.ols, dk, "k ~ x")
+  T.checkerr("ols: outcome 'yg' is constant %(within the fixed effects%); nothing to estimate", sp.ols, dk, "yg ~ x | g")
+  T.checkerr("ivreg: outcome 'k' is constant; nothing to estimate", sp.ols, dk, "k ~ 1 | x ~ z")
+  T.checkerr("ivreg: outcome 'yg' is constant %(within the fixed effects%)", sp.ols, dk, "yg ~ 1 | g | x ~ z")
+  -- A perfect fit: estimates, but no standard errors or p-values (R's lm
+  -- warns "essentially perfect fit"; its p-values would be noise).
+  local fp = sp.ols(dk, "yp ~ x")
+  T.near(fp:coef().x, 2, 1e-12, "perfect fit: the coefficient is exact")
+  T.check(fp:se().x ~= fp:se().x and fp:pvalue().x ~= fp:pvalue().x and fp.stats.F == nil,
+    "perfect fit: standard errors and p-values are NaN, no F test")
+  T.check(table.concat(fp.notes, ";"):find("perfect fit") ~= nil, "perfect fit: a note says why", table.concat(fp.notes, ";"))
+  T.check(tostring(fp):find("x%s+2%.000000%s+NA%s+NA%s+NA") ~= nil, "perfect fit: the table prints NA", tostring(fp))
+  -- All-zero weights are named as such (not "every regressor is collinear").
+  local z = {}
+  for i = 1, 60 do z[i] = 0 end
+  dk.w0 = z
+  T.checkerr("ols: the weights 'w0' are all zero; nothing to estimate", sp.ols, dk, "yp ~ x", { weights = "w0" })
+  T.checkerr("weights: unknown weight variable 'w1' %(did you mean 'w0'%?%)", sp.ols, dk, "yp ~ x", { weights = "w1" })
+end
+
+do
+  -- Driscoll-Kraay lags: integers 0 <= lag <= T - 1.
+  local T_ = 8
+  local r = sp.rng(11)
+  local c = { id = {}, t = {}, x = {}, y = {} }
+  for i = 1, 25 do
+    for t = 1, T_ do
+      local k = #c.id + 1
+      c.id[k], c.t[k], c.x[k] = i, t, r:normal()
+      c.y[k] = c.x[k] + r:normal()
+    end
+  end
+  local dp = sp.frame(c)
+  dp:panel { entity = "id", time = "t" }
+  T.checkerr("driscoll_kraay lag %-3 is negative %(expected an integer 0 <= lag <= T %- 1", sp.ols, dp, "y ~ x",
+    { vcov = { driscoll_kraay = -3 } })
+  T.checkerr("Driscoll%-Kraay lag 8 is out of range: expected an integer 0 <= lag <= T %- 1 = 7 %(T = 8 periods of 't'%)",
+    sp.ols, dp, "y ~ x", { vcov = { driscoll_kraay = 8 } })
+  T.checkerr("lag 1000000000 is out of range", sp.ols, dp, "y ~ x", { vcov = { driscoll_kraay = 1e9 } })
+  T.checkerr("driscoll_kraay must be true %(the default lag%) or an integer", sp.ols, dp, "y ~ x",
+    { vcov = { driscoll_kraay = 1.5 } })
+  local f7 = sp.ols(dp, "y ~ x", { vcov = { driscoll_kraay = 7 } })
+  T.check(f7.vcov_label == "Driscoll-Kraay (lag 7)", "lag T - 1 is accepted", f7.vcov_label)
+  T.checkerr("vcov: option 'lag' must be >= 0", sp.vcov, sp.matrix(3, 1, 1), sp.matrix(3, 1, 0), sp.matrix(1, 1, 1),
+    { type = "driscoll_kraay", time = { 1, 2, 3 }, lag = -1 })
+
+  -- n_clusters: a number for one-way clustering, one count per dimension for multiway.
+  local f1 = sp.ols(dp, "y ~ x", { vcov = { cluster = "id" } })
+  T.check(f1.stats.n_clusters == 25, "one-way: n_clusters is a number", tostring(f1.stats.n_clusters))
+  local f2 = sp.ols(dp, "y ~ x", { vcov = { cluster = { "id", "t" } } })
+  T.check(type(f2.stats.n_clusters) == "table" and f2.stats.n_clusters[1] == 25 and f2.stats.n_clusters[2] == T_,
+    "two-way: n_clusters is {25, 8}")
+  T.checkerr("vcov: unknown cluster variable 'idd' %(did you mean 'id'%?%)", sp.ols, dp, "y ~ x", { vcov = { cluster = "idd" } })
+  T.checkerr("vcov: unknown cluster variable 'tt' %(did you mean 't'%?%)", sp.ols, dp, "y ~ x | id | x ~ y",
+    { vcov = { cluster = "tt" } })
+
+  -- fit:wald() prints as Stata's test does.
+  local w = f1:wald({ "x" })
+  local text = tostring(w)
+  T.check(text:find("%(1%)  x = 0") and text:find("F%(  1,    24%) =%s+%d+%.%d%d") and text:find("Prob > F =%s+0%.%d%d%d%d"),
+    "wald prints the restriction, F(df1, df2) and Prob > F", text)
+  local wc = sp.ols(dp, "y ~ x", { compat = "statsmodels", vcov = "hc1" }):wald("x = 1")
+  T.check(tostring(wc):find("chi2%(  1%) =") and tostring(wc):find("Prob > chi2 ="), "a normal-based wald prints chi2",
+    tostring(wc))
+  T.checkerr("wald: unknown coefficient 'xx' %(did you mean 'x'%?%)", f1.wald, f1, { "xx" })
+end
+
 T.done()

@@ -222,4 +222,35 @@ for _, spec in ipairs { { cols, "balanced" }, { unb, "unbalanced" } } do
   end
 end
 
+-- ---- constant outcomes, perfect fits, cluster counts ---------------------------------
+do
+  local r = sp.rng(42)
+  local c = { id = {}, t = {}, x = {}, k = {}, yi = {}, y = {}, yt = {} }
+  for i = 1, 30 do
+    for t = 1, 5 do
+      local n = #c.id + 1
+      c.id[n], c.t[n], c.x[n] = i, t, r:normal()
+      c.k[n], c.yi[n] = 2, 0.3 * i
+      c.y[n] = 0.5 * c.x[n] + 0.1 * i + r:normal()
+      c.yt[n] = 1 + 2 * c.x[n]
+    end
+  end
+  local d = sp.frame(c)
+  d:panel { entity = "id", time = "t" }
+  -- A constant outcome gave coefficients of 1e-32 with p-values near 0.
+  for _, who in ipairs { "re", "between", "fd" } do
+    T.checkerr(who .. ": outcome 'k' is constant; nothing to estimate", pm[who], d, "k ~ x")
+  end
+  T.checkerr("fd: outcome 'yi' is constant %(within entities: its first differences are all zero%)", pm.fd, d, "yi ~ x")
+  -- Between on an exact fit of the entity means: no standard errors.
+  local fb = pm.between(d, "yt ~ x")
+  T.near(fb:coef().x, 2, 1e-10, "between perfect fit: exact coefficient")
+  T.check(fb:se().x ~= fb:se().x and fb.stats.F == nil and table.concat(fb.notes, ";"):find("perfect fit"),
+    "between perfect fit: NaN standard error, no F, a note")
+  -- One-way clustering: n_clusters is a number.
+  local fr = pm.re(d, "y ~ x", { vcov = { cluster = "id" } })
+  T.check(fr.stats.n_clusters == 30, "re: one-way n_clusters is a number", tostring(fr.stats.n_clusters))
+  T.checkerr("vcov: unknown cluster variable 'idd' %(did you mean 'id'%?%)", pm.re, d, "y ~ x", { vcov = { cluster = "idd" } })
+end
+
 T.done()

@@ -79,7 +79,8 @@ typedef struct sp_vcov_spec {
   int fix_psd;             /* clip negative eigenvalues of V to 0 (CGM 2011; fixest
                               vcov_fix, sandwich fix = TRUE) */
   /* SP_VCOV_DRISCOLL_KRAAY: n period codes 0..T-1 in time order (consecutive
-     periods differ by 1); lag < 0 picks plm's default floor(T^(1/4)). */
+     periods differ by 1); lag < 0 picks plm's default floor(T^(1/4)); a lag
+     above T - 1 is an error (SP_EVALUE). */
   const int32_t *time;
   const char *time_name;
   long lag;
@@ -110,7 +111,8 @@ int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err);
    bread is k x k symmetric ((X'X)^-1, or (X'WX)^-1 with weights: scores are
    w_i e_i x_i and leverage h_i = w_i x_i' B x_i).  info may be NULL.
    Errors: SP_EDIM (sizes), SP_EDF (n <= k_df), SP_EVALUE (one cluster level,
-   leverage 1, negative weight or code, bad period codes), SP_EMISSING
+   leverage 1, negative weight or code, bad period codes, a Driscoll-Kraay lag
+   above T - 1), SP_EMISSING
    (non-finite residual or weight), SP_ENOMEM, SP_ESINGULAR (eigen failure). */
 int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
                     const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
