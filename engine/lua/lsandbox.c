@@ -67,6 +67,9 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   void *p = st->old_f(st->old_ud, ptr, osize, nsize);
   if (p != NULL || nsize == 0) st->net += (long long)nsize - (long long)old;
+  /* Freeing what existed before the call (arguments, the plugin's earlier
+     tables) is no credit for new growth. */
+  if (st->net < 0) st->net = 0;
   return p;
 }
 
@@ -176,6 +179,9 @@ static int l_call(lua_State *L) {
   st->cap = cap;
   st->net = 0;
   st->mem_exceeded = 0;
+  /* Collect first: garbage freed during the call would otherwise count as
+     room for the plugin. */
+  lua_gc(L, LUA_GCCOLLECT);
   st->old_f = lua_getallocf(L, &st->old_ud);
   lua_setallocf(L, counting_alloc, st);
   lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_STEP);

@@ -158,7 +158,10 @@ local function make_api(p, sp, register)
   api.read_csv = function(path, opts) return sp.read_csv(readable(p, "read_csv", path), opts) end
   api.read = function(path, opts) return sp.read(readable(p, "read", path), opts) end
   local weights = copy_table(sp.weights)
-  weights.contiguity = function(path, opts) return sp.weights.contiguity(readable(p, "weights.contiguity", path), opts) end
+  weights.contiguity = function(edges, opts)
+    if type(edges) == "string" then edges = readable(p, "weights.contiguity", edges) end
+    return sp.weights.contiguity(edges, opts)
+  end
   api.weights = weights
   api.register_estimator = function(e)
     if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
