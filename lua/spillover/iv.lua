@@ -34,8 +34,14 @@ end
 
 --- hcat over a list of matrices, skipping nils; nil when nothing is left.
 local function hcat_list(list)
-  local parts = {}
-  for _, m in ipairs(list) do if m ~= nil and m:ncol() > 0 then parts[#parts + 1] = m end end
+  -- list may have holes (no exogenous block: { nil, Z2 }), which ipairs would stop at
+  local keys, parts = {}, {}
+  for i in pairs(list) do keys[#keys + 1] = i end
+  table.sort(keys)
+  for _, i in ipairs(keys) do
+    local m = list[i]
+    if m:ncol() > 0 then parts[#parts + 1] = m end
+  end
   if #parts == 0 then return nil end
   if #parts == 1 then return parts[1]:copy() end
   return matrix.hcat(table.unpack(parts))

@@ -232,6 +232,19 @@ do
   T.checkerr("ols: outcome 'yg' is constant %(within the fixed effects%); nothing to estimate", sp.ols, dk, "yg ~ x | g")
   T.checkerr("ivreg: outcome 'k' is constant; nothing to estimate", sp.ols, dk, "k ~ 1 | x ~ z")
   T.checkerr("ivreg: outcome 'yg' is constant %(within the fixed effects%)", sp.ols, dk, "yg ~ 1 | g | x ~ z")
+  -- 2SLS with fixed effects and no exogenous regressor (it crashed: "attempt to
+  -- index a nil value (local 'Z')"): the within IV estimate z'y / z'x.
+  local fiv = sp.ols(dk, "yp ~ 1 | g | z ~ x")
+  local function within(v)
+    local s, cnt, out = {}, {}, {}
+    for i = 1, 60 do s[c.g[i]], cnt[c.g[i]] = (s[c.g[i]] or 0) + v[i], (cnt[c.g[i]] or 0) + 1 end
+    for i = 1, 60 do out[i] = v[i] - s[c.g[i]] / cnt[c.g[i]] end
+    return out
+  end
+  local wy, wz, wx = within(c.yp), within(c.z), within(c.x)
+  local xy, xz = 0, 0
+  for i = 1, 60 do xy, xz = xy + wx[i] * wy[i], xz + wx[i] * wz[i] end
+  T.near(fiv:coef().z, xy / xz, 1e-10, "2SLS with fixed effects and only an endogenous regressor")
   -- A perfect fit: estimates, but no standard errors or p-values (R's lm
   -- warns "essentially perfect fit"; its p-values would be noise).
   local fp = sp.ols(dk, "yp ~ x")
