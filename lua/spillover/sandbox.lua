@@ -101,6 +101,20 @@ local function from_plugin(p, v, seen)
   return debug.setmetatable(copy, mt)
 end
 
+--- values (a table.pack) as the host keeps them, in place.  A value nested
+--- deeper than Lua's stack cannot be copied; say so rather than show where
+--- the copy failed.  prefix: what to put before the message.
+local function copy_back(p, values, prefix)
+  local seen = {}
+  local ok, err = pcall(function()
+    for i = 1, values.n do values[i] = from_plugin(p, values[i], seen) end
+  end)
+  if not ok then
+    error(prefix .. "a value it returned cannot be copied (" .. tostring(err):gsub("^.-:%d+: ", "") .. ")", 0)
+  end
+  return values
+end
+
 --- A host value as plugin code receives it (see the header).
 local function to_plugin(v, seen)
   if is_frame(v) then return v:copy() end
@@ -123,8 +137,7 @@ function wrap(p, f)
     local args, seen = table.pack(...), {}
     for i = 1, args.n do args[i] = to_plugin(args[i], seen) end
     local r = table.pack(box.call(p.file, M.limits.instructions, M.limits.memory, f, table.unpack(args, 1, args.n)))
-    local back = {}
-    for i = 1, r.n do r[i] = from_plugin(p, r[i], back) end
+    copy_back(p, r, "plugin " .. p.file .. ": ")
     return table.unpack(r, 1, r.n)
   end
   p.wrapped[f], p.wrapped[w] = w, w
@@ -167,7 +180,7 @@ local function make_api(p, sp, register)
     if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
       error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 2)
     end
-    local ok, err = pcall(register, from_plugin(p, e, {}))
+    local ok, err = pcall(register, copy_back(p, table.pack(e), "register_estimator: ")[1])
     if not ok then error(err, 2) end
   end
   return readonly(p, api, "sp")

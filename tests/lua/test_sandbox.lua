@@ -104,6 +104,12 @@ T.checkerr("loop_predict%.lua: instruction limit exceeded", pfit.predict, pfit, 
 local mfit = registered.hostile_metamethod.fit(d, spec, {})
 T.checkerr("loop_metamethod%.lua: instruction limit exceeded", function() return mfit.coef end)
 -- A plugin gets a copy of the host's data.
+-- What cannot be copied back (nested deeper than Lua's stack) is an error
+-- naming the plugin, not a position inside spillover.
+local deep = write("deep.lua", "sp.register_estimator{name = 'hostile_deep', fit = function()\n" ..
+  "  local t = {}\n  for i = 1, 300000 do t = { t } end\n  return t\nend}\n")
+T.check(pcall(sandbox.load_plugin, deep, { root = tmp, register = function(e) registered[e.name] = e end }), "deep.lua loads")
+T.checkerr("^plugin .-deep%.lua: a value it returned cannot be copied %(stack overflow%)$", registered.hostile_deep.fit)
 -- A plugin gets copies of the host's data and spec.
 local tfit = registered.hostile_data.fit(d, spec, {})
 T.check(tfit.nobs == d:nrow() and d.log_gsp[1] ~= d.log_pc[1] and spec.formula == FORMULA,
