@@ -23,32 +23,51 @@ void sp_lsfit_clear(sp_lsfit *fit) {
 
 static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf"; }
 
-/* NaN or Inf in X or y, or a negative or non-finite weight, would come out
-   as a column silently dropped as collinear or as NaN coefficients; all-zero
-   weights as every column collinear. */
-static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const double *w, double tol,
-                        sp_error *err) {
-  if (!(tol >= 0 && tol < 1))
-    return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is outside [0, 1)", tol);
-  double wsum = 0;
-  for (size_t i = 0; i < X->size1; i++) {
+/* What one pass over the rows learns: largest absolute value, weighted sum
+   (k + 1 entries each, y last), weighted uncentred sum of squares and
+   whether the column equals its first value on every row (1 or 0; k each),
+   and the weight total. */
+typedef struct {
+  double *amax, *sum, *ssq, *same;
+  double wsum;
+} colstats;
+
+/* The pass.  NaN or Inf in X or y, or a negative or non-finite weight, would
+   come out as a column silently dropped as collinear or as NaN coefficients:
+   an error naming the element. */
+static int scan(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs, sp_error *err) {
+  size_t n = X->size1, k = X->size2;
+  memset(cs->amax, 0, (k + 1) * sizeof *cs->amax);
+  memset(cs->sum, 0, (k + 1) * sizeof *cs->sum);
+  memset(cs->ssq, 0, k * sizeof *cs->ssq);
+  for (size_t j = 0; j < k; j++) cs->same[j] = 1;
+  cs->wsum = 0;
+  for (size_t i = 0; i < n; i++) {
     const double *x = X->data + i * X->tda;
-    for (size_t j = 0; j < X->size2; j++)
+    double yi = y[i * ys], wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < k; j++) {
       if (!isfinite(x[j]))
         return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
                             "drop rows with missing values first)", i + 1, j + 1, nonfinite(x[j]));
-    if (!isfinite(y[i * ys]))
-      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
-                          "drop rows with missing values first)", i + 1, nonfinite(y[i * ys]));
-    if (w && !(w[i] >= 0 && isfinite(w[i]))) {
-      char v[32];
-      snprintf(v, sizeof v, "%g", w[i]);
-      return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
-                          "weight >= 0)", isfinite(w[i]) ? v : nonfinite(w[i]), i + 1);
+      cs->amax[j] = fmax(cs->amax[j], fabs(x[j]));
+      cs->sum[j] += wi * x[j];
+      cs->ssq[j] += wi * x[j] * x[j];
+      if (x[j] != X->data[j]) cs->same[j] = 0;
     }
-    if (w) wsum += w[i];
+    if (!isfinite(yi))
+      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
+                          "drop rows with missing values first)", i + 1, nonfinite(yi));
+    cs->amax[k] = fmax(cs->amax[k], fabs(yi));
+    cs->sum[k] += wi * yi;
+    if (!(wi >= 0 && isfinite(wi))) {
+      char v[32];
+      snprintf(v, sizeof v, "%g", wi);
+      return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
+                          "weight >= 0)", isfinite(wi) ? v : nonfinite(wi), i + 1);
+    }
+    cs->wsum += wi;
   }
-  if (w && X->size1 > 0 && !(wsum > 0))
+  if (n > 0 && !(cs->wsum > 0))
     return sp_error_set(err, SP_EVALUE, "least squares: the weights are all zero (expected at least one "
                         "positive weight)");
   return SP_OK;
@@ -57,9 +76,7 @@ static int check_inputs(const gsl_matrix *X, const double *y, size_t ys, const d
 /* Values whose squares overflow (or underflow to subnormals) cannot give
    meaningful sums of squares, nor a representable (X'WX)^-1: refuse them,
    naming the variable, rather than drop the column as collinear. */
-static int check_range(const double *v, size_t n, size_t stride, const char *name, sp_error *err) {
-  double amax = 0;
-  for (size_t i = 0; i < n; i++) amax = fmax(amax, fabs(v[i * stride]));
+static int check_range(double amax, size_t n, const char *name, sp_error *err) {
   int large = amax > sqrt(DBL_MAX / (double)(n ? n : 1)), small = amax > 0 && amax < sqrt(DBL_MIN);
   if (!large && !small) return SP_OK;
   sp_error_set(err, SP_EVALUE, "least squares: values of %s are too %s to estimate reliably (|%s| up to %g); "
@@ -68,59 +85,34 @@ static int check_range(const double *v, size_t n, size_t stride, const char *nam
   return SP_EVALUE;
 }
 
-static int check_ranges(const gsl_matrix *X, const double *y, size_t ys, const sp_lsfit_opts *o, sp_error *err) {
+static int check_ranges(const colstats *cs, size_t n, size_t k, const sp_lsfit_opts *o, sp_error *err) {
   char name[64];
-  for (size_t j = 0; j < X->size2; j++) {
+  for (size_t j = 0; j < k; j++) {
     if (o->names == NULL) snprintf(name, sizeof name, "column %zu of X", j + 1);
-    int st = check_range(X->data + j, X->size1, X->tda, o->names ? o->names[j] : name, err);
+    int st = check_range(cs->amax[j], n, o->names ? o->names[j] : name, err);
     if (st) return st;
   }
-  return check_range(y, X->size1, ys, o->yname ? o->yname : "y", err);
+  return check_range(cs->amax[k], n, o->yname ? o->yname : "y", err);
 }
 
 /* The first column whose values are all equal and non-zero, or k. */
-static size_t constant_column(const gsl_matrix *X) {
-  for (size_t j = 0; j < X->size2; j++) {
-    double v = X->data[j];
-    size_t i = 1;
-    while (i < X->size1 && X->data[i * X->tda + j] == v) i++;
-    if (v != 0 && i == X->size1) return j;
-  }
+static size_t constant_column(const gsl_matrix *X, const colstats *cs) {
+  for (size_t j = 0; j < X->size2; j++)
+    if (cs->same[j] != 0 && X->data[j] != 0 && X->size1 > 0) return j;
   return X->size2;
 }
 
-/* Centring: z_ij = x_ij - m_j, with m_j the weighted mean of column j (0 for
-   the constant column, the exact value for any other constant column, so
-   that it centres to exact zeros), and yc_i = y_i - my.  Also fills sref
-   with each column's weighted uncentred sum of squares. */
-static void centre(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t c, double *m,
-                   double *my, double *sref) {
-  size_t n = X->size1, k = X->size2;
-  double wsum = 0, sy = 0;
+/* Centring on the constant column c (none when c == k): z_ij = x_ij - m_j,
+   with m_j the weighted mean of column j (0 for the constant column, the
+   exact value for any other constant column, so that it centres to exact
+   zeros), and yc_i = y_i - my. */
+static void centre(const gsl_matrix *X, const colstats *cs, size_t c, double *m, double *my) {
+  size_t k = X->size2;
   memset(m, 0, k * sizeof *m);
-  memset(sref, 0, k * sizeof *sref);
-  for (size_t i = 0; i < n; i++) {
-    const double *x = X->data + i * X->tda;
-    double wi = w ? w[i] : 1.0;
-    wsum += wi;
-    sy += wi * y[i * ys];
-    for (size_t j = 0; j < k; j++) {
-      m[j] += wi * x[j];
-      sref[j] += wi * x[j] * x[j];
-    }
-  }
   *my = 0;
-  if (c == k) {
-    memset(m, 0, k * sizeof *m);
-    return;
-  }
-  *my = sy / wsum;
-  for (size_t j = 0; j < k; j++) m[j] /= wsum;
-  for (size_t j = 0; j < k; j++) {
-    size_t i = 1;
-    while (i < n && X->data[i * X->tda + j] == X->data[j]) i++;
-    if (i == n) m[j] = X->data[j];
-  }
+  if (c == k) return;
+  *my = cs->sum[k] / cs->wsum;
+  for (size_t j = 0; j < k; j++) m[j] = cs->same[j] != 0 ? X->data[j] : cs->sum[j] / cs->wsum;
   m[c] = 0;
 }
 
@@ -187,17 +179,16 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   size_t n = X->size1, k = X->size2;
   sp_lsfit_clear(fit);
   if (ystride == 0) ystride = 1;
-  int st = check_inputs(X, y, ystride, w, o->tol, err);
-  if (!st) st = check_ranges(X, y, ystride, o, err);
-  if (st) return st;
+  if (!(o->tol >= 0 && o->tol < 1))
+    return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is outside [0, 1)", o->tol);
   double tol = o->tol > 0 ? o->tol : SP_LSFIT_TOL;
   fit->n = n;
   fit->k = k;
   /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), the row block,
-     m, sref, c, g, tmp, t (k each), the residuals unless the caller gives
-     them, then idx and pos. */
+     m, c, g, tmp, t, ssq, same (k each), amax and sum (k + 1 each), the
+     residuals unless the caller gives them, then idx and pos. */
   size_t k1 = k + 1;
-  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 6 * k + (resid ? 0 : n) + 1;
+  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 9 * k + 2 + (resid ? 0 : n) + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
@@ -207,14 +198,22 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
   double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *buf = A1 + k1 * k1, *m = buf + BLOCK * k1;
-  double *sref = m + k, *c = sref + k, *g = c + k, *tmp = g + k, *t = tmp + k;
-  double *r = resid ? resid : t + k;
+  double *c = m + k, *g = c + k, *tmp = g + k, *t = tmp + k;
+  colstats cs = {t + k, t + k + k1, t + 2 * k1 + k, t + 2 * k1 + 2 * k, 0};
+  double *r = resid ? resid : cs.same + k;
   size_t *idx = (size_t *)(void *)(A + nd), *pos = idx + k1;
+  int st = scan(X, y, ystride, w, &cs, err);
+  if (!st) st = check_ranges(&cs, n, k, o, err);
+  if (st) {
+    free(A);
+    sp_lsfit_clear(fit);
+    return st;
+  }
 
-  size_t cc = constant_column(X), rank;
+  size_t cc = constant_column(X, &cs), rank;
   double my;
   for (;;) {
-    centre(X, y, ystride, w, cc, m, &my, sref);
+    centre(X, &cs, cc, m, &my);
     cross_products(X, y, ystride, w, m, my, buf, A1, A, c);
     /* Left-looking Cholesky over kept columns, the constant column first
        (it is orthogonal to the centred ones, so it never causes a drop),
@@ -224,7 +223,7 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
     memset(fit->keep, 0, k * sizeof *fit->keep);
     for (size_t p = 0; p < k; p++) {
       size_t j = cc == k ? p : p == 0 ? cc : p <= cc ? p - 1 : p;
-      double ref = o->scale ? o->scale[j] : sref[j];
+      double ref = o->scale ? o->scale[j] : cs.ssq[j];
       double v = A[j * k + j];
       for (size_t l = 0; l < rank; l++) {
         double s = A[idx[l] * k + j];
