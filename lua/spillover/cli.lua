@@ -157,6 +157,7 @@ local function run_pool(jobs, width, timeout)
         end
       end
       local pid, code, sig = S.waitany(wait)
+      if pid == nil then error(code, 0) end
       if pid then
         reap(pid, code, sig)
       elseif code then
@@ -176,6 +177,7 @@ local function run_pool(jobs, width, timeout)
     local deadline, killed = S.now() + GRACE, false
     while n > 0 do
       local pid, code, sig = S.waitany(not killed and math.max(0, deadline - S.now()) or nil)
+      if pid == nil then error(code, 0) end
       if pid then
         reap(pid, code, sig)
       else
