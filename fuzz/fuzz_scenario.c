@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -46,6 +47,17 @@ static void write_file(const char *name, const void *data, size_t size) {
   fclose(fp);
 }
 
+/* libFuzzer ends with exit(): leave no temporary folder behind. */
+static void remove_dir(void) {
+  static const char *const files[] = {"data.csv", "edges.csv", "s.yaml"};
+  char path[128];
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
 /* s = scenario.load(path); scenario.check(s, {skip_plugins = true}) */
 static const char *const run_chunk =
   "local scenario, path = ...\n"
@@ -57,6 +69,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   snprintf(dir, sizeof dir, "/tmp/sp_fuzz_scenario_XXXXXX");
   if (mkdtemp(dir) == NULL) abort();
+  atexit(remove_dir);
   snprintf(yaml_path, sizeof yaml_path, "%s/s.yaml", dir);
   write_file("data.csv", panel_csv, strlen(panel_csv));
   write_file("edges.csv", edges_csv, strlen(edges_csv));

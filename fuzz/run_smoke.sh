@@ -2,7 +2,9 @@
 # Run every libFuzzer target of a build for a few seconds each, on a scratch
 # copy of its seed corpus (fuzz/corpus/<name without fuzz_>/), and fail if any
 # target finds a crash, leak or timeout.  Not part of ctest: it needs a clang
-# build configured with -DSPILLOVER_FUZZ=ON.
+# build configured with -DSPILLOVER_FUZZ=ON.  The targets (every fuzz_*.c):
+# csv (reader and write/read round trip), formula, scenario (YAML loading and
+# scenario validation through the Lua layer) and statfile (.dta/.sav).
 #   fuzz/run_smoke.sh <builddir> <seconds>
 set -u
 if [ $# -ne 2 ]; then

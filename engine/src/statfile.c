@@ -452,7 +452,7 @@ static ssize_t in_read(void *dst, size_t n, void *io) {
   }
   size_t left = in->len - (size_t)in->pos;
   if (n > left) n = left;
-  memcpy(dst, in->buf + in->pos, n);
+  if (n > 0) memcpy(dst, in->buf + in->pos, n);  /* ReadStat asks for 0 bytes into NULL */
   in->pos += (readstat_off_t)n;
   return (ssize_t)n;
 }

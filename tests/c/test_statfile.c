@@ -220,6 +220,17 @@ int main(void) {
         "fuzz reproducer: an unterminated value-label name is read within its entry");
   sp_frame_free(f);
   f = NULL;
+  /* fuzz_statfile's second find: a damaged .dta for which ReadStat asks the
+     buffer reader for 0 bytes into a NULL buffer; memcpy(NULL, ..., 0) is
+     undefined (a UBSan report in the sanitizer build without the fix). */
+  bytes = slurp("tests/data/fuzz_dta_zero_read.dta", &blen);
+  sp_error_clear(&err);
+  st = bytes ? sp_frame_read_stat_buffer(bytes, blen, "zero.dta", &f, &err) : SP_EIO;
+  check(bytes != NULL && ((st == SP_OK && f != NULL) || (st != SP_OK && f == NULL && err.msg[0] != '\0')),
+        "fuzz reproducer: a zero-byte read into no buffer");
+  free(bytes);
+  sp_frame_free(f);
+  f = NULL;
 
   /* Regular files only: a directory, a FIFO and a device are refused at once
      (a FIFO used to block in open, /dev/zero to be read for ever). */
