@@ -123,6 +123,16 @@ local c_work = write("c_work.lua", "local s = ('x'):rep(20000000)\nlocal t = {}\
 sandbox.limits.instructions = 20000
 T.check(pcall(sandbox.load_plugin, c_work, { root = tmp }), "C work (a 20 MB string.rep) is not counted as instructions")
 sandbox.limits.instructions = 10000000
+-- Frame columns live outside Lua's allocator: twenty copies of a 320 kB
+-- frame pass a 1 MiB cap (the limit docs/scenarios.md states).
+local rows = { "x,y" }
+for i = 1, 20000 do rows[#rows + 1] = i .. "," .. 2 * i end
+write("frames.csv", table.concat(rows, "\n") .. "\n")
+local frames = write("frames.lua", "local d = sp.read_csv('frames.csv')\nlocal keep = {}\n" ..
+  "for i = 1, 20 do keep[i] = d:copy() end\nassert(keep[20]:nrow() == 20000)\n")
+sandbox.limits.memory = 1 << 20
+T.check(pcall(sandbox.load_plugin, frames, { root = tmp }), "frame storage is not counted against the memory cap")
+sandbox.limits.memory = 64 << 20
 -- Paths of the other readers.
 local readers = write("readers.lua", "for _, f in ipairs({ sp.read, sp.weights.contiguity }) do\n" ..
   "  local ok, e = pcall(f, '/etc/passwd')\n  assert(not ok and e:find('only inside the scenario', 1, true), e)\nend\n")
@@ -148,6 +158,8 @@ local function check_error(pattern, path, opts)
   T.checkerr(pattern, function() scenario.check(scenario.load(path), opts) end)
 end
 T.checkerr("register_estimator: 'ols' is a built%-in estimator", sp.register_estimator, { name = "ols", fit = print })
+local med = write("med.lua", "sp.register_estimator{name = 'mediation', fit = function() end}\n")
+check_error("med%.lua:1: register_estimator: 'mediation' is already registered by the host", yaml("med", { med }, "ols"))
 local a = write("a.lua", "sp.register_estimator{name = 'shared_name', fit = function(d, s) return sp.ols(d, s.formula) end}\n")
 local b = write("b.lua", "sp.register_estimator{name = 'shared_name', fit = function(d, s) return sp.ols(d, s.formula) end}\n")
 check_error("b%.lua:1: register_estimator: 'shared_name' is already registered by plugin .-a%.lua",
