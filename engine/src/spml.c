@@ -341,14 +341,15 @@ struct sp_logdet {
   const sp_spml_sample *s;
   sp_logdet_options o;
   double lower, upper;
-  /* The spectrum's real parts lie in [a - b, a + b] (every method). */
+  /* U = (W - a I) / b has its spectrum in [-1, 1] when it is real, else in
+     the unit disc (a = 0, b the largest modulus); see sp_logdet_new. */
   double a, b;
   /* EIGEN: eigenvalues per distinct block */
   double **re, **im;
-  /* MC/Chebyshev: tr(U^k) (k = 0..order) and tr(T_k(U)) of U = (W - a I) / b,
-     summed over blocks with multiplicity.  The spectrum of U is in [-1, 1],
-     so both expansions hold on the whole interval of rho, not only on
-     (-1, 1) where those of W itself converge. */
+  /* MC/Chebyshev: tr(U^k) (k = 0..order) and tr(T_k(U)), summed over blocks
+     with multiplicity.  For a real spectrum both expansions then hold on the
+     whole interval of rho, not only on (-1, 1) where those of a
+     row-standardised W itself converge. */
   double *tpow, *tcheb;
   double *work;  /* LU: dense scratch of the largest block (2 n^2) */
   size_t nmax;
