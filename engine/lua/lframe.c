@@ -743,14 +743,16 @@ static int l_filter(lua_State *L) {
     if (lua_setupvalue(L, 2, 1) == NULL) return luaL_error(L, "filter: the expression has no environment");
     /* Methods of string values are the expression's string table while it
        runs, since a column's value reaches them as name.rep; the rows pass
-       runs protected so the real methods are back before any error. */
-    sp_lua_expression_global(L, "string");
-    sp_lua_swap_string_methods(L);  /* 5: the methods to restore */
+       runs protected so the real methods are back before any error.
+       Everything that allocates comes before the swap. */
     lua_pushvalue(L, 4);
     lua_pushvalue(L, 3);
     lua_pushcclosure(L, l_filter_expr_rows, 2);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);  /* the pass sees the frame and the chunk at 1 and 2, as here */
+    sp_lua_expression_global(L, "string");
+    sp_lua_swap_string_methods(L);
+    lua_insert(L, 5);  /* 5: the methods to restore */
     int status = lua_pcall(L, 2, 1, 0);
     lua_pushvalue(L, 5);
     sp_lua_swap_string_methods(L);

@@ -27,7 +27,8 @@ local M = {}
 --- Limits of one call into plugin code (loading the file, one fit, one
 --- predict...).  Instructions are Lua VM instructions (C code called by the
 --- plugin, such as a least-squares solve, is not counted); memory is net
---- growth of what Lua's allocator holds (matrix and frame storage included).
+--- growth of what Lua's allocator holds (matrix storage included; the
+--- columns of frames and what GSL allocates live outside it).
 M.limits = { instructions = 200000000, memory = 1 << 30 }
 
 local function fail(msg, level) error("sandbox: " .. msg .. " (--trust lifts the sandbox)", level + 1) end
@@ -271,7 +272,9 @@ function M.load_plugin(path, opts)
   local weak = { __mode = "k" }
   local p = { file = path, dir = dir, root = root, views = setmetatable({}, weak), wrapped = setmetatable({}, weak),
     mts = setmetatable({}, weak) }
-  p.env = make_env(p, sp, opts.register)
+  p.env = make_env(p, sp, opts.register or function()
+    error("register_estimator: this host takes no estimators from plugins", 0)
+  end)
   local chunk, msg = loadfile(path, "t", p.env)
   if not chunk then error("plugin " .. msg, 0) end
   wrap(p, chunk)()
