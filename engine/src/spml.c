@@ -535,10 +535,12 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   for (size_t d = 0; d < s->ndistinct; d++) ld->nmax = s->Wd[d]->n > ld->nmax ? s->Wd[d]->n : ld->nmax;
   /* The interval of rho comes from the real parts of the eigenvalues of
      every distinct block, whatever the method, so that every method
-     maximises over the same interval.  EIGEN keeps the eigenvalues; the
-     other methods compute them for blocks up to SP_SPML_DIRECT_MAX units and
-     bound them by the largest absolute row sum above (for row-standardised
-     W: (-1, 1), inside the exact interval). */
+     maximises over the same interval.  EIGEN keeps the eigenvalues; LU,
+     whose every evaluation costs as much as one eigen-decomposition, uses
+     them once; MC and Chebyshev, which exist to avoid O(n^3) work, compute
+     them for blocks up to SP_SPML_DIRECT_MAX units and bound them by the
+     largest absolute row sum above (for row-standardised W: (-1, 1), inside
+     the exact interval). */
   ld->re = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->re);
   ld->im = calloc(s->ndistinct ? s->ndistinct : 1, sizeof *ld->im);
   if (ld->re == NULL || ld->im == NULL) goto nomem;
@@ -547,7 +549,7 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   for (size_t d = 0; d < s->ndistinct; d++) {
     const sp_spw *w = s->Wd[d];
     size_t n = w->n;
-    if (o->method != SP_LOGDET_EIGEN && n > SP_SPML_DIRECT_MAX) {
+    if ((o->method == SP_LOGDET_MC || o->method == SP_LOGDET_CHEBYSHEV) && n > SP_SPML_DIRECT_MAX) {
       for (size_t r = 0; r < n; r++) {
         double sum = 0;
         for (size_t q = w->p[r]; q < w->p[r + 1]; q++) sum += fabs(w->x[q]);

@@ -126,8 +126,8 @@ typedef struct sp_logdet sp_logdet;
    part of the eigenvalues of the distinct blocks.  A block is similar to a
    symmetric matrix when W is a row rescaling of symmetric weights (W = D^-1 C,
    row-standardised contiguity or distance weights); its eigenvalues are then
-   real and come from dsyevd on D^1/2 W D^-1/2, else from dgeev.  Methods other
-   than EIGEN bound a block above SP_SPML_DIRECT_MAX units by its largest
+   real and come from dsyevd on D^1/2 W D^-1/2, else from dgeev.  MC and
+   Chebyshev bound a block above SP_SPML_DIRECT_MAX units by its largest
    absolute row sum r instead (-1/r, 1/r: inside the exact interval).
    When every eigenvalue is real, MC and Chebyshev expand in U = (W - a I) / b,
    with [a - b, a + b] the range of the eigenvalues, so they hold on the whole
