@@ -219,15 +219,12 @@ local function cmd_run(o)
     -- terminal directly.
     local job = { argv = run_argv(o, file, outdir, o.quiet), outdir = outdir }
     local stopped = run_pool({ job }, 1, o.timeout)
-    if job.code == 0 and not job.signal then return 0 end
     if job.error then error(job.error, 0) end
-    if job.timed_out or job.signal then
-      local _, what = job_status(job, o.timeout, stopped)
-      eprint(string.format("spillover: %s: %s; nothing was written to %s", file, what, outdir))
-      if stopped then return 128 + stopped end
-      return job.timed_out and 124 or job.code
-    end
-    return job.code
+    if not (job.timed_out or job.signal) then return job.code end  -- the run said why
+    local _, what = job_status(job, o.timeout, stopped)
+    eprint(string.format("spillover: %s: %s; nothing was written to %s", file, what, outdir))
+    if stopped then return 128 + stopped end
+    return job.timed_out and 124 or job.code
   end
   scenario.check(s, { trust = o.trust })
   local out = scenario.run(s, { outdir = outdir, progress = progress_fn(o.quiet), overrides = o.set, trust = o.trust })
