@@ -67,6 +67,20 @@ static void large_mean(void) {
   check(st == SP_OK && fit.rank == 2 && fabs(fit.b[0] - slope) < 1e-9 * fabs(slope) &&
         fabs(gsl_matrix_get(fit.bread, 0, 0) * (double)sxx - 1) < 1e-8, "the same with the constant column last");
   gsl_matrix_free(Xr);
+  /* A caller's scale that makes the constant column negligible drops it; the
+     fit is then through the origin (not a centred one missing its constant). */
+  double sc[2] = {1e20, 0};
+  long double sxy0 = 0, sxx0 = 0;
+  for (size_t i = 0; i < N; i++) {
+    double x = gsl_matrix_get(X, i, 1);
+    sxy0 += (long double)x * y[i];
+    sxx0 += (long double)x * x;
+  }
+  sc[1] = (double)sxx0;
+  st = sp_lsfit_run(&X2.matrix, y, 1, &(sp_lsfit_opts){NULL, sc, 0, NULL, NULL}, &fit, r, &err);
+  check(st == SP_OK && fit.rank == 1 && !fit.keep[0] && isnan(fit.b[0]) &&
+        fabs(fit.b[1] - (double)(sxy0 / sxx0)) < 1e-12 * fabs(fit.b[1]),
+        "constant column dropped through its scale: the regression through the origin");
   /* True collinearity is still found: 2 x, and x plus noise of 1e-14 of its size. */
   for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 2 * gsl_matrix_get(X, i, 1));
   st = sp_lsfit_run(X, y, 1, NULL, &fit, r, &err);

@@ -11,8 +11,8 @@
 ** Column j is dropped as collinear (so, as in R's lm, the later of two
 ** collinear columns goes) when the sum of squares left after projecting out
 ** the columns kept before it is
-**   - at most tol times its centred sum of squares (what the factorisation
-**     can resolve), or
+**   - at most tol times its sum of squares as factored (about its mean when
+**     there is a constant column): what the factorisation can resolve, or
 **   - at most SP_LSFIT_RELTOL = 1e-14 times its reference sum of squares: its
 **     own uncentred one, or the caller's scale (R's lm: a norm ratio of 1e-7).
 ** So a column that varies by less than 1e-7 of its size is collinear with the
