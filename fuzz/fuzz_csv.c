@@ -3,7 +3,8 @@
 ** survive a write and a second read.
 **
 ** The first input byte chooses the options (delimiter, header, max_rows, a
-** forced type); the rest is the file.
+** forced type, a GB18030 conversion, and the writer's quote-all/BOM/"NA"
+** options); the rest is the file.
 */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -21,6 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   sp_csv_type types[1] = {SP_CSV_NUMERIC};
   sp_csv_options opt;
   sp_csv_options_init(&opt);
+  sp_csv_write_options wopt;
+  sp_csv_write_options_init(&wopt);
   if (size > 0) {
     uint8_t b = data[0];
     data++;
@@ -34,6 +37,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       opt.types = types;
       opt.ntypes = 1;
     }
+    if (b & 64) opt.encoding = "GB18030";
+    if (b & 128) {
+      wopt.quote = SP_CSV_QUOTE_ALL;
+      wopt.bom = 1;
+      wopt.na = "NA";
+    }
   }
   sp_frame *f = NULL;
   sp_error err;
@@ -46,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = 0;
   FILE *fp = open_memstream(&text, &len);
   if (fp == NULL) { sp_frame_free(f); return 0; }
-  int st = sp_frame_write_csv_stream(f, fp, "fuzz-out.csv", NULL, &err);
+  int st = sp_frame_write_csv_stream(f, fp, "fuzz-out.csv", &wopt, &err);
   fclose(fp);
   if (st == SP_OK) {
     sp_frame *g = NULL;
