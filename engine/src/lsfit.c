@@ -37,28 +37,32 @@ typedef struct {
    an error naming the element. */
 static int scan(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs, sp_error *err) {
   size_t n = X->size1, k = X->size2;
-  memset(cs->amax, 0, (k + 1) * sizeof *cs->amax);
-  memset(cs->sum, 0, (k + 1) * sizeof *cs->sum);
-  memset(cs->ssq, 0, k * sizeof *cs->ssq);
-  for (size_t j = 0; j < k; j++) cs->same[j] = 1;
+  /* restrict: the accumulators never alias X, so they stay in registers */
+  double *restrict amax = cs->amax, *restrict sum = cs->sum, *restrict ssq = cs->ssq, *restrict same = cs->same;
+  const double *restrict x0 = X->data;
+  memset(amax, 0, (k + 1) * sizeof *amax);
+  memset(sum, 0, (k + 1) * sizeof *sum);
+  memset(ssq, 0, k * sizeof *ssq);
+  for (size_t j = 0; j < k; j++) same[j] = 1;
   cs->wsum = 0;
   for (size_t i = 0; i < n; i++) {
-    const double *x = X->data + i * X->tda;
+    const double *restrict x = X->data + i * X->tda;
     double yi = y[i * ys], wi = w ? w[i] : 1.0;
     for (size_t j = 0; j < k; j++) {
-      if (!isfinite(x[j]))
+      double a = fabs(x[j]);
+      if (!(a <= DBL_MAX))
         return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
                             "drop rows with missing values first)", i + 1, j + 1, nonfinite(x[j]));
-      cs->amax[j] = fmax(cs->amax[j], fabs(x[j]));
-      cs->sum[j] += wi * x[j];
-      cs->ssq[j] += wi * x[j] * x[j];
-      if (x[j] != X->data[j]) cs->same[j] = 0;
+      if (a > amax[j]) amax[j] = a;
+      sum[j] += wi * x[j];
+      ssq[j] += wi * x[j] * x[j];
+      if (x[j] != x0[j]) same[j] = 0;
     }
     if (!isfinite(yi))
       return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
                           "drop rows with missing values first)", i + 1, nonfinite(yi));
-    cs->amax[k] = fmax(cs->amax[k], fabs(yi));
-    cs->sum[k] += wi * yi;
+    if (fabs(yi) > amax[k]) amax[k] = fabs(yi);
+    sum[k] += wi * yi;
     if (!(wi >= 0 && isfinite(wi))) {
       char v[32];
       snprintf(v, sizeof v, "%g", wi);
@@ -141,8 +145,8 @@ static void cross_products(const gsl_matrix *X, const double *y, size_t ys, cons
 }
 
 /* r = yc - Z g over the m kept columns idx (g in that order). */
-static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *m, double my,
-                      const size_t *idx, size_t rank, const double *g, double *r) {
+static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *restrict m, double my,
+                      const size_t *restrict idx, size_t rank, const double *restrict g, double *restrict r) {
   for (size_t i = 0; i < X->size1; i++) {
     const double *x = X->data + i * X->tda;
     double s = y[i * ys] - my;
@@ -152,8 +156,8 @@ static void residuals(const gsl_matrix *X, const double *y, size_t ys, const dou
 }
 
 /* out = Z_kept' W r. */
-static void cross_resid(const gsl_matrix *X, const double *r, const double *w, const double *m,
-                        const size_t *idx, size_t rank, double *out) {
+static void cross_resid(const gsl_matrix *X, const double *r, const double *w, const double *restrict m,
+                        const size_t *restrict idx, size_t rank, double *restrict out) {
   memset(out, 0, rank * sizeof *out);
   for (size_t i = 0; i < X->size1; i++) {
     const double *x = X->data + i * X->tda;
