@@ -11,19 +11,8 @@ local scenario = sp.scenario
 
 local exe = arg[-1] or "build/spillover"
 local root = assert(sp.sys.realpath("."))
-local fixtures = root .. "/tests/sandbox"
 local tmp = assert(sp.sys.mkdtemp("/tmp/sp-sandbox-"))
 local produc = root .. "/tests/reference/data/Produc.csv"
-
--- Files the hostile plugins try to write; none may exist afterwards.
-local MARKERS = { "/tmp/spillover-sandbox-pwned-trust", "/tmp/spillover-sandbox-pwned-fit.csv",
-  "/tmp/spillover-sandbox-pwned.md", "/tmp/spillover-sandbox-pwned.lua" }
-for _, m in ipairs(MARKERS) do os.remove(m) end
-local function no_markers(what)
-  local found = {}
-  for _, m in ipairs(MARKERS) do if sp.sys.exists(m) then found[#found + 1] = m end end
-  T.check(#found == 0, what .. ": no file written outside the output folder", table.concat(found, ", "))
-end
 
 local function write(name, text)
   local path = tmp .. "/" .. name
@@ -33,6 +22,21 @@ local function write(name, text)
   return path
 end
 local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+
+-- The hostile plugins, copied with the files they try to write moved from
+-- /tmp/spillover-sandbox-pwned* into this run's folder (runs of the suite in
+-- several build folders at once must not see each other's files).
+local PWNED = tmp .. "/pwned"
+local function fixture(name)
+  local text = slurp(root .. "/tests/sandbox/" .. name .. ".lua"):gsub("/tmp/spillover%-sandbox%-pwned", PWNED)
+  return write(name .. ".lua", text)
+end
+local MARKERS = { PWNED .. "-trust", PWNED .. "-fit.csv", PWNED .. ".md", PWNED .. ".lua" }
+local function no_markers(what)
+  local found = {}
+  for _, m in ipairs(MARKERS) do if sp.sys.exists(m) then found[#found + 1] = m end end
+  T.check(#found == 0, what .. ": no file written outside the output folder", table.concat(found, ", "))
+end
 
 -- The passwd.csv of read_outside.lua: a symlink out of the scenario's folder.
 assert(os.execute("ln -s /etc/passwd " .. tmp .. "/passwd.csv"))
@@ -52,7 +56,7 @@ sandbox.limits.memory = 64 << 20
 
 local registered = {}
 local function load(name)
-  return pcall(sandbox.load_plugin, fixtures .. "/" .. name .. ".lua",
+  return pcall(sandbox.load_plugin, fixture(name),
     { root = tmp, register = function(e) registered[e.name] = e end })
 end
 local function refused(name, pattern)
@@ -149,7 +153,7 @@ sandbox.limits.instructions, sandbox.limits.memory = limits.instructions, limits
 no_markers("the Lua API")
 
 -- ---- registration --------------------------------------------------------------------
-local base = slurp(fixtures .. "/hostile.yaml"):gsub("%.%./reference/data/Produc%.csv", produc)
+local base = slurp(root .. "/tests/sandbox/hostile.yaml"):gsub("%.%./reference/data/Produc%.csv", produc)
 local function yaml(name, plugins, estimator)
   local text = base:gsub("PLUGIN", table.concat(plugins, ", ")):gsub("ESTIMATOR", estimator)
   return write(name .. ".yaml", text)
@@ -170,7 +174,7 @@ T.check(pcall(function() scenario.check(scenario.load(yaml("aa", { a }, "shared_
 -- ---- through `spillover run` ----------------------------------------------------------
 local function run(name, plugin, estimator, extra)
   local out = tmp .. "/out_" .. name
-  local path = yaml(name, { fixtures .. "/" .. plugin .. ".lua" }, estimator)
+  local path = yaml(name, { fixture(plugin) }, estimator)
   local ok = os.execute(exe .. " run " .. path .. " -o " .. out .. " --quiet " .. (extra or "") .. " > " .. tmp ..
     "/cli.out 2> " .. tmp .. "/cli.err")
   return ok == true, slurp(tmp .. "/cli.err"), out
@@ -196,8 +200,8 @@ run_refused("loop", "loop_fit", "hostile_loop",
 no_markers("spillover run")
 -- --trust lifts the sandbox: the same plugin writes.
 local okt = run("trusted", "write_csv", "hostile_write_csv", "--trust")
-T.check(okt and sp.sys.exists("/tmp/spillover-sandbox-pwned-fit.csv"), "--trust lifts the refusal to write")
-os.remove("/tmp/spillover-sandbox-pwned-fit.csv")
+T.check(okt and sp.sys.exists(PWNED .. "-fit.csv"), "--trust lifts the refusal to write")
+os.remove(PWNED .. "-fit.csv")
 local okr, errr = run("trusted42", "ols_42", "ols", "--trust")
 T.check(not okr and errr:find("'ols' is a built%-in estimator"), "reserved names stay reserved under --trust", errr)
 
