@@ -130,7 +130,7 @@ static int raise(lua_State *L, const char *fmt, ...) {
 static int plugin_error(lua_State *L, const sandbox_state *st, const char *name, int status) {
   if (st->instr_exceeded)
     return raise(L, "plugin %s: instruction limit exceeded (%I instructions in one call; --trust lifts the limit)",
-                      name, st->limit);
+                 name, st->limit);
   const char *msg = NULL;
   int t = lua_type(L, -1);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) msg = lua_tostring(L, -1);
