@@ -396,15 +396,18 @@ static int to_utf8(const char *in, size_t len, const char *enc, const char *name
       cap *= 2;
       continue;
     }
-    /* EILSEQ or EINVAL: locate the offending byte in the original text. */
-    size_t off = (size_t)(ip - in);
+    /* EILSEQ: locate the offending byte in the original text.  EINVAL (an
+       incomplete character) is at the end by definition; iconv does not
+       always advance ip to it. */
+    int incomplete = errno == EINVAL;
+    size_t off = incomplete && len > 0 ? len - 1 : (size_t)(ip - in);
     long line = 1;
     size_t ls = 0;
     for (size_t i = 0; i < off; i++)
       if (in[i] == '\n') { line++; ls = i + 1; }
-    if (errno == EINVAL)
-      st = sp_error_set(err, SP_EPARSE, "the file ends inside a %s character (byte 0x%02X): is it "
-                        "truncated, or in another encoding?", enc, (unsigned char)in[off]);
+    if (incomplete)
+      st = sp_error_set(err, SP_EPARSE, "the file ends inside a %s character (its last byte is 0x%02X): "
+                        "is it truncated, or in another encoding?", enc, (unsigned char)in[off]);
     else
       st = sp_error_set(err, SP_EPARSE, "byte 0x%02X at byte %zu of the line is not valid %s text: "
                         "is the encoding right?", (unsigned char)in[off], off - ls + 1, enc);

@@ -338,8 +338,89 @@ static void test_write(void) {
   rmdir(dir);
 }
 
+/* Text must be UTF-8: the validator's edge cases (RFC 3629), each at the
+   line and column of its first bad byte, in a name or a level. */
+static void test_utf8(void) {
+  sp_error err;
+  sp_frame *f = rd("a\n\xF0\x9F\x98\x80\n\xE4\xB8\xAD\n\xC3\xA9\n\xF4\x8F\xBF\xBF\n", NULL, &err);
+  check(f != NULL && f->nrow == 4 && f->cols[0].nlevels == 4, "utf8: 4-, 3-, 2-byte and U+10FFFF accepted");
+  sp_frame_free(f);
+  check_err("a\nx\xC0\xAF\n", NULL, SP_EPARSE, 2, 2, "invalid UTF-8 (byte 0xC0)", "utf8: overlong '/' refused");
+  check_err("a\n\xED\xA0\x80\n", NULL, SP_EPARSE, 2, 1, "(byte 0xED)", "utf8: a surrogate refused");
+  check_err("a\n\xF4\x90\x80\x80\n", NULL, SP_EPARSE, 2, 1, "(byte 0xF4)", "utf8: above U+10FFFF refused");
+  check_err("a\nok\n\"\xE4\xB8\"\n", NULL, SP_EPARSE, 3, 2, "(byte 0xE4)", "utf8: a truncated sequence refused");
+  check_err("a,\xFF\n1,2\n", NULL, SP_EPARSE, 1, 3, "in the header", "utf8: a bad name refused");
+  check_err("n,v\n1,\"x\ny\xB1\xB1\"\n", NULL, SP_EPARSE, 3, 2, "the bytes look like GBK",
+            "utf8: position counts lines inside a quoted field; GBK suggested");
+  /* A level seen before is not checked again, but the first one is: the
+     error is at the first occurrence. */
+  check_err("a\nx\n\xFC\n\xFC\n", NULL, SP_EPARSE, 3, 1, "encoding = \"latin1\"", "utf8: Latin-1 byte, latin1 suggested");
+  sp_csv_options opt;
+  sp_csv_options_init(&opt);
+  opt.encoding = "latin1";
+  f = rd("a\nx\n\xFC\n", &opt, &err);
+  check(f != NULL && strcmp(sp_column_level(&f->cols[0], 1), "\xC3\xBC") == 0, "encoding latin1: converted to UTF-8");
+  sp_frame_free(f);
+  opt.encoding = "UTF-16LE";
+  const char u16[] = "a\0\n\0\x2D\x4E\n\0";  /* "a\n中\n" */
+  f = NULL;
+  sp_error_clear(&err);
+  sp_frame_read_csv_buffer(u16, sizeof u16 - 1, "t.csv", &opt, &f, &err);
+  check(f != NULL && f->nrow == 1 && strcmp(sp_column_level(&f->cols[0], 0), "中") == 0,
+        "encoding UTF-16LE: a multi-byte input encoding, converted");
+  sp_frame_free(f);
+  opt.encoding = "no-such-charset";
+  check_err("a\n1\n", &opt, SP_EVALUE, 0, 0, "unknown encoding 'no-such-charset'", "encoding: unknown name refused");
+  opt.encoding = "UTF-16LE";
+  f = NULL;
+  sp_error_clear(&err);
+  sp_frame_read_csv_buffer(u16, 5, "t.csv", &opt, &f, &err);  /* cut inside 中 */
+  check(f == NULL && err.code == SP_EPARSE && err.line == 2 && err.col == 2 &&
+        strstr(err.msg, "ends inside a UTF-16LE character (its last byte is 0x2D)") != NULL,
+        "encoding: input cut inside a character, located at its end");
+}
+
+/* Writer options: separator, NA text, quoting modes, BOM; quote = none
+   refuses what it cannot write, naming row and column. */
+static void test_write_options(void) {
+  sp_error err;
+  sp_frame *f = rd("name,x\n\"a;b\",1.5\n,\n\"NA\",2\n", NULL, &err);
+  if (f == NULL) { check(0, "write options: read the input"); return; }
+  sp_csv_write_options w;
+  sp_csv_write_options_init(&w);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream(&text, &len);
+  w.delimiter = ';';
+  w.na = "NA";
+  w.bom = 1;
+  int st = sp_frame_write_csv_stream(f, fp, "m.csv", &w, &err);
+  fclose(fp);
+  check(st == SP_OK && strcmp(text, "\xEF\xBB\xBFname;x\n\"a;b\";1.5\nNA;NA\n\"NA\";2\n") == 0,
+        "write options: ';', NA, BOM, the NA level quoted");
+  free(text);
+  fp = open_memstream(&text, &len);
+  sp_csv_write_options_init(&w);
+  w.quote = SP_CSV_QUOTE_NONE;
+  w.delimiter = ';';
+  sp_error_clear(&err);
+  st = sp_frame_write_csv_stream(f, fp, "m.csv", &w, &err);
+  fclose(fp);
+  free(text);
+  check(st == SP_EVALUE && err.line == 2 && strstr(err.msg, "row 1, column 'name'") != NULL &&
+        strcmp(err.var, "name") == 0, "write options: quote none refuses 'a;b' at row 1");
+  sp_csv_write_options_init(&w);
+  w.na = "x\ny";
+  sp_error_clear(&err);
+  st = sp_frame_write_csv_stream(f, stdout, "m.csv", &w, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "missing-value text") != NULL, "write options: an NA text with a newline refused");
+  sp_frame_free(f);
+}
+
 int main(void) {
   test_basic();
+  test_utf8();
+  test_write_options();
   test_rfc4180();
   test_missing_and_types();
   test_errors();
