@@ -301,7 +301,7 @@ static const char *utf8_invalid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *e = p + n;
   while (p < e) {
     unsigned c = *p;
-    if (c < 0x80) { p++; continue; }
+    if (c < 0x80) { p++; continue; }  /* ASCII: the common case */
     size_t k;
     unsigned lo = 0x80, hi = 0xBF;
     if (c >= 0xC2 && c <= 0xDF) k = 1;
@@ -333,11 +333,14 @@ static int looks_gbk(const char *s, size_t n) {
 }
 
 /* When a field's raw text f->s[0..f->len) is not UTF-8, fail at the first bad
-   byte with a message that says which encoding to give.  what names the field
-   ("column 'x'", "the header"). */
-static int check_utf8(parser *P, const field *f, const char *what) {
+   byte with a message that says which encoding to give.  col names the
+   field's column; NULL for the header. */
+static int check_utf8(parser *P, const field *f, const char *col) {
   const char *bad = utf8_invalid(f->s, f->len);
   if (bad == NULL) return SP_OK;
+  char what[200];
+  if (col != NULL) snprintf(what, sizeof what, "column '%.150s'", col);
+  else snprintf(what, sizeof what, "the header");
   long line = f->line;
   const char *ls = f->lstart;
   for (const char *r = f->pos; r < bad; r++)
@@ -549,9 +552,7 @@ static int intern_field(parser *P, colstate *c, const field *f, const char *s, s
   }
   c->code[row] = k;
   if (c->d.n > before) {  /* a new level: each distinct text is checked once */
-    char what[200];
-    snprintf(what, sizeof what, "column '%.150s'", c->name);
-    int st = check_utf8(P, f, what);
+    int st = check_utf8(P, f, c->name);
     if (st != SP_OK) { sp_error_var(P->err, c->name); return st; }
   }
   return SP_OK;
@@ -672,7 +673,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
         if (c->name == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
         memcpy(c->name, s, n);
         c->name[n] = '\0';
-        if ((st = check_utf8(P, &f, "the header")) != SP_OK) goto fail;
+        if ((st = check_utf8(P, &f, NULL)) != SP_OK) goto fail;
         /* A hash of the names so far: a header of 1e5 names stays linear. */
         int32_t k = dict_intern(&names, s, n);
         if (k < 0) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
