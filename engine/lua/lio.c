@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "lsp.h"
+#include "lsandbox.h"
 #include "spillover/csv.h"
 #include "spillover/statfile.h"
 
@@ -144,21 +145,23 @@ static int l_read(lua_State *L) {
                        ".dta, .sav, .zsav, .por, .sas7bdat or .xpt)", path, ext ? ext : "(none)");
 }
 
-/* frame:write_csv(path [, opts]): the options as R's write.csv (sep, na)
-   and Stata's export delimited (delimiter(), quote) name them. */
+/* frame:write_csv(path [, opts]): delimiter (as read_csv names it; R's
+   write.csv sep, Stata's export delimited delimiter()), na, quote, bom.
+   Plugin code may not write files: the refusal is here, in the writer. */
 static int l_write_csv(lua_State *L) {
+  sp_lua_sandbox_refuse(L, "frame:write_csv");
   sp_frame *f = sp_lua_check_frame(L, 1);
   const char *path = luaL_checkstring(L, 2);
   sp_csv_write_options opt;
   sp_csv_write_options_init(&opt);
   if (!lua_isnoneornil(L, 3)) {
-    static const char *const allowed[] = {"sep", "na", "quote", "bom", NULL};
+    static const char *const allowed[] = {"delimiter", "na", "quote", "bom", NULL};
     sp_lua_check_options(L, 3, "write_csv", allowed);
-    if (lua_getfield(L, 3, "sep") != LUA_TNIL) {
+    if (lua_getfield(L, 3, "delimiter") != LUA_TNIL) {
       size_t n;
       const char *d = lua_tolstring(L, -1, &n);
       if (lua_type(L, -1) != LUA_TSTRING || n != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r' || d[0] == '\0')
-        luaL_error(L, "write_csv: option 'sep' must be a one-character string other than a quote, newline or NUL");
+        luaL_error(L, "write_csv: option 'delimiter' must be a one-character string other than a quote, newline or NUL");
       opt.delimiter = d[0];
     }
     lua_pop(L, 1);

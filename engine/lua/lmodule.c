@@ -31,7 +31,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_threshold(L);
   sp_lua_open_spml(L);
   sp_lua_open_weights(L);
-  sp_lua_open_sandbox(L);  /* last: it guards writer methods registered above */
+  sp_lua_open_sandbox(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);

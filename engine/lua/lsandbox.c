@@ -219,37 +219,6 @@ static int l_refuse(lua_State *L) {
   return 0;
 }
 
-/* A writer method (upvalue 1, named by upvalue 2) that refuses in plugin code. */
-static int l_guarded_writer(lua_State *L) {
-  sp_lua_sandbox_refuse(L, lua_tostring(L, lua_upvalueindex(2)));
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-  return lua_gettop(L);
-}
-
-/* Methods of objects a plugin can hold that write files.  Plugins get frames
-   and matrices from the host and from the API, so these methods cannot be
-   kept from them; they refuse instead, listed here in one place. */
-static const char *const frame_writers[] = {"write_csv", NULL};
-
-static void guard_writers(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "spillover.frame.methods") != LUA_TTABLE) {
-    lua_pop(L, 1);
-    return;
-  }
-  for (int i = 0; frame_writers[i]; i++) {
-    if (lua_getfield(L, -1, frame_writers[i]) != LUA_TFUNCTION) {
-      lua_pop(L, 1);
-      continue;
-    }
-    lua_pushfstring(L, "frame:%s", frame_writers[i]);
-    lua_pushcclosure(L, l_guarded_writer, 2);
-    lua_setfield(L, -2, frame_writers[i]);
-  }
-  lua_pop(L, 1);
-}
-
 static int l_active(lua_State *L) {
   lua_pushboolean(L, get_state(L)->depth > 0);
   return 1;
@@ -404,7 +373,6 @@ void sp_lua_open_sandbox(lua_State *L) {
     memset(st, 0, sizeof *st);
     lua_setfield(L, LUA_REGISTRYINDEX, SANDBOX_KEY);
     build_tables(L);
-    guard_writers(L);
   }
   lua_pop(L, 1);
   lua_newtable(L);
