@@ -92,6 +92,14 @@ static int l_isdir(lua_State *L) {
   return 1;
 }
 
+/* sys.isfile(path): a regular file (after symlinks).  Callers that only
+   probe a path must not open it: opening a FIFO blocks. */
+static int l_isfile(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISREG(st.st_mode));
+  return 1;
+}
+
 static int l_exists(lua_State *L) {
   struct stat st;
   lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
@@ -700,6 +708,7 @@ static const luaL_Reg funcs[] = {
   {"sha256_file", l_sha256_file},
   {"mkdir", l_mkdir},
   {"isdir", l_isdir},
+  {"isfile", l_isfile},
   {"exists", l_exists},
   {"listdir", l_listdir},
   {"remove_tree", l_remove_tree},

@@ -495,6 +495,20 @@ local function where_problem(expr, known_var, known)
   end
 end
 
+--- Why a file the scenario names cannot be read, or nil.  Probed before it
+--- is opened: opening a FIFO would block check, and a device or a folder
+--- would be read without end.
+local function file_problem(path, what)
+  local sys = core.sys
+  if not sys.isfile(path) then
+    if sys.exists(path) then return what .. " '" .. path .. "' is not a regular file" end
+    return "cannot open " .. what .. " '" .. path .. "': no such file"
+  end
+  local f, msg = io.open(path, "rb")
+  if not f then return "cannot open " .. what .. " '" .. path .. "': " .. tostring(msg):gsub("^[^:]*: ", "") end
+  f:close()
+end
+
 --- Validate a loaded scenario: the schema, then references between its parts
 --- and to the data's columns.  Raises one message listing every problem.
 function M.check(s, opts)
@@ -507,12 +521,11 @@ function M.check(s, opts)
 
   -- data file and its columns
   local datafile = resolve(s, spec.data.file)
-  local f = io.open(datafile, "rb")
-  if not f then
-    errs[#errs + 1] = located(s, "data.file", "cannot open data file '" .. datafile .. "'")
+  local data_msg = file_problem(datafile, "data file")
+  if data_msg then
+    errs[#errs + 1] = located(s, "data.file", data_msg)
     error(table.concat(errs, "\n"), 0)
   end
-  f:close()
   local d = s.data or M.load_data(s)
   local columns = {}
   for _, c in ipairs(d:names()) do columns[c] = true end
@@ -555,20 +568,16 @@ function M.check(s, opts)
     if not src then
       errs[#errs + 1] = located(s, "weights." .. name, "give 'contiguity' (an edge list) or 'knn' (coordinates)")
     else
-      local fh = io.open(resolve(s, src))
-      if not fh then
-        errs[#errs + 1] = located(s, "weights." .. name .. (w.contiguity and ".contiguity" or ".knn"),
-          "cannot open '" .. resolve(s, src) .. "'")
-      else fh:close() end
+      local msg = file_problem(resolve(s, src), w.contiguity and "edge list" or "coordinates file")
+      if msg then errs[#errs + 1] = located(s, "weights." .. name .. (w.contiguity and ".contiguity" or ".knn"), msg) end
     end
     if w.id and not columns[w.id] then
       errs[#errs + 1] = located(s, "weights." .. name .. ".id", "unknown column '" .. w.id .. "'" .. did_you_mean(w.id, d:names()))
     end
   end
   for _, p in ipairs(spec.plugins or {}) do
-    local path = resolve(s, p)
-    local fh = io.open(path)
-    if not fh then errs[#errs + 1] = located(s, "plugins", "cannot open plugin '" .. path .. "'") else fh:close() end
+    local msg = file_problem(resolve(s, p), "plugin")
+    if msg then errs[#errs + 1] = located(s, "plugins", msg) end
   end
   if not opts.skip_plugins and #errs == 0 then
     for _, p in ipairs(spec.plugins or {}) do load_plugin(s, p, opts) end

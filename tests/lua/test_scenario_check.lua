@@ -117,6 +117,19 @@ run_error("const.yaml:%d+:%d+: derive.dfw: winsorizing 'one' at p = 0.05 makes i
 run_error("std0.yaml:%d+:%d+: derive.dfw: cannot standardize 'one': its standard deviation is 0",
   variant("std0", "  dfw: {winsorize: digital_finance, p: 0.05}", "  one: I(year / year)\n  dfw: {standardize: one}"))
 
+-- ---- files that are not regular files: refused by check without opening
+-- them (a FIFO would block check; /dev/zero would be read without end)
+os.execute("mkfifo " .. tmp .. "/fifo.csv")
+check_error("fifo.yaml:%d+:%d+: data.file: data file '[^']*fifo%.csv' is not a regular file",
+  variant("fifo", panel, tmp .. "/fifo.csv"))
+check_error("devzero.yaml:%d+:%d+: data.file: data file '/dev/zero' is not a regular file",
+  variant("devzero", panel, "/dev/zero"))
+check_error("folder.yaml:%d+:%d+: data.file: data file '[^']*' is not a regular file", variant("folder", panel, tmp))
+check_error("nofile.yaml:%d+:%d+: data.file: cannot open data file '/nonexistent/x.csv': no such file",
+  variant("nofile", panel, "/nonexistent/x.csv"))
+check_error("fifo_plugin.yaml:%d+:%d+: plugins: plugin '[^']*fifo%.csv' is not a regular file",
+  variant("fifo_plugin", "models:", "plugins: [" .. tmp .. "/fifo.csv]\nmodels:"))
+
 -- ---- names that become file names -----------------------------------------------
 check_error("name_dotdot.yaml:%d+:%d+: name: '%.%.' is not a usable name", variant("name_dotdot", "name: west", "name: '..'"))
 check_error("name_dot.yaml:%d+:%d+: name: '%.' is not a usable name", variant("name_dot", "name: west", "name: '.'"))
