@@ -218,13 +218,7 @@ T.checkerr("etable: cannot write '/nonexistent%-dir%-h7/t.md': No such file or d
   "/nonexistent-dir-h7/t.md")
 
 -- ---- files -------------------------------------------------------------------------
-local function slurp(path)
-  local fh = io.open(path, "rb")
-  if not fh then return nil end
-  local s = fh:read("a")
-  fh:close()
-  return s
-end
+local slurp = T.read
 
 local prefix = os.tmpname()
 os.remove(prefix)

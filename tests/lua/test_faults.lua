@@ -17,20 +17,7 @@ local produc = assert(S.realpath("tests/reference/data/Produc.csv"))
 local dir = assert(S.mkdtemp("/tmp/sp-faults-"))
 local mounts = {}
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  assert(f:close())
-  return path
-end
+local read, write = T.read, T.write
 
 local function sleep(t) S.wait(S.spawn({ "/bin/sleep", string.format("%.3f", t) })) end
 

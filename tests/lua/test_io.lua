@@ -14,12 +14,7 @@ local function tmp(name, text)
   end
   return p
 end
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = T.read
 
 -- reading -------------------------------------------------------------------
 local d = sp.read_csv("tests/reference/data/Produc.csv")

@@ -14,14 +14,8 @@ local root = assert(sp.sys.realpath("."))
 local tmp = assert(sp.sys.mkdtemp("/tmp/sp-sandbox-"))
 local produc = root .. "/tests/reference/data/Produc.csv"
 
-local function write(name, text)
-  local path = tmp .. "/" .. name
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
-local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+local function write(name, text) return T.write(tmp .. "/" .. name, text) end
+local slurp = T.read
 
 -- The hostile plugins, copied with the files they try to write moved from
 -- /tmp/spillover-sandbox-pwned* into this run's folder (runs of the suite in

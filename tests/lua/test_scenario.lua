@@ -11,13 +11,7 @@ local root = assert(sp.sys.realpath("."))
 local tmp = assert(sp.sys.mkdtemp("/tmp/sp-scenario-"))
 local produc = root .. "/tests/reference/data/Produc.csv"
 
-local function write(name, text)
-  local path = tmp .. "/" .. name
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local function write(name, text) return T.write(tmp .. "/" .. name, text) end
 
 local base = [[
 name: small
@@ -44,15 +38,7 @@ report:
 ]]
 base = base:gsub("PRODUC", produc)
 
-local function variant(name, from, to)
-  local text = base
-  if from then
-    local i, j = text:find(from, 1, true)
-    assert(i, "test setup: '" .. from .. "' not in the base scenario")
-    text = text:sub(1, i - 1) .. to .. text:sub(j + 1)
-  end
-  return write(name .. ".yaml", text)
-end
+local function variant(name, from, to) return write(name .. ".yaml", T.edit(base, from, to)) end
 
 local function check_error(pattern, path, overrides)
   T.checkerr(pattern, function()
@@ -141,7 +127,7 @@ for _, f in ipairs({ "results.json", "manifest.json", "run.log", "tables.md", "t
   T.check(sp.sys.exists(out1 .. "/" .. f), "output " .. f)
 end
 T.check(run_cli("run " .. ok_path .. " -o " .. out2 .. " --quiet"), "a second run")
-local function slurp(p) local f = assert(io.open(p, "rb")); local s = f:read("a"); f:close(); return s end
+local slurp = T.read
 T.check(slurp(out1 .. "/results.json") == slurp(out2 .. "/results.json"), "reruns give a byte-identical results.json")
 local manifest = sp.json.read(out1 .. "/manifest.json")
 T.check(manifest.inputs[2].sha256 == sp.sys.sha256_file(produc), "manifest has the data's SHA-256")

@@ -35,19 +35,7 @@ experiments:
 ]]
 base = base:gsub("PANEL", panel)
 
-local function variant(name, from, to)
-  local text = base
-  if from then
-    local i, j = text:find(from, 1, true)
-    assert(i, "test setup: '" .. from .. "' not in the base scenario")
-    text = text:sub(1, i - 1) .. to .. text:sub(j + 1)
-  end
-  local path = tmp .. "/" .. name .. ".yaml"
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  return path
-end
+local function variant(name, from, to) return T.write(tmp .. "/" .. name .. ".yaml", T.edit(base, from, to)) end
 
 local function check_error(pattern, path)
   T.checkerr(pattern, function() scenario.check(scenario.load(path)) end)

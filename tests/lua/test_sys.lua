@@ -6,18 +6,7 @@ local T = require "testlib"
 local sp = require "spillover"
 local S = sp.sys
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local read, write = T.read, T.write
 
 -- ---- hashing ----------------------------------------------------------------
 T.check(S.sha256("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256 of abc (FIPS 180-4)")

@@ -3,6 +3,9 @@
 --   T.check(cond, "what")            one PASS/FAIL line; failures counted
 --   T.near(got, want, rtol, "what")  relative comparison (absolute near 0)
 --   T.checkerr("pattern", f, ...)    f(...) must raise an error matching pattern
+--   T.read(path)                     a file's bytes, or nil when it cannot be opened
+--   T.write(path, text)              writes (checked) and returns path
+--   T.edit(text, from, to)           text with the first 'from' (plain) replaced by 'to'
 --   T.done()                         prints the tally; exits non-zero on failure
 local T = { passed = 0, failed = 0 }
 
@@ -41,6 +44,28 @@ function T.checkerr(pattern, f, ...)
     report(msg:find(pattern) ~= nil, "error '" .. pattern .. "'", "message was: " .. msg)
   end
   return msg
+end
+
+function T.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function T.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+  return path
+end
+
+function T.edit(text, from, to)
+  if not from then return text end
+  local i, j = text:find(from, 1, true)
+  assert(i, "test setup: '" .. from .. "' not in the text")
+  return text:sub(1, i - 1) .. to .. text:sub(j + 1)
 end
 
 function T.done()
