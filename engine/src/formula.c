@@ -22,6 +22,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,7 +582,8 @@ static int parse_periods(parser *p, long *lo, long *hi) {
     int neg = 0;
     if (p->tok.kind == T_MINUS) { neg = 1; lex(p); }
     token t = p->tok;
-    if (t.kind != T_NUM || t.num != (double)(long)t.num || t.num > 1000000) {
+    /* The range first: casting 1e115 to long is undefined behaviour. */
+    if (t.kind != T_NUM || !(t.num >= 0 && t.num <= 1000000) || t.num != floor(t.num)) {
       char what[80];
       describe(&t, what, sizeof what);
       fail(p, &t, "expected a whole number of periods (as in l(x, 1) or l(x, 1:3)), found %s", what);

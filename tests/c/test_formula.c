@@ -136,6 +136,10 @@ int main(void) {
   expect_error("y ~ log(x, 2)", 5, "log() takes one argument, found 2");
   expect_error("y ~ l(x, 1, 2)", 5, "l() takes one or two arguments");
   expect_error("y ~ l(x, 1.5)", 10, "expected a whole number of periods");
+  /* fuzz_formula's find: a 115-digit lag was cast to long before the range
+     check (undefined behaviour, caught by UBSan). */
+  expect_error("y ~ l(x, 99999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999990)",
+               10, "expected a whole number of periods");
   expect_error("y ~ i()", 5, "i() takes one or two arguments");
   expect_error("y ~ i(2)", 7, "expected the name of a categorical variable");
   expect_error("y ~ i(f, x, z)", 5, "i() takes one or two arguments");
