@@ -1068,8 +1068,14 @@ static int l_panel_info_tostring(lua_State *L) {
   return 1;
 }
 
+/* nil for a frame without a panel index: "is there a panel?" is a question
+   callers ask, not an error. */
 static int l_panel_info(lua_State *L) {
-  const sp_panel *p = check_panel(L, sp_lua_check_frame(L, 1));
+  const sp_panel *p = sp_lua_check_frame(L, 1)->panel;
+  if (p == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
   lua_createtable(L, 0, 9);
   lua_pushinteger(L, (lua_Integer)p->N); lua_setfield(L, -2, "N");
   lua_pushinteger(L, (lua_Integer)p->T); lua_setfield(L, -2, "T");
@@ -1141,6 +1147,28 @@ static int l_demean(lua_State *L) { return within_op(L, 1, "demean"); }
 
 /* }===================================================================== */
 
+/* core.closest(name, candidates): the candidate (a string of the array)
+   closest to name under sp_closest's rule, or nil.  spillover.suggest uses it,
+   so "did you mean" reads the same from Lua and from C. */
+static int l_closest(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t n = (size_t)luaL_len(L, 2);
+  const char **cand = scratch(L, n ? n : 1, sizeof *cand);
+  for (size_t j = 0; j < n; j++) {
+    /* strings only: the array keeps them alive after the pop (a number
+       converted on the stack would not be) */
+    if (lua_geti(L, 2, (lua_Integer)j + 1) != LUA_TSTRING)
+      return luaL_error(L, "closest: candidate %d is a %s (expected a string)", (int)j + 1, luaL_typename(L, -1));
+    cand[j] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  long j = sp_closest(name, cand, n);
+  if (j < 0) lua_pushnil(L);
+  else lua_geti(L, 2, (lua_Integer)j + 1);
+  return 1;
+}
+
 static const luaL_Reg metameth[] = {
   {"__gc", l_gc},
   {"__close", l_gc},
@@ -1197,4 +1225,6 @@ void sp_lua_open_frame(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_frame);
   lua_setfield(L, -2, "frame");
+  lua_pushcfunction(L, l_closest);
+  lua_setfield(L, -2, "closest");
 }

@@ -1,6 +1,7 @@
 /*
 ** frame.c: construction, column management and row selection of sp_frame.
 */
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,15 +79,35 @@ static size_t edit_distance(const char *a, const char *b) {
   return d[la][lb];
 }
 
-long sp_frame_closest(const sp_frame *f, const char *name) {
+/* A candidate equal to name but for case (the typical 'west' for 'West')
+   wins over any other, whatever the length. */
+static int same_but_case(const char *a, const char *b) {
+  for (; *a && *b; a++, b++)
+    if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+  return *a == *b;
+}
+
+/* The closest of n names; the j-th is at base + j * stride, so an array of
+   strings and the name fields of an array of columns are read alike. */
+static long closest_strided(const char *name, const char *const *base, size_t stride, size_t n) {
   long best = -1;
   size_t bestd = (size_t)-1;
   size_t limit = strlen(name) / 3 + 1;  /* about a third of the name may be wrong */
-  for (size_t j = 0; j < f->ncol; j++) {
-    size_t d = edit_distance(name, f->cols[j].name);
+  for (size_t j = 0; j < n; j++) {
+    const char *c = *(const char *const *)((const char *)base + j * stride);
+    size_t d = same_but_case(name, c) ? 0 : edit_distance(name, c);
     if (d < bestd) { bestd = d; best = (long)j; }
   }
   return bestd <= limit ? best : -1;
+}
+
+long sp_closest(const char *name, const char *const *candidates, size_t n) {
+  return closest_strided(name, candidates, sizeof *candidates, n);
+}
+
+long sp_frame_closest(const sp_frame *f, const char *name) {
+  if (f->ncol == 0) return -1;
+  return closest_strided(name, (const char *const *)&f->cols[0].name, sizeof *f->cols, f->ncol);
 }
 
 /* Find a slot for a column called name: the existing one (cleared) or a new one. */

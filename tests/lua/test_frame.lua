@@ -212,4 +212,25 @@ methods.twice_rows = function(self) return 2 * self:nrow() end
 T.check(produc:twice_rows() == 1632, "a method added to the registry table is found")
 methods.twice_rows = nil
 
+-- ---- one "did you mean" rule ----------------------------------------------------
+-- spillover.suggest (Lua messages) and the frame's unknown-column message (C)
+-- suggest the same name: both are sp_closest.  Before, Lua had its own
+-- Levenshtein with another bound, and 'abcdefghi' got no suggestion from Lua
+-- while C suggested 'abcdWXYZi' (4 edits, within a third of 9 letters plus 1).
+local suggest = require "spillover.suggest"
+local typos = sp.frame{abcdWXYZi = {1}, region = {1}, gsp = {1}, West = {1}}
+for _, typo in ipairs{"abcdefghi", "regoin", "gps", "west", "zzzzzzzz"} do
+  local ok, e = pcall(typos.column, typos, typo)
+  local from_c = not ok and tostring(e.message or e):match("did you mean '([^']+)'") or nil
+  T.check(not ok and suggest.closest(typo, typos:names()) == from_c,
+    "suggest.closest agrees with the C message for '" .. typo .. "'", tostring(from_c))
+end
+T.check(suggest.closest("abcdefghi", {"abcdWXYZi"}) == "abcdWXYZi", "suggest: the C bound (n // 3 + 1 edits)")
+T.check(suggest.closest("REGION_CODE", {"region_code", "region_cd"}) == "region_code", "suggest: a match but for case wins")
+T.check(suggest.closest("year", {2001, 2002}) == nil and suggest.closest("2001", {2001}) == "2001",
+  "suggest: candidates that are not strings compare as text")
+T.check(suggest.did_you_mean("regoin", {"region"}) == " (did you mean 'region'?)" and suggest.did_you_mean("q", {"zzz"}) == "",
+  "suggest.did_you_mean wording")
+T.checkerr("closest: candidate 2 is a number", sp.closest or require("spillover.core").closest, "x", {"a", 1})
+
 T.done()

@@ -47,8 +47,14 @@ sp_column *sp_frame_column(const sp_frame *f, const char *name);
 /* Index of the column whose name is closest to name (for "did you mean"),
    or -1 when nothing is reasonably close: about a third of the name may be
    wrong, and a swap of two adjacent characters ("gps" for "gsp", the
-   commonest typo) counts as one edit (optimal string alignment). */
+   commonest typo) counts as one edit (optimal string alignment), and a name
+   that differs only in case wins over any other. */
 long sp_frame_closest(const sp_frame *f, const char *name);
+
+/* The same rule over n candidate strings: the index of the closest, or -1.
+   The one "did you mean" rule of spillover (Lua's spillover.suggest calls it
+   through core.closest). */
+long sp_closest(const char *name, const char *const *candidates, size_t n);
 
 /* Add a column, or replace the one of the same name.  Ownership of the arrays
    passes to the frame on every path, success or failure, so the caller never
