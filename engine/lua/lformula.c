@@ -101,20 +101,34 @@ static const char *check_text(lua_State *L, int idx) {
   return text;
 }
 
+/* core.formula(text [, {optional_response = true}]): the parse tree as plain
+   tables; spillover.formula builds the formula object on it.  lhs is absent
+   for "~ x", which only optional_response accepts. */
 static int l_formula(lua_State *L) {
   const char *text = check_text(L, 1);
+  int flags = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const allowed[] = {"optional_response", NULL};
+    sp_lua_check_options(L, 2, "formula", allowed);
+    if (lua_getfield(L, 2, "optional_response") != LUA_TNIL && !lua_isboolean(L, -1))
+      return luaL_argerror(L, 2, "optional_response must be true or false");
+    if (lua_toboolean(L, -1)) flags |= SP_FORMULA_OPTIONAL_RESPONSE;
+    lua_pop(L, 1);
+  }
   lformula *u = lua_newuserdatauv(L, sizeof *u, 0);  /* owner first */
   u->fm = NULL;
   luaL_setmetatable(L, SP_FORMULA_T);
   sp_error err;
   sp_error_clear(&err);
-  if (sp_formula_parse(text, &u->fm, &err) != SP_OK) return sp_lua_error(L, &err);
+  if (sp_formula_parse_flags(text, flags, &u->fm, &err) != SP_OK) return sp_lua_error(L, &err);
   const sp_formula *fm = u->fm;
   lua_createtable(L, 0, 10);
   lua_pushstring(L, fm->text);
   lua_setfield(L, -2, "text");
-  push_node(L, fm->lhs);
-  lua_setfield(L, -2, "lhs");
+  if (fm->lhs != NULL) {
+    push_node(L, fm->lhs);
+    lua_setfield(L, -2, "lhs");
+  }
   push_terms(L, fm->rhs, fm->nrhs, "rhs");
   push_terms(L, fm->fe, fm->nfe, "fe");
   push_terms(L, fm->endog, fm->nendog, "endog");

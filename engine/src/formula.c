@@ -3,7 +3,8 @@
 **
 ** Grammar (terms are separated by + and -, parts by |):
 **
-**   formula := expr '~' terms { '|' part }          at most three parts
+**   formula := [expr] '~' terms { '|' part }        at most three parts; no
+**                                                   response only with SP_FORMULA_OPTIONAL_RESPONSE
 **   part    := terms [ '~' terms ]                  '~' makes it the IV part
 **   terms   := [+|-] cross { (+|-) cross }
 **   cross   := inter { '*' inter }                  a*b = a + b + a:b
@@ -196,6 +197,7 @@ typedef struct {
   sp_error *err;
   int failed;
   int depth;
+  int flags;           /* SP_FORMULA_* */
 } parser;
 
 #define MAX_DEPTH 100
@@ -996,8 +998,11 @@ static void parse_formula(parser *p) {
   lex(p);
   if (p->failed) return;
   if (p->tok.kind == T_END) { fail(p, &p->tok, "empty formula: expected 'y ~ x1 + x2'"); return; }
-  if (p->tok.kind == T_TILDE) { fail(p, &p->tok, "expected the dependent variable before '~'"); return; }
-  fm->lhs = parse_primary(p);  /* one variable or call: arithmetic needs I() */
+  if (p->tok.kind == T_TILDE && !(p->flags & SP_FORMULA_OPTIONAL_RESPONSE)) {
+    fail(p, &p->tok, "expected the dependent variable before '~'");
+    return;
+  }
+  if (p->tok.kind != T_TILDE) fm->lhs = parse_primary(p);  /* one variable or call: arithmetic needs I() */
   if (p->failed) return;
   if (p->tok.kind != T_TILDE) {
     describe(&p->tok, what, sizeof what);
@@ -1087,6 +1092,10 @@ static void parse_formula(parser *p) {
 /* }==================================================================== */
 
 int sp_formula_parse(const char *text, sp_formula **out, sp_error *err) {
+  return sp_formula_parse_flags(text, 0, out, err);
+}
+
+int sp_formula_parse_flags(const char *text, int flags, sp_formula **out, sp_error *err) {
   *out = NULL;
   if (text == NULL) return sp_error_set(err, SP_EVALUE, "no formula given");
   arena *a = calloc(1, sizeof *a);
@@ -1107,6 +1116,7 @@ int sp_formula_parse(const char *text, sp_formula **out, sp_error *err) {
   p.a = a;
   p.fm = fm;
   p.err = err;
+  p.flags = flags;
   p.tok.kind = T_END;  /* "previous" of the first token: the start */
   parse_formula(&p);
   if (p.failed) {

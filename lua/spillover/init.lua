@@ -8,6 +8,8 @@ local core = require "spillover.core"
 local sp = {}
 for k, v in pairs(core) do sp[k] = v end
 
+sp.formula = require("spillover.formula").parse
+
 local fit = require "spillover.fit"
 sp.fit = fit.new
 sp.is_fit = fit.is_fit

@@ -153,6 +153,18 @@ int main(void) {
   expect_error("y ~ x | id | fe2", 17, "expected '~' in the IV part");
   expect_error("y ~ x | w ~ z | id", 15, "the IV part (endog ~ instruments) must be the last part");
   expect_error("~ x", 1, "expected the dependent variable before '~'");
+  {
+    /* Without a response only on request; the rest parses as usual. */
+    sp_formula *fm = NULL;
+    sp_error err;
+    sp_error_clear(&err);
+    int st = sp_formula_parse_flags("~ x + l(w, 1:2) | id | d ~ z", SP_FORMULA_OPTIONAL_RESPONSE, &fm, &err);
+    check(st == SP_OK && fm->lhs == NULL && fm->nrhs == 3 && fm->nfe == 1 && fm->nendog == 1 && fm->nvars == 5,
+          "\"~ x ...\" parses with SP_FORMULA_OPTIONAL_RESPONSE", err.msg);
+    sp_formula_free(fm);
+    st = sp_formula_parse_flags("~", SP_FORMULA_OPTIONAL_RESPONSE, &fm, &err);
+    check(st == SP_EPARSE && fm == NULL && err.col == 2, "\"~\" alone still needs terms", err.msg);
+  }
   expect_error("", 1, "empty formula");
   expect_error("y ~ x $ z", 7, "unexpected character '$'");
   expect_error("y ~ `x", 5, "unterminated backquoted name");

@@ -53,7 +53,8 @@ typedef struct sp_fnode {
 
 typedef struct sp_formula {
   const char *text;        /* a copy of the formula text */
-  sp_fnode *lhs;           /* the dependent variable (a numeric expression) */
+  sp_fnode *lhs;           /* the dependent variable (a numeric expression); NULL for "~ x"
+                              (only with SP_FORMULA_OPTIONAL_RESPONSE) */
   sp_fnode **rhs;          /* regressor terms, in formula order, expanded, no duplicates */
   size_t nrhs;
   int intercept;           /* 1 unless '- 1' or '+ 0' (fixed effects drop it later, in design.c) */
@@ -75,6 +76,14 @@ typedef struct sp_formula {
    first line says what was expected and whose next lines show the formula
    with a caret under the column. */
 int sp_formula_parse(const char *text, sp_formula **out, sp_error *err);
+
+/* sp_formula_parse with flags.  SP_FORMULA_OPTIONAL_RESPONSE accepts a formula
+   without a response ("~ x1 + x2 | fe"), whose lhs is NULL: the formula
+   object's rewrites (without_response) produce them.  Without it "~ x" is
+   the parse error "expected the dependent variable before '~'", since a
+   forgotten response is the likelier mistake where an estimator needs one. */
+#define SP_FORMULA_OPTIONAL_RESPONSE 1
+int sp_formula_parse_flags(const char *text, int flags, sp_formula **out, sp_error *err);
 void sp_formula_free(sp_formula *fm);
 
 /* The variables a formula references (also fm->vars): an array owned by fm. */
