@@ -11,6 +11,8 @@
 -- the baseline weights AND the baseline normalisation, so that a counterfactual
 -- moves the index without re-estimating it.
 local core = require "spillover.core"
+local util = require "spillover.util"
+local did_you_mean = require("spillover.suggest").did_you_mean
 
 local M = {}
 
@@ -48,42 +50,10 @@ local function is_frame(x) return typename(x) == "spillover.frame" end
 local function is_matrix(x) return typename(x) == "spillover.matrix" end
 local function isnan(x) return x ~= x end
 
-local function levenshtein(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-local function suggest(name, candidates)
-  local best, bestd
-  for _, c in ipairs(candidates) do
-    local dist = levenshtein(name, c)
-    if dist <= math.max(2, #name // 3) and (not bestd or dist < bestd) then best, bestd = c, dist end
-  end
-  return best and string.format(" (did you mean '%s'?)", best) or ""
-end
-
 local function check_options(opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail("options must be a table, got a %s", typename(opts)) end
-  local names = {}
-  for k in pairs(allowed) do names[#names + 1] = k end
-  table.sort(names)
-  for k in pairs(opts) do
-    if type(k) ~= "string" or not allowed[k] then
-      fail("unknown option '%s'%s (expected one of %s)", tostring(k),
-           type(k) == "string" and suggest(k, names) or "", table.concat(names, ", "))
-    end
-  end
-  return opts
+  local problem = util.options_problem(opts, allowed)
+  if problem then fail("%s", problem) end
+  return opts or {}
 end
 
 local function set_of(list)
@@ -109,7 +79,7 @@ local function read_indicators(d, vars)
     local seen, cols = {}, {}
     for j, name in ipairs(vars) do
       if type(name) ~= "string" then fail("indicator %d is a %s (expected a column name)", j, typename(name)) end
-      if not present[name] then fail("no column '%s' in the frame%s", name, suggest(name, have)) end
+      if not present[name] then fail("no column '%s' in the frame%s", name, did_you_mean(name, have)) end
       if seen[name] then fail("indicator '%s' is listed twice", name) end
       seen[name] = true
       local c = d:column(name)
@@ -162,7 +132,7 @@ local function parse_direction(spec, names)
       j = pos[key]
       if not j then
         fail("direction names '%s', which is not one of the indicators%s (expected one of %s)", key,
-             suggest(key, names), table.concat(names, ", "))
+             did_you_mean(key, names), table.concat(names, ", "))
       end
     else
       fail("direction key %s is not an indicator name", tostring(key))
@@ -189,7 +159,7 @@ local function read_groups(d, by, n)
   if type(by) ~= "string" then fail("'by' must be a column name, got a %s", typename(by)) end
   if not is_frame(d) then fail("'by' needs a frame (argument 1 is a matrix)") end
   local have = d:names()
-  if not set_of(have)[by] then fail("no column '%s' in the frame for 'by'%s", by, suggest(by, have)) end
+  if not set_of(have)[by] then fail("no column '%s' in the frame for 'by'%s", by, did_you_mean(by, have)) end
   local c = d:column(by)
   local key = {}
   if is_matrix(c) then
@@ -534,7 +504,7 @@ local function parse_weights(spec, names)
     local j = math.type(key) == "integer" and key or pos[key]
     if not j or not names[j] then
       fail("weights names '%s', which is not one of the indicators%s", tostring(key),
-           type(key) == "string" and suggest(key, names) or "")
+           type(key) == "string" and did_you_mean(key, names) or "")
     end
     if type(v) ~= "number" or not (v >= 0) or v == math.huge then
       fail("weight of '%s' is %s (expected a finite number >= 0)", names[j], tostring(v))

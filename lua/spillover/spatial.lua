@@ -6,6 +6,7 @@
 -- ("110000", not "110000.0"), so ids read from different files match.
 -- Definitions follow spdep 1.2-7 (see docs/api/weights.md, docs/api/moran.md).
 local core = require "spillover.core"
+local util = require "spillover.util"
 local K = core._weights
 local dist = core.dist
 
@@ -104,17 +105,7 @@ local function check_style(style, what, level)
 end
 
 local function check_opts(opts, allowed, what, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then fail(level + 1, "%s: options must be a table, got a %s", what, type(opts)) end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      local names = {}
-      for a in pairs(allowed) do names[#names + 1] = a end
-      table.sort(names)
-      fail(level + 1, "%s: unknown option '%s' (expected %s)", what, tostring(k), table.concat(names, ", "))
-    end
-  end
-  return opts
+  return util.check_options(opts, allowed, what, level + 1)
 end
 
 --- Sort ids numerically when they all are numbers, else as strings.
@@ -426,8 +417,8 @@ local function panel_rows(W, d, opts, what, level)
   opts = opts or {}
   local entity, time = opts.entity, opts.time
   if entity == nil or time == nil then
-    local ok, pi = pcall(d.panel_info, d)
-    if not ok or type(pi) ~= "table" then
+    local pi = util.panel_of(d)
+    if pi == nil then
       fail(level + 1, "%s: the frame has no panel index; call d:panel{entity=, time=} or pass {entity=, time=}", what)
     end
     entity, time = entity or pi.entity, time or pi.time
@@ -630,11 +621,7 @@ local function ols_parts(fit, W, what)
   return des.y, X, fit.resid_values
 end
 
-local function dot(a, b)
-  local s = 0
-  for i = 1, a:nrow() do s = s + a:get(i, 1) * b:get(i, 1) end
-  return s
-end
+local dot = util.dot
 
 local function trace(A)
   local s = 0
@@ -717,8 +704,8 @@ function M.moran_by(d, col, W, by, opts)
   if type(by) ~= "string" then fail(2, "%s: argument 4 must be the name of the period column", what) end
   local entity = opts.entity
   if entity == nil then
-    local ok, pi = pcall(d.panel_info, d)
-    if not ok or type(pi) ~= "table" then
+    local pi = util.panel_of(d)
+    if pi == nil then
       fail(2, "%s: name the unit column with {entity = ...} or give the frame a panel index", what)
     end
     entity = pi.entity

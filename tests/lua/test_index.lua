@@ -322,7 +322,7 @@ T.checkerr("entropy: direction names 'q', which is not one of the indicators", i
            { direction = { q = "-" } })
 T.checkerr("entropy: direction of 'x' is 'up' %(expected \"%+\" or \"%-\"%)", index.entropy, bad, { "x", "z" },
            { direction = { x = "up" } })
-T.checkerr("entropy: unknown option 'dirction' %(did you mean 'direction'%?%)", index.entropy, bad, { "x" },
+T.checkerr("entropy: unknown option 'dirction' %(expected one of by, direction, entropy_n, into, normalise, normalize, scale, shift%); did you mean 'direction'%?", index.entropy, bad, { "x" },
            { dirction = {} })
 T.checkerr("entropy: indicator 'z' has the non%-positive value 0; normalise = \"ratio\" needs positive values",
            index.entropy, bad, { "x", "z" }, { normalise = "ratio" })

@@ -1,0 +1,88 @@
+-- spillover.util: one helper per small idea that several modules need (a
+-- type-7 quantile, the grouping key of a cell, option checking, a dot
+-- product, the panel index of a frame).  Each used to exist as a private
+-- copy in two to seven modules, and the copies had drifted (a quantile that
+-- clamped p and one that did not; seven wordings of "unknown option").
+local suggest = require "spillover.suggest"
+
+local M = {}
+
+--- Type-7 quantile (R's default, numpy's "linear") of an array sorted in
+--- increasing order: with h = (n - 1) p, the value at 1-based position
+--- floor(h) + 1 plus the fraction h - floor(h) of the step to the next.
+--- p below 0 or above 1 gives the first or last value; an empty array NaN.
+function M.quantile(sorted, p)
+  local n = #sorted
+  if n == 0 then return 0 / 0 end
+  if p <= 0 then return sorted[1] end
+  if p >= 1 then return sorted[n] end
+  local h = (n - 1) * p
+  local lo = math.floor(h)
+  local a, b = sorted[lo + 1], sorted[math.min(lo + 2, n)]
+  return a + (h - lo) * (b - a)
+end
+
+--- The key of a cell for grouping and lookups: an integer-valued number as
+--- "%d" (so 2001 and 2001.0, read from different files, are one group),
+--- another number by tostring, a string as it is.
+function M.key_of(v)
+  if type(v) == "number" then
+    local i = math.tointeger(v)
+    return i and string.format("%d", i) or tostring(v)
+  end
+  return v
+end
+
+--- What is wrong with an options argument, or nil: not a table, or a key
+--- the function does not read (a typo such as {vcv = "hc1"} would otherwise
+--- be ignored silently).  allowed: an array of option names, or a set
+--- {name = true}.  who (optional) starts the message.  The one wording:
+---   "<who>: unknown option 'x' (expected one of a, b, c); did you mean 'y'?"
+--- For modules that raise their own error objects; others use check_options.
+function M.options_problem(opts, allowed, who)
+  local prefix = who and (who .. ": ") or ""
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then
+    return string.format("%sexpected an options table, got %s", prefix, type(opts))
+  end
+  local names, ok = {}, {}
+  if #allowed > 0 then
+    for _, k in ipairs(allowed) do names[#names + 1] = k end
+  else
+    for k in pairs(allowed) do names[#names + 1] = k end
+  end
+  for _, k in ipairs(names) do ok[k] = true end
+  table.sort(names)
+  for k in pairs(opts) do
+    if not ok[k] then
+      local near = type(k) == "string" and suggest.closest(k, names) or nil
+      return string.format("%sunknown option '%s' (expected one of %s)%s", prefix, tostring(k),
+        table.concat(names, ", "), near and ("; did you mean '" .. near .. "'?") or "")
+    end
+  end
+  return nil
+end
+
+--- Raise options_problem's message, if any, at the caller's caller (level:
+--- as error()'s, counted from the function that calls check_options;
+--- default 2).  Returns opts, or {} for nil.
+function M.check_options(opts, allowed, who, level)
+  local problem = M.options_problem(opts, allowed, who)
+  if problem then error(problem, (level or 2) + 1) end
+  return opts or {}
+end
+
+--- a' b of two column vectors (n x 1 matrices).
+function M.dot(a, b)
+  local s = 0
+  for i = 1, a:nrow() do s = s + a:get(i, 1) * b:get(i, 1) end
+  return s
+end
+
+--- The panel index of a frame (d:panel_info()'s table), or nil when it has
+--- none.
+function M.panel_of(d)
+  return d:panel_info()
+end
+
+return M
