@@ -275,18 +275,45 @@ static int design_index(lua_State *L) {
 static int design_tostring(lua_State *L) {
   ldesign *u = check_box(L, 1);
   if (u->d == NULL) lua_pushliteral(L, "spillover.design (closed)");
-  else lua_pushfstring(L, "spillover.design: %s on %d rows x %d columns (%d dropped)", u->d->yname,
+  else lua_pushfstring(L, "spillover.design: %s on %d rows x %d columns (%d dropped)",
+                       u->d->yname ? u->d->yname : "no response",
                        (int)u->d->n, (int)u->d->k, (int)u->d->dropped);
+  return 1;
+}
+
+/* Designs built in this Lua state, for tests that count how often the
+   estimators build one (core.design_stats(); not part of the sp surface). */
+static const char design_builds_key = 0;
+
+static void count_design_build(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &design_builds_key);
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_pushinteger(L, n + 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &design_builds_key);
+}
+
+/* core.design_stats() -> {builds = designs built so far in this state} */
+static int l_design_stats(lua_State *L) {
+  lua_createtable(L, 0, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &design_builds_key);
+  lua_pushinteger(L, lua_tointeger(L, -1));
+  lua_setfield(L, -3, "builds");
+  lua_pop(L, 1);
   return 1;
 }
 
 static int l_design(lua_State *L) {
   sp_frame *f = sp_lua_check_frame(L, 1);
   const char *text;
-  if (lua_istable(L, 2)) {  /* the table sp.formula returns */
+  int flags = 0;
+  if (lua_istable(L, 2)) {  /* the object sp.formula returns */
     if (lua_getfield(L, 2, "text") != LUA_TSTRING)
       return luaL_argerror(L, 2, "expected a formula string or an sp.formula table");
     lua_replace(L, 2);
+    /* Only an object may lack a response (f:without_response(): X alone); a
+       text "~ x" is more likely a forgotten response. */
+    flags = SP_FORMULA_OPTIONAL_RESPONSE;
   }
   text = check_text(L, 2);
   sp_design_options opt;
@@ -332,22 +359,27 @@ static int l_design(lua_State *L) {
   sp_error err;
   sp_error_clear(&err);
   sp_formula *fm = NULL;
-  if (sp_formula_parse(text, &fm, &err) != SP_OK) return sp_lua_error(L, &err);
+  if (sp_formula_parse_flags(text, flags, &fm, &err) != SP_OK) return sp_lua_error(L, &err);
   int st = sp_design_plan(f, fm, &opt, &u->d, &err);
   sp_formula_free(fm);  /* freed before any raise; the design keeps no pointer into it */
   if (st != SP_OK) return sp_lua_error(L, &err);
   sp_design *d = u->d;
   gsl_matrix *m[4] = {NULL, NULL, NULL, NULL};
   size_t cols[4] = {1, d->k, d->p_endog, d->p_inst};
-  /* y and X share one n x (1 + k) block (user value 5, des.yX), so an
-     estimator can absorb fixed effects from both in one sweep, in place. */
-  sp_lua_matrix_new(L, d->n, 1 + d->k);
-  int block = lua_gettop(L);
-  m[0] = sp_lua_matrix_view(L, block, 0, 0, d->n, 1);
-  lua_setiuservalue(L, box, 1);
-  m[1] = sp_lua_matrix_view(L, block, 0, 1, d->n, d->k);
-  lua_setiuservalue(L, box, 2);
-  lua_setiuservalue(L, box, 5);
+  if (d->yname != NULL) {
+    /* y and X share one n x (1 + k) block (user value 5, des.yX), so an
+       estimator can absorb fixed effects from both in one sweep, in place. */
+    sp_lua_matrix_new(L, d->n, 1 + d->k);
+    int block = lua_gettop(L);
+    m[0] = sp_lua_matrix_view(L, block, 0, 0, d->n, 1);
+    lua_setiuservalue(L, box, 1);
+    m[1] = sp_lua_matrix_view(L, block, 0, 1, d->n, d->k);
+    lua_setiuservalue(L, box, 2);
+    lua_setiuservalue(L, box, 5);
+  } else {  /* no response: X alone; y and yX stay nil */
+    m[1] = sp_lua_matrix_new(L, d->n, d->k);
+    lua_setiuservalue(L, box, 2);
+  }
   for (int j = 2; j < 4; j++) {
     if (cols[j] == 0) continue;
     m[j] = sp_lua_matrix_new(L, d->n, cols[j]);
@@ -355,6 +387,7 @@ static int l_design(lua_State *L) {
   }
   if (sp_design_fill(d, m[0], m[1], m[2], m[3], &err) != SP_OK) return sp_lua_error(L, &err);
   sp_design_detach(d);  /* the frame may now change or be collected */
+  count_design_build(L);
   lua_settop(L, box);
   return 1;
 }
@@ -378,4 +411,6 @@ void sp_lua_open_formula(lua_State *L) {
   lua_setfield(L, -2, "formula");
   lua_pushcfunction(L, l_design);
   lua_setfield(L, -2, "design");
+  lua_pushcfunction(L, l_design_stats);
+  lua_setfield(L, -2, "design_stats");
 }

@@ -858,7 +858,8 @@ static int plan(ctx *c, const sp_design_options *opt) {
   int st;
 
   /* 1. Every name resolves and has the right type, before any work. */
-  if ((st = check_node(c, fm->lhs, 1)) != SP_OK) return st;
+  /* fm->lhs is NULL for "~ x": a design of X alone (the bindings ask for it). */
+  if (fm->lhs && (st = check_node(c, fm->lhs, 1)) != SP_OK) return st;
   for (size_t i = 0; i < fm->nrhs; i++) if ((st = check_node(c, fm->rhs[i], 1)) != SP_OK) return st;
   for (size_t i = 0; i < fm->nfe; i++) if ((st = check_node(c, fm->fe[i], 0)) != SP_OK) return st;
   for (size_t i = 0; i < fm->nendog; i++) if ((st = check_node(c, fm->endog[i], 1)) != SP_OK) return st;
@@ -875,7 +876,7 @@ static int plan(ctx *c, const sp_design_options *opt) {
   }
 
   /* 2. Evaluate the terms over the whole frame. */
-  if ((st = add_term(c, R_Y, fm->lhs)) != SP_OK) return st;
+  if (fm->lhs && (st = add_term(c, R_Y, fm->lhs)) != SP_OK) return st;
   for (size_t i = 0; i < fm->nrhs; i++) if ((st = add_term(c, R_X, fm->rhs[i])) != SP_OK) return st;
   for (size_t i = 0; i < fm->nendog; i++) if ((st = add_term(c, R_ENDOG, fm->endog[i])) != SP_OK) return st;
   for (size_t i = 0; i < fm->ninst; i++) if ((st = add_term(c, R_INST, fm->inst[i])) != SP_OK) return st;
@@ -883,7 +884,7 @@ static int plan(ctx *c, const sp_design_options *opt) {
   /* 3. Listwise deletion. */
   uint8_t *mask = sp_mem_calloc(N ? N : 1, 1);
   if (mask == NULL) return oom(c);
-  mark_direct(c, mask, fm->lhs);
+  if (fm->lhs) mark_direct(c, mask, fm->lhs);
   sp_fnode **lists[] = {fm->rhs, fm->fe, fm->endog, fm->inst};
   size_t counts[] = {fm->nrhs, fm->nfe, fm->nendog, fm->ninst};
   for (size_t l = 0; l < 4; l++)
@@ -919,8 +920,10 @@ static int plan(ctx *c, const sp_design_options *opt) {
   sp_mem_free(mask);
 
   /* 4. Columns and names. */
-  d->yname = dup_str(fm->lhs->label);
-  if (d->yname == NULL) return oom(c);
+  if (fm->lhs) {
+    d->yname = dup_str(fm->lhs->label);
+    if (d->yname == NULL) return oom(c);
+  }
   struct sp_design_src *s = d->src;
   int icpt = opt->intercept < 0 ? (fm->intercept && fm->nfe == 0) : opt->intercept != 0;
   size_t cap[4] = {0, 0, 0, 0};

@@ -33,6 +33,15 @@ local nr = F.parse("~ x + w")
 T.check(nr:response() == nil and #nr:response_vars() == 0 and #nr:response_lags() == 0, "no response")
 T.checkerr("expected the dependent variable before '~'", sp.design, sp.frame{ x = { 1, 2 } }, "~ x")
 
+-- a design without a response: X alone, rows kept where only the response is missing
+local d = sp.frame { y = { 1, 0 / 0, 3, 4 }, x = { 1, 2, 0 / 0, 5 }, g = { 1, 1, 2, 2 } }
+local xo = sp.design(d, F.parse("y ~ x | g"):without_response())
+T.check(xo.y == nil and xo.yX == nil and xo.yname == nil, "no y, yX or yname")
+T.check(xo.n == 3 and table.concat(xo.rows, ",") == "1,2,4" and xo.X:get(2, 1) == 2 and #xo.fe == 1,
+        "X over the rows where x and g exist", table.concat(xo.rows, ","))
+T.check(tostring(xo):find("no response on 3 rows x 1 columns") ~= nil, "tostring", tostring(xo))
+T.check(sp.design(d, F.parse("~ x")).intercept == true, "with its intercept")
+
 -- rewrites return new objects and leave the original alone
 T.check(tostring(f:without_response()) == "~ x1 + l(y, 1) + log(x2) | fe1 + fe2 | d ~ z1 + z2", "without_response")
 T.check(tostring(f:without_fe()) == "y ~ x1 + l(y, 1) + log(x2) | d ~ z1 + z2", "without_fe")

@@ -5,7 +5,7 @@
 **
 **   sp_design *d;
 **   sp_design_plan(frame, formula, &opt, &d, &err);    resolve, evaluate, select rows
-**   allocate y (n x 1), X (n x k), endog (n x p_endog), inst (n x p_inst)
+**   allocate y (n x 1; NULL without a response), X (n x k), endog (n x p_endog), inst (n x p_inst)
 **   sp_design_fill(d, y, X, endog, inst, &err);         copy the columns in
 **   sp_design_detach(d);                                 optional: forget the frame
 **   sp_design_free(d);
@@ -64,7 +64,7 @@ typedef struct sp_design {
   size_t nrow;            /* rows of the frame */
   size_t n;               /* rows used */
   size_t *rows;           /* n row numbers (0-based, increasing) into the frame */
-  char *yname;            /* the dependent variable's label */
+  char *yname;            /* the dependent variable's label; NULL for a formula without one */
   size_t k;               /* columns of X */
   char **names;           /* k column names */
   int intercept;          /* X has an intercept column (the first) */
