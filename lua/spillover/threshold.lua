@@ -12,6 +12,7 @@
 -- falls in given its (possibly shocked) threshold variable.
 local core = require "spillover.core"
 local fitmod = require "spillover.fit"
+local formula_object = require "spillover.formula"
 local linear = require "spillover.linear"
 
 local M = {}
@@ -65,13 +66,13 @@ local function parse_opts(d, formula, opts)
   opts = linear.check_options(opts, { "threshold", "regime", "n", "trim", "grid", "bootstrap", "seed", "threads",
     "level", "vcov", "compat", "naive" }, "threshold", 3)
   local o = {}
-  local lhs, rhs = formula:match("^(.-)~(.*)$")
-  if not lhs then fail("formula '" .. formula .. "' has no '~'", 3) end
-  if rhs:find("|", 1, true) then
+  local f = formula_object.parse(formula)
+  if not f:response() then fail("formula '" .. formula .. "' has no response (y ~ ...)", 3) end
+  if #f:fe() > 0 or f:iv() then
     fail("formula '" .. formula .. "': leave out the '|' part; the entity fixed effects come from the panel index " ..
       "(d:panel{entity=, time=})", 3)
   end
-  o.formula = formula
+  o.formula, o.f = formula, f
   local ok, info = pcall(d.panel_info, d)
   if not ok or type(info) ~= "table" or not info.entity then
     fail("needs a panel index: call d:panel{entity = ..., time = ...} first", 3)
@@ -90,8 +91,8 @@ local function parse_opts(d, formula, opts)
   o.regime = reg
   -- A regime regressor also in the formula would be collinear with its regime columns.
   for _, z in ipairs(reg) do
-    for term in (rhs .. "+"):gmatch("(.-)%+") do
-      if term:match("^%s*(.-)%s*$") == z then
+    for _, term in ipairs(f:terms()) do
+      if term == z then
         fail("regime regressor '" .. z .. "' is also in the formula; list it only in 'regime' " ..
           "(its coefficient differs by regime)", 3)
       end
@@ -164,7 +165,8 @@ function M.threshold(d, formula, opts)
   local extra = { o.threshold }
   for _, z in ipairs(o.regime) do extra[#extra + 1] = z end
   if o.time then extra[#extra + 1] = o.time end
-  local des = core.design(d, o.formula .. " | " .. o.entity, { extra = extra })
+  local entity_fe = { formula_object.quote(o.entity) }
+  local des = core.design(d, o.f:with_fe(entity_fe), { extra = extra })
   local res = core.threshold_fit(des, {
     entity = o.entity, threshold = o.threshold, regime = o.regime, time = o.time, n = o.n, trim = o.trim,
     grid = o.grid, reps = o.reps, seed = o.seed, threads = o.threads, level = o.level, naive = o.naive,
@@ -173,14 +175,10 @@ function M.threshold(d, formula, opts)
   -- Coefficients at the thresholds: the within regression with regime columns.
   local spec = { threshold = o.threshold, regime = o.regime, thresholds = res.thresholds }
   local nd = augmented(d, spec)
-  local rhs = o.formula:match("~(.*)$")
   local terms = {}
-  for _, c in ipairs(regime_columns(d, spec)) do terms[#terms + 1] = c.name end
-  local inner_formula = o.formula .. " + " .. table.concat(terms, " + ") .. " | " .. o.entity
-  if rhs:match("^%s*$") or rhs:match("^%s*0%s*$") or rhs:match("^%s*1%s*$") then
-    inner_formula = o.formula:match("^(.-)~") .. "~ " .. table.concat(terms, " + ") .. " | " .. o.entity
-  end
-  local inner = linear.ols(nd, inner_formula, { vcov = o.vcov, compat = o.compat })
+  for _, c in ipairs(regime_columns(d, spec)) do terms[#terms + 1] = formula_object.quote(c.name) end
+  local inner_formula = o.f:with_terms(terms):with_fe(entity_fe)
+  local inner = linear.ols(nd, tostring(inner_formula), { vcov = o.vcov, compat = o.compat })
 
   -- Public names: "<z>:regime<r>" for the regime columns.
   local rename = {}

@@ -177,4 +177,22 @@ do
     "i ~ q1 + idc", { threshold = "d1", regime = "c1", bootstrap = false })
 end
 
+-- ---- formulas are read and rewritten as objects, not as text -----------------------------
+do
+  -- an entity column whose name needs backquotes: "i ~ ... | firm id" did not parse
+  local dq = d:copy()
+  dq["firm id"] = d.id
+  dq:panel { entity = "firm id", time = "year" }
+  local o = { threshold = "d1", regime = "c1", bootstrap = false }
+  local a, b = thr.threshold(d, F, o), thr.threshold(dq, F, o)
+  T.check(a.stats.thresholds[1] == b.stats.thresholds[1] and a:coef()["c1:regime2"] == b:coef()["c1:regime2"],
+    "an entity named 'firm id' gives the same fit")
+  -- the regime regressor written with backquotes or other spacing is still found in the formula
+  T.checkerr("regime regressor 'q1' is also in the formula", thr.threshold, d, "i ~ `q1` + q2",
+    { threshold = "d1", regime = "q1" })
+  T.checkerr("leave out the '|' part", thr.threshold, d, "i ~ q1 | w ~ z", o)
+  T.checkerr("has no response", thr.threshold, d, "~ q1", o)
+  T.checkerr("expected '~' after the dependent variable", thr.threshold, d, "i q1", o)
+end
+
 T.done()
