@@ -11,6 +11,7 @@
 -- (I - rho W)^-1 that counterfactuals use.
 local core = require "spillover.core"
 local fitmod = require "spillover.fit"
+local formula_object = require "spillover.formula"
 local matrix = core.matrix
 local dist = core.dist
 
@@ -207,25 +208,27 @@ end
 --- A formula "y ~ x | entity + time" sets the effect from its fixed-effect
 --- part (the panel's entity and/or time only); returns the formula without it.
 local function split_fe(formula, o, pinfo, level)
-  local lhs, fe = formula:match("^(.-)|(.*)$")
-  if not lhs then return formula end
-  if fe:find("|", 1, true) then error("spatial: instruments are not supported", level + 1) end
+  local f = formula_object.parse(formula)
+  if not f:response() then error("spatial: the formula needs a response (y ~ x)", level + 1) end
+  if f:iv() then error("spatial: instruments are not supported", level + 1) end
+  local fe = f:fe()
+  if #fe == 0 then return formula end
   local names = {}
-  for nm in fe:gmatch("[^%s+]+") do names[nm] = true end
+  for _, nm in ipairs(fe) do names[nm] = true end
   if not pinfo then error("spatial: fixed effects in the formula need a panel index: call d:panel{entity=, time=} first", level + 1) end
   local ent, tim = names[pinfo.entity], names[pinfo.time]
   local count = 0
   for _ in pairs(names) do count = count + 1 end
   if count ~= (ent and 1 or 0) + (tim and 1 or 0) or count == 0 then
     error("spatial: the fixed effects after '|' must be the panel's entity ('" .. pinfo.entity .. "') and/or time ('" ..
-      pinfo.time .. "'), got '" .. fe:gsub("^%s+", ""):gsub("%s+$", "") .. "'", level + 1)
+      pinfo.time .. "'), got '" .. table.concat(fe, " + ") .. "'", level + 1)
   end
   local effect = (ent and tim) and "twoways" or (ent and "individual" or "time")
   if o.effect ~= "none" and o.effect ~= effect then
     error("spatial: effect = '" .. o.effect .. "' contradicts the formula's fixed effects ('" .. effect .. "')", level + 1)
   end
   o.effect = effect
-  return (lhs:gsub("%s+$", ""))
+  return tostring(f:without_fe())
 end
 
 local function fe_formula(formula, o, pinfo, level)
@@ -233,9 +236,10 @@ local function fe_formula(formula, o, pinfo, level)
   if not pinfo then
     error("spatial: effect = '" .. o.effect .. "' needs a panel index: call d:panel{entity=, time=} first", level + 1)
   end
-  if o.effect == "individual" then return formula .. " | " .. pinfo.entity end
-  if o.effect == "time" then return formula .. " | " .. pinfo.time end
-  return formula .. " | " .. pinfo.entity .. " + " .. pinfo.time
+  local fe = { individual = { pinfo.entity }, time = { pinfo.time }, twoways = { pinfo.entity, pinfo.time } }
+  local names = {}
+  for i, nm in ipairs(fe[o.effect]) do names[i] = formula_object.quote(nm) end
+  return formula_object.parse(formula):with_fe(names)
 end
 
 local function panel_of(d)

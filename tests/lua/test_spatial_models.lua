@@ -167,6 +167,19 @@ T.checkerr("must be the panel's entity", SM.spatial, d, f0 .. " | region", { wei
 T.checkerr("contradicts the formula", SM.spatial, d, f0 .. " | state", { weights = Wp, effect = "time" })
 T.checkerr("need a panel index", SM.spatial, col, "CRIME ~ INC | POLYID", { weights = Wc })
 T.checkerr("lee_yu needs fixed effects", SM.spatial, col, "CRIME ~ INC", { weights = Wc, lee_yu = true })
+-- the formula is read and extended as an object: a panel entity whose name needs backquotes,
+-- an IV part and a missing response
+do
+  local dq = d:copy()
+  dq["US state"] = d.state
+  dq:panel { entity = "US state", time = "year" }
+  local q = SM.spatial(dq, f0 .. " | `US state` + year", { model = "sar", weights = Wp })
+  T.near(q:coef().rho, tw:coef().rho, 1e-14, "an entity named 'US state' (effect from the formula)")
+  local qi = SM.spatial(dq, f0, { model = "sar", weights = Wp, effect = "individual" })
+  T.near(qi:coef().rho, fe1:coef().rho, 1e-12, "an entity named 'US state' (effect = individual)")
+end
+T.checkerr("instruments are not supported", SM.spatial, d, f0 .. " | log_pc ~ unemp", { weights = Wp })
+T.checkerr("the formula needs a response", SM.spatial, d, "~ log_pc", { weights = Wp })
 T.checkerr("the data have 49 rows but the weights 48 units", SM.spatial, col, "CRIME ~ INC", { weights = Wp })
 local wrong = {}
 for i = 1, 48 do wrong[i] = states[i] end
