@@ -18,6 +18,7 @@
 -- Files are written to a temporary name next to the target and renamed, so a
 -- reader never sees half a table.
 local fitmod = require "spillover.fit"
+local formula_object = require "spillover.formula"
 
 local width, pad = fitmod.width, fitmod.pad
 
@@ -230,7 +231,10 @@ function M.etable(spec)
   elseif spec.headers == "depvar" then
     for i, f in ipairs(fits) do
       local h = f.depvar
-      if type(h) ~= "string" and type(f.formula) == "string" then h = f.formula:match("^%s*(.-)%s*~") end
+      if type(h) ~= "string" and type(f.formula) == "string" then
+        local ok, fo = pcall(formula_object.parse, f.formula)
+        h = ok and fo:response() or nil
+      end
       if type(h) ~= "string" or h == "" then
         fail(string.format("headers = \"depvar\": model %d has neither depvar nor a formula \"y ~ ...\"", i), 2)
       end

@@ -164,6 +164,11 @@ local d1 = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, for
 local d2 = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, depvar = "tfp" }
 local rd = etable { d1, d2, headers = "depvar", labels = { lnpat = "专利" } }:rows()
 T.check(rd[1][2] == "专利" and rd[1][3] == "tfp", "headers = \"depvar\" uses formula lhs / fit.depvar, labelled")
+-- the response as the formula object names it: no backquotes, normalised spacing
+local dq = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, formula = "`ln pat` ~ a" }
+local dl = fitmod.new { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 5, formula = "log( y )~a" }
+local rq = etable { dq, dl, headers = "depvar", labels = { ["ln pat"] = "专利" } }:rows()
+T.check(rq[1][2] == "专利" and rq[1][3] == "log(y)", "headers = \"depvar\": the response's name", rq[1][2] .. " " .. rq[1][3])
 T.checkerr("headers = \"depvar\": model 1 has neither depvar nor a formula", etable, { f3, headers = "depvar" })
 T.check(r3[2][1] == "z" and r3[4][1] == "w", "drop = {\"~^x\"} removes x_1 by pattern")
 T.check(r3[6][1] == "省份 FE" and r3[6][2] == "否" and r3[6][3] == "是", "FE names and Yes/No take labels")
