@@ -5,8 +5,18 @@
 -- here, so a user estimator built on the same primitives is first-class.
 local core = require "spillover.core"
 
+-- The C entries users get, each documented (docs/lua-api.md, "What sp
+-- exports").  The rest of core (the weights kernels, the spatial sample, the
+-- threshold search, the sandbox hooks, vcov presets, design statistics,
+-- closest) are internals of the Lua modules, which require "spillover.core"
+-- themselves: what is not listed here can change without notice.
+local CORE_EXPORTS = {
+  "frame", "read_csv", "read", "matrix", "design", "lsfit", "absorb", "demean", "vcov", "codes", "sumsq",
+  "rng", "dist", "yaml", "sys", "version",
+}
+
 local sp = {}
-for k, v in pairs(core) do sp[k] = v end
+for _, k in ipairs(CORE_EXPORTS) do sp[k] = core[k] end
 
 sp.formula = require("spillover.formula").parse
 
