@@ -72,6 +72,15 @@ local function fmt(n)
   return table.concat(parts, kind == "interaction" and ":" or "^")
 end
 
+--- A term of a formula (one of f.rhs, f.fe, ...) as formula text:
+--- `gdp growth`:x for the term labelled "gdp growth:x".
+function M.format_term(node)
+  if type(node) ~= "table" or type(node.kind) ~= "string" then
+    error("formula.format_term: expected a term of a formula (such as f.rhs[1])", 2)
+  end
+  return fmt(node)
+end
+
 local function join(nodes)
   local out = {}
   for i, t in ipairs(nodes) do out[i] = fmt(t) end
@@ -240,6 +249,47 @@ local function term_nodes(list, what, level)
   return out
 end
 
+--- The node of a response text ("y", "log(y)").
+local function response_node(text, what, level)
+  local ok, g = type(text) == "string", "found " .. type(text)
+  if ok then ok, g = pcall(core.formula, text .. " ~ 1") end
+  if not ok then
+    error(what .. ": expected a response such as \"y\" or \"log(y)\" (" .. reason(g) .. ")", level + 1)
+  end
+  return g.lhs
+end
+
+--- The nodes of a list of fixed-effect texts ("g", "a^b", or several: "a + b").
+local function fe_nodes(list, what, level)
+  if type(list) ~= "table" then error(what .. ": expected a list of fixed effects such as {\"g\", \"a^b\"}", level + 1) end
+  if #list == 0 then return {} end
+  for i, t in ipairs(list) do
+    if type(t) ~= "string" then
+      error(string.format("%s: fixed effect %d must be a string, found %s", what, i, type(t)), level + 1)
+    end
+  end
+  local ok, g = pcall(core.formula, "~ 1 | " .. table.concat(list, " + "), { optional_response = true })
+  if not ok or #g.fe == 0 or (g.endog and #g.endog > 0) then
+    error(what .. ": expected variable names or combinations a^b, found {" .. table.concat(list, ", ") .. "}" ..
+      (ok and "" or " (" .. reason(g) .. ")"), level + 1)
+  end
+  return g.fe
+end
+
+--- A formula from parts given as formula text:
+--- build{response = "y", terms = {"x", "a*b"}, fe = {"g"}, intercept = true}
+--- (response, fe and intercept optional).  Column names that may need
+--- backquotes go through F.quote.
+function M.build(spec)
+  if type(spec) ~= "table" then
+    error("formula.build: expected {response =, terms =, fe =, intercept =}", 2)
+  end
+  local p = { rhs = term_nodes(spec.terms or {}, "formula.build", 2), fe = fe_nodes(spec.fe or {}, "formula.build", 2),
+    intercept = spec.intercept ~= false, endog = {}, inst = {} }
+  if spec.response ~= nil then p.lhs = response_node(spec.response, "formula.build", 2) end
+  return rebuild(p)
+end
+
 function Formula:without_response()
   local p = parts(self)
   p.lhs = nil
@@ -248,13 +298,8 @@ end
 
 --- With the response set to an expression ("z", "log(z)").
 function Formula:with_response(text)
-  local ok, g = type(text) == "string", "found " .. type(text)
-  if ok then ok, g = pcall(core.formula, text .. " ~ 1") end
-  if not ok then
-    error("with_response: expected a response such as \"y\" or \"log(y)\" (" .. reason(g) .. ")", 2)
-  end
   local p = parts(self)
-  p.lhs = g.lhs
+  p.lhs = response_node(text, "with_response", 2)
   return rebuild(p)
 end
 
@@ -264,17 +309,12 @@ function Formula:without_fe()
   return rebuild(p)
 end
 
---- With fixed effects added (texts such as "g" or "a^b"; write a column
---- name through F.quote when it may need backquotes).
+--- With fixed effects added (texts such as "g", "a^b" or "a + b"; write a
+--- column name through F.quote when it may need backquotes).
 function Formula:with_fe(list)
   local p = parts(self)
-  if type(list) ~= "table" then error("with_fe: expected a list of fixed effects such as {\"g\", \"a^b\"}", 2) end
-  local ok, g = pcall(core.formula, "~ 1 | " .. table.concat(list, " + "), { optional_response = true })
-  if not ok or #list == 0 or #g.fe ~= #list then
-    error("with_fe: expected variable names or combinations a^b, found {" .. table.concat(list, ", ") .. "}" ..
-      (ok and "" or " (" .. reason(g) .. ")"), 2)
-  end
-  table.move(g.fe, 1, #g.fe, #p.fe + 1, p.fe)
+  local add = fe_nodes(list, "with_fe", 2)
+  table.move(add, 1, #add, #p.fe + 1, p.fe)
   return rebuild(p)
 end
 

@@ -70,6 +70,17 @@ T.checkerr("with_response: expected a response such as .*found nil", f.with_resp
 T.checkerr("formula: expected a formula string", F.parse, 5)
 T.check(rawequal(F.parse(f), f) and F.is_formula(f) and not F.is_formula({}), "parse of an object is the object")
 
+-- building from parts, and terms back as text
+local b = F.build { response = F.quote("ln y"), terms = { F.quote("x 1"), "lngdp + urban", "a*b" }, fe = { "province + year" } }
+T.check(tostring(b) == "`ln y` ~ `x 1` + lngdp + urban + a + b + a:b | province + year", "build", tostring(b))
+T.check(tostring(F.build { terms = { "x" }, intercept = false }) == "~ x - 1", "build without a response")
+T.check(tostring(F.build { response = "y" }) == "y ~ 1", "build with no terms")
+T.checkerr("formula.build: expected a response", F.build, { response = "y ~ x" })
+T.checkerr("formula.build: 'a |' is not a formula term", F.build, { response = "y", terms = { "a |" } })
+T.check(F.format_term(b.rhs[1]) == "`x 1`" and F.format_term(b.fe[2]) == "year", "format_term quotes names")
+T.checkerr("expected a term of a formula", F.format_term, "x")
+T.check(#F.parse("y ~ x"):with_fe({}):fe() == 0, "with_fe of no fixed effects")
+
 -- quoting
 T.check(F.quote("x1") == "x1" and F.quote("gdp growth") == "`gdp growth`" and F.quote(".5a") == "`.5a`"
         and F.quote("1x") == "`1x`" and F.quote(".a") == ".a" and F.quote("über") == "über", "quote")
