@@ -425,6 +425,37 @@ static int l_vcov(lua_State *L) {
   return 2;
 }
 
+/* sp.vcov_presets() -> array of the package conventions of sp_vcov_preset,
+   in its order: {name, cluster = {gadj, dof, tdf, multi0, fix_psd},
+   driscoll_kraay = {dof, tdf}, k_df = "all" | "rank" | "nonnested",
+   t_df_groups}, with the option names sp.vcov takes.  The linear estimators
+   read it instead of keeping their own copy. */
+static int l_vcov_presets(lua_State *L) {
+  static const char *const kdf_names[] = {"all", "rank", "nonnested"};
+  size_t n;
+  const sp_vcov_preset_def *p = sp_vcov_presets(&n);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, p[i].name); lua_setfield(L, -2, "name");
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, gadj_names[p[i].cluster_gadj]); lua_setfield(L, -2, "gadj");
+    lua_pushstring(L, dof_names[p[i].cluster_dof]); lua_setfield(L, -2, "dof");
+    lua_pushstring(L, tdf_names[p[i].cluster_tdf]); lua_setfield(L, -2, "tdf");
+    lua_pushboolean(L, p[i].cluster_multi0); lua_setfield(L, -2, "multi0");
+    lua_pushboolean(L, p[i].cluster_fix_psd); lua_setfield(L, -2, "fix_psd");
+    lua_setfield(L, -2, "cluster");
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, dof_names[p[i].dk_dof]); lua_setfield(L, -2, "dof");
+    lua_pushstring(L, tdf_names[p[i].dk_tdf]); lua_setfield(L, -2, "tdf");
+    lua_setfield(L, -2, "driscoll_kraay");
+    lua_pushstring(L, kdf_names[p[i].kdf]); lua_setfield(L, -2, "k_df");
+    lua_pushboolean(L, p[i].t_df_groups); lua_setfield(L, -2, "t_df_groups");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 /* ---- sp.absorb: the fixed-effects workspace ---------------------------------------- */
 
 typedef struct {
@@ -701,6 +732,7 @@ static const luaL_Reg funcs[] = {
   {"sumsq", l_sumsq},
   {"lsfit", l_lsfit},
   {"vcov", l_vcov},
+  {"vcov_presets", l_vcov_presets},
   {"absorb", l_absorb},
   {"demean", l_demean},
   {"codes", l_codes},

@@ -423,16 +423,36 @@ static int l_copy(lua_State *L) {
   return 1;
 }
 
+/* The elements of a vector (n x 1 or 1 x n) as a flat table. */
+static void push_vector(lua_State *L, const gsl_matrix *m) {
+  size_t n = m->size1 * m->size2;
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushnumber(L, m->size2 == 1 ? AT(m, i, 0) : AT(m, 0, i));
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* m:tovector(): a flat table for an n x 1 or 1 x n matrix (a 1 x 1 one
+   included), an error for any other shape, so a caller that wants numbers
+   never gets rows by accident. */
+static int l_tovector(lua_State *L) {
+  gsl_matrix *m = sp_lua_check_matrix(L, 1);
+  if (!is_vector(m) && m->size1 * m->size2 != 0)
+    return luaL_error(L, "tovector: expected an n x 1 or 1 x n matrix, got %d x %d (use totable for rows)",
+                      (int)m->size1, (int)m->size2);
+  push_vector(L, m);
+  return 1;
+}
+
+/* m:totable(): a table of rows; a vector (n x 1 or 1 x n) gives a flat table
+   (kept for existing scripts: code that must not depend on the shape reads
+   rows with m:get or numbers with m:tovector). */
 static int l_totable(lua_State *L) {
   gsl_matrix *m = sp_lua_check_matrix(L, 1);
   size_t r = m->size1, c = m->size2;
   if (is_vector(m)) {
-    size_t n = r * c;
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-      lua_pushnumber(L, c == 1 ? AT(m, i, 0) : AT(m, 0, i));
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
+    push_vector(L, m);
     return 1;
   }
   lua_createtable(L, (int)r, 0);
@@ -901,7 +921,7 @@ static const luaL_Reg meth[] = {
   {"shape", l_shape}, {"nrow", l_nrow}, {"ncol", l_ncol},
   {"get", l_get}, {"set", l_set},
   {"row", l_row}, {"col", l_col}, {"view", l_view},
-  {"copy", l_copy}, {"totable", l_totable},
+  {"copy", l_copy}, {"totable", l_totable}, {"tovector", l_tovector},
   {"t", l_t}, {"mul", l_emul}, {"div", l_ediv},
   {"crossprod", l_crossprod}, {"solve", l_solve}, {"inv", l_inv}, {"chol", l_chol},
   {"qr", l_qr}, {"eigen", l_eigen}, {"det", l_det}, {"logdet", l_logdet},

@@ -53,50 +53,64 @@ void sp_vcov_spec_init(sp_vcov_spec *s, sp_vcov_type type) {
 
 /* {====================================================== presets */
 
+/* One row per package convention: everything spillover knows about a preset
+   (the C corrections here, and the k_df and t-df rules the Lua estimators
+   apply, read through sp.vcov_presets()).  IID and HC1 always take n/(n-k)
+   and the other heteroskedastic types no factor, so only the cluster and
+   Driscoll-Kraay columns differ. */
+static const sp_vcov_preset_def presets[] = {
+  /* vcovCL type "HC1" (its default for lm), cadjust = TRUE, multi0 = FALSE,
+     fix = FALSE; coeftest uses t(n - k). */
+  {"sandwich", SP_VCOV_GADJ_EACH, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_RESID, 0, 0,
+   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
+  /* vcovHC arellano type "HC0" (plm's default), vcovDC HC0 (double
+     clustering subtracts the White meat), vcovSCC HC0; summary uses t(n - k). */
+  {"plm", SP_VCOV_GADJ_NONE, SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, 1, 0,
+   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
+  /* Stata: regress/xtreg vce(cluster) G/(G-1) (n-1)/(n-k) with t(G-1);
+     multi-way as reghdfe (Gmin) with the eigenvalue fix; xtscc (n-1)/(n-k)
+     with t(T-1). */
+  {"stata", SP_VCOV_GADJ_MIN, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 1,
+   SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
+  /* fixest: ssc() defaults adj = TRUE, cluster.adj = TRUE, cluster.df =
+     "min", t.df = "min", vcov_fix = TRUE. */
+  {"fixest", SP_VCOV_GADJ_MIN, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 1,
+   SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
+  /* cov_type "cluster" (use_correction, df_correction): each term of the
+     two-way formula with its own G/(G-1) (n-1)/(n-k); t(Gmin - 1).  LSDV:
+     K counts every dummy. */
+  {"statsmodels", SP_VCOV_GADJ_EACH, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 0,
+   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_ALL, 1},
+};
+
+const sp_vcov_preset_def *sp_vcov_presets(size_t *n) {
+  *n = sizeof presets / sizeof presets[0];
+  return presets;
+}
+
 int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err) {
+  const sp_vcov_preset_def *p = NULL;
+  for (size_t i = 0; compat != NULL && i < sizeof presets / sizeof presets[0]; i++)
+    if (strcmp(compat, presets[i].name) == 0) p = &presets[i];
+  if (p == NULL)
+    return sp_error_set(err, SP_EVALUE,
+                        "unknown vcov convention '%s': expected \"sandwich\", \"plm\", "
+                        "\"stata\", \"fixest\" or \"statsmodels\"", compat ? compat : "");
   const int iid_or_hc1 = (s->type == SP_VCOV_IID || s->type == SP_VCOV_HC1);
-  const int clus = (s->type == SP_VCOV_CLUSTER);
-  const int dk = (s->type == SP_VCOV_DRISCOLL_KRAAY);
-  if (compat == NULL) compat = "";
   s->multi0 = 0;
   s->fix_psd = 0;
   s->gadj = SP_VCOV_GADJ_NONE;
   s->tdf = SP_VCOV_TDF_RESID;
   s->dof = iid_or_hc1 ? SP_VCOV_DOF_N_K : SP_VCOV_DOF_NONE;
-  if (strcmp(compat, "sandwich") == 0) {
-    /* vcovCL type "HC1" (its default for lm), cadjust = TRUE, multi0 = FALSE,
-       fix = FALSE; coeftest uses t(n - k). */
-    if (clus) { s->gadj = SP_VCOV_GADJ_EACH; s->dof = SP_VCOV_DOF_N1_K; }
-  } else if (strcmp(compat, "plm") == 0) {
-    /* vcovHC arellano type "HC0" (plm's default), vcovDC HC0 (double
-       clustering subtracts the White meat), vcovSCC HC0; summary uses t(n - k). */
-    if (clus) s->multi0 = 1;
-  } else if (strcmp(compat, "stata") == 0 || strcmp(compat, "fixest") == 0) {
-    /* Stata: regress/xtreg vce(cluster) G/(G-1) (n-1)/(n-k) with t(G-1);
-       multi-way as reghdfe (Gmin) with the eigenvalue fix; xtscc (n-1)/(n-k)
-       with t(T-1).  fixest: ssc() defaults adj = TRUE, cluster.adj = TRUE,
-       cluster.df = "min", t.df = "min", vcov_fix = TRUE. */
-    if (clus) {
-      s->gadj = SP_VCOV_GADJ_MIN;
-      s->dof = SP_VCOV_DOF_N1_K;
-      s->tdf = SP_VCOV_TDF_CLUSTERS;
-      s->fix_psd = 1;
-    } else if (dk) {
-      s->dof = SP_VCOV_DOF_N1_K;
-      s->tdf = SP_VCOV_TDF_CLUSTERS;
-    }
-  } else if (strcmp(compat, "statsmodels") == 0) {
-    /* cov_type "cluster" (use_correction, df_correction): each term of the
-       two-way formula with its own G/(G-1) (n-1)/(n-k); t(Gmin - 1). */
-    if (clus) {
-      s->gadj = SP_VCOV_GADJ_EACH;
-      s->dof = SP_VCOV_DOF_N1_K;
-      s->tdf = SP_VCOV_TDF_CLUSTERS;
-    }
-  } else {
-    return sp_error_set(err, SP_EVALUE,
-                        "unknown vcov convention '%s': expected \"sandwich\", \"plm\", "
-                        "\"stata\", \"fixest\" or \"statsmodels\"", compat);
+  if (s->type == SP_VCOV_CLUSTER) {
+    s->gadj = p->cluster_gadj;
+    s->dof = p->cluster_dof;
+    s->tdf = p->cluster_tdf;
+    s->multi0 = p->cluster_multi0;
+    s->fix_psd = p->cluster_fix_psd;
+  } else if (s->type == SP_VCOV_DRISCOLL_KRAAY) {
+    s->dof = p->dk_dof;
+    s->tdf = p->dk_tdf;
   }
   return SP_OK;
 }

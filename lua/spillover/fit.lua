@@ -1,28 +1,166 @@
--- spillover.fit: the fit protocol.
+-- spillover.fit: the fit protocol (docs/fit-protocol.md).
 --
 -- Every estimator, built-in or user-written, returns sp.fit{...}; tables,
 -- tests, draws and counterfactuals rely only on what is here.  The contract:
 --   names   array of coefficient names as written in the formula
---   b       array of estimates (same order), V the k x k covariance (array of rows)
+--   b       array of estimates (same order; or a k x 1 / 1 x k matrix)
+--   V       the k x k covariance (array of rows or a k x k matrix)
 --   nobs    observations used; df_resid for t/F inference (nil: normal/chi2)
 --   stats   named statistics (r2, adj_r2, sigma, ssr, F, ...)
---   optional: resid, fitted (arrays or n x 1 matrices), predict(fit, frame),
---   fixef (table of name -> {level -> value}), estimator, formula, vcov_label,
---   fe (names of absorbed effects), extra fields kept as they are.
-local dist = require("spillover.core").dist
-local matrix = require("spillover.core").matrix
+--   optional: resid_values, fitted_values, fixef_values (values or functions),
+--   predict_fn(fit, frame, opts), predict_matrix(fit, frame), refit(fit, frame),
+--   estimator, label, formula, vcov_label, fe, notes, capabilities (explicit
+--   entries, e.g. spatial = true), report_sections, private (estimator
+--   internals: the protocol never reads them and printing ignores them);
+--   other fields are kept as they are, except names of methods (reserved).
+local core = require "spillover.core"
 local suggest = require "spillover.suggest"
+local dist, matrix = core.dist, core.matrix
 
 local Fit = {}
-Fit.__index = Fit
 Fit.__name = "spillover.fit"
 
-local function tolist(v, what)
-  if v == nil then return nil end
-  if type(v) == "table" then return v end
-  -- a matrix (n x 1 or 1 x n, or k x k for V)
-  if type(v) == "userdata" and v.totable then return v:totable() end
-  error("sp.fit: " .. what .. " must be a table or a matrix", 3)
+-- Internals of the built-in estimators that modules outside the estimators
+-- (counterfactual, mechanism, spatial diagnostics) still read as fields; they
+-- live in fit.private and are readable here until those modules read
+-- fit.private themselves.
+local PRIVATE_ALIASES = { design = true, data = true, absorb = true, design_extra = true, weights = true }
+
+local capabilities
+
+Fit.__index = function(self, k)
+  local m = Fit[k]
+  if m ~= nil then return m end
+  -- computed on each read: plugins may set predict_fn or refit after sp.fit
+  if k == "capabilities" then return capabilities(self) end
+  if PRIVATE_ALIASES[k] then
+    local p = rawget(self, "private")
+    return p and p[k]
+  end
+  return nil
+end
+
+local function shape_error(what, k, got)
+  error(string.format("sp.fit: '%s' must be %s (one entry per name in 'names'), got %s", what,
+    what == "V" and string.format("a %d x %d matrix", k, k) or string.format("%d numbers", k), got), 4)
+end
+
+-- b as an array of k numbers, from an array or a k x 1 / 1 x k matrix.
+local function coef_array(v, k)
+  if type(v) == "userdata" and v.tovector then
+    local r, c = v:shape()
+    if r ~= 1 and c ~= 1 and not (r == 0 or c == 0) then shape_error("b", k, string.format("a %d x %d matrix", r, c)) end
+    v = v:tovector()
+  elseif type(v) ~= "table" then
+    shape_error("b", k, v == nil and "nothing" or ("a " .. type(v)))
+  end
+  if #v ~= k then shape_error("b", k, #v .. " entries") end
+  for i = 1, k do
+    if type(v[i]) ~= "number" then shape_error("b", k, string.format("a %s at entry %d", type(v[i]), i)) end
+  end
+  return v
+end
+
+-- V as an array of k rows of k numbers, from rows or a k x k matrix (of any
+-- k, 1 x 1 included: the matrix's shape decides, never the table's).
+local function cov_rows(v, k)
+  if type(v) == "userdata" and v.totable then
+    local r, c = v:shape()
+    if r ~= k or c ~= k then shape_error("V", k, string.format("a %d x %d matrix", r, c)) end
+    local rows = {}
+    for i = 1, k do
+      rows[i] = {}
+      for j = 1, k do rows[i][j] = v:get(i, j) end
+    end
+    return rows
+  end
+  if type(v) ~= "table" then shape_error("V", k, v == nil and "nothing" or ("a " .. type(v))) end
+  if #v ~= k then shape_error("V", k, #v .. " rows") end
+  for i = 1, k do
+    local row = v[i]
+    if type(row) ~= "table" or #row ~= k then
+      shape_error("V", k, string.format("row %d with %s", i, type(row) == "table" and (#row .. " entries") or ("a " .. type(row))))
+    end
+    for j = 1, k do
+      if type(row[j]) ~= "number" then shape_error("V", k, string.format("a %s at [%d, %d]", type(row[j]), i, j)) end
+    end
+  end
+  return v
+end
+
+--- The lags k >= 1 of the response that the right-hand side uses (sorted,
+--- nil when none): l(y, k) and d(y, k) terms, nested in calls too, whose
+--- argument is the response as written (y, or log(y) for log(y) ~ l(log(y), 1)).
+local function response_lags(formula)
+  if type(formula) == "table" and formula.response_lags then
+    local lags = formula:response_lags()
+    return #lags > 0 and lags or nil
+  end
+  if type(formula) ~= "string" then return nil end
+  local ok, tree = pcall(core.formula, formula)
+  if not ok or type(tree) ~= "table" or tree.lhs == nil then return nil end
+  local want, seen, lags = tree.lhs.name, {}, {}
+  local function walk(node)
+    if (node.kind == "lag" or node.kind == "diff") and node.args[1] and node.args[1].name == want and
+        node.k and node.k >= 1 and not seen[node.k] then
+      seen[node.k] = true
+      lags[#lags + 1] = node.k
+    end
+    for _, a in ipairs(node.args or {}) do walk(a) end
+  end
+  for _, term in ipairs(tree.rhs or {}) do walk(term) end
+  table.sort(lags)
+  return #lags > 0 and lags or nil
+end
+
+-- What the fit can do (docs/fit-protocol.md): explicit entries of
+-- spec.capabilities win, the rest follows from the fields present.
+capabilities = function(self)
+  local declared = rawget(self, "declared_capabilities") or {}
+  local function pick(name, derived)
+    if declared[name] ~= nil then return declared[name] end
+    return derived
+  end
+  local finite = true
+  for i = 1, #self.names do
+    for j = 1, #self.names do
+      local v = self.V[i][j]
+      if v ~= v or v == math.huge or v == -math.huge then finite = false end
+    end
+  end
+  local dynamic = declared.dynamic
+  if dynamic == nil then dynamic = response_lags(rawget(self, "formula")) end
+  return {
+    predict = pick("predict", rawget(self, "predict_fn") ~= nil),
+    predict_matrix = pick("predict_matrix", rawget(self, "predict_matrix") ~= nil),
+    refit = pick("refit", rawget(self, "refit") ~= nil),
+    draw = pick("draw", finite),
+    dynamic = dynamic or nil,
+    spatial = pick("spatial", false),
+  }
+end
+
+local CAPABILITY_NAMES = { predict = true, predict_matrix = true, refit = true, draw = true, dynamic = true,
+  spatial = true }
+
+local function check_capabilities(c)
+  if c == nil then return nil end
+  if type(c) ~= "table" then error("sp.fit: 'capabilities' must be a table such as {spatial = true}", 3) end
+  for k, v in pairs(c) do
+    if not CAPABILITY_NAMES[k] then
+      local names = {}
+      for n in pairs(CAPABILITY_NAMES) do names[#names + 1] = n end
+      table.sort(names)
+      error(string.format("sp.fit: unknown capability '%s' (expected one of %s)%s", tostring(k),
+        table.concat(names, ", "), suggest.did_you_mean(tostring(k), names)), 3)
+    end
+    if k == "dynamic" then
+      if type(v) ~= "table" then error("sp.fit: capability 'dynamic' must be an array of lags such as {1}", 3) end
+    elseif type(v) ~= "boolean" then
+      error(string.format("sp.fit: capability '%s' must be true or false, got %s", k, tostring(v)), 3)
+    end
+  end
+  return c
 end
 
 --- Build a fit object; checks the contract so a user estimator fails early.
@@ -30,24 +168,40 @@ local function new(spec)
   if type(spec) ~= "table" then error("sp.fit: expected a table {names=, b=, V=, nobs=, ...}", 2) end
   local names = spec.names
   if type(names) ~= "table" then error("sp.fit: 'names' must be an array of coefficient names", 2) end
-  local b = tolist(spec.b, "b")
-  if b == nil or #b ~= #names then
-    error(string.format("sp.fit: 'b' must have %d entries (one per name), found %d", #names, b and #b or 0), 2)
-  end
-  local V = tolist(spec.V, "V")
-  if V == nil or #V ~= #names then error("sp.fit: 'V' must be a " .. #names .. " x " .. #names .. " matrix", 2) end
-  for i = 1, #V do
-    if type(V[i]) ~= "table" or #V[i] ~= #names then
-      error("sp.fit: 'V' must be a " .. #names .. " x " .. #names .. " matrix (row " .. i .. " is not)", 2)
+  for i, n in ipairs(names) do
+    if type(n) ~= "string" then
+      error(string.format("sp.fit: 'names' must be strings (entry %d is a %s)", i, type(n)), 2)
     end
   end
+  for k in pairs(spec) do
+    if type(Fit[k]) == "function" or k == "index" or k == "declared_capabilities" then
+      error(string.format("sp.fit: field '%s' is reserved (fit:%s() is a method of every fit); " ..
+        "keep estimator data in 'stats', or in 'private' for internals", k, k), 2)
+    end
+  end
+  local k = #names
+  local b = coef_array(spec.b, k)
+  local V = cov_rows(spec.V, k)
+  local nobs = spec.nobs
+  if nobs == nil and type(spec.stats) == "table" then nobs = spec.stats.nobs end
+  if math.type(nobs) ~= "integer" and not (type(nobs) == "number" and nobs >= 0 and nobs == math.floor(nobs)) then
+    error("sp.fit: 'nobs' must be the number of observations used (an integer >= 0), got " ..
+      (nobs == nil and "nothing" or tostring(nobs)), 2)
+  end
+  if nobs < 0 then error("sp.fit: 'nobs' must be >= 0, got " .. tostring(nobs), 2) end
+  if spec.private ~= nil and type(spec.private) ~= "table" then
+    error("sp.fit: 'private' must be a table (the estimator's internals)", 2)
+  end
   local self = {}
-  for k, v in pairs(spec) do self[k] = v end
+  for key, v in pairs(spec) do self[key] = v end
+  self.capabilities = nil
+  self.declared_capabilities = check_capabilities(spec.capabilities)
+  self.private = spec.private or {}
   self.b, self.V = b, V
   self.index = {}
   for i, n in ipairs(names) do self.index[n] = i end
   self.stats = self.stats or {}
-  self.nobs = self.nobs or self.stats.nobs
+  self.nobs = math.tointeger(nobs) or nobs
   self.stats.nobs = self.nobs
   if self.df_resid == nil then self.df_resid = self.stats.df_resid end
   if self.stats.df_resid == nil then self.stats.df_resid = self.df_resid end
@@ -130,37 +284,58 @@ function Fit:predict(frame, opts)
   return p(self, frame, opts)
 end
 
---- One draw of the coefficients from N(b, V): a table keyed by name.
+-- A factor F with F F' = V over the coefficients with positive variance:
+-- the Cholesky factor (m:chol) when V is definite there; when it is only
+-- semidefinite (collinear coefficients kept by an estimator) the symmetric
+-- square root from the eigen decomposition, negative rounding clipped to 0.
+local function draw_factor(V, idx)
+  if #idx == 0 then return nil end
+  local sub = {}
+  for a, i in ipairs(idx) do
+    sub[a] = {}
+    for c, j in ipairs(idx) do sub[a][c] = V[i][j] end
+  end
+  local S = matrix(sub)
+  local ok, R = pcall(S.chol, S)
+  if ok then return R:t() end
+  local vals, vecs = S:eigen()
+  local top = math.max(math.abs(vals:get(1, 1)), math.abs(vals:get(#idx, 1)))
+  local root = {}
+  for a = 1, #idx do
+    local l = vals:get(a, 1)
+    if l < -1e-12 * top then error("draw: the covariance matrix is not positive semi-definite", 3) end
+    root[a] = math.sqrt(math.max(l, 0))
+  end
+  return vecs * matrix.diag(matrix(root))
+end
+
+--- One draw of the coefficients from N(b, V): a table keyed by name.  A
+--- coefficient with no sampling variance (a zero diagonal) takes no noise.
 function Fit:draw(rng)
   local k = #self.names
-  if self.chol == nil then
-    -- Cholesky of V (lower); a zero or tiny negative pivot (a coefficient
-    -- with no sampling variance) contributes no noise.
-    local L = {}
+  local p = self.private
+  if p.draw_factor == nil then
+    local idx = {}
     for i = 1, k do
-      L[i] = {}
-      for j = 1, i do
-        local s = self.V[i][j]
-        for q = 1, j - 1 do s = s - L[i][q] * L[j][q] end
-        if i == j then
-          if s < -1e-12 * math.abs(self.V[i][i]) then
-            error("draw: the covariance matrix is not positive semi-definite", 2)
-          end
-          L[i][i] = s > 0 and math.sqrt(s) or 0
-        else
-          L[i][j] = L[j][j] > 0 and s / L[j][j] or 0
-        end
-      end
+      local v = self.V[i][i]
+      -- NaN: a perfect fit (docs/estimators/ols.md), whose residual variance
+      -- is zero; its coefficients take no noise, as the definite ones of V would
+      if v < 0 then error("draw: the covariance matrix is not positive semi-definite", 2) end
+      if v > 0 then idx[#idx + 1] = i end
     end
-    self.chol = L
+    p.draw_factor = { idx = idx, F = draw_factor(self.V, idx) }
   end
+  local idx, F = p.draw_factor.idx, p.draw_factor.F
+  -- z is drawn for every coefficient, so the stream of later draws does not
+  -- depend on which coefficients have variance.
   local z = {}
   for i = 1, k do z[i] = rng:normal() end
   local out = {}
-  for i = 1, k do
-    local s = self.b[i]
-    for j = 1, i do s = s + self.chol[i][j] * z[j] end
-    out[self.names[i]] = s
+  for i, n in ipairs(self.names) do out[n] = self.b[i] end
+  for a, i in ipairs(idx) do
+    local s = 0
+    for c = 1, #idx do s = s + F:get(a, c) * z[idx[c]] end
+    out[self.names[i]] = out[self.names[i]] + s
   end
   return out
 end

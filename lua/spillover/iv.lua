@@ -590,11 +590,8 @@ function M.fit(d, formula, opts, des)
     dist = (compat == "plm" or (compat == "statsmodels" and vc.type ~= "iid")) and "normal" or "t",
     stats = stats, estimator = nfe > 0 and "iv_within" or "iv", label = nfe > 0 and "2SLS with fixed effects" or "2SLS",
     formula = formula, vcov_label = vlabel, vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped,
-    compat = compat, resid = e,
+    compat = compat, resid = e, private = { design = des, data = d, absorb = absorb },
   }
-  fit.design = des
-  fit.data = d
-  fit.absorb = absorb
   fit.endog_names = des.endog_names
   fit.inst_names = des.inst_names
   -- fitted = y - e in levels (fixed effects included), e with the actual regressors
@@ -606,11 +603,12 @@ end
 
 --- Fixed-effect coefficients {fe name -> {level -> value}} from y - X1 b1 - Y2 b2.
 function M.fixef(fit)
-  if not fit.absorb then error("fixef: the model has no fixed effects", 3) end
-  local des = fit.design
+  local p = fit.private
+  if not p.absorb then error("fixef: the model has no fixed effects", 3) end
+  local des = p.design
   local r = des.y - des.endog * linear.coef_vector(fit, des.endog_names)
   if des.k > 0 then r = r - des.X * linear.coef_vector(fit, des.names) end
-  return linear.fixef_by_level(fit.data, des, fit.absorb:fixef(r))
+  return linear.fixef_by_level(p.data, des, p.absorb:fixef(r))
 end
 
 --- Prediction on new data: the structural equation X1 b1 + Y2 b2 (+ fixed
@@ -623,7 +621,7 @@ function M.predict(fit, newdata, opts)
   local endog = table.concat(fit.endog_names, " + ")
   local proxy = {
     formula = lhs_rhs .. " + " .. endog .. (#parts == 3 and (" | " .. parts[2]) or ""),
-    design = { yname = fit.design.yname, intercept = fit.design.intercept }, names = fit.names, b = fit.b,
+    private = { design = fit.private.design }, names = fit.names, b = fit.b,
     fe = fit.fe,
     fixef = function() return fit:fixef() end,
   }

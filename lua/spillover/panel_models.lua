@@ -73,18 +73,6 @@ local function trace_prod(A, B)
   return s
 end
 
---- Squared correlation (plm's default R2 "cor": cor(y, fitted)^2).
-local function cor2(a, b)
-  local n = #a
-  local ma, mb = mean(a), mean(b)
-  local saa, sbb, sab = 0, 0, 0
-  for i = 1, n do
-    local x, z = a[i] - ma, b[i] - mb
-    saa, sbb, sab = saa + x * x, sbb + z * z, sab + x * z
-  end
-  return sab * sab / (saa * sbb)
-end
-
 -- ---- preparation -----------------------------------------------------------------
 
 local function dedupe(list)
@@ -207,7 +195,8 @@ local function finish(P, o, spec)
   local stats = spec.stats or {}
   stats.nobs, stats.ssr, stats.df_resid, stats.rank = n, f.ssr, df_resid, f.rank
   stats.sigma = math.sqrt(f.ssr / df_resid)
-  stats.r2 = cor2(spec.y, o.fitted)
+  -- plm's default R2 "cor": cor(y, fitted)^2
+  stats.r2 = linear.cor2(core.matrix(spec.y), core.matrix(o.fitted))
   stats.adj_r2 = 1 - (1 - stats.r2) * (n - 1) / df_resid
   stats.n_entities, stats.n_periods = P.id.G, P.ts.G
   stats.balanced, stats.Ti_min, stats.Ti_max = P.balanced, P.Tmin, P.Tmax
@@ -239,8 +228,8 @@ local function finish(P, o, spec)
     dist = spec.chi2 and "normal" or "t", stats = stats, estimator = spec.estimator, label = spec.label,
     formula = P.formula, vcov_label = o.vlabel, vcov_type = P.vc.type, fe = {}, notes = notes,
     dropped = o.dropped, compat = P.compat, resid = f.resid, fitted = vector(o.fitted, n),
+    private = { design = P.des, data = P.data },
   }
-  fit.design, fit.data = P.des, P.data
   return fit
 end
 

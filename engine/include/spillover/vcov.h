@@ -102,9 +102,37 @@ typedef struct sp_vcov_info {
 /* Zero everything, set the type; dof DEFAULT, gadj NONE, tdf RESID, lag -1. */
 void sp_vcov_spec_init(sp_vcov_spec *s, sp_vcov_type type);
 
+/* Which parameters k_df counts under a robust type (IID always counts the
+   rank and every absorbed fixed-effect parameter). */
+typedef enum {
+  SP_VCOV_KDF_ALL = 0,     /* rank + absorbed parameters (LSDV's K) */
+  SP_VCOV_KDF_RANK,        /* the rank of the transformed model only (plm, sandwich) */
+  SP_VCOV_KDF_NONNESTED    /* clusters: rank + absorbed parameters not nested in a
+                              cluster (reghdfe, fixest); other types: ALL */
+} sp_vcov_kdf;
+
+/* One package convention (the table in docs/api/vcov.md).  IID and HC1 take
+   n/(n-k) and HC0/HC2/HC3 no factor under every preset. */
+typedef struct sp_vcov_preset_def {
+  const char *name;
+  sp_vcov_gadj cluster_gadj;
+  sp_vcov_dof cluster_dof;
+  sp_vcov_tdf cluster_tdf;
+  int cluster_multi0, cluster_fix_psd;
+  sp_vcov_dof dk_dof;
+  sp_vcov_tdf dk_tdf;
+  sp_vcov_kdf kdf;         /* for the caller: what k_df counts */
+  int t_df_groups;         /* for the caller: t tests of clustered and DK fits
+                              take info->df_t (G - 1, T - 1 where tdf says so) */
+} sp_vcov_preset_def;
+
+/* The presets, in a fixed order; *n receives their number. */
+const sp_vcov_preset_def *sp_vcov_presets(size_t *n);
+
 /* Set dof, gadj, tdf, multi0 and fix_psd for s->type the way one package does:
-   compat is "sandwich", "plm", "stata", "fixest" or "statsmodels".  Call after
-   setting the type.  SP_EVALUE for an unknown name. */
+   compat is "sandwich", "plm", "stata", "fixest" or "statsmodels" (a row of
+   sp_vcov_presets).  Call after setting the type.  SP_EVALUE for an unknown
+   name (NULL included). */
 int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err);
 
 /* V (k x k, caller's) = factor * B M B.  X is n x k, resid has n entries,

@@ -1,0 +1,414 @@
+-- spillover.ols: least squares with absorbed fixed effects (sp.ols), and the
+-- estimation pipeline the other linear estimators share: outcome checks,
+-- collinearity drops, joint tests, fit assembly, option checks.  Covariance
+-- options and presets are in spillover.vcov_rules, what a fit computes after
+-- estimation (fitted values, fixed effects, predictions) in spillover.predict.
+local core = require "spillover.core"
+local fitmod = require "spillover.fit"
+local suggest = require "spillover.suggest"
+local rules = require "spillover.vcov_rules"
+local predict = require "spillover.predict"
+local dist = core.dist
+
+local M = {}
+
+-- ---- the shared pipeline ---------------------------------------------------------
+
+--- Column sums of squares of X (the reference scale for collinearity tests).
+local function colsumsq(X)
+  local XtX = X:crossprod()
+  local s = {}
+  for j = 1, X:ncol() do s[j] = XtX:get(j, j) end
+  return s
+end
+
+--- Sum of (weighted) squares of a vector about its mean (w: a weight vector or nil).
+local function sum_sq_centered(y, w)
+  return core.sumsq(y, { center = true, weights = w })[1]
+end
+
+-- An outcome left with a sum of squares below this fraction of its raw one
+-- (about its mean, or after absorbing the fixed effects) is constant: a
+-- rounding remainder, not something to explain.  Demeaning on several fixed
+-- effects is iterative (tolerance 1e-10 on the root mean square), so its
+-- remainder can reach 1e-9 of the outcome's size; one mean leaves about 1e-16.
+local CONSTANT_REL = { mean = 1e-26, fe = 1e-18 }
+M.CONSTANT_REL = CONSTANT_REL
+
+--- Refuse a constant outcome, as fixest does ("the dependent variable is a
+--- constant"): every coefficient would be rounding noise with p-values near 0.
+--- left: its sum of squares about the mean, or after a transformation (fixed
+--- effects absorbed, first differences); raw: its uncentred sum of squares;
+--- within: nil, or what the transformation removed, for the message.
+local function check_outcome(who, yname, left, raw, within, level)
+  if not (raw < math.huge) then return end  -- its squares overflow: sp.lsfit says so, naming it
+  if not (left > (within and CONSTANT_REL.fe or CONSTANT_REL.mean) * raw) then
+    error(string.format("%s: outcome '%s' is constant%s; nothing to estimate", who, yname,
+      within and (" (within " .. within .. ")") or ""), level + 1)
+  end
+end
+
+--- A perfect fit (residual sum of squares 0 to rounding, the outcome not
+--- constant) leaves no residual variance: the covariance becomes NaN (tables
+--- print NA for standard errors, tests and p-values) and a note says why, the
+--- way R's summary.lm warns of an "essentially perfect fit".
+function M.perfect_fit(ssr, raw, fe)
+  return not (ssr > (fe and CONSTANT_REL.fe or CONSTANT_REL.mean) * raw)
+end
+M.PERFECT_FIT_NOTE = "perfect fit: the residuals are zero, so standard errors, tests and p-values are undefined (NA)"
+
+--- The k x k covariance of a perfect fit.
+function M.nan_matrix(k)
+  return core.matrix(k, k, 0 / 0)
+end
+
+M.check_outcome = check_outcome
+
+--- Squared correlation of two n x 1 matrices, from centred sums of squares
+--- computed in C (two passes, no cancellation): 4 cov(a, b) = S(a + b) - S(a - b).
+local function cor2(a, b)
+  local saa, sbb = sum_sq_centered(a), sum_sq_centered(b)
+  local cov = (sum_sq_centered(a + b) - sum_sq_centered(a - b)) / 4
+  return cov * cov / (saa * sbb)
+end
+M.cor2 = cor2
+
+--- Keep the columns flagged in keep (a new matrix when some are dropped).
+local function kept_columns(X, keep)
+  local cols, all = {}, true
+  for j, k in ipairs(keep) do
+    if k then cols[#cols + 1] = j else all = false end
+  end
+  if all then return X end
+  local parts = {}
+  for i, j in ipairs(cols) do parts[i] = X:col(j) end
+  return core.matrix.hcat(table.unpack(parts))
+end
+
+--- Wald F / chi2 test that all listed coefficients are zero.
+function M.joint_test(b, V, idx, df2, use_chi2)
+  local q = #idx
+  if q == 0 then return nil end
+  local A, rhs = {}, {}
+  for a = 1, q do
+    A[a] = {}
+    for c = 1, q do A[a][c] = V[idx[a]][idx[c]] end
+    rhs[a] = b[idx[a]]
+  end
+  local ok, xm = pcall(function() return core.matrix(A):solve(core.matrix(rhs)) end)
+  if not ok then return nil end  -- singular: no joint test
+  local x = xm:totable()
+  local chi2 = 0
+  for a = 1, q do chi2 = chi2 + b[idx[a]] * x[a] end
+  if use_chi2 then
+    return { statistic = chi2, df1 = q, pvalue = dist.pchisq(chi2, q, true), kind = "Wald chi2" }
+  end
+  return { statistic = chi2 / q, df1 = q, df2 = df2, pvalue = dist.pf(chi2 / q, q, df2, true), kind = "F" }
+end
+
+--- The rows of any matrix (m:totable() gives a flat table for n x 1 and 1 x n).
+local function totable(m)
+  local t = {}
+  for i = 1, m:nrow() do
+    t[i] = {}
+    for j = 1, m:ncol() do t[i][j] = m:get(i, j) end
+  end
+  return t
+end
+M.totable = totable
+
+--- Build the public fit from the pieces: names (all, in formula order), the
+--- lsfit result, V over the kept columns.
+function M.assemble(spec)
+  local names, keep = spec.names, spec.keep
+  local b_all, kept_names, b = spec.b, {}, {}
+  local idx = {}
+  for j, k in ipairs(keep) do
+    if k then
+      kept_names[#kept_names + 1] = names[j]
+      b[#b + 1] = b_all[j]
+      idx[#idx + 1] = j
+    end
+  end
+  local f = fitmod.new {
+    names = kept_names, b = b, V = spec.V, nobs = spec.nobs, df_resid = spec.df_resid, dist = spec.dist,
+    stats = spec.stats, estimator = spec.estimator, label = spec.label, formula = spec.formula,
+    vcov_label = spec.vcov_label, vcov_type = spec.vcov_type, fe = spec.fe, notes = spec.notes,
+    resid_values = spec.resid, fitted_values = spec.fitted, predict_fn = spec.predict,
+    fixef_values = spec.fixef, dropped = spec.dropped, compat = spec.compat, extra = spec.extra,
+    private = spec.private,
+  }
+  return f
+end
+
+-- ---- shared preparation ------------------------------------------------------------
+
+--- Variables the estimator needs besides the formula's: clusters, DK time, weights.
+--- level: where errors point, as error()'s level seen from the caller (default 2).
+local function extra_vars(d, vc, opts, level)
+  level = (level or 2) + 1
+  local extra = {}
+  local names = d.names and d:names() or nil
+  local function known(name, what)
+    if names == nil then return end
+    for _, nm in ipairs(names) do if nm == name then return end end
+    error(string.format("%s: unknown %s variable '%s'%s", what == "cluster" and "vcov" or "weights", what,
+      tostring(name), suggest.did_you_mean(tostring(name), names)), level + 1)
+  end
+  if vc.type == "cluster" then
+    for _, name in ipairs(vc.cluster) do
+      known(name, "cluster")
+      extra[#extra + 1] = name
+    end
+  elseif vc.type == "driscoll_kraay" then
+    local ok, info = pcall(d.panel_info, d)
+    if not ok or not info or not info.time then
+      error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", level)
+    end
+    extra[#extra + 1] = info.time
+  end
+  if opts.weights then
+    if type(opts.weights) ~= "string" then
+      error("weights: expected the name of a column, got a " .. type(opts.weights), level)
+    end
+    known(opts.weights, "weight")
+    extra[#extra + 1] = opts.weights
+  end
+  return extra
+end
+M.extra_vars = extra_vars
+
+--- Refuse options that are not a table or carry an unknown key: a typo such as
+--- {vcv = "hc1"} would otherwise be ignored and print iid standard errors.
+--- allowed: an array of the option names the estimator reads.
+local function check_options(opts, allowed, who, level)
+  level = level + 1
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)), level)
+  end
+  local ok = {}
+  for _, k in ipairs(allowed) do ok[k] = true end
+  for k in pairs(opts) do
+    if not ok[k] then
+      local names = { table.unpack(allowed) }
+      table.sort(names)
+      error(string.format("%s: unknown option '%s' (expected one of %s)", who, tostring(k),
+        table.concat(names, ", ")), level)
+    end
+  end
+  return opts
+end
+M.check_options = check_options
+
+--- The options sp.ols (and 2SLS through it) reads.
+M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "singletons" }
+
+-- ---- OLS with absorbed fixed effects -------------------------------------------
+
+--- sp.ols(d, "y ~ x1 + x2 | fe1 + fe2", {vcov=, compat=, weights=, tol=, maxiter=, threads=})
+function M.ols(d, formula, opts)
+  if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
+  opts = check_options(opts, M.ols_options, "ols", 2)
+  local compat = rules.check_compat(opts, 2)
+  local vc = rules.parse_vcov(opts.vcov, 2)
+  local extra = extra_vars(d, vc, opts, 2)
+  local des = core.design(d, formula, { extra = extra })
+  if opts.singletons == "drop" and #des.fe > 0 then
+    -- Drop observations alone in a level of some fixed effect (as reghdfe and
+    -- fixest's fixef.rm = "singleton"): they are fitted perfectly and only
+    -- bias the degrees of freedom.  Re-estimate on the remaining rows.
+    local single = core.absorb(des):singletons()
+    if #single > 0 then
+      local drop, rows = {}, {}
+      for _, i in ipairs(single) do drop[i] = true end
+      for i, r in ipairs(des.rows) do if not drop[i] then rows[#rows + 1] = r end end
+      local sub = {}
+      for k, v in pairs(opts) do sub[k] = v end
+      sub.singletons = nil
+      local f = M.ols(d:take(rows), formula, sub)
+      f.stats.singletons = #single
+      f.notes[#f.notes + 1] = string.format("%d singleton observation%s dropped", #single, #single == 1 and "" or "s")
+      return f
+    end
+  elseif opts.singletons ~= nil and opts.singletons ~= "keep" and opts.singletons ~= "drop" then
+    error("ols: singletons must be \"keep\" (default) or \"drop\"", 2)
+  end
+  if des.endog_names and #des.endog_names > 0 then
+    return M.ivreg(d, formula, opts, des)
+  end
+  return M.fit_design(d, des, formula, opts, compat, vc, extra)
+end
+
+--- The OLS/within core on a built design (shared with user estimators and
+--- refits).  With fixed effects, a copy of the block [y X] (des.yX) is
+--- demeaned in one sweep; des itself stays as built, and the fit keeps it
+--- (fit.private.design) for fitted values, the overall R2, fixed effects and
+--- predictions.  `extra` are the extra variables the design was built with.
+function M.fit_design(d, des, formula, opts, compat, vc, extra)
+  local n, k = des.n, des.k
+  local names = des.names
+  local y0, X0 = des.y, des.X
+  local w = opts.weights and des:values(opts.weights) or nil
+  local nfe = #des.fe
+  local notes = {}
+  for _, note in ipairs(des.notes or {}) do notes[#notes + 1] = note end
+
+  -- Sums of squares of the untransformed outcome, before it is demeaned.
+  local has_const = des.intercept and nfe == 0
+  if w and w:sum() == 0 then
+    error(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights), 3)
+  end
+  local tss = sum_sq_centered(y0, w)
+  local yraw = core.sumsq(y0, { weights = w })[1]
+  if has_const then check_outcome("ols", des.yname, tss, yraw, nil, 3) end
+  local tss0 = (not has_const and nfe == 0) and core.sumsq(y0, { weights = w })[1] or nil
+  local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
+  local demean_info
+  if nfe > 0 then
+    absorb = core.absorb(des, w and { weights = w } or nil)
+    fe_dof = absorb:dof()
+    scale = colsumsq(X0)
+    local yX = des.yX:copy()
+    demean_info = absorb:demean(yX, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
+      allow_nonconvergence = true })
+    if demean_info.warning then notes[#notes + 1] = demean_info.warning end
+    y, X = yX:view(1, 1, n, 1), k > 0 and yX:view(1, 2, n, k) or nil
+  end
+  if n <= k + fe_dof then
+    error(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
+      n, k, fe_dof), 3)
+  end
+  if nfe > 0 then check_outcome("ols", des.yname, core.sumsq(y, { weights = w })[1], yraw, "the fixed effects", 3) end
+  local f
+  if k > 0 then
+    f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
+      yname = des.yname })
+  else
+    f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),
+      ssr = core.sumsq(y, { weights = w })[1] }
+  end
+  local dropped = {}
+  for j, kept in ipairs(f.keep) do
+    if not kept then
+      dropped[#dropped + 1] = names[j]
+      local absorbed = nfe > 0 and scale[j] > 0 and true
+      notes[#notes + 1] = string.format("'%s' dropped: %s", names[j],
+        absorbed and "collinear with other regressors or absorbed by the fixed effects" or "collinear with other regressors")
+    end
+  end
+  if k > 0 and f.rank == 0 then
+    error("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")", 3)
+  end
+  local Xk = k > 0 and kept_columns(X, f.keep) or nil
+  local rank = f.rank
+  local df_resid = n - rank - fe_dof
+  local ctx = rules.vcov_context(d, des, compat, vc, absorb, fe_dof, w)
+  local V, vinfo, vlabel
+  if rank > 0 then
+    V, vinfo, vlabel = rules.covariance(Xk, f.resid, f.bread, ctx)
+  else
+    V, vinfo, vlabel = core.matrix(0, 0), { df_t = df_resid, ngroups = {} }, "iid"
+  end
+  local perfect = M.perfect_fit(f.ssr, yraw, nfe > 0)
+  if perfect then
+    V = M.nan_matrix(rank)
+    notes[#notes + 1] = M.PERFECT_FIT_NOTE
+  end
+
+  -- Statistics.
+  local ssr = f.ssr
+  local stats = { nobs = n, ssr = ssr, df_resid = df_resid, rank = rank, sigma = math.sqrt(ssr / df_resid) }
+  stats.r2 = (has_const or nfe > 0) and 1 - ssr / tss or nil
+  if tss0 then stats.r2 = 1 - ssr / tss0 end  -- uncentered R2, as R reports without an intercept
+  stats.adj_r2 = 1 - (1 - stats.r2) * (n - (has_const and 1 or (nfe > 0 and 1 or 0))) / df_resid
+  if nfe > 0 then
+    local tssw = core.sumsq(y, { weights = w })[1]
+    stats.tss_within = tssw
+    stats.r2_within = 1 - ssr / tssw
+    stats.adj_r2_within = 1 - (1 - stats.r2_within) * (n - 1) / df_resid
+  end
+  stats.loglik = -n / 2 * (math.log(2 * math.pi) + math.log(ssr / n) + 1)
+
+  local b_kept = {}
+  for j, kept in ipairs(f.keep) do if kept then b_kept[#b_kept + 1] = f.b:get(j, 1) end end
+  local Vt = totable(V)
+  local kept_names = {}
+  for j, kept in ipairs(f.keep) do if kept then kept_names[#kept_names + 1] = names[j] end end
+  -- Degrees of freedom for t tests: G - 1 (T - 1) where the preset says so
+  -- (stata, fixest, statsmodels clusters), else the residual df.
+  local df_t = rules.t_df(vc, compat, vinfo, df_resid)
+  stats.df_t = df_t
+  stats.vcov_dof_factor = vinfo.dof_factor
+  -- Joint test of the slopes: classic F for sandwich (as summary.lm), else
+  -- the Wald test with the covariance used, df2 = G - 1 under clusters.
+  local slope_idx = {}
+  for i, nm in ipairs(kept_names) do if nm ~= "(Intercept)" then slope_idx[#slope_idx + 1] = i end end
+  if perfect then
+    stats.F = nil
+  elseif compat == "sandwich" or compat == "statsmodels" or vc.type == "iid" then
+    local q = #slope_idx
+    if q > 0 and has_const then
+      local Fs = ((tss - ssr) / q) / (ssr / df_resid)
+      stats.F = { statistic = Fs, df1 = q, df2 = df_resid, pvalue = dist.pf(Fs, q, df_resid, true), kind = "F" }
+    else
+      stats.F = M.joint_test(b_kept, Vt, slope_idx, df_resid)
+    end
+  else
+    stats.F = M.joint_test(b_kept, Vt, slope_idx, rules.wald_df2(vc, vinfo, df_resid))
+  end
+  -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
+  if nfe == 1 and rank > 0 then
+    local xb = kept_columns(X0, f.keep) * core.matrix(b_kept)
+    stats.r2_overall_corr = cor2(y0, xb)
+    local yv0, xbv = y0:totable(), xb:totable()
+    local codes = des:codes(des.fe[1].name)
+    local sy, sx, cnt = {}, {}, {}
+    for i = 1, n do
+      local c = codes[i]
+      sy[c] = (sy[c] or 0) + yv0[i]
+      sx[c] = (sx[c] or 0) + xbv[i]
+      cnt[c] = (cnt[c] or 0) + 1
+    end
+    local my, mx = {}, {}
+    for c = 1, #cnt do my[c], mx[c] = sy[c] / cnt[c], sx[c] / cnt[c] end
+    stats.r2_between_corr = cor2(core.matrix(my), core.matrix(mx))
+  end
+
+  local fe_info = {}
+  for j, fe in ipairs(des.fe) do fe_info[j] = { name = fe.name, nlevels = fe.nlevels } end
+  if nfe > 0 then
+    stats.fe_dof = fe_dof
+  end
+  if vc.type == "cluster" then stats.n_clusters = rules.n_clusters(vinfo) end
+  local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
+  if type(pinfo) == "table" then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
+
+  local resid = f.resid
+  local fit = M.assemble {
+    names = names, keep = f.keep, b = f.b:totable(), V = V, nobs = n, df_resid = df_t,
+    dist = (compat == "statsmodels" and vc.type ~= "iid") and "normal" or "t", stats = stats, estimator = nfe > 0 and "within" or "ols",
+    label = nfe > 0 and "OLS with fixed effects" or "OLS", formula = formula, vcov_label = vlabel,
+    vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped, compat = compat,
+    resid = resid, private = { design = des, design_extra = extra, data = d, absorb = absorb, weights = w },
+  }
+  -- fitted = y - e (levels, fixed effects included)
+  fit.fitted_values = function(self) return self.private.design.y - self.resid_values end
+  fit.fixef_values = function(self) return predict.fixef(self) end
+  fit.predict_fn = predict.predict_linear
+  fit.predict_matrix = predict.predict_matrix
+  -- Refit on resampled data (bootstrap) with the same specification.
+  fit.refit = function(_, newdata) return M.ols(newdata, formula, opts) end
+  return fit
+end
+
+--- 2SLS lives in spillover.iv; sp.ols dispatches there for `| endog ~ z`.
+function M.ivreg(...)
+  return require("spillover.iv").fit(...)
+end
+
+M.kept_columns = kept_columns
+M.colsumsq = colsumsq
+M.sum_sq_centered = sum_sq_centered
+
+return M

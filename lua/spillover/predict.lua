@@ -1,0 +1,123 @@
+-- spillover.predict: what the linear estimators compute from their
+-- coefficients after the fit: fitted values, fixed effects and predictions on
+-- new data.  The fit's own design (fit.private.design) is the one built for
+-- the estimation and never transformed (the within transformation works on a
+-- copy), so none of these rebuilds it.
+local core = require "spillover.core"
+
+local M = {}
+
+--- Level names of a design factor, by code (1-based), from the frame column.
+function M.factor_levels(d, des, name)
+  local col = d[name]
+  local codes = des:codes(name)
+  local rows = des.rows
+  local levels = {}
+  for i = 1, #rows do
+    local v = type(col) == "table" and col[rows[i]] or col:get(rows[i], 1)
+    levels[codes[i]] = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
+  end
+  return levels
+end
+
+--- The design of a fit as built from its data (y and X before any fixed
+--- effects were absorbed): the one the estimation built.
+function M.original_design(fit)
+  return fit.private.design
+end
+
+--- Fixed-effect coefficients: {fe name -> {level -> value}}.
+function M.fixef(fit)
+  local p = fit.private
+  if not p.absorb then error("fixef: the model has no fixed effects", 3) end
+  local des = p.design
+  -- y - X b before absorbing the fixed effects (dropped columns count 0)
+  local r = des.k > 0 and des.y - des.X * M.coef_vector(fit, des.names) or des.y:copy()
+  return M.fixef_by_level(p.data, des, p.absorb:fixef(r))
+end
+
+--- The fit's coefficients as a column over `names` (0 for a name the fit
+--- dropped): one product X * b then replaces a copy of y per column.
+function M.coef_vector(fit, names)
+  local b = {}
+  for j, nm in ipairs(names) do
+    local i = fit.index[nm]
+    b[j] = i and fit.b[i] or 0
+  end
+  return core.matrix(b)
+end
+
+--- Fixed-effect coefficients (one vector per factor of des, by code) keyed by
+--- the levels' names: {fe name -> {level -> value}}.
+function M.fixef_by_level(d, des, coefs)
+  local out = {}
+  for j, fe in ipairs(des.fe) do
+    local levels = M.factor_levels(d, des, fe.name)
+    local t = {}
+    for code = 1, coefs[j]:nrow() do t[levels[code] or code] = coefs[j]:get(code, 1) end
+    out[fe.name] = t
+  end
+  return out
+end
+
+--- The regressors of a fit evaluated on new data: a (nrow x k) matrix over
+--- the fit's kept coefficients, in fit.names order, NaN rows where a term
+--- cannot be computed; plus the fixed-effect codes table (name -> level by row).
+--- Linear predictions are predict_matrix * b (+ fixed effects): counterfactual
+--- draws use it to avoid rebuilding the design per draw.
+function M.predict_matrix(fit, newdata)
+  local rhs = fit.formula:match("~(.*)$")
+  local parts = {}
+  for part in (rhs .. "|"):gmatch("(.-)|") do parts[#parts + 1] = part end
+  local des = require("spillover.derive").design_rhs(newdata, parts[1], { intercept = fit.private.design.intercept })
+  local n, k = newdata:nrow(), #fit.names
+  local col = {}
+  for j, nm in ipairs(des.names) do col[nm] = j end
+  local cols = {}
+  for q, nm in ipairs(fit.names) do
+    local j = col[nm]
+    if j == nil then error("predict: the new data do not give the regressor '" .. nm .. "'", 3) end
+    cols[q] = des.X:col(j)
+  end
+  local rows = des.rows
+  local complete = #rows == n
+  for i = 1, #rows do
+    if rows[i] ~= i then complete = false; break end
+  end
+  if complete and k > 0 then
+    -- every row has all its regressors: the columns in fit order, copied in C
+    return k == 1 and cols[1]:copy() or core.matrix.hcat(table.unpack(cols))
+  end
+  local X = core.matrix(n, k, 0 / 0)
+  for q = 1, k do
+    local src = cols[q]
+    for i, r in ipairs(rows) do X:set(r, q, src:get(i, 1)) end
+  end
+  return X
+end
+
+--- Prediction on new data: X b plus the fixed effects of the levels seen in
+--- estimation (NaN for unseen levels or where a regressor is missing).
+--- opts.coef: a table name -> value replacing the estimates (parameter draws).
+function M.predict_linear(fit, newdata, opts)
+  local X = M.predict_matrix(fit, newdata)
+  local b = {}
+  local coef = opts and opts.coef
+  for i, nm in ipairs(fit.names) do b[i] = coef and coef[nm] or fit.b[i] end
+  local out = #fit.names > 0 and X * core.matrix(b) or core.matrix(newdata:nrow(), 1, 0)
+  if fit.fe and #fit.fe > 0 then
+    local fx = fit:fixef()
+    for _, fe in ipairs(fit.fe) do
+      local col = newdata[fe.name]
+      local eff = fx[fe.name]
+      for i = 1, newdata:nrow() do
+        local v = type(col) == "table" and col[i] or col:get(i, 1)
+        local key = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
+        out:set(i, 1, out:get(i, 1) + (eff[key] or 0 / 0))
+      end
+    end
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,199 @@
+-- spillover.vcov_rules: the covariance options of the linear estimators
+-- (vcov = "hc1", {cluster = ...}, {driscoll_kraay = lag}, compat = preset) and
+-- the rules that follow from a package convention.  The conventions are one
+-- table, the C sp_vcov_preset's (read through core.vcov_presets): its C
+-- corrections, which parameters k_df counts and which df t tests use.
+local core = require "spillover.core"
+
+local M = {}
+
+-- ---- the package conventions ------------------------------------------------------
+
+local presets, preset_order = {}, {}
+for i, p in ipairs(core.vcov_presets()) do
+  presets[p.name] = p
+  preset_order[i] = p.name
+end
+M.presets = presets
+
+--- compat name -> true, for every preset.
+local compat_names = {}
+for name in pairs(presets) do compat_names[name] = true end
+M.compat_names = compat_names
+
+-- The names as the error lists them: stata first (the default), then the order of the C table.
+local function preset_list()
+  local names = { "stata" }
+  for _, n in ipairs(preset_order) do if n ~= "stata" then names[#names + 1] = n end end
+  return table.concat(names, ", ", 1, #names - 1) .. " or " .. names[#names]
+end
+
+--- opts.compat, checked against the presets (default "stata").
+function M.check_compat(opts, level)
+  local compat = opts.compat or "stata"
+  if not compat_names[compat] then
+    error("compat: unknown preset '" .. tostring(compat) .. "' (expected " .. preset_list() .. ")", level + 1)
+  end
+  return compat
+end
+
+-- ---- the vcov option -----------------------------------------------------------------
+
+--- Normalise opts.vcov into {type=, cluster={names}, lag=, dof=, gadj=, tdf=}.
+local function parse_vcov(v, level)
+  level = (level or 1) + 1
+  if v == nil then return { type = "iid" } end
+  if type(v) == "string" then
+    local t = v:lower()
+    if t == "classic" or t == "iid" or t == "hc0" or t == "hc1" or t == "hc2" or t == "hc3" then
+      return { type = t == "classic" and "iid" or t }
+    end
+    error("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...} or {driscoll_kraay = lag})", level)
+  end
+  if type(v) ~= "table" then error("vcov: expected a string or a table", level) end
+  local out = { dof = v.dof, gadj = v.gadj, tdf = v.tdf, fix_psd = v.fix_psd, multi0 = v.multi0 }
+  if v.cluster then
+    out.type = "cluster"
+    out.cluster = type(v.cluster) == "string" and { v.cluster } or v.cluster
+    if #out.cluster == 0 then error("vcov: 'cluster' needs at least one variable", level) end
+    out.hc = v.type  -- e.g. {cluster = "firm", type = "hc1"}: plm arellano HC1
+  elseif v.driscoll_kraay ~= nil then
+    out.type = "driscoll_kraay"
+    local lag = v.driscoll_kraay
+    if lag ~= true and math.type(lag) ~= "integer" and not (type(lag) == "number" and lag == math.floor(lag)) then
+      error("vcov: driscoll_kraay must be true (the default lag) or an integer lag 0 <= lag <= T - 1, got " ..
+        tostring(lag), level)
+    end
+    if lag ~= true and lag < 0 then
+      error(string.format("vcov: driscoll_kraay lag %d is negative (expected an integer 0 <= lag <= T - 1, " ..
+        "T the number of periods)", lag), level)
+    end
+    out.lag = lag ~= true and math.tointeger(lag) or nil  -- nil: plm's default floor(T^(1/4))
+  elseif v.type then
+    out = parse_vcov(v.type, level)
+    out.dof, out.gadj, out.tdf = v.dof, v.gadj, v.tdf
+  else
+    error("vcov: a table must have 'cluster', 'driscoll_kraay' or 'type'", level)
+  end
+  return out
+end
+M.parse_vcov = parse_vcov
+
+local function describe_vcov(vc, info)
+  if vc.type == "cluster" then
+    local parts = {}
+    for j, name in ipairs(vc.cluster) do
+      parts[j] = string.format("%s (%d)", name, info.ngroups[j] or 0)
+    end
+    return "clustered by " .. table.concat(parts, " & ")
+  elseif vc.type == "driscoll_kraay" then
+    return string.format("Driscoll-Kraay (lag %d)", info.lag)
+  elseif vc.type == "iid" then
+    return "iid"
+  end
+  return vc.type:upper()
+end
+
+--- k_df for the vcov: which parameters the preset counts.
+local function vcov_kdf(compat, vc, rank, fe_dof, fe_dof_nonnested)
+  if vc.type == "iid" then return rank + fe_dof end
+  local rule = presets[compat] and presets[compat].k_df or "nonnested"
+  if rule == "all" then return rank + fe_dof end  -- LSDV: K counts every dummy
+  if rule == "rank" then return rank end
+  if vc.type == "cluster" then return rank + fe_dof_nonnested end
+  return rank + fe_dof
+end
+
+--- Compute the covariance for a fitted linear model.
+--   X: the (transformed) regressors actually used (kept columns), e: residuals,
+--   bread: (X'X)^-1; ctx: {compat, vcov (parsed), codes = function(name), time_codes,
+--   fe_dof, fe_nested(name) -> dof of FE not nested in that cluster, weights}
+function M.covariance(X, e, bread, ctx)
+  local vc = ctx.vcov
+  local rank = X:ncol()
+  local fe_dof = ctx.fe_dof or 0
+  local opts = { type = vc.type, compat = ctx.compat, weights = ctx.weights }
+  local nonnested = fe_dof
+  if vc.type == "cluster" then
+    opts.cluster, opts.cluster_names = {}, {}
+    for j, name in ipairs(vc.cluster) do
+      opts.cluster[j] = ctx.codes(name)
+      opts.cluster_names[j] = name
+    end
+    if ctx.fe_dof_nonnested then nonnested = ctx.fe_dof_nonnested(vc.cluster) end
+  elseif vc.type == "driscoll_kraay" then
+    opts.time, opts.time_name = ctx.time_codes(), ctx.time_name
+    opts.lag = vc.lag
+  end
+  opts.k_df = vcov_kdf(ctx.compat, vc, rank, fe_dof, nonnested)
+  if vc.type == "cluster" and vc.hc then
+    -- plm's arellano with an HC type: HC0 none, HC1 n/(n-k), sss (n-1)/(n-k) G/(G-1)
+    local h = vc.hc:lower()
+    if h == "hc0" then opts.dof, opts.gadj = "none", "none"
+    elseif h == "hc1" then opts.dof, opts.gadj = "n/(n-k)", "none"
+    elseif h == "sss" then opts.dof, opts.gadj = "(n-1)/(n-k)", "each"
+    else error("vcov: cluster type must be hc0, hc1 or sss, got '" .. vc.hc .. "'", 3) end
+  end
+  opts.dof = vc.dof or opts.dof
+  opts.gadj = vc.gadj or opts.gadj
+  opts.tdf = vc.tdf or opts.tdf
+  opts.fix_psd, opts.multi0 = vc.fix_psd, vc.multi0
+  local V, info = core.vcov(X, e, bread, opts)
+  return V, info, describe_vcov(vc, info)
+end
+
+
+--- Degrees of freedom of t tests: G - 1 (T - 1) where the preset says so
+--- (its t_df_groups: stata, fixest, statsmodels; or tdf = "clusters"), else df_resid.
+function M.t_df(vc, compat, vinfo, df_resid)
+  local by_groups = (vc.type == "cluster" or vc.type == "driscoll_kraay") and vc.tdf ~= "resid" and
+    (vc.tdf == "clusters" or (presets[compat] ~= nil and presets[compat].t_df_groups))
+  return (by_groups and vinfo) and vinfo.df_t or df_resid
+end
+
+--- df2 of a robust joint Wald F: min G - 1 for one-way or CGM clusters, T - 1
+--- for Driscoll-Kraay, df_resid otherwise (and for plm's vcovDC).
+function M.wald_df2(vc, vinfo, df_resid)
+  if vc.type == "cluster" and not vc.multi0 then
+    local df2 = math.huge
+    for _, g in ipairs(vinfo.ngroups) do df2 = math.min(df2, g - 1) end
+    return df2
+  elseif vc.type == "driscoll_kraay" then
+    return vinfo.nperiods - 1
+  end
+  return df_resid
+end
+
+--- fit.stats.n_clusters: the number of clusters for one-way clustering, an
+--- array of one count per dimension for multiway clustering.
+function M.n_clusters(vinfo)
+  local g = vinfo.ngroups
+  if #g == 1 then return g[1] end
+  return g
+end
+
+--- The context M.covariance needs for a design: cluster codes, DK periods,
+--- and the absorbed parameters not nested in the clusters (fixest/reghdfe
+--- count only those).
+function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
+  local nfe = #des.fe
+  return {
+    compat = compat, vcov = vc, fe_dof = fe_dof, weights = weights,
+    codes = function(name) return core.codes(des, name) end,
+    time_codes = function() return core.codes(des, d:panel_info().time) end,
+    time_name = vc.type == "driscoll_kraay" and d:panel_info().time or nil,
+    fe_dof_nonnested = function(clusters)
+      if nfe == 0 then return 0 end
+      local dof = fe_dof
+      local _, levels = absorb:info()
+      for j = 1, nfe do
+        for _, cname in ipairs(clusters) do
+          if absorb:nested(j, core.codes(des, cname)) then dof = dof - levels[j]; break end
+        end
+      end
+      return math.max(dof, 0)
+    end,
+  }
+end
+
+return M
