@@ -9,6 +9,7 @@
 local core = require "spillover.core"
 local linear = require "spillover.linear"
 local fitmod = require "spillover.fit"
+local formula_object = require "spillover.formula"
 local dist = core.dist
 
 local M = {}
@@ -93,22 +94,24 @@ local function fe_text(fname, fe, level)
   return fe
 end
 
-local function formula_of(y, rhs, fe)
-  return y .. " ~ " .. table.concat(rhs, " + ") .. (fe and (" | " .. fe) or "")
+--- The formula object "y ~ terms | fe": y a column name, terms and fe
+--- formula text (absent controls are a nil at the end of terms).
+local function formula_of(y, terms, fe)
+  return formula_object.build { response = formula_object.quote(y), terms = terms, fe = fe and { fe } or nil }
 end
 
---- Split a formula into lhs, rhs text, fixed-effect text (IV parts refused).
-local function split_formula(fname, formula, level)
-  if type(formula) ~= "string" then error(fname .. ": expected a formula string", level + 1) end
-  local parts = {}
-  for p in (formula .. "|"):gmatch("(.-)|") do parts[#parts + 1] = p end
-  local lhs, rhs = parts[1]:match("^(.-)~(.*)$")
-  if not lhs then error(fname .. ": '" .. formula .. "' is not a formula \"y ~ x + ... | fe\"", level + 1) end
-  if #parts > 2 or (parts[2] and parts[2]:find("~")) then
-    error(fname .. ": instrumental-variable formulas are not supported here", level + 1)
+--- The formula object of a user's formula "y ~ x + ... | fe" (IV parts refused).
+local function read_formula(fname, formula, level)
+  if type(formula) ~= "string" and not formula_object.is_formula(formula) then
+    error(fname .. ": expected a formula string", level + 1)
   end
-  local fe = parts[2] and fe_text(fname, parts[2], level + 1) or nil
-  return lhs:match("^%s*(.-)%s*$"), rhs:match("^%s*(.-)%s*$"), fe
+  local ok, f = pcall(formula_object.parse, formula)
+  if not ok or not f:response() then
+    error(fname .. ": '" .. tostring(formula) .. "' is not a formula \"y ~ x + ... | fe\"" ..
+      (ok and "" or " (" .. message_of(f):match("^[^\n]*") .. ")"), level + 1)
+  end
+  if f:iv() then error(fname .. ": instrumental-variable formulas are not supported here", level + 1) end
+  return f
 end
 
 --- Type-7 quantile of a sorted array.
@@ -219,8 +222,8 @@ local function ols_extra(d, formula, opts, extra, level)
   local des = core.design(d, formula, { extra = ex })
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
-  local fit = linear.fit_design(d, des, formula, o, compat, vc, ex)
-  fit.depvar = formula:match("^%s*(.-)%s*~")
+  local fit = linear.fit_design(d, des, tostring(formula), o, compat, vc, ex)
+  fit.depvar = formula:response()
   return fit
 end
 
@@ -356,10 +359,10 @@ function M.mediation(d, opts)
   -- decomposition c = c' + sum a_j b_j holds exactly.
   local every = { x, y }
   for _, m in ipairs(ms) do every[#every + 1] = m end
-  local rhs_c = { x, controls }
+  local rhs_c = { formula_object.quote(x), controls }
   local f_total = formula_of(y, rhs_c, fe)
-  local f_out_rhs = { x }
-  for _, m in ipairs(ms) do f_out_rhs[#f_out_rhs + 1] = m end
+  local f_out_rhs = { formula_object.quote(x) }
+  for _, m in ipairs(ms) do f_out_rhs[#f_out_rhs + 1] = formula_object.quote(m) end
   f_out_rhs[#f_out_rhs + 1] = controls
   local f_out = formula_of(y, f_out_rhs, fe)
 
@@ -675,9 +678,10 @@ function M.moderation(d, opts)
     _, means = M.center(d, { xn, mn }, { prefix = prefix })
     xn, mn = prefix .. xn, prefix .. mn
   end
-  local rhs = { xn, mn, xn .. ":" .. mn, controls_text(F, opts.controls, 2) }
+  local qx, qm = formula_object.quote(xn), formula_object.quote(mn)
+  local rhs = { qx, qm, qx .. ":" .. qm, controls_text(F, opts.controls, 2) }
   local formula = formula_of(opts.y, rhs, fe_text(F, opts.fe, 2))
-  local fit = linear.ols(d, formula, { vcov = opts.vcov, compat = opts.compat })
+  local fit = linear.ols(d, tostring(formula), { vcov = opts.vcov, compat = opts.compat })
   fit.depvar = opts.y
   if centre then
     fit.centering = { [opts.x] = { name = xn, mean = means[opts.x] }, [opts.m] = { name = mn, mean = means[opts.m] } }
@@ -1025,7 +1029,7 @@ end
 --- Parse common options of the group tests.
 local function group_setup(F, d, formula, opts, level)
   if type(opts) ~= "table" then error(F .. ": expected an options table {group=, coef=, ...} as argument 3", level + 1) end
-  local lhs, rhs, fe = split_formula(F, formula, level + 1)
+  local f = read_formula(F, formula, level + 1)
   check_column(F, d, opts.group, "group", level + 1)
   local rows, levels = group_rows(d, opts.group)
   local sel = opts.groups
@@ -1045,7 +1049,7 @@ local function group_setup(F, d, formula, opts, level)
   if #levels < 2 then
     error(string.format("%s: the group column '%s' has %d level(s); a comparison needs at least 2", F, opts.group, #levels), level + 1)
   end
-  return lhs, rhs, fe, rows, levels
+  return f, rows, levels
 end
 
 local function coefs_to_test(F, names, coef, level)
@@ -1079,21 +1083,18 @@ end
 --- coefficients are equal across the groups.
 function M.chow(d, formula, opts)
   local F = "chow"
-  local lhs, rhs, fe, rows, levels = group_setup(F, d, formula, opts, 2)
+  local f, rows, levels = group_setup(F, d, formula, opts, 2)
   local group = opts.group
   local all = subset_rows(rows, levels)
   local sub = d:take(all)
   local vc = linear.parse_vcov(opts.vcov, 2)
   local compat = linear.check_compat(opts, 2)
-  local fe_i
-  if fe then
-    local parts = {}
-    for f in fe:gmatch("[^+]+") do parts[#parts + 1] = f:match("^%s*(.-)%s*$") .. "^" .. group end
-    fe_i = table.concat(parts, " + ")
-  end
+  -- Each fixed effect is interacted with the group: fe^group.
+  local fe_i = {}
+  for j, node in ipairs(f.fe) do fe_i[j] = formula_object.format_term(node) .. "^" .. formula_object.quote(group) end
   local extra = linear.extra_vars(sub, vc, opts)
   extra[#extra + 1] = group
-  local ftxt = lhs .. " ~ " .. rhs .. (fe_i and (" | " .. fe_i) or "")
+  local ftxt = tostring(f:without_fe():with_fe(fe_i))
   local des = core.design(sub, ftxt, { extra = extra })
   local n, k = des.n, des.k
   local gcol = column_values(sub, group)
@@ -1207,7 +1208,7 @@ end
 --- group sizes, and the difference recomputed.
 function M.permutation(d, formula, opts)
   local F = "permutation"
-  local _, _, _, rows, levels = group_setup(F, d, formula, opts, 2)
+  local _, rows, levels = group_setup(F, d, formula, opts, 2)
   if #levels ~= 2 then
     error(string.format("%s: '%s' has %d levels (%s); choose two with groups = {\"a\", \"b\"}", F, opts.group, #levels,
       table.concat(levels, ", ")), 2)
@@ -1298,7 +1299,7 @@ end
 --- the groups' estimates enters the variance of the difference.
 function M.sur(d, formula, opts)
   local F = "sur"
-  local _, _, _, rows, levels = group_setup(F, d, formula, opts, 2)
+  local _, rows, levels = group_setup(F, d, formula, opts, 2)
   local vc = linear.parse_vcov(opts.vcov, 2)
   local cl = opts.cluster or (vc.type == "cluster" and vc.cluster[1]) or nil
   if cl then check_column(F, d, cl, "cluster", 2) end
@@ -1478,12 +1479,12 @@ function M.register(scenario)
     name = "mediation",
     fit = function(d, spec, options)
       options = options or spec.options or {}
-      local y, rhs, fe = split_formula("mediation", spec.formula, 2)
-      local terms = {}
-      for t in rhs:gmatch("[^+]+") do terms[#terms + 1] = t:match("^%s*(.-)%s*$") end
-      local x = options.x or terms[1]
-      local controls = {}
-      for _, t in ipairs(terms) do if t ~= x and t ~= "1" and t ~= "0" then controls[#controls + 1] = t end end
+      local f = read_formula("mediation", spec.formula, 2)
+      local y, x = f:response(), options.x or f:terms()[1]
+      local controls, fe = {}, {}
+      for _, t in ipairs(f.rhs) do if t.name ~= x then controls[#controls + 1] = formula_object.format_term(t) end end
+      for j, t in ipairs(f.fe) do fe[j] = formula_object.format_term(t) end
+      fe = #fe > 0 and fe or nil
       local res = M.mediation(d, { x = x, m = options.m, y = y, controls = controls, fe = fe, vcov = spec.vcov,
         compat = spec.compat, bootstrap = options.bootstrap, seed = options.seed, level = options.level,
         cluster = options.cluster })

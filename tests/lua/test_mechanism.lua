@@ -220,6 +220,24 @@ T.near(ch.estimates.log_pcap.NE.estimate, sNE:coef().log_pcap, 1e-10, "chow: gro
 local chall = mech.chow(pr_, f3, { group = "half", vcov = { cluster = "state" } })
 T.check(chall.df1 == 3 and chall.df2 == 47, "chow: all slopes, clustered: F(3, G - 1)")
 
+-- formulas are built and rewritten as objects: column names that need backquotes work
+do
+  local q = pr_:copy()
+  q["US state"], q["my half"], q["ln cap"] = pr_.state, pr_.half, pr_.log_pcap
+  local chq = mech.chow(q, "log_gsp ~ `ln cap` + log_emp + unemp | `US state` + year", { group = "my half", coef = "ln cap" })
+  T.near(chq.statistic, ch.statistic, 1e-10, "chow: a group and fixed effects named with spaces")
+  local rq = mech.mediation(sim:copy(), { x = "x", m = "m", y = "y", controls = "z" })
+  local sq = sim:copy()
+  sq["my x"], sq["my m"] = sim.x, sim.m
+  local rs = mech.mediation(sq, { x = "my x", m = "my m", y = "y", controls = "z" })
+  T.near(rs.effects[1].indirect, rq.effects[1].indirect, 1e-12, "mediation: x and m named with spaces")
+  local mq = mech.moderation(sq, { y = "y", x = "my x", m = "my m", controls = "z" })
+  T.check(mq.index["my x:my m"] ~= nil, "moderation: the interaction of names with spaces", table.concat(mq.names, ","))
+  T.checkerr("chow: instrumental%-variable formulas are not supported", mech.chow, pr_, "log_gsp ~ unemp | log_emp ~ log_pc",
+    { group = "half" })
+  T.checkerr("chow: 'log_gsp log_pcap' is not a formula", mech.chow, pr_, "log_gsp log_pcap", { group = "half" })
+end
+
 local su = mech.sur(pr_, f3, { group = "half", coef = "log_pcap", vcov = { cluster = "state" } })
 -- R: per group lm(... + factor(state) + factor(year)); vcovCL(type = "HC0", cadjust = FALSE) * 48/47
 T.near(su.estimates.log_pcap.NE.se, 0.0722594556441597, 1e-8, "sur: group SE (R sandwich, G/(G-1) over 48 states)")
