@@ -622,6 +622,10 @@ function Fit:tidy(level)
   return sp.frame(cols, { order = { "term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high" } })
 end
 
+--- fit:margins(x, opts): marginal effects of x over its moderators
+--- (spillover.margins, loaded on first use: it builds on this module).
+function Fit:margins(x, opts) return require("spillover.margins").margins(self, x, opts) end
+
 --- Is v a fit object?
 local function is_fit(v) return getmetatable(v) == Fit end
 

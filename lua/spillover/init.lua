@@ -61,7 +61,7 @@ sp.counterfactual = require("spillover.counterfactual").run
 sp.scenario = require "spillover.scenario"
 sp.register_estimator = sp.scenario.register_estimator
 
-local mechanism = require "spillover.mechanism"   -- also attaches fit:margins
+local mechanism = require "spillover.mechanism"
 sp.mechanism = mechanism
 sp.mediation, sp.moderation, sp.center = mechanism.mediation, mechanism.moderation, mechanism.center
 sp.margins, sp.margins_plot, sp.by = mechanism.margins, mechanism.margins_plot, mechanism.by

@@ -377,4 +377,16 @@ local cfb = sp.counterfactual { data = d, fit = sf, entity = "province", time = 
   shocks = { { variable = "dige", change = "+0.1" } }, bootstrap = 5, seed = 3 }
 T.check(cfb.method == "cluster bootstrap" and cfb.groups.all.total.sum_lo ~= nil, "counterfactual: bootstrap refits run")
 
+-- ---- layout: one module per concern behind the facade -------------------------------------
+do
+  local med, mar, het = require "spillover.mediation", require "spillover.margins", require "spillover.heterogeneity"
+  T.check(mech.mediation == med.mediation and mech.as_fit == med.as_fit and mech.boot_ci == med.boot_ci
+    and mech.moderation == mar.moderation and mech.margins == mar.margins and mech.centre == mar.center
+    and mech.chow == het.chow and mech.group_diff == het.group_diff and mech.by == het.by,
+    "spillover.mechanism gathers mediation, margins and heterogeneity under the old names")
+  -- fit:margins is a method fit.lua defines, not one another module attaches to the class
+  local src = debug.getinfo(require("spillover.fit").class.margins, "S").source
+  T.check(src:find("fit%.lua$") ~= nil, "fit:margins is defined in fit.lua", src)
+end
+
 T.done()
