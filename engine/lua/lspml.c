@@ -63,19 +63,17 @@ static size_t *index_array(lua_State *L, int idx, size_t n, const char *what) {
   return a;
 }
 
-/* The source weights: a spillover.weights (its values in the current style),
-   a dense N x N sp.matrix, or a table {n =, i =, j =, x =} of 1-based triplets.  Builds an sp_spw (owned by the caller; freed before
-   any raise by the caller). */
-static int source_weights(lua_State *L, int idx, sp_spw **W, sp_error *err) {
+/* The source weights: a spillover.weights (its values in the current style,
+   used as it is: *owned stays NULL), a dense N x N sp.matrix, or a table
+   {n =, i =, j =, x =} of 1-based triplets (both built into *owned, which the
+   caller frees before any raise). */
+static int source_weights(lua_State *L, int idx, const sp_weights **W, sp_weights **owned, sp_error *err) {
+  *owned = NULL;
   if (luaL_testudata(L, idx, SP_WEIGHTS_T) != NULL) {
-    const sp_weights *w = sp_lua_check_weights(L, idx);
-    size_t *ti = scratch(L, w->nnz, sizeof *ti);
-    for (size_t r = 0; r < w->n; r++)
-      for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++) ti[q] = r;
-    int st = sp_spw_new(w->n, w->nnz, ti, w->col, w->val, W, err);
-    lua_pop(L, 1);
-    return st;
+    *W = sp_lua_check_weights(L, idx);
+    return SP_OK;
   }
+  int st;
   gsl_matrix *m = sp_lua_test_matrix(L, idx);
   if (m != NULL) {
     if (m->size1 != m->size2)
@@ -91,36 +89,37 @@ static int source_weights(lua_State *L, int idx, sp_spw **W, sp_error *err) {
         double v = m->data[r * m->tda + c];
         if (v != 0) { ti[e] = r; tj[e] = c; tx[e] = v; e++; }
       }
-    int st = sp_spw_new(n, nnz, ti, tj, tx, W, err);
+    st = sp_weights_from_triplets(n, nnz, ti, tj, tx, owned, err);
     lua_pop(L, 3);
-    return st;
-  }
-  if (!lua_istable(L, idx)) luaL_argerror(L, idx, "expected an sp.matrix or a table {n=, i=, j=, x=}");
-  lua_getfield(L, idx, "n");
-  int ok = 0;
-  lua_Integer n = lua_tointegerx(L, -1, &ok);
-  lua_pop(L, 1);
-  if (!ok || n < 1) luaL_argerror(L, idx, "triplet weights need a positive integer n");
-  lua_getfield(L, idx, "i");
-  lua_getfield(L, idx, "j");
-  lua_getfield(L, idx, "x");
-  int ti_ = lua_absindex(L, -3), tj_ = lua_absindex(L, -2), tx_ = lua_absindex(L, -1);
-  if (!lua_istable(L, ti_) || !lua_istable(L, tj_) || !lua_istable(L, tx_))
-    luaL_argerror(L, idx, "triplet weights need arrays i, j and x");
-  size_t nnz = (size_t)luaL_len(L, ti_);
-  if ((size_t)luaL_len(L, tj_) != nnz || (size_t)luaL_len(L, tx_) != nnz)
-    luaL_argerror(L, idx, "triplet arrays i, j and x differ in length");
-  size_t *a = index_array(L, ti_, nnz, "i");
-  size_t *b = index_array(L, tj_, nnz, "j");
-  double *x = scratch(L, nnz, sizeof *x);
-  for (size_t e = 0; e < nnz; e++) {
-    lua_rawgeti(L, tx_, (lua_Integer)e + 1);
-    if (lua_type(L, -1) != LUA_TNUMBER) sp_lua_errorf(L, "spml_sample: x[%zu] is not a number", e + 1);
-    x[e] = lua_tonumber(L, -1);
+  } else {
+    if (!lua_istable(L, idx)) luaL_argerror(L, idx, "expected an sp.matrix or a table {n=, i=, j=, x=}");
+    lua_getfield(L, idx, "n");
+    int ok = 0;
+    lua_Integer n = lua_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
+    if (!ok || n < 1) luaL_argerror(L, idx, "triplet weights need a positive integer n");
+    lua_getfield(L, idx, "i");
+    lua_getfield(L, idx, "j");
+    lua_getfield(L, idx, "x");
+    int ti_ = lua_absindex(L, -3), tj_ = lua_absindex(L, -2), tx_ = lua_absindex(L, -1);
+    if (!lua_istable(L, ti_) || !lua_istable(L, tj_) || !lua_istable(L, tx_))
+      luaL_argerror(L, idx, "triplet weights need arrays i, j and x");
+    size_t nnz = (size_t)luaL_len(L, ti_);
+    if ((size_t)luaL_len(L, tj_) != nnz || (size_t)luaL_len(L, tx_) != nnz)
+      luaL_argerror(L, idx, "triplet arrays i, j and x differ in length");
+    size_t *a = index_array(L, ti_, nnz, "i");
+    size_t *b = index_array(L, tj_, nnz, "j");
+    double *x = scratch(L, nnz, sizeof *x);
+    for (size_t e = 0; e < nnz; e++) {
+      lua_rawgeti(L, tx_, (lua_Integer)e + 1);
+      if (lua_type(L, -1) != LUA_TNUMBER) sp_lua_errorf(L, "spml_sample: x[%zu] is not a number", e + 1);
+      x[e] = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+    st = sp_weights_from_triplets((size_t)n, nnz, a, b, x, owned, err);
+    lua_pop(L, 6);
   }
-  int st = sp_spw_new((size_t)n, nnz, a, b, x, W, err);
-  lua_pop(L, 6);
+  *W = *owned;
   return st;
 }
 
@@ -142,12 +141,13 @@ static int l_sample(lua_State *L) {
   luaL_setmetatable(L, SP_SPML_T);
   sp_error err;
   sp_error_clear(&err);
-  sp_spw *W = NULL;
-  int st = source_weights(L, 1, &W, &err);
+  const sp_weights *W = NULL;
+  sp_weights *owned = NULL;
+  int st = source_weights(L, 1, &W, &owned, &err);
   if (st != SP_OK) return sp_lua_error(L, &err);
   u->nunits = W->n;
   st = sp_spml_sample_new(W, nrow, unit, block, (size_t)nblock, restd, &u->s, &err);
-  sp_spw_free(W);
+  sp_weights_free(owned);
   if (st != SP_OK) return sp_lua_error(L, &err);
   return 1;
 }
@@ -171,19 +171,9 @@ static int l_lag(lua_State *L) {
   if (m->size1 != u->s->nrow)
     return sp_lua_errorf(L, "spml lag: the matrix has %zu rows (expected %zu observations)", m->size1, u->s->nrow);
   gsl_matrix *out = sp_lua_matrix_new(L, m->size1, m->size2);
-  if (m->size2 == 0 || m->size1 == 0) return 1;
-  if (m->tda == m->size2) {
-    sp_spw_lag(u->s->Wn, m->data, m->size2, m->tda, out->data);
-  } else {
-    /* A view: go column by column through one pair of scratch columns. */
-    double *x = scratch(L, m->size1, sizeof *x), *y = scratch(L, m->size1, sizeof *y);
-    for (size_t c = 0; c < m->size2; c++) {
-      for (size_t r = 0; r < m->size1; r++) x[r] = m->data[r * m->tda + c];
-      sp_spw_lag(u->s->Wn, x, 1, 1, y);
-      for (size_t r = 0; r < m->size1; r++) out->data[r * out->tda + c] = y[r];
-    }
-    lua_pop(L, 2);
-  }
+  /* column by column: a view's columns are strided like a full matrix's */
+  for (size_t c = 0; c < m->size2; c++)
+    sp_weights_lag_strided(u->s->Wn, m->data + c, m->tda, out->data + c, out->tda);
   return 1;
 }
 

@@ -7,6 +7,9 @@
 ** full precision (Brent alone stops near sqrt(eps) relative, which is what
 ** limits spatialreg's optimize()).
 */
+/* First: weights.h has a field called I, which complex.h makes a macro. */
+#include "spillover/spml.h"
+
 #include <complex.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,10 +19,7 @@
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_min.h>
 #include <gsl/gsl_rng.h>
-#include <gsl/gsl_randist.h>
 #include <lapacke.h>
-
-#include "spillover/spml.h"
 
 /* From OpenBLAS's cblas.h, which cannot be included next to GSL's
    gsl_cblas.h (both define the CBLAS enums). */
@@ -37,149 +37,14 @@ void sp_blas_serial_end(int previous) {
 }
 
 /* {======================================================================
-** CSR matrices
-** ======================================================================= */
-
-void sp_spw_free(sp_spw *w) {
-  if (w == NULL) return;
-  free(w->p);
-  free(w->j);
-  free(w->x);
-  free(w);
-}
-
-static sp_spw *spw_alloc(size_t n, size_t nnz) {
-  sp_spw *w = calloc(1, sizeof *w);
-  if (w == NULL) return NULL;
-  w->n = n;
-  w->p = calloc(n + 1, sizeof *w->p);
-  w->j = malloc((nnz ? nnz : 1) * sizeof *w->j);
-  w->x = malloc((nnz ? nnz : 1) * sizeof *w->x);
-  if (w->p == NULL || w->j == NULL || w->x == NULL) {
-    sp_spw_free(w);
-    return NULL;
-  }
-  return w;
-}
-
-int sp_spw_new(size_t n, size_t nnz, const size_t *i, const size_t *j, const double *x,
-               sp_spw **out, sp_error *err) {
-  *out = NULL;
-  for (size_t e = 0; e < nnz; e++) {
-    if (i[e] >= n || j[e] >= n)
-      return sp_error_set(err, SP_EVALUE, "weights: link %zu joins units %zu and %zu (expected indices below %zu)",
-                          e + 1, i[e] + 1, j[e] + 1, n);
-    if (!isfinite(x[e]))
-      return sp_error_set(err, SP_EVALUE, "weights: link %zu (%zu -> %zu) has a non-finite weight", e + 1,
-                          i[e] + 1, j[e] + 1);
-  }
-  sp_spw *w = spw_alloc(n, nnz);
-  size_t *fill = calloc(n + 1, sizeof *fill);
-  if (w == NULL || fill == NULL) {
-    sp_spw_free(w);
-    free(fill);
-    return sp_error_set(err, SP_ENOMEM, "weights: out of memory for %zu links", nnz);
-  }
-  for (size_t e = 0; e < nnz; e++) w->p[i[e] + 1]++;
-  for (size_t r = 0; r < n; r++) w->p[r + 1] += w->p[r];
-  for (size_t e = 0; e < nnz; e++) {
-    size_t at = w->p[i[e]] + fill[i[e]]++;
-    w->j[at] = j[e];
-    w->x[at] = x[e];
-  }
-  free(fill);
-  /* Sort each row by column (insertion sort: rows are short), then merge
-     duplicates and drop zeros, compacting in place. */
-  size_t out_at = 0;
-  for (size_t r = 0; r < n; r++) {
-    size_t a = w->p[r], b = w->p[r + 1];
-    for (size_t s = a + 1; s < b; s++) {
-      size_t jj = w->j[s];
-      double xx = w->x[s];
-      size_t t = s;
-      while (t > a && w->j[t - 1] > jj) { w->j[t] = w->j[t - 1]; w->x[t] = w->x[t - 1]; t--; }
-      w->j[t] = jj;
-      w->x[t] = xx;
-    }
-    size_t row_start = out_at;
-    for (size_t s = a; s < b; s++) {
-      if (out_at > row_start && w->j[out_at - 1] == w->j[s]) w->x[out_at - 1] += w->x[s];
-      else { w->j[out_at] = w->j[s]; w->x[out_at] = w->x[s]; out_at++; }
-    }
-    size_t keep = row_start;
-    for (size_t s = row_start; s < out_at; s++)
-      if (w->x[s] != 0) { w->j[keep] = w->j[s]; w->x[keep] = w->x[s]; keep++; }
-    out_at = keep;
-    w->p[r] = row_start;
-  }
-  w->p[n] = out_at;
-  w->nnz = out_at;
-  *out = w;
-  return SP_OK;
-}
-
-void sp_spw_lag(const sp_spw *w, const double *x, size_t p, size_t tda, double *out) {
-  for (size_t r = 0; r < w->n; r++) {
-    double *o = out + r * tda;
-    for (size_t c = 0; c < p; c++) o[c] = 0;
-    for (size_t s = w->p[r]; s < w->p[r + 1]; s++) {
-      const double *xr = x + w->j[s] * tda;
-      double v = w->x[s];
-      for (size_t c = 0; c < p; c++) o[c] += v * xr[c];
-    }
-  }
-}
-
-int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_error *err) {
-  size_t n = w->n;
-  double *t = malloc((n ? n : 1) * sizeof *t);
-  if (t == NULL) return sp_error_set(err, SP_ENOMEM, "spatial solve: out of memory (n = %zu)", n);
-  memcpy(z, b, n * sizeof *z);
-  /* The change shrinks by |rho| times the spectral radius per step.  When it
-     makes no new low for STALL steps the iteration diverges, or it is stuck
-     at the rounding level above the tolerance (which happens for rho near
-     -1, where the iterates alternate): stop rather than run on. */
-  enum { STALL = 100 };
-  double best = INFINITY;
-  int since = 0;
-  for (int it = 0; it < 100000; it++) {
-    sp_spw_lag(w, z, 1, 1, t);
-    double change = 0, size = 0;
-    for (size_t r = 0; r < n; r++) {
-      double v = b[r] + rho * t[r];
-      change = fmax(change, fabs(v - z[r]));
-      size = fmax(size, fabs(v));
-      z[r] = v;
-    }
-    if (!isfinite(change)) break;
-    if (change <= 1e-15 * size || size == 0) {
-      free(t);
-      return SP_OK;
-    }
-    if (change < best) {
-      best = change;
-      since = 0;
-    } else if (++since > STALL) {
-      break;
-    }
-  }
-  free(t);
-  return sp_error_set(err, SP_ECONV,
-                      "spatial solve: (I - rho W) z = b did not converge at rho = %g (expected |rho| times the "
-                      "spectral radius of W below 1)", rho);
-}
-
-/* }====================================================================== */
-
-/* {======================================================================
 ** The sample: W restricted to the units present in each block
 ** ======================================================================= */
 
 void sp_spml_sample_free(sp_spml_sample *s) {
   if (s == NULL) return;
-  sp_spw_free(s->Wn);
+  sp_weights_free(s->Wn);
   if (s->Wd)
-    for (size_t d = 0; d < s->ndistinct; d++) sp_spw_free(s->Wd[d]);
+    for (size_t d = 0; d < s->ndistinct; d++) sp_weights_free(s->Wd[d]);
   free(s->Wd);
   free(s->mult);
   free(s->bstart);
@@ -188,7 +53,7 @@ void sp_spml_sample_free(sp_spml_sample *s) {
   free(s);
 }
 
-int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const size_t *block,
+int sp_spml_sample_new(const sp_weights *W, size_t nrow, const size_t *unit, const size_t *block,
                        size_t nblock, int restandardise, sp_spml_sample **out, sp_error *err) {
   *out = NULL;
   size_t N = W->n;
@@ -240,8 +105,8 @@ int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const s
     for (size_t a = bstart[b]; a < bstart[b + 1]; a++) pos[unit[brows[a]]] = brows[a];
     for (size_t a = bstart[b]; a < bstart[b + 1]; a++) {
       size_t u = unit[brows[a]];
-      for (size_t q = W->p[u]; q < W->p[u + 1]; q++)
-        if (pos[W->j[q]] != SIZE_NONE) nnz++;
+      for (size_t q = W->rowptr[u]; q < W->rowptr[u + 1]; q++)
+        if (pos[W->col[q]] != SIZE_NONE) nnz++;
     }
     for (size_t a = bstart[b]; a < bstart[b + 1]; a++) pos[unit[brows[a]]] = SIZE_NONE;
   }
@@ -256,12 +121,12 @@ int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const s
     for (size_t a = bstart[b]; a < bstart[b + 1]; a++) {
       size_t r = brows[a], u = unit[r], e0 = e;
       double sum = 0;
-      for (size_t q = W->p[u]; q < W->p[u + 1]; q++)
-        if (pos[W->j[q]] != SIZE_NONE) {
+      for (size_t q = W->rowptr[u]; q < W->rowptr[u + 1]; q++)
+        if (pos[W->col[q]] != SIZE_NONE) {
           tri_i[e] = r;
-          tri_j[e] = pos[W->j[q]];
-          tri_x[e] = W->x[q];
-          sum += W->x[q];
+          tri_j[e] = pos[W->col[q]];
+          tri_x[e] = W->val[q];
+          sum += W->val[q];
           e++;
         }
       if (e == e0) { s->nempty++; continue; }
@@ -272,7 +137,7 @@ int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const s
     }
     for (size_t a = bstart[b]; a < bstart[b + 1]; a++) pos[unit[brows[a]]] = SIZE_NONE;
   }
-  st = sp_spw_new(nrow, nnz, tri_i, tri_j, tri_x, &s->Wn, err);
+  st = sp_weights_from_triplets(nrow, nnz, tri_i, tri_j, tri_x, &s->Wn, err);
   if (st != SP_OK) goto fail;
   /* Distinct blocks: same unit set -> same restricted matrix. */
   s->Wd = calloc(nblock ? nblock : 1, sizeof *s->Wd);
@@ -303,15 +168,15 @@ int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const s
     for (size_t a = 0; a < nb; a++) pos[unit[brows[bstart[b] + a]]] = a;
     for (size_t a = 0; a < nb; a++) {
       size_t r = brows[bstart[b] + a];
-      for (size_t q = s->Wn->p[r]; q < s->Wn->p[r + 1]; q++) {
+      for (size_t q = s->Wn->rowptr[r]; q < s->Wn->rowptr[r + 1]; q++) {
         tri_i[m] = a;
-        tri_j[m] = pos[unit[s->Wn->j[q]]];
-        tri_x[m] = s->Wn->x[q];
+        tri_j[m] = pos[unit[s->Wn->col[q]]];
+        tri_x[m] = s->Wn->val[q];
         m++;
       }
     }
     for (size_t a = 0; a < nb; a++) pos[unit[brows[bstart[b] + a]]] = SIZE_NONE;
-    st = sp_spw_new(nb, m, tri_i, tri_j, tri_x, &s->Wd[d], err);
+    st = sp_weights_from_triplets(nb, m, tri_i, tri_j, tri_x, &s->Wd[d], err);
   }
   free(first);
   if (st != SP_OK) goto fail;
@@ -379,145 +244,26 @@ void sp_logdet_interval(const sp_logdet *ld, double *lower, double *upper) {
   *upper = ld->upper;
 }
 
-/* Dense row-major copy of w into a (n x n, zeroed first). */
-static void spw_dense(const sp_spw *w, double *a) {
-  memset(a, 0, w->n * w->n * sizeof *a);
-  for (size_t r = 0; r < w->n; r++)
-    for (size_t q = w->p[r]; q < w->p[r + 1]; q++) a[r * w->n + w->j[q]] = w->x[q];
-}
-
-/* Is W = S^-1 C with C symmetric and S a positive diagonal (row-standardised
-   symmetric weights)?  Then D^1/2 W D^-1/2 with d = s is symmetric and has
-   the same eigenvalues.  Fills s (n) on success. */
-static int similar_to_symmetric(const sp_spw *w, double *s) {
-  size_t n = w->n;
-  for (size_t r = 0; r < n; r++) s[r] = 0;
-  size_t *stack = malloc((n ? n : 1) * sizeof *stack);
-  if (stack == NULL) return 0;
-  int ok = 1;
-  for (size_t r0 = 0; r0 < n && ok; r0++) {
-    if (s[r0] != 0) continue;
-    s[r0] = 1;
-    size_t top = 0;
-    stack[top++] = r0;
-    while (top > 0 && ok) {
-      size_t r = stack[--top];
-      for (size_t q = w->p[r]; q < w->p[r + 1]; q++) {
-        size_t c = w->j[q];
-        /* find w_cr */
-        double wcr = 0;
-        for (size_t t = w->p[c]; t < w->p[c + 1]; t++)
-          if (w->j[t] == r) { wcr = w->x[t]; break; }
-        if (wcr == 0 || (w->x[q] > 0) != (wcr > 0)) { ok = 0; break; }
-        double want = s[r] * w->x[q] / wcr;  /* s_r w_rc = s_c w_cr */
-        if (!(want > 0)) { ok = 0; break; }
-        if (s[c] == 0) { s[c] = want; stack[top++] = c; }
-        else if (fabs(s[c] - want) > 1e-10 * want) { ok = 0; break; }
-      }
-    }
-  }
-  free(stack);
-  return ok;
-}
-
-static int block_eigen(const sp_spw *w, double *re, double *im, sp_error *err) {
-  size_t n = w->n;
-  if (n == 0) return SP_OK;
-  double *a = malloc(n * n * sizeof *a);
-  double *s = malloc(n * sizeof *s);
-  if (a == NULL || s == NULL) {
-    free(a); free(s);
-    return sp_error_set(err, SP_ENOMEM, "spatial eigenvalues: out of memory for a %zu x %zu block", n, n);
-  }
-  lapack_int info;
-  if (similar_to_symmetric(w, s)) {
-    memset(a, 0, n * n * sizeof *a);
-    for (size_t r = 0; r < n; r++)
-      for (size_t q = w->p[r]; q < w->p[r + 1]; q++)
-        a[r * n + w->j[q]] = w->x[q] * sqrt(s[r] / s[w->j[q]]);
-    for (size_t r = 0; r < n; r++)  /* symmetrise the rounding */
-      for (size_t c = r + 1; c < n; c++) a[r * n + c] = a[c * n + r] = 0.5 * (a[r * n + c] + a[c * n + r]);
-    int threads = sp_blas_serial_begin();
-    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, a, (lapack_int)n, re);
-    sp_blas_serial_end(threads);
-    for (size_t r = 0; r < n; r++) im[r] = 0;
-  } else {
-    spw_dense(w, a);
-    int threads = sp_blas_serial_begin();
-    info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, a, (lapack_int)n, re, im, NULL, 1, NULL, 1);
-    sp_blas_serial_end(threads);
-  }
-  free(a);
-  free(s);
-  if (info != 0)
-    return sp_error_set(err, SP_ECONV, "spatial eigenvalues: LAPACK failed (info %d) on a %zu x %zu block",
-                        (int)info, n, n);
-  return SP_OK;
-}
-
-/* out = U x with U = (W - a I) / b (n-vectors). */
-static void shifted_lag(const sp_spw *w, double a, double b, const double *x, double *out) {
-  sp_spw_lag(w, x, 1, 1, out);
-  for (size_t r = 0; r < w->n; r++) out[r] = (out[r] - a * x[r]) / b;
-}
-
 /* Traces of U^k (k = 0..m) and of the Chebyshev polynomials T_k(U) for one
    block, U = (W - a I) / b, added (times mult) into tpow and tcheb: exact for
-   k <= 2, estimated with nvec Gaussian vectors above (Barry & Pace 1999). */
-static int block_moments(const sp_spw *w, size_t mult, double sa, double sb, const sp_logdet_options *o,
-                         gsl_rng *rng, double *tpow, double *tcheb, sp_error *err) {
-  size_t n = w->n, m = o->order;
-  double w1 = 0, w2 = 0;
-  for (size_t r = 0; r < n; r++)
-    for (size_t q = w->p[r]; q < w->p[r + 1]; q++) {
-      size_t c = w->j[q];
-      if (c == r) w1 += w->x[q];
-      for (size_t t = w->p[c]; t < w->p[c + 1]; t++)
-        if (w->j[t] == r) w2 += w->x[q] * w->x[t];
-    }
-  /* tr(U) and tr(U^2) from tr(W), tr(W^2) */
-  double t1 = (w1 - sa * (double)n) / sb, t2 = (w2 - 2 * sa * w1 + sa * sa * (double)n) / (sb * sb);
-  double *x = malloc(5 * (n ? n : 1) * sizeof *x);
-  double *est = calloc(2 * (m + 1), sizeof *est);
-  if (x == NULL || est == NULL) {
-    free(x); free(est);
-    return sp_error_set(err, SP_ENOMEM, "spatial log-determinant: out of memory (block of %zu units)", n);
-  }
-  double *v = x + n, *u0 = x + 2 * n, *u1 = x + 3 * n, *t = x + 4 * n;
-  for (size_t p = 0; p < o->nvec && n > 0; p++) {
-    double xx = 0;
-    for (size_t r = 0; r < n; r++) { x[r] = gsl_ran_gaussian_ziggurat(rng, 1.0); xx += x[r] * x[r]; }
-    memcpy(v, x, n * sizeof *v);
-    memcpy(u0, x, n * sizeof *u0);  /* T_0 x */
-    shifted_lag(w, sa, sb, x, u1);   /* T_1 x */
+   k <= 2, estimated with nvec random vectors above (Barry & Pace 1999). */
+static int block_moments(const sp_weights *w, size_t mult, double sa, double sb, const sp_logdet_options *o,
+                         uint64_t seed, double *tpow, double *tcheb, sp_error *err) {
+  size_t m = o->order;
+  double *est = malloc(2 * m * sizeof *est);
+  if (est == NULL)
+    return sp_error_set(err, SP_ENOMEM, "spatial log-determinant: out of memory (block of %zu units)", w->n);
+  int st = sp_weights_traces_mc_shifted(w, sa, sb, m, o->nvec, seed, est, est + m, err);
+  if (st == SP_OK) {
+    tpow[0] += (double)mult * (double)w->n;
+    tcheb[0] += (double)mult * (double)w->n;
     for (size_t k = 1; k <= m; k++) {
-      shifted_lag(w, sa, sb, v, t);
-      memcpy(v, t, n * sizeof *v);
-      double a = 0, c = 0;
-      for (size_t r = 0; r < n; r++) { a += x[r] * v[r]; c += x[r] * u1[r]; }
-      est[k] += n * a / xx;
-      est[m + 1 + k] += n * c / xx;
-      /* T_{k+1} x = 2 U T_k x - T_{k-1} x */
-      shifted_lag(w, sa, sb, u1, t);
-      for (size_t r = 0; r < n; r++) {
-        double nxt = 2 * t[r] - u0[r];
-        u0[r] = u1[r];
-        u1[r] = nxt;
-      }
+      tpow[k] += (double)mult * est[k - 1];
+      tcheb[k] += (double)mult * est[m + k - 1];
     }
   }
-  for (size_t k = 0; k <= m; k++) {
-    double tp, tc;
-    if (k == 0) tp = tc = (double)n;
-    else if (k == 1) tp = tc = t1;
-    else if (k == 2) { tp = t2; tc = 2 * t2 - (double)n; }
-    else { tp = est[k] / (double)o->nvec; tc = est[m + 1 + k] / (double)o->nvec; }
-    tpow[k] += (double)mult * tp;
-    tcheb[k] += (double)mult * tc;
-  }
-  free(x);
   free(est);
-  return SP_OK;
+  return st;
 }
 
 int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet **out, sp_error *err) {
@@ -547,12 +293,12 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   double emin = 0, emax = 0, radius = 0;  /* real parts' range, largest modulus */
   int real = 1;                            /* every eigenvalue is real */
   for (size_t d = 0; d < s->ndistinct; d++) {
-    const sp_spw *w = s->Wd[d];
+    const sp_weights *w = s->Wd[d];
     size_t n = w->n;
     if ((o->method == SP_LOGDET_MC || o->method == SP_LOGDET_CHEBYSHEV) && n > SP_SPML_DIRECT_MAX) {
       for (size_t r = 0; r < n; r++) {
         double sum = 0;
-        for (size_t q = w->p[r]; q < w->p[r + 1]; q++) sum += fabs(w->x[q]);
+        for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++) sum += fabs(w->val[q]);
         emin = fmin(emin, -sum);
         emax = fmax(emax, sum);
         radius = fmax(radius, sum);
@@ -563,7 +309,7 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
     ld->re[d] = malloc((n ? n : 1) * sizeof **ld->re);
     ld->im[d] = malloc((n ? n : 1) * sizeof **ld->im);
     if (ld->re[d] == NULL || ld->im[d] == NULL) goto nomem;
-    if ((st = block_eigen(w, ld->re[d], ld->im[d], err)) != SP_OK) goto fail;
+    if ((st = sp_weights_eigenvalues(w, ld->re[d], ld->im[d], err)) != SP_OK) goto fail;
     for (size_t r = 0; r < n; r++) {
       emin = fmin(emin, ld->re[d][r]);
       emax = fmax(emax, ld->re[d][r]);
@@ -603,12 +349,9 @@ int sp_logdet_new(const sp_spml_sample *s, const sp_logdet_options *o, sp_logdet
   } else {
     ld->tpow = calloc(o->order + 1, sizeof *ld->tpow);
     ld->tcheb = calloc(o->order + 1, sizeof *ld->tcheb);
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (ld->tpow == NULL || ld->tcheb == NULL || rng == NULL) { gsl_rng_free(rng); goto nomem; }
-    gsl_rng_set(rng, o->seed);
-    for (size_t d = 0; d < s->ndistinct && st == SP_OK; d++)
-      st = block_moments(s->Wd[d], s->mult[d], ld->a, ld->b, o, rng, ld->tpow, ld->tcheb, err);
-    gsl_rng_free(rng);
+    if (ld->tpow == NULL || ld->tcheb == NULL) goto nomem;
+    for (size_t d = 0; d < s->ndistinct && st == SP_OK; d++)  /* one probe stream per block */
+      st = block_moments(s->Wd[d], s->mult[d], ld->a, ld->b, o, (uint64_t)o->seed + d, ld->tpow, ld->tcheb, err);
     if (st != SP_OK) goto fail;
   }
   *out = ld;
@@ -621,12 +364,12 @@ fail:
 }
 
 /* Dense A = I - rho W of one block into a (row-major), then LU in place. */
-static int lu_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_error *err) {
+static int lu_block(const sp_weights *w, double rho, double *a, lapack_int *piv, sp_error *err) {
   size_t n = w->n;
   memset(a, 0, n * n * sizeof *a);
   for (size_t r = 0; r < n; r++) {
     a[r * n + r] = 1;
-    for (size_t q = w->p[r]; q < w->p[r + 1]; q++) a[r * n + w->j[q]] -= rho * w->x[q];
+    for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++) a[r * n + w->col[q]] -= rho * w->val[q];
   }
   int threads = sp_blas_serial_begin();
   lapack_int info = LAPACKE_dgetrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)n, a, (lapack_int)n, piv);
@@ -637,7 +380,7 @@ static int lu_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_
 }
 
 /* Dense inverse of I - rho W (one block) into a; piv scratch of n. */
-static int inverse_block(const sp_spw *w, double rho, double *a, lapack_int *piv, sp_error *err) {
+static int inverse_block(const sp_weights *w, double rho, double *a, lapack_int *piv, sp_error *err) {
   int st = lu_block(w, rho, a, piv, err);
   if (st != SP_OK) return st;
   int threads = sp_blas_serial_begin();
@@ -651,7 +394,7 @@ static int inverse_block(const sp_spw *w, double rho, double *a, lapack_int *piv
 int sp_spml_solve(const sp_spml_sample *s, double rho, const double *b, double *z, sp_error *err) {
   sp_error first;
   sp_error_clear(&first);
-  int st = sp_spw_solve(s->Wn, rho, b, z, &first);
+  int st = sp_weights_solve(s->Wn, rho, b, z, &first);
   if (st != SP_ECONV) {
     if (st != SP_OK) *err = first;
     return st;
@@ -671,7 +414,7 @@ int sp_spml_solve(const sp_spml_sample *s, double rho, const double *b, double *
     goto done;
   }
   for (size_t d = 0; d < s->ndistinct; d++) {
-    const sp_spw *w = s->Wd[d];
+    const sp_weights *w = s->Wd[d];
     lapack_int n = (lapack_int)w->n;
     if (n == 0) continue;
     if ((st = lu_block(w, rho, a, piv, err)) != SP_OK) goto done;
@@ -733,7 +476,7 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
     lapack_int *piv = malloc((ld->nmax ? ld->nmax : 1) * sizeof *piv);
     if (piv == NULL) return sp_error_set(err, SP_ENOMEM, "spatial log-determinant: out of memory");
     for (size_t d = 0; d < s->ndistinct; d++) {
-      const sp_spw *w = s->Wd[d];
+      const sp_weights *w = s->Wd[d];
       size_t n = w->n;
       double *a = ld->work;
       int st = lu_block(w, rho, a, piv, err);
@@ -747,8 +490,8 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
         double *G = ld->work + n * n;
         for (size_t r = 0; r < n; r++) {
           for (size_t c = 0; c < n; c++) G[r * n + c] = 0;
-          for (size_t q = w->p[r]; q < w->p[r + 1]; q++)
-            for (size_t c = 0; c < n; c++) G[r * n + c] += w->x[q] * a[w->j[q] * n + c];
+          for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++)
+            for (size_t c = 0; c < n; c++) G[r * n + c] += w->val[q] * a[w->col[q] * n + c];
         }
         double tg = 0, tg2 = 0;
         for (size_t r = 0; r < n; r++) {
@@ -803,7 +546,7 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
 }
 
 /* tr(G'G) of one block by random Rademacher vectors: E ||G x||^2. */
-static int gtg_stochastic(const sp_spw *w, double rho, size_t nvec, unsigned long seed, double *out, sp_error *err) {
+static int gtg_stochastic(const sp_weights *w, double rho, size_t nvec, unsigned long seed, double *out, sp_error *err) {
   size_t n = w->n;
   double *x = malloc(3 * (n ? n : 1) * sizeof *x);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -816,9 +559,9 @@ static int gtg_stochastic(const sp_spw *w, double rho, size_t nvec, unsigned lon
   int st = SP_OK;
   for (size_t p = 0; p < nvec && st == SP_OK; p++) {
     for (size_t r = 0; r < n; r++) x[r] = gsl_rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
-    st = sp_spw_solve(w, rho, x, z, err);
+    st = sp_weights_solve(w, rho, x, z, err);
     if (st != SP_OK) break;
-    sp_spw_lag(w, z, 1, 1, g);
+    sp_weights_lag(w, z, g);
     for (size_t r = 0; r < n; r++) sum += g[r] * g[r];
   }
   free(x);
@@ -846,7 +589,7 @@ int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, 
     }
   }
   for (size_t d = 0; d < s->ndistinct && st == SP_OK; d++) {
-    const sp_spw *w = s->Wd[d];
+    const sp_weights *w = s->Wd[d];
     size_t n = w->n;
     double m = (double)s->mult[d], b[4] = {0, 0, 0, 0};
     if (n == 0) continue;
@@ -854,9 +597,9 @@ int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, 
       if ((st = inverse_block(w, rho, a, piv, err)) != SP_OK) break;
       for (size_t r = 0; r < n; r++) {
         for (size_t c = 0; c < n; c++) G[r * n + c] = 0;
-        for (size_t q = w->p[r]; q < w->p[r + 1]; q++) {
-          double wx = w->x[q];
-          const double *ar = a + w->j[q] * n;
+        for (size_t q = w->rowptr[r]; q < w->rowptr[r + 1]; q++) {
+          double wx = w->val[q];
+          const double *ar = a + w->col[q] * n;
           double *gr = G + r * n;
           for (size_t c = 0; c < n; c++) gr[c] += wx * ar[c];
         }

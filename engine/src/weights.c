@@ -437,6 +437,65 @@ int sp_weights_copy(const sp_weights *W, sp_weights **out, sp_error *err) {
   return SP_OK;
 }
 
+int sp_weights_from_triplets(size_t n, size_t nnz, const size_t *i, const size_t *j, const double *x,
+                             sp_weights **out, sp_error *err) {
+  *out = NULL;
+  for (size_t e = 0; e < nnz; e++) {
+    if (i[e] >= n || j[e] >= n)
+      return sp_error_set(err, SP_EVALUE, "weights: link %zu joins units %zu and %zu (expected indices below %zu)",
+                          e + 1, i[e] + 1, j[e] + 1, n);
+    if (!isfinite(x[e]))
+      return sp_error_set(err, SP_EVALUE, "weights: link %zu (%zu -> %zu) has a non-finite weight", e + 1,
+                          i[e] + 1, j[e] + 1);
+  }
+  sp_weights *W = alloc_weights(n, nnz, err);
+  size_t *fill = W ? calloc(n + 1, sizeof *fill) : NULL;
+  if (W == NULL || fill == NULL) {
+    sp_weights_free(W);
+    free(fill);
+    return nomem(err, "links");
+  }
+  size_t *p = W->rowptr;
+  memset(p, 0, (n + 1) * sizeof *p);
+  for (size_t e = 0; e < nnz; e++) p[i[e] + 1]++;
+  for (size_t r = 0; r < n; r++) p[r + 1] += p[r];
+  for (size_t e = 0; e < nnz; e++) {
+    size_t at = p[i[e]] + fill[i[e]]++;
+    W->col[at] = j[e];
+    W->val[at] = x[e];
+  }
+  free(fill);
+  /* Sort each row by column (stable insertion sort: rows are short), then
+     sum duplicates in input order and drop zeros, compacting in place. */
+  size_t out_at = 0;
+  for (size_t r = 0; r < n; r++) {
+    size_t a = p[r], b = p[r + 1];
+    for (size_t s = a + 1; s < b; s++) {
+      size_t jj = W->col[s];
+      double xx = W->val[s];
+      size_t t = s;
+      while (t > a && W->col[t - 1] > jj) { W->col[t] = W->col[t - 1]; W->val[t] = W->val[t - 1]; t--; }
+      W->col[t] = jj;
+      W->val[t] = xx;
+    }
+    size_t row_start = out_at;
+    for (size_t s = a; s < b; s++) {
+      if (out_at > row_start && W->col[out_at - 1] == W->col[s]) W->val[out_at - 1] += W->val[s];
+      else { W->col[out_at] = W->col[s]; W->val[out_at] = W->val[s]; out_at++; }
+    }
+    size_t keep = row_start;
+    for (size_t s = row_start; s < out_at; s++)
+      if (W->val[s] != 0) { W->col[keep] = W->col[s]; W->val[keep] = W->val[s]; keep++; }
+    out_at = keep;
+    p[r] = row_start;
+  }
+  p[n] = out_at;
+  W->nnz = out_at;
+  memcpy(W->raw, W->val, out_at * sizeof *W->raw);
+  *out = W;
+  return SP_OK;
+}
+
 static int str_cmp_idx(const void *a, const void *b, const char *const *s) {
   return strcmp(s[*(const size_t *)a], s[*(const size_t *)b]);
 }
@@ -570,6 +629,45 @@ int sp_weights_lag_panel(const sp_weights *W, const double *x, size_t T, int ord
   return SP_OK;
 }
 
+int sp_weights_solve(const sp_weights *W, double rho, const double *b, double *z, sp_error *err) {
+  size_t n = W->n;
+  double *t = malloc((n ? n : 1) * sizeof *t);
+  if (t == NULL) return sp_error_set(err, SP_ENOMEM, "spatial solve: out of memory (n = %zu)", n);
+  memcpy(z, b, n * sizeof *z);
+  /* The change shrinks by |rho| times the spectral radius per step.  When it
+     makes no new low for STALL steps the iteration diverges, or it is stuck
+     at the rounding level above the tolerance (which happens for rho near
+     -1, where the iterates alternate): stop rather than run on. */
+  enum { STALL = 100 };
+  double best = INFINITY;
+  int since = 0;
+  for (int it = 0; it < 100000; it++) {
+    sp_weights_lag(W, z, t);
+    double change = 0, size = 0;
+    for (size_t r = 0; r < n; r++) {
+      double v = b[r] + rho * t[r];
+      change = fmax(change, fabs(v - z[r]));
+      size = fmax(size, fabs(v));
+      z[r] = v;
+    }
+    if (!isfinite(change)) break;
+    if (change <= 1e-15 * size || size == 0) {
+      free(t);
+      return SP_OK;
+    }
+    if (change < best) {
+      best = change;
+      since = 0;
+    } else if (++since > STALL) {
+      break;
+    }
+  }
+  free(t);
+  return sp_error_set(err, SP_ECONV,
+                      "spatial solve: (I - rho W) z = b did not converge at rho = %g (expected |rho| times the "
+                      "spectral radius of W below 1)", rho);
+}
+
 void sp_weights_dense(const sp_weights *W, double *out) {
   size_t n = W->n;
   memset(out, 0, n * n * sizeof *out);
@@ -640,35 +738,55 @@ static int eig_cmp(const void *a, const void *b) {
   return x->im < y->im ? -1 : (x->im > y->im);
 }
 
+/* Is W = S^-1 C with C symmetric and S a positive diagonal?  Then
+   S^1/2 W S^-1/2 is symmetric with the same eigenvalues.  Fills s (n, each
+   connected component scaled from 1) on success. */
+static int similar_to_symmetric(const sp_weights *W, double *s) {
+  size_t n = W->n;
+  for (size_t r = 0; r < n; r++) s[r] = 0;
+  size_t *stack = malloc((n ? n : 1) * sizeof *stack);
+  if (stack == NULL) return 0;
+  int ok = 1;
+  for (size_t r0 = 0; r0 < n && ok; r0++) {
+    if (s[r0] != 0) continue;
+    s[r0] = 1;
+    size_t top = 0;
+    stack[top++] = r0;
+    while (top > 0 && ok) {
+      size_t r = stack[--top];
+      for (size_t q = W->rowptr[r]; q < W->rowptr[r + 1]; q++) {
+        size_t c = W->col[q], t = find_link(W, c, r);
+        double wcr = t == (size_t)-1 ? 0 : W->val[t];
+        if (wcr == 0 || (W->val[q] > 0) != (wcr > 0)) { ok = 0; break; }
+        double want = s[r] * W->val[q] / wcr;  /* s_r w_rc = s_c w_cr */
+        if (!(want > 0)) { ok = 0; break; }
+        if (s[c] == 0) { s[c] = want; stack[top++] = c; }
+        else if (fabs(s[c] - want) > 1e-10 * want) { ok = 0; break; }
+      }
+    }
+  }
+  free(stack);
+  return ok;
+}
+
 int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err) {
   size_t n = W->n;
+  if (n == 0) return SP_OK;
   if (overflow(n, n) || overflow(n * n, sizeof(double))) return nomem(err, "eigenvalues");
-  double *A = calloc(n * n > 0 ? n * n : 1, sizeof *A);
-  if (A == NULL) return nomem(err, "eigenvalues (dense n x n copy)");
-  /* Each style is a row rescaling val = s_i raw with raw symmetric when the
-     pattern and the raw values are symmetric; then D^1/2 raw D^1/2 (D = diag
-     s) is symmetric and similar to W. */
-  int symmetric = 1;
-  for (size_t i = 0; i < n && symmetric; i++)
-    for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++) {
-      size_t q = find_link(W, W->col[p], i);
-      if (q == (size_t)-1 || W->raw[q] != W->raw[p]) { symmetric = 0; break; }
-    }
+  double *A = calloc(n * n, sizeof *A);
+  double *s = malloc(n * sizeof *s);
+  if (A == NULL || s == NULL) { free(A); free(s); return nomem(err, "eigenvalues (dense n x n copy)"); }
+  int symmetric = similar_to_symmetric(W, s);
   lapack_int info;
   int threads;  /* one BLAS thread: the same bits whatever OPENBLAS_NUM_THREADS says */
   if (symmetric) {
-    double *s = malloc((n ? n : 1) * sizeof *s);
-    if (s == NULL) { free(A); return nomem(err, "eigenvalues"); }
-    for (size_t i = 0; i < n; i++) {
-      size_t p = W->rowptr[i];
-      s[i] = p < W->rowptr[i + 1] ? W->val[p] / W->raw[p] : 0;
-    }
-    for (size_t i = 0; i < n; i++)
-      for (size_t p = W->rowptr[i]; p < W->rowptr[i + 1]; p++)
-        A[i * n + W->col[p]] = W->raw[p] * sqrt(s[i] * s[W->col[p]]);
-    free(s);
+    for (size_t r = 0; r < n; r++)
+      for (size_t q = W->rowptr[r]; q < W->rowptr[r + 1]; q++)
+        A[r * n + W->col[q]] = W->val[q] * sqrt(s[r] / s[W->col[q]]);
+    for (size_t r = 0; r < n; r++)  /* symmetrise the rounding */
+      for (size_t c = r + 1; c < n; c++) A[r * n + c] = A[c * n + r] = 0.5 * (A[r * n + c] + A[c * n + r]);
     threads = sp_blas_serial_begin();
-    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'L', (lapack_int)n, A, (lapack_int)n, re);
+    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, A, (lapack_int)n, re);
     sp_blas_serial_end(threads);
     if (info == 0)
       for (size_t i = 0; i < n; i++) im[i] = 0;
@@ -678,8 +796,8 @@ int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error
     info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, A, (lapack_int)n, re, im, NULL, 1, NULL, 1);
     sp_blas_serial_end(threads);
     if (info == 0) {
-      eig *e = malloc((n ? n : 1) * sizeof *e);
-      if (e == NULL) { free(A); return nomem(err, "eigenvalues"); }
+      eig *e = malloc(n * sizeof *e);
+      if (e == NULL) { free(A); free(s); return nomem(err, "eigenvalues"); }
       for (size_t i = 0; i < n; i++) { e[i].re = re[i]; e[i].im = im[i]; }
       qsort(e, n, sizeof *e, eig_cmp);
       for (size_t i = 0; i < n; i++) { re[i] = e[i].re; im[i] = e[i].im; }
@@ -687,10 +805,11 @@ int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error
     }
   }
   free(A);
+  free(s);
   if (info != 0)
     return sp_error_set(err, info > 0 ? SP_ECONV : SP_EVALUE,
-                        "weights: the eigenvalue computation failed (LAPACK %s info %d)",
-                        symmetric ? "dsyevd" : "dgeev", (int)info);
+                        "weights: the eigenvalue computation failed (LAPACK %s info %d on %zu units)",
+                        symmetric ? "dsyevd" : "dgeev", (int)info, n);
   return SP_OK;
 }
 
@@ -756,30 +875,76 @@ static gsl_rng *new_rng(uint64_t seed, sp_error *err) {
 
 int sp_weights_traces_mc(const sp_weights *W, size_t kmax, size_t reps, uint64_t seed,
                          double *out, sp_error *err) {
+  return sp_weights_traces_mc_shifted(W, 0, 1, kmax, reps, seed, out, NULL, err);
+}
+
+/* y = U x with U = (W - shift I) / scale. */
+static void shifted_lag(const sp_weights *W, double shift, double scale, const double *x, double *y) {
+  sp_weights_lag(W, x, y);
+  for (size_t i = 0; i < W->n; i++) y[i] = (y[i] - shift * x[i]) / scale;
+}
+
+int sp_weights_traces_mc_shifted(const sp_weights *W, double shift, double scale, size_t kmax,
+                                 size_t reps, uint64_t seed, double *tpow, double *tcheb,
+                                 sp_error *err) {
   if (kmax == 0) return SP_OK;
   if (reps == 0) return sp_error_set(err, SP_EVALUE, "weights: Monte Carlo traces need at least one probe");
   size_t n = W->n;
-  double *u = malloc(3 * (n ? n : 1) * sizeof *u);
+  /* u the probe, v = U^k u, w scratch, c0 and c1 = T_(k-1)(U) u and T_k(U) u */
+  double *u = malloc(5 * (n ? n : 1) * sizeof *u);
   if (u == NULL) return nomem(err, "traces");
-  double *v = u + n, *w = v + n;
-  gsl_rng *r = new_rng(seed, err);
-  if (r == NULL) { free(u); return SP_ENOMEM; }
-  for (size_t k = 0; k < kmax; k++) out[k] = 0;
+  double *v = u + n, *w = v + n, *c0 = w + n, *c1 = c0 + n;
+  /* seed is the Mersenne Twister's own seed (not mixed as sp.rng's): the
+     log-determinant's `seed` option has always meant that */
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (r == NULL) { free(u); return nomem(err, "random stream"); }
+  gsl_rng_set(r, (unsigned long)seed);
+  for (size_t k = 0; k < kmax; k++) {
+    tpow[k] = 0;
+    if (tcheb) tcheb[k] = 0;
+  }
   for (size_t rep = 0; rep < reps; rep++) {
-    for (size_t i = 0; i < n; i++) v[i] = u[i] = gsl_rng_uniform(r) < 0.5 ? -1.0 : 1.0;
+    double uu = 0;
+    for (size_t i = 0; i < n; i++) {
+      v[i] = u[i] = gsl_ran_gaussian_ziggurat(r, 1.0);
+      uu += u[i] * u[i];
+    }
+    double norm = (double)n / uu / (double)reps;
+    if (tcheb) {
+      memcpy(c0, u, n * sizeof *c0);
+      shifted_lag(W, shift, scale, u, c1);
+    }
     for (size_t k = 0; k < kmax; k++) {
-      sp_weights_lag(W, v, w);
+      shifted_lag(W, shift, scale, v, w);
       double s = 0;
       for (size_t i = 0; i < n; i++) { s += u[i] * w[i]; v[i] = w[i]; }
-      out[k] += s / (double)reps;
+      tpow[k] += s * norm;
+      if (tcheb) {
+        double c = 0;
+        for (size_t i = 0; i < n; i++) c += u[i] * c1[i];
+        tcheb[k] += c * norm;
+        /* T_(k+1) u = 2 U T_k u - T_(k-1) u */
+        shifted_lag(W, shift, scale, c1, w);
+        for (size_t i = 0; i < n; i++) {
+          double next = 2 * w[i] - c0[i];
+          c0[i] = c1[i];
+          c1[i] = next;
+        }
+      }
     }
   }
   gsl_rng_free(r);
   free(u);
-  double t1, t2;
+  /* tr(U) and tr(U^2) exactly, from tr(W) and tr(W^2); T_1 = U, T_2 = 2 U^2 - I */
+  double t1, t2, dn = (double)n;
   traces12(W, &t1, &t2);
-  out[0] = t1;
-  if (kmax >= 2) out[1] = t2;
+  double u1 = (t1 - shift * dn) / scale, u2 = (t2 - 2 * shift * t1 + shift * shift * dn) / (scale * scale);
+  tpow[0] = u1;
+  if (kmax >= 2) tpow[1] = u2;
+  if (tcheb) {
+    tcheb[0] = u1;
+    if (kmax >= 2) tcheb[1] = 2 * u2 - dn;
+  }
   return SP_OK;
 }
 

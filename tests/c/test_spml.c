@@ -20,17 +20,17 @@ static void near(double got, double want, double tol, const char *what) {
 }
 
 /* A ring of n units, row-standardised: eigenvalues cos(2 pi k / n). */
-static sp_spw *ring(size_t n) {
+static sp_weights *ring(size_t n) {
   size_t i[64], j[64];
   double x[64];
   for (size_t r = 0; r < n; r++) {
     i[2 * r] = r; j[2 * r] = (r + 1) % n; x[2 * r] = 0.5;
     i[2 * r + 1] = r; j[2 * r + 1] = (r + n - 1) % n; x[2 * r + 1] = 0.5;
   }
-  sp_spw *w = NULL;
+  sp_weights *w = NULL;
   sp_error err;
   sp_error_clear(&err);
-  if (sp_spw_new(n, 2 * n, i, j, x, &w, &err) != SP_OK) return NULL;
+  if (sp_weights_from_triplets(n, 2 * n, i, j, x, &w, &err) != SP_OK) return NULL;
   return w;
 }
 
@@ -38,18 +38,18 @@ int main(void) {
   sp_error err;
   sp_error_clear(&err);
   size_t n = 7;
-  sp_spw *W = ring(n);
+  sp_weights *W = ring(n);
   check(W != NULL && W->nnz == 14, "ring: 14 links");
 
   /* duplicates are summed, out-of-range rejected */
   size_t di[3] = {0, 0, 1}, dj[3] = {1, 1, 0};
   double dx[3] = {0.25, 0.25, 1};
-  sp_spw *D = NULL;
-  check(sp_spw_new(2, 3, di, dj, dx, &D, &err) == SP_OK && D->nnz == 2 && D->x[0] == 0.5, "duplicates summed");
-  sp_spw_free(D);
+  sp_weights *D = NULL;
+  check(sp_weights_from_triplets(2, 3, di, dj, dx, &D, &err) == SP_OK && D->nnz == 2 && D->val[0] == 0.5, "duplicates summed");
+  sp_weights_free(D);
   size_t bi[1] = {5}, bj[1] = {0};
   double bx[1] = {1};
-  check(sp_spw_new(2, 1, bi, bj, bx, &D, &err) == SP_EVALUE && strstr(err.msg, "indices below 2") != NULL,
+  check(sp_weights_from_triplets(2, 1, bi, bj, bx, &D, &err) == SP_EVALUE && strstr(err.msg, "indices below 2") != NULL,
         "index out of range is SP_EVALUE");
 
   /* cross-section sample */
@@ -119,17 +119,17 @@ int main(void) {
 
   /* solve */
   double b[7] = {1, 0, 0, 0, 0, 0, 0}, z[7], Wz[7];
-  check(sp_spw_solve(S->Wn, rho, b, z, &err) == SP_OK, "solve converges");
-  sp_spw_lag(S->Wn, z, 1, 1, Wz);
+  check(sp_weights_solve(S->Wn, rho, b, z, &err) == SP_OK, "solve converges");
+  sp_weights_lag(S->Wn, z, Wz);
   double res = 0;
   for (size_t r = 0; r < n; r++) res = fmax(res, fabs(z[r] - rho * Wz[r] - b[r]));
   check(res < 1e-13, "solve: (I - rho W) z = b");
-  check(sp_spw_solve(S->Wn, 1.5, b, z, &err) == SP_ECONV && strstr(err.msg, "did not converge") != NULL,
+  check(sp_weights_solve(S->Wn, 1.5, b, z, &err) == SP_ECONV && strstr(err.msg, "did not converge") != NULL,
         "solve: divergence reported");
   /* Beyond -1 the iteration diverges; the sample's solve goes direct. */
-  check(sp_spw_solve(S->Wn, rho_neg, b, z, &err) == SP_ECONV, "iterative solve fails at rho = -1.05");
+  check(sp_weights_solve(S->Wn, rho_neg, b, z, &err) == SP_ECONV, "iterative solve fails at rho = -1.05");
   check(sp_spml_solve(S, rho_neg, b, z, &err) == SP_OK, "sample solve at rho = -1.05 (direct)");
-  sp_spw_lag(S->Wn, z, 1, 1, Wz);
+  sp_weights_lag(S->Wn, z, Wz);
   res = 0;
   for (size_t r = 0; r < n; r++) res = fmax(res, fabs(z[r] - rho_neg * Wz[r] - b[r]));
   check(res < 1e-13, "direct solve: (I - rho W) z = b");
@@ -140,7 +140,7 @@ int main(void) {
     size_t *bi_ = malloc(2 * nb * sizeof *bi_), *bj_ = malloc(2 * nb * sizeof *bj_), *bu = malloc(nb * sizeof *bu);
     size_t *bb = calloc(nb, sizeof *bb);
     double *bx_ = malloc(2 * nb * sizeof *bx_), *bv = calloc(nb, sizeof *bv), *bz = malloc(nb * sizeof *bz);
-    sp_spw *R = NULL;
+    sp_weights *R = NULL;
     sp_spml_sample *B = NULL;
     for (size_t r = 0; r < nb; r++) {
       bi_[2 * r] = bi_[2 * r + 1] = r;
@@ -150,12 +150,12 @@ int main(void) {
       bu[r] = r;
     }
     bv[0] = 1;
-    check(sp_spw_new(nb, 2 * nb, bi_, bj_, bx_, &R, &err) == SP_OK &&
+    check(sp_weights_from_triplets(nb, 2 * nb, bi_, bj_, bx_, &R, &err) == SP_OK &&
           sp_spml_sample_new(R, nb, bu, bb, 1, 1, &B, &err) == SP_OK, "a ring of 2001 units");
     check(B != NULL && sp_spml_solve(B, rho_neg, bv, bz, &err) == SP_ECONV && strstr(err.msg, "too large for the direct solve") != NULL,
           "large block: no direct solve, and the message says so");
     sp_spml_sample_free(B);
-    sp_spw_free(R);
+    sp_weights_free(R);
     free(bi_); free(bj_); free(bu); free(bb); free(bx_); free(bv); free(bz);
   }
 
@@ -169,12 +169,12 @@ int main(void) {
   check(P->row_stochastic && P->nempty == 0, "panel: restricted rows re-standardised");
   /* units 1 and 3 lose neighbour 2 in period 1: their only other neighbour gets weight 1 */
   size_t row_u1 = n + 1;  /* period 1 rows: 0, 1, 3, 4, 5, 6 -> unit 1 is row n + 1 */
-  check(P->Wn->p[row_u1 + 1] - P->Wn->p[row_u1] == 1 && P->Wn->x[P->Wn->p[row_u1]] == 1, "panel: absent neighbour dropped");
+  check(P->Wn->rowptr[row_u1 + 1] - P->Wn->rowptr[row_u1] == 1 && P->Wn->val[P->Wn->rowptr[row_u1]] == 1, "panel: absent neighbour dropped");
   /* the direct solve on two distinct blocks, shared by periods 0 and 2 */
   double pbv[20], pz[20], pw[20];
   for (size_t r = 0; r < m; r++) pbv[r] = sin((double)r + 1);
   check(sp_spml_solve(P, rho_neg, pbv, pz, &err) == SP_OK, "panel: direct solve at rho = -1.05");
-  sp_spw_lag(P->Wn, pz, 1, 1, pw);
+  sp_weights_lag(P->Wn, pz, pw);
   res = 0;
   for (size_t r = 0; r < m; r++) res = fmax(res, fabs(pz[r] - rho_neg * pw[r] - pbv[r]));
   check(res < 1e-12, "panel: direct solve: (I - rho W) z = b in every period");
@@ -210,7 +210,7 @@ int main(void) {
   sp_logdet_free(ld);
 
   sp_spml_sample_free(S);
-  sp_spw_free(W);
+  sp_weights_free(W);
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

@@ -197,6 +197,32 @@ int main(void) {
   }
 
   sp_weights_free(W);
+  /* One sparse type for spml too: a general matrix from triplets (duplicates
+     summed, zeros dropped, any finite value), whose raw values are its values.
+     A re-standardised star (centre 0, leaves 1..3; row sums 1) has no
+     symmetric raw weights but is a row rescaling of the symmetric adjacency:
+     the eigenvalues are real, from dsyevd: -1, 0, 0, 1. */
+  {
+    size_t ti[7] = {0, 0, 0, 1, 2, 3, 3}, tj[7] = {1, 2, 3, 0, 0, 0, 0};
+    double tx[7] = {1.0 / 3, 1.0 / 3, 1.0 / 3, 1, 1, 0.5, 0.5};
+    sp_weights *S = NULL;
+    check(sp_weights_from_triplets(4, 7, ti, tj, tx, &S, &err) == SP_OK && S->nnz == 6 && S->val[5] == 1 &&
+          S->raw[5] == 1 && S->style == 'B', "from_triplets: a duplicate summed, raw = val");
+    double re[4], im[4];
+    check(S != NULL && sp_weights_eigenvalues(S, re, im, &err) == SP_OK && im[0] == 0 && im[1] == 0 && im[2] == 0 &&
+          im[3] == 0 && near(re[0], -1, 1e-14) && near(re[1], 0, 1e-14) && near(re[3], 1, 1e-14),
+          "a row rescaling of symmetric weights has a real spectrum (similarity, not dgeev)");
+    double z[4], b[4] = {1, 0, 0, 0}, Wz[4];
+    check(S != NULL && sp_weights_solve(S, 0.5, b, z, &err) == SP_OK, "solve by iteration");
+    if (S) sp_weights_lag(S, z, Wz);
+    check(S != NULL && near(z[0] - 0.5 * Wz[0], 1, 1e-13) && near(z[2] - 0.5 * Wz[2], 0, 1e-13), "solve: (I - rho W) z = b");
+    sp_weights_free(S);
+    size_t bi[1] = {0}, bj[1] = {1};
+    double bx[1] = {INFINITY};
+    check(sp_weights_from_triplets(2, 1, bi, bj, bx, &S, &err) == SP_EVALUE && strstr(err.msg, "non-finite") != NULL,
+          "from_triplets: a non-finite value is SP_EVALUE");
+  }
+
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

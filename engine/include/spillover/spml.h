@@ -1,8 +1,9 @@
 /*
 ** spml.h: maximum-likelihood spatial models (SAR, SEM, SDM, SDEM), the C core.
 **
-** What lives here is what must be fast or exact: a CSR weights matrix over the
-** observations (block-diagonal per period, restricted to the units present),
+** What lives here is what must be fast or exact: the weights over the
+** observations (an sp_weights, the one sparse matrix type of spillover:
+** block-diagonal per period, restricted to the units present),
 ** the log-determinant log|I - rho W| (eigenvalues, dense LU, or the Barry-Pace
 ** Monte Carlo / Chebyshev approximations built on traces of powers of W), the
 ** concentrated log-likelihood and its optimisation (Brent on the interval,
@@ -21,6 +22,7 @@
 #include <stddef.h>
 
 #include "spillover/error.h"
+#include "spillover/weights.h"
 
 /* ---- BLAS threads --------------------------------------------------------------- */
 
@@ -35,33 +37,6 @@
 int sp_blas_serial_begin(void);
 void sp_blas_serial_end(int previous);
 
-/* ---- a sparse square matrix in compressed sparse rows ----------------------- */
-
-typedef struct sp_spw {
-  size_t n;     /* rows = columns */
-  size_t nnz;
-  size_t *p;    /* n + 1 row offsets into j and x */
-  size_t *j;    /* column indices, sorted within each row */
-  double *x;    /* values */
-} sp_spw;
-
-/* Build from triplets (0-based i, j; duplicates are summed, zeros kept out).
-   SP_EVALUE for an index >= n or a non-finite value. */
-int sp_spw_new(size_t n, size_t nnz, const size_t *i, const size_t *j, const double *x,
-               sp_spw **out, sp_error *err);
-void sp_spw_free(sp_spw *w);
-
-/* out = W x for the p columns of a row-major n x p block (row stride tda);
-   out has the same shape and stride and must not alias x. */
-void sp_spw_lag(const sp_spw *w, const double *x, size_t p, size_t tda, double *out);
-
-/* Solve (I - rho W) z = b (n-vectors) by the fixed-point iteration
-   z <- b + rho W z, which converges when |rho| times the spectral radius of W
-   is below 1 (row-standardised W and |rho| < 1).  SP_ECONV when it diverges
-   or stalls above a relative change of 1e-15 (sp_spml_solve then solves
-   directly). */
-int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_error *err);
-
 /* ---- the weights of a sample: one block per period --------------------------- */
 
 /* A sample of nrow observations; row r is unit unit[r] (0-based, < W->n) in
@@ -73,9 +48,9 @@ int sp_spw_solve(const sp_spw *w, double rho, const double *b, double *z, sp_err
    "distinct" block, so a balanced panel costs one N x N problem. */
 typedef struct sp_spml_sample {
   size_t nrow, nblock;
-  sp_spw *Wn;          /* nrow x nrow, rows in sample order */
+  sp_weights *Wn;       /* nrow x nrow, rows in sample order (style 'B': raw = val) */
   size_t ndistinct;
-  sp_spw **Wd;         /* ndistinct blocks, units in increasing order */
+  sp_weights **Wd;      /* ndistinct blocks, units in increasing order */
   size_t *mult;        /* how many periods share each distinct block */
   int row_stochastic;  /* every non-empty row of Wn sums to 1 (within 1e-12) */
   size_t nempty;       /* rows of Wn without neighbours */
@@ -84,7 +59,7 @@ typedef struct sp_spml_sample {
   size_t *dkey;        /* nblock: the distinct block of each block */
 } sp_spml_sample;
 
-int sp_spml_sample_new(const sp_spw *W, size_t nrow, const size_t *unit, const size_t *block,
+int sp_spml_sample_new(const sp_weights *W, size_t nrow, const size_t *unit, const size_t *block,
                        size_t nblock, int restandardise, sp_spml_sample **out, sp_error *err);
 void sp_spml_sample_free(sp_spml_sample *s);
 
@@ -92,7 +67,7 @@ void sp_spml_sample_free(sp_spml_sample *s);
 #define SP_SPML_DIRECT_MAX 2000
 
 /* Solve (I - rho W) z = b over the whole sample (n-vectors, b and z must not
-   alias).  First the iteration of sp_spw_solve; when it stalls or diverges
+   alias).  First the iteration of sp_weights_solve; when it stalls or diverges
    (|rho| times the spectral radius of W near or above 1, which the
    admissible interval allows for negative rho), a dense LU of each distinct
    block, shared by the periods with the same units.  SP_ECONV when the
@@ -148,7 +123,7 @@ int sp_logdet_eval(sp_logdet *ld, double rho, double *val, double *d1, double *d
    the first three exactly from the eigenvalues; LU computes all four
    exactly; MC/Chebyshev use the power series of the estimated traces of W^k.
    tr(G'G) is exact (dense) when every distinct block has at most dense_max
-   units, otherwise estimated with nvec random vectors and sp_spw_solve;
+   units, otherwise estimated with nvec random vectors and sp_weights_solve;
    with want_gtg == 0 it is skipped (t[3] = NaN), which is what impacts need. */
 int sp_logdet_traces(sp_logdet *ld, double rho, size_t dense_max, int want_gtg, double t[4],
                      sp_error *err);

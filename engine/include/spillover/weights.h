@@ -89,6 +89,14 @@ int sp_weights_transpose(const sp_weights *W, sp_weights **out, sp_error *err);
 
 int sp_weights_copy(const sp_weights *W, sp_weights **out, sp_error *err);
 
+/* A general sparse n x n matrix in the same storage, from nnz triplets
+   (0-based i, j): duplicates are summed, zeros left out, and any finite
+   value is taken (negative values and the diagonal included), so a dense
+   matrix or a restricted sample of W (spml.h) fits.  raw = val, style 'B'.
+   SP_EVALUE for an index >= n or a non-finite value, naming the triplet. */
+int sp_weights_from_triplets(size_t n, size_t nnz, const size_t *i, const size_t *j, const double *x,
+                             sp_weights **out, sp_error *err);
+
 void sp_weights_free(sp_weights *W);
 
 /* Label the units (copies the strings).  A duplicate id is SP_EDUP naming it. */
@@ -112,6 +120,13 @@ void sp_weights_lag_strided(const sp_weights *W, const double *x, size_t incx, d
 int sp_weights_lag_panel(const sp_weights *W, const double *x, size_t T, int order, double *y,
                          sp_error *err);
 
+/* Solve (I - rho W) z = b (n-vectors) by the fixed-point iteration
+   z <- b + rho W z, which converges when |rho| times the spectral radius of W
+   is below 1 (row-standardised W and |rho| < 1).  SP_ECONV when it diverges
+   or stalls above a relative change of 1e-15 (sp_spml_solve then solves
+   directly). */
+int sp_weights_solve(const sp_weights *W, double rho, const double *b, double *z, sp_error *err);
+
 /* out (n*n, row-major) = W, dense. */
 void sp_weights_dense(const sp_weights *W, double *out);
 
@@ -128,10 +143,12 @@ size_t sp_weights_islands(const sp_weights *W, size_t *out, size_t cap);
    S2 = sum_i (w_i. + w_.i)^2. */
 int sp_weights_moran_sums(const sp_weights *W, double *S0, double *S1, double *S2, sp_error *err);
 
-/* Eigenvalues of W (n each in re, im), sorted by real part.  When the raw
-   weights are symmetric and the style is a diagonal rescaling of them ('B',
-   'W', 'C', 'U'), W is similar to a symmetric matrix and the eigenvalues are
-   real (dsyevd); otherwise the general dgeev.  O(n^2) memory, O(n^3) time. */
+/* Eigenvalues of W (n each in re, im), sorted by real part.  When W is a
+   row rescaling of a symmetric matrix (W = S^-1 C, S a positive diagonal:
+   symmetric raw weights in any style, or a restricted and re-standardised
+   sample of them), it is similar to the symmetric S^1/2 W S^-1/2 and the
+   eigenvalues are real (dsyevd); otherwise the general dgeev.  O(n^2)
+   memory, O(n^3) time. */
 int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err);
 
 /* out[k-1] = tr(W^k) for k = 1..kmax.  Exact: from sparse products for
@@ -139,10 +156,21 @@ int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error
 #define SP_WEIGHTS_EXACT_MAX 6000
 int sp_weights_traces(const sp_weights *W, size_t kmax, double *out, sp_error *err);
 
-/* Monte Carlo estimates of tr(W^k), k = 1..kmax, from `reps` Rademacher
-   probes u: mean of u' W^k u (Barry-Pace); tr(W) and tr(W^2) are exact. */
+/* Monte Carlo estimates of tr(W^k), k = 1..kmax, from `reps` Gaussian
+   probes x: the mean of n x'W^k x / x'x (Barry & Pace 1999); tr(W) and
+   tr(W^2) are exact.  seed seeds the Mersenne Twister of the probes
+   directly. */
 int sp_weights_traces_mc(const sp_weights *W, size_t kmax, size_t reps, uint64_t seed,
                          double *out, sp_error *err);
+
+/* The same for U = (W - shift I) / scale: tpow[k-1] estimates tr(U^k) and,
+   when tcheb is not NULL, tcheb[k-1] tr(T_k(U)) (T_k the Chebyshev
+   polynomials), k = 1..kmax, from the same probes; k <= 2 exact.  With shift
+   0 and scale 1 tpow is sp_weights_traces_mc's result.  The log-determinant
+   approximations of spml.h (Barry-Pace, Pace-LeSage) are built on it. */
+int sp_weights_traces_mc_shifted(const sp_weights *W, double shift, double scale, size_t kmax,
+                                 size_t reps, uint64_t seed, double *tpow, double *tcheb,
+                                 sp_error *err);
 
 /* ---- Moran's I ------------------------------------------------------------ */
 
