@@ -190,9 +190,9 @@ M.is_dynamic = is_dynamic
 
 --- Predictions on the shocked data; for models with lags of the outcome the
 --- shocked outcome feeds its own lags, period after period.
-local function predict_path(fit, d0, d1, derive, coef, T)
-  local p0 = fit:predict(d0, { coef = coef })
-  local p1 = fit:predict(d1, { coef = coef })
+local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
+  local p0 = fit:predict(d0, { coef = coef, matrix = X0 })
+  local p1 = fit:predict(d1, { coef = coef, matrix = X1 })
   if not is_dynamic(fit) then return p0, p1 end
   local y = fit.design.yname
   local ybase = d0[y]
@@ -313,7 +313,12 @@ function M.run(spec)
     local info = d0:panel_info()
     T = info and info.T or 1
   end
-  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T)
+  -- Linear fits give their regressors on both frames: built once, for the
+  -- point predictions and the draws alike.
+  local fast = fit.predict_matrix ~= nil and not is_dynamic(fit)
+  local X0, X1
+  if fast then X0, X1 = fit:predict_matrix(d0), fit:predict_matrix(d1) end
+  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T, X0, X1)
   local n = d0:nrow()
 
   -- Draws of the effect per row: a table r -> n x 1 matrix.
@@ -321,9 +326,8 @@ function M.run(spec)
   local draws = {}
   if ndraws > 0 then
     local rng = core.rng(spec.seed or 42)
-    local fast = fit.predict_matrix and not is_dynamic(fit)
     local D
-    if fast then D = fit:predict_matrix(d1) - fit:predict_matrix(d0) end
+    if fast then D = X1 - X0 end
     local entity_rows
     if spec.bootstrap and spec.bootstrap > 0 then
       if not (fit.refit and spec.entity) then

@@ -15,6 +15,7 @@
 --   other fields are kept as they are, except names of methods (reserved).
 local core = require "spillover.core"
 local suggest = require "spillover.suggest"
+local F = require "spillover.formula"
 local dist, matrix = core.dist, core.matrix
 
 local Fit = {}
@@ -88,28 +89,14 @@ local function cov_rows(v, k)
   return v
 end
 
---- The lags k >= 1 of the response that the right-hand side uses (sorted,
---- nil when none): l(y, k) and d(y, k) terms, nested in calls too, whose
---- argument is the response as written (y, or log(y) for log(y) ~ l(log(y), 1)).
+--- The lags k >= 1 of the response the model uses (the formula object's
+--- response_lags), nil when none or when the formula is not one spillover
+--- reads (a user estimator's own notation).
 local function response_lags(formula)
-  if type(formula) == "table" and formula.response_lags then
-    local lags = formula:response_lags()
-    return #lags > 0 and lags or nil
-  end
-  if type(formula) ~= "string" then return nil end
-  local ok, tree = pcall(core.formula, formula)
-  if not ok or type(tree) ~= "table" or tree.lhs == nil then return nil end
-  local want, seen, lags = tree.lhs.name, {}, {}
-  local function walk(node)
-    if (node.kind == "lag" or node.kind == "diff") and node.args[1] and node.args[1].name == want and
-        node.k and node.k >= 1 and not seen[node.k] then
-      seen[node.k] = true
-      lags[#lags + 1] = node.k
-    end
-    for _, a in ipairs(node.args or {}) do walk(a) end
-  end
-  for _, term in ipairs(tree.rhs or {}) do walk(term) end
-  table.sort(lags)
+  if formula == nil then return nil end
+  local ok, f = pcall(function() return F.is_formula(formula) and formula or F.parse(formula) end)
+  if not ok then return nil end
+  local lags = f:response_lags()
   return #lags > 0 and lags or nil
 end
 

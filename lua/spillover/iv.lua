@@ -613,15 +613,10 @@ end
 
 --- Prediction on new data: the structural equation X1 b1 + Y2 b2 (+ fixed
 --- effects) evaluated at the observed endogenous regressors, through the OLS
---- predictor on the formula rewritten without its IV part.
+--- predictor (which reads the formula without its IV part).
 function M.predict(fit, newdata, opts)
-  local parts = {}
-  for part in (fit.formula .. "|"):gmatch("([^|]*)|") do parts[#parts + 1] = part end
-  local lhs_rhs = parts[1]
-  local endog = table.concat(fit.endog_names, " + ")
   local proxy = {
-    formula = lhs_rhs .. " + " .. endog .. (#parts == 3 and (" | " .. parts[2]) or ""),
-    private = { design = fit.private.design }, names = fit.names, b = fit.b,
+    formula = fit.formula, private = { design = fit.private.design }, names = fit.names, b = fit.b,
     fe = fit.fe,
     fixef = function() return fit:fixef() end,
   }

@@ -6,6 +6,8 @@
 local core = require "spillover.core"
 local fitmod = require "spillover.fit"
 local suggest = require "spillover.suggest"
+local util = require "spillover.util"
+local F = require "spillover.formula"
 local rules = require "spillover.vcov_rules"
 local predict = require "spillover.predict"
 local dist = core.dist
@@ -180,24 +182,15 @@ M.extra_vars = extra_vars
 
 --- Refuse options that are not a table or carry an unknown key: a typo such as
 --- {vcv = "hc1"} would otherwise be ignored and print iid standard errors.
---- allowed: an array of the option names the estimator reads.
+--- allowed: an array of the option names the estimator reads; the wording
+--- of unknown keys is util.check_options' (with its did-you-mean).  Options
+--- are argument 3 of every estimator that calls this.
 local function check_options(opts, allowed, who, level)
-  level = level + 1
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)), level)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)), level + 1)
   end
-  local ok = {}
-  for _, k in ipairs(allowed) do ok[k] = true end
-  for k in pairs(opts) do
-    if not ok[k] then
-      local names = { table.unpack(allowed) }
-      table.sort(names)
-      error(string.format("%s: unknown option '%s' (expected one of %s)", who, tostring(k),
-        table.concat(names, ", ")), level)
-    end
-  end
-  return opts
+  local checked = util.check_options(opts, allowed, who, level + 1)
+  return checked  -- not a tail call: level counts this function
 end
 M.check_options = check_options
 
@@ -208,6 +201,7 @@ M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "sin
 
 --- sp.ols(d, "y ~ x1 + x2 | fe1 + fe2", {vcov=, compat=, weights=, tol=, maxiter=, threads=})
 function M.ols(d, formula, opts)
+  if F.is_formula(formula) then formula = formula:format() end
   if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
   opts = check_options(opts, M.ols_options, "ols", 2)
   local compat = rules.check_compat(opts, 2)

@@ -18,6 +18,7 @@
 local core = require "spillover.core"
 local linear = require "spillover.linear"
 local fitmod = require "spillover.fit"
+local F = require "spillover.formula"
 local dist = core.dist
 
 local M = {}
@@ -116,22 +117,31 @@ local function check_formula(formula, who, argn)
   if type(formula) ~= "string" then
     error(string.format("%s: expected a formula string as argument %d, got %s", who, argn, type(formula)), 3)
   end
-  if formula:find("|", 1, true) then
+  -- a formula that does not parse is reported by the estimator that reads it
+  local ok, f = pcall(F.parse, formula)
+  if ok and (#f:fe() > 0 or f:iv() ~= nil) then
     error(who .. ": the formula must not have a '|' part (fixed effects or instruments): " ..
       "the effects are chosen with the option 'effect'", 3)
   end
 end
 
---- The formula as R's data.name shows it: the model part, without '|' parts.
+--- The formula as R's data.name shows it: the model part, without fixed
+--- effects or instruments (a formula without them as written).
 local function data_name(formula)
-  return ((formula or ""):gsub("%s*|.*$", ""))
+  if formula == nil then return "" end
+  local ok, f = pcall(F.parse, formula)
+  if not ok then return tostring(formula) end  -- a user fit's own notation
+  if #f:fe() == 0 and f:iv() == nil then return f.text end
+  return f:without_fe():without_iv():format()
 end
 
---- Fixed-effect part of the within formula for an effect.
-local function fe_part(info, effect)
-  if effect == "individual" then return info.entity end
-  if effect == "time" then return info.time end
-  return info.entity .. " + " .. info.time
+--- The formula with the fixed effects of an effect ("individual", "time",
+--- "twoways") added: the within model of plm.
+local function with_effect(formula, info, effect)
+  local fe = {}
+  if effect ~= "time" then fe[#fe + 1] = F.quote(info.entity) end
+  if effect ~= "individual" then fe[#fe + 1] = F.quote(info.time) end
+  return F.parse(formula):with_fe(fe)
 end
 
 local function plm_fit(d, formula)
@@ -237,7 +247,7 @@ function M.pftest(d, formula, opts)
   check_formula(formula, who, 2)
   opts = check_opts(opts, who)
   local effect = choice(opts, "effect", { "individual", "time", "twoways" }, who)
-  local within = plm_fit(d, formula .. " | " .. fe_part(info, effect))
+  local within = plm_fit(d, with_effect(formula, info, effect))
   local pooling = plm_fit(d, formula)
   return f_from_fits(within, pooling, effect, formula)
 end
@@ -398,7 +408,7 @@ function M.phtest(d, formula, opts)
   if not ok or type(pm) ~= "table" or type(pm.re) ~= "function" then
     error("phtest: random effects (spillover.panel_models, sp.re) are not available in this build", 2)
   end
-  local fe = plm_fit(d, formula .. " | " .. fe_part(info, effect))
+  local fe = plm_fit(d, with_effect(formula, info, effect))
   local re = pm.re(d, formula, { method = opts.method or "swar", effect = effect })
   local h = M.hausman(fe, re)
   h.data_name = data_name(formula)
@@ -610,9 +620,9 @@ function M.pcdtest(d, x, opts)
       end
     end
     if model ~= nil then
-      local f = plm_fit(d, model == "within" and (x .. " | " .. fe_part(info, effect)) or x)
+      local f = plm_fit(d, model == "within" and with_effect(x, info, effect) or x)
       e = vector(f:resid())
-      rows = f.design.rows
+      rows = f.private.design.rows
     end
   end
   local id, N = row_codes(d, rows, info.entity)

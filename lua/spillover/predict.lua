@@ -4,6 +4,8 @@
 -- the estimation and never transformed (the within transformation works on a
 -- copy), so none of these rebuilds it.
 local core = require "spillover.core"
+local F = require "spillover.formula"
+local util = require "spillover.util"
 
 local M = {}
 
@@ -15,7 +17,7 @@ function M.factor_levels(d, des, name)
   local levels = {}
   for i = 1, #rows do
     local v = type(col) == "table" and col[rows[i]] or col:get(rows[i], 1)
-    levels[codes[i]] = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
+    levels[codes[i]] = util.key_of(v)
   end
   return levels
 end
@@ -66,10 +68,11 @@ end
 --- Linear predictions are predict_matrix * b (+ fixed effects): counterfactual
 --- draws use it to avoid rebuilding the design per draw.
 function M.predict_matrix(fit, newdata)
-  local rhs = fit.formula:match("~(.*)$")
-  local parts = {}
-  for part in (rhs .. "|"):gmatch("(.-)|") do parts[#parts + 1] = part end
-  local des = require("spillover.derive").design_rhs(newdata, parts[1], { intercept = fit.private.design.intercept })
+  -- the regressors alone: no response (rows need only what X needs), no
+  -- fixed effects (added by predict_linear), endogenous regressors as
+  -- ordinary ones (2SLS predicts from the structural equation)
+  local f = F.parse(fit.formula):without_iv():without_response():without_fe()
+  local des = core.design(newdata, f, { intercept = fit.private.design.intercept })
   local n, k = newdata:nrow(), #fit.names
   local col = {}
   for j, nm in ipairs(des.names) do col[nm] = j end
@@ -98,9 +101,17 @@ end
 
 --- Prediction on new data: X b plus the fixed effects of the levels seen in
 --- estimation (NaN for unseen levels or where a regressor is missing).
---- opts.coef: a table name -> value replacing the estimates (parameter draws).
+--- opts.coef: a table name -> value replacing the estimates (parameter draws);
+--- opts.matrix: predict_matrix(fit, newdata), when the caller has built it
+--- already (a counterfactual needs it for its draws too: one design per frame).
 function M.predict_linear(fit, newdata, opts)
-  local X = M.predict_matrix(fit, newdata)
+  local X = opts and opts.matrix
+  if X == nil then
+    X = M.predict_matrix(fit, newdata)
+  elseif not (type(X) == "userdata" and X.shape and X:nrow() == newdata:nrow() and X:ncol() == #fit.names) then
+    error(string.format("predict: 'matrix' must be predict_matrix(fit, frame): a %d x %d matrix",
+      newdata:nrow(), #fit.names), 3)
+  end
   local b = {}
   local coef = opts and opts.coef
   for i, nm in ipairs(fit.names) do b[i] = coef and coef[nm] or fit.b[i] end
@@ -112,8 +123,7 @@ function M.predict_linear(fit, newdata, opts)
       local eff = fx[fe.name]
       for i = 1, newdata:nrow() do
         local v = type(col) == "table" and col[i] or col:get(i, 1)
-        local key = type(v) == "number" and (v == math.floor(v) and string.format("%d", v) or tostring(v)) or v
-        out:set(i, 1, out:get(i, 1) + (eff[key] or 0 / 0))
+        out:set(i, 1, out:get(i, 1) + (eff[util.key_of(v)] or 0 / 0))
       end
     end
   end

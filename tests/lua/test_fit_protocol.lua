@@ -124,4 +124,67 @@ do
   T.checkerr("not positive semi%-definite", bad.draw, bad, sp.rng(1))
 end
 
+-- ---- one design per fit ---------------------------------------------------------
+-- core.design_stats() counts the designs built (for tests only).  Before the
+-- fit kept its design untransformed, an OLS fit with one fixed effect built
+-- 2 and the counterfactual with draws 5 more (7); now the fit builds 1 and
+-- the counterfactual one per frame (d0, d1).
+do
+  local ids, years, x, y = {}, {}, {}, {}
+  for u = 1, 5 do
+    for t = 2001, 2006 do
+      ids[#ids + 1], years[#years + 1] = "u" .. u, t
+      local xv = u + (u * t % 7) * 0.3
+      x[#x + 1], y[#y + 1] = xv, 2 * xv + u + ((u * 31 + t * 7) % 5) * 0.1
+    end
+  end
+  local d = sp.frame { id = ids, year = years, x = x, y = y }
+  d:panel { entity = "id", time = "year" }
+  local base = core.design_stats().builds
+  local f = sp.ols(d, "y ~ x | id")
+  T.check(core.design_stats().builds - base == 1, "one sp.ols fit with a fixed effect builds one design",
+    tostring(core.design_stats().builds - base))
+  local des = f.private.design
+  T.check(des.y:get(1, 1) == y[1], "the fit's design is kept as built (not demeaned)")
+  local fx = f:fixef()
+  local fitted = f:fitted()
+  local _ = f.stats.r2_overall_corr
+  T.check(core.design_stats().builds - base == 1, "fixed effects, fitted values and the overall R2 reuse it")
+  T.near(fitted:get(3, 1), y[3] - f:resid():get(3, 1), 1e-12, "fitted = y - e in levels")
+  T.near(fx.id.u1 + f:coef().x * x[1], fitted:get(1, 1), 1e-10, "fitted = fixed effect + x b")
+  sp.counterfactual { fit = f, data = d, shocks = { { variable = "x", change = "+10%" } }, draws = 20,
+    entity = "id", time = "year" }
+  local n = core.design_stats().builds - base
+  T.check(n <= 3, "one OLS fit plus a counterfactual with draws builds at most 3 designs (was 7)", tostring(n))
+  -- predict takes the regressor matrix when the caller has it
+  local X = f:predict_matrix(d)
+  local before = core.design_stats().builds
+  local p = f:predict(d, { matrix = X })
+  T.check(core.design_stats().builds == before, "predict with opts.matrix builds no design")
+  T.near(p:get(2, 1), f:predict(d):get(2, 1), 1e-14, "and predicts the same")
+  T.checkerr("'matrix' must be predict_matrix", f.predict, f, d, { matrix = sp.matrix(2, 2, 0) })
+end
+
+-- ---- formulas are rewritten as objects, never as text ------------------------------
+do
+  -- an entity whose name needs backquotes: "y ~ x | firm id" was built as text
+  local ids, years, x, y = {}, {}, {}, {}
+  for u = 1, 6 do
+    for t = 1, 5 do
+      ids[#ids + 1], years[#years + 1] = u, t
+      x[#x + 1] = (u * 7 + t * 3) % 11 + 0.5 * t
+      y[#y + 1] = 1.5 * x[#x] + u + ((u * 5 + t * 11) % 7) * 0.2
+    end
+  end
+  local d = sp.frame { ["firm id"] = ids, year = years, x = x, y = y }
+  d:panel { entity = "firm id", time = "year" }
+  local h = sp.pftest(d, "y ~ x")
+  T.check(h.statistic ~= nil and h.data_name == "y ~ x", "pftest with an entity named 'firm id'")
+  local w = sp.ols(d, "y ~ x | `firm id`")
+  local p = w:predict(d)
+  T.near(p:get(4, 1), w:fitted():get(4, 1), 1e-10, "predict of a fit whose fixed effect needs backquotes")
+  local iv = sp.ols(d, "y ~ 1 | `firm id` | x ~ year")
+  T.check(iv:predict(d):nrow() == d:nrow(), "2SLS predicts through the formula without its IV part")
+end
+
 T.done()
