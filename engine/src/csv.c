@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "spillover/csv.h"
+#include "spillover/strdict.h"
 #include "spillover/file.h"
 #include "spillover/mem.h"
 
@@ -159,84 +160,6 @@ static int parse_inf(const char *s, size_t n, double *out) {
     return 1;
   }
   return 0;
-}
-
-/* ---- the level dictionary --------------------------------------------------------- */
-
-typedef struct {
-  char **lv;         /* n level strings (malloc), handed to the frame at the end */
-  size_t *len;
-  uint32_t *hash;
-  size_t n, cap;
-  int32_t *tab;      /* open addressing: level index or -1 */
-  size_t tmask;
-} dict;
-
-static uint32_t hash_bytes(const char *s, size_t n) {
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-  return h;
-}
-
-static void dict_free(dict *d) {
-  if (d->lv != NULL)
-    for (size_t i = 0; i < d->n; i++) free(d->lv[i]);
-  free(d->lv);
-  free(d->len);
-  free(d->hash);
-  free(d->tab);
-  memset(d, 0, sizeof *d);
-}
-
-static int dict_rehash(dict *d, size_t tsize) {
-  int32_t *t = malloc(tsize * sizeof *t);
-  if (t == NULL) return 0;
-  memset(t, 0xff, tsize * sizeof *t);
-  for (size_t k = 0; k < d->n; k++) {
-    size_t i = d->hash[k] & (tsize - 1);
-    while (t[i] >= 0) i = (i + 1) & (tsize - 1);
-    t[i] = (int32_t)k;
-  }
-  free(d->tab);
-  d->tab = t;
-  d->tmask = tsize - 1;
-  return 1;
-}
-
-/* Code of s[0..n), adding it as a new level if unseen; -1 when out of memory,
-   -2 when there are too many levels for int32 codes. */
-static int32_t dict_intern(dict *d, const char *s, size_t n) {
-  uint32_t h = hash_bytes(s, n);
-  if (d->tab == NULL && !dict_rehash(d, 64)) return -1;
-  size_t i = h & d->tmask;
-  for (int32_t k; (k = d->tab[i]) >= 0; i = (i + 1) & d->tmask)
-    if (d->hash[k] == h && d->len[k] == n && memcmp(d->lv[k], s, n) == 0) return k;
-  if (d->n >= (size_t)INT32_MAX) return -2;
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? 2 * d->cap : 16;
-    char **lv = realloc(d->lv, cap * sizeof *lv);
-    if (lv == NULL) return -1;
-    d->lv = lv;
-    size_t *len = realloc(d->len, cap * sizeof *len);
-    if (len == NULL) return -1;
-    d->len = len;
-    uint32_t *hh = realloc(d->hash, cap * sizeof *hh);
-    if (hh == NULL) return -1;
-    d->hash = hh;
-    d->cap = cap;
-  }
-  char *c = malloc(n + 1);
-  if (c == NULL) return -1;
-  memcpy(c, s, n);
-  c[n] = '\0';
-  int32_t k = (int32_t)d->n;
-  d->lv[k] = c;
-  d->len[k] = n;
-  d->hash[k] = h;
-  d->n++;
-  d->tab[i] = k;
-  if (2 * d->n > d->tmask + 1 && !dict_rehash(d, 2 * (d->tmask + 1))) return -1;
-  return k;
 }
 
 /* ---- the tokenizer ------------------------------------------------------------------- */
@@ -520,7 +443,7 @@ typedef struct {
   size_t flip_row;    /* rows before this are filled by the second pass */
   double *num;
   int32_t *code;
-  dict d;
+  sp_strdict d;
 } colstate;
 
 static void cols_free(colstate *c, size_t n) {
@@ -529,7 +452,7 @@ static void cols_free(colstate *c, size_t n) {
     free(c[j].name);
     sp_mem_free(c[j].num);
     sp_mem_free(c[j].code);
-    dict_free(&c[j].d);
+    sp_strdict_free(&c[j].d);
   }
   free(c);
 }
@@ -544,7 +467,7 @@ static int intern_field(parser *P, colstate *c, const field *f, const char *s, s
     return fail_at(P, SP_EPARSE, f->line, f->lstart, f->pos);
   }
   size_t before = c->d.n;
-  int32_t k = dict_intern(&c->d, s, n);
+  int32_t k = sp_strdict_intern(&c->d, s, n);
   if (k == -1) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
   if (k == -2) {
     sp_error_set(P->err, SP_EVALUE, "column '%s' has more than %d distinct values", c->name, INT32_MAX);
@@ -626,7 +549,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
   const char *p = P->data;
   colstate *cols = NULL;
   size_t ncol = 0;
-  dict names;  /* the header's names, for the duplicate check */
+  sp_strdict names;  /* the header's names, for the duplicate check */
   memset(&names, 0, sizeof names);
   int st = SP_OK;
 
@@ -675,7 +598,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
         c->name[n] = '\0';
         if ((st = check_utf8(P, &f, NULL)) != SP_OK) goto fail;
         /* A hash of the names so far: a header of 1e5 names stays linear. */
-        int32_t k = dict_intern(&names, s, n);
+        int32_t k = sp_strdict_intern(&names, s, n);
         if (k < 0) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
         if ((size_t)k + 1 < ncol) {
           sp_error_set(err, SP_EPARSE,
@@ -693,7 +616,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
       if (*q != P->delim) break;
       q++;
     }
-    dict_free(&names);
+    sp_strdict_free(&names);
     if (opt->header) {
       end_record(P, &q);
       p = q;
@@ -850,7 +773,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
 
 fail:
   cols_free(cols, ncol);
-  dict_free(&names);
+  sp_strdict_free(&names);
   if (err != NULL && err->file[0] == '\0') sp_error_at(err, P->name, err->line, err->col);
   return st;
 }

@@ -110,6 +110,31 @@ long sp_frame_closest(const sp_frame *f, const char *name) {
   return closest_strided(name, (const char *const *)&f->cols[0].name, sizeof *f->cols, f->ncol);
 }
 
+typedef struct {
+  const char *s;
+  size_t idx;
+} lev_idx;
+
+static int cmp_lev_idx(const void *a, const void *b) {
+  return strcmp(((const lev_idx *)a)->s, ((const lev_idx *)b)->s);
+}
+
+int32_t *sp_column_level_ranks(const sp_column *c) {
+  size_t m = c->nlevels;
+  int32_t *rank = malloc((m ? m : 1) * sizeof *rank);
+  lev_idx *li = malloc((m ? m : 1) * sizeof *li);
+  if (rank == NULL || li == NULL) { free(rank); free(li); return NULL; }
+  for (size_t l = 0; l < m; l++) { li[l].s = c->levels[l]; li[l].idx = l; }
+  qsort(li, m, sizeof *li, cmp_lev_idx);
+  int32_t r = -1;
+  for (size_t l = 0; l < m; l++) {
+    if (l == 0 || strcmp(li[l].s, li[l - 1].s) != 0) r++;
+    rank[li[l].idx] = r;
+  }
+  free(li);
+  return rank;
+}
+
 /* Find a slot for a column called name: the existing one (cleared) or a new one. */
 static sp_column *slot_for(sp_frame *f, const char *name, sp_error *err) {
   long j = sp_frame_find(f, name);

@@ -130,32 +130,6 @@ typedef struct {
   int desc;
 } sort_key;
 
-typedef struct {
-  const char *s;
-  size_t idx;
-} lev_idx;
-
-static int cmp_lev_idx(const void *a, const void *b) {
-  return strcmp(((const lev_idx *)a)->s, ((const lev_idx *)b)->s);
-}
-
-/* rank[l] = position of level l in strcmp order (equal strings share a rank). */
-static int32_t *level_ranks(const sp_column *c) {
-  size_t m = c->nlevels;
-  int32_t *rank = malloc((m ? m : 1) * sizeof *rank);
-  lev_idx *li = malloc((m ? m : 1) * sizeof *li);
-  if (rank == NULL || li == NULL) { free(rank); free(li); return NULL; }
-  for (size_t l = 0; l < m; l++) { li[l].s = c->levels[l]; li[l].idx = l; }
-  qsort(li, m, sizeof *li, cmp_lev_idx);
-  int32_t r = -1;
-  for (size_t l = 0; l < m; l++) {
-    if (l == 0 || strcmp(li[l].s, li[l - 1].s) != 0) r++;
-    rank[li[l].idx] = r;
-  }
-  free(li);
-  return rank;
-}
-
 static int cmp_rows(const sort_key *keys, size_t nkeys, size_t a, size_t b) {
   for (size_t k = 0; k < nkeys; k++) {
     const sp_column *c = keys[k].c;
@@ -215,7 +189,7 @@ static int make_keys(const sp_frame *f, const sp_sort_key *spec, size_t nkeys, c
     keys[k].c = sp_frame_column(f, spec[k].name);
     keys[k].desc = spec[k].desc;
     if (keys[k].c == NULL) { free_keys(keys, nkeys); return unknown_column(f, spec[k].name, ctx, err); }
-    if (keys[k].c->type == SP_CATEGORICAL && (keys[k].rank = level_ranks(keys[k].c)) == NULL) {
+    if (keys[k].c->type == SP_CATEGORICAL && (keys[k].rank = sp_column_level_ranks(keys[k].c)) == NULL) {
       free_keys(keys, nkeys);
       return nomem(err, "sorting");
     }

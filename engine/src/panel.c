@@ -61,10 +61,6 @@ static void merge_sort(size_t *idx, size_t *tmp, size_t n, const sort_keys *s) {
   if (src != idx) memcpy(idx, src, n * sizeof *idx);
 }
 
-static int cmp_str_ptr(const void *a, const void *b) {
-  return strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
-}
-
 /* Numeric sort keys for a column: values, or level ranks for categoricals.
    A missing value is an error naming the row. */
 static int column_keys(const sp_column *c, size_t n, double *key, const char *role, sp_error *err) {
@@ -84,17 +80,8 @@ static int column_keys(const sp_column *c, size_t n, double *key, const char *ro
     }
     return SP_OK;
   }
-  size_t L = c->nlevels;
-  const char **ptr = malloc((L ? L : 1) * sizeof *ptr);
-  const char ***pp = malloc((L ? L : 1) * sizeof *pp);
-  double *rank = malloc((L ? L : 1) * sizeof *rank);
-  if (ptr == NULL || pp == NULL || rank == NULL) {
-    free(ptr); free(pp); free(rank);
-    return sp_error_set(err, SP_ENOMEM, "out of memory indexing the panel");
-  }
-  for (size_t i = 0; i < L; i++) { ptr[i] = c->levels[i]; pp[i] = &ptr[i]; }
-  qsort(pp, L, sizeof *pp, cmp_str_ptr);
-  for (size_t i = 0; i < L; i++) rank[pp[i] - ptr] = (double)i;
+  int32_t *rank = sp_column_level_ranks(c);
+  if (rank == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory indexing the panel");
   int st = SP_OK;
   for (size_t r = 0; r < n; r++) {
     if (c->code[r] < 0) {
@@ -102,9 +89,9 @@ static int column_keys(const sp_column *c, size_t n, double *key, const char *ro
       sp_error_var(err, c->name);
       break;
     }
-    key[r] = rank[c->code[r]];
+    key[r] = (double)rank[c->code[r]];
   }
-  free(ptr); free(pp); free(rank);
+  free(rank);
   return st;
 }
 

@@ -31,66 +31,7 @@
 #include "spillover/file.h"
 #include "spillover/mem.h"
 #include "spillover/statfile.h"
-
-/* ---- a small string dictionary (codes in order of first appearance) ------- */
-
-typedef struct {
-  char **lv;
-  size_t n, cap;
-  int32_t *tab;  /* open addressing over lv, -1 empty */
-  size_t tmask;
-} sdict;
-
-static uint32_t shash(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
-static void sdict_free(sdict *d) {
-  for (size_t i = 0; i < d->n; i++) free(d->lv[i]);
-  free(d->lv);
-  free(d->tab);
-  memset(d, 0, sizeof *d);
-}
-
-static int sdict_grow_table(sdict *d, size_t size) {
-  int32_t *t = malloc(size * sizeof *t);
-  if (t == NULL) return 0;
-  memset(t, 0xff, size * sizeof *t);
-  for (size_t k = 0; k < d->n; k++) {
-    size_t i = shash(d->lv[k]) & (size - 1);
-    while (t[i] >= 0) i = (i + 1) & (size - 1);
-    t[i] = (int32_t)k;
-  }
-  free(d->tab);
-  d->tab = t;
-  d->tmask = size - 1;
-  return 1;
-}
-
-/* Code of s (added if new), or -1 when out of memory. */
-static int32_t sdict_intern(sdict *d, const char *s) {
-  if (d->tab == NULL && !sdict_grow_table(d, 64)) return -1;
-  size_t i = shash(s) & d->tmask;
-  for (int32_t k; (k = d->tab[i]) >= 0; i = (i + 1) & d->tmask)
-    if (strcmp(d->lv[k], s) == 0) return k;
-  if (d->n >= (size_t)INT32_MAX) return -1;
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? 2 * d->cap : 16;
-    char **lv = realloc(d->lv, cap * sizeof *lv);
-    if (lv == NULL) return -1;
-    d->lv = lv;
-    d->cap = cap;
-  }
-  char *c = strdup(s);
-  if (c == NULL) return -1;
-  int32_t k = (int32_t)d->n++;
-  d->lv[k] = c;
-  d->tab[i] = k;
-  if (2 * d->n > d->tmask + 1 && !sdict_grow_table(d, 2 * (d->tmask + 1))) return -1;
-  return k;
-}
+#include "spillover/strdict.h"
 
 /* ---- collection -------------------------------------------------------------------- */
 
@@ -99,7 +40,7 @@ typedef struct {
   int is_string;
   double *num;                    /* numeric: cap values, NaN for missing */
   int32_t *code;                  /* string: cap codes into d, -1 missing */
-  sdict d;
+  sp_strdict d;
 } svar;
 
 typedef struct {
@@ -233,7 +174,7 @@ static int on_value(int obs, readstat_variable_t *var, readstat_value_t value, v
   if (v->is_string) {
     const char *s = readstat_string_value(value);
     if (s == NULL || s[0] == '\0') { v->code[r] = -1; return READSTAT_HANDLER_OK; }
-    int32_t k = sdict_intern(&v->d, s);
+    int32_t k = sp_strdict_intern(&v->d, s, strlen(s));
     if (k < 0) return oom(c, "the values");
     v->code[r] = k;
   } else {
@@ -275,7 +216,7 @@ static void ctx_free(sctx *c) {
     free(v->labelset);
     sp_mem_free(v->num);
     sp_mem_free(v->code);
-    sdict_free(&v->d);
+    sp_strdict_free(&v->d);
   }
   free(c->vars);
   for (size_t i = 0; i < c->nlab; i++) { free(c->labels[i].set); free(c->labels[i].label); }
@@ -300,7 +241,7 @@ static int labelled_column(sctx *c, svar *v, size_t nrow, sp_frame *fr) {
   double *vals = malloc((nv ? nv : 1) * sizeof *vals);
   int32_t *lvl = malloc((nv ? nv : 1) * sizeof *lvl);
   int32_t *codes = sp_mem_alloc(nrow * sizeof *codes);
-  sdict d;
+  sp_strdict d;
   memset(&d, 0, sizeof d);
   int st = SP_OK;
   if (vals == NULL || lvl == NULL || codes == NULL) {
@@ -323,7 +264,7 @@ static int labelled_column(sctx *c, svar *v, size_t nrow, sp_frame *fr) {
       if (c->labels[l].value == vals[i] && strcmp(c->labels[l].set, v->labelset) == 0)
         text = c->labels[l].label;
     if (text == NULL) { snprintf(buf, sizeof buf, "%.15g", vals[i]); text = buf; }
-    if ((lvl[i] = sdict_intern(&d, text)) < 0) {
+    if ((lvl[i] = sp_strdict_intern(&d, text, strlen(text))) < 0) {
       st = sp_error_set(err, SP_ENOMEM, "out of memory reading variable '%s'", v->name);
       goto done;
     }
@@ -342,7 +283,7 @@ done:
   free(vals);
   free(lvl);
   sp_mem_free(codes);
-  sdict_free(&d);
+  sp_strdict_free(&d);
   return st;
 }
 

@@ -10,6 +10,7 @@
 #include "spillover/frame.h"
 #include "spillover/frame_ops.h"
 #include "spillover/mem.h"
+#include "spillover/strdict.h"
 
 static int passed, failed;
 
@@ -288,6 +289,34 @@ static void test_take(void) {
   sp_frame_free(f);
 }
 
+/* The one level ranking (sort, group, panel index): strcmp order, equal
+   strings share a rank; and the one string dictionary of the readers. */
+static void test_ranks_and_dict(void) {
+  char *lv[4] = {"b", "a", "c", "a"};
+  sp_column c;
+  memset(&c, 0, sizeof c);
+  c.type = SP_CATEGORICAL;
+  c.levels = lv;
+  c.nlevels = 4;
+  int32_t *rank = sp_column_level_ranks(&c);
+  check(rank != NULL && rank[0] == 1 && rank[1] == 0 && rank[2] == 2 && rank[3] == 0,
+        "level ranks: strcmp order, equal strings share a rank");
+  free(rank);
+  sp_strdict d;
+  memset(&d, 0, sizeof d);
+  int ok = 1;
+  char buf[16];
+  for (int i = 0; i < 1000 && ok; i++) {  /* past several rehashes */
+    snprintf(buf, sizeof buf, "L%d", i % 300);
+    ok = sp_strdict_intern(&d, buf, strlen(buf)) == i % 300;
+  }
+  check(ok && d.n == 300 && strcmp(d.lv[299], "L299") == 0, "strdict: codes in order of first appearance");
+  check(sp_strdict_intern(&d, "a\0b", 3) == 300 && sp_strdict_intern(&d, "a", 1) == 301 &&
+        sp_strdict_intern(&d, "a\0b", 3) == 300 && d.len[300] == 3, "strdict: strings with NUL bytes are their bytes");
+  sp_strdict_free(&d);
+  check(d.n == 0 && d.lv == NULL, "strdict: freed to empty");
+}
+
 int main(void) {
   test_take();
   test_strings();
@@ -296,6 +325,7 @@ int main(void) {
   test_describe();
   test_join();
   test_transforms();
+  test_ranks_and_dict();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

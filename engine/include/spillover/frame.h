@@ -51,6 +51,11 @@ sp_column *sp_frame_column(const sp_frame *f, const char *name);
    that differs only in case wins over any other. */
 long sp_frame_closest(const sp_frame *f, const char *name);
 
+/* rank[l] = the position of level l of a categorical column in strcmp
+   order (equal strings share a rank), malloc'ed; NULL when out of memory.
+   Sorting, grouping and the panel index order categoricals by it. */
+int32_t *sp_column_level_ranks(const sp_column *c);
+
 /* The same rule over n candidate strings: the index of the closest, or -1.
    The one "did you mean" rule of spillover (Lua's spillover.suggest calls it
    through core.closest). */
