@@ -94,6 +94,11 @@ do
   T.check(#t == 2 and t[2][1] == 3 and t[1][2] == 2, "totable gives rows")
   local tv = M{4, 5}:totable()
   T.check(#tv == 2 and tv[2] == 5 and type(tv[1]) == "number", "totable of a vector is flat")
+  local cv, rv, one = M{4, 5}:tovector(), M{{4, 5}}:tovector(), M(1, 1, 7):tovector()
+  T.check(#cv == 2 and cv[2] == 5 and #rv == 2 and rv[1] == 4 and #one == 1 and one[1] == 7,
+    "tovector of n x 1, 1 x n and 1 x 1 matrices is flat")
+  T.checkerr("tovector: expected an n x 1 or 1 x n matrix, got 2 x 2", function() return M{{1, 2}, {3, 4}}:tovector() end)
+  T.check(#M(0, 1):tovector() == 0, "tovector of an empty column is empty")
 end
 
 -- ---- printing (compared with R's print) -----------------------------------
