@@ -247,6 +247,7 @@ ppml = function(data, model, options)
   -- fixed effect of (y - exp(x'b* + fe)) = 0, the condition the baseline fit
   -- satisfies.  That is a Poisson fit of the fixed effects alone with offset
   -- x'b*: IRLS again, from the baseline's fixed effects (a few iterations).
+  local rhs = sp.formula(formula):without_response()
   local last_b, last_fixef          -- draws predict twice with the same b*: keep the last
   local function recentred(coef)
     local bs, same = {}, last_b ~= nil
@@ -278,11 +279,9 @@ ppml = function(data, model, options)
     local coef = popts and popts.coef
     local fx = self.private.fixef
     if coef and nfe > 0 then fx = recentred(coef) end
-    -- The regressors on `frame`: the formula with a constant response, so
+    -- The regressors on `frame`: the design of the right-hand side alone, so
     -- rows with a missing outcome are predicted too.
-    local nd = frame:copy()
-    nd.ppml_one__ = 1
-    local pd = sp.design(nd, "ppml_one__ ~ " .. formula:match("~(.*)$"))
+    local pd = sp.design(frame, rhs)
     local col = {}
     for j, name in ipairs(pd.names) do col[name] = j end
     local bs = {}

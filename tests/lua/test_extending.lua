@@ -86,6 +86,11 @@ end
 T.near(psum, ysum, 1e-9, "predict: the baseline predictions add up to the outcome")
 T.check(mu:nrow() == fit.nobs, "fitted values over the rows used")
 T.near(musum, psum, 1e-12, "predict with the estimates gives the fitted values")
+local dm = d:copy()
+local ym = dm.y
+ym[1] = 0 / 0
+dm.y = ym
+T.near(fit:predict(dm)[1], p[1], 1e-12, "predict: a row whose outcome is missing is predicted")
 
 -- Re-centring under a parameter draw: sum of y - prediction is 0 in every
 -- level of both fixed effects; the baseline fixed effects with the drawn
