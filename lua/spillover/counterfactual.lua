@@ -6,11 +6,12 @@
 -- model and reports the difference from the baseline prediction per unit and
 -- period and aggregated by group.  Everything model-specific goes through
 -- fit:predict(frame, {coef = draw}); that is the hook through which spatial
--- multipliers, threshold regime switches and dynamics enter.  Linear fits also
+-- multipliers, regime switches and dynamics enter.  Linear fits also
 -- offer fit:predict_matrix(frame), which makes parameter draws one matrix
 -- product.
 local core = require "spillover.core"
 local suggest = require "spillover.suggest"
+local formula = require "spillover.formula"
 
 local M = {}
 
@@ -179,22 +180,28 @@ end
 
 -- ---- prediction paths -------------------------------------------------------------
 
-local function is_dynamic(fit)
-  local y = fit.design and fit.design.yname
-  if not y or not fit.formula then return false end
-  local rhs = fit.formula:match("~(.*)$") or ""
-  local esc = y:gsub("%p", "%%%0")
-  return rhs:find("[lfd]%(%s*" .. esc .. "%s*[,)]") ~= nil
+--- Does the outcome feed its own lags (fit:predict alone misses that)?  The
+--- fit says so (fit.capabilities.dynamic: the lags of the outcome that sp.fit
+--- found in the formula).
+function M.is_dynamic(fit)
+  local caps = fit.capabilities
+  return caps ~= nil and caps.dynamic ~= nil
 end
-M.is_dynamic = is_dynamic
 
 --- Predictions on the shocked data; for models with lags of the outcome the
 --- shocked outcome feeds its own lags, period after period.
 local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
   local p0 = fit:predict(d0, { coef = coef, matrix = X0 })
   local p1 = fit:predict(d1, { coef = coef, matrix = X1 })
-  if not is_dynamic(fit) then return p0, p1 end
-  local y = fit.design.yname
+  if not M.is_dynamic(fit) then return p0, p1 end
+  -- The shocked predictions become the outcome's column, so the outcome must be one.
+  local y = (formula.is_formula(fit.formula) and fit.formula or formula.parse(fit.formula)):response()
+  local has = false
+  for _, c in ipairs(d0:names()) do has = has or c == y end
+  if not has then
+    error("counterfactual: the outcome " .. tostring(y) .. " feeds its own lags, so the shocked predictions replace " ..
+      "its column; it is not a column of the data (derive it as a variable and use that in the formula)", 0)
+  end
   local ybase = d0[y]
   for _ = 1, T do
     local dd = d1:copy()
@@ -315,7 +322,7 @@ function M.run(spec)
   end
   -- Linear fits give their regressors on both frames: built once, for the
   -- point predictions and the draws alike.
-  local fast = fit.predict_matrix ~= nil and not is_dynamic(fit)
+  local fast = fit.predict_matrix ~= nil and not M.is_dynamic(fit)
   local X0, X1
   if fast then X0, X1 = fit:predict_matrix(d0), fit:predict_matrix(d1) end
   local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T, X0, X1)

@@ -98,6 +98,23 @@ T.check(cf.is_dynamic(dyn), "a lag of the outcome makes the model dynamic")
 T.near(rd.groups.all.periods["2003"].mean, beta, 1e-9, "dynamic: first period")
 T.near(rd.groups.all.periods["2004"].mean, beta * (1 + rho), 1e-9, "dynamic: second period")
 T.near(rd.groups.all.periods["2005"].mean, beta * (1 + rho + rho * rho), 1e-9, "dynamic: third period")
+-- Dynamics come from the formula's structure, not its text: a backquoted
+-- outcome (which a text match of "l(y, " missed, predicting as if static)
+-- and a transformed outcome (whose lags have no column to feed: said so).
+d["y d"] = yd
+local dq = sp.ols(d, "`y d` ~ l(`y d`, 1) + x | id")
+local rq = cf.run { data = d, fit = dq, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2003, change = "+1" } } }
+T.check(cf.is_dynamic(dq), "a lag of a backquoted outcome makes the model dynamic")
+T.near(rq.groups.all.periods["2005"].mean, rd.groups.all.periods["2005"].mean, 1e-12,
+  "backquoted outcome: the same path as the plain one")
+d["y d"] = nil
+local dlog = sp.ols(d, "log(yd) ~ l(log(yd), 1) + x | id")
+T.check(cf.is_dynamic(dlog), "a lag of a transformed outcome makes the model dynamic")
+T.checkerr("counterfactual: the outcome log%(yd%) feeds its own lags, so the shocked predictions replace its column; " ..
+  "it is not a column of the data", cf.run, { data = d, fit = dlog, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2003, change = "+1" } } })
+T.check(not cf.is_dynamic(sp.ols(d, "yd ~ x | id")), "no lag of the outcome: static")
 
 -- Cluster bootstrap (refits on entity-resampled data).
 local rb = cf.run { data = d, derive = derive, fit = sp.ols(d, "y ~ lx + z | id"), entity = "id", time = "year",
