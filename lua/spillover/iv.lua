@@ -628,4 +628,22 @@ function M.ivreg(d, formula, opts)
   return M.fit(d, formula, opts, nil)
 end
 
+-- ---- registration (spillover.registry) ----------------------------------------------------
+
+local registry = require "spillover.registry"
+local IV_MODEL_KEYS = { "vcov", "compat" }
+-- Through sp.ols, which sends a formula with an IV part here.  2SLS fits have
+-- no refit (bootstrap) and no prediction matrix.
+local function scenario_iv(d, model, options)
+  return linear.ols(d, model.formula, registry.merged_options(model, options, IV_MODEL_KEYS))
+end
+for _, name in ipairs({ "ivreg", "iv" }) do
+  registry.register {
+    name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS,
+    options = { tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
+      threads = { type = "integer", min = 1, max = 64 } },
+    capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
+  }
+end
+
 return M

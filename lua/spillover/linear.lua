@@ -16,4 +16,23 @@ for _, name in ipairs { "spillover.vcov_rules", "spillover.ols", "spillover.pred
   for k, v in pairs(require(name)) do M[k] = v end
 end
 
+-- ---- registration (spillover.registry) ----------------------------------------------------
+
+local registry = require "spillover.registry"
+local OLS_MODEL_KEYS = { "vcov", "compat", "weights" }
+local function scenario_ols(d, model, options)
+  return M.ols(d, model.formula, registry.merged_options(model, options, OLS_MODEL_KEYS))
+end
+local OLS_OPTIONS = {
+  tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
+  threads = { type = "integer", min = 1, max = 64 }, singletons = { type = "string", enum = { "keep", "drop" } },
+}
+-- fe: the same estimator under the name panel users look for.
+for _, name in ipairs({ "ols", "fe" }) do
+  registry.register {
+    name = name, fit = scenario_ols, options = OLS_OPTIONS, model_keys = OLS_MODEL_KEYS,
+    capabilities = { predict = true, predict_matrix = true, refit = true, draw = true, spatial = false },
+  }
+end
+
 return M

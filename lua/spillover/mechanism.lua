@@ -25,33 +25,64 @@ local M = {
   quantile = util.quantile,
 }
 
---- Register "mediation" with the scenario layer.  A model
+-- ---- report section and registration (spillover.registry, spillover.report) --------------
+
+--- The report section of a scenario's mediation fit: the effects in
+--- results.json (models.<model>.mediation) and the printed analysis
+--- (mediation_<model>.md).
+M.report_sections = { {
+  name = "mediation",
+  json = function(fit)
+    local med = fit.mediation
+    return { c = med.c, direct = med.direct, effects = med.effects, total_indirect = med.total_indirect }
+  end,
+  files = function(fit, out)
+    out:write("mediation_" .. out.name .. ".md", "```text\n" .. tostring(fit.mediation) .. "\n```\n")
+    out:log("mediation report of %s written", out.name)
+  end,
+} }
+
+--- The scenario estimator "mediation".  A model
 ---   {estimator: mediation, formula: "y ~ x + controls | fe", vcov: ...,
 ---    options: {m: [m1, m2], x: x (default: the first regressor), bootstrap:, seed:, level:}}
---- returns M.as_fit of the mediation result.
-function M.register(scenario)
-  scenario = scenario or require "spillover.scenario"
-  scenario.register_estimator {
-    name = "mediation",
-    fit = function(d, spec, options)
-      options = options or spec.options or {}
-      local f = read_formula("mediation", spec.formula, 2)
-      local y, x = f:response(), options.x or f:terms()[1]
-      local controls, fe = {}, {}
-      for _, t in ipairs(f.rhs) do if t.name ~= x then controls[#controls + 1] = formula_object.format_term(t) end end
-      for j, t in ipairs(f.fe) do fe[j] = formula_object.format_term(t) end
-      fe = #fe > 0 and fe or nil
-      local res = M.mediation(d, { x = x, m = options.m, y = y, controls = controls, fe = fe, vcov = spec.vcov,
-        compat = spec.compat, bootstrap = options.bootstrap, seed = options.seed, level = options.level,
-        cluster = options.cluster })
-      local fit = M.as_fit(res)
-      fit.refit = function(_, newdata)
-        local o = { x = x, m = options.m, y = y, controls = controls, fe = fe, vcov = spec.vcov, compat = spec.compat }
-        return M.as_fit(M.mediation(newdata, o))
-      end
-      return fit
-    end,
-  }
+--- gives M.as_fit of the mediation result, which can refit (bootstrap).
+local scenario_estimator = {
+  name = "mediation",
+  fit = function(d, spec, options)
+    options = options or spec.options or {}
+    local f = read_formula("mediation", spec.formula, 2)
+    local y, x = f:response(), options.x or f:terms()[1]
+    local controls, fe = {}, {}
+    for _, t in ipairs(f.rhs) do if t.name ~= x then controls[#controls + 1] = formula_object.format_term(t) end end
+    for j, t in ipairs(f.fe) do fe[j] = formula_object.format_term(t) end
+    fe = #fe > 0 and fe or nil
+    local res = M.mediation(d, { x = x, m = options.m, y = y, controls = controls, fe = fe, vcov = spec.vcov,
+      compat = spec.compat, bootstrap = options.bootstrap, seed = options.seed, level = options.level,
+      cluster = options.cluster })
+    local fit = M.as_fit(res)
+    fit.refit = function(_, newdata)
+      local o = { x = x, m = options.m, y = y, controls = controls, fe = fe, vcov = spec.vcov, compat = spec.compat }
+      return M.as_fit(M.mediation(newdata, o))
+    end
+    fit.report_sections = M.report_sections
+    return fit
+  end,
+  model_keys = { "vcov", "compat" },
+  options = {
+    x = { type = "string" }, m = { type = { "string", "list" }, items = { type = "string" }, required = true },
+    bootstrap = { type = "integer", min = 1 }, seed = { type = "integer" },
+    level = { type = "number", min = 0, max = 1, open_range = true },
+    cluster = { type = "string" },
+  },
+  capabilities = { predict = true, predict_matrix = false, refit = true, draw = true, spatial = false },
+}
+
+--- Register "mediation" with spillover.registry, or with target (a table
+--- with register_estimator) when given.  Registering it again is a no-op.
+function M.register(target)
+  if target then return target.register_estimator(scenario_estimator) end
+  require("spillover.registry").register(scenario_estimator)
 end
+M.register()
 
 return M

@@ -716,4 +716,26 @@ function M.fd(d, formula, opts)
   })
 end
 
+-- ---- registration (spillover.registry) ----------------------------------------------------
+
+local registry = require "spillover.registry"
+local PANEL_MODEL_KEYS = { "vcov", "compat" }
+local PANEL_OPTIONS = {
+  re = { method = { type = "string", enum = { "swar", "amemiya", "walhus", "nerlove" } },
+    effect = { type = "string", enum = { "individual", "time", "twoways" } } },
+  between = {},
+  fd = { across_gaps = { type = "boolean" } },
+}
+-- Random effects, between and first differences: predictions, but no refit
+-- (bootstrap) and no prediction matrix.
+for _, name in ipairs({ "re", "between", "fd" }) do
+  registry.register {
+    name = name, options = PANEL_OPTIONS[name], model_keys = PANEL_MODEL_KEYS,
+    fit = function(d, model, options)
+      return M[name](d, model.formula, registry.merged_options(model, options, PANEL_MODEL_KEYS))
+    end,
+    capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
+  }
+end
+
 return M

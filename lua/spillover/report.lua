@@ -5,6 +5,8 @@
 --   tables.*        regression tables (etable: md, tex, csv, and html/xlsx on request)
 --   effects_<e>.csv / effects_<e>_groups.csv / .md   counterfactual effects
 --   <e>_paths.png|svg, <e>_units.png|svg             plots
+--   what each fit's report sections add (fit.report_sections, written by
+--   the estimator's module)
 --   manifest.json   SHA-256 of every input, seed, versions, timings
 --   run.log         what ran, how long it took, warnings
 -- Everything is written into a temporary folder next to the target
@@ -183,6 +185,27 @@ local function plots(dir, name, r, formats, labels)
   return written
 end
 
+--- What a report section's files(fit, out) writes through (docs/fit-protocol.md):
+--- out:write(filename, text) and out:path(filename) (a path for writers such
+--- as plots) inside the folder being written, out:log(fmt, ...) to run.log,
+--- out.name (the model's name in the scenario), out.formats (the set of
+--- requested formats), out.label(name) (the report's label of a name),
+--- out.number(v) and out.csv(rows, header) (the report's own formatting).
+local function section_out(dir, name, want, labels, logf)
+  local function inside(filename)
+    local bad = require("spillover.scenario_check").unsafe_name(filename)
+    if bad then error("report section of " .. name .. ": " .. bad, 0) end
+    return dir .. "/" .. filename
+  end
+  return {
+    name = name, formats = want, number = fmt, csv = csv,
+    label = function(k) return labels[k] or k end,
+    write = function(_, filename, text) write_file(inside(filename), text) end,
+    path = function(_, filename) return inside(filename) end,
+    log = function(_, ...) logf(...) end,
+  }
+end
+
 -- out/<name> (name made safe for a file name) unless the caller chose a folder.
 function M.outdir(spec, outdir)
   if outdir then return outdir end
@@ -344,12 +367,20 @@ function M.write(s, results, opts)
     local res = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       models = {}, experiments = {}, indices = {} }
     for name, f in pairs(results.fits) do res.models[name] = fit_record(f, results.model_spec[name]) end
-    for name, im in pairs(results.impacts or {}) do res.models[name].impacts = plain(im) end
-    for name, f in pairs(results.fits) do
-      if f.mediation then
-        local med = f.mediation
-        res.models[name].mediation = plain({ c = med.c, direct = med.direct, effects = med.effects,
-          total_indirect = med.total_indirect })
+    -- What the fits' report sections add, under models.<name>.<section>.
+    for _, name in ipairs(sorted_keys(results.fits)) do
+      for _, sec in ipairs(results.fits[name].report_sections or {}) do
+        if sec.json then
+          local t1 = S.now()
+          local ok, v = pcall(sec.json, results.fits[name])
+          if not ok then error("report section '" .. sec.name .. "' of model " .. name .. ": " .. tostring(v), 0) end
+          if res.models[name][sec.name] ~= nil then
+            error("report section '" .. sec.name .. "' of model " .. name .. " would replace the model's '" ..
+              sec.name .. "' in results.json; name the section differently", 0)
+          end
+          res.models[name][sec.name] = plain(v)
+          results.timings[sec.name .. " " .. name] = S.now() - t1
+        end
       end
     end
     for name, idx in pairs(results.indices or {}) do
@@ -386,57 +417,14 @@ function M.write(s, results, opts)
       end
       logf("tables written for %s", table.concat(table_models, ", "))
     end
-    -- threshold models: the thresholds, their tests and the LR(gamma) plot
+    -- the fits' report sections (sorted by model)
     for _, name in ipairs(sorted_keys(results.fits)) do
-      local f = results.fits[name]
-      local st = f.stats
-      if st.thresholds and st.lr then
-        local md = { "# Thresholds: " .. name, "",
-          "| threshold | estimate | 95% LR interval | F | bootstrap p | crit 10% | crit 5% | crit 1% |",
-          "|---|---:|---|---:|---:|---:|---:|---:|" }
-        for i, g in ipairs(st.thresholds) do
-          local ci = st.ci and st.ci[i] or {}
-          local t = st.tests and st.tests[i] or {}
-          md[#md + 1] = string.format("| %d | %s | [%s, %s] | %s | %s | %s | %s | %s |", i, fmt(g), fmt(ci[1]), fmt(ci[2]),
-            fmt(t.F), fmt(t.pvalue), fmt(t.crit10), fmt(t.crit5), fmt(t.crit1))
-        end
-        write_file(tmp .. "/threshold_" .. name .. ".md", table.concat(md, "\n") .. "\n")
-        local okp, thr = pcall(require, "spillover.threshold")
-        if okp then
-          for _, ext in ipairs({ "png", "svg" }) do
-            if want[ext] then thr.lr_plot(f, tmp .. "/lr_" .. name .. "." .. ext) end
-          end
-        end
-        logf("threshold tables and LR plot of %s written", name)
-      end
-      if f.mediation then
-        write_file(tmp .. "/mediation_" .. name .. ".md", "```text\n" .. tostring(f.mediation) .. "\n```\n")
-        logf("mediation report of %s written", name)
-      end
-    end
-    -- spatial impacts
-    for _, name in ipairs(sorted_keys(results.impacts or {})) do
-      local im = results.impacts[name]
-      local rows = {}
-      for _, v in ipairs(im.names) do
-        for _, kind in ipairs({ "direct", "indirect", "total" }) do
-          rows[#rows + 1] = { variable = v, effect = kind, estimate = im[kind][v], se = im.se and im.se[kind][v],
-            lower = im.lower and im.lower[kind][v], upper = im.upper and im.upper[kind][v],
-            pvalue = im.pvalue and im.pvalue[kind][v] }
+      for _, sec in ipairs(results.fits[name].report_sections or {}) do
+        if sec.files then
+          local ok, e = pcall(sec.files, results.fits[name], section_out(tmp, name, want, labels, logf))
+          if not ok then error("report section '" .. sec.name .. "' of model " .. name .. ": " .. tostring(e), 0) end
         end
       end
-      write_file(tmp .. "/impacts_" .. name .. ".csv", csv(rows, { "variable", "effect", "estimate", "se", "lower",
-        "upper", "pvalue" }))
-      local md = { "# Direct, indirect and total effects: " .. name, "",
-        string.format("Simulated inference: %d draws, %g%% intervals (LeSage & Pace 2009).", im.draws or 0,
-          100 * (im.level or 0.95)), "",
-        "| variable | effect | estimate | se | interval | p |", "|---|---|---:|---:|---|---:|" }
-      for _, r in ipairs(rows) do
-        md[#md + 1] = string.format("| %s | %s | %s | %s | [%s, %s] | %s |", labels[r.variable] or r.variable, r.effect,
-          fmt(r.estimate), fmt(r.se), fmt(r.lower), fmt(r.upper), fmt(r.pvalue))
-      end
-      write_file(tmp .. "/impacts_" .. name .. ".md", table.concat(md, "\n") .. "\n")
-      logf("impacts of %s written", name)
     end
     -- effects
     for _, name in ipairs(sorted_keys(results.experiments)) do

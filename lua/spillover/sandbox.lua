@@ -181,6 +181,9 @@ local function make_api(p, sp, register)
     if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
       error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 2)
     end
+    -- A built-in name is refused before anything of the plugin's is copied.
+    local reserved = require("spillover.registry").reserved(e.name)
+    if reserved then error(reserved, 2) end
     local ok, err = pcall(register, copy_back(p, table.pack(e), "register_estimator: ")[1])
     if not ok then error(err, 2) end
   end

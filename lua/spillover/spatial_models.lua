@@ -713,4 +713,71 @@ function M.impacts(fit, opts)
   return res
 end
 
+-- ---- report section and registration (spillover.registry, spillover.report) --------------
+
+--- The report section of a spatial fit: the direct, indirect and total
+--- effects (LeSage-Pace) with simulated inference (1000 draws seeded with
+--- `seed`), in results.json (models.<model>.impacts) and as
+--- impacts_<model>.csv / .md.  The impacts are computed once, on first use.
+function M.impacts_section(seed)
+  local done
+  local function impacts(fit)
+    done = done or fit:impacts { draws = 1000, seed = seed }
+    return done
+  end
+  local function files(fit, out)
+    local im = impacts(fit)
+    local rows = {}
+    for _, v in ipairs(im.names) do
+      for _, kind in ipairs({ "direct", "indirect", "total" }) do
+        rows[#rows + 1] = { variable = v, effect = kind, estimate = im[kind][v], se = im.se and im.se[kind][v],
+          lower = im.lower and im.lower[kind][v], upper = im.upper and im.upper[kind][v],
+          pvalue = im.pvalue and im.pvalue[kind][v] }
+      end
+    end
+    out:write("impacts_" .. out.name .. ".csv", out.csv(rows, { "variable", "effect", "estimate", "se", "lower",
+      "upper", "pvalue" }))
+    local num = out.number
+    local md = { "# Direct, indirect and total effects: " .. out.name, "",
+      string.format("Simulated inference: %d draws, %g%% intervals (LeSage & Pace 2009).", im.draws or 0,
+        100 * (im.level or 0.95)), "",
+      "| variable | effect | estimate | se | interval | p |", "|---|---|---:|---:|---|---:|" }
+    for _, r in ipairs(rows) do
+      md[#md + 1] = string.format("| %s | %s | %s | %s | [%s, %s] | %s |", out.label(r.variable), r.effect,
+        num(r.estimate), num(r.se), num(r.lower), num(r.upper), num(r.pvalue))
+    end
+    out:write("impacts_" .. out.name .. ".md", table.concat(md, "\n") .. "\n")
+    out:log("impacts of %s written", out.name)
+  end
+  return { name = "impacts", json = impacts, files = files }
+end
+
+local registry = require "spillover.registry"
+local SPATIAL_OPTIONS = {
+  effect = { type = "string", enum = { "none", "individual", "time", "twoways" } }, lee_yu = { type = "boolean" },
+  logdet = { type = "string", enum = { "eigen", "lu", "mc", "chebyshev" } },
+  vcov = { type = "string", enum = { "analytic", "hessian", "splm" } },
+  transform = { type = "string", enum = { "lsdv", "splm" } },
+  ids = { type = "list" }, id = { type = "string" },
+  interval = { type = "list", items = { type = "number" }, len = 2 },
+  order = { type = "integer", min = 1 }, nvec = { type = "integer", min = 1 }, seed = { type = "integer" },
+  dense_max = { type = "integer", min = 0 }, durbin = { type = "list", items = { type = "string" } },
+  tol = { type = "number", min = 0 },
+}
+-- The model's weights: entry arrives built, as model.weights_object.
+for _, name in ipairs({ "sar", "sem", "sdm", "sdem" }) do
+  registry.register {
+    name = name, options = SPATIAL_OPTIONS, model_keys = { "weights" },
+    fit = function(d, model, options)
+      local o = {}
+      for k, v in pairs(options or {}) do o[k] = v end
+      o.model, o.weights = name, model.weights_object
+      local f = M.spatial(d, model.formula, o)
+      f.report_sections = { M.impacts_section(model.seed or 42) }
+      return f
+    end,
+    capabilities = { predict = true, predict_matrix = false, refit = true, draw = true, spatial = true },
+  }
+end
+
 return M

@@ -295,4 +295,51 @@ function M.lr_plot(fit, path, popts)
   })
 end
 
+-- ---- report section and registration (spillover.registry, spillover.report) --------------
+
+--- The report files of a threshold fit: the thresholds with their LR
+--- intervals and bootstrap tests (threshold_<model>.md) and the LR(gamma)
+--- plot (lr_<model>.png / .svg, as the report's formats ask).
+local function report_files(fit, out)
+  local st = fit.stats
+  if not (st.thresholds and st.lr) then return end
+  local num = out.number
+  local md = { "# Thresholds: " .. out.name, "",
+    "| threshold | estimate | 95% LR interval | F | bootstrap p | crit 10% | crit 5% | crit 1% |",
+    "|---|---:|---|---:|---:|---:|---:|---:|" }
+  for i, g in ipairs(st.thresholds) do
+    local ci = st.ci and st.ci[i] or {}
+    local t = st.tests and st.tests[i] or {}
+    md[#md + 1] = string.format("| %d | %s | [%s, %s] | %s | %s | %s | %s | %s |", i, num(g), num(ci[1]), num(ci[2]),
+      num(t.F), num(t.pvalue), num(t.crit10), num(t.crit5), num(t.crit1))
+  end
+  out:write("threshold_" .. out.name .. ".md", table.concat(md, "\n") .. "\n")
+  for _, ext in ipairs({ "png", "svg" }) do
+    if out.formats[ext] then M.lr_plot(fit, out:path("lr_" .. out.name .. "." .. ext)) end
+  end
+  out:log("threshold tables and LR plot of %s written", out.name)
+end
+M.report_sections = { { name = "threshold", files = report_files } }
+
+local registry = require "spillover.registry"
+local THRESHOLD_MODEL_KEYS = { "vcov", "compat" }
+registry.register {
+  name = "threshold",
+  fit = function(d, model, options)
+    local f = M.threshold(d, model.formula, registry.merged_options(model, options, THRESHOLD_MODEL_KEYS))
+    f.report_sections = M.report_sections
+    return f
+  end,
+  model_keys = THRESHOLD_MODEL_KEYS,
+  options = {
+    threshold = { type = "string", required = true }, regime = { type = { "string", "list" }, items = { type = "string" }, required = true },
+    n = { type = "integer", min = 1, max = 3 }, trim = { type = { "number", "list" }, items = { type = "number" } },
+    grid = { type = { "integer", "string" }, enum = { "exact" }, min = 10 },
+    bootstrap = { type = { "integer", "boolean" }, min = 1 }, seed = { type = "integer" },
+    threads = { type = "integer", min = 1, max = 64 }, level = { type = "number", min = 0, max = 1, open_range = true },
+    naive = { type = "boolean" },
+  },
+  capabilities = { predict = true, predict_matrix = true, refit = true, draw = true, spatial = false },
+}
+
 return M

@@ -157,7 +157,7 @@ local function check_error(pattern, path, opts)
 end
 T.checkerr("register_estimator: 'ols' is a built%-in estimator", sp.register_estimator, { name = "ols", fit = print })
 local med = write("med.lua", "sp.register_estimator{name = 'mediation', fit = function() end}\n")
-check_error("med%.lua:1: register_estimator: 'mediation' is already registered by the host", yaml("med", { med }, "ols"))
+check_error("med%.lua:1: register_estimator: 'mediation' is a built%-in estimator", yaml("med", { med }, "ols"))
 local a = write("a.lua", "sp.register_estimator{name = 'shared_name', fit = function(d, s) return sp.ols(d, s.formula) end}\n")
 local b = write("b.lua", "sp.register_estimator{name = 'shared_name', fit = function(d, s) return sp.ols(d, s.formula) end}\n")
 check_error("b%.lua:1: register_estimator: 'shared_name' is already registered by plugin .-a%.lua",

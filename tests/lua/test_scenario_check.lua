@@ -105,6 +105,54 @@ run_error("const.yaml:%d+:%d+: derive.dfw: winsorizing 'one' at p = 0.05 makes i
 run_error("std0.yaml:%d+:%d+: derive.dfw: cannot standardize 'one': its standard deviation is 0",
   variant("std0", "  dfw: {winsorize: digital_finance, p: 0.05}", "  one: I(year / year)\n  dfw: {standardize: one}"))
 
+-- ---- the derive step: baseline parameters held, by-group winsorizing ------------
+-- `by` was accepted on winsorize and silently ignored: now the bounds are the
+-- C winsorizer's, per group, and shocked data are clamped to them.
+local dv_text = T.edit(base, "  dfw: {winsorize: digital_finance, p: 0.05}\n",
+  "  dfw: {winsorize: digital_finance, p: 0.1, by: region_nbs}\n  dfa: {winsorize: digital_finance, p: 0.1}\n" ..
+  "  z: {standardize: urbanization}\n")
+local dv_path = T.write(tmp .. "/derive_by.yaml", dv_text)
+local ds = scenario.check(scenario.load(dv_path))
+local dd = ds.data
+local step = require("spillover.scenario_derive").step(ds)
+step(dd, true)
+local ref = sp.read_csv(panel)
+ref:winsorize("digital_finance", { p = 0.1, by = "region_nbs", suffix = "_g" })
+ref:winsorize("digital_finance", { p = 0.1, suffix = "_a" })
+local same_g, same_a, differ = true, true, false
+for i = 1, dd:nrow() do
+  same_g = same_g and dd.dfw[i] == ref.digital_finance_g[i]
+  same_a = same_a and dd.dfa[i] == ref.digital_finance_a[i]
+  differ = differ or dd.dfw[i] ~= dd.dfa[i]
+end
+T.check(same_g and differ, "winsorize with by: the bounds of each region (as d:winsorize{by =}), not the pooled ones")
+T.check(same_a, "winsorize without by: as d:winsorize")
+-- A shocked copy: every value + 1e6 lands on its group's baseline upper bound.
+local hi = {}
+for i = 1, dd:nrow() do
+  local g = dd.region_nbs[i]
+  hi[g] = math.max(hi[g] or -math.huge, dd.dfw[i])
+end
+local z0, sd = dd.z:copy(), dd:describe({ "urbanization" }).sd[1]
+local shocked = dd:copy()
+shocked.digital_finance = shocked.digital_finance + 1e6
+shocked.urbanization = shocked.urbanization + 1
+step(shocked, false)
+local held, moved = true, true
+for i = 1, dd:nrow() do
+  held = held and shocked.dfw[i] == hi[dd.region_nbs[i]]
+  moved = moved and math.abs(shocked.z[i] - (z0[i] + 1 / sd)) < 1e-12
+end
+T.check(held, "shocked data are clamped to the baseline bounds of their group")
+T.check(moved, "standardize keeps the baseline mean and sd (+1 moves z by 1/sd)")
+check_error("std_by.yaml:%d+:%d+: derive%.z%.by: 'by' is used only by entropy, topsis, winsorize, group_mean; " ..
+  "this derivation takes the whole sample", T.write(tmp .. "/std_by.yaml",
+  T.edit(dv_text, "{standardize: urbanization}", "{standardize: urbanization, by: region_nbs}")))
+check_error("gm_noby.yaml:%d+:%d+: derive%.g%.by: group_mean needs 'by'", T.write(tmp .. "/gm_noby.yaml",
+  T.edit(dv_text, "  z: {standardize: urbanization}", "  g: {group_mean: urbanization}")))
+check_error("wins_by.yaml:%d+:%d+: derive%.dfw: unknown variable 'region_nb' %(did you mean 'region_nbs'%?%)",
+  T.write(tmp .. "/wins_by.yaml", T.edit(dv_text, "by: region_nbs}", "by: region_nb}")))
+
 -- ---- files that are not regular files: refused by check without opening
 -- them (a FIFO would block check; /dev/zero would be read without end)
 os.execute("mkfifo " .. tmp .. "/fifo.csv")

@@ -1,0 +1,150 @@
+-- spillover.scenario_run: estimating a checked scenario's models and running
+-- its experiments (spillover.counterfactual), with the public Lua API only.
+-- Estimators come from spillover.registry; the report (spillover.report)
+-- writes the results.
+local core = require "spillover.core"
+local registry = require "spillover.registry"
+local check = require "spillover.scenario_check"
+local derive_step = require("spillover.scenario_derive").step
+local fail, resolve, as_list = check.fail, check.resolve, check.as_list
+
+local M = {}
+
+local function now()
+  local sys = core.sys
+  return sys and sys.now and sys.now() or os.clock()
+end
+
+--- Estimate the models, run the experiments; returns the results table.
+--- opts.progress: function(label, done, total).
+function M.execute(s, opts)
+  opts = opts or {}
+  if not s.checked then check.check(s, opts) end
+  local spec = s.spec
+  local timings = {}
+  local t0 = now()
+  local d = s.data or check.load_data(s)
+  timings.data = now() - t0
+  local derive = derive_step(s)
+  t0 = now()
+  derive(d, true)
+  timings.derive = now() - t0
+  local fits = {}
+  local model_spec, by_fits = {}, {}
+  local built_weights = {}
+  --- The weights of a model over the data's units (in order of first appearance).
+  local function weights_of(m)
+    local wname = m.weights
+    if built_weights[wname] then return built_weights[wname] end
+    local w = spec.weights[wname]
+    local idcol = w.id or spec.data.entity
+    local col = d[idcol]
+    local ids, seen = {}, {}
+    for i = 1, d:nrow() do
+      local v = type(col) == "table" and col[i] or col:get(i, 1)
+      if not seen[v] then seen[v] = true; ids[#ids + 1] = v end
+    end
+    local sw = require("spillover.spatial").weights
+    local style = (w.style == "B" or w.style == "binary") and "B" or "W"
+    local W
+    if w.contiguity then
+      W = sw.contiguity(resolve(s, w.contiguity), { from = w.from, to = w.to, ids = ids, style = style })
+    else
+      local coords = core.read_csv(resolve(s, w.knn))
+      W = sw.knn(coords, w.k or 4, { id = w.id or spec.data.entity, x = w.x, y = w.y, great_circle = w.great_circle,
+        style = style })
+      W = W:align(ids)
+    end
+    built_weights[wname] = W
+    return W
+  end
+  --- What an estimator's fit gets as its model: the scenario's entry, the
+  --- run's seed (for simulations that are not the estimator's options, such
+  --- as the draws of a report section) and, for spatial estimators, the built
+  --- weights.
+  local function model_view(m, est)
+    local view = {}
+    for k, v in pairs(m) do view[k] = v end
+    view.seed = spec.seed or 42
+    if est.capabilities and est.capabilities.spatial then
+      local ok, W = pcall(weights_of, m)
+      if not ok then fail(s, "weights." .. m.weights, tostring(W)) end
+      view.weights_object = W
+    end
+    return view
+  end
+  local function estimate(name, m, data)
+    local est = registry.get(m.estimator)
+    local ok, f = pcall(est.fit, data, model_view(m, est), m.options or {})
+    if not ok then fail(s, "models." .. name, "estimation failed: " .. tostring(f)) end
+    if type(f) ~= "table" or not f.coef then
+      fail(s, "models." .. name, "estimator '" .. m.estimator .. "' did not return a fit (see the fit protocol)")
+    end
+    return f
+  end
+  local function fit_of(name)
+    if fits[name] then return fits[name] end
+    local m = spec.models[name]
+    local t1 = now()
+    if m.by then
+      -- Heterogeneity: the model by group (as sp.by), one fit per value.
+      local col = d[m.by]
+      local values, seen = {}, {}
+      for i = 1, d:nrow() do
+        local v = col[i]
+        if v ~= nil and v == v and not seen[v] then seen[v] = true; values[#values + 1] = v end
+      end
+      table.sort(values, function(a, b) return tostring(a) < tostring(b) end)
+      by_fits[name] = {}
+      for _, v in ipairs(values) do
+        local sub = d:filter(function(row) return row[m.by] == v end)
+        local shown = math.tointeger(v) and string.format("%d", v) or tostring(v)
+        local key = string.format("%s[%s=%s]", name, m.by, shown)
+        local f = estimate(key, m, sub)
+        f.label = (m.label or name) .. ": " .. shown
+        fits[key], model_spec[key] = f, m
+        by_fits[name][#by_fits[name] + 1] = key
+      end
+    else
+      local f = estimate(name, m, d)
+      f.label = m.label or f.label
+      fits[name], model_spec[name] = f, m
+    end
+    timings["model " .. name] = now() - t1
+    return fits[name]
+  end
+  local names = {}
+  for k in pairs(spec.models) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do fit_of(k) end
+
+  local cf = require "spillover.counterfactual"
+  local results = { experiments = {} }
+  local exp_names = {}
+  for k in pairs(spec.experiments or {}) do exp_names[#exp_names + 1] = k end
+  table.sort(exp_names)
+  for _, k in ipairs(exp_names) do
+    local e = spec.experiments[k]
+    local t1 = now()
+    local ok, r = pcall(cf.run, {
+      data = d, fit = fit_of(e.model), shocks = e.shocks or { e.shock },
+      derive = function(frame) derive(frame, false) end,
+      entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
+      draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
+      progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
+    })
+    if not ok then fail(s, "experiments." .. k, tostring(r)) end
+    r.model = e.model
+    results.experiments[k] = r
+    timings["experiment " .. k] = now() - t1
+  end
+  results.fits = fits
+  results.model_spec = model_spec
+  results.by_fits = by_fits
+  results.data = d
+  results.indices = s.indices
+  results.timings = timings
+  return results
+end
+
+return M
