@@ -320,8 +320,8 @@ end
 sp.register_estimator {
   name = "ppml",
   fit = ppml,
-  -- Declared for the estimator registry (docs/fit-protocol.md); a host that
-  -- takes only {name, fit} ignores them and the fit's own fields tell.
+  -- For the estimator registry, so that `spillover check` validates the
+  -- options and refuses experiments a fit cannot serve (docs/extending.md).
   options = { tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 } },
   model_keys = { "vcov", "compat" },
   capabilities = { predict = true, predict_matrix = false, refit = true, draw = true, spatial = false },
