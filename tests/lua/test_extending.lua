@@ -130,6 +130,29 @@ for q = 1, 3 do
     string.format("%.3g of %.3g", score[q], scale[q]))
 end
 
+-- A closed form: with one binary regressor D and no fixed effects, exp(b0) and
+-- exp(b0 + b1) are the means of y in the two groups, the Poisson variance of
+-- b1 is 1/sum_1 y + 1/sum_0 y, and its HC0 variance
+-- sum_1 (y - ybar_1)^2 / (sum_1 y)^2 + sum_0 (y - ybar_0)^2 / (sum_0 y)^2.
+local dd = d:copy()
+local D = {}
+for r = 1, dd:nrow() do D[r] = cols.x1[r] > 0 and 1 or 0 end
+dd.D = D
+local sum, cnt, ss = { [0] = 0, [1] = 0 }, { [0] = 0, [1] = 0 }, { [0] = 0, [1] = 0 }
+for r = 1, dd:nrow() do
+  local g = cols.x1[r] > 0 and 1 or 0
+  sum[g], cnt[g] = sum[g] + cols.y[r], cnt[g] + 1
+end
+for r = 1, dd:nrow() do
+  local g = cols.x1[r] > 0 and 1 or 0
+  ss[g] = ss[g] + (cols.y[r] - sum[g] / cnt[g]) ^ 2
+end
+local fiid = ppml(dd, "y ~ D", { vcov = "iid" })
+local fhc0 = ppml(dd, "y ~ D", { vcov = "hc0" })
+T.near(fiid:coef().D, math.log((sum[1] / cnt[1]) / (sum[0] / cnt[0])), 1e-10, "closed form: b1 = log(ybar_1 / ybar_0)")
+T.near(fiid:se().D ^ 2, 1 / sum[1] + 1 / sum[0], 1e-8, "closed form: Poisson variance of b1")
+T.near(fhc0:se().D ^ 2, ss[1] / sum[1] ^ 2 + ss[0] / sum[0] ^ 2, 1e-8, "closed form: HC0 variance of b1")
+
 -- Absorbing the fixed effects equals estimating their dummies: the slopes at
 -- 1e-8, the Poisson (iid) variance of the slopes (the bread) at 1e-6.
 local small = d:filter("t <= 2004 and x1 > -3")
