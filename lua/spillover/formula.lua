@@ -223,6 +223,13 @@ end
 
 local function rebuild(p) return M.parse(compose(p)) end
 
+--- f with nodes appended to one of its parts ("rhs" or "fe").
+local function extended(f, part, nodes)
+  local p = parts(f)
+  table.move(nodes, 1, #nodes, #p[part] + 1, p[part])
+  return rebuild(p)
+end
+
 --- The term nodes of a list of term texts ("x3", "l(y, 1:2)", "a*b") or
 --- nodes of another formula.  what names the method in errors.
 local function term_nodes(list, what, level)
@@ -261,7 +268,9 @@ end
 
 --- The nodes of a list of fixed-effect texts ("g", "a^b", or several: "a + b").
 local function fe_nodes(list, what, level)
-  if type(list) ~= "table" then error(what .. ": expected a list of fixed effects such as {\"g\", \"a^b\"}", level + 1) end
+  if type(list) ~= "table" then
+    error(what .. ": expected a list of fixed effects such as {\"g\", \"a^b\"}", level + 1)
+  end
   if #list == 0 then return {} end
   for i, t in ipairs(list) do
     if type(t) ~= "string" then
@@ -311,12 +320,7 @@ end
 
 --- With fixed effects added (texts such as "g", "a^b" or "a + b"; write a
 --- column name through F.quote when it may need backquotes).
-function Formula:with_fe(list)
-  local p = parts(self)
-  local add = fe_nodes(list, "with_fe", 2)
-  table.move(add, 1, #add, #p.fe + 1, p.fe)
-  return rebuild(p)
-end
+function Formula:with_fe(list) return extended(self, "fe", fe_nodes(list, "with_fe", 2)) end
 
 --- Without the IV part: the endogenous regressors become ordinary ones.
 function Formula:without_iv()
@@ -328,12 +332,7 @@ end
 
 --- With terms added at the end of the regressors (duplicates are dropped,
 --- as the parser drops them).
-function Formula:with_terms(list)
-  local p = parts(self)
-  local add = term_nodes(list, "with_terms", 2)
-  table.move(add, 1, #add, #p.rhs + 1, p.rhs)
-  return rebuild(p)
-end
+function Formula:with_terms(list) return extended(self, "rhs", term_nodes(list, "with_terms", 2)) end
 
 --- Without the given terms; each must be a term of the formula.
 function Formula:without_terms(list)

@@ -14,6 +14,7 @@ local as_list, check_column, column_values, key_of = common.as_list, common.chec
   common.key_of
 local message_of, read_formula = common.message_of, common.read_formula
 local demeaned_design, solve_named = common.demeaned_design, common.solve_named
+local rows_by_key = common.rows_by_key
 local pad, panel_of = fitmod.pad, util.panel_of
 
 local M = {}
@@ -23,16 +24,7 @@ local M = {}
 --- Rows by level of a grouping column: levels sorted (numbers numerically,
 --- strings bytewise), rows in frame order; rows with a missing group are left out.
 local function group_rows(d, group)
-  local vals = column_values(d, group)
-  local rows, levels = {}, {}
-  for i = 1, d:nrow() do
-    local k = key_of(vals[i])
-    if k ~= nil then
-      if not rows[k] then rows[k] = {}; levels[#levels + 1] = k end
-      local t = rows[k]
-      t[#t + 1] = i
-    end
-  end
+  local rows, levels = rows_by_key(d, group)
   local numeric = type(d:column(group)) ~= "table"
   table.sort(levels, function(a, b)
     if numeric then return tonumber(a) < tonumber(b) end

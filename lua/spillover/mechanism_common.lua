@@ -31,6 +31,22 @@ local function column_values(d, name)
   return t
 end
 
+--- Rows by the key of a column's cells: {key -> rows in frame order} and the
+--- keys in order of first appearance; rows with a missing cell are left out.
+local function rows_by_key(d, name)
+  local vals = column_values(d, name)
+  local rows, order = {}, {}
+  for i = 1, d:nrow() do
+    local k = key_of(vals[i])
+    if k ~= nil then
+      if not rows[k] then rows[k] = {}; order[#order + 1] = k end
+      local t = rows[k]
+      t[#t + 1] = i
+    end
+  end
+  return rows, order
+end
+
 --- Does the frame have column `name`?  A wrong name raises with the frame's
 --- own did-you-mean suggestion, prefixed by what the name was for.
 local function check_column(fname, d, name, what, level)
@@ -195,8 +211,9 @@ end
 
 
 return {
-  as_list = as_list, key_of = key_of, column_values = column_values, check_column = check_column,
-  message_of = message_of, numeric_column = numeric_column, controls_text = controls_text, fe_text = fe_text,
-  formula_of = formula_of, read_formula = read_formula, sorted_finite = sorted_finite, mean_sd = mean_sd,
-  ols_extra = ols_extra, demeaned_design = demeaned_design, solve_named = solve_named, fmt = fmt, fmtp = fmtp,
+  as_list = as_list, key_of = key_of, column_values = column_values, rows_by_key = rows_by_key,
+  check_column = check_column, message_of = message_of, numeric_column = numeric_column,
+  controls_text = controls_text, fe_text = fe_text, formula_of = formula_of, read_formula = read_formula,
+  sorted_finite = sorted_finite, mean_sd = mean_sd, ols_extra = ols_extra, demeaned_design = demeaned_design,
+  solve_named = solve_named, fmt = fmt, fmtp = fmtp,
 }

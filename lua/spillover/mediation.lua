@@ -18,6 +18,7 @@ local controls_text, fe_text, formula_of = common.controls_text, common.fe_text,
 local column_values, key_of, sorted_finite, mean_sd = common.column_values, common.key_of, common.sorted_finite,
   common.mean_sd
 local ols_extra, demeaned_design, solve_named = common.ols_extra, common.demeaned_design, common.solve_named
+local rows_by_key = common.rows_by_key
 local fmt, fmtp, pad = common.fmt, common.fmtp, fitmod.pad
 local quantile, panel_of = util.quantile, util.panel_of
 
@@ -84,20 +85,6 @@ function M.boot_ci(draws, est, level, jack)
   return out
 end
 
---- Resampling units: rows by unit key, in first-appearance order.
-local function unit_rows(d, unit)
-  local vals = column_values(d, unit)
-  local rows, order = {}, {}
-  for i = 1, d:nrow() do
-    local k = key_of(vals[i])
-    if k ~= nil then
-      if not rows[k] then rows[k] = {}; order[#order + 1] = k end
-      local t = rows[k]
-      t[#t + 1] = i
-    end
-  end
-  return rows, order
-end
 --- duplicated units are distinct clusters and fixed-effect levels.
 local function resample(d, unit, units, order, rng, pinfo)
   local rows, labels, elabels = {}, {}, nil
@@ -218,7 +205,7 @@ function M.mediation(d, opts)
     local rng = core.rng(seed)
     local units, order
     if unit then
-      units, order = unit_rows(d, unit)
+      units, order = rows_by_key(d, unit)
     else
       units, order = {}, {}
       for i = 1, d:nrow() do units[i] = { i }; order[i] = i end
