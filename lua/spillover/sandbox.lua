@@ -41,8 +41,8 @@ local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 local API = { "absorb", "between", "by", "center", "chow", "codes", "counterfactual", "demean", "design", "dist",
   "eval", "fd", "fit", "formula", "frame", "group_diff", "hausman", "index", "is_fit", "ivreg", "lm_tests",
   "local_moran", "lsfit", "margins", "matrix", "mediation", "moderation", "moran", "moran_by", "moran_residuals",
-  "ols", "pcdtest", "permutation_test", "pftest", "phtest", "plmtest", "re", "rng", "spatial", "spml_sample",
-  "sumsq", "sur_test", "threshold", "threshold_fit", "vcov", "version" }
+  "ols", "pcdtest", "permutation_test", "pftest", "phtest", "plmtest", "re", "rng", "spatial",
+  "sumsq", "sur_test", "threshold", "vcov", "version" }
 
 local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "print", "rawequal", "rawget",
   "rawlen", "rawset", "select", "tonumber", "tostring", "type", "_VERSION" }
