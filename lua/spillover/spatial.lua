@@ -105,7 +105,8 @@ local function check_style(style, what, level)
 end
 
 local function check_opts(opts, allowed, what, level)
-  return util.check_options(opts, allowed, what, level + 1)
+  local checked = util.check_options(opts, allowed, what, level + 1)  -- not a tail call: it keeps this level
+  return checked
 end
 
 --- Sort ids numerically when they all are numbers, else as strings.

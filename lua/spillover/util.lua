@@ -65,7 +65,9 @@ end
 
 --- Raise options_problem's message, if any, at the caller's caller (level:
 --- as error()'s, counted from the function that calls check_options;
---- default 2).  Returns opts, or {} for nil.
+--- default 2).  Returns opts, or {} for nil.  Call it as a statement or
+--- assignment, not as `return util.check_options(...)`: a tail call removes
+--- the caller's level and the message loses its position.
 function M.check_options(opts, allowed, who, level)
   local problem = M.options_problem(opts, allowed, who)
   if problem then error(problem, (level or 2) + 1) end

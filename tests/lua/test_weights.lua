@@ -231,6 +231,11 @@ T.checkerr("the link 1 %-> 2 is given twice with different weights", function()
 end)
 T.checkerr("unknown style 'Q'", function() weights.contiguity("tests/reference/data/columbus_edges.csv", { style = "Q" }) end)
 T.checkerr("unknown option 'styel'", function() weights.contiguity("tests/reference/data/columbus_edges.csv", { styel = "W" }) end)
+do  -- the option error is located at the user's call (it was lost once by a tail call into util.check_options)
+  local ok, e = pcall(function() weights.contiguity("tests/reference/data/columbus_edges.csv", { styel = "W" }) end)
+  T.check(not ok and tostring(e):match("^[^:]*test_weights%.lua:%d+: weights%.contiguity: unknown option 'styel'"),
+    "option error located at the caller, with did-you-mean", tostring(e))
+end
 T.checkerr("k = 49 with 49 units; expected 1 <= k < n", function() weights.knn(coords, 49) end)
 T.checkerr("k must be an integer", function() weights.knn(coords, 2.5) end)
 T.checkerr("the frame has no column 'lon'", function() weights.knn(cap, 3, { x = "lon", y = "lat" }) end)
