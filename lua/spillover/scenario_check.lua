@@ -13,8 +13,7 @@ local M = {}
 -- ---- errors with positions ---------------------------------------------------------
 
 local suggest = require "spillover.suggest"
-local closest, did_you_mean = suggest.closest, suggest.did_you_mean
-M.closest = closest
+local did_you_mean = suggest.did_you_mean
 
 --- Position of a path (or of its nearest ancestor) in the file.
 local function position(s, path, key)
@@ -362,25 +361,18 @@ local function file_problem(path, what)
   f:close()
 end
 
---- Why the model of experiment e cannot serve it, as far as its estimator's
---- declared capabilities tell (an estimator that declares none, such as a
---- plugin registering only {name, fit}, is found out at run time), and the
---- key to blame; nil when nothing is known against it.
-local function serve_problem(spec, e)
-  local m = spec.models[e.model]
-  local est = m and registry.get(m.estimator)
-  local caps = est and est.capabilities
-  if not caps then return nil end
-  local who = "model '" .. e.model .. "' (estimator '" .. m.estimator .. "')"
+--- Why a model (who: "model 'm' ...") with capabilities caps cannot serve
+--- experiment e, and the experiment's key to blame; nil when nothing in caps
+--- is against it (a capability left out is not held against the model).
+--- check asks the estimator's declared capabilities; the run asks the fit's,
+--- so what an estimator that declares nothing cannot do is refused as clearly.
+function M.serve_problem(who, caps, e)
   if caps.predict == false then
     return who .. " cannot predict, so it cannot run experiments", "model"
   end
   if e.bootstrap and caps.refit == false then
     return who .. " cannot be refitted on resampled data, so 'bootstrap' is not available" ..
       (caps.draw ~= false and "; use 'draws' (parameter draws) for intervals" or ""), "bootstrap"
-  end
-  if e.bootstrap and not spec.data.entity then
-    return "'bootstrap' resamples the panel's entities; give data.entity", "bootstrap"
   end
   if e.draws and e.draws > 0 and caps.draw == false then
     return who .. " has no usable covariance to draw parameters from, so 'draws' is not available" ..
@@ -545,8 +537,16 @@ function M.check(s, opts)
     if e.draws and e.bootstrap then
       errs[#errs + 1] = located(s, path, "give 'draws' or 'bootstrap', not both")
     end
-    local msg, key = serve_problem(spec, e)
-    if msg then errs[#errs + 1] = located(s, path .. (key and "." .. key or ""), msg, key ~= nil) end
+    local m = spec.models[e.model]
+    local est = m and registry.get(m.estimator)
+    local msg, key
+    if est and est.capabilities then
+      msg, key = M.serve_problem("model '" .. e.model .. "' (estimator '" .. m.estimator .. "')", est.capabilities, e)
+    end
+    if not msg and e.bootstrap and not spec.data.entity then
+      msg, key = "'bootstrap' resamples the panel's entities; give data.entity", "bootstrap"
+    end
+    if msg then errs[#errs + 1] = located(s, path .. "." .. key, msg, true) end
     if e.shocks and #e.shocks == 0 then
       errs[#errs + 1] = located(s, path .. ".shocks", "the list is empty; give at least one shock")
     end

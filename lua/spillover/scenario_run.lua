@@ -126,8 +126,13 @@ function M.execute(s, opts)
   for _, k in ipairs(exp_names) do
     local e = spec.experiments[k]
     local t1 = now()
+    -- What the fit itself says it cannot do (check knew only what its
+    -- estimator declared: sp.ols of a formula with an IV part has no refit).
+    local f = fit_of(e.model)
+    local msg, key = check.serve_problem("model '" .. e.model .. "'", f.capabilities or {}, e)
+    if msg then fail(s, "experiments." .. k .. "." .. key, msg, true) end
     local ok, r = pcall(cf.run, {
-      data = d, fit = fit_of(e.model), shocks = e.shocks or { e.shock },
+      data = d, fit = f, shocks = e.shocks or { e.shock },
       derive = function(frame) derive(frame, false) end,
       entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
       draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,

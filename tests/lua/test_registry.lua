@@ -142,6 +142,13 @@ check_error("noentity.yaml:%d+:%d+: experiments%.west%.bootstrap: 'bootstrap' re
 -- the same experiments on an estimator that declares nothing are left to the run
 local legacy_boot = boot("legacy_boot", "    estimator: reg_legacy\n    formula: lnpat ~ lndf\n")
 checks(legacy_boot, "check cannot refuse bootstrap for an estimator that declares no capabilities")
+-- What the estimator cannot know in advance, the fit says: sp.ols sends a
+-- formula with an IV part to 2SLS, whose fits have no refit.  The run
+-- refuses the experiment with check's words, at the same place.
+local ols_iv = boot("ols_iv", "    estimator: ols\n    formula: lnpat ~ urbanization | province + year | lndf ~ gdp_per_capita\n")
+checks(ols_iv, "ols declares refit: check lets bootstrap through")
+T.checkerr("ols_iv.yaml:%d+:%d+: experiments%.west%.bootstrap: model 'm' cannot be refitted on resampled data, so " ..
+  "'bootstrap' is not available; use 'draws'", function() scenario.execute(scenario.load(ols_iv)) end)
 
 -- ---- the run: options reach the fit; report sections ----------------------------------
 local r = scenario.execute(scenario.load(model("legacy_run", "    estimator: reg_legacy\n    formula: lnpat ~ lndf\n" ..
