@@ -903,7 +903,7 @@ int sp_weights_traces_mc_shifted(const sp_weights *W, double shift, double scale
     tpow[k] = 0;
     if (tcheb) tcheb[k] = 0;
   }
-  for (size_t rep = 0; rep < reps; rep++) {
+  for (size_t rep = 0; rep < reps && n > 0; rep++) {  /* no units (an empty period block): all traces 0 */
     double uu = 0;
     for (size_t i = 0; i < n; i++) {
       v[i] = u[i] = gsl_ran_gaussian_ziggurat(r, 1.0);

@@ -221,6 +221,12 @@ int main(void) {
     double bx[1] = {INFINITY};
     check(sp_weights_from_triplets(2, 1, bi, bj, bx, &S, &err) == SP_EVALUE && strstr(err.msg, "non-finite") != NULL,
           "from_triplets: a non-finite value is SP_EVALUE");
+    /* an empty block (a period without units): traces 0, not 0 / 0 */
+    double tp[4], tc[4];
+    check(sp_weights_from_triplets(0, 0, bi, bj, bx, &S, &err) == SP_OK &&
+          sp_weights_traces_mc_shifted(S, 0.1, 0.9, 4, 10, 1, tp, tc, &err) == SP_OK && tp[3] == 0 && tc[3] == 0 &&
+          tp[0] == 0 && tc[1] == 0, "Monte Carlo traces of an empty matrix are 0");
+    sp_weights_free(S);
   }
 
   printf("%d passed, %d failed\n", passed, failed);
