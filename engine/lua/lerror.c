@@ -77,13 +77,10 @@ void sp_lua_check_options(lua_State *L, int idx, const char *fn, const char *con
     if (lua_type(L, -2) == LUA_TSTRING)
       for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(lua_tostring(L, -2), *a) == 0;
     if (!ok) {
-      /* The one "did you mean" rule is sp_frame_closest's; it reads only the
-         names of the columns, so the option names pose as columns. */
-      sp_column names[32];
-      sp_frame as_frame = {0, 0, 0, names, NULL};
-      for (const char *const *a = allowed; *a && as_frame.ncol < 32; a++)
-        names[as_frame.ncol++].name = (char *)*a;
-      long near = lua_type(L, -2) == LUA_TSTRING ? sp_frame_closest(&as_frame, lua_tostring(L, -2)) : -1;
+      size_t nallowed = 0;
+      while (allowed[nallowed]) nallowed++;
+      /* the one "did you mean" rule (sp_closest) */
+      long near = lua_type(L, -2) == LUA_TSTRING ? sp_closest(lua_tostring(L, -2), allowed, nallowed) : -1;
       luaL_Buffer b;
       luaL_buffinit(L, &b);
       for (const char *const *a = allowed; *a; a++) {
