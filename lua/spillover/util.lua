@@ -82,8 +82,10 @@ function M.dot(a, b)
 end
 
 --- The panel index of a frame (d:panel_info()'s table), or nil when it has
---- none.
+--- none or d is not a frame (callers ask before checking their argument).
 function M.panel_of(d)
+  local mt = type(d) == "userdata" and getmetatable(d)
+  if type(mt) ~= "table" or mt.__name ~= "spillover.frame" then return nil end
   return d:panel_info()
 end
 

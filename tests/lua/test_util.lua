@@ -39,6 +39,7 @@ local a, b = sp.matrix({ { 1 }, { 2 }, { 3 } }), sp.matrix({ { 4 }, { 5 }, { 6 }
 T.check(util.dot(a, b) == 32, "dot")
 local d = sp.frame{ id = { 1, 1, 2, 2 }, t = { 1, 2, 1, 2 }, y = { 1, 2, 3, 4 } }
 T.check(util.panel_of(d) == nil, "panel_of: nil without an index")
+T.check(util.panel_of(nil) == nil and util.panel_of(a) == nil and util.panel_of({}) == nil, "panel_of: nil for what is not a frame")
 d:panel{ entity = "id", time = "t" }
 T.check(util.panel_of(d).entity == "id" and util.panel_of(d).N == 2, "panel_of: the index")
 
