@@ -425,7 +425,7 @@ local function render(fname, path, spec, draw, level)
       fail(fname, string.format("cannot write '%s': %s", t.path, reason(rerr, tmp)), level + 1)
     end
   end
-  return type(path) == "table" and path or path
+  return path
 end
 
 local function spec_table(fname, spec, level)
