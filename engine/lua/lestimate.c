@@ -345,8 +345,25 @@ static int l_vcov(lua_State *L) {
     return sp_lua_errorf(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
   if (B->size1 != k || B->size2 != k)
     return sp_lua_errorf(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
+  static const char *const allowed[] = {"type", "compat", "dof", "gadj", "tdf", "k_df", "multi0", "fix_psd",
+                                       "weights", "lag", "cluster", "cluster_names", "time", "time_name", NULL};
+  sp_lua_check_options(L, 4, "vcov", allowed);
+  /* Without a type, cluster vectors mean a clustered covariance and a time
+     vector Driscoll-Kraay: ignoring them and returning iid errors would be a
+     silent wrong answer. */
+  int given = lua_getfield(L, 4, "type") != LUA_TNIL;
+  int has_cluster = lua_getfield(L, 4, "cluster") == LUA_TTABLE;
+  int has_time = lua_getfield(L, 4, "time") != LUA_TNIL;
+  lua_pop(L, 3);
+  int deflt = has_cluster ? SP_VCOV_CLUSTER : has_time ? SP_VCOV_DRISCOLL_KRAAY : SP_VCOV_IID;
   sp_vcov_spec spec;
-  sp_vcov_spec_init(&spec, (sp_vcov_type)opt_enum(L, 4, "type", vcov_types, 0));
+  sp_vcov_spec_init(&spec, (sp_vcov_type)opt_enum(L, 4, "type", vcov_types, deflt));
+  if (given && has_cluster && spec.type != SP_VCOV_CLUSTER)
+    return sp_lua_errorf(L, "vcov: 'cluster' is given but type is '%s'; use type = \"cluster\" or drop 'cluster'",
+                         sp_vcov_type_name(spec.type));
+  if (given && has_time && spec.type != SP_VCOV_DRISCOLL_KRAAY)
+    return sp_lua_errorf(L, "vcov: 'time' is given but type is '%s'; use type = \"driscoll_kraay\" or drop 'time'",
+                         sp_vcov_type_name(spec.type));
   sp_error err;
   sp_error_clear(&err);
   if (lua_getfield(L, 4, "compat") != LUA_TNIL) {
@@ -502,6 +519,9 @@ static int l_absorb(lua_State *L) {
     lua_replace(L, 1);
   }
   luaL_checktype(L, 1, LUA_TTABLE);
+  static const char *const allowed[] = {"weights", NULL};
+  lua_settop(L, 2);  /* the workspace is pushed above the options */
+  sp_lua_check_options(L, 2, "absorb", allowed);
   size_t nfe = lua_rawlen(L, 1);
   if (nfe == 0 || nfe > 8) return sp_lua_errorf(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
   labsorb *a = lua_newuserdatauv(L, sizeof *a, 1);
@@ -535,8 +555,10 @@ static int l_absorb(lua_State *L) {
 }
 
 static void demean_options(lua_State *L, int idx, sp_demean_options *opt) {
+  static const char *const allowed[] = {"tol", "maxiter", "threads", "accelerate", "allow_nonconvergence", NULL};
   sp_demean_options_init(opt);
-  if (!lua_istable(L, idx)) return;
+  if (lua_isnoneornil(L, idx)) return;
+  sp_lua_check_options(L, idx, "demean", allowed);
   opt->tol = opt_number(L, idx, "tol", opt->tol, "demean");
   opt->maxiter = (size_t)opt_integer(L, idx, "maxiter", (lua_Integer)opt->maxiter, 1, "demean");
   opt->threads = (int)opt_integer(L, idx, "threads", opt->threads, LUA_MININTEGER, "demean");
@@ -663,14 +685,33 @@ static int absorb_info(lua_State *L) {
 static int l_demean(lua_State *L) {
   sp_lua_check_matrix(L, 1);
   lua_settop(L, 3);
+  /* One options table for both steps: the workspace takes the weights, the
+     demeaning the rest. */
+  static const char *const allowed[] = {"weights", "tol", "maxiter", "threads", "accelerate", "allow_nonconvergence",
+                                        NULL};
+  if (!lua_isnoneornil(L, 3)) sp_lua_check_options(L, 3, "demean", allowed);
   lua_pushcfunction(L, l_absorb);
   lua_pushvalue(L, 2);
-  if (lua_istable(L, 3)) lua_pushvalue(L, 3); else lua_pushnil(L);
+  if (lua_istable(L, 3)) {
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, 3, "weights");
+    lua_setfield(L, -2, "weights");
+  } else {
+    lua_pushnil(L);
+  }
   lua_call(L, 2, 1);
   lua_pushcfunction(L, absorb_demean);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
+  if (lua_istable(L, 3)) {
+    lua_createtable(L, 0, 5);
+    for (int i = 1; allowed[i] != NULL; i++) {
+      lua_getfield(L, 3, allowed[i]);
+      lua_setfield(L, -2, allowed[i]);
+    }
+  } else {
+    lua_pushnil(L);
+  }
   lua_call(L, 3, 1);
   lua_pushvalue(L, 1);
   lua_insert(L, -2);
@@ -700,7 +741,9 @@ static int l_sumsq(lua_State *L) {
   gsl_matrix *M = sp_lua_check_matrix(L, 1);
   int center = 0;
   const double *w = NULL;
-  if (lua_istable(L, 2)) {
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const allowed[] = {"center", "weights", NULL};
+    sp_lua_check_options(L, 2, "sumsq", allowed);
     lua_getfield(L, 2, "center");
     center = lua_toboolean(L, -1);
     lua_pop(L, 1);

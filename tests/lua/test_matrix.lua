@@ -303,6 +303,21 @@ do
   local a = sp.absorb({{1, 1, 2, 2}})
   T.checkerr("demean: option 'maxiter' must be an integer >= 1, got 0", a.demean, a, M{1, 2, 3, 4}, {maxiter = 0})
   T.checkerr("demean: option 'tol' must be a number, got a string", a.demean, a, M{1, 2, 3, 4}, {tol = "x"})
+  -- Unknown keys were silently ignored: {weight = w} gave an unweighted
+  -- workspace and {clusters = ...} iid errors.
+  T.checkerr("absorb: unknown option 'weight' %(expected weights%)", sp.absorb, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
+  T.checkerr("demean: unknown option 'tl' .*did you mean 'tol'", a.demean, a, M{1, 2, 3, 4}, {tl = 1e-8})
+  T.checkerr("demean: unknown option 'weight'", sp.demean, M{1, 2, 3, 4}, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
+  T.checkerr("sumsq: unknown option 'centre' .*did you mean 'center'", sp.sumsq, M{1, 2, 3, 4}, {centre = true})
+  T.checkerr("vcov: unknown option 'clusters' .*did you mean 'cluster'", sp.vcov, X, f.resid, f.bread,
+    {clusters = {{1, 1, 2, 2}}})
+  T.checkerr("vcov: 'cluster' is given but type is 'HC1'", sp.vcov, X, f.resid, f.bread,
+    {type = "hc1", cluster = {{1, 1, 2, 2}}})
+  local Vc = sp.vcov(X, f.resid, f.bread, {cluster = {{1, 1, 2, 2}}})
+  local Vt = sp.vcov(X, f.resid, f.bread, {type = "cluster", cluster = {{1, 1, 2, 2}}})
+  T.check(Vc == Vt, "vcov with cluster vectors and no type is the clustered covariance")
+  local dm, info = sp.demean(M{1, 2, 3, 5}, {{1, 1, 2, 2}}, {weights = M{1, 1, 1, 3}, tol = 1e-12})
+  T.near(dm[4], 0.5, 1e-12, "sp.demean passes weights to the workspace and tol to the demeaning")
 end
 
 -- ---- bad input to the weights kernels (lweights.c) --------------------------
