@@ -135,6 +135,8 @@ static int l_formula(lua_State *L) {
   push_terms(L, fm->inst, fm->ninst, "inst");
   lua_pushboolean(L, fm->intercept);
   lua_setfield(L, -2, "intercept");
+  lua_pushinteger(L, (lua_Integer)fm->nremoved);
+  lua_setfield(L, -2, "nremoved");
   lua_pushinteger(L, fm->nparts);
   lua_setfield(L, -2, "nparts");
   lua_createtable(L, (int)fm->nvars, 0);

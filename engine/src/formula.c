@@ -947,6 +947,8 @@ static int parse_terms(parser *p, nvec *out, int *intercept) {
     }
     *intercept = plus ? (t->num == 1) : (t->num == 0);
   }
+  if (intercept != NULL)
+    for (size_t i = 0; i < minus.n; i++) p->fm->nremoved += minus.v[i]->kind != SP_FN_NUM;
   for (size_t i = 0; i < terms.n; i++) {
     sp_fnode *t = terms.v[i];
     if (t->kind == SP_FN_NUM) continue;

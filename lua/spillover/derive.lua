@@ -5,7 +5,7 @@ local core = require "spillover.core"
 
 local M = {}
 
-local ONE = "sp_one__"
+local F = require "spillover.formula"
 
 --- Scatter the rows of a design column into a full-length vector (NaN elsewhere).
 local function scatter(nrow, des, j)
@@ -16,15 +16,29 @@ local function scatter(nrow, des, j)
 end
 
 --- The design of a right-hand side alone (`x1 + log(x2) | fe`), for every
---- row where its terms exist.  The formula language needs a response, so a
---- constant one is added to d for the duration of the call and removed again
---- (cheaper than copying the frame); errors are re-raised as they came.
+--- row where its terms exist: a formula without a response builds X alone.
 function M.design_rhs(d, rhs, opts)
-  d[ONE] = 1
-  local ok, des = pcall(core.design, d, ONE .. " ~ " .. rhs, opts)
-  d[ONE] = nil
-  if not ok then error(des, 0) end
-  return des
+  return core.design(d, F.parse("~ " .. rhs), opts)
+end
+
+--- The formula object of an expression ("~ expr"), refusing what the formula
+--- language would read as something other than arithmetic: "y - 1" drops the
+--- intercept and "y - x" removes a term, so both would silently give y.
+local function expression(expr, level)
+  local ok, f = pcall(F.parse, "~ " .. expr)
+  if not ok then error("eval '" .. expr .. "': " .. tostring(f):gsub("~ " .. expr:gsub("%p", "%%%0"), expr), level + 1) end
+  if f.nremoved > 0 or not f:has_intercept() then
+    error("eval '" .. expr .. "': '-', '+ 0' and '- 1' mean removing terms in the formula language; write " ..
+      "arithmetic inside I(), as in I(" .. expr .. ")", level + 1)
+  end
+  return f
+end
+
+--- The variables an expression reads; nil, message when it does not parse.
+function M.inputs(expr)
+  local ok, f = pcall(expression, expr, 1)
+  if not ok then return nil, (tostring(f):gsub("^eval '.-': ", "")) end
+  return f:vars()
 end
 
 --- The value of one expression for every row of d: an nrow x 1 matrix, NaN
@@ -35,11 +49,9 @@ function M.eval(d, expr)
     error("eval: expected an expression string such as \"log(patents)\"", 2)
   end
   if expr:find("[~|]") then error("eval: '" .. expr .. "' is a formula, not an expression", 2) end
-  local ok, des = pcall(M.design_rhs, d, "0 + " .. expr)
-  if not ok then
-    local msg = tostring(des):gsub(ONE .. " ~ 0 %+ ", "")
-    error("eval '" .. expr .. "': " .. msg, 2)
-  end
+  local f = expression(expr, 2)
+  local ok, des = pcall(core.design, d, f, { intercept = false })
+  if not ok then error("eval '" .. expr .. "': " .. tostring(des), 2) end
   if des.k ~= 1 then
     error(string.format("eval: '%s' expands to %d columns (%s); derive one variable at a time", expr, des.k,
       table.concat(des.names, ", ")), 2)

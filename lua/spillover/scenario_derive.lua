@@ -12,14 +12,7 @@ local M = {}
 
 -- ---- derived variables: order and cycles ---------------------------------------------------
 
---- The variables an expression references (via the formula parser).
-local function expr_vars(expr)
-  local ok, f = pcall(core.formula, "sp_one__ ~ 0 + " .. expr)
-  if not ok then return nil, tostring(f):gsub("sp_one__ ~ 0 %+ ", "") end
-  local vars = {}
-  for _, v in ipairs(f.vars) do if v ~= "sp_one__" then vars[#vars + 1] = v end end
-  return vars
-end
+local expr_vars = require("spillover.derive").inputs
 
 --- The variables a derivation reads (nil, message when it names no known kind).
 function M.inputs(spec)

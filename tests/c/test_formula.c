@@ -77,6 +77,18 @@ int main(void) {
   expect_terms("y ~ x1 + x2", "x1 + x2", "", NULL, NULL, 1);
   expect_terms("y~x1+log(x3)+l(x1,1)+d(x2)+x1:x2", "x1 + log(x3) + l(x1, 1) + d(x2) + x1:x2", "", NULL, NULL, 1);
   expect_terms("y ~ a*b", "a + b + a:b", NULL, NULL, NULL, 1);
+  {
+    /* Removed terms are counted (intercept markers aside), so that an
+       expression evaluator can refuse "y - x", which the formula reads as y. */
+    sp_error err;
+    sp_formula *fm = NULL;
+    check(sp_formula_parse("y ~ a*b - a:b - 1 + c - z", &fm, &err) == SP_OK && fm->nremoved == 2,
+          "\"y ~ a*b - a:b - 1 + c - z\" nremoved = 2", NULL);
+    sp_formula_free(fm);
+    fm = NULL;
+    check(sp_formula_parse("y ~ x - 1", &fm, &err) == SP_OK && fm->nremoved == 0, "\"y ~ x - 1\" nremoved = 0", NULL);
+    sp_formula_free(fm);
+  }
   expect_terms("y ~ a*b*c", "a + b + c + a:b + a:c + b:c + a:b:c", NULL, NULL, NULL, 1);
   expect_terms("y ~ a:b*c", "a:b + c + a:b:c", NULL, NULL, NULL, 1);
   expect_terms("y ~ x + x*z", "x + z + x:z", NULL, NULL, NULL, 1);

@@ -166,6 +166,13 @@ check_error("nofile.yaml:%d+:%d+: data.file: cannot open data file '/nonexistent
 check_error("fifo_plugin.yaml:%d+:%d+: plugins: plugin '[^']*fifo%.csv' is not a regular file",
   variant("fifo_plugin", "models:", "plugins: [" .. tmp .. "/fifo.csv]\nmodels:"))
 
+-- "y - 1" and "y - x" are removals in the formula language: as derived
+-- variables they silently gave y.
+check_error("minus.yaml:%d+:%d+: derive.lnpat: '%-', '%+ 0' and '%- 1' mean removing terms .*I%(patent_grants %- 1%)",
+  variant("minus", "log(patent_grants)", "patent_grants - 1"))
+T.checkerr("eval 'patent_grants %- year': .*write arithmetic inside I%(%)", sp.eval, sp.read_csv(panel), "patent_grants - year")
+T.near(sp.eval(sp.read_csv(panel), "I(year - 1)")[1], 2010, 0, "I(year - 1) is arithmetic")
+
 -- ---- names that become file names -----------------------------------------------
 check_error("name_dotdot.yaml:%d+:%d+: name: '%.%.' is not a usable name", variant("name_dotdot", "name: west", "name: '..'"))
 check_error("name_dot.yaml:%d+:%d+: name: '%.' is not a usable name", variant("name_dot", "name: west", "name: '.'"))

@@ -58,6 +58,8 @@ typedef struct sp_formula {
   sp_fnode **rhs;          /* regressor terms, in formula order, expanded, no duplicates */
   size_t nrhs;
   int intercept;           /* 1 unless '- 1' or '+ 0' (fixed effects drop it later, in design.c) */
+  size_t nremoved;         /* regressor terms written with '-' (x - z), intercept markers aside: an
+                              expression evaluator refuses them, where "y - 1" would silently be y */
   sp_fnode **fe;           /* fixed-effect terms: VAR or COMBINE */
   size_t nfe;
   sp_fnode **endog;        /* IV part: endogenous regressors, or NULL */
