@@ -191,9 +191,18 @@ end
 --- out.name (the model's name in the scenario), out.formats (the set of
 --- requested formats), out.label(name) (the report's label of a name),
 --- out.number(v) and out.csv(rows, header) (the report's own formatting).
+local RESERVED = { ["results.json"] = true, ["manifest.json"] = true, ["run.log"] = true }
+
 local function section_out(dir, name, want, labels, logf)
+  -- A section (a plugin's too) adds files; it may not replace one: not the
+  -- report's own (results.json, the manifest, tables, effects) nor another
+  -- section's, so no fit can rewrite the results others report.
   local function inside(filename)
     local bad = require("spillover.scenario_check").unsafe_name(filename)
+    if not bad and (RESERVED[filename] or filename:match("^tables%.") or filename:match("^effects_")) then
+      bad = "'" .. filename .. "' is a file of the report itself"
+    end
+    if not bad and core.sys.exists(dir .. "/" .. filename) then bad = "'" .. filename .. "' was written already" end
     if bad then error("report section of " .. name .. ": " .. bad, 0) end
     return dir .. "/" .. filename
   end

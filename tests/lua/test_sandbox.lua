@@ -173,6 +173,15 @@ local function run(name, plugin, estimator, extra)
     "/cli.out 2> " .. tmp .. "/cli.err")
   return ok == true, slurp(tmp .. "/cli.err"), out
 end
+
+-- A report section may add files to the output, never replace the report's
+-- own: results.json rewritten by a plugin's fit would be a forged result.
+do
+  local ok, err, out = run("report_tamper", "report_tamper", "hostile_report")
+  T.check(not ok and err:find("report section of m: 'results%.json' is a file of the report itself") ~= nil,
+    "a plugin's report section cannot rewrite results.json", err)
+  T.check(not sp.sys.exists(out), "and nothing is written")
+end
 local function run_refused(name, plugin, estimator, pattern)
   local ok, err, out = run(name, plugin, estimator)
   T.check(not ok and err:find(pattern) ~= nil, "spillover run " .. name .. ": " .. pattern, err)
