@@ -10,6 +10,7 @@
 -- offer fit:predict_matrix(frame), which makes parameter draws one matrix
 -- product.
 local core = require "spillover.core"
+local util = require "spillover.util"
 local suggest = require "spillover.suggest"
 local formula = require "spillover.formula"
 
@@ -17,10 +18,7 @@ local M = {}
 
 -- ---- shocks --------------------------------------------------------------------
 
-local function key_of(v)
-  if type(v) == "number" then return math.tointeger(v) and string.format("%d", v) or tostring(v) end
-  return v
-end
+local key_of = util.key_of
 
 --- "+20%" | "-5%" | "+0.5" | "-3" | "=10" | number (added) -> {kind, value}
 function M.parse_change(change, where)
@@ -219,14 +217,7 @@ end
 
 -- ---- summaries ------------------------------------------------------------------------
 
-local function quantile(sorted, p)
-  local n = #sorted
-  if n == 0 then return 0 / 0 end
-  local h = (n - 1) * p + 1
-  local lo = math.floor(h)
-  local hi = math.min(lo + 1, n)
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo])
-end
+local quantile = util.quantile
 
 local function interval(values, level)
   local s = {}
