@@ -10,6 +10,7 @@
 -- (docs/fit-protocol.md), the LeSage-Pace impacts and the predictions through
 -- (I - rho W)^-1 that counterfactuals use.
 local core = require "spillover.core"
+local util = require "spillover.util"
 local fitmod = require "spillover.fit"
 local formula_object = require "spillover.formula"
 local matrix = core.matrix
@@ -30,20 +31,15 @@ local KNOWN_OPTS = {
   durbin = true, tol = true,
 }
 
-local function key_of(v)
-  if type(v) == "number" then return math.tointeger(v) and string.format("%d", v) or tostring(v) end
-  return tostring(v)
-end
+-- util.key_of as a string always: a missing unit keys as "nil", so it is
+-- reported among the ids not in the weights instead of vanishing
+local function key_of(v) return tostring(util.key_of(v)) end
 
 local function is_weights(W)
   return type(W) == "userdata" and core._weights ~= nil and core._weights.is(W)
 end
 
-local function dot(a, b)
-  local s = 0
-  for i = 1, a:nrow() do s = s + a:get(i, 1) * b:get(i, 1) end
-  return s
-end
+local dot = util.dot
 
 local function column_value(col, i)
   if type(col) == "table" then return col[i] end
@@ -242,11 +238,7 @@ local function fe_formula(formula, o, pinfo, level)
   return formula_object.parse(formula):with_fe(names)
 end
 
-local function panel_of(d)
-  local ok, info = pcall(d.panel_info, d)
-  if ok and type(info) == "table" and info.entity then return info end
-  return nil
-end
+local panel_of = util.panel_of
 
 --- The columns of X that get a spatial lag (SDM/SDEM): every regressor but
 --- the intercept, or the names in o.durbin.

@@ -11,6 +11,7 @@
 -- the regime columns to "<z>:regime<r>" and predicts with the regime each row
 -- falls in given its (possibly shocked) threshold variable.
 local core = require "spillover.core"
+local util = require "spillover.util"
 local fitmod = require "spillover.fit"
 local formula_object = require "spillover.formula"
 local linear = require "spillover.linear"
@@ -73,8 +74,8 @@ local function parse_opts(d, formula, opts)
       "(d:panel{entity=, time=})", 3)
   end
   o.formula, o.f = formula, f
-  local ok, info = pcall(d.panel_info, d)
-  if not ok or type(info) ~= "table" or not info.entity then
+  local info = util.panel_of(d)
+  if info == nil then
     fail("needs a panel index: call d:panel{entity = ..., time = ...} first", 3)
   end
   o.entity, o.time = info.entity, info.time
