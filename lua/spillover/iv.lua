@@ -14,6 +14,7 @@
 -- Z = [X1, Z2] all L = k1 + m instruments; after absorbing the fixed effects
 -- every one of them is within-transformed by one workspace.
 local core = require "spillover.core"
+local util = require "spillover.util"
 local linear = require "spillover.linear"
 local dist = core.dist
 local matrix = core.matrix
@@ -575,8 +576,8 @@ function M.fit(d, formula, opts, des)
   stats.diagnostics = diag
 
   -- ---- the fit ------------------------------------------------------------------------------
-  local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
-  if type(pinfo) == "table" and pinfo.entity then
+  local pinfo = util.panel_of(d)
+  if pinfo then
     -- entities and periods present in the estimation sample (lags drop periods)
     stats.n_entities = count_distinct(d, pinfo.entity, des.rows)
     stats.n_periods = pinfo.time and count_distinct(d, pinfo.time, des.rows) or nil

@@ -163,8 +163,8 @@ local function extra_vars(d, vc, opts, level)
       extra[#extra + 1] = name
     end
   elseif vc.type == "driscoll_kraay" then
-    local ok, info = pcall(d.panel_info, d)
-    if not ok or not info or not info.time then
+    local info = util.panel_of(d)
+    if not info then
       error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", level)
     end
     extra[#extra + 1] = info.time
@@ -375,8 +375,8 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     stats.fe_dof = fe_dof
   end
   if vc.type == "cluster" then stats.n_clusters = rules.n_clusters(vinfo) end
-  local pinfo = d.panel_info and select(2, pcall(d.panel_info, d)) or nil
-  if type(pinfo) == "table" then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
+  local pinfo = util.panel_of(d)
+  if pinfo then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
 
   local resid = f.resid
   local fit = M.assemble {

@@ -14,6 +14,7 @@
 -- Nerlove (1971); Baltagi (2021), Econometric Analysis of Panel Data, ch. 2-3
 -- and 9; plm's ercomp() (Croissant & Millo 2008, 2018).
 local core = require "spillover.core"
+local util = require "spillover.util"
 local linear = require "spillover.linear"
 
 local M = {}
@@ -97,8 +98,8 @@ local function prepare(d, formula, opts, who, level)
   level = level + 1
   if type(formula) ~= "string" then error(who .. ": expected a formula string as argument 2", level) end
   opts = linear.check_options(opts, option_names[who], who, level)
-  local ok, info = pcall(d.panel_info, d)
-  if not ok or type(info) ~= "table" or not info.entity then
+  local info = util.panel_of(d)
+  if info == nil then
     error(who .. ": the frame has no panel index: call d:panel{entity=, time=} first", level)
   end
   if opts.weights ~= nil then error(who .. ": weights are not supported by this estimator", level) end

@@ -16,6 +16,7 @@
 -- spillover.linear (sp.ols with compat = "plm") and spillover.panel_models
 -- (sp.re), so the tests see exactly the fits a user would get.
 local core = require "spillover.core"
+local util = require "spillover.util"
 local linear = require "spillover.linear"
 local fitmod = require "spillover.fit"
 local F = require "spillover.formula"
@@ -106,8 +107,8 @@ local function panel_info(d, who)
   if type(d) ~= "userdata" or getmetatable(d) == nil or getmetatable(d).__name ~= "spillover.frame" then
     error(who .. ": expected a frame as argument 1, got " .. (fitmod.is_fit(d) and "a fit" or type(d)), 3)
   end
-  local ok, info = pcall(d.panel_info, d)
-  if not ok or type(info) ~= "table" or not info.entity then
+  local info = util.panel_of(d)
+  if info == nil then
     error(who .. ": the frame has no panel index: call d:panel{entity=, time=} first", 3)
   end
   return info
@@ -233,7 +234,7 @@ function M.pftest(d, formula, opts)
     if within.nobs ~= pooling.nobs then
       error(string.format("pftest: the fits use different observations (%d and %d)", within.nobs, pooling.nobs), 2)
     end
-    local info = within.data and select(2, pcall(within.data.panel_info, within.data))
+    local info = util.panel_of(within.data)
     local effect = type(info) == "table" and fit_effect(within, info) or nil
     if effect == nil then
       local names = {}
