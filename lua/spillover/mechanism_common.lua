@@ -26,9 +26,7 @@ end
 local function column_values(d, name)
   local c = d:column(name)
   if type(c) == "table" then return c end
-  local t = {}
-  for i = 1, c:nrow() do t[i] = c:get(i, 1) end
-  return t
+  return c:tovector()
 end
 
 --- Rows by the key of a column's cells: {key -> rows in frame order} and the

@@ -186,9 +186,7 @@ end
 
 local function vector(v)
   if type(v) == "table" then return v end
-  local t = {}
-  for i = 1, v:nrow() do t[i] = v:get(i, 1) end
-  return t
+  return v:tovector()
 end
 
 -- ---- F test for effects (plm::pFtest) ------------------------------------------------
