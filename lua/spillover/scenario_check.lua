@@ -91,8 +91,13 @@ local schema = { type = "map", fields = {
   models = { type = "dict", required = true, keys = NAME, values = { type = "map", fields = {
     estimator = { type = "string", required = true },
     formula = { type = "string", required = true },
-    vcov = { type = { "string", "map" }, fields = {
-      cluster = STR_OR_LIST, driscoll_kraay = { type = "integer", min = 0 }, type = STR,
+    -- The covariance names any built-in takes (linear: classic/iid/hc*; spatial
+    -- ML: analytic/hessian/splm); a typo such as "hc9" is refused here, which
+    -- estimator takes which is its own check at run time.
+    vcov = { type = { "string", "map" }, fold = true, enum = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "analytic",
+      "hessian", "splm" }, fields = {
+      cluster = STR_OR_LIST, driscoll_kraay = { type = "integer", min = 0 },
+      type = { type = "string", fold = true, enum = { "hc0", "hc1", "sss" } },
     } },
     compat = { type = "string", enum = { "stata", "plm", "fixest", "sandwich", "statsmodels" } },
     weights = STR,
@@ -203,7 +208,7 @@ local function validate(s, v, sch, path, errs)
     if msg then errs[#errs + 1] = located(s, path, msg) end
   elseif matched == "string" and sch.enum then
     local ok = false
-    for _, e in ipairs(sch.enum) do if e == v then ok = true end end
+    for _, e in ipairs(sch.enum) do if e == v or (sch.fold and e == v:lower()) then ok = true end end
     if not ok then
       errs[#errs + 1] = located(s, path, "unknown value \"" .. v .. "\" (expected one of: " ..
         table.concat(sch.enum, ", ") .. ")" .. did_you_mean(v, sch.enum))

@@ -173,6 +173,16 @@ check_error("minus.yaml:%d+:%d+: derive.lnpat: '%-', '%+ 0' and '%- 1' mean remo
 T.checkerr("eval 'patent_grants %- year': .*write arithmetic inside I%(%)", sp.eval, sp.read_csv(panel), "patent_grants - year")
 T.near(sp.eval(sp.read_csv(panel), "I(year - 1)")[1], 2010, 0, "I(year - 1) is arithmetic")
 
+-- A covariance name no estimator knows is refused at check ("HC1" in any case
+-- is a name the linear estimators take).
+local fe_model = "    formula: lnpat ~ lndf + urbanization | province + year\n"
+check_error("vcov_typo.yaml:%d+:%d+: models.fe.vcov: unknown value \"hc9\" .*did you mean",
+  variant("vcov_typo", fe_model, fe_model .. "    vcov: hc9\n"))
+T.check(pcall(function() scenario.check(scenario.load(variant("vcov_upper", fe_model, fe_model .. "    vcov: HC1\n"))) end),
+  "vcov: HC1 is accepted as the estimators accept it")
+check_error("vcov_cltype.yaml:%d+:%d+: models.fe.vcov.type: unknown value \"hc3\"",
+  variant("vcov_cltype", fe_model, fe_model .. "    vcov: {cluster: province, type: hc3}\n"))
+
 -- ---- names that become file names -----------------------------------------------
 check_error("name_dotdot.yaml:%d+:%d+: name: '%.%.' is not a usable name", variant("name_dotdot", "name: west", "name: '..'"))
 check_error("name_dot.yaml:%d+:%d+: name: '%.' is not a usable name", variant("name_dot", "name: west", "name: '.'"))
