@@ -1,7 +1,7 @@
 -- spillover.cli: the scenario commands of the executable.
 --   spillover run FILE.yaml [-o DIR] [--set key.path=value ...] [--trust] [--quiet] [--timeout SECONDS]
 --   spillover check FILE.yaml [--set key.path=value ...] [--trust]
---   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS]
+--   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS] [--quiet]
 -- main() returns the exit code; messages go to stderr, results to stdout.
 local M = {}
 
@@ -13,7 +13,9 @@ end
 local OPTIONS = {
   check = {},
   run = { out = true, quiet = true, timeout = true },
-  batch = { out = true, jobs = true, timeout = true },
+  -- batch --quiet (accepted before the options were per command) leaves out
+  -- the table rows of scenarios that ran ok; failures and the total stay.
+  batch = { out = true, jobs = true, timeout = true, quiet = true },
 }
 
 local function parse(cmd, args)
@@ -293,11 +295,13 @@ local function cmd_batch(o)
   local stopped = run_pool(jobs, o.jobs, o.timeout)
   table.sort(jobs, function(a, b) return a.file < b.file end)
   local failed = 0
-  print(string.format("%-48s %-8s %8s  %s", "scenario", "status", "seconds", "output"))
+  if not o.quiet then print(string.format("%-48s %-8s %8s  %s", "scenario", "status", "seconds", "output")) end
   for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)
     if status ~= "ok" then failed = failed + 1 end
-    print(string.format("%-48s %-8s %8.2f  %s", job.file, status, job.seconds or 0, what))
+    if status ~= "ok" or not o.quiet then
+      print(string.format("%-48s %-8s %8.2f  %s", job.file, status, job.seconds or 0, what))
+    end
   end
   for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)

@@ -178,6 +178,11 @@ T.check(not okbatch, "batch exits non-zero when a scenario fails")
 T.check(summary:find("good%.yaml%s+ok") and summary:find("bad%.yaml%s+FAILED") and summary:find("2 scenarios, 1 failed"),
   "batch summary lists both", summary)
 T.check(sp.sys.exists(tmp .. "/bout/good/results.json"), "the good scenario ran despite the bad one")
+-- batch --quiet (accepted before options were per command) lists only what did not end ok.
+local okq = run_cli("batch " .. bdir .. " -j 2 -o " .. tmp .. "/bout_q --quiet")
+local quiet = slurp(tmp .. "/cli.out")
+T.check(not okq and not quiet:find("good%.yaml") and quiet:find("bad%.yaml%s+FAILED") and quiet:find("2 scenarios, 1 failed"),
+  "batch --quiet lists the failure and the count only", quiet)
 
 -- A model estimated by group ("by"): one fit and one table column per group.
 local by_yaml = variant("by", "    vcov: {cluster: state}\n", "    vcov: {cluster: state}\n    by: region\n")
