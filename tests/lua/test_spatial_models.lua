@@ -295,7 +295,9 @@ do
   -- an interval inside (-1, 1) works too (the estimate is inside it)
   local narrow = SM.spatial(pd, ff, { model = "sdm", weights = Wdist, interval = { -0.99, 0.99 } })
   T.near(narrow:coef().rho, rho, 1e-10, "distance SDM: interval = {-0.99, 0.99} gives the same estimate")
-  T.check(narrow:predict(pd)[1] == pr[1], "distance SDM: interval = {-0.99, 0.99}: predict works")
+  -- Two optimisations agree on rho to ~1e-10, not bit for bit (under valgrind
+  -- they differ in the last bits), so the predictions are compared likewise.
+  T.near(narrow:predict(pd)[1], pr[1], 1e-8, "distance SDM: interval = {-0.99, 0.99}: predict works")
 end
 
 -- ---- determinism across BLAS threads -----------------------------------------------------------
