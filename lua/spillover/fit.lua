@@ -15,6 +15,7 @@
 --   other fields are kept as they are, except names of methods (reserved).
 local core = require "spillover.core"
 local suggest = require "spillover.suggest"
+local util = require "spillover.util"
 local F = require "spillover.formula"
 local dist, matrix = core.dist, core.matrix
 
@@ -68,12 +69,7 @@ local function cov_rows(v, k)
   if type(v) == "userdata" and v.totable then
     local r, c = v:shape()
     if r ~= k or c ~= k then shape_error("V", k, string.format("a %d x %d matrix", r, c)) end
-    local rows = {}
-    for i = 1, k do
-      rows[i] = {}
-      for j = 1, k do rows[i][j] = v:get(i, j) end
-    end
-    return rows
+    return util.rows(v)
   end
   if type(v) ~= "table" then shape_error("V", k, v == nil and "nothing" or ("a " .. type(v))) end
   if #v ~= k then shape_error("V", k, #v .. " rows") end

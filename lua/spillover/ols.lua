@@ -108,15 +108,7 @@ function M.joint_test(b, V, idx, df2, use_chi2)
   return { statistic = chi2 / q, df1 = q, df2 = df2, pvalue = dist.pf(chi2 / q, q, df2, true), kind = "F" }
 end
 
---- The rows of any matrix (m:totable() gives a flat table for n x 1 and 1 x n).
-local function totable(m)
-  local t = {}
-  for i = 1, m:nrow() do
-    t[i] = {}
-    for j = 1, m:ncol() do t[i][j] = m:get(i, j) end
-  end
-  return t
-end
+local totable = util.rows
 M.totable = totable
 
 --- Build the public fit from the pieces: names (all, in formula order), the

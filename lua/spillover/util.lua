@@ -75,6 +75,18 @@ function M.check_options(opts, allowed, who, level)
 end
 
 --- a' b of two column vectors (n x 1 matrices).
+--- The rows of any matrix as an array of arrays, whatever its shape
+--- (m:totable() gives a flat table for n x 1 and 1 x n).
+function M.rows(m)
+  local t = {}
+  for i = 1, m:nrow() do
+    local row = {}
+    for j = 1, m:ncol() do row[j] = m:get(i, j) end
+    t[i] = row
+  end
+  return t
+end
+
 function M.dot(a, b)
   local s = 0
   for i = 1, a:nrow() do s = s + a:get(i, 1) * b:get(i, 1) end
