@@ -52,6 +52,7 @@ function M.eval(d, expr)
   local f = expression(expr, 2)
   local ok, des = pcall(core.design, d, f, { intercept = false })
   if not ok then error("eval '" .. expr .. "': " .. tostring(des), 2) end
+  if des.k == 0 then error("eval '" .. expr .. "': the expression has no variable; a constant is I(0 * x + 1)", 2) end
   if des.k ~= 1 then
     error(string.format("eval: '%s' expands to %d columns (%s); derive one variable at a time", expr, des.k,
       table.concat(des.names, ", ")), 2)

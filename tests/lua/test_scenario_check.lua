@@ -172,6 +172,7 @@ check_error("minus.yaml:%d+:%d+: derive.lnpat: '%-', '%+ 0' and '%- 1' mean remo
   variant("minus", "log(patent_grants)", "patent_grants - 1"))
 T.checkerr("eval 'patent_grants %- year': .*write arithmetic inside I%(%)", sp.eval, sp.read_csv(panel), "patent_grants - year")
 T.near(sp.eval(sp.read_csv(panel), "I(year - 1)")[1], 2010, 0, "I(year - 1) is arithmetic")
+T.checkerr("eval '1': the expression has no variable", sp.eval, sp.read_csv(panel), "1")
 
 -- A covariance name no estimator knows is refused at check ("HC1" in any case
 -- is a name the linear estimators take).
