@@ -16,6 +16,7 @@
 
 typedef struct {
   sp_design *d;
+  unsigned long long frame_version;  /* the frame's version when built (des.frame_version) */
 } ldesign;
 
 typedef struct {
@@ -240,6 +241,7 @@ static int design_index(lua_State *L) {
   else if (strcmp(key, "k") == 0) lua_pushinteger(L, (lua_Integer)d->k);
   else if (strcmp(key, "nrow") == 0) lua_pushinteger(L, (lua_Integer)d->nrow);
   else if (strcmp(key, "intercept") == 0) lua_pushboolean(L, d->intercept);
+  else if (strcmp(key, "frame_version") == 0) lua_pushinteger(L, (lua_Integer)check_box(L, 1)->frame_version);
   else if (strcmp(key, "dropped") == 0) lua_pushinteger(L, (lua_Integer)d->dropped);
   else if (strcmp(key, "dropped_missing") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_missing);
   else if (strcmp(key, "dropped_derived") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_derived);
@@ -388,6 +390,7 @@ static int l_design(lua_State *L) {
     lua_setiuservalue(L, box, j + 1);
   }
   if (sp_design_fill(d, m[0], m[1], m[2], m[3], &err) != SP_OK) return sp_lua_error(L, &err);
+  u->frame_version = f->version;
   sp_design_detach(d);  /* the frame may now change or be collected */
   count_design_build(L);
   lua_settop(L, box);

@@ -1209,6 +1209,16 @@ static const luaL_Reg meth[] = {
   {NULL, NULL}
 };
 
+/* core.frame_version(d): a count that changes whenever a column, a column
+   name or the panel index of d changes; a fit compares it with the count it
+   saw to reuse its own design for predictions on the same, unchanged frame.
+   Not part of the sp surface. */
+static int l_frame_version(lua_State *L) {
+  const sp_frame *f = sp_lua_check_frame(L, 1);
+  lua_pushinteger(L, (lua_Integer)f->version);
+  return 1;
+}
+
 void sp_lua_open_frame(lua_State *L) {
   luaL_newmetatable(L, SP_FRAME_T);
   luaL_setfuncs(L, metameth, 0);
@@ -1227,4 +1237,6 @@ void sp_lua_open_frame(lua_State *L) {
   lua_setfield(L, -2, "frame");
   lua_pushcfunction(L, l_closest);
   lua_setfield(L, -2, "closest");
+  lua_pushcfunction(L, l_frame_version);
+  lua_setfield(L, -2, "frame_version");
 }

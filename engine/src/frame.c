@@ -140,6 +140,7 @@ static sp_column *slot_for(sp_frame *f, const char *name, sp_error *err) {
   long j = sp_frame_find(f, name);
   char *nm = dup_string(name);
   if (nm == NULL) { sp_error_set(err, SP_ENOMEM, "out of memory adding column '%s'", name); return NULL; }
+  f->version++;
   if (j >= 0) {
     char *label = f->cols[j].label;
     f->cols[j].label = NULL;  /* a replaced column keeps its label */
@@ -191,6 +192,7 @@ int sp_frame_drop(sp_frame *f, const char *name, sp_error *err) {
     sp_error_var(err, name);
     return SP_ENOTFOUND;
   }
+  f->version++;
   column_clear(&f->cols[j]);
   memmove(&f->cols[j], &f->cols[j + 1], (f->ncol - (size_t)j - 1) * sizeof f->cols[0]);
   f->ncol--;
@@ -273,6 +275,7 @@ int sp_column_missing(const sp_column *c, size_t row) {
 }
 
 void sp_frame_set_panel(sp_frame *f, struct sp_panel *p) {
+  f->version++;
   sp_panel_free(f->panel);
   f->panel = p;
 }

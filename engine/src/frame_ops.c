@@ -115,6 +115,7 @@ int sp_frame_rename(sp_frame *f, const char *from, const char *to, sp_error *err
   if (pt) { free(p->time_name); p->time_name = pt; }
   free(f->cols[j].name);
   f->cols[j].name = nm;
+  f->version++;
   return SP_OK;
 }
 

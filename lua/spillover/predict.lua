@@ -62,12 +62,35 @@ function M.fixef_by_level(d, des, coefs)
   return out
 end
 
+--- The fit's own regressor matrix when newdata is the frame it was fitted on,
+--- unchanged since (core.frame_version), and the fit used every row: then
+--- the design built for the estimation is the prediction design too, and a
+--- counterfactual's baseline needs no design of its own.  nil otherwise.
+function M.own_matrix(fit, newdata)
+  local p = fit.private
+  local des = p and p.design
+  if not (des and p.data == newdata and des.frame_version == core.frame_version(newdata)) then return nil end
+  local n = newdata:nrow()
+  if des.n ~= n then return nil end  -- rows are increasing: n of n rows means every row
+  local col = {}
+  for j, nm in ipairs(des.names) do col[nm] = j end
+  local cols = {}
+  for q, nm in ipairs(fit.names) do
+    if col[nm] == nil then return nil end
+    cols[q] = des.X:col(col[nm])
+  end
+  if #cols == 0 then return nil end
+  return #cols == 1 and cols[1]:copy() or core.matrix.hcat(table.unpack(cols))
+end
+
 --- The regressors of a fit evaluated on new data: a (nrow x k) matrix over
 --- the fit's kept coefficients, in fit.names order, NaN rows where a term
 --- cannot be computed; plus the fixed-effect codes table (name -> level by row).
 --- Linear predictions are predict_matrix * b (+ fixed effects): counterfactual
 --- draws use it to avoid rebuilding the design per draw.
 function M.predict_matrix(fit, newdata)
+  local own = M.own_matrix(fit, newdata)
+  if own then return own end
   -- the regressors alone: no response (rows need only what X needs), no
   -- fixed effects (added by predict_linear), endogenous regressors as
   -- ordinary ones (2SLS predicts from the structural equation)

@@ -59,11 +59,18 @@ static void test_strings(void) {
   check(c->type == SP_CATEGORICAL && c->nlevels == 2, "add_strings: two levels");
   check(strcmp(c->levels[0], "E") == 0 && strcmp(c->levels[1], "W") == 0, "add_strings: levels sorted");
   check(c->code[5] == -1 && c->code[0] == 1, "add_strings: NULL is missing");
+  unsigned long long v = f->version;
+  check(v == 3, "version counts the three columns added");
   check(sp_frame_rename(f, "x", "y", &err) == SP_OK && sp_frame_find(f, "y") == 2, "rename");
+  check(f->version == v + 1, "rename changes the version");
   check(sp_frame_rename(f, "y", "year", &err) == SP_EDUP && strstr(err.msg, "already exists") != NULL,
         "rename onto an existing name is SP_EDUP");
   check(sp_frame_rename(f, "yx", "z", &err) == SP_ENOTFOUND && strstr(err.msg, "did you mean 'y'") != NULL,
         "rename of an unknown column suggests a name");
+  check(f->version == v + 1, "a refused rename leaves the version");
+  check(sp_frame_drop(f, "y", &err) == SP_OK && f->version == v + 2, "drop changes the version");
+  sp_frame_set_panel(f, NULL);
+  check(f->version == v + 3, "setting the panel index changes the version");
   sp_frame_free(f);
 }
 

@@ -128,7 +128,8 @@ end
 -- core.design_stats() counts the designs built (for tests only).  Before the
 -- fit kept its design untransformed, an OLS fit with one fixed effect built
 -- 2 and the counterfactual with draws 5 more (7); now the fit builds 1 and
--- the counterfactual one per frame (d0, d1).
+-- the counterfactual one for the shocked frame (the baseline frame is the
+-- fitted one, unchanged: core.frame_version says so, and its design is reused).
 do
   local ids, years, x, y = {}, {}, {}, {}
   for u = 1, 5 do
@@ -155,7 +156,18 @@ do
   sp.counterfactual { fit = f, data = d, shocks = { { variable = "x", change = "+10%" } }, draws = 20,
     entity = "id", time = "year" }
   local n = core.design_stats().builds - base
-  T.check(n <= 3, "one OLS fit plus a counterfactual with draws builds at most 3 designs (was 7)", tostring(n))
+  T.check(n <= 2, "one OLS fit plus a counterfactual with draws builds at most 2 designs (was 7)", tostring(n))
+  -- the baseline reuses the fit's design only while the frame is unchanged
+  local before = core.design_stats().builds
+  local p_own = f:predict(d)
+  T.check(core.design_stats().builds == before, "predict on the unchanged fitted frame builds no design")
+  local x2 = {}
+  for i = 1, #x do x2[i] = x[i] + 1 end
+  d.x = x2
+  local p_new = f:predict(d)
+  T.check(core.design_stats().builds == before + 1, "a changed frame gets a design of its own")
+  T.near(p_new:get(4, 1) - p_own:get(4, 1), f:coef().x, 1e-12, "and the prediction sees the new values")
+  d.x = x
   -- predict takes the regressor matrix when the caller has it
   local X = f:predict_matrix(d)
   local before = core.design_stats().builds

@@ -34,6 +34,8 @@ typedef struct sp_frame {
   size_t ncol, capcol;
   sp_column *cols;
   struct sp_panel *panel;  /* optional panel index over these rows, owned; NULL if none */
+  unsigned long long version;  /* bumped by every change to a column, a name or the panel index, so
+                                  that a fit can tell that its frame is unchanged since it was built */
 } sp_frame;
 
 /* A frame with nrow rows and no columns; NULL (and err set) on failure. */
