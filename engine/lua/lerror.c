@@ -55,6 +55,55 @@ int sp_lua_error(lua_State *L, const sp_error *e) {
   return lua_error(L);
 }
 
+/* core.raise(msg [, {code =, var =, file =, line =, col =}]): the error
+   object for failures found in Lua (the modules under lua/spillover), the
+   same as the C bindings raise: msg and text, code (a status name, "bad
+   value" by default), var and position when given, and where, the user's
+   call.  Lua modules raise through it instead of error(msg, level), whose
+   level had to be counted by hand at every call and was often wrong. */
+static int l_raise(lua_State *L) {
+  luaL_checkstring(L, 1);
+  int hasf = lua_istable(L, 2);
+  lua_settop(L, 2);
+  lua_createtable(L, 0, 8);
+  int t = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, t, "msg");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (hasf) {
+    static const char *const pos[] = {"file", "line", "col"};
+    int any = 0;
+    for (int j = 0; j < 3; j++) {
+      int ty = lua_getfield(L, 2, pos[j]);
+      if (ty == LUA_TSTRING || (j > 0 && ty == LUA_TNUMBER)) {
+        lua_pushvalue(L, -1);
+        lua_setfield(L, t, pos[j]);
+        luaL_addvalue(&b);  /* pops the value */
+        luaL_addchar(&b, ':');
+        any = 1;
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+    if (any) luaL_addchar(&b, ' ');
+    if (lua_getfield(L, 2, "var") == LUA_TSTRING) lua_setfield(L, t, "var"); else lua_pop(L, 1);
+  }
+  lua_pushvalue(L, 1);
+  luaL_addvalue(&b);
+  luaL_pushresult(&b);
+  lua_setfield(L, t, "text");
+  if (!hasf || lua_getfield(L, 2, "code") != LUA_TSTRING) {
+    if (hasf) lua_pop(L, 1);
+    lua_pushstring(L, sp_status_name(SP_EVALUE));
+  }
+  lua_setfield(L, t, "code");
+  push_user_where(L);
+  lua_setfield(L, t, "where");
+  luaL_setmetatable(L, SP_ERROR_T);
+  return lua_error(L);
+}
+
 int sp_lua_errorf(lua_State *L, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
@@ -119,10 +168,47 @@ void sp_lua_new_box_type(lua_State *L, const char *name, lua_CFunction gc) {
   lua_pop(L, 1);
 }
 
+/* Errors raised by the Lua modules were strings before they were
+   spillover.errors, and scripts wrote err:match(...) and "..." .. err.  The
+   string methods therefore work on an error's text (e:find, e:match, e:gsub,
+   ...) and concatenation uses it, so such scripts keep working. */
+static int error_string_method(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  lua_replace(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static int error_index(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "string") == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING &&
+      lua_getfield(L, -1, lua_tostring(L, 2)) == LUA_TFUNCTION) {
+    lua_pushcclosure(L, error_string_method, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  return 1;
+}
+
+static int error_concat(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  luaL_tolstring(L, 2, NULL);
+  lua_concat(L, 2);
+  return 1;
+}
+
 void sp_lua_open_error(lua_State *L) {
   if (luaL_newmetatable(L, SP_ERROR_T)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, error_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, error_concat);
+    lua_setfield(L, -2, "__concat");
   }
   lua_pop(L, 1);
+  lua_pushcfunction(L, l_raise);
+  lua_setfield(L, -2, "raise");
 }

@@ -3,6 +3,7 @@
 --   spillover check FILE.yaml [--set key.path=value ...] [--trust]
 --   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS] [--quiet]
 -- main() returns the exit code; messages go to stderr, results to stdout.
+local raise = require("spillover.util").raise
 local M = {}
 
 local function eprint(...)
@@ -23,7 +24,7 @@ local function parse(cmd, args)
   local o = { files = {}, set = {}, jobs = 1 }
   local function value(i, what)
     local v = args[i + 1]
-    if not v then error(args[i] .. " needs " .. what, 0) end
+    if not v then raise(args[i] .. " needs " .. what) end
     return v
   end
   local i = 1
@@ -45,16 +46,16 @@ local function parse(cmd, args)
       local v = arg_value("a number of seconds")
       o.timeout = tonumber(v)
       if not o.timeout or not (o.timeout > 0) or o.timeout == math.huge then
-        error("--timeout needs a number of seconds > 0, got '" .. v .. "'", 0)
+        raise("--timeout needs a number of seconds > 0, got '" .. v .. "'")
       end
     elseif a == "-j" and allow.jobs then
       o.jobs = tonumber(arg_value("a positive number"))
-      if not o.jobs or o.jobs < 1 then error("-j needs a positive number", 0) end
+      if not o.jobs or o.jobs < 1 then raise("-j needs a positive number") end
     elseif a:match("^%-j%d+$") and allow.jobs then
       o.jobs = tonumber(a:sub(3))
     elseif a == "--trust" then o.trust = true
     elseif (a == "--quiet" or a == "-q") and allow.quiet then o.quiet = true
-    elseif a:sub(1, 1) == "-" then error("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)", 0)
+    elseif a:sub(1, 1) == "-" then raise("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)")
     else o.files[#o.files + 1] = a end
     i = i + 1
   end
@@ -80,7 +81,7 @@ end
 
 local function cmd_check(o)
   local scenario = require "spillover.scenario"
-  if #o.files == 0 then error("check: give a scenario file", 0) end
+  if #o.files == 0 then raise("check: give a scenario file") end
   local bad = 0
   for _, f in ipairs(o.files) do
     local ok, err = pcall(function()
@@ -210,7 +211,7 @@ end
 local function cmd_run(o)
   local scenario = require "spillover.scenario"
   local report = require "spillover.report"
-  if #o.files ~= 1 then error("run: give exactly one scenario file (use batch for several)", 0) end
+  if #o.files ~= 1 then raise("run: give exactly one scenario file (use batch for several)") end
   local file = o.files[1]
   local s = scenario.load(file, o.set)
   local outdir = report.outdir(s.spec, o.out)
@@ -280,11 +281,11 @@ end
 local function cmd_batch(o)
   local sp = require "spillover"
   local files = scenario_files(o.files)
-  if #files == 0 then error("batch: no scenario files (*.yaml) given", 0) end
+  if #files == 0 then raise("batch: no scenario files (*.yaml) given") end
   local outroot = o.out or "out"
   local logdir = outroot .. "/" .. LOGS
   local okd, derr = sp.sys.mkdir(logdir, { parents = true })
-  if not okd then error("batch: " .. tostring(derr), 0) end
+  if not okd then raise("batch: " .. tostring(derr)) end
   local jobs = {}
   for i, name in ipairs(output_names(files)) do
     local outdir = outroot .. "/" .. name
@@ -329,7 +330,7 @@ function M.main(cmd, ...)
     if cmd == "check" then return cmd_check(parse(cmd, args)) end
     if cmd == "run" then return cmd_run(parse(cmd, args)) end
     if cmd == "batch" then return cmd_batch(parse(cmd, args)) end
-    error("unknown command '" .. tostring(cmd) .. "'", 0)
+    raise("unknown command '" .. tostring(cmd) .. "'")
   end)
   if not ok then
     eprint("spillover: " .. tostring(res))

@@ -11,6 +11,7 @@
 -- product.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local suggest = require "spillover.suggest"
 local formula = require "spillover.formula"
 
@@ -25,7 +26,7 @@ function M.parse_change(change, where)
   where = where or "change"
   if type(change) == "number" then return { kind = "add", value = change } end
   if type(change) ~= "string" then
-    error(where .. ": expected a change like \"+20%\", \"+0.5\" or \"=10\", got a " .. type(change), 0)
+    raise(where .. ": expected a change like \"+20%\", \"+0.5\" or \"=10\", got a " .. type(change))
   end
   local s = change:gsub("%s", "")
   local pct = s:match("^([+-]%d*%.?%d+[eE]?[-+]?%d*)%%$")
@@ -34,12 +35,12 @@ function M.parse_change(change, where)
   if set and tonumber(set) then return { kind = "set", value = tonumber(set) } end
   local add = s:match("^([+-].+)$")
   if add and tonumber(add) then return { kind = "add", value = tonumber(add) } end
-  error(where .. ": cannot read \"" .. change .. "\": expected \"+20%\" (percent), \"+0.5\" (added) or \"=10\" (set)", 0)
+  raise(where .. ": cannot read \"" .. change .. "\": expected \"+20%\" (percent), \"+0.5\" (added) or \"=10\" (set)")
 end
 
 local function column_values(d, name)
   local col = d[name]
-  if type(col) == "table" then error("shock: variable '" .. name .. "' is categorical; only numbers can be shocked", 0) end
+  if type(col) == "table" then raise("shock: variable '" .. name .. "' is categorical; only numbers can be shocked") end
   return col
 end
 
@@ -106,15 +107,15 @@ function M.shock_rows(d, shock, time)
     d.sp_row__ = ids
     local ok, sel = pcall(d.filter, d, shock.where)
     d.sp_row__ = nil
-    if not ok then error("shock where \"" .. shock.where .. "\": " .. tostring(sel), 0) end
+    if not ok then raise("shock where \"" .. shock.where .. "\": " .. util.message(sel)) end
     for i = 1, n do mask[i] = false end
     local picked = sel.sp_row__
     for i = 1, sel:nrow() do mask[math.tointeger(picked[i])] = true end
     if sel:nrow() == 0 then return nil, "where", where_reason(d, shock.where) end
   end
   if shock.from or shock.to then
-    if not time then error("shock: 'from'/'to' need a panel time variable", 0) end
-    if shock.phase_in and not shock.from then error("shock: 'phase_in' counts periods from 'from'; give 'from'", 0) end
+    if not time then raise("shock: 'from'/'to' need a panel time variable") end
+    if shock.phase_in and not shock.from then raise("shock: 'phase_in' counts periods from 'from'; give 'from'") end
     local t = d[time]
     local phase = shock.phase_in
     local inside, lo, hi = false, math.huge, -math.huge
@@ -143,7 +144,7 @@ end
 --- As shock_rows, raising when the shock touches no row.
 function M.select_rows(d, shock, time)
   local mask, weight, msg = M.shock_rows(d, shock, time)
-  if not mask then error("shock selects no row: " .. msg, 0) end
+  if not mask then raise("shock selects no row: " .. msg) end
   return mask, weight
 end
 
@@ -154,7 +155,7 @@ function M.apply_shocks(d, shocks, time)
   for i = 1, d:nrow() do any[i] = false end
   for s, shock in ipairs(shocks) do
     local vars = type(shock.variable) == "table" and shock.variable or { shock.variable }
-    if #vars == 0 or vars[1] == nil then error("shock " .. s .. ": 'variable' is missing", 0) end
+    if #vars == 0 or vars[1] == nil then raise("shock " .. s .. ": 'variable' is missing") end
     local change = M.parse_change(shock.change, "shock " .. s .. " change")
     local mask, weight = M.select_rows(out, shock, time)
     for _, v in ipairs(vars) do
@@ -197,8 +198,8 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
   local has = false
   for _, c in ipairs(d0:names()) do has = has or c == y end
   if not has then
-    error("counterfactual: the outcome " .. tostring(y) .. " feeds its own lags, so the shocked predictions replace " ..
-      "its column; it is not a column of the data (derive it as a variable and use that in the formula)", 0)
+    raise("counterfactual: the outcome " .. tostring(y) .. " feeds its own lags, so the shocked predictions replace " ..
+      "its column; it is not a column of the data (derive it as a variable and use that in the formula)")
   end
   local ybase = d0[y]
   for _ = 1, T do
@@ -289,19 +290,19 @@ end
 --   spec.progress  function(done, total) or nil
 function M.run(spec)
   local fit, d0 = spec.fit, spec.data
-  if not (fit and fit.predict) then error("counterfactual: 'fit' must satisfy the fit protocol", 2) end
+  if not (fit and fit.predict) then raise("counterfactual: 'fit' must satisfy the fit protocol") end
   local level = spec.level or 0.95
   if type(level) ~= "number" or not (level > 0 and level < 1) then
-    error("counterfactual: 'level' must be a number between 0 and 1 (e.g. 0.95), got " .. tostring(level), 2)
+    raise("counterfactual: 'level' must be a number between 0 and 1 (e.g. 0.95), got " .. tostring(level))
   end
   if type(spec.shocks) ~= "table" or #spec.shocks == 0 then
-    error("counterfactual: 'shocks' must be a non-empty array of {variable=, change=, ...}", 2)
+    raise("counterfactual: 'shocks' must be a non-empty array of {variable=, change=, ...}")
   end
   local columns = {}
   for _, c in ipairs(d0:names()) do columns[c] = true end
   for _, g in ipairs(spec.groups or {}) do
     if not columns[g] then
-      error("counterfactual: unknown group column '" .. tostring(g) .. "'" .. suggest.did_you_mean(tostring(g), d0:names()), 2)
+      raise("counterfactual: unknown group column '" .. tostring(g) .. "'" .. suggest.did_you_mean(tostring(g), d0:names()))
     end
   end
   local d1, shocked = M.apply_shocks(d0, spec.shocks, spec.time)
@@ -329,7 +330,7 @@ function M.run(spec)
     local entity_rows
     if spec.bootstrap and spec.bootstrap > 0 then
       if not (fit.refit and spec.entity) then
-        error("counterfactual: bootstrap needs a fit with refit() and a panel entity", 2)
+        raise("counterfactual: bootstrap needs a fit with refit() and a panel entity")
       end
       entity_rows = {}
       local ent = d0[spec.entity]

@@ -6,6 +6,8 @@ local core = require "spillover.core"
 local M = {}
 
 local F = require "spillover.formula"
+local util = require "spillover.util"
+local raise = util.raise
 
 --- Scatter the rows of a design column into a full-length vector (NaN elsewhere).
 local function scatter(nrow, des, j)
@@ -24,20 +26,20 @@ end
 --- The formula object of an expression ("~ expr"), refusing what the formula
 --- language would read as something other than arithmetic: "y - 1" drops the
 --- intercept and "y - x" removes a term, so both would silently give y.
-local function expression(expr, level)
+local function expression(expr)
   local ok, f = pcall(F.parse, "~ " .. expr)
-  if not ok then error("eval '" .. expr .. "': " .. tostring(f):gsub("~ " .. expr:gsub("%p", "%%%0"), expr), level + 1) end
+  if not ok then raise("eval '" .. expr .. "': " .. util.message(f):gsub("~ " .. expr:gsub("%p", "%%%0"), expr)) end
   if f.nremoved > 0 or not f:has_intercept() then
-    error("eval '" .. expr .. "': '-', '+ 0' and '- 1' mean removing terms in the formula language; write " ..
-      "arithmetic inside I(), as in I(" .. expr .. ")", level + 1)
+    raise("eval '" .. expr .. "': '-', '+ 0' and '- 1' mean removing terms in the formula language; write " ..
+      "arithmetic inside I(), as in I(" .. expr .. ")")
   end
   return f
 end
 
 --- The variables an expression reads; nil, message when it does not parse.
 function M.inputs(expr)
-  local ok, f = pcall(expression, expr, 1)
-  if not ok then return nil, (tostring(f):gsub("^eval '.-': ", "")) end
+  local ok, f = pcall(expression, expr)
+  if not ok then return nil, (util.message(f):gsub("^eval '.-': ", "")) end
   return f:vars()
 end
 
@@ -46,16 +48,16 @@ end
 --- log of a non-positive number).  Errors name the expression.
 function M.eval(d, expr)
   if type(expr) ~= "string" or expr:match("^%s*$") then
-    error("eval: expected an expression string such as \"log(patents)\"", 2)
+    raise("eval: expected an expression string such as \"log(patents)\"")
   end
-  if expr:find("[~|]") then error("eval: '" .. expr .. "' is a formula, not an expression", 2) end
-  local f = expression(expr, 2)
+  if expr:find("[~|]") then raise("eval: '" .. expr .. "' is a formula, not an expression") end
+  local f = expression(expr)
   local ok, des = pcall(core.design, d, f, { intercept = false })
-  if not ok then error("eval '" .. expr .. "': " .. tostring(des), 2) end
-  if des.k == 0 then error("eval '" .. expr .. "': the expression has no variable; a constant is I(0 * x + 1)", 2) end
+  if not ok then raise("eval '" .. expr .. "': " .. util.message(des)) end
+  if des.k == 0 then raise("eval '" .. expr .. "': the expression has no variable; a constant is I(0 * x + 1)") end
   if des.k ~= 1 then
-    error(string.format("eval: '%s' expands to %d columns (%s); derive one variable at a time", expr, des.k,
-      table.concat(des.names, ", ")), 2)
+    raise(string.format("eval: '%s' expands to %d columns (%s); derive one variable at a time", expr, des.k,
+      table.concat(des.names, ", ")))
   end
   return scatter(d:nrow(), des, 1)
 end

@@ -19,6 +19,8 @@
 -- reader never sees half a table.
 local fitmod = require "spillover.fit"
 local formula_object = require "spillover.formula"
+local util = require "spillover.util"
+local raise = util.raise
 
 local width, pad = fitmod.width, fitmod.pad
 
@@ -51,7 +53,7 @@ local COUNT_STAT = { nobs = true, df_resid = true, nclusters = true, ngroups = t
 
 -- ---- argument checking -------------------------------------------------------
 
-local function fail(msg, level) error("etable: " .. msg, level + 1) end
+local function fail(msg) raise("etable: " .. msg) end
 
 local function is_fit(v)
   if fitmod.is_fit(v) then return true end
@@ -70,14 +72,14 @@ local function describe(v)
   return "a " .. type(v) .. " value"
 end
 
-local function string_list(v, what, level)
+local function string_list(v, what)
   if v == nil then return nil end
   if type(v) == "string" then return { v } end
-  if type(v) ~= "table" then fail(what .. " must be an array of strings, got " .. type(v), level + 1) end
+  if type(v) ~= "table" then fail(what .. " must be an array of strings, got " .. type(v)) end
   local out = {}
   for i, s in ipairs(v) do
     if type(s) ~= "string" then
-      fail(string.format("%s[%d] must be a string, got %s", what, i, type(s)), level + 1)
+      fail(string.format("%s[%d] must be a string, got %s", what, i, type(s)))
     end
     out[i] = s
   end
@@ -86,24 +88,24 @@ end
 
 -- keep/drop/order entries: an exact coefficient name, or "~pattern" (a Lua
 -- pattern, since names such as log(x) are full of pattern characters).
-local function matcher(entry, what, level)
+local function matcher(entry, what)
   if entry:sub(1, 1) == "~" then
     local pat = entry:sub(2)
     local ok, err = pcall(string.find, "", pat)
-    if not ok then fail(string.format("%s: bad pattern '%s': %s", what, pat, err), level + 1) end
+    if not ok then fail(string.format("%s: bad pattern '%s': %s", what, pat, err)) end
     return function(name) return name:find(pat) ~= nil end
   end
   return function(name) return name == entry end
 end
 
-local function check_matches(list, names, what, level)
+local function check_matches(list, names, what)
   for _, e in ipairs(list) do
-    local m, hit = matcher(e, what, level + 1), false
+    local m, hit = matcher(e, what), false
     for _, n in ipairs(names) do if m(n) then hit = true; break end end
     if not hit then
       fail(string.format("%s: no model has a coefficient %s '%s' (coefficients: %s)", what,
         e:sub(1, 1) == "~" and "matching" or "named", e:sub(1, 1) == "~" and e:sub(2) or e,
-        table.concat(names, ", ")), level + 1)
+        table.concat(names, ", ")))
     end
   end
 end
@@ -152,50 +154,50 @@ end
 function M.etable(spec)
   if type(spec) ~= "table" or is_fit(spec) then
     fail("expected a table {fit1, fit2, ..., labels = {...}}, got " .. describe(spec) ..
-      " (call it as sp.etable{fit1, fit2})", 2)
+      " (call it as sp.etable{fit1, fit2})")
   end
   local n = 0
   for k in pairs(spec) do
     if math.type(k) == "integer" and k >= 1 then
       if k > n then n = k end
     elseif type(k) == "string" then
-      if not OPTIONS[k] then fail(string.format("unknown option '%s' (expected one of: %s)", k, OPTION_LIST), 2) end
+      if not OPTIONS[k] then fail(string.format("unknown option '%s' (expected one of: %s)", k, OPTION_LIST)) end
     else
-      fail("unexpected key " .. tostring(k) .. " (pass fits as {fit1, fit2, ...} and options by name)", 2)
+      fail("unexpected key " .. tostring(k) .. " (pass fits as {fit1, fit2, ...} and options by name)")
     end
   end
-  if n == 0 then fail("no models given: pass one or more fits, e.g. sp.etable{fit1, fit2}", 2) end
+  if n == 0 then fail("no models given: pass one or more fits, e.g. sp.etable{fit1, fit2}") end
   local fits = {}
   for i = 1, n do
     local f = spec[i]
     if not is_fit(f) then
       fail(string.format("argument %d is not a fit (got %s); expected a fit returned by an estimator or sp.fit{...}",
-        i, describe(f)), 2)
+        i, describe(f)))
     end
     fits[i] = f
   end
 
   -- Options.
   local labels = spec.labels or {}
-  if type(labels) ~= "table" then fail("labels must be a table {name = \"label\"}, got " .. type(labels), 2) end
+  if type(labels) ~= "table" then fail("labels must be a table {name = \"label\"}, got " .. type(labels)) end
   for k, v in pairs(labels) do
-    if type(v) ~= "string" then fail(string.format("labels.%s must be a string, got %s", tostring(k), type(v)), 2) end
+    if type(v) ~= "string" then fail(string.format("labels.%s must be a string, got %s", tostring(k), type(v))) end
   end
   local se_kind = spec.se or "se"
   if se_kind ~= "se" and se_kind ~= "t" then
-    fail("se must be \"se\" or \"t\", got " .. tostring(se_kind), 2)
+    fail("se must be \"se\" or \"t\", got " .. tostring(se_kind))
   end
   local thresholds
   if spec.stars == nil then
     thresholds = { 0.1, 0.05, 0.01 }
   elseif spec.stars ~= false then
     if type(spec.stars) ~= "table" or #spec.stars == 0 then
-      fail("stars must be an array of p-value thresholds such as {0.1, 0.05, 0.01}, or false", 2)
+      fail("stars must be an array of p-value thresholds such as {0.1, 0.05, 0.01}, or false")
     end
     thresholds = {}
     for i, t in ipairs(spec.stars) do
       if type(t) ~= "number" or not (t > 0 and t < 1) then
-        fail(string.format("stars[%d] must be a p-value threshold in (0, 1), got %s", i, tostring(t)), 2)
+        fail(string.format("stars[%d] must be a p-value threshold in (0, 1), got %s", i, tostring(t)))
       end
       thresholds[i] = t
     end
@@ -203,19 +205,19 @@ function M.etable(spec)
   end
   local digits = spec.digits or 3
   if type(digits) ~= "number" or digits ~= math.floor(digits) or digits < 0 or digits > 12 then
-    fail("digits must be an integer from 0 to 12, got " .. tostring(digits), 2)
+    fail("digits must be an integer from 0 to 12, got " .. tostring(digits))
   end
   digits = math.tointeger(digits)
-  if spec.title ~= nil and type(spec.title) ~= "string" then fail("title must be a string, got " .. type(spec.title), 2) end
-  local user_notes = string_list(spec.notes, "notes", 2) or {}
-  local keep = string_list(spec.keep, "keep", 2)
-  local drop = string_list(spec.drop, "drop", 2)
-  local order = string_list(spec.order, "order", 2)
+  if spec.title ~= nil and type(spec.title) ~= "string" then fail("title must be a string, got " .. type(spec.title)) end
+  local user_notes = string_list(spec.notes, "notes") or {}
+  local keep = string_list(spec.keep, "keep")
+  local drop = string_list(spec.drop, "drop")
+  local order = string_list(spec.order, "order")
   local fe_rows = spec.fe_rows
   if fe_rows == nil then fe_rows = true end
-  if type(fe_rows) ~= "boolean" then fail("fe_rows must be true or false, got " .. type(fe_rows), 2) end
+  if type(fe_rows) ~= "boolean" then fail("fe_rows must be true or false, got " .. type(fe_rows)) end
   local stats_explicit = spec.stats ~= nil
-  local stats = string_list(spec.stats, "stats", 2) or DEFAULT_STATS
+  local stats = string_list(spec.stats, "stats") or DEFAULT_STATS
 
   -- Headers: "(1)", "(2)", ...; "label" uses each fit's label or estimator,
   -- "depvar" the (labelled) dependent variable: fit.depvar or the left-hand
@@ -236,15 +238,15 @@ function M.etable(spec)
         h = ok and fo:response() or nil
       end
       if type(h) ~= "string" or h == "" then
-        fail(string.format("headers = \"depvar\": model %d has neither depvar nor a formula \"y ~ ...\"", i), 2)
+        fail(string.format("headers = \"depvar\": model %d has neither depvar nor a formula \"y ~ ...\"", i))
       end
       headers[i] = labels[h] or h
     end
   else
-    local h = string_list(spec.headers, "headers", 2)
+    local h = string_list(spec.headers, "headers")
     if type(spec.headers) ~= "table" or #h ~= n then
       fail(string.format("headers must be an array of %d strings (one per model), \"label\" or \"depvar\", got %s", n,
-        type(spec.headers) == "table" and ("an array of " .. #h) or tostring(spec.headers)), 2)
+        type(spec.headers) == "table" and ("an array of " .. #h) or tostring(spec.headers)))
     end
     headers = h
   end
@@ -258,9 +260,9 @@ function M.etable(spec)
   end
   local all_names = names
   if keep then
-    check_matches(keep, all_names, "keep", 2)
+    check_matches(keep, all_names, "keep")
     local ms = {}
-    for i, e in ipairs(keep) do ms[i] = matcher(e, "keep", 2) end
+    for i, e in ipairs(keep) do ms[i] = matcher(e, "keep") end
     local kept = {}
     for _, nm in ipairs(names) do
       for _, m in ipairs(ms) do if m(nm) then kept[#kept + 1] = nm; break end end
@@ -268,9 +270,9 @@ function M.etable(spec)
     names = kept
   end
   if drop then
-    check_matches(drop, all_names, "drop", 2)
+    check_matches(drop, all_names, "drop")
     local ms = {}
-    for i, e in ipairs(drop) do ms[i] = matcher(e, "drop", 2) end
+    for i, e in ipairs(drop) do ms[i] = matcher(e, "drop") end
     local kept = {}
     for _, nm in ipairs(names) do
       local hit = false
@@ -280,10 +282,10 @@ function M.etable(spec)
     names = kept
   end
   if order then
-    check_matches(order, all_names, "order", 2)
+    check_matches(order, all_names, "order")
     local placed, ordered = {}, {}
     for _, e in ipairs(order) do
-      local m = matcher(e, "order", 2)
+      local m = matcher(e, "order")
       for _, nm in ipairs(names) do
         if not placed[nm] and m(nm) then placed[nm] = true; ordered[#ordered + 1] = nm end
       end
@@ -364,7 +366,7 @@ function M.etable(spec)
     if any then
       stat_rows[#stat_rows + 1] = row
     elseif stats_explicit then
-      fail(string.format("stats: no model provides '%s'", key), 2)
+      fail(string.format("stats: no model provides '%s'", key))
     end
   end
   local vrow, anyv = { label = labels.vcov or "SE", cells = {}, stars = {} }, false
@@ -404,7 +406,7 @@ end
 
 local function check_self(self, method)
   if getmetatable(self) ~= Table then
-    error(string.format("etable: %s must be called as tab:%s(...)", method, method), 3)
+    raise(string.format("etable: %s must be called as tab:%s(...)", method, method))
   end
 end
 
@@ -506,7 +508,7 @@ end
 --- to read Chinese text from a .csv.
 function Table:csv(opts)
   check_self(self, "csv")
-  if opts ~= nil and type(opts) ~= "table" then error("etable: csv options must be a table {bom = true}", 2) end
+  if opts ~= nil and type(opts) ~= "table" then raise("etable: csv options must be a table {bom = true}") end
   local ncol = self.nmodels + 1
   local out = {}
   local function add(r)
@@ -617,11 +619,11 @@ local FORMATS = { md = "markdown", markdown = "markdown", tex = "latex", csv = "
   htm = "html", xlsx = "xlsx" }
 local FORMAT_LIST = ".md, .tex, .csv, .html or .xlsx"
 
-local function xlsx_module(level)
+local function xlsx_module()
   local ok, mod = pcall(require, "spillover.xlsx")
   if not ok then
-    error("etable: .xlsx output needs the spillover.xlsx C module, which this build does not provide (" ..
-      tostring(mod):match("^[^\n]*") .. ")", level + 1)
+    raise("etable: .xlsx output needs the spillover.xlsx C module, which this build does not provide (" ..
+      util.message(mod):match("^[^\n]*") .. ")")
   end
   return mod
 end
@@ -633,31 +635,31 @@ local function reason(msg, path)
   return msg
 end
 
-local function write_file(self, path, fmt, level)
+local function write_file(self, path, fmt)
   local tmp = string.format("%s.tmp-%s", path, tostring({}):match("0x(%x+)") or tostring(os.time()))
   local fh, msg = io.open(tmp, "wb")
-  if not fh then error(string.format("etable: cannot write '%s': %s", path, reason(msg, tmp)), level + 1) end
+  if not fh then raise(string.format("etable: cannot write '%s': %s", path, reason(msg, tmp))) end
   if fmt == "xlsx" then
     -- libxlsxwriter writes the file itself at close; the probe above already
     -- told us the directory is writable.
     fh:close()
-    local ok, err = xlsx_module(level + 1).write(tmp, self:xlsx_spec())
+    local ok, err = xlsx_module().write(tmp, self:xlsx_spec())
     if not ok then
       os.remove(tmp)
-      error(string.format("etable: cannot write '%s': %s", path, reason(err, tmp)), level + 1)
+      raise(string.format("etable: cannot write '%s': %s", path, reason(err, tmp)))
     end
   else
     local ok, err = fh:write(self[fmt](self))
     local cok, cerr = fh:close()
     if not ok or not cok then
       os.remove(tmp)
-      error(string.format("etable: cannot write '%s': %s", path, reason(err or cerr, tmp)), level + 1)
+      raise(string.format("etable: cannot write '%s': %s", path, reason(err or cerr, tmp)))
     end
   end
   local ok, err = os.rename(tmp, path)
   if not ok then
     os.remove(tmp)
-    error(string.format("etable: cannot write '%s': %s", path, reason(err, tmp)), level + 1)
+    raise(string.format("etable: cannot write '%s': %s", path, reason(err, tmp)))
   end
   return path
 end
@@ -665,32 +667,32 @@ end
 --- Write the table to path, the format chosen by the extension; returns path.
 function Table:write(path)
   check_self(self, "write")
-  if type(path) ~= "string" then error("etable: write expects a file path, got " .. type(path), 2) end
+  if type(path) ~= "string" then raise("etable: write expects a file path, got " .. type(path)) end
   local ext = path:match("%.([^./\\]+)$")
   local fmt = ext and FORMATS[ext:lower()]
   if not fmt then
-    error(string.format("etable: cannot tell the output format of '%s' from its extension: expected %s",
-      path, FORMAT_LIST), 2)
+    raise(string.format("etable: cannot tell the output format of '%s' from its extension: expected %s",
+      path, FORMAT_LIST))
   end
-  return write_file(self, path, fmt, 2)
+  return write_file(self, path, fmt)
 end
 
 --- Write prefix.<ext> for each extension (default md, tex, csv, html, xlsx);
 --- returns the paths written.  Every extension is checked before any write.
 function Table:write_all(prefix, exts)
   check_self(self, "write_all")
-  if type(prefix) ~= "string" then error("etable: write_all expects a path prefix, got " .. type(prefix), 2) end
+  if type(prefix) ~= "string" then raise("etable: write_all expects a path prefix, got " .. type(prefix)) end
   exts = exts or { "md", "tex", "csv", "html", "xlsx" }
-  if type(exts) ~= "table" then error("etable: write_all: formats must be an array such as {\"md\", \"tex\"}", 2) end
+  if type(exts) ~= "table" then raise("etable: write_all: formats must be an array such as {\"md\", \"tex\"}") end
   for i, e in ipairs(exts) do
     if type(e) ~= "string" or not FORMATS[e:lower()] then
-      error(string.format("etable: write_all: unknown format %s (entry %d): expected md, tex, csv, html or xlsx",
-        type(e) == "string" and ("'" .. e .. "'") or type(e), i), 2)
+      raise(string.format("etable: write_all: unknown format %s (entry %d): expected md, tex, csv, html or xlsx",
+        type(e) == "string" and ("'" .. e .. "'") or type(e), i))
     end
   end
   local paths = {}
   for i, e in ipairs(exts) do
-    paths[i] = write_file(self, prefix .. "." .. e, FORMATS[e:lower()], 2)
+    paths[i] = write_file(self, prefix .. "." .. e, FORMATS[e:lower()])
   end
   return paths
 end

@@ -16,6 +16,7 @@
 local core = require "spillover.core"
 local suggest = require "spillover.suggest"
 local util = require "spillover.util"
+local raise = util.raise
 local F = require "spillover.formula"
 local dist, matrix = core.dist, core.matrix
 
@@ -43,8 +44,8 @@ Fit.__index = function(self, k)
 end
 
 local function shape_error(what, k, got)
-  error(string.format("sp.fit: '%s' must be %s (one entry per name in 'names'), got %s", what,
-    what == "V" and string.format("a %d x %d matrix", k, k) or string.format("%d numbers", k), got), 4)
+  raise(string.format("sp.fit: '%s' must be %s (one entry per name in 'names'), got %s", what,
+    what == "V" and string.format("a %d x %d matrix", k, k) or string.format("%d numbers", k), got))
 end
 
 -- b as an array of k numbers, from an array or a k x 1 / 1 x k matrix.
@@ -128,19 +129,19 @@ local CAPABILITY_NAMES = { predict = true, predict_matrix = true, refit = true, 
 
 local function check_capabilities(c)
   if c == nil then return nil end
-  if type(c) ~= "table" then error("sp.fit: 'capabilities' must be a table such as {spatial = true}", 3) end
+  if type(c) ~= "table" then raise("sp.fit: 'capabilities' must be a table such as {spatial = true}") end
   for k, v in pairs(c) do
     if not CAPABILITY_NAMES[k] then
       local names = {}
       for n in pairs(CAPABILITY_NAMES) do names[#names + 1] = n end
       table.sort(names)
-      error(string.format("sp.fit: unknown capability '%s' (expected one of %s)%s", tostring(k),
-        table.concat(names, ", "), suggest.did_you_mean(tostring(k), names)), 3)
+      raise(string.format("sp.fit: unknown capability '%s' (expected one of %s)%s", tostring(k),
+        table.concat(names, ", "), suggest.did_you_mean(tostring(k), names)))
     end
     if k == "dynamic" then
-      if type(v) ~= "table" then error("sp.fit: capability 'dynamic' must be an array of lags such as {1}", 3) end
+      if type(v) ~= "table" then raise("sp.fit: capability 'dynamic' must be an array of lags such as {1}") end
     elseif type(v) ~= "boolean" then
-      error(string.format("sp.fit: capability '%s' must be true or false, got %s", k, tostring(v)), 3)
+      raise(string.format("sp.fit: capability '%s' must be true or false, got %s", k, tostring(v)))
     end
   end
   return c
@@ -148,18 +149,18 @@ end
 
 --- Build a fit object; checks the contract so a user estimator fails early.
 local function new(spec)
-  if type(spec) ~= "table" then error("sp.fit: expected a table {names=, b=, V=, nobs=, ...}", 2) end
+  if type(spec) ~= "table" then raise("sp.fit: expected a table {names=, b=, V=, nobs=, ...}") end
   local names = spec.names
-  if type(names) ~= "table" then error("sp.fit: 'names' must be an array of coefficient names", 2) end
+  if type(names) ~= "table" then raise("sp.fit: 'names' must be an array of coefficient names") end
   for i, n in ipairs(names) do
     if type(n) ~= "string" then
-      error(string.format("sp.fit: 'names' must be strings (entry %d is a %s)", i, type(n)), 2)
+      raise(string.format("sp.fit: 'names' must be strings (entry %d is a %s)", i, type(n)))
     end
   end
   for k in pairs(spec) do
     if type(Fit[k]) == "function" or k == "index" or k == "declared_capabilities" then
-      error(string.format("sp.fit: field '%s' is reserved (fit:%s() is a method of every fit); " ..
-        "keep estimator data in 'stats', or in 'private' for internals", k, k), 2)
+      raise(string.format("sp.fit: field '%s' is reserved (fit:%s() is a method of every fit); " ..
+        "keep estimator data in 'stats', or in 'private' for internals", k, k))
     end
   end
   local k = #names
@@ -168,12 +169,12 @@ local function new(spec)
   local nobs = spec.nobs
   if nobs == nil and type(spec.stats) == "table" then nobs = spec.stats.nobs end
   if math.type(nobs) ~= "integer" and not (type(nobs) == "number" and nobs >= 0 and nobs == math.floor(nobs)) then
-    error("sp.fit: 'nobs' must be the number of observations used (an integer >= 0), got " ..
-      (nobs == nil and "nothing" or tostring(nobs)), 2)
+    raise("sp.fit: 'nobs' must be the number of observations used (an integer >= 0), got " ..
+      (nobs == nil and "nothing" or tostring(nobs)))
   end
-  if nobs < 0 then error("sp.fit: 'nobs' must be >= 0, got " .. tostring(nobs), 2) end
+  if nobs < 0 then raise("sp.fit: 'nobs' must be >= 0, got " .. tostring(nobs)) end
   if spec.private ~= nil and type(spec.private) ~= "table" then
-    error("sp.fit: 'private' must be a table (the estimator's internals)", 2)
+    raise("sp.fit: 'private' must be a table (the estimator's internals)")
   end
   local self = {}
   for key, v in pairs(spec) do self[key] = v end
@@ -227,7 +228,7 @@ end
 
 function Fit:confint(level)
   level = level or 0.95
-  if not (level > 0 and level < 1) then error("confint: level must be in (0, 1)", 2) end
+  if not (level > 0 and level < 1) then raise("confint: level must be in (0, 1)") end
   local q = self:uses_t() and dist.qt(1 - (1 - level) / 2, self.df_resid) or dist.qnorm(1 - (1 - level) / 2)
   return keyed(self, function(i)
     local s = math.sqrt(self.V[i][i])
@@ -237,7 +238,7 @@ end
 
 local function need(self, field, what)
   if self[field] == nil then
-    error(string.format("%s: this %s fit does not provide %s", what, self.estimator or "user", field), 3)
+    raise(string.format("%s: this %s fit does not provide %s", what, self.estimator or "user", field))
   end
   return self[field]
 end
@@ -286,7 +287,7 @@ local function draw_factor(V, idx)
   local root = {}
   for a = 1, #idx do
     local l = vals:get(a, 1)
-    if l < -1e-12 * top then error("draw: the covariance matrix is not positive semi-definite", 3) end
+    if l < -1e-12 * top then raise("draw: the covariance matrix is not positive semi-definite") end
     root[a] = math.sqrt(math.max(l, 0))
   end
   return vecs * matrix.diag(matrix(root))
@@ -303,7 +304,7 @@ function Fit:draw(rng)
       local v = self.V[i][i]
       -- NaN: a perfect fit (docs/estimators/ols.md), whose residual variance
       -- is zero; its coefficients take no noise, as the definite ones of V would
-      if v < 0 then error("draw: the covariance matrix is not positive semi-definite", 2) end
+      if v < 0 then raise("draw: the covariance matrix is not positive semi-definite") end
       if v > 0 then idx[#idx + 1] = i end
     end
     p.draw_factor = { idx = idx, F = draw_factor(self.V, idx) }
@@ -372,8 +373,8 @@ local function parse_linear(self, s, row, sign, text)
       if idx == nil then
         local num = number_at()
         if num == nil then
-          error(string.format("wald: cannot read '%s' in \"%s\": expected a coefficient name (one of: %s) or a number",
-            s:sub(pos), text, table.concat(self.names, ", ")), 3)
+          raise(string.format("wald: cannot read '%s' in \"%s\": expected a coefficient name (one of: %s) or a number",
+            s:sub(pos), text, table.concat(self.names, ", ")))
         end
         mult = num
         skip()
@@ -381,7 +382,7 @@ local function parse_linear(self, s, row, sign, text)
           pos = pos + 1
           skip()
           idx = name_at()
-          if idx == nil then error(string.format("wald: expected a coefficient name after '*' in \"%s\"", text), 3) end
+          if idx == nil then raise(string.format("wald: expected a coefficient name after '*' in \"%s\"", text)) end
         end
       else
         skip()
@@ -389,7 +390,7 @@ local function parse_linear(self, s, row, sign, text)
           pos = pos + 1
           skip()
           mult = number_at()
-          if mult == nil then error(string.format("wald: expected a number after '*' in \"%s\"", text), 3) end
+          if mult == nil then raise(string.format("wald: expected a number after '*' in \"%s\"", text)) end
         end
       end
       if idx then row[idx] = (row[idx] or 0) + sign * termsign * mult
@@ -433,8 +434,8 @@ function Fit:wald(spec)
     for _, n in ipairs(spec) do
       local i = self.index[n]
       if i == nil then
-        error("wald: unknown coefficient '" .. tostring(n) .. "'" .. suggest.did_you_mean(tostring(n), self.names) ..
-          " (coefficients: " .. table.concat(self.names, ", ") .. ")", 2)
+        raise("wald: unknown coefficient '" .. tostring(n) .. "'" .. suggest.did_you_mean(tostring(n), self.names) ..
+          " (coefficients: " .. table.concat(self.names, ", ") .. ")")
       end
       rows[#rows + 1] = { [i] = 1 }
       rhs[#rhs + 1] = 0
@@ -447,14 +448,14 @@ function Fit:wald(spec)
       local row = {}
       local c1 = parse_linear(self, lhs, row, 1, spec)
       local c2 = parse_linear(self, r, row, -1, spec)
-      if next(row) == nil then error("wald: restriction '" .. part .. "' involves no coefficient", 2) end
+      if next(row) == nil then raise("wald: restriction '" .. part .. "' involves no coefficient") end
       rows[#rows + 1] = row
       rhs[#rhs + 1] = -(c1 + c2)
       local text = part:match("^%s*(.-)%s*$")
       texts[#texts + 1] = lhs == part and (text .. " = 0") or text
     end
   else
-    error("wald: expected a string like \"x1 = x2\" or an array of names", 2)
+    raise("wald: expected a string like \"x1 = x2\" or an array of names")
   end
   local q = #rows
   -- d = R b - r, M = R V R'
@@ -475,7 +476,7 @@ function Fit:wald(spec)
   -- Solve M x = d (LU with the singularity test of sp.matrix:solve).
   local ok, xm = pcall(function() return matrix(M):solve(matrix(d)) end)
   if not ok then
-    error("wald: the restrictions are linearly dependent or involve coefficients without variance", 2)
+    raise("wald: the restrictions are linearly dependent or involve coefficients without variance")
   end
   local x = xm:totable()
   local chi2 = 0

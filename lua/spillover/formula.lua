@@ -16,6 +16,7 @@
 -- table.  Two of them share a name with a method, so those two lists are
 -- callable: f.fe[1].name and #f.fe read the list, f:fe() gives the names.
 local core = require "spillover.core"
+local raise = require("spillover.util").raise
 
 local M = {}
 local Formula = {}
@@ -28,11 +29,11 @@ local meta = { __index = Formula, __name = "spillover.formula" }
 --- with a digit or with '.' and a digit, which start a number).
 function M.quote(name)
   if type(name) ~= "string" or name == "" then
-    error("formula.quote: expected a variable name (a non-empty string)", 2)
+    raise("formula.quote: expected a variable name (a non-empty string)")
   end
   if name:find("^[%a_.\128-\255][%w_.\128-\255]*$") and not name:find("^%.%d") then return name end
   if name:find("`", 1, true) then
-    error("formula.quote: the name '" .. name .. "' contains a backquote and cannot be written in a formula", 2)
+    raise("formula.quote: the name '" .. name .. "' contains a backquote and cannot be written in a formula")
   end
   return "`" .. name .. "`"
 end
@@ -76,7 +77,7 @@ end
 --- `gdp growth`:x for the term labelled "gdp growth:x".
 function M.format_term(node)
   if type(node) ~= "table" or type(node.kind) ~= "string" then
-    error("formula.format_term: expected a term of a formula (such as f.rhs[1])", 2)
+    raise("formula.format_term: expected a term of a formula (such as f.rhs[1])")
   end
   return fmt(node)
 end
@@ -114,7 +115,7 @@ local vars_list = { __call = function(list) return table.move(list, 1, #list, 1,
 function M.parse(text)
   if getmetatable(text) == meta then return text end
   if type(text) ~= "string" then
-    error("formula: expected a formula string such as \"y ~ x1 + x2\", got " .. type(text), 2)
+    raise("formula: expected a formula string such as \"y ~ x1 + x2\", got " .. type(text))
   end
   local f = core.formula(text, { optional_response = true })
   f.endog = f.endog or {}
@@ -232,9 +233,9 @@ end
 
 --- The term nodes of a list of term texts ("x3", "l(y, 1:2)", "a*b") or
 --- nodes of another formula.  what names the method in errors.
-local function term_nodes(list, what, level)
+local function term_nodes(list, what)
   if type(list) ~= "table" then
-    error(what .. ": expected a list of terms such as {\"x3\", \"log(x4)\"}", level + 1)
+    raise(what .. ": expected a list of terms such as {\"x3\", \"log(x4)\"}")
   end
   local out = {}
   for i, t in ipairs(list) do
@@ -243,44 +244,44 @@ local function term_nodes(list, what, level)
     elseif type(t) == "string" then
       local ok, g = pcall(core.formula, "~ " .. t, { optional_response = true })
       if not ok then
-        error(what .. ": '" .. t .. "' is not a formula term (" .. reason(g) .. ")", level + 1)
+        raise(what .. ": '" .. t .. "' is not a formula term (" .. reason(g) .. ")")
       end
       if g.nparts ~= 1 or not g.intercept or #g.rhs == 0 then
-        error(what .. ": '" .. t .. "' is not a term (no '|', '0', '1' or '- 1' here)", level + 1)
+        raise(what .. ": '" .. t .. "' is not a term (no '|', '0', '1' or '- 1' here)")
       end
       table.move(g.rhs, 1, #g.rhs, #out + 1, out)
     else
-      error(string.format("%s: item %d must be a term string, found %s", what, i, type(t)), level + 1)
+      raise(string.format("%s: item %d must be a term string, found %s", what, i, type(t)))
     end
   end
   return out
 end
 
 --- The node of a response text ("y", "log(y)").
-local function response_node(text, what, level)
+local function response_node(text, what)
   local ok, g = type(text) == "string", "found " .. type(text)
   if ok then ok, g = pcall(core.formula, text .. " ~ 1") end
   if not ok then
-    error(what .. ": expected a response such as \"y\" or \"log(y)\" (" .. reason(g) .. ")", level + 1)
+    raise(what .. ": expected a response such as \"y\" or \"log(y)\" (" .. reason(g) .. ")")
   end
   return g.lhs
 end
 
 --- The nodes of a list of fixed-effect texts ("g", "a^b", or several: "a + b").
-local function fe_nodes(list, what, level)
+local function fe_nodes(list, what)
   if type(list) ~= "table" then
-    error(what .. ": expected a list of fixed effects such as {\"g\", \"a^b\"}", level + 1)
+    raise(what .. ": expected a list of fixed effects such as {\"g\", \"a^b\"}")
   end
   if #list == 0 then return {} end
   for i, t in ipairs(list) do
     if type(t) ~= "string" then
-      error(string.format("%s: fixed effect %d must be a string, found %s", what, i, type(t)), level + 1)
+      raise(string.format("%s: fixed effect %d must be a string, found %s", what, i, type(t)))
     end
   end
   local ok, g = pcall(core.formula, "~ 1 | " .. table.concat(list, " + "), { optional_response = true })
   if not ok or #g.fe == 0 or (g.endog and #g.endog > 0) then
-    error(what .. ": expected variable names or combinations a^b, found {" .. table.concat(list, ", ") .. "}" ..
-      (ok and "" or " (" .. reason(g) .. ")"), level + 1)
+    raise(what .. ": expected variable names or combinations a^b, found {" .. table.concat(list, ", ") .. "}" ..
+      (ok and "" or " (" .. reason(g) .. ")"))
   end
   return g.fe
 end
@@ -291,11 +292,11 @@ end
 --- backquotes go through F.quote.
 function M.build(spec)
   if type(spec) ~= "table" then
-    error("formula.build: expected {response =, terms =, fe =, intercept =}", 2)
+    raise("formula.build: expected {response =, terms =, fe =, intercept =}")
   end
-  local p = { rhs = term_nodes(spec.terms or {}, "formula.build", 2), fe = fe_nodes(spec.fe or {}, "formula.build", 2),
+  local p = { rhs = term_nodes(spec.terms or {}, "formula.build"), fe = fe_nodes(spec.fe or {}, "formula.build"),
     intercept = spec.intercept ~= false, endog = {}, inst = {} }
-  if spec.response ~= nil then p.lhs = response_node(spec.response, "formula.build", 2) end
+  if spec.response ~= nil then p.lhs = response_node(spec.response, "formula.build") end
   return rebuild(p)
 end
 
@@ -308,7 +309,7 @@ end
 --- With the response set to an expression ("z", "log(z)").
 function Formula:with_response(text)
   local p = parts(self)
-  p.lhs = response_node(text, "with_response", 2)
+  p.lhs = response_node(text, "with_response")
   return rebuild(p)
 end
 
@@ -320,7 +321,7 @@ end
 
 --- With fixed effects added (texts such as "g", "a^b" or "a + b"; write a
 --- column name through F.quote when it may need backquotes).
-function Formula:with_fe(list) return extended(self, "fe", fe_nodes(list, "with_fe", 2)) end
+function Formula:with_fe(list) return extended(self, "fe", fe_nodes(list, "with_fe")) end
 
 --- Without the IV part: the endogenous regressors become ordinary ones.
 function Formula:without_iv()
@@ -332,17 +333,17 @@ end
 
 --- With terms added at the end of the regressors (duplicates are dropped,
 --- as the parser drops them).
-function Formula:with_terms(list) return extended(self, "rhs", term_nodes(list, "with_terms", 2)) end
+function Formula:with_terms(list) return extended(self, "rhs", term_nodes(list, "with_terms")) end
 
 --- Without the given terms; each must be a term of the formula.
 function Formula:without_terms(list)
   local drop = {}
-  for _, t in ipairs(term_nodes(list, "without_terms", 2)) do drop[t.name] = true end
+  for _, t in ipairs(term_nodes(list, "without_terms")) do drop[t.name] = true end
   local have = {}
   for _, t in ipairs(self.rhs) do have[t.name] = true end
   for name in pairs(drop) do
     if not have[name] then
-      error("without_terms: '" .. name .. "' is not a term of '" .. compose(self) .. "'", 2)
+      raise("without_terms: '" .. name .. "' is not a term of '" .. compose(self) .. "'")
     end
   end
   local p = parts(self)

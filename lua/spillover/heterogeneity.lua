@@ -8,11 +8,12 @@ local fitmod = require "spillover.fit"
 local linear = require "spillover.linear"
 local formula_object = require "spillover.formula"
 local util = require "spillover.util"
+local raise = util.raise
 local common = require "spillover.mechanism_common"
 
 local as_list, check_column, column_values, key_of = common.as_list, common.check_column, common.column_values,
   common.key_of
-local message_of, read_formula = common.message_of, common.read_formula
+local message_of, read_formula = util.message, common.read_formula
 local demeaned_design, solve_named = common.demeaned_design, common.solve_named
 local rows_by_key = common.rows_by_key
 local pad, panel_of = fitmod.pad, util.panel_of
@@ -41,16 +42,16 @@ By.__name = "spillover.by"
 --- -> {levels = {...}, fits = {level -> fit}, nobs = {level -> rows}}; by[i] is the i-th fit.
 function M.by(d, group, fn)
   local F = "by"
-  check_column(F, d, group, "group", 2)
-  if type(fn) ~= "function" then error(F .. ": argument 3 must be a function(sub, level) returning a fit", 2) end
+  check_column(F, d, group, "group")
+  if type(fn) ~= "function" then raise(F .. ": argument 3 must be a function(sub, level) returning a fit") end
   local rows, levels = group_rows(d, group)
-  if #levels == 0 then error(F .. ": the group column '" .. group .. "' has no non-missing values", 2) end
+  if #levels == 0 then raise(F .. ": the group column '" .. group .. "' has no non-missing values") end
   local res = setmetatable({ group = group, levels = levels, fits = {}, nrows = {} }, By)
   for i, lv in ipairs(levels) do
     local sub = d:take(rows[lv])
     local ok, f = pcall(fn, sub, lv)
     if not ok then
-      error(string.format("%s: group %s = '%s' (%d rows): %s", F, group, lv, #rows[lv], message_of(f)), 2)
+      raise(string.format("%s: group %s = '%s' (%d rows): %s", F, group, lv, #rows[lv], message_of(f)))
     end
     if type(f) == "table" and f.label == nil then f.label = lv end
     res.fits[lv] = f
@@ -89,38 +90,38 @@ local function wald_rows(b, V, R, df2)
   local idx = {}
   for a = 1, q do idx[a] = a end
   local t = linear.joint_test(dvec, Mm, idx, df2, df2 == nil)
-  if t == nil then error("the covariance of the tested differences is singular", 3) end
+  if t == nil then raise("the covariance of the tested differences is singular") end
   t.difference = dvec
   return t
 end
 
 --- Parse common options of the group tests.
-local function group_setup(F, d, formula, opts, level)
-  if type(opts) ~= "table" then error(F .. ": expected an options table {group=, coef=, ...} as argument 3", level + 1) end
-  local f = read_formula(F, formula, level + 1)
-  check_column(F, d, opts.group, "group", level + 1)
+local function group_setup(F, d, formula, opts)
+  if type(opts) ~= "table" then raise(F .. ": expected an options table {group=, coef=, ...} as argument 3") end
+  local f = read_formula(F, formula)
+  check_column(F, d, opts.group, "group")
   local rows, levels = group_rows(d, opts.group)
   local sel = opts.groups
   if sel then
-    if type(sel) ~= "table" or #sel < 2 then error(F .. ": groups must list at least two levels of '" .. opts.group .. "'", level + 1) end
+    if type(sel) ~= "table" or #sel < 2 then raise(F .. ": groups must list at least two levels of '" .. opts.group .. "'") end
     local keep = {}
     for i, lv in ipairs(sel) do
       local k = key_of(lv)
       if not rows[k] then
-        error(string.format("%s: groups[%d] = '%s' is not a level of '%s' (levels: %s)", F, i, tostring(lv), opts.group,
-          table.concat(levels, ", ")), level + 1)
+        raise(string.format("%s: groups[%d] = '%s' is not a level of '%s' (levels: %s)", F, i, tostring(lv), opts.group,
+          table.concat(levels, ", ")))
       end
       keep[#keep + 1] = k
     end
     levels = keep
   end
   if #levels < 2 then
-    error(string.format("%s: the group column '%s' has %d level(s); a comparison needs at least 2", F, opts.group, #levels), level + 1)
+    raise(string.format("%s: the group column '%s' has %d level(s); a comparison needs at least 2", F, opts.group, #levels))
   end
   return f, rows, levels
 end
 
-local function coefs_to_test(F, names, coef, level)
+local function coefs_to_test(F, names, coef)
   local out = {}
   if coef == nil then
     for _, nm in ipairs(names) do if nm ~= "(Intercept)" then out[#out + 1] = nm end end
@@ -129,13 +130,13 @@ local function coefs_to_test(F, names, coef, level)
       local found = false
       for _, nm in ipairs(names) do if nm == c then found = true end end
       if not found then
-        error(string.format("%s: coef '%s' is not a regressor of the formula (regressors: %s)", F, tostring(c),
-          table.concat(names, ", ")), level + 1)
+        raise(string.format("%s: coef '%s' is not a regressor of the formula (regressors: %s)", F, tostring(c),
+          table.concat(names, ", ")))
       end
       out[#out + 1] = c
     end
   end
-  if #out == 0 then error(F .. ": no coefficient to compare", level + 1) end
+  if #out == 0 then raise(F .. ": no coefficient to compare") end
   return out
 end
 
@@ -151,12 +152,12 @@ end
 --- coefficients are equal across the groups.
 function M.chow(d, formula, opts)
   local F = "chow"
-  local f, rows, levels = group_setup(F, d, formula, opts, 2)
+  local f, rows, levels = group_setup(F, d, formula, opts)
   local group = opts.group
   local all = subset_rows(rows, levels)
   local sub = d:take(all)
-  local vc = linear.parse_vcov(opts.vcov, 2)
-  local compat = linear.check_compat(opts, 2)
+  local vc = linear.parse_vcov(opts.vcov)
+  local compat = linear.check_compat(opts)
   -- Each fixed effect is interacted with the group: fe^group.
   local fe_i = {}
   for j, node in ipairs(f.fe) do fe_i[j] = formula_object.format_term(node) .. "^" .. formula_object.quote(group) end
@@ -176,8 +177,8 @@ function M.chow(d, formula, opts)
   for i = 1, n do count[codes[i]] = (count[codes[i]] or 0) + 1 end
   for gi, lv in ipairs(levels) do
     if (count[gi] or 0) <= k then
-      error(string.format("%s: group %s = '%s' has %d usable rows, too few for its %d coefficients", F, group, lv,
-        count[gi] or 0, k), 2)
+      raise(string.format("%s: group %s = '%s' has %d usable rows, too few for its %d coefficients", F, group, lv,
+        count[gi] or 0, k))
     end
   end
   -- Interacted X: block g holds X on the rows of group g, 0 elsewhere.
@@ -214,7 +215,7 @@ function M.chow(d, formula, opts)
     end
   end
   local Vt = linear.totable(V)
-  local tested = coefs_to_test(F, des.names, opts.coef, 2)
+  local tested = coefs_to_test(F, des.names, opts.coef)
   local R = {}
   local estimates = {}
   for _, c in ipairs(tested) do
@@ -223,7 +224,7 @@ function M.chow(d, formula, opts)
     for gi, lv in ipairs(levels) do
       local p = pos[group .. "::" .. lv .. ":" .. c]
       if p == nil then
-        error(string.format("%s: '%s' is collinear or absorbed in group %s = '%s'", F, c, group, lv), 2)
+        raise(string.format("%s: '%s' is collinear or absorbed in group %s = '%s'", F, c, group, lv))
       end
       estimates[c][lv] = { estimate = b[p], se = math.sqrt(Vt[p][p]) }
       if gi > 1 then R[#R + 1] = { [p] = 1, [base] = -1 } end
@@ -243,8 +244,8 @@ end
 local function quick_coef(frame, formula)
   local dd = demeaned_design(frame, formula, {})
   if dd.n <= dd.des.k + dd.fe_dof then
-    error(string.format("%d usable rows are too few for %d coefficients and %d absorbed fixed-effect parameters",
-      dd.n, dd.des.k, dd.fe_dof), 0)
+    raise(string.format("%d usable rows are too few for %d coefficients and %d absorbed fixed-effect parameters",
+      dd.n, dd.des.k, dd.fe_dof))
   end
   return (solve_named(dd, dd.y, dd.names))
 end
@@ -276,18 +277,18 @@ end
 --- group sizes, and the difference recomputed.
 function M.permutation(d, formula, opts)
   local F = "permutation"
-  local _, rows, levels = group_setup(F, d, formula, opts, 2)
+  local _, rows, levels = group_setup(F, d, formula, opts)
   if #levels ~= 2 then
-    error(string.format("%s: '%s' has %d levels (%s); choose two with groups = {\"a\", \"b\"}", F, opts.group, #levels,
-      table.concat(levels, ", ")), 2)
+    raise(string.format("%s: '%s' has %d levels (%s); choose two with groups = {\"a\", \"b\"}", F, opts.group, #levels,
+      table.concat(levels, ", ")))
   end
   local reps = opts.reps or 1000
   if math.type(reps) ~= "integer" or reps < 1 then
-    error(F .. ": reps must be a whole number of permutations >= 1, got " .. tostring(reps), 2)
+    raise(F .. ": reps must be a whole number of permutations >= 1, got " .. tostring(reps))
   end
   local all, gl = subset_rows(rows, levels)
   local ref = core.design(d, formula, {})
-  local coefs = coefs_to_test(F, ref.names, opts.coef, 2)
+  local coefs = coefs_to_test(F, ref.names, opts.coef)
   local function diffs(labels)
     local r1, r2 = {}, {}
     for i, r in ipairs(all) do
@@ -305,10 +306,10 @@ function M.permutation(d, formula, opts)
     for _, lv in ipairs(levels) do
       local ok2, e2 = pcall(quick_coef, d:take(rows[lv]), formula)
       if not ok2 then
-        error(string.format("%s: group %s = '%s' (%d rows): %s", F, opts.group, lv, #rows[lv], message_of(e2)), 2)
+        raise(string.format("%s: group %s = '%s' (%d rows): %s", F, opts.group, lv, #rows[lv], message_of(e2)))
       end
     end
-    error(obs, 2)
+    error(obs, 0)
   end
   local pinfo = panel_of(d)
   local entity = opts.entity or (pinfo and pinfo.entity)
@@ -350,7 +351,7 @@ function M.permutation(d, formula, opts)
       end
     end
   end
-  if done == 0 then error(F .. ": every permutation failed to estimate (groups too small?)", 2) end
+  if done == 0 then raise(F .. ": every permutation failed to estimate (groups too small?)") end
   local results = {}
   for j, c in ipairs(coefs) do
     results[j] = { coef = c, [levels[1]] = b1[c], [levels[2]] = b2[c], difference = obs[j],
@@ -367,23 +368,23 @@ end
 --- the groups' estimates enters the variance of the difference.
 function M.sur(d, formula, opts)
   local F = "sur"
-  local _, rows, levels = group_setup(F, d, formula, opts, 2)
-  local vc = linear.parse_vcov(opts.vcov, 2)
+  local _, rows, levels = group_setup(F, d, formula, opts)
+  local vc = linear.parse_vcov(opts.vcov)
   local cl = opts.cluster or (vc.type == "cluster" and vc.cluster[1]) or nil
-  if cl then check_column(F, d, cl, "cluster", 2) end
+  if cl then check_column(F, d, cl, "cluster") end
   local pieces, K, N = {}, 0, 0
   local tested
   for gi, lv in ipairs(levels) do
     local sub = d:take(rows[lv])
     local ok, dd = pcall(demeaned_design, sub, formula, cl and { cl } or {})
     if not ok then
-      error(string.format("%s: group %s = '%s' (%d rows): %s", F, opts.group, lv, #rows[lv], message_of(dd)), 2)
+      raise(string.format("%s: group %s = '%s' (%d rows): %s", F, opts.group, lv, #rows[lv], message_of(dd)))
     end
     if dd.n <= dd.des.k + dd.fe_dof then
-      error(string.format("%s: group %s = '%s' has %d usable rows, too few for %d coefficients and %d absorbed fixed-effect parameters",
-        F, opts.group, lv, dd.n, dd.des.k, dd.fe_dof), 2)
+      raise(string.format("%s: group %s = '%s' has %d usable rows, too few for %d coefficients and %d absorbed fixed-effect parameters",
+        F, opts.group, lv, dd.n, dd.des.k, dd.fe_dof))
     end
-    tested = tested or coefs_to_test(F, dd.names, opts.coef, 2)
+    tested = tested or coefs_to_test(F, dd.names, opts.coef)
     local f = core.lsfit(dd.X:copy(), dd.y, { scale = core.matrix(dd.scale) })
     local kn = {}
     for j, keep in ipairs(f.keep) do if keep then kn[#kn + 1] = dd.names[j] end end
@@ -435,7 +436,7 @@ function M.sur(d, formula, opts)
     local base = pos[levels[1] .. ":" .. c]
     for gi, lv in ipairs(levels) do
       local p = pos[lv .. ":" .. c]
-      if p == nil then error(string.format("%s: '%s' is collinear or absorbed in group %s = '%s'", F, c, opts.group, lv), 2) end
+      if p == nil then raise(string.format("%s: '%s' is collinear or absorbed in group %s = '%s'", F, c, opts.group, lv)) end
       estimates[c][lv] = { estimate = b[p], se = math.sqrt(Vt[p][p]) }
       if gi > 1 then R[#R + 1] = { [p] = 1, [base] = -1 } end
     end
@@ -460,12 +461,12 @@ GroupDiff.__name = "spillover.group_diff"
 
 --- All three tests (or those in opts.tests) with one call.
 function M.group_diff(d, formula, opts)
-  if type(opts) ~= "table" then error("group_diff: expected an options table {group=, coef=, ...}", 2) end
+  if type(opts) ~= "table" then raise("group_diff: expected an options table {group=, coef=, ...}") end
   local tests = as_list(opts.tests or { "chow", "permutation", "sur" })
   local out = setmetatable({ group = opts.group, formula = formula }, GroupDiff)
   for _, t in ipairs(tests) do
     local f = ({ chow = M.chow, permutation = M.permutation, sur = M.sur })[t]
-    if not f then error("group_diff: unknown test '" .. tostring(t) .. "' (expected chow, permutation or sur)", 2) end
+    if not f then raise("group_diff: unknown test '" .. tostring(t) .. "' (expected chow, permutation or sur)") end
     out[t] = f(d, formula, opts)
     out[#out + 1] = out[t]
   end

@@ -12,6 +12,7 @@
 -- moves the index without re-estimating it.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local did_you_mean = require("spillover.suggest").did_you_mean
 
 local M = {}
@@ -33,7 +34,7 @@ local function public(name, impl)
     local res = table.pack(pcall(impl, ...))
     if res[1] then return table.unpack(res, 2, res.n) end
     local e = res[2]
-    if getmetatable(e) == Failure then error(name .. ": " .. e.msg, 2) end
+    if getmetatable(e) == Failure then raise(name .. ": " .. e.msg) end
     error(e, 0)
   end
 end

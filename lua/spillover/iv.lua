@@ -15,6 +15,7 @@
 -- every one of them is within-transformed by one workspace.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local linear = require "spillover.linear"
 local dist = core.dist
 local matrix = core.matrix
@@ -218,30 +219,30 @@ local function index_of(list)
   return t
 end
 
-local function check_lists(des, level)
+local function check_lists(des)
   local exog = index_of(des.names)
   local endog, inst = des.endog_names, des.inst_names
   local inst_ix = index_of(inst)
   for _, name in ipairs(endog) do
     if exog[name] then
-      error(string.format("ivreg: '%s' is listed both as an exogenous regressor (before the first '|') and as " ..
-        "endogenous (left of '~' in the IV part); list it only in the IV part", name), level)
+      raise(string.format("ivreg: '%s' is listed both as an exogenous regressor (before the first '|') and as " ..
+        "endogenous (left of '~' in the IV part); list it only in the IV part", name))
     end
     if inst_ix[name] then
-      error(string.format("ivreg: '%s' is both endogenous and one of its own excluded instruments", name), level)
+      raise(string.format("ivreg: '%s' is both endogenous and one of its own excluded instruments", name))
     end
   end
   for _, name in ipairs(inst) do
     if exog[name] then
-      error(string.format("ivreg: instrument '%s' is also an exogenous regressor; exogenous regressors are " ..
-        "instruments already, so list only excluded instruments right of '~' in the IV part", name), level)
+      raise(string.format("ivreg: instrument '%s' is also an exogenous regressor; exogenous regressors are " ..
+        "instruments already, so list only excluded instruments right of '~' in the IV part", name))
     end
   end
   if #inst < #endog then
-    error(string.format("ivreg: %d endogenous regressor%s (%s) but only %d excluded instrument%s (%s): the model " ..
+    raise(string.format("ivreg: %d endogenous regressor%s (%s) but only %d excluded instrument%s (%s): the model " ..
       "is not identified; give at least as many excluded instruments as endogenous regressors",
       #endog, #endog == 1 and "" or "s", table.concat(endog, ", "), #inst, #inst == 1 and "" or "s",
-      #inst == 0 and "none" or table.concat(inst, ", ")), level)
+      #inst == 0 and "none" or table.concat(inst, ", ")))
   end
 end
 
@@ -269,19 +270,18 @@ end
 
 --- The fit (the entry sp.ols dispatches to when the formula has an IV part).
 function M.fit(d, formula, opts, des)
-  local level = 2
-  if type(formula) ~= "string" then error("ivreg: expected a formula string as argument 2", level) end
-  opts = linear.check_options(opts, linear.ols_options, "ivreg", level)
-  local compat = linear.check_compat(opts, level)
-  local vc = linear.parse_vcov(opts.vcov, level)
+  if type(formula) ~= "string" then raise("ivreg: expected a formula string as argument 2") end
+  opts = linear.check_options(opts, linear.ols_options, "ivreg")
+  local compat = linear.check_compat(opts)
+  local vc = linear.parse_vcov(opts.vcov)
   if opts.weights then
-    error("ivreg: weights are not supported for instrumental variables (yet); drop opts.weights", level)
+    raise("ivreg: weights are not supported for instrumental variables (yet); drop opts.weights")
   end
-  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts, level) }) end
+  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts) }) end
   if not des.endog_names or #des.endog_names == 0 then
-    error("ivreg: the formula has no IV part; write 'y ~ exog | fe | endog ~ instruments' (or use sp.ols)", level)
+    raise("ivreg: the formula has no IV part; write 'y ~ exog | fe | endog ~ instruments' (or use sp.ols)")
   end
-  check_lists(des, level)
+  check_lists(des)
 
   local n, k1_all = des.n, des.k
   local p, m = #des.endog_names, #des.inst_names
@@ -296,7 +296,7 @@ function M.fit(d, formula, opts, des)
 
   local yraw = core.sumsq(des.y)[1]
   if des.intercept and nfe == 0 then
-    linear.check_outcome("ivreg", des.yname, linear.sum_sq_centered(des.y), yraw, nil, level)
+    linear.check_outcome("ivreg", des.yname, linear.sum_sq_centered(des.y), yraw, nil)
   end
 
   -- One workspace demeans y, X1, Y2 and Z2 together.
@@ -310,7 +310,7 @@ function M.fit(d, formula, opts, des)
     if info.warning then notes[#notes + 1] = info.warning end
   end
   local y = big:col(1):copy()
-  if nfe > 0 then linear.check_outcome("ivreg", des.yname, core.sumsq(y)[1], yraw, "the fixed effects", level) end
+  if nfe > 0 then linear.check_outcome("ivreg", des.yname, core.sumsq(y)[1], yraw, "the fixed effects") end
   local X1 = k1_all > 0 and big:view(1, 2, n, k1_all):copy() or nil
   local Y2 = big:view(1, 2 + k1_all, n, p):copy()
   local Z2 = big:view(1, 2 + k1_all + p, n, m):copy()
@@ -351,18 +351,18 @@ function M.fit(d, formula, opts, des)
   for j = k1 + 1, L do
     if not fz.keep[j] then
       local nm = des.inst_names[j - k1]
-      error(string.format("ivreg: excluded instrument '%s' is collinear with the exogenous regressors%s%s; " ..
+      raise(string.format("ivreg: excluded instrument '%s' is collinear with the exogenous regressors%s%s; " ..
         "it carries no information beyond them (exogenous: %s)", nm, m > 1 and " and the other instruments" or "",
         nfe > 0 and " (or absorbed by the fixed effects)" or "",
-        #exog_names > 0 and table.concat(exog_names, ", ") or "none"), level)
+        #exog_names > 0 and table.concat(exog_names, ", ") or "none"))
     end
   end
   for j = 1, k1 do
-    if not fz.keep[j] then error("ivreg: internal error: exogenous column dropped in the first stage", level) end
+    if not fz.keep[j] then raise("ivreg: internal error: exogenous column dropped in the first stage") end
   end
   if n <= L + fe_dof then
-    error(string.format("ivreg: %d observations are too few for %d instruments and %d absorbed fixed-effect parameters",
-      n, L, fe_dof), level)
+    raise(string.format("ivreg: %d observations are too few for %d instruments and %d absorbed fixed-effect parameters",
+      n, L, fe_dof))
   end
 
   -- ---- first stage ----------------------------------------------------------------
@@ -431,8 +431,8 @@ function M.fit(d, formula, opts, des)
   for j = 1, k1 + p do
     if not f2.keep[j] then
       local nm = j <= k1 and exog_names[j] or des.endog_names[j - k1]
-      error(string.format("ivreg: '%s' is not identified: its first-stage fitted values are collinear with the " ..
-        "other regressors (the excluded instruments do not move it)", nm), level)
+      raise(string.format("ivreg: '%s' is not identified: its first-stage fitted values are collinear with the " ..
+        "other regressors (the excluded instruments do not move it)", nm))
     end
   end
   local K = k1 + p
@@ -441,8 +441,8 @@ function M.fit(d, formula, opts, des)
   local ssr = e:crossprod():get(1, 1)
   local df_resid = n - K - fe_dof
   if df_resid <= 0 then
-    error(string.format("ivreg: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
-      n, K, fe_dof), level)
+    raise(string.format("ivreg: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
+      n, K, fe_dof))
   end
   local V, vinfo, vlabel = linear.covariance(Xhat, e, f2.bread, ctx)
   local names = {}
@@ -605,7 +605,7 @@ end
 --- Fixed-effect coefficients {fe name -> {level -> value}} from y - X1 b1 - Y2 b2.
 function M.fixef(fit)
   local p = fit.private
-  if not p.absorb then error("fixef: the model has no fixed effects", 3) end
+  if not p.absorb then raise("fixef: the model has no fixed effects") end
   local des = p.design
   local r = des.y - des.endog * linear.coef_vector(fit, des.endog_names)
   if des.k > 0 then r = r - des.X * linear.coef_vector(fit, des.names) end

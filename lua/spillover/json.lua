@@ -1,6 +1,7 @@
 -- spillover.json: JSON decoding (with line:column errors) and deterministic
 -- encoding (sorted keys, numbers in the shortest form that reads back to the
 -- same double), so the same results always give byte-identical files.
+local raise = require("spillover.util").raise
 local json = {}
 
 local null = setmetatable({}, { __tostring = function() return "null" end })
@@ -13,7 +14,7 @@ local function decode_error(s, pos, name, what)
   for i = 1, pos - 1 do
     if s:byte(i) == 10 then line, col = line + 1, 1 else col = col + 1 end
   end
-  error(string.format("%s:%d:%d: %s", name or "json", line, col, what), 0)
+  raise(string.format("%s:%d:%d: %s", name or "json", line, col, what))
 end
 
 local function utf8_char(cp) return utf8.char(cp) end
@@ -118,7 +119,7 @@ end
 --- Read and decode a JSON file; errors name the file.
 function json.read(path)
   local f, msg = io.open(path, "rb")
-  if not f then error(msg, 0) end
+  if not f then raise(msg) end
   local s = f:read("a")
   f:close()
   return json.decode(s, path)
@@ -163,7 +164,7 @@ local function encode(v, indent, depth, out, active)
   elseif tv == "number" then out[#out + 1] = json.number(v)
   elseif tv == "string" then out[#out + 1] = quote(v)
   elseif tv == "table" then
-    if active[v] then error("json.encode: a table contains itself; JSON cannot represent cycles", 0) end
+    if active[v] then raise("json.encode: a table contains itself; JSON cannot represent cycles") end
     active[v] = true
     local nl = indent and ("\n" .. string.rep(indent, depth + 1)) or ""
     local close = indent and ("\n" .. string.rep(indent, depth)) or ""
@@ -193,7 +194,7 @@ local function encode(v, indent, depth, out, active)
   else
     local mt = getmetatable(v)
     if mt and mt.__tojson then return encode(mt.__tojson(v), indent, depth, out, active) end
-    error("json.encode: cannot encode a " .. tv, 2)
+    raise("json.encode: cannot encode a " .. tv)
   end
 end
 

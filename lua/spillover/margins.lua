@@ -7,6 +7,7 @@ local fitmod = require "spillover.fit"
 local linear = require "spillover.linear"
 local formula_object = require "spillover.formula"
 local common = require "spillover.mechanism_common"
+local raise = require("spillover.util").raise
 local dist = core.dist
 
 local as_list, numeric_column = common.as_list, common.numeric_column
@@ -23,23 +24,23 @@ function M.center(d, cols, opts)
   local F = "center"
   opts = opts or {}
   cols = as_list(cols)
-  if #cols == 0 then error(F .. ": expected a column name or a list of names", 2) end
+  if #cols == 0 then raise(F .. ": expected a column name or a list of names") end
   local prefix = opts.prefix
   local suffix = opts.suffix or ""
   if prefix == nil then prefix = (opts.suffix == nil) and "c_" or "" end
   if prefix == "" and suffix == "" then
-    error(F .. ": prefix and suffix are both empty: the centred column would overwrite '" .. cols[1] .. "'", 2)
+    raise(F .. ": prefix and suffix are both empty: the centred column would overwrite '" .. cols[1] .. "'")
   end
   local means = {}
   for _, name in ipairs(cols) do
-    numeric_column(F, d, name, "column", 2)
+    numeric_column(F, d, name, "column")
     local v = d:column(name)
     local s, n = 0, 0
     for i = 1, v:nrow() do
       local x = v:get(i, 1)
       if x == x then s, n = s + x, n + 1 end
     end
-    if n == 0 then error(F .. ": column '" .. name .. "' has no non-missing values", 2) end
+    if n == 0 then raise(F .. ": column '" .. name .. "' has no non-missing values") end
     local m = s / n
     means[name] = m
     local out = core.matrix(v:nrow(), 1)
@@ -55,12 +56,12 @@ M.centre = M.center
 --- then take x and m in their original units.
 function M.moderation(d, opts)
   local F = "moderation"
-  if type(opts) ~= "table" then error(F .. ": expected an options table {y=, x=, m=, ...}", 2) end
-  numeric_column(F, d, opts.x, "x", 2)
-  numeric_column(F, d, opts.m, "m", 2)
-  numeric_column(F, d, opts.y, "y", 2)
-  if opts.m == opts.x then error(F .. ": the moderator m is the same column as x ('" .. opts.x .. "')", 2) end
-  if opts.m == opts.y or opts.x == opts.y then error(F .. ": y must differ from x and m", 2) end
+  if type(opts) ~= "table" then raise(F .. ": expected an options table {y=, x=, m=, ...}") end
+  numeric_column(F, d, opts.x, "x")
+  numeric_column(F, d, opts.m, "m")
+  numeric_column(F, d, opts.y, "y")
+  if opts.m == opts.x then raise(F .. ": the moderator m is the same column as x ('" .. opts.x .. "')") end
+  if opts.m == opts.y or opts.x == opts.y then raise(F .. ": y must differ from x and m") end
   local centre = opts.centre
   if centre == nil then centre = opts.center end
   local xn, mn = opts.x, opts.m
@@ -72,8 +73,8 @@ function M.moderation(d, opts)
     xn, mn = prefix .. xn, prefix .. mn
   end
   local qx, qm = formula_object.quote(xn), formula_object.quote(mn)
-  local rhs = { qx, qm, qx .. ":" .. qm, controls_text(F, opts.controls, 2) }
-  local formula = formula_of(opts.y, rhs, fe_text(F, opts.fe, 2))
+  local rhs = { qx, qm, qx .. ":" .. qm, controls_text(F, opts.controls) }
+  local formula = formula_of(opts.y, rhs, fe_text(F, opts.fe))
   local fit = linear.ols(d, tostring(formula), { vcov = opts.vcov, compat = opts.compat })
   fit.depvar = opts.y
   if centre then
@@ -133,12 +134,12 @@ end
 function M.margins(fit, x, opts)
   local F = "margins"
   if type(fit) ~= "table" or type(fit.names) ~= "table" or type(fit.V) ~= "table" then
-    error(F .. ": argument 1 must be a fit", 2)
+    raise(F .. ": argument 1 must be a fit")
   end
-  if type(x) ~= "string" then error(F .. ": argument 2 must be the name of the variable whose effect is wanted", 2) end
+  if type(x) ~= "string" then raise(F .. ": argument 2 must be the name of the variable whose effect is wanted") end
   opts = opts or {}
   local level = opts.level or 0.95
-  if type(level) ~= "number" or not (level > 0 and level < 1) then error(F .. ": level must be in (0, 1)", 2) end
+  if type(level) ~= "number" or not (level > 0 and level < 1) then raise(F .. ": level must be in (0, 1)") end
   local cen = fit.centering or {}
   local xname = cen[x] and cen[x].name or x
   local ix = fit.index[xname]
@@ -163,7 +164,7 @@ function M.margins(fit, x, opts)
     end
   end
   if ix == nil and #terms == 0 then
-    error(string.format("%s: '%s' is not a coefficient of the fit (coefficients: %s)", F, x, table.concat(fit.names, ", ")), 2)
+    raise(string.format("%s: '%s' is not a coefficient of the fit (coefficients: %s)", F, x, table.concat(fit.names, ", ")))
   end
   -- Original-unit names of centred moderators.
   local orig_of = {}
@@ -172,31 +173,31 @@ function M.margins(fit, x, opts)
   local function to_model(mod, v) local o = orig_of[mod]; return o and (v - cen[o].mean) or v end
 
   local at = opts.at or {}
-  if type(at) ~= "table" then error(F .. ": 'at' must be a table {moderator = {values}}", 2) end
+  if type(at) ~= "table" then raise(F .. ": 'at' must be a table {moderator = {values}}") end
   local known = {}
   for _, mod in ipairs(moderators) do known[user_name(mod)] = mod end
   for k in pairs(at) do
     if not known[k] then
-      error(string.format("%s: '%s' in 'at' is not a moderator of '%s' (moderators: %s)", F, tostring(k), x,
-        #moderators > 0 and table.concat((function() local t = {} for i, m in ipairs(moderators) do t[i] = user_name(m) end return t end)(), ", ") or "none"), 2)
+      raise(string.format("%s: '%s' in 'at' is not a moderator of '%s' (moderators: %s)", F, tostring(k), x,
+        #moderators > 0 and table.concat((function() local t = {} for i, m in ipairs(moderators) do t[i] = user_name(m) end return t end)(), ", ") or "none"))
     end
   end
   local over = opts.over
   if over ~= nil then
     if not known[over] then
-      error(string.format("%s: over = '%s' is not a moderator of '%s'", F, tostring(over), x), 2)
+      raise(string.format("%s: over = '%s' is not a moderator of '%s'", F, tostring(over), x))
     end
     local n = opts.n or 20
-    if math.type(n) ~= "integer" or n < 2 then error(F .. ": n must be a whole number >= 2", 2) end
+    if math.type(n) ~= "integer" or n < 2 then raise(F .. ": n must be a whole number >= 2") end
     local lo, hi
     if opts.range then
       lo, hi = opts.range[1], opts.range[2]
       if type(lo) ~= "number" or type(hi) ~= "number" or not (hi > lo) then
-        error(F .. ": range must be {low, high} with low < high", 2)
+        raise(F .. ": range must be {low, high} with low < high")
       end
     else
       local vals = sample_values(fit, known[over])
-      if not vals then error(F .. ": the fit does not carry its data; give range = {low, high} for '" .. over .. "'", 2) end
+      if not vals then raise(F .. ": the fit does not carry its data; give range = {low, high} for '" .. over .. "'") end
       lo, hi = math.huge, -math.huge
       for _, v in ipairs(vals) do if v == v then lo, hi = math.min(lo, v), math.max(hi, v) end end
       -- The sample values are in model units; report original units.
@@ -217,13 +218,13 @@ function M.margins(fit, x, opts)
     if at[un] ~= nil then
       local vals = type(at[un]) == "table" and at[un] or { at[un] }
       for i, v in ipairs(vals) do
-        if type(v) ~= "number" then error(string.format("%s: at.%s[%d] must be a number", F, un, i), 2) end
+        if type(v) ~= "number" then raise(string.format("%s: at.%s[%d] must be a number", F, un, i)) end
       end
       varying[#varying + 1] = { mod = mod, name = un, values = vals }
     else
       local vals = sample_values(fit, mod)
       if not vals then
-        error(string.format("%s: give a value for the moderator '%s' in 'at' (the fit does not carry its data)", F, un), 2)
+        raise(string.format("%s: give a value for the moderator '%s' in 'at' (the fit does not carry its data)", F, un))
       end
       local m = mean_sd(vals)
       fixed[mod] = m
@@ -314,7 +315,7 @@ end
 --- its confidence band over the moderator, and a zero line.
 function M.margins_plot(path, result, opts)
   if getmetatable(result) ~= Margins or not result.over then
-    error("margins_plot: argument 2 must be the result of margins(fit, x, {over = moderator})", 2)
+    raise("margins_plot: argument 2 must be the result of margins(fit, x, {over = moderator})")
   end
   opts = opts or {}
   local xs, ys, lo, hi = {}, {}, {}, {}

@@ -50,7 +50,7 @@ local scenario_estimator = {
   name = "mediation",
   fit = function(d, spec, options)
     options = options or spec.options or {}
-    local f = read_formula("mediation", spec.formula, 2)
+    local f = read_formula("mediation", spec.formula)
     local y, x = f:response(), options.x or f:terms()[1]
     local controls, fe = {}, {}
     for _, t in ipairs(f.rhs) do if t.name ~= x then controls[#controls + 1] = formula_object.format_term(t) end end

@@ -7,6 +7,7 @@ local core = require "spillover.core"
 local linear = require "spillover.linear"
 local formula_object = require "spillover.formula"
 local util = require "spillover.util"
+local raise = util.raise
 
 local function as_list(v)
   if v == nil then return {} end
@@ -47,54 +48,47 @@ end
 
 --- Does the frame have column `name`?  A wrong name raises with the frame's
 --- own did-you-mean suggestion, prefixed by what the name was for.
-local function check_column(fname, d, name, what, level)
+local function check_column(fname, d, name, what)
   if type(name) ~= "string" or name == "" then
-    error(string.format("%s: %s must be a column name (a string), got %s", fname, what, type(name)), level + 1)
+    raise(string.format("%s: %s must be a column name (a string), got %s", fname, what, type(name)))
   end
   local ok, err = pcall(d.column, d, name)
   if not ok then
-    local msg = type(err) == "table" and err.msg or tostring(err)
-    error(string.format("%s: %s: %s", fname, what, msg), level + 1)
+    raise(string.format("%s: %s: %s", fname, what, util.message(err)))
   end
 end
 
---- The text of an error value without the position Lua prepends
---- ("file.lua:12: "), so a wrapped message reads as one sentence.
-local function message_of(err)
-  if type(err) == "table" and err.msg then return err.msg end
-  return (tostring(err):gsub("^[^%s:]+:%d+: ", ""))
-end
 
-local function numeric_column(fname, d, name, what, level)
-  check_column(fname, d, name, what, level + 1)
+local function numeric_column(fname, d, name, what)
+  check_column(fname, d, name, what)
   if type(d:column(name)) == "table" then
-    error(string.format("%s: %s '%s' is categorical; expected a numeric column", fname, what, name), level + 1)
+    raise(string.format("%s: %s '%s' is categorical; expected a numeric column", fname, what, name))
   end
 end
 
 --- Controls as formula text: "a + b", {"a", "b"} or nil.
-local function controls_text(fname, c, level)
+local function controls_text(fname, c)
   if c == nil then return nil end
   if type(c) == "string" then
     if c:match("^%s*$") then return nil end
     if c:find("[~|]") then
-      error(fname .. ": controls must be regressors such as \"lngdp + urban\", not a formula ('" .. c .. "')", level + 1)
+      raise(fname .. ": controls must be regressors such as \"lngdp + urban\", not a formula ('" .. c .. "')")
     end
     return c
   end
   if type(c) == "table" then
     for i, v in ipairs(c) do
-      if type(v) ~= "string" then error(string.format("%s: controls[%d] must be a string", fname, i), level + 1) end
+      if type(v) ~= "string" then raise(string.format("%s: controls[%d] must be a string", fname, i)) end
     end
     return #c > 0 and table.concat(c, " + ") or nil
   end
-  error(fname .. ": controls must be a string like \"lngdp + urban\" or a list of names", level + 1)
+  raise(fname .. ": controls must be a string like \"lngdp + urban\" or a list of names")
 end
 
-local function fe_text(fname, fe, level)
+local function fe_text(fname, fe)
   if fe == nil then return nil end
   if type(fe) == "table" then fe = table.concat(fe, " + ") end
-  if type(fe) ~= "string" then error(fname .. ": fe must be a string like \"province + year\" or a list", level + 1) end
+  if type(fe) ~= "string" then raise(fname .. ": fe must be a string like \"province + year\" or a list") end
   if fe:match("^%s*$") or fe:match("^%s*0%s*$") then return nil end
   return fe
 end
@@ -106,16 +100,16 @@ local function formula_of(y, terms, fe)
 end
 
 --- The formula object of a user's formula "y ~ x + ... | fe" (IV parts refused).
-local function read_formula(fname, formula, level)
+local function read_formula(fname, formula)
   if type(formula) ~= "string" and not formula_object.is_formula(formula) then
-    error(fname .. ": expected a formula string", level + 1)
+    raise(fname .. ": expected a formula string")
   end
   local ok, f = pcall(formula_object.parse, formula)
   if not ok or not f:response() then
-    error(fname .. ": '" .. tostring(formula) .. "' is not a formula \"y ~ x + ... | fe\"" ..
-      (ok and "" or " (" .. message_of(f):match("^[^\n]*") .. ")"), level + 1)
+    raise(fname .. ": '" .. tostring(formula) .. "' is not a formula \"y ~ x + ... | fe\"" ..
+      (ok and "" or " (" .. util.message(f):match("^[^\n]*") .. ")"))
   end
-  if f:iv() then error(fname .. ": instrumental-variable formulas are not supported here", level + 1) end
+  if f:iv() then raise(fname .. ": instrumental-variable formulas are not supported here") end
   return f
 end
 
@@ -138,9 +132,9 @@ end
 
 --- sp.ols on a formula with extra variables in the listwise deletion (so every
 --- equation of a mediation model uses the same rows).
-local function ols_extra(d, formula, opts, extra, level)
-  local compat = linear.check_compat(opts, level + 1)
-  local vc = linear.parse_vcov(opts.vcov, level + 1)
+local function ols_extra(d, formula, opts, extra)
+  local compat = linear.check_compat(opts)
+  local vc = linear.parse_vcov(opts.vcov)
   local ex, seen = {}, {}
   for _, list in ipairs { linear.extra_vars(d, vc, opts), extra or {} } do
     for _, v in ipairs(list) do
@@ -210,7 +204,7 @@ end
 
 return {
   as_list = as_list, key_of = key_of, column_values = column_values, rows_by_key = rows_by_key,
-  check_column = check_column, message_of = message_of, numeric_column = numeric_column,
+  check_column = check_column, numeric_column = numeric_column,
   controls_text = controls_text, fe_text = fe_text, formula_of = formula_of, read_formula = read_formula,
   sorted_finite = sorted_finite, mean_sd = mean_sd, ols_extra = ols_extra, demeaned_design = demeaned_design,
   solve_named = solve_named, fmt = fmt, fmtp = fmtp,

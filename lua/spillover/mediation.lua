@@ -10,6 +10,7 @@ local fitmod = require "spillover.fit"
 local linear = require "spillover.linear"
 local formula_object = require "spillover.formula"
 local util = require "spillover.util"
+local raise = util.raise
 local common = require "spillover.mechanism_common"
 local dist = core.dist
 
@@ -118,35 +119,35 @@ local MED_OPTS = { x = true, m = true, y = true, controls = true, fe = true, vco
 --- sp.mediation(d, {x=, m=, y=, controls=, fe=, vcov=, compat=, bootstrap=, seed=, level=, cluster=, bca=})
 function M.mediation(d, opts)
   local F = "mediation"
-  if type(opts) ~= "table" then error(F .. ": expected an options table {x=, m=, y=, ...} as argument 2", 2) end
+  if type(opts) ~= "table" then raise(F .. ": expected an options table {x=, m=, y=, ...} as argument 2") end
   util.check_options(opts, MED_OPTS, F)
   local x, y = opts.x, opts.y
   local ms = as_list(opts.m)
-  if #ms == 0 then error(F .. ": 'm' must name at least one mediator", 2) end
-  numeric_column(F, d, x, "x", 2)
-  numeric_column(F, d, y, "y", 2)
+  if #ms == 0 then raise(F .. ": 'm' must name at least one mediator") end
+  numeric_column(F, d, x, "x")
+  numeric_column(F, d, y, "y")
   local seen = {}
   for j, m in ipairs(ms) do
-    numeric_column(F, d, m, string.format("m[%d]", j), 2)
-    if m == y then error(string.format("%s: mediator '%s' is the outcome y; a mediator must differ from x and y", F, m), 2) end
-    if m == x then error(string.format("%s: mediator '%s' is the treatment x; a mediator must differ from x and y", F, m), 2) end
-    if seen[m] then error(string.format("%s: mediator '%s' is listed twice", F, m), 2) end
+    numeric_column(F, d, m, string.format("m[%d]", j))
+    if m == y then raise(string.format("%s: mediator '%s' is the outcome y; a mediator must differ from x and y", F, m)) end
+    if m == x then raise(string.format("%s: mediator '%s' is the treatment x; a mediator must differ from x and y", F, m)) end
+    if seen[m] then raise(string.format("%s: mediator '%s' is listed twice", F, m)) end
     seen[m] = true
   end
-  if x == y then error(string.format("%s: x and y are the same column '%s'", F, x), 2) end
+  if x == y then raise(string.format("%s: x and y are the same column '%s'", F, x)) end
   local level = opts.level or 0.95
   if type(level) ~= "number" or not (level > 0 and level < 1) then
-    error(F .. ": level must be a number in (0, 1), got " .. tostring(level), 2)
+    raise(F .. ": level must be a number in (0, 1), got " .. tostring(level))
   end
   local reps = opts.bootstrap
   if reps ~= nil and (math.type(reps) ~= "integer" or reps < 1) then
-    error(F .. ": bootstrap must be a whole number of replications >= 1, got " .. tostring(reps), 2)
+    raise(F .. ": bootstrap must be a whole number of replications >= 1, got " .. tostring(reps))
   end
-  if opts.cluster ~= nil then check_column(F, d, opts.cluster, "bootstrap cluster", 2) end
-  local controls = controls_text(F, opts.controls, 2)
-  local fe = fe_text(F, opts.fe, 2)
+  if opts.cluster ~= nil then check_column(F, d, opts.cluster, "bootstrap cluster") end
+  local controls = controls_text(F, opts.controls)
+  local fe = fe_text(F, opts.fe)
   local fopts = { vcov = opts.vcov, compat = opts.compat }
-  local vc = linear.parse_vcov(opts.vcov, 2)
+  local vc = linear.parse_vcov(opts.vcov)
 
   -- Every equation uses the rows where all of x, y, the mediators, the
   -- controls, the fixed effects and the clusters are present, so that the
@@ -160,15 +161,15 @@ function M.mediation(d, opts)
   f_out_rhs[#f_out_rhs + 1] = controls
   local f_out = formula_of(y, f_out_rhs, fe)
 
-  local total = ols_extra(d, f_total, fopts, every, 2)
+  local total = ols_extra(d, f_total, fopts, every)
   local afits = {}
-  for j, m in ipairs(ms) do afits[j] = ols_extra(d, formula_of(m, rhs_c, fe), fopts, every, 2) end
-  local outcome = ols_extra(d, f_out, fopts, every, 2)
+  for j, m in ipairs(ms) do afits[j] = ols_extra(d, formula_of(m, rhs_c, fe), fopts, every) end
+  local outcome = ols_extra(d, f_out, fopts, every)
   local function coef_se(fit, name, what)
     local i = fit.index[name]
     if i == nil then
-      error(string.format("%s: '%s' was dropped from the %s equation (collinear with the controls or absorbed by the fixed effects)",
-        F, name, what), 3)
+      raise(string.format("%s: '%s' was dropped from the %s equation (collinear with the controls or absorbed by the fixed effects)",
+        F, name, what))
     end
     return fit.b[i], math.sqrt(fit.V[i][i])
   end
@@ -222,8 +223,8 @@ function M.mediation(d, opts)
     end
     order = keep_order
     if unit and #order < 2 then
-      error(string.format("%s: the bootstrap cluster '%s' has %d level(s) in the sample; a cluster bootstrap needs at least 2",
-        F, unit, #order), 2)
+      raise(string.format("%s: the bootstrap cluster '%s' has %d level(s) in the sample; a cluster bootstrap needs at least 2",
+        F, unit, #order))
     end
     -- The design of the outcome equation carries every column the other
     -- equations need; the a-paths use x and the controls.

@@ -7,6 +7,7 @@ local core = require "spillover.core"
 local fitmod = require "spillover.fit"
 local suggest = require "spillover.suggest"
 local util = require "spillover.util"
+local raise = util.raise
 local F = require "spillover.formula"
 local rules = require "spillover.vcov_rules"
 local predict = require "spillover.predict"
@@ -42,11 +43,11 @@ M.CONSTANT_REL = CONSTANT_REL
 --- left: its sum of squares about the mean, or after a transformation (fixed
 --- effects absorbed, first differences); raw: its uncentred sum of squares;
 --- within: nil, or what the transformation removed, for the message.
-local function check_outcome(who, yname, left, raw, within, level)
+local function check_outcome(who, yname, left, raw, within)
   if not (raw < math.huge) then return end  -- its squares overflow: sp.lsfit says so, naming it
   if not (left > (within and CONSTANT_REL.fe or CONSTANT_REL.mean) * raw) then
-    error(string.format("%s: outcome '%s' is constant%s; nothing to estimate", who, yname,
-      within and (" (within " .. within .. ")") or ""), level + 1)
+    raise(string.format("%s: outcome '%s' is constant%s; nothing to estimate", who, yname,
+      within and (" (within " .. within .. ")") or ""))
   end
 end
 
@@ -138,16 +139,14 @@ end
 -- ---- shared preparation ------------------------------------------------------------
 
 --- Variables the estimator needs besides the formula's: clusters, DK time, weights.
---- level: where errors point, as error()'s level seen from the caller (default 2).
-local function extra_vars(d, vc, opts, level)
-  level = (level or 2) + 1
+local function extra_vars(d, vc, opts)
   local extra = {}
   local names = d.names and d:names() or nil
   local function known(name, what)
     if names == nil then return end
     for _, nm in ipairs(names) do if nm == name then return end end
-    error(string.format("%s: unknown %s variable '%s'%s", what == "cluster" and "vcov" or "weights", what,
-      tostring(name), suggest.did_you_mean(tostring(name), names)), level + 1)
+    raise(string.format("%s: unknown %s variable '%s'%s", what == "cluster" and "vcov" or "weights", what,
+      tostring(name), suggest.did_you_mean(tostring(name), names)))
   end
   if vc.type == "cluster" then
     for _, name in ipairs(vc.cluster) do
@@ -157,13 +156,13 @@ local function extra_vars(d, vc, opts, level)
   elseif vc.type == "driscoll_kraay" then
     local info = util.panel_of(d)
     if not info then
-      error("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first", level)
+      raise("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first")
     end
     extra[#extra + 1] = info.time
   end
   if opts.weights then
     if type(opts.weights) ~= "string" then
-      error("weights: expected the name of a column, got a " .. type(opts.weights), level)
+      raise("weights: expected the name of a column, got a " .. type(opts.weights))
     end
     known(opts.weights, "weight")
     extra[#extra + 1] = opts.weights
@@ -177,11 +176,11 @@ M.extra_vars = extra_vars
 --- allowed: an array of the option names the estimator reads; the wording
 --- of unknown keys is util.check_options' (with its did-you-mean).  Options
 --- are argument 3 of every estimator that calls this.
-local function check_options(opts, allowed, who, level)
+local function check_options(opts, allowed, who)
   if opts ~= nil and type(opts) ~= "table" then
-    error(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)), level + 1)
+    raise(string.format("%s: expected an options table as argument 3, got %s", who, type(opts)))
   end
-  local checked = util.check_options(opts, allowed, who, level + 1)
+  local checked = util.check_options(opts, allowed, who)
   return checked  -- not a tail call: level counts this function
 end
 M.check_options = check_options
@@ -194,11 +193,11 @@ M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "sin
 --- sp.ols(d, "y ~ x1 + x2 | fe1 + fe2", {vcov=, compat=, weights=, tol=, maxiter=, threads=})
 function M.ols(d, formula, opts)
   if F.is_formula(formula) then formula = formula:format() end
-  if type(formula) ~= "string" then error("ols: expected a formula string as argument 2", 2) end
-  opts = check_options(opts, M.ols_options, "ols", 2)
-  local compat = rules.check_compat(opts, 2)
-  local vc = rules.parse_vcov(opts.vcov, 2)
-  local extra = extra_vars(d, vc, opts, 2)
+  if type(formula) ~= "string" then raise("ols: expected a formula string as argument 2") end
+  opts = check_options(opts, M.ols_options, "ols")
+  local compat = rules.check_compat(opts)
+  local vc = rules.parse_vcov(opts.vcov)
+  local extra = extra_vars(d, vc, opts)
   local des = core.design(d, formula, { extra = extra })
   if opts.singletons == "drop" and #des.fe > 0 then
     -- Drop observations alone in a level of some fixed effect (as reghdfe and
@@ -218,7 +217,7 @@ function M.ols(d, formula, opts)
       return f
     end
   elseif opts.singletons ~= nil and opts.singletons ~= "keep" and opts.singletons ~= "drop" then
-    error("ols: singletons must be \"keep\" (default) or \"drop\"", 2)
+    raise("ols: singletons must be \"keep\" (default) or \"drop\"")
   end
   if des.endog_names and #des.endog_names > 0 then
     return M.ivreg(d, formula, opts, des)
@@ -243,11 +242,11 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   -- Sums of squares of the untransformed outcome, before it is demeaned.
   local has_const = des.intercept and nfe == 0
   if w and w:sum() == 0 then
-    error(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights), 3)
+    raise(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights))
   end
   local tss = sum_sq_centered(y0, w)
   local yraw = core.sumsq(y0, { weights = w })[1]
-  if has_const then check_outcome("ols", des.yname, tss, yraw, nil, 3) end
+  if has_const then check_outcome("ols", des.yname, tss, yraw, nil) end
   local tss0 = (not has_const and nfe == 0) and core.sumsq(y0, { weights = w })[1] or nil
   local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
   local demean_info
@@ -262,10 +261,10 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     y, X = yX:view(1, 1, n, 1), k > 0 and yX:view(1, 2, n, k) or nil
   end
   if n <= k + fe_dof then
-    error(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
-      n, k, fe_dof), 3)
+    raise(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
+      n, k, fe_dof))
   end
-  if nfe > 0 then check_outcome("ols", des.yname, core.sumsq(y, { weights = w })[1], yraw, "the fixed effects", 3) end
+  if nfe > 0 then check_outcome("ols", des.yname, core.sumsq(y, { weights = w })[1], yraw, "the fixed effects") end
   local f
   if k > 0 then
     f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
@@ -284,7 +283,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     end
   end
   if k > 0 and f.rank == 0 then
-    error("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")", 3)
+    raise("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")")
   end
   local Xk = k > 0 and kept_columns(X, f.keep) or nil
   local rank = f.rank

@@ -15,6 +15,7 @@
 -- and 9; plm's ercomp() (Croissant & Millo 2008, 2018).
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local linear = require "spillover.linear"
 
 local M = {}
@@ -94,27 +95,25 @@ local option_names = {
 --- Build the design and the panel structure of the rows used.
 --  Returns P = {des, n, k, names, y, X (columns), ic (intercept column or nil),
 --  id = {g, G, cnt}, ts = {g, G, cnt}, balanced, entity, time, compat, vc}.
-local function prepare(d, formula, opts, who, level)
-  level = level + 1
-  if type(formula) ~= "string" then error(who .. ": expected a formula string as argument 2", level) end
-  opts = linear.check_options(opts, option_names[who], who, level)
+local function prepare(d, formula, opts, who)
+  if type(formula) ~= "string" then raise(who .. ": expected a formula string as argument 2") end
+  opts = linear.check_options(opts, option_names[who], who)
   local info = util.panel_of(d)
   if info == nil then
-    error(who .. ": the frame has no panel index: call d:panel{entity=, time=} first", level)
+    raise(who .. ": the frame has no panel index: call d:panel{entity=, time=} first")
   end
-  if opts.weights ~= nil then error(who .. ": weights are not supported by this estimator", level) end
-  local compat = linear.check_compat({ compat = opts.compat or "plm" }, level)
-  local vc = linear.parse_vcov(opts.vcov, level)
+  if opts.weights ~= nil then raise(who .. ": weights are not supported by this estimator") end
+  local compat = linear.check_compat({ compat = opts.compat or "plm" })
+  local vc = linear.parse_vcov(opts.vcov)
   local extra = { info.entity, info.time }
-  for _, v in ipairs(linear.extra_vars(d, vc, opts, level)) do extra[#extra + 1] = v end
+  for _, v in ipairs(linear.extra_vars(d, vc, opts)) do extra[#extra + 1] = v end
   local des = core.design(d, formula, { extra = dedupe(extra) })
   if #des.fe > 0 then
-    error(string.format("%s: the formula has a fixed-effects part ('| %s'); %s", who, des.fe[1].name,
-      who == "re" and "random effects are chosen with opts.effect" or "this estimator does not absorb fixed effects"),
-      level)
+    raise(string.format("%s: the formula has a fixed-effects part ('| %s'); %s", who, des.fe[1].name,
+      who == "re" and "random effects are chosen with opts.effect" or "this estimator does not absorb fixed effects"))
   end
   if des.endog_names and #des.endog_names > 0 then
-    error(who .. ": instrumental variables are not supported by this estimator", level)
+    raise(who .. ": instrumental variables are not supported by this estimator")
   end
   local P = { des = des, n = des.n, k = des.k, names = des.names, compat = compat, vc = vc,
     entity = info.entity, time = info.time, data = d, formula = formula }
@@ -128,7 +127,7 @@ local function prepare(d, formula, opts, who, level)
     local my = mean(P.y)
     local left = 0
     for i = 1, #P.y do left = left + (P.y[i] - my) ^ 2 end
-    linear.check_outcome(who, des.yname, left, sumsq(P.y), nil, level)
+    linear.check_outcome(who, des.yname, left, sumsq(P.y), nil)
   end
   local function dim(name)
     local g, G = des:codes(name)
@@ -151,17 +150,17 @@ end
 --  estimation sample, with the covariance of opts.vcov; codes(name) gives the
 --  group codes of a variable over those rows (for clusters), tcodes() the
 --  periods (Driscoll-Kraay).
-local function ols_step(P, who, X, y, names, scale, codes, tcodes, level)
+local function ols_step(P, who, X, y, names, scale, codes, tcodes)
   local n = #y
   local k = #X
-  if k == 0 then error(who .. ": the model has no regressors", level + 1) end
+  if k == 0 then raise(who .. ": the model has no regressors") end
   local Xm, ym = tomatrix(X, n), vector(y, n)
   local f = core.lsfit(Xm, ym, { scale = scale and core.matrix(scale) or nil, names = names, yname = P.des.yname })
   if f.rank == 0 then
-    error(who .. ": every regressor is collinear (" .. table.concat(names, ", ") .. ")", level + 1)
+    raise(who .. ": every regressor is collinear (" .. table.concat(names, ", ") .. ")")
   end
   if n <= f.rank then
-    error(string.format("%s: %d observations are too few for %d coefficients", who, n, f.rank), level + 1)
+    raise(string.format("%s: %d observations are too few for %d coefficients", who, n, f.rank))
   end
   local Xk = linear.kept_columns(Xm, f.keep)
   local ctx = { compat = P.compat, vcov = P.vc, fe_dof = 0, codes = codes, time_codes = tcodes, time_name = P.time }
@@ -353,8 +352,7 @@ local function group_sum_matrix(X, dim, scale_by)
 end
 
 --- sigma2 = {idios, id, time} and the theta of each row, as plm::ercomp.
-local function ercomp(P, method, effect, level)
-  level = level + 1
+local function ercomp(P, method, effect)
   local n = P.n
   local twoways = effect == "twoways"
   local dims = twoways and { P.id, P.ts } or { effect == "time" and P.ts or P.id }
@@ -398,9 +396,9 @@ local function ercomp(P, method, effect, level)
         if r > 1 then
           local dim = bydim[r]
           if P.k >= dim.G then
-            error(string.format("re: Swamy-Arora is not estimable: %d coefficients (incl. intercept) but only %d %s in the " ..
+            raise(string.format("re: Swamy-Arora is not estimable: %d coefficients (incl. intercept) but only %d %s in the " ..
               "between regression; use method = \"amemiya\" or \"walhus\"", P.k, dim.G,
-              r == 2 and "entities" or "periods"), level)
+              r == 2 and "entities" or "periods"))
           end
           local qb, ks, bf = between_fit(P, dim)
           q[r] = qb
@@ -422,8 +420,8 @@ local function ercomp(P, method, effect, level)
       local wf = within_fit(P, dims)
       for j = 1, #wf.cols do
         if not wf.keep[j] then
-          error("re: 'amemiya' is not estimable: '" .. wf.names[j] .. "' has no within variation" ..
-            " (use method = \"swar\" or \"walhus\")", level)
+          raise("re: 'amemiya' is not estimable: '" .. wf.names[j] .. "' has no within variation" ..
+            " (use method = \"swar\" or \"walhus\")")
         end
       end
       q[1] = wf.ssr
@@ -512,7 +510,7 @@ local function ercomp(P, method, effect, level)
       s2[keys[r]] = v
     end
   end
-  if not (s2.idios > 0) then error("re: the idiosyncratic variance is zero: the model fits the data exactly", level) end
+  if not (s2.idios > 0) then raise("re: the idiosyncratic variance is zero: the model fits the data exactly") end
   -- theta of each row
   local th = { id = {}, time = {}, total = {} }
   for i = 1, n do
@@ -531,30 +529,30 @@ end
 --- Random effects: sp.re(d, formula, {method =, effect =, vcov =, compat =}).
 function M.re(d, formula, opts)
   local P
-  P, opts = prepare(d, formula, opts, "re", 2)
+  P, opts = prepare(d, formula, opts, "re")
   local method = opts.method or "swar"
   local effect = opts.effect or "individual"
   if not methods[method] then
-    error("re: unknown method '" .. tostring(method) .. "' (expected swar, amemiya, walhus or nerlove)", 2)
+    raise("re: unknown method '" .. tostring(method) .. "' (expected swar, amemiya, walhus or nerlove)")
   end
   if not effects[effect] then
-    error("re: unknown effect '" .. tostring(effect) .. "' (expected individual, time or twoways)", 2)
+    raise("re: unknown effect '" .. tostring(effect) .. "' (expected individual, time or twoways)")
   end
-  if not P.ic then error("re: the model needs an intercept (remove '- 1' or '0 +' from the formula)", 2) end
+  if not P.ic then raise("re: the model needs an intercept (remove '- 1' or '0 +' from the formula)") end
   if effect == "twoways" and not P.balanced then
-    error(string.format("re: two-way random effects on an unbalanced panel are not supported yet " ..
-      "(%d rows for %d entities x %d periods)", P.n, P.id.G, P.ts.G), 2)
+    raise(string.format("re: two-way random effects on an unbalanced panel are not supported yet " ..
+      "(%d rows for %d entities x %d periods)", P.n, P.id.G, P.ts.G))
   end
   local one = effect == "time" and P.ts or P.id
   if one.G < 2 or (effect == "twoways" and P.ts.G < 2) then
-    error(string.format("re: too few groups: %d %s (at least 2 are needed to estimate a variance component)",
-      one.G, effect == "time" and "periods" or "entities"), 2)
+    raise(string.format("re: too few groups: %d %s (at least 2 are needed to estimate a variance component)",
+      one.G, effect == "time" and "periods" or "entities"))
   end
   if P.n <= one.G then
-    error(string.format("re: %d observations for %d groups: no within variation to estimate the idiosyncratic variance",
-      P.n, one.G), 2)
+    raise(string.format("re: %d observations for %d groups: no within variation to estimate the idiosyncratic variance",
+      P.n, one.G))
   end
-  local s2, th, notes = ercomp(P, method, effect, 2)
+  local s2, th, notes = ercomp(P, method, effect)
   -- Quasi-demeaning, then OLS: z* = z - theta_i zbar_i (one-way), or
   -- z - theta_id zbar_i - theta_t zbar_t + theta_total zbar (two-way, balanced).
   local n = P.n
@@ -579,7 +577,7 @@ function M.re(d, formula, opts)
     Xs[j] = transform(P.X[j])
     scale[j] = sumsq(P.X[j])
   end
-  local o = ols_step(P, "re", Xs, ys, P.names, scale, codes_fn(P), function() return core.codes(P.des, P.time) end, 2)
+  local o = ols_step(P, "re", Xs, ys, P.names, scale, codes_fn(P), function() return core.codes(P.des, P.time) end)
   local stats = { model = "random", effect = effect, ercomp_method = method, sigma2 = s2 }
   if effect == "twoways" then
     stats.theta = { id = th.id[1], time = th.time[1], total = th.total[1] }
@@ -608,23 +606,23 @@ end
 --- Between: sp.between(d, formula, {vcov =, compat =}): OLS on the entity means.
 function M.between(d, formula, opts)
   local P
-  P, opts = prepare(d, formula, opts, "between", 2)
+  P, opts = prepare(d, formula, opts, "between")
   local t = P.vc.type
   if t == "cluster" or t == "driscoll_kraay" then
-    error("between: vcov '" .. t .. "' is not available: the between model has one row per entity " ..
-      "(use iid, hc0, hc1, hc2 or hc3)", 2)
+    raise("between: vcov '" .. t .. "' is not available: the between model has one row per entity " ..
+      "(use iid, hc0, hc1, hc2 or hc3)")
   end
   local dim = P.id
-  if dim.G < 2 then error("between: too few entities: " .. dim.G .. " (need more entities than coefficients)", 2) end
+  if dim.G < 2 then raise("between: too few entities: " .. dim.G .. " (need more entities than coefficients)") end
   local ym, Xm, scale = group_means(P.y, dim.g, dim.G, dim.cnt), {}, {}
   for j = 1, P.k do
     Xm[j] = group_means(P.X[j], dim.g, dim.G, dim.cnt)
     scale[j] = sumsq(Xm[j])
   end
   if dim.G <= P.k then
-    error(string.format("between: %d entities are too few for %d coefficients", dim.G, P.k), 2)
+    raise(string.format("between: %d entities are too few for %d coefficients", dim.G, P.k))
   end
-  local o = ols_step(P, "between", Xm, ym, P.names, scale, nil, nil, 2)
+  local o = ols_step(P, "between", Xm, ym, P.names, scale, nil, nil)
   local fit = finish(P, o, {
     names = P.names, y = ym, stats = { model = "between", effect = "individual" }, estimator = "between",
     label = "Between (entity means)",
@@ -643,7 +641,7 @@ end
 --  ones, as in plm (it estimates a linear trend in levels).
 function M.fd(d, formula, opts)
   local P
-  P, opts = prepare(d, formula, opts, "fd", 2)
+  P, opts = prepare(d, formula, opts, "fd")
   local n = P.n
   -- period positions: integer time values are steps of one unit, other
   -- time columns step through their sorted distinct values (the panel's rule)
@@ -687,14 +685,14 @@ function M.fd(d, formula, opts)
     end
   end
   local m = #rows
-  if m == 0 then error("fd: no row has an observed previous period: nothing to difference", 2) end
+  if m == 0 then raise("fd: no row has an observed previous period: nothing to difference") end
   local function diff(v)
     local out = {}
     for a = 1, m do out[a] = v[rows[a]] - v[prev[a]] end
     return out
   end
   local dy, dX, scale = diff(P.y), {}, {}
-  linear.check_outcome("fd", P.des.yname, sumsq(dy), sumsq(P.y), "entities: its first differences are all zero", 2)
+  linear.check_outcome("fd", P.des.yname, sumsq(dy), sumsq(P.y), "entities: its first differences are all zero")
   for j = 1, P.k do
     if j == P.ic then
       local ones = {}
@@ -710,7 +708,7 @@ function M.fd(d, formula, opts)
     for a = 1, m do sub[a] = P.ts.g[rows[a]] end
     return core.codes(sub)
   end
-  local o = ols_step(P, "fd", dX, dy, P.names, scale, codes_fn(P, rows), tcodes, 2)
+  local o = ols_step(P, "fd", dX, dy, P.names, scale, codes_fn(P, rows), tcodes)
   return finish(P, o, {
     names = P.names, y = dy, stats = { model = "fd", effect = "individual" }, estimator = "fd",
     label = "First differences",

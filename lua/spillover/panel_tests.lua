@@ -17,6 +17,7 @@
 -- (sp.re), so the tests see exactly the fits a user would get.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local linear = require "spillover.linear"
 local fitmod = require "spillover.fit"
 local F = require "spillover.formula"
@@ -90,7 +91,7 @@ M.htest = htest
 
 local function check_opts(opts, who)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then error(who .. ": options must be a table, got " .. type(opts), 3) end
+  if type(opts) ~= "table" then raise(who .. ": options must be a table, got " .. type(opts)) end
   return opts
 end
 
@@ -99,30 +100,30 @@ local function choice(opts, key, allowed, who)
   local v = opts[key]
   if v == nil then return allowed[1] end
   for _, a in ipairs(allowed) do if v == a then return v end end
-  error(string.format("%s: unknown %s '%s' (expected %s)", who, key, tostring(v),
-    table.concat(allowed, ", ")), 3)
+  raise(string.format("%s: unknown %s '%s' (expected %s)", who, key, tostring(v),
+    table.concat(allowed, ", ")))
 end
 
 local function panel_info(d, who)
   if type(d) ~= "userdata" or getmetatable(d) == nil or getmetatable(d).__name ~= "spillover.frame" then
-    error(who .. ": expected a frame as argument 1, got " .. (fitmod.is_fit(d) and "a fit" or type(d)), 3)
+    raise(who .. ": expected a frame as argument 1, got " .. (fitmod.is_fit(d) and "a fit" or type(d)))
   end
   local info = util.panel_of(d)
   if info == nil then
-    error(who .. ": the frame has no panel index: call d:panel{entity=, time=} first", 3)
+    raise(who .. ": the frame has no panel index: call d:panel{entity=, time=} first")
   end
   return info
 end
 
 local function check_formula(formula, who, argn)
   if type(formula) ~= "string" then
-    error(string.format("%s: expected a formula string as argument %d, got %s", who, argn, type(formula)), 3)
+    raise(string.format("%s: expected a formula string as argument %d, got %s", who, argn, type(formula)))
   end
   -- a formula that does not parse is reported by the estimator that reads it
   local ok, f = pcall(F.parse, formula)
   if ok and (#f:fe() > 0 or f:iv() ~= nil) then
-    error(who .. ": the formula must not have a '|' part (fixed effects or instruments): " ..
-      "the effects are chosen with the option 'effect'", 3)
+    raise(who .. ": the formula must not have a '|' part (fixed effects or instruments): " ..
+      "the effects are chosen with the option 'effect'")
   end
 end
 
@@ -180,8 +181,8 @@ local function fit_rows(d, fit, n, who)
     for i = 1, n do rows[i] = i end
     return rows
   end
-  error(string.format("%s: the fit has %d residuals but the frame %d rows, and no design (fit.design.rows) " ..
-    "says which rows it used", who, n, d:nrow()), 3)
+  raise(string.format("%s: the fit has %d residuals but the frame %d rows, and no design (fit.design.rows) " ..
+    "says which rows it used", who, n, d:nrow()))
 end
 
 local function vector(v)
@@ -207,8 +208,8 @@ local function f_from_fits(within, pooling, effect, formula)
   local df2 = sw.df_resid
   local df1 = sp_.df_resid - df2
   if df1 <= 0 then
-    error(string.format("pftest: the within model has no fewer residual degrees of freedom (%d) than the pooled " ..
-      "model (%d); pass the within fit first", df2, sp_.df_resid), 3)
+    raise(string.format("pftest: the within model has no fewer residual degrees of freedom (%d) than the pooled " ..
+      "model (%d); pass the within fit first", df2, sp_.df_resid))
   end
   local stat = (sp_.ssr - sw.ssr) / sw.ssr / df1 * df2
   return htest {
@@ -223,14 +224,14 @@ end
 function M.pftest(d, formula, opts)
   if fitmod.is_fit(d) then
     if not fitmod.is_fit(formula) then
-      error("pftest: with a within fit as argument 1, argument 2 must be the pooled fit", 2)
+      raise("pftest: with a within fit as argument 1, argument 2 must be the pooled fit")
     end
     local within, pooling = d, formula
     if not within.fe or #within.fe == 0 then
-      error("pftest: argument 1 must be a within fit (fixed effects absorbed), got a fit without fixed effects", 2)
+      raise("pftest: argument 1 must be a within fit (fixed effects absorbed), got a fit without fixed effects")
     end
     if within.nobs ~= pooling.nobs then
-      error(string.format("pftest: the fits use different observations (%d and %d)", within.nobs, pooling.nobs), 2)
+      raise(string.format("pftest: the fits use different observations (%d and %d)", within.nobs, pooling.nobs))
     end
     local info = util.panel_of(within.data)
     local effect = type(info) == "table" and fit_effect(within, info) or nil
@@ -275,7 +276,7 @@ function M.plmtest(d, x, opts)
     if fit.estimator ~= "ols" then
       -- as plm: any other panel model is refitted as pooled OLS on its formula
       if type(fit.formula) ~= "string" then
-        error("plmtest: the fit is not pooled OLS and has no formula to refit it as one", 2)
+        raise("plmtest: the fit is not pooled OLS and has no formula to refit it as one")
       end
       fit = plm_fit(d, data_name(fit.formula))
     end
@@ -287,7 +288,7 @@ function M.plmtest(d, x, opts)
   local effect = choice(opts, "effect", { "individual", "time", "twoways" }, who)
   local ltype = choice(opts, "type", { "honda", "bp", "ghm", "kw" }, who)
   if effect ~= "twoways" and ltype == "ghm" then
-    error('plmtest: type must be one of "honda", "bp" or "kw" for a one way model (ghm needs effect = "twoways")', 2)
+    raise('plmtest: type must be one of "honda", "bp" or "kw" for a one way model (ghm needs effect = "twoways")')
   end
   local e = vector(fit:resid())
   local n = #e
@@ -314,8 +315,8 @@ function M.plmtest(d, x, opts)
   local LM1 = n * (1 / math.sqrt(2 * (M11 - n))) * A1
   local LM2 = n * (1 / math.sqrt(2 * (M22 - n))) * A2
   if (effect ~= "time" and M11 == n) or (effect ~= "individual" and M22 == n) then
-    error("plmtest: every " .. (M11 == n and "entity has one period" or "period has one entity") ..
-      ": the test for " .. effect .. " effects is undefined", 2)
+    raise("plmtest: every " .. (M11 == n and "entity has one period" or "period has one entity") ..
+      ": the test for " .. effect .. " effects is undefined")
   end
   local stat, name, param, pv
   if effect ~= "twoways" then
@@ -359,14 +360,14 @@ end
 --- With a within and a between fit the variances add (they are independent).
 function M.hausman(x, x2)
   if not fitmod.is_fit(x) or not fitmod.is_fit(x2) then
-    error("hausman: expected two fits (e.g. a within fit and a random-effects fit), got " ..
-      (fitmod.is_fit(x) and "a fit" or type(x)) .. " and " .. (fitmod.is_fit(x2) and "a fit" or type(x2)), 2)
+    raise("hausman: expected two fits (e.g. a within fit and a random-effects fit), got " ..
+      (fitmod.is_fit(x) and "a fit" or type(x)) .. " and " .. (fitmod.is_fit(x2) and "a fit" or type(x2)))
   end
   local common = {}
   for _, nm in ipairs(x2.names) do
     if nm ~= "(Intercept)" and x.index[nm] then common[#common + 1] = nm end
   end
-  if #common == 0 then error("hausman: no common coefficients in the two models", 2) end
+  if #common == 0 then raise("hausman: no common coefficients in the two models") end
   local q = #common
   local between = (x.estimator == "within" and x2.estimator == "between") or
     (x2.estimator == "within" and x.estimator == "between")
@@ -381,8 +382,8 @@ function M.hausman(x, x2)
   end
   local ok, sol = pcall(D.solve, D, dv)
   if not ok then
-    error("hausman: the difference of the covariance matrices over (" .. table.concat(common, ", ") ..
-      ") is singular: " .. tostring(sol), 2)
+    raise("hausman: the difference of the covariance matrices over (" .. table.concat(common, ", ") ..
+      ") is singular: " .. util.message(sol))
   end
   local stat = 0
   for a = 1, q do stat = stat + dv:get(a, 1) * sol:get(a, 1) end
@@ -405,7 +406,7 @@ function M.phtest(d, formula, opts)
   local effect = choice(opts, "effect", { "individual", "time", "twoways" }, who)
   local ok, pm = pcall(require, "spillover.panel_models")
   if not ok or type(pm) ~= "table" or type(pm.re) ~= "function" then
-    error("phtest: random effects (spillover.panel_models, sp.re) are not available in this build", 2)
+    raise("phtest: random effects (spillover.panel_models, sp.re) are not available in this build")
   end
   local fe = plm_fit(d, with_effect(formula, info, effect))
   local re = pm.re(d, formula, { method = opts.method or "swar", effect = effect })
@@ -443,23 +444,23 @@ local function proximity(w, N)
   local rows
   if type(w) == "userdata" and w.totable then
     if w:nrow() ~= N or w:ncol() ~= N then
-      error(string.format("pcdtest: matrix 'w' describing proximity of individuals has wrong dimensions: " ..
-        "should be %d x %d (no. of individuals) but is %d x %d", N, N, w:nrow(), w:ncol()), 3)
+      raise(string.format("pcdtest: matrix 'w' describing proximity of individuals has wrong dimensions: " ..
+        "should be %d x %d (no. of individuals) but is %d x %d", N, N, w:nrow(), w:ncol()))
     end
     rows = w:totable()
   elseif type(w) == "table" then
     rows = w
     if #rows ~= N then
-      error(string.format("pcdtest: matrix 'w' describing proximity of individuals has wrong dimensions: " ..
-        "should be %d x %d (no. of individuals) but has %d rows", N, N, #rows), 3)
+      raise(string.format("pcdtest: matrix 'w' describing proximity of individuals has wrong dimensions: " ..
+        "should be %d x %d (no. of individuals) but has %d rows", N, N, #rows))
     end
     for i = 1, N do
       if type(rows[i]) ~= "table" or #rows[i] ~= N then
-        error(string.format("pcdtest: matrix 'w': row %d must have %d entries", i, N), 3)
+        raise(string.format("pcdtest: matrix 'w': row %d must have %d entries", i, N))
       end
     end
   else
-    error("pcdtest: option 'w' must be an N x N matrix or table of rows, got " .. type(w), 3)
+    raise("pcdtest: option 'w' must be an N x N matrix or table of rows, got " .. type(w))
   end
   local lower, upper = 0, 0
   for i = 1, N do
@@ -470,15 +471,15 @@ local function proximity(w, N)
     end
   end
   if lower == 0 then
-    error("pcdtest: no neighbouring individuals defined in proximity matrix 'w'; " ..
-      "only the lower triangular part of 'w' (without the diagonal) is evaluated", 3)
+    raise("pcdtest: no neighbouring individuals defined in proximity matrix 'w'; " ..
+      "only the lower triangular part of 'w' (without the diagonal) is evaluated")
   end
   if upper ~= 0 then
     for i = 1, N do
       for j = 1, i - 1 do
         if (rows[i][j] ~= 0) ~= (rows[j][i] ~= 0) then
-          error(string.format("pcdtest: proximity matrix 'w' is ambiguous: upper and lower triangular part " ..
-            "define different neighbours (entry [%d,%d] vs [%d,%d]); it is enough to fill the lower triangle", i, j, j, i), 3)
+          raise(string.format("pcdtest: proximity matrix 'w' is ambiguous: upper and lower triangular part " ..
+            "define different neighbours (entry [%d,%d] vs [%d,%d]); it is enough to fill the lower triangle", i, j, j, i))
         end
       end
     end
@@ -546,7 +547,7 @@ local function cd_from_resid(e, id, N, tm, T, test, w, form, notes)
       "time period in common and have been omitted from calculation", dropped / total * 100)
   end
   if m == 0 then
-    error("pcdtest: no pair of individuals has two or more periods in common: the test is undefined", 3)
+    raise("pcdtest: no pair of individuals has two or more periods in common: the test is undefined")
   end
   local stat, pv, param
   if test == "lm" then
@@ -586,7 +587,7 @@ function M.pcdtest(d, x, opts)
     if test == "bcsclm" then
       local eff = x.estimator == "within" and type(info) == "table" and fit_effect(x, info)
       if eff ~= "individual" and eff ~= "twoways" then
-        error("pcdtest: for test = 'bcsclm', the fit must be a within fit with individual or twoways effects", 2)
+        raise("pcdtest: for test = 'bcsclm', the fit must be a within fit with individual or twoways effects")
       end
     end
     e = vector(x:resid())
@@ -597,11 +598,11 @@ function M.pcdtest(d, x, opts)
     form = x
     local model = opts.model
     if model ~= nil and model ~= "pooling" and model ~= "within" then
-      error("pcdtest: unknown model '" .. tostring(model) .. "' (expected nil for unit-by-unit OLS, 'pooling' or 'within')", 2)
+      raise("pcdtest: unknown model '" .. tostring(model) .. "' (expected nil for unit-by-unit OLS, 'pooling' or 'within')")
     end
     local effect = choice(opts, "effect", { "individual", "time", "twoways" }, who)
     if test == "bcsclm" and (model ~= "within" or effect == "time") then
-      error("pcdtest: for test = 'bcsclm', set model = 'within' and effect = 'individual' or 'twoways'", 2)
+      raise("pcdtest: for test = 'bcsclm', set model = 'within' and effect = 'individual' or 'twoways'")
     end
     if model == nil then
       local des = core.design(d, x)

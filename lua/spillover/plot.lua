@@ -22,6 +22,8 @@
 -- the Okabe-Ito colour-blind-safe palette, translucent bands, a grey dashed
 -- zero line, the legend above the plotting area (it never covers data).
 local pc = require "spillover.plotcore"
+local util = require "spillover.util"
+local raise = util.raise
 
 local M = {}
 
@@ -32,7 +34,7 @@ local MINUS = "\u{2212}"
 
 -- ---- argument checking --------------------------------------------------------
 
-local function fail(fname, msg, level) error("plot." .. fname .. ": " .. msg, level + 1) end
+local function fail(fname, msg) raise("plot." .. fname .. ": " .. msg) end
 
 local function describe(v)
   if v == nil then return "nil" end
@@ -40,51 +42,51 @@ local function describe(v)
 end
 
 -- A numeric array (NaN allowed when gaps) as a plain table.
-local function numbers(fname, v, what, level, gaps)
+local function numbers(fname, v, what, gaps)
   if type(v) ~= "table" then
-    fail(fname, string.format("%s must be an array of numbers, got %s", what, describe(v)), level + 1)
+    fail(fname, string.format("%s must be an array of numbers, got %s", what, describe(v)))
   end
   local out, n = {}, #v
   for i = 1, n do
     local x = v[i]
     if math.type(x) == nil then
-      fail(fname, string.format("%s[%d] must be a number, got %s", what, i, describe(x)), level + 1)
+      fail(fname, string.format("%s[%d] must be a number, got %s", what, i, describe(x)))
     end
     if x ~= x and not gaps then
-      fail(fname, string.format("%s[%d] is NaN; expected a number", what, i), level + 1)
+      fail(fname, string.format("%s[%d] is NaN; expected a number", what, i))
     end
     if x == math.huge or x == -math.huge then
-      fail(fname, string.format("%s[%d] is infinite; expected a finite number", what, i), level + 1)
+      fail(fname, string.format("%s[%d] is infinite; expected a finite number", what, i))
     end
     out[i] = x + 0.0
   end
   return out
 end
 
-local function strings(fname, v, what, level)
+local function strings(fname, v, what)
   if type(v) ~= "table" then
-    fail(fname, string.format("%s must be an array of strings, got %s", what, describe(v)), level + 1)
+    fail(fname, string.format("%s must be an array of strings, got %s", what, describe(v)))
   end
   local out = {}
   for i = 1, #v do
     if type(v[i]) ~= "string" and math.type(v[i]) == nil then
-      fail(fname, string.format("%s[%d] must be a string, got %s", what, i, describe(v[i])), level + 1)
+      fail(fname, string.format("%s[%d] must be a string, got %s", what, i, describe(v[i])))
     end
     out[i] = tostring(v[i])
   end
   return out
 end
 
-local function same_length(fname, what, a, an, b, bn, level)
+local function same_length(fname, what, a, an, b, bn)
   if #a ~= #b then
-    fail(fname, string.format("%s has %d %s values but %d %s values", what, #a, an, #b, bn), level + 1)
+    fail(fname, string.format("%s has %d %s values but %d %s values", what, #a, an, #b, bn))
   end
 end
 
-local function opt_string(fname, spec, key, level)
+local function opt_string(fname, spec, key)
   local v = spec[key]
   if v ~= nil and type(v) ~= "string" then
-    fail(fname, string.format("option '%s' must be a string, got %s", key, describe(v)), level + 1)
+    fail(fname, string.format("option '%s' must be a string, got %s", key, describe(v)))
   end
   return v
 end
@@ -220,7 +222,7 @@ function Fig:frame(xmin, xmax, ymin, ymax)
   self.x0, self.x1 = self.L, self.W - self.R
   self.y0, self.y1 = self.B, self.H - self.T
   if self.x1 - self.x0 < 20 or self.y1 - self.y0 < 20 then
-    error("the figure is too small for its labels (enlarge width/height or shorten the labels)", 0)
+    raise("the figure is too small for its labels (enlarge width/height or shorten the labels)")
   end
   self.s:viewport(self.x0 / self.W, self.x1 / self.W, self.y0 / self.H, self.y1 / self.H)
   self.s:window(xmin, xmax, ymin, ymax)
@@ -334,31 +336,30 @@ local function reason(msg, path)
   return msg
 end
 
-local function paths_of(fname, path, level)
+local function paths_of(fname, path)
   local list = type(path) == "table" and path or { path }
-  if #list == 0 then fail(fname, "expected a file path ending in .png or .svg, got an empty list", level + 1) end
+  if #list == 0 then fail(fname, "expected a file path ending in .png or .svg, got an empty list") end
   local out = {}
   for i, p in ipairs(list) do
     if type(p) ~= "string" then
-      fail(fname, "expected a file path ending in .png or .svg, got " .. describe(p), level + 1)
+      fail(fname, "expected a file path ending in .png or .svg, got " .. describe(p))
     end
     local ext = p:match("%.([^./\\]+)$")
     local dev = ext and DEVICES[ext:lower()]
     if not dev then
-      fail(fname, string.format("cannot tell the format of '%s' from its extension: expected .png or .svg", p),
-        level + 1)
+      fail(fname, string.format("cannot tell the format of '%s' from its extension: expected .png or .svg", p))
     end
     out[i] = { path = p, device = dev }
   end
   return out
 end
 
-local function check_common(fname, spec, level)
-  for _, k in ipairs { "title", "xlabel", "ylabel", "font" } do opt_string(fname, spec, k, level + 1) end
+local function check_common(fname, spec)
+  for _, k in ipairs { "title", "xlabel", "ylabel", "font" } do opt_string(fname, spec, k) end
   for _, k in ipairs { "width", "height", "dpi", "fontsize" } do
     local v = spec[k]
     if v ~= nil and (math.type(v) == nil or not (v > 0)) then
-      fail(fname, string.format("option '%s' must be a positive number, got %s", k, tostring(v)), level + 1)
+      fail(fname, string.format("option '%s' must be a positive number, got %s", k, tostring(v)))
     end
   end
 end
@@ -392,12 +393,12 @@ local function svg_annotate(tmp, title, texts)
   return true
 end
 
-local function render(fname, path, spec, draw, level)
-  local targets = paths_of(fname, path, level + 1)
+local function render(fname, path, spec, draw)
+  local targets = paths_of(fname, path)
   for _, t in ipairs(targets) do
     local tmp = string.format("%s.tmp-%s", t.path, tostring({}):match("0x(%x+)") or tostring(os.time()))
     local fh, msg = io.open(tmp, "wb")
-    if not fh then fail(fname, string.format("cannot write '%s': %s", t.path, reason(msg, tmp)), level + 1) end
+    if not fh then fail(fname, string.format("cannot write '%s': %s", t.path, reason(msg, tmp))) end
     fh:close()
     local texts = {}
     local ok, err = pcall(function()
@@ -417,20 +418,20 @@ local function render(fname, path, spec, draw, level)
     if ok and t.device == "svg" then ok, err = svg_annotate(tmp, spec.title, texts) end
     if not ok then
       os.remove(tmp)
-      fail(fname, string.format("cannot draw '%s': %s", t.path, tostring(err):gsub("^plot: ", "")), level + 1)
+      fail(fname, string.format("cannot draw '%s': %s", t.path, util.message(err):gsub("^plot: ", "")))
     end
     local rok, rerr = os.rename(tmp, t.path)
     if not rok then
       os.remove(tmp)
-      fail(fname, string.format("cannot write '%s': %s", t.path, reason(rerr, tmp)), level + 1)
+      fail(fname, string.format("cannot write '%s': %s", t.path, reason(rerr, tmp)))
     end
   end
   return path
 end
 
-local function spec_table(fname, spec, level)
-  if type(spec) ~= "table" then fail(fname, "expected an options table, got " .. describe(spec), level + 1) end
-  check_common(fname, spec, level + 1)
+local function spec_table(fname, spec)
+  if type(spec) ~= "table" then fail(fname, "expected an options table, got " .. describe(spec)) end
+  check_common(fname, spec)
 end
 
 local function range_of(lists, lo, hi)
@@ -455,28 +456,28 @@ end
 
 -- ---- plot.paths ---------------------------------------------------------------------
 
-local function check_series(fname, spec, level, need_x)
+local function check_series(fname, spec, need_x)
   local series = spec.series
   if type(series) ~= "table" or #series == 0 then
     fail(fname, "option 'series' must be a non-empty array of {label=, x=, y=, lo=, hi=}, got " ..
-      (type(series) == "table" and "an empty table" or describe(series)), level + 1)
+      (type(series) == "table" and "an empty table" or describe(series)))
   end
   local out = {}
   for i, sr in ipairs(series) do
-    if type(sr) ~= "table" then fail(fname, string.format("series[%d] must be a table, got %s", i, describe(sr)), level + 1) end
+    if type(sr) ~= "table" then fail(fname, string.format("series[%d] must be a table, got %s", i, describe(sr))) end
     local name = sr.label and string.format("series %d ('%s')", i, tostring(sr.label)) or string.format("series %d", i)
-    local x = need_x and numbers(fname, sr.x, name .. ".x", level + 1, true) or spec.x
-    local y = numbers(fname, sr.y, name .. ".y", level + 1, true)
-    if #y == 0 then fail(fname, name .. " has no data (y is empty)", level + 1) end
-    same_length(fname, name, x, "x", y, "y", level + 1)
+    local x = need_x and numbers(fname, sr.x, name .. ".x", true) or spec.x
+    local y = numbers(fname, sr.y, name .. ".y", true)
+    if #y == 0 then fail(fname, name .. " has no data (y is empty)") end
+    same_length(fname, name, x, "x", y, "y")
     local e = { label = sr.label and tostring(sr.label), x = x, y = y, color = sr.color or M.palette[(i - 1) % #M.palette + 1],
       dash = sr.dash, shape = sr.shape }
     if sr.lo ~= nil or sr.hi ~= nil then
-      if sr.lo == nil or sr.hi == nil then fail(fname, name .. " gives only one of lo and hi", level + 1) end
-      e.lo = numbers(fname, sr.lo, name .. ".lo", level + 1, true)
-      e.hi = numbers(fname, sr.hi, name .. ".hi", level + 1, true)
-      same_length(fname, name, x, "x", e.lo, "lo", level + 1)
-      same_length(fname, name, x, "x", e.hi, "hi", level + 1)
+      if sr.lo == nil or sr.hi == nil then fail(fname, name .. " gives only one of lo and hi") end
+      e.lo = numbers(fname, sr.lo, name .. ".lo", true)
+      e.hi = numbers(fname, sr.hi, name .. ".hi", true)
+      same_length(fname, name, x, "x", e.lo, "lo")
+      same_length(fname, name, x, "x", e.hi, "hi")
     end
     out[i] = e
   end
@@ -500,7 +501,7 @@ local function band(s, x, lo, hi, color)
   end
 end
 
-local function xy_plot(fname, spec, series, level, opts)
+local function xy_plot(fname, spec, series, opts)
   local xs, ys = {}, {}
   for _, e in ipairs(series) do
     xs[#xs + 1] = e.x
@@ -510,7 +511,7 @@ local function xy_plot(fname, spec, series, level, opts)
   local xlo, xhi = range_of(xs)
   local ylo, yhi = range_of(ys, opts.zero and 0 or nil, opts.zero and 0 or nil)
   for _, h in ipairs(opts.hlines or {}) do ylo, yhi = math.min(ylo, h), math.max(yhi, h) end
-  if xlo > xhi or ylo > yhi then fail(fname, "no finite data to plot", level + 1) end
+  if xlo > xhi or ylo > yhi then fail(fname, "no finite data to plot") end
   local integer_x = all_integers(xs)
   local legend = {}
   local labelled = false
@@ -547,30 +548,30 @@ end
 
 --- Effect paths over time by group, with shaded intervals.
 function M.paths(path, spec)
-  spec_table("paths", spec, 2)
-  local series = check_series("paths", spec, 2, true)
+  spec_table("paths", spec)
+  local series = check_series("paths", spec, true)
   local few = true
   for i, e in ipairs(series) do
     if #e.x > 15 then few = false end
     e.shape = e.shape or SHAPES[(i - 1) % #SHAPES + 1]
   end
-  local draw = xy_plot("paths", spec, series, 2,
+  local draw = xy_plot("paths", spec, series,
     { zero = spec.zero_line ~= false, markers = spec.markers == nil and few or spec.markers, xpad = 0.02 })
-  return render("paths", path, spec, draw, 2)
+  return render("paths", path, spec, draw)
 end
 
 --- A generic line chart: x shared by all series ({y=, label=, color=, dash=}).
 function M.lines(path, spec)
-  spec_table("lines", spec, 2)
-  local x = numbers("lines", spec.x, "x", 2, true)
-  if #x == 0 then fail("lines", "x is empty: nothing to plot", 2) end
+  spec_table("lines", spec)
+  local x = numbers("lines", spec.x, "x", true)
+  if #x == 0 then fail("lines", "x is empty: nothing to plot") end
   local sp = setmetatable({ x = x }, { __index = spec })
-  local series = check_series("lines", sp, 2, false)
-  local hl = spec.hlines and numbers("lines", spec.hlines, "hlines", 2) or nil
-  local vl = spec.vlines and numbers("lines", spec.vlines, "vlines", 2) or nil
-  local draw = xy_plot("lines", spec, series, 2,
+  local series = check_series("lines", sp, false)
+  local hl = spec.hlines and numbers("lines", spec.hlines, "hlines") or nil
+  local vl = spec.vlines and numbers("lines", spec.vlines, "vlines") or nil
+  local draw = xy_plot("lines", spec, series,
     { zero = spec.zero_line == true, hlines = hl, vlines = vl, markers = spec.markers })
-  return render("lines", path, spec, draw, 2)
+  return render("lines", path, spec, draw)
 end
 
 -- ---- plot.event_study ---------------------------------------------------------------
@@ -578,20 +579,20 @@ end
 --- Leads and lags with intervals, a zero line and a vertical line at 0.
 function M.event_study(path, spec)
   local F = "event_study"
-  spec_table(F, spec, 2)
-  local t = numbers(F, spec.periods, "periods", 2)
-  local est = numbers(F, spec.est, "est", 2, true)
-  if #t == 0 then fail(F, "periods is empty: nothing to plot", 2) end
-  same_length(F, "the event study", t, "period", est, "est", 2)
+  spec_table(F, spec)
+  local t = numbers(F, spec.periods, "periods")
+  local est = numbers(F, spec.est, "est", true)
+  if #t == 0 then fail(F, "periods is empty: nothing to plot") end
+  same_length(F, "the event study", t, "period", est, "est")
   local lo, hi
   if spec.lo ~= nil or spec.hi ~= nil then
-    lo = numbers(F, spec.lo, "lo", 2, true)
-    hi = numbers(F, spec.hi, "hi", 2, true)
-    same_length(F, "the event study", t, "period", lo, "lo", 2)
-    same_length(F, "the event study", t, "period", hi, "hi", 2)
+    lo = numbers(F, spec.lo, "lo", true)
+    hi = numbers(F, spec.hi, "hi", true)
+    same_length(F, "the event study", t, "period", lo, "lo")
+    same_length(F, "the event study", t, "period", hi, "hi")
   end
   local ref = spec.ref == nil and -1 or spec.ref
-  if ref ~= false and math.type(ref) == nil then fail(F, "ref must be a period (number) or false, got " .. describe(ref), 2) end
+  if ref ~= false and math.type(ref) == nil then fail(F, "ref must be a period (number) or false, got " .. describe(ref)) end
   local vline = spec.vline == nil and 0 or spec.vline
   local color = spec.color or M.palette[1]
   local xlo, xhi = range_of({ t }, ref or nil, ref or nil)
@@ -627,7 +628,7 @@ function M.event_study(path, spec)
     fig:yaxis(yt, yl)
     fig:decorate()
   end
-  return render(F, path, spec, draw, 2)
+  return render(F, path, spec, draw)
 end
 
 -- ---- plot.bars -----------------------------------------------------------------------
@@ -635,17 +636,17 @@ end
 --- Per-unit values with optional intervals: horizontal (default) or vertical bars.
 function M.bars(path, spec)
   local F = "bars"
-  spec_table(F, spec, 2)
-  local labels = strings(F, spec.labels, "labels", 2)
-  local values = numbers(F, spec.values, "values", 2)
-  if #labels == 0 then fail(F, "labels is empty: nothing to plot", 2) end
-  same_length(F, "the bar chart", labels, "label", values, "value", 2)
+  spec_table(F, spec)
+  local labels = strings(F, spec.labels, "labels")
+  local values = numbers(F, spec.values, "values")
+  if #labels == 0 then fail(F, "labels is empty: nothing to plot") end
+  same_length(F, "the bar chart", labels, "label", values, "value")
   local lo, hi
   if spec.lo ~= nil or spec.hi ~= nil then
-    lo = numbers(F, spec.lo, "lo", 2)
-    hi = numbers(F, spec.hi, "hi", 2)
-    same_length(F, "the bar chart", labels, "label", lo, "lo", 2)
-    same_length(F, "the bar chart", labels, "label", hi, "hi", 2)
+    lo = numbers(F, spec.lo, "lo")
+    hi = numbers(F, spec.hi, "hi")
+    same_length(F, "the bar chart", labels, "label", lo, "lo")
+    same_length(F, "the bar chart", labels, "label", hi, "hi")
   end
   local n = #labels
   local order = {}
@@ -719,7 +720,7 @@ function M.bars(path, spec)
     end
     fig:decorate()
   end
-  return render(F, path, sp, draw, 2)
+  return render(F, path, sp, draw)
 end
 
 -- ---- plot.coef ------------------------------------------------------------------------
@@ -731,15 +732,15 @@ local function is_fit(v)
 end
 
 -- Models as {label=, names=, est=, lo=, hi=}, from fits or given directly.
-local function coef_models(F, spec, level)
+local function coef_models(F, spec)
   local models = {}
   if spec.fits ~= nil then
     if type(spec.fits) ~= "table" or #spec.fits == 0 then
-      fail(F, "fits must be a non-empty array of fits, got " .. describe(spec.fits), level + 1)
+      fail(F, "fits must be a non-empty array of fits, got " .. describe(spec.fits))
     end
     local level_ci = spec.level or 0.95
     for i, f in ipairs(spec.fits) do
-      if not is_fit(f) then fail(F, string.format("fits[%d] is not a fit (expected names, b and V), got %s", i, describe(f)), level + 1) end
+      if not is_fit(f) then fail(F, string.format("fits[%d] is not a fit (expected names, b and V), got %s", i, describe(f))) end
       local m = { label = spec.labels and spec.labels[i] or f.label or string.format("(%d)", i), names = {}, est = {}, lo = {}, hi = {} }
       local ci = type(f.confint) == "function" and f:confint(level_ci) or nil
       for j, name in ipairs(f.names) do
@@ -752,7 +753,7 @@ local function coef_models(F, spec, level)
     end
   elseif spec.models ~= nil then
     if type(spec.models) ~= "table" or #spec.models == 0 then
-      fail(F, "models must be a non-empty array of {label=, names=, est=, lo=, hi=}", level + 1)
+      fail(F, "models must be a non-empty array of {label=, names=, est=, lo=, hi=}")
     end
     for i, m in ipairs(spec.models) do models[i] = m end
   else
@@ -760,15 +761,15 @@ local function coef_models(F, spec, level)
   end
   for i, m in ipairs(models) do
     local what = string.format("model %d%s", i, m.label and (" ('" .. tostring(m.label) .. "')") or "")
-    m.names = strings(F, m.names, what .. ".names", level + 1)
-    m.est = numbers(F, m.est, what .. ".est", level + 1, true)
-    if #m.names == 0 then fail(F, what .. " has no coefficients (names is empty)", level + 1) end
-    same_length(F, what, m.names, "name", m.est, "est", level + 1)
+    m.names = strings(F, m.names, what .. ".names")
+    m.est = numbers(F, m.est, what .. ".est", true)
+    if #m.names == 0 then fail(F, what .. " has no coefficients (names is empty)") end
+    same_length(F, what, m.names, "name", m.est, "est")
     if m.lo ~= nil or m.hi ~= nil then
-      m.lo = numbers(F, m.lo, what .. ".lo", level + 1, true)
-      m.hi = numbers(F, m.hi, what .. ".hi", level + 1, true)
-      same_length(F, what, m.names, "name", m.lo, "lo", level + 1)
-      same_length(F, what, m.names, "name", m.hi, "hi", level + 1)
+      m.lo = numbers(F, m.lo, what .. ".lo", true)
+      m.hi = numbers(F, m.hi, what .. ".hi", true)
+      same_length(F, what, m.names, "name", m.lo, "lo")
+      same_length(F, what, m.names, "name", m.hi, "hi")
     end
   end
   return models
@@ -777,12 +778,12 @@ end
 --- A coefficient plot: point estimates with intervals for one or several models.
 function M.coef(path, spec)
   local F = "coef"
-  spec_table(F, spec, 2)
-  local models = coef_models(F, spec, 2)
+  spec_table(F, spec)
+  local models = coef_models(F, spec)
   -- Coefficients: spec.keep order, else first appearance; intercepts dropped.
   local names, seen = {}, {}
   if spec.keep then
-    names = strings(F, spec.keep, "keep", 2)
+    names = strings(F, spec.keep, "keep")
   else
     for _, m in ipairs(models) do
       for _, nm in ipairs(m.names) do
@@ -793,7 +794,7 @@ function M.coef(path, spec)
       end
     end
   end
-  if #names == 0 then fail(F, "no coefficients left to plot", 2) end
+  if #names == 0 then fail(F, "no coefficients left to plot") end
   local rename = spec.coef_labels or {}
   local cat = {}
   for i, nm in ipairs(names) do cat[i] = tostring(rename[nm] or nm) end
@@ -844,7 +845,7 @@ function M.coef(path, spec)
     fig:yaxis(pos, cat)
     fig:decorate()
   end
-  return render(F, path, sp, draw, 2)
+  return render(F, path, sp, draw)
 end
 
 M.text_width = text_width

@@ -6,6 +6,7 @@
 local core = require "spillover.core"
 local F = require "spillover.formula"
 local util = require "spillover.util"
+local raise = util.raise
 
 local M = {}
 
@@ -31,7 +32,7 @@ end
 --- Fixed-effect coefficients: {fe name -> {level -> value}}.
 function M.fixef(fit)
   local p = fit.private
-  if not p.absorb then error("fixef: the model has no fixed effects", 3) end
+  if not p.absorb then raise("fixef: the model has no fixed effects") end
   local des = p.design
   -- y - X b before absorbing the fixed effects (dropped columns count 0)
   local r = des.k > 0 and des.y - des.X * M.coef_vector(fit, des.names) or des.y:copy()
@@ -102,7 +103,7 @@ function M.predict_matrix(fit, newdata)
   local cols = {}
   for q, nm in ipairs(fit.names) do
     local j = col[nm]
-    if j == nil then error("predict: the new data do not give the regressor '" .. nm .. "'", 3) end
+    if j == nil then raise("predict: the new data do not give the regressor '" .. nm .. "'") end
     cols[q] = des.X:col(j)
   end
   local rows = des.rows
@@ -132,8 +133,8 @@ function M.predict_linear(fit, newdata, opts)
   if X == nil then
     X = M.predict_matrix(fit, newdata)
   elseif not (type(X) == "userdata" and X.shape and X:nrow() == newdata:nrow() and X:ncol() == #fit.names) then
-    error(string.format("predict: 'matrix' must be predict_matrix(fit, frame): a %d x %d matrix",
-      newdata:nrow(), #fit.names), 3)
+    raise(string.format("predict: 'matrix' must be predict_matrix(fit, frame): a %d x %d matrix",
+      newdata:nrow(), #fit.names))
   end
   local b = {}
   local coef = opts and opts.coef

@@ -21,6 +21,7 @@
 -- reserved, and any other name belongs to the origin (a plugin file, the
 -- host) that registered it first.  Registering the very same fit under its
 -- name again is a no-op.
+local raise = require("spillover.util").raise
 local M = {}
 
 local entries = {}
@@ -82,13 +83,13 @@ end
 --- 0 (callers add positions).
 function M.register(e, origin)
   local msg = problem(e)
-  if msg then error("register_estimator: " .. msg, 0) end
+  if msg then raise("register_estimator: " .. msg) end
   origin = origin or BUILTIN
   local old = entries[e.name]
   if old and old.fit == e.fit then return end
-  if old and old.origin == BUILTIN then error(M.reserved(e.name), 0) end
+  if old and old.origin == BUILTIN then raise(M.reserved(e.name)) end
   if old and old.origin ~= origin then
-    error("register_estimator: '" .. e.name .. "' is already registered by " .. old.origin .. "; choose another name", 0)
+    raise("register_estimator: '" .. e.name .. "' is already registered by " .. old.origin .. "; choose another name")
   end
   entries[e.name] = { name = e.name, fit = e.fit, options = e.options, model_keys = e.model_keys,
     capabilities = e.capabilities, origin = origin, builtin = origin == BUILTIN }

@@ -16,11 +16,13 @@
 -- folder whose writer died is removed by the next run into the same place.
 local core = require "spillover.core"
 local json = require "spillover.json"
+local util = require "spillover.util"
+local raise = util.raise
 
 local M = {}
 
 local function sys()
-  if not core.sys then error("report: this build has no system services (sp.sys)", 3) end
+  if not core.sys then raise("report: this build has no system services (sp.sys)") end
   return core.sys
 end
 
@@ -29,10 +31,10 @@ end
 -- fail the run instead of leaving a truncated file to be swapped in.
 local function write_file(path, text)
   local f, msg = io.open(path, "wb")
-  if not f then error("cannot write " .. path .. ": " .. tostring(msg), 0) end
+  if not f then raise("cannot write " .. path .. ": " .. tostring(msg)) end
   local ok, werr = f:write(text)
   local cok, cerr = f:close()
-  if not ok or not cok then error("cannot write " .. path .. ": " .. tostring(werr or cerr), 0) end
+  if not ok or not cok then raise("cannot write " .. path .. ": " .. tostring(werr or cerr)) end
 end
 
 --- Plain data only (numbers, strings, booleans, tables of those).
@@ -142,7 +144,7 @@ end
 
 local function plots(dir, name, r, formats, labels)
   local ok, plot = pcall(require, "spillover.plot")
-  if not ok then return { "plots skipped: " .. tostring(plot) } end
+  if not ok then return { "plots skipped: " .. util.message(plot) } end
   local series = {}
   for _, g in ipairs(sorted_keys(r.groups)) do
     local gr = r.groups[g]
@@ -203,7 +205,7 @@ local function section_out(dir, name, want, labels, logf)
       bad = "'" .. filename .. "' is a file of the report itself"
     end
     if not bad and core.sys.exists(dir .. "/" .. filename) then bad = "'" .. filename .. "' was written already" end
-    if bad then error("report section of " .. name .. ": " .. bad, 0) end
+    if bad then raise("report section of " .. name .. ": " .. bad) end
     return dir .. "/" .. filename
   end
   return {
@@ -228,7 +230,7 @@ local function split(outdir)
   if not parent then parent, base = ".", path end
   if parent == "" then parent = "/" end
   if base == "." or base == ".." or base == "/" then
-    error("the output folder must be named (got '" .. outdir .. "')", 0)
+    raise("the output folder must be named (got '" .. outdir .. "')")
   end
   return parent, base
 end
@@ -252,13 +254,13 @@ function M.check_target(outdir)
   split(outdir)
   if not S.exists(outdir) then return end
   if not S.isdir(outdir) then
-    error("refusing to write the results to " .. outdir .. ": it exists and is not a folder", 0)
+    raise("refusing to write the results to " .. outdir .. ": it exists and is not a folder")
   end
   local names, lerr = S.listdir(outdir)
-  if not names then error("cannot write the results to " .. outdir .. ": " .. tostring(lerr), 0) end
+  if not names then raise("cannot write the results to " .. outdir .. ": " .. tostring(lerr)) end
   if #names > 0 and not is_spillover_output(outdir) then
-    error("refusing to write the results to " .. outdir .. ": the folder is not empty and has no spillover " ..
-      "manifest.json, so spillover did not write it (choose another -o, or empty or remove the folder)", 0)
+    raise("refusing to write the results to " .. outdir .. ": the folder is not empty and has no spillover " ..
+      "manifest.json, so spillover did not write it (choose another -o, or empty or remove the folder)")
   end
 end
 
@@ -341,12 +343,12 @@ function M.write(s, results, opts)
   local outdir = M.outdir(spec, opts.outdir)
   local parent, base = split(outdir)
   local okp, perr = S.mkdir(parent, { parents = true })
-  if not okp then error("cannot create " .. parent .. ": " .. tostring(perr), 0) end
+  if not okp then raise("cannot create " .. parent .. ": " .. tostring(perr)) end
   M.check_target(outdir)
   local existed = S.exists(outdir)
   local function not_written(err)
-    error(string.format("the results were not written to %s%s: %s", outdir,
-      existed and " (the previous results there are unchanged)" or "", err), 0)
+    raise(string.format("the results were not written to %s%s: %s", outdir,
+      existed and " (the previous results there are unchanged)" or "", err))
   end
   local lockpath = lock_file(parent, base)
   local lock, lerr = S.lock(lockpath)
@@ -382,10 +384,10 @@ function M.write(s, results, opts)
         if sec.json then
           local t1 = S.now()
           local ok, v = pcall(sec.json, results.fits[name])
-          if not ok then error("report section '" .. sec.name .. "' of model " .. name .. ": " .. tostring(v), 0) end
+          if not ok then raise("report section '" .. sec.name .. "' of model " .. name .. ": " .. util.message(v)) end
           if res.models[name][sec.name] ~= nil then
-            error("report section '" .. sec.name .. "' of model " .. name .. " would replace the model's '" ..
-              sec.name .. "' in results.json; name the section differently", 0)
+            raise("report section '" .. sec.name .. "' of model " .. name .. " would replace the model's '" ..
+              sec.name .. "' in results.json; name the section differently")
           end
           res.models[name][sec.name] = plain(v)
           results.timings[sec.name .. " " .. name] = S.now() - t1
@@ -431,7 +433,7 @@ function M.write(s, results, opts)
       for _, sec in ipairs(results.fits[name].report_sections or {}) do
         if sec.files then
           local ok, e = pcall(sec.files, results.fits[name], section_out(tmp, name, want, labels, logf))
-          if not ok then error("report section '" .. sec.name .. "' of model " .. name .. ": " .. tostring(e), 0) end
+          if not ok then raise("report section '" .. sec.name .. "' of model " .. name .. ": " .. util.message(e)) end
         end
       end
     end
@@ -484,15 +486,14 @@ function M.write(s, results, opts)
   if not ok then
     S.remove_tree(tmp)
     if lock then lock:unlock() end
-    -- Name the files by where they were going, and drop the position of the
-    -- raising line inside spillover.
-    err = replace_plain(tostring(err), tmp, outdir):gsub("^[^\n]-spillover/[%w_]+%.lua:%d+: ", "")
+    -- Name the files by where they were going.
+    err = replace_plain(util.message(err), tmp, outdir)
     not_written(err)
   end
   local synced, serr = S.fsync(parent)
   lock:unlock()
   if not synced then
-    error("the results are in " .. outdir .. " but may not survive a crash: " .. tostring(serr), 0)
+    raise("the results are in " .. outdir .. " but may not survive a crash: " .. tostring(serr))
   end
   return outdir
 end

@@ -20,6 +20,8 @@
 -- So every call the host makes into plugin code (fit, predict_fn, refit,
 -- fitted_values, metamethods...) goes through core.sandbox.call.
 local core = require "spillover.core"
+local util = require "spillover.util"
+local raise = util.raise
 
 local box = core.sandbox
 local M = {}
@@ -31,7 +33,7 @@ local M = {}
 --- columns of frames and what GSL allocates live outside it).
 M.limits = { instructions = 200000000, memory = 1 << 30 }
 
-local function fail(msg, level) error("sandbox: " .. msg .. " (--trust lifts the sandbox)", level + 1) end
+local function fail(msg) raise("sandbox: " .. msg .. " (--trust lifts the sandbox)") end
 
 local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 
@@ -65,11 +67,11 @@ local function readonly(p, t, strict)
     __index = function(_, k)
       local v = t[k]
       if v == nil and strict then
-        fail(strict .. "." .. tostring(k) .. " is not available in plugins", 2)
+        fail(strict .. "." .. tostring(k) .. " is not available in plugins")
       end
       return readonly(p, v)
     end,
-    __newindex = function(_, k) fail("'" .. tostring(k) .. "' is read-only in plugins", 2) end,
+    __newindex = function(_, k) fail("'" .. tostring(k) .. "' is read-only in plugins") end,
     __call = function(_, ...) return t(...) end,
     __len = function() return #t end,
     __pairs = function()
@@ -111,7 +113,7 @@ local function copy_back(p, values, prefix)
     for i = 1, values.n do values[i] = from_plugin(p, values[i], seen) end
   end)
   if not ok then
-    error(prefix .. "a value it returned cannot be copied (" .. tostring(err):gsub("^.-:%d+: ", "") .. ")", 0)
+    raise(prefix .. "a value it returned cannot be copied (" .. util.message(err):gsub("^.-:%d+: ", "") .. ")")
   end
   return values
 end
@@ -150,12 +152,12 @@ end
 --- path (relative to the scenario's folder) resolved through symlinks; an
 --- error unless it lies inside the scenario's folder.
 local function readable(p, fname, path)
-  if type(path) ~= "string" then error(fname .. ": expected a file path, got " .. type(path), 3) end
+  if type(path) ~= "string" then raise(fname .. ": expected a file path, got " .. type(path)) end
   local full = path:sub(1, 1) == "/" and path or (p.dir .. "/" .. path)
   local real = core.sys.realpath(full)
-  if not real then error(fname .. ": cannot open '" .. path .. "'", 3) end
+  if not real then raise(fname .. ": cannot open '" .. path .. "'") end
   if real:sub(1, #p.root + 1) ~= p.root .. "/" then
-    fail(fname .. " of '" .. path .. "': plugins read files only inside the scenario's folder " .. p.root, 3)
+    fail(fname .. " of '" .. path .. "': plugins read files only inside the scenario's folder " .. p.root)
   end
   return real
 end
@@ -179,13 +181,13 @@ local function make_api(p, sp, register)
   api.weights = weights
   api.register_estimator = function(e)
     if type(e) ~= "table" or type(e.name) ~= "string" or type(e.fit) ~= "function" then
-      error("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}", 2)
+      raise("register_estimator: expected {name = \"...\", fit = function(data, spec, opts) ... end}")
     end
     -- A built-in name is refused before anything of the plugin's is copied.
     local reserved = require("spillover.registry").reserved(e.name)
-    if reserved then error(reserved, 2) end
+    if reserved then raise(reserved) end
     local ok, err = pcall(register, copy_back(p, table.pack(e), "register_estimator: ")[1])
-    if not ok then error(err, 2) end
+    if not ok then error(err, 0) end
   end
   return readonly(p, api, "sp")
 end
@@ -211,7 +213,7 @@ local function make_env(p, sp, register)
   end
   env.os = setmetatable({ time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }, {
     __index = function(_, k)
-      fail("os." .. tostring(k) .. " is not available in plugins (only os.time, os.clock, os.date, os.difftime)", 2)
+      fail("os." .. tostring(k) .. " is not available in plugins (only os.time, os.clock, os.date, os.difftime)")
     end,
   })
   -- The string metatable a plugin sees is a read-only view of its own string
@@ -225,31 +227,31 @@ local function make_env(p, sp, register)
   end
   env.setmetatable = function(t, mt)
     if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-      fail("__gc metamethods are not allowed in plugins (a finalizer runs outside the plugin's limits)", 2)
+      fail("__gc metamethods are not allowed in plugins (a finalizer runs outside the plugin's limits)")
     end
     local r = setmetatable(t, mt)
     if mt ~= nil then p.mts[mt] = true end
     return r
   end
   env.load = function(chunk, name, mode, e)
-    if mode ~= nil and mode ~= "t" then fail("load: only text chunks (mode \"t\") are allowed in plugins", 2) end
+    if mode ~= nil and mode ~= "t" then fail("load: only text chunks (mode \"t\") are allowed in plugins") end
     if e == nil then e = env end
     return load(chunk, name, "t", e)
   end
   env.collectgarbage = function(opt)
-    if opt ~= "count" then fail("collectgarbage is limited to collectgarbage(\"count\") in plugins", 2) end
+    if opt ~= "count" then fail("collectgarbage is limited to collectgarbage(\"count\") in plugins") end
     return collectgarbage("count")
   end
   env.sp = make_api(p, sp, register)
   env.require = function(name)
     if name == "spillover" then return env.sp end
-    fail("require('" .. tostring(name) .. "') is not allowed in plugins (use sp.*)", 2)
+    fail("require('" .. tostring(name) .. "') is not allowed in plugins (use sp.*)")
   end
   env._G = env
   return setmetatable(env, {
     __index = function(_, k)
       fail("'" .. tostring(k) .. "' is not available in plugins (allowed: the spillover API and the " ..
-        "string, table, math, utf8, coroutine libraries)", 2)
+        "string, table, math, utf8, coroutine libraries)")
     end,
   })
 end
@@ -264,22 +266,22 @@ function M.load_plugin(path, opts)
   if opts.trust then
     local api = setmetatable({ register_estimator = opts.register }, { __index = sp })
     local chunk, msg = loadfile(path, "t", setmetatable({ sp = api }, { __index = _G }))
-    if not chunk then error("plugin " .. msg, 0) end
+    if not chunk then raise("plugin " .. msg) end
     local ok, err = pcall(chunk)
-    if not ok then error("plugin " .. path .. ": " .. tostring(err), 0) end
+    if not ok then raise("plugin " .. path .. ": " .. util.message(err)) end
     return
   end
   local dir = opts.root or dirname(path)
   local root = core.sys.realpath(dir)
-  if not root then error("plugin " .. path .. ": cannot resolve the folder '" .. dir .. "'", 0) end
+  if not root then raise("plugin " .. path .. ": cannot resolve the folder '" .. dir .. "'") end
   local weak = { __mode = "k" }
   local p = { file = path, dir = dir, root = root, views = setmetatable({}, weak), wrapped = setmetatable({}, weak),
     mts = setmetatable({}, weak) }
   p.env = make_env(p, sp, opts.register or function()
-    error("register_estimator: this host takes no estimators from plugins", 0)
+    raise("register_estimator: this host takes no estimators from plugins")
   end)
   local chunk, msg = loadfile(path, "t", p.env)
-  if not chunk then error("plugin " .. msg, 0) end
+  if not chunk then raise("plugin " .. msg) end
   wrap(p, chunk)()
 end
 

@@ -11,13 +11,14 @@
 --   spillover.report            the output folder
 local check = require "spillover.scenario_check"
 local registry = require "spillover.registry"
+local util = require "spillover.util"
 
 local M = {}
 
 M.schema = check.schema
 M.load, M.set, M.check, M.resolve = check.load, check.set, check.check, check.resolve
 M.load_data = check.load_data
-M.unsafe_name, M.user_message = check.unsafe_name, check.user_message
+M.unsafe_name, M.user_message = check.unsafe_name, util.message
 M.closest = require("spillover.suggest").closest
 M.execute = require("spillover.scenario_run").execute
 
@@ -34,7 +35,7 @@ end
 --- registered it first.
 function M.register_estimator(e)
   local ok, err = pcall(registry.register, e, "the host (spillover or a script)")
-  if not ok then error(err, 2) end
+  if not ok then error(err, 0) end
 end
 
 --- The names scenarios can give as `estimator:` (built-ins once the API is loaded).

@@ -13,6 +13,8 @@ local M = {}
 -- ---- errors with positions ---------------------------------------------------------
 
 local suggest = require "spillover.suggest"
+local util = require "spillover.util"
+local raise = util.raise
 local did_you_mean = suggest.did_you_mean
 
 --- Position of a path (or of its nearest ancestor) in the file.
@@ -31,20 +33,16 @@ end
 --- A message without the positions of spillover's own Lua files
 --- ("/usr/share/.../spillover/scenario.lua:830: "): the user's position is
 --- the scenario's file:line:col, and ours means nothing to them.
-local function user_message(msg)
-  return (tostring(msg):gsub("[^%s:]*spillover/[%w_]+%.lua:%d+: ", ""))
-end
-M.user_message = user_message
 
 local function located(s, path, msg, key)
-  msg = user_message(msg)
+  msg = util.message(msg)
   local pos = position(s, path, key)
   local where = s.file or "scenario"
   if pos.line and pos.line > 0 then where = string.format("%s:%d:%d", where, pos.line, pos.col) end
   return string.format("%s: %s: %s", where, path ~= "" and path or "(top level)", msg)
 end
 
-local function fail(s, path, msg, key) error(located(s, path, msg, key), 0) end
+local function fail(s, path, msg, key) raise(located(s, path, msg, key)) end
 M.position, M.located, M.fail = position, located, fail
 
 -- ---- the schema ------------------------------------------------------------------------
@@ -260,9 +258,9 @@ M.resolve = resolve
 --- Load a scenario file (YAML), without validating it.
 function M.load(path, overrides)
   local yaml = core.yaml
-  if not yaml then error("scenario: this build has no YAML support", 2) end
+  if not yaml then raise("scenario: this build has no YAML support") end
   local value, positions = yaml.load_file(path)
-  if value == nil then error(tostring(positions), 0) end
+  if value == nil then raise(tostring(positions)) end
   -- A YAML null (`key:` or `~`) under a known key of a mapping means "not
   -- given".  Elsewhere (an entry of models:/experiments:, a list item) it is
   -- left for check() to report: dropping it would silently lose `west:` with
@@ -281,7 +279,7 @@ function M.load(path, overrides)
   end
   if type(value) == "table" then strip(value, schema) end
   if type(value) ~= "table" or is_seq(value) then
-    error(path .. ":1:1: (top level): expected a mapping of scenario keys (name, data, models, ...)", 0)
+    raise(path .. ":1:1: (top level): expected a mapping of scenario keys (name, data, models, ...)")
   end
   local s = { spec = value, positions = positions or {}, file = path, dir = dirname(path) }
   for _, o in ipairs(overrides or {}) do M.set(s, o) end
@@ -291,7 +289,7 @@ end
 --- Apply an override "key.path=value" (value read as a YAML scalar).
 function M.set(s, assignment)
   local path, text = assignment:match("^([%w_%.%[%]]+)=(.*)$")
-  if not path then error("--set: expected key.path=value, got '" .. assignment .. "'", 0) end
+  if not path then raise("--set: expected key.path=value, got '" .. assignment .. "'") end
   local value
   if text == "true" then value = true elseif text == "false" then value = false
   elseif math.tointeger(tonumber(text)) then value = math.tointeger(tonumber(text))
@@ -391,7 +389,7 @@ function M.check(s, opts)
   opts = opts or {}
   local errs = {}
   validate(s, s.spec, schema, "", errs)
-  if #errs > 0 then error(table.concat(errs, "\n"), 0) end
+  if #errs > 0 then raise(table.concat(errs, "\n")) end
   local spec = s.spec
   local derive = require "spillover.scenario_derive"
   s.derive_order = derive.order(s, errs)
@@ -401,7 +399,7 @@ function M.check(s, opts)
   local data_msg = file_problem(datafile, "data file")
   if data_msg then
     errs[#errs + 1] = located(s, "data.file", data_msg)
-    error(table.concat(errs, "\n"), 0)
+    raise(table.concat(errs, "\n"))
   end
   local d = s.data or M.load_data(s)
   local columns = {}
@@ -476,7 +474,7 @@ function M.check(s, opts)
     end
     local ok, fm = pcall(core.formula, m.formula)
     if not ok then
-      errs[#errs + 1] = located(s, path .. ".formula", (tostring(fm):gsub("\n", " ")))
+      errs[#errs + 1] = located(s, path .. ".formula", (util.message(fm):gsub("\n", " ")))
     else
       for _, v in ipairs(fm.vars) do
         if not known_var(v) then
@@ -568,7 +566,7 @@ function M.check(s, opts)
         end
       end
       local ok, msg = pcall(cf.parse_change, sh.change, "change")
-      if not ok then errs[#errs + 1] = located(s, spath .. ".change", (tostring(msg):gsub("^change: ", ""))) end
+      if not ok then errs[#errs + 1] = located(s, spath .. ".change", (util.message(msg):gsub("^change: ", ""))) end
       if (sh.from or sh.to) and not spec.data.time then
         errs[#errs + 1] = located(s, spath, "'from'/'to' need data.time")
       end
@@ -610,7 +608,7 @@ function M.check(s, opts)
   end
   if #errs > 0 then
     table.sort(errs)
-    error(table.concat(errs, "\n"), 0)
+    raise(table.concat(errs, "\n"))
   end
   s.checked = true
   return s
@@ -629,7 +627,7 @@ function M.load_data(s)
   if spec.data.filter then
     local n = d:nrow()
     local ok, kept = pcall(d.filter, d, spec.data.filter)
-    if not ok then fail(s, "data.filter", tostring(kept)) end
+    if not ok then fail(s, "data.filter", util.message(kept)) end
     if kept:nrow() == 0 then
       fail(s, "data.filter", "the filter \"" .. spec.data.filter .. "\" keeps none of the " .. n .. " rows")
     end
@@ -646,7 +644,7 @@ function M.load_data(s)
   end
   if spec.data.entity and spec.data.time then
     local ok, err = pcall(d.panel, d, { entity = spec.data.entity, time = spec.data.time })
-    if not ok then fail(s, "data", tostring(err)) end
+    if not ok then fail(s, "data", err) end
   end
   s.data = d
   return d

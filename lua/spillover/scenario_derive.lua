@@ -13,6 +13,8 @@ local M = {}
 -- ---- derived variables: order and cycles ---------------------------------------------------
 
 local expr_vars = require("spillover.derive").inputs
+local util = require "spillover.util"
+local raise = util.raise
 
 --- The variables a derivation reads (nil, message when it names no known kind).
 function M.inputs(spec)
@@ -100,7 +102,7 @@ local function winsor_bounds(d, src, name, p, by)
   local x = d[src]
   local n = 0
   for i = 1, #x do if x[i] == x[i] then n = n + 1 end end
-  if n < 2 then error("'" .. src .. "' has " .. n .. " non-missing value(s); at least 2 are needed", 0) end
+  if n < 2 then raise("'" .. src .. "' has " .. n .. " non-missing value(s); at least 2 are needed") end
   d[name] = x:copy()
   d:winsorize(name, { p = p, by = by })
   local w, g = d[name], by and d[by]
@@ -114,7 +116,7 @@ local function winsor_bounds(d, src, name, p, by)
       all_lo, all_hi = math.min(all_lo, v), math.max(all_hi, v)
     end
   end
-  if all_lo == all_hi then error("winsorizing '" .. src .. "' at p = " .. p .. " makes it constant (" .. all_lo .. ")", 0) end
+  if all_lo == all_hi then raise("winsorizing '" .. src .. "' at p = " .. p .. " makes it constant (" .. all_lo .. ")") end
   return { lo = lo, hi = hi }
 end
 
@@ -137,9 +139,9 @@ end
 local function moments(d, src)
   local st = d:describe { src }
   local n, mean, sd = st.N[1], st.mean[1], st.sd[1]
-  if n < 2 then error("'" .. src .. "' has " .. math.tointeger(n) .. " non-missing value(s); at least 2 are needed", 0) end
+  if n < 2 then raise("'" .. src .. "' has " .. math.tointeger(n) .. " non-missing value(s); at least 2 are needed") end
   if not (sd > 0 and sd < math.huge) then
-    error("cannot standardize '" .. src .. "': its standard deviation is " .. sd, 0)
+    raise("cannot standardize '" .. src .. "': its standard deviation is " .. sd)
   end
   return { mean = mean, sd = sd }
 end
@@ -194,7 +196,7 @@ function M.step(s)
   return function(d, first)
     for _, name in ipairs(order) do
       local ok, err = pcall(compute, d, name, derive[name], first)
-      if not ok then check.fail(s, "derive." .. name, tostring(err)) end
+      if not ok then check.fail(s, "derive." .. name, err) end
     end
   end
 end

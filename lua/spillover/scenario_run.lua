@@ -6,6 +6,7 @@ local core = require "spillover.core"
 local registry = require "spillover.registry"
 local check = require "spillover.scenario_check"
 local derive_step = require("spillover.scenario_derive").step
+local util = require "spillover.util"
 local fail, resolve, as_list = check.fail, check.resolve, check.as_list
 
 local M = {}
@@ -68,7 +69,7 @@ function M.execute(s, opts)
     view.seed = spec.seed or 42
     if est.capabilities and est.capabilities.spatial then
       local ok, W = pcall(weights_of, m)
-      if not ok then fail(s, "weights." .. m.weights, tostring(W)) end
+      if not ok then fail(s, "weights." .. m.weights, util.message(W)) end
       view.weights_object = W
     end
     return view
@@ -76,7 +77,7 @@ function M.execute(s, opts)
   local function estimate(name, m, data)
     local est = registry.get(m.estimator)
     local ok, f = pcall(est.fit, data, model_view(m, est), m.options or {})
-    if not ok then fail(s, "models." .. name, "estimation failed: " .. tostring(f)) end
+    if not ok then fail(s, "models." .. name, "estimation failed: " .. util.message(f)) end
     if type(f) ~= "table" or not f.coef then
       fail(s, "models." .. name, "estimator '" .. m.estimator .. "' did not return a fit (see the fit protocol)")
     end

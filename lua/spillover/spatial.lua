@@ -7,6 +7,7 @@
 -- Definitions follow spdep 1.2-7 (see docs/api/weights.md, docs/api/moran.md).
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local K = core._weights
 local dist = core.dist
 
@@ -15,8 +16,8 @@ local methods = K.methods
 
 -- ---- helpers -------------------------------------------------------------------
 
-local function fail(level, fmt, ...)
-  error(string.format(fmt, ...), level + 1)
+local function fail(fmt, ...)
+  raise(string.format(fmt, ...))
 end
 
 --- The string form of a unit id (nil stays nil).
@@ -37,12 +38,12 @@ local function is_frame(v)
 end
 
 --- The values of a frame column as a Lua array (numbers, strings or nil).
-local function column_values(d, name, what, level, thing)
+local function column_values(d, name, what, thing)
   local names = d:names()
   local found = false
   for _, nm in ipairs(names) do if nm == name then found = true end end
   if not found then
-    fail(level + 1, "%s: %s has no column '%s' (columns: %s)", what, thing or "the frame", tostring(name),
+    fail("%s: %s has no column '%s' (columns: %s)", what, thing or "the frame", tostring(name),
       table.concat(names, ", "))
   end
   local c = d[name]
@@ -58,7 +59,7 @@ end
 
 --- A list of unit ids from an array, an n x 1 matrix or a table with .n;
 --- every id present and unique (errors name the position).
-local function id_list(v, what, level)
+local function id_list(v, what)
   local out = {}
   local n
   if type(v) == "userdata" and v.nrow then
@@ -69,17 +70,17 @@ local function id_list(v, what, level)
     for i = 1, n do
       out[i] = idstr(v[i])
       if v[i] ~= nil and out[i] == nil then
-        fail(level + 1, "%s: id %d is a %s; expected a string or a number", what, i, type(v[i]))
+        fail("%s: id %d is a %s; expected a string or a number", what, i, type(v[i]))
       end
     end
   else
-    fail(level + 1, "%s: ids must be a list or a frame column, got a %s", what, type(v))
+    fail("%s: ids must be a list or a frame column, got a %s", what, type(v))
   end
   local seen = {}
   for i = 1, n do
-    if out[i] == nil then fail(level + 1, "%s: id %d is missing", what, i) end
+    if out[i] == nil then fail("%s: id %d is missing", what, i) end
     if seen[out[i]] then
-      fail(level + 1, "%s: the id '%s' is duplicated (positions %d and %d); ids must be unique", what, out[i], seen[out[i]], i)
+      fail("%s: the id '%s' is duplicated (positions %d and %d); ids must be unique", what, out[i], seen[out[i]], i)
     end
     seen[out[i]] = i
   end
@@ -93,19 +94,19 @@ local function some(list, quote)
   return table.concat(parts, ", ") .. (#list > 5 and string.format(", ... (%d in all)", #list) or "")
 end
 
-local function check_style(style, what, level)
+local function check_style(style, what)
   if style == nil then return "W" end
   if style == "row" then return "W" end
   if style == "binary" then return "B" end
   if type(style) ~= "string" or not (style == "W" or style == "B" or style == "C" or style == "U") then
-    fail(level + 1, "%s: unknown style '%s'; expected \"W\" (row-standardised), \"B\" (raw/binary), \"C\" or \"U\"",
+    fail("%s: unknown style '%s'; expected \"W\" (row-standardised), \"B\" (raw/binary), \"C\" or \"U\"",
       what, tostring(style))
   end
   return style
 end
 
-local function check_opts(opts, allowed, what, level)
-  local checked = util.check_options(opts, allowed, what, level + 1)  -- not a tail call: it keeps this level
+local function check_opts(opts, allowed, what)
+  local checked = util.check_options(opts, allowed, what)  -- not a tail call: it keeps this level
   return checked
 end
 
@@ -121,7 +122,7 @@ local function sort_ids(ids)
 end
 
 --- Finish a weights object: ids, style, zero policy.
-local function finish(W, ids, style, zero_policy, what, level)
+local function finish(W, ids, style, zero_policy, what)
   if ids then W:set_ids(ids) end
   local ok, res = pcall(W.restyle, W, style, zero_policy and true or false)
   if not ok then
@@ -129,7 +130,7 @@ local function finish(W, ids, style, zero_policy, what, level)
       res.msg = what .. ": " .. res.msg:gsub("^weights: ", "")
       res.text = what .. ": " .. (res.text or ""):gsub("^weights: ", "")
     end
-    error(res, level + 1)
+    error(res, 0)
   end
   W:close()
   return res
@@ -144,29 +145,29 @@ M.weights = weights
 function weights.contiguity(edges, opts)
   local what = "weights.contiguity"
   opts = check_opts(opts, { from = true, to = true, ids = true, style = true, symmetric = true, weight = true,
-    zero_policy = true }, what, 2)
-  local style = check_style(opts.style, what, 2)
+    zero_policy = true }, what)
+  local style = check_style(opts.style, what)
   local e = edges
   if type(edges) == "string" then
     local ok, res = pcall(core.read_csv, edges)
-    if not ok then error(res, 2) end
+    if not ok then error(res, 0) end
     e = res
   elseif not is_frame(edges) then
-    fail(2, "%s: edges must be a file path or a frame (with columns from, to), got a %s", what, type(edges))
+    fail("%s: edges must be a file path or a frame (with columns from, to), got a %s", what, type(edges))
   end
   local fname, tname = opts.from or "from", opts.to or "to"
-  local from = column_values(e, fname, what, 2, "the edge list")
-  local to, m = column_values(e, tname, what, 2, "the edge list")
-  local wv = opts.weight and column_values(e, opts.weight, what, 2, "the edge list") or nil
+  local from = column_values(e, fname, what, "the edge list")
+  local to, m = column_values(e, tname, what, "the edge list")
+  local wv = opts.weight and column_values(e, opts.weight, what, "the edge list") or nil
   for r = 1, m do
     from[r], to[r] = idstr(from[r]), idstr(to[r])
     if from[r] == nil or to[r] == nil then
-      fail(2, "%s: row %d of the edge list has a missing '%s'", what, r, from[r] == nil and fname or tname)
+      fail("%s: row %d of the edge list has a missing '%s'", what, r, from[r] == nil and fname or tname)
     end
   end
   local ids
   if opts.ids ~= nil then
-    ids = id_list(opts.ids, what .. " (ids)", 2)
+    ids = id_list(opts.ids, what .. " (ids)")
   else
     local set = {}
     ids = {}
@@ -189,11 +190,11 @@ function weights.contiguity(edges, opts)
       end
     end
     if pos[from[r]] and pos[to[r]] then
-      if from[r] == to[r] then fail(2, "%s: row %d of the edge list links '%s' to itself", what, r, from[r]) end
+      if from[r] == to[r] then fail("%s: row %d of the edge list links '%s' to itself", what, r, from[r]) end
       fi[#fi + 1], ti[#ti + 1] = pos[from[r]], pos[to[r]]
       if vals then
         local w = wv[r]
-        if type(w) ~= "number" or w ~= w then fail(2, "%s: row %d of the edge list has no numeric weight", what, r) end
+        if type(w) ~= "number" or w ~= w then fail("%s: row %d of the edge list has no numeric weight", what, r) end
         vals[#vals + 1] = w
       end
       if opts.symmetric ~= false then
@@ -203,16 +204,16 @@ function weights.contiguity(edges, opts)
     end
   end
   if #unmatched > 0 then
-    fail(2, "%s: %d id%s in the edge list %s not among the %d unit ids: %s", what, #unmatched,
+    fail("%s: %d id%s in the edge list %s not among the %d unit ids: %s", what, #unmatched,
       #unmatched == 1 and "" or "s", #unmatched == 1 and "is" or "are", #ids, some(unmatched))
   end
   local W = K.links(#ids, fi, ti, vals)
-  return finish(W, ids, style, opts.zero_policy, what, 2)
+  return finish(W, ids, style, opts.zero_policy, what)
 end
 
 --- Coordinates from a frame: ids, x, y, great_circle (see docs).
-local function coords_of(c, opts, what, level)
-  if not is_frame(c) then fail(level + 1, "%s: coords must be a frame with id, x and y columns, got a %s", what, type(c)) end
+local function coords_of(c, opts, what)
+  if not is_frame(c) then fail("%s: coords must be a frame with id, x and y columns, got a %s", what, type(c)) end
   local names = {}
   for _, nm in ipairs(c:names()) do names[nm] = true end
   local xname, yname, gc = opts.x, opts.y, opts.great_circle
@@ -221,17 +222,17 @@ local function coords_of(c, opts, what, level)
     if gc == nil then gc = true end
   end
   xname, yname = xname or "x", yname or "y"
-  local x = column_values(c, xname, what, level + 1)
-  local y = column_values(c, yname, what, level + 1)
+  local x = column_values(c, xname, what)
+  local y = column_values(c, yname, what)
   for i = 1, #x do
     if type(x[i]) ~= "number" or type(y[i]) ~= "number" then
-      fail(level + 1, "%s: coordinate columns '%s' and '%s' must be numeric (row %d)", what, xname, yname, i)
+      fail("%s: coordinate columns '%s' and '%s' must be numeric (row %d)", what, xname, yname, i)
     end
   end
   local ids
   local idname = opts.id
   if idname == nil and names.id then idname = "id" end
-  if idname ~= nil then ids = id_list(column_values(c, idname, what, level + 1), what .. " (ids)", level + 1) end
+  if idname ~= nil then ids = id_list(column_values(c, idname, what), what .. " (ids)") end
   return x, y, ids, gc and true or false
 end
 
@@ -252,57 +253,57 @@ end
 function weights.knn(coords, k, opts)
   local what = "weights.knn"
   opts = check_opts(opts, { id = true, x = true, y = true, great_circle = true, style = true, symmetric = true },
-    what, 2)
-  if math.type(k) ~= "integer" then fail(2, "%s: k must be an integer, got %s", what, tostring(k)) end
-  local style = check_style(opts.style, what, 2)
-  local x, y, ids, gc = coords_of(coords, opts, what, 2)
-  if k < 1 or k >= #x then fail(2, "%s: k = %d with %d units; expected 1 <= k < n", what, k, #x) end
+    what)
+  if math.type(k) ~= "integer" then fail("%s: k must be an integer, got %s", what, tostring(k)) end
+  local style = check_style(opts.style, what)
+  local x, y, ids, gc = coords_of(coords, opts, what)
+  if k < 1 or k >= #x then fail("%s: k = %d with %d units; expected 1 <= k < n", what, k, #x) end
   local W = K.knn(x, y, k, gc)
   if opts.symmetric then
     local S = symmetrise(W)
     W:close()
     W = S
   end
-  return finish(W, ids, style, false, what, 2)
+  return finish(W, ids, style, false, what)
 end
 
 --- sp.weights.distance(coords, {power=, cutoff=, great_circle=, id=, x=, y=, style=, zero_policy=})
 function weights.distance(coords, opts)
   local what = "weights.distance"
   opts = check_opts(opts, { id = true, x = true, y = true, great_circle = true, style = true, power = true,
-    cutoff = true, zero_policy = true }, what, 2)
-  local style = check_style(opts.style, what, 2)
+    cutoff = true, zero_policy = true }, what)
+  local style = check_style(opts.style, what)
   local power = opts.power or 1
-  if type(power) ~= "number" or power <= 0 then fail(2, "%s: power must be a positive number (1 or 2), got %s", what, tostring(power)) end
+  if type(power) ~= "number" or power <= 0 then fail("%s: power must be a positive number (1 or 2), got %s", what, tostring(power)) end
   if opts.cutoff ~= nil and (type(opts.cutoff) ~= "number" or opts.cutoff <= 0) then
-    fail(2, "%s: cutoff must be a positive distance, got %s", what, tostring(opts.cutoff))
+    fail("%s: cutoff must be a positive distance, got %s", what, tostring(opts.cutoff))
   end
-  local x, y, ids, gc = coords_of(coords, opts, what, 2)
+  local x, y, ids, gc = coords_of(coords, opts, what)
   local W = K.distance(x, y, power, opts.cutoff or 0, gc)
-  return finish(W, ids, style, opts.zero_policy, what, 2)
+  return finish(W, ids, style, opts.zero_policy, what)
 end
 
 --- sp.weights.economic(frame, col, {ids=, style=}): 1/|g_i - g_j|, g averaged by id.
 function weights.economic(d, col, opts)
   local what = "weights.economic"
-  opts = check_opts(opts, { ids = true, style = true }, what, 2)
-  if not is_frame(d) then fail(2, "%s: expected a frame, got a %s", what, type(d)) end
-  if type(col) ~= "string" then fail(2, "%s: expected a column name as argument 2, got a %s", what, type(col)) end
-  local style = check_style(opts.style, what, 2)
-  local g, n = column_values(d, col, what, 2)
+  opts = check_opts(opts, { ids = true, style = true }, what)
+  if not is_frame(d) then fail("%s: expected a frame, got a %s", what, type(d)) end
+  if type(col) ~= "string" then fail("%s: expected a column name as argument 2, got a %s", what, type(col)) end
+  local style = check_style(opts.style, what)
+  local g, n = column_values(d, col, what)
   for i = 1, n do
-    if type(g[i]) ~= "number" then fail(2, "%s: column '%s' must be numeric (row %d is a %s)", what, col, i, type(g[i])) end
+    if type(g[i]) ~= "number" then fail("%s: column '%s' must be numeric (row %d is a %s)", what, col, i, type(g[i])) end
   end
   local ids, vals = nil, g
   if opts.ids ~= nil then
-    local raw = type(opts.ids) == "string" and column_values(d, opts.ids, what, 2) or opts.ids
+    local raw = type(opts.ids) == "string" and column_values(d, opts.ids, what) or opts.ids
     -- several rows per id (a panel): the mean over them, in order of first appearance
     ids, vals = {}, {}
     local pos, cnt = {}, {}
     for i = 1, n do
       local s = idstr(raw[i] ~= nil and raw[i] or (type(raw) == "userdata" and raw:get(i, 1) or nil))
-      if s == nil then fail(2, "%s: the id of row %d is missing", what, i) end
-      if g[i] ~= g[i] then fail(2, "%s: '%s' is missing for %s (row %d)", what, col, s, i) end
+      if s == nil then fail("%s: the id of row %d is missing", what, i) end
+      if g[i] ~= g[i] then fail("%s: '%s' is missing for %s (row %d)", what, col, s, i) end
       local p = pos[s]
       if not p then
         p = #ids + 1
@@ -313,16 +314,16 @@ function weights.economic(d, col, opts)
     for p = 1, #vals do vals[p] = vals[p] / cnt[p] end
   end
   local W = K.economic(vals, ids)
-  return finish(W, ids, style, false, what, 2)
+  return finish(W, ids, style, false, what)
 end
 
 --- sp.weights.nested(Wgeo, Wecon, {phi=, style=}): Wgeo .* Wecon, or phi Wgeo + (1 - phi) Wecon.
 function weights.nested(A, B, opts)
   local what = "weights.nested"
-  opts = check_opts(opts, { phi = true, style = true, zero_policy = true }, what, 2)
-  if not K.is(A) or not K.is(B) then fail(2, "%s: expected two spillover.weights", what) end
-  local style = check_style(opts.style, what, 2)
-  if A:n() ~= B:n() then fail(2, "%s: the weights have %d and %d units; expected the same units", what, A:n(), B:n()) end
+  opts = check_opts(opts, { phi = true, style = true, zero_policy = true }, what)
+  if not K.is(A) or not K.is(B) then fail("%s: expected two spillover.weights", what) end
+  local style = check_style(opts.style, what)
+  if A:n() ~= B:n() then fail("%s: the weights have %d and %d units; expected the same units", what, A:n(), B:n()) end
   local Bal = B
   local ia, ib = A:ids(), B:ids()
   if ia and ib then
@@ -330,10 +331,10 @@ function weights.nested(A, B, opts)
   end
   local phi = opts.phi
   if phi ~= nil and (type(phi) ~= "number" or phi < 0 or phi > 1) then
-    fail(2, "%s: phi must be a number in [0, 1], got %s", what, tostring(phi))
+    fail("%s: phi must be a number in [0, 1], got %s", what, tostring(phi))
   end
   local W = phi and K.combine(A, Bal, phi, 1 - phi, false) or K.combine(A, Bal, 1, 1, true)
-  return finish(W, nil, style, opts.zero_policy, what, 2)
+  return finish(W, nil, style, opts.zero_policy, what)
 end
 
 --- Is v a spillover.weights?
@@ -341,10 +342,10 @@ weights.is = K.is
 
 --- sp.weights.from_links(n, from, to, values, {ids=, style=}) (1-based indices).
 function weights.from_links(n, from, to, values, opts)
-  opts = check_opts(opts, { ids = true, style = true, zero_policy = true }, "weights.from_links", 2)
+  opts = check_opts(opts, { ids = true, style = true, zero_policy = true }, "weights.from_links")
   local W = K.links(n, from, to, values)
-  local ids = opts.ids and id_list(opts.ids, "weights.from_links (ids)", 2) or nil
-  return finish(W, ids, check_style(opts.style, "weights.from_links", 2), opts.zero_policy, "weights.from_links", 2)
+  local ids = opts.ids and id_list(opts.ids, "weights.from_links (ids)") or nil
+  return finish(W, ids, check_style(opts.style, "weights.from_links", 2), opts.zero_policy, "weights.from_links")
 end
 
 -- ---- Lua methods on spillover.weights ------------------------------------------------
@@ -353,17 +354,17 @@ end
 function methods.index_of(W, ids, what)
   what = what or "weights"
   local wid = W:ids()
-  if not wid then fail(2, "%s: the weights have no unit ids to match against", what) end
+  if not wid then fail("%s: the weights have no unit ids to match against", what) end
   local pos = {}
   for i, s in ipairs(wid) do pos[s] = i end
-  local list = id_list(ids, what, 2)
+  local list = id_list(ids, what)
   local out, missing = {}, {}
   for i, s in ipairs(list) do
     out[i] = pos[s]
     if not out[i] then missing[#missing + 1] = s end
   end
   if #missing > 0 then
-    fail(2, "%s: %d id%s not among the %d units of the weights: %s", what, #missing,
+    fail("%s: %d id%s not among the %d units of the weights: %s", what, #missing,
       #missing == 1 and " is" or "s are", #wid, some(missing, true))
   end
   return out
@@ -381,7 +382,7 @@ end
 
 --- W:trace(k) -> tr(W^k).
 function methods.trace(W, k)
-  if math.type(k) ~= "integer" or k < 1 then fail(2, "trace: k must be a positive integer, got %s", tostring(k)) end
+  if math.type(k) ~= "integer" or k < 1 then fail("trace: k must be a positive integer, got %s", tostring(k)) end
   return W:traces(k)[k]
 end
 
@@ -414,20 +415,20 @@ end
 
 --- The rows of a panel frame matched to W's units: unit index per row and
 --- period code per row, with the period values.
-local function panel_rows(W, d, opts, what, level)
+local function panel_rows(W, d, opts, what)
   opts = opts or {}
   local entity, time = opts.entity, opts.time
   if entity == nil or time == nil then
     local pi = util.panel_of(d)
     if pi == nil then
-      fail(level + 1, "%s: the frame has no panel index; call d:panel{entity=, time=} or pass {entity=, time=}", what)
+      fail("%s: the frame has no panel index; call d:panel{entity=, time=} or pass {entity=, time=}", what)
     end
     entity, time = entity or pi.entity, time or pi.time
   end
-  local ev = column_values(d, entity, what, level + 1)
-  local tv = column_values(d, time, what, level + 1)
+  local ev = column_values(d, entity, what)
+  local tv = column_values(d, time, what)
   local wid = W:ids()
-  if not wid then fail(level + 1, "%s: the weights have no unit ids to match the entities against", what) end
+  if not wid then fail("%s: the weights have no unit ids to match the entities against", what) end
   local pos = {}
   for i, s in ipairs(wid) do pos[s] = i end
   local unit, missing, mseen = {}, {}, {}
@@ -440,13 +441,13 @@ local function panel_rows(W, d, opts, what, level)
     end
   end
   if #missing > 0 then
-    fail(level + 1, "%s: %d %s value%s not among the %d units of the weights: %s", what, #missing, entity,
+    fail("%s: %d %s value%s not among the %d units of the weights: %s", what, #missing, entity,
       #missing == 1 and " is" or "s are", #wid, some(missing, true))
   end
   local periods, pcode = {}, {}
   for r = 1, #tv do
     local key = tv[r]
-    if key == nil then fail(level + 1, "%s: row %d has no %s", what, r, time) end
+    if key == nil then fail("%s: row %d has no %s", what, r, time) end
     if not pcode[key] then periods[#periods + 1] = key; pcode[key] = true end
   end
   table.sort(periods, function(a, b)
@@ -459,7 +460,7 @@ local function panel_rows(W, d, opts, what, level)
     period[r] = pcode[tv[r]]
     local key = unit[r] .. "|" .. period[r]
     if seen[key] then
-      fail(level + 1, "%s: %s '%s' appears twice in %s %s (rows %d and %d)", what, entity, wid[unit[r]], time,
+      fail("%s: %s '%s' appears twice in %s %s (rows %d and %d)", what, entity, wid[unit[r]], time,
         tostring(tv[r]), seen[key], r)
     end
     seen[key] = r
@@ -472,12 +473,12 @@ end
 --- or missing, makes the lag missing (NaN).
 function methods.panel_lag(W, d, col, opts)
   local what = "weights:panel_lag"
-  if not is_frame(d) then fail(2, "%s: expected a frame, got a %s", what, type(d)) end
-  local x = column_values(d, col, what, 2)
+  if not is_frame(d) then fail("%s: expected a frame, got a %s", what, type(d)) end
+  local x = column_values(d, col, what)
   for r = 1, #x do
-    if type(x[r]) ~= "number" then fail(2, "%s: column '%s' must be numeric (row %d is a %s)", what, col, r, type(x[r])) end
+    if type(x[r]) ~= "number" then fail("%s: column '%s' must be numeric (row %d is a %s)", what, col, r, type(x[r])) end
   end
-  local unit, period, periods = panel_rows(W, d, opts, what, 2)
+  local unit, period, periods = panel_rows(W, d, opts, what)
   local n, T = W:n(), #periods
   local stacked = {}
   for i = 1, n * T do stacked[i] = 0 / 0 end
@@ -504,7 +505,7 @@ end
 --- x as a vector: a matrix, an array, or {frame, "column"} is not accepted;
 --- non-numeric and length errors come from the C kernel with names.
 local function check_weights(W, what)
-  if not K.is(W) then fail(3, "%s: argument 2 must be a spillover.weights, got a %s", what, type(W)) end
+  if not K.is(W) then fail("%s: argument 2 must be a spillover.weights, got a %s", what, type(W)) end
 end
 
 local function check_x(x, W, what)
@@ -512,20 +513,20 @@ local function check_x(x, W, what)
     local n = x.n or #x
     for i = 1, n do
       if type(x[i]) ~= "number" then
-        fail(3, "%s: element %d of x is a %s; expected a number (x must be numeric)", what, i, type(x[i]))
+        fail("%s: element %d of x is a %s; expected a number (x must be numeric)", what, i, type(x[i]))
       end
     end
-    if n ~= W:n() then fail(3, "%s: x has %d values for weights over %d units; expected one per unit", what, n, W:n()) end
+    if n ~= W:n() then fail("%s: x has %d values for weights over %d units; expected one per unit", what, n, W:n()) end
   elseif type(x) ~= "userdata" then
     -- refused here so the message points at the caller, not at this module
-    fail(3, "%s: x is a %s; expected a spillover.matrix (n x 1) or an array of numbers", what, type(x))
+    fail("%s: x is a %s; expected a spillover.matrix (n x 1) or an array of numbers", what, type(x))
   end
 end
 
 --- sp.moran(x, W, {randomisation = true, permutations =, seed =})
 function M.moran(x, W, opts)
   local what = "moran"
-  opts = check_opts(opts, { randomisation = true, permutations = true, seed = true }, what, 2)
+  opts = check_opts(opts, { randomisation = true, permutations = true, seed = true }, what)
   check_weights(W, what)
   check_x(x, W, what)
   local rnd = opts.randomisation ~= false
@@ -535,7 +536,7 @@ function M.moran(x, W, opts)
   r.nobs = W:n()
   if opts.permutations then
     local np = opts.permutations
-    if math.type(np) ~= "integer" or np < 1 then fail(2, "%s: permutations must be a positive integer", what) end
+    if math.type(np) ~= "integer" or np < 1 then fail("%s: permutations must be a positive integer", what) end
     local seed = opts.seed or 42
     local p, sim = K.moran_perm(W, x, np, seed)
     r.permutation_pvalue, r.permutations, r.seed, r.permutation_I = p, np, seed, sim
@@ -547,7 +548,7 @@ end
 --- with id, Ii, E_Ii, Var_Ii, Z_Ii, p (two-sided), [p_perm], cluster.
 function M.local_moran(x, W, opts)
   local what = "local_moran"
-  opts = check_opts(opts, { permutations = true, seed = true, alpha = true }, what, 2)
+  opts = check_opts(opts, { permutations = true, seed = true, alpha = true }, what)
   check_weights(W, what)
   check_x(x, W, what)
   local alpha = opts.alpha or 0.05
@@ -556,7 +557,7 @@ function M.local_moran(x, W, opts)
   local pp
   if opts.permutations then
     local np = opts.permutations
-    if math.type(np) ~= "integer" or np < 1 then fail(2, "%s: permutations must be a positive integer", what) end
+    if math.type(np) ~= "integer" or np < 1 then fail("%s: permutations must be a positive integer", what) end
     pp = K.local_moran_perm(W, x, np, opts.seed or 42)
   end
   -- the quadrant from z_i and its lag (x centred on its mean)
@@ -600,17 +601,17 @@ end
 --- The design of a linear fit without absorbed effects: y, X (kept columns), e.
 local function ols_parts(fit, W, what)
   if type(fit) ~= "table" or not fit.design or not fit.resid_values then
-    fail(3, "%s: expected a fit from sp.ols (with its design), got a %s", what, type(fit))
+    fail("%s: expected a fit from sp.ols (with its design), got a %s", what, type(fit))
   end
   if fit.absorb or (fit.fe and #fit.fe > 0) then
-    fail(3, "%s: the fit has absorbed fixed effects; these tests need a pooled OLS fit (demean first, or add dummies)", what)
+    fail("%s: the fit has absorbed fixed effects; these tests need a pooled OLS fit (demean first, or add dummies)", what)
   end
-  if fit.weights then fail(3, "%s: weighted fits are not supported", what) end
+  if fit.weights then fail("%s: weighted fits are not supported", what) end
   check_weights(W, what)
   local des = fit.design
   local n = des.n
   if n ~= W:n() then
-    fail(3, "%s: the fit uses %d observations but the weights have %d units; expected one observation per unit (in the weights' order)",
+    fail("%s: the fit uses %d observations but the weights have %d units; expected one observation per unit (in the weights' order)",
       what, n, W:n())
   end
   local cols = {}
@@ -618,7 +619,7 @@ local function ols_parts(fit, W, what)
   for _, nm in ipairs(fit.names) do kept[nm] = true end  -- fit.names: the columns kept (collinear ones dropped)
   for j, nm in ipairs(des.names) do if kept[nm] then cols[#cols + 1] = des.X:col(j) end end
   local X = #cols > 0 and core.matrix.hcat(table.unpack(cols)) or nil
-  if not X then fail(3, "%s: the fit has no regressors", what) end
+  if not X then fail("%s: the fit has no regressors", what) end
   return des.y, X, fit.resid_values
 end
 
@@ -699,28 +700,28 @@ end
 function M.moran_by(d, col, W, by, opts)
   local what = "moran_by"
   opts = check_opts(opts, { entity = true, randomisation = true, permutations = true, seed = true, subset = true },
-    what, 2)
-  if not is_frame(d) then fail(2, "%s: expected a frame, got a %s", what, type(d)) end
+    what)
+  if not is_frame(d) then fail("%s: expected a frame, got a %s", what, type(d)) end
   check_weights(W, what)
-  if type(by) ~= "string" then fail(2, "%s: argument 4 must be the name of the period column", what) end
+  if type(by) ~= "string" then fail("%s: argument 4 must be the name of the period column", what) end
   local entity = opts.entity
   if entity == nil then
     local pi = util.panel_of(d)
     if pi == nil then
-      fail(2, "%s: name the unit column with {entity = ...} or give the frame a panel index", what)
+      fail("%s: name the unit column with {entity = ...} or give the frame a panel index", what)
     end
     entity = pi.entity
   end
-  local x = column_values(d, col, what, 2)
+  local x = column_values(d, col, what)
   for r = 1, #x do
-    if type(x[r]) ~= "number" then fail(2, "%s: column '%s' must be numeric (row %d is a %s)", what, col, r, type(x[r])) end
+    if type(x[r]) ~= "number" then fail("%s: column '%s' must be numeric (row %d is a %s)", what, col, r, type(x[r])) end
   end
-  local ev = column_values(d, entity, what, 2)
-  local bv = column_values(d, by, what, 2)
+  local ev = column_values(d, entity, what)
+  local bv = column_values(d, by, what)
   local groups, gkeys = {}, {}
   for r = 1, #x do
     local key = bv[r]
-    if key == nil then fail(2, "%s: row %d has no %s", what, r, by) end
+    if key == nil then fail("%s: row %d has no %s", what, r, by) end
     if not groups[key] then groups[key] = {}; gkeys[#gkeys + 1] = key end
     table.insert(groups[key], r)
   end
@@ -729,7 +730,7 @@ function M.moran_by(d, col, W, by, opts)
     return tostring(a) < tostring(b)
   end)
   local wid = W:ids()
-  if not wid then fail(2, "%s: the weights have no unit ids to match the '%s' column against", what, entity) end
+  if not wid then fail("%s: the weights have no unit ids to match the '%s' column against", what, entity) end
   local out = { [by] = {}, n = {}, I = {}, expectation = {}, variance = {}, z = {}, pvalue = {} }
   if opts.permutations then out.permutation_pvalue = {} end
   for gi, key in ipairs(gkeys) do
@@ -745,7 +746,7 @@ function M.moran_by(d, col, W, by, opts)
         for _, i in ipairs(idx) do have[i] = true end
         local miss = {}
         for i = 1, W:n() do if not have[i] then miss[#miss + 1] = wid[i] end end
-        fail(2, "%s: %s %s has no row for %d unit%s of the weights: %s (pass subset = true to use the weights among the units observed)",
+        fail("%s: %s %s has no row for %d unit%s of the weights: %s (pass subset = true to use the weights among the units observed)",
           what, by, kname, #miss, #miss == 1 and "" or "s", some(miss, true))
       end
       Wg = W:subset(idx)

@@ -11,6 +11,7 @@
 -- (I - rho W)^-1 that counterfactuals use.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local fitmod = require "spillover.fit"
 local formula_object = require "spillover.formula"
 local matrix = core.matrix
@@ -57,46 +58,46 @@ end
 -- ---- options ------------------------------------------------------------------------
 
 local function check_opts(opts)
-  if opts == nil then error("spatial: expected options {model =, weights =, ...} as argument 3", 3) end
-  if type(opts) ~= "table" then error("spatial: argument 3 must be a table of options", 3) end
+  if opts == nil then raise("spatial: expected options {model =, weights =, ...} as argument 3") end
+  if type(opts) ~= "table" then raise("spatial: argument 3 must be a table of options") end
   for k in pairs(opts) do
     if not KNOWN_OPTS[k] then
       local names = {}
       for n in pairs(KNOWN_OPTS) do names[#names + 1] = n end
       table.sort(names)
-      error("spatial: unknown option '" .. tostring(k) .. "' (expected one of " .. table.concat(names, ", ") .. ")", 3)
+      raise("spatial: unknown option '" .. tostring(k) .. "' (expected one of " .. table.concat(names, ", ") .. ")")
     end
   end
   local o = {}
   o.model = opts.model or "sar"
   if o.model == "sac" then
-    error("spatial: model 'sac' is not implemented (expected sar, sem, sdm or sdem)", 3)
+    raise("spatial: model 'sac' is not implemented (expected sar, sem, sdm or sdem)")
   end
   if not MODELS[o.model] then
-    error("spatial: unknown model '" .. tostring(o.model) .. "' (expected sar, sem, sdm or sdem)", 3)
+    raise("spatial: unknown model '" .. tostring(o.model) .. "' (expected sar, sem, sdm or sdem)")
   end
   o.kind = MODELS[o.model]
   o.effect = opts.effect or "none"
   if not EFFECTS[o.effect] then
-    error("spatial: unknown effect '" .. tostring(o.effect) .. "' (expected none, individual, time or twoways)", 3)
+    raise("spatial: unknown effect '" .. tostring(o.effect) .. "' (expected none, individual, time or twoways)")
   end
-  if opts.weights == nil then error("spatial: option 'weights' is required (sp.weights object or an N x N sp.matrix)", 3) end
+  if opts.weights == nil then raise("spatial: option 'weights' is required (sp.weights object or an N x N sp.matrix)") end
   o.W = opts.weights
   if o.W ~= nil and not is_weights(o.W) and not (type(o.W) == "userdata" and o.W.nrow) and
      not (type(o.W) == "table" and o.W.n and o.W.i) then
-    error("spatial: 'weights' must be an sp.weights object, an N x N sp.matrix or triplets {n=, i=, j=, x=}", 3)
+    raise("spatial: 'weights' must be an sp.weights object, an N x N sp.matrix or triplets {n=, i=, j=, x=}")
   end
   o.logdet = opts.logdet
   if o.logdet ~= nil and not LOGDETS[o.logdet] then
-    error("spatial: unknown logdet '" .. tostring(o.logdet) .. "' (expected eigen, lu, mc or chebyshev)", 3)
+    raise("spatial: unknown logdet '" .. tostring(o.logdet) .. "' (expected eigen, lu, mc or chebyshev)")
   end
   o.vcov = opts.vcov or "analytic"
   if o.vcov ~= "analytic" and o.vcov ~= "hessian" and o.vcov ~= "splm" then
-    error("spatial: unknown vcov '" .. tostring(o.vcov) .. "' (expected analytic, hessian or splm)", 3)
+    raise("spatial: unknown vcov '" .. tostring(o.vcov) .. "' (expected analytic, hessian or splm)")
   end
   o.transform = opts.transform or "lsdv"
   if o.transform ~= "lsdv" and o.transform ~= "splm" then
-    error("spatial: unknown transform '" .. tostring(o.transform) .. "' (expected lsdv or splm)", 3)
+    raise("spatial: unknown transform '" .. tostring(o.transform) .. "' (expected lsdv or splm)")
   end
   o.lee_yu = opts.lee_yu and true or false
   o.ids, o.id = opts.ids, opts.id
@@ -125,7 +126,7 @@ local function sample_layout(d, des, o, pinfo)
     for i = 1, #wids do t[i] = key_of(wids[i]) end
     wids = t
     if #wids ~= N then
-      error(string.format("spatial: %d ids for weights over %d units", #wids, N), 4)
+      raise(string.format("spatial: %d ids for weights over %d units", #wids, N))
     end
   end
   local unit, block = {}, {}
@@ -133,7 +134,7 @@ local function sample_layout(d, des, o, pinfo)
   local idcol = o.id or (pinfo and pinfo.entity)
   if idcol then
     local col = d[idcol]
-    if col == nil then error("spatial: no column '" .. idcol .. "' to match the weights' units", 4) end
+    if col == nil then raise("spatial: no column '" .. idcol .. "' to match the weights' units") end
     local index = {}
     if wids then
       for i, k in ipairs(wids) do index[k] = i end
@@ -149,8 +150,8 @@ local function sample_layout(d, des, o, pinfo)
         return key_of(a) < key_of(b)
       end)
       if #keys ~= N then
-        error(string.format("spatial: '%s' has %d distinct units but the weights have %d (give the weights ids)",
-          idcol, #keys, N), 4)
+        raise(string.format("spatial: '%s' has %d distinct units but the weights have %d (give the weights ids)",
+          idcol, #keys, N))
       end
       for i, k in ipairs(keys) do index[key_of(k)] = i end
     end
@@ -164,13 +165,13 @@ local function sample_layout(d, des, o, pinfo)
     if #missing > 0 then
       local seen, list = {}, {}
       for _, k in ipairs(missing) do if not seen[k] then seen[k] = true; list[#list + 1] = "'" .. k .. "'" end end
-      error(string.format("spatial: %s of '%s' %s not among the weights' ids", table.concat(list, ", ", 1, math.min(#list, 8)),
-        idcol, #list == 1 and "is" or "are"), 4)
+      raise(string.format("spatial: %s of '%s' %s not among the weights' ids", table.concat(list, ", ", 1, math.min(#list, 8)),
+        idcol, #list == 1 and "is" or "are"))
     end
   else
     if d:nrow() ~= N then
-      error(string.format("spatial: the data have %d rows but the weights %d units (give 'id' = the column of unit ids)",
-        d:nrow(), N), 4)
+      raise(string.format("spatial: the data have %d rows but the weights %d units (give 'id' = the column of unit ids)",
+        d:nrow(), N))
     end
     for r = 1, n do unit[r] = rows[r] end
   end
@@ -203,34 +204,34 @@ end
 
 --- A formula "y ~ x | entity + time" sets the effect from its fixed-effect
 --- part (the panel's entity and/or time only); returns the formula without it.
-local function split_fe(formula, o, pinfo, level)
+local function split_fe(formula, o, pinfo)
   local f = formula_object.parse(formula)
-  if not f:response() then error("spatial: the formula needs a response (y ~ x)", level + 1) end
-  if f:iv() then error("spatial: instruments are not supported", level + 1) end
+  if not f:response() then raise("spatial: the formula needs a response (y ~ x)") end
+  if f:iv() then raise("spatial: instruments are not supported") end
   local fe = f:fe()
   if #fe == 0 then return formula end
   local names = {}
   for _, nm in ipairs(fe) do names[nm] = true end
-  if not pinfo then error("spatial: fixed effects in the formula need a panel index: call d:panel{entity=, time=} first", level + 1) end
+  if not pinfo then raise("spatial: fixed effects in the formula need a panel index: call d:panel{entity=, time=} first") end
   local ent, tim = names[pinfo.entity], names[pinfo.time]
   local count = 0
   for _ in pairs(names) do count = count + 1 end
   if count ~= (ent and 1 or 0) + (tim and 1 or 0) or count == 0 then
-    error("spatial: the fixed effects after '|' must be the panel's entity ('" .. pinfo.entity .. "') and/or time ('" ..
-      pinfo.time .. "'), got '" .. table.concat(fe, " + ") .. "'", level + 1)
+    raise("spatial: the fixed effects after '|' must be the panel's entity ('" .. pinfo.entity .. "') and/or time ('" ..
+      pinfo.time .. "'), got '" .. table.concat(fe, " + ") .. "'")
   end
   local effect = (ent and tim) and "twoways" or (ent and "individual" or "time")
   if o.effect ~= "none" and o.effect ~= effect then
-    error("spatial: effect = '" .. o.effect .. "' contradicts the formula's fixed effects ('" .. effect .. "')", level + 1)
+    raise("spatial: effect = '" .. o.effect .. "' contradicts the formula's fixed effects ('" .. effect .. "')")
   end
   o.effect = effect
   return tostring(f:without_fe())
 end
 
-local function fe_formula(formula, o, pinfo, level)
+local function fe_formula(formula, o, pinfo)
   if o.effect == "none" then return formula end
   if not pinfo then
-    error("spatial: effect = '" .. o.effect .. "' needs a panel index: call d:panel{entity=, time=} first", level + 1)
+    raise("spatial: effect = '" .. o.effect .. "' needs a panel index: call d:panel{entity=, time=} first")
   end
   local fe = { individual = { pinfo.entity }, time = { pinfo.time }, twoways = { pinfo.entity, pinfo.time } }
   local names = {}
@@ -257,7 +258,7 @@ local function durbin_columns(names, o)
     for n in pairs(want) do
       local found = false
       for _, j in ipairs(cols) do if names[j] == n then found = true end end
-      if not found then error("spatial: durbin names '" .. n .. "', which is not a regressor", 4) end
+      if not found then raise("spatial: durbin names '" .. n .. "', which is not a regressor") end
     end
   end
   return cols
@@ -282,8 +283,8 @@ end
 
 --- Everything both estimation and prediction need about a frame: the
 --- design, the spatial sample and the regressor blocks.
-local function prepare(d, formula, o, pinfo, level)
-  local f = fe_formula(formula, o, pinfo, level + 1)
+local function prepare(d, formula, o, pinfo)
+  local f = fe_formula(formula, o, pinfo)
   local extra = {}
   if pinfo then extra = { pinfo.entity, pinfo.time } end
   if o.id and not (pinfo and pinfo.entity == o.id) then extra[#extra + 1] = o.id end
@@ -304,15 +305,15 @@ end
 
 --- sp.spatial(d, formula, opts): see docs/estimators/spatial.md.
 function M.spatial(d, formula, opts)
-  if type(formula) ~= "string" then error("spatial: expected a formula string as argument 2", 2) end
+  if type(formula) ~= "string" then raise("spatial: expected a formula string as argument 2") end
   local o = check_opts(opts)
   local pinfo = panel_of(d)
-  formula = split_fe(formula, o, pinfo, 2)
+  formula = split_fe(formula, o, pinfo)
   if o.lee_yu and o.effect == "none" then
-    error("spatial: lee_yu needs fixed effects (effect = individual, time or twoways)", 2)
+    raise("spatial: lee_yu needs fixed effects (effect = individual, time or twoways)")
   end
   o.restandardise = row_standardised(o.W)
-  local des, S, f = prepare(d, formula, o, pinfo, 2)
+  local des, S, f = prepare(d, formula, o, pinfo)
   local n, names = des.n, des.names
   local info = S:info()
 
@@ -336,7 +337,7 @@ function M.spatial(d, formula, opts)
     if absorb then absorb:demean(Mx, { tol = o.tol, maxiter = 100000 }) end
     return Mx
   end
-  if nfe > 0 and des.intercept then error("spatial: internal: intercept with fixed effects", 2) end
+  if nfe > 0 and des.intercept then raise("spatial: internal: intercept with fixed effects") end
 
   local Wy, WXd, Xa, WXa
   local yr = y:copy()               -- raw (undemeaned) y for the fixed effects
@@ -369,7 +370,7 @@ function M.spatial(d, formula, opts)
   for j, nm in ipairs(names) do anames[j] = nm end
   for _, j in ipairs(dcols) do anames[#anames + 1] = "W." .. names[j] end
   local p = Xa:ncol()
-  if p == 0 then error("spatial: the model has no regressors", 2) end
+  if p == 0 then raise("spatial: the model has no regressors") end
 
   -- Lee-Yu (2010) transformation approach for balanced panels
   local T = pinfo and select(2, des:codes(pinfo.time)) or 1
@@ -377,7 +378,7 @@ function M.spatial(d, formula, opts)
   local n_eff, ld_factor, log1m = n, 1, 0
   if o.lee_yu then
     if n ~= Nn * T or info.ndistinct ~= 1 then
-      error("spatial: lee_yu needs a balanced panel (every unit in every period)", 2)
+      raise("spatial: lee_yu needs a balanced panel (every unit in every period)")
     end
     if o.effect == "individual" then n_eff, ld_factor = Nn * (T - 1), (T - 1) / T
     elseif o.effect == "time" then n_eff, log1m = (Nn - 1) * T, T
@@ -390,7 +391,7 @@ function M.spatial(d, formula, opts)
     local f0 = core.lsfit(Xa, y)
     local fL = core.lsfit(Xa, Wy)
     for j, k in ipairs(f0.keep) do
-      if not k then error("spatial: regressor '" .. anames[j] .. "' is collinear with the others", 2) end
+      if not k then raise("spatial: regressor '" .. anames[j] .. "' is collinear with the others") end
     end
     problem.ee = { dot(f0.resid, f0.resid), dot(f0.resid, fL.resid), dot(fL.resid, fL.resid) }
     res = S:maximise(problem)
@@ -575,8 +576,8 @@ function M.predict(fit, frame, opts)
   local o = sp_.opts
   local coef = opts.coef or fit:coef()
   local pinfo = sp_.pinfo and panel_of(frame) or nil
-  if sp_.pinfo and not pinfo then error("predict: the frame needs the panel index of the fit", 2) end
-  local des, S = prepare(frame, sp_.formula, o, pinfo, 2)
+  if sp_.pinfo and not pinfo then raise("predict: the frame needs the panel index of the fit") end
+  local des, S = prepare(frame, sp_.formula, o, pinfo)
   local X = des.X
   local Xd = select_cols(X, sp_.durbin)
   local Xa = hcat_nonnil(X, Xd and S:lag(Xd) or nil)
@@ -584,7 +585,7 @@ function M.predict(fit, frame, opts)
   local bv = matrix(p, 1)
   for j = 1, p do
     local v = coef[sp_.anames[j]]
-    if v == nil then error("predict: coef has no value for '" .. sp_.anames[j] .. "'", 2) end
+    if v == nil then raise("predict: coef has no value for '" .. sp_.anames[j] .. "'") end
     bv:set(j, 1, v)
   end
   local v = Xa * bv
@@ -666,7 +667,7 @@ function M.impacts(fit, opts)
     local tries = 0
     while r < R do
       tries = tries + 1
-      if tries > 100 * R then error("impacts: the draws of " .. pname .. " fall outside its interval", 2) end
+      if tries > 100 * R then raise("impacts: the draws of " .. pname .. " fall outside its interval") end
       local c = fit:draw(rng)
       if c[pname] > lo and c[pname] < hi then
         r = r + 1

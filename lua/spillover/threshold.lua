@@ -12,13 +12,14 @@
 -- falls in given its (possibly shocked) threshold variable.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local raise = util.raise
 local fitmod = require "spillover.fit"
 local formula_object = require "spillover.formula"
 local linear = require "spillover.linear"
 
 local M = {}
 
-local function fail(msg, level) error("threshold: " .. msg, (level or 1) + 1) end
+local function fail(msg) raise("threshold: " .. msg) end
 
 local function column_numbers(d, name)
   local col = d[name]
@@ -32,12 +33,12 @@ local function inner_name(z, r) return string.format("%s__thr_regime%d", z, r) e
 --- Regime columns of a frame: z * 1(g_{r-1} < q <= g_r), NaN where q or z is.
 local function regime_columns(d, spec)
   local q = column_numbers(d, spec.threshold)
-  if not q then fail("the data have no numeric column '" .. spec.threshold .. "'", 3) end
+  if not q then fail("the data have no numeric column '" .. spec.threshold .. "'") end
   local g = spec.thresholds
   local out = {}
   for _, z in ipairs(spec.regime) do
     local zv = column_numbers(d, z)
-    if not zv then fail("the data have no numeric column '" .. z .. "'", 3) end
+    if not zv then fail("the data have no numeric column '" .. z .. "'") end
     for r = 1, #g + 1 do
       local lo, hi = g[r - 1] or -math.huge, g[r] or math.huge
       local v = {}
@@ -63,31 +64,31 @@ end
 -- ---- options -------------------------------------------------------------------------
 
 local function parse_opts(d, formula, opts)
-  if type(formula) ~= "string" then fail("expected a formula string as argument 2", 3) end
+  if type(formula) ~= "string" then fail("expected a formula string as argument 2") end
   opts = linear.check_options(opts, { "threshold", "regime", "n", "trim", "grid", "bootstrap", "seed", "threads",
-    "level", "vcov", "compat", "naive" }, "threshold", 3)
+    "level", "vcov", "compat", "naive" }, "threshold")
   local o = {}
   local f = formula_object.parse(formula)
-  if not f:response() then fail("formula '" .. formula .. "' has no response (y ~ ...)", 3) end
+  if not f:response() then fail("formula '" .. formula .. "' has no response (y ~ ...)") end
   if #f:fe() > 0 or f:iv() then
     fail("formula '" .. formula .. "': leave out the '|' part; the entity fixed effects come from the panel index " ..
-      "(d:panel{entity=, time=})", 3)
+      "(d:panel{entity=, time=})")
   end
   o.formula, o.f = formula, f
   local info = util.panel_of(d)
   if info == nil then
-    fail("needs a panel index: call d:panel{entity = ..., time = ...} first", 3)
+    fail("needs a panel index: call d:panel{entity = ..., time = ...} first")
   end
   o.entity, o.time = info.entity, info.time
-  if type(opts.threshold) ~= "string" then fail("option 'threshold' must name the threshold variable (a string)", 3) end
+  if type(opts.threshold) ~= "string" then fail("option 'threshold' must name the threshold variable (a string)") end
   o.threshold = opts.threshold
   local reg = opts.regime
   if type(reg) == "string" then reg = { reg } end
   if type(reg) ~= "table" or #reg == 0 then
-    fail("option 'regime' must name the regime-dependent regressor(s): a string or an array of strings", 3)
+    fail("option 'regime' must name the regime-dependent regressor(s): a string or an array of strings")
   end
   for i, z in ipairs(reg) do
-    if type(z) ~= "string" then fail("option 'regime': entry " .. i .. " is not a string", 3) end
+    if type(z) ~= "string" then fail("option 'regime': entry " .. i .. " is not a string") end
   end
   o.regime = reg
   -- A regime regressor also in the formula would be collinear with its regime columns.
@@ -95,49 +96,49 @@ local function parse_opts(d, formula, opts)
     for _, term in ipairs(f:terms()) do
       if term == z then
         fail("regime regressor '" .. z .. "' is also in the formula; list it only in 'regime' " ..
-          "(its coefficient differs by regime)", 3)
+          "(its coefficient differs by regime)")
       end
     end
   end
   for _, name in ipairs({ o.threshold, table.unpack(reg) }) do
     local okc, col = pcall(function() return d[name] end)
-    if not okc or col == nil then fail("the data have no column '" .. name .. "'", 3) end
-    if type(col) ~= "userdata" then fail("column '" .. name .. "' must be numeric, not categorical", 3) end
+    if not okc or col == nil then fail("the data have no column '" .. name .. "'") end
+    if type(col) ~= "userdata" then fail("column '" .. name .. "' must be numeric, not categorical") end
   end
   local n = opts.n or 1
   if math.type(n) ~= "integer" or n < 1 or n > 3 then
-    fail("option 'n' (number of thresholds) must be 1, 2 or 3, got " .. tostring(n), 3)
+    fail("option 'n' (number of thresholds) must be 1, 2 or 3, got " .. tostring(n))
   end
   o.n = n
   local trim = opts.trim or { 0.01, 0.01, 0.05 }
   if type(trim) == "number" then trim = { trim, trim, trim } end
-  if type(trim) ~= "table" then fail("option 'trim' must be a number or an array {t1, t2, t3}", 3) end
+  if type(trim) ~= "table" then fail("option 'trim' must be a number or an array {t1, t2, t3}") end
   local defaults = { 0.01, 0.01, 0.05 }
   o.trim = {}
   for s = 1, 3 do
     local t = trim[s] or (s > #trim and #trim > 0 and trim[#trim]) or defaults[s]
     if type(t) ~= "number" or t < 0 or t >= 0.5 then
-      fail("option 'trim': entry " .. s .. " must be a number in [0, 0.5), got " .. tostring(t), 3)
+      fail("option 'trim': entry " .. s .. " must be a number in [0, 0.5), got " .. tostring(t))
     end
     o.trim[s] = t
   end
   local grid = opts.grid == nil and 400 or opts.grid
   if grid == "exact" then o.grid = 0
   elseif math.type(grid) == "integer" and grid >= 10 then o.grid = grid
-  else fail("option 'grid' must be a number of points (>= 10, xthreg: 400) or \"exact\", got " .. tostring(grid), 3) end
+  else fail("option 'grid' must be a number of points (>= 10, xthreg: 400) or \"exact\", got " .. tostring(grid)) end
   local boot = opts.bootstrap
   if boot == nil then boot = 300 end
   if boot == false then o.reps = 0
   elseif math.type(boot) == "integer" and boot >= 1 then o.reps = boot
-  else fail("option 'bootstrap' must be a number of replications >= 1 (or false for none), got " .. tostring(boot), 3) end
+  else fail("option 'bootstrap' must be a number of replications >= 1 (or false for none), got " .. tostring(boot)) end
   o.seed = opts.seed or 1
-  if math.type(o.seed) ~= "integer" then fail("option 'seed' must be an integer", 3) end
+  if math.type(o.seed) ~= "integer" then fail("option 'seed' must be an integer") end
   o.threads = opts.threads or 1
   if math.type(o.threads) ~= "integer" or o.threads < 1 or o.threads > 64 then
-    fail("option 'threads' must be an integer in 1..64", 3)
+    fail("option 'threads' must be an integer in 1..64")
   end
   o.level = opts.level or 0.95
-  if type(o.level) ~= "number" or o.level <= 0 or o.level >= 1 then fail("option 'level' must be in (0, 1)", 3) end
+  if type(o.level) ~= "number" or o.level <= 0 or o.level >= 1 then fail("option 'level' must be in (0, 1)") end
   o.vcov, o.compat = opts.vcov, opts.compat
   o.naive = opts.naive and true or false
   return o
@@ -191,7 +192,7 @@ function M.threshold(d, formula, opts)
   end
   for _, c in pairs(rename) do
     if not back[c] then
-      fail("the regime coefficient '" .. c .. "' was dropped as collinear at the estimated thresholds", 2)
+      fail("the regime coefficient '" .. c .. "' was dropped as collinear at the estimated thresholds")
     end
   end
 
@@ -265,9 +266,9 @@ end
 --- in one figure: LR against the candidates, with the critical value as a line.
 function M.lr_plot(fit, path, popts)
   if type(fit) ~= "table" or not (fit.stats and fit.stats.lr) then
-    error("threshold.lr_plot: expected a threshold fit as argument 1", 2)
+    raise("threshold.lr_plot: expected a threshold fit as argument 1")
   end
-  if type(path) ~= "string" then error("threshold.lr_plot: expected an output path as argument 2", 2) end
+  if type(path) ~= "string" then raise("threshold.lr_plot: expected an output path as argument 2") end
   popts = popts or {}
   local plot = require "spillover.plot"
   local st = fit.stats

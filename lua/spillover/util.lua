@@ -3,9 +3,27 @@
 -- product, the panel index of a frame).  Each used to exist as a private
 -- copy in two to seven modules, and the copies had drifted (a quantile that
 -- clamped p and one that did not; seven wordings of "unknown option").
+local core = require "spillover.core"
 local suggest = require "spillover.suggest"
 
 local M = {}
+
+--- raise(msg [, {code =, var =, file =, line =, col =}]): the one way a Lua
+--- module reports a failure.  It raises a spillover.error, the table the C
+--- bindings raise (msg, text, code, var, where), located at the user's call:
+--- the innermost caller outside spillover's own modules, found on the stack
+--- rather than counted by hand as error()'s level argument was.
+M.raise = core.raise
+local raise = M.raise
+
+--- The text of a caught error for wrapping in another message: a
+--- spillover.error's text (without where, the caller's position), or a
+--- string without the positions inside spillover's own modules that Lua
+--- prepends ("spillover/ols.lua:12: "), which mean nothing to a user.
+function M.message(err)
+  if type(err) == "table" and type(err.text) == "string" then return err.text end
+  return (tostring(err):gsub("[^%s:]*spillover/[%w_]+%.lua:%d+: ", ""))
+end
 
 --- Type-7 quantile (R's default, numpy's "linear") of an array sorted in
 --- increasing order: with h = (n - 1) p, the value at 1-based position
@@ -63,14 +81,11 @@ function M.options_problem(opts, allowed, who)
   return nil
 end
 
---- Raise options_problem's message, if any, at the caller's caller (level:
---- as error()'s, counted from the function that calls check_options;
---- default 2).  Returns opts, or {} for nil.  Call it as a statement or
---- assignment, not as `return util.check_options(...)`: a tail call removes
---- the caller's level and the message loses its position.
-function M.check_options(opts, allowed, who, level)
+--- Raise options_problem's message, if any (located at the user's call, as
+--- every raise is).  Returns opts, or {} for nil.
+function M.check_options(opts, allowed, who)
   local problem = M.options_problem(opts, allowed, who)
-  if problem then error(problem, (level or 2) + 1) end
+  if problem then raise(problem) end
   return opts or {}
 end
 

@@ -4,6 +4,8 @@
 -- table, the C sp_vcov_preset's (read through core.vcov_presets): its C
 -- corrections, which parameters k_df counts and which df t tests use.
 local core = require "spillover.core"
+local util = require "spillover.util"
+local raise = util.raise
 
 local M = {}
 
@@ -29,10 +31,10 @@ local function preset_list()
 end
 
 --- opts.compat, checked against the presets (default "stata").
-function M.check_compat(opts, level)
+function M.check_compat(opts)
   local compat = opts.compat or "stata"
   if not compat_names[compat] then
-    error("compat: unknown preset '" .. tostring(compat) .. "' (expected " .. preset_list() .. ")", level + 1)
+    raise("compat: unknown preset '" .. tostring(compat) .. "' (expected " .. preset_list() .. ")")
   end
   return compat
 end
@@ -40,40 +42,39 @@ end
 -- ---- the vcov option -----------------------------------------------------------------
 
 --- Normalise opts.vcov into {type=, cluster={names}, lag=, dof=, gadj=, tdf=}.
-local function parse_vcov(v, level)
-  level = (level or 1) + 1
+local function parse_vcov(v)
   if v == nil then return { type = "iid" } end
   if type(v) == "string" then
     local t = v:lower()
     if t == "classic" or t == "iid" or t == "hc0" or t == "hc1" or t == "hc2" or t == "hc3" then
       return { type = t == "classic" and "iid" or t }
     end
-    error("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...} or {driscoll_kraay = lag})", level)
+    raise("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...} or {driscoll_kraay = lag})")
   end
-  if type(v) ~= "table" then error("vcov: expected a string or a table", level) end
+  if type(v) ~= "table" then raise("vcov: expected a string or a table") end
   local out = { dof = v.dof, gadj = v.gadj, tdf = v.tdf, fix_psd = v.fix_psd, multi0 = v.multi0 }
   if v.cluster then
     out.type = "cluster"
     out.cluster = type(v.cluster) == "string" and { v.cluster } or v.cluster
-    if #out.cluster == 0 then error("vcov: 'cluster' needs at least one variable", level) end
+    if #out.cluster == 0 then raise("vcov: 'cluster' needs at least one variable") end
     out.hc = v.type  -- e.g. {cluster = "firm", type = "hc1"}: plm arellano HC1
   elseif v.driscoll_kraay ~= nil then
     out.type = "driscoll_kraay"
     local lag = v.driscoll_kraay
     if lag ~= true and math.type(lag) ~= "integer" and not (type(lag) == "number" and lag == math.floor(lag)) then
-      error("vcov: driscoll_kraay must be true (the default lag) or an integer lag 0 <= lag <= T - 1, got " ..
-        tostring(lag), level)
+      raise("vcov: driscoll_kraay must be true (the default lag) or an integer lag 0 <= lag <= T - 1, got " ..
+        tostring(lag))
     end
     if lag ~= true and lag < 0 then
-      error(string.format("vcov: driscoll_kraay lag %d is negative (expected an integer 0 <= lag <= T - 1, " ..
-        "T the number of periods)", lag), level)
+      raise(string.format("vcov: driscoll_kraay lag %d is negative (expected an integer 0 <= lag <= T - 1, " ..
+        "T the number of periods)", lag))
     end
     out.lag = lag ~= true and math.tointeger(lag) or nil  -- nil: plm's default floor(T^(1/4))
   elseif v.type then
-    out = parse_vcov(v.type, level)
+    out = parse_vcov(v.type)
     out.dof, out.gadj, out.tdf = v.dof, v.gadj, v.tdf
   else
-    error("vcov: a table must have 'cluster', 'driscoll_kraay' or 'type'", level)
+    raise("vcov: a table must have 'cluster', 'driscoll_kraay' or 'type'")
   end
   return out
 end
@@ -132,7 +133,7 @@ function M.covariance(X, e, bread, ctx)
     if h == "hc0" then opts.dof, opts.gadj = "none", "none"
     elseif h == "hc1" then opts.dof, opts.gadj = "n/(n-k)", "none"
     elseif h == "sss" then opts.dof, opts.gadj = "(n-1)/(n-k)", "each"
-    else error("vcov: cluster type must be hc0, hc1 or sss, got '" .. vc.hc .. "'", 3) end
+    else raise("vcov: cluster type must be hc0, hc1 or sss, got '" .. vc.hc .. "'") end
   end
   opts.dof = vc.dof or opts.dof
   opts.gadj = vc.gadj or opts.gadj

@@ -199,4 +199,43 @@ do
   T.check(iv:predict(d):nrow() == d:nrow(), "2SLS predicts through the formula without its IV part")
 end
 
+-- ---- one error model: every failure is a spillover.error at the user's call ----------
+-- Errors found in Lua (options, vcov, shocks) and in C (columns) are the same
+-- kind of object, and where names this file's line however deep inside
+-- spillover the failure was found.  (Before, a bad column gave a table and a
+-- bad option a string, and error()'s hand-counted levels pointed elsewhere,
+-- e.g. the Driscoll-Kraay lag error pointed inside spillover.)
+do
+  local ids, years, x, y = {}, {}, {}, {}
+  for u = 1, 4 do
+    for t = 1, 5 do
+      ids[#ids + 1], years[#years + 1], x[#x + 1] = u, t, (u * 3 + t * 7) % 5 + t
+      y[#y + 1] = x[#x] * 2 + u
+    end
+  end
+  local d = sp.frame { id = ids, year = years, x = x, y = y }
+  d:panel { entity = "id", time = "year" }
+  local fit = sp.ols(d, "y ~ x")
+  local cases = {
+    { "driscoll_kraay lag %-3", function() local _ = sp.ols(d, "y ~ x", { vcov = { driscoll_kraay = -3 } }) end },
+    { "unknown type 'hc9'", function() local _ = sp.ols(d, "y ~ x", { vcov = "hc9" }) end },
+    { "unknown option 'vcv'", function() local _ = sp.ols(d, "y ~ x", { vcv = "hc1" }) end },
+    { "unknown variable 'z'", function() local _ = sp.ols(d, "y ~ z") end },
+    { "unknown preset", function() local _ = sp.ols(d, "y ~ x", { compat = "stat" }) end },
+    { "shock", function() local _ = sp.counterfactual { fit = fit, data = d, shocks = { { variable = "x", change = "lots" } } } end },
+    { "mediation", function() local _ = sp.mediation(d, { x = "x", m = "nope", y = "y" }) end },
+    { "weights", function() local _ = sp.weights.contiguity(d, { from = "nope" }) end },
+    { "re", function() local _ = sp.re(d, "y ~ x", { effect = "bogus" }) end },
+  }
+  for _, c in ipairs(cases) do
+    local line = debug.getinfo(c[2], "S").linedefined
+    local ok, e = pcall(c[2])
+    T.check(not ok and type(e) == "table" and getmetatable(e).__name == "spillover.error" and
+      e.msg:find(c[1]) ~= nil, "a spillover.error: " .. c[1], tostring(e))
+    local want = "test_fit_protocol.lua:" .. line .. ": "
+    T.check(type(e) == "table" and e.where:sub(-#want) == want,
+      "located at the user's call (not a tail call): " .. c[1], type(e) == "table" and e.where or tostring(e))
+  end
+end
+
 T.done()

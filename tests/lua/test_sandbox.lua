@@ -107,7 +107,7 @@ T.checkerr("loop_metamethod%.lua: instruction limit exceeded", function() return
 local deep = write("deep.lua", "sp.register_estimator{name = 'hostile_deep', fit = function()\n" ..
   "  local t = {}\n  for i = 1, 300000 do t = { t } end\n  return t\nend}\n")
 T.check(pcall(sandbox.load_plugin, deep, { root = tmp, register = function(e) registered[e.name] = e end }), "deep.lua loads")
-T.checkerr("^plugin .-deep%.lua: a value it returned cannot be copied %(stack overflow%)$", registered.hostile_deep.fit)
+T.checkerr(": plugin [^:]-deep%.lua: a value it returned cannot be copied %(stack overflow%)$", registered.hostile_deep.fit)
 -- A plugin gets copies of the host's data and spec.
 local tfit = registered.hostile_data.fit(d, spec, {})
 T.check(tfit.nobs == d:nrow() and d.log_gsp[1] ~= d.log_pc[1] and spec.formula == FORMULA,
