@@ -640,7 +640,7 @@ local function scenario_iv(d, model, options)
 end
 for _, name in ipairs({ "ivreg", "iv" }) do
   registry.register {
-    name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS,
+    name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS, vcov = linear.KINDS,
     options = { tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
       threads = { type = "integer", min = 1, max = 64 } },
     capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },

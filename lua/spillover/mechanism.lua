@@ -67,7 +67,7 @@ local scenario_estimator = {
     fit.report_sections = M.report_sections
     return fit
   end,
-  model_keys = { "vcov", "compat" },
+  model_keys = { "vcov", "compat" }, vcov = require("spillover.vcov_rules").KINDS,
   options = {
     x = { type = "string" }, m = { type = { "string", "list" }, items = { type = "string" }, required = true },
     bootstrap = { type = "integer", min = 1 }, seed = { type = "integer" },

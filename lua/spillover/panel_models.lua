@@ -725,11 +725,13 @@ local PANEL_OPTIONS = {
   between = {},
   fd = { across_gaps = { type = "boolean" } },
 }
+-- The between model has one row per entity: no clustering by entity or time.
+local VCOV_KINDS = { re = linear.KINDS, fd = linear.KINDS, between = { "classic", "iid", "hc0", "hc1", "hc2", "hc3" } }
 -- Random effects, between and first differences: predictions, but no refit
 -- (bootstrap) and no prediction matrix.
 for _, name in ipairs({ "re", "between", "fd" }) do
   registry.register {
-    name = name, options = PANEL_OPTIONS[name], model_keys = PANEL_MODEL_KEYS,
+    name = name, options = PANEL_OPTIONS[name], model_keys = PANEL_MODEL_KEYS, vcov = VCOV_KINDS[name],
     fit = function(d, model, options)
       return M[name](d, model.formula, registry.merged_options(model, options, PANEL_MODEL_KEYS))
     end,

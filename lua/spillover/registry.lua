@@ -5,6 +5,7 @@
 --     name = "ols", fit = function(data, model, options) return fit end,
 --     options = { tol = {type = "number", min = 0} },   -- schema nodes (scenario_check's)
 --     model_keys = { "vcov", "compat", "weights" },      -- model keys besides formula/label/by/options
+--     vcov = { "iid", "hc1", "cluster" },                -- the vcov kinds it takes (vcov_rules.KINDS)
 --     capabilities = { predict = true, refit = true, draw = true, spatial = false, ... },
 --   }
 --
@@ -50,6 +51,12 @@ local function problem(e)
       end
     end
   end
+  if e.vcov ~= nil then
+    if type(e.vcov) ~= "table" or #e.vcov == 0 then return "'vcov' must be an array of covariance kinds such as {\"iid\", \"hc1\"}" end
+    for _, k in ipairs(e.vcov) do
+      if type(k) ~= "string" then return "vcov: the kinds must be strings, got a " .. type(k) end
+    end
+  end
   if e.model_keys ~= nil then
     if type(e.model_keys) ~= "table" then return "'model_keys' must be an array such as {\"vcov\", \"compat\"}" end
     for _, k in ipairs(e.model_keys) do
@@ -91,7 +98,7 @@ function M.register(e, origin)
   if old and old.origin ~= origin then
     raise("register_estimator: '" .. e.name .. "' is already registered by " .. old.origin .. "; choose another name")
   end
-  entries[e.name] = { name = e.name, fit = e.fit, options = e.options, model_keys = e.model_keys,
+  entries[e.name] = { name = e.name, fit = e.fit, options = e.options, model_keys = e.model_keys, vcov = e.vcov,
     capabilities = e.capabilities, origin = origin, builtin = origin == BUILTIN }
 end
 

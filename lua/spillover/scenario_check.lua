@@ -14,6 +14,7 @@ local M = {}
 
 local suggest = require "spillover.suggest"
 local util = require "spillover.util"
+local vcov_rules = require "spillover.vcov_rules"
 local raise = util.raise
 local did_you_mean = suggest.did_you_mean
 
@@ -90,8 +91,9 @@ local schema = { type = "map", fields = {
     estimator = { type = "string", required = true },
     formula = { type = "string", required = true },
     -- The covariance names any built-in takes (linear: classic/iid/hc*; spatial
-    -- ML: analytic/hessian/splm); a typo such as "hc9" is refused here, which
-    -- estimator takes which is its own check at run time.
+    -- ML: analytic/hessian/splm); a typo such as "hc9" is refused here, and
+    -- a kind the model's estimator does not take (its registry entry's vcov)
+    -- below.
     vcov = { type = { "string", "map" }, fold = true, enum = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "analytic",
       "hessian", "splm" }, fields = {
       cluster = STR_OR_LIST, driscoll_kraay = { type = "integer", min = 0 },
@@ -503,6 +505,15 @@ function M.check(s, opts)
           errs[#errs + 1] = located(s, path .. "." .. k, "estimator '" .. m.estimator .. "' does not use '" .. k .. "'" ..
             (#est.model_keys > 0 and " (it uses: " .. table.concat(est.model_keys, ", ") .. ")" or "") .. opt, true)
         end
+      end
+    end
+    local kind = est and est.vcov and m.vcov ~= nil and vcov_rules.kind(m.vcov)
+    if kind then
+      local takes = false
+      for _, k in ipairs(est.vcov) do takes = takes or k == kind end
+      if not takes then
+        errs[#errs + 1] = located(s, path .. ".vcov", "estimator '" .. m.estimator .. "' does not take vcov '" .. kind ..
+          "' (it takes: " .. table.concat(est.vcov, ", ") .. ")")
       end
     end
     if est and est.options then

@@ -332,7 +332,7 @@ registry.register {
     f.report_sections = M.report_sections
     return f
   end,
-  model_keys = THRESHOLD_MODEL_KEYS,
+  model_keys = THRESHOLD_MODEL_KEYS, vcov = linear.KINDS,
   options = {
     threshold = { type = "string", required = true }, regime = { type = { "string", "list" }, items = { type = "string" }, required = true },
     n = { type = "integer", min = 1, max = 3 }, trim = { type = { "number", "list" }, items = { type = "number" } },

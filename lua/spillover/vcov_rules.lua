@@ -80,6 +80,21 @@ local function parse_vcov(v)
 end
 M.parse_vcov = parse_vcov
 
+--- The covariance kinds a model's `vcov:` can name, as registry entries
+--- declare them (entry.vcov): the names, and cluster / driscoll_kraay for the
+--- table forms.  `spillover check` refuses a kind the estimator does not take.
+M.KINDS = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "cluster", "driscoll_kraay" }
+
+--- The kind of a vcov value (a name, lower-cased, or the table form's key);
+--- nil when it has none (parse_vcov says why at run time).
+function M.kind(v)
+  if type(v) == "string" then return v:lower() end
+  if type(v) ~= "table" then return nil end
+  if v.cluster then return "cluster" end
+  if v.driscoll_kraay ~= nil then return "driscoll_kraay" end
+  return type(v.type) == "string" and v.type:lower() or nil
+end
+
 local function describe_vcov(vc, info)
   if vc.type == "cluster" then
     local parts = {}

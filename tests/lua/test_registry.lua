@@ -118,6 +118,14 @@ check_error("sdm_vcov.yaml:%d+:%d+: models%.m%.vcov: estimator 'sdm' does not us
   "    vcov: hessian\n"))
 check_error("re_w.yaml:%d+:%d+: models%.m%.weights: estimator 're' does not use 'weights' %(it uses: vcov, compat%)",
   model("re_w", "    estimator: re\n    formula: lnpat ~ lndf\n    weights: urbanization\n"))
+-- a vcov kind the estimator does not take (between has one row per entity)
+check_error("be_cl.yaml:%d+:%d+: models%.m%.vcov: estimator 'between' does not take vcov 'cluster' %(it takes: " ..
+  "classic, iid, hc0, hc1, hc2, hc3%)", model("be_cl", "    estimator: between\n    formula: lnpat ~ lndf\n" ..
+  "    vcov: {cluster: province}\n"))
+checks(model("be_hc1", "    estimator: between\n    formula: lnpat ~ lndf\n    vcov: HC1\n"),
+  "between takes vcov hc1 (names fold case)")
+T.checkerr("'vcov' must be an array of covariance kinds", registry.register,
+  { name = "bad_vcov", fit = function() end, vcov = "hc1" })
 -- spatial estimators need weights: naming a weights entry
 check_error("sdm_now.yaml:%d+:%d+: models%.m: estimator 'sdm' needs 'weights' naming an entry of weights:",
   model("sdm_now", "    estimator: sdm\n    formula: lnpat ~ lndf | province + year\n"))
