@@ -47,6 +47,7 @@
 #include <plplot.h>
 
 #include "lplot.h"
+#include "lsp.h"
 
 #define SP_PLOT_T "spillover.plot"
 #define DRAW_COL 15                 /* cmap0 slot reused for every drawing colour */
@@ -136,24 +137,6 @@ static int guarded(plot_box *p, draw_fn fn, void *arg, char *msg, size_t size) {
   return 0;
 }
 
-/* luaL_error with C's printf formats (%g, %.0f).  Never returns. */
-static int errorf(lua_State *L, const char *fmt, ...)
-#if defined(__GNUC__)
-  __attribute__((format(printf, 2, 3)))
-#endif
-  ;
-static int errorf(lua_State *L, const char *fmt, ...) {
-  char msg[MSG_LEN];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  luaL_where(L, 1);
-  lua_pushstring(L, msg);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
 /* ==== sizes ================================================================ */
 
 /* The cairo driver sets 72/25.4 device units per PLplot "mm", and pango
@@ -167,9 +150,9 @@ static plot_box *check_box(lua_State *L, int idx) { return luaL_checkudata(L, id
 
 static plot_box *check_open(lua_State *L, int idx) {
   plot_box *p = check_box(L, idx);
-  if (p->state == ST_CLOSED) errorf(L, "attempt to use a closed spillover.plot");
+  if (p->state == ST_CLOSED) sp_lua_errorf(L, "attempt to use a closed spillover.plot");
   if (p->state == ST_BROKEN)
-    errorf(L, "plot: this session failed earlier (PLplot: %s) and can only be closed", p->failmsg);
+    sp_lua_errorf(L, "plot: this session failed earlier (PLplot: %s) and can only be closed", p->failmsg);
   return p;
 }
 
@@ -179,9 +162,9 @@ static double opt_num(lua_State *L, int t, const char *key, double def, double l
   int ty = lua_getfield(L, t, key);
   if (ty != LUA_TNIL) {
     if (!lua_isnumber(L, -1))
-      errorf(L, "plot: option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+      sp_lua_errorf(L, "plot: option '%s' must be a number, got %s", key, luaL_typename(L, -1));
     v = lua_tonumber(L, -1);
-    if (!(v >= lo && v <= hi)) errorf(L, "plot: option '%s' must be in [%g, %g], got %g", key, lo, hi, v);
+    if (!(v >= lo && v <= hi)) sp_lua_errorf(L, "plot: option '%s' must be in [%g, %g], got %g", key, lo, hi, v);
   }
   lua_pop(L, 1);
   return v;
@@ -202,7 +185,7 @@ static const char *opt_str(lua_State *L, int t, const char *key, const char *def
   int ty = lua_getfield(L, t, key);
   const char *s = def;
   if (ty == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (ty != LUA_TNIL) errorf(L, "plot: option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+  else if (ty != LUA_TNIL) sp_lua_errorf(L, "plot: option '%s' must be a string, got %s", key, luaL_typename(L, -1));
   lua_pop(L, 1);
   return s;
 }
@@ -257,21 +240,21 @@ static void read_color(lua_State *L, int t, style *st) {
         if (strcmp(s, named[i].name) == 0) { st->r = named[i].r; st->g = named[i].g; st->b = named[i].b; ok = 1; }
     }
     if (!ok)
-      errorf(L, "plot: color '%s' is not a colour: expected \"#rrggbb\", \"#rgb\", a name (black, white, grey, "
+      sp_lua_errorf(L, "plot: color '%s' is not a colour: expected \"#rrggbb\", \"#rgb\", a name (black, white, grey, "
                     "lightgrey, darkgrey, red, blue, orange, green) or {r, g, b} with 0-255 components", s);
   } else if (ty == LUA_TTABLE) {
     int c[3];
     for (int i = 0; i < 3; i++) {
       lua_geti(L, -1 - i, i + 1);
       if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 255)
-        errorf(L, "plot: color[%d] must be an integer in 0-255, got %s", i + 1,
+        sp_lua_errorf(L, "plot: color[%d] must be an integer in 0-255, got %s", i + 1,
                    lua_isnumber(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
       c[i] = (int)lua_tointeger(L, -1);
     }
     lua_pop(L, 3);
     st->r = c[0]; st->g = c[1]; st->b = c[2];
   } else if (ty != LUA_TNIL) {
-    errorf(L, "plot: option 'color' must be a string or {r, g, b}, got %s", luaL_typename(L, -1));
+    sp_lua_errorf(L, "plot: option 'color' must be a string or {r, g, b}, got %s", luaL_typename(L, -1));
   }
   lua_pop(L, 1);
 }
@@ -286,13 +269,13 @@ static void read_style(lua_State *L, plot_box *p, int t, style *st, double defwi
     if (ty == LUA_TTABLE) {
       lua_Integer n = luaL_len(L, -1);
       if (n % 2 != 0 || n > 2 * MAX_DASH)
-        errorf(L, "plot: option 'dash' must hold pairs {on, off, ...} of at most %d pairs, got %d numbers",
+        sp_lua_errorf(L, "plot: option 'dash' must hold pairs {on, off, ...} of at most %d pairs, got %d numbers",
                    MAX_DASH, (int)n);
       for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, -1, i + 1);
         double v = lua_tonumber(L, -1);
         if (!lua_isnumber(L, -1) || !(v > 0 && v < 1000))
-          errorf(L, "plot: dash[%d] must be a positive length in points", (int)(i + 1));
+          sp_lua_errorf(L, "plot: dash[%d] must be a positive length in points", (int)(i + 1));
         PLINT um = (PLINT)(len_mm(p, v) * 1000.0 + 0.5);
         if (um < 1) um = 1;
         if (i % 2 == 0) st->mark[i / 2] = um;
@@ -301,7 +284,7 @@ static void read_style(lua_State *L, plot_box *p, int t, style *st, double defwi
       }
       st->ndash = (int)(n / 2);
     } else if (ty != LUA_TNIL) {
-      errorf(L, "plot: option 'dash' must be an array {on, off, ...} in points, got %s", luaL_typename(L, -1));
+      sp_lua_errorf(L, "plot: option 'dash' must be an array {on, off, ...} in points, got %s", luaL_typename(L, -1));
     }
     lua_pop(L, 1);
   }
@@ -311,18 +294,18 @@ static void read_style(lua_State *L, plot_box *p, int t, style *st, double defwi
    NaN is allowed (a gap) only when allow_nan. */
 static double *check_vec(lua_State *L, int idx, const char *name, size_t *n, int allow_nan) {
   if (lua_type(L, idx) != LUA_TTABLE)
-    errorf(L, "plot: %s must be an array of numbers, got %s", name, luaL_typename(L, idx));
+    sp_lua_errorf(L, "plot: %s must be an array of numbers, got %s", name, luaL_typename(L, idx));
   lua_Integer len = luaL_len(L, idx);
-  if (len < 0 || len > 10000000) errorf(L, "plot: %s has %d elements, more than a plot can take", name, (int)len);
+  if (len < 0 || len > 10000000) sp_lua_errorf(L, "plot: %s has %d elements, more than a plot can take", name, (int)len);
   double *v = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *v, 0);
   for (lua_Integer i = 1; i <= len; i++) {
     lua_geti(L, idx, i);
     if (!lua_isnumber(L, -1))
-      errorf(L, "plot: %s[%d] must be a number, got %s", name, (int)i, luaL_typename(L, -1));
+      sp_lua_errorf(L, "plot: %s[%d] must be a number, got %s", name, (int)i, luaL_typename(L, -1));
     v[i - 1] = lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (!isfinite(v[i - 1]) && !(allow_nan && isnan(v[i - 1])))
-      errorf(L, "plot: %s[%d] is %s; expected a finite number", name, (int)i,
+      sp_lua_errorf(L, "plot: %s[%d] is %s; expected a finite number", name, (int)i,
                  isnan(v[i - 1]) ? "NaN" : "infinite");
   }
   *n = (size_t)len;
@@ -352,7 +335,7 @@ static const char *check_text(lua_State *L, int idx, int raw) {
   if (strlen(s) != n) luaL_argerror(L, idx, "text contains a zero byte");
   long len = utf8_len(s, n);
   if (len < 0) luaL_argerror(L, idx, "text is not valid UTF-8");
-  if (len > MAX_TEXT) errorf(L, "plot: text of %d characters is too long (at most %d)", (int)len, MAX_TEXT);
+  if (len > MAX_TEXT) sp_lua_errorf(L, "plot: text of %d characters is too long (at most %d)", (int)len, MAX_TEXT);
   if (raw) { lua_pushvalue(L, idx); return lua_tostring(L, -1); }
   luaL_Buffer B;
   luaL_buffinit(L, &B);
@@ -365,7 +348,7 @@ static const char *check_text(lua_State *L, int idx, int raw) {
 }
 
 static int raise_plot(lua_State *L, const char *what, const char *msg) {
-  return errorf(L, "plot: %s failed: PLplot: %s", what, msg);
+  return sp_lua_errorf(L, "plot: %s failed: PLplot: %s", what, msg);
 }
 
 /* ==== drawing callbacks (run inside guarded; no Lua calls) ================== */
@@ -614,7 +597,7 @@ static int probe_devices(char *msg, size_t size) {
 
 static int l_devices(lua_State *L) {
   char msg[MSG_LEN];
-  if (probe_devices(msg, sizeof msg) != 0) return errorf(L, "plot: cannot list PLplot devices: %s", msg);
+  if (probe_devices(msg, sizeof msg) != 0) return sp_lua_errorf(L, "plot: cannot list PLplot devices: %s", msg);
   lua_newtable(L);
   int k = 0;
   if (devices_found & HAVE_PNG) { lua_pushliteral(L, "png"); lua_rawseti(L, -2, ++k); }
@@ -648,19 +631,19 @@ static int l_open(lua_State *L) {
   static const char *const devs[] = {"png", "svg", NULL};
   static const char *const units[] = {"in", "px", "pt", "cm", NULL};
   lua_getfield(L, t, "device");
-  if (lua_isnil(L, -1)) return errorf(L, "plot: option 'device' is required (\"png\" or \"svg\")");
+  if (lua_isnil(L, -1)) return sp_lua_errorf(L, "plot: option 'device' is required (\"png\" or \"svg\")");
   int dev = luaL_checkoption(L, -1, NULL, devs);
   lua_getfield(L, t, "units");
   int unit = luaL_checkoption(L, -1, "in", units);
   lua_pop(L, 2);
   double dpi = opt_num(L, t, "dpi", 300, 36, 2400);
   double w = opt_num(L, t, "width", -1, 0, 1e6), h = opt_num(L, t, "height", -1, 0, 1e6);
-  if (!(w > 0 && h > 0)) return errorf(L, "plot: options 'width' and 'height' must be positive numbers");
+  if (!(w > 0 && h > 0)) return sp_lua_errorf(L, "plot: options 'width' and 'height' must be positive numbers");
   double fontsize = opt_num(L, t, "fontsize", 8.5, 2, 72);
   const char *font = opt_str(L, t, "font", DEFAULT_FONT);
-  if (strlen(font) > 900) return errorf(L, "plot: option 'font' is too long");
+  if (strlen(font) > 900) return sp_lua_errorf(L, "plot: option 'font' is too long");
   if (strcmp(path, "-") == 0 || path[0] == '\0')
-    return errorf(L, "plot: '%s' is not a file path", path);
+    return sp_lua_errorf(L, "plot: '%s' is not a file path", path);
 
   /* Physical size in inches, then device units. */
   double win = unit == 0 ? w : unit == 1 ? w / dpi : unit == 2 ? w / 72 : w / 2.54;
@@ -668,17 +651,17 @@ static int l_open(lua_State *L) {
   double u = dev == 0 ? dpi / 72.0 : 1.0;
   double devw = floor(win * 72 * u + 0.5), devh = floor(hin * 72 * u + 0.5);
   if (devw < 16 || devh < 16 || devw > 20000 || devh > 20000)
-    return errorf(L, "plot: a page of %.0f x %.0f device units is out of range (16 to 20000 each)", devw, devh);
+    return sp_lua_errorf(L, "plot: a page of %.0f x %.0f device units is out of range (16 to 20000 each)", devw, devh);
 
   char msg[MSG_LEN];
-  if (probe_devices(msg, sizeof msg) != 0) return errorf(L, "plot: cannot list PLplot devices: %s", msg);
+  if (probe_devices(msg, sizeof msg) != 0) return sp_lua_errorf(L, "plot: cannot list PLplot devices: %s", msg);
   if (!(devices_found & (dev == 0 ? HAVE_PNG : HAVE_SVG)))
-    return errorf(L, "plot: PLplot's %s driver is not installed (Debian: plplot-driver-cairo)",
+    return sp_lua_errorf(L, "plot: PLplot's %s driver is not installed (Debian: plplot-driver-cairo)",
                       dev == 0 ? "pngcairo" : "svgcairo");
 
   /* PLplot prompts on stdin when it cannot open the file, so check first. */
   FILE *probe = fopen(path, "wb");
-  if (probe == NULL) return errorf(L, "plot: cannot write '%s': %s", path, strerror(errno));
+  if (probe == NULL) return sp_lua_errorf(L, "plot: cannot write '%s': %s", path, strerror(errno));
   fclose(probe);
 
   plot_box *p = lua_newuserdatauv(L, sizeof *p, 0); /* owner first */
@@ -711,7 +694,7 @@ static int l_open(lua_State *L) {
   else unsetenv(FONT_ENV);
   if (rc != 0) {
     end_stream(p); /* the half-made stream */
-    return errorf(L, "plot: cannot start a %s plot on '%s': PLplot: %s", devs[dev], path, msg);
+    return sp_lua_errorf(L, "plot: cannot start a %s plot on '%s': PLplot: %s", devs[dev], path, msg);
   }
   p->state = ST_OPEN;
   return 1;
@@ -725,7 +708,7 @@ static int l_close(lua_State *L) {
   int rc = guarded(p, do_end, NULL, msg, sizeof msg);
   p->strm = -1;
   p->state = ST_CLOSED;
-  if (broken) return errorf(L, "plot: the session failed earlier (PLplot: %s); its file is incomplete", p->failmsg);
+  if (broken) return sp_lua_errorf(L, "plot: the session failed earlier (PLplot: %s); its file is incomplete", p->failmsg);
   if (rc != 0) return raise_plot(L, "finishing the file", msg);
   lua_pushboolean(L, 1);
   return 1;
@@ -759,10 +742,10 @@ static int four(lua_State *L, draw_fn fn, const char *what, int viewport) {
     if (!isfinite(v[i])) return luaL_argerror(L, i + 2, "expected a finite number");
   }
   if (viewport && !(v[0] >= 0 && v[0] < v[1] && v[1] <= 1 && v[2] >= 0 && v[2] < v[3] && v[3] <= 1))
-    return errorf(L, "plot: viewport(%g, %g, %g, %g) must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1",
+    return sp_lua_errorf(L, "plot: viewport(%g, %g, %g, %g) must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1",
                       v[0], v[1], v[2], v[3]);
   if (!viewport && (v[0] == v[1] || v[2] == v[3]))
-    return errorf(L, "plot: window(%g, %g, %g, %g) is empty: xmin must differ from xmax and ymin from ymax",
+    return sp_lua_errorf(L, "plot: window(%g, %g, %g, %g) is empty: xmin must differ from xmax and ymin from ymax",
                       v[0], v[1], v[2], v[3]);
   draw_args a;
   memset(&a, 0, sizeof a);
@@ -780,7 +763,7 @@ static void read_xy(lua_State *L, draw_args *a, int finite_gaps, const char *wha
   size_t ny;
   a->x = check_vec(L, 2, "x", &a->n, finite_gaps);
   a->y = check_vec(L, 3, "y", &ny, finite_gaps);
-  if (a->n != ny) errorf(L, "plot: %s: x has %d values but y has %d", what, (int)a->n, (int)ny);
+  if (a->n != ny) sp_lua_errorf(L, "plot: %s: x has %d values but y has %d", what, (int)a->n, (int)ny);
 }
 
 /* line(x, y [, {color=, alpha=, width=, dash=, page=}]) */
@@ -801,7 +784,7 @@ static int l_fill(lua_State *L) {
   int t = opt_table(L, 4);
   draw_args a;
   read_xy(L, &a, 0, "fill");
-  if (a.n < 3) return errorf(L, "plot: fill: a polygon needs at least 3 points, got %d", (int)a.n);
+  if (a.n < 3) return sp_lua_errorf(L, "plot: fill: a polygon needs at least 3 points, got %d", (int)a.n);
   read_style(L, p, t, &a.st, 0);
   a.page = opt_bool(L, t, "page");
   run(L, p, do_fill, &a, "fill");
@@ -834,7 +817,7 @@ static int l_points(lua_State *L) {
 static int l_text(lua_State *L) {
   plot_box *p = check_open(L, 1);
   double xy[2] = {luaL_checknumber(L, 2), luaL_checknumber(L, 3)};
-  if (!isfinite(xy[0]) || !isfinite(xy[1])) return errorf(L, "plot: text: x and y must be finite");
+  if (!isfinite(xy[0]) || !isfinite(xy[1])) return sp_lua_errorf(L, "plot: text: x and y must be finite");
   int t = opt_table(L, 5);
   draw_args a;
   memset(&a, 0, sizeof a);
@@ -879,9 +862,9 @@ static int l_box(lua_State *L) {
   a.xopt = opt_str(L, t, "x", "bcnst");
   a.yopt = opt_str(L, t, "y", "bcnstv");
   for (const char *s = a.xopt; *s; s++)
-    if (!strchr("abcdfghilmnostuvwxy0123456789", *s)) return errorf(L, "plot: box: unknown x option '%c'", *s);
+    if (!strchr("abcdfghilmnostuvwxy0123456789", *s)) return sp_lua_errorf(L, "plot: box: unknown x option '%c'", *s);
   for (const char *s = a.yopt; *s; s++)
-    if (!strchr("abcdfghilmnostuvwxy0123456789", *s)) return errorf(L, "plot: box: unknown y option '%c'", *s);
+    if (!strchr("abcdfghilmnostuvwxy0123456789", *s)) return sp_lua_errorf(L, "plot: box: unknown y option '%c'", *s);
   a.xtick = opt_num(L, t, "xtick", 0, 0, HUGE_VAL);
   a.ytick = opt_num(L, t, "ytick", 0, 0, HUGE_VAL);
   a.nxsub = (int)opt_num(L, t, "nxsub", 0, 0, 100);
