@@ -108,6 +108,10 @@ function M.prepare(d, formula, opts, who)
   local tcol, twhy = numeric_column(d, time)
   if twhy then fail("panel time '" .. time .. "' must be numeric") end
   local n = #tcol
+  -- Integer-valued periods and cohorts are kept as Lua integers, so they
+  -- print as 2004 and compare as table keys whatever file they came from.
+  for r = 1, n do tcol[r] = math.tointeger(tcol[r]) or tcol[r] end
+  for r = 1, n do gcol[r] = math.tointeger(gcol[r]) or gcol[r] end
   local pos, periods = {}, {}
   for r = 1, n do
     local k = tcol[r]
