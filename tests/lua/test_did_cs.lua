@@ -94,4 +94,180 @@ do
   T.check(not P.balanced and P.units[2].rows[2] == nil, "prepare: a missing outcome is an unobserved period")
 end
 
+
+-- ---- Callaway & Sant'Anna on mpdta ---------------------------------------------------------
+local cs = require "spillover.did_cs"
+local did = require "spillover.did"
+
+local function atts(fit)
+  local out = {}
+  for k, r in ipairs(fit.att_gt) do out[k] = r.att end
+  return out
+end
+
+local function near4(got, want, what)
+  -- Printed digits: equal after rounding to 4 decimals.
+  local ok = math.abs(got - want) <= 0.00005 + 1e-12
+  T.check(ok, what, string.format("got %.6f want %.4f", got, want))
+end
+
+-- Unconditional ATT(g,t) (never-treated controls, varying base): the did README digits,
+-- ../shared/data/SOURCES-extra.md (mpdta): g2004, g2006, g2007 at t = 2004..2007.
+local README_ATT = { -0.0105, -0.0704, -0.1373, -0.1008, 0.0065, -0.0028, -0.0046, -0.0412,
+  0.0305, -0.0027, -0.0311, -0.0261 }
+local d = mpdta()
+local fits = {}
+for _, est in ipairs({ "dr", "ipw", "reg" }) do
+  fits[est] = cs.cs(d, "lemp ~ 1", { cohort = "first.treat", est = est })
+  local a = atts(fits[est])
+  T.check(#a == 12, "cs " .. est .. ": 12 ATT(g,t)")
+  for k = 1, 12 do
+    local r = fits[est].att_gt[k]
+    near4(a[k], README_ATT[k], string.format("cs %s unconditional ATT(%d,%d) = README", est, r.group, r.time))
+  end
+end
+T.check(fits.dr.att_gt[5].group == 2006 and fits.dr.att_gt[5].time == 2004 and math.type(fits.dr.att_gt[5].time) == "integer",
+  "att_gt rows in did's order, integer group and time")
+
+-- Identity: without covariates dr = ipw = reg = the 2x2 DID of means, to 1e-12.
+do
+  local y, g, yr = d.lemp:totable(), d["first.treat"]:totable(), d.year:totable()
+  local id = d.countyreal:totable()
+  local Y = {}
+  for r = 1, #y do Y[id[r]] = Y[id[r]] or {}; Y[id[r]][yr[r]] = y[r]; Y[id[r]].g = g[r] end
+  local function did22(gg, t, b)
+    local st, nt, sc, nc = 0, 0, 0, 0
+    for _, u in pairs(Y) do
+      if u.g == gg then st, nt = st + u[t] - u[b], nt + 1
+      elseif u.g == 0 then sc, nc = sc + u[t] - u[b], nc + 1 end
+    end
+    return st / nt - sc / nc
+  end
+  local worst = 0
+  for k, r in ipairs(fits.dr.att_gt) do
+    local base = r.time >= r.group and r.group - 1 or r.time - 1
+    local want = did22(r.group, r.time, base)
+    for _, est in ipairs({ "dr", "ipw", "reg" }) do
+      worst = math.max(worst, math.abs(fits[est].att_gt[k].att - want))
+    end
+  end
+  T.check(worst < 1e-12, "no covariates: dr = ipw = reg = 2x2 DID of means", string.format("max diff %g", worst))
+  local ws = 0
+  for k = 1, 12 do ws = math.max(ws, math.abs(fits.dr.att_gt[k].se - fits.reg.att_gt[k].se)) end
+  T.check(ws < 1e-12, "no covariates: the same influence functions (equal SEs)", string.format("max diff %g", ws))
+end
+
+-- Conditional on lpop (est = "dr" by default): did's reference manual, att_gt(xformla = ~lpop)
+-- (did 2.x "Using covariates" example), to the printed 4 decimals.
+do
+  local want = { -0.0145, -0.0764, -0.1404, -0.1069, -0.0005, -0.0062, 0.0010, -0.0413,
+    0.0267, -0.0046, -0.0284, -0.0288 }
+  local fit = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat" })
+  for k, r in ipairs(fit.att_gt) do
+    near4(r.att, want[k], string.format("cs dr | lpop ATT(%d,%d) = did manual", r.group, r.time))
+  end
+  -- Analytic (bstrap = FALSE) digits of ATT(2004,2006) as printed by a test of the
+  -- dml.sensemakr package against att_gt(): theta = -0.1404483, se = 0.03537815.
+  T.near(fit.att_gt[3].att, -0.1404483, 5e-7, "cs dr | lpop ATT(2004,2006) to 7 digits")
+  T.near(fit.att_gt[3].se, 0.03537815, 5e-7, "cs dr | lpop analytic se of ATT(2004,2006)")
+  -- Not-yet-treated controls (same manual, control_group = "notyettreated").
+  local ny = { -0.0212, -0.0816, -0.1382, -0.1069, -0.0075, -0.0046, 0.0087, -0.0413,
+    0.0269, -0.0042, -0.0284, -0.0288 }
+  local fny = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", control = "notyet" })
+  for k, r in ipairs(fny.att_gt) do
+    near4(r.att, ny[k], string.format("cs dr | lpop, not yet treated ATT(%d,%d) = did manual", r.group, r.time))
+  end
+  -- ipw and reg differ from dr with a covariate, but only a little here.
+  local fi = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", est = "ipw" })
+  local fr = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", est = "reg" })
+  T.check(fi.att_gt[5].att ~= fit.att_gt[5].att and fr.att_gt[5].att ~= fit.att_gt[5].att
+    and math.abs(fi.att_gt[5].att - fit.att_gt[5].att) < 0.005, "ipw and reg differ from dr with lpop, slightly")
+end
+
+-- Aggregations (did::aggte) of the unconditional fit, the did README digits
+-- (aggte(out, type = "dynamic" / "group"), est_method = "reg", which equals dr here).
+do
+  local fit = fits.dr
+  local dyn = fit:aggregate("dynamic")
+  near4(dyn.overall.att, -0.0772, "aggte dynamic: overall -0.0772")
+  local e_want = { [-3] = 0.0305, [-2] = -0.0006, [-1] = -0.0245, [0] = -0.0199, [1] = -0.0510, [2] = -0.1373,
+    [3] = -0.1008 }
+  T.check(#dyn.rows == 7 and dyn.rows[1].e == -3 and dyn.rows[7].e == 3, "aggte dynamic: event times -3..3")
+  for _, r in ipairs(dyn.rows) do near4(r.att, e_want[r.e], "aggte dynamic: e = " .. r.e) end
+  -- README bootstrap SEs (0.0153 0.0136 0.0138 0.0115 0.0174 0.0356 0.0354; overall 0.0196): the analytic
+  -- ones agree to within bootstrap noise.
+  local boot_se = { 0.0153, 0.0136, 0.0138, 0.0115, 0.0174, 0.0356, 0.0354 }
+  local worst = 0
+  for k, r in ipairs(dyn.rows) do worst = math.max(worst, math.abs(r.se / boot_se[k] - 1)) end
+  T.check(worst < 0.06 and math.abs(dyn.overall.se / 0.0196 - 1) < 0.06,
+    "aggte dynamic: analytic SEs within 6% of the README's bootstrap SEs", string.format("worst %.3f", worst))
+  local grp = fit:aggregate("group")
+  near4(grp.overall.att, -0.0310, "aggte group: overall -0.031")
+  near4(grp.rows[1].att, -0.0797, "aggte group: 2004")
+  near4(grp.rows[2].att, -0.0229, "aggte group: 2006")
+  near4(grp.rows[3].att, -0.0261, "aggte group: 2007")
+  T.check(grp.rows[1].group == 2004 and math.abs(grp.overall.se / 0.0123 - 1) < 0.05,
+    "aggte group: overall SE near the README's 0.0123")
+  -- Balanced in event time (did's vignette, aggte(type = "dynamic", balance_e = 1)).
+  local bal = fit:aggregate("dynamic", { balance_e = 1 })
+  near4(bal.overall.att, -0.0288, "aggte dynamic balance_e = 1: overall -0.0288")
+  local bw = { [-2] = 0.0065, [-1] = -0.0028, [0] = -0.0066, [1] = -0.0510 }
+  T.check(#bal.rows == 4, "balance_e = 1: event times -2..1")
+  for _, r in ipairs(bal.rows) do near4(r.att, bw[r.e], "aggte dynamic balance_e = 1: e = " .. r.e) end
+  -- min_e / max_e trim the event times.
+  local win = fit:aggregate("dynamic", { min_e = -1, max_e = 1 })
+  T.check(#win.rows == 3 and win.rows[1].e == -1 and win.rows[3].e == 1, "aggte dynamic min_e/max_e window")
+  near4(win.overall.att, (-0.0199 - 0.0510) / 2, "aggte dynamic window: overall = mean of e = 0, 1")
+
+  -- Identity: simple = the post ATT(g,t) weighted by cohort size (20, 40, 131 counties).
+  local simple = fit:aggregate("simple")
+  local size = { [2004] = 20, [2006] = 40, [2007] = 131 }
+  local num, den = 0, 0
+  for _, r in ipairs(fit.att_gt) do
+    if r.time >= r.group then num, den = num + size[r.group] * r.att, den + size[r.group] end
+  end
+  T.near(simple.overall.att, num / den, 1e-12, "aggte simple = cohort-size-weighted mean of post ATT(g,t)")
+  T.near(fit.overall.att, simple.overall.att, 1e-15, "fit.overall is the simple aggregation")
+  T.check(simple.overall.se > 0 and simple.overall.lo < simple.overall.att, "simple: se and interval")
+  -- Calendar: each period's post cells, cohort-size weighted; overall = their mean.
+  local cal = fit:aggregate("calendar")
+  T.check(#cal.rows == 4 and cal.rows[1].time == 2004, "aggte calendar: 2004..2007")
+  near4(cal.rows[1].att, -0.0105, "aggte calendar 2004 = ATT(2004,2004)")
+  T.near(cal.rows[3].att, (20 * fit.att_gt[3].att + 40 * fit.att_gt[7].att) / 60, 1e-12,
+    "aggte calendar 2006 = size-weighted ATT(2004,2006), ATT(2006,2006)")
+  local m = 0
+  for _, r in ipairs(cal.rows) do m = m + r.att / 4 end
+  T.near(cal.overall.att, m, 1e-12, "aggte calendar overall = mean over periods")
+  T.checkerr("did: aggregate: type must be", fit.aggregate, fit, "event")
+  T.checkerr("unknown option 'maxe'", fit.aggregate, fit, "dynamic", { maxe = 2 })
+end
+
+-- Universal base period: the reference cell is 0, post-treatment cells are the varying ones.
+do
+  local fu = cs.cs(d, "lemp ~ 1", { cohort = "first.treat", base = "universal" })
+  T.check(#fu.att_gt == 15, "universal base: 3 cohorts x 5 periods")
+  local ref, same = 0, true
+  local v = {}
+  for _, r in ipairs(fits.dr.att_gt) do v[r.group .. "/" .. r.time] = r.att end
+  for _, r in ipairs(fu.att_gt) do
+    if r.time == r.group - 1 then ref = ref + 1; same = same and r.att == 0 and r.se ~= r.se end
+    if r.time >= r.group then same = same and math.abs(r.att - v[r.group .. "/" .. r.time]) < 1e-12 end
+  end
+  T.check(ref == 3 and same, "universal base: ATT(g, g-1) = 0 (no se); post cells as with a varying base")
+  -- Pre-period cells compare t with g - 1: ATT(2006,2004) = DID of 2004 vs 2005.
+  T.near(fu.att_gt[7].att, -fits.dr.att_gt[6].att, 1e-12, "universal base: ATT(2006,2004) = -(varying ATT(2006,2005))")
+end
+
+-- Anticipation: the base period moves back; a cohort without a period before g - k is dropped with a note.
+do
+  local fa = cs.cs(d, "lemp ~ 1", { cohort = "first.treat", anticipation = 1 })
+  local found = false
+  for _, n in ipairs(fa.notes) do found = found or n:find("cohort 2004 %(20 units%) was dropped") ~= nil end
+  T.check(found and fa.att_gt[1].group == 2006, "anticipation = 1: cohort 2004 dropped with a note")
+  -- Post-period ATT(2006,2006) compares 2006 with 2004 (= g - 1 - 1).
+  local base = nil
+  for _, r in ipairs(fa.att_gt) do if r.group == 2006 and r.time == 2006 then base = r.base end end
+  T.check(base == 2004, "anticipation = 1: ATT(2006,2006) has base period 2004")
+end
+
 T.done()
