@@ -67,6 +67,7 @@ sp.mediation, sp.moderation, sp.center = mechanism.mediation, mechanism.moderati
 sp.margins, sp.margins_plot, sp.by = mechanism.margins, mechanism.margins_plot, mechanism.by
 sp.chow, sp.permutation_test, sp.sur_test = mechanism.chow, mechanism.permutation, mechanism.sur
 sp.group_diff = mechanism.group_diff
+sp.placebo = require("spillover.placebo").placebo
 mechanism.register(sp.scenario)
 
 return sp
