@@ -270,4 +270,220 @@ do
   T.check(base == 2004, "anticipation = 1: ATT(2006,2006) has base period 2004")
 end
 
+-- ---- a simulated staggered panel with known heterogeneous effects ---------------------------
+-- 900 units, periods 1..8, cohorts 4 (250 units), 6 (250) and never (400).  Outcome:
+-- unit effect + period effect + a covariate-driven trend + effect + noise, where the
+-- effect is delta_g (t - g + 1) for t >= g (delta_4 = 1, delta_6 = 0.5) and cohort
+-- membership depends on the covariate: parallel trends hold only given x.
+local function simulate(seed)
+  local r = sp.rng(seed)
+  local id, t, y, g, x, w = {}, {}, {}, {}, {}, {}
+  for i = 1, 900 do
+    local xi = r:normal()
+    local gi = 0
+    local u = r:uniform()
+    local p4 = 0.6 / (1 + math.exp(1 - 1.5 * xi))
+    if u < p4 then gi = 4 elseif u < p4 + 0.28 then gi = 6 end
+    local ai = r:normal()
+    local wi = 1 + r:integer(3)
+    for tt = 1, 8 do
+      local k = #id + 1
+      id[k], t[k], g[k], x[k], w[k] = i, tt, gi, xi, wi
+      local eff = 0
+      if gi > 0 and tt >= gi then eff = (gi == 4 and 1 or 0.5) * (tt - gi + 1) end
+      y[k] = ai + 0.3 * tt + 0.5 * xi * tt + eff + r:normal() * 0.5
+    end
+  end
+  local sd = sp.frame({ id = id, t = t, y = y, g = g, x = x, w = w })
+  sd:panel { entity = "id", time = "t" }
+  return sd
+end
+local sim = simulate(2024)
+local function truth(gg, tt) return tt >= gg and (gg == 4 and 1 or 0.5) * (tt - gg + 1) or 0 end
+do
+  for _, est in ipairs({ "dr", "ipw", "reg" }) do
+    local fit = cs.cs(sim, "y ~ x", { cohort = "g", est = est })
+    local worst = 0
+    for _, r in ipairs(fit.att_gt) do worst = math.max(worst, math.abs(r.att - truth(r.group, r.time)) / r.se) end
+    T.check(#fit.att_gt == 14 and worst < 3, "simulated panel, " .. est .. " | x: every ATT(g,t) within 3 SE of the truth",
+      string.format("worst |z| = %.2f", worst))
+  end
+  -- Without the covariate the trends differ by cohort: the pre-period cells reject.
+  local naive = cs.cs(sim, "y ~ 1", { cohort = "g" })
+  local worst = 0
+  for _, r in ipairs(naive.att_gt) do
+    if r.time < r.group then worst = math.max(worst, math.abs(r.att) / r.se) end
+  end
+  T.check(worst > 3, "simulated panel without x: pre-treatment cells far from 0", string.format("max |z| %.2f", worst))
+  -- Dynamic aggregation: e >= 0 averages the cohorts' effects e + 1 (cohort 4) and (e + 1)/2 (cohort 6).
+  local fit = cs.cs(sim, "y ~ x", { cohort = "g", control = "notyet" })
+  local dyn = fit:aggregate("dynamic", { min_e = 0, max_e = 2 })
+  local ok = true
+  for _, r in ipairs(dyn.rows) do
+    local lo, hi = 0.5 * (r.e + 1), r.e + 1
+    ok = ok and r.att > lo - 3 * r.se and r.att < hi + 3 * r.se
+  end
+  T.check(#dyn.rows == 3 and ok, "simulated panel, not yet treated: dynamic effects between the cohorts' truths")
+  -- Sampling weights: integer weights equal duplicating units (point estimates).
+  local fw = cs.cs(sim, "y ~ x", { cohort = "g", weights = "w" })
+  local dup = {}
+  for _, name in ipairs({ "id", "t", "y", "g", "x", "w" }) do dup[name] = {} end
+  local cols = {}
+  for _, name in ipairs({ "id", "t", "y", "g", "x", "w" }) do cols[name] = sim[name]:totable() end
+  for r = 1, sim:nrow() do
+    for c = 1, cols.w[r] do
+      for _, name in ipairs({ "t", "y", "g", "x" }) do dup[name][#dup[name] + 1] = cols[name][r] end
+      dup.id[#dup.id + 1] = cols.id[r] * 10 + c
+    end
+  end
+  dup.w = nil
+  local dd = sp.frame(dup)
+  dd:panel { entity = "id", time = "t" }
+  local fd = cs.cs(dd, "y ~ x", { cohort = "g" })
+  local diff = 0
+  for k, r in ipairs(fw.att_gt) do diff = math.max(diff, math.abs(r.att - fd.att_gt[k].att)) end
+  T.check(diff < 1e-10, "weights = w gives the estimates of the panel with each unit repeated w times",
+    string.format("max diff %g", diff))
+  -- Constant weights change nothing (they are normalised to mean 1).
+  local c3 = sim:copy()
+  c3.w3 = 3
+  local f3, f1 = cs.cs(c3, "y ~ x", { cohort = "g", weights = "w3" }), cs.cs(sim, "y ~ x", { cohort = "g" })
+  T.near(f3.att_gt[4].se, f1.att_gt[4].se, 1e-12, "constant weights: same estimates and SEs")
+end
+
+-- ---- inference: clusters and the multiplier bootstrap ----------------------------------------
+do
+  local dc = mpdta()
+  local id = dc.countyreal:totable()
+  local st = {}
+  for r = 1, #id do st[r] = id[r] // 1000 end   -- the state FIPS code of the county
+  dc.state = st
+  local f0 = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat" })
+  local fe = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", cluster = "countyreal" })
+  T.check(fe.att_gt[2].se == f0.att_gt[2].se, "cluster = the entity is the default")
+  local fc = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", cluster = "state" })
+  T.check(fc.att_gt[2].att == f0.att_gt[2].att and fc.att_gt[2].se ~= f0.att_gt[2].se
+    and fc.stats.n_clusters == 29, "cluster = state: same estimates, other SEs, 29 clusters",
+    tostring(fc.stats.n_clusters))
+  -- The analytic clustered variance is sum_c (sum of the influence function in c)^2 / n^2;
+  -- a cluster per unit gives the unclustered one.
+  local du = mpdta()
+  du.cl = du.countyreal:totable()
+  local fu = cs.cs(du, "lemp ~ 1", { cohort = "first.treat", cluster = "cl" })
+  T.near(fu.att_gt[2].se, f0.att_gt[2].se, 1e-12, "one cluster per unit = unclustered")
+  T.checkerr("did: cluster column 'lemp' varies within unit 8001", cs.cs, dc, "lemp ~ 1",
+    { cohort = "first.treat", cluster = "lemp" })
+
+  -- Bootstrap: reproducible with a seed, SEs close to the analytic ones.
+  local b1 = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", bootstrap = 999, seed = 7 })
+  local b2 = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", bootstrap = 999, seed = 7 })
+  local b3 = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", bootstrap = 999, seed = 8 })
+  local same, differ, worst, avg = true, false, 0, 0
+  for k, r in ipairs(b1.att_gt) do
+    same = same and r.se == b2.att_gt[k].se and r.ulo == b2.att_gt[k].ulo
+    differ = differ or r.se ~= b3.att_gt[k].se
+    worst = math.max(worst, math.abs(r.se / f0.att_gt[k].se - 1))
+    avg = avg + (r.se / f0.att_gt[k].se) / #b1.att_gt
+  end
+  T.check(same and b1.crit == b2.crit, "bootstrap: same seed, identical SEs and critical value")
+  T.check(differ, "bootstrap: another seed, other draws")
+  -- did's bootstrap SE is an interquartile range / 1.349: with 999 draws it is within about
+  -- 4% of the analytic SE per cell, and the 20-unit cohort 2004 (a non-normal sum) runs
+  -- a few percent above it, in did's README too (0.0380 vs analytic 0.0364 for ATT(2004,2006)).
+  T.check(math.abs(avg - 1) < 0.05 and worst < 0.15, "bootstrap SEs near the analytic ones (mean ratio within 5%)",
+    string.format("mean ratio %.3f, worst %.3f", avg, worst))
+  T.check(b1.crit > 2.3 and b1.crit < 3.2 and b1.att_gt[1].uhi - b1.att_gt[1].ulo > b1.att_gt[1].hi - b1.att_gt[1].lo,
+    "bootstrap: a sup-t critical value above 1.96 widens the uniform band", tostring(b1.crit))
+  T.check(f0.crit == nil and f0.att_gt[1].ulo == nil, "analytic SEs: no uniform band")
+  local dyn1, dyn2 = b1:aggregate("dynamic"), b2:aggregate("dynamic")
+  T.check(dyn1.crit == dyn2.crit and dyn1.rows[3].se == dyn2.rows[3].se and dyn1.rows[3].ulo ~= nil,
+    "bootstrap aggregation: reproducible, with uniform bands")
+  local adyn = f0:aggregate("dynamic")
+  local w2 = 0
+  for k, r in ipairs(dyn1.rows) do w2 = math.max(w2, math.abs(r.se / adyn.rows[k].se - 1)) end
+  T.check(w2 < 0.15, "bootstrap dynamic SEs near the analytic ones", string.format("worst %.3f", w2))
+  local bc = cs.cs(dc, "lemp ~ 1", { cohort = "first.treat", bootstrap = 499, seed = 7, cluster = "state" })
+  local w3 = 0
+  for k, r in ipairs(bc.att_gt) do w3 = math.max(w3, math.abs(r.se / fc.att_gt[k].se - 1)) end
+  T.check(w3 < 0.25, "clustered bootstrap SEs near the clustered analytic ones", string.format("worst %.3f", w3))
+  -- The covariance of the ATT(g,t) holds the bootstrap variances on its diagonal.
+  T.near(math.sqrt(b1.V[3][3]), b1.att_gt[3].se, 1e-12, "fit.V diagonal = bootstrap se^2")
+  T.near(f0:se()["ATT(2004,2006)"], f0.att_gt[3].se, 1e-12, "fit:se() names cells ATT(g,t)")
+end
+
+-- ---- the plot ---------------------------------------------------------------------------------
+do
+  local path = os.tmpname() .. ".svg"
+  local fit = cs.cs(mpdta(), "lemp ~ 1", { cohort = "first.treat", bootstrap = 199, seed = 1 })
+  fit:plot(path)
+  local svg = T.read(path)
+  T.check(svg ~= nil and svg:find("<svg") ~= nil, "fit:plot writes the event-study figure")
+  os.remove(path)
+  local p2 = os.tmpname() .. ".svg"
+  cs.cs(mpdta(), "lemp ~ 1", { cohort = "first.treat", base = "universal" }):aggregate("dynamic"):plot(p2)
+  T.check(T.read(p2) ~= nil, "aggregate('dynamic'):plot with a universal base period")
+  os.remove(p2)
+end
+
+-- ---- bad input ----------------------------------------------------------------------------------
+do
+  local d0 = mpdta()
+  -- No never-treated units.
+  local dn = d0:filter(function(row) return row["first.treat"] ~= 0 end)
+  T.checkerr("did: there are no never%-treated units .*use control = \"notyet\"", cs.cs, dn, "lemp ~ 1",
+    { cohort = "first.treat" })
+  -- With not-yet-treated controls, did's rule: the last cohort is the comparison group, later periods go.
+  local fny = cs.cs(dn, "lemp ~ 1", { cohort = "first.treat", control = "notyet" })
+  local note = false
+  for _, n in ipairs(fny.notes) do note = note or n:find("the last cohort 2007 serves as the comparison group") ~= nil end
+  T.check(note and #fny.att_gt == 6 and fny.att_gt[6].time == 2006,
+    "no never-treated, not yet treated: cohort 2007 compares, periods from 2007 on dropped")
+  -- A cohort treated in the first period is dropped with a note.
+  local df = mpdta()
+  local g = df["first.treat"]:totable()
+  for r = 1, 10 do g[r] = 2003 end
+  df.g = g
+  local ff = cs.cs(df, "lemp ~ 1", { cohort = "g" })
+  local dropped = false
+  for _, n in ipairs(ff.notes) do dropped = dropped or n:find("cohort 2003 %(2 units%) was dropped: it is treated in the first period 2003") ~= nil end
+  T.check(dropped and ff.att_gt[1].group == 2004, "a cohort treated in the first period: dropped with a note")
+  -- A cohort with one unit: estimated, with a note.
+  local d1 = mpdta()
+  local g1 = d1["first.treat"]:totable()
+  for r = 1, 5 do g1[r] = 2005 end
+  d1.g1 = g1
+  local f1 = cs.cs(d1, "lemp ~ 1", { cohort = "g1" })
+  local one = false
+  for _, n in ipairs(f1.notes) do one = one or n:find("cohort 2005 has one unit") ~= nil end
+  T.check(one and f1.att_gt[5].group == 2005, "a one-unit cohort: estimated, with a note")
+  -- Unbalanced panels: units missing a period are dropped with a note; unbalanced = true is refused.
+  local du = d0:filter(function(row) return not (row.countyreal == 8001 and row.year == 2005) end)
+  du:panel { entity = "countyreal", time = "year" }
+  local fu = cs.cs(du, "lemp ~ 1", { cohort = "first.treat" })
+  local unb = false
+  for _, n in ipairs(fu.notes) do unb = unb or n:find("1 units not observed in every period") ~= nil end
+  T.check(unb and fu.stats.n_units == 499, "unbalanced panel: the incomplete unit is dropped with a note")
+  T.checkerr("did: option unbalanced = true is not implemented", cs.cs, du, "lemp ~ 1",
+    { cohort = "first.treat", unbalanced = true })
+  -- Options.
+  T.checkerr("did: option 'est' must be one of \"dr\", \"ipw\", \"reg\", got \"or\"", cs.cs, d0, "lemp ~ 1",
+    { cohort = "first.treat", est = "or" })
+  T.checkerr("did: option 'control' must be one of", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", control = "nevertreated" })
+  T.checkerr("did: option 'base' must be one of", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", base = "fixed" })
+  T.checkerr("did: option 'bootstrap' must be 0", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", bootstrap = 5 })
+  T.checkerr("did: unknown option 'cohrt'.*did you mean 'cohort'", cs.cs, d0, "lemp ~ 1", { cohrt = "first.treat" })
+end
+
+-- ---- the facade ---------------------------------------------------------------------------------
+do
+  local d0 = mpdta()
+  local f = did.did(d0, "lemp ~ 1 | countyreal + year", { cohort = "first.treat" })
+  T.check(f.method == "cs" and #f.att_gt == 12 and f.overall.att == fits.dr.overall.att, "did.did: cs is the default")
+  T.checkerr("did: option 'method' must be one of \"cs\", \"sa\", \"imputation\", \"twfe\", got \"cx\"; did you mean \"cs\"",
+    did.did, d0, "lemp ~ 1", { cohort = "first.treat", method = "cx" })
+  T.checkerr("did: expected an options table", did.did, d0, "lemp ~ 1", "first.treat")
+  -- The other methods come from spillover.did_event, loaded only when asked for.
+  T.check(package.loaded["spillover.did_event"] == nil, "did.did(cs) does not load spillover.did_event")
+end
+
 T.done()
