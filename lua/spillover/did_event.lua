@@ -402,7 +402,8 @@ function M.sa(d, formula, opts)
   local ok, reg = pcall(ols.ols, dd, f:format(), ols_options(opts, P, "sa"))
   if not ok then raise("sa: " .. util.message(reg)) end
 
-  -- Aggregation: one row of weights per event time (and the ATT over e >= -k).
+  -- Aggregation: one row of weights per event time, and the ATT over e >= 0
+  -- (the anticipation periods have their own event-time effects).
   local by_e, es = {}, {}
   local att_w = {}
   for _, c in ipairs(cells) do
@@ -411,7 +412,7 @@ function M.sa(d, formula, opts)
     if i then
       if not by_e[cl.e] then by_e[cl.e] = {}; es[#es + 1] = cl.e end
       table.insert(by_e[cl.e], { i = i, n = cl.n })
-      if cl.e >= -k then att_w[#att_w + 1] = { i = i, n = cl.n } end
+      if cl.e >= 0 then att_w[#att_w + 1] = { i = i, n = cl.n } end
     else
       notes[#notes + 1] = string.format("cohort %s at event time %s dropped (collinear)", fmt(cl.g), fmt(cl.e))
     end
@@ -593,7 +594,9 @@ end
 --- Y(0) = a_i + b_t + x'beta fitted on the untreated rows (never treated, and
 --- t < g - anticipation), imputed for the treated; tau_it = Y - Y0hat is
 --- averaged overall ("ATT") and by event time (leads are the mean first-stage
---- residuals of treated units before treatment, did2s's pre-trend check).
+--- residuals of treated units before treatment, did2s's pre-trend check;
+--- with anticipation k, the periods g - k .. g - 1 are left out of the first
+--- stage and have their own event-time effects, outside the ATT).
 --- The point estimates are those of Gardner's two-stage regression; the
 --- covariance is did2s's: the GMM correction for the estimated first stage,
 --- clustered by unit (or opts.cluster), without a small-sample factor.
@@ -646,7 +649,7 @@ function M.imputation(d, formula, opts)
   for _, r in ipairs(imputable) do sample[#sample + 1] = r end
 
   -- Second-stage columns: the ATT (treated rows), then one per event time.
-  local cols, names = { function(r) return ev[r] ~= nil and ev[r] >= -k end }, { "ATT" }
+  local cols, names = { function(r) return ev[r] ~= nil and ev[r] >= 0 end }, { "ATT" }
   local es, seen = {}, {}
   for _, r in ipairs(sample) do
     local e = ev[r]
