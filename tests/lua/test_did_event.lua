@@ -15,7 +15,9 @@ local EXT = "../shared/data/external/"
 
 -- A balanced panel: units 1..N, periods 1..TT, cohorts[i] (0 = never), y =
 -- unit effect + period effect + effect(g, e) + noise(sd); x uncorrelated noise.
-local function panel(N, TT, cohort_of, effect, sd, seed, pre_trend)
+-- pre_trend: a linear trend of the treated units; first_e: the first event
+-- time with an effect (default 0; -1 for anticipation).
+local function panel(N, TT, cohort_of, effect, sd, seed, pre_trend, first_e)
   local r = sp.rng(seed)
   local id, t, g, y, x, tau = {}, {}, {}, {}, {}, {}
   local ufe = {}
@@ -24,7 +26,7 @@ local function panel(N, TT, cohort_of, effect, sd, seed, pre_trend)
     local gi = cohort_of(i)
     for s = 1, TT do
       local e = gi ~= 0 and s - gi or nil
-      local te = (e and e >= 0) and effect(gi, e) or 0
+      local te = (e and e >= (first_e or 0)) and effect(gi, e) or 0
       local trend = (pre_trend and gi ~= 0) and pre_trend * s or 0
       id[#id + 1], t[#t + 1], g[#g + 1] = i, s, gi
       x[#x + 1] = r:normal()
@@ -283,6 +285,35 @@ do
   local last = E.sa(d, "y ~ x", { cohort = "g", control = "last" })
   T.check(last.nobs < sa.nobs and math.abs(last.overall.att - sa.overall.att) < 1, "sa control = last runs",
     string.format("%d rows, att %.3f", last.nobs, last.overall.att))
+end
+
+-- ---- anticipation: effects from e = -1 ------------------------------------------------------
+
+do
+  local d = panel(200, 8, function(i) return i <= 70 and 4 or (i <= 140 and 6 or 0) end,
+    function(_, e) return 1 + 0.5 * e end, 1, 21, nil, -1)
+  local g, t, tau = d.g:totable(), d.t:totable(), d.tau:totable()
+  local s, n, cnt = 0, 0, {}
+  for i = 1, #g do
+    local e = g[i] ~= 0 and math.tointeger(t[i] - g[i]) or nil
+    if e and e >= 0 then s, n = s + tau[i], n + 1 end
+    if e then cnt[e] = (cnt[e] or 0) + 1 end
+  end
+  local im = E.imputation(d, "y ~ 1", { cohort = "g", anticipation = 1 })
+  local sa = E.sa(d, "y ~ 1", { cohort = "g", anticipation = 1 })
+  local num, den = 0, 0
+  for e, c in pairs(cnt) do
+    if e >= 0 then num, den = num + c * im:coef()["event::" .. e], den + c end
+  end
+  T.near(im.overall.att, num / den, 1e-10, "imputation anticipation: ATT = average of the effects at e >= 0")
+  for _, f in ipairs({ im, sa }) do
+    T.check(math.abs(f.overall.att - s / n) < 3 * f.overall.se, f.method .. " anticipation = 1: ATT within 3 se",
+      string.format("%.3f vs %.3f", f.overall.att, s / n))
+    T.check(math.abs(f:coef()["event::-1"] - 0.5) < 3 * f:se()["event::-1"], f.method .. ": the anticipation effect at e = -1")
+  end
+  local ref
+  for _, r in ipairs(sa.event_study) do if r.ref then ref = r.e end end
+  T.check(ref == -2, "sa anticipation = 1: reference period -2")
 end
 
 -- ---- event study: window, bins, pre-trend test, bands, plot ------------------------------
