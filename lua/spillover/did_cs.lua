@@ -276,8 +276,6 @@ function estimators.dr(dy, D, X, w)
   return eta_t - eta_c, inf
 end
 
-M.estimators = estimators
-
 -- ---- options -----------------------------------------------------------------------------
 
 local function choice(opts, key, allowed, default)
@@ -667,15 +665,15 @@ local function combined(S, cells, keep)
   return att, inf
 end
 
--- The plain average of estimates with influence functions (no estimated weights).
-local function average(parts)
+-- The plain average of n-unit estimates with influence functions (no
+-- estimated weights); a part without one (a reference cell) adds zeros.
+local function average(parts, n)
   local m = #parts
   local att, inf = 0, {}
   for _, p in ipairs(parts) do att = att + p.att / m end
-  local n = #parts[1].inf
   for i = 1, n do
     local s = 0
-    for _, p in ipairs(parts) do s = s + p.inf[i] end
+    for _, p in ipairs(parts) do if p.inf then s = s + p.inf[i] end end
     inf[i] = s / m
   end
   return att, inf
@@ -718,25 +716,19 @@ local function aggregate(self, kind, aopts)
         if ok[k] and c.group == g and c.post and c.time <= g + max_e then keep[#keep + 1] = k end
       end
       if #keep > 0 then
-        local att, inf = combined(S, cells, keep)
-        -- Within a cohort the weights are equal and known: no weight term.
-        local plain = {}
-        for i = 1, S.U.n do
-          local s = 0
-          for _, k in ipairs(keep) do if cells[k].inf then s = s + cells[k].inf[i] end end
-          plain[i] = s / #keep
-        end
+        -- Within a cohort the weights are equal and known: a plain average.
+        local sub = {}
+        for j, k in ipairs(keep) do sub[j] = cells[k] end
+        local att, inf = average(sub, S.U.n)
         rows[#rows + 1] = { group = g, att = att }
-        parts[#parts + 1] = { att = att, inf = plain, group = g }
+        parts[#parts + 1] = { att = att, inf = inf, group = g }
       end
     end
     if #parts == 0 then raise("did: aggregate: no post-treatment ATT(g,t) to aggregate") end
     -- Overall: cohort effects weighted by cohort size, with the weights' term.
-    local pseudo = {}
-    for k, p in ipairs(parts) do pseudo[k] = { group = p.group, att = p.att, inf = p.inf } end
     local all = {}
-    for k = 1, #pseudo do all[k] = k end
-    overall_att, overall_inf = combined(S, pseudo, all)
+    for k = 1, #parts do all[k] = k end
+    overall_att, overall_inf = combined(S, parts, all)
   elseif kind == "dynamic" then
     local tmin, tmax = periods[1], periods[#periods]
     local include = {}
@@ -764,7 +756,7 @@ local function aggregate(self, kind, aopts)
     local post = {}
     for _, p in ipairs(parts) do if p.e >= 0 then post[#post + 1] = p end end
     if #post == 0 then raise("did: aggregate: no event time >= 0 in the window") end
-    overall_att, overall_inf = average(post)
+    overall_att, overall_inf = average(post, S.U.n)
   else -- calendar
     local gmin = math.huge
     for k, c in ipairs(cells) do if ok[k] then gmin = math.min(gmin, c.group) end end
@@ -780,7 +772,7 @@ local function aggregate(self, kind, aopts)
       end
     end
     if #parts == 0 then raise("did: aggregate: no post-treatment ATT(g,t) to aggregate") end
-    overall_att, overall_inf = average(parts)
+    overall_att, overall_inf = average(parts, S.U.n)
   end
 
   local infs = {}
@@ -823,6 +815,29 @@ end
 
 -- ---- the fit -----------------------------------------------------------------------------
 
+--- did's pre-test of parallel trends: the Wald statistic of "every
+--- pre-treatment ATT(g,t) is 0" with the analytic covariance V (also when
+--- the fit has bootstrap draws, as did does), chi2 with one degree of
+--- freedom per cell.  Reference cells of a universal base period (0 by
+--- construction) are left out; nil without pre-treatment cells.
+local function pre_trend_test(cells, V)
+  local pre = {}
+  for k, c in ipairs(cells) do
+    if not c.post and not c.reference and c.att == c.att then pre[#pre + 1] = k end
+  end
+  if #pre == 0 then return nil end
+  local rows, a = {}, {}
+  for i, k in ipairs(pre) do
+    rows[i], a[i] = {}, { cells[k].att }
+    for j, l in ipairs(pre) do rows[i][j] = V[k][l] end
+  end
+  local ok, x = pcall(function() return core.matrix(rows):solve(core.matrix(a)) end)
+  if not ok then return nil end
+  local W = 0
+  for i = 1, #pre do W = W + a[i][1] * x:get(i, 1) end
+  return { statistic = W, df = #pre, pvalue = core.dist.pchisq(W, #pre, true) }
+end
+
 local function cell_name(c) return string.format("ATT(%s,%s)", fmt(c.group), fmt(c.time)) end
 
 --- Callaway & Sant'Anna ATT(g,t) (see the header and docs/estimators/did.md).
@@ -861,6 +876,7 @@ function M.cs(d, formula, opts)
       end
     end
   end
+  local pretest = pre_trend_test(cells, V)
   -- Bootstrap standard errors replace the analytic diagonal.
   if o.bootstrap > 0 then
     for k, c in ipairs(cells) do
@@ -880,7 +896,7 @@ function M.cs(d, formula, opts)
   local fit = fitmod.new {
     names = names, b = b, V = V, nobs = U.n * #U.periods, dist = "normal",
     estimator = "did", method = "cs", label = "Callaway & Sant'Anna (" .. o.est .. ")",
-    formula = formula, notes = notes, att_gt = att_rows, crit = crit,
+    formula = formula, notes = notes, att_gt = att_rows, crit = crit, pretest = pretest,
     stats = { n_units = U.n, n_periods = #U.periods, n_clusters = U.n_clusters or U.n, est = o.est,
       control = o.control, base = o.base, anticipation = antic, bootstrap = o.bootstrap, seed = o.seed },
     private = S,

@@ -177,6 +177,15 @@ do
   for k, r in ipairs(fny.att_gt) do
     near4(r.att, ny[k], string.format("cs dr | lpop, not yet treated ATT(%d,%d) = did manual", r.group, r.time))
   end
+  -- did's pre-test of parallel trends (Wald, analytic covariance) as printed by summary():
+  -- 0.16812 unconditional (README), 0.23267 | lpop and 0.23326 | lpop not yet treated (manual).
+  T.near(fits.dr.pretest.pvalue, 0.16812, 3e-5, "pre-test p-value, unconditional = did's 0.16812")
+  T.check(fits.dr.pretest.df == 5, "pre-test: 5 pre-treatment cells")
+  T.near(fit.pretest.pvalue, 0.23267, 3e-5, "pre-test p-value | lpop = did's 0.23267")
+  T.near(fny.pretest.pvalue, 0.23326, 3e-5, "pre-test p-value | lpop, not yet treated = did's 0.23326")
+  local pre = {}
+  for _, r in ipairs(fits.dr.att_gt) do if not r.post then pre[#pre + 1] = string.format("ATT(%d,%d)", r.group, r.time) end end
+  T.near(fits.dr:wald(pre).chi2, fits.dr.pretest.statistic, 1e-9, "fit:wald on the pre-treatment cells = the pre-test")
   -- ipw and reg differ from dr with a covariate, but only a little here.
   local fi = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", est = "ipw" })
   local fr = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", est = "reg" })
@@ -254,6 +263,7 @@ do
     if r.time >= r.group then same = same and math.abs(r.att - v[r.group .. "/" .. r.time]) < 1e-12 end
   end
   T.check(ref == 3 and same, "universal base: ATT(g, g-1) = 0 (no se); post cells as with a varying base")
+  T.near(fu.pretest.pvalue, fits.dr.pretest.pvalue, 1e-9, "universal base: the same pre-test")
   -- Pre-period cells compare t with g - 1: ATT(2006,2004) = DID of 2004 vs 2005.
   T.near(fu.att_gt[7].att, -fits.dr.att_gt[6].att, 1e-12, "universal base: ATT(2006,2004) = -(varying ATT(2006,2005))")
 end
@@ -395,6 +405,7 @@ do
   T.check(b1.crit > 2.3 and b1.crit < 3.2 and b1.att_gt[1].uhi - b1.att_gt[1].ulo > b1.att_gt[1].hi - b1.att_gt[1].lo,
     "bootstrap: a sup-t critical value above 1.96 widens the uniform band", tostring(b1.crit))
   T.check(f0.crit == nil and f0.att_gt[1].ulo == nil, "analytic SEs: no uniform band")
+  T.check(b1.pretest.pvalue == f0.pretest.pvalue, "the pre-test uses the analytic covariance, as did's")
   local dyn1, dyn2 = b1:aggregate("dynamic"), b2:aggregate("dynamic")
   T.check(dyn1.crit == dyn2.crit and dyn1.rows[3].se == dyn2.rows[3].se and dyn1.rows[3].ulo ~= nil,
     "bootstrap aggregation: reproducible, with uniform bands")
