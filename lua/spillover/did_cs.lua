@@ -48,7 +48,8 @@ local function inverse(A)
       ibig = math.max(ibig, math.abs(out[i][j]))
     end
   end
-  if not (big * ibig < 1 / 2.220446049250313e-16) or ibig ~= ibig then return nil end
+  local cond = big * ibig   -- NaN when the inverse is
+  if cond ~= cond or cond >= 1 / 2.220446049250313e-16 then return nil end
   return out
 end
 
@@ -373,15 +374,15 @@ local function sample(P, o, d)
   local recode
   if n_never == 0 then
     if o.control == "never" then
-      fail("there are no never-treated units (cohort 0 or missing in '" .. P.cohort .. "'); use control = \"notyet\" " ..
-        "to compare with units not yet treated")
+      fail("there are no never-treated units (cohort 0 or missing in '" .. P.cohort .. "'); " ..
+        "use control = \"notyet\" to compare with units not yet treated")
     end
     local gmax = 0
     for _, u in ipairs(units) do gmax = math.max(gmax, u.cohort) end
     while T_used > 0 and periods[T_used] >= gmax - antic do T_used = T_used - 1 end
     recode = gmax
-    notes[#notes + 1] = string.format("no never-treated units: the last cohort %s serves as the comparison group and " ..
-      "the periods from %s on are dropped (as R's did does)", fmt(gmax), fmt(gmax - antic))
+    notes[#notes + 1] = string.format("no never-treated units: the last cohort %s serves as the comparison " ..
+      "group and the periods from %s on are dropped (as R's did does)", fmt(gmax), fmt(gmax - antic))
   end
   if #units == 0 then fail("no units left to estimate with") end
   -- Per unit: cohort, weight, outcome and covariates by period position.
@@ -405,7 +406,7 @@ local function sample(P, o, d)
     end
     U.Y[i], U.X[i] = Yi, Xi
   end
-  if not (wsum > 0) then fail("the sampling weights sum to zero") end
+  if wsum <= 0 then fail("the sampling weights sum to zero") end
   -- did's weightsname convention: weights normalised to mean 1.
   for i = 1, n do U.w[i] = U.w[i] * n / wsum end
   local seen, cohorts = {}, {}
@@ -415,7 +416,9 @@ local function sample(P, o, d)
   end
   table.sort(cohorts)
   U.cohorts = cohorts
-  if #cohorts == 0 then fail("no treated cohort left to estimate (see the notes: " .. table.concat(notes, "; ") .. ")") end
+  if #cohorts == 0 then
+    fail("no treated cohort left to estimate (see the notes: " .. table.concat(notes, "; ") .. ")")
+  end
   -- The cluster of each unit (did's clustervars): constant within a unit.
   if o.cluster and o.cluster ~= P.entity then
     local names = {}
@@ -700,7 +703,7 @@ local function aggregate(self, kind, aopts)
   local ok = {}
   for k, c in ipairs(cells) do ok[k] = c.att == c.att end
   local periods = S.U.periods
-  local rows, parts, overall_att, overall_inf = {}, {}, nil, nil
+  local rows, parts, overall_att, overall_inf = {}, {}
 
   if kind == "simple" then
     local keep = {}

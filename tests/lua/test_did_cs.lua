@@ -8,6 +8,12 @@ local sp = require "spillover"
 local C = require "spillover.did_common"
 
 local MPDTA = "tests/reference/data/mpdta_county_teen_employment.csv"
+-- Whether one of the notes matches the pattern.
+local function has_note(notes, pattern)
+  for _, n in ipairs(notes) do if n:find(pattern) then return true end end
+  return false
+end
+
 local function mpdta()
   local d = sp.read_csv(MPDTA)
   d:panel { entity = "countyreal", time = "year" }
@@ -88,8 +94,7 @@ do
   y[7] = 0 / 0
   d1.g4, d1.lemp = g4, y
   local P = C.prepare(d1, "lemp ~ 1", { cohort = "g4" }, "did")
-  local found = false
-  for _, n in ipairs(P.notes) do found = found or n:find("cohort 2005 has one unit") ~= nil end
+  local found = has_note(P.notes, "cohort 2005 has one unit")
   T.check(found and P.cohort_size[2005] == 1, "prepare: a one-unit cohort gives a note")
   T.check(not P.balanced and P.units[2].rows[2] == nil, "prepare: a missing outcome is an unobserved period")
 end
@@ -126,7 +131,8 @@ for _, est in ipairs({ "dr", "ipw", "reg" }) do
     near4(a[k], README_ATT[k], string.format("cs %s unconditional ATT(%d,%d) = README", est, r.group, r.time))
   end
 end
-T.check(fits.dr.att_gt[5].group == 2006 and fits.dr.att_gt[5].time == 2004 and math.type(fits.dr.att_gt[5].time) == "integer",
+local r5 = fits.dr.att_gt[5]
+T.check(r5.group == 2006 and r5.time == 2004 and math.type(r5.time) == "integer",
   "att_gt rows in did's order, integer group and time")
 
 -- Identity: without covariates dr = ipw = reg = the 2x2 DID of means, to 1e-12.
@@ -184,7 +190,9 @@ do
   T.near(fit.pretest.pvalue, 0.23267, 3e-5, "pre-test p-value | lpop = did's 0.23267")
   T.near(fny.pretest.pvalue, 0.23326, 3e-5, "pre-test p-value | lpop, not yet treated = did's 0.23326")
   local pre = {}
-  for _, r in ipairs(fits.dr.att_gt) do if not r.post then pre[#pre + 1] = string.format("ATT(%d,%d)", r.group, r.time) end end
+  for _, r in ipairs(fits.dr.att_gt) do
+    if not r.post then pre[#pre + 1] = string.format("ATT(%d,%d)", r.group, r.time) end
+  end
   T.near(fits.dr:wald(pre).chi2, fits.dr.pretest.statistic, 1e-9, "fit:wald on the pre-treatment cells = the pre-test")
   -- ipw and reg differ from dr with a covariate, but only a little here.
   local fi = cs.cs(d, "lemp ~ lpop", { cohort = "first.treat", est = "ipw" })
@@ -271,8 +279,7 @@ end
 -- Anticipation: the base period moves back; a cohort without a period before g - k is dropped with a note.
 do
   local fa = cs.cs(d, "lemp ~ 1", { cohort = "first.treat", anticipation = 1 })
-  local found = false
-  for _, n in ipairs(fa.notes) do found = found or n:find("cohort 2004 %(20 units%) was dropped") ~= nil end
+  local found = has_note(fa.notes, "cohort 2004 %(20 units%) was dropped")
   T.check(found and fa.att_gt[1].group == 2006, "anticipation = 1: cohort 2004 dropped with a note")
   -- Post-period ATT(2006,2006) compares 2006 with 2004 (= g - 1 - 1).
   local base = nil
@@ -315,7 +322,8 @@ do
     local fit = cs.cs(sim, "y ~ x", { cohort = "g", est = est })
     local worst = 0
     for _, r in ipairs(fit.att_gt) do worst = math.max(worst, math.abs(r.att - truth(r.group, r.time)) / r.se) end
-    T.check(#fit.att_gt == 14 and worst < 3, "simulated panel, " .. est .. " | x: every ATT(g,t) within 3 SE of the truth",
+    T.check(#fit.att_gt == 14 and worst < 3,
+      "simulated panel, " .. est .. " | x: every ATT(g,t) within 3 SE of the truth",
       string.format("worst |z| = %.2f", worst))
   end
   -- Without the covariate the trends differ by cohort: the pre-period cells reject.
@@ -445,8 +453,7 @@ do
     { cohort = "first.treat" })
   -- With not-yet-treated controls, did's rule: the last cohort is the comparison group, later periods go.
   local fny = cs.cs(dn, "lemp ~ 1", { cohort = "first.treat", control = "notyet" })
-  local note = false
-  for _, n in ipairs(fny.notes) do note = note or n:find("the last cohort 2007 serves as the comparison group") ~= nil end
+  local note = has_note(fny.notes, "the last cohort 2007 serves as the comparison group")
   T.check(note and #fny.att_gt == 6 and fny.att_gt[6].time == 2006,
     "no never-treated, not yet treated: cohort 2007 compares, periods from 2007 on dropped")
   -- A cohort treated in the first period is dropped with a note.
@@ -455,8 +462,7 @@ do
   for r = 1, 10 do g[r] = 2003 end
   df.g = g
   local ff = cs.cs(df, "lemp ~ 1", { cohort = "g" })
-  local dropped = false
-  for _, n in ipairs(ff.notes) do dropped = dropped or n:find("cohort 2003 %(2 units%) was dropped: it is treated in the first period 2003") ~= nil end
+  local dropped = has_note(ff.notes, "cohort 2003 %(2 units%) was dropped: it is treated in the first period 2003")
   T.check(dropped and ff.att_gt[1].group == 2004, "a cohort treated in the first period: dropped with a note")
   -- A cohort with one unit: estimated, with a note.
   local d1 = mpdta()
@@ -464,22 +470,21 @@ do
   for r = 1, 5 do g1[r] = 2005 end
   d1.g1 = g1
   local f1 = cs.cs(d1, "lemp ~ 1", { cohort = "g1" })
-  local one = false
-  for _, n in ipairs(f1.notes) do one = one or n:find("cohort 2005 has one unit") ~= nil end
+  local one = has_note(f1.notes, "cohort 2005 has one unit")
   T.check(one and f1.att_gt[5].group == 2005, "a one-unit cohort: estimated, with a note")
   -- Unbalanced panels: units missing a period are dropped with a note; unbalanced = true is refused.
   local du = d0:filter(function(row) return not (row.countyreal == 8001 and row.year == 2005) end)
   du:panel { entity = "countyreal", time = "year" }
   local fu = cs.cs(du, "lemp ~ 1", { cohort = "first.treat" })
-  local unb = false
-  for _, n in ipairs(fu.notes) do unb = unb or n:find("1 units not observed in every period") ~= nil end
+  local unb = has_note(fu.notes, "1 units not observed in every period")
   T.check(unb and fu.stats.n_units == 499, "unbalanced panel: the incomplete unit is dropped with a note")
   T.checkerr("did: option unbalanced = true is not implemented", cs.cs, du, "lemp ~ 1",
     { cohort = "first.treat", unbalanced = true })
   -- Options.
   T.checkerr("did: option 'est' must be one of \"dr\", \"ipw\", \"reg\", got \"or\"", cs.cs, d0, "lemp ~ 1",
     { cohort = "first.treat", est = "or" })
-  T.checkerr("did: option 'control' must be one of", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", control = "nevertreated" })
+  T.checkerr("did: option 'control' must be one of", cs.cs, d0, "lemp ~ 1",
+    { cohort = "first.treat", control = "nevertreated" })
   T.checkerr("did: option 'base' must be one of", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", base = "fixed" })
   T.checkerr("did: option 'bootstrap' must be 0", cs.cs, d0, "lemp ~ 1", { cohort = "first.treat", bootstrap = 5 })
   T.checkerr("did: unknown option 'cohrt'.*did you mean 'cohort'", cs.cs, d0, "lemp ~ 1", { cohrt = "first.treat" })
@@ -490,7 +495,8 @@ do
   local d0 = mpdta()
   local f = did.did(d0, "lemp ~ 1 | countyreal + year", { cohort = "first.treat" })
   T.check(f.method == "cs" and #f.att_gt == 12 and f.overall.att == fits.dr.overall.att, "did.did: cs is the default")
-  T.checkerr("did: option 'method' must be one of \"cs\", \"sa\", \"imputation\", \"twfe\", got \"cx\"; did you mean \"cs\"",
+  T.checkerr("did: option 'method' must be one of \"cs\", \"sa\", \"imputation\", \"twfe\", got \"cx\"; "
+    .. "did you mean \"cs\"",
     did.did, d0, "lemp ~ 1", { cohort = "first.treat", method = "cx" })
   T.checkerr("did: expected an options table", did.did, d0, "lemp ~ 1", "first.treat")
   -- The other methods come from spillover.did_event, loaded only when asked for.
