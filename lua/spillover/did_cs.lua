@@ -296,10 +296,10 @@ local function parse_options(opts)
     control = choice(opts, "control", { "never", "notyet" }, "never"),
     base = choice(opts, "base", { "varying", "universal" }, "varying"),
   }
-  if opts.unbalanced then
-    fail("option unbalanced = true is not implemented for method \"cs\": units missing a period are dropped " ..
-      "(R did's allow_unbalanced_panel = FALSE); fill or drop the incomplete units to keep control over the sample")
+  if opts.unbalanced ~= nil and type(opts.unbalanced) ~= "boolean" then
+    fail("option 'unbalanced' must be true or false, got " .. tostring(opts.unbalanced))
   end
+  o.unbalanced = opts.unbalanced == true
   local B = opts.bootstrap or 0
   if math.type(B) ~= "integer" or B < 0 or (B > 0 and B < 10) then
     fail("option 'bootstrap' must be 0 (analytic standard errors) or a number of draws >= 10, got " .. tostring(B))
@@ -323,7 +323,9 @@ end
 -- ---- the sample --------------------------------------------------------------------------
 
 -- The units that enter the estimation, with the cohorts did can estimate:
--- units missing a period are dropped (balanced panel), cohorts treated in
+-- units missing a period are dropped (balanced panel; with unbalanced =
+-- true they stay, and each ATT(g,t) uses those observed in both of its
+-- periods), cohorts treated in
 -- the first period (or without a period before g - anticipation) are
 -- dropped, and with not-yet-treated controls and no never-treated units the
 -- periods from the last cohort's start on are dropped and that cohort
@@ -337,11 +339,14 @@ local function sample(P, o, d)
   for _, u in ipairs(P.units) do
     local full = true
     for p = 1, T do if u.rows[p] == nil then full = false; break end end
-    if full then units[#units + 1] = u else dropped = dropped + 1 end
+    if full or o.unbalanced then units[#units + 1] = u else dropped = dropped + 1 end
   end
   if dropped > 0 then
     notes[#notes + 1] = string.format("%d units not observed in every period (with a complete outcome and " ..
-      "covariates) were dropped: cs uses a balanced panel", dropped)
+      "covariates) were dropped: cs uses a balanced panel unless unbalanced = true", dropped)
+  end
+  if o.unbalanced and not P.balanced then
+    notes[#notes + 1] = "unbalanced panel: each ATT(g,t) uses the units observed in both of its periods"
   end
   local antic = P.anticipation
   local cohort = {}
@@ -399,10 +404,12 @@ local function sample(P, o, d)
     local Yi, Xi = {}, {}
     for p = 1, T_used do
       local r = u.rows[p]
-      Yi[p] = P.Y[r]
-      local x = { 1 }
-      for j, v in ipairs(P.X[r]) do x[j + 1] = v end
-      Xi[p] = x
+      if r then
+        Yi[p] = P.Y[r]
+        local x = { 1 }
+        for j, v in ipairs(P.X[r]) do x[j + 1] = v end
+        Xi[p] = x
+      end
     end
     U.Y[i], U.X[i] = Yi, Xi
   end
@@ -491,7 +498,8 @@ local function att_gt(U, o, antic, notes)
           local control
           if o.control == "never" then control = gi == 0
           else control = gi == 0 or (gi ~= g and gi > tc + antic) end
-          if treated or control then
+          -- (Only units observed in both periods: all of them in a balanced panel.)
+          if (treated or control) and U.Y[i][c] and U.Y[i][base] then
             local k = #idx + 1
             idx[k] = i
             dy[k] = U.Y[i][c] - U.Y[i][base]

@@ -478,8 +478,37 @@ do
   local fu = cs.cs(du, "lemp ~ 1", { cohort = "first.treat" })
   local unb = has_note(fu.notes, "1 units not observed in every period")
   T.check(unb and fu.stats.n_units == 499, "unbalanced panel: the incomplete unit is dropped with a note")
-  T.checkerr("did: option unbalanced = true is not implemented", cs.cs, du, "lemp ~ 1",
-    { cohort = "first.treat", unbalanced = true })
+  -- unbalanced = true keeps every unit; each ATT(g,t) uses the units observed in both of its periods.
+  local fb = cs.cs(d0, "lemp ~ lpop", { cohort = "first.treat", unbalanced = true })
+  local fl = cs.cs(d0, "lemp ~ lpop", { cohort = "first.treat" })
+  local same = true
+  for k, r in ipairs(fb.att_gt) do same = same and r.att == fl.att_gt[k].att and r.se == fl.att_gt[k].se end
+  T.check(same, "unbalanced = true on a balanced panel: the balanced estimates")
+  local fk = cs.cs(du, "lemp ~ 1", { cohort = "first.treat", unbalanced = true })
+  T.check(fk.stats.n_units == 500 and has_note(fk.notes, "each ATT%(g,t%) uses the units observed in both"),
+    "unbalanced = true: all 500 units kept, with a note")
+  -- ATT(2007,2006) compares 2006 with 2005, which county 8001 (cohort 2007) lacks: the DID of means without it.
+  local y, gu, yr, id = du.lemp:totable(), du["first.treat"]:totable(), du.year:totable(), du.countyreal:totable()
+  local Y = {}
+  for r = 1, #y do Y[id[r]] = Y[id[r]] or { g = gu[r] }; Y[id[r]][yr[r]] = y[r] end
+  local function did_means(gg, t, b)
+    local st, nt, sc, nc = 0, 0, 0, 0
+    for _, u in pairs(Y) do
+      if u[t] and u[b] then
+        if u.g == gg then st, nt = st + u[t] - u[b], nt + 1
+        elseif u.g == 0 then sc, nc = sc + u[t] - u[b], nc + 1 end
+      end
+    end
+    return st / nt - sc / nc, nt
+  end
+  local a11, n11 = did_means(2007, 2006, 2005)
+  local a12, n12 = did_means(2007, 2007, 2006)
+  T.check(n11 == 130 and n12 == 131, "test setup: cohort 2007 has 130 units observed in 2005-2006, 131 in 2006-2007")
+  T.near(fk.att_gt[11].att, a11, 1e-12, "unbalanced = true: ATT(2007,2006) over the units observed in 2005 and 2006")
+  T.near(fk.att_gt[12].att, a12, 1e-12, "unbalanced = true: ATT(2007,2007) keeps county 8001 (observed in 2006, 2007)")
+  T.check(fk.att_gt[12].att ~= fu.att_gt[12].att, "unbalanced = true differs from dropping the unit")
+  T.checkerr("did: option 'unbalanced' must be true or false", cs.cs, du, "lemp ~ 1",
+    { cohort = "first.treat", unbalanced = 1 })
   -- Options.
   T.checkerr("did: option 'est' must be one of \"dr\", \"ipw\", \"reg\", got \"or\"", cs.cs, d0, "lemp ~ 1",
     { cohort = "first.treat", est = "or" })
@@ -501,6 +530,21 @@ do
   T.checkerr("did: expected an options table", did.did, d0, "lemp ~ 1", "first.treat")
   -- The other methods come from spillover.did_event, loaded only when asked for.
   T.check(package.loaded["spillover.did_event"] == nil, "did.did(cs) does not load spillover.did_event")
+  -- sa, imputation and twfe go to spillover.did_event's function of that name, with the call's arguments
+  -- (a stand-in module here, so this test does not depend on did_event's state).
+  local calls = {}
+  local stub = {}
+  for _, m in ipairs({ "sa", "imputation", "twfe" }) do
+    stub[m] = function(dd, f, o) calls[#calls + 1] = { m, dd, f, o.cohort }; return m end
+  end
+  package.loaded["spillover.did_event"] = stub
+  local got = {}
+  for _, m in ipairs({ "sa", "imputation", "twfe" }) do
+    got[#got + 1] = did.did(d0, "lemp ~ 1", { cohort = "first.treat", method = m })
+  end
+  package.loaded["spillover.did_event"] = nil
+  T.check(table.concat(got, ",") == "sa,imputation,twfe" and calls[2][2] == d0 and calls[2][3] == "lemp ~ 1"
+    and calls[3][4] == "first.treat", "did.did dispatches sa, imputation, twfe to spillover.did_event")
 end
 
 T.done()
