@@ -535,7 +535,7 @@ do
   local calls = {}
   local stub = {}
   for _, m in ipairs({ "sa", "imputation", "twfe" }) do
-    stub[m] = function(dd, f, o) calls[#calls + 1] = { m, dd, f, o.cohort }; return m end
+    stub[m] = function(dd, fo, o) calls[#calls + 1] = { m, dd, fo, o.cohort }; return m end
   end
   package.loaded["spillover.did_event"] = stub
   local got = {}
