@@ -373,38 +373,48 @@ function M.run(spec)
     end
   end
 
-  -- Per unit and period.
+  local method = spec.bootstrap and spec.bootstrap > 0 and "cluster bootstrap" or (ndraws > 0 and "parameter draws" or "none")
+  return M.summarise(spec, p0, p1, shocked, draws, ndraws, level, method)
+end
+
+--- The result of an experiment from its per-row predictions: p0, p1 (n x 1
+--- matrices or arrays: baseline and scenario), touched[i] (the rows the
+--- experiment changes), draws[r] (the effect per row under draw r, n x 1
+--- matrices or arrays), per unit and period and aggregated by spec.groups and
+--- by entity.  Shared by every kind of experiment (shocks, roll-outs).
+function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method)
+  local d0 = spec.data
+  local n = d0:nrow()
+  local function at(v, i) return type(v) == "table" and v[i] or v:get(i, 1) end
   local ent = spec.entity and d0[spec.entity]
   local tim = spec.time and d0[spec.time]
   local gcols = {}
   for _, g in ipairs(spec.groups or {}) do gcols[#gcols + 1] = { name = g, col = d0[g] } end
   local units = {}
   for i = 1, n do
-    local b0, b1 = p0[i], p1[i]
+    local b0, b1 = at(p0, i), at(p1, i)
     local u = {
-      row = i, baseline = b0, scenario = b1, effect = b1 - b0, shocked = shocked[i],
-      entity = ent and key_of(type(ent) == "table" and ent[i] or ent:get(i, 1)) or nil,
-      period = tim and (type(tim) == "table" and tim[i] or tim:get(i, 1)) or nil,
+      row = i, baseline = b0, scenario = b1, effect = b1 - b0, shocked = touched[i],
+      entity = ent and key_of(at(ent, i)) or nil,
+      period = tim and at(tim, i) or nil,
     }
     u.period_key = u.period and key_of(u.period) or "all"
     u.pct = b0 ~= 0 and 100 * u.effect / math.abs(b0) or 0 / 0
     u.groups = { "all" }
     for _, g in ipairs(gcols) do
-      local v = type(g.col) == "table" and g.col[i] or g.col:get(i, 1)
-      u.groups[#u.groups + 1] = g.name .. "=" .. tostring(key_of(v))
+      u.groups[#u.groups + 1] = g.name .. "=" .. tostring(key_of(at(g.col, i)))
     end
     if ndraws > 0 then
       local vals = {}
-      for r = 1, ndraws do vals[r] = draws[r][i] end
+      for r = 1, ndraws do vals[r] = at(draws[r], i) end
       u.lo, u.hi = interval(vals, level)
     end
     units[#units + 1] = u
   end
-  local draw_of = function(u, r) return draws[r][u.row] end
+  local draw_of = function(u, r) return at(draws[r], u.row) end
   local groups = aggregate(function(u) return u.groups end, units, level, ndraws, draw_of)
   local entities = ent and aggregate(function(u) return { u.entity } end, units, level, ndraws, draw_of) or nil
-  return { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level,
-    method = spec.bootstrap and spec.bootstrap > 0 and "cluster bootstrap" or (ndraws > 0 and "parameter draws" or "none") }
+  return { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level, method = method }
 end
 
 return M

@@ -121,11 +121,14 @@ capabilities = function(self)
     draw = pick("draw", finite),
     dynamic = dynamic or nil,
     spatial = pick("spatial", false),
+    -- roll-out experiments (spillover.rollout): dynamic treatment effects
+    rollout = pick("rollout", type(rawget(self, "dynamic_effects")) == "function" and
+      type(rawget(self, "cohort")) == "string"),
   }
 end
 
 local CAPABILITY_NAMES = { predict = true, predict_matrix = true, refit = true, draw = true, dynamic = true,
-  spatial = true }
+  spatial = true, rollout = true }
 
 local function check_capabilities(c)
   if c == nil then return nil end

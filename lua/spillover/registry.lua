@@ -28,7 +28,7 @@ local M = {}
 local entries = {}
 local BUILTIN = "spillover"
 
-local CAPABILITIES = { predict = true, predict_matrix = true, refit = true, draw = true, spatial = true }
+local CAPABILITIES = { predict = true, predict_matrix = true, refit = true, draw = true, spatial = true, rollout = true }
 local MODEL_KEYS = { vcov = true, compat = true, weights = true }
 
 local function sorted(set)

@@ -131,9 +131,10 @@ local function groups_markdown(name, r)
     "",
     string.format("Model: %s. Intervals: %s (%d draws, %g%% level).", r.model, r.method, r.ndraws, 100 * r.level),
     "",
-    "| group | period | n | sum | interval | mean | % of baseline |",
-    "|---|---|---:|---:|---|---:|---:|",
   }
+  for _, n in ipairs(r.notes or {}) do lines[#lines + 1] = "Note: " .. n .. "\n" end
+  lines[#lines + 1] = "| group | period | n | sum | interval | mean | % of baseline |"
+  lines[#lines + 1] = "|---|---|---:|---:|---|---:|---:|"
   for _, x in ipairs(group_rows(r)) do
     local ci = x.sum_lo and string.format("[%s, %s]", fmt(x.sum_lo), fmt(x.sum_hi)) or ""
     lines[#lines + 1] = string.format("| %s | %s | %d | %s | %s | %s | %s |", x.group, x.period, x.n, fmt(x.sum), ci,
@@ -400,7 +401,8 @@ function M.write(s, results, opts)
     end
     for name, r in pairs(results.experiments) do
       res.experiments[name] = { model = r.model, method = r.method, draws = r.ndraws, level = r.level,
-        units = unit_records(r), groups = plain(r.groups), entities = plain(r.entities) }
+        units = unit_records(r), groups = plain(r.groups), entities = plain(r.entities),
+        notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout) }
     end
     write_file(tmp .. "/results.json", json.encode(res, { indent = "  " }) .. "\n")
     logf("results.json written")

@@ -109,6 +109,8 @@ local schema = { type = "map", fields = {
     model = { type = "string", required = true },
     shock = shock_schema,
     shocks = { type = "list", items = shock_schema },
+    -- a policy-evaluation fit's treatment extended to more units (spillover.rollout)
+    rollout = { type = "map", fields = { where = STR, from = { type = "number", required = true } } },
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
@@ -379,6 +381,10 @@ function M.serve_problem(who, caps, e)
     return who .. " cannot be refitted on resampled data, so 'bootstrap' is not available" ..
       (caps.draw ~= false and "; use 'draws' (parameter draws) for intervals" or ""), "bootstrap"
   end
+  if e.rollout and caps.rollout ~= true then
+    return who .. " has no dynamic treatment effects, so 'rollout' is not available (it needs a " ..
+      "difference-in-differences or event-study fit)", "rollout"
+  end
   if e.draws and e.draws > 0 and caps.draw == false then
     return who .. " has no usable covariance to draw parameters from, so 'draws' is not available" ..
       (caps.refit ~= false and "; use 'bootstrap'" or ""), "draws"
@@ -545,8 +551,27 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, path .. ".model", "model '" .. e.model .. "' is estimated by group ('by'); " ..
         "experiments need a single model")
     end
-    if e.shock == nil and e.shocks == nil then
-      errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one) or 'shocks' (a list)")
+    local kinds = (e.shock ~= nil and 1 or 0) + (e.shocks ~= nil and 1 or 0) + (e.rollout ~= nil and 1 or 0)
+    if kinds == 0 then
+      errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one), 'shocks' (a list) or 'rollout'")
+    elseif kinds > 1 then
+      errs[#errs + 1] = located(s, path, "give one of 'shock', 'shocks' and 'rollout'")
+    end
+    if e.rollout then
+      local rpath = path .. ".rollout"
+      if not (spec.data.entity and spec.data.time) then
+        errs[#errs + 1] = located(s, rpath, "a roll-out treats units from a period: give data.entity and data.time")
+      end
+      if e.bootstrap then
+        errs[#errs + 1] = located(s, path .. ".bootstrap", "a roll-out's intervals come from parameter draws; use 'draws'")
+      end
+      local where_msg = e.rollout.where and where_problem(e.rollout.where, known_var, known)
+      if where_msg then
+        errs[#errs + 1] = located(s, rpath .. ".where", where_msg)
+      elseif e.rollout.where then
+        local ok, mask, _, why = pcall(cf.shock_rows, d, { where = e.rollout.where }, spec.data.time)
+        if ok and not mask then errs[#errs + 1] = located(s, rpath .. ".where", "the roll-out selects no row: " .. why) end
+      end
     end
     if e.draws and e.bootstrap then
       errs[#errs + 1] = located(s, path, "give 'draws' or 'bootstrap', not both")
@@ -565,6 +590,7 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, path .. ".shocks", "the list is empty; give at least one shock")
     end
     local shocks = e.shocks or { e.shock }
+    if e.rollout then shocks = {} end
     for i, sh in ipairs(shocks) do
       local spath = e.shocks and (path .. ".shocks[" .. i .. "]") or (path .. ".shock")
       for _, v in ipairs(as_list(sh.variable)) do

@@ -132,14 +132,20 @@ function M.execute(s, opts)
     local f = fit_of(e.model)
     local msg, key = check.serve_problem("model '" .. e.model .. "'", f.capabilities or {}, e)
     if msg then fail(s, "experiments." .. k .. "." .. key, msg, true) end
-    local ok, r = pcall(cf.run, {
+    local run_spec = {
       data = d, fit = f, shocks = e.shocks or { e.shock },
       derive = function(frame) derive(frame, false) end,
       entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
       draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
       progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
-    })
-    if not ok then fail(s, "experiments." .. k, tostring(r)) end
+    }
+    local run = cf.run
+    if e.rollout then
+      run_spec.where, run_spec.from = e.rollout.where, e.rollout.from
+      run = require("spillover.rollout").run
+    end
+    local ok, r = pcall(run, run_spec)
+    if not ok then fail(s, "experiments." .. k, util.message(r)) end
     r.model = e.model
     results.experiments[k] = r
     timings["experiment " .. k] = now() - t1

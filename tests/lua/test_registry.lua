@@ -29,7 +29,7 @@ T.checkerr("register_estimator: 'ols' is a built%-in estimator", sp.register_est
 T.checkerr("register_estimator: 'mediation' is a built%-in estimator", sp.register_estimator,
   { name = "mediation", fit = print })
 T.checkerr("register_estimator: capabilities: unknown capability 'bootstrap' %(expected one of draw, predict, " ..
-  "predict_matrix, refit, spatial%)", sp.register_estimator, { name = "x1", fit = print, capabilities = { bootstrap = true } })
+  "predict_matrix, refit, rollout, spatial%)", sp.register_estimator, { name = "x1", fit = print, capabilities = { bootstrap = true } })
 T.checkerr("register_estimator: capabilities.refit must be true or false", sp.register_estimator,
   { name = "x1", fit = print, capabilities = { refit = 1 } })
 T.checkerr("register_estimator: options.lambda must be a schema", sp.register_estimator,
@@ -118,6 +118,16 @@ check_error("sdm_vcov.yaml:%d+:%d+: models%.m%.vcov: estimator 'sdm' does not us
   "    vcov: hessian\n"))
 check_error("re_w.yaml:%d+:%d+: models%.m%.weights: estimator 're' does not use 'weights' %(it uses: vcov, compat%)",
   model("re_w", "    estimator: re\n    formula: lnpat ~ lndf\n    weights: urbanization\n"))
+-- roll-outs need a fit with dynamic treatment effects, one kind of experiment at a time
+local ro = "    rollout: {where: \"region_nbs == 'West'\", from: 2018}\n"
+check_error("ro_ols.yaml:%d+:%d+: experiments%.west%.rollout: model 'm' %(estimator 'ols'%) has no dynamic treatment " ..
+  "effects, so 'rollout' is not available", variant("ro_ols",
+  "    shock: {variable: digital_finance, where: \"region_nbs == 'West'\", from: 2020, change: \"+20%\"}\n", ro))
+check_error("ro_two.yaml:%d+:%d+: experiments%.west: give one of 'shock', 'shocks' and 'rollout'",
+  variant("ro_two", "    draws: 20\n", "    draws: 20\n" .. ro))
+check_error("ro_where.yaml:%d+:%d+: experiments%.west%.rollout%.where: the roll%-out selects no row", variant("ro_where",
+  "    shock: {variable: digital_finance, where: \"region_nbs == 'West'\", from: 2020, change: \"+20%\"}\n",
+  "    rollout: {where: \"region_nbs == 'Wst'\", from: 2018}\n"))
 -- a vcov kind the estimator does not take (between has one row per entity)
 check_error("be_cl.yaml:%d+:%d+: models%.m%.vcov: estimator 'between' does not take vcov 'cluster' %(it takes: " ..
   "classic, iid, hc0, hc1, hc2, hc3%)", model("be_cl", "    estimator: between\n    formula: lnpat ~ lndf\n" ..
