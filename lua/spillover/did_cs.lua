@@ -206,7 +206,7 @@ local estimators = {}
 function estimators.reg(dy, D, X, w)
   local n = #dy
   local out, XpXinv, f0 = outcome_regression(X, dy, D, w)
-  if not out then return nil, "the comparison units' regression is singular" end
+  if not out then return nil, "the comparison units' regression is singular (collinear or constant covariates?)" end
   local wt = {}
   for i = 1, n do wt[i] = w[i] * D[i] end
   local mwt = mean(wt)
@@ -227,13 +227,13 @@ end
 function estimators.ipw(dy, D, X, w)
   local n = #dy
   local p, wt, wc, W = propensity(X, D, w)
-  if not p then return nil, "the propensity score logit is singular" end
+  if not p then return nil, "the propensity score logit is singular (collinear or constant covariates?)" end
   local mwt, mwc = mean(wt), mean(wc)
   local st, sc = 0, 0
   for i = 1, n do st = st + wt[i] * dy[i]; sc = sc + wc[i] * dy[i] end
   local eta_t, eta_c = st / n / mwt, sc / n / mwc
   local Hinv = weighted_crossprod_inverse(X, W, n)
-  if not Hinv then return nil, "the propensity score design is singular" end
+  if not Hinv then return nil, "the propensity score design is singular (collinear or constant covariates?)" end
   local f2 = {}
   for i = 1, n do f2[i] = wc[i] * (dy[i] - eta_c) end
   local v2 = projector(Hinv, col_means(X, f2))
@@ -248,11 +248,11 @@ end
 function estimators.dr(dy, D, X, w)
   local n = #dy
   local p, wt, wc, W = propensity(X, D, w)
-  if not p then return nil, "the propensity score logit is singular" end
+  if not p then return nil, "the propensity score logit is singular (collinear or constant covariates?)" end
   local out, XpXinv, f0 = outcome_regression(X, dy, D, w)
-  if not out then return nil, "the comparison units' regression is singular" end
+  if not out then return nil, "the comparison units' regression is singular (collinear or constant covariates?)" end
   local Hinv = weighted_crossprod_inverse(X, W, n)
-  if not Hinv then return nil, "the propensity score design is singular" end
+  if not Hinv then return nil, "the propensity score design is singular (collinear or constant covariates?)" end
   local mwt, mwc = mean(wt), mean(wc)
   local st, sc = 0, 0
   for i = 1, n do
@@ -524,7 +524,7 @@ local function att_gt(U, o, antic, notes)
         end
         if why then
           cell.att = 0 / 0
-          notes[#notes + 1] = string.format("ATT(%s, %s) cannot be estimated: %s", fmt(g), fmt(periods[c]), why)
+          notes[#notes + 1] = string.format("ATT(%s,%s) cannot be estimated: %s", fmt(g), fmt(periods[c]), why)
         else
           -- Scale to the whole panel: the cell used n1 of the n units.
           local full = {}
@@ -914,8 +914,15 @@ function M.cs(d, formula, opts)
     aggregate = aggregate,
     plot = function(self, path, popts) return aggregate(self, "dynamic"):plot(path, popts) end,
   }
-  local simple = aggregate(fit, "simple")
-  fit.overall = simple.overall
+  local estimated = false
+  for _, c in ipairs(cells) do estimated = estimated or (c.post and c.att == c.att) end
+  if not estimated then
+    local why = {}
+    for _, note in ipairs(notes) do if note:find("cannot be estimated", 1, true) then why[#why + 1] = note end end
+    fail("no post-treatment ATT(g,t) could be estimated: " ..
+      (why[1] or "no treated cohort has a post-treatment period"))
+  end
+  fit.overall = aggregate(fit, "simple").overall
   return fit
 end
 

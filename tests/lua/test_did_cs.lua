@@ -509,6 +509,11 @@ do
   T.check(fk.att_gt[12].att ~= fu.att_gt[12].att, "unbalanced = true differs from dropping the unit")
   T.checkerr("did: option 'unbalanced' must be true or false", cs.cs, du, "lemp ~ 1",
     { cohort = "first.treat", unbalanced = 1 })
+  -- A covariate collinear with the intercept: no cell can be estimated, and the error says why.
+  local dk = mpdta()
+  dk.one = 1
+  T.checkerr("did: no post%-treatment ATT%(g,t%) could be estimated: ATT%(2004,2004%) cannot be estimated: .*"
+    .. "singular %(collinear or constant covariates%?%)", cs.cs, dk, "lemp ~ one", { cohort = "first.treat" })
   -- Options.
   T.checkerr("did: option 'est' must be one of \"dr\", \"ipw\", \"reg\", got \"or\"", cs.cs, d0, "lemp ~ 1",
     { cohort = "first.treat", est = "or" })
