@@ -587,7 +587,19 @@ local function column_key(d, name, unit_of_row, what)
   local ok, col = pcall(function() return d:column(name) end)
   if not ok then raise("imputation: option '" .. what .. "': " .. util.message(col)) end
   if type(col) == "userdata" then col = col:totable() end
-  return function(r) return util.key_of(col[r]) end
+  -- Integer codes computed once: the hot loops call this per row and column.
+  local codes, out, n = {}, {}, 0
+  for r = 1, d:nrow() do
+    local v = col[r]
+    if v == nil or v ~= v then
+      raise(string.format("imputation: option '%s': column '%s' is missing in row %d", what, name, r))
+    end
+    local key = util.key_of(v)
+    local c = codes[key]
+    if not c then n = n + 1; c = n; codes[key] = c end
+    out[r] = c
+  end
+  return function(r) return out[r] end
 end
 
 --- imputation(d, formula, {cohort =, anticipation =, weights =, cluster =, window =, ...})
@@ -648,33 +660,40 @@ function M.imputation(d, formula, opts)
   for _, r in ipairs(rows0) do sample[#sample + 1] = r end
   for _, r in ipairs(imputable) do sample[#sample + 1] = r end
 
-  -- Second-stage columns: the ATT (treated rows), then one per event time.
-  local cols, names = { function(r) return ev[r] ~= nil and ev[r] >= 0 end }, { "ATT" }
-  local es, seen = {}, {}
+  -- Second-stage columns: the ATT (treated rows with e >= 0), then one per
+  -- event time; colrows[j] are the rows where column j is 1.
+  local names, colrows, col_of_e = { "ATT" }, { {} }, {}
+  local es = {}
   for _, r in ipairs(sample) do
     local e = ev[r]
-    if e ~= nil and not seen[e] and (window == nil or (e >= window[1] and e <= window[2])) then
-      seen[e] = true; es[#es + 1] = e
+    if e ~= nil and not col_of_e[e] and (window == nil or (e >= window[1] and e <= window[2])) then
+      col_of_e[e] = true; es[#es + 1] = e
     end
   end
   table.sort(es)
-  for _, e in ipairs(es) do
-    cols[#cols + 1] = function(r) return ev[r] == e end
-    names[#names + 1] = ename(e)
+  for j, e in ipairs(es) do
+    names[j + 1], colrows[j + 1], col_of_e[e] = ename(e), {}, j + 1
   end
-  local K = #cols
-  local b, Sw, colrows = {}, {}, {}
-  for j = 1, K do
-    local s, sw, list = 0, 0, {}
-    for _, r in ipairs(sample) do
-      if cols[j](r) then s = s + w(r) * ytil[r]; sw = sw + w(r); list[#list + 1] = r end
+  for _, r in ipairs(sample) do
+    local e = ev[r]
+    if e ~= nil then
+      if e >= 0 then table.insert(colrows[1], r) end
+      local j = col_of_e[e]
+      if j then table.insert(colrows[j], r) end
     end
-    b[j], Sw[j], colrows[j] = s / sw, sw, list
+  end
+  local K = #names
+  local b, Sw = {}, {}
+  for j = 1, K do
+    local s, sw = 0, 0
+    for _, r in ipairs(colrows[j]) do s = s + w(r) * ytil[r]; sw = sw + w(r) end
+    b[j], Sw[j] = s / sw, sw
   end
   -- Influence of each cluster: its second-stage scores minus the first-stage
   -- correction X2'X1 (X10'X10)^-1 x1_i e1_i over its untreated rows.
-  local psi, order = {}, {}
-  local function cluster(r)
+  -- The cluster of each sample row is looked up once (its key is text).
+  local psi, order, vec = {}, {}, {}
+  for _, r in ipairs(sample) do
     local key = cl_of(r)
     local v = psi[key]
     if not v then
@@ -683,17 +702,19 @@ function M.imputation(d, formula, opts)
       psi[key] = v
       order[#order + 1] = key
     end
-    return v
+    vec[r] = v
   end
+  local wy0 = {}
+  for _, r in ipairs(rows0) do wy0[r] = w(r) * ytil[r] end
   for j = 1, K do
     for _, r in ipairs(colrows[j]) do
-      local v = cluster(r)
+      local v = vec[r]
       v[j] = v[j] + w(r) * (ytil[r] - b[j])
     end
     local gamma = solve_system(S, P, cross_rhs(S, P, colrows[j], w, function() return 1 end))
     for _, r in ipairs(rows0) do
-      local v = cluster(r)
-      v[j] = v[j] - w(r) * gamma(r) * ytil[r]
+      local v = vec[r]
+      v[j] = v[j] - gamma(r) * wy0[r]
     end
   end
   local V = {}

@@ -402,6 +402,11 @@ do
   outside:panel { entity = "id", time = "t" }
   T.checkerr("cohort column 'g' has the value 99", E.sa, outside, "y ~ 1", { cohort = "g" })
   T.checkerr("imputation: option 'fe'", E.imputation, one, "y ~ 1", { cohort = "g", fe = "nope" })
+  local holes = one:copy()
+  local cl = holes.x:totable()
+  cl[7] = 0 / 0
+  holes.cl = cl
+  T.checkerr("option 'cluster': column 'cl' is missing in row 7", E.imputation, holes, "y ~ 1", { cohort = "g", cluster = "cl" })
 end
 
 T.done()
