@@ -217,4 +217,32 @@ end
 --- The cohort and period values as text, as messages print them (2004, not 2004.0).
 M.format_value = fmt
 
+--- The event-study figure of every DID method's fit:plot: event-time rows
+--- {e=, att=, lo=, hi=, ulo=, uhi=, ref=} as estimates with the pointwise
+--- intervals and, when the rows have them, the wider uniform band (both
+--- shaded), and a dashed vertical line at the reference period (the row
+--- with ref = true, if any).  level (default 0.95) labels the bands; opts go
+--- to plot.lines (title, xlabel, ylabel, width, height, ...).
+function M.plot_events(rows, path, opts, level)
+  local plot = require "spillover.plot"
+  local x, y, lo, hi, ulo, uhi = {}, {}, {}, {}, {}, {}
+  local ref, uniform
+  for i, r in ipairs(rows) do
+    x[i], y[i] = r.e, r.att
+    lo[i], hi[i] = r.lo or (0 / 0), r.hi or (0 / 0)
+    ulo[i], uhi[i] = r.ulo or (0 / 0), r.uhi or (0 / 0)
+    uniform = uniform or r.ulo ~= nil
+    if r.ref then ref = r.e end
+  end
+  local pct = string.format("%g%%", 100 * (level or 0.95))
+  local series = { { label = pct .. " pointwise", y = y, lo = lo, hi = hi, color = plot.palette[1] } }
+  if uniform then
+    table.insert(series, 1, { label = pct .. " uniform band", y = y, lo = ulo, hi = uhi, color = plot.palette[5] })
+  end
+  local spec = { x = x, markers = true, zero_line = true, vlines = ref and { ref } or nil,
+    xlabel = "Periods relative to treatment", ylabel = "Estimate", series = series }
+  for k, v in pairs(opts or {}) do spec[k] = v end
+  return plot.lines(path, spec)
+end
+
 return M

@@ -795,33 +795,11 @@ local function aggregate(self, kind, aopts)
   local result = { type = kind, overall = overall, rows = rows, crit = crit, level = S.level,
     min_e = aopts.min_e, max_e = aopts.max_e, balance_e = balance_e, notes = S.notes }
   if kind == "dynamic" then
-    result.plot = function(res, path, popts)
-      return M.plot_dynamic(res, path, popts, S.base == "universal" and -1 - S.anticipation or nil)
-    end
+    -- With a universal base period, e = -1 - anticipation is the reference (0 by construction).
+    for _, r in ipairs(rows) do r.ref = S.base == "universal" and r.e == -1 - S.anticipation or nil end
+    result.plot = function(res, path, popts) return C.plot_events(res.rows, path, popts, S.level) end
   end
   return result
-end
-
---- The event-study plot of a dynamic aggregation: the estimates with their
---- uniform band when the fit has bootstrap draws (pointwise intervals
---- otherwise), and the reference period (the universal base period, e = -1 -
---- anticipation) marked.
-function M.plot_dynamic(res, path, popts, ref)
-  local plot = require "spillover.plot"
-  popts = popts or {}
-  local spec = {}
-  for k, v in pairs(popts) do spec[k] = v end
-  local per, est, lo, hi = {}, {}, {}, {}
-  for _, r in ipairs(res.rows) do
-    per[#per + 1], est[#est + 1] = r.e, r.att
-    lo[#lo + 1] = r.ulo or r.lo or 0 / 0
-    hi[#hi + 1] = r.uhi or r.hi or 0 / 0
-  end
-  spec.periods, spec.est, spec.lo, spec.hi = per, est, lo, hi
-  if spec.ref == nil then spec.ref = ref or false end
-  spec.xlabel = spec.xlabel or "Periods relative to treatment"
-  spec.ylabel = spec.ylabel or "ATT"
-  return plot.event_study(path, spec)
 end
 
 -- ---- the fit -----------------------------------------------------------------------------

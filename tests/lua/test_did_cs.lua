@@ -435,12 +435,21 @@ do
   local path = os.tmpname() .. ".svg"
   local fit = cs.cs(mpdta(), "lemp ~ 1", { cohort = "first.treat", bootstrap = 199, seed = 1 })
   fit:plot(path)
-  local svg = T.read(path)
-  T.check(svg ~= nil and svg:find("<svg") ~= nil, "fit:plot writes the event-study figure")
+  local svg = T.read(path) or ""
+  T.check(svg:find("<svg") and svg:find("95% uniform band", 1, true) and svg:find("95% pointwise", 1, true),
+    "fit:plot with the bootstrap: estimates, pointwise intervals and the uniform band")
   os.remove(path)
   local p2 = os.tmpname() .. ".svg"
-  cs.cs(mpdta(), "lemp ~ 1", { cohort = "first.treat", base = "universal" }):aggregate("dynamic"):plot(p2)
-  T.check(T.read(p2) ~= nil, "aggregate('dynamic'):plot with a universal base period")
+  local universal = cs.cs(mpdta(), "lemp ~ 1", { cohort = "first.treat", base = "universal" }):aggregate("dynamic")
+  universal:plot(p2)
+  local svg2 = T.read(p2) or ""
+  T.check(svg2:find("95% pointwise", 1, true) and not svg2:find("uniform band", 1, true),
+    "aggregate('dynamic'):plot without the bootstrap: pointwise intervals only")
+  local refs = 0
+  for _, r in ipairs(universal.rows) do
+    if r.ref then refs = refs + 1; T.check(r.e == -1, "reference row at e = -1") end
+  end
+  T.check(refs == 1, "universal base: one reference period marked")
   os.remove(p2)
 end
 
