@@ -17,7 +17,7 @@ local fitmod = require "spillover.fit"
 local ols = require "spillover.ols"
 local plot = require "spillover.plot"
 local raise = util.raise
-local dist, matrix = core.dist, core.matrix
+local matrix = core.matrix
 local fmt = C.format_value
 
 local M = {}
@@ -28,6 +28,10 @@ local EVENT, TREAT, CELL = "event", "D", "sa_cell"
 local function ename(e) return EVENT .. "::" .. fmt(e) end
 
 -- ---- shared pieces -------------------------------------------------------------------
+
+local function no_treated(P, who)
+  raise(who .. ": no treated unit: cohort column '" .. P.cohort .. "' is 0 or missing everywhere")
+end
 
 local function check_level(level, who)
   level = level or 0.95
@@ -226,7 +230,9 @@ local function dynamic_twfe(d, formula, opts, who)
   local P = C.prepare(d, formula, opts, who)
   local level = check_level(opts.level, who)
   local ref = opts.ref == nil and -1 or opts.ref
-  if math.type(ref) ~= "integer" then raise(who .. ": option 'ref' must be an integer event time, got " .. tostring(ref)) end
+  if math.type(ref) ~= "integer" then
+    raise(who .. ": option 'ref' must be an integer event time, got " .. tostring(ref))
+  end
   local emin, emax
   for _, u in ipairs(P.units) do
     if u.cohort ~= 0 then
@@ -236,7 +242,7 @@ local function dynamic_twfe(d, formula, opts, who)
       end
     end
   end
-  if emin == nil then raise(who .. ": no treated unit: cohort column '" .. P.cohort .. "' is 0 or missing everywhere") end
+  if emin == nil then no_treated(P, who) end
   local notes = {}
   for _, n in ipairs(P.notes) do notes[#notes + 1] = n end
   local lo, hi = emin, emax
@@ -249,7 +255,8 @@ local function dynamic_twfe(d, formula, opts, who)
     lo, hi = w[1], w[2]
     if lo < emin or hi > emax then
       notes[#notes + 1] = string.format("the window [%d, %d] reaches beyond the event times in the data " ..
-        "[%s, %s]; it is cut to [%s, %s]", lo, hi, fmt(emin), fmt(emax), fmt(math.max(lo, emin)), fmt(math.min(hi, emax)))
+        "[%s, %s]; it is cut to [%s, %s]", lo, hi, fmt(emin), fmt(emax), fmt(math.max(lo, emin)),
+        fmt(math.min(hi, emax)))
       lo, hi = math.max(lo, emin), math.min(hi, emax)
     end
   end
@@ -271,8 +278,8 @@ local function dynamic_twfe(d, formula, opts, who)
   local rows = nil
   if below + above > 0 then
     if bin then
-      notes[#notes + 1] = string.format("endpoint bins: %d rows before event time %s pooled into %s, %d rows after %s " ..
-        "pooled into %s", below, fmt(lo), fmt(lo), above, fmt(hi), fmt(hi))
+      notes[#notes + 1] = string.format("endpoint bins: %d rows before event time %s pooled into %s, " ..
+        "%d rows after %s pooled into %s", below, fmt(lo), fmt(lo), above, fmt(hi), fmt(hi))
     else
       notes[#notes + 1] = string.format("%d rows of treated units outside the window [%s, %s] dropped (bin = false)",
         below + above, fmt(lo), fmt(hi))
@@ -336,7 +343,9 @@ function M.twfe(d, formula, opts)
   for _, note in ipairs(P.notes) do fit.notes[#fit.notes + 1] = note end
   fit.method, fit.label = "twfe", "Static TWFE DID"
   fit.overall = overall_of(fit, TREAT, level)
-  if not fit.overall then raise("twfe: the treatment dummy is collinear with the fixed effects (no variation in timing)") end
+  if not fit.overall then
+    raise("twfe: the treatment dummy is collinear with the fixed effects (no variation in timing)")
+  end
   return fit
 end
 
@@ -348,13 +357,14 @@ end
 --- time with the cells' shares of observations as weights (fixest sunab,
 --- eventstudyinteract), standard errors by the delta method.
 function M.sa(d, formula, opts)
-  opts = util.check_options(opts, { "cohort", "control", "anticipation", "weights", "vcov", "cluster", "compat", "level",
-    "seed", "method" }, "sa")
+  opts = util.check_options(opts, { "cohort", "control", "anticipation", "weights", "vcov", "cluster", "compat",
+    "level", "seed", "method" }, "sa")
   local P = C.prepare(d, formula, opts, "sa")
   local level = check_level(opts.level, "sa")
   local control = opts.control or "never"
   local notes = {}
   for _, n in ipairs(P.notes) do notes[#notes + 1] = n end
+  if #P.cohorts == 0 then no_treated(P, "sa") end
   local last
   if control == "never" then
     if P.n_never == 0 then
@@ -363,7 +373,6 @@ function M.sa(d, formula, opts)
     end
   elseif control == "last" then
     last = P.cohorts[#P.cohorts]
-    if last == nil then raise("sa: no treated unit: cohort column '" .. P.cohort .. "' is 0 or missing everywhere") end
     if #P.cohorts < 2 and P.n_never == 0 then raise("sa: control = \"last\" needs at least two treated cohorts") end
   else
     raise("sa: option 'control' must be \"never\" or \"last\", got " .. tostring(control))
@@ -394,7 +403,8 @@ function M.sa(d, formula, opts)
     if take then rows[#rows + 1] = r; cell[#rows] = c end
   end
   for g in pairs(dropped_always) do
-    notes[#notes + 1] = "cohort " .. fmt(g) .. " is treated in every period (no pre-treatment period): left out, as fixest sunab does"
+    notes[#notes + 1] = "cohort " .. fmt(g) ..
+      " is treated in every period (no pre-treatment period): left out, as fixest sunab does"
   end
   if #cells == 0 then raise("sa: no treated cohort left to estimate") end
   local dd = work_frame(d, formula, rows, { [CELL] = cell }, "sa")
@@ -531,7 +541,7 @@ end
 
 --- Solve the system for right-hand sides c = {unit = {[i] = v}, z = {q values}}
 --- and return coef(r): the fitted value a_i + b_t + x'beta at row r.
-local function solve_system(S, P, c)
+local function solve_system(S, c)
   local rhs = {}
   for a = 1, S.q do rhs[a] = c.z[a] end
   for i, B in pairs(S.Bu) do
@@ -563,7 +573,7 @@ local function solve_system(S, P, c)
 end
 
 --- The right-hand side X1' W v over `rows` (v: value per row).
-local function cross_rhs(S, P, rows, w, v)
+local function cross_rhs(S, rows, w, v)
   local c = { unit = {}, z = {} }
   for a = 1, S.q do c.z[a] = 0 end
   for _, r in ipairs(rows) do
@@ -639,7 +649,7 @@ function M.imputation(d, formula, opts)
   end
   table.sort(rows0)
   table.sort(rows1)
-  if #rows1 == 0 then raise("imputation: no treated observations (cohort column '" .. P.cohort .. "')") end
+  if #rows1 == 0 then no_treated(P, "imputation") end
   local S = untreated_system(P, rows0, w, column_key(d, opts.fe, P.unit_of_row, "fe"))
   local imputable, lost = {}, 0
   for _, r in ipairs(rows1) do
@@ -652,7 +662,7 @@ function M.imputation(d, formula, opts)
   end
   if #imputable == 0 then raise("imputation: no treated observation has an identified Y(0)") end
   local Y = P.Y
-  local stage1 = solve_system(S, P, cross_rhs(S, P, rows0, w, function(r) return Y[r] end))
+  local stage1 = solve_system(S, cross_rhs(S, rows0, w, function(r) return Y[r] end))
   local ytil = {}
   for _, r in ipairs(rows0) do ytil[r] = Y[r] - stage1(r) end
   for _, r in ipairs(imputable) do ytil[r] = Y[r] - stage1(r) end
@@ -711,7 +721,7 @@ function M.imputation(d, formula, opts)
       local v = vec[r]
       v[j] = v[j] + w(r) * (ytil[r] - b[j])
     end
-    local gamma = solve_system(S, P, cross_rhs(S, P, colrows[j], w, function() return 1 end))
+    local gamma = solve_system(S, cross_rhs(S, colrows[j], w, function() return 1 end))
     for _, r in ipairs(rows0) do
       local v = vec[r]
       v[j] = v[j] - gamma(r) * wy0[r]
@@ -774,7 +784,9 @@ function M.bacon(d, formula, opts)
     raise("bacon: the decomposition is of the TWFE coefficient without covariates; remove " ..
       table.concat(P.x, ", ") .. " from the formula")
   end
-  if not P.balanced then raise("bacon: the decomposition needs a balanced panel (every unit observed in every period)") end
+  if not P.balanced then
+    raise("bacon: the decomposition needs a balanced panel (every unit observed in every period)")
+  end
   local T = #P.periods
   -- Groups: never treated (key 0) and each cohort; shares n_k, treated share Dbar_k.
   local groups, order = {}, {}
@@ -807,7 +819,7 @@ function M.bacon(d, formula, opts)
   local timing = {}
   for _, g in ipairs(order) do if g ~= 0 and groups[g].start <= T then timing[#timing + 1] = groups[g] end end
   table.sort(timing, function(a, b) return a.start < b.start end)
-  if #timing == 0 then raise("bacon: no treated unit: cohort column '" .. P.cohort .. "' is 0 or missing everywhere") end
+  if #timing == 0 then no_treated(P, "bacon") end
 
   local list = {}
   local function add(kind, treated, control, est, s)

@@ -401,6 +401,11 @@ do
   local outside = sp.frame({ id = { 1, 1, 2, 2 }, t = { 1, 2, 1, 2 }, y = { 1, 2, 3, 4 }, g = { 99, 99, 0, 0 } })
   outside:panel { entity = "id", time = "t" }
   T.checkerr("cohort column 'g' has the value 99", E.sa, outside, "y ~ 1", { cohort = "g" })
+  local never = panel(20, 4, function() return 0 end, function() return 1 end, 1, 19)
+  for _, f in ipairs({ "sa", "imputation", "event_study", "bacon" }) do
+    T.checkerr(f .. ": no treated unit: cohort column 'g' is 0 or missing everywhere", E[f], never, "y ~ 1",
+      { cohort = "g" })
+  end
   T.checkerr("imputation: option 'fe'", E.imputation, one, "y ~ 1", { cohort = "g", fe = "nope" })
   local holes = one:copy()
   local cl = holes.x:totable()
