@@ -143,6 +143,9 @@ do
   end
   T.check(nu < #tr or nu == imu.stats.n_treated, "imputation unbalanced: treated rows counted")
   T.near(imu.overall.att, su / nu, 1e-10, "imputation unbalanced = two-stage regression by hand")
+  local sau, esu = E.sa(ub, "y ~ x1", { cohort = "cohort" }), E.event_study(ub, "y ~ x1", { cohort = "cohort" })
+  T.check(sau.nobs == ub:nrow() and esu.nobs == ub:nrow() and sau.overall.att == sau.overall.att, "unbalanced: sa and event study run",
+    string.format("%d, %d of %d rows", sau.nobs, esu.nobs, ub:nrow()))
 end
 
 -- ---- bacondecomp: castle ----------------------------------------------------------------
