@@ -32,6 +32,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_spml(L);
   sp_lua_open_weights(L);
   sp_lua_open_sandbox(L);
+  sp_lua_open_lp(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);
