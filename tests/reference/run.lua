@@ -13,7 +13,7 @@ local T = require "testlib"
 local sp = require "spillover"
 local json = sp.json
 
-local families = { "ols", "fe", "re", "be", "fd", "ivfe", "ivreg", "test", "sm", "moran", "localmoran", "lmtests", "sar", "sem", "sdm", "fesar", "splm", "threshold" }
+local families = { "ols", "fe", "re", "be", "fd", "ivfe", "ivreg", "test", "sm", "moran", "localmoran", "lmtests", "sar", "sem", "sdm", "fesar", "splm", "threshold", "gmm" }
 local pattern = arg and arg[1]
 
 local handlers = {}
