@@ -5,7 +5,7 @@
 --   local cs = require "spillover.did_cs"
 --   local fit = cs.cs(d, "lemp ~ lpop", {cohort = "first.treat", est = "dr", control = "never",
 --                     base = "varying", anticipation = 0, weights = "w", cluster = "state",
---                     bootstrap = 999, seed = 1, level = 0.95})
+--                     bootstrap = 999, seed = 1, level = 0.95, unbalanced = false})
 --   fit.att_gt                      -- { {group=, time=, att=, se=, ...}, ... }
 --   fit:aggregate("dynamic", {min_e = -3, max_e = 3, balance_e = 1})
 --
@@ -322,14 +322,14 @@ end
 
 -- ---- the sample --------------------------------------------------------------------------
 
--- The units that enter the estimation, with the cohorts did can estimate:
--- units missing a period are dropped (balanced panel; with unbalanced =
+-- The units that enter the estimation, with the cohorts did can estimate.
+-- Units missing a period are dropped (a balanced panel; with unbalanced =
 -- true they stay, and each ATT(g,t) uses those observed in both of its
--- periods), cohorts treated in
--- the first period (or without a period before g - anticipation) are
--- dropped, and with not-yet-treated controls and no never-treated units the
--- periods from the last cohort's start on are dropped and that cohort
--- becomes the comparison group, as did does.  Notes say what was dropped.
+-- periods).  Cohorts treated in the first period (or without a period
+-- before g - anticipation) are dropped.  With not-yet-treated controls and
+-- no never-treated units, the periods from the last cohort's start on are
+-- dropped and that cohort becomes the comparison group, as did does.  Notes
+-- say what was dropped.
 local function sample(P, o, d)
   local notes = {}
   for _, n in ipairs(P.notes) do notes[#notes + 1] = n end
@@ -654,7 +654,6 @@ local function combined(S, cells, keep)
   local att = 0
   for _, k in ipairs(keep) do att = att + cells[k].att * S.pg[cells[k].group] / total end
   local inf = {}
-  for i = 1, n do inf[i] = 0 end
   -- Weights: d a_k = (w_i 1{G_i = g_k} - pg_k) / total - a_k * sum_j (w_i 1{G_i = g_j} - pg_j) / total.
   for i = 1, n do
     local gi, wi = U.g[i], U.w[i]
