@@ -513,4 +513,25 @@ end
 
 M.cross_sad = cross_sad
 
+-- ---- the scenario estimator -------------------------------------------------------------
+
+--- "disparity": beta convergence of the formula's response with the
+--- `distribution` report section (spillover.distribution, loaded when a
+--- scenario fits the model, so this module does not depend on it).
+require("spillover.registry").register {
+  name = "disparity",
+  fit = function(d, model, options) return require("spillover.distribution").fit(d, model, options) end,
+  model_keys = { "weights" },
+  options = {
+    groups = { type = "string" }, population = { type = "string" },
+    k = { type = "integer", min = 2 }, m = { type = "integer", min = 2 },
+    kernel = { type = "string", enum = { "gaussian", "epanechnikov" } },
+    bw = { type = { "string", "number" } },
+    fe = { type = "string", enum = { "none", "entity", "time", "twoways" } },
+    spatial = { type = "string", enum = { "sar", "sdm" } },
+    permutations = { type = "integer", min = 0 },
+  },
+  capabilities = { predict = false, predict_matrix = false, refit = false, draw = true, spatial = true },
+}
+
 return M

@@ -68,6 +68,7 @@ sp.margins, sp.margins_plot, sp.by = mechanism.margins, mechanism.margins_plot, 
 sp.chow, sp.permutation_test, sp.sur_test = mechanism.chow, mechanism.permutation, mechanism.sur
 sp.group_diff = mechanism.group_diff
 sp.placebo = require("spillover.placebo").placebo
+sp.disparity = require "spillover.disparity"
 mechanism.register(sp.scenario)
 
 return sp

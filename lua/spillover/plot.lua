@@ -723,6 +723,98 @@ function M.bars(path, spec)
   return render(F, path, sp, draw)
 end
 
+-- ---- plot.ridgeline and plot.heatmap (distributions over periods) -------------------------
+
+--- Densities stacked over periods (a ridgeline): series = {{label =, x =, y =}, ...},
+--- the first at the bottom; overlap (default 1.8) is the height of the tallest
+--- density in steps between baselines.
+function M.ridgeline(path, spec)
+  local F = "ridgeline"
+  spec_table(F, spec)
+  local series = check_series(F, spec, true)
+  local overlap = spec.overlap or 1.8
+  if type(overlap) ~= "number" or not (overlap > 0) then fail(F, "overlap must be a positive number") end
+  local xs, ys = {}, {}
+  for i, e in ipairs(series) do xs[i], ys[i] = e.x, e.y end
+  local xlo, xhi = range_of(xs)
+  local _, ymax = range_of(ys, 0, 0)
+  if not (xhi > xlo) or not (ymax > 0) then fail(F, "no finite density to plot") end
+  local n = #series
+  local scale = overlap / ymax
+  local sp = setmetatable({}, { __index = spec })
+  if spec.height == nil then sp.height = math.max(2.6, (n * 14 + 80) / 72) end
+  local labels = {}
+  for i, e in ipairs(series) do labels[i] = e.label or tostring(i) end
+  local draw = function(fig)
+    local s = fig.s
+    local xt, xl = ticks(xlo, xhi, math.max(3, math.floor(((sp.width or 3.5) * 72 - 60) / 30)), false)
+    fig:layout(max_width(labels, fig.fs), nil, nil)
+    fig:frame(xlo, xhi, -0.2, n - 1 + overlap * 1.05)
+    -- Back to front: a lower (earlier) density is drawn over the ones above it.
+    for i = n, 1, -1 do
+      local e, base = series[i], i - 1
+      local px, py = { e.x[1] }, { base }
+      for k = 1, #e.x do px[#px + 1], py[#py + 1] = e.x[k], base + e.y[k] * scale end
+      px[#px + 1], py[#py + 1] = e.x[#e.x], base
+      s:fill(px, py, { color = spec.color or M.palette[1], alpha = 0.55 })
+      s:line(px, py, { color = "#000000", width = 0.6 })
+    end
+    local pos = {}
+    for i = 1, n do pos[i] = i - 1 end
+    fig:xaxis(xt, xl)
+    fig:yaxis(pos, labels)
+    fig:decorate()
+  end
+  return render(F, path, sp, draw)
+end
+
+--- A heat map of z over a grid: x = {...} (columns, e.g. periods), y = {...}
+--- (rows, e.g. values), z = an array of #x arrays of #y numbers (z[i][j] at
+--- x[i], y[j]); colours from white to the palette's blue.
+function M.heatmap(path, spec)
+  local F = "heatmap"
+  spec_table(F, spec)
+  local x = numbers(F, spec.x, "x")
+  local y = numbers(F, spec.y, "y")
+  if #x < 1 or #y < 2 then fail(F, "need at least one x and two y values") end
+  if type(spec.z) ~= "table" or #spec.z ~= #x then fail(F, "z must have one array per x value (" .. #x .. ")") end
+  local zmax = 0
+  for i = 1, #x do
+    local zi = numbers(F, spec.z[i], "z[" .. i .. "]")
+    if #zi ~= #y then fail(F, string.format("z[%d] has %d values for %d y values", i, #zi, #y)) end
+    for _, v in ipairs(zi) do if v > zmax then zmax = v end end
+  end
+  if not (zmax > 0) then fail(F, "z has no positive value to plot") end
+  local dx = #x > 1 and (x[#x] - x[1]) / (#x - 1) or 1
+  local x0, x1 = x[1] - dx / 2, x[#x] + dx / 2
+  local y0, y1 = y[1], y[#y]
+  local function shade(v)
+    local t = math.max(0, math.min(1, v / zmax))
+    local r = math.floor(255 + (0x00 - 255) * t + 0.5)
+    local g = math.floor(255 + (0x72 - 255) * t + 0.5)
+    local b = math.floor(255 + (0xB2 - 255) * t + 0.5)
+    return string.format("#%02X%02X%02X", r, g, b)
+  end
+  local draw = function(fig)
+    local s = fig.s
+    local yt, yl = ticks(y0, y1, math.max(3, math.floor(((spec.height or 2.6) * 72 - 50) / 22)), false)
+    local xt, xl = ticks(x0, x1, math.max(3, math.floor(((spec.width or 3.5) * 72 - 60) / 30)), all_integers({ x }))
+    fig:layout(max_width(yl, fig.fs), nil, nil)
+    fig:frame(x0, x1, y0, y1)
+    for i = 1, #x do
+      for j = 1, #y - 1 do
+        local v = (spec.z[i][j] + spec.z[i][j + 1]) / 2
+        s:fill({ x[i] - dx / 2, x[i] + dx / 2, x[i] + dx / 2, x[i] - dx / 2 }, { y[j], y[j], y[j + 1], y[j + 1] },
+          { color = shade(v) })
+      end
+    end
+    fig:xaxis(xt, xl)
+    fig:yaxis(yt, yl)
+    fig:decorate()
+  end
+  return render(F, path, spec, draw)
+end
+
 -- ---- plot.coef ------------------------------------------------------------------------
 
 local INTERCEPTS = { ["(Intercept)"] = true, Intercept = true, _cons = true, const = true }

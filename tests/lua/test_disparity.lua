@@ -188,4 +188,45 @@ T.near(at10.y[1], 3 / (4 * math.sqrt(5) * 5), 1e-14, "kde: Epanechnikov height w
 T.checkerr("unknown kernel 'box'", util.kde, vals, { kernel = "box" })
 T.checkerr("bw must be", util.kde, vals, { bw = -1 })
 
+-- plot.ridgeline and plot.heatmap (new in plot.lua for the distribution section).
+local plot = require "spillover.plot"
+local ser, xs, zs = {}, {}, {}
+for t = 1, 3 do
+  local k = util.kde({ t, t + 1, t + 3, 2 * t }, { n = 32, from = -2, to = 12 })
+  ser[t], xs[t], zs[t] = { label = tostring(2000 + t), x = k.x, y = k.y }, 2000 + t, k.y
+end
+plot.ridgeline(tmp .. "/ridge.svg", { series = ser })
+T.check((T.read(tmp .. "/ridge.svg") or ""):find("2003", 1, true), "ridgeline: an SVG labelled by period")
+plot.heatmap(tmp .. "/heat.png", { x = xs, y = ser[1].x, z = zs })
+T.check((T.read(tmp .. "/heat.png") or ""):sub(2, 4) == "PNG", "heatmap: a PNG")
+T.checkerr("z%[2%] has 1 values for 32 y values", plot.heatmap, tmp .. "/h.png", { x = xs, y = ser[1].x, z = { zs[1], { 1 }, zs[3] } })
+T.checkerr("overlap must be a positive number", plot.ridgeline, tmp .. "/r.png", { series = ser, overlap = 0 })
+
+-- The scenario estimator "disparity" and its distribution report section:
+-- scenarios/innovation_disparity.yaml runs and reports what it claims.
+local exe = arg[-1] or "build/spillover"
+local out = tmp .. "/innovation_disparity"
+local ok = os.execute(exe .. " run scenarios/innovation_disparity.yaml -q -o " .. out .. " > " .. tmp .. "/run.out 2>&1")
+T.check(ok == true, "innovation_disparity runs", T.read(tmp .. "/run.out"))
+local res = sp.json.read(out .. "/results.json")
+local dist = res.models.disparity.distribution
+T.check(#dist.dagum == 12 and #dist.kde == 12 and #dist.theil == 12, "distribution: Dagum, densities and Theil for 2011-2022")
+local g22 = dist.dagum[12]
+T.near(g22.Gw + g22.Gnb + g22.Gt, g22.G, 1e-12, "distribution: G = Gw + Gnb + Gt in results.json")
+-- The same numbers from the API on the same derived variable.
+local pc = sp.read_csv("scenarios/data/cn_province_panel.csv")
+local pat, pop, reg, yr = pc.patent_grants_invention:totable(), pc.population:totable(), pc.region_nbs, pc.year:totable()
+local x22, g22l = {}, {}
+for i = 1, #pat do if yr[i] == 2022 then x22[#x22 + 1] = pat[i] / pop[i]; g22l[#g22l + 1] = reg[i] end end
+T.near(g22.G, dis.dagum(x22, g22l).G, 1e-12, "distribution: the 2022 Gini is the API's")
+T.check(dist.spatial_markov.Q.df > 0 and #dist.spatial_markov.P_lag == 4, "distribution: spatial Markov with 4 lag classes")
+T.check(dist.beta.b < 0 and dist.beta.half_life > 0 and dist.spatial_beta.rho ~= nil, "distribution: beta and spatial beta convergence")
+T.check(res.models.disparity.coef.lag_log == dist.beta.b, "distribution: the model's fit is the beta regression")
+local md = T.read(out .. "/distribution_disparity.md") or ""
+T.check(md:find("| Gnb (net between) |", 1, true) and md:find("Spatial lag in class 4", 1, true) and
+  md:find("Phillips & Sul log t", 1, true), "distribution_disparity.md: Dagum, spatial Markov and convergence")
+for _, f in ipairs { "ridgeline_disparity.png", "density_disparity.png", "dagum_disparity.png" } do
+  T.check(sp.sys.exists(out .. "/" .. f), "distribution: writes " .. f)
+end
+
 T.done()
