@@ -828,6 +828,26 @@ end
 
 local function cell_name(c) return string.format("ATT(%s,%s)", fmt(c.group), fmt(c.time)) end
 
+--- The dynamic aggregation's point estimates {[e] = effect} for event times
+--- e >= 0, from coefficients coef (cell name -> ATT(g,t), as fit:draw gives;
+--- the estimates when nil), the weights held at the estimated cohort shares:
+--- the effect path a roll-out experiment (spillover.rollout) draws from.
+local function dynamic_effects(self, coef)
+  local S = self.private
+  local num, den = {}, {}
+  for _, c in ipairs(S.cells) do
+    local v = c.att
+    if coef then v = coef[cell_name(c)] end
+    if c.e >= 0 and c.att == c.att and v == v then
+      num[c.e] = (num[c.e] or 0) + S.pg[c.group] * v
+      den[c.e] = (den[c.e] or 0) + S.pg[c.group]
+    end
+  end
+  local out = {}
+  for e, s in pairs(num) do out[e] = s / den[e] end
+  return out
+end
+
 --- Callaway & Sant'Anna ATT(g,t) (see the header and docs/estimators/did.md).
 function M.cs(d, formula, opts)
   local o = parse_options(opts)
@@ -888,7 +908,7 @@ function M.cs(d, formula, opts)
     stats = { n_units = U.n, n_periods = #U.periods, n_clusters = U.n_clusters or U.n, est = o.est,
       control = o.control, base = o.base, anticipation = antic, bootstrap = o.bootstrap, seed = o.seed },
     private = S,
-    aggregate = aggregate,
+    aggregate = aggregate, dynamic_effects = dynamic_effects, cohort = opts.cohort,
     plot = function(self, path, popts) return aggregate(self, "dynamic"):plot(path, popts) end,
   }
   local estimated = false

@@ -71,4 +71,29 @@ T.checkerr("already treated by 2005: nothing to roll out", rollout.run, with { w
 T.checkerr("no dynamic treatment effects", rollout.run,
   with { fit = sp.fit { names = { "a" }, b = { 1 }, V = { { 1 } }, nobs = 3 }, from = 2005 })
 
+-- A Callaway-Sant'Anna fit serves roll-outs: its effect path is the dynamic
+-- aggregation (weights at the estimated cohort shares).
+do
+  local m = sp.read_csv("tests/reference/data/mpdta_county_teen_employment.csv")
+  m:panel { entity = "countyreal", time = "year" }
+  local did = require "spillover.did"
+  local cs = did.did(m, "lemp ~ 1", { cohort = "first.treat", method = "cs" })
+  T.check(cs.capabilities.rollout == true and cs.cohort == "first.treat", "a cs fit has the rollout capability")
+  local path, agg = cs:dynamic_effects(), cs:aggregate("dynamic")
+  local same = true
+  for _, row in ipairs(agg.rows) do
+    if row.e >= 0 then same = same and math.abs(path[row.e] - row.att) < 1e-12 end
+  end
+  T.check(same and path[3] ~= nil and path[-1] == nil, "dynamic_effects = aggte dynamic for e >= 0")
+  local ft, never = m["first.treat"]:totable(), {}
+  for i = 1, #ft do never[i] = ft[i] == 0 and 1 or 0 end
+  m.never = never
+  local r = rollout.run { data = m, fit = cs, where = "never == 1 and countyreal < 30000", from = 2005,
+    entity = "countyreal", time = "year", draws = 100, seed = 1 }
+  local e0
+  for _, u in ipairs(r.units) do if u.shocked and u.period == 2005 then e0 = u.effect; break end end
+  T.near(e0, path[0], 1e-12, "a county treated from 2005 gets the e = 0 effect in 2005")
+  T.check(r.groups.all.total.sum_lo ~= nil, "with an interval from the fit's draws")
+end
+
 T.done()
