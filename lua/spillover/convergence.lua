@@ -113,7 +113,7 @@ function M.beta(d, var, opts)
   local cvals = {}
   for j, c in ipairs(controls) do cvals[j] = column("beta", d, c) end
   local cols = { growth = {}, lag_log = {}, [entity] = {}, [time] = {} }
-  for j, c in ipairs(controls) do cols[c] = {} end
+  for _, c in ipairs(controls) do cols[c] = {} end
   for i = 1, #x do
     local ok = x[i] == x[i] and ly1[i] == ly1[i] and ly1[i] > 0
     for j = 1, #controls do ok = ok and cvals[j][i] == cvals[j][i] end
