@@ -304,6 +304,19 @@ local function layout(o, G, TL1, TL2, names, periods_name)
   end
   L.cols = cols
   L.ncol = #cols
+  -- the columns that can be non-zero in each row (row r of the transformed
+  -- equation, then the level rows)
+  L.rowcols = {}
+  for r = 1, L.R do
+    local level = r > L.R1
+    local t = level and L.rows2[r - L.R1] or L.rows1[r]
+    local list = {}
+    for c, col in ipairs(cols) do
+      local eq_ok = col.eq == "both" or col.eq == (level and 2 or 1)
+      if eq_ok and (col.period == nil or col.period == t) then list[#list + 1] = c end
+    end
+    L.rowcols[r] = list
+  end
   return L
 end
 
@@ -318,16 +331,18 @@ local function fod(v, ok, s, T)
   return math.sqrt(m / (m + 1)) * (v[s] - sum / m)
 end
 
---- The block of one entity: y (R x 1), X (R x k), Z (R x ncol) as row tables,
---- and which rows are used.
-local function entity_block(o, L, lev, ok, inst, ivv, T)
-  local k, R, nc = L.k, L.R, L.ncol
-  local y, X, used = {}, {}, {}
+--- Writes the block of one entity into the chunk matrices: its transformed
+--- rows at rows off + 1.. of Z1, X1, y1, its level rows at off + 1.. of Z2,
+--- X2, y2.  The chunks start as zeros and only non-zero cells are written
+--- (unused rows stay zero, as pgmm's).  Returns the rows used in each equation.
+local function entity_block(o, L, lev, ok, inst, ivv, T, ch, off)
+  local k = L.k
   local fodmode = o.transformation == "fod"
-  -- level vector of column j at period p (regressors, then extra columns)
+  local extra, kreg = L.extra, L.kreg
+  -- level value of column j at period p (regressors, then intercept and dummies)
   local function xval(p, j)
-    if j <= L.kreg then return lev.X[p][j] end
-    local e = L.extra[j - L.kreg]
+    if j <= kreg then return lev.X[p][j] end
+    local e = extra[j - kreg]
     if e.period == nil then return 1 end
     return e.period == p and 1 or 0
   end
@@ -342,45 +357,9 @@ local function entity_block(o, L, lev, ok, inst, ivv, T)
     if fodmode then return fod(v, ok, t - 1, T) end
     return v[t] - v[t - 1]
   end
-  for r, t in ipairs(L.rows1) do
-    local row, yy = {}, 0
-    local avail = fodmode and ok[t - 1] or (ok[t] and ok[t - 1])
-    if avail then
-      yy = transform(ycol, t)
-      if yy == nil then avail = false end
-    end
-    if avail then
-      for j = 1, k do row[j] = transform(xcols[j], t) end
-      used[r] = true
-    else
-      yy = 0
-      for j = 1, k do row[j] = 0 end
-    end
-    y[r], X[r] = yy, row
-  end
-  for q, t in ipairs(L.rows2) do
-    local r = L.R1 + q
-    local row = {}
-    if ok[t] then
-      for j = 1, k do row[j] = xcols[j][t] end
-      y[r] = ycol[t]
-      used[r] = true
-    else
-      for j = 1, k do row[j] = 0 end
-      y[r] = 0
-    end
-    X[r] = row
-  end
-  -- instruments
-  local Z = {}
-  for r = 1, R do
-    local z = {}
-    for c = 1, nc do z[c] = 0 end
-    Z[r] = z
-  end
   local function num(v) return (v ~= nil and v == v) and v or 0 end
   local function ivtrans(v, t)
-    -- the iv term transformed like the equation (missing values count 0, as pgmm)
+    -- an iv term transformed like the equation (missing values count 0, as pgmm's)
     if fodmode then
       local vv = {}
       for p = 1, T do vv[p] = num(v[p]) end
@@ -388,91 +367,68 @@ local function entity_block(o, L, lev, ok, inst, ivv, T)
     end
     return num(v[t]) - num(v[t - 1])
   end
-  for c, col in ipairs(L.cols) do
-    if col.eq == 1 or col.eq == "both" then
-      for r, t in ipairs(L.rows1) do
-        if used[r] then
-          local val = 0
-          if col.kind == "gmm" then
-            if col.period == nil or col.period == t then
-              local s = t - col.lag
-              if s >= 1 then val = num(inst[col.spec][s]) end
-            end
-          elseif col.kind == "extra" then
-            val = X[r][col.col]
-          else
-            val = ivtrans(ivv[col.term], t)
-          end
-          Z[r][c] = val
+  local n1, n2 = 0, 0
+  local nR = L.R1 + L.R2
+  for r = 1, nR do
+    local level = r > L.R1
+    local t = level and L.rows2[r - L.R1] or L.rows1[r]
+    local yy, xrow
+    if level then
+      if ok[t] then
+        yy, xrow = ycol[t], {}
+        for j = 1, k do xrow[j] = xcols[j][t] end
+      end
+    elseif (fodmode and ok[t - 1]) or (not fodmode and ok[t] and ok[t - 1]) then
+      yy = transform(ycol, t)
+      if yy ~= nil then
+        xrow = {}
+        for j = 1, k do xrow[j] = transform(xcols[j], t) end
+      end
+    end
+    if xrow then
+      local Z, X, y, row
+      if level then
+        Z, X, y, row = ch.Z2, ch.X2, ch.y2, off + r - L.R1
+        n2 = n2 + 1
+      else
+        Z, X, y, row = ch.Z1, ch.X1, ch.y1, off + r
+        n1 = n1 + 1
+      end
+      y:set(row, 1, yy)
+      for j = 1, k do if xrow[j] ~= 0 then X:set(row, j, xrow[j]) end end
+      for _, c in ipairs(L.rowcols[r]) do
+        local col = L.cols[c]
+        local kind, val = col.kind, 0
+        if kind == "gmm" then
+          local s0 = t - col.lag
+          if s0 >= 1 then val = num(inst[col.spec][s0]) end
+        elseif kind == "dgmm" then
+          local s0 = t - col.lag
+          local v = inst[col.spec]
+          local a, b = v[s0], v[s0 - 1]
+          if s0 >= 2 and a ~= nil and b ~= nil and a == a and b == b then val = a - b end
+        elseif kind == "extra" then
+          val = xrow[col.col]
+        elseif level then
+          val = num(ivv[col.term][t])
+        else
+          val = ivtrans(ivv[col.term], t)
         end
-      end
-    end
-    if col.eq == 2 or col.eq == "both" then
-      for q, t in ipairs(L.rows2) do
-        local r = L.R1 + q
-        if used[r] then
-          local val = 0
-          if col.kind == "dgmm" then
-            if col.period == nil or col.period == t then
-              local s = t - col.lag
-              if s >= 2 then
-                local v = inst[col.spec]
-                val = num(v[s]) - num(v[s - 1])
-                if v[s] == nil or v[s] ~= v[s] or v[s - 1] == nil or v[s - 1] ~= v[s - 1] then val = 0 end
-              end
-            end
-          elseif col.kind == "extra" then
-            val = X[r][col.col]
-          else
-            val = num(ivv[col.term][t])
-          end
-          Z[r][c] = val
-        end
+        if val ~= 0 then Z:set(row, c, val) end
       end
     end
   end
-  return y, X, Z, used
-end
-
---- The one-step weighting matrix H (R x R): the covariance of the
---- transformed errors for iid errors (difference: 2 on the diagonal, -1 next to
---- it; system: that block, the identity for levels and their covariance,
---- pgmm's "full"); orthogonal deviations: the identity.
-local function h_matrix(o, L)
-  local H = matrix(L.R, L.R, 0)
-  for r = 1, L.R1 do
-    if o.transformation == "fod" then
-      H:set(r, r, 1)
-    else
-      H:set(r, r, 2)
-      if r > 1 then H:set(r, r - 1, -1); H:set(r - 1, r, -1) end
-    end
-  end
-  for q = 1, L.R2 do H:set(L.R1 + q, L.R1 + q, 1) end
-  if o.transformation == "fd" and L.R2 > 0 then
-    -- difference at period t against the level at period s: +1 (s = t), -1 (s = t - 1)
-    for r, t in ipairs(L.rows1) do
-      for q, s in ipairs(L.rows2) do
-        local v = (s == t and 1) or (s == t - 1 and -1) or 0
-        if v ~= 0 then H:set(r, L.R1 + q, v); H:set(L.R1 + q, r, v) end
-      end
-    end
-  end
-  return H
+  return n1, n2
 end
 
 -- ---- estimation ------------------------------------------------------------------------
 
-local function sub(M0, idx, jdx)
-  local out = matrix(#idx, jdx and #jdx or M0:ncol(), 0)
-  for a, i in ipairs(idx) do
-    if jdx then
-      for c, j in ipairs(jdx) do out:set(a, c, M0:get(i, j)) end
-    else
-      for j = 1, M0:ncol() do out:set(a, j, M0:get(i, j)) end
-    end
-  end
-  return out
+--- The selection matrix of the columns idx of an n-column matrix (n x #idx):
+--- M * sel picks columns, sel' * M rows, in BLAS rather than element by element.
+local function selector(n, idx)
+  local sel = matrix(n, #idx, 0)
+  for c, i in ipairs(idx) do sel:set(i, c, 1) end
+  return sel
 end
 
 local function chi2_test(stat, df)
@@ -482,8 +438,9 @@ end
 --- Wald chi2 that the coefficients idx are all zero.
 local function wald(b, V, idx)
   if #idx == 0 then return nil end
-  local bb = sub(b, idx)
-  local VV = sub(V, idx, idx)
+  local sel = selector(b:nrow(), idx)
+  local bb = sel:crossprod(b)
+  local VV = sel:crossprod(V * sel)
   return chi2_test(quad(bb, sym(VV):inv()), #idx)
 end
 
@@ -571,42 +528,82 @@ function M.gmm(d, formula, opts)
   for si, s in ipairs(o.gmm) do instv[si] = tg(s.term) end
   for ti, t in ipairs(o.iv) do ivv[ti] = tg(t) end
 
-  -- pass 1: the per-entity products
-  local H = h_matrix(o, L)
+  -- Pass 1: the entities' blocks, stacked in chunks of at most ~2^21 cells
+  -- (never the whole n x L instrument matrix of a large panel).  Each entity
+  -- has P = R1 + 1 rows in the transformed-equation chunk (its rows, then a
+  -- zero row) and, in system GMM, P level rows in the level chunk.  The zero
+  -- row separates entities, so Z'HZ comes from products of shifted views:
+  -- H = C C' with C = [D; I] (D the first-difference operator), and
+  --   Z1'G Z1 = 2 Z1'Z1 - S - S',  S = Z1[1..n-1]' Z1[2..n]
+  --   Z1'FD Z2 = Z1[1..n-1]' Z2[2..n] - Z1'Z2
+  -- (pgmm's one-step matrices tcrossprod(diff(I)) and FSM "full").
+  local P = L.R1 + 1
+  local per_chunk = math.max(1, math.floor(2 ^ 21 / (P * (o.system and 2 or 1) * math.max(nL, k + 1))))
+  local chunks = {}
   local ZHZ, ZX, Zy = matrix(nL, nL, 0), matrix(nL, k, 0), matrix(nL, 1, 0)
-  local blocks = {}
-  local nobs, nobs1 = 0, 0
-  local groups_used = 0
-  for i = 1, N do
-    local inst, iv = {}, {}
-    for si in ipairs(o.gmm) do inst[si] = instv[si][i] end
-    for ti in ipairs(o.iv) do iv[ti] = ivv[ti][i] end
-    local y, X, Z, used = entity_block(o, L, lev[i], okp[i], inst, iv, T)
-    local nu = 0
-    for r = 1, L.R do if used[r] then nu = nu + 1; if r <= L.R1 then nobs1 = nobs1 + 1 end end end
-    if nu > 0 then
-      groups_used = groups_used + 1
-      nobs = nobs + nu
-      local Zm, Xm, ym = matrix(Z), matrix(X), matrix(y)
-      local Gi, hi = Zm:crossprod(Xm), Zm:crossprod(ym)
-      ZHZ = ZHZ + Zm:crossprod(H * Zm)
-      ZX, Zy = ZX + Gi, Zy + hi
-      blocks[#blocks + 1] = { Z = Zm, X = Xm, y = ym, G = Gi, h = hi, entity = i }
+  local nobs, nobs1, Ng = 0, 0, 0
+  local function products(ch)
+    local m = ch.Z1:nrow()
+    local Z1a, Z1b = ch.Z1:view(1, 1, m - 1, nL), ch.Z1:view(2, 1, m - 1, nL)
+    local Z1Z1 = ch.Z1:crossprod()
+    if o.transformation == "fod" then
+      ZHZ = ZHZ + Z1Z1
+    else
+      local S = Z1a:crossprod(Z1b)
+      ZHZ = ZHZ + Z1Z1 * 2 - S - S:t()
+    end
+    ZX, Zy = ZX + ch.Z1:crossprod(ch.X1), Zy + ch.Z1:crossprod(ch.y1)
+    if o.system then
+      ZHZ = ZHZ + ch.Z2:crossprod()
+      if o.transformation == "fd" then
+        local C = Z1a:crossprod(ch.Z2:view(2, 1, m - 1, nL)) - ch.Z1:crossprod(ch.Z2)
+        ZHZ = ZHZ + C + C:t()
+      end
+      ZX, Zy = ZX + ch.Z2:crossprod(ch.X2), Zy + ch.Z2:crossprod(ch.y2)
     end
   end
+  local inst, iv = {}, {}
+  for first = 1, N, per_chunk do
+    local n = math.min(per_chunk, N - first + 1)
+    local ch = { n = n, first = first, Z1 = matrix(n * P, nL, 0), X1 = matrix(n * P, k, 0), y1 = matrix(n * P, 1, 0) }
+    if o.system then ch.Z2, ch.X2, ch.y2 = matrix(n * P, nL, 0), matrix(n * P, k, 0), matrix(n * P, 1, 0) end
+    for g = 1, n do
+      local i = first + g - 1
+      for si in ipairs(o.gmm) do inst[si] = instv[si][i] end
+      for ti in ipairs(o.iv) do iv[ti] = ivv[ti][i] end
+      local n1, n2 = entity_block(o, L, lev[i], okp[i], inst, iv, T, ch, (g - 1) * P)
+      nobs, nobs1 = nobs + n1 + n2, nobs1 + n1
+      if n1 + n2 > 0 then Ng = Ng + 1 end
+    end
+    products(ch)
+    chunks[#chunks + 1] = ch
+  end
   if nobs1 == 0 then fail("no entity has a complete transformed-equation row (check the lags against the periods)") end
-  local Ng = #blocks
   local notes = {}
   local W1 = weight(sym(ZHZ), N)  -- pgmm's A1 = N (sum Z_i'H Z_i)^-1
   if W1.singular then notes[#notes + 1] = "the first-step weighting matrix is singular: a generalized inverse is used" end
   local b1, B1 = gmm_step(ZX, Zy, W1)
-  -- one-step moments u_i = Z_i'e_i and their outer products
+  -- residuals of both equations by chunk, and the entities' moments u_i = Z_i'e_i
+  local function residuals(ch, bb)
+    local e1 = ch.y1 - ch.X1 * bb
+    return e1, o.system and (ch.y2 - ch.X2 * bb) or nil
+  end
+  local function moments(ch, e1, e2)
+    local U = matrix(nL, ch.n, 0)
+    local cols = {}
+    for g = 1, ch.n do
+      local r0 = (g - 1) * P + 1
+      local u = ch.Z1:view(r0, 1, P, nL):crossprod(e1:view(r0, 1, P, 1))
+      if e2 then u = u + ch.Z2:view(r0, 1, P, nL):crossprod(e2:view(r0, 1, P, 1)) end
+      cols[g] = u
+    end
+    U = ch.n == 1 and cols[1] or matrix.hcat(table.unpack(cols))
+    return U
+  end
   local S2 = matrix(nL, nL, 0)
-  local u1 = {}
-  for q, bl in ipairs(blocks) do
-    local u = bl.Z:crossprod(bl.y - bl.X * b1)
-    u1[q] = u
-    S2 = S2 + u * u:t()
+  for _, ch in ipairs(chunks) do
+    ch.U1 = moments(ch, residuals(ch, b1))
+    S2 = S2 + ch.U1:t():crossprod()
   end
   S2 = sym(S2)
   local W2 = weight(S2)  -- A2 = S2^-1
@@ -628,9 +625,26 @@ function M.gmm(d, formula, opts)
     -- D = B2 X'Z A2 M, M = sum_i [(u_i'v) G_i + u_i (G_i'v)'].
     local v = W2.apply(Zy - ZX * b)
     local Mw = matrix(nL, k, 0)
-    for q, bl in ipairs(blocks) do
-      local u = u1[q]
-      Mw = Mw + bl.G * u:crossprod(v):get(1, 1) + u * bl.G:crossprod(v):t()
+    for _, ch in ipairs(chunks) do
+      local sv = ch.U1:crossprod(v):tovector()
+      local zv1 = ch.Z1 * v
+      local zv2 = o.system and ch.Z2 * v or nil
+      local wcols = {}
+      for g = 1, ch.n do
+        local r0 = (g - 1) * P + 1
+        local X1v = ch.X1:view(r0, 1, P, k)
+        local Gg = ch.Z1:view(r0, 1, P, nL):crossprod(X1v)
+        local wg = X1v:crossprod(zv1:view(r0, 1, P, 1))
+        if zv2 then
+          local X2v = ch.X2:view(r0, 1, P, k)
+          Gg = Gg + ch.Z2:view(r0, 1, P, nL):crossprod(X2v)
+          wg = wg + X2v:crossprod(zv2:view(r0, 1, P, 1))
+        end
+        Mw = Mw + Gg * sv[g]
+        wcols[g] = wg
+      end
+      local Wg = ch.n == 1 and wcols[1] or matrix.hcat(table.unpack(wcols))
+      Mw = Mw + ch.U1 * Wg:t()
     end
     local D = Bnr * W2.apply(ZX):crossprod(Mw)
     local DB = D * Bnr
@@ -647,23 +661,27 @@ function M.gmm(d, formula, opts)
   -- Arellano & Bond 1991 m1/m2) with the covariance V
   local AZX = W.apply(ZX)
   local resid = {}
-  for q, bl in ipairs(blocks) do resid[q] = (bl.y - bl.X * b):tovector() end
+  for q, ch in ipairs(chunks) do resid[q] = (ch.y1 - ch.X1 * b):tovector() end
   local function ar(order)
     if L.R1 <= order then return nil end
     local num, EVE = 0, 0
     local EX, ZVE = matrix(1, k, 0), matrix(nL, 1, 0)
-    local ev, el = {}, {}
-    for q, bl in ipairs(blocks) do
-      local e = resid[q]
-      local s = 0
-      for r = 1, L.R do
-        ev[r] = r <= L.R1 and e[r] or 0
-        el[r] = (r > order and r <= L.R1) and e[r - order] or 0
-        s = s + ev[r] * el[r]
+    for q, ch in ipairs(chunks) do
+      local ev, el, evs = resid[q], {}, {}
+      for g = 1, ch.n do
+        local r0 = (g - 1) * P
+        local sg = 0
+        for ri = 1, P do
+          local r = r0 + ri
+          local lagged = (ri > order and ri <= L.R1) and ev[r - order] or 0
+          el[r] = lagged
+          sg = sg + ev[r] * lagged
+        end
+        for ri = 1, P do evs[r0 + ri] = ev[r0 + ri] * sg end
+        num, EVE = num + sg, EVE + sg * sg
       end
-      num, EVE = num + s, EVE + s * s
-      EX = EX + matrix(el):crossprod(bl.X)
-      if s ~= 0 then ZVE = ZVE + bl.Z:crossprod(matrix(ev)) * s end
+      EX = EX + matrix(el):crossprod(ch.X1)
+      ZVE = ZVE + ch.Z1:crossprod(matrix(evs))
     end
     local denom = EVE - 2 * (EX * Bnr * AZX:crossprod(ZVE)):get(1, 1) + (EX * V * EX:t()):get(1, 1)
     local z = num / math.sqrt(denom)
@@ -692,8 +710,9 @@ function M.gmm(d, formula, opts)
     local ok_s, Js = false, nil
     if #keep > k and #keep < nL then
       ok_s, Js = pcall(function()
-        local Ws = weight(sub(S2, keep, keep))
-        local ZXs, Zys = sub(ZX, keep), sub(Zy, keep)
+        local sel = selector(nL, keep)
+        local Ws = weight(sel:crossprod(S2 * sel))
+        local ZXs, Zys = sel:crossprod(ZX), sel:crossprod(Zy)
         local bs = gmm_step(ZXs, Zys, Ws)
         return jstat(Ws, Zys - ZXs * bs)
       end)
