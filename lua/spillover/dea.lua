@@ -21,6 +21,9 @@ local TOL = 1e-9  -- an SBM score within TOL of 1 is efficient (super-SBM is sol
 
 -- ---- data ---------------------------------------------------------------------
 
+-- Names of unnamed variables: x1, x2 (inputs), y1 (outputs), b1 (bad outputs).
+local PREFIX = { inputs = "x", outputs = "y", bad = "b" }
+
 -- A block of variables as {rows = n arrays of k numbers, names = k names}:
 -- a matrix (units x variables), an array of rows, or column names of `data`.
 local function read_block(v, data, what)
@@ -30,7 +33,7 @@ local function read_block(v, data, what)
     local rows = {}
     for i = 1, r do rows[i] = c == 1 and { v(i, 1) } or v:row(i):tovector() end
     local names = {}
-    for j = 1, c do names[j] = what .. j end
+    for j = 1, c do names[j] = PREFIX[what] .. j end
     return { rows = rows, names = names }
   end
   if type(v) == "string" then v = { v } end
@@ -65,10 +68,9 @@ local function read_block(v, data, what)
     rows[i] = r
   end
   local names = {}
-  for j = 1, k do names[j] = what .. j end
+  for j = 1, k do names[j] = PREFIX[what] .. j end
   return { rows = rows, names = names }
 end
-M.read_block = read_block
 
 -- Check the values of a block: finite, and non-negative unless allowed.
 local function check_values(block, what, unit_names, allow_negative)
@@ -77,7 +79,7 @@ local function check_values(block, what, unit_names, allow_negative)
       local unit = unit_names and unit_names[i] or tostring(i)
       if type(x) ~= "number" or x ~= x or x == math.huge or x == -math.huge then
         raise(string.format("dea: %s '%s' of unit '%s' is %s; expected a finite number", what, block.names[j], unit,
-          tostring(x)), { var = block.names[j] })
+          x ~= x and "NaN" or tostring(x)), { var = block.names[j] })
       end
       if x < 0 and not allow_negative then
         raise(string.format("dea: %s '%s' of unit '%s' is negative (%g); the models need data >= 0 "
@@ -692,9 +694,11 @@ function M.dea(opts)
   if o.model == "radial" and opts.bad then
     raise("dea: model \"" .. o.name .. "\" has no bad outputs; use \"sbm\", \"super_sbm\" or \"ddf\"")
   end
-  local d = M.prepare(opts, "dea")
+  local n0 = opts.data and opts.data:nrow() or (type(opts.inputs) == "userdata" and opts.inputs:nrow())
+    or (type(opts.inputs) == "table" and #opts.inputs) or 0
+  local names = unit_names_of(opts, n0)
+  local d = M.prepare(opts, "dea", names)
   local n = d.n
-  local names = unit_names_of(opts, n)
   o.nondisc = resolve_nondisc(opts.nondiscretionary, d.X.names)
   local sc = M.scale_all(d, { X = { d.X.rows }, Y = { d.Y.rows }, B = d.B and { d.B.rows } })
   o.scales = sc
