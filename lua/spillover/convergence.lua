@@ -5,6 +5,8 @@
 --   beta(d, var, {controls =, fe =, vcov =, spatial =, weights =, ...})
 --        growth on the initial log level: Delta ln y_it = a + b ln y_i,t-1 + ...
 --   log_t(values, {trim =})            Phillips & Sul (2007) log t regression
+--   clubs(values, {trim =, cstar =, ref =, merge =})   their club clustering and merging
+--   merge_clubs(values, clubs, {trim =})                 the merging step alone
 --
 -- beta builds a frame of growth rates and lagged log levels and estimates it
 -- with sp.ols (fixed effects from the panel index) or, with spatial =
@@ -233,6 +235,130 @@ function M.log_t(values, opts)
   local tstat = b / se
   return { b = b, a = a, se = se, t = tstat, pvalue = core.dist.pnorm(tstat), converge = tstat > -1.65, H = H,
     first = t0 }
+end
+
+--- The log t statistic of the units idx (indices into rows).
+local function t_of(rows, idx, trim)
+  local sub = {}
+  for k, i in ipairs(idx) do sub[k] = rows[i] end
+  return M.log_t(sub, { trim = trim }).t
+end
+
+local function append(a, b)
+  local out = {}
+  for _, v in ipairs(a) do out[#out + 1] = v end
+  for _, v in ipairs(b) do out[#out + 1] = v end
+  return out
+end
+
+local function merge(rows, found, trim)
+  if #found < 2 then return found end
+  local merged, cur = {}, found[1]
+  for i = 2, #found do
+    local union = append(cur, found[i])
+    if t_of(rows, union, trim) > -1.65 then cur = union
+    else
+      merged[#merged + 1] = cur
+      cur = found[i]
+    end
+  end
+  merged[#merged + 1] = cur
+  return merged
+end
+
+--- Phillips & Sul's (2007, 2009) club clustering of an n x T array of
+--- (filtered, log) values, with their club merging:
+---   1. order the units by their value in period ref (default the last), decreasing;
+---   2. if the remaining units converge together (t > -1.65) they are a club;
+---      else the core group: from the first adjacent pair that converges, add
+---      units in order while t > -1.65 and keep the group with the largest t
+---      (Phillips & Sul's argmax; none converges: the rest diverge);
+---   3. the club: the core and every other remaining unit whose addition to the
+---      core gives t > cstar (default 0);
+---   4. repeat on the units left; a single unit left diverges;
+---   5. merge (merge ~= false): adjacent clubs whose union converges, in order
+---      (Phillips & Sul 2009).
+--- Returns {clubs = {{units = {row indices}, t =, b =}, ...}, divergent = {...},
+--- initial = the clubs before merging}.
+function M.clubs(values, opts)
+  opts = util.check_options(opts, { "trim", "cstar", "ref", "merge" }, "clubs")
+  local rows = type(values) == "userdata" and util.rows(values) or values
+  if type(rows) ~= "table" or #rows < 2 then raise("clubs: expected an n x T array of values with n >= 2") end
+  local trim, cstar = opts.trim or 1 / 3, opts.cstar or 0
+  local T = #rows[1]
+  local ref = opts.ref or T
+  if math.type(ref) ~= "integer" or ref < 1 or ref > T then raise("clubs: ref must be a period 1.." .. T) end
+  local order = {}
+  for i = 1, #rows do order[i] = i end
+  table.sort(order, function(a, b)
+    if rows[a][ref] ~= rows[b][ref] then return rows[a][ref] > rows[b][ref] end
+    return a < b
+  end)
+  local found, divergent = {}, {}
+  local rest = order
+  while #rest > 0 do
+    if #rest == 1 then divergent[#divergent + 1] = rest[1]; break end
+    if t_of(rows, rest, trim) > -1.65 then found[#found + 1] = rest; break end
+    local start
+    for i = 1, #rest - 1 do
+      if t_of(rows, { rest[i], rest[i + 1] }, trim) > -1.65 then start = i; break end
+    end
+    if not start then
+      for _, u in ipairs(rest) do divergent[#divergent + 1] = u end
+      break
+    end
+    local group = { rest[start], rest[start + 1] }
+    local best, best_t = { rest[start], rest[start + 1] }, t_of(rows, group, trim)
+    for k = start + 2, #rest do
+      group[#group + 1] = rest[k]
+      local tk = t_of(rows, group, trim)
+      if tk <= -1.65 then break end
+      if tk > best_t then
+        best, best_t = {}, tk
+        for j, u in ipairs(group) do best[j] = u end
+      end
+    end
+    local in_core = {}
+    for _, u in ipairs(best) do in_core[u] = true end
+    local club = {}
+    for _, u in ipairs(best) do club[#club + 1] = u end
+    for _, u in ipairs(rest) do
+      if not in_core[u] and t_of(rows, append(best, { u }), trim) > cstar then club[#club + 1] = u end
+    end
+    local taken = {}
+    for _, u in ipairs(club) do taken[u] = true end
+    local left = {}
+    for _, u in ipairs(rest) do if not taken[u] then left[#left + 1] = u end end
+    -- Keep the clubs' units in the order of the ranking.
+    table.sort(club, function(a, b)
+      local pa, pb
+      for i, u in ipairs(rest) do if u == a then pa = i end; if u == b then pb = i end end
+      return pa < pb
+    end)
+    found[#found + 1] = club
+    rest = left
+  end
+  local function described(list)
+    local out = {}
+    for i, units in ipairs(list) do
+      local sub = {}
+      for k, u in ipairs(units) do sub[k] = rows[u] end
+      local r = #units >= 2 and M.log_t(sub, { trim = trim }) or { t = 0 / 0, b = 0 / 0 }
+      out[i] = { units = units, t = r.t, b = r.b }
+    end
+    return out
+  end
+  local merged = opts.merge == false and found or merge(rows, found, trim)
+  return { clubs = described(merged), initial = described(found), divergent = divergent }
+end
+
+--- Phillips & Sul's (2009) merging of clubs (arrays of row indices, in the
+--- order found): add the next club while the union converges (t > -1.65),
+--- else close the merged club and start again from the next one.
+function M.merge_clubs(values, clubs, opts)
+  opts = util.check_options(opts, { "trim" }, "merge_clubs")
+  local rows = type(values) == "userdata" and util.rows(values) or values
+  return merge(rows, clubs, opts.trim or 1 / 3)
 end
 
 return M

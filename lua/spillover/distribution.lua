@@ -132,6 +132,14 @@ local function describe(d, var, controls, model, options)
   for i = 1, #logs do for j = 1, #periods do if logs[i][j] <= 0 then ok_logs = false end end end
   res.log_t = conv.log_t(ok_logs and logs or rows)
   res.log_t.on = ok_logs and "log" or "level"
+  local cl = conv.clubs(ok_logs and logs or rows)
+  res.clubs = { divergent = {}, clubs = {} }
+  for i, c in ipairs(cl.clubs) do
+    local names = {}
+    for k, u in ipairs(c.units) do names[k] = units[u] end
+    res.clubs.clubs[i] = { units = names, t = c.t, b = c.b }
+  end
+  for k, u in ipairs(cl.divergent) do res.clubs.divergent[k] = units[u] end
   return res
 end
 
@@ -197,6 +205,21 @@ local function markdown(r, name)
   local lt = r.log_t
   out[#out + 1] = string.format("Phillips & Sul log t (%s values): b = %s, t = %s (%s at 5%%)", lt.on, num(lt.b), num(lt.t, 2),
     lt.converge and "convergence not rejected" or "convergence rejected")
+  out[#out + 1] = ""
+  out[#out + 1] = "Convergence clubs (Phillips & Sul clustering with merging, ordered by the last period):"
+  out[#out + 1] = ""
+  out[#out + 1] = "| club | units | b | t |"
+  out[#out + 1] = "|---|---|---:|---:|"
+  for i, c in ipairs(r.clubs.clubs) do
+    local names = {}
+    for k, u in ipairs(c.units) do names[k] = tostring(u) end
+    out[#out + 1] = string.format("| %d | %s | %s | %s |", i, table.concat(names, ", "), num(c.b), num(c.t, 2))
+  end
+  if #r.clubs.divergent > 0 then
+    local names = {}
+    for k, u in ipairs(r.clubs.divergent) do names[k] = tostring(u) end
+    out[#out + 1] = "| divergent | " .. table.concat(names, ", ") .. " | | |"
+  end
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -233,7 +256,8 @@ local function json_of(r)
     spatial_markov = chain(r.spatial_markov),
     spatial_gini = sg and { period = sg.period, gini = sg.gini, wg = sg.wg, wcg = sg.wcg, p_sim = sg.p_sim } or nil,
     beta = beta(r.beta), spatial_beta = beta(r.spatial_beta),
-    log_t = { b = r.log_t.b, se = r.log_t.se, t = r.log_t.t, converge = r.log_t.converge, on = r.log_t.on } }
+    log_t = { b = r.log_t.b, se = r.log_t.se, t = r.log_t.t, converge = r.log_t.converge, on = r.log_t.on },
+    clubs = r.clubs }
 end
 
 local function figures(r, out)

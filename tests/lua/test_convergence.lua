@@ -67,7 +67,7 @@ local lt = cv.log_t(rows)
 T.near(lt.b, 0.4, 1e-10, "log t: b recovered")
 T.check(lt.first == 11, "log t: round(30 / 3) + 1 = 11 is the first period")
 -- The filtered log GDP of 152 countries 1970-2003 (ConvergenceClubs): no
--- convergence overall, as Phillips & Sul (2009) report (t far below -1.65).
+-- convergence overall (t far below -1.65).
 local g = sp.read_csv("../shared/data/external/cc_countryGDP_filtered.csv")
 local gr = {}
 for i = 1, g:nrow() do gr[i] = {} end
@@ -78,5 +78,33 @@ end
 local all = cv.log_t(gr)
 T.check(all.b < 0 and all.t < -1.65 and not all.converge, "log t: the 152 countries do not converge")
 T.checkerr("trim must be in %(0, 1%)", cv.log_t, rows, { trim = 1 })
+
+-- Club clustering on a panel with a known structure: units 1-5 converge to
+-- delta = 2, units 6-10 to delta = 1 (x_it = (delta + c_i / sqrt t) g_t), and
+-- unit 11 runs away ((3 + t / 10) g_t).  The whole panel does not converge;
+-- the clustering finds the two clubs, the runaway unit diverges, and merging
+-- keeps the two clubs apart (their union does not converge).
+local cr = {}
+for i = 1, 10 do
+  cr[i] = {}
+  local delta, c = i <= 5 and 2 or 1, ((i - 1) % 5 - 2) * 0.2
+  for t = 1, 40 do cr[i][t] = (delta + c * t ^ -0.5) * (1 + 0.02 * t) end
+end
+cr[11] = {}
+for t = 1, 40 do cr[11][t] = (3 + t / 10) * (1 + 0.02 * t) end
+T.check(not cv.log_t(cr).converge, "clubs: the whole panel does not converge")
+local cl = cv.clubs(cr)
+local function set(units) local k = {} for _, u in ipairs(units) do k[#k + 1] = u end table.sort(k) return table.concat(k, ",") end
+T.check(#cl.clubs == 2 and set(cl.clubs[1].units) == "1,2,3,4,5" and set(cl.clubs[2].units) == "6,7,8,9,10",
+  "clubs: the two clubs, the higher first", #cl.clubs .. " clubs")
+T.check(#cl.divergent == 1 and cl.divergent[1] == 11, "clubs: the runaway unit diverges")
+T.check(cl.clubs[1].t > -1.65 and cl.clubs[2].t > -1.65, "clubs: each club converges")
+local m1 = cv.clubs({ cr[1], cr[2], cr[3], cr[4], cr[5] }, { merge = false })
+T.check(#m1.clubs == 1 and #m1.clubs[1].units == 5, "clubs: one converging group is one club")
+-- Merging (Phillips & Sul 2009): club A found in two pieces is one club
+-- again; club B stays apart because A + B does not converge.
+local mg = cv.merge_clubs(cr, { { 1, 2, 3 }, { 4, 5 }, { 6, 7, 8, 9, 10 } })
+T.check(#mg == 2 and set(mg[1]) == "1,2,3,4,5" and set(mg[2]) == "6,7,8,9,10", "merge_clubs: the halves of a club merge")
+T.checkerr("ref must be a period 1..40", cv.clubs, cr, { ref = 41 })
 
 T.done()
