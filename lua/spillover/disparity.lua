@@ -511,6 +511,79 @@ function M.dagum_plot(path, rows, spec)
       { label = "Gt (transvariation)", y = Gt } } })
 end
 
+
+-- ---- the disparity change of an experiment ------------------------------------------------
+
+--- The disparity of an experiment's outcome, per period: the measure of
+--- the baseline, of the scenario and their difference, with an interval
+--- over draws.  spec:
+---   baseline, scenario  arrays of the outcome per row (p0, p1)
+---   periods             an array of period keys per row
+---   draws               optional: an array of arrays, the effect per row under
+---                       each draw (the scenario of draw r is baseline + draws[r])
+---   measure             "gini" (default), "theil" (T), "cv" or "dagum" (its G,
+---                       Gnb with part = "Gnb", ...), with groups (labels per row)
+---   transform           "exp" for an outcome in logs (the measure of the levels)
+---   level               of the interval (0.95)
+--- Returns an array, in period order, of {period, baseline, scenario, change,
+--- lo, hi} (lo, hi: type-7 quantiles of the change over the draws).  This is
+--- what an experiment needs to report "the Gini change, with intervals".
+function M.change(spec)
+  util.check_options(spec, { "baseline", "scenario", "periods", "draws", "measure", "groups", "transform", "level",
+    "part" }, "disparity.change")
+  local measure = spec.measure or "gini"
+  local tf = spec.transform
+  if tf ~= nil and tf ~= "exp" then raise("disparity.change: transform must be \"exp\" or absent") end
+  local function value(v, g)
+    if measure == "gini" then return M.gini(v)
+    elseif measure == "theil" then return M.theil(v).T
+    elseif measure == "cv" then return M.cv(v)
+    elseif measure == "dagum" then
+      if not g then raise("disparity.change: measure 'dagum' needs groups") end
+      return M.dagum(v, g)[spec.part or "G"]
+    end
+    raise("disparity.change: unknown measure '" .. tostring(measure) .. "' (expected gini, theil, cv or dagum)")
+  end
+  local p0, p1, per = spec.baseline, spec.scenario, spec.periods
+  if type(p0) ~= "table" or type(p1) ~= "table" or type(per) ~= "table" or #p0 ~= #p1 or #p0 ~= #per then
+    raise("disparity.change: baseline, scenario and periods must be arrays of the same length")
+  end
+  local rows, order = {}, {}
+  for i = 1, #p0 do
+    local k = util.key_of(per[i])
+    if not rows[k] then rows[k] = { period = per[i], idx = {} }; order[#order + 1] = rows[k] end
+    table.insert(rows[k].idx, i)
+  end
+  table.sort(order, function(a, b)
+    if type(a.period) == type(b.period) then return a.period < b.period end
+    return tostring(a.period) < tostring(b.period)
+  end)
+  local function f(x) return tf == "exp" and math.exp(x) or x end
+  local level = spec.level or 0.95
+  local out = {}
+  for j, r in ipairs(order) do
+    local v0, v1, g = {}, {}, spec.groups and {} or nil
+    for k, i in ipairs(r.idx) do
+      v0[k], v1[k] = f(p0[i]), f(p1[i])
+      if g then g[k] = spec.groups[i] end
+    end
+    local b, sc = value(v0, g), value(v1, g)
+    local res = { period = r.period, baseline = b, scenario = sc, change = sc - b }
+    if spec.draws and #spec.draws > 0 then
+      local ch = {}
+      for d, eff in ipairs(spec.draws) do
+        local vd = {}
+        for k, i in ipairs(r.idx) do vd[k] = f(p0[i] + eff[i]) end
+        ch[d] = value(vd, g) - b
+      end
+      table.sort(ch)
+      res.lo, res.hi = util.quantile(ch, (1 - level) / 2), util.quantile(ch, 1 - (1 - level) / 2)
+    end
+    out[j] = res
+  end
+  return out
+end
+
 M.cross_sad = cross_sad
 
 -- ---- the scenario estimator -------------------------------------------------------------

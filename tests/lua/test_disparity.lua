@@ -188,6 +188,21 @@ T.near(at10.y[1], 3 / (4 * math.sqrt(5) * 5), 1e-14, "kde: Epanechnikov height w
 T.checkerr("unknown kernel 'box'", util.kde, vals, { kernel = "box" })
 T.checkerr("bw must be", util.kde, vals, { bw = -1 })
 
+-- disparity.change: the Gini change of an experiment, per period, with an
+-- interval over draws.  Period 1: baseline {1, 3}, scenario {2, 3}: Gini
+-- |1 - 3| * 2 / (2 * 4 * 2) = 1/4 -> 1 * 2 / (2 * 4 * 2.5) = 1/10.
+local chg = dis.change { baseline = { 1, 3, 1, 1 }, scenario = { 2, 3, 1, 1 }, periods = { 1, 1, 2, 2 },
+  draws = { { 1, 0, 0, 0 }, { 0, 0, 0, 0 }, { 2, 0, 0, 0 } } }
+T.near(chg[1].baseline, 1 / 4, 1e-15, "change: baseline Gini")
+T.near(chg[1].change, 1 / 10 - 1 / 4, 1e-15, "change: scenario minus baseline")
+-- draws: effects 1, 0, 2 on unit 1 give Ginis 1/10, 1/4, 0: changes -0.15, 0, -0.25.
+T.near(chg[1].lo, util.quantile({ -0.25, -0.15, 0 }, 0.025), 1e-15, "change: interval over the draws (lo)")
+T.near(chg[1].hi, util.quantile({ -0.25, -0.15, 0 }, 0.975), 1e-15, "change: interval over the draws (hi)")
+T.check(chg[2].change == 0 and chg[2].period == 2, "change: an untouched period does not change")
+local lg = dis.change { baseline = { 0, math.log(3) }, scenario = { 0, math.log(3) }, periods = { 1, 1 }, transform = "exp" }
+T.near(lg[1].baseline, 1 / 4, 1e-15, "change: transform = exp measures the levels of a log outcome")
+T.checkerr("unknown measure 'gin'", dis.change, { baseline = { 1, 2 }, scenario = { 1, 2 }, periods = { 1, 1 }, measure = "gin" })
+
 -- plot.ridgeline and plot.heatmap (new in plot.lua for the distribution section).
 local plot = require "spillover.plot"
 local ser, xs, zs = {}, {}, {}
