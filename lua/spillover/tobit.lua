@@ -1,12 +1,12 @@
 -- spillover.tobit: censored regression (docs/estimators/dea.md, "Second stage").
 --
 --   sp.tobit(d, "eff ~ dig + x", {left = 0, right = 1, model = "pooled" | "re", entity = "id",
---                                  quadrature = 24, vcov = "oim"})
+--                                  quadrature = 12})
 --
 -- y* = x'b + e, observed y = left when y* <= left, right when y* >= right.
 -- Pooled: e ~ N(0, sigma^2) (Stata's tobit).  Random effects: y*_it = x'b +
 -- u_i + e_it, u_i ~ N(0, sigma_u^2), the likelihood of entity i integrated over
--- u_i by Gauss-Hermite quadrature (Stata's xttobit, non-adaptive).  The
+-- u_i by adaptive Gauss-Hermite quadrature (as Stata's xttobit).  The
 -- maximum is found by Newton's method on (b, log sigma...) with a numerical
 -- Hessian; the covariance is the inverse of the observed information.
 local core = require "spillover.core"
@@ -124,20 +124,21 @@ local function mills(z)
   return dnorm(z) / pnorm(z)
 end
 
--- One observation's log density and its derivatives with respect to its
--- index v = x'b (+ u) and to log sigma.
+-- One observation's log density, its first and second derivatives with
+-- respect to its index v = x'b (+ u), and its derivative with respect to
+-- log sigma.
 local function obs(yi, v, s, lo, hi)
   if lo and yi <= lo then
     local a = (lo - v) / s
     local l = mills(a)
-    return lpnorm(a), -l / s, -l * a
+    return lpnorm(a), -l / s, -l * (a + l) / (s * s), -l * a
   elseif hi and yi >= hi then
     local c = (v - hi) / s
     local l = mills(c)
-    return lpnorm(c), l / s, -l * c
+    return lpnorm(c), l / s, -l * (c + l) / (s * s), -l * c
   end
   local z = (yi - v) / s
-  return -0.5 * z * z - math.log(s * SQRT2PI), z / s, z * z - 1
+  return -0.5 * z * z - math.log(s * SQRT2PI), z / s, -1 / (s * s), z * z - 1
 end
 
 --- The score of the pooled Tobit log likelihood in (b, log sigma): an array
@@ -150,7 +151,7 @@ function M.score(theta, X, y, lo, hi)
   for i, r in ipairs(X) do
     local v = 0
     for j = 1, k do v = v + r[j] * theta[j] end
-    local _, db, de = obs(y[i], v, s, lo, hi)
+    local _, db, _, de = obs(y[i], v, s, lo, hi)
     for j = 1, k do g[j] = g[j] + db * r[j] end
     g[k + 1] = g[k + 1] + de
   end
@@ -158,9 +159,14 @@ function M.score(theta, X, y, lo, hi)
 end
 
 --- The random-effects Tobit log likelihood and its score in (b, log sigma_u,
---- log sigma_e), by Gauss-Hermite quadrature over each entity's u: the
---- score of entity i is the posterior-weighted score at the nodes.
-function M.re_loglik(theta, X, y, lo, hi, groups, gx, gw)
+--- log sigma_e).  Entity i contributes log of the integral over u of
+--- exp(h(u)), h(u) = sum_t log f(y_it | x_it'b + u) + log N(u; 0, sigma_u^2),
+--- by adaptive Gauss-Hermite quadrature (Liu & Pierce 1994, as xttobit):
+--- the nodes are centred at the mode of h and scaled by its curvature, found
+--- by Newton's method (h is concave).  The score is the posterior mean of
+--- dh/dtheta over the nodes.  modes: a table of starting points per entity,
+--- updated in place.
+function M.re_loglik(theta, X, y, lo, hi, groups, gx, gw, modes)
   local k = #X[1]
   local su, se = math.exp(theta[k + 1]), math.exp(theta[k + 2])
   local ll, g = 0, {}
@@ -172,21 +178,41 @@ function M.re_loglik(theta, X, y, lo, hi, groups, gx, gw)
     xbs[i] = v
   end
   local q = #gx
+  local lsu = math.log(su * SQRT2PI)
+  local function h(rows, u)
+    local val, d1, d2 = -0.5 * (u / su) ^ 2 - lsu, -u / (su * su), -1 / (su * su)
+    for _, i in ipairs(rows) do
+      local l, db, dbb = obs(y[i], xbs[i] + u, se, lo, hi)
+      val, d1, d2 = val + l, d1 + db, d2 + dbb
+    end
+    return val, d1, d2
+  end
   local terms, gr = {}, {}
-  for _, rows in ipairs(groups) do
+  for gi, rows in ipairs(groups) do
+    local mu = modes[gi] or 0
+    local _, d1, d2 = h(rows, mu)
+    for _ = 1, 50 do
+      local step = -d1 / d2
+      mu = mu + step
+      _, d1, d2 = h(rows, mu)
+      if math.abs(step) < 1e-10 * (1 + math.abs(mu)) then break end
+    end
+    modes[gi] = mu
+    local tau = math.sqrt(-1 / d2)
     local mx = -math.huge
     for a = 1, q do
-      local u = math.sqrt(2) * su * gx[a]
-      local lsum, ga = math.log(gw[a]), gr[a] or {}
+      local u = mu + math.sqrt(2) * tau * gx[a]
+      local lsum = math.log(math.sqrt(2) * tau * gw[a]) + gx[a] ^ 2 - 0.5 * (u / su) ^ 2 - lsu
+      local ga = gr[a] or {}
       for j = 1, k + 2 do ga[j] = 0 end
       for _, i in ipairs(rows) do
-        local l, db, de = obs(y[i], xbs[i] + u, se, lo, hi)
+        local l, db, _, de = obs(y[i], xbs[i] + u, se, lo, hi)
         lsum = lsum + l
         local r = X[i]
         for j = 1, k do ga[j] = ga[j] + db * r[j] end
-        ga[k + 1] = ga[k + 1] + db * u
         ga[k + 2] = ga[k + 2] + de
       end
+      ga[k + 1] = (u / su) ^ 2 - 1
       terms[a], gr[a] = lsum, ga
       if lsum > mx then mx = lsum end
     end
@@ -195,7 +221,7 @@ function M.re_loglik(theta, X, y, lo, hi, groups, gx, gw)
       terms[a] = math.exp(terms[a] - mx)
       acc = acc + terms[a]
     end
-    ll = ll + mx + math.log(acc) - 0.5 * math.log(math.pi)
+    ll = ll + mx + math.log(acc)
     for a = 1, q do
       local p = terms[a] / acc
       for j = 1, k + 2 do g[j] = g[j] + p * gr[a][j] end
@@ -248,7 +274,7 @@ function M.tobit(d, formula, opts)
   for j = 1, k do th[j] = ls.b:get(j, 1) == ls.b:get(j, 1) and ls.b:get(j, 1) or 0 end
   local s0 = math.sqrt(ls.ssr / math.max(1, n - k))
   if not (s0 > 0) then s0 = 1 end
-  local f, groups, gx, gw
+  local f, groups, gx, gw, modes
   if model == "pooled" then
     th[k + 1] = math.log(s0)
     f = function(t)
@@ -261,17 +287,18 @@ function M.tobit(d, formula, opts)
     groups = {}
     for g = 1, ng do groups[g] = {} end
     for i = 1, n do table.insert(groups[codes[i]], i) end
-    local q = opts.quadrature or 24
+    local q = opts.quadrature or 12
     if math.type(q) ~= "integer" or q < 2 or q > 200 then raise(who .. ": quadrature must be an integer in 2..200") end
     gx, gw = M.hermite(q)
     th[k + 1], th[k + 2] = math.log(s0 / math.sqrt(2)), math.log(s0 / math.sqrt(2))
-    f = function(t) return (M.re_loglik(t, X, y, lo, hi, groups, gx, gw)) end
+    modes = {}
+    f = function(t) return (M.re_loglik(t, X, y, lo, hi, groups, gx, gw, modes)) end
   end
   local grad
   if model == "pooled" then
     grad = function(t) return M.score(t, X, y, lo, hi) end
   else
-    grad = function(t) return select(2, M.re_loglik(t, X, y, lo, hi, groups, gx, gw)) end
+    grad = function(t) return select(2, M.re_loglik(t, X, y, lo, hi, groups, gx, gw, modes)) end
   end
   local theta, ll, H, iters = maximize(f, grad, th, who, opts.maxiter or 100, opts.tol or 1e-9)
   local ok, Vlog = pcall(function() return (H * -1):inv() end)
