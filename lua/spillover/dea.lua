@@ -767,6 +767,136 @@ function M.dea(opts)
   return setmetatable(res, { __index = M.result_methods })
 end
 
+-- ---- efficiency as a derived variable (scenarios) ----------------------------------------
+
+local DERIVE_KEYS = { "inputs", "outputs", "bad", "model", "rts", "orientation", "direction", "bad_disposability",
+  "frontier", "hold", "productivity", "threads" }
+
+--- derived(d, spec, state, ctx) -> column (nrow x 1 matrix), state.
+--- The efficiency of every row of frame d, for a scenario's derive step.
+--- spec: inputs, outputs, bad (column names), model, rts, orientation,
+--- direction, bad_disposability (as sp.dea), frontier = "global" (one frontier
+--- over all rows, the default) or "period" (one per value of ctx.time), hold =
+--- "baseline" (the default) or "reestimate", productivity = {index =,
+--- frontier =} (a Malmquist table of the baseline, kept in state).
+--- First call (state nil): the baseline; it returns the state later calls
+--- need.  Later calls with hold = "baseline" score each row of the shocked
+--- data against the baseline frontier (a row's own baseline point is left
+--- out of its reference set for the super-efficiency models, so a unit is
+--- compared with the others' baseline technology); with hold = "reestimate"
+--- the frontier is estimated again from the shocked data.  Rows with a
+--- missing value get NaN; an LP without solution gives NaN and a note.
+function M.derived(d, spec, state, ctx)
+  util.check_options(spec, DERIVE_KEYS, "efficiency")
+  ctx = ctx or {}
+  local frontier = spec.frontier or "global"
+  if frontier ~= "global" and frontier ~= "period" then
+    raise("efficiency: frontier must be \"global\" or \"period\", got " .. tostring(frontier))
+  end
+  if frontier == "period" and not ctx.time then raise("efficiency: frontier \"period\" needs the data's time column") end
+  local hold = spec.hold or "baseline"
+  if hold ~= "baseline" and hold ~= "reestimate" then
+    raise("efficiency: hold must be \"baseline\" or \"reestimate\", got " .. tostring(hold))
+  end
+  local o = M.options(spec, "efficiency")
+  o.slacks = false
+  local n = d:nrow()
+  local cols = {}
+  for _, part in ipairs({ "inputs", "outputs", "bad" }) do
+    local v = spec[part]
+    if type(v) == "string" then v = { v } end
+    if v ~= nil and (type(v) ~= "table" or type(v[1]) ~= "string") then
+      raise("efficiency: '" .. part .. "' must be a list of column names")
+    end
+    for _, nm in ipairs(v or {}) do cols[#cols + 1] = nm end
+  end
+  -- complete rows only
+  local complete, values = {}, {}
+  for _, nm in ipairs(cols) do values[nm] = d[nm]:tovector() end
+  for i = 1, n do
+    local ok = true
+    for _, nm in ipairs(cols) do
+      local x = values[nm][i]
+      if x ~= x or x == math.huge or x == -math.huge then ok = false end
+    end
+    if ok then complete[#complete + 1] = i end
+  end
+  if #complete == 0 then raise("efficiency: no row has all of " .. table.concat(cols, ", ")) end
+  local sub = d:take(complete)
+  local names = {}
+  for a, i in ipairs(complete) do names[a] = tostring(i) end
+  local dd = M.prepare({ data = sub, inputs = spec.inputs, outputs = spec.outputs, bad = spec.bad, model = o.name },
+    "efficiency", names)
+  o.nondisc = {}
+  local groups = {}
+  if frontier == "period" then
+    local t = sub[ctx.time]
+    local key = {}
+    for a = 1, #complete do
+      local k = util.key_of(t[a])
+      if not key[k] then key[k] = #groups + 1; groups[#groups + 1] = {} end
+      table.insert(groups[key[k]], a)
+    end
+  else
+    local all = {}
+    for a = 1, #complete do all[a] = a end
+    groups[1] = all
+  end
+  local first = state == nil
+  if first or hold == "reestimate" then
+    local sc = M.scale_all(dd, { X = { dd.X.rows }, Y = { dd.Y.rows }, B = dd.B and { dd.B.rows } })
+    o.scales = sc
+    state = first and { sc = sc, refs = {}, rowpos = {}, notes = {} } or state
+    for gi, g in ipairs(groups) do
+      state.refs[gi] = first and M.scaled_set(dd, sc, g) or state.refs[gi]
+      if first then
+        for a, r in ipairs(g) do state.rowpos[complete[r]] = { gi, a } end
+      end
+    end
+  end
+  local out = core.matrix(n, 1, 0 / 0)
+  local sc = (hold == "reestimate") and M.scale_all(dd, { X = { dd.X.rows }, Y = { dd.Y.rows },
+    B = dd.B and { dd.B.rows } }) or state.sc
+  o.scales = sc
+  for gi, g in ipairs(groups) do
+    local ev = M.scaled_set(dd, sc, g)
+    local ref, exclude = ev, nil
+    if hold == "baseline" and not first then
+      ref = state.refs[gi]
+      if not ref then raise("efficiency: a period of the shocked data has no baseline frontier") end
+    end
+    if o.super then
+      exclude = {}
+      for a, r in ipairs(g) do
+        local pos = state.rowpos[complete[r]]
+        exclude[a] = (ref == ev) and a or (pos and pos[1] == gi and pos[2] or nil)
+      end
+    end
+    local r = M.evaluate(ref, ev, o, exclude)
+    for a, row in ipairs(g) do
+      local i = complete[row]
+      if r.status[a] == "optimal" then
+        out:set(i, 1, r.score[a])
+      elseif first then
+        state.notes[#state.notes + 1] = string.format("row %d: the efficiency LP is %s (NA)", i, r.status[a])
+      end
+    end
+  end
+  if first and spec.productivity then
+    local p = spec.productivity
+    if type(p) ~= "table" then raise("efficiency: productivity must be a table {index =, frontier =}") end
+    util.check_options(p, { "index", "frontier" }, "efficiency.productivity")
+    if not (ctx.entity and ctx.time) then raise("efficiency: productivity needs the data's entity and time columns") end
+    local mq = require "spillover.malmquist"
+    local mopts = { data = sub, entity = ctx.entity, time = ctx.time, inputs = spec.inputs, outputs = spec.outputs,
+      bad = spec.bad, index = p.index, frontier = p.frontier, rts = spec.rts, threads = spec.threads,
+      bad_disposability = spec.bad_disposability, direction = spec.direction }
+    if (p.index or "m") == "m" then mopts.model, mopts.orientation = spec.model, spec.orientation end
+    state.productivity = mq.malmquist(mopts)
+  end
+  return out, state
+end
+
 M.result_methods = {}
 
 --- res:frame(): one row per unit with its score and slacks.

@@ -397,4 +397,17 @@ function M.tobit(d, formula, opts)
   return fit
 end
 
+-- Scenarios name it as `estimator: tobit` (options as sp.tobit's).
+require("spillover.registry").register {
+  name = "tobit",
+  fit = function(d, model, options) return M.tobit(d, model.formula, options) end,
+  model_keys = {},
+  options = {
+    left = { type = "number" }, right = { type = "number" }, model = { type = "string", enum = { "pooled", "re" } },
+    entity = { type = "string" }, quadrature = { type = "integer", min = 2, max = 200 },
+    maxiter = { type = "integer", min = 1 }, tol = { type = "number", min = 0 },
+  },
+  capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
+}
+
 return setmetatable(M, { __call = function(_, ...) return M.tobit(...) end })
