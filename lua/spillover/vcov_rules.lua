@@ -204,7 +204,10 @@ function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
       local _, levels = absorb:info()
       for j = 1, nfe do
         for _, cname in ipairs(clusters) do
-          if absorb:nested(j, core.codes(des, cname)) then dof = dof - levels[j]; break end
+          -- a nested factor adds nothing beyond the one level that stands
+          -- for the intercept (fixest's fixef.K = "nested": K = vars + 1
+          -- when every factor is nested, as xtreg's K with its constant)
+          if absorb:nested(j, core.codes(des, cname)) then dof = dof - (levels[j] - 1); break end
         end
       end
       return math.max(dof, 0)

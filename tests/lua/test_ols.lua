@@ -308,4 +308,17 @@ do
   T.checkerr("wald: unknown coefficient 'xx' %(did you mean 'x'%?%)", f1.wald, f1, { "xx" })
 end
 
+-- fixest's K (ssc fixef.K = "nested"): a factor nested in the cluster keeps
+-- one level (vars + 1 when every factor is nested, like xtreg's constant);
+-- a factor not nested counts its levels less the one redundancy.
+do
+  local n = d:nrow()
+  local one = sp.ols(d, "y ~ x1 + x2 | id", { vcov = { cluster = "id" }, compat = "fixest" })
+  T.near(one.stats.vcov_dof_factor, (n - 1) / (n - 3), 1e-12,
+    "fixest, FE id clustered by id: K = 2 slopes + 1")
+  local two = sp.ols(d, "y ~ x1 + x2 | id + t", { vcov = { cluster = "id" }, compat = "fixest" })
+  T.near(two.stats.vcov_dof_factor, (n - 1) / (n - (2 + 10)), 1e-12,
+    "fixest, FE id + t clustered by id: K = 2 slopes + 10 periods (9 + the kept id level)")
+end
+
 T.done()
