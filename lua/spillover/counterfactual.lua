@@ -210,7 +210,12 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
       if e == e then yv[i] = ybase[i] + e end
     end
     dd[y] = yv
-    if derive then derive(dd) end
+    if derive then
+      derive(dd)
+      -- a derived outcome (lnpat = log(patents)) would be derived again from
+      -- the unshocked data: the fed-back outcome stays
+      dd[y] = yv
+    end
     p1 = fit:predict(dd, { coef = coef })
   end
   return p0, p1

@@ -43,13 +43,14 @@ local STAT_LABEL = {
   nobs = "N", r2 = "R²", adj_r2 = "Adj. R²", r2_within = "Within R²", r2_between = "Between R²",
   r2_overall = "Overall R²", adj_r2_within = "Adj. within R²", sigma = "Sigma", ll = "Log likelihood",
   aic = "AIC", bic = "BIC", F = "F",
+  n_instruments = "Instruments", ar1_p = "AR(1) p", ar2_p = "AR(2) p", sargan_p = "Sargan p", hansen_p = "Hansen p",
 }
 local STAT_TEX = {
   r2 = "$R^2$", adj_r2 = "Adj. $R^2$", r2_within = "Within $R^2$", r2_between = "Between $R^2$",
   r2_overall = "Overall $R^2$", adj_r2_within = "Adj. within $R^2$", sigma = "$\\sigma$",
 }
 -- Statistics that are counts, printed without decimals.
-local COUNT_STAT = { nobs = true, df_resid = true, nclusters = true, ngroups = true }
+local COUNT_STAT = { nobs = true, df_resid = true, nclusters = true, ngroups = true, n_instruments = true }
 
 -- ---- argument checking -------------------------------------------------------
 
@@ -218,6 +219,18 @@ function M.etable(spec)
   if type(fe_rows) ~= "boolean" then fail("fe_rows must be true or false, got " .. type(fe_rows)) end
   local stats_explicit = spec.stats ~= nil
   local stats = string_list(spec.stats, "stats") or DEFAULT_STATS
+  if not stats_explicit then
+    -- a fit's own diagnostics rows (fit.table_stats, e.g. GMM's instruments,
+    -- AR(2) and Hansen p-values) follow the defaults
+    local seen, more = {}, {}
+    for _, k in ipairs(stats) do seen[k] = true end
+    for _, f in ipairs(fits) do
+      for _, k in ipairs(type(f.table_stats) == "table" and f.table_stats or {}) do
+        if not seen[k] then seen[k] = true; more[#more + 1] = k end
+      end
+    end
+    if #more > 0 then stats = { table.unpack(stats) }; for _, k in ipairs(more) do stats[#stats + 1] = k end end
+  end
 
   -- Headers: "(1)", "(2)", ...; "label" uses each fit's label or estimator,
   -- "depvar" the (labelled) dependent variable: fit.depvar or the left-hand

@@ -385,6 +385,15 @@ local function entity_block(o, L, lev, ok, inst, ivv, T, ch, off)
         for j = 1, k do xrow[j] = transform(xcols[j], t) end
       end
     end
+    if fodmode and not level and ok[t] and ok[t - 1] then
+      -- first differences as well: the AR tests read differenced residuals
+      local row = off + r
+      ch.yd:set(row, 1, ycol[t] - ycol[t - 1])
+      for j = 1, k do
+        local v = xcols[j][t] - xcols[j][t - 1]
+        if v ~= 0 then ch.Xd:set(row, j, v) end
+      end
+    end
     if xrow then
       local Z, X, y, row
       if level then
@@ -567,6 +576,7 @@ function M.gmm(d, formula, opts)
     local n = math.min(per_chunk, N - first + 1)
     local ch = { n = n, first = first, Z1 = matrix(n * P, nL, 0), X1 = matrix(n * P, k, 0), y1 = matrix(n * P, 1, 0) }
     if o.system then ch.Z2, ch.X2, ch.y2 = matrix(n * P, nL, 0), matrix(n * P, k, 0), matrix(n * P, 1, 0) end
+    if o.transformation == "fod" then ch.Xd, ch.yd = matrix(n * P, k, 0), matrix(n * P, 1, 0) end
     for g = 1, n do
       local i = first + g - 1
       for si in ipairs(o.gmm) do inst[si] = instv[si][i] end
@@ -659,15 +669,20 @@ function M.gmm(d, formula, opts)
   local sargan = chi2_test(jstat(W1, ze), df_over)
   -- AR(m) tests of the transformed-equation residuals (pgmm's mtest,
   -- Arellano & Bond 1991 m1/m2) with the covariance V
+  -- Under orthogonal deviations the tests read the first-differenced
+  -- residuals (as xtabond2), and the moments' residuals stay the deviations.
   local AZX = W.apply(ZX)
-  local resid = {}
-  for q, ch in ipairs(chunks) do resid[q] = (ch.y1 - ch.X1 * b):tovector() end
+  local resid, mresid = {}, {}
+  for q, ch in ipairs(chunks) do
+    mresid[q] = ch.y1 - ch.X1 * b
+    resid[q] = ch.Xd and (ch.yd - ch.Xd * b):tovector() or mresid[q]:tovector()
+  end
   local function ar(order)
     if L.R1 <= order then return nil end
     local num, EVE = 0, 0
     local EX, ZVE = matrix(1, k, 0), matrix(nL, 1, 0)
     for q, ch in ipairs(chunks) do
-      local ev, el, evs = resid[q], {}, {}
+      local ev, el, ws = resid[q], {}, {}
       for g = 1, ch.n do
         local r0 = (g - 1) * P
         local sg = 0
@@ -677,11 +692,11 @@ function M.gmm(d, formula, opts)
           el[r] = lagged
           sg = sg + ev[r] * lagged
         end
-        for ri = 1, P do evs[r0 + ri] = ev[r0 + ri] * sg end
+        for ri = 1, P do ws[r0 + ri] = sg end
         num, EVE = num + sg, EVE + sg * sg
       end
-      EX = EX + matrix(el):crossprod(ch.X1)
-      ZVE = ZVE + ch.Z1:crossprod(matrix(evs))
+      EX = EX + matrix(el):crossprod(ch.Xd or ch.X1)
+      ZVE = ZVE + ch.Z1:crossprod(mresid[q]:mul(matrix(ws)))
     end
     local denom = EVE - 2 * (EX * Bnr * AZX:crossprod(ZVE)):get(1, 1) + (EX * V * EX:t()):get(1, 1)
     local z = num / math.sqrt(denom)
@@ -753,6 +768,7 @@ function M.gmm(d, formula, opts)
   local fit = fitmod.new {
     names = L.names, b = bt, V = Vt, nobs = nobs, stats = stats, estimator = "gmm", label = label,
     formula = f, vcov_label = vlabel, notes = notes,
+    table_stats = { "n_instruments", "ar1_p", "ar2_p", "hansen_p" },
     private = { b1 = b1, layout = L, grid = G, design = des, opts = o, lev = lev, okp = okp },
   }
   -- level predictions: X b + the period's dummy (and intercept) + the entity's mean level residual
@@ -775,6 +791,7 @@ function M.gmm(d, formula, opts)
   end
   fit.private.alpha, fit.private.tau = alpha, tau
   fit.predict_fn = M.predict
+  if #f:response_lags() > 0 then stats.long_run = M.long_run(fit) end
   return fit
 end
 
@@ -860,5 +877,80 @@ function M.long_run(fit, coef)
   end
   return out
 end
+
+-- ---- report section and registration (spillover.report, spillover.registry) -----------
+
+local function test_row(num, name, t, df_text)
+  if not t then return string.format("| %s | | | not computed |", name) end
+  return string.format("| %s | %s | %s | %s |", name, num(t.statistic), df_text or (t.df and tostring(t.df) or ""),
+    num(t.pvalue))
+end
+
+--- The specification tests and long-run effects of a GMM fit (gmm_<model>.md),
+--- and the same under models.<name>.gmm in results.json.
+local function report_md(fit, num)
+  local st = fit.stats
+  local md = { "| test | statistic | df | p-value |", "|---|---:|---:|---:|",
+    test_row(num, "AR(1) in first differences (z)", st.ar1, "-"),
+    test_row(num, "AR(2) in first differences (z)", st.ar2, "-"),
+    test_row(num, "Sargan (one-step weights)", st.sargan),
+    test_row(num, "Hansen J (two-step weights)", st.hansen),
+    test_row(num, "Wald (regressors)", st.wald) }
+  if st.wald_time then md[#md + 1] = test_row(num, "Wald (time dummies)", st.wald_time) end
+  for _, c in ipairs(st.diff_hansen) do
+    md[#md + 1] = test_row(num, "Difference-in-Hansen: " .. c.group, c)
+  end
+  md[#md + 1] = ""
+  md[#md + 1] = string.format("Instruments: %d; entities: %d; observations: %d.", st.n_instruments, st.n_entities, st.nobs)
+  if st.long_run then
+    md[#md + 1] = ""
+    md[#md + 1] = "Long-run effects b / (1 - sum of the lagged-outcome coefficients), delta-method standard errors:"
+    md[#md + 1] = ""
+    md[#md + 1] = "| variable | long-run effect | SE | z | p-value |"
+    md[#md + 1] = "|---|---:|---:|---:|---:|"
+    for _, v in ipairs(st.long_run) do
+      local e = st.long_run[v]
+      md[#md + 1] = string.format("| %s | %s | %s | %s | %s |", v, num(e.estimate), num(e.se), num(e.z), num(e.pvalue))
+    end
+  end
+  for _, n in ipairs(fit.notes or {}) do md[#md + 1] = ""; md[#md + 1] = "Note: " .. n end
+  return table.concat(md, "\n") .. "\n"
+end
+
+local function report_files(fit, out)
+  out:write("gmm_" .. out.name .. ".md", "# Dynamic panel GMM: " .. out.name .. "\n\n" .. report_md(fit, out.number))
+  out:log("GMM specification tests of %s written", out.name)
+end
+
+local function report_json(fit)
+  local st = fit.stats
+  local lr = {}
+  for _, v in ipairs(st.long_run or {}) do lr[v] = st.long_run[v] end
+  return { n_instruments = st.n_instruments, ar1 = st.ar1, ar2 = st.ar2, sargan = st.sargan, hansen = st.hansen,
+    wald = st.wald, wald_time = st.wald_time, diff_hansen = st.diff_hansen, long_run = lr }
+end
+
+M.report_sections = { { name = "gmm", files = report_files, json = report_json } }
+
+local registry = require "spillover.registry"
+registry.register {
+  name = "gmm",
+  fit = function(d, model, options)
+    local f = M.gmm(d, model.formula, options)
+    f.report_sections = M.report_sections
+    return f
+  end,
+  model_keys = {},
+  options = {
+    gmm = { type = { "string", "list" }, items = { type = "string" }, required = true },
+    iv = { type = { "string", "list" }, items = { type = "string" } },
+    transformation = { type = "string", enum = { "fd", "fod" } },
+    system = { type = "boolean" }, robust = { type = "boolean" }, collapse = { type = "boolean" },
+    time_dummies = { type = "boolean" },
+    steps = { type = "integer", min = 1, max = 2 },
+    compat = { type = "string", enum = { "pgmm", "xtabond2" } },
+  },
+  capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
+}
 
 return M
