@@ -40,7 +40,9 @@ local function gmm_spec(s, i, collapse)
     local parts = {}
     for w in s:gmatch("%S+") do parts[#parts + 1] = w end
     term, a, b = parts[1], parts[2] or "2", parts[3] or "."
-    if #parts > 3 then fail(string.format("gmm[%d] = '%s': expected 'variable first_lag last_lag' (e.g. 'y 2 99')", i, s)) end
+    if #parts > 3 then
+      fail(string.format("gmm[%d] = '%s': expected 'variable first_lag last_lag' (e.g. 'y 2 99')", i, s))
+    end
     a = tonumber(a)
     b = b == "." and math.huge or tonumber(b)
   elseif type(s) == "table" then
@@ -66,7 +68,8 @@ local function check(opts)
   local o = {}
   o.transformation = opts.transformation or "fd"
   if o.transformation ~= "fd" and o.transformation ~= "fod" then
-    fail("option 'transformation' must be \"fd\" (first differences) or \"fod\" (forward orthogonal deviations), got " ..
+    fail("option 'transformation' must be \"fd\" (first differences) or \"fod\" (forward orthogonal " ..
+      "deviations), got " ..
       tostring(o.transformation))
   end
   o.steps = opts.steps or 2
@@ -83,7 +86,9 @@ local function check(opts)
     fail("option 'compat' must be \"pgmm\" or \"xtabond2\", got " .. tostring(o.compat))
   end
   local g = opts.gmm
-  if type(g) == "string" or (type(g) == "table" and type(g[1]) ~= "table" and type(g[1]) ~= "string" and g[1] ~= nil) then
+  -- one spec alone ("y 2 99" or {"y", 2, 99}) or a list of them
+  if type(g) == "string" or (type(g) == "table" and g[1] ~= nil and type(g[1]) ~= "table" and type(g[1]) ~= "string")
+  then
     g = { g }
   end
   if type(g) ~= "table" or #g == 0 then
@@ -267,11 +272,15 @@ local function layout(o, G, TL1, TL2, names, periods_name)
       local maxl = math.min(s.b, T - 1)
       for lag = s.a, maxl do
         -- a column only when some transformed-equation row reaches that lag
-        if L.rows1[L.R1] and L.rows1[L.R1] - lag >= 1 then add { eq = 1, kind = "gmm", spec = si, lag = lag, group = grp } end
+        if L.rows1[L.R1] and L.rows1[L.R1] - lag >= 1 then
+          add { eq = 1, kind = "gmm", spec = si, lag = lag, group = grp }
+        end
       end
     else
       for _, t in ipairs(L.rows1) do
-        for s0 = math.max(1, t - s.b), t - s.a do add { eq = 1, kind = "gmm", spec = si, lag = t - s0, period = t, group = grp } end
+        for s0 = math.max(1, t - s.b), t - s.a do
+          add { eq = 1, kind = "gmm", spec = si, lag = t - s0, period = t, group = grp }
+        end
       end
     end
     if o.system then
@@ -289,7 +298,7 @@ local function layout(o, G, TL1, TL2, names, periods_name)
       end
     end
   end
-  for j, e in ipairs(extra) do
+  for j in ipairs(extra) do
     -- pgmm: the dummies instrument the transformed equation in difference
     -- GMM, the levels equation in system GMM
     add { eq = o.system and 2 or 1, kind = "extra", col = L.kreg + j, group = "time dummies" }
@@ -591,7 +600,9 @@ function M.gmm(d, formula, opts)
   if nobs1 == 0 then fail("no entity has a complete transformed-equation row (check the lags against the periods)") end
   local notes = {}
   local W1 = weight(sym(ZHZ), N)  -- pgmm's A1 = N (sum Z_i'H Z_i)^-1
-  if W1.singular then notes[#notes + 1] = "the first-step weighting matrix is singular: a generalized inverse is used" end
+  if W1.singular then
+    notes[#notes + 1] = "the first-step weighting matrix is singular: a generalized inverse is used"
+  end
   local b1, B1 = gmm_step(ZX, Zy, W1)
   -- residuals of both equations by chunk, and the entities' moments u_i = Z_i'e_i
   local function residuals(ch, bb)
@@ -599,7 +610,6 @@ function M.gmm(d, formula, opts)
     return e1, o.system and (ch.y2 - ch.X2 * bb) or nil
   end
   local function moments(ch, e1, e2)
-    local U = matrix(nL, ch.n, 0)
     local cols = {}
     for g = 1, ch.n do
       local r0 = (g - 1) * P + 1
@@ -607,8 +617,7 @@ function M.gmm(d, formula, opts)
       if e2 then u = u + ch.Z2:view(r0, 1, P, nL):crossprod(e2:view(r0, 1, P, 1)) end
       cols[g] = u
     end
-    U = ch.n == 1 and cols[1] or matrix.hcat(table.unpack(cols))
-    return U
+    return ch.n == 1 and cols[1] or matrix.hcat(table.unpack(cols))
   end
   local S2 = matrix(nL, nL, 0)
   for _, ch in ipairs(chunks) do
@@ -617,7 +626,9 @@ function M.gmm(d, formula, opts)
   end
   S2 = sym(S2)
   local W2 = weight(S2)  -- A2 = S2^-1
-  if W2.singular then notes[#notes + 1] = "the second-step weighting matrix is singular: a generalized inverse is used" end
+  if W2.singular then
+    notes[#notes + 1] = "the second-step weighting matrix is singular: a generalized inverse is used"
+  end
   local b, Bnr, W = b1, B1, W1
   if o.steps == 2 then b, Bnr = gmm_step(ZX, Zy, W2); W = W2 end
   -- covariance: pgmm's vcovHC.pgmm
@@ -901,7 +912,8 @@ local function report_md(fit, num)
     md[#md + 1] = test_row(num, "Difference-in-Hansen: " .. c.group, c)
   end
   md[#md + 1] = ""
-  md[#md + 1] = string.format("Instruments: %d; entities: %d; observations: %d.", st.n_instruments, st.n_entities, st.nobs)
+  md[#md + 1] = string.format("Instruments: %d; entities: %d; observations: %d.", st.n_instruments, st.n_entities,
+    st.nobs)
   if st.long_run then
     md[#md + 1] = ""
     md[#md + 1] = "Long-run effects b / (1 - sum of the lagged-outcome coefficients), delta-method standard errors:"

@@ -28,7 +28,9 @@ do
       local label, got, want, rtol, atol = c[1], c[2], c[3], c[4] or 1e-9, c[5] or 0
       local ok
       if type(want) ~= "number" then ok = got == want
-      else ok = type(got) == "number" and (math.abs(got - want) <= rtol * math.abs(want) or math.abs(got - want) <= atol) end
+      else
+        ok = type(got) == "number" and (math.abs(got - want) <= rtol * math.abs(want) or math.abs(got - want) <= atol)
+      end
       if not ok then bad[#bad + 1] = string.format("%s: got %s want %s", label, tostring(got), tostring(want)) end
       n = n + 1
     end
@@ -49,7 +51,8 @@ do
   T.check(f.stats.n_instruments == 18, "collapsed: 18 instruments (pgmm: 18)", f.stats.n_instruments)
 
   -- ... | lag(log_emp, 2:99) + lag(log_wage, 2:3) + lag(log_capital, 2:3), transformation = "ld", collapse = TRUE
-  local s = gmm.gmm(d, BB, { gmm = { "log_emp 2 99", "log_wage 2 3", "log_capital 2 3" }, system = true, collapse = true })
+  local s = gmm.gmm(d, BB, { gmm = { "log_emp 2 99", "log_wage 2 3", "log_capital 2 3" }, system = true,
+    collapse = true })
   T.near(s:coef()["l(log_emp, 1)"], 0.9114783494753802007, 1e-8, "collapsed system GMM with lag limits (pgmm)")
   T.near(s:coef()["(Intercept)"], 1.1616202248993892088, 1e-8, "collapsed system GMM: intercept (pgmm)")
   T.near(s:se()["l(log_capital, 1)"], 0.514569711744394032, 1e-6, "collapsed system GMM: Windmeijer SE (pgmm)")
@@ -133,7 +136,8 @@ do
   local fog = gmm.gmm(gapped, "y ~ l(y, 1) + x", { gmm = { "y 2 99" }, iv = { "x" }, transformation = "fod" })
   T.check(fo.stats.nobs_transformed == 2500 and dg.stats.nobs_transformed == 2500 and
     dgg.stats.nobs_transformed == 2497 and fog.stats.nobs_transformed == 2498,
-    "a gap: differences lose 3 rows, orthogonal deviations 2", dgg.stats.nobs_transformed .. ", " .. fog.stats.nobs_transformed)
+    "a gap: differences lose 3 rows, orthogonal deviations 2",
+    dgg.stats.nobs_transformed .. ", " .. fog.stats.nobs_transformed)
   T.check(math.abs(dgg:coef()["l(y, 1)"] - dg:coef()["l(y, 1)"]) < 0.02, "a gap: the estimate stays close")
   -- long run: b / (1 - rho) with its delta-method SE
   local lr = dg.stats.long_run.x
@@ -148,16 +152,17 @@ end
 
 -- ---- the xtabond2 preset: iv() columns stacked, levels instruments dated t - a + 1 -------
 do
-  local p = gmm.gmm(d, "log_emp ~ l(log_emp, 1) + log_wage", { gmm = { "log_emp 3 4" }, iv = { "log_wage" }, system = true,
-    collapse = true })
-  local x = gmm.gmm(d, "log_emp ~ l(log_emp, 1) + log_wage", { gmm = { "log_emp 3 4" }, iv = { "log_wage" }, system = true,
-    collapse = true, compat = "xtabond2" })
+  local spec = "log_emp ~ l(log_emp, 1) + log_wage"
+  local p = gmm.gmm(d, spec, { gmm = { "log_emp 3 4" }, iv = { "log_wage" }, system = true, collapse = true })
+  local x = gmm.gmm(d, spec, { gmm = { "log_emp 3 4" }, iv = { "log_wage" }, system = true, collapse = true,
+    compat = "xtabond2" })
   -- pgmm: 2 collapsed lags + 1 levels column + iv in each equation (2), no constant without time dummies;
   -- xtabond2: the same gmm columns, iv stacked (1) and the constant (1)
   T.check(p.stats.n_instruments == 5 and x.stats.n_instruments == 5, "instrument counts: pgmm 5, xtabond2 5",
     p.stats.n_instruments .. ", " .. x.stats.n_instruments)
   T.check(p.index["(Intercept)"] == nil and x.index["(Intercept)"] ~= nil, "system GMM constant: xtabond2 only")
-  T.check(math.abs(p:coef()["l(log_emp, 1)"] - x:coef()["l(log_emp, 1)"]) > 1e-6, "the presets give different estimates")
+  T.check(math.abs(p:coef()["l(log_emp, 1)"] - x:coef()["l(log_emp, 1)"]) > 1e-6,
+    "the presets give different estimates")
 end
 
 -- ---- dynamic counterfactuals: the shocked outcome feeds its lags -------------------------
@@ -202,7 +207,8 @@ do
     "scenario: the lagged outcome carries the effect forward (2022 beyond the impact)",
     west["2020"].mean .. " -> " .. west["2022"].mean)
   local m = res.models.main.gmm
-  T.check(m and m.ar2 and m.hansen and m.long_run and m.long_run.lndf, "scenario: AR(2), Hansen and long-run in results.json")
+  T.check(m and m.ar2 and m.hansen and m.long_run and m.long_run.lndf,
+    "scenario: AR(2), Hansen and long-run in results.json")
   local md = T.read(dir .. "/gmm_main.md")
   T.check(md:find("AR%(2%)") and md:find("Hansen") and md:find("Long%-run"), "scenario: gmm_main.md written")
   os.execute("rm -rf " .. out)
@@ -210,7 +216,8 @@ end
 
 -- ---- errors ----------------------------------------------------------------------------
 T.checkerr("option 'gmm' is required", gmm.gmm, d, AB, {})
-T.checkerr("unknown option 'colapse'.*did you mean 'collapse'", gmm.gmm, d, AB, { gmm = { "log_emp 2 99" }, colapse = true })
+T.checkerr("unknown option 'colapse'.*did you mean 'collapse'", gmm.gmm, d, AB,
+  { gmm = { "log_emp 2 99" }, colapse = true })
 T.checkerr("transformation' must be \"fd\"", gmm.gmm, d, AB, { gmm = { "log_emp 2 99" }, transformation = "d" })
 T.checkerr("'steps' must be 1 or 2", gmm.gmm, d, AB, { gmm = { "log_emp 2 99" }, steps = 3 })
 T.checkerr("first <= last", gmm.gmm, d, AB, { gmm = { "log_emp 4 2" } })
@@ -220,8 +227,10 @@ T.checkerr("gmm%(log_wage, 9:%.%): no period of the 9 has lag 9 of log_wage", gm
   { gmm = { "log_emp 2 99", "log_wage 9 ." } })
 T.checkerr("only term after '|' can be the panel time 'year'", gmm.gmm, d, "log_emp ~ l(log_emp, 1) | firm",
   { gmm = { "log_emp 2 99" } })
-T.checkerr("no IV part", gmm.gmm, d, "log_emp ~ l(log_emp, 1) | year | log_wage ~ log_capital", { gmm = { "log_emp 2 99" } })
-T.checkerr("need a panel index", gmm.gmm, sp.read_csv("tests/reference/data/EmplUK.csv"), AB, { gmm = { "log_emp 2 99" } })
+T.checkerr("no IV part", gmm.gmm, d, "log_emp ~ l(log_emp, 1) | year | log_wage ~ log_capital",
+  { gmm = { "log_emp 2 99" } })
+T.checkerr("need a panel index", gmm.gmm, sp.read_csv("tests/reference/data/EmplUK.csv"), AB,
+  { gmm = { "log_emp 2 99" } })
 T.checkerr("instrument 'nosuch'", gmm.gmm, d, AB, { gmm = { "nosuch 2 99" } })
 T.checkerr("not identified", gmm.gmm, d, AB, { gmm = { "log_emp 2 2" }, iv = {}, collapse = true })
 do

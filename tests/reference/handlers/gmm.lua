@@ -51,7 +51,9 @@ H.plm_pgmm = function(case, ctx)
   for name, want in pairs(case.coef) do add(checks, "coef " .. name, coef[our_name(name, case.time)], want, 1e-8) end
   for name, want in pairs(case.se) do add(checks, "se " .. name, se[our_name(name, case.time)], want, 1e-6) end
   for name, want in pairs(case.zstat) do add(checks, "z " .. name, z[our_name(name, case.time)], want, 1e-6) end
-  for name, want in pairs(case.pvalue) do add(checks, "pvalue " .. name, p[our_name(name, case.time)], want, 1e-6, 1e-300) end
+  for name, want in pairs(case.pvalue) do
+    add(checks, "pvalue " .. name, p[our_name(name, case.time)], want, 1e-6, 1e-300)
+  end
   for r, row in pairs(case.vcov) do
     local gr = V[our_name(r, case.time)]
     for c, want in pairs(row) do
@@ -59,7 +61,9 @@ H.plm_pgmm = function(case, ctx)
       add(checks, "vcov " .. r .. "," .. c, gr and gr[our_name(c, case.time)], want, 1e-6, 1e-6 * scale)
     end
   end
-  add(checks, "coefficients (count)", #fit.names, (function() local n = 0 for _ in pairs(case.coef) do n = n + 1 end return n end)(), 0)
+  local ncoef = 0
+  for _ in pairs(case.coef) do ncoef = ncoef + 1 end
+  add(checks, "coefficients (count)", #fit.names, ncoef, 0)
   add(checks, "nobs", fit.nobs, case.nobs, 0)
   add(checks, "normal inference (z)", fit:uses_t(), false)
   local fs = fit.stats
