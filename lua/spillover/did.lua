@@ -4,8 +4,9 @@
 -- It checks opts.method and hands the call to the module that owns the
 -- method: "cs" (Callaway & Sant'Anna, spillover.did_cs, the default), "sa"
 -- (Sun & Abraham), "imputation" (Borusyak, Jaravel & Spiess) and "twfe"
--- (spillover.did_event).  The modules are required when a method is first
--- used, so a script that needs only one method loads only its module.
+-- (spillover.did_event).  The facade requires a method's module when the
+-- method is called (`require "spillover"` has loaded both already, since
+-- did_event registers the scenario estimator "event_study").
 local util = require "spillover.util"
 local raise = util.raise
 
@@ -40,5 +41,27 @@ function M.did(d, formula, opts)
 end
 
 M.methods = ORDER
+
+-- ---- registration (spillover.registry) -------------------------------------------------
+
+local report = require "spillover.did_report"
+local STR, INT, BOOL = { type = "string" }, { type = "integer" }, { type = "boolean" }
+-- Every method's options; each method refuses at run time what it does not take.
+require("spillover.registry").register {
+  name = "did",
+  fit = function(d, model, options) return report.scenario_fit(M.did, d, model.formula, options) end,
+  model_keys = {},
+  options = {
+    method = { type = "string", enum = ORDER }, cohort = { type = "string", required = true },
+    est = { type = "string", enum = { "dr", "ipw", "reg" } }, control = { type = "string", enum = { "never", "notyet", "last" } },
+    base = { type = "string", enum = { "varying", "universal" } }, anticipation = { type = "integer", min = 0 },
+    weights = STR, cluster = STR, bootstrap = { type = "integer", min = 0 }, seed = INT,
+    level = { type = "number", min = 0, max = 1, open_range = true }, unbalanced = BOOL, dynamic = BOOL,
+    compat = STR, window = { type = "list", items = INT, len = 2 }, bin = BOOL, ref = INT, fe = STR,
+    placebo = report.placebo_schema, bacon = BOOL,
+  },
+  -- no predictions on new data; roll-outs instead (spillover.rollout)
+  capabilities = { predict = false, predict_matrix = false, refit = false, draw = true, rollout = true, spatial = false },
+}
 
 return M

@@ -885,6 +885,24 @@ function M.cs(d, formula, opts)
     end
   end
   local pretest = pre_trend_test(cells, V)
+  -- A one-unit cohort's pre-treatment cells all move with that one unit:
+  -- their covariance is nearly singular and the Wald statistic explodes.
+  if pretest then
+    local size = {}
+    for i = 1, U.n do size[U.g[i]] = (size[U.g[i]] or 0) + 1 end
+    local single = {}
+    for _, c in ipairs(cells) do
+      if not c.post and size[c.group] == 1 and not single[c.group] then
+        single[c.group] = true
+        single[#single + 1] = fmt(c.group)
+      end
+    end
+    if #single > 0 then
+      pretest.note = "cohort " .. table.concat(single, ", ") .. " has one unit: the pre-test's covariance is " ..
+        "close to singular and its statistic is not reliable"
+      notes[#notes + 1] = "pre-test: " .. pretest.note
+    end
+  end
   -- Bootstrap standard errors replace the analytic diagonal.
   if o.bootstrap > 0 then
     for k, c in ipairs(cells) do

@@ -163,27 +163,23 @@ local function overall_of(fit, name, level)
 end
 
 --- fit:plot(path [, opts]): the event-time coefficients with pointwise
---- intervals and the uniform band (both shaded; the uniform one is wider), the
---- reference period at 0 with a dashed line through it.  opts go to
---- plot.lines (title, xlabel, ylabel, width, height, ...).
+--- intervals and the uniform band, the reference period marked (the one
+--- event-study figure of every DID method: did_common.plot_events).
 local function plot_events(self, path, opts)
-  local rows = self.event_study
-  local x, y, lo, hi, ulo, uhi = {}, {}, {}, {}, {}, {}
-  local ref
-  for i, r in ipairs(rows) do
-    x[i], y[i], lo[i], hi[i] = r.e, r.att, r.lo, r.hi
-    ulo[i], uhi[i] = r.ulo or (0 / 0), r.uhi or (0 / 0)
-    if r.ref then ref = r.e end
+  return C.plot_events(self.event_study, path, opts, self.level)
+end
+
+--- The event-time effects {[e] = effect} for e >= 0 from the coefficients
+--- (the estimates, or a draw: coef = fit:draw(rng)): the effect path of a
+--- roll-out experiment (spillover.rollout).  A binned end point stands for
+--- its own event time only.
+local function dynamic_effects(self, coef)
+  local out = {}
+  for _, r in ipairs(self.event_study) do
+    local i = self.index[ename(r.e)]
+    if r.e >= 0 and i then out[r.e] = coef and coef[ename(r.e)] or self.b[i] end
   end
-  local pct = string.format("%g%%", 100 * (self.level or 0.95))
-  local spec = { x = x, markers = true, zero_line = true, vlines = ref and { ref } or nil,
-    xlabel = "Periods relative to treatment", ylabel = "Estimate",
-    series = {
-      { label = pct .. " uniform band", y = y, lo = ulo, hi = uhi, color = plot.palette[5] },
-      { label = pct .. " pointwise", y = y, lo = lo, hi = hi, color = plot.palette[1] },
-    } }
-  for k, v in pairs(opts or {}) do spec[k] = v end
-  return plot.lines(path, spec)
+  return out
 end
 
 --- fit:aggregate(type, {min_e=, max_e=}) for the dynamic fits: "dynamic"
@@ -211,10 +207,11 @@ local function aggregate(self, kind, o)
 end
 
 --- Attach the dynamic results and methods to a fit.
-local function dynamic_fit(fit, rows, crit, pretrend, level)
+local function dynamic_fit(fit, rows, crit, pretrend, level, cohort)
   fit.event_study, fit.crit, fit.pretrend, fit.level = rows, crit, pretrend, level
   fit.plot = plot_events
   fit.aggregate = aggregate
+  fit.dynamic_effects, fit.cohort = dynamic_effects, cohort
   return fit
 end
 
@@ -302,7 +299,7 @@ local function dynamic_twfe(d, formula, opts, who)
     if bin and r.e == hi and above > 0 then r.binned = ">=" end
   end
   fit.method, fit.window, fit.ref = "twfe", { lo, hi }, ref
-  return dynamic_fit(fit, erows, crit, pretrend, level), P
+  return dynamic_fit(fit, erows, crit, pretrend, level, opts.cohort), P
 end
 
 --- sp.event_study(d, formula, {cohort =, window = {-5, 5}, bin = true, ref = -1, ...})
@@ -470,7 +467,7 @@ function M.sa(d, formula, opts)
   for _, e in ipairs(es) do events[#events + 1] = e end
   table.sort(events)
   local erows, crit, pretrend = event_rows(fit, events, ref, level, opts.seed, -k)
-  return dynamic_fit(fit, erows, crit, pretrend, level)
+  return dynamic_fit(fit, erows, crit, pretrend, level, opts.cohort)
 end
 
 -- ---- Imputation (Borusyak, Jaravel & Spiess 2024) and the two-stage SEs -----------------
@@ -747,7 +744,7 @@ function M.imputation(d, formula, opts)
   fit.tau = {}
   for _, r in ipairs(imputable) do fit.tau[#fit.tau + 1] = { row = r, e = ev[r], tau = ytil[r] } end
   local erows, crit, pretrend = event_rows(fit, es, nil, level, opts.seed, -k)
-  return dynamic_fit(fit, erows, crit, pretrend, level)
+  return dynamic_fit(fit, erows, crit, pretrend, level, opts.cohort)
 end
 
 -- ---- Goodman-Bacon (2021) decomposition -------------------------------------------------
@@ -880,5 +877,21 @@ function M.bacon(d, formula, opts)
   fit.plot = plot_bacon
   return fit
 end
+
+-- ---- registration (spillover.registry) -------------------------------------------------
+
+local report = require "spillover.did_report"
+require("spillover.registry").register {
+  name = "event_study",
+  fit = function(d, model, options) return report.scenario_fit(M.event_study, d, model.formula, options) end,
+  model_keys = {},
+  options = {
+    cohort = { type = "string", required = true }, window = { type = "list", items = { type = "integer" }, len = 2 },
+    bin = { type = "boolean" }, ref = { type = "integer" }, weights = { type = "string" }, cluster = { type = "string" },
+    compat = { type = "string" }, level = { type = "number", min = 0, max = 1, open_range = true },
+    seed = { type = "integer" }, placebo = report.placebo_schema, bacon = { type = "boolean" },
+  },
+  capabilities = { predict = false, predict_matrix = false, refit = false, draw = true, rollout = true, spatial = false },
+}
 
 return M

@@ -68,6 +68,9 @@ sp.margins, sp.margins_plot, sp.by = mechanism.margins, mechanism.margins_plot, 
 sp.chow, sp.permutation_test, sp.sur_test = mechanism.chow, mechanism.permutation, mechanism.sur
 sp.group_diff = mechanism.group_diff
 sp.placebo = require("spillover.placebo").placebo
+sp.did = require("spillover.did").did
+local did_event = require "spillover.did_event"
+sp.event_study, sp.bacon = did_event.event_study, did_event.bacon
 sp.disparity = require "spillover.disparity"
 mechanism.register(sp.scenario)
 

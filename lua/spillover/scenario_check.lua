@@ -374,8 +374,9 @@ end
 --- check asks the estimator's declared capabilities; the run asks the fit's,
 --- so what an estimator that declares nothing cannot do is refused as clearly.
 function M.serve_problem(who, caps, e)
-  if caps.predict == false then
-    return who .. " cannot predict, so it cannot run experiments", "model"
+  if caps.predict == false and not e.rollout then
+    return who .. " cannot predict, so it cannot run shock experiments" ..
+      (caps.rollout and " (it serves 'rollout' experiments)" or ""), "model"
   end
   if e.bootstrap and caps.refit == false then
     return who .. " cannot be refitted on resampled data, so 'bootstrap' is not available" ..

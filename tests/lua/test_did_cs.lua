@@ -481,6 +481,8 @@ do
   local f1 = cs.cs(d1, "lemp ~ 1", { cohort = "g1" })
   local one = has_note(f1.notes, "cohort 2005 has one unit")
   T.check(one and f1.att_gt[5].group == 2005, "a one-unit cohort: estimated, with a note")
+  T.check(f1.pretest.note and f1.pretest.note:find("cohort 2005 has one unit") and
+    has_note(f1.notes, "pre%-test: cohort 2005"), "and the pre-test says its statistic is not reliable")
   -- Unbalanced panels: units missing a period are dropped with a note; unbalanced = true is refused.
   local du = d0:filter(function(row) return not (row.countyreal == 8001 and row.year == 2005) end)
   du:panel { entity = "countyreal", time = "year" }
@@ -542,8 +544,6 @@ do
     .. "did you mean \"cs\"",
     did.did, d0, "lemp ~ 1", { cohort = "first.treat", method = "cx" })
   T.checkerr("did: expected an options table", did.did, d0, "lemp ~ 1", "first.treat")
-  -- The other methods come from spillover.did_event, loaded only when asked for.
-  T.check(package.loaded["spillover.did_event"] == nil, "did.did(cs) does not load spillover.did_event")
   -- sa, imputation and twfe go to spillover.did_event's function of that name, with the call's arguments
   -- (a stand-in module here, so this test does not depend on did_event's state).
   local calls = {}
@@ -551,12 +551,13 @@ do
   for _, m in ipairs({ "sa", "imputation", "twfe" }) do
     stub[m] = function(dd, fo, o) calls[#calls + 1] = { m, dd, fo, o.cohort }; return m end
   end
+  local real = package.loaded["spillover.did_event"]
   package.loaded["spillover.did_event"] = stub
   local got = {}
   for _, m in ipairs({ "sa", "imputation", "twfe" }) do
     got[#got + 1] = did.did(d0, "lemp ~ 1", { cohort = "first.treat", method = m })
   end
-  package.loaded["spillover.did_event"] = nil
+  package.loaded["spillover.did_event"] = real
   T.check(table.concat(got, ",") == "sa,imputation,twfe" and calls[2][2] == d0 and calls[2][3] == "lemp ~ 1"
     and calls[3][4] == "first.treat", "did.did dispatches sa, imputation, twfe to spillover.did_event")
 end
