@@ -23,7 +23,10 @@ M.closest = require("spillover.suggest").closest
 M.execute = require("spillover.scenario_run").execute
 
 --- Estimate, run the experiments and write the output folder; returns its path.
+--- opts: outdir (default out/<name>), progress (function(label, done, total)),
+--- trust (plugins run unsandboxed), overrides (recorded in the manifest).
 function M.run(s, opts)
+  opts = util.check_options(opts, { "outdir", "progress", "trust", "overrides", "skip_plugins", "sp" }, "scenario.run")
   local results = M.execute(s, opts)
   return require("spillover.report").write(s, results, opts)
 end

@@ -14,6 +14,8 @@ for _, f in ipairs { "did_cs.md", "did_cs.csv", "event_cs.png", "event_event.png
   "bacon_twfe.png", "effects_pilot_west.csv", "results.json" } do
   T.check(sp.sys.exists(out .. "/" .. f), "the report writes " .. f)
 end
+T.checkerr("scenario.run: unknown option 'out' %(expected one of .*outdir.*%)",
+  scenario.run, s, { out = tmp .. "/elsewhere" })
 local res = sp.json.read(out .. "/results.json")
 local cs = res.models.cs.did
 T.check(cs.method == "cs" and #cs.att_gt > 0 and cs.overall.se > 0, "results.json: the ATT(g,t) and the overall ATT")
