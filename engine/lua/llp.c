@@ -7,9 +7,10 @@
 ** indices) with colval (count x (#varcols * m): the columns of each problem
 ** side by side) and varobj (count x #varcols: their objective coefficients),
 ** prob_rhs (count x m), fix0 (count
-** 1-based column indices fixed at 0, 0 for none), threads.
+** 1-based column indices fixed at 0, 0 for none), threads, keep (1-based
+** columns to return in x; default all).
 **
-** Returns {x = count x n, dual = count x m, value = count x 1 matrices,
+** Returns {x = count x n (or count x #keep), dual = count x m, value = count x 1 matrices,
 ** status = array of "optimal" | "infeasible" | "unbounded" | "failed"}.
 ** Every buffer is a userdata created before the solve, so raising while the
 ** result is built leaks nothing.
@@ -21,7 +22,7 @@
 #include "lsp.h"
 
 static const char *const spec_keys[] = {"A", "sense", "rhs", "obj", "lb", "ub", "maximize", "count", "varcols",
-                                        "colval", "varobj", "prob_rhs", "fix0", "threads", NULL};
+                                        "colval", "varobj", "prob_rhs", "fix0", "threads", "keep", NULL};
 
 /* The contiguous row-major values of the matrix field k of spec (index 1),
    checked to hold `len` entries; NULL when the field is nil and optional.
@@ -124,17 +125,32 @@ static int l_lp_batch(lua_State *L) {
     b.fix0 = fx;
   }
 
+  size_t *keep = NULL, nkeep = b.n;
+  if (lua_getfield(L, 1, "keep") != LUA_TNIL) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    nkeep = (size_t)lua_rawlen(L, -1);
+    keep = lua_newuserdatauv(L, (nkeep ? nkeep : 1) * sizeof(size_t), 0);
+    for (size_t q = 0; q < nkeep; q++) {
+      lua_rawgeti(L, -2, (lua_Integer)q + 1);
+      lua_Integer j = lua_tointeger(L, -1);
+      if (j < 1 || (size_t)j > b.n) sp_lua_errorf(L, "lp_batch: keep[%zu] must be a column index in 1..%zu", q + 1, b.n);
+      keep[q] = (size_t)j - 1;
+      lua_pop(L, 1);
+    }
+  }
+
   /* Owners of the results, then the solve. */
   lua_createtable(L, 0, 4);
   int out = lua_gettop(L);
-  gsl_matrix *x = sp_lua_matrix_new(L, b.count, b.n);
+  gsl_matrix *x = sp_lua_matrix_new(L, b.count, nkeep);
   lua_setfield(L, out, "x");
   gsl_matrix *dual = sp_lua_matrix_new(L, b.count, b.m);
   lua_setfield(L, out, "dual");
   gsl_matrix *value = sp_lua_matrix_new(L, b.count, 1);
   lua_setfield(L, out, "value");
   int *status = lua_newuserdatauv(L, (b.count ? b.count : 1) * sizeof(int), 0);
-  sp_lp_result res = {.x = x->data, .dual = dual->data, .value = value->data, .status = status};
+  sp_lp_result res = {.x = x->data, .keep = keep, .nkeep = keep ? nkeep : 0, .dual = dual->data, .value = value->data,
+                      .status = status};
   sp_error err;
   sp_error_clear(&err);
   if (sp_lp_solve_batch(&b, &res, &err)) return sp_lua_error(L, &err);

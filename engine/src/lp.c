@@ -152,7 +152,9 @@ static void solve_one(worker *w, glp_prob *P, size_t p, long *fixed) {
   int ok = st == SP_LP_OPTIMAL;
   if (r->status) r->status[p] = st;
   if (r->value) r->value[p] = ok ? glp_get_obj_val(P) : NAN;
-  for (size_t j = 0; r->x && j < n; j++) r->x[p * n + j] = ok ? glp_get_col_prim(P, (int)j + 1) : NAN;
+  size_t nx = r->keep ? r->nkeep : n;
+  for (size_t q = 0; r->x && q < nx; q++)
+    r->x[p * nx + q] = ok ? glp_get_col_prim(P, (int)(r->keep ? r->keep[q] : q) + 1) : NAN;
   for (size_t i = 0; r->dual && i < m; i++) r->dual[p * m + i] = ok ? glp_get_row_dual(P, (int)i + 1) : NAN;
 }
 
@@ -187,6 +189,9 @@ static void *run_blocks(void *arg) {
 int sp_lp_solve_batch(const sp_lp_batch *b, sp_lp_result *res, sp_error *err) {
   int rc = check_batch(b, err);
   if (rc) return rc;
+  for (size_t q = 0; res->keep && q < res->nkeep; q++)
+    if (res->keep[q] >= b->n) return sp_error_set(err, SP_EDIM, "lp: kept column %zu is out of range (1..%zu)",
+                                                  res->keep[q] + 1, b->n);
   if (b->count == 0) return SP_OK;
   size_t nblocks = (b->count + SP_LP_BLOCK - 1) / SP_LP_BLOCK;
   size_t nt = (size_t)b->threads < nblocks ? (size_t)b->threads : nblocks;

@@ -134,13 +134,29 @@ local function fix0_of(exclude, ne, offset)
   return f
 end
 
-local function batch(spec, o)
-  spec.threads = o.threads
-  return core.lp_batch(spec)
+-- Solve a batch; keep (1-based columns, or nil for all) limits what comes
+-- back, since a frontier of thousands of units has thousands of intensity
+-- columns per LP.  res.get(k, j) reads column j of problem k's solution.
+local function batch(spec, o, keep)
+  spec.threads, spec.keep = o.threads, keep
+  local res = core.lp_batch(spec)
+  local pos = {}
+  if keep then
+    for q, j in ipairs(keep) do pos[j] = q end
+  end
+  local x = res.x
+  res.get = keep and function(k, j) return x(k, pos[j]) end or function(k, j) return x(k, j) end
+  res.pos = pos
+  return res
+end
+
+local function range(out, a, b)
+  for j = a, b do out[#out + 1] = j end
+  return out
 end
 
 -- Radial (CCR / BCC), phase 1: the score.
-local function radial_phase1(ref, ev, o, exclude)
+local function radial_phase1(ref, ev, o, exclude, keep)
   local nr, ne, m, s = dims(ref, ev)
   local input = o.orientation == "input"
   local rows, sense, colval, rhs = {}, {}, {}, {}
@@ -188,13 +204,13 @@ local function radial_phase1(ref, ev, o, exclude)
   for j = 1, nr do obj[j + 1] = 0 end
   return batch({ A = matrix_of(rows, n), sense = table.concat(sense), obj = core.matrix(obj), maximize = not input,
     varcols = { 1 }, colval = matrix_of(colval, nrow), prob_rhs = matrix_of(rhs, nrow), count = ne,
-    fix0 = fix0_of(exclude, ne, 1) }, o)
+    fix0 = fix0_of(exclude, ne, 1) }, o, keep)
 end
 
 -- Phase 2 of the radial models and of the DDF: maximise the sum of the
 -- (scaled) slacks with the score fixed.  target[k] = {x =, y =, b =}: the
 -- radially projected point of unit k.  Columns: lambda, s-, s+, s^b.
-local function slack_phase(ref, ne, targets, o, exclude)
+local function slack_phase(ref, ne, targets, o, exclude, keep)
   local nr, m = #ref.X, #ref.X[1]
   local s, nb = #(ref.Y[1] or {}), ref.B and #ref.B[1] or 0
   local n = nr + m + s + nb
@@ -237,12 +253,12 @@ local function slack_phase(ref, ne, targets, o, exclude)
   local obj = {}
   for j = 1, n do obj[j] = j <= nr and 0 or 1 end
   return batch({ A = matrix_of(rows, n), sense = table.concat(sense), obj = core.matrix(obj), maximize = true,
-    prob_rhs = matrix_of(rhs, #sense), count = ne, fix0 = fix0_of(exclude, ne, 0) }, o)
+    prob_rhs = matrix_of(rhs, #sense), count = ne, fix0 = fix0_of(exclude, ne, 0) }, o, keep)
 end
 
 -- SBM and super-SBM in Charnes-Cooper form (t = 1 / denominator).
 -- Columns: t, Lambda (nr), S- (m), S+ (s), S^b (nb).
-local function sbm_lp(ref, ev, o, units, exclude, super)
+local function sbm_lp(ref, ev, o, units, exclude, super, keep)
   local nr, _, m, s, nb = dims(ref, ev)
   local ne = #units
   local n = 1 + nr + m + s + nb
@@ -335,12 +351,12 @@ local function sbm_lp(ref, ev, o, units, exclude, super)
   end
   return batch({ A = matrix_of(rows, n), sense = table.concat(sense), rhs = core.matrix(rhs),
     obj = core.matrix(n, 1, 0), ub = ub, varcols = varcols, colval = matrix_of(colval, nvar * nrow),
-    varobj = matrix_of(varobj, nvar), count = ne, fix0 = fix0_of(ex, ne, 1) }, o), nr, m, s, nb
+    varobj = matrix_of(varobj, nvar), count = ne, fix0 = fix0_of(ex, ne, 1) }, o, keep), nr, m, s, nb
 end
 
 -- Directional distance function: max beta, inputs <= x - beta gx, good
 -- outputs >= y + beta gy, bad outputs = b - beta gb (weak disposability).
-local function ddf_lp(ref, ev, o, dirs, exclude)
+local function ddf_lp(ref, ev, o, dirs, exclude, keep)
   local nr, ne, m, s, nb = dims(ref, ev)
   local rows, sense = {}, {}
   local function newrow(sn, vals)
@@ -370,12 +386,13 @@ local function ddf_lp(ref, ev, o, dirs, exclude)
   for j = 1, nr do obj[j + 1], lb[j + 1] = 0, 0 end
   return batch({ A = matrix_of(rows, 1 + nr), sense = table.concat(sense), obj = core.matrix(obj),
     lb = core.matrix(lb), maximize = true, varcols = { 1 }, colval = matrix_of(colval, nrow),
-    prob_rhs = matrix_of(rhs, nrow), count = ne, fix0 = fix0_of(exclude, ne, 1) }, o)
+    prob_rhs = matrix_of(rhs, nrow), count = ne, fix0 = fix0_of(exclude, ne, 1) }, o, keep)
 end
 
 -- The direction vectors of the DDF for each evaluated unit (scaled data):
 -- each part "observed" (the unit's own values), "ones", "mean" (the
--- variable's mean over the reference) or "zeros".
+-- variable's mean over the evaluated units, as DataEnvelopmentAnalysis.jl)
+-- or "zeros".
 local function ddf_dirs(ref, ev, dir, sc)
   local function part(kind, rows, refrows, k, scv, name)
     local g = {}
@@ -389,8 +406,8 @@ local function ddf_dirs(ref, ev, dir, sc)
         g[j] = 1 / scv[j]
       elseif kind == "mean" then
         local t = 0
-        for _, r in ipairs(refrows) do t = t + r[j] end
-        g[j] = t / #refrows
+        for _, r in ipairs(rows) do t = t + r[j] end
+        g[j] = t / #rows
       else
         raise("dea: direction." .. name .. " must be \"observed\", \"zeros\", \"ones\" or \"mean\", got "
           .. tostring(kind))
@@ -455,25 +472,104 @@ local function resolve_nondisc(nd, names)
   return set
 end
 
---- evaluate(ref, ev, o [, exclude]) -> {score = {...}, status = {...}, lambda = matrix or nil,
---- slacks = {x =, y =, b =} rows in scaled units, super = {bool}, lambda_col = first column}.
+-- The units of ref that no other unit dominates (no more of any input or
+-- bad output, no less of any good output, and strictly better in one).
+-- Under free disposability the technology they span is the whole
+-- reference set's, so every score is the same with them alone, and the LPs
+-- are far smaller (a few hundred columns instead of thousands).  Units are
+-- visited in increasing order of a sum that dominance strictly decreases,
+-- so a unit can only be dominated by one visited before it, and (by
+-- transitivity) by one already kept.
+local function nondominated(ref)
+  local X, Y, B = ref.X, ref.Y, ref.B
+  local nr, m, s = #X, #X[1], #(Y[1] or {})
+  local nb = B and #B[1] or 0
+  local f, order = {}, {}
+  for j = 1, nr do
+    local v = 0
+    for i = 1, m do v = v + X[j][i] end
+    for q = 1, s do v = v - Y[j][q] end
+    for q = 1, nb do v = v + B[j][q] end
+    f[j], order[j] = v, j
+  end
+  table.sort(order, function(a, b) if f[a] ~= f[b] then return f[a] < f[b] end return a < b end)
+  local kept = {}
+  for _, j in ipairs(order) do
+    local xj, yj, bj = X[j], Y[j], B and B[j]
+    local dominated = false
+    for _, i in ipairs(kept) do
+      local xi, yi, bi = X[i], Y[i], B and B[i]
+      local ok, strict = true, false
+      for a = 1, m do
+        if xi[a] > xj[a] then ok = false; break elseif xi[a] < xj[a] then strict = true end
+      end
+      if ok then
+        for q = 1, s do
+          if yi[q] < yj[q] then ok = false; break elseif yi[q] > yj[q] then strict = true end
+        end
+      end
+      if ok then
+        for q = 1, nb do
+          if bi[q] > bj[q] then ok = false; break elseif bi[q] < bj[q] then strict = true end
+        end
+      end
+      if ok and strict then dominated = true; break end
+    end
+    if not dominated then kept[#kept + 1] = j end
+  end
+  table.sort(kept)
+  return kept
+end
+
+local function subset(set, idx)
+  local out = { X = {}, Y = {} }
+  if set.B then out.B = {} end
+  for a, j in ipairs(idx) do
+    out.X[a], out.Y[a] = set.X[j], set.Y[j]
+    if set.B then out.B[a] = set.B[j] end
+  end
+  return out
+end
+
+--- evaluate(ref, ev, o [, exclude]) -> {score = {...}, status = {...}, super = {bool},
+--- slacks = {x =, y =, b =} (rows in scaled units), lambda = matrix (when o.lambda), dual}.
 --- ref, ev: {X =, Y =, B =} rows already scaled.  exclude[k]: the index in
---- ref of unit k (excluded for super-efficiency), or nil.  Used by sp.dea and
---- the Malmquist indices.
+--- ref of unit k (left out of its reference set for super-efficiency), or
+--- nil.  Used by sp.dea, the Malmquist indices and the derive step.
 function M.evaluate(ref, ev, o, exclude)
   local nr, ne = #ref.X, #ev.X
   local out = { score = {}, status = {}, super = {}, slacks = { x = {}, y = {}, b = {} } }
   local model = o.model
-  local function slacks_from(res, k, first, m, s, nb, t)
+  local m, s, nb = #ref.X[1], #(ref.Y[1] or {}), ref.B and #ref.B[1] or 0
+  local want_lambda = o.lambda ~= false
+  -- The reference set reduced to its non-dominated units when every
+  -- variable is freely disposable (not for bads under weak disposability);
+  -- cmap[j]: the reference index of column j of the reduced set.
+  local full, cmap = ref, nil
+  if model ~= "fdh" and not (model == "ddf" and o.bad_disposability ~= "strong") and o.reduce ~= false then
+    local c = nondominated(ref)
+    if #c < nr then ref, cmap = subset(full, c), c end
+  end
+  -- slacks of problem a (columns first.. of res), divided by t, stored for unit k
+  local function take_slacks(res, a, k, first, t, sign)
     local sx, sy, sb = {}, {}, {}
-    for i = 1, m do sx[i] = res.x(k, first + i - 1) / t end
-    for q = 1, s do sy[q] = res.x(k, first + m + q - 1) / t end
-    for q = 1, nb do sb[q] = res.x(k, first + m + s + q - 1) / t end
+    for i = 1, m do sx[i] = sign * res.get(a, first + i - 1) / t end
+    for q = 1, s do sy[q] = sign * res.get(a, first + m + q - 1) / t end
+    for q = 1, nb do sb[q] = sign * res.get(a, first + m + s + q - 1) / t end
     out.slacks.x[k], out.slacks.y[k], out.slacks.b[k] = sx, sy, sb
   end
-  local m, s, nb = #ref.X[1], #(ref.Y[1] or {}), ref.B and #ref.B[1] or 0
+  -- intensities of problem a over the reference set it used (map: the
+  -- reduced set's indices, or nil for the full set)
+  local function take_lambda(lam, res, a, k, first, t, map, width)
+    if map then
+      for j = 1, nr do lam:set(k, j, 0) end
+      for j, r in ipairs(map) do lam:set(k, r, res.get(a, first + j - 1) / t) end
+    else
+      for j = 1, width do lam:set(k, j, res.get(a, first + j - 1) / t) end
+    end
+  end
   if model == "fdh" then
-    local score, peer = fdh(ref, ev, o, o.super and exclude)
+    local score, peer = fdh(full, ev, o, o.super and exclude)
     local lam = core.matrix(ne, nr, 0)
     for k = 1, ne do
       out.score[k] = score[k]
@@ -481,13 +577,10 @@ function M.evaluate(ref, ev, o, exclude)
       if peer[k] then
         lam:set(k, peer[k], 1)
         local sx, sy = {}, {}
-        local th = score[k]
-        for i = 1, m do
-          sx[i] = o.orientation ~= "output" and th * ev.X[k][i] - ref.X[peer[k]][i] or ev.X[k][i] - ref.X[peer[k]][i]
-        end
-        for q = 1, s do
-          sy[q] = o.orientation ~= "output" and ref.Y[peer[k]][q] - ev.Y[k][q] or ref.Y[peer[k]][q] - th * ev.Y[k][q]
-        end
+        local th, p = score[k], full.X[peer[k]]
+        local py = full.Y[peer[k]]
+        for i = 1, m do sx[i] = (o.orientation ~= "output" and th * ev.X[k][i] or ev.X[k][i]) - p[i] end
+        for q = 1, s do sy[q] = py[q] - (o.orientation ~= "output" and ev.Y[k][q] or th * ev.Y[k][q]) end
         out.slacks.x[k], out.slacks.y[k], out.slacks.b[k] = sx, sy, {}
       end
     end
@@ -495,19 +588,27 @@ function M.evaluate(ref, ev, o, exclude)
     return out
   end
   if model == "radial" or model == "ddf" then
+    -- super-efficiency excludes each unit from its own reference set: the
+    -- reduced set is not valid then (a unit dominated only by the excluded
+    -- one would be missing), so those LPs use the full set
+    if o.super and exclude then ref, cmap = full, nil end
+    local nc = #ref.X
+    local phase2 = o.slacks ~= false
+    local keep = { 1 }
+    if want_lambda and not phase2 then range(keep, 2, nc + 1) end
     local res, dirs
     if model == "radial" then
-      res = radial_phase1(ref, ev, o, o.super and exclude)
+      res = radial_phase1(ref, ev, o, o.super and exclude, keep)
     else
       dirs = ddf_dirs(ref, ev, o.direction, o.scales)
-      res = ddf_lp(ref, ev, o, dirs, o.super and exclude)
+      res = ddf_lp(ref, ev, o, dirs, o.super and exclude, keep)
     end
     out.dual = res.dual
     local targets, ok = {}, {}
     for k = 1, ne do
       out.status[k] = res.status[k]
       out.score[k] = res.value(k, 1)
-      if res.status[k] == "optimal" then
+      if res.status[k] == "optimal" and phase2 then
         local v = out.score[k]
         local t = { x = {}, y = {}, b = {} }
         for i = 1, m do
@@ -524,44 +625,55 @@ function M.evaluate(ref, ev, o, exclude)
         targets[#targets + 1], ok[#ok + 1] = t, k
       end
     end
-    out.lambda = res.x:view(1, 2, ne, nr)
-    if o.slacks ~= false and #ok > 0 then
+    local lam = want_lambda and core.matrix(ne, nr, 0 / 0) or nil
+    if not phase2 then
+      for k = 1, ne do
+        if lam and res.status[k] == "optimal" then take_lambda(lam, res, k, k, 2, 1, cmap, nc) end
+      end
+      out.lambda = lam
+      return out
+    end
+    if #ok > 0 then
       local ex
       if o.super and exclude then
         ex = {}
         for a, k in ipairs(ok) do ex[a] = exclude[k] end
       end
-      local r2 = slack_phase(ref, #ok, targets, o, ex)
-      local lam = core.matrix(ne, nr, 0 / 0)
-      local sl = { x = {}, y = {}, b = {} }
+      local keep2 = range({}, nc + 1, nc + m + s + nb)
+      if want_lambda then range(keep2, 1, nc) end
+      local r2 = slack_phase(ref, #ok, targets, o, ex, keep2)
       for a, k in ipairs(ok) do
         if r2.status[a] == "optimal" then
-          for j = 1, nr do lam:set(k, j, r2.x(a, j)) end
-          local sx, sy, sb = {}, {}, {}
-          for i = 1, m do sx[i] = r2.x(a, nr + i) end
-          for q = 1, s do sy[q] = r2.x(a, nr + m + q) end
-          for q = 1, nb do sb[q] = r2.x(a, nr + m + s + q) end
-          sl.x[k], sl.y[k], sl.b[k] = sx, sy, sb
+          take_slacks(r2, a, k, nc + 1, 1, 1)
+          if lam then take_lambda(lam, r2, a, k, 1, 1, cmap, nc) end
         end
       end
-      out.slacks = sl
-      out.lambda = lam
     end
+    out.lambda = lam
     return out
   end
-  -- SBM, super-SBM
+  -- SBM, super-SBM: t, then the slacks (and the intensities when wanted).
+  -- The first pass scores every unit on the (reduced) reference set; the
+  -- super-SBM pass, for the efficient units only, uses the full set with the
+  -- unit itself left out.
+  local function keep_of(nc)
+    local keep = range({ 1 }, 2 + nc, 1 + nc + m + s + nb)
+    if want_lambda then range(keep, 2, 1 + nc) end
+    return keep
+  end
+  local nc = #ref.X
   local all = {}
   for k = 1, ne do all[k] = k end
-  local res = sbm_lp(ref, ev, o, all, exclude, false)
-  local lam = core.matrix(ne, nr, 0 / 0)
+  local res = sbm_lp(ref, ev, o, all, nil, false, keep_of(nc))
+  local lam = want_lambda and core.matrix(ne, nr, 0 / 0) or nil
   local again = {}
   for k = 1, ne do
     out.status[k] = res.status[k]
     out.score[k] = res.value(k, 1)
     if res.status[k] == "optimal" then
-      local t = res.x(k, 1)
-      for j = 1, nr do lam:set(k, j, res.x(k, 1 + j) / t) end
-      slacks_from(res, k, 2 + nr, m, s, nb, t)
+      local t = res.get(k, 1)
+      take_slacks(res, k, k, 2 + nc, t, 1)
+      if lam then take_lambda(lam, res, k, k, 2, t, cmap, nc) end
     end
     -- super-SBM: efficient units, and units outside the reference set's
     -- technology (SBM infeasible, as in mixed-period Malmquist LPs).
@@ -571,21 +683,17 @@ function M.evaluate(ref, ev, o, exclude)
     end
   end
   if #again > 0 then
-    local r2 = sbm_lp(ref, ev, o, again, exclude, true)
+    local r2 = sbm_lp(full, ev, o, again, exclude, true, keep_of(nr))
     for a, k in ipairs(again) do
       out.status[k] = r2.status[a]
       out.score[k] = r2.value(a, 1)
       out.super[k] = true
       if r2.status[a] == "optimal" then
-        local t = r2.x(a, 1)
-        for j = 1, nr do lam:set(k, j, r2.x(a, 1 + j) / t) end
-        local sx, sy, sb = {}, {}, {}
-        for i = 1, m do sx[i] = -r2.x(a, 1 + nr + i) / t end
-        for q = 1, s do sy[q] = -r2.x(a, 1 + nr + m + q) / t end
-        for q = 1, nb do sb[q] = -r2.x(a, 1 + nr + m + s + q) / t end
-        out.slacks.x[k], out.slacks.y[k], out.slacks.b[k] = sx, sy, sb
+        -- super-SBM slacks are the distances the unit could worsen: reported negative
+        take_slacks(r2, a, k, 2 + nr, r2.get(a, 1), -1)
+        if lam then take_lambda(lam, r2, a, k, 2, r2.get(a, 1), nil, nr) end
       else
-        for j = 1, nr do lam:set(k, j, 0 / 0) end
+        if lam then for j = 1, nr do lam:set(k, j, 0 / 0) end end
         out.slacks.x[k], out.slacks.y[k], out.slacks.b[k] = nil, nil, nil
       end
     end
@@ -598,7 +706,7 @@ end
 
 local MODELS = { ccr = true, bcc = true, fdh = true, sbm = true, super_sbm = true, ddf = true }
 local OPTIONS = { "inputs", "outputs", "bad", "data", "model", "orientation", "rts", "super", "slacks",
-  "direction", "bad_disposability", "nondiscretionary", "names", "id", "threads", "lambda" }
+  "direction", "bad_disposability", "nondiscretionary", "names", "id", "threads", "lambda", "reduce" }
 
 --- Normalise sp.dea / sp.malmquist options into the internal form.
 function M.options(opts, who)
@@ -629,7 +737,8 @@ function M.options(opts, who)
   return {
     model = (model == "ccr" or model == "bcc") and "radial" or model,
     name = model, rts = rts, orientation = orientation, super = opts.super == true or model == "super_sbm",
-    slacks = opts.slacks, threads = opts.threads or 1, bad_disposability = disp,
+    slacks = opts.slacks, threads = opts.threads or 1, bad_disposability = disp, lambda = opts.lambda ~= false,
+    reduce = opts.reduce ~= false,
     direction = { x = dir.x or "zeros", y = dir.y or "observed", b = dir.b or "observed" },
   }
 end
@@ -772,6 +881,17 @@ end
 local DERIVE_KEYS = { "inputs", "outputs", "bad", "model", "rts", "orientation", "direction", "bad_disposability",
   "frontier", "hold", "productivity", "threads" }
 
+--- The columns an efficiency derivation reads (for the derive step's order).
+function M.derived_inputs(spec)
+  local out = {}
+  for _, part in ipairs({ "inputs", "outputs", "bad" }) do
+    local v = spec[part]
+    if type(v) == "string" then v = { v } end
+    for _, nm in ipairs(type(v) == "table" and v or {}) do out[#out + 1] = nm end
+  end
+  return out
+end
+
 --- derived(d, spec, state, ctx) -> column (nrow x 1 matrix), state.
 --- The efficiency of every row of frame d, for a scenario's derive step.
 --- spec: inputs, outputs, bad (column names), model, rts, orientation,
@@ -799,17 +919,15 @@ function M.derived(d, spec, state, ctx)
     raise("efficiency: hold must be \"baseline\" or \"reestimate\", got " .. tostring(hold))
   end
   local o = M.options(spec, "efficiency")
-  o.slacks = false
+  o.slacks, o.lambda = false, false
   local n = d:nrow()
-  local cols = {}
   for _, part in ipairs({ "inputs", "outputs", "bad" }) do
     local v = spec[part]
-    if type(v) == "string" then v = { v } end
-    if v ~= nil and (type(v) ~= "table" or type(v[1]) ~= "string") then
+    if v ~= nil and type(v) ~= "string" and (type(v) ~= "table" or type(v[1]) ~= "string") then
       raise("efficiency: '" .. part .. "' must be a list of column names")
     end
-    for _, nm in ipairs(v or {}) do cols[#cols + 1] = nm end
   end
+  local cols = M.derived_inputs(spec)
   -- complete rows only
   local complete, values = {}, {}
   for _, nm in ipairs(cols) do values[nm] = d[nm]:tovector() end

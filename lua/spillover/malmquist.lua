@@ -114,7 +114,7 @@ local function setup(opts, who, allowed)
   local o = dea.options(mopts, who)
   local d = dea.prepare(mopts, who, p.entity)
   o.nondisc = {}
-  o.slacks = false
+  o.slacks, o.lambda = false, false
   o.scales = dea.scale_all(d, { X = { d.X.rows }, Y = { d.Y.rows }, B = d.B and { d.B.rows } })
   return p, d, o, index
 end

@@ -279,6 +279,33 @@ do
   T.checkerr("hold must be", dea_mod.derived, d, { inputs = spec.inputs, outputs = spec.outputs, hold = "fixed" }, nil, ctx)
 end
 
+-- ---- the reduced reference set (non-dominated units) gives the same scores ----------------
+do
+  local rng = sp.rng(5)
+  local Xr, Yr, Br = {}, {}, {}
+  for k = 1, 150 do
+    local a, b = 1 + 9 * rng:uniform(), 1 + 9 * rng:uniform()
+    Xr[k], Yr[k], Br[k] = { a, b }, { a ^ 0.4 * b ^ 0.5 * (0.5 + rng:uniform()) }, { 1 + rng:uniform() }
+  end
+  Xr[150] = { Xr[1][1], Xr[1][2] }  -- a duplicate of unit 1: never pruned
+  Yr[150], Br[150] = { Yr[1][1] }, { Br[1][1] }
+  for _, c in ipairs({ { "ccr", "input" }, { "bcc", "output" }, { "sbm", "none" }, { "super_sbm", "none" },
+    { "ddf", "none" } }) do
+    local spec = { inputs = Xr, outputs = Yr, bad = (c[1] ~= "ccr" and c[1] ~= "bcc") and Br or nil, model = c[1],
+      orientation = c[2], bad_disposability = "strong" }
+    local a = dea(spec)
+    spec.reduce = false
+    local b = dea(spec)
+    local worst, lam = 0, 0
+    for k = 1, 150 do
+      worst = math.max(worst, math.abs(a.efficiency[k] - b.efficiency[k]))
+      for j = 1, 150 do lam = math.max(lam, math.abs(a.lambda(k, j) - b.lambda(k, j))) end
+    end
+    T.check(worst < 1e-9, c[1] .. ": the non-dominated reference set gives the full set's scores", "worst " .. worst)
+    T.check(lam < 1e-6 or c[1] == "ddf", c[1] .. ": and the same intensities", "worst " .. lam)
+  end
+end
+
 -- ---- errors ---------------------------------------------------------------------------------------
 T.checkerr("input 'x1' of unit '2' is negative", dea, { inputs = { { 1, 1 }, { -1, 2 } }, outputs = { 1, 1 },
   names = { "a", "2" } })

@@ -62,7 +62,10 @@ typedef struct sp_lp_batch {
 
 /* Caller-allocated results; any pointer may be NULL when not wanted. */
 typedef struct sp_lp_result {
-  double *x;               /* count x n primal solutions */
+  double *x;               /* count x n primal solutions, or count x nkeep when keep is set */
+  const size_t *keep;      /* nkeep column indices to report in x (0-based), or NULL: all n;
+                              a large batch needs only a few columns of each solution */
+  size_t nkeep;
   double *dual;            /* count x m row duals (shadow prices) */
   double *value;           /* count objective values */
   int *status;             /* count sp_lp_status codes */
