@@ -28,6 +28,10 @@ local M = {}
 
 local function fail(msg) raise("gmm: " .. msg) end
 
+-- instrument column kinds: lagged levels (transformed equation), lagged
+-- differences (levels equation), intercept and dummies, iv terms
+local KIND = { gmm = 1, dgmm = 2, extra = 3, iv = 4 }
+
 local OPTIONS = { "gmm", "iv", "transformation", "system", "steps", "robust", "collapse", "time_dummies", "compat" }
 
 -- ---- options ---------------------------------------------------------------------------
@@ -120,8 +124,10 @@ local function grid(d, info)
   if type(tcol) ~= "userdata" then fail("the panel time '" .. info.time .. "' must be numeric") end
   local keys, seen = {}, {}
   local ekey = {}
+  local evals = type(ecol) == "table" and ecol or ecol:tovector()
+  local tvals = tcol:tovector()
   for r = 1, n do
-    local v = type(ecol) == "table" and ecol[r] or ecol:get(r, 1)
+    local v = evals[r]
     local k = util.key_of(v)
     ekey[r] = k
     if not seen[k] then seen[k] = v; keys[#keys + 1] = k end
@@ -135,7 +141,7 @@ local function grid(d, info)
   for i, k in ipairs(keys) do gcode[k] = i end
   local times, tset, integer = {}, {}, true
   for r = 1, n do
-    local t = tcol:get(r, 1)
+    local t = tvals[r]
     if not tset[t] then tset[t] = true; times[#times + 1] = t end
     if t ~= math.floor(t) then integer = false end
   end
@@ -149,7 +155,7 @@ local function grid(d, info)
   local g, p = {}, {}
   for r = 1, n do
     g[r] = gcode[ekey[r]]
-    p[r] = pos[tcol:get(r, 1)]
+    p[r] = pos[tvals[r]]
   end
   return { N = #keys, T = #periods, g = g, p = p, keys = keys, periods = periods }
 end
@@ -164,8 +170,8 @@ local function term_grid(d, G, term)
   if des.k ~= 1 then fail("instrument '" .. term .. "' must be one numeric column, got " .. des.k .. " columns") end
   local v = {}
   for i = 1, G.N do v[i] = {} end
-  local col = des.X
-  for q, r in ipairs(des.rows) do v[G.g[r]][G.p[r]] = col:get(q, 1) end
+  local col = des.X:tovector()
+  for q, r in ipairs(des.rows) do v[G.g[r]][G.p[r]] = col[q] end
   return v
 end
 
@@ -298,10 +304,14 @@ local function layout(o, G, TL1, TL2, names, periods_name)
       end
     end
   end
-  for j in ipairs(extra) do
+  for j, e in ipairs(extra) do
     -- pgmm: the dummies instrument the transformed equation in difference
     -- GMM, the levels equation in system GMM
-    add { eq = o.system and 2 or 1, kind = "extra", col = L.kreg + j, group = "time dummies" }
+    -- a dummy is non-zero in the rows of its period only (differenced: its period and the next;
+    -- a forward orthogonal deviation: every earlier row too)
+    add { eq = o.system and 2 or 1, kind = "extra", col = L.kreg + j, group = "time dummies",
+      periods = e.period and (o.system or o.transformation == "fd") and
+        { [e.period] = true, [e.period + 1] = not o.system or nil } or nil }
   end
   for ti in ipairs(o.iv_terms) do
     if o.system and o.compat == "pgmm" then
@@ -322,9 +332,31 @@ local function layout(o, G, TL1, TL2, names, periods_name)
     local list = {}
     for c, col in ipairs(cols) do
       local eq_ok = col.eq == "both" or col.eq == (level and 2 or 1)
-      if eq_ok and (col.period == nil or col.period == t) then list[#list + 1] = c end
+      if eq_ok and (col.period == nil or col.period == t) and (col.periods == nil or col.periods[t]) then
+        list[#list + 1] = c
+      end
     end
     L.rowcols[r] = list
+  end
+  -- the intercept and dummies of each row as {column = value}: levels D_t, differences D_t - D_t-1
+  L.xextra = {}
+  for r = 1, L.R do
+    local level = r > L.R1
+    local t = level and L.rows2[r - L.R1] or L.rows1[r]
+    local x = {}
+    for j, e in ipairs(extra) do
+      local v
+      if level then v = (e.period == nil or e.period == t) and 1 or 0
+      elseif e.period then v = (e.period == t and 1 or 0) - (e.period == t - 1 and 1 or 0)
+      else v = 0 end
+      if v ~= 0 then x[L.kreg + j] = v end
+    end
+    L.xextra[r] = x
+  end
+  -- the columns' fields as flat arrays (the hot loop of entity_block reads them)
+  L.ckind, L.cspec, L.clag, L.cterm, L.ccol = {}, {}, {}, {}, {}
+  for c, col in ipairs(cols) do
+    L.ckind[c], L.cspec[c], L.clag[c], L.cterm[c], L.ccol[c] = KIND[col.kind], col.spec, col.lag, col.term, col.col
   end
   return L
 end
@@ -340,99 +372,102 @@ local function fod(v, ok, s, T)
   return math.sqrt(m / (m + 1)) * (v[s] - sum / m)
 end
 
+local mset = matrix(1, 1, 0).set  -- every matrix's set: looked up once for the hot loop
+
 --- Writes the block of one entity into the chunk matrices: its transformed
 --- rows at rows off + 1.. of Z1, X1, y1, its level rows at off + 1.. of Z2,
 --- X2, y2.  The chunks start as zeros and only non-zero cells are written
 --- (unused rows stay zero, as pgmm's).  Returns the rows used in each equation.
 local function entity_block(o, L, lev, ok, inst, ivv, T, ch, off)
-  local k = L.k
+  local kreg = L.kreg
   local fodmode = o.transformation == "fod"
-  local extra, kreg = L.extra, L.kreg
-  -- level value of column j at period p (regressors, then intercept and dummies)
-  local function xval(p, j)
-    if j <= kreg then return lev.X[p][j] end
-    local e = extra[j - kreg]
-    if e.period == nil then return 1 end
-    return e.period == p and 1 or 0
-  end
-  local ycol, xcols = {}, {}
-  for p = 1, T do if ok[p] then ycol[p] = lev.y[p] end end
-  for j = 1, k do
-    local c = {}
-    for p = 1, T do if ok[p] then c[p] = xval(p, j) end end
-    xcols[j] = c
-  end
-  local function transform(v, t)
-    if fodmode then return fod(v, ok, t - 1, T) end
-    return v[t] - v[t - 1]
+  local ckind, cspec, clag, cterm, ccol = L.ckind, L.cspec, L.clag, L.cterm, L.ccol
+  local levX, levy = lev.X, lev.y
+  -- the intercept and dummies of each row: fixed per row, except under
+  -- orthogonal deviations, where they depend on the entity's later periods
+  local xfix = L.xextra
+  local xcols
+  if fodmode then
+    xcols = {}
+    for j = kreg + 1, L.k do
+      local per, c = L.extra[j - kreg].period, {}
+      for p = 1, T do if ok[p] then c[p] = (per == nil or per == p) and 1 or 0 end end
+      xcols[j] = c
+    end
   end
   local function num(v) return (v ~= nil and v == v) and v or 0 end
-  local function ivtrans(v, t)
-    -- an iv term transformed like the equation (missing values count 0, as pgmm's)
-    if fodmode then
-      local vv = {}
-      for p = 1, T do vv[p] = num(v[p]) end
-      return fod(vv, ok, t - 1, T) or 0
-    end
-    return num(v[t]) - num(v[t - 1])
-  end
   local n1, n2 = 0, 0
-  local nR = L.R1 + L.R2
-  for r = 1, nR do
-    local level = r > L.R1
-    local t = level and L.rows2[r - L.R1] or L.rows1[r]
-    local yy, xrow
+  local R1 = L.R1
+  local Z1, X1, y1, Z2, X2, y2 = ch.Z1, ch.X1, ch.y1, ch.Z2, ch.X2, ch.y2
+  for r = 1, R1 + L.R2 do
+    local level = r > R1
+    local t = level and L.rows2[r - R1] or L.rows1[r]
+    local yy, xrow, xex
     if level then
-      if ok[t] then
-        yy, xrow = ycol[t], {}
-        for j = 1, k do xrow[j] = xcols[j][t] end
+      if ok[t] then yy, xrow, xex = levy[t], levX[t], xfix[r] end
+    elseif fodmode then
+      if ok[t - 1] then
+        yy = fod(levy, ok, t - 1, T)
+        if yy ~= nil then
+          xrow, xex = {}, {}
+          for j = 1, kreg do
+            local c = {}
+            for p = t - 1, T do if ok[p] then c[p] = levX[p][j] end end
+            xrow[j] = fod(c, ok, t - 1, T)
+          end
+          for j = kreg + 1, L.k do xex[j] = fod(xcols[j], ok, t - 1, T) end
+        end
       end
-    elseif (fodmode and ok[t - 1]) or (not fodmode and ok[t] and ok[t - 1]) then
-      yy = transform(ycol, t)
-      if yy ~= nil then
-        xrow = {}
-        for j = 1, k do xrow[j] = transform(xcols[j], t) end
+      if ok[t] and ok[t - 1] then
+        -- first differences as well: the AR tests read differenced residuals
+        mset(ch.yd, off + r, 1, levy[t] - levy[t - 1])
+        local a, b = levX[t], levX[t - 1]
+        for j = 1, kreg do mset(ch.Xd, off + r, j, a[j] - b[j]) end
+        for j, v in pairs(xfix[r]) do mset(ch.Xd, off + r, j, v) end
       end
-    end
-    if fodmode and not level and ok[t] and ok[t - 1] then
-      -- first differences as well: the AR tests read differenced residuals
-      local row = off + r
-      ch.yd:set(row, 1, ycol[t] - ycol[t - 1])
-      for j = 1, k do
-        local v = xcols[j][t] - xcols[j][t - 1]
-        if v ~= 0 then ch.Xd:set(row, j, v) end
-      end
+    elseif ok[t] and ok[t - 1] then
+      local a, b = levX[t], levX[t - 1]
+      yy, xrow, xex = levy[t] - levy[t - 1], {}, xfix[r]
+      for j = 1, kreg do xrow[j] = a[j] - b[j] end
     end
     if xrow then
       local Z, X, y, row
       if level then
-        Z, X, y, row = ch.Z2, ch.X2, ch.y2, off + r - L.R1
+        Z, X, y, row = Z2, X2, y2, off + r - R1
         n2 = n2 + 1
       else
-        Z, X, y, row = ch.Z1, ch.X1, ch.y1, off + r
+        Z, X, y, row = Z1, X1, y1, off + r
         n1 = n1 + 1
       end
-      y:set(row, 1, yy)
-      for j = 1, k do if xrow[j] ~= 0 then X:set(row, j, xrow[j]) end end
-      for _, c in ipairs(L.rowcols[r]) do
-        local col = L.cols[c]
-        local kind, val = col.kind, 0
-        if kind == "gmm" then
-          local s0 = t - col.lag
-          if s0 >= 1 then val = num(inst[col.spec][s0]) end
-        elseif kind == "dgmm" then
-          local s0 = t - col.lag
-          local v = inst[col.spec]
+      mset(y, row, 1, yy)
+      for j = 1, kreg do if xrow[j] ~= 0 then mset(X, row, j, xrow[j]) end end
+      for j, v in pairs(xex) do if v ~= 0 then mset(X, row, j, v) end end
+      local cols = L.rowcols[r]
+      for q = 1, #cols do
+        local c = cols[q]
+        local kind, val = ckind[c], 0
+        if kind == 1 then
+          local v = inst[cspec[c]][t - clag[c]]
+          if v ~= nil and v == v then val = v end
+        elseif kind == 2 then
+          local s0 = t - clag[c]
+          local v = inst[cspec[c]]
           local a, b = v[s0], v[s0 - 1]
-          if s0 >= 2 and a ~= nil and b ~= nil and a == a and b == b then val = a - b end
-        elseif kind == "extra" then
-          val = xrow[col.col]
+          if a ~= nil and b ~= nil and a == a and b == b then val = a - b end
+        elseif kind == 3 then
+          val = xex[ccol[c]] or 0
         elseif level then
-          val = num(ivv[col.term][t])
+          val = num(ivv[cterm[c]][t])
+        elseif fodmode then
+          -- an iv term transformed like the equation (missing values count 0, as pgmm's)
+          local v, vv = ivv[cterm[c]], {}
+          for p = 1, T do vv[p] = num(v[p]) end
+          val = fod(vv, ok, t - 1, T) or 0
         else
-          val = ivtrans(ivv[col.term], t)
+          local v = ivv[cterm[c]]
+          val = num(v[t]) - num(v[t - 1])
         end
-        if val ~= 0 then Z:set(row, c, val) end
+        if val ~= 0 then mset(Z, row, c, val) end
       end
     end
   end
@@ -530,12 +565,11 @@ function M.gmm(d, formula, opts)
   local N = G.N
   local lev, okp = {}, {}
   for i = 1, N do lev[i] = { y = {}, X = {} }; okp[i] = {} end
-  local Xd, yd = des.X, des.y
+  local Xd, yd = des.X:totable(), des.y:tovector()
+  if des.k == 1 then for q = 1, #Xd do Xd[q] = { Xd[q] } end end  -- totable of n x 1 is flat
   for q, r in ipairs(des.rows) do
     local i, p = G.g[r], G.p[r]
-    local row = {}
-    for j = 1, des.k do row[j] = Xd:get(q, j) end
-    lev[i].X[p], lev[i].y[p], okp[i][p] = row, yd:get(q, 1), true
+    lev[i].X[p], lev[i].y[p], okp[i][p] = Xd[q], yd[q], true
   end
   local instv, ivv = {}, {}
   local cache = {}
@@ -646,26 +680,39 @@ function M.gmm(d, formula, opts)
     -- D = B2 X'Z A2 M, M = sum_i [(u_i'v) G_i + u_i (G_i'v)'].
     local v = W2.apply(Zy - ZX * b)
     local Mw = matrix(nL, k, 0)
+    -- per chunk: sum_i s_i G_i = Z'(X with entity i's rows scaled by s_i),
+    -- column by column, and sum_i u_i w_i' with w_i = X_i'Z_i v summed over
+    -- entity i's rows
+    local function part(Zc, Xc, srep, zv, Wt, n)
+      local cols = {}
+      for j = 1, k do
+        local xj = Xc:col(j)
+        cols[j] = Zc:crossprod(xj:mul(srep))
+        local y = xj:mul(zv):tovector()
+        for g = 1, n do
+          local acc = 0
+          for r = (g - 1) * P + 1, g * P do acc = acc + y[r] end
+          Wt[g][j] = Wt[g][j] + acc
+        end
+      end
+      return k == 1 and cols[1] or matrix.hcat(table.unpack(cols))
+    end
     for _, ch in ipairs(chunks) do
       local sv = ch.U1:crossprod(v):tovector()
-      local zv1 = ch.Z1 * v
-      local zv2 = o.system and ch.Z2 * v or nil
-      local wcols = {}
+      local s = {}
       for g = 1, ch.n do
-        local r0 = (g - 1) * P + 1
-        local X1v = ch.X1:view(r0, 1, P, k)
-        local Gg = ch.Z1:view(r0, 1, P, nL):crossprod(X1v)
-        local wg = X1v:crossprod(zv1:view(r0, 1, P, 1))
-        if zv2 then
-          local X2v = ch.X2:view(r0, 1, P, k)
-          Gg = Gg + ch.Z2:view(r0, 1, P, nL):crossprod(X2v)
-          wg = wg + X2v:crossprod(zv2:view(r0, 1, P, 1))
-        end
-        Mw = Mw + Gg * sv[g]
-        wcols[g] = wg
+        for r = (g - 1) * P + 1, g * P do s[r] = sv[g] end
       end
-      local Wg = ch.n == 1 and wcols[1] or matrix.hcat(table.unpack(wcols))
-      Mw = Mw + ch.U1 * Wg:t()
+      local srep = matrix(s)
+      local Wt = {}
+      for g = 1, ch.n do
+        local w = {}
+        for j = 1, k do w[j] = 0 end
+        Wt[g] = w
+      end
+      Mw = Mw + part(ch.Z1, ch.X1, srep, ch.Z1 * v, Wt, ch.n)
+      if o.system then Mw = Mw + part(ch.Z2, ch.X2, srep, ch.Z2 * v, Wt, ch.n) end
+      Mw = Mw + ch.U1 * matrix(Wt)
     end
     local D = Bnr * W2.apply(ZX):crossprod(Mw)
     local DB = D * Bnr
