@@ -12,9 +12,10 @@
 -- donors (Synth's normalisation).  For a diagonal V the unit weights W
 -- minimise (X1 - X0 W)' V (X1 - X0 W) on the simplex: this is the point of
 -- minimum norm in the convex hull of the points V^(1/2) (x0_j - x1), which
--- Wolfe's (1976) active-set algorithm finds exactly (no interior-point
--- tolerance as in Synth's ipop).  V (normalised to sum 1) minimises the
--- outcome's mean squared prediction error over `pre`: Nelder-Mead over
+-- Wolfe's (1976) active-set algorithm finds exactly (core.qp_simplex,
+-- engine/src/qp.c; no interior-point tolerance as in Synth's ipop).  V
+-- (normalised to sum 1) minimises the outcome's mean squared prediction
+-- error over `pre`: Nelder-Mead over
 -- log V from several deterministic starts (equal weights, Synth's
 -- regression start, and with starts = "all" each predictor in turn weighted
 -- up), each restarted until it no longer improves.
@@ -26,160 +27,6 @@ local fitmod = require "spillover.fit"
 local M = {}
 
 local function fail(msg) raise("synth: " .. msg) end
-
--- ---- the W step: minimum-norm point of a convex hull (Wolfe 1976) ----------------------
-
-local function dot(a, b)
-  local s = 0
-  for i = 1, #a do s = s + a[i] * b[i] end
-  return s
-end
-
--- Solve the small dense system A x = b (Gaussian elimination with partial
--- pivoting); nil when a pivot vanishes (affinely dependent points).
-local function gauss(A, b)
-  local n = #b
-  local M_, x = {}, {}
-  for i = 1, n do
-    M_[i] = {}
-    for j = 1, n do M_[i][j] = A[i][j] end
-    M_[i][n + 1] = b[i]
-  end
-  for c = 1, n do
-    local piv, best = c, math.abs(M_[c][c])
-    for r = c + 1, n do
-      if math.abs(M_[r][c]) > best then piv, best = r, math.abs(M_[r][c]) end
-    end
-    if best < 1e-300 then return nil end
-    M_[c], M_[piv] = M_[piv], M_[c]
-    for r = c + 1, n do
-      local f = M_[r][c] / M_[c][c]
-      if f ~= 0 then for j = c, n + 1 do M_[r][j] = M_[r][j] - f * M_[c][j] end end
-    end
-  end
-  for i = n, 1, -1 do
-    local s = M_[i][n + 1]
-    for j = i + 1, n do s = s - M_[i][j] * x[j] end
-    x[i] = s / M_[i][i]
-  end
-  return x
-end
-
--- The affine combination of the points P[S[1..m]] of least norm:
--- min ||sum a_i P_i|| subject to sum a_i = 1, from its KKT system.
-local function affine_min(P, S)
-  local m = #S
-  local A, b = {}, {}
-  for i = 1, m do
-    A[i] = {}
-    for j = 1, m do A[i][j] = dot(P[S[i]], P[S[j]]) end
-    A[i][m + 1] = 1
-    b[i] = 0
-  end
-  A[m + 1] = {}
-  for j = 1, m do A[m + 1][j] = 1 end
-  A[m + 1][m + 1] = 0
-  b[m + 1] = 1
-  local x = gauss(A, b)
-  if not x then return nil end
-  x[m + 1] = nil
-  return x
-end
-
--- Wolfe's minor cycles: from the convex combination lam of the corral S,
--- move towards the corral's affine minimiser, dropping the points whose
--- weight reaches 0, until the minimiser lies inside the hull.  Returns the
--- new corral and weights, and false when the corral is affinely dependent.
-local function minor(P, S, lam)
-  while true do
-    local a = affine_min(P, S)
-    if not a then return S, lam, false end
-    local inside = true
-    for i = 1, #a do if a[i] <= 1e-14 then inside = false end end
-    if inside then return S, a, true end
-    local theta = 1
-    for i = 1, #a do
-      if a[i] <= 1e-14 then
-        local t = lam[i] / (lam[i] - a[i])
-        if t < theta then theta = t end
-      end
-    end
-    local S2, l2 = {}, {}
-    for i = 1, #a do
-      local v = theta * a[i] + (1 - theta) * lam[i]
-      if v > 1e-14 then S2[#S2 + 1], l2[#l2 + 1] = S[i], v end
-    end
-    if #S2 == #S then
-      -- theta hit no weight exactly (rounding): drop the smallest
-      local imin = 1
-      for i = 2, #l2 do if l2[i] < l2[imin] then imin = i end end
-      table.remove(S2, imin); table.remove(l2, imin)
-    end
-    local tot = 0
-    for _, v in ipairs(l2) do tot = tot + v end
-    for i = 1, #l2 do l2[i] = l2[i] / tot end
-    S, lam = S2, l2
-    if #S == 1 then return S, { 1 }, true end
-  end
-end
-
---- Weights w >= 0, sum 1, minimising ||sum_j w_j P_j|| (P: array of points,
---- each an array of K numbers).  Returns w (array over P) and the squared
---- norm.  Wolfe's algorithm keeps a corral S of affinely independent points
---- and is finite; the tolerances only guard against rounding.
-function M.simplex_qp(P)
-  local J = #P
-  local scale = 0
-  local best, jbest = math.huge, 1
-  for j = 1, J do
-    local nj = dot(P[j], P[j])
-    scale = math.max(scale, nj)
-    if nj < best then best, jbest = nj, j end
-  end
-  local S, lam = { jbest }, { 1 }
-  local x = {}
-  local function place()
-    for k = 1, #P[1] do
-      local s = 0
-      for i, j in ipairs(S) do s = s + lam[i] * P[j][k] end
-      x[k] = s
-    end
-  end
-  place()
-  local eps = 1e-12 * math.max(scale, 1e-300)
-  for _ = 1, 50 * J + 100 do
-    local xx = dot(x, x)
-    if xx <= eps * 1e-3 then break end
-    local jmin, vmin = nil, math.huge
-    for j = 1, J do
-      local v = dot(x, P[j])
-      if v < vmin then jmin, vmin = j, v end
-    end
-    if xx - vmin <= eps then break end
-    local inS = false
-    for _, s in ipairs(S) do if s == jmin then inS = true end end
-    if inS then break end
-    S[#S + 1], lam[#lam + 1] = jmin, 0
-    local ok
-    S, lam, ok = minor(P, S, lam)
-    if not ok then
-      -- the new point is affinely dependent on the corral (rounding): drop it, stop
-      local S2, l2, tot = {}, {}, 0
-      for i, j in ipairs(S) do
-        if j ~= jmin then S2[#S2 + 1], l2[#l2 + 1], tot = j, lam[i], tot + lam[i] end
-      end
-      for i = 1, #l2 do l2[i] = l2[i] / tot end
-      S, lam = S2, l2
-      place()
-      break
-    end
-    place()
-  end
-  local w = {}
-  for j = 1, J do w[j] = 0 end
-  for i, j in ipairs(S) do w[j] = lam[i] end
-  return w, dot(x, x)
-end
 
 -- ---- Nelder-Mead (deterministic; Lagarias et al. 1998 coefficients) --------------------
 
@@ -351,7 +198,6 @@ end
 --- {w, v, loss_v, loss_w}.  X: predictors by unit (normalised), Z: pre-period
 --- outcomes by unit.
 local function solve(X, Z, tu, dn, K, opts)
-  local J = #dn
   local x1, z1 = X[tu], Z[tu]
   local diffs = {}
   for j, u in ipairs(dn) do
@@ -359,18 +205,12 @@ local function solve(X, Z, tu, dn, K, opts)
     for k = 1, K do dj[k] = X[u][k] - x1[k] end
     diffs[j] = dj
   end
-  -- Always from a cold start: W must be a function of V alone, whatever
-  -- the optimiser evaluated before (near a V that ignores most predictors
-  -- the problem is ill-conditioned and a warm start lands elsewhere).
-  local function weights_for(v)
-    local P = {}
-    for j = 1, J do
-      local p = {}
-      for k = 1, K do p[k] = math.sqrt(v[k]) * diffs[j][k] end
-      P[j] = p
-    end
-    return M.simplex_qp(P)
-  end
+  local D = core.matrix(diffs)
+  -- The W step in C (engine/src/qp.c, Wolfe's algorithm), always from a
+  -- cold start: W must be a function of V alone, whatever the optimiser
+  -- evaluated before (near a V that ignores most predictors the problem is
+  -- ill-conditioned and a warm start lands elsewhere).
+  local function weights_for(v) return core.qp_simplex(D, v) end
   local T0 = #z1
   local function mspe(w)
     local s = 0
@@ -390,8 +230,8 @@ local function solve(X, Z, tu, dn, K, opts)
     return v
   end
   local function loss(theta) return mspe((weights_for(v_of(theta)))) end
-  if K == 1 or opts.v then
-    local v = opts.v or { 1 }
+  if K == 1 then
+    local v = { 1 }
     local w, lw = weights_for(v)
     return { w = w, v = v, loss_v = mspe(w), loss_w = lw, evals = 1 }
   end

@@ -1,5 +1,5 @@
 -- test_synth: the synthetic control method (spillover.synth): the W step
--- (Wolfe's minimum-norm point) against brute force, a constructed panel
+-- (core.qp_simplex, Wolfe's minimum-norm point) against brute force, a constructed panel
 -- whose answer is known, Abadie, Diamond & Hainmueller's (2010) Proposition
 -- 99 data with the paper's (and tidysynth's README) specification, the
 -- placebo ranks, the plots and every documented error.
@@ -7,6 +7,7 @@ package.path = "tests/lua/?.lua;" .. package.path
 local T = require "testlib"
 local sp = require "spillover"
 local synth = require "spillover.synth"
+local core = require "spillover.core"
 
 -- ---- the W step against brute force ------------------------------------------------------
 
@@ -77,7 +78,7 @@ do
       P[j] = {}
       for k = 1, K do P[j][k] = r:normal() + shift end
     end
-    local w, obj = synth.simplex_qp(P)
+    local w, obj = core.qp_simplex(sp.matrix(P))
     local bw, bobj = brute(P)
     local s = 0
     for j = 1, J do
@@ -96,6 +97,14 @@ do
   T.check(worst_obj < 1e-10, "least norm = brute force over all faces (300 problems)", string.format("worst %g", worst_obj))
   T.check(worst_w < 1e-8 and cases > 150, string.format("W = brute force where unique (%d problems)", cases),
     string.format("worst %g", worst_w))
+end
+
+T.checkerr("qp_simplex: v has 1 entries for 2 columns", core.qp_simplex, sp.matrix{{1, 2}}, {1})
+T.checkerr("qp_simplex: v%[2%] must be a finite number >= 0", core.qp_simplex, sp.matrix{{1, 2}}, {1, -1})
+T.checkerr("qp_simplex: coordinate 2 of point 1 is not finite", core.qp_simplex, sp.matrix{{1, 0 / 0}})
+do
+  local w, n2 = core.qp_simplex(sp.matrix{{1, -1}, {1, 1}}, {4, 1})
+  T.check(math.abs(w[1] - 0.5) < 1e-15 and math.abs(n2 - 4) < 1e-14, "v scales the coordinates by sqrt(v)")
 end
 
 -- ---- a constructed panel ------------------------------------------------------------------
@@ -155,6 +164,12 @@ do
   d2.x = xs
   local s2 = synth.synth(d2, spec()).synth
   T.near(s2.W.B, s.W.B, 1e-8, "a predictor rescaled by 1000: same W")
+  -- One predictor: V is {1}, nothing to search.
+  local s1 = synth.synth(d, spec { special = {} }).synth
+  local tot = 0
+  for _, w in ipairs(s1.weights) do tot = tot + w.weight end
+  T.check(#s1.V == 1 and s1.V[1].weight == 1 and math.abs(tot - 1) < 1e-12 and math.abs(s1.predictors[1].synthetic - 2.5) < 1e-9,
+    "one predictor: V = {1}, the predictor matched exactly")
   -- Donors restrict the pool.
   local s3 = synth.synth(d, spec { donors = { "B", "D", "E" } }).synth
   T.check(s3.W.C == nil and #s3.weights == 3, "donors = {B, D, E}: C is not in the pool")
