@@ -425,18 +425,21 @@ function M.synth(d, opts)
     weights = weights, W = W, V = V, predictors = predictors, path = path,
     loss_v = sol.loss_v, loss_w = sol.loss_w, pre_mspe = pre_mspe, post_mspe = post_mspe,
     rmspe_pre = math.sqrt(pre_mspe), rmspe_post = math.sqrt(post_mspe), ratio = post_mspe / pre_mspe,
+    rmspe_ratio = math.sqrt(post_mspe / pre_mspe),
     treated = o.treated, period = o.period, outcome = o.outcome, evals = sol.evals,
   }
   -- Placebos in space: each donor in turn treated, the other donors its pool.
   if o.placebo then
-    local list = { { unit = o.treated, pre_mspe = pre_mspe, post_mspe = post_mspe, ratio = result.ratio, path = path, treated = true } }
+    local list = { { unit = o.treated, pre_mspe = pre_mspe, post_mspe = post_mspe, ratio = result.ratio,
+      rmspe_ratio = result.rmspe_ratio, path = path, treated = true } }
     for j, u in ipairs(dn) do
       local pool = {}
       for i, v in ipairs(dn) do if i ~= j then pool[#pool + 1] = v end end
       local ps = solve(X, Z, u, pool, K, sopts)
       local pp = paths(Pn, o.outcome, u, pool, ps.w)
       local a, b = mspes(pp, o.period)
-      list[#list + 1] = { unit = Pn.units[u], pre_mspe = a, post_mspe = b, ratio = b / a, path = pp, treated = false }
+      list[#list + 1] = { unit = Pn.units[u], pre_mspe = a, post_mspe = b, ratio = b / a, rmspe_ratio = math.sqrt(b / a),
+        path = pp, treated = false }
     end
     local order = {}
     for i = 1, #list do order[i] = i end

@@ -157,6 +157,8 @@ do
   T.check(s.rank == 1 and math.abs(s.pvalue - 1 / 5) < 1e-15, "placebo: the treated unit ranks first of 5 (p = 0.2)",
     string.format("rank %s p %s", tostring(s.rank), tostring(s.pvalue)))
   T.check(#s.placebos == 5 and s.placebos[1].treated and not s.placebos[2].treated, "one placebo per donor")
+  local pl = s.placebos[3]
+  T.near(pl.rmspe_ratio, math.sqrt(pl.post_mspe / pl.pre_mspe), 1e-14, "placebo: RMSPE ratio = sqrt(post / pre MSPE)")
   -- Predictors are divided by their SD: rescaling one changes nothing.
   local d2 = constructed(5)
   local xs = d2.x:tovector()
