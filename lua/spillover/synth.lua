@@ -3,7 +3,7 @@
 --   synth(d, {outcome = "cigsale", unit = "state", time = "year", treated = "California", period = 1989,
 --             predictors = {"lnincome", "retprice", "age15to24"}, window = {1980, 1988},
 --             special = { {"beer", 1984, 1988}, {"cigsale", 1975}, ... },
---             pre = {1970, 1988}, donors = {...}, placebo = true, starts = "all"})
+--             pre = {1970, 1988}, donors = {...}, placebo = true, starts = "all", v = {...}})
 --
 -- Predictors (X) are unit means over `window` (default: the pre-period) of
 -- each `predictors` variable, and of each `special` variable over its own
@@ -97,7 +97,7 @@ end
 -- ---- data preparation (Synth's dataprep) ---------------------------------------------------
 
 local OPTIONS = { "outcome", "unit", "time", "treated", "period", "predictors", "window", "special", "pre",
-  "donors", "placebo", "starts", "maxeval" }
+  "donors", "placebo", "starts", "maxeval", "v" }
 
 -- A column as an array over rows, numbers or strings.
 local function column(d, name, what)
@@ -230,8 +230,8 @@ local function solve(X, Z, tu, dn, K, opts)
     return v
   end
   local function loss(theta) return mspe((weights_for(v_of(theta)))) end
-  if K == 1 then
-    local v = { 1 }
+  if K == 1 or opts.v then
+    local v = opts.v or { 1 }
     local w, lw = weights_for(v)
     return { w = w, v = v, loss_v = mspe(w), loss_w = lw, evals = 1 }
   end
@@ -402,7 +402,24 @@ function M.synth(d, opts)
       Z[u][t] = y
     end
   end
-  local sopts = { starts = o.starts, maxeval = o.maxeval or 4000 }
+  -- A given V (Synth's custom.v, Stata's customV): normalised, no search.
+  local vfixed
+  if o.v ~= nil then
+    if type(o.v) ~= "table" or #o.v ~= K then
+      fail(string.format("v must be an array of %d predictor weights (one per predictor, in the order predictors then special)", K))
+    end
+    local tot = 0
+    for k = 1, K do
+      if type(o.v[k]) ~= "number" or not (o.v[k] >= 0) or o.v[k] == math.huge then
+        fail(string.format("v[%d] must be a finite number >= 0, got %s", k, tostring(o.v[k])))
+      end
+      tot = tot + o.v[k]
+    end
+    if not (tot > 0) then fail("v must have a positive entry") end
+    vfixed = {}
+    for k = 1, K do vfixed[k] = o.v[k] / tot end
+  end
+  local sopts = { starts = o.starts, maxeval = o.maxeval or 4000, v = vfixed }
   local sol = solve(X, Z, tu, dn, K, sopts)
   local path = paths(Pn, o.outcome, tu, dn, sol.w)
   local pre_mspe, post_mspe = mspes(path, o.period)

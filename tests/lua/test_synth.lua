@@ -172,6 +172,14 @@ do
   for _, w in ipairs(s1.weights) do tot = tot + w.weight end
   T.check(#s1.V == 1 and s1.V[1].weight == 1 and math.abs(tot - 1) < 1e-12 and math.abs(s1.predictors[1].synthetic - 2.5) < 1e-9,
     "one predictor: V = {1}, the predictor matched exactly")
+  -- A given V: the same W as the V found, without a search.
+  local vv = {}
+  for k, e in ipairs(s.V) do vv[k] = 3 * e.weight end
+  local sv = synth.synth(d, spec { v = vv }).synth
+  T.check(sv.evals == 1 and math.abs(sv.W.B - s.W.B) < 1e-12 and math.abs(sv.V[1].weight - s.V[1].weight) < 1e-15,
+    "v given (scaled by 3): normalised, same W, no search")
+  T.checkerr("synth: v must be an array of 2 predictor weights", synth.synth, d, spec { v = { 1 } })
+  T.checkerr("synth: v%[2%] must be a finite number >= 0", synth.synth, d, spec { v = { 1, -1 } })
   -- Donors restrict the pool.
   local s3 = synth.synth(d, spec { donors = { "B", "D", "E" } }).synth
   T.check(s3.W.C == nil and #s3.weights == 3, "donors = {B, D, E}: C is not in the pool")
