@@ -122,7 +122,7 @@ for _, case in ipairs({ { k = 3 }, { k = 2, caliper = 0.002 }, { k = 1, replace 
     case.order == "descending"), label)
   -- weights: each match 1/m; a control's weight the sum of its shares
   local w = {}
-  for t, m in pairs(f.psm.matches) do for _, g in ipairs(m) do w[g.row] = (w[g.row] or 0) + 1 / #m end end
+  for _, m in pairs(f.psm.matches) do for _, g in ipairs(m) do w[g.row] = (w[g.row] or 0) + 1 / #m end end
   local ok = true
   for r = 1, n do if treat[r] == 0 and math.abs((w[r] or 0) - (f.psm.weight[r] or 0)) > 1e-12 then ok = false end end
   T.check(ok, label:gsub(" = brute force", "") .. ": control weights = summed shares")
