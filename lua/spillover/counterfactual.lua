@@ -419,7 +419,40 @@ function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method)
   local draw_of = function(u, r) return at(draws[r], u.row) end
   local groups = aggregate(function(u) return u.groups end, units, level, ndraws, draw_of)
   local entities = ent and aggregate(function(u) return { u.entity } end, units, level, ndraws, draw_of) or nil
-  return { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level, method = method }
+  local res = { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level, method = method }
+  if spec.disparity then res.disparity = M.disparity_change(spec, p0, p1, draws, ndraws, level) end
+  return res
+end
+
+--- The change an experiment makes to the disparity of the outcome across
+--- units, per period (spec.disparity = {measure =, groups = column, part =,
+--- transform =}: spillover.disparity.change), over the rows where both the
+--- baseline and the scenario are defined, with intervals over the draws.
+function M.disparity_change(spec, p0, p1, draws, ndraws, level)
+  local o = spec.disparity
+  local function at(v, i) return type(v) == "table" and v[i] or v:get(i, 1) end
+  local d0 = spec.data
+  local tim = spec.time and d0[spec.time]
+  local gcol = o.groups and d0[o.groups]
+  local base, scen, per, grp, dr = {}, {}, {}, gcol and {} or nil, {}
+  for i = 1, d0:nrow() do
+    local a, b = at(p0, i), at(p1, i)
+    if a == a and b == b then
+      local k = #base + 1
+      base[k], scen[k], per[k] = a, b, tim and at(tim, i) or "all"
+      if grp then grp[k] = at(gcol, i) end
+    end
+  end
+  for r = 1, ndraws do
+    local t, k = {}, 0
+    for i = 1, d0:nrow() do
+      local a, b = at(p0, i), at(p1, i)
+      if a == a and b == b then k = k + 1; t[k] = at(draws[r], i) end
+    end
+    dr[r] = t
+  end
+  return require("spillover.disparity").change { baseline = base, scenario = scen, periods = per, draws = dr,
+    measure = o.measure, groups = grp, part = o.part, transform = o.transform, level = level }
 end
 
 return M

@@ -72,6 +72,7 @@ sp.did = require("spillover.did").did
 local did_event = require "spillover.did_event"
 sp.event_study, sp.bacon = did_event.event_study, did_event.bacon
 sp.disparity = require "spillover.disparity"
+sp.markov, sp.convergence = require "spillover.markov", require "spillover.convergence"
 mechanism.register(sp.scenario)
 
 return sp

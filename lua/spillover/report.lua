@@ -140,6 +140,17 @@ local function groups_markdown(name, r)
     lines[#lines + 1] = string.format("| %s | %s | %d | %s | %s | %s | %s |", x.group, x.period, x.n, fmt(x.sum), ci,
       fmt(x.mean), fmt(x.pct))
   end
+  if r.disparity then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Disparity across units (baseline, scenario, change and its interval over the draws):"
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "| period | baseline | scenario | change | interval |"
+    lines[#lines + 1] = "|---|---:|---:|---:|---|"
+    for _, x in ipairs(r.disparity) do
+      lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s |", tostring(util.key_of(x.period)), fmt(x.baseline),
+        fmt(x.scenario), fmt(x.change), x.lo and string.format("[%s, %s]", fmt(x.lo), fmt(x.hi)) or "")
+    end
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -402,7 +413,7 @@ function M.write(s, results, opts)
     for name, r in pairs(results.experiments) do
       res.experiments[name] = { model = r.model, method = r.method, draws = r.ndraws, level = r.level,
         units = unit_records(r), groups = plain(r.groups), entities = plain(r.entities),
-        notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout) }
+        notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout), disparity = plain(r.disparity) }
     end
     write_file(tmp .. "/results.json", json.encode(res, { indent = "  " }) .. "\n")
     logf("results.json written")

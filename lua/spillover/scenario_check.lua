@@ -111,6 +111,11 @@ local schema = { type = "map", fields = {
     shocks = { type = "list", items = shock_schema },
     -- a policy-evaluation fit's treatment extended to more units (spillover.rollout)
     rollout = { type = "map", fields = { where = STR, from = { type = "number", required = true } } },
+    -- the experiment's change to the outcome's disparity across units (spillover.disparity.change)
+    disparity = { type = "map", fields = {
+      measure = { type = "string", enum = { "gini", "theil", "cv", "dagum" } }, groups = STR,
+      part = { type = "string", enum = { "G", "Gw", "Gnb", "Gt" } }, transform = { type = "string", enum = { "exp" } },
+    } },
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
@@ -557,6 +562,15 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one), 'shocks' (a list) or 'rollout'")
     elseif kinds > 1 then
       errs[#errs + 1] = located(s, path, "give one of 'shock', 'shocks' and 'rollout'")
+    end
+    if e.disparity then
+      local dg = e.disparity.groups
+      if dg and not known_var(dg) then
+        errs[#errs + 1] = located(s, path .. ".disparity.groups", "unknown column '" .. dg .. "'" .. did_you_mean(dg, known))
+      end
+      if e.disparity.measure == "dagum" and not dg then
+        errs[#errs + 1] = located(s, path .. ".disparity", "measure 'dagum' decomposes by groups: give groups")
+      end
     end
     if e.rollout then
       local rpath = path .. ".rollout"

@@ -137,6 +137,7 @@ function M.execute(s, opts)
       derive = function(frame) derive(frame, false) end,
       entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
       draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
+      disparity = e.disparity,
       progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
     }
     local run = cf.run

@@ -130,4 +130,22 @@ T.checkerr("'level' must be a number between 0 and 1", cf.run, { data = d, fit =
   shocks = { { variable = "x", change = "+1" } } })
 T.checkerr("'phase_in' counts periods from 'from'", cf.apply_shocks, d,
   { { variable = "x", to = 2004, phase_in = 2, change = "+1" } }, "year")
+-- The disparity change of an experiment: per period, the measure of the
+-- baseline and the scenario predictions (here the Gini of exp(prediction)),
+-- with intervals over the draws.
+do
+  local disparity = require "spillover.disparity"
+  local rd = cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year", draws = 50, seed = 3,
+    shocks = { { variable = "x", where = "reg == 'B'", from = 2004, change = "+10%" } },
+    disparity = { measure = "gini", transform = "exp" } }
+  T.check(#rd.disparity == 5 and rd.disparity[1].period == 2001, "one row per period")
+  local p0 = fit:predict(d)
+  local v = {}
+  for i = 1, d:nrow() do if years[i] == 2004 then v[#v + 1] = math.exp(p0:get(i, 1)) end end
+  T.near(rd.disparity[4].baseline, disparity.gini(v), 1e-12, "baseline Gini of 2004 = the Gini of exp(prediction)")
+  T.check(rd.disparity[1].change == 0 and rd.disparity[4].change ~= 0, "no change before the shock, a change after")
+  T.check(rd.disparity[4].lo <= rd.disparity[4].change and rd.disparity[4].change <= rd.disparity[4].hi,
+    "the interval over the draws covers the change")
+end
+
 T.done()

@@ -128,6 +128,11 @@ check_error("ro_two.yaml:%d+:%d+: experiments%.west: give one of 'shock', 'shock
 check_error("ro_where.yaml:%d+:%d+: experiments%.west%.rollout%.where: the roll%-out selects no row", variant("ro_where",
   "    shock: {variable: digital_finance, where: \"region_nbs == 'West'\", from: 2020, change: \"+20%\"}\n",
   "    rollout: {where: \"region_nbs == 'Wst'\", from: 2018}\n"))
+-- an experiment's disparity change: its groups must be a column, dagum needs them
+check_error("disp_g.yaml:%d+:%d+: experiments%.west%.disparity%.groups: unknown column 'regoin'", variant("disp_g",
+  "    draws: 20\n", "    draws: 20\n    disparity: {measure: gini, groups: regoin}\n"))
+check_error("disp_d.yaml:%d+:%d+: experiments%.west%.disparity: measure 'dagum' decomposes by groups", variant("disp_d",
+  "    draws: 20\n", "    draws: 20\n    disparity: {measure: dagum}\n"))
 -- a vcov kind the estimator does not take (between has one row per entity)
 check_error("be_cl.yaml:%d+:%d+: models%.m%.vcov: estimator 'between' does not take vcov 'cluster' %(it takes: " ..
   "classic, iid, hc0, hc1, hc2, hc3%)", model("be_cl", "    estimator: between\n    formula: lnpat ~ lndf\n" ..
