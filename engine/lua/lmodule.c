@@ -7,6 +7,7 @@
 
 #include "lsp.h"
 #include "lplot.h"
+#include "lqp.h"
 #include "lsandbox.h"
 #include "lspml.h"
 #include "lsys.h"
@@ -33,6 +34,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_weights(L);
   sp_lua_open_sandbox(L);
   sp_lua_open_lp(L);
+  sp_lua_open_qp(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);

@@ -73,6 +73,7 @@ local did_event = require "spillover.did_event"
 sp.event_study, sp.bacon = did_event.event_study, did_event.bacon
 sp.disparity = require "spillover.disparity"
 sp.markov, sp.convergence = require "spillover.markov", require "spillover.convergence"
+sp.psm, sp.synth = require("spillover.psm").psm, require("spillover.synth").synth
 mechanism.register(sp.scenario)
 
 return sp
