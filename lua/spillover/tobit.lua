@@ -380,7 +380,8 @@ function M.tobit(d, formula, opts)
     local f0 = F.parse(self.formula):without_response()
     local dn = core.design(frame, f0)
     local out = core.matrix(frame:nrow(), 1, 0 / 0)
-    local sg = model == "pooled" and coef.sigma or math.sqrt(coef.sigma_u ^ 2 + coef.sigma_e ^ 2)
+    -- abs: a parameter draw of sigma can fall below 0; only its size matters
+    local sg = model == "pooled" and math.abs(coef.sigma) or math.sqrt(coef.sigma_u ^ 2 + coef.sigma_e ^ 2)
     for i, r in ipairs(dn.rows) do
       local v = 0
       for j, nm in ipairs(dn.names) do v = v + dn.X:get(i, j) * coef[nm] end
