@@ -191,6 +191,39 @@ do
   T.check(r.lambda(4, 1) == 1 and r.peers[5][1] == 2, "FDH peers are the dominating units")
 end
 
+
+-- ---- pyDEA's tests (araith/pyDEA@eac02bac tests/test_CRS_env_input_oriented_model.py,
+-- test_VRS_env_output_oriented_model.py; pyDEA reports 1 / phi for output orientation) ---------
+do
+  local PX = { { 2, 5 }, { 2, 4 }, { 6, 6 }, { 3, 2 }, { 6, 2 } }
+  local PQ = { 1, 2, 3, 1, 2 }
+  local r = dea { inputs = PX, outputs = PQ }
+  vec_near(r.efficiency, { 0.5, 1, 0.83333333, 0.71428571, 1 }, 1e-8, "pyDEA small CRS input")
+  T.near(r.lambda(4, 2), 0.21428571, 1e-7, "pyDEA lambda D,B")
+  T.near(r.lambda(4, 5), 0.28571429, 1e-7, "pyDEA lambda D,E")
+  T.near(r.lambda(3, 5), 0.5, 1e-9, "pyDEA lambda C,E")
+  vec_near({ r.weights.v[4][1], r.weights.v[4][2], r.weights.u[4][1] }, { 0.14285714, 0.28571429, 0.71428571 }, 1e-7,
+    "pyDEA multipliers of D")
+  local o = dea { inputs = PX, outputs = PQ, model = "bcc", orientation = "output" }
+  local inv = {}
+  for k = 1, 5 do inv[k] = 1 / o.efficiency[k] end
+  vec_near(inv, { 0.5, 1, 1, 1, 1 }, 1e-9, "pyDEA small VRS output (1 / phi)")
+  -- DEA_example2_data: 3 inputs, 2 outputs
+  local E2 = { { 5, 13, 1, 12, 34 }, { 16, 12, 2, 14, 13 }, { 16, 26, 2, 25, 56 }, { 17, 15, 3, 26, 23 },
+    { 18, 14, 1, 8, 18 }, { 23, 6, 2, 9, 39 }, { 25, 10, 2, 27, 21 }, { 27, 22, 3, 30, 10 }, { 37, 14, 1, 31, 25 },
+    { 42, 25, 2, 26.5, 17 }, { 5, 17, 3, 12, 37 } }
+  local ex, ey = {}, {}
+  for k, r0 in ipairs(E2) do ex[k], ey[k] = { r0[1], r0[2], r0[3] }, { r0[4], r0[5] } end
+  vec_near(dea { inputs = ex, outputs = ey }.efficiency, { 1, 0.64858757, 0.90924776, 1, 0.54907162, 1, 1, 0.8241206,
+    1, 0.62673338, 1 }, 1e-7, "pyDEA example 2 CRS input")
+  -- DEA_example_data with ND1 a non-discretionary input
+  local ND = { 3, 6, 4, 5, 2, 2, 8, 5, 3, 5, 1 }
+  local nx = {}
+  for k, r0 in ipairs(E2) do nx[k] = { r0[1], r0[2], ND[k] } end
+  vec_near(dea { inputs = nx, outputs = ey, nondiscretionary = { 3 } }.efficiency, { 1, 0.62939304, 0.95095971, 1,
+    0.42525889, 1, 1, 0.82672274, 1, 0.53385106, 1 }, 1e-7, "pyDEA non-discretionary input ND1")
+end
+
 -- ---- non-discretionary inputs -------------------------------------------------------------
 do
   local r = dea { inputs = X, outputs = Y, nondiscretionary = { 2 } }
@@ -319,6 +352,19 @@ T.checkerr("unknown option 'orient'", dea, { inputs = X, outputs = Y, orient = "
 T.checkerr("inputs have 11 units but another block has 3", dea, { inputs = X, outputs = { 1, 2, 3 } })
 T.checkerr("needs orientation", dea, { inputs = X, outputs = Y, model = "bcc", orientation = "none" })
 T.checkerr("nondiscretionary 'z' is not an input", dea, { inputs = X, outputs = Y, nondiscretionary = { "z" } })
+-- the LP binding's own checks
+do
+  local core = require "spillover.core"
+  local A = sp.matrix { { 1, 2 }, { 3, 1 } }
+  T.checkerr("'sense' has 1 characters %(expected 2", core.lp_batch, { A = A, sense = "L" })
+  T.checkerr("sense of row 2 is 'Q'", core.lp_batch, { A = A, sense = "LQ" })
+  T.checkerr("keep%[1%] must be a column index in 1..2", core.lp_batch, { A = A, sense = "LL", keep = { 3 } })
+  T.checkerr("'rhs' has 3 entries %(expected 2%)", core.lp_batch, { A = A, sense = "LL", rhs = sp.matrix { 1, 2, 3 } })
+  T.checkerr("unknown option 'rsh'", core.lp_batch, { A = A, sense = "LL", rsh = 1 })
+  local r = core.lp_batch { A = A, sense = "LL", rhs = sp.matrix { 4, 6 }, obj = sp.matrix { 1, 1 }, maximize = true,
+    keep = { 2 } }
+  T.check(r.status[1] == "optimal" and math.abs(r.x(1, 1) - 1.2) < 1e-12 and r.x:ncol() == 1, "keep returns the kept column")
+end
 do
   local ok, err = pcall(dea, { inputs = X, outputs = Y, model = "x" })
   T.check(not ok and not tostring(err):find("spillover/dea.lua", 1, true), "errors do not leak spillover's internal paths")
