@@ -143,6 +143,12 @@ static void solve_one(worker *w, glp_prob *P, size_t p, long *fixed) {
     glp_adv_basis(P, 0);
     rc = glp_simplex(P, &parm);
   }
+  if (rc == 0 && glp_get_status(P) != GLP_OPT && glp_get_status(P) != GLP_NOFEAS && glp_get_status(P) != GLP_UNBND) {
+    /* The dual simplex can stop on a dual-infeasible basis without telling
+       an unbounded problem from an infeasible one: the primal simplex does. */
+    parm.meth = GLP_PRIMAL;
+    rc = glp_simplex(P, &parm);
+  }
   int st = SP_LP_FAILED;
   if (rc == 0) {
     int g = glp_get_status(P);

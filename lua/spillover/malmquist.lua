@@ -112,7 +112,9 @@ local function setup(opts, who, allowed)
   end
   if mopts.model == "fdh" then raise(who .. ": model \"fdh\" is not available for productivity indices") end
   local o = dea.options(mopts, who)
-  local d = dea.prepare(mopts, who, p.entity)
+  local labels = {}
+  for i = 1, p.n do labels[i] = p.entity[i] .. " in " .. util.key_of(p.time[i]) end
+  local d = dea.prepare(mopts, who, labels)
   o.nondisc = {}
   o.slacks, o.lambda = false, false
   o.scales = dea.scale_all(d, { X = { d.X.rows }, Y = { d.Y.rows }, B = d.B and { d.B.rows } })

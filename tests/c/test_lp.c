@@ -54,6 +54,13 @@ static void statuses(void) {
   sp_lp_batch b = {.m = 1, .n = 2, .count = 1, .A = A1, .sense = "G", .rhs = r1, .obj = o, .maximize = 1, .threads = 1};
   check(sp_lp_solve_batch(&b, &r, &err) == SP_OK && st == SP_LP_UNBOUNDED, "unbounded is a status, not an error");
   check(isnan(value) && isnan(x[0]), "an unbounded problem gives NaN");
+  /* max x0 with x0 free and in no constraint (an empty column): the dual
+     simplex alone cannot classify it */
+  double A3[] = {0, 1}, o3[] = {1, 0};
+  double lb3[] = {-INFINITY, 0};
+  sp_lp_batch b3 = {.m = 1, .n = 2, .count = 1, .A = A3, .sense = "L", .rhs = r1, .obj = o3, .lb = lb3, .maximize = 1,
+                    .threads = 1};
+  check(sp_lp_solve_batch(&b3, &r, &err) == SP_OK && st == SP_LP_UNBOUNDED, "a free empty column is unbounded");
   double A2[] = {1, 1, 1, 1}, r2[] = {2, 1};
   sp_lp_batch b2 = {.m = 2, .n = 2, .count = 1, .A = A2, .sense = "GL", .rhs = r2, .obj = o, .threads = 1};
   check(sp_lp_solve_batch(&b2, &r, &err) == SP_OK && st == SP_LP_INFEASIBLE, "infeasible is a status");

@@ -246,6 +246,13 @@ do
   T.near(r.efficiency[2], bcc_o.efficiency[2], 1e-9, "super-efficiency = BCC for an inefficient unit")
 end
 
+-- an unbounded LP (a DDF direction of zeros leaves beta free): NA and a note
+do
+  local r = dea { inputs = { 1, 1 }, outputs = { 1, 2 }, model = "ddf", direction = { x = "zeros", y = "zeros", b = "zeros" } }
+  T.check(r.efficiency[1] ~= r.efficiency[1] and r.status[1] == "unbounded", "zero direction: unbounded, NA")
+  T.check(r.notes[1] and r.notes[1]:find("unit '1': the LP is unbounded", 1, true), "the note names the unit")
+end
+
 -- ---- thread-count invariance on a larger problem --------------------------------------------
 do
   local rng = sp.rng(11)

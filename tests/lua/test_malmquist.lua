@@ -142,6 +142,8 @@ T.checkerr("unit '1' appears twice in period 1", mq, { data = sp.frame { dmu = {
   x = { 1, 2, 3 }, y = { 1, 2, 3 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
 T.checkerr("need at least two periods", mq, { data = sp.frame { dmu = { 1, 2 }, period = { 1, 1 }, x = { 1, 2 },
   y = { 1, 2 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
+T.checkerr("input 'x' of unit '2 in 1' is negative", mq, { data = sp.frame { dmu = { 1, 2, 1, 2 }, period = { 1, 1, 2, 2 },
+  x = { 1, -2, 3, 4 }, y = { 1, 2, 3, 4 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
 T.checkerr("no column 'year'", mq, { data = dm, entity = "dmu", time = "year", inputs = { "x" }, outputs = { "y" } })
 T.checkerr("width must be an integer in 1..3", mq.window, { data = dm, entity = "dmu", time = "period",
   inputs = { "x" }, outputs = { "y" }, width = 4 })
