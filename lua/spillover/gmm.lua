@@ -827,7 +827,7 @@ function M.gmm(d, formula, opts)
     names = L.names, b = bt, V = Vt, nobs = nobs, stats = stats, estimator = "gmm", label = label,
     formula = f, vcov_label = vlabel, notes = notes,
     table_stats = { "n_instruments", "ar1_p", "ar2_p", "hansen_p" },
-    private = { b1 = b1, layout = L, grid = G, design = des, opts = o, lev = lev, okp = okp },
+    private = { b1 = b1, layout = L, grid = G, opts = o },
   }
   -- level predictions: X b + the period's dummy (and intercept) + the entity's mean level residual
   local alpha = {}
