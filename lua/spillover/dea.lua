@@ -83,7 +83,8 @@ local function check_values(block, what, unit_names, allow_negative)
       end
       if x < 0 and not allow_negative then
         raise(string.format("dea: %s '%s' of unit '%s' is negative (%g); the models need data >= 0 "
-          .. "(translate the variable, or use model = \"ddf\")", what, block.names[j], unit, x), { var = block.names[j] })
+          .. "(translate the variable, or use model = \"ddf\")", what, block.names[j], unit, x),
+          { var = block.names[j] })
       end
     end
   end
@@ -465,7 +466,8 @@ local function resolve_nondisc(nd, names)
       for j, nm in ipairs(names) do if nm == v then idx = j end end
     end
     if math.type(idx) ~= "integer" or not names[idx] then
-      raise("dea: nondiscretionary '" .. tostring(v) .. "' is not an input (inputs: " .. table.concat(names, ", ") .. ")")
+      raise("dea: nondiscretionary '" .. tostring(v) .. "' is not an input (inputs: "
+        .. table.concat(names, ", ") .. ")")
     end
     set[idx] = true
   end
@@ -834,17 +836,12 @@ function M.dea(opts)
   local function unscale(rows, scv)
     local out = {}
     for k = 1, n do
-      local r = rows[k]
-      if r then
-        local o2 = {}
-        -- |slack| below 1e-9 of the variable's mean is LP round-off.
-        for j = 1, #scv do o2[j] = math.abs(r[j]) < 1e-9 and 0 or r[j] * scv[j] end
-        out[k] = o2
-      else
-        local o2 = {}
-        for j = 1, #scv do o2[j] = 0 / 0 end
-        out[k] = o2
+      local row, o2 = rows[k], {}
+      -- |slack| below 1e-9 of the variable's mean is LP round-off; no row: NA
+      for j = 1, #scv do
+        o2[j] = not row and 0 / 0 or math.abs(row[j]) < 1e-9 and 0 or row[j] * scv[j]
       end
+      out[k] = o2
     end
     return out
   end
@@ -913,7 +910,9 @@ function M.derived(d, spec, state, ctx)
   if frontier ~= "global" and frontier ~= "period" then
     raise("efficiency: frontier must be \"global\" or \"period\", got " .. tostring(frontier))
   end
-  if frontier == "period" and not ctx.time then raise("efficiency: frontier \"period\" needs the data's time column") end
+  if frontier == "period" and not ctx.time then
+    raise("efficiency: frontier \"period\" needs the data's time column")
+  end
   local hold = spec.hold or "baseline"
   if hold ~= "baseline" and hold ~= "reestimate" then
     raise("efficiency: hold must be \"baseline\" or \"reestimate\", got " .. tostring(hold))

@@ -42,9 +42,13 @@ local function panel(opts, who)
   local ekey, tval = {}, {}
   for i = 1, n do
     local e, t = ent[i], tim[i]
-    if e == nil or t == nil or t ~= t then raise(string.format("%s: row %d has no %s or %s", who, i, opts.entity, opts.time)) end
+    if e == nil or t == nil or t ~= t then
+      raise(string.format("%s: row %d has no %s or %s", who, i, opts.entity, opts.time))
+    end
     e = util.key_of(e)
-    if type(t) ~= "number" then raise(who .. ": '" .. opts.time .. "' must be numeric (periods in order)", { var = opts.time }) end
+    if type(t) ~= "number" then
+      raise(who .. ": '" .. opts.time .. "' must be numeric (periods in order)", { var = opts.time })
+    end
     local key = e .. "\0" .. t
     if seen[key] then
       raise(string.format("%s: unit '%s' appears twice in period %s", who, e, util.key_of(t)), { var = opts.entity })

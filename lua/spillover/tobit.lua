@@ -83,7 +83,7 @@ local function maximize(f, grad, th, who, maxiter, tol)
       for j = 1, #th do dir[j] = step:get(j, 1) end
       local slope = 0
       for j = 1, #th do slope = slope + dir[j] * g[j] end
-      if not (slope > 0) then newton = false end
+      if slope ~= slope or slope <= 0 then newton = false end  -- not an ascent direction
     end
     if not newton then
       for j = 1, #th do dir[j] = g[j] * 1e-2 end
@@ -240,9 +240,11 @@ function M.tobit(d, formula, opts)
   if lo == nil and hi == nil then lo = 0 end
   if lo ~= nil and type(lo) ~= "number" then raise(who .. ": 'left' must be a number") end
   if hi ~= nil and type(hi) ~= "number" then raise(who .. ": 'right' must be a number") end
-  if lo and hi and not (lo < hi) then raise(who .. ": 'left' must be below 'right'") end
+  if lo and hi and lo >= hi then raise(who .. ": 'left' must be below 'right'") end
   local model = opts.model or "pooled"
-  if model ~= "pooled" and model ~= "re" then raise(who .. ": model must be \"pooled\" or \"re\", got " .. tostring(model)) end
+  if model ~= "pooled" and model ~= "re" then
+    raise(who .. ": model must be \"pooled\" or \"re\", got " .. tostring(model))
+  end
   local entity = opts.entity
   if model == "re" and not entity then
     local p = util.panel_of(d)
@@ -273,7 +275,7 @@ function M.tobit(d, formula, opts)
   local th = {}
   for j = 1, k do th[j] = ls.b:get(j, 1) == ls.b:get(j, 1) and ls.b:get(j, 1) or 0 end
   local s0 = math.sqrt(ls.ssr / math.max(1, n - k))
-  if not (s0 > 0) then s0 = 1 end
+  if s0 ~= s0 or s0 <= 0 then s0 = 1 end  -- a perfect or degenerate OLS start
   local f, groups, gx, gw, modes
   if model == "pooled" then
     th[k + 1] = math.log(s0)
@@ -302,7 +304,9 @@ function M.tobit(d, formula, opts)
   end
   local theta, ll, H, iters = maximize(f, grad, th, who, opts.maxiter or 100, opts.tol or 1e-9)
   local ok, Vlog = pcall(function() return (H * -1):inv() end)
-  if not ok then raise(who .. ": the information matrix is singular (collinear regressors?)", { code = "singular matrix" }) end
+  if not ok then
+    raise(who .. ": the information matrix is singular (collinear regressors?)", { code = "singular matrix" })
+  end
   -- Report sigma(s) on their natural scale (delta method: d sigma = sigma d log sigma).
   local npar = #theta
   local b, names = {}, {}

@@ -41,10 +41,12 @@ local dm = panel { x = { 2, 3, 5, 4, 4, 1, 2, 4, 3, 4, 0.5, 1.5, 3, 2, 4 },
 local m = mq { data = dm, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } }
 vec_near(column(m, "index"), by_unit({ 2, 1.5, 1.25, 4 / 3, 0.6 }, { 4, 4 / 3, 4 / 3, 1.5, 1 / 3 }), 1e-9,
   "Malmquist index (DEA.jl)")
-vec_near(column(m, "ec"), by_unit({ 4 / 3, 1, 5 / 6, 8 / 9, 0.4 }, { 2, 2 / 3, 2 / 3, 0.75, 1 / 6 }), 1e-9, "Malmquist EC (DEA.jl)")
+vec_near(column(m, "ec"), by_unit({ 4 / 3, 1, 5 / 6, 8 / 9, 0.4 }, { 2, 2 / 3, 2 / 3, 0.75, 1 / 6 }), 1e-9,
+  "Malmquist EC (DEA.jl)")
 vec_near(column(m, "tc"), by_unit({ 1.5, 1.5, 1.5, 1.5, 1.5 }, { 2, 2, 2, 2, 2 }), 1e-9, "Malmquist TC (DEA.jl)")
 T.near(column(m, "cumulative")[2], 2 * 4, 1e-12, "cumulative index = product over pairs")
-local mo = mq { data = dm, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" }, orientation = "output" }
+local mo = mq { data = dm, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" },
+  orientation = "output" }
 vec_near(column(mo, "index"), column(m, "index"), 1e-9, "CRS: output orientation gives the same index")
 
 -- ---- Malmquist-Luenberger (DEA.jl test/malmluen.jl, 3 periods; bads as in deaenv) ------
@@ -55,7 +57,8 @@ local ml = mq { data = db, entity = "dmu", time = "period", inputs = { "x" }, ou
   index = "ml", bad_disposability = "strong" }
 vec_near(column(ml, "index"), by_unit({ 1.3702375781, 1.1, 1.1259778360, 0.91624569458, 1.2792042981 },
   { 1.22474, 1.0, 1.25245, 1.01484, 1.26491 }), 1e-5, "ML index (DEA.jl)")
-vec_near(column(ml, "ec"), by_unit({ 1, 0.9625, 1.027173913, 119 / 144, 21 / 22 }, { 1, 1, 1.11111, 0.980392, 1 }), 1e-5,
+vec_near(column(ml, "ec"), by_unit({ 1, 0.9625, 1.027173913, 119 / 144, 21 / 22 }, { 1, 1, 1.11111, 0.980392, 1 }),
+  1e-5,
   "ML EC (DEA.jl)")
 vec_near(column(ml, "tc"), by_unit({ 1.3702375781, 1.1428571429, 1.0961900625, 1.1087342859, 1.3401187885 },
   { 1.22474, 1.0, 1.1272, 1.03514, 1.264910 }), 1e-5, "ML TC (DEA.jl)")
@@ -97,7 +100,8 @@ end
 
 -- ---- sequential: period 1's frontier is period 1; period 2's pools 1 and 2 ------------
 do
-  local s = mq { data = dm, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" }, frontier = "sequential" }
+  local s = mq { data = dm, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" },
+    frontier = "sequential" }
   -- best y/x: period 1 4/3, periods 1-2 2; unit 5 1-2: E_1(1) = (5/4)/(4/3), E_12(2) = 0.75/2
   T.near(column(s, "ec")[9], (0.75 / 2) / ((5 / 4) / (4 / 3)), 1e-9, "sequential EC of unit 5, 1-2")
 end
@@ -142,8 +146,9 @@ T.checkerr("unit '1' appears twice in period 1", mq, { data = sp.frame { dmu = {
   x = { 1, 2, 3 }, y = { 1, 2, 3 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
 T.checkerr("need at least two periods", mq, { data = sp.frame { dmu = { 1, 2 }, period = { 1, 1 }, x = { 1, 2 },
   y = { 1, 2 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
-T.checkerr("input 'x' of unit '2 in 1' is negative", mq, { data = sp.frame { dmu = { 1, 2, 1, 2 }, period = { 1, 1, 2, 2 },
-  x = { 1, -2, 3, 4 }, y = { 1, 2, 3, 4 } }, entity = "dmu", time = "period", inputs = { "x" }, outputs = { "y" } })
+T.checkerr("input 'x' of unit '2 in 1' is negative", mq, { data = sp.frame { dmu = { 1, 2, 1, 2 },
+  period = { 1, 1, 2, 2 }, x = { 1, -2, 3, 4 }, y = { 1, 2, 3, 4 } }, entity = "dmu", time = "period", inputs = { "x" },
+  outputs = { "y" } })
 T.checkerr("no column 'year'", mq, { data = dm, entity = "dmu", time = "year", inputs = { "x" }, outputs = { "y" } })
 T.checkerr("width must be an integer in 1..3", mq.window, { data = dm, entity = "dmu", time = "period",
   inputs = { "x" }, outputs = { "y" }, width = 4 })
