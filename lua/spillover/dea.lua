@@ -679,8 +679,8 @@ function M.evaluate(ref, ev, o, exclude)
     end
     -- super-SBM: efficient units, and units outside the reference set's
     -- technology (SBM infeasible, as in mixed-period Malmquist LPs).
-    if model == "super_sbm" and (res.status[k] == "infeasible" or
-        (res.status[k] == "optimal" and out.score[k] >= 1 - TOL)) then
+    if (model == "super_sbm" and (res.status[k] == "infeasible" or
+        (res.status[k] == "optimal" and out.score[k] >= 1 - TOL))) or (o.beyond and res.status[k] == "infeasible") then
       again[#again + 1] = k
     end
   end
@@ -900,7 +900,8 @@ end
 --- need.  Later calls with hold = "baseline" score each row of the shocked
 --- data against the baseline frontier (a row's own baseline point is left
 --- out of its reference set for the super-efficiency models, so a unit is
---- compared with the others' baseline technology); with hold = "reestimate"
+--- compared with the others' baseline technology; an SBM row beyond the
+--- held frontier gets its super-SBM score); with hold = "reestimate"
 --- the frontier is estimated again from the shocked data.  Rows with a
 --- missing value get NaN; an LP without solution gives NaN and a note.
 function M.derived(d, spec, state, ctx)
@@ -945,48 +946,48 @@ function M.derived(d, spec, state, ctx)
   local dd = M.prepare({ data = sub, inputs = spec.inputs, outputs = spec.outputs, bad = spec.bad, model = o.name },
     "efficiency", names)
   o.nondisc = {}
+  -- groups of rows sharing a frontier, keyed by period (or one group)
   local groups = {}
   if frontier == "period" then
     local t = sub[ctx.time]
-    local key = {}
+    local at = {}
     for a = 1, #complete do
       local k = util.key_of(t[a])
-      if not key[k] then key[k] = #groups + 1; groups[#groups + 1] = {} end
-      table.insert(groups[key[k]], a)
+      if not at[k] then at[k] = #groups + 1; groups[#groups + 1] = { key = k, rows = {} } end
+      table.insert(groups[at[k]].rows, a)
     end
   else
     local all = {}
     for a = 1, #complete do all[a] = a end
-    groups[1] = all
+    groups[1] = { key = "all", rows = all }
   end
   local first = state == nil
-  if first or hold == "reestimate" then
-    local sc = M.scale_all(dd, { X = { dd.X.rows }, Y = { dd.Y.rows }, B = dd.B and { dd.B.rows } })
-    o.scales = sc
-    state = first and { sc = sc, refs = {}, rowpos = {}, notes = {} } or state
-    for gi, g in ipairs(groups) do
-      state.refs[gi] = first and M.scaled_set(dd, sc, g) or state.refs[gi]
-      if first then
-        for a, r in ipairs(g) do state.rowpos[complete[r]] = { gi, a } end
-      end
+  local fresh = first or hold == "reestimate"  -- the frontier comes from these data
+  local sc = fresh and M.scale_all(dd, { X = { dd.X.rows }, Y = { dd.Y.rows }, B = dd.B and { dd.B.rows } })
+    or state.sc
+  o.scales = sc
+  if first then
+    state = { sc = sc, refs = {}, rowpos = {}, notes = {} }
+    for _, g in ipairs(groups) do
+      state.refs[g.key] = M.scaled_set(dd, sc, g.rows)
+      for a, r in ipairs(g.rows) do state.rowpos[complete[r]] = { g.key, a } end
     end
   end
+  -- A shocked row beyond the held frontier has no SBM solution: it gets its
+  -- super-SBM score (above 1) instead of NA.
+  o.beyond = not fresh and o.model == "sbm"
   local out = core.matrix(n, 1, 0 / 0)
-  local sc = (hold == "reestimate") and M.scale_all(dd, { X = { dd.X.rows }, Y = { dd.Y.rows },
-    B = dd.B and { dd.B.rows } }) or state.sc
-  o.scales = sc
-  for gi, g in ipairs(groups) do
+  for _, grp in ipairs(groups) do
+    local g = grp.rows
     local ev = M.scaled_set(dd, sc, g)
-    local ref, exclude = ev, nil
-    if hold == "baseline" and not first then
-      ref = state.refs[gi]
-      if not ref then raise("efficiency: a period of the shocked data has no baseline frontier") end
-    end
+    local ref = fresh and ev or state.refs[grp.key]
+    if not ref then raise("efficiency: period " .. grp.key .. " of the shocked data has no baseline frontier") end
+    local exclude
     if o.super then
       exclude = {}
       for a, r in ipairs(g) do
         local pos = state.rowpos[complete[r]]
-        exclude[a] = (ref == ev) and a or (pos and pos[1] == gi and pos[2] or nil)
+        exclude[a] = fresh and a or (pos and pos[1] == grp.key and pos[2] or nil)
       end
     end
     local r = M.evaluate(ref, ev, o, exclude)

@@ -321,6 +321,26 @@ do
   end
   T.check(n > 300 and lower, "a shocked input lowers efficiency against the held frontier")
   T.check(equal, "re-estimating the frontier after a proportional shock to everyone gives the baseline")
+  -- per-period frontiers, and a row pushed beyond a held SBM frontier: its super-SBM score, not NA
+  local pspec = { inputs = spec.inputs, outputs = spec.outputs, bad = spec.bad, model = "sbm", rts = "vrs",
+    frontier = "period" }
+  local pb, pst = dea_mod.derived(d, pspec, nil, ctx)
+  local pv = pb:tovector()
+  local y2011 = dea { data = d:filter("year == 2011 and rd_exp_total_10k_yuan == rd_exp_total_10k_yuan and "
+    .. "rd_fte_total_person_years == rd_fte_total_person_years and carbon_emissions_mt == carbon_emissions_mt"),
+    inputs = spec.inputs, outputs = spec.outputs, bad = spec.bad, model = "sbm", rts = "vrs" }
+  local first2011, yr = {}, d.year:tovector()
+  for i, x in ipairs(pv) do if yr[i] == 2011 and x == x then first2011[#first2011 + 1] = x end end
+  vec_near(first2011, y2011.efficiency, 1e-12, "frontier = \"period\": 2011 scores = sp.dea on 2011")
+  local star
+  for i, x in ipairs(pv) do if yr[i] == 2011 and x == x and x > 1 - 1e-9 then star = i; break end end
+  local d3 = sp.read_csv("scenarios/data/cn_province_panel.csv")
+  local rd3 = d3.rd_exp_total_10k_yuan
+  rd3[star] = rd3[star] * 0.5
+  d3.rd_exp_total_10k_yuan = rd3
+  local moved = dea_mod.derived(d3, pspec, pst, ctx):tovector()
+  T.check(moved[star] > 1, "an efficient row with half its R&D spending lies beyond the held frontier: score > 1",
+    tostring(moved[star]))
   T.checkerr("hold must be", dea_mod.derived, d, { inputs = spec.inputs, outputs = spec.outputs, hold = "fixed" },
     nil, ctx)
 end
