@@ -55,6 +55,7 @@ sp.lm_tests = spatial.lm_tests
 sp.moran_by = spatial.moran_by
 sp.spatial = require("spillover.spatial_models").spatial
 sp.threshold = require("spillover.threshold").threshold
+sp.gmm = require("spillover.gmm").gmm
 sp.plot = require "spillover.plot"
 sp.eval = require("spillover.derive").eval
 sp.counterfactual = require("spillover.counterfactual").run
