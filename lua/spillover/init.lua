@@ -75,6 +75,9 @@ sp.event_study, sp.bacon = did_event.event_study, did_event.bacon
 sp.disparity = require "spillover.disparity"
 sp.markov, sp.convergence = require "spillover.markov", require "spillover.convergence"
 sp.psm, sp.synth = require("spillover.psm").psm, require("spillover.synth").synth
+sp.dea = require("spillover.dea").dea
+sp.malmquist = require "spillover.malmquist"
+sp.tobit = require "spillover.tobit"
 mechanism.register(sp.scenario)
 
 return sp

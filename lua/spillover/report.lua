@@ -407,8 +407,10 @@ function M.write(s, results, opts)
       end
     end
     for name, idx in pairs(results.indices or {}) do
+      -- index weights (entropy, topsis) or an efficiency's notes and productivity table
       res.indices[name] = { weights = idx.weights, entropy = idx.entropy, divergence = idx.divergence,
-        indicators = plain(spec.derive[name].entropy or spec.derive[name].topsis) }
+        indicators = plain(spec.derive[name].entropy or spec.derive[name].topsis),
+        efficiency_notes = plain(idx.efficiency_notes), productivity = plain(idx.productivity) }
     end
     for name, r in pairs(results.experiments) do
       res.experiments[name] = { model = r.model, method = r.method, draws = r.ndraws, level = r.level,

@@ -86,6 +86,18 @@ local schema = { type = "map", fields = {
     by = STR, scale = NUM, shift = NUM, normalise = { type = "string", enum = { "minmax", "ratio" } },
     winsorize = STR, p = { type = "number", min = 0, below = 0.5 }, standardize = STR, group_mean = STR,
     ratio = { type = "list", items = STR, len = 2 },
+    efficiency = { type = "map", fields = {
+      inputs = { type = "list", items = STR, required = true }, outputs = { type = "list", items = STR },
+      bad = { type = "list", items = STR },
+      model = { type = "string", enum = { "ccr", "bcc", "sbm", "super_sbm", "ddf" } },
+      rts = { type = "string", enum = { "crs", "vrs" } },
+      orientation = { type = "string", enum = { "input", "output", "none" } },
+      bad_disposability = { type = "string", enum = { "weak", "strong" } },
+      frontier = { type = "string", enum = { "global", "period" } },
+      hold = { type = "string", enum = { "baseline", "reestimate" } },
+      productivity = { type = "map", fields = { index = { type = "string", enum = { "m", "ml" } },
+        frontier = { type = "string", enum = { "contemporaneous", "sequential", "global" } } } },
+    } },
   } } },
   models = { type = "dict", required = true, keys = NAME, values = { type = "map", fields = {
     estimator = { type = "string", required = true },

@@ -26,7 +26,9 @@ function M.inputs(spec)
   if spec.standardize then return { spec.standardize } end
   if spec.group_mean then return { spec.group_mean, spec.by } end
   if spec.ratio then return spec.ratio end
-  return nil, "expected an expression or one of: expr, entropy, topsis, winsorize, standardize, group_mean, ratio"
+  if spec.efficiency then return require("spillover.dea").derived_inputs(spec.efficiency) end
+  return nil, "expected an expression or one of: expr, entropy, topsis, winsorize, standardize, group_mean, ratio, "
+    .. "efficiency"
 end
 
 --- Derived names in dependency order (file order among independent ones).
@@ -179,6 +181,15 @@ function M.step(s)
       if first then baseline[name] = moments(d, dv.standardize) end
       local b = baseline[name]
       d[name] = (d[dv.standardize] - b.mean) / b.sd
+    elseif dv.efficiency then
+      -- the frontier is estimated on the baseline, then held or re-estimated as `hold` says
+      local ctx = { time = s.spec.data.time, entity = s.spec.data.entity }
+      local col, st = require("spillover.dea").derived(d, dv.efficiency, (not first) and baseline[name] or nil, ctx)
+      if first then
+        baseline[name] = st
+        s.indices[name] = { efficiency_notes = st.notes, productivity = st.productivity and st.productivity.rows }
+      end
+      d[name] = col
     elseif dv.group_mean then
       local by = dv.by
       local agg = d:aggregate { by = by, mean = { dv.group_mean } }
