@@ -119,7 +119,7 @@ end
 --- The option schema shared by the DID entries (scenario_check's nodes).
 M.placebo_schema = { type = "map", fields = {
   reps = { type = "integer", min = 1, max = 100000 }, assign = { type = "string", enum = { "units", "timing", "both" } },
-  seed = { type = "integer" }, min_ok = { type = "number", min = 0, max = 1 },
+  seed = { type = "integer" }, min_ok = { type = "number", min = 0, max = 1 }, workers = { type = "integer", min = 1, max = 64 },
 } }
 
 return M

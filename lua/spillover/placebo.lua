@@ -18,8 +18,9 @@ local raise = util.raise
 local M = {}
 
 local ASSIGN = { units = true, timing = true, both = true }
+local in_workers  -- defined below, after the draw loop it distributes
 local SPEC_KEYS = { "data", "formula", "cohort", "method", "options", "estimate" }
-local OPTS = { "reps", "assign", "seed", "min_ok" }
+local OPTS = { "reps", "assign", "seed", "min_ok", "workers" }
 
 -- The unit of each row and the cohort of each unit (its first row's value;
 -- did_common checks that it is constant when the true effect is estimated).
@@ -86,6 +87,106 @@ local function did_estimate(spec)
   end
 end
 
+-- Draws first..last: the pseudo-treatment of draw r comes from the stream
+-- rng(seed):substream(r) alone.  Returns {[r] = {ok =, value = | error =}}.
+local function run_draws(estimate, d, cohort, assign, seed, first, last)
+  local cohorts, unit_of, times = units_of(d, cohort)
+  local work = d:copy()
+  local pseudo = "__placebo_cohort"
+  local root = core.rng(seed)
+  local n = d:nrow()
+  local out = {}
+  for r = first, last do
+    local g = reassign(cohorts, times, assign, root:substream(r))
+    local col = {}
+    for i = 1, n do col[i] = g[unit_of[i]] end
+    work[pseudo] = col
+    local ok, b = pcall(estimate, work, pseudo)
+    if ok and type(b) == "number" and b == b then
+      out[r] = { ok = true, value = b }
+    else
+      out[r] = { ok = false, error = ok and "not a number" or util.message(b) }
+    end
+  end
+  return out
+end
+
+-- The spillover executable, which the worker processes run.
+local function executable()
+  local exe = arg and arg[-1]
+  if type(exe) ~= "string" or not exe:find("spillover[^/]*$") then
+    raise("placebo: workers > 1 need the spillover executable (run the script with `spillover script.lua`)")
+  end
+  return exe
+end
+
+-- The draws in `workers` processes, each a contiguous range of r: the frame
+-- goes to them as CSV (numbers written so that they read back exactly), the
+-- spec as JSON, and their draws come back as JSON; substreams make the merged
+-- draws the same as one process's.
+in_workers = function(d, spec, assign, seed, reps, workers)
+  local S = core.sys
+  local json = require "spillover.json"
+  local exe = executable()
+  local info = util.panel_of(d)
+  local dir = assert(S.mkdtemp("/tmp/spillover-placebo-"))
+  local ok, res = pcall(function()
+    d:write_csv(dir .. "/data.csv")
+    local script = dir .. "/worker.lua"
+    local f = assert(io.open(script, "w"))
+    f:write('require("spillover.placebo").worker(arg[1], arg[2])\n')
+    f:close()
+    local pids, ranges = {}, {}
+    for w = 1, workers do
+      local first = math.floor((w - 1) * reps / workers) + 1
+      local last = math.floor(w * reps / workers)
+      local job = dir .. "/job" .. w .. ".json"
+      local jf = assert(io.open(job, "w"))
+      jf:write(json.encode { data = dir .. "/data.csv", entity = info.entity, time = info.time, formula = spec.formula,
+        cohort = spec.cohort, method = spec.method, options = spec.options or {}, assign = assign, seed = seed,
+        first = first, last = last })
+      jf:close()
+      local log = dir .. "/worker" .. w .. ".log"
+      local pid, err = S.spawn({ exe, script, job, dir .. "/out" .. w .. ".json" }, { stdout = log, stderr = log })
+      if not pid then raise("placebo: cannot start a worker: " .. tostring(err)) end
+      pids[w], ranges[w] = pid, { first, last }
+    end
+    local out = {}
+    for w = 1, workers do
+      local code = S.wait(pids[w])
+      if code ~= 0 then
+        local lf = io.open(dir .. "/worker" .. w .. ".log")
+        local text = lf and lf:read("a") or ""
+        if lf then lf:close() end
+        raise(string.format("placebo: worker %d (draws %d-%d) failed: %s", w, ranges[w][1], ranges[w][2],
+          text:gsub("%s+$", "")))
+      end
+      local got = json.read(dir .. "/out" .. w .. ".json")
+      for i, x in ipairs(got) do out[ranges[w][1] + i - 1] = x end
+    end
+    return out
+  end)
+  S.remove_tree(dir)
+  if not ok then error(res, 0) end
+  return res
+end
+
+--- The body of a worker process (in_workers): draws job.first..job.last of
+--- the job at jobpath, written to outpath as JSON.
+function M.worker(jobpath, outpath)
+  local json = require "spillover.json"
+  local job = json.read(jobpath)
+  local d = core.read_csv(job.data)
+  d:panel { entity = job.entity, time = job.time }
+  local spec = { formula = job.formula, method = job.method, options = job.options }
+  local res = run_draws(did_estimate(spec), d, job.cohort, job.assign, job.seed, job.first, job.last)
+  local list = {}
+  for r = job.first, job.last do list[#list + 1] = res[r] end
+  local f = assert(io.open(outpath, "w"))
+  f:write(json.encode(list))
+  f:close()
+end
+
 local Placebo = {}
 Placebo.__index = Placebo
 
@@ -108,6 +209,7 @@ function M.placebo(spec, opts)
   end
   local min_ok = opts.min_ok or 0.5
   local estimate = spec.estimate
+  local custom = estimate ~= nil
   if estimate == nil then
     if type(spec.formula) ~= "string" then raise("placebo: spec.formula is required (or spec.estimate)") end
     spec = setmetatable({ method = spec.method or "twfe" }, { __index = spec })
@@ -118,7 +220,7 @@ function M.placebo(spec, opts)
 
   local est = estimate(d, cohort)
   if type(est) ~= "number" or est ~= est then raise("placebo: the estimate on the true assignment is not a number") end
-  local cohorts, unit_of, times = units_of(d, cohort)
+  local cohorts, _, times = units_of(d, cohort)
   local treated = 0
   for _, g in ipairs(cohorts) do if g > 0 then treated = treated + 1 end end
   if treated == 0 then raise("placebo: no unit is treated in '" .. cohort .. "': nothing to reassign") end
@@ -127,22 +229,28 @@ function M.placebo(spec, opts)
   end
   if #times < 2 then raise("placebo: the panel has one period: a pseudo-treatment needs a period before it") end
 
-  local work = d:copy()
-  local pseudo = "__placebo_cohort"
-  local root = core.rng(opts.seed or 1)
+  local seed = opts.seed or 1
+  local workers = opts.workers or 1
+  if math.type(workers) ~= "integer" or workers < 1 then
+    raise("placebo: workers must be a whole number >= 1, got " .. tostring(workers))
+  end
+  local results
+  if workers > 1 and reps > 1 then
+    if custom then
+      raise("placebo: workers > 1 re-estimate in other processes, which cannot run a Lua function: " ..
+        "give spec.formula and spec.method instead of spec.estimate")
+    end
+    results = in_workers(d, spec, assign, seed, reps, math.min(workers, reps))
+  else
+    results = run_draws(estimate, d, cohort, assign, seed, 1, reps)
+  end
   local draws, failed, first_error = {}, 0, nil
-  local n = d:nrow()
   for r = 1, reps do
-    local g = reassign(cohorts, times, assign, root:substream(r))
-    local col = {}
-    for i = 1, n do col[i] = g[unit_of[i]] end
-    work[pseudo] = col
-    local ok, b = pcall(estimate, work, pseudo)
-    if ok and type(b) == "number" and b == b then
-      draws[#draws + 1] = b
+    local x = results[r]
+    if x.ok then draws[#draws + 1] = x.value
     else
       failed = failed + 1
-      first_error = first_error or (ok and "not a number" or util.message(b))
+      first_error = first_error or x.error
     end
   end
   if #draws < min_ok * reps then
@@ -163,7 +271,7 @@ function M.placebo(spec, opts)
       failed, reps, first_error)
   end
   return setmetatable({
-    estimate = est, draws = draws, reps = reps, failed = failed, assign = assign, seed = opts.seed or 1,
+    estimate = est, draws = draws, reps = reps, failed = failed, assign = assign, seed = seed, workers = workers,
     -- two-sided: the share of placebo estimates at least as large in absolute value (ritest's convention)
     p_value = extreme / #draws, extreme = extreme, mean = mean, sd = #draws > 1 and math.sqrt(ss / (#draws - 1)) or 0 / 0,
     notes = notes,

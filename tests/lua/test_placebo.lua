@@ -127,5 +127,19 @@ for i = 2, 512 do area = area + (dens.x[i] - dens.x[i - 1]) * (dens.y[i] + dens.
 T.near(area, 1, 2e-3, "kde: integrates to 1")
 T.checkerr("at least 2 values", util.kde, { 1 })
 
+-- Worker processes: draw r comes from substream r in whichever process runs
+-- it, so 3 workers give exactly the draws of one process.
+do
+  local d = panel(0.5)
+  local spec = { data = d, formula = "y ~ 1 | id + year", cohort = "g", method = "twfe" }
+  local one = placebo.placebo(spec, { reps = 40, seed = 5 })
+  local three = placebo.placebo(spec, { reps = 40, seed = 5, workers = 3 })
+  local same = #one.draws == 40 and #three.draws == 40
+  for r = 1, 40 do same = same and one.draws[r] == three.draws[r] end
+  T.check(same and one.p_value == three.p_value and three.workers == 3, "3 workers give the draws of 1, bit for bit")
+  T.checkerr("cannot run a Lua function", placebo.placebo, { data = d, cohort = "g", estimate = twfe }, { workers = 2 })
+  T.checkerr("workers must be a whole number", placebo.placebo, spec, { workers = 0 })
+end
+
 sp.sys.remove_tree(tmp)
 T.done()
