@@ -81,6 +81,7 @@ void sp_lua_open_formula(lua_State *L);
 void sp_lua_open_rng(lua_State *L);
 void sp_lua_open_estimate(lua_State *L);
 void sp_lua_open_lp(lua_State *L);
+void sp_lua_open_conley(lua_State *L);
 
 int luaopen_spillover_core(lua_State *L);
 

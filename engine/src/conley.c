@@ -1,0 +1,306 @@
+/*
+** conley.c: Conley spatial HAC meat and covariance (see conley.h).
+**
+** The k-d tree is implicit: a permutation of the rows where the median of
+** each range [lo, hi) sits at mid = lo + (hi - lo) / 2 with the points on
+** its low side before it, split along the axis of widest spread (dim[mid]).
+** Ranges of at most LEAF points are scanned.  Points are the unit vectors of
+** the coordinates, so a ball query on the chord length finds every point
+** within a great-circle distance; the kernel then uses the haversine
+** distance, the one the brute-force reference and conleyreg compute.
+*/
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_blas.h>
+
+#include "spillover/conley.h"
+
+#define DEG2RAD 0.017453292519943295
+#define LEAF 8
+
+static int nomem(sp_error *err) { return sp_error_set(err, SP_ENOMEM, "conley: out of memory"); }
+
+/* {======================================================================
+** The tree
+** ======================================================================= */
+
+/* Reorder idx[lo, hi) so that idx[k] holds the point whose coordinate d is
+   k-th smallest, with no larger one before it and no smaller one after
+   (Hoare's selection). */
+static void select_kth(size_t *idx, const double *P, int d, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t k) {
+  hi--;
+  while (lo < hi) {
+    double pivot = P[3 * idx[lo + (hi - lo) / 2] + d];
+    ptrdiff_t i = lo, j = hi;
+    while (i <= j) {
+      while (P[3 * idx[i] + d] < pivot) i++;
+      while (P[3 * idx[j] + d] > pivot) j--;
+      if (i <= j) {
+        size_t t = idx[i];
+        idx[i++] = idx[j];
+        idx[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;  /* between j and i everything equals the pivot */
+  }
+}
+
+static void build(size_t *idx, unsigned char *dim, const double *P, size_t lo, size_t hi) {
+  while (hi - lo > LEAF) {
+    double mn[3] = {INFINITY, INFINITY, INFINITY}, mx[3] = {-INFINITY, -INFINITY, -INFINITY};
+    for (size_t p = lo; p < hi; p++)
+      for (int d = 0; d < 3; d++) {
+        double v = P[3 * idx[p] + d];
+        if (v < mn[d]) mn[d] = v;
+        if (v > mx[d]) mx[d] = v;
+      }
+    int d = 0;
+    for (int c = 1; c < 3; c++)
+      if (mx[c] - mn[c] > mx[d] - mn[d]) d = c;
+    size_t mid = lo + (hi - lo) / 2;
+    select_kth(idx, P, d, (ptrdiff_t)lo, (ptrdiff_t)hi, (ptrdiff_t)mid);
+    dim[mid] = (unsigned char)d;
+    build(idx, dim, P, lo, mid);
+    lo = mid + 1;
+  }
+}
+
+/* }====================================================================== */
+
+/* {======================================================================
+** The meat
+** ======================================================================= */
+
+typedef struct {
+  const double *P;        /* 3 n unit vectors */
+  const double *lat, *lon, *coslat;  /* radians */
+  const double *G;        /* n x k scores, row-major */
+  size_t k;
+  double cutoff, r2;      /* km; squared chord radius with slack */
+  int bartlett;
+  const size_t *idx;
+  const unsigned char *dim;
+  double *s;              /* k: sum of K(d_ij) g_j over the neighbours j of i */
+  size_t pairs;
+} query;
+
+/* The haversine distance in km (the formula of weights.c and conleyreg). */
+static double haversine(const query *q, size_t a, size_t b) {
+  double s1 = sin((q->lat[b] - q->lat[a]) / 2), s2 = sin((q->lon[b] - q->lon[a]) / 2);
+  double h = s1 * s1 + q->coslat[a] * q->coslat[b] * s2 * s2;
+  if (h > 1) h = 1;
+  return 2 * SP_CONLEY_EARTH_KM * asin(sqrt(h));
+}
+
+static void visit(query *q, size_t i, size_t j) {
+  const double *a = q->P + 3 * i, *b = q->P + 3 * j;
+  double dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
+  if (dx * dx + dy * dy + dz * dz > q->r2) return;
+  double w = 1.0;
+  if (j != i) {
+    double d = haversine(q, i, j);
+    if (!(d <= q->cutoff)) return;
+    if (q->bartlett) w = 1.0 - d / q->cutoff;
+    q->pairs++;
+  }
+  const double *g = q->G + j * q->k;
+  for (size_t c = 0; c < q->k; c++) q->s[c] += w * g[c];
+}
+
+static void search(query *q, size_t i, size_t lo, size_t hi) {
+  while (hi - lo > LEAF) {
+    size_t mid = lo + (hi - lo) / 2, p = q->idx[mid];
+    int d = q->dim[mid];
+    visit(q, i, p);
+    double diff = q->P[3 * i + d] - q->P[3 * p + d];
+    /* the near side first; the far side only when the ball crosses the plane */
+    size_t nlo = diff < 0 ? lo : mid + 1, nhi = diff < 0 ? mid : hi;
+    size_t flo = diff < 0 ? mid + 1 : lo, fhi = diff < 0 ? hi : mid;
+    search(q, i, nlo, nhi);
+    if (diff * diff > q->r2) return;
+    lo = flo;
+    hi = fhi;
+  }
+  for (size_t p = lo; p < hi; p++) visit(q, i, q->idx[p]);
+}
+
+/* M += g_i s' */
+static void add_outer(double *M, size_t k, const double *g, const double *s) {
+  for (size_t a = 0; a < k; a++)
+    for (size_t b = 0; b < k; b++) M[a * k + b] += g[a] * s[b];
+}
+
+typedef struct { int32_t key1, key2; size_t row; } keyed;
+
+static int keyed_cmp(const void *x, const void *y) {
+  const keyed *a = x, *b = y;
+  if (a->key1 != b->key1) return a->key1 < b->key1 ? -1 : 1;
+  if (a->key2 != b->key2) return a->key2 < b->key2 ? -1 : 1;
+  return a->row < b->row ? -1 : (a->row > b->row);
+}
+
+/* The serial term: within each unit, the rows of other periods up to the lag
+   with Bartlett weights in time.  R is sorted by (unit, time). */
+static void serial(const keyed *R, size_t n, const double *G, size_t k, long lag, double *M, double *s,
+                   size_t *pairs) {
+  size_t a = 0;
+  while (a < n) {
+    size_t b = a;
+    while (b < n && R[b].key1 == R[a].key1) b++;
+    for (size_t p = a; p < b; p++) {
+      memset(s, 0, k * sizeof *s);
+      for (size_t q = a; q < b; q++) {
+        long dt = labs((long)R[q].key2 - (long)R[p].key2);
+        if (dt == 0 || dt > lag) continue;  /* same period: the spatial term's */
+        double w = 1.0 - (double)dt / (double)(lag + 1);
+        const double *g = G + R[q].row * k;
+        for (size_t c = 0; c < k; c++) s[c] += w * g[c];
+        (*pairs)++;
+      }
+      add_outer(M, k, G + R[p].row * k, s);
+    }
+    a = b;
+  }
+}
+
+static int check_spec(const gsl_matrix *X, const double *resid, const sp_conley_spec *sp,
+                      const gsl_matrix *M, sp_error *err) {
+  size_t n = X->size1, k = X->size2;
+  if (M->size1 != k || M->size2 != k)
+    return sp_error_set(err, SP_EDIM, "conley: the result is %zu x %zu for %zu regressors", M->size1, M->size2, k);
+  if (!(isfinite(sp->cutoff) && sp->cutoff > 0))
+    return sp_error_set(err, SP_EVALUE, "conley: cutoff = %g km; expected a finite distance > 0", sp->cutoff);
+  if (sp->kernel != SP_CONLEY_UNIFORM && sp->kernel != SP_CONLEY_BARTLETT)
+    return sp_error_set(err, SP_EVALUE, "conley: unknown kernel %d", (int)sp->kernel);
+  if (sp->lag < 0) return sp_error_set(err, SP_EVALUE, "conley: lag = %ld; expected an integer >= 0", sp->lag);
+  if (sp->lag > 0 && (sp->time == NULL || sp->unit == NULL))
+    return sp_error_set(err, SP_EVALUE, "conley: a serial lag needs the unit and period of each row (a panel)");
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(sp->lat[i]) || !isfinite(sp->lon[i]))
+      return sp_error_set(err, SP_EMISSING, "conley: the coordinates of row %zu are missing or not finite", i + 1);
+    if (fabs(sp->lat[i]) > 90 || fabs(sp->lon[i]) > 360)
+      return sp_error_set(err, SP_EVALUE,
+                          "conley: row %zu has latitude %g, longitude %g; expected degrees with |latitude| <= 90 "
+                          "and |longitude| <= 360", i + 1, sp->lat[i], sp->lon[i]);
+    if (!isfinite(resid[i]))
+      return sp_error_set(err, SP_EMISSING, "conley: the residual of row %zu is missing or not finite", i + 1);
+    if (sp->weights && !(isfinite(sp->weights[i]) && sp->weights[i] >= 0))
+      return sp_error_set(err, SP_EVALUE, "conley: the weight of row %zu is %g; expected a finite number >= 0", i + 1,
+                          sp->weights[i]);
+    if ((sp->time && sp->time[i] < 0) || (sp->lag > 0 && sp->unit[i] < 0))
+      return sp_error_set(err, SP_EVALUE, "conley: row %zu has a negative unit or period code", i + 1);
+  }
+  return SP_OK;
+}
+
+int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spec *sp,
+                   gsl_matrix *M, sp_conley_info *info, sp_error *err) {
+  int st = check_spec(X, resid, sp, M, err);
+  if (st != SP_OK) return st;
+  size_t n = X->size1, k = X->size2;
+  gsl_matrix_set_zero(M);
+  if (info) memset(info, 0, sizeof *info);
+  if (n == 0 || k == 0) return SP_OK;
+  double *P = malloc(3 * n * sizeof *P), *G = malloc(n * k * sizeof *G);
+  double *rad = malloc(3 * n * sizeof *rad), *s = malloc(k * sizeof *s), *Md = calloc(k * k, sizeof *Md);
+  size_t *idx = malloc(n * sizeof *idx);
+  unsigned char *dim = calloc(n, 1);
+  keyed *R = malloc(n * sizeof *R);
+  if (!P || !G || !rad || !s || !Md || !idx || !dim || !R) {
+    st = nomem(err);
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    double la = sp->lat[i] * DEG2RAD, lo = sp->lon[i] * DEG2RAD, cl = cos(la);
+    rad[i] = la;
+    rad[n + i] = lo;
+    rad[2 * n + i] = cl;
+    P[3 * i] = cl * cos(lo);
+    P[3 * i + 1] = cl * sin(lo);
+    P[3 * i + 2] = sin(la);
+    double ge = (sp->weights ? sp->weights[i] : 1.0) * resid[i];
+    for (size_t c = 0; c < k; c++) G[i * k + c] = ge * gsl_matrix_get(X, i, c);
+  }
+  /* The chord of the cutoff, with slack for rounding: the haversine test
+     decides, so a candidate too many costs nothing but its distance. */
+  double half = sp->cutoff / (2 * SP_CONLEY_EARTH_KM);
+  double chord = half >= M_PI / 2 ? 2.0 : 2 * sin(half);
+  query q = {P, rad, rad + n, rad + 2 * n, G, k, sp->cutoff, chord * chord * (1 + 1e-9) + 1e-12,
+             sp->kernel == SP_CONLEY_BARTLETT, idx, dim, s, 0};
+  /* One tree per period (a cross-section is one period). */
+  for (size_t i = 0; i < n; i++) {
+    R[i].key1 = sp->time ? sp->time[i] : 0;
+    R[i].key2 = 0;
+    R[i].row = i;
+  }
+  qsort(R, n, sizeof *R, keyed_cmp);
+  for (size_t a = 0, b; a < n; a = b) {
+    for (b = a; b < n && R[b].key1 == R[a].key1; b++) idx[b] = R[b].row;
+    build(idx, dim, P, a, b);
+    for (size_t p = a; p < b; p++) {
+      size_t i = R[p].row;
+      memset(s, 0, k * sizeof *s);
+      search(&q, i, a, b);
+      add_outer(Md, k, G + i * k, s);
+    }
+  }
+  size_t serial_pairs = 0;
+  if (sp->lag > 0) {
+    for (size_t i = 0; i < n; i++) {
+      R[i].key1 = sp->unit[i];
+      R[i].key2 = sp->time[i];
+      R[i].row = i;
+    }
+    qsort(R, n, sizeof *R, keyed_cmp);
+    serial(R, n, G, k, sp->lag, Md, s, &serial_pairs);
+  }
+  /* symmetric in exact arithmetic; make it so in floating point */
+  for (size_t a = 0; a < k; a++)
+    for (size_t b = 0; b <= a; b++) {
+      double v = 0.5 * (Md[a * k + b] + Md[b * k + a]);
+      gsl_matrix_set(M, a, b, v);
+      gsl_matrix_set(M, b, a, v);
+    }
+  if (info) {
+    info->pairs = q.pairs;
+    info->serial_pairs = serial_pairs;
+    info->mean_neighbours = (double)q.pairs / (double)n;
+  }
+done:
+  free(P); free(G); free(rad); free(s); free(Md); free(idx); free(dim); free(R);
+  return st;
+}
+
+/* }====================================================================== */
+
+int sp_conley_vcov(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
+                   const sp_conley_spec *spec, gsl_matrix *V, sp_conley_info *info,
+                   sp_error *err) {
+  size_t k = X->size2;
+  if (bread->size1 != k || bread->size2 != k || V->size1 != k || V->size2 != k)
+    return sp_error_set(err, SP_EDIM, "conley: the bread is %zu x %zu and the result %zu x %zu for %zu regressors",
+                        bread->size1, bread->size2, V->size1, V->size2, k);
+  if (k == 0) return sp_conley_meat(X, resid, spec, V, info, err);
+  gsl_matrix *M = gsl_matrix_alloc(k, k), *T = gsl_matrix_alloc(k, k);
+  int st;
+  if (M == NULL || T == NULL) {
+    st = nomem(err);
+  } else if ((st = sp_conley_meat(X, resid, spec, M, info, err)) == SP_OK) {
+    gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, bread, M, 0.0, T);
+    gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, spec->factor, T, bread, 0.0, V);
+    for (size_t a = 0; a < k; a++)
+      for (size_t b = 0; b < a; b++) {
+        double v = 0.5 * (gsl_matrix_get(V, a, b) + gsl_matrix_get(V, b, a));
+        gsl_matrix_set(V, a, b, v);
+        gsl_matrix_set(V, b, a, v);
+      }
+  }
+  if (M) gsl_matrix_free(M);
+  if (T) gsl_matrix_free(T);
+  return st;
+}
