@@ -613,6 +613,10 @@ end
 --- (spillover.margins, loaded on first use: it builds on this module).
 function Fit:margins(x, opts) return require("spillover.margins").margins(self, x, opts) end
 
+--- fit:wildboot(opts): wild cluster bootstrap test and confidence set of one
+--- coefficient (spillover.wildboot, loaded on first use).
+function Fit:wildboot(opts) return require("spillover.wildboot").wildboot(self, opts) end
+
 --- Is v a fit object?
 local function is_fit(v) return getmetatable(v) == Fit end
 
