@@ -5,6 +5,7 @@
 -- corrections, which parameters k_df counts and which df t tests use.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local conley = require "spillover.conley"
 local raise = util.raise
 
 local M = {}
@@ -49,7 +50,8 @@ local function parse_vcov(v)
     if t == "classic" or t == "iid" or t == "hc0" or t == "hc1" or t == "hc2" or t == "hc3" then
       return { type = t == "classic" and "iid" or t }
     end
-    raise("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...} or {driscoll_kraay = lag})")
+    raise("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...}, " ..
+      "{driscoll_kraay = lag} or {conley = {...}})")
   end
   if type(v) ~= "table" then raise("vcov: expected a string or a table") end
   local out = { dof = v.dof, gadj = v.gadj, tdf = v.tdf, fix_psd = v.fix_psd, multi0 = v.multi0 }
@@ -70,11 +72,13 @@ local function parse_vcov(v)
         "T the number of periods)", lag))
     end
     out.lag = lag ~= true and math.tointeger(lag) or nil  -- nil: plm's default floor(T^(1/4))
+  elseif v.conley ~= nil then
+    out.type, out.conley = "conley", conley.parse(v.conley)
   elseif v.type then
     out = parse_vcov(v.type)
     out.dof, out.gadj, out.tdf = v.dof, v.gadj, v.tdf
   else
-    raise("vcov: a table must have 'cluster', 'driscoll_kraay' or 'type'")
+    raise("vcov: a table must have 'cluster', 'driscoll_kraay', 'conley' or 'type'")
   end
   return out
 end
@@ -83,7 +87,7 @@ M.parse_vcov = parse_vcov
 --- The covariance kinds a model's `vcov:` can name, as registry entries
 --- declare them (entry.vcov): the names, and cluster / driscoll_kraay for the
 --- table forms.  `spillover check` refuses a kind the estimator does not take.
-M.KINDS = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "cluster", "driscoll_kraay" }
+M.KINDS = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "cluster", "driscoll_kraay", "conley" }
 
 --- The kind of a vcov value (a name, lower-cased, or the table form's key);
 --- nil when it has none (parse_vcov says why at run time).
@@ -92,6 +96,7 @@ function M.kind(v)
   if type(v) ~= "table" then return nil end
   if v.cluster then return "cluster" end
   if v.driscoll_kraay ~= nil then return "driscoll_kraay" end
+  if v.conley ~= nil then return "conley" end
   return type(v.type) == "string" and v.type:lower() or nil
 end
 
@@ -142,6 +147,7 @@ function M.covariance(X, e, bread, ctx)
     opts.lag = vc.lag
   end
   opts.k_df = vcov_kdf(ctx.compat, vc, rank, fe_dof, nonnested)
+  if vc.type == "conley" then return conley.covariance(X, e, bread, ctx, opts.k_df) end
   if vc.type == "cluster" and vc.hc then
     -- plm's arellano with an HC type: HC0 none, HC1 n/(n-k), sss (n-1)/(n-k) G/(G-1)
     local h = vc.hc:lower()
@@ -194,7 +200,7 @@ end
 function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
   local nfe = #des.fe
   return {
-    compat = compat, vcov = vc, fe_dof = fe_dof, weights = weights,
+    compat = compat, vcov = vc, fe_dof = fe_dof, weights = weights, data = d, design = des,
     codes = function(name) return core.codes(des, name) end,
     time_codes = function() return core.codes(des, d:panel_info().time) end,
     time_name = vc.type == "driscoll_kraay" and d:panel_info().time or nil,
