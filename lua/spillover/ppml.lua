@@ -294,8 +294,8 @@ ppml = function(d, formula, opts)
       "zero outcomes)", #drop_fe, #drop_fe == 1 and "" or "s")
   end
   if #drop_relu > 0 then
-    notes[#notes + 1] = string.format("%d observation%s dropped: separated by the regressors and fixed effects " ..
-      "(ReLU test)", #drop_relu, #drop_relu == 1 and "" or "s")
+    notes[#notes + 1] = string.format("%d observation%s dropped: separated by the regressors%s (ReLU test)",
+      #drop_relu, #drop_relu == 1 and "" or "s", #codes > 0 and " and fixed effects" or "")
   end
   local data = d
   if nsep > 0 then
