@@ -6,8 +6,9 @@
 ** its low side before it, split along the axis of widest spread (dim[mid]).
 ** Ranges of at most LEAF points are scanned.  Points are the unit vectors of
 ** the coordinates, so a ball query on the chord length finds every point
-** within a great-circle distance; the kernel then uses the haversine
-** distance, the one the brute-force reference and conleyreg compute.
+** within a great-circle distance.  That distance is conleyreg's haversine
+** distance; only pairs within rounding of the cutoff compute it, since the
+** chord gives it as 2 R asin(chord / 2) to within 1e-12 km.
 */
 #include <math.h>
 #include <stddef.h>
@@ -76,14 +77,17 @@ static void build(size_t *idx, unsigned char *dim, const double *P, size_t lo, s
 ** The meat
 ** ======================================================================= */
 
+/* The rows of one period in tree order: position p holds row idx[p], and
+   every array below is indexed by position, so a leaf is a contiguous run
+   and the queries, made in tree order too, walk memory that is close. */
 typedef struct {
-  const double *P;        /* 3 n unit vectors */
+  const double *P;        /* 3 per position: the unit vector */
   const double *lat, *lon, *coslat;  /* radians */
-  const double *G;        /* n x k scores, row-major */
+  const double *G;        /* k per position: the score w e x */
   size_t k;
-  double cutoff, r2;      /* km; squared chord radius with slack */
+  double cutoff;          /* km */
+  double r2_in, r2_out;   /* squared chords surely inside / possibly inside the cutoff */
   int bartlett;
-  const size_t *idx;
   const unsigned char *dim;
   double *s;              /* k: sum of K(d_ij) g_j over the neighbours j of i */
   size_t pairs;
@@ -100,12 +104,18 @@ static double haversine(const query *q, size_t a, size_t b) {
 static void visit(query *q, size_t i, size_t j) {
   const double *a = q->P + 3 * i, *b = q->P + 3 * j;
   double dx = a[0] - b[0], dy = a[1] - b[1], dz = a[2] - b[2];
-  if (dx * dx + dy * dy + dz * dz > q->r2) return;
+  double c2 = dx * dx + dy * dy + dz * dz;
+  if (c2 > q->r2_out) return;
   double w = 1.0;
   if (j != i) {
-    double d = haversine(q, i, j);
-    if (!(d <= q->cutoff)) return;
-    if (q->bartlett) w = 1.0 - d / q->cutoff;
+    /* Only pairs in the thin shell where rounding could decide need the
+       haversine test; inside it the chord gives the same distance
+       (d = 2 R asin(chord / 2)) to within 1e-12 km. */
+    if (c2 > q->r2_in && !(haversine(q, i, j) <= q->cutoff)) return;
+    if (q->bartlett) {
+      double d = 2 * SP_CONLEY_EARTH_KM * asin(fmin(1.0, sqrt(c2) / 2));
+      w = fmax(0.0, 1.0 - d / q->cutoff);
+    }
     q->pairs++;
   }
   const double *g = q->G + j * q->k;
@@ -114,19 +124,19 @@ static void visit(query *q, size_t i, size_t j) {
 
 static void search(query *q, size_t i, size_t lo, size_t hi) {
   while (hi - lo > LEAF) {
-    size_t mid = lo + (hi - lo) / 2, p = q->idx[mid];
+    size_t mid = lo + (hi - lo) / 2;
     int d = q->dim[mid];
-    visit(q, i, p);
-    double diff = q->P[3 * i + d] - q->P[3 * p + d];
+    visit(q, i, mid);
+    double diff = q->P[3 * i + d] - q->P[3 * mid + d];
     /* the near side first; the far side only when the ball crosses the plane */
     size_t nlo = diff < 0 ? lo : mid + 1, nhi = diff < 0 ? mid : hi;
     size_t flo = diff < 0 ? mid + 1 : lo, fhi = diff < 0 ? hi : mid;
     search(q, i, nlo, nhi);
-    if (diff * diff > q->r2) return;
+    if (diff * diff > q->r2_out) return;
     lo = flo;
     hi = fhi;
   }
-  for (size_t p = lo; p < hi; p++) visit(q, i, q->idx[p]);
+  for (size_t p = lo; p < hi; p++) visit(q, i, p);
 }
 
 /* M += g_i s' */
@@ -206,32 +216,35 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
   gsl_matrix_set_zero(M);
   if (info) memset(info, 0, sizeof *info);
   if (n == 0 || k == 0) return SP_OK;
-  double *P = malloc(3 * n * sizeof *P), *G = malloc(n * k * sizeof *G);
-  double *rad = malloc(3 * n * sizeof *rad), *s = malloc(k * sizeof *s), *Md = calloc(k * k, sizeof *Md);
+  /* P, G and rad by row; Pt, Gt and radt the same in tree order */
+  double *P = malloc(3 * n * sizeof *P), *G = malloc(n * k * sizeof *G), *rad = malloc(3 * n * sizeof *rad);
+  double *Pt = malloc(3 * n * sizeof *Pt), *Gt = malloc(n * k * sizeof *Gt), *radt = malloc(3 * n * sizeof *radt);
+  double *s = malloc(k * sizeof *s), *Md = calloc(k * k, sizeof *Md);
   size_t *idx = malloc(n * sizeof *idx);
   unsigned char *dim = calloc(n, 1);
   keyed *R = malloc(n * sizeof *R);
-  if (!P || !G || !rad || !s || !Md || !idx || !dim || !R) {
+  if (!P || !G || !rad || !Pt || !Gt || !radt || !s || !Md || !idx || !dim || !R) {
     st = nomem(err);
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     double la = sp->lat[i] * DEG2RAD, lo = sp->lon[i] * DEG2RAD, cl = cos(la);
-    rad[i] = la;
-    rad[n + i] = lo;
-    rad[2 * n + i] = cl;
+    rad[3 * i] = la;
+    rad[3 * i + 1] = lo;
+    rad[3 * i + 2] = cl;
     P[3 * i] = cl * cos(lo);
     P[3 * i + 1] = cl * sin(lo);
     P[3 * i + 2] = sin(la);
     double ge = (sp->weights ? sp->weights[i] : 1.0) * resid[i];
     for (size_t c = 0; c < k; c++) G[i * k + c] = ge * gsl_matrix_get(X, i, c);
   }
-  /* The chord of the cutoff, with slack for rounding: the haversine test
-     decides, so a candidate too many costs nothing but its distance. */
+  /* The chord of the cutoff, with a shell of rounding slack around it: pairs
+     in the shell get the haversine test, so a candidate too many costs one
+     distance and none is lost. */
   double half = sp->cutoff / (2 * SP_CONLEY_EARTH_KM);
   double chord = half >= M_PI / 2 ? 2.0 : 2 * sin(half);
-  query q = {P, rad, rad + n, rad + 2 * n, G, k, sp->cutoff, chord * chord * (1 + 1e-9) + 1e-12,
-             sp->kernel == SP_CONLEY_BARTLETT, idx, dim, s, 0};
+  query q = {Pt, radt, radt + n, radt + 2 * n, Gt, k, sp->cutoff, chord * chord * (1 - 1e-9) - 1e-12,
+             chord * chord * (1 + 1e-9) + 1e-12, sp->kernel == SP_CONLEY_BARTLETT, dim, s, 0};
   /* One tree per period (a cross-section is one period). */
   for (size_t i = 0; i < n; i++) {
     R[i].key1 = sp->time ? sp->time[i] : 0;
@@ -243,10 +256,17 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
     for (b = a; b < n && R[b].key1 == R[a].key1; b++) idx[b] = R[b].row;
     build(idx, dim, P, a, b);
     for (size_t p = a; p < b; p++) {
-      size_t i = R[p].row;
+      size_t i = idx[p];
+      memcpy(Pt + 3 * p, P + 3 * i, 3 * sizeof *Pt);
+      memcpy(Gt + k * p, G + k * i, k * sizeof *Gt);
+      radt[p] = rad[3 * i];
+      radt[n + p] = rad[3 * i + 1];
+      radt[2 * n + p] = rad[3 * i + 2];
+    }
+    for (size_t p = a; p < b; p++) {
       memset(s, 0, k * sizeof *s);
-      search(&q, i, a, b);
-      add_outer(Md, k, G + i * k, s);
+      search(&q, p, a, b);
+      add_outer(Md, k, Gt + k * p, s);
     }
   }
   size_t serial_pairs = 0;
@@ -272,7 +292,7 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
     info->mean_neighbours = (double)q.pairs / (double)n;
   }
 done:
-  free(P); free(G); free(rad); free(s); free(Md); free(idx); free(dim); free(R);
+  free(P); free(G); free(rad); free(Pt); free(Gt); free(radt); free(s); free(Md); free(idx); free(dim); free(R);
   return st;
 }
 

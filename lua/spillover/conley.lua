@@ -58,10 +58,10 @@ local function column_at(d, name, rows, what, any_type)
   if not numeric and not any_type then
     raise(string.format("vcov: the conley %s variable '%s' is not numeric", what, name))
   end
+  if numeric then col = col:totable() end
   local out = {}
   for q, r in ipairs(rows) do
-    local v
-    if numeric then v = col:get(r, 1) else v = col[r] end
+    local v = col[r]
     if v == nil or v ~= v then
       raise(string.format("vcov: the conley %s variable '%s' is missing at row %d", what, name, r))
     end
