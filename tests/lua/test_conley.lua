@@ -197,7 +197,36 @@ local se_panel = fit_panel:se().digital_finance
 T.check(math.abs(fit_pooled:se().digital_finance - se_panel) > 1e-6 * se_panel,
   "a cross-section pools the years; a panel pairs within year")
 
+-- ---- 2SLS: the scores are the fitted first stage times the structural residual -------------
+
+local ivc = { lat = {}, lon = {}, x = {}, z = {}, y = {} }
+for i = 1, 250 do
+  ivc.lat[i], ivc.lon[i] = 30 + 5 * rng:uniform(), 110 + 5 * rng:uniform()
+  ivc.z[i] = rng:normal() + math.cos(ivc.lat[i])
+  local u = rng:normal()
+  ivc.x[i] = ivc.z[i] + 0.5 * u + rng:normal()
+  ivc.y[i] = 1 + ivc.x[i] + u
+end
+local ivfit = sp.ols(sp.frame(ivc), "y ~ 1 | x ~ z", { vcov = { conley = { lat = "lat", lon = "lon", cutoff = 120,
+  kernel = "bartlett" } } })
+local Z, Xiv = {}, {}
+for i = 1, 250 do Z[i], Xiv[i] = { 1, ivc.z[i] }, { 1, ivc.x[i] } end
+local Zm, Xm, ym = sp.matrix(Z), sp.matrix(Xiv), sp.matrix(ivc.y)
+local Xhat = Zm * ((Zm:t() * Zm):inv() * (Zm:t() * Xm))
+local biv = (Xhat:t() * Xhat):inv() * (Xhat:t() * ym)
+local eiv = (ym - Xm * biv):totable()
+local Xhat_rows = {}
+for i = 1, 250 do Xhat_rows[i] = { Xhat:get(i, 1), Xhat:get(i, 2) } end
+local Vhat = brute(Xhat_rows, eiv, { lat = ivc.lat, lon = ivc.lon, cutoff = 120, kernel = "bartlett" })
+local rd_iv = max_rel(ivfit:vcov(), { "(Intercept)", "x" }, Vhat)
+T.check(rd_iv < 1e-12, "2SLS, Bartlett 120 km = brute force", string.format("relative difference %.3g", rd_iv))
+
 -- ---- errors ----------------------------------------------------------------------
+
+T.checkerr("vcov: conley standard errors are not available for this estimator", function()
+  return sp.re(prov, "carbon_intensity ~ digital_finance", { vcov = { conley = { lat = "latitude",
+    lon = "longitude", cutoff = 100 } } })
+end)
 
 local function conley_fit(c, extra)
   local v = { conley = c }
