@@ -10,7 +10,9 @@
 -- so the estimators agree on which units are treated when, and each error
 -- names the column and the value at fault.  Rows where the outcome or a
 -- covariate is missing count as absent periods, as in R's did, which drops
--- incomplete rows before it balances the panel.
+-- incomplete rows before it balances the panel.  With opts.panel = false
+-- (repeated cross-sections, which only cs estimates) the frame needs no panel
+-- index: opts.time names the time column and every row is a unit of its own.
 local core = require "spillover.core"
 local util = require "spillover.util"
 local F = require "spillover.formula"
@@ -64,10 +66,19 @@ function M.prepare(d, formula, opts, who)
   who = who or "did"
   local function fail(msg) raise(who .. ": " .. msg) end
   local info = util.panel_of(d)
-  if info == nil then
-    fail("needs a panel index: call d:panel{entity = ..., time = ...} first")
+  local entity, time
+  if opts.panel == false then
+    -- Repeated cross-sections: no entity, every row is an observation of its own.
+    time = opts.time or (info and info.time)
+    if type(time) ~= "string" then
+      fail("option 'time' must name the time column of the repeated cross-sections (panel = false)")
+    end
+  elseif info == nil then
+    fail("needs a panel index: call d:panel{entity = ..., time = ...} first " ..
+      "(or give panel = false, time = \"...\" for repeated cross-sections)")
+  else
+    entity, time = info.entity, info.time
   end
-  local entity, time = info.entity, info.time
   local f = F.parse(formula)
   if not f:response() then fail("formula '" .. tostring(formula) .. "' has no outcome (y ~ ...)") end
   if f:iv() then fail("formula '" .. tostring(formula) .. "': DID takes no IV part") end
@@ -106,7 +117,8 @@ function M.prepare(d, formula, opts, who)
 
   -- Periods.
   local tcol, twhy = numeric_column(d, time)
-  if twhy then fail("panel time '" .. time .. "' must be numeric") end
+  if twhy == "missing" then fail("the data have no time column '" .. time .. "'") end
+  if twhy then fail("time column '" .. time .. "' must be numeric") end
   local n = #tcol
   -- Integer-valued periods and cohorts are kept as Lua integers, so they
   -- print as 2004 and compare as table keys whatever file they came from.
@@ -122,9 +134,14 @@ function M.prepare(d, formula, opts, who)
   local tmin, tmax = periods[1], periods[#periods]
 
   -- Units, in increasing order of their id.
-  local ecol = d:column(entity)
-  local numeric_id = type(ecol) == "userdata"
-  if numeric_id then ecol = ecol:totable() end
+  local ecol
+  if entity then
+    ecol = d:column(entity)
+    if type(ecol) == "userdata" then ecol = ecol:totable() end
+  else
+    ecol = {}
+    for r = 1, n do ecol[r] = r end
+  end
   local unit_index, ids = {}, {}
   for r = 1, n do
     local k = key_of(ecol[r])

@@ -6,13 +6,17 @@
 --   local fit = cs.cs(d, "lemp ~ lpop", {cohort = "first.treat", est = "dr", control = "never",
 --                     base = "varying", anticipation = 0, weights = "w", cluster = "state",
 --                     bootstrap = 999, seed = 1, level = 0.95, unbalanced = false})
+--   cs.cs(d, "y ~ x", {cohort = "g", panel = false, time = "year"})   -- repeated cross-sections
 --   fit.att_gt                      -- { {group=, time=, att=, se=, ...}, ... }
 --   fit:aggregate("dynamic", {min_e = -3, max_e = 3, balance_e = 1})
 --
 -- Each ATT(g,t) is a 2x2 DID on the units of cohort g and the comparison
 -- units (never treated, or not yet treated), between period t and its base
--- period.  Every estimate carries its influence function over the units of
--- the panel; standard errors, the multiplier bootstrap and the aggregations
+-- period: DRDID's panel estimators on the change in the outcome, or its
+-- repeated cross-section estimators on the rows of the two periods (for
+-- panel = false, and unbalanced = "rc" as did's allow_unbalanced_panel).
+-- Every estimate carries its influence function over the units of
+-- the panel (the rows of repeated cross-sections); standard errors, the multiplier bootstrap and the aggregations
 -- (with the influence function of their estimated weights) all come from
 -- these functions, as in did.
 local core = require "spillover.core"
@@ -25,7 +29,7 @@ local fmt = C.format_value
 local M = {}
 
 local OPTIONS = { "method", "cohort", "est", "control", "base", "anticipation", "weights", "cluster",
-  "bootstrap", "seed", "level", "unbalanced" }
+  "bootstrap", "seed", "level", "unbalanced", "panel", "time" }
 
 local function fail(msg) raise("did: " .. msg) end
 
@@ -188,17 +192,26 @@ local function propensity(X, D, w)
   return p, wt, wc, W
 end
 
--- The comparison-unit regression of dy on X shared by reg and dr: fitted
--- values and the inverse of the scaled X'WX (for its influence function).
-local function outcome_regression(X, dy, D, w)
+-- The weighted regression of y on X over the rows where sel is true:
+-- fitted values on every row, the inverse of the scaled X'WX (for its
+-- influence function) and the regression weights (0 outside sel); nil when
+-- singular.
+local function regression(X, y, w, sel)
   local n = #X
-  local sel, f = {}, {}
-  for i = 1, n do sel[i] = D[i] == 0; f[i] = sel[i] and w[i] or 0 end
-  local beta = wls(X, dy, w, sel)
+  local f = {}
+  for i = 1, n do f[i] = sel[i] and w[i] or 0 end
+  local beta = wls(X, y, w, sel)
   if not beta then return nil end
   local fit = {}
   for i = 1, n do fit[i] = dot(X[i], beta) end
   return fit, weighted_crossprod_inverse(X, f, n), f
+end
+
+-- The comparison-unit regression of dy on X shared by reg and dr.
+local function outcome_regression(X, dy, D, w)
+  local sel = {}
+  for i = 1, #X do sel[i] = D[i] == 0 end
+  return regression(X, dy, w, sel)
 end
 
 local estimators = {}
@@ -277,6 +290,176 @@ function estimators.dr(dy, D, X, w)
   return eta_t - eta_c, inf
 end
 
+-- ---- the 2x2 estimators for repeated cross-sections (DRDID's *_rc) -----------------------
+--
+-- Each takes the outcome y of every row of the two periods, post (1 for a
+-- row of the later-compared period t, 0 for the base period), the treatment
+-- indicator D, the covariates X of the row's own period (with a leading 1)
+-- and the weights w (mean 1), and returns the ATT and its influence function
+-- over these rows, or nil and a reason.  Without covariates all three are the
+-- difference of the four cell means.
+
+local SINGULAR_OR = "the comparison units' regression in one of the two periods is singular " ..
+  "(collinear or constant covariates?)"
+local SINGULAR_PS = "the propensity score logit is singular (collinear or constant covariates?)"
+
+-- The Hajek mean sum(v r) / sum(v) and the leading term of its influence
+-- function, v_i (r_i - a) / mean(v), with mean(v).
+local function hajek(v, r)
+  local n, s, sv = #v, 0, 0
+  for i = 1, n do s = s + v[i] * r[i]; sv = sv + v[i] end
+  local a, mv = s / sv, sv / n
+  local lead = {}
+  for i = 1, n do lead[i] = v[i] * (r[i] - a) / mv end
+  return a, lead, mv
+end
+
+-- The rows' regression of y on X over sel: {fit =, Ainv =, f =}, or nil.
+local function rows_regression(X, y, w, sel)
+  local fit, Ainv, f = regression(X, y, w, sel)
+  if not fit or not Ainv then return nil end
+  return { fit = fit, Ainv = Ainv, f = f }
+end
+
+-- The effect of estimating regression R on a statistic whose derivative in
+-- its coefficients is m: f_i (y_i - fit_i) x_i' Ainv m for every row.
+local function regression_effect(R, X, y, m)
+  local v, e = projector(R.Ainv, m), {}
+  for i = 1, #X do
+    local f = R.f[i]
+    e[i] = f ~= 0 and f * (y[i] - R.fit[i]) * dot(X[i], v) or 0
+  end
+  return e
+end
+
+-- The comparison (d = 0) or treated (d = 1) regression of y in period post = p.
+local function cell_regression(X, y, w, D, post, d, p)
+  local sel = {}
+  for i = 1, #X do sel[i] = D[i] == d and post[i] == p end
+  return rows_regression(X, y, w, sel)
+end
+
+-- v_i * post_i (p = 1) or v_i * (1 - post_i) (p = 0).
+local function in_period(v, post, p)
+  local out = {}
+  for i = 1, #v do out[i] = post[i] == p and v[i] or 0 end
+  return out
+end
+
+-- col_means(X, a / ma - b / mb).
+local function col_means_diff(X, a, ma, b, mb)
+  local f = {}
+  for i = 1, #X do f[i] = a[i] / ma - b[i] / mb end
+  return col_means(X, f)
+end
+
+local function scaled(v, c)
+  local out = {}
+  for a = 1, #v do out[a] = v[a] * c end
+  return out
+end
+
+local rc_estimators = {}
+
+-- reg_did_rc: comparison-unit regressions in each period, the treated
+-- cohort's own means.
+function rc_estimators.reg(y, post, D, X, w)
+  local n = #y
+  local C0 = cell_regression(X, y, w, D, post, 0, 0)
+  local C1 = cell_regression(X, y, w, D, post, 0, 1)
+  if not C0 or not C1 then return nil, SINGULAR_OR end
+  local wd, gap = {}, {}
+  for i = 1, n do wd[i] = w[i] * D[i]; gap[i] = C1.fit[i] - C0.fit[i] end
+  local a1, l1 = hajek(in_period(wd, post, 1), y)
+  local a0, l0 = hajek(in_period(wd, post, 0), y)
+  local ac, lc, md = hajek(wd, gap)
+  local m = col_means(X, wd)
+  local e1, e0 = regression_effect(C1, X, y, m), regression_effect(C0, X, y, m)
+  local inf = {}
+  for i = 1, n do inf[i] = l1[i] - l0[i] - (lc[i] + (e1[i] - e0[i]) / md) end
+  return (a1 - a0) - ac, inf
+end
+
+-- std_ipw_did_rc: Hajek-weighted means of the four cells, the comparison
+-- rows weighted by p / (1 - p).
+function rc_estimators.ipw(y, post, D, X, w)
+  local n = #y
+  local p, wt, wc, W = propensity(X, D, w)
+  if not p then return nil, SINGULAR_PS end
+  local Hinv = weighted_crossprod_inverse(X, W, n)
+  if not Hinv then return nil, SINGULAR_PS end
+  local wt1, wt0, wc1, wc0 = in_period(wt, post, 1), in_period(wt, post, 0), in_period(wc, post, 1),
+    in_period(wc, post, 0)
+  local at1, lt1 = hajek(wt1, y)
+  local at0, lt0 = hajek(wt0, y)
+  local ac1, lc1 = hajek(wc1, y)
+  local ac0, lc0 = hajek(wc0, y)
+  -- The propensity score's estimation effect on ac1 - ac0.
+  local v = projector(Hinv, col_means_diff(X, lc1, 1, lc0, 1))
+  local inf = {}
+  for i = 1, n do
+    inf[i] = (lt1[i] - lt0[i]) - (lc1[i] - lc0[i] + w[i] * (D[i] - p[i]) * dot(X[i], v))
+  end
+  return (at1 - at0) - (ac1 - ac0), inf
+end
+
+-- drdid_rc, the locally efficient doubly robust estimator: the propensity
+-- score, regressions of both groups in both periods, and the efficiency
+-- terms of Sant'Anna & Zhao's equation (3.4).
+function rc_estimators.dr(y, post, D, X, w)
+  local n = #y
+  local p, wt, wc, W = propensity(X, D, w)
+  if not p then return nil, SINGULAR_PS end
+  local Hinv = weighted_crossprod_inverse(X, W, n)
+  if not Hinv then return nil, SINGULAR_PS end
+  local C0 = cell_regression(X, y, w, D, post, 0, 0)
+  local C1 = cell_regression(X, y, w, D, post, 0, 1)
+  if not C0 or not C1 then return nil, SINGULAR_OR end
+  local T0 = cell_regression(X, y, w, D, post, 1, 0)
+  local T1 = cell_regression(X, y, w, D, post, 1, 1)
+  if not T0 or not T1 then
+    return nil, "the cohort's regression in one of the two periods is singular (collinear or constant covariates?)"
+  end
+  local r, g1, g0 = {}, {}, {}
+  for i = 1, n do
+    r[i] = y[i] - (post[i] == 1 and C1.fit[i] or C0.fit[i])
+    g1[i] = T1.fit[i] - C1.fit[i]
+    g0[i] = T0.fit[i] - C0.fit[i]
+  end
+  local wt1, wt0, wc1, wc0 = in_period(wt, post, 1), in_period(wt, post, 0), in_period(wc, post, 1),
+    in_period(wc, post, 0)
+  local at1, lt1, mt1 = hajek(wt1, r)
+  local at0, lt0, mt0 = hajek(wt0, r)
+  local ac1, lc1, mc1 = hajek(wc1, r)
+  local ac0, lc0, mc0 = hajek(wc0, r)
+  local ad1, ld1, md = hajek(wt, g1)
+  local adt1, ldt1 = hajek(wt1, g1)
+  local ad0, ld0 = hajek(wt, g0)
+  local adt0, ldt0 = hajek(wt0, g0)
+  local att = (at1 - at0) - (ac1 - ac0) + (ad1 - adt1) - (ad0 - adt0)
+  -- Estimation effects: the comparison regressions on the treated and
+  -- comparison means, the propensity score on the comparison means, and the
+  -- treated-minus-comparison regressions on the efficiency terms.
+  local treat_or1 = regression_effect(C1, X, y, scaled(col_means(X, wt1), -1 / mt1))
+  local treat_or0 = regression_effect(C0, X, y, scaled(col_means(X, wt0), -1 / mt0))
+  local cont_or1 = regression_effect(C1, X, y, scaled(col_means(X, wc1), -1 / mc1))
+  local cont_or0 = regression_effect(C0, X, y, scaled(col_means(X, wc0), -1 / mc0))
+  local v = projector(Hinv, col_means_diff(X, lc1, 1, lc0, 1))
+  local mom1 = col_means_diff(X, wt, md, wt1, mt1)
+  local mom0 = col_means_diff(X, wt, md, wt0, mt0)
+  local t1, c1 = regression_effect(T1, X, y, mom1), regression_effect(C1, X, y, mom1)
+  local t0, c0 = regression_effect(T0, X, y, mom0), regression_effect(C0, X, y, mom0)
+  local inf = {}
+  for i = 1, n do
+    local treat = lt1[i] - lt0[i] + treat_or1[i] + treat_or0[i]
+    local control = lc1[i] - lc0[i] + w[i] * (D[i] - p[i]) * dot(X[i], v) + cont_or1[i] + cont_or0[i]
+    local eff = (ld1[i] - ldt1[i]) - (ld0[i] - ldt0[i])
+    local ore = (t1[i] - c1[i]) - (t0[i] - c0[i])
+    inf[i] = treat - control + eff + ore
+  end
+  return att, inf
+end
+
 -- ---- options -----------------------------------------------------------------------------
 
 local function choice(opts, key, allowed, default)
@@ -296,10 +479,28 @@ local function parse_options(opts)
     control = choice(opts, "control", { "never", "notyet" }, "never"),
     base = choice(opts, "base", { "varying", "universal" }, "varying"),
   }
-  if opts.unbalanced ~= nil and type(opts.unbalanced) ~= "boolean" then
-    fail("option 'unbalanced' must be true or false, got " .. tostring(opts.unbalanced))
+  local unb = opts.unbalanced
+  if unb ~= nil and type(unb) ~= "boolean" and unb ~= "rc" then
+    fail("option 'unbalanced' must be true or false, or \"rc\" for the repeated cross-section estimators, got " ..
+      (type(unb) == "string" and ("\"" .. unb .. "\"") or tostring(unb)))
   end
-  o.unbalanced = opts.unbalanced == true
+  if opts.panel ~= nil and type(opts.panel) ~= "boolean" then
+    fail("option 'panel' must be true or false, got " .. tostring(opts.panel))
+  end
+  o.panel = opts.panel ~= false
+  if not o.panel and unb ~= nil then
+    fail("option 'unbalanced' applies to panels; repeated cross-sections (panel = false) use every row")
+  end
+  if o.panel and opts.time ~= nil then
+    fail("option 'time' names the time column of repeated cross-sections (panel = false); " ..
+      "a panel takes its time from d:panel{}")
+  end
+  -- Every unit stays with repeated cross-sections and unbalanced panels;
+  -- the repeated cross-section estimators serve panel = false and
+  -- unbalanced = "rc" (did's allow_unbalanced_panel = TRUE).
+  o.keep_all = not o.panel or (unb ~= nil and unb ~= false)
+  o.rc = not o.panel or unb == "rc"
+  o.unbalanced = unb
   local B = opts.bootstrap or 0
   if math.type(B) ~= "integer" or B < 0 or (B > 0 and B < 10) then
     fail("option 'bootstrap' must be 0 (analytic standard errors) or a number of draws >= 10, got " .. tostring(B))
@@ -324,8 +525,9 @@ end
 
 -- The units that enter the estimation, with the cohorts did can estimate.
 -- Units missing a period are dropped (a balanced panel; with unbalanced =
--- true they stay, and each ATT(g,t) uses those observed in both of its
--- periods).  Cohorts treated in the first period (or without a period
+-- true or "rc", and with repeated cross-sections, whose units are the rows,
+-- they stay, and each ATT(g,t) uses those observed in its periods).
+-- Cohorts treated in the first period (or without a period
 -- before g - anticipation) are dropped.  With not-yet-treated controls and
 -- no never-treated units, the periods from the last cohort's start on are
 -- dropped and that cohort becomes the comparison group, as did does.  Notes
@@ -339,14 +541,16 @@ local function sample(P, o, d)
   for _, u in ipairs(P.units) do
     local full = true
     for p = 1, T do if u.rows[p] == nil then full = false; break end end
-    if full or o.unbalanced then units[#units + 1] = u else dropped = dropped + 1 end
+    if full or o.keep_all then units[#units + 1] = u else dropped = dropped + 1 end
   end
   if dropped > 0 then
     notes[#notes + 1] = string.format("%d units not observed in every period (with a complete outcome and " ..
       "covariates) were dropped: cs uses a balanced panel unless unbalanced = true", dropped)
   end
-  if o.unbalanced and not P.balanced then
-    notes[#notes + 1] = "unbalanced panel: each ATT(g,t) uses the units observed in both of its periods"
+  if o.panel and o.keep_all and not P.balanced then
+    notes[#notes + 1] = o.rc and "unbalanced panel: each ATT(g,t) is the repeated cross-section estimator on " ..
+      "the rows of its two periods (unbalanced = \"rc\", did's allow_unbalanced_panel = TRUE)" or
+      "unbalanced panel: each ATT(g,t) uses the units observed in both of its periods"
   end
   local antic = P.anticipation
   local cohort = {}
@@ -389,12 +593,20 @@ local function sample(P, o, d)
     notes[#notes + 1] = string.format("no never-treated units: the last cohort %s serves as the comparison " ..
       "group and the periods from %s on are dropped (as R's did does)", fmt(gmax), fmt(gmax - antic))
   end
+  -- A unit seen only in dropped periods has nothing left to contribute.
+  local seen_units = {}
+  for _, u in ipairs(units) do
+    local any = false
+    for p = 1, T_used do if u.rows[p] then any = true; break end end
+    if any then seen_units[#seen_units + 1] = u end
+  end
+  units = seen_units
   if #units == 0 then fail("no units left to estimate with") end
   -- Per unit: cohort, weight, outcome and covariates by period position.
   local n = #units
   local used = {}
   for p = 1, T_used do used[p] = periods[p] end
-  local U = { n = n, periods = used, g = {}, w = {}, Y = {}, X = {}, id = {} }
+  local U = { n = n, periods = used, g = {}, w = {}, Y = {}, X = {}, id = {}, nobs = 0 }
   local wsum = 0
   for i, u in ipairs(units) do
     U.id[i] = u.id
@@ -405,6 +617,7 @@ local function sample(P, o, d)
     for p = 1, T_used do
       local r = u.rows[p]
       if r then
+        U.nobs = U.nobs + 1
         Yi[p] = P.Y[r]
         local x = { 1 }
         for j, v in ipairs(P.X[r]) do x[j + 1] = v end
@@ -467,13 +680,65 @@ local function last_pre(periods, g, antic)
   return b
 end
 
+-- The rows of one panel 2x2 comparison between period positions c and base:
+-- per unit of the cohort (member(i) == 1) or the comparison group
+-- (member(i) == 0) observed in both periods (all of them in a balanced
+-- panel), the change in the outcome with the covariates of the earlier
+-- period.  Returns the estimator's arguments and the unit of each row, or
+-- nil and why the comparison is impossible.
+local function panel_rows(U, c, base, member)
+  local idx, dy, D, X, w = {}, {}, {}, {}, {}
+  local early = math.min(base, c)
+  local nt = 0
+  for i = 1, U.n do
+    local m = member(i)
+    if m and U.Y[i][c] and U.Y[i][base] then
+      local k = #idx + 1
+      idx[k], dy[k], D[k], X[k], w[k] = i, U.Y[i][c] - U.Y[i][base], m, U.X[i][early], U.w[i]
+      nt = nt + m
+    end
+  end
+  if nt == 0 then return nil, "no units of the cohort" end
+  if nt == #idx then return nil, "no comparison units" end
+  return idx, { dy, D, X, w }
+end
+
+-- The rows of one repeated cross-section comparison: every observation of
+-- the cohort or the comparison group in period c (post = 1) or base (post =
+-- 0), with the covariates of its own period; did's att_gt refuses a cell
+-- with an empty one of the four groups.
+local function rc_rows(U, c, base, member)
+  local idx, y, post, D, X, w = {}, {}, {}, {}, {}, {}
+  local count = { [0] = { [0] = 0, [1] = 0 }, [1] = { [0] = 0, [1] = 0 } }
+  for i = 1, U.n do
+    local m = member(i)
+    if m then
+      for _, p in ipairs { base, c } do
+        if U.Y[i][p] then
+          local k = #idx + 1
+          local q = p == c and 1 or 0
+          idx[k], y[k], post[k], D[k], X[k], w[k] = i, U.Y[i][p], q, m, U.X[i][p], U.w[i]
+          count[m][q] = count[m][q] + 1
+        end
+      end
+    end
+  end
+  local t, b = fmt(U.periods[c]), fmt(U.periods[base])
+  if count[1][1] == 0 then return nil, "no observations of the cohort in " .. t end
+  if count[1][0] == 0 then return nil, "no observations of the cohort in " .. b end
+  if count[0][1] == 0 then return nil, "no comparison observations in " .. t end
+  if count[0][0] == 0 then return nil, "no comparison observations in " .. b end
+  return idx, { y, post, D, X, w }
+end
+
 -- Every ATT(g,t), in did's order (cohort, then period), with its influence
 -- function over the n units.
 local function att_gt(U, o, antic, notes)
   local periods, n = U.periods, U.n
   local T = #periods
   local cells = {}
-  local estimate = estimators[o.est]
+  local estimate = (o.rc and rc_estimators or estimators)[o.est]
+  local rows_of = o.rc and rc_rows or panel_rows
   for _, g in ipairs(U.cohorts) do
     local pre = last_pre(periods, g, antic)
     local first = o.base == "varying" and 2 or 1
@@ -490,46 +755,35 @@ local function att_gt(U, o, antic, notes)
         -- The universal base period itself: normalised to 0, as did reports it.
         cell.att, cell.inf, cell.reference = 0, nil, true
       else
-        local idx, dy, D, X, w = {}, {}, {}, {}, {}
-        local early = math.min(base, c)
-        for i = 1, n do
+        -- 1 for the cohort, 0 for the comparison group, nil otherwise.
+        local function member(i)
           local gi = U.g[i]
-          local treated = gi == g
-          local control
-          if o.control == "never" then control = gi == 0
-          else control = gi == 0 or (gi ~= g and gi > tc + antic) end
-          -- (Only units observed in both periods: all of them in a balanced panel.)
-          if (treated or control) and U.Y[i][c] and U.Y[i][base] then
-            local k = #idx + 1
-            idx[k] = i
-            dy[k] = U.Y[i][c] - U.Y[i][base]
-            D[k] = treated and 1 or 0
-            X[k] = U.X[i][early]
-            w[k] = U.w[i]
-          end
+          if gi == g then return 1 end
+          if gi == 0 or (o.control == "notyet" and gi > tc + antic) then return 0 end
         end
-        local n1, nt = #idx, 0
-        for k = 1, n1 do nt = nt + D[k] end
-        local why
-        if nt == 0 then why = "no units of the cohort"
-        elseif nt == n1 then why = "no comparison units"
-        end
-        local att, inf
-        if not why then
-          local ws = 0
+        local idx, args = rows_of(U, c, base, member)
+        local att, inf, why
+        if not idx then
+          why = args
+        else
+          -- The sampling weights of the cell's rows, normalised to mean 1 (as DRDID does).
+          local w, n1, ws = args[#args], #idx, 0
           for k = 1, n1 do ws = ws + w[k] end
           for k = 1, n1 do w[k] = w[k] * n1 / ws end
-          att, inf = estimate(dy, D, X, w)
-          if att == nil then why = inf end
+          att, inf = estimate(table.unpack(args))
+          if att == nil then why = inf
+          elseif att ~= att then why = "the estimate is not a number (every comparison row trimmed?)" end
         end
         if why then
           cell.att = 0 / 0
           notes[#notes + 1] = string.format("ATT(%s,%s) cannot be estimated: %s", fmt(g), fmt(periods[c]), why)
         else
-          -- Scale to the whole panel: the cell used n1 of the n units.
-          local full = {}
+          -- Scale to all n units (the cell used n1 rows, as did does) and sum
+          -- each unit's rows: a panel unit observed in both periods of a
+          -- repeated cross-section comparison has two.
+          local full, n1 = {}, #idx
           for i = 1, n do full[i] = 0 end
-          for k = 1, n1 do full[idx[k]] = inf[k] * n / n1 end
+          for k = 1, n1 do full[idx[k]] = full[idx[k]] + inf[k] * n / n1 end
           cell.att, cell.inf = att, full
         end
       end
@@ -920,10 +1174,12 @@ function M.cs(d, formula, opts)
       lo = c.lo, hi = c.hi, ulo = c.ulo, uhi = c.uhi, base = c.base }
   end
   local fit = fitmod.new {
-    names = names, b = b, V = V, nobs = U.n * #U.periods, dist = "normal",
-    estimator = "did", method = "cs", label = "Callaway & Sant'Anna (" .. o.est .. ")",
+    names = names, b = b, V = V, nobs = U.nobs, dist = "normal",
+    estimator = "did", method = "cs",
+    label = "Callaway & Sant'Anna (" .. o.est .. (o.panel and "" or ", repeated cross-sections") .. ")",
     formula = formula, notes = notes, att_gt = att_rows, crit = crit, pretest = pretest,
-    stats = { n_units = U.n, n_periods = #U.periods, n_clusters = U.n_clusters or U.n, est = o.est,
+    stats = { n_units = U.n, n_obs = U.nobs, panel = o.panel, rc = o.rc, n_periods = #U.periods,
+      n_clusters = U.n_clusters or U.n, est = o.est,
       control = o.control, base = o.base, anticipation = antic, bootstrap = o.bootstrap, seed = o.seed },
     private = S,
     aggregate = aggregate, dynamic_effects = dynamic_effects, cohort = opts.cohort,
