@@ -74,8 +74,9 @@ function M.prepare(d, formula, opts, who)
       fail("option 'time' must name the time column of the repeated cross-sections (panel = false)")
     end
   elseif info == nil then
-    fail("needs a panel index: call d:panel{entity = ..., time = ...} first " ..
-      "(or give panel = false, time = \"...\" for repeated cross-sections)")
+    -- Only cs (who "did") estimates repeated cross-sections.
+    fail("needs a panel index: call d:panel{entity = ..., time = ...} first" ..
+      (who == "did" and " (or give panel = false, time = \"...\" for repeated cross-sections)" or ""))
   else
     entity, time = info.entity, info.time
   end
