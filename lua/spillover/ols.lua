@@ -366,6 +366,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
     stats.fe_dof = fe_dof
   end
   if vc.type == "cluster" then stats.n_clusters = rules.n_clusters(vinfo) end
+  notes[#notes + 1] = rules.few_clusters_note(vc, vinfo)
   local pinfo = util.panel_of(d)
   if pinfo then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
 

@@ -194,6 +194,24 @@ function M.n_clusters(vinfo)
   return g
 end
 
+--- The note a clustered fit carries when some clustering dimension has fewer
+--- than about 42 clusters (the common rule of thumb; MacKinnon, Nielsen & Webb
+--- 2023 show the cluster-robust t test over-rejecting there, badly when the
+--- clusters are unbalanced), recommending the wild cluster bootstrap.  nil
+--- for other fits.
+M.FEW_CLUSTERS = 42
+function M.few_clusters_note(vc, vinfo)
+  if vc.type ~= "cluster" then return nil end
+  for j, g in ipairs(vinfo.ngroups) do
+    if g < M.FEW_CLUSTERS then
+      return string.format("only %d clusters in '%s': cluster-robust t tests over-reject with fewer than about %d; " ..
+        "check a coefficient with fit:wildboot{param = \"...\", cluster = \"%s\"}", g, vc.cluster[j],
+        M.FEW_CLUSTERS, vc.cluster[j])
+    end
+  end
+  return nil
+end
+
 --- The context M.covariance needs for a design: cluster codes, DK periods,
 --- and the absorbed parameters not nested in the clusters (fixest/reghdfe
 --- count only those).
