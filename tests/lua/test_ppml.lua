@@ -117,6 +117,8 @@ local b, se = fs:coef(), fs:se()
 T.check(math.abs(b.x1 - 0.5) < 3 * se.x1 and math.abs(b.x2 + 0.3) < 3 * se.x2 and se.x1 < 0.05 and se.x2 < 0.05,
   "simulation: both slopes within 3 standard errors of the truth",
   string.format("x1 %.4f (%.4f), x2 %.4f (%.4f)", b.x1, se.x1, b.x2, se.x2))
+T.check(fs.stats.separated_relu == 0 and fs.nobs == ds:nrow() - fs.stats.separated_fe,
+  "simulation: the ReLU test drops nothing beyond the all-zero entities", tostring(fs.stats.separated_relu))
 -- every level's first-order condition: predictions add up to the outcome
 local ps, sumy, sump = fs:predict(ds), 0, 0
 for r = 1, ds:nrow() do if ps[r] == ps[r] then sumy, sump = sumy + sim.y[r], sump + ps[r] end end
