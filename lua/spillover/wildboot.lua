@@ -48,7 +48,7 @@ local DRAW = {
 --- order in which replications are computed.
 local function weight_draws(kind, G, reps, seed)
   local v = {}
-  if kind == "rademacher" and G < 31 and 2 ^ G <= reps then
+  if kind == "rademacher" and 2 ^ G <= reps then
     for b = 1, 2 ^ G do
       local row, bits = {}, b - 1
       for g = 1, G do
@@ -303,8 +303,8 @@ function M.wildboot(fit, opts)
   local o = check(opts, fit)
   local p = fit.private
   if type(p) ~= "table" or not p.design or not (fit.estimator == "ols" or fit.estimator == "within") then
-    raise(string.format("wildboot: needs a fit of sp.ols (with or without fixed effects), got a %s fit",
-      tostring(fit.estimator or "user")))
+    raise(string.format("wildboot: needs a fit of sp.ols (with or without fixed effects); this is a '%s' fit%s",
+      tostring(fit.estimator or "user"), fit.endog_names and " (2SLS: the WRE bootstrap is not implemented)" or ""))
   end
   if p.weights then raise("wildboot: weighted fits are not supported; refit without weights") end
   local pidx
@@ -312,6 +312,10 @@ function M.wildboot(fit, opts)
   if not pidx then
     raise(string.format("wildboot: unknown coefficient '%s' (the fit has %s)%s", o.param,
       table.concat(fit.names, ", "), suggest.did_you_mean(o.param, fit.names)))
+  end
+  if not (fit.V[pidx][pidx] > 0) then
+    raise(string.format("wildboot: the variance of '%s' is %s (a perfect fit?); nothing to bootstrap", o.param,
+      tostring(fit.V[pidx][pidx])))
   end
   local des = p.design
   local cname = o.cluster or fit_cluster(fit)

@@ -152,6 +152,19 @@ T.checkerr("unknown option 'rep'.*did you mean 'reps'", function() return fit:wi
 T.checkerr("'reps' must be a positive integer", function() return fit:wildboot { param = "x1", reps = 0 } end)
 T.checkerr("not clustered one way; name the bootstrap clusters", function() return fit_hc:wildboot { param = "x1" } end)
 T.checkerr("unknown cluster variable 'gg'", function() return fit:wildboot { param = "x1", cluster = "gg" } end)
+T.checkerr("not clustered one way", function()
+  return sp.ols(d, "y ~ x1 + x2", { vcov = { cluster = { "g", "t" } } }):wildboot { param = "x1" }
+end)
+local dw = sp.frame(cols)
+dw.w = 1
+T.checkerr("weighted fits are not supported", function()
+  return sp.ols(dw, "y ~ x1 + x2", { weights = "w", vcov = { cluster = "g" } }):wildboot { param = "x1" }
+end)
+cols.z = {}
+for j = 1, n do cols.z[j] = cols.x1[j] + math.sin(j) end
+T.checkerr("this is a 'iv' fit %(2SLS: the WRE bootstrap is not implemented%)", function()
+  return sp.ols(sp.frame(cols), "y ~ x2 | x1 ~ z", { vcov = { cluster = "g" } }):wildboot { param = "x1" }
+end)
 local err = T.checkerr("needs a fit of sp.ols", function()
   return sp.fit { names = { "x" }, b = { 1 }, V = { { 1 } }, nobs = 3 }:wildboot { param = "x" }
 end)
