@@ -69,6 +69,9 @@ same_vcov(ppml(d, FML, { vcov = "hc1", tol = 1e-14 }), R.hc1, 1e-6, "sandwich HC
 local fcl = ppml(d, FML, { vcov = { cluster = "id" }, tol = 1e-14 })
 same_vcov(fcl, R.cl, 1e-6, "clustered by id, fixest's small-sample factor")
 T.check(fcl.stats.n_clusters == 7 and fcl.vcov_label == "clustered by id (7)", "seven clusters", fcl.vcov_label)
+local f2 = ppml(d, FML, { vcov = { cluster = { "id", "t" } }, tol = 1e-14 })
+T.check(f2.stats.n_clusters[1] == 7 and f2.stats.n_clusters[2] == 6 and f2:se().x1 > 0,
+  "two-way clustering (Cameron, Gelbach & Miller)", f2.vcov_label)
 local fdef = ppml(d, FML, { tol = 1e-14 })
 T.near(fdef:se().x1, fcl:se().x1, 1e-12, "the default vcov clusters by the first fixed effect (fepois)")
 T.near(fit.stats.deviance, R.deviance, 1e-8, "deviance")
