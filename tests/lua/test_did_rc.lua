@@ -116,6 +116,13 @@ do
   local eq = true
   for k, r in ipairs(fp.att_gt) do eq = eq and math.abs(r.att - f.att_gt[k].att) < 1e-12 end
   T.check(eq, "balanced panel treated as rcs, no covariates: ATT = the panel ATT")
+  -- Also with a universal base period (pre-treatment cells compare t with a later base).
+  local fpu = cs.cs(dp, "lemp ~ 1", { cohort = "first.treat", base = "universal" })
+  local fu = cs.cs(d, "lemp ~ 1", { cohort = "first.treat", panel = false, time = "year", base = "universal" })
+  local equ = #fu.att_gt == 15
+  for k, r in ipairs(fpu.att_gt) do equ = equ and math.abs(r.att - fu.att_gt[k].att) < 1e-12 end
+  T.check(equ and fu.att_gt[1].att == 0 and fu.att_gt[1].se ~= fu.att_gt[1].se and fu.att_gt[6].base == 2005,
+    "universal base period: rcs ATT = the panel ATT (ATT(2006,2003) against 2005), reference cells 0")
   -- A frame with a panel index and panel = false takes its time from the index.
   local fi = cs.cs(dp, "lemp ~ 1", { cohort = "first.treat", panel = false })
   T.check(fi.nobs == 2500 and fi.att_gt[3].att == f.att_gt[3].att and fi.att_gt[3].se == f.att_gt[3].se,
