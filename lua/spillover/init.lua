@@ -78,6 +78,7 @@ sp.psm, sp.synth = require("spillover.psm").psm, require("spillover.synth").synt
 sp.dea = require("spillover.dea").dea
 sp.malmquist = require "spillover.malmquist"
 sp.tobit = require "spillover.tobit"
+sp.ppml = require("spillover.ppml").ppml
 mechanism.register(sp.scenario)
 
 return sp

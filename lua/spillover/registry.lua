@@ -81,7 +81,8 @@ end
 function M.reserved(name)
   local old = entries[name]
   if old and old.origin == BUILTIN then
-    return "register_estimator: '" .. tostring(name) .. "' is a built-in estimator; choose another name"
+    return "register_estimator: '" .. tostring(name) .. "' is a built-in estimator; choose another name " ..
+      "(or use the built-in: estimator: " .. tostring(name) .. ")"
   end
 end
 

@@ -2,7 +2,7 @@
 -- public primitives only (sp.design, sp.absorb, sp.lsfit, sp.vcov, sp.fit).
 -- docs/extending.md explains every step; scenarios/ppml_example.yaml uses it:
 --   plugins: [plugins/ppml.lua]
---   models: {m: {estimator: ppml, formula: "gsp ~ log(pcap) + unemp | state + year",
+--   models: {m: {estimator: my_ppml, formula: "gsp ~ log(pcap) + unemp | state + year",
 --                vcov: {cluster: state}, options: {tol: 1e-10}}}
 -- The model is E[y | x, fe] = exp(x'b + a_fe1 + g_fe2 + ...), estimated by
 -- iteratively reweighted least squares (IRLS): each iteration demeans the
@@ -318,7 +318,7 @@ ppml = function(data, model, options)
 end
 
 sp.register_estimator {
-  name = "ppml",
+  name = "my_ppml",
   fit = ppml,
   -- For the estimator registry, so that `spillover check` validates the
   -- options and refuses experiments a fit cannot serve (docs/extending.md).

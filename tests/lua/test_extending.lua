@@ -12,9 +12,9 @@ local sandbox = require "spillover.sandbox"
 local PLUGIN = "scenarios/plugins/ppml.lua"
 local entry
 sandbox.load_plugin(PLUGIN, { register = function(e) entry = e end, root = "scenarios" })
-T.check(entry and entry.name == "ppml" and entry.capabilities.refit and entry.capabilities.draw
+T.check(entry and entry.name == "my_ppml" and entry.capabilities.refit and entry.capabilities.draw
   and not entry.capabilities.predict_matrix and entry.options.tol.type == "number",
-  "the plugin registers ppml with its options and capabilities (no --trust)")
+  "the plugin registers my_ppml with its options and capabilities (no --trust)")
 local function ppml(d, formula, model, options)
   model = model or {}
   model.formula = formula
