@@ -221,6 +221,13 @@ local Vhat = brute(Xhat_rows, eiv, { lat = ivc.lat, lon = ivc.lon, cutoff = 120,
 local rd_iv = max_rel(ivfit:vcov(), { "(Intercept)", "x" }, Vhat)
 T.check(rd_iv < 1e-12, "2SLS, Bartlett 120 km = brute force", string.format("relative difference %.3g", rd_iv))
 
+-- Scenario files name the kind: `spillover check` lets an ols model take it.
+local rules = require "spillover.vcov_rules"
+T.check(rules.kind { conley = { lat = "lat", lon = "lon", cutoff = 1 } } == "conley", "vcov kind 'conley'")
+local listed = false
+for _, kind in ipairs(rules.KINDS) do listed = listed or kind == "conley" end
+T.check(listed, "'conley' among the vcov kinds estimators declare")
+
 -- ---- errors ----------------------------------------------------------------------
 
 T.checkerr("vcov: conley standard errors are not available for this estimator", function()
