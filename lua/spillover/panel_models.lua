@@ -312,18 +312,20 @@ end
 --- plm's "Between" model for one dimension: OLS of the group means, each
 --  group weighted by its number of rows (the means repeated on every row).
 --  Returns the quadratic form sum_i T_i (ybar_i - zbar_i b)^2 and the slope count.
-local function between_fit(P, dim)
+--  unweighted: Stata's xtreg, be instead (one row per group, each weighing
+--  1), returning sum_i (ybar_i - zbar_i b)^2; the same fit on a balanced panel.
+local function between_fit(P, dim, unweighted)
   local G, g, cnt = dim.G, dim.g, dim.cnt
   local cols, ymean = {}, group_means(P.y, g, G, cnt)
   for j = 1, P.k do cols[j] = group_means(P.X[j], g, G, cnt) end
   local w = {}
-  for c = 1, G do w[c] = cnt[c] end
+  for c = 1, G do w[c] = unweighted and 1 or cnt[c] end
   local f = core.lsfit(tomatrix(cols, G), vector(ymean, G), { weights = vector(w, G) })
   local q = 0
   for c = 1, G do
     local r = ymean[c]
     for j = 1, P.k do if f.keep[j] then r = r - cols[j][c] * f.b:get(j, 1) end end
-    q = q + cnt[c] * r * r
+    q = q + w[c] * r * r
   end
   local ks = f.rank - ((P.ic and f.keep[P.ic]) and 1 or 0)
   return q, ks, f
@@ -387,6 +389,9 @@ local function ercomp(P, method, effect)
     local rows = twoways and { 1, 2, 3 } or (effect == "time" and { 1, 3 } or { 1, 2 })
     local bydim = { [2] = P.id, [3] = P.ts }
     local general = not P.balanced    -- plm's dfcor = 3 (unbiased, trace formulas)
+    -- compat = "stata": xtreg, re's Swamy-Arora for one-way effects (Stata
+    -- has no two-way random effects); it equals plm's on a balanced panel
+    local stata_sa = P.compat == "stata" and not twoways
     if method == "swar" then
       local wf = within_fit(P, dims)
       q[1] = wf.ssr
@@ -400,9 +405,16 @@ local function ercomp(P, method, effect)
               "between regression; use method = \"amemiya\" or \"walhus\"", P.k, dim.G,
               r == 2 and "entities" or "periods"))
           end
-          local qb, ks, bf = between_fit(P, dim)
+          local qb, ks, bf = between_fit(P, dim, stata_sa)
           q[r] = qb
-          if general then
+          if stata_sa then
+            -- xtreg, re: s2_u = SSR_b/(G - k) - s2_e/Tbar, Tbar the harmonic
+            -- mean of the T_i, i.e. q = (G - k) s2_u + (G - k)/Tbar s2_e
+            local inv = 0
+            for a = 1, dim.G do inv = inv + 1 / dim.cnt[a] end
+            Mq[r][r] = dim.G - ks - 1
+            Mq[r][1] = Mq[r][r] * inv / dim.G
+          elseif general then
             -- M[id,nu] = N - K - 1, M[id,eta] = O - tr((ZB'ZB)^-1 ZS'Z)
             local Zk = {}
             for j = 1, P.k do if bf.keep[j] then Zk[#Zk + 1] = P.X[j] end end
