@@ -89,11 +89,7 @@ local function projector(Ainv, m)
   return v
 end
 
-local function dot(x, v)
-  local s = 0
-  for a = 1, #v do s = s + x[a] * v[a] end
-  return s
-end
+local dot = util.dot
 
 -- Weighted least squares of y on X over the rows where sel is true:
 -- coefficients, or nil when X'WX is singular.

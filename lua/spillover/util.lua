@@ -160,7 +160,6 @@ function M.check_options(opts, allowed, who)
   return opts or {}
 end
 
---- a' b of two column vectors (n x 1 matrices).
 --- The rows of any matrix as an array of arrays, whatever its shape
 --- (m:totable() gives a flat table for n x 1 and 1 x n).
 function M.rows(m)
@@ -173,8 +172,13 @@ function M.rows(m)
   return t
 end
 
+--- a' b of two column vectors: n x 1 matrices, or Lua arrays of the same length.
 function M.dot(a, b)
   local s = 0
+  if type(a) == "table" then  -- Lua arrays (the small dense algebra of estimators)
+    for i = 1, #a do s = s + a[i] * b[i] end
+    return s
+  end
   for i = 1, a:nrow() do s = s + a:get(i, 1) * b:get(i, 1) end
   return s
 end

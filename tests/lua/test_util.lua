@@ -58,6 +58,7 @@ T.check(util.options_problem({ tol = 1 }, { "tol" }) == nil and
 -- ---- dot, panel_of ------------------------------------------------------------------------
 local a, b = sp.matrix({ { 1 }, { 2 }, { 3 } }), sp.matrix({ { 4 }, { 5 }, { 6 } })
 T.check(util.dot(a, b) == 32, "dot")
+T.check(util.dot({ 1, 2, 3 }, { 4, 5, 6 }) == 32, "dot of Lua arrays")
 local d = sp.frame{ id = { 1, 1, 2, 2 }, t = { 1, 2, 1, 2 }, y = { 1, 2, 3, 4 } }
 T.check(util.panel_of(d) == nil, "panel_of: nil without an index")
 T.check(util.panel_of(nil) == nil and util.panel_of(a) == nil and util.panel_of({}) == nil, "panel_of: nil for what is not a frame")
