@@ -274,6 +274,11 @@ function M.fit(d, formula, opts, des)
   opts = linear.check_options(opts, linear.ols_options, "ivreg")
   local compat = linear.check_compat(opts)
   local vc = linear.parse_vcov(opts.vcov)
+  if opts.small ~= nil and type(opts.small) ~= "boolean" then
+    raise("ivreg: small must be true or false, got " .. tostring(opts.small))
+  end
+  -- z tests and a chi2 Wald: plm, statsmodels' robust fits, ivregress without small
+  local large = opts.small == false or compat == "plm" or (compat == "statsmodels" and vc.type ~= "iid")
   if opts.weights then
     raise("ivreg: weights are not supported for instrumental variables (yet); drop opts.weights")
   end
@@ -444,6 +449,8 @@ function M.fit(d, formula, opts, des)
     raise(string.format("ivreg: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
       n, K, fe_dof))
   end
+  -- small = false: ivregress's large-sample V (the first stage keeps its F tests)
+  ctx.small = opts.small
   local V, vinfo, vlabel = linear.covariance(Xhat, e, f2.bread, ctx)
   local names = {}
   for _, nm in ipairs(exog_names) do names[#names + 1] = nm end
@@ -486,7 +493,7 @@ function M.fit(d, formula, opts, des)
   -- the vcov, plm a chi2 Wald with its vcov, the others an F with the vcov used.
   local slope_idx = {}
   for i, nm in ipairs(names) do if nm ~= "(Intercept)" then slope_idx[#slope_idx + 1] = i end end
-  if compat == "plm" then
+  if compat == "plm" or opts.small == false then
     stats.wald = linear.joint_test(bt, Vt, slope_idx, df_resid, true)
   elseif compat == "sandwich" or vc.type == "iid" then
     local Vc = linear.totable(f2.bread * (ssr / df_resid))
@@ -588,7 +595,7 @@ function M.fit(d, formula, opts, des)
   for j, fe in ipairs(des.fe) do fe_info[j] = { name = fe.name, nlevels = fe.nlevels } end
   local fit = linear.assemble {
     names = names, keep = keep, b = bt, V = V, nobs = n, df_resid = df_t,
-    dist = (compat == "plm" or (compat == "statsmodels" and vc.type ~= "iid")) and "normal" or "t",
+    dist = large and "normal" or "t",
     stats = stats, estimator = nfe > 0 and "iv_within" or "iv", label = nfe > 0 and "2SLS with fixed effects" or "2SLS",
     formula = formula, vcov_label = vlabel, vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped,
     compat = compat, resid = e, private = { design = des, data = d, absorb = absorb },

@@ -145,7 +145,7 @@ local function extra_vars(d, vc, opts)
   local function known(name, what)
     if names == nil then return end
     for _, nm in ipairs(names) do if nm == name then return end end
-    raise(string.format("%s: unknown %s variable '%s'%s", what == "cluster" and "vcov" or "weights", what,
+    raise(string.format("%s: unknown %s variable '%s'%s", what == "weight" and "weights" or "vcov", what,
       tostring(name), suggest.did_you_mean(tostring(name), names)))
   end
   if vc.type == "cluster" then
@@ -159,6 +159,9 @@ local function extra_vars(d, vc, opts)
       raise("vcov: Driscoll-Kraay needs a panel index: call d:panel{entity=, time=} first")
     end
     extra[#extra + 1] = info.time
+  elseif vc.type == "newey_west" and vc.time then
+    known(vc.time, "time")
+    extra[#extra + 1] = vc.time
   end
   if opts.weights then
     if type(opts.weights) ~= "string" then
@@ -186,7 +189,7 @@ end
 M.check_options = check_options
 
 --- The options sp.ols (and 2SLS through it) reads.
-M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "singletons" }
+M.ols_options = { "vcov", "compat", "weights", "tol", "maxiter", "threads", "singletons", "small" }
 
 -- ---- OLS with absorbed fixed effects -------------------------------------------
 
@@ -221,6 +224,10 @@ function M.ols(d, formula, opts)
   end
   if des.endog_names and #des.endog_names > 0 then
     return M.ivreg(d, formula, opts, des)
+  end
+  if opts.small ~= nil then
+    raise("ols: 'small' is an option of 2SLS fits (Stata's ivregress without small); OLS keeps the " ..
+      "small-sample corrections of its compat preset")
   end
   return M.fit_design(d, des, formula, opts, compat, vc, extra)
 end

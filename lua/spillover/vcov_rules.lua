@@ -51,7 +51,7 @@ local function parse_vcov(v)
       return { type = t == "classic" and "iid" or t }
     end
     raise("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...}, " ..
-      "{driscoll_kraay = lag} or {conley = {...}})")
+      "{driscoll_kraay = lag}, {newey_west = lag} or {conley = {...}})")
   end
   if type(v) ~= "table" then raise("vcov: expected a string or a table") end
   local out = { dof = v.dof, gadj = v.gadj, tdf = v.tdf, fix_psd = v.fix_psd, multi0 = v.multi0 }
@@ -72,13 +72,22 @@ local function parse_vcov(v)
         "T the number of periods)", lag))
     end
     out.lag = lag ~= true and math.tointeger(lag) or nil  -- nil: plm's default floor(T^(1/4))
+  elseif v.newey_west ~= nil then
+    local lag = v.newey_west
+    if type(lag) ~= "number" or math.tointeger(lag) == nil or lag < 0 then
+      raise("vcov: newey_west must be an integer lag >= 0 (Stata's newey, lag(#)), got " .. tostring(lag))
+    end
+    if v.time ~= nil and type(v.time) ~= "string" then
+      raise("vcov: newey_west's time must be the name of a column, got a " .. type(v.time))
+    end
+    out.type, out.lag, out.time = "newey_west", math.tointeger(lag), v.time
   elseif v.conley ~= nil then
     out.type, out.conley = "conley", conley.parse(v.conley)
   elseif v.type then
     out = parse_vcov(v.type)
     out.dof, out.gadj, out.tdf = v.dof, v.gadj, v.tdf
   else
-    raise("vcov: a table must have 'cluster', 'driscoll_kraay', 'conley' or 'type'")
+    raise("vcov: a table must have 'cluster', 'driscoll_kraay', 'newey_west', 'conley' or 'type'")
   end
   return out
 end
@@ -109,6 +118,8 @@ local function describe_vcov(vc, info)
     return "clustered by " .. table.concat(parts, " & ")
   elseif vc.type == "driscoll_kraay" then
     return string.format("Driscoll-Kraay (lag %d)", info.lag)
+  elseif vc.type == "newey_west" then
+    return string.format("Newey-West (Bartlett, lag %d)", info.lag)
   elseif vc.type == "iid" then
     return "iid"
   end
@@ -125,10 +136,38 @@ local function vcov_kdf(compat, vc, rank, fe_dof, fe_dof_nonnested)
   return rank + fe_dof
 end
 
+--- The period of each estimation row for Newey-West: the row order, or the
+--- values of vc.time, which must differ from row to row (a single time
+--- series).  The C Driscoll-Kraay pairs the sorted distinct values: a gap in
+--- the time variable is closed up, as Stata's newey with force.
+local function nw_periods(ctx, vc, n)
+  if ctx.design == nil then
+    raise("vcov: newey_west is for sp.ols and 2SLS fits of a single time series (use {driscoll_kraay = lag} " ..
+      "on a panel)")
+  end
+  local t = {}
+  if vc.time == nil then
+    for i = 1, n do t[i] = i end
+    return t
+  end
+  local col, seen = ctx.data[vc.time], {}
+  for i, r in ipairs(ctx.design.rows) do
+    local v = type(col) == "table" and col[r] or col:get(r, 1)
+    if seen[v] then
+      raise(string.format("vcov: newey_west: '%s' = %s on more than one row: Newey-West is for a single time " ..
+        "series (use {driscoll_kraay = lag} on a panel)", vc.time,
+        math.type(v) == "float" and string.format("%.15g", v) or tostring(v)))
+    end
+    seen[v], t[i] = true, v
+  end
+  return t
+end
+
 --- Compute the covariance for a fitted linear model.
 --   X: the (transformed) regressors actually used (kept columns), e: residuals,
 --   bread: (X'X)^-1; ctx: {compat, vcov (parsed), codes = function(name), time_codes,
---   fe_dof, fe_nested(name) -> dof of FE not nested in that cluster, weights}
+--   fe_dof, fe_nested(name) -> dof of FE not nested in that cluster, weights,
+--   small = false for the large-sample V of Stata's ivregress without small}
 function M.covariance(X, e, bread, ctx)
   local vc = ctx.vcov
   local rank = X:ncol()
@@ -145,6 +184,11 @@ function M.covariance(X, e, bread, ctx)
   elseif vc.type == "driscoll_kraay" then
     opts.time, opts.time_name = ctx.time_codes(), ctx.time_name
     opts.lag = vc.lag
+  elseif vc.type == "newey_west" then
+    -- Newey-West on one time series is Driscoll-Kraay with one row per
+    -- period; Stata's newey (and ivregress ..., small) scale by N/(N-K)
+    opts.type, opts.time, opts.time_name, opts.lag = "driscoll_kraay", nw_periods(ctx, vc, X:nrow()), vc.time, vc.lag
+    opts.dof = ctx.compat == "stata" and "n/(n-k)" or "none"
   end
   opts.k_df = vcov_kdf(ctx.compat, vc, rank, fe_dof, nonnested)
   if vc.type == "conley" then return conley.covariance(X, e, bread, ctx, opts.k_df) end
@@ -155,6 +199,11 @@ function M.covariance(X, e, bread, ctx)
     elseif h == "hc1" then opts.dof, opts.gadj = "n/(n-k)", "none"
     elseif h == "sss" then opts.dof, opts.gadj = "(n-1)/(n-k)", "each"
     else raise("vcov: cluster type must be hc0, hc1 or sss, got '" .. vc.hc .. "'") end
+  end
+  if ctx.small == false then
+    -- ivregress without small: s2 = e'e/N, robust, cluster and HAC meats
+    -- with no N/(N-K) and no G/(G-1)
+    opts.dof, opts.gadj = "none", "none"
   end
   opts.dof = vc.dof or opts.dof
   opts.gadj = vc.gadj or opts.gadj

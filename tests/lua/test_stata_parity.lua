@@ -66,4 +66,65 @@ do
     "re: plm's Swamy-Arora (the default) differs from Stata's when T_i vary", math.sqrt(p.stats.sigma2.id))
 end
 
+-- ---- ivregress 2sls without small; Newey-West ---------------------------------------
+-- Stata numbers: linearmodels' Stata 13 run on its simulated IV data
+-- (bashtage/linearmodels, linearmodels/tests/iv/results/stata-iv-simulated-results.txt,
+-- commit 3638b0c2; data ../shared/data/external/lm_iv_simulated.dta, tsset time),
+-- sections 2sls-num_endog_*-num_exog_*-num_instr_2-weighted_False-<vce>-[small].
+local iv = sp.read(EXT .. "lm_iv_simulated.dta")
+do
+  -- vce(unadjusted): s2 = e'e/N (no small) against e'e/(N-K) (small), z and chi2
+  local F = "y_unadjusted ~ x3 + x4 + x5 | x1 ~ z1 + z2"
+  local f = sp.ols(iv, F, { small = false })
+  T.near(f:coef().x1, 0.42116101194, 1e-9, "ivregress: b(x1)")
+  T.near(f:se().x1 ^ 2, 0.05559442565, 1e-8, "ivregress, vce(unadjusted): V(x1) with s2 = RSS/N")
+  T.near(f.stats.sigma ^ 2 * f.stats.df_resid / f.nobs, 1.1049747703 ^ 2, 1e-9, "ivregress: rmse^2 = RSS/N")
+  T.near(f.stats.F.statistic, 2525.8735845, 1e-9, "ivregress: Wald chi2(4)")
+  T.check(f.stats.F.kind == "Wald chi2" and not f:uses_t(), "ivregress without small: z tests and a chi2 Wald")
+  local s = sp.ols(iv, F)
+  T.near(s:se().x1 ^ 2 * (600 - 5) / 600, 0.05559442565, 1e-8, "small: the same V times N/(N-K)")
+  T.check(s:uses_t() and s.stats.F.kind == "F", "small (the default): t tests and an F")
+  -- vce(cluster cluster_id), 120 clusters: no G/(G-1), no (N-1)/(N-K) without small
+  local Fc = "y_clustered ~ x3 + x4 + x5 | x1 + x2 ~ z1 + z2"
+  local c = sp.ols(iv, Fc, { small = false, vcov = { cluster = "cluster_id" } })
+  T.near(c:se().x1 ^ 2, 1.3842650988, 1e-8, "ivregress, vce(cluster): V(x1) without small")
+  T.near(c.stats.F.statistic, 2686.3281824, 1e-8, "ivregress, vce(cluster): Wald chi2(5)")
+  local cs = sp.ols(iv, Fc, { vcov = { cluster = "cluster_id" } })
+  T.near(cs:se().x1 ^ 2, 1.4076475582, 1e-8, "ivregress, vce(cluster) small: V(x1)")
+  -- vce(hac bartlett 12): Newey-West, Bartlett weights 1 - l/13
+  local Fk = "y_kernel ~ 1 | x1 ~ z1"
+  local k = sp.ols(iv, Fk, { small = false, vcov = { newey_west = 12 } })
+  T.near(k:se().x1 ^ 2, 0.02553149514, 1e-8, "ivregress, vce(hac bartlett 12): V(x1)")
+  T.near(k.stats.F.statistic, 362.80950935, 1e-8, "ivregress, vce(hac bartlett 12): chi2(1)")
+  T.check(k.vcov_label == "Newey-West (Bartlett, lag 12)", "the Newey-West label", k.vcov_label)
+  local ks = sp.ols(iv, Fk, { vcov = { newey_west = 12, time = "time" } })
+  T.near(ks:se().x1 ^ 2, 0.02561688476, 1e-8, "ivregress, vce(hac bartlett 12) small: N/(N-K)")
+  T.near(ks.stats.F.statistic, 361.60014432, 1e-8, "ivregress, hac small: F(1, 598)")
+  T.check(ks.stats.df_t == 598, "hac small: t(N - K)", ks.stats.df_t)
+  -- identity: lag 0 is HC1 under the stata preset (newey's N/(N-K)), HC0 under plm
+  local a = sp.ols(iv, "y_kernel ~ x3 + x4", { vcov = { newey_west = 0 } })
+  T.near(a:se().x3, sp.ols(iv, "y_kernel ~ x3 + x4", { vcov = "hc1" }):se().x3, 1e-12, "newey_west = 0 is HC1 (stata)")
+  local a0 = sp.ols(iv, "y_kernel ~ x3 + x4", { vcov = { newey_west = 0 }, compat = "plm" })
+  T.near(a0:se().x3, sp.ols(iv, "y_kernel ~ x3 + x4", { vcov = "hc0" }):se().x3, 1e-12, "newey_west = 0 is HC0 (plm)")
+  -- the rows in time order: a shuffled frame with time = gives the same V
+  local order = {}
+  for i = 1, iv:nrow() do order[i] = ((i * 7) % iv:nrow()) + 1 end
+  local shuffled = iv:take(order)
+  local sh = sp.ols(shuffled, Fk, { vcov = { newey_west = 12, time = "time" } })
+  T.near(sh:se().x1, ks:se().x1, 1e-10, "newey_west with time = sorts the periods")
+  local p = sp.read_csv("tests/reference/data/Produc.csv")
+  T.checkerr("vcov: newey_west: 'year' = 1970 on more than one row: Newey%-West is for a single time series " ..
+    "%(use {driscoll_kraay = lag} on a panel%)", sp.ols, p, "log_gsp ~ unemp", { vcov = { newey_west = 2, time = "year" } })
+  T.checkerr("vcov: unknown time variable 'yeer' %(did you mean 'year'%?%)", sp.ols, p, "log_gsp ~ unemp",
+    { vcov = { newey_west = 2, time = "yeer" } })
+  T.checkerr("vcov: newey_west must be an integer lag >= 0 %(Stata's newey, lag%(#%)%), got %-1", sp.ols, p,
+    "log_gsp ~ unemp", { vcov = { newey_west = -1 } })
+  T.checkerr("got 2$", sp.ols, p, "log_gsp ~ unemp", { vcov = { newey_west = "2" } })
+  p:panel { entity = "state", time = "year" }
+  T.checkerr("vcov: newey_west is for sp.ols and 2SLS fits of a single time series", pm.fd, p, "log_gsp ~ unemp",
+    { vcov = { newey_west = 1 } })
+  T.checkerr("ols: 'small' is an option of 2SLS fits", sp.ols, p, "log_gsp ~ unemp", { small = false })
+  T.checkerr("ivreg: small must be true or false, got no", sp.ols, iv, F, { small = "no" })
+end
+
 T.done()
