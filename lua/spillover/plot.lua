@@ -940,6 +940,226 @@ function M.coef(path, spec)
   return render(F, path, sp, draw)
 end
 
+-- ---- plot.tilemap ----------------------------------------------------------------------
+
+--- The diverging scale of effect maps: Okabe-Ito blue (below the centre)
+--- through near-white to vermillion (above it), both ends colour-blind safe.
+M.diverging = { "#0072B2", "#F7F7F7", "#D55E00" }
+--- Colours of the classes of a LISA cluster map (plot.tilemap's classes).
+M.lisa_colors = { HH = "#D55E00", LL = "#0072B2", HL = "#E69F00", LH = "#56B4E9", ns = "#F7F7F7" }
+local NO_DATA = "#BDBDBD"
+
+local function rgb(c) return tonumber(c:sub(2, 3), 16), tonumber(c:sub(4, 5), 16), tonumber(c:sub(6, 7), 16) end
+
+local function mix(a, b, t)
+  local ar, ag, ab = rgb(a)
+  local br, bg, bb = rgb(b)
+  return string.format("#%02X%02X%02X", math.floor(ar + (br - ar) * t + 0.5), math.floor(ag + (bg - ag) * t + 0.5),
+    math.floor(ab + (bb - ab) * t + 0.5))
+end
+
+-- Black text on light tiles, white on dark ones (relative luminance, sRGB weights).
+local function ink(c)
+  local r, g, b = rgb(c)
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255 < 0.5 and "#FFFFFF" or "#000000"
+end
+
+local function hex_color(F, c, what)
+  if type(c) ~= "string" or not c:match("^#%x%x%x%x%x%x$") then
+    fail(F, string.format("%s must be a colour \"#rrggbb\", got %s", what, type(c) == "string" and ("'" .. c .. "'") or describe(c)))
+  end
+  return c
+end
+
+-- Diagonal hatching over the square [x, x + s] x [y, y + s] (page points).
+local function hatch(s, x, y, size, color)
+  local step = 3
+  for k = -size + step / 2, size, step do
+    local a, b = math.max(0, -k), math.min(size, size - k)
+    if b > a then pline(s, { x + a, x + b }, { y + a + k, y + b + k }, { color = color, width = 0.4 }) end
+  end
+end
+
+local TILEMAP_OPTIONS = { "tiles", "units", "values", "lo", "hi", "classes", "colors", "order", "lang", "palette",
+  "center", "scale_label", "hatch_label", "missing_label", "title", "width", "height", "dpi", "fontsize", "font",
+  "legend" }
+
+--- A tile-grid map: one square per region of a layout (spillover.tiles: "cn31",
+--- "us48", a CSV path or a layout table), coloured by values (diverging around
+--- center, or sequential) with a colour bar, or by classes (a LISA cluster map)
+--- with swatches; lo/hi hatch the tiles whose interval includes the centre.
+function M.tilemap(path, spec)
+  local F = "tilemap"
+  spec_table(F, spec)
+  util.check_options(spec, TILEMAP_OPTIONS, "plot.tilemap")
+  local tiles = require "spillover.tiles"
+  local ok, layout = pcall(tiles.get, spec.tiles == nil and "cn31" or spec.tiles)
+  if not ok then fail(F, util.message(layout)) end
+  local units = strings(F, spec.units, "units")
+  if #units == 0 then fail(F, "units is empty: nothing to map") end
+  local at
+  ok, at = pcall(tiles.match, layout, units)
+  if not ok then fail(F, util.message(at)) end
+  local lang = opt_string(F, spec, "lang") or "en"
+  local n = #units
+  local fill, hatched = {}, {}
+  local scale, items = nil, {}
+  if (spec.values == nil) == (spec.classes == nil) then fail(F, "give values (numbers) or classes (strings), one of them") end
+  if spec.values ~= nil then
+    local values = numbers(F, spec.values, "values", true)
+    same_length(F, "the map", units, "unit", values, "value")
+    local lo, hi
+    if spec.lo ~= nil or spec.hi ~= nil then
+      lo = numbers(F, spec.lo, "lo", true)
+      hi = numbers(F, spec.hi, "hi", true)
+      same_length(F, "the map", units, "unit", lo, "lo")
+      same_length(F, "the map", units, "unit", hi, "hi")
+    end
+    local palette = spec.palette or "diverging"
+    if palette ~= "diverging" and palette ~= "sequential" then
+      fail(F, "palette must be \"diverging\" or \"sequential\", got " .. tostring(palette))
+    end
+    local center = spec.center or 0
+    if math.type(center) == nil then fail(F, "center must be a number, got " .. describe(center)) end
+    local vlo, vhi = range_of({ values })
+    if vlo > vhi then fail(F, "values has no number to map (all NaN)") end
+    local s0, s1
+    if palette == "diverging" then
+      local m = math.max(math.abs(vlo - center), math.abs(vhi - center))
+      if m == 0 then m = 1 end
+      s0, s1 = center - m, center + m
+    else
+      s0, s1 = vlo, vhi
+      if s0 == s1 then s0, s1 = padded(s0, s1, 0) end
+    end
+    local D = M.diverging
+    local function color(v)
+      local t = (v - s0) / (s1 - s0)
+      if palette == "sequential" then return mix(D[2], D[1], t) end
+      return t < 0.5 and mix(D[1], D[2], t * 2) or mix(D[2], D[3], t * 2 - 1)
+    end
+    scale = { s0 = s0, s1 = s1, color = color }
+    for j = 1, n do
+      local v = values[j]
+      if v == v then fill[at[j]] = color(v) end
+      -- A point interval at the centre (a unit the shock cannot reach) is an
+      -- exact zero, not an uncertain one: its colour says so, unhatched.
+      if lo and lo[j] <= center and center <= hi[j] and lo[j] < hi[j] then hatched[at[j]] = true end
+    end
+    if next(hatched) then
+      items[#items + 1] = { label = opt_string(F, spec, "hatch_label") or ("interval includes " .. fmt_num(center, decimals(math.abs(center) > 0 and math.abs(center) or 1))),
+        color = "#FFFFFF", hatch = true }
+    end
+  else
+    local classes = strings(F, spec.classes, "classes")
+    same_length(F, "the map", units, "unit", classes, "class")
+    local colors = spec.colors or M.lisa_colors
+    if type(colors) ~= "table" then fail(F, "colors must be a table {class = \"#rrggbb\"}, got " .. describe(colors)) end
+    local order = spec.order and strings(F, spec.order, "order") or nil
+    if not order then
+      local seen = {}
+      order = {}
+      for _, c in ipairs(classes) do if not seen[c] then seen[c] = true; order[#order + 1] = c end end
+      table.sort(order)
+    end
+    local known = {}
+    for k, c in ipairs(order) do
+      known[c] = colors[c] and hex_color(F, colors[c], "colors." .. c) or M.palette[(k - 1) % #M.palette + 1]
+      items[#items + 1] = { label = c, color = known[c] }
+    end
+    for j = 1, n do
+      if not known[classes[j]] then
+        fail(F, string.format("classes[%d] is '%s', which order leaves out%s", j, classes[j],
+          require("spillover.suggest").did_you_mean(classes[j], order)))
+      end
+      fill[at[j]] = known[classes[j]]
+    end
+  end
+  local rows, cols = 0, 0
+  local missing = false
+  for i, t in ipairs(layout.tiles) do
+    rows, cols = math.max(rows, t.row), math.max(cols, t.col)
+    if not fill[i] then missing = true end
+  end
+  if missing then items[#items + 1] = { label = opt_string(F, spec, "missing_label") or "no data", color = NO_DATA } end
+  local fs = spec.fontsize or 8.5
+  local show_legend = spec.legend ~= false
+  local top = 5 + (spec.title and fs * 1.6 or 0)
+  local bottom = 4
+  if show_legend then
+    if scale then bottom = bottom + fs * 0.8 + 3 + fs * 1.3 + (spec.scale_label and fs * 1.4 or 0) end
+    if #items > 0 then bottom = bottom + fs * 1.6 end
+  end
+  local sp = setmetatable({}, { __index = spec })
+  local W = (spec.width or 3.5) * 72
+  -- Square tiles: the page is as tall as the grid needs at the page's width.
+  if spec.height == nil then sp.height = (top + bottom + rows * (W - 8) / cols) / 72 end
+  local draw = function(fig)
+    local s = fig.s
+    fig:layout(0, 0, nil)
+    local H = fig.H
+    local cell = math.min((fig.W - 8) / cols, (H - top - bottom) / rows)
+    if cell < 6 then raise("the figure is too small for its tiles (enlarge width/height)") end
+    local size = cell * 0.92
+    local x0 = (fig.W - cols * cell) / 2
+    local ytop = H - top
+    for i, t in ipairs(layout.tiles) do
+      local x, y = x0 + (t.col - 1) * cell + (cell - size) / 2, ytop - t.row * cell + (cell - size) / 2
+      local c = fill[i] or NO_DATA
+      s:fill({ x, x + size, x + size, x }, { y, y, y + size, y + size }, { page = true, color = c })
+      -- an outline keeps near-white tiles (values at the centre) visible on the white page
+      pline(s, { x, x + size, x + size, x, x }, { y, y, y + size, y + size, y }, { color = "#D0D0D0", width = 0.4 })
+      if hatched[i] then hatch(s, x, y, size, ink(c) == "#000000" and "#404040" or "#FFFFFF") end
+      local label = t.label and (t.label[lang] or t.label.en) or t.keys[1]
+      local ts = math.min(fs, size * 0.85 / math.max(text_width(label, 1), 0.5))
+      s:text(x + size / 2, y + size / 2, label, { page = true, just = 0.5, size = ts, color = ink(c) })
+    end
+    if show_legend then
+      local y = 4
+      if scale and spec.scale_label then
+        s:text(fig.W / 2, y + fs * 0.6, spec.scale_label, { page = true, just = 0.5 })
+        y = y + fs * 1.4
+      end
+      if scale then
+        local bx0, bx1 = fig.W * 0.2, fig.W * 0.8
+        local by = y + fs * 1.3 + 3
+        local k = 64
+        for j = 1, k do
+          local a, b = bx0 + (bx1 - bx0) * (j - 1) / k, bx0 + (bx1 - bx0) * j / k
+          local v = scale.s0 + (scale.s1 - scale.s0) * (j - 0.5) / k
+          s:fill({ a, b + 0.3, b + 0.3, a }, { by, by, by + fs * 0.8, by + fs * 0.8 }, { page = true, color = scale.color(v) })
+        end
+        local tv, tl = ticks(scale.s0, scale.s1, 5, false)
+        for j, v in ipairs(tv) do
+          local x = bx0 + (bx1 - bx0) * (v - scale.s0) / (scale.s1 - scale.s0)
+          pline(s, { x, x }, { by, by - 3 }, { width = 0.6 })
+          s:text(x, by - 3 - fs * 0.6, tl[j], { page = true, just = 0.5 })
+        end
+        y = by + fs * 0.8
+      end
+      if #items > 0 then
+        local w = 0
+        for _, e in ipairs(items) do w = w + 12 + 3 + text_width(e.label, fs) + 10 end
+        local x = math.max(4, (fig.W - (w - 10)) / 2)
+        local yc = y + fs * 0.9
+        for _, e in ipairs(items) do
+          local sx, sy = { x, x + 12, x + 12, x }, { yc - fs * 0.4, yc - fs * 0.4, yc + fs * 0.4, yc + fs * 0.4 }
+          s:fill(sx, sy, { page = true, color = e.color })
+          if e.hatch then
+            local sq = fs * 0.8
+            hatch(s, x + (12 - sq) / 2, yc - sq / 2, sq, "#404040")
+          end
+          pline(s, { x, x + 12, x + 12, x, x }, { sy[1], sy[1], sy[3], sy[3], sy[1] }, { color = GREY, width = 0.4 })
+          s:text(x + 15, yc, e.label, { page = true, just = 0 })
+          x = x + 12 + 3 + text_width(e.label, fs) + 10
+        end
+      end
+    end
+    fig:decorate()
+  end
+  return render(F, path, sp, draw)
+end
+
 M.text_width = text_width
 M.ticks = ticks
 

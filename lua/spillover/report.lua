@@ -199,6 +199,27 @@ local function plots(dir, name, r, formats, labels)
   return written
 end
 
+-- <name>_map.png|svg: the effect by unit (summed over periods) on a tile-grid
+-- map; tile labels in Chinese when the report's labels for it are.
+local function effect_map(dir, name, r, formats, labels, tiles)
+  if not r.entities then raise("report.maps: experiment " .. name .. " has no effects by unit (give data.entity)") end
+  local units, vals, lo, hi = {}, {}, {}, {}
+  for i, e in ipairs(sorted_keys(r.entities)) do
+    local t = r.entities[e].total
+    units[i], vals[i], lo[i], hi[i] = e, t.sum, t.sum_lo or 0 / 0, t.sum_hi or 0 / 0
+  end
+  local title = labels[name] or name
+  local scale = labels.effect or "Effect (sum over periods)"
+  local zh = false
+  for _, c in utf8.codes(title .. scale) do if c >= 0x2E80 then zh = true end end
+  local paths = {}
+  for i, ext in ipairs(formats) do paths[i] = dir .. "/" .. name .. "_map." .. ext end
+  require("spillover.plot").tilemap(paths, { tiles = tiles, units = units, values = vals,
+    lo = r.ndraws > 0 and lo or nil, hi = r.ndraws > 0 and hi or nil, lang = zh and "zh" or "en",
+    title = title, scale_label = scale, hatch_label = zh and "区间含 0" or nil, missing_label = zh and "无数据" or nil })
+  return paths
+end
+
 --- What a report section's files(fit, out) writes through (docs/fit-protocol.md):
 --- out:write(filename, text) and out:path(filename) (a path for writers such
 --- as plots) inside the folder being written, out:log(fmt, ...) to run.log,
@@ -471,12 +492,20 @@ function M.write(s, results, opts)
         local written = plots(tmp, name, results.experiments[name], pfmt, labels)
         logf("plots of %s: %d files", name, #written)
       end
+      local tiles = report.maps and require("spillover.tiles").get(report.tiles or "cn31", s.dir)
+      for _, name in ipairs(report.maps or {}) do
+        local written = effect_map(tmp, name, results.experiments[name], pfmt, labels, tiles)
+        logf("map of %s: %d files", name, #written)
+      end
     end
     -- manifest
     local resolve = require("spillover.scenario").resolve
     local inputs = { { path = s.file, role = "scenario" }, { path = resolve(s, spec.data.file), role = "data" } }
     for _, j in ipairs(spec.data.join or {}) do inputs[#inputs + 1] = { path = resolve(s, j.file), role = "data (join)" } end
     for _, p in ipairs(spec.plugins or {}) do inputs[#inputs + 1] = { path = resolve(s, p), role = "plugin" } end
+    if report.maps and report.tiles and not require("spillover.tiles").is_builtin(report.tiles) then
+      inputs[#inputs + 1] = { path = resolve(s, report.tiles), role = "map layout" }
+    end
     for _, inp in ipairs(inputs) do inp.sha256 = S.sha256_file(inp.path) end
     local manifest = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       lua_version = _VERSION, inputs = json.array(inputs), timings_seconds = results.timings,

@@ -136,6 +136,8 @@ local schema = { type = "map", fields = {
   report = { type = "map", fields = {
     tables = { type = "list", items = STR },
     plots = { type = "list", items = STR },
+    -- experiments drawn as tile-grid maps of their effect by unit, on the layout tiles (spillover.tiles)
+    maps = { type = "list", items = STR }, tiles = STR,
     formats = { type = "list", items = { type = "string", enum = { "md", "tex", "csv", "html", "xlsx", "json", "png", "svg" } } },
     labels = { type = "dict", values = STR },
     title = STR,
@@ -663,12 +665,31 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, "report.tables[" .. i .. "]", "unknown model '" .. t .. "'" .. did_you_mean(t, model_names))
     end
   end
-  for i, p in ipairs(report.plots or {}) do
-    if not (spec.experiments and spec.experiments[p]) then
-      local names = {}
-      for k in pairs(spec.experiments or {}) do names[#names + 1] = k end
-      errs[#errs + 1] = located(s, "report.plots[" .. i .. "]", "unknown experiment '" .. p .. "'" .. did_you_mean(p, names))
+  for _, key in ipairs { "plots", "maps" } do
+    for i, p in ipairs(report[key] or {}) do
+      if not (spec.experiments and spec.experiments[p]) then
+        local names = {}
+        for k in pairs(spec.experiments or {}) do names[#names + 1] = k end
+        errs[#errs + 1] = located(s, "report." .. key .. "[" .. i .. "]", "unknown experiment '" .. p .. "'" .. did_you_mean(p, names))
+      end
     end
+  end
+  if report.maps then
+    -- Every unit of the data needs a tile: a map missing a province is found now, not after the run.
+    local tiles = require "spillover.tiles"
+    local ok, layout = pcall(tiles.get, report.tiles or "cn31", s.dir)
+    if ok and not spec.data.entity then
+      errs[#errs + 1] = located(s, "report.maps", "maps draw the effect by unit; give data.entity")
+    elseif ok then
+      local units, seen = {}, {}
+      local col = d:column(spec.data.entity)
+      for r = 1, d:nrow() do
+        local u = col[r]
+        if not seen[u] then seen[u] = true; units[#units + 1] = u end
+      end
+      ok, layout = pcall(tiles.match, layout, units)
+    end
+    if not ok then errs[#errs + 1] = located(s, "report.tiles", (util.message(layout):gsub("^tiles: ", ""))) end
   end
   if #errs > 0 then
     table.sort(errs)
