@@ -415,7 +415,16 @@ function M.fit(d, formula, opts, des)
     if vc.type ~= "iid" then
       local idx = {}
       for a = k1 + 1, L do idx[#idx + 1] = a end
-      local wt = linear.joint_test(bt, Vt, idx, linear.t_df(vc, compat, vinfo, df_fs))
+      local Vw, winfo, wcompat = Vt, vinfo, compat
+      if vc.type == "cluster" and compat ~= "stata" then
+        -- ivreg2's clustered first-stage F carries G/(G-1) (N-1)/(N-L) and
+        -- F(m, G - 1) whatever the preset of the fit
+        wcompat = "stata"
+        local Vs
+        Vs, winfo = linear.covariance(Z, fj.resid, fj.bread, setmetatable({ compat = wcompat }, { __index = ctx }))
+        Vw = linear.totable(Vs)
+      end
+      local wt = linear.joint_test(bt, Vw, idx, linear.t_df(vc, wcompat, winfo, df_fs))
       if wt then wt.kind = "robust Wald F" end
       fs.excluded_instruments_F_robust = wt
     end
