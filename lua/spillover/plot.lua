@@ -7,6 +7,7 @@
 --   plot.coef(path, {fits = {m1, m2}, labels = {"(1)", "(2)"}})   or {names=, est=, lo=, hi=}
 --   plot.event_study(path, {periods = {-4, ..., 4}, est = b, lo = lo, hi = hi, ref = -1})
 --   plot.lines(path, {x = gamma, series = {{label = "LR", y = lr}}, hlines = {7.35}})
+--   plot.tilemap(path, {tiles = "cn31", units = provinces, values = eff, lo = lo, hi = hi})
 --
 -- The format comes from the extension (.png or .svg); path may also be an
 -- array of paths ({"fig.png", "fig.svg"}) to write the same figure twice.

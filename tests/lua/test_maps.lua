@@ -224,6 +224,9 @@ T.checkerr("maps%.yaml:%d+:%d+: report%.tiles: 46 units have no tile in .*two_st
 T.checkerr("report%.tiles: unknown layout 'us50'", sp.scenario.check, sp.scenario.load(scenario("maps.yaml", "us50")))
 T.checkerr("report%.maps%[1%]: unknown experiment 'north' %(did you mean 'south'%?%)", sp.scenario.check,
   sp.scenario.load(write("maps2.yaml", (T.read(scenario("maps.yaml", "us48")):gsub("maps: %[south%]", "maps: [north]")))))
+local no_entity = T.read(scenario("maps.yaml", "us48")):gsub("  entity: state\n", ""):gsub(" | state %+ year", "")
+T.checkerr("report%.maps: maps draw the effect by unit; give data%.entity", sp.scenario.check,
+  sp.scenario.load(write("maps4.yaml", no_entity)))
 T.checkerr("report%.tiles: expected a string", sp.scenario.check,
   sp.scenario.load(write("maps3.yaml", (T.read(scenario("maps.yaml", "us48")):gsub("tiles: us48", "tiles: [us48]")))))
 
