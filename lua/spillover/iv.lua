@@ -497,6 +497,7 @@ function M.fit(d, formula, opts, des)
   stats.df_t = df_t
   stats.vcov_dof_factor = vinfo.dof_factor
   if vc.type == "cluster" then stats.n_clusters = linear.n_clusters(vinfo) end
+  notes[#notes + 1] = linear.few_clusters_note(vc, vinfo)
 
   -- Joint test of the slopes: AER (sandwich) reports the classic Wald F whatever
   -- the vcov, plm a chi2 Wald with its vcov, the others an F with the vcov used.

@@ -1,20 +1,21 @@
 -- spillover.wildboot: the wild cluster bootstrap-t (Cameron, Gelbach & Miller
 -- 2008) for one coefficient of an OLS fit, with or without absorbed fixed
--- effects, as Stata's boottest computes it (Roodman, MacKinnon, Nielsen &
--- Webb 2019): p-values and confidence sets that stay reliable with few
--- clusters, where the cluster-robust t test over-rejects.
+-- effects, and the wild restricted efficient bootstrap (WRE, Davidson &
+-- MacKinnon 2010) for 2SLS, as Stata's boottest computes them (Roodman,
+-- MacKinnon, Nielsen & Webb 2019): p-values and confidence sets that stay
+-- reliable with few clusters, where the cluster-robust t test over-rejects.
 --
 --   fit:wildboot{param =, reps = 9999, weights = "rademacher" | "webb" | "mammen",
---                impose_null = true (WCR) | false (WCU), cluster =, seed =,
---                level = 0.95, h0 = 0}
+--                impose_null = true (WCR/WRE) | false (WCU/WRU), cluster =,
+--                seed =, level = 0.95, h0 = 0}
 --
--- The method works on the regression after the fixed effects are partialled
--- out (Frisch-Waugh-Lovell), as boottest does after reghdfe.  Every quantity
--- a replication needs is affine in the null value h0 (the restricted
--- residuals are M(y - h0 x)), so five numbers per replication give its t
--- statistic at any h0, and the confidence set (test inversion by root finding
--- on the p-value function) costs O(reps) per evaluation instead of a new
--- bootstrap.
+-- Both work on the regression after the fixed effects are partialled out
+-- (Frisch-Waugh-Lovell).  For OLS every quantity a replication needs is
+-- affine in the null value h0 (the restricted residuals are M(y - h0 x)), so
+-- five numbers per replication give its t statistic at any h0, and the
+-- confidence set (test inversion by root finding on the p-value function)
+-- costs O(reps) per trial value instead of a new bootstrap.  For 2SLS the
+-- reduced form depends on h0, and each trial value reruns the replications.
 local core = require "spillover.core"
 local util = require "spillover.util"
 local suggest = require "spillover.suggest"
@@ -206,36 +207,48 @@ end
 -- last bit of a sum.
 local TIE = 1e-9
 
---- The symmetric bootstrap p-value at h0: the share of feasible replications
---- with |t*| > |t| (boottest's default ptype).
-local function pvalue_at(terms, ctx, h0)
-  local tabs = math.abs(ctx.bhat - h0) / ctx.se_raw
+--- The symmetric bootstrap p-value: the share of feasible replications with
+--- |t*| > |t| (boottest's default ptype).  tstar: the replications' t (NaN
+--- when infeasible), t: the actual one, on the same scale.
+local function symmetric_p(tstar, t)
+  local tabs = math.abs(t) * (1 + TIE)
   local above, feasible = 0, 0
-  for _, q in ipairs(terms) do
-    local den = q[3] - 2 * h0 * q[4] + h0 * h0 * q[5]
-    if den > 0 then
+  for _, x in ipairs(tstar) do
+    if x == x then
       feasible = feasible + 1
-      if math.abs(q[1] - h0 * q[2]) / math.sqrt(den) > tabs * (1 + TIE) then above = above + 1 end
+      if math.abs(x) > tabs then above = above + 1 end
     end
   end
   return above / feasible
 end
 
+--- The OLS replications' t at h0 (without the small-sample factor), from
+--- their five numbers.
+local function ols_tstar(terms, h0)
+  local t = {}
+  for b, q in ipairs(terms) do
+    local den = q[3] - 2 * h0 * q[4] + h0 * h0 * q[5]
+    t[b] = den > 0 and (q[1] - h0 * q[2]) / math.sqrt(den) or 0 / 0
+  end
+  return t
+end
+
 --- One end of the confidence set: from the estimate (p = 1) outwards by
 --- doubling steps until the test rejects, then bisection to where the
---- p-value falls below 1 - level.  -inf / inf when it never does.
-local function endpoint(terms, ctx, alpha, dir)
-  local inside, step = ctx.bhat, 2 * ctx.se
+--- p-value falls below 1 - level (to tol standard errors).  -inf / inf when
+--- it never does.
+local function endpoint(pvalue, bhat, se, alpha, dir, tol)
+  local inside, step = bhat, 2 * se
   local outside
   for _ = 1, 60 do
-    local h = ctx.bhat + dir * step
-    if pvalue_at(terms, ctx, h) < alpha then outside = h; break end
+    local h = bhat + dir * step
+    if pvalue(h) < alpha then outside = h; break end
     inside, step = h, step * 2
   end
   if not outside then return dir * math.huge end
-  while math.abs(outside - inside) > 1e-10 * ctx.se do
+  while math.abs(outside - inside) > tol * se do
     local mid = (inside + outside) / 2
-    if pvalue_at(terms, ctx, mid) < alpha then outside = mid else inside = mid end
+    if pvalue(mid) < alpha then outside = mid else inside = mid end
   end
   return (inside + outside) / 2
 end
@@ -245,9 +258,10 @@ Result.__index = Result
 
 function Result.__tostring(r)
   local lines = {
-    string.format("Wild cluster bootstrap-t (%s, %s weights, %s)", r.impose_null and "WCR, null imposed" or
-      "WCU, null not imposed", r.weights, r.enumerated and string.format("all %d sign vectors", r.reps) or
-      string.format("%d replications", r.reps)),
+    string.format("Wild cluster bootstrap-t (%s, %s weights, %s)", r.impose_null and
+      (r.method == "WRE" and "WRE for 2SLS, null imposed" or "WCR, null imposed") or
+      (r.method == "WRE" and "WRU for 2SLS, null not imposed" or "WCU, null not imposed"), r.weights,
+      r.enumerated and string.format("all %d sign vectors", r.reps) or string.format("%d replications", r.reps)),
     string.format("clustered by %s (%d clusters)", r.cluster, r.n_clusters),
     string.format("  %s = %.6g:  t = %.4f   p = %.4f", r.param, r.h0, r.t, r.pvalue),
     string.format("  %g%% confidence set: [%.6g, %.6g]", 100 * r.level, r.confint[1], r.confint[2]),
@@ -258,8 +272,8 @@ end
 --- The default cluster: the fit's, when it is clustered one way (its
 --- design then carries that one extra variable; weighted fits are refused).
 local function fit_cluster(fit)
-  local extra = fit.private.design_extra
-  if fit.vcov_type == "cluster" and extra and #extra == 1 then return extra[1] end
+  local extra = fit.private.design.extra
+  if fit.vcov_type == "cluster" and #extra == 1 then return extra[1].name end
   return nil
 end
 
@@ -298,38 +312,14 @@ local function check(opts, fit)
     impose_null = opts.impose_null ~= false, cluster = opts.cluster, seed = opts.seed }
 end
 
---- fit:wildboot(opts) for a fit of sp.ols (see the header).
-function M.wildboot(fit, opts)
-  local o = check(opts, fit)
-  local p = fit.private
-  if type(p) ~= "table" or not p.design or not (fit.estimator == "ols" or fit.estimator == "within") then
-    raise(string.format("wildboot: needs a fit of sp.ols (with or without fixed effects); this is a '%s' fit%s",
-      tostring(fit.estimator or "user"), fit.endog_names and " (2SLS: the WRE bootstrap is not implemented)" or ""))
-  end
-  if p.weights then raise("wildboot: weighted fits are not supported; refit without weights") end
-  local pidx
-  for j, nm in ipairs(fit.names) do if nm == o.param then pidx = j end end
-  if not pidx then
-    raise(string.format("wildboot: unknown coefficient '%s' (the fit has %s)%s", o.param,
-      table.concat(fit.names, ", "), suggest.did_you_mean(o.param, fit.names)))
-  end
-  if not (fit.V[pidx][pidx] > 0) then
-    raise(string.format("wildboot: the variance of '%s' is %s (a perfect fit?); nothing to bootstrap", o.param,
-      tostring(fit.V[pidx][pidx])))
-  end
-  local des = p.design
-  local cname = o.cluster or fit_cluster(fit)
-  if not cname then
-    raise("wildboot: the fit is not clustered one way; name the bootstrap clusters with 'cluster'")
-  end
-  local codes, G = cluster_codes(p.data, des, cname)
-  if G < 2 then raise(string.format("wildboot: cluster variable '%s' has one cluster; need at least 2", cname)) end
-
+--- The WCR/WCU bootstrap of an OLS fit: the raw |t| scale (sqrt of the
+--- actual meat) and the replications' raw t at any h0 (test inversion
+--- reuses the replications: everything is affine in h0).
+local function ols_boot(fit, pidx, codes, G, v, impose_null)
   local y, X = fwl_design(fit)
   local n, k = #y, #fit.names
   local Ainv = util.rows(core.matrix(X):crossprod():inv())
   local a = Ainv[pidx]
-  local bhat = fit.b[pidx]
   local uhat = {}
   for i = 1, n do uhat[i] = y[i] - dotv(X[i], fit.b) end
   -- f_g = X_g'X_g a, and X_i a in column g(i) of an n x G matrix (for K).
@@ -340,23 +330,14 @@ function M.wildboot(fit, opts)
     Pxa:set(i, codes[i], xa)
     for j = 1, k do fg[j] = fg[j] + row[j] * xa end
   end
-  local lin = { X = X, codes = codes, G = G, k = k, a = a, Ainv = Ainv, f = f, Pxa = Pxa, absorb = p.absorb }
+  local lin = { X = X, codes = codes, G = G, k = k, a = a, Ainv = Ainv, f = f, Pxa = Pxa,
+    absorb = fit.private.absorb }
   -- The actual statistic's cluster scores a'X_g'u_g (unrestricted residuals).
   local Su = scores(X, uhat, codes, G, k)
   local meat = 0
   for g = 1, G do meat = meat + dotv(a, Su[g]) ^ 2 end
-  -- The small-sample factor cancels in the p-value and the confidence set; it
-  -- only scales the reported t.  Clustered as the fit, the fit's own standard
-  -- error; else G/(G-1) (N-1)/df_resid, Stata's CRV1 factor.
-  local se
-  if cname == fit_cluster(fit) then
-    se = math.sqrt(fit.V[pidx][pidx])
-  else
-    se = math.sqrt(G / (G - 1) * (n - 1) / fit.stats.df_resid * meat)
-  end
-
   local c0, Q0, c1, Q1
-  if o.impose_null then
+  if impose_null then
     -- WCR: the restricted residuals M_{-p}(y - h0 x_p) = r0 - h0 r1.
     local xp = {}
     for i = 1, n do xp[i] = X[i][pidx] end
@@ -369,22 +350,340 @@ function M.wildboot(fit, opts)
     c0, Q0 = linear_scores(uhat, lin)
     c1, Q1 = linear_scores(zero, lin)
   end
-  local v, enumerated = weight_draws(o.weights, G, o.reps, o.seed)
   local terms = replication_terms(c0, Q0, c1, Q1, v, G)
-  local ctx = { bhat = bhat, se = se, se_raw = math.sqrt(meat) }
-  local pval = pvalue_at(terms, ctx, o.h0)
-  local tstar = {}
-  for b, q in ipairs(terms) do
-    local den = q[3] - 2 * o.h0 * q[4] + o.h0 * o.h0 * q[5]
-    tstar[b] = (q[1] - o.h0 * q[2]) / math.sqrt(den) * ctx.se_raw / se
+  return math.sqrt(meat), function(h0) return ols_tstar(terms, h0) end
+end
+
+-- ---- 2SLS: the wild restricted efficient bootstrap ----------------------------------------
+
+--- Per cluster g, Z_g'R_g for R an array of rows with m entries: out[g][l][j].
+local function zcross(Z, R, codes, G, L, m)
+  local out = {}
+  for g = 1, G do
+    local t = {}
+    for l = 1, L do t[l] = {} for j = 1, m do t[l][j] = 0 end end
+    out[g] = t
   end
+  for i, zi in ipairs(Z) do
+    local t, mi = out[codes[i]], R[i]
+    for l = 1, L do
+      local zl, tl = zi[l], t[l]
+      for j = 1, m do tl[j] = tl[j] + zl * mi[j] end
+    end
+  end
+  return out
+end
+
+--- The inverse of a small k x k matrix (Gauss-Jordan with partial pivoting):
+--- a 2SLS replication needs one, and a round trip through sp.matrix for
+--- k = 3 costs more than the arithmetic.
+local function inverse(A)
+  local k, T = #A, {}
+  for i = 1, k do
+    local row = {}
+    for j = 1, k do row[j], row[k + j] = A[i][j], i == j and 1 or 0 end
+    T[i] = row
+  end
+  for c = 1, k do
+    local piv = c
+    for r = c + 1, k do if math.abs(T[r][c]) > math.abs(T[piv][c]) then piv = r end end
+    T[c], T[piv] = T[piv], T[c]
+    local mc = T[c]
+    local d = mc[c]
+    for j = 1, 2 * k do mc[j] = mc[j] / d end
+    for r = 1, k do
+      if r ~= c then
+        local mr = T[r]
+        local f = mr[c]
+        if f ~= 0 then for j = 1, 2 * k do mr[j] = mr[j] - f * mc[j] end end
+      end
+    end
+  end
+  local B = {}
+  for i = 1, k do B[i] = { table.unpack(T[i], k + 1, 2 * k) } end
+  return B
+end
+
+--- 2SLS from the totals SW = Z'W and Sy = Z'y: the estimates b and the
+--- weights c = Pi B_p with which coefficient p's cluster score is
+--- c'Z_g'(y_g - W_g b) (Pi = (Z'Z)^-1 Z'W the first stage, B = (W'P_Z W)^-1).
+local function tsls_solve(SW, Sy, ZZi, pidx, L, k)
+  local Pi = {}
+  for l = 1, L do
+    local row, zl = {}, ZZi[l]
+    for j = 1, k do
+      local s = 0
+      for m = 1, L do s = s + zl[m] * SW[m][j] end
+      row[j] = s
+    end
+    Pi[l] = row
+  end
+  local A, Piy = {}, {}
+  for i = 1, k do
+    local row, s = {}, 0
+    for l = 1, L do s = s + Pi[l][i] * Sy[l] end
+    Piy[i] = s
+    for j = 1, k do
+      local t = 0
+      for l = 1, L do t = t + SW[l][i] * Pi[l][j] end
+      row[j] = t
+    end
+    A[i] = row
+  end
+  local B = inverse(A)
+  local Bp, c = B[pidx], {}
+  for l = 1, L do c[l] = dotv(Pi[l], Bp) end
+  return matvec(B, Piy), c
+end
+
+--- 2SLS of coefficient p from the instruments' cross-products, cluster by
+--- cluster (ZW[g] = Z_g'W_g, Zy[g] = Z_g'y_g): the estimate, its
+--- cluster-robust standard error without the small-sample factor, and all
+--- the estimates.
+local function tsls_p(ZW, Zy, ZZi, pidx, G, L, k)
+  local SW, Sy = {}, {}
+  for l = 1, L do
+    SW[l], Sy[l] = {}, 0
+    for j = 1, k do SW[l][j] = 0 end
+  end
+  for g = 1, G do
+    local wg, yg = ZW[g], Zy[g]
+    for l = 1, L do
+      Sy[l] = Sy[l] + yg[l]
+      for j = 1, k do SW[l][j] = SW[l][j] + wg[l][j] end
+    end
+  end
+  local b, c = tsls_solve(SW, Sy, ZZi, pidx, L, k)
+  local var = 0
+  for g = 1, G do
+    local wg, yg, s = ZW[g], Zy[g], 0
+    for l = 1, L do s = s + c[l] * (yg[l] - dotv(wg[l], b)) end
+    var = var + s * s
+  end
+  return b[pidx], math.sqrt(var), b
+end
+
+--- The WRE bootstrap of a 2SLS fit (Davidson & MacKinnon 2010, boottest's
+--- default after ivregress): the structural equation is estimated with the
+--- null imposed (residuals u~), each endogenous regressor's reduced form on
+--- the instruments and u~ (Pi~, efficient under the null), and a replication
+--- draws y2* = Z Pi~ + v~ . v and y* = W* b~ + u~ . v with the same v per cluster.
+--- impose_null = false: the same with the unrestricted estimates (WRU).  The
+--- fixed effects are partialled out first; that is a refit of the full model
+--- only when they are nested in the bootstrap clusters, so others are refused.
+--- Nothing is affine in h0 here: each trial h0 reruns the replications.
+local function wre_boot(fit, pidx, codes, G, v, impose_null, cname)
+  local p = fit.private
+  local des = p.design
+  local parts = { des.y }
+  if des.k > 0 then parts[2] = des.X end
+  parts[#parts + 1] = des.endog
+  parts[#parts + 1] = des.inst
+  local big = core.matrix.hcat(table.unpack(parts))
+  if p.absorb then
+    local handle = core.codes(codes)
+    for j, fe in ipairs(des.fe) do
+      if not p.absorb:nested(j, handle) then
+        raise(string.format("wildboot: for 2SLS the fixed effects must be nested in the bootstrap clusters; " ..
+          "'%s' is not nested in '%s'", fe.name, cname))
+      end
+    end
+    p.absorb:demean(big, { allow_nonconvergence = true })
+  end
+  local col_of, is_endog = {}, {}
+  for j, nm in ipairs(des.names) do col_of[nm] = 1 + j end
+  for j, nm in ipairs(des.endog_names) do col_of[nm], is_endog[nm] = 1 + des.k + j, true end
+  local Wc, Zc, endog = {}, {}, {}
+  for j, nm in ipairs(fit.names) do
+    Wc[j] = big:col(col_of[nm])
+    if is_endog[nm] then endog[#endog + 1] = j else Zc[#Zc + 1] = Wc[j] end
+  end
+  for j = 1, #des.inst_names do Zc[#Zc + 1] = big:col(1 + des.k + #des.endog_names + j) end
+  local Wm, Zm = core.matrix.hcat(table.unpack(Wc)), core.matrix.hcat(table.unpack(Zc))
+  local W, Z, y = util.rows(Wm), util.rows(Zm), big:col(1):tovector()
+  local n, k, L = #y, #Wc, #Zc
+  local ZZi = util.rows(Zm:crossprod():inv())
+  local yrows = {}
+  for i = 1, n do yrows[i] = { y[i] } end
+  local ZW = zcross(Z, W, codes, G, L, k)
+  local Zy = zcross(Z, yrows, codes, G, L, 1)
+  for g = 1, G do
+    local t = {}
+    for l = 1, L do t[l] = Zy[g][l][1] end
+    Zy[g] = t
+  end
+  local bhat, se_raw = tsls_p(ZW, Zy, ZZi, pidx, G, L, k)
+
+  local function tstar_at(h0)
+    -- The structural estimates: restricted (b_p = h0) 2SLS, or the fit's.
+    local theta = {}
+    if impose_null and k > 1 then
+      local rest = {}
+      for j = 1, k do if j ~= pidx then rest[#rest + 1] = j end end
+      local ZWr, Zyr = {}, {}
+      for g = 1, G do
+        ZWr[g], Zyr[g] = {}, {}
+        for l = 1, L do
+          local row = {}
+          for a, j in ipairs(rest) do row[a] = ZW[g][l][j] end
+          ZWr[g][l] = row
+          Zyr[g][l] = Zy[g][l] - h0 * ZW[g][l][pidx]
+        end
+      end
+      local _, _, br = tsls_p(ZWr, Zyr, ZZi, 1, G, L, k - 1)
+      for a, j in ipairs(rest) do theta[j] = br[a] end
+      theta[pidx] = h0
+    elseif impose_null then
+      theta[1] = h0
+    else
+      for j = 1, k do theta[j] = fit.b[j] end
+    end
+    local u = {}
+    for i = 1, n do u[i] = y[i] - dotv(W[i], theta) end
+    local Zu = core.matrix.hcat(Zm, core.matrix(u))
+    -- Reduced forms: each endogenous regressor on [Z, u~]; v~ = y2 - Z Pi~.
+    local Yhat, Vt = {}, {}
+    for e, j in ipairs(endog) do
+      local rf = core.lsfit(Zu, Wm:col(j):copy()).b:tovector()
+      local yh, vv = {}, {}
+      for i = 1, n do
+        local s = 0
+        for l = 1, L do s = s + Z[i][l] * rf[l] end
+        yh[i], vv[i] = { s }, { W[i][j] - s }
+      end
+      Yhat[e], Vt[e] = zcross(Z, yh, codes, G, L, 1), zcross(Z, vv, codes, G, L, 1)
+    end
+    local urows = {}
+    for i = 1, n do urows[i] = { u[i] } end
+    local ZU = zcross(Z, urows, codes, G, L, 1)
+    -- A replication's cross-products are affine in its cluster's weight:
+    -- Z_g'W*_g = W0_g + v_g dW_g (only the endogenous columns move) and
+    -- Z_g'y*_g = y0_g + v_g dy_g, y* = W* b~ + u~ . v.  Per cluster, flat
+    -- E0[g] = [y0_g, W0_g] and E1[g] = [dy_g, dW_g] row by row (l = 1..L),
+    -- so that a replication's residual moment c'Z_g'(y*_g - W*_g b*) is
+    -- E0[g].gamma0 + v_g E1[g].gamma1 (gamma from c and b*): flat loops.
+    local ne = #endog
+    local w0, w1 = k + 1, ne + 1
+    local E0, E1, SW0, Sy0 = {}, {}, {}, {}
+    for l = 1, L do
+      SW0[l], Sy0[l] = {}, 0
+      for j = 1, k do SW0[l][j] = 0 end
+    end
+    for g = 1, G do
+      local e0, e1 = {}, {}
+      for l = 1, L do
+        local row = {}
+        for j = 1, k do row[j] = ZW[g][l][j] end
+        local d = ZU[g][l][1]
+        for e = 1, ne do
+          local j = endog[e]
+          row[j], e1[(l - 1) * w1 + 1 + e] = Yhat[e][g][l][1], Vt[e][g][l][1]
+          d = d + Vt[e][g][l][1] * theta[j]
+        end
+        local y0 = dotv(row, theta)
+        e0[(l - 1) * w0 + 1], e1[(l - 1) * w1 + 1] = y0, d
+        for j = 1, k do e0[(l - 1) * w0 + 1 + j] = row[j] end
+        Sy0[l] = Sy0[l] + y0
+        for j = 1, k do SW0[l][j] = SW0[l][j] + row[j] end
+      end
+      E0[g], E1[g] = e0, e1
+    end
+    local m0, m1 = L * w0, L * w1
+    local center = impose_null and h0 or bhat
+    local out, SW, Sy, acc, gamma0, gamma1 = {}, {}, {}, {}, {}, {}
+    for l = 1, L do SW[l] = {} end
+    for b, vb in ipairs(v) do
+      for i = 1, m1 do acc[i] = 0 end
+      for g = 1, G do
+        local vg, e1 = vb[g], E1[g]
+        for i = 1, m1 do acc[i] = acc[i] + vg * e1[i] end
+      end
+      for l = 1, L do
+        local o = (l - 1) * w1
+        Sy[l] = Sy0[l] + acc[o + 1]
+        local sl, s0 = SW[l], SW0[l]
+        for j = 1, k do sl[j] = s0[j] end
+        for e = 1, ne do sl[endog[e]] = s0[endog[e]] + acc[o + 1 + e] end
+      end
+      local bs, c = tsls_solve(SW, Sy, ZZi, pidx, L, k)
+      for l = 1, L do
+        local cl, o0, o1 = c[l], (l - 1) * w0, (l - 1) * w1
+        gamma0[o0 + 1], gamma1[o1 + 1] = cl, cl
+        for j = 1, k do gamma0[o0 + 1 + j] = -cl * bs[j] end
+        for e = 1, ne do gamma1[o1 + 1 + e] = -cl * bs[endog[e]] end
+      end
+      local var = 0
+      for g = 1, G do
+        local e0, e1, s0, s1 = E0[g], E1[g], 0, 0
+        for i = 1, m0 do s0 = s0 + e0[i] * gamma0[i] end
+        for i = 1, m1 do s1 = s1 + e1[i] * gamma1[i] end
+        local s = s0 + vb[g] * s1
+        var = var + s * s
+      end
+      out[b] = var > 0 and (bs[pidx] - center) / math.sqrt(var) or 0 / 0
+    end
+    return out
+  end
+  return se_raw, tstar_at
+end
+
+--- fit:wildboot(opts) for a fit of sp.ols or a 2SLS fit (see the header).
+function M.wildboot(fit, opts)
+  local o = check(opts, fit)
+  local p = fit.private
+  local iv = fit.estimator == "iv" or fit.estimator == "iv_within"
+  if type(p) ~= "table" or not p.design or not (iv or fit.estimator == "ols" or fit.estimator == "within") then
+    raise(string.format("wildboot: needs a fit of sp.ols (OLS or 2SLS, with or without fixed effects); " ..
+      "this is a '%s' fit", tostring(fit.estimator or "user")))
+  end
+  if p.weights then raise("wildboot: weighted fits are not supported; refit without weights") end
+  local pidx
+  for j, nm in ipairs(fit.names) do if nm == o.param then pidx = j end end
+  if not pidx then
+    raise(string.format("wildboot: unknown coefficient '%s' (the fit has %s)%s", o.param,
+      table.concat(fit.names, ", "), suggest.did_you_mean(o.param, fit.names)))
+  end
+  if not (fit.V[pidx][pidx] > 0) then  -- NaN too (a perfect fit)
+    raise(string.format("wildboot: the variance of '%s' is %s (a perfect fit?); nothing to bootstrap", o.param,
+      tostring(fit.V[pidx][pidx])))
+  end
+  local des = p.design
+  local cname = o.cluster or fit_cluster(fit)
+  if not cname then
+    raise("wildboot: the fit is not clustered one way; name the bootstrap clusters with 'cluster'")
+  end
+  local codes, G = cluster_codes(p.data, des, cname)
+  if G < 2 then raise(string.format("wildboot: cluster variable '%s' has one cluster; need at least 2", cname)) end
+
+  local v, enumerated = weight_draws(o.weights, G, o.reps, o.seed)
+  local se_raw, tstar_raw, tol
+  if iv then
+    se_raw, tstar_raw = wre_boot(fit, pidx, codes, G, v, o.impose_null, cname)
+    tol = 1e-4  -- each trial null value reruns the bootstrap: a coarser end
+  else
+    se_raw, tstar_raw = ols_boot(fit, pidx, codes, G, v, o.impose_null)
+    tol = 1e-10
+  end
+  -- The small-sample factor cancels in the p-value and the confidence set; it
+  -- only scales the reported t.  Clustered as the fit, the fit's own standard
+  -- error; else G/(G-1) (N-1)/df_resid, Stata's CRV1 factor.
+  local se
+  if cname == fit_cluster(fit) then
+    se = math.sqrt(fit.V[pidx][pidx])
+  else
+    se = se_raw * math.sqrt(G / (G - 1) * (fit.nobs - 1) / fit.stats.df_resid)
+  end
+  local bhat = fit.b[pidx]
+  local function pvalue(h) return symmetric_p(tstar_raw(h), (bhat - h) / se_raw) end
+  local tstar = tstar_raw(o.h0)
+  for b, t in ipairs(tstar) do tstar[b] = t * se_raw / se end
   local alpha = 1 - o.level
   local res = {
-    param = o.param, estimate = bhat, h0 = o.h0, t = (bhat - o.h0) / se, se = se, pvalue = pval,
-    confint = { endpoint(terms, ctx, alpha, -1), endpoint(terms, ctx, alpha, 1) }, level = o.level,
-    reps = #v, enumerated = enumerated, weights = o.weights, impose_null = o.impose_null,
-    cluster = cname, n_clusters = G, tstar = tstar,
-    pvalue_at = function(h) return pvalue_at(terms, ctx, h) end,
+    param = o.param, estimate = bhat, h0 = o.h0, t = (bhat - o.h0) / se, se = se,
+    pvalue = symmetric_p(tstar, (bhat - o.h0) / se),
+    confint = { endpoint(pvalue, bhat, se, alpha, -1, tol), endpoint(pvalue, bhat, se, alpha, 1, tol) },
+    level = o.level, reps = #v, enumerated = enumerated, weights = o.weights, impose_null = o.impose_null,
+    cluster = cname, n_clusters = G, tstar = tstar, pvalue_at = pvalue, method = iv and "WRE" or "WCB",
   }
   return setmetatable(res, Result)
 end

@@ -134,6 +134,55 @@ do
   T.check(rej_crve / S > 0.12, "size: the cluster-robust t test over-rejects there", "rate " .. rej_crve / S)
 end
 
+-- ---- 2SLS: every enumerated WRE / WRU replication equals a refit -------------------------
+-- Replication b: y2* = y2 - v~ + v~ . v, y* = y - u~ - b~ y2 + b~ y2* + u~ . v, with u~ the
+-- (restricted) structural residuals and v~ = y2 - Z Pi~ from the reduced form of y2 on the
+-- instruments and u~ (its residuals plus the coefficient of u~ times u~).
+do
+  local full = sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv")
+  local di = full:filter(function(r) return r.cluster_id <= 6 end)
+  local ni = di:nrow()
+  local y, e, cl = di.y:tovector(), di.endo1:tovector(), di.cluster_id:tovector()
+  for _, fe in ipairs { "", " | cluster_id" } do
+    local fiv = sp.ols(di, "y ~ x1" .. fe .. " | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } })
+    for _, null in ipairs { true, false } do
+      local h0 = 1.5
+      local wbi = fiv:wildboot { param = "endo1", reps = 64, h0 = h0, impose_null = null }
+      local dd = di:copy()
+      local beta = null and h0 or fiv:coef().endo1
+      local yr = {}
+      for i = 1, ni do yr[i] = y[i] - beta * e[i] end
+      dd.yr = yr
+      -- restricted: OLS of y - h0 y2 on x1 (x1 is its own instrument); else the 2SLS residuals
+      local u = null and sp.ols(dd, "yr ~ x1" .. fe):resid():tovector() or fiv:resid():tovector()
+      dd.u = u
+      local rf = sp.ols(dd, "endo1 ~ x1 + z1 + z2 + u" .. fe)
+      local rres, delta = rf:resid():tovector(), rf:coef().u
+      local worst = 0
+      for b = 1, 64 do
+        local bits, v = b - 1, {}
+        for g = 1, 6 do v[g] = bits % 2 == 1 and -1 or 1; bits = bits // 2 end
+        local es, ys = {}, {}
+        for i = 1, ni do
+          local vt, vg = rres[i] + delta * u[i], v[cl[i]]
+          es[i] = e[i] - vt + vt * vg
+          ys[i] = y[i] - u[i] - beta * e[i] + beta * es[i] + u[i] * vg
+        end
+        dd.es, dd.ys = es, ys
+        local fb = sp.ols(dd, "ys ~ x1" .. fe .. " | es ~ z1 + z2", { vcov = { cluster = "cluster_id" } })
+        worst = math.max(worst, math.abs((fb:coef().es - beta) / fb:se().es - wbi.tstar[b]))
+      end
+      T.check(worst < 1e-9, string.format("2SLS%s, %s: 64 bootstrap t equal refits", fe, null and "WRE" or "WRU"),
+        "worst difference " .. worst)
+      T.near(wbi.t, (fiv:coef().endo1 - h0) / fiv:se().endo1, 1e-12, "2SLS: t is the fit's")
+      local lo, hi, delta_h = wbi.confint[1], wbi.confint[2], 1e-3 * wbi.se
+      T.check(wbi.pvalue_at(lo + delta_h) >= 0.05 and wbi.pvalue_at(lo - delta_h) < 0.05 and
+        wbi.pvalue_at(hi - delta_h) >= 0.05 and wbi.pvalue_at(hi + delta_h) < 0.05,
+        "2SLS: the p-value crosses 0.05 at the ends of the confidence set")
+    end
+  end
+end
+
 -- ---- the few-clusters note ------------------------------------------------------------------
 local function has_note(f)
   for _, note in ipairs(f.notes) do if note:find("wildboot", 1, true) then return note end end
@@ -143,11 +192,16 @@ T.check(note and note:find("only 6 clusters in 'g'", 1, true), "6 clusters: the 
 local P = sp.read_csv("tests/reference/data/Produc.csv")
 T.check(not has_note(sp.ols(P, "log_gsp ~ log_pcap", { vcov = { cluster = "state" } })), "48 clusters: no note")
 T.check(not has_note(fit_hc), "not clustered: no note")
+local note_iv = has_note(sp.ols(sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv"):filter(function(r)
+  return r.cluster_id <= 6 end), "y ~ x1 | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } }))
+T.check(note_iv and note_iv:find("only 6 clusters in 'cluster_id'", 1, true), "2SLS with 6 clusters: the note", note_iv)
 
 -- ---- errors -----------------------------------------------------------------------------------
 T.checkerr("'param' must name a coefficient %(one of x1, x2%)", function() return fit:wildboot {} end)
 T.checkerr("unknown coefficient 'x3'.*did you mean 'x1'", function() return fit:wildboot { param = "x3" } end)
-T.checkerr("unknown weights 'webs'.*did you mean 'webb'", function() return fit:wildboot { param = "x1", weights = "webs" } end)
+T.checkerr("unknown weights 'webs'.*did you mean 'webb'", function()
+  return fit:wildboot { param = "x1", weights = "webs" }
+end)
 T.checkerr("unknown option 'rep'.*did you mean 'reps'", function() return fit:wildboot { param = "x1", rep = 9 } end)
 T.checkerr("'reps' must be a positive integer", function() return fit:wildboot { param = "x1", reps = 0 } end)
 T.checkerr("not clustered one way; name the bootstrap clusters", function() return fit_hc:wildboot { param = "x1" } end)
@@ -160,10 +214,10 @@ dw.w = 1
 T.checkerr("weighted fits are not supported", function()
   return sp.ols(dw, "y ~ x1 + x2", { weights = "w", vcov = { cluster = "g" } }):wildboot { param = "x1" }
 end)
-cols.z = {}
-for j = 1, n do cols.z[j] = cols.x1[j] + math.sin(j) end
-T.checkerr("this is a 'iv' fit %(2SLS: the WRE bootstrap is not implemented%)", function()
-  return sp.ols(sp.frame(cols), "y ~ x2 | x1 ~ z", { vcov = { cluster = "g" } }):wildboot { param = "x1" }
+T.checkerr("for 2SLS the fixed effects must be nested in the bootstrap clusters; 't' is not nested in 'g'", function()
+  cols.z = {}
+  for j = 1, n do cols.z[j] = cols.x1[j] + math.sin(j) end
+  return sp.ols(sp.frame(cols), "y ~ x2 | t | x1 ~ z", { vcov = { cluster = "g" } }):wildboot { param = "x1" }
 end)
 local err = T.checkerr("needs a fit of sp.ols", function()
   return sp.fit { names = { "x" }, b = { 1 }, V = { { 1 } }, nobs = 3 }:wildboot { param = "x" }
