@@ -155,6 +155,7 @@ local function groups_markdown(name, r)
 end
 
 local function plots(dir, name, r, formats, labels)
+  if not r.groups then return {} end -- a sweep draws its dose-response plot
   local ok, plot = pcall(require, "spillover.plot")
   if not ok then return { "plots skipped: " .. util.message(plot) } end
   local series = {}
@@ -435,9 +436,12 @@ function M.write(s, results, opts)
     end
     for name, r in pairs(results.experiments) do
       res.experiments[name] = { model = r.model, method = r.method, draws = r.ndraws, level = r.level,
-        units = unit_records(r), groups = plain(r.groups), entities = plain(r.entities),
+        units = r.units and unit_records(r), groups = plain(r.groups), entities = plain(r.entities),
         notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout), disparity = plain(r.disparity) }
+      -- what a sweep or an allocation adds (its points, its split)
+      for key, v in pairs(r.record or {}) do res.experiments[name][key] = plain(v) end
     end
+    if spec.compare then res.compare = plain(results.compare) end
     write_file(tmp .. "/results.json", json.encode(res, { indent = "  " }) .. "\n")
     logf("results.json written")
     -- regression tables
@@ -476,17 +480,27 @@ function M.write(s, results, opts)
     -- effects
     for _, name in ipairs(sorted_keys(results.experiments)) do
       local r = results.experiments[name]
-      write_file(tmp .. "/effects_" .. name .. ".csv", csv(unit_records(r),
-        { "entity", "period", "baseline", "scenario", "effect", "pct", "lo", "hi", "shocked" }))
-      write_file(tmp .. "/effects_" .. name .. "_groups.csv", csv(group_rows(r),
-        { "group", "period", "n", "sum", "sum_lo", "sum_hi", "mean", "mean_lo", "mean_hi", "pct", "pct_lo", "pct_hi" }))
-      write_file(tmp .. "/effects_" .. name .. "_groups.md", groups_markdown(name, r))
-      logf("effects of %s written", name)
+      if r.units then -- a sweep has no single set of effects: its table and plot follow
+        write_file(tmp .. "/effects_" .. name .. ".csv", csv(unit_records(r),
+          { "entity", "period", "baseline", "scenario", "effect", "pct", "lo", "hi", "shocked" }))
+        write_file(tmp .. "/effects_" .. name .. "_groups.csv", csv(group_rows(r),
+          { "group", "period", "n", "sum", "sum_lo", "sum_hi", "mean", "mean_lo", "mean_hi", "pct", "pct_lo", "pct_hi" }))
+        write_file(tmp .. "/effects_" .. name .. "_groups.md", groups_markdown(name, r))
+        logf("effects of %s written", name)
+      end
     end
     local plot_exps = report.plots or sorted_keys(results.experiments)
     local pfmt = {}
     if want.png then pfmt[#pfmt + 1] = "png" end
     if want.svg then pfmt[#pfmt + 1] = "svg" end
+    -- sweeps' long tables and dose-response plots, allocations' splits, the comparison
+    local writer = { write = function(f, text) write_file(tmp .. "/" .. f, text) end,
+      path = function(f) return tmp .. "/" .. f end, csv = csv, formats = pfmt, labels = labels }
+    for _, name in ipairs(sorted_keys(results.experiments)) do
+      local r = results.experiments[name]
+      if r.files then r.files(name, writer); logf("tables of %s written", name) end
+    end
+    if results.compare then require("spillover.compare").files(results.compare, writer) end
     if #pfmt > 0 then
       for _, name in ipairs(plot_exps) do
         local written = plots(tmp, name, results.experiments[name], pfmt, labels)

@@ -128,6 +128,17 @@ local schema = { type = "map", fields = {
       measure = { type = "string", enum = { "gini", "theil", "cv", "dagum" } }, groups = STR,
       part = { type = "string", enum = { "G", "Gw", "Gnb", "Gt" } }, transform = { type = "string", enum = { "exp" } },
     } },
+    -- the experiment over a grid or a Latin hypercube of its settings (spillover.sweep)
+    sweep = { type = "map", fields = {
+      grid = { type = "dict", values = { type = "list", items = { type = { "string", "number" } } } },
+      lhs = { type = "map", fields = { n = { type = "integer", min = 2, required = true }, seed = INT,
+        ranges = { type = "dict", required = true,
+          values = { type = "list", len = 2, items = { type = { "string", "number" } } } } } },
+    } },
+    -- a budget of an input split across units to maximise the effect (spillover.allocate)
+    allocate = { type = "map", fields = { variable = { type = "string", required = true },
+      budget = { type = "number", min = 0, max = math.huge, open_range = true, required = true },
+      where = STR, from = NUM, to = NUM, lower = NUM, upper = NUM, steps = { type = "integer", min = 1 } } },
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
@@ -143,6 +154,8 @@ local schema = { type = "map", fields = {
     title = STR,
   } },
   plugins = { type = "list", items = STR },
+  -- the experiments set side by side (spillover.compare): a list of names, or all
+  compare = { type = { "string", "list" }, items = STR },
 } }
 M.schema = schema
 
@@ -411,6 +424,62 @@ function M.serve_problem(who, caps, e)
   end
 end
 
+--- The settings of an allocation: its input is a numeric column of the
+--- data (not derived: derived variables are recomputed from it), its rows
+--- selectable, its budget splittable within the bounds.
+local function check_allocate(s, spec, a, path, d, columns, known_var, known, errs)
+  local v = a.variable
+  if spec.derive and spec.derive[v] ~= nil then
+    errs[#errs + 1] = located(s, path .. ".variable", "'" .. v .. "' is derived; allocate the data it is derived from")
+  elseif not columns[v] then
+    errs[#errs + 1] = located(s, path .. ".variable", "unknown column '" .. v .. "'" .. did_you_mean(v, d:names()))
+  elseif type(d[v]) == "table" then
+    errs[#errs + 1] = located(s, path .. ".variable", "'" .. v .. "' is categorical; only numbers can be allocated")
+  end
+  if not spec.data.entity then
+    errs[#errs + 1] = located(s, path, "a budget is split across units: give data.entity")
+  end
+  if (a.from or a.to) and not spec.data.time then errs[#errs + 1] = located(s, path, "'from'/'to' need data.time") end
+  local lower, upper = a.lower or 0, a.upper or a.budget
+  if lower > upper then
+    errs[#errs + 1] = located(s, path .. ".lower", "'lower' (" .. lower .. ") is above 'upper' (" .. upper .. ")")
+  end
+  local where_msg = a.where and where_problem(a.where, known_var, known)
+  if where_msg then
+    errs[#errs + 1] = located(s, path .. ".where", where_msg)
+  elseif spec.data.time or not (a.from or a.to) then
+    local ok, mask, field, msg = pcall(require("spillover.counterfactual").shock_rows, d,
+      { where = a.where, from = a.from, to = a.to }, spec.data.time)
+    if ok and not mask then errs[#errs + 1] = located(s, path .. "." .. field, "the allocation selects no row: " .. msg) end
+  end
+end
+
+--- Every point of a sweep is an experiment of the schema: each is checked
+--- as one (a change that cannot be read, a key the experiment does not have).
+local function check_sweep(s, spec, e, path, errs)
+  local sweep = require "spillover.sweep"
+  local ok, paths, points = pcall(sweep.points, e.sweep, spec.seed)
+  if not ok then errs[#errs + 1] = located(s, path .. ".sweep", (util.message(paths):gsub("^sweep: ", ""))); return end
+  for i, pt in ipairs(points) do
+    local ep = e
+    for _, p in ipairs(paths) do
+      local ok2, r = pcall(sweep.set, ep, p, pt.values[p])
+      if not ok2 then errs[#errs + 1] = located(s, path .. ".sweep", (util.message(r):gsub("^sweep: ", ""))); return end
+      ep = r
+    end
+    ep.sweep = nil
+    local before = #errs
+    validate(s, ep, schema.fields.experiments.values, path .. ".sweep(point " .. i .. ")", errs)
+    for _, sh in ipairs(ep.shocks or { ep.shock }) do
+      local ok3, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
+      if not ok3 then
+        errs[#errs + 1] = located(s, path .. ".sweep", "point " .. i .. ": " .. (util.message(msg):gsub("^change: ", "")))
+      end
+    end
+    if #errs > before then return end -- one point's problems stand for the rest
+  end
+end
+
 --- Validate a loaded scenario: the schema, then references between its parts
 --- and to the data's columns.  Raises one message listing every problem.
 function M.check(s, opts)
@@ -572,8 +641,14 @@ function M.check(s, opts)
         "experiments need a single model")
     end
     local kinds = (e.shock ~= nil and 1 or 0) + (e.shocks ~= nil and 1 or 0) + (e.rollout ~= nil and 1 or 0)
-    if kinds == 0 then
-      errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one), 'shocks' (a list) or 'rollout'")
+    if e.allocate then
+      if kinds > 0 then
+        errs[#errs + 1] = located(s, path, "'allocate' splits a budget of its own input; give it without 'shock', " ..
+          "'shocks' or 'rollout'")
+      end
+      check_allocate(s, spec, e.allocate, path .. ".allocate", d, columns, known_var, known, errs)
+    elseif kinds == 0 then
+      errs[#errs + 1] = located(s, path, "an experiment needs 'shock' (one), 'shocks' (a list), 'rollout' or 'allocate'")
     elseif kinds > 1 then
       errs[#errs + 1] = located(s, path, "give one of 'shock', 'shocks' and 'rollout'")
     end
@@ -653,10 +728,22 @@ function M.check(s, opts)
         end
       end
     end
+    if e.sweep then check_sweep(s, spec, e, path, errs) end
     for _, g in ipairs(as_list(e.groups)) do
       if not known_var(g) then
         errs[#errs + 1] = located(s, path .. ".groups", "unknown column '" .. g .. "'" .. did_you_mean(g, known))
       end
+    end
+  end
+  if type(spec.compare) == "string" and spec.compare ~= "all" then
+    errs[#errs + 1] = located(s, "compare", "expected a list of experiments or \"all\", got \"" .. spec.compare .. "\"")
+  end
+  for i, p in ipairs(type(spec.compare) == "table" and spec.compare or {}) do
+    if not (spec.experiments and spec.experiments[p]) then
+      local names = {}
+      for k in pairs(spec.experiments or {}) do names[#names + 1] = k end
+      table.sort(names)
+      errs[#errs + 1] = located(s, "compare[" .. i .. "]", "unknown experiment '" .. p .. "'" .. did_you_mean(p, names))
     end
   end
   local report = spec.report or {}

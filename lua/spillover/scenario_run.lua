@@ -132,24 +132,44 @@ function M.execute(s, opts)
     local f = fit_of(e.model)
     local msg, key = check.serve_problem("model '" .. e.model .. "'", f.capabilities or {}, e)
     if msg then fail(s, "experiments." .. k .. "." .. key, msg, true) end
-    local run_spec = {
-      data = d, fit = f, shocks = e.shocks or { e.shock },
-      derive = function(frame) derive(frame, false) end,
-      entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
-      draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
-      disparity = e.disparity,
-      progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
-    }
-    local run = cf.run
-    if e.rollout then
-      run_spec.where, run_spec.from = e.rollout.where, e.rollout.from
-      run = require("spillover.rollout").run
+    -- One run of the experiment e (a sweep runs it once per point).
+    local function run_one(e)
+      local run_spec = {
+        data = d, fit = f, shocks = e.shocks or { e.shock },
+        derive = function(frame) derive(frame, false) end,
+        entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
+        draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
+        disparity = e.disparity, allocate = e.allocate,
+        progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
+      }
+      local run = cf.run
+      if e.rollout then
+        run_spec.where, run_spec.from = e.rollout.where, e.rollout.from
+        run = require("spillover.rollout").run
+      elseif e.allocate then
+        run = require("spillover.allocate").run
+      end
+      return run(run_spec)
     end
-    local ok, r = pcall(run, run_spec)
+    local ok, r
+    if e.sweep then
+      local outcome = require("spillover.formula").parse(f.formula):response()
+      ok, r = pcall(require("spillover.sweep").run, e, run_one,
+        { scenario = spec.name, experiment = k, outcome = outcome, model = e.model, seed = spec.seed })
+    else
+      ok, r = pcall(run_one, e)
+    end
     if not ok then fail(s, "experiments." .. k, util.message(r)) end
     r.model = e.model
     results.experiments[k] = r
     timings["experiment " .. k] = now() - t1
+  end
+  if spec.compare or #exp_names > 1 then
+    -- listed by compare:, or else every experiment
+    local names = type(spec.compare) == "table" and spec.compare or nil
+    local ok, rows = pcall(require("spillover.compare").table, spec, results, d, names)
+    if not ok then fail(s, "compare", util.message(rows)) end
+    results.compare = rows
   end
   results.fits = fits
   results.model_spec = model_spec

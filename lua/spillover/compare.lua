@@ -1,0 +1,140 @@
+-- spillover.compare: the experiments of a scenario side by side: the total
+-- effect (sum over units and periods) with its interval, the amount of input
+-- the experiment adds, and the effect per unit of that input.  A sweep
+-- contributes one row per point.
+--
+-- The input of a shock experiment is the sum over rows of the change the
+-- shocks make to their variable (recomputed here from the experiment's
+-- shocks); an allocation's is its budget times the horizon's periods; a
+-- roll-out's is its number of treated unit-periods.  Shocks to several
+-- variables have no single input: their per-input effect is left empty.
+local util = require "spillover.util"
+local raise = util.raise
+local cf = require "spillover.counterfactual"
+
+local M = {}
+
+--- The input an experiment e adds to the data d: {variable =, amount =}.
+function M.input(e, d, time)
+  if e.allocate then return nil end -- the allocation's result carries its own
+  if e.rollout then return nil end
+  local shocks = e.shocks or { e.shock }
+  local vars, seen = {}, {}
+  for _, sh in ipairs(shocks) do
+    for _, v in ipairs(type(sh.variable) == "table" and sh.variable or { sh.variable }) do
+      if not seen[v] then seen[v] = true; vars[#vars + 1] = v end
+    end
+  end
+  if #vars ~= 1 then return { variable = table.concat(vars, " + ") } end
+  local d1 = cf.apply_shocks(d, shocks, time)
+  local x0, x1 = d[vars[1]], d1[vars[1]]
+  local s = 0
+  for i = 1, d:nrow() do
+    local c = x1[i] - x0[i]
+    if c == c then s = s + c end
+  end
+  return { variable = vars[1], amount = s }
+end
+
+local function row(name, r, input)
+  local t = r.groups.all.total
+  local x = { experiment = name, model = r.model, total = t.sum, lo = t.sum_lo, hi = t.sum_hi }
+  if r.rollout then
+    local k = 0
+    for _, u in ipairs(r.units) do if u.shocked then k = k + 1 end end
+    input = { variable = "treated unit-periods", amount = k }
+  end
+  input = r.input or input
+  if input then
+    x.input, x.amount = input.variable, input.amount
+    if input.amount and input.amount ~= 0 then
+      x.per_input = t.sum / input.amount
+      if t.sum_lo then
+        local a, b = t.sum_lo / input.amount, t.sum_hi / input.amount
+        x.per_input_lo, x.per_input_hi = math.min(a, b), math.max(a, b)
+      end
+    end
+  end
+  return x
+end
+
+--- The comparison table of a scenario's results: names = the experiments
+--- to compare (nil: all, sorted).  Returns an array of rows.
+function M.table(spec, results, d, names)
+  if not names then
+    names = {}
+    for k in pairs(results.experiments) do names[#names + 1] = k end
+    table.sort(names)
+  end
+  local time = spec.data and spec.data.time
+  local rows = {}
+  for _, name in ipairs(names) do
+    local r = results.experiments[name]
+    if not r then raise("compare: unknown experiment '" .. tostring(name) .. "'") end
+    local e = spec.experiments[name]
+    if r.points then
+      local sweep = require "spillover.sweep"
+      for i, pr in ipairs(r.points) do
+        local ep = e
+        for _, p in ipairs(r.sweep.paths) do ep = sweep.set(ep, p, r.sweep.points[i].values[p]) end
+        ep.sweep = nil
+        pr.model = pr.model or r.model
+        local shown = {}
+        for _, p in ipairs(r.sweep.paths) do shown[#shown + 1] = p .. "=" .. tostring(r.sweep.points[i].values[p]) end
+        rows[#rows + 1] = row(name .. "[" .. table.concat(shown, ",") .. "]", pr, M.input(ep, d, time))
+      end
+    else
+      rows[#rows + 1] = row(name, r, M.input(e, d, time))
+    end
+  end
+  return rows
+end
+
+local function fmt(v)
+  if v == nil or v ~= v then return "" end
+  return string.format("%.4g", v)
+end
+
+local function ci(lo, hi) return lo and string.format("[%s, %s]", fmt(lo), fmt(hi)) or "" end
+
+--- compare.csv, compare.md and the plots compare_total.<ext> and
+--- compare_per_input.<ext> (w: the report's writer, as spillover.sweep.files).
+function M.files(rows, w)
+  w.write("compare.csv", w.csv(rows, { "experiment", "model", "total", "lo", "hi", "input", "amount", "per_input",
+    "per_input_lo", "per_input_hi" }))
+  local lines = { "# Experiments compared", "",
+    "Total effect: sum over units and periods of the effect on the model's outcome, with the interval of each " ..
+      "experiment (empty without draws). Effect per unit of input: the total divided by the input the experiment adds.", "",
+    "| experiment | model | total effect | interval | input | amount | per unit of input | interval |",
+    "|---|---|---:|---|---|---:|---:|---|" }
+  for _, x in ipairs(rows) do
+    lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s |", x.experiment, x.model, fmt(x.total),
+      ci(x.lo, x.hi), x.input or "", fmt(x.amount), fmt(x.per_input), ci(x.per_input_lo, x.per_input_hi))
+  end
+  w.write("compare.md", table.concat(lines, "\n") .. "\n")
+  if #w.formats == 0 then return end
+  local plot = require "spillover.plot"
+  local labels = w.labels
+  local function bars(file, key, xlabel)
+    local names, v, lo, hi = {}, {}, {}, {}
+    local bands = true
+    for _, x in ipairs(rows) do
+      if x[key] then
+        names[#names + 1] = labels[x.experiment] or x.experiment
+        local k = #names
+        v[k] = x[key]
+        if key == "total" then lo[k], hi[k] = x.lo, x.hi else lo[k], hi[k] = x[key .. "_lo"], x[key .. "_hi"] end
+        bands = bands and lo[k] ~= nil
+      end
+    end
+    if #names == 0 then return end
+    for _, ext in ipairs(w.formats) do
+      plot.bars(w.path(file .. "." .. ext), { labels = names, values = v, lo = bands and lo or nil, hi = bands and hi or nil,
+        horizontal = true, xlabel = xlabel, title = "Experiments compared" })
+    end
+  end
+  bars("compare_total", "total", labels.effect or "Total effect (sum over units and periods)")
+  bars("compare_per_input", "per_input", "Effect per unit of input")
+end
+
+return M
