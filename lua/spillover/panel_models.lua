@@ -88,7 +88,7 @@ end
 -- The options each estimator reads (weights only to refuse them clearly).
 local option_names = {
   re = { "method", "effect", "vcov", "compat", "weights" },
-  between = { "vcov", "compat", "weights" },
+  between = { "effect", "vcov", "compat", "weights" },
   fd = { "vcov", "compat", "weights", "across_gaps" },
 }
 
@@ -615,29 +615,37 @@ end
 
 -- ---- between -----------------------------------------------------------------------
 
---- Between: sp.between(d, formula, {vcov =, compat =}): OLS on the entity means.
+--- Between: sp.between(d, formula, {effect =, vcov =, compat =}): OLS on the
+--- entity means, or on the period means with effect = "time" (plm's
+--- effect = "time").
 function M.between(d, formula, opts)
   local P
   P, opts = prepare(d, formula, opts, "between")
+  local effect = opts.effect or "individual"
+  if effect ~= "individual" and effect ~= "time" then
+    raise("between: unknown effect '" .. tostring(effect) .. "' (expected individual or time)")
+  end
+  local unit = effect == "time" and "period" or "entity"
   local t = P.vc.type
   if t == "cluster" or t == "driscoll_kraay" then
-    raise("between: vcov '" .. t .. "' is not available: the between model has one row per entity " ..
-      "(use iid, hc0, hc1, hc2 or hc3)")
+    raise("between: vcov '" .. t .. "' is not available: the between model has one row per " .. unit ..
+      " (use iid, hc0, hc1, hc2 or hc3)")
   end
-  local dim = P.id
-  if dim.G < 2 then raise("between: too few entities: " .. dim.G .. " (need more entities than coefficients)") end
+  local dim = effect == "time" and P.ts or P.id
+  local units = effect == "time" and "periods" or "entities"
+  if dim.G < 2 then raise(string.format("between: too few %s: %d (need more %s than coefficients)", units, dim.G, units)) end
   local ym, Xm, scale = group_means(P.y, dim.g, dim.G, dim.cnt), {}, {}
   for j = 1, P.k do
     Xm[j] = group_means(P.X[j], dim.g, dim.G, dim.cnt)
     scale[j] = sumsq(Xm[j])
   end
   if dim.G <= P.k then
-    raise(string.format("between: %d entities are too few for %d coefficients", dim.G, P.k))
+    raise(string.format("between: %d %s are too few for %d coefficients", dim.G, units, P.k))
   end
   local o = ols_step(P, "between", Xm, ym, P.names, scale, nil, nil)
   local fit = finish(P, o, {
-    names = P.names, y = ym, stats = { model = "between", effect = "individual" }, estimator = "between",
-    label = "Between (entity means)",
+    names = P.names, y = ym, stats = { model = "between", effect = effect }, estimator = "between",
+    label = "Between (" .. unit .. " means)",
   })
   fit.predict_fn = linear.predict_linear
   return fit
@@ -734,7 +742,7 @@ local PANEL_MODEL_KEYS = { "vcov", "compat" }
 local PANEL_OPTIONS = {
   re = { method = { type = "string", enum = { "swar", "amemiya", "walhus", "nerlove" } },
     effect = { type = "string", enum = { "individual", "time", "twoways" } } },
-  between = {},
+  between = { effect = { type = "string", enum = { "individual", "time" } } },
   fd = { across_gaps = { type = "boolean" } },
 }
 -- The between model has one row per entity: no clustering by entity or time.

@@ -149,4 +149,26 @@ do
     0.4338592086900317, 1e-9, "ivreg2: first-stage partial R2")
 end
 
+-- ---- sp.between with effect = "time" ------------------------------------------------------
+-- Exact identities: OLS on the period means (d:aggregate by year), and the entity between
+-- model with the panel index swapped, which users wrote by hand before.
+do
+  local d = sp.read_csv("tests/reference/data/Produc.csv")
+  d:panel { entity = "state", time = "year" }
+  local F = "log_gsp ~ log_pcap + log_pc + log_emp + unemp"
+  local bt = pm.between(d, F, { effect = "time", vcov = "hc1" })
+  local m = d:aggregate { by = "year", mean = { "log_gsp", "log_pcap", "log_pc", "log_emp", "unemp" } }
+  local o = sp.ols(m, "log_gsp_mean ~ log_pcap_mean + log_pc_mean + log_emp_mean + unemp_mean", { vcov = "hc1" })
+  T.check(bt.nobs == 17 and bt.stats.effect == "time", "between, time: one row per year", bt.nobs)
+  T.near(bt:coef().unemp, o:coef().unemp_mean, 1e-10, "between, time = OLS on the year means (coefficient)")
+  T.near(bt:se().log_pc, o:se().log_pc_mean, 1e-10, "between, time = OLS on the year means (HC1 se)")
+  local s = d:copy()
+  s:panel { entity = "year", time = "state" }
+  T.near(pm.between(s, F):coef().log_emp, pm.between(d, F, { effect = "time" }):coef().log_emp, 1e-12,
+    "between, time = the entity between model with the index swapped")
+  T.checkerr("between: unknown effect 'twoways' %(expected individual or time%)", pm.between, d, F, { effect = "twoways" })
+  T.checkerr("between: vcov 'cluster' is not available: the between model has one row per period", pm.between, d, F,
+    { effect = "time", vcov = { cluster = "state" } })
+end
+
 T.done()
