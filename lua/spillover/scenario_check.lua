@@ -137,7 +137,7 @@ local schema = { type = "map", fields = {
     } },
     -- a budget of an input split across units to maximise the effect (spillover.allocate)
     allocate = { type = "map", fields = { variable = { type = "string", required = true },
-      budget = { type = "number", min = 0, max = math.huge, open_range = true, required = true },
+      budget = { type = "number", required = true },
       where = STR, from = NUM, to = NUM, lower = NUM, upper = NUM, steps = { type = "integer", min = 1 } } },
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
@@ -440,6 +440,9 @@ local function check_allocate(s, spec, a, path, d, columns, known_var, known, er
     errs[#errs + 1] = located(s, path, "a budget is split across units: give data.entity")
   end
   if (a.from or a.to) and not spec.data.time then errs[#errs + 1] = located(s, path, "'from'/'to' need data.time") end
+  if not (a.budget > 0) then
+    errs[#errs + 1] = located(s, path .. ".budget", "the budget must be a positive amount, got " .. tostring(a.budget))
+  end
   local lower, upper = a.lower or 0, a.upper or a.budget
   if lower > upper then
     errs[#errs + 1] = located(s, path .. ".lower", "'lower' (" .. lower .. ") is above 'upper' (" .. upper .. ")")
