@@ -429,18 +429,19 @@ local function ercomp(P, method, effect)
         end
       end
     elseif method == "amemiya" then
+      -- A regressor without within variation (time-invariant) is dropped
+      -- from the within fit: its part stays in the residuals' entity means,
+      -- which the individual component absorbs (plm does the same).
       local wf = within_fit(P, dims)
+      local kcols, kw = {}, {}
       for j = 1, #wf.cols do
-        if not wf.keep[j] then
-          raise("re: 'amemiya' is not estimable: '" .. wf.names[j] .. "' has no within variation" ..
-            " (use method = \"swar\" or \"walhus\")")
-        end
+        if wf.keep[j] then kcols[#kcols + 1], kw[#kw + 1] = wf.cols[j], wf.wcols[j] end
       end
       q[1] = wf.ssr
       for _, r in ipairs(rows) do if r > 1 then q[r] = between_quad(wf.e, bydim[r]) end end
       if general then
         Mq[1][1] = n - NTS - wf.rank
-        local CPXM = #wf.cols > 0 and tomatrix(wf.wcols, n):crossprod():inv() or nil
+        local CPXM = #kw > 0 and tomatrix(kw, n):crossprod():inv() or nil
         for _, r in ipairs(rows) do
           if r > 1 then
             local dim = bydim[r]
@@ -448,7 +449,7 @@ local function ercomp(P, method, effect)
             if CPXM then
               -- centred group means repeated on every row
               local Bc = {}
-              for j, c in ipairs(wf.cols) do
+              for j, c in ipairs(kcols) do
                 local m = group_means(c, dim.g, dim.G, dim.cnt)
                 local mu = mean(c)
                 local v = {}

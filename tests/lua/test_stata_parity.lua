@@ -171,4 +171,39 @@ do
     { effect = "time", vcov = { cluster = "state" } })
 end
 
+-- ---- sp.re amemiya with time-invariant regressors (Wages, Cornwell-Rupert) ----------------
+-- The components come from the within residuals y - c - X b_w, the time-invariant
+-- regressors (female, black, ed) being absent from the within fit, so their part stays in
+-- the entity means: the components equal those of the model without them (exact), on the
+-- balanced panel and on an unbalanced subset; the GLS step then estimates them.
+do
+  local w = sp.read_csv("tests/reference/data/Wages.csv")
+  w:panel { entity = "id", time = "year" }
+  local tv = "lwage ~ wks + south + smsa + married + exp + exp2 + bluecol + ind + union"
+  local F = tv .. " + female + black + ed"
+  local u = w:filter(function(r) return not (r.id % 7 == 0 and r.year >= 1980) end)
+  u:panel { entity = "id", time = "year" }
+  for name, data in pairs { balanced = w, unbalanced = u } do
+    local a = pm.re(data, F, { method = "amemiya" })
+    local b = pm.re(data, tv, { method = "amemiya" })
+    T.near(a.stats.sigma2.idios, b.stats.sigma2.idios, 1e-12, "amemiya, " .. name .. ": s2_e without the time-invariant part")
+    T.near(a.stats.sigma2.id, b.stats.sigma2.id, 1e-12, "amemiya, " .. name .. ": s2_u without the time-invariant part")
+    T.check(a:coef().ed ~= nil and a:se().ed > 0 and a:se().female > 0, "amemiya, " .. name .. ": ed, female estimated")
+  end
+  -- the GLS step by hand: OLS on y - theta ybar_i with the components above
+  local a = pm.re(w, F, { method = "amemiya" })
+  local s2e, s2u = a.stats.sigma2.idios, a.stats.sigma2.id
+  local theta = 1 - math.sqrt(s2e / (s2e + 7 * s2u))
+  T.near(a.stats.theta, theta, 1e-12, "amemiya: theta = 1 - sqrt(s2_e / (s2_e + T s2_u))")
+  local vars = { "lwage", "wks", "south", "smsa", "married", "exp", "exp2", "bluecol", "ind", "union", "female", "black", "ed" }
+  local m = w:aggregate { by = "id", mean = vars }
+  local g = w:join(m, { on = "id" })
+  for _, v in ipairs(vars) do g["s_" .. v] = g[v] - g[v .. "_mean"] * theta end
+  g.s_one = 1 - theta
+  local o = sp.ols(g, "s_lwage ~ 0 + s_one + s_wks + s_south + s_smsa + s_married + s_exp + s_exp2 + s_bluecol + s_ind + " ..
+    "s_union + s_female + s_black + s_ed")
+  T.near(a:coef().ed, o:coef().s_ed, 1e-9, "amemiya: the GLS coefficient of ed by hand")
+  T.near(a:coef().female, o:coef().s_female, 1e-9, "amemiya: the GLS coefficient of female by hand")
+end
+
 T.done()
