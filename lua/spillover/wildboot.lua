@@ -115,11 +115,7 @@ end
 
 -- ---- small dense algebra on Lua arrays (k is small) ------------------------------------
 
-local function dotv(a, b)
-  local s = 0
-  for j = 1, #a do s = s + a[j] * b[j] end
-  return s
-end
+local dotv = util.dot
 
 local function matvec(A, x)
   local out = {}
