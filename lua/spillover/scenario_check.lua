@@ -472,7 +472,7 @@ local function check_sweep(s, spec, e, path, errs)
     end
     ep.sweep = nil
     local before = #errs
-    validate(s, ep, schema.fields.experiments.values, path .. ".sweep(point " .. i .. ")", errs)
+    validate(s, ep, schema.fields.experiments.values, path .. ".sweep[point " .. i .. "]", errs)
     for _, sh in ipairs(ep.shocks or { ep.shock }) do
       local ok3, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
       if not ok3 then

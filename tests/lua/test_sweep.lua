@@ -142,7 +142,7 @@ end
 check_error("bad.yaml:%d+:%d+: experiments%.dose%.sweep: point 2: cannot read \"%+20 percent\"", "\"+20%\"]", "\"+20 percent\"]")
 check_error("experiments%.dose%.sweep: the experiment has no 'shocks', so it cannot vary \"shocks%[1%]%.change\"",
   "{shock.change:", "{\"shocks[1].change\":")
-check_error("experiments%.dose%.sweep%(point 1%)%.shock%.from: expected a number", "grid: {shock.change: [\"+10%\", \"+20%\"]}",
+check_error("bad.yaml:%d+:%d+: experiments%.dose%.sweep%[point 1%]%.shock%.from: expected a number", "grid: {shock.change: [\"+10%\", \"+20%\"]}",
   "grid: {shock.from: [\"soon\"]}")
 check_error("experiments%.dose%.sweep%.lhs: missing required key 'n'", "grid: {shock.change: [\"+10%\", \"+20%\"]}",
   "lhs: {ranges: {shock.change: [\"+5%\", \"+20%\"]}}")
