@@ -221,51 +221,239 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
   return p0, p1
 end
 
+-- ---- the outcome's scale --------------------------------------------------------------
+
+-- The column and optional denominator a response node is (x, a / b, I(a / b)),
+-- or nil.  A derived ratio ({ratio: [a, b]}) counts as a / b.
+local function level_of(node, derive)
+  while node.kind == "paren" or node.kind == "I" do node = node.args[1] end
+  if node.kind == "var" then
+    local dv = derive and derive[node.var]
+    if type(dv) == "table" and dv.ratio then return { column = dv.ratio[1], denominator = dv.ratio[2] } end
+    return { column = node.var }
+  end
+  local a, b = node.args and node.args[1], node.args and node.args[2]
+  if node.kind == "op" and node.op == "/" and a and b and a.kind == "var" and b.kind == "var" then
+    return { column = a.var, denominator = b.var }
+  end
+end
+
+-- {fn = "log" | "log1p" | "identity", column, denominator} of a response node.
+local function transform_of(node, derive, depth)
+  while node.kind == "paren" do node = node.args[1] end
+  if node.kind == "var" and derive and depth == 0 then
+    local dv = derive[node.var]
+    local expr = type(dv) == "string" and dv or (type(dv) == "table" and dv.expr)
+    -- a derived outcome (lnpat: log(patents)) is read from its derivation
+    if expr then return transform_of(formula.parse("~ " .. expr).rhs[1], derive, 1) end
+  end
+  if node.kind == "call" and node.fn == "log" then
+    local arg = node.args[1]
+    while arg.kind == "paren" do arg = arg.args[1] end
+    if arg.kind == "op" and arg.op == "+" and #arg.args == 2 then
+      for k = 1, 2 do
+        local one, x = arg.args[k], arg.args[3 - k]
+        if one.kind == "number" and one.value == 1 then
+          local lv = level_of(x, derive)
+          if lv then lv.fn = "log1p"; return lv end
+        end
+      end
+    end
+    local lv = level_of(arg, derive)
+    if lv then lv.fn = "log"; return lv end
+    return nil
+  end
+  local lv = level_of(node, derive)
+  if lv then lv.fn = "identity" end
+  return lv
+end
+
+--- The scale of a model's outcome: how its response relates to a data
+--- column, read from the formula (an object or text) and the scenario's
+--- derive: entries (lnpat: log(patent_grants)).  Returns {fn = "log" |
+--- "log1p" | "identity", column =, denominator = (a ratio a / b: the level
+--- is a), response = the response as text}, or nil and why.
+function M.outcome_scale(f, derive)
+  f = formula.is_formula(f) and f or formula.parse(f)
+  if not f.lhs then return nil, "the formula has no response" end
+  local t = transform_of(f.lhs, derive, 0)
+  local shown = f.lhs.kind == "var" and derive and derive[f.lhs.var]
+  shown = f:response() .. (type(shown) == "string" and " = " .. shown or "")
+  if not t then
+    return nil, "the outcome " .. shown .. " is not log(x), log(1 + x), a ratio x / z or a column, so its effects " ..
+      "cannot be put in the units of a data column"
+  end
+  t.response = f:response()
+  return t
+end
+
+--- The scale an experiment of a scenario reports on: opts is its scale:
+--- entry ({transform = "auto" | "none", backtransform = "smearing" |
+--- "normal" | "naive", aggregate = "sum" | "mean_pct" | "weighted", weight =
+--- column, cumulative = bool}, nil for the defaults), derive the scenario's
+--- derive: entries.  false (the model's scale only) for transform "none" or
+--- an outcome that is not a transform of a column; with opts given, that
+--- second case is an error instead (nil, why), since the scenario asked for
+--- levels.
+function M.experiment_scale(f, derive, opts)
+  if opts and opts.transform == "none" then return false end
+  local t, why = M.outcome_scale(f, derive)
+  if not t then
+    if opts then return nil, why end
+    return false
+  end
+  for _, k in ipairs { "backtransform", "aggregate", "weight", "cumulative" } do t[k] = opts and opts[k] end
+  return t
+end
+
+-- The back-transform of a prediction p on a row with denominator den:
+-- den * (a e^p - c) for logs (a the smearing or normal factor, c = 1 for
+-- log(1 + x)), den * p for a column in its own units.
+local function backtransform(sc)
+  local a, c = sc.factor or 1, sc.fn == "log1p" and 1 or 0
+  if sc.fn == "identity" then return function(p, den) return den * p end end
+  return function(p, den) return den * (a * math.exp(p) - c) end
+end
+
+--- The back-transform's factor from the residuals y - p0 on the baseline
+--- (rows where both exist): Duan's smearing mean(e^e), the normal
+--- correction e^(s^2 / 2) (s^2 the residuals' sum of squares over the fit's
+--- residual degrees of freedom, or over their number), or 1 (naive: the
+--- median under symmetric errors).
+local function scale_factor(sc, y, p0, fit)
+  if sc.fn == "identity" or sc.backtransform == "naive" then return 1, 0 end
+  local m, se, sq = 0, 0, 0
+  for i = 1, #y do
+    local e = y[i] - p0[i]
+    if e == e then m, se, sq = m + 1, se + math.exp(e), sq + e * e end
+  end
+  if m == 0 then raise("counterfactual: no row has both the outcome and its prediction; cannot back-transform") end
+  if sc.backtransform == "normal" then
+    local df = fit and fit.nobs == m and type(fit.df_resid) == "number" and fit.df_resid > 0 and fit.df_resid or m
+    return math.exp(sq / df / 2), m
+  end
+  return se / m, m
+end
+
 -- ---- summaries ------------------------------------------------------------------------
 
 local quantile = util.quantile
 
-local function interval(values, level)
+-- The interval at level of sorted values.
+local function bounds(sorted, level)
+  local a = (1 - level) / 2
+  return quantile(sorted, a), quantile(sorted, 1 - a)
+end
+
+-- The values that are numbers, sorted.
+local function sorted_numbers(values)
   local s = {}
   for _, v in ipairs(values) do if v == v then s[#s + 1] = v end end
   table.sort(s)
-  local a = (1 - level) / 2
-  return quantile(s, a), quantile(s, 1 - a)
+  return s
 end
 
+local function interval(values, level) return bounds(sorted_numbers(values), level) end
+
+
+local function period_order(a, b)
+  local na, nb = tonumber(a), tonumber(b)
+  if na and nb then return na < nb end
+  return tostring(a) < tostring(b)
+end
 
 --- Group every row by (group value, period) and (group, all periods);
---- keys(u) lists the groups a row belongs to.
-local function aggregate(keys, units, level, ndraws, draws_of)
+--- keys(u) lists the groups a row belongs to.  Per cell: the model-scale
+--- effect (sum, mean), the level change (sum over rows) and the % of the
+--- level, and with agg.unit = "mean_pct" or "weighted" the mean (or
+--- agg.weight-weighted mean) over units of each unit's % change, summed over
+--- the cell's periods first.  agg.cumulative: a period's cell holds every
+--- period up to it.  Every value gets an interval over the draws
+--- (agg.draws[r][i] the model-scale effect of row i, agg.ldraws[r][i] its
+--- level change).
+local function aggregate(keys, units, agg)
   local groups = {}
+  local pkeys, seenp = {}, {}
+  for _, u in ipairs(units) do
+    if not seenp[u.period_key] then seenp[u.period_key] = true; pkeys[#pkeys + 1] = u.period_key end
+  end
+  table.sort(pkeys, period_order)
+  local rank = {}
+  for k, p in ipairs(pkeys) do rank[p] = k end
   for _, u in ipairs(units) do
     if u.effect == u.effect then
       for _, gk in ipairs(keys(u)) do
         local g = groups[gk] or { periods = {}, total = { rows = {} } }
         groups[gk] = g
-        local p = g.periods[u.period_key] or { rows = {} }
-        g.periods[u.period_key] = p
-        p.rows[#p.rows + 1] = u
-        g.total.rows[#g.total.rows + 1] = u
+        local cells = { g.total }
+        for k = rank[u.period_key], (agg.cumulative and #pkeys or rank[u.period_key]) do
+          local p = g.periods[pkeys[k]] or { rows = {} }
+          g.periods[pkeys[k]] = p
+          cells[#cells + 1] = p
+        end
+        for _, c in ipairs(cells) do c.rows[#c.rows + 1] = u end
       end
     end
   end
-  local function summarise(rows)
-    local sum, base = 0, 0
-    for _, u in ipairs(rows) do sum, base = sum + u.effect, base + u.baseline end
-    local out = { n = #rows, sum = sum, mean = sum / #rows, baseline_sum = base,
-      pct = base ~= 0 and 100 * sum / math.abs(base) or 0 / 0 }
-    if ndraws > 0 then
-      local sums, means = {}, {}
-      for r = 1, ndraws do
-        local s = 0
-        for _, u in ipairs(rows) do s = s + draws_of(u, r) end
-        sums[r], means[r] = s, s / #rows
+  local ndraws, level, unitwise = agg.ndraws, agg.level, agg.unit == "mean_pct" or agg.unit == "weighted"
+  local has_level = agg.has_level
+  -- the cell's value of one draw, or of the point estimate (eff[i], lev[i]:
+  -- row i's effect and level change)
+  local function values(rows, eff, lev)
+    local sum, change = 0, 0
+    local units_of, order = {}, {}
+    for _, u in ipairs(rows) do
+      sum = sum + eff[u.row]
+      if has_level then
+        local dl = lev[u.row]
+        change = change + dl
+        if unitwise then
+          local k = u.entity or u.row
+          local e = units_of[k]
+          if not e then e = { change = 0, base = 0, w = 0 }; units_of[k] = e; order[#order + 1] = k end
+          e.change, e.base = e.change + dl, e.base + u.level_baseline
+          e.w = e.w + (u.weight or 1)
+        end
       end
+    end
+    local up
+    if unitwise then
+      local num, den = 0, 0
+      for _, k in ipairs(order) do
+        local e = units_of[k]
+        local w = agg.unit == "weighted" and e.w or 1
+        if e.base ~= 0 and w == w then num, den = num + w * 100 * e.change / math.abs(e.base), den + w end
+      end
+      up = den > 0 and num / den or 0 / 0
+    end
+    return sum, change, up
+  end
+  local function summarise(rows)
+    local base = 0
+    if has_level then for _, u in ipairs(rows) do base = base + u.level_baseline end end
+    local sum, change, up = values(rows, agg.effect, agg.change)
+    local out = { n = #rows, sum = sum, mean = sum / #rows }
+    if has_level then
+      out.level_change, out.level_baseline = change, base
+      out.pct = base ~= 0 and 100 * change / math.abs(base) or 0 / 0
+      if unitwise then out[agg.unit] = up end
+    end
+    if ndraws > 0 then
+      local sums, changes, ups = {}, {}, {}
+      for r = 1, ndraws do
+        local dr, lr = agg.draws[r], agg.ldraws and agg.ldraws[r]
+        sums[r], changes[r], ups[r] = values(rows, dr, lr)
+      end
+      -- the mean and the % of the level are linear in the sums: their
+      -- quantiles are the sums' quantiles scaled
       out.sum_lo, out.sum_hi = interval(sums, level)
-      out.mean_lo, out.mean_hi = interval(means, level)
-      if base ~= 0 then
-        out.pct_lo, out.pct_hi = 100 * out.sum_lo / math.abs(base), 100 * out.sum_hi / math.abs(base)
+      out.mean_lo, out.mean_hi = out.sum_lo / #rows, out.sum_hi / #rows
+      if has_level then
+        out.level_change_lo, out.level_change_hi = interval(changes, level)
+        if base ~= 0 then
+          out.pct_lo, out.pct_hi = 100 * out.level_change_lo / math.abs(base), 100 * out.level_change_hi / math.abs(base)
+        end
+        if unitwise then out[agg.unit .. "_lo"], out[agg.unit .. "_hi"] = interval(ups, level) end
       end
     end
     return out
@@ -379,47 +567,134 @@ function M.run(spec)
   end
 
   local method = spec.bootstrap and spec.bootstrap > 0 and "cluster bootstrap" or (ndraws > 0 and "parameter draws" or "none")
-  return M.summarise(spec, p0, p1, shocked, draws, ndraws, level, method)
+  return M.summarise(spec, p0, p1, shocked, draws, ndraws, level, method, d1)
+end
+
+--- The scale an experiment reports its levels on: spec.scale as the
+--- scenario resolved it ({fn =, column =, ...}: outcome_scale and the
+--- options below), false or transform = "none" for the model's scale only,
+--- or options alone (backtransform, aggregate, weight, cumulative) with the
+--- transform read from the fit's formula (an outcome derived in Lua is a
+--- column to the formula: give fn and column then).
+local function scale_of(spec)
+  local sc = spec.scale
+  if sc == false or (type(sc) == "table" and sc.transform == "none") then return nil end
+  sc = sc or {}
+  local t = sc
+  if not sc.fn then
+    local f = spec.fit and spec.fit.formula
+    t = f and M.outcome_scale(f)
+    if not t then return nil end
+    for k, v in pairs(sc) do t[k] = v end
+  end
+  t.backtransform, t.aggregate = t.backtransform or "smearing", t.aggregate or "sum"
+  if t.aggregate == "weighted" and not t.weight then raise("counterfactual: aggregate 'weighted' needs 'weight' (a column)") end
+  return t
 end
 
 --- The result of an experiment from its per-row predictions: p0, p1 (n x 1
 --- matrices or arrays: baseline and scenario), touched[i] (the rows the
 --- experiment changes), draws[r] (the effect per row under draw r, n x 1
 --- matrices or arrays), per unit and period and aggregated by spec.groups and
---- by entity.  Shared by every kind of experiment (shocks, roll-outs).
-function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method)
+--- by entity, on the model's scale and, when the outcome is a transform of a
+--- data column (spec.scale), on that column's scale: level change and % of
+--- the level.  d1 is the scenario's data (a shocked denominator of a ratio
+--- moves the level; nil: d0).  Shared by every kind of experiment (shocks,
+--- roll-outs).
+function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method, d1)
   local d0 = spec.data
   local n = d0:nrow()
   local function at(v, i) return type(v) == "table" and v[i] or v:get(i, 1) end
+  local function array(v)
+    if type(v) == "table" then return v end
+    return v:tovector()
+  end
   local ent = spec.entity and d0[spec.entity]
   local tim = spec.time and d0[spec.time]
   local gcols = {}
   for _, g in ipairs(spec.groups or {}) do gcols[#gcols + 1] = { name = g, col = d0[g] } end
+  local b0, b1 = array(p0), array(p1)
+  local dr = {}
+  for r = 1, ndraws do dr[r] = array(draws[r]) end
+  local sc = scale_of(spec)
+  local G, den0, den1, wcol, ldraws
+  if sc then
+    local present = false
+    for _, c in ipairs(d0:names()) do present = present or c == sc.response end
+    local y = present and d0[sc.response] or require("spillover.derive").eval(d0, sc.response)
+    local factor, m = scale_factor(sc, array(y), b0, spec.fit)
+    sc.factor, sc.residuals = factor, m
+    G = backtransform(sc)
+    local ones = setmetatable({}, { __index = function() return 1 end })
+    den0 = sc.denominator and array(d0[sc.denominator]) or ones
+    den1 = sc.denominator and array((d1 or d0)[sc.denominator]) or ones
+    wcol = sc.aggregate == "weighted" and array(d0[sc.weight]) or nil
+    ldraws = {}
+  end
   local units = {}
   for i = 1, n do
-    local b0, b1 = at(p0, i), at(p1, i)
     local u = {
-      row = i, baseline = b0, scenario = b1, effect = b1 - b0, shocked = touched[i],
+      row = i, baseline = b0[i], scenario = b1[i], effect = b1[i] - b0[i], shocked = touched[i],
       entity = ent and key_of(at(ent, i)) or nil,
       period = tim and at(tim, i) or nil,
     }
     u.period_key = u.period and key_of(u.period) or "all"
-    u.pct = b0 ~= 0 and 100 * u.effect / math.abs(b0) or 0 / 0
+    if sc then
+      u.level_baseline, u.level_scenario = G(b0[i], den0[i]), G(b1[i], den1[i])
+      u.level_change = u.level_scenario - u.level_baseline
+      u.pct = u.level_baseline ~= 0 and 100 * u.level_change / math.abs(u.level_baseline) or 0 / 0
+      u.weight = wcol and wcol[i]
+    end
     u.groups = { "all" }
     for _, g in ipairs(gcols) do
       u.groups[#u.groups + 1] = g.name .. "=" .. tostring(key_of(at(g.col, i)))
     end
-    if ndraws > 0 then
-      local vals = {}
-      for r = 1, ndraws do vals[r] = at(draws[r], i) end
-      u.lo, u.hi = interval(vals, level)
-    end
     units[#units + 1] = u
   end
-  local draw_of = function(u, r) return at(draws[r], u.row) end
-  local groups = aggregate(function(u) return u.groups end, units, level, ndraws, draw_of)
-  local entities = ent and aggregate(function(u) return { u.entity } end, units, level, ndraws, draw_of) or nil
+  -- A draw's level change: the draw's effect on the model's scale applied
+  -- to the baseline prediction, the back-transform's factor held.
+  for r = 1, ndraws do
+    local d = dr[r]
+    if sc then
+      local l = {}
+      for i = 1, n do l[i] = G(b0[i] + d[i], den1[i]) - units[i].level_baseline end
+      ldraws[r] = l
+    end
+  end
+  if ndraws > 0 then
+    local vals = {}
+    for _, u in ipairs(units) do
+      local i = u.row
+      for r = 1, ndraws do vals[r] = dr[r][i] end
+      local sorted = sorted_numbers(vals)
+      u.lo, u.hi = bounds(sorted, level)
+      if sc then
+        -- the back-transform is monotone: the draws' level changes in the
+        -- order of their effects (reversed when it decreases)
+        local t, m = {}, #sorted
+        for k = 1, m do t[k] = G(b0[i] + sorted[k], den1[i]) - u.level_baseline end
+        if m > 1 and t[1] > t[m] then
+          for k = 1, m // 2 do t[k], t[m + 1 - k] = t[m + 1 - k], t[k] end
+        end
+        u.level_lo, u.level_hi = bounds(t, level)
+        local b = math.abs(u.level_baseline)
+        if b ~= 0 then u.pct_lo, u.pct_hi = 100 * u.level_lo / b, 100 * u.level_hi / b end
+      end
+    end
+  end
+  local eff, change = {}, {}
+  for i, u in ipairs(units) do eff[i], change[i] = u.effect, u.level_change end
+  local agg = { ndraws = ndraws, level = level, draws = dr, ldraws = ldraws, has_level = sc ~= nil,
+    effect = eff, change = change,
+    unit = sc and sc.aggregate ~= "sum" and sc.aggregate or nil, cumulative = sc and sc.cumulative }
+  local groups = aggregate(function(u) return u.groups end, units, agg)
+  local entities = ent and aggregate(function(u) return { u.entity } end, units, agg) or nil
   local res = { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level, method = method }
+  if sc then
+    res.scale = { transform = sc.fn, column = sc.column, denominator = sc.denominator, response = sc.response,
+      backtransform = sc.fn ~= "identity" and sc.backtransform or nil, factor = sc.factor, residuals = sc.residuals,
+      aggregate = sc.aggregate, weight = sc.weight, cumulative = sc.cumulative == true }
+  end
   if spec.disparity then res.disparity = M.disparity_change(spec, p0, p1, draws, ndraws, level) end
   return res
 end

@@ -68,10 +68,55 @@ end
 local function unit_records(r)
   local out = {}
   for i, u in ipairs(r.units) do
-    out[i] = { entity = u.entity, period = u.period, baseline = u.baseline, scenario = u.scenario,
-      effect = u.effect, pct = u.pct, lo = u.lo, hi = u.hi, shocked = u.shocked }
+    out[i] = { entity = u.entity, period = u.period, level_baseline = u.level_baseline,
+      level_scenario = u.level_scenario, level_change = u.level_change, level_lo = u.level_lo, level_hi = u.level_hi,
+      pct = u.pct, pct_lo = u.pct_lo, pct_hi = u.pct_hi, baseline = u.baseline, scenario = u.scenario,
+      effect = u.effect, lo = u.lo, hi = u.hi, shocked = u.shocked }
   end
   return json.array(out)
+end
+
+-- The columns of the effects files: the level first when there is one.
+local UNIT_COLUMNS = { "entity", "period", "level_baseline", "level_scenario", "level_change", "level_lo", "level_hi",
+  "pct", "pct_lo", "pct_hi", "baseline", "scenario", "effect", "lo", "hi", "shocked" }
+local function unit_columns(r)
+  if r.scale then return UNIT_COLUMNS end
+  return { "entity", "period", "baseline", "scenario", "effect", "lo", "hi", "shocked" }
+end
+local function group_columns(r)
+  local cols = { "group", "period", "n" }
+  local sc = r.scale
+  if sc then
+    for _, c in ipairs { "level_change", "level_change_lo", "level_change_hi", "pct", "pct_lo", "pct_hi" } do
+      cols[#cols + 1] = c
+    end
+    if sc.aggregate ~= "sum" then
+      for _, c in ipairs { "", "_lo", "_hi" } do cols[#cols + 1] = sc.aggregate .. c end
+    end
+  end
+  for _, c in ipairs { "sum", "sum_lo", "sum_hi", "mean", "mean_lo", "mean_hi" } do cols[#cols + 1] = c end
+  return cols
+end
+
+--- What an experiment's numbers are, in words for headers and axes: the
+--- level's aggregate (its key in a group's cell and its name), the model
+--- scale's, and the periods'.
+local function quantities(r, labels)
+  local sc = r.scale
+  local q = { model = "change in the model's outcome" }
+  q.periods = sc and sc.cumulative and "cumulative to the period" or "per period"
+  if not sc then return q end
+  q.model = "change in " .. (labels[sc.response] or sc.response)
+  local what = labels[sc.column] or sc.column
+  q.what = what
+  if sc.aggregate == "mean_pct" then
+    q.key, q.name = "mean_pct", "mean % change of " .. what .. " (over units)"
+  elseif sc.aggregate == "weighted" then
+    q.key, q.name = "weighted", (labels[sc.weight] or sc.weight) .. "-weighted mean % change of " .. what
+  else
+    q.key, q.name = "level_change", "additional " .. what .. " (sum over units)"
+  end
+  return q
 end
 
 local function csv_cell(v)
@@ -110,12 +155,14 @@ local function group_rows(r)
     local gr = r.groups[g]
     for _, p in ipairs(sorted_keys(gr.periods)) do
       local x = gr.periods[p]
-      rows[#rows + 1] = { group = g, period = p, n = x.n, sum = x.sum, sum_lo = x.sum_lo, sum_hi = x.sum_hi,
-        mean = x.mean, mean_lo = x.mean_lo, mean_hi = x.mean_hi, pct = x.pct, pct_lo = x.pct_lo, pct_hi = x.pct_hi }
+      local row = { group = g, period = p }
+      for k, v in pairs(x) do row[k] = v end
+      rows[#rows + 1] = row
     end
     local x = gr.total
-    rows[#rows + 1] = { group = g, period = "total", n = x.n, sum = x.sum, sum_lo = x.sum_lo, sum_hi = x.sum_hi,
-      mean = x.mean, mean_lo = x.mean_lo, mean_hi = x.mean_hi, pct = x.pct, pct_lo = x.pct_lo, pct_hi = x.pct_hi }
+    local row = { group = g, period = "total" }
+    for k, v in pairs(x) do row[k] = v end
+    rows[#rows + 1] = row
   end
   return rows
 end
@@ -125,20 +172,47 @@ local function fmt(v)
   return string.format("%.4g", v)
 end
 
-local function groups_markdown(name, r)
+local BACKTRANSFORM = { smearing = "Duan's smearing estimate", normal = "the normal correction e^(s^2/2)",
+  naive = "no correction (the median under symmetric errors)" }
+
+local function groups_markdown(name, r, labels)
+  local q, sc = quantities(r, labels), r.scale
   local lines = {
     "# Effects of experiment " .. name,
     "",
     string.format("Model: %s. Intervals: %s (%d draws, %g%% level).", r.model, r.method, r.ndraws, 100 * r.level),
     "",
   }
+  if sc then
+    local level = sc.column .. (sc.denominator and " (" .. sc.response .. " x " .. sc.denominator .. ")" or "")
+    local how = sc.transform == "identity" and "in its own units" or string.format(
+      "back-transformed from %s with %s (factor %s, from %d residuals)", sc.response, BACKTRANSFORM[sc.backtransform],
+      fmt(sc.factor), sc.residuals)
+    lines[#lines + 1] = string.format("Levels: %s = %s, predicted by the model and %s. Rows: %s; " ..
+      "'total' covers every period. n counts unit-periods.", q.what, level, how, q.periods)
+    lines[#lines + 1] = ""
+  end
   for _, n in ipairs(r.notes or {}) do lines[#lines + 1] = "Note: " .. n .. "\n" end
-  lines[#lines + 1] = "| group | period | n | sum | interval | mean | % of baseline |"
-  lines[#lines + 1] = "|---|---|---:|---:|---|---:|---:|"
+  local function ci(x, k) return x[k .. "_lo"] and string.format("[%s, %s]", fmt(x[k .. "_lo"]), fmt(x[k .. "_hi"])) or "" end
+  -- the level's aggregate first, then the % of the level, then the model's scale
+  local cols = {}
+  if sc then
+    cols[#cols + 1] = { "additional " .. q.what .. " (sum over units)", "level_change" }
+    cols[#cols + 1] = { "% of " .. q.what, "pct" }
+    if q.key ~= "level_change" then table.insert(cols, 1, { q.name, q.key }) end
+  end
+  cols[#cols + 1] = { q.model .. " (sum over units)", "sum" }
+  local head, rule = { "group", "period", "n" }, { "---", "---", "---:" }
+  for _, c in ipairs(cols) do
+    head[#head + 1], head[#head + 2] = c[1], "interval"
+    rule[#rule + 1], rule[#rule + 2] = "---:", "---"
+  end
+  lines[#lines + 1] = "| " .. table.concat(head, " | ") .. " |"
+  lines[#lines + 1] = "|" .. table.concat(rule, "|") .. "|"
   for _, x in ipairs(group_rows(r)) do
-    local ci = x.sum_lo and string.format("[%s, %s]", fmt(x.sum_lo), fmt(x.sum_hi)) or ""
-    lines[#lines + 1] = string.format("| %s | %s | %d | %s | %s | %s | %s |", x.group, x.period, x.n, fmt(x.sum), ci,
-      fmt(x.mean), fmt(x.pct))
+    local cells = { x.group, x.period, string.format("%d", x.n) }
+    for _, c in ipairs(cols) do cells[#cells + 1], cells[#cells + 2] = fmt(x[c[2]]), ci(x, c[2]) end
+    lines[#lines + 1] = "| " .. table.concat(cells, " | ") .. " |"
   end
   if r.disparity then
     lines[#lines + 1] = ""
@@ -158,6 +232,13 @@ local function plots(dir, name, r, formats, labels)
   if not r.groups then return {} end -- a sweep draws its dose-response plot
   local ok, plot = pcall(require, "spillover.plot")
   if not ok then return { "plots skipped: " .. util.message(plot) } end
+  -- the axes say what they show: the level's aggregate when there is one
+  local q = quantities(r, labels)
+  local key = q.key or "sum"
+  local ylabel = (q.name or q.model .. " (sum over units)") .. ", " .. q.periods
+  local ukey, xlabel = "sum", q.model .. " (sum over periods)"
+  if q.key == "level_change" then ukey, xlabel = "level_change", "additional " .. q.what .. " (sum over periods)"
+  elseif q.key then ukey, xlabel = "pct", "% change of " .. q.what .. " over all periods" end
   local series = {}
   for _, g in ipairs(sorted_keys(r.groups)) do
     local gr = r.groups[g]
@@ -166,8 +247,8 @@ local function plots(dir, name, r, formats, labels)
     for _, p in ipairs(sorted_keys(gr.periods)) do
       local x = gr.periods[p]
       s.x[#s.x + 1] = tonumber(p) or #s.x + 1
-      s.y[#s.y + 1] = x.sum
-      if s.lo then s.lo[#s.lo + 1] = x.sum_lo; s.hi[#s.hi + 1] = x.sum_hi end
+      s.y[#s.y + 1] = x[key]
+      if s.lo then s.lo[#s.lo + 1] = x[key .. "_lo"]; s.hi[#s.hi + 1] = x[key .. "_hi"] end
     end
     series[#series + 1] = s
   end
@@ -175,7 +256,7 @@ local function plots(dir, name, r, formats, labels)
   for _, ext in ipairs(formats) do
     local p = dir .. "/" .. name .. "_paths." .. ext
     plot.paths(p, { series = series, xlabel = labels.period or "Period",
-      ylabel = labels.effect or "Effect (sum over units)", title = labels[name] or name, zero_line = true })
+      ylabel = ylabel, title = labels[name] or name, zero_line = true })
     written[#written + 1] = p
   end
   if r.entities then
@@ -185,14 +266,14 @@ local function plots(dir, name, r, formats, labels)
     local bands = r.ndraws > 0
     for i, e in ipairs(ents) do
       local t = r.entities[e].total
-      vals[i], lo[i], hi[i] = t.sum, t.sum_lo, t.sum_hi
+      vals[i], lo[i], hi[i] = t[ukey], t[ukey .. "_lo"], t[ukey .. "_hi"]
       -- a unit whose every draw was undefined has no interval: draw no bars' bands
       if not (lo[i] == lo[i] and hi[i] == hi[i]) then bands = false end
     end
     for _, ext in ipairs(formats) do
       local p = dir .. "/" .. name .. "_units." .. ext
       plot.bars(p, { labels = ents, values = vals, lo = bands and lo or nil, hi = bands and hi or nil,
-        xlabel = labels.effect or "Effect (sum over periods)", title = (labels[name] or name) .. ": effect by unit",
+        xlabel = xlabel, title = (labels[name] or name) .. ": effect by unit",
         horizontal = true, sort = true })
       written[#written + 1] = p
     end
@@ -437,7 +518,8 @@ function M.write(s, results, opts)
     for name, r in pairs(results.experiments) do
       res.experiments[name] = { model = r.model, method = r.method, draws = r.ndraws, level = r.level,
         units = r.units and unit_records(r), groups = plain(r.groups), entities = plain(r.entities),
-        notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout), disparity = plain(r.disparity) }
+        notes = json.array(plain(r.notes) or {}), rollout = plain(r.rollout), disparity = plain(r.disparity),
+        scale = plain(r.scale) }
       -- what a sweep or an allocation adds (its points, its split)
       for key, v in pairs(r.record or {}) do res.experiments[name][key] = plain(v) end
     end
@@ -481,11 +563,9 @@ function M.write(s, results, opts)
     for _, name in ipairs(sorted_keys(results.experiments)) do
       local r = results.experiments[name]
       if r.units then -- a sweep has no single set of effects: its table and plot follow
-        write_file(tmp .. "/effects_" .. name .. ".csv", csv(unit_records(r),
-          { "entity", "period", "baseline", "scenario", "effect", "pct", "lo", "hi", "shocked" }))
-        write_file(tmp .. "/effects_" .. name .. "_groups.csv", csv(group_rows(r),
-          { "group", "period", "n", "sum", "sum_lo", "sum_hi", "mean", "mean_lo", "mean_hi", "pct", "pct_lo", "pct_hi" }))
-        write_file(tmp .. "/effects_" .. name .. "_groups.md", groups_markdown(name, r))
+        write_file(tmp .. "/effects_" .. name .. ".csv", csv(unit_records(r), unit_columns(r)))
+        write_file(tmp .. "/effects_" .. name .. "_groups.csv", csv(group_rows(r), group_columns(r)))
+        write_file(tmp .. "/effects_" .. name .. "_groups.md", groups_markdown(name, r, labels))
         logf("effects of %s written", name)
       end
     end

@@ -143,6 +143,10 @@ local schema = { type = "map", fields = {
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
     label = STR,
+    -- effects in the units of a data column (spillover.counterfactual.experiment_scale)
+    scale = { type = "map", fields = { transform = { type = "string", enum = { "auto", "none" } },
+      backtransform = { type = "string", enum = { "smearing", "normal", "naive" } },
+      aggregate = { type = "string", enum = { "sum", "mean_pct", "weighted" } }, weight = STR, cumulative = BOOL } },
   } } },
   report = { type = "map", fields = {
     tables = { type = "list", items = STR },
@@ -483,6 +487,26 @@ local function check_sweep(s, spec, e, path, errs)
   end
 end
 
+--- An experiment's scale: levels of a transform the outcome is, weights
+--- that exist and are asked for.
+local function check_scale(s, spec, e, path, known_var, known, errs)
+  local sc, m = e.scale, spec.models[e.model]
+  if sc.aggregate == "weighted" and not sc.weight then
+    errs[#errs + 1] = located(s, path .. ".aggregate", "'weighted' needs 'weight' (a column, e.g. population)")
+  elseif sc.weight and sc.aggregate ~= "weighted" then
+    errs[#errs + 1] = located(s, path .. ".weight", "'weight' is read only by aggregate: weighted", true)
+  end
+  if sc.weight and not known_var(sc.weight) then
+    errs[#errs + 1] = located(s, path .. ".weight", "unknown column '" .. sc.weight .. "'" .. did_you_mean(sc.weight, known))
+  end
+  if m and sc.transform ~= "none" then
+    local ok, t, why = pcall(require("spillover.counterfactual").experiment_scale, m.formula, spec.derive, sc)
+    if ok and t == nil then
+      errs[#errs + 1] = located(s, path, why .. "; give transform: none for effects on the model's scale")
+    end
+  end
+end
+
 --- Validate a loaded scenario: the schema, then references between its parts
 --- and to the data's columns.  Raises one message listing every problem.
 function M.check(s, opts)
@@ -737,6 +761,7 @@ function M.check(s, opts)
         errs[#errs + 1] = located(s, path .. ".groups", "unknown column '" .. g .. "'" .. did_you_mean(g, known))
       end
     end
+    if e.scale then check_scale(s, spec, e, path .. ".scale", known_var, known, errs) end
   end
   if type(spec.compare) == "string" and spec.compare ~= "all" then
     errs[#errs + 1] = located(s, "compare", "expected a list of experiments or \"all\", got \"" .. spec.compare .. "\"")

@@ -140,6 +140,7 @@ function M.execute(s, opts)
         entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
         draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
         disparity = e.disparity, allocate = e.allocate,
+        scale = cf.experiment_scale(spec.models[e.model].formula, spec.derive, e.scale) or false,
         progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
       }
       local run = cf.run

@@ -13,16 +13,31 @@ T.check(ok == true and out:find(" 0 failed"), "spillover batch scenarios/ -j 2 r
 
 local function results(name) return sp.json.read(tmp .. "/" .. name .. "/results.json") end
 
--- The default scenario: effects only in the West, only from 2020.
-local di = results("digital_infrastructure").experiments.west_digital
-T.check(di.groups["region_nbs=East"].total.sum == 0 and di.groups["region_nbs=West"].total.sum ~= 0,
-  "default scenario: the shock moves the West only")
-T.check(di.groups.all.periods["2019"].sum == 0 and di.groups.all.periods["2020"].sum ~= 0, "from 2020 on")
-T.check(di.draws == 1000 and di.groups.all.total.sum_lo < di.groups.all.total.sum_hi, "1000 draws give a band")
-for _, file in ipairs({ "tables.md", "tables.tex", "tables.csv", "tables.xlsx", "west_digital_paths.png",
-  "west_digital_paths.svg", "west_digital_units.png", "manifest.json", "run.log" }) do
+-- The default scenario: digital infrastructure in an SDM; the shock to the
+-- West from 2020 spills over into its neighbours, in invention patents.
+local dinf = results("digital_infrastructure")
+local di = dinf.experiments.west_infrastructure
+local west, nb = di.groups["west_zone=West"], di.groups["west_zone=West neighbour"]
+T.check(west.total.level_change ~= 0 and nb.total.level_change ~= 0 and di.scale.column == "patent_grants",
+  "default scenario: additional invention patents in the West and its neighbours")
+T.check(di.groups.all.periods["2019"].level_change == 0 and di.groups.all.periods["2020"].level_change ~= 0, "from 2020 on")
+T.check(di.draws == 500 and west.total.level_change_lo < west.total.level_change_hi and west.total.pct_lo < west.total.pct_hi,
+  "500 draws give bands on the level and its %")
+T.check(dinf.indices.dii.weights.broadband_access_ports_10k > 0, "the infrastructure index's entropy weights are reported")
+local groups_md = T.read(tmp .. "/digital_infrastructure/effects_west_infrastructure_groups.md")
+T.check(groups_md:find("| additional invention patents (sum over units) | interval | % of invention patents |", 1, true),
+  "the effects table leads with additional invention patents and their %")
+for _, file in ipairs({ "tables.md", "tables.tex", "tables.csv", "tables.xlsx", "west_infrastructure_paths.png",
+  "west_infrastructure_paths.svg", "west_infrastructure_units.png", "manifest.json", "run.log" }) do
   T.check(sp.sys.exists(tmp .. "/digital_infrastructure/" .. file), "default scenario writes " .. file)
 end
+
+-- The digital-finance scenario (the previous default): effects only in the West, only from 2020.
+local df = results("digital_finance").experiments.west_digital
+T.check(df.groups["region_nbs=East"].total.sum == 0 and df.groups["region_nbs=West"].total.sum ~= 0,
+  "digital finance: the shock moves the West only")
+T.check(df.groups.all.periods["2019"].sum == 0 and df.groups.all.periods["2020"].sum ~= 0, "from 2020 on")
+T.check(df.draws == 1000 and df.groups.all.total.sum_lo < df.groups.all.total.sum_hi, "1000 draws give a band")
 
 -- The entropy index: weights reported and summing to one.
 local idx = results("innovation_capacity_index").indices.icap
