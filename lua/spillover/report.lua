@@ -111,10 +111,13 @@ local function quantities(r, labels)
   q.what = what
   if sc.aggregate == "mean_pct" then
     q.key, q.name = "mean_pct", "mean % change of " .. what .. " (over units)"
+    q.axis = "% change of " .. what .. " (mean)"
   elseif sc.aggregate == "weighted" then
     q.key, q.name = "weighted", (labels[sc.weight] or sc.weight) .. "-weighted mean % change of " .. what
+    q.axis = "% change of " .. what .. " (" .. (labels[sc.weight] or sc.weight) .. "-weighted)"
   else
     q.key, q.name = "level_change", "additional " .. what .. " (sum over units)"
+    q.axis = "Additional " .. what .. " (sum)"
   end
   return q
 end
@@ -235,9 +238,10 @@ local function plots(dir, name, r, formats, labels)
   -- the axes say what they show: the level's aggregate when there is one
   local q = quantities(r, labels)
   local key = q.key or "sum"
-  local ylabel = (q.name or q.model .. " (sum over units)") .. ", " .. q.periods
+  -- short enough for the axis: "Additional invention patents (sum)"
+  local ylabel = (q.axis or q.model .. " (sum)") .. (q.periods == "per period" and "" or ", cumulative")
   local ukey, xlabel = "sum", q.model .. " (sum over periods)"
-  if q.key == "level_change" then ukey, xlabel = "level_change", "additional " .. q.what .. " (sum over periods)"
+  if q.key == "level_change" then ukey, xlabel = "level_change", "Additional " .. q.what .. " (sum over periods)"
   elseif q.key then ukey, xlabel = "pct", "% change of " .. q.what .. " over all periods" end
   local series = {}
   for _, g in ipairs(sorted_keys(r.groups)) do
