@@ -135,6 +135,17 @@ local json = sp.json.decode(T.read(out .. "/results.json"))
 T.check(#json.experiments.dose.sweep.points == 2 and json.experiments.dose.sweep.rows[1].experiment == "dose",
   "results.json carries the sweep")
 
+-- The model is estimated once for every point: an estimator that counts its fits.
+local fits = 0
+sp.register_estimator { name = "counting_ols", fit = function(data, model)
+  fits = fits + 1
+  return sp.ols(data, model.formula)
+end }
+T.write(tmp .. "/count.yaml", T.edit(text, "estimator: ols", "estimator: counting_ols"))
+local counted = scenario.execute(scenario.load(tmp .. "/count.yaml"))
+T.check(fits == 1 and #counted.experiments.dose.points == 2 and #counted.experiments.where.points == 2,
+  "two sweeps of two points each: one estimation", tostring(fits))
+
 local function check_error(pattern, from, to)
   T.write(tmp .. "/bad.yaml", T.edit(text, from, to))
   T.checkerr(pattern, function() scenario.check(scenario.load(tmp .. "/bad.yaml")) end)
