@@ -90,11 +90,18 @@ function M.run(spec)
     return d1
   end
   local base = fit:predict(d0)
+  -- Rows the baseline cannot predict stay out; a row the allocation makes
+  -- unpredictable (the log of a negative input) would silently leave the
+  -- total, so it is refused.
   local function total(p1, p0)
-    local s = 0
+    local s, lost = 0, 0
     for i = 1, n do
-      local e = at(p1, i) - at(p0, i)
-      if e == e then s = s + e end
+      local b, e = at(p0, i), at(p1, i) - at(p0, i)
+      if e == e then s = s + e elseif b == b then lost = lost + 1 end
+    end
+    if lost > 0 then
+      raise(string.format("allocate: an allocation within the bounds leaves %d predictions undefined (a log of a " ..
+        "non-positive %s?); raise 'lower'", lost, o.variable))
     end
     return s
   end

@@ -110,6 +110,8 @@ T.checkerr("positive number", allocate.run, { data = d, fit = lin, entity = "id"
 local dyn = setmetatable({ capabilities = { dynamic = { 1 } } }, { __index = lin })
 T.checkerr("dynamic fits is not implemented", allocate.run, { data = d, fit = dyn, entity = "id",
   allocate = { variable = "x", budget = 1 } })
+T.checkerr("leaves 12 predictions undefined %(a log of a non%-positive x%?%); raise 'lower'", allocate.run, { data = d,
+  fit = conc, derive = derive, entity = "id", time = "year", allocate = { variable = "x", budget = 1, lower = -20, from = 2002 } })
 T.checkerr("touches no row", allocate.run, { data = d, fit = lin, entity = "id", time = "year",
   allocate = { variable = "x", budget = 1, from = 2010 } })
 
