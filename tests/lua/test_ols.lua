@@ -115,7 +115,7 @@ T.checkerr("vcov: unknown type 'hc5'", sp.ols, d, "y ~ x1", { vcov = "hc5" })
 T.checkerr("compat: unknown preset 'stataa'", sp.ols, d, "y ~ x1", { compat = "stataa" })
 T.checkerr("expected a formula string", sp.ols, d, 42)
 -- A misspelt option used to be ignored (iid standard errors printed for {vcv = "hc1"}).
-T.checkerr("ols: unknown option 'vcv' %(expected one of compat, maxiter, singletons, threads, tol, vcov, weights%)",
+T.checkerr("ols: unknown option 'vcv' %(expected one of compat, maxiter, singletons, small, threads, tol, vcov, weights%)",
   sp.ols, d, "y ~ x1", { vcv = "hc1" })
 T.checkerr("ols: expected an options table as argument 3, got string", sp.ols, d, "y ~ x1", "hc1")
 
