@@ -38,6 +38,7 @@
 typedef struct {
   char *name, *label, *labelset;  /* owned; label and labelset may be NULL */
   int is_string;
+  char stata_time;                /* a Stata date format's letter (%td: 'd', %tc: 'c', ...), 0 otherwise */
   double *num;                    /* numeric: cap values, NaN for missing */
   int32_t *code;                  /* string: cap codes into d, -1 missing */
   sp_strdict d;
@@ -160,6 +161,12 @@ static int on_variable(int index, readstat_variable_t *var, const char *val_labe
   if (val_labels != NULL && val_labels[0] != '\0' &&
       (v->labelset = strndup(val_labels, c->labelset_max)) == NULL)
     return oom(c, "the variables");
+  /* Stata date formats: "%td", "%-tdCCYY", "%tcHH:MM", ... */
+  const char *fmt = readstat_variable_get_format(var);
+  if (c->in.stata && !v->is_string && fmt != NULL && fmt[0] == '%') {
+    const char *f = fmt + 1 + (fmt[1] == '-');
+    if (f[0] == 't' && f[1] != '\0' && strchr("cdwmqhy", f[1]) != NULL) v->stata_time = f[1];
+  }
   return READSTAT_HANDLER_OK;
 }
 
@@ -224,6 +231,68 @@ static void ctx_free(sctx *c) {
 }
 
 /* ---- building the frame ------------------------------------------------------------ */
+
+/* Stata dates count from 1 January 1960: %td in days, %tw/%tm/%tq/%th in
+   weeks, months, quarters, half-years, %ty in calendar years, %tc in
+   milliseconds.  The counts of %td to %ty are already periods one step
+   apart, which lags and differences need.  Two cases are not:
+
+   - %tc milliseconds (what pandas writes for a datetime column) at whole
+     days become %td days;
+   - days that all fall on the same day of the year, in at least two years
+     (yearly data stamped on 1 January or 31 December), become the calendar
+     year, the step a lag of yearly data needs; a single date (an event
+     date) stays a day.
+
+   Other values (times within a day, %tC with leap seconds) are left as they
+   are. */
+#define MS_PER_DAY 86400000.0
+
+/* The civil date of day d counted from 1960-01-01 (Hinnant's algorithm). */
+static void civil_from_1960(double d, long *year, int *month, int *day) {
+  long z = (long)d - 3653 + 719468;  /* 1960-01-01 is 3653 days before 1970-01-01 */
+  long era = (z >= 0 ? z : z - 146096) / 146097;
+  long doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  long mp = (5 * doy + 2) / 153;
+  *day = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *month = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *year = yoe + era * 400 + (*month <= 2);
+}
+
+static void stata_periods(svar *v, size_t nrow) {
+  double *x = v->num;
+  int days = v->stata_time == 'd';
+  /* |x| below 1e15 ms (about 31,000 years) keeps the day counts exact integers */
+  if (v->stata_time == 'c') {
+    days = 1;
+    for (size_t r = 0; r < nrow && days; r++)
+      days = isnan(x[r]) || (fabs(x[r]) < 1e15 && fmod(x[r], MS_PER_DAY) == 0);
+    if (days)
+      for (size_t r = 0; r < nrow; r++) x[r] /= MS_PER_DAY;
+  }
+  if (!days) return;
+  int month = 0, day = 0, seen = 0, years = 0;
+  long first = 0;
+  for (size_t r = 0; r < nrow; r++) {
+    if (isnan(x[r])) continue;
+    long y;
+    int m, dd;
+    if (fabs(x[r]) >= 1e9 || x[r] != floor(x[r])) return;  /* not a day count */
+    civil_from_1960(x[r], &y, &m, &dd);
+    if (!seen) { month = m; day = dd; first = y; seen = 1; }
+    else if (m != month || dd != day) return;
+    if (y != first) years = 1;
+  }
+  for (size_t r = 0; years && r < nrow; r++) {
+    if (isnan(x[r])) continue;
+    long y;
+    int m, dd;
+    civil_from_1960(x[r], &y, &m, &dd);
+    x[r] = (double)y;
+  }
+}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -313,6 +382,7 @@ static int build(sctx *c, sp_frame **out) {
     } else if (labelled) {
       st = labelled_column(c, v, nrow, fr);
     } else {
+      if (v->stata_time) stata_periods(v, nrow);
       st = sp_frame_add_numeric(fr, v->name, v->num, err);
       v->num = NULL;
     }

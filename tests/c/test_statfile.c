@@ -107,6 +107,68 @@ static void check_frame(const char *path, const char *tag) {
   sp_frame_free(f);
 }
 
+/* Stata date formats (counts from 1 January 1960): yearly %td stamps and
+   whole-day %tc milliseconds become periods one step apart; the other
+   formats, a single event date, times within a day and plain numbers stay. */
+static void check_dates(const char *dir) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/dates.dta", dir);
+  FILE *fp = fopen(path, "wb");
+  if (fp == NULL) { check(0, "dates: open"); return; }
+  static const struct { const char *name, *fmt; double v[3]; } cols[] = {
+    {"jan1", "%td", {18263, 18628, NAN}},                      /* 1 Jan 2010, 2011, missing */
+    {"daily", "%tdCCYY-NN-DD", {18263, 18264, 18266}},        /* three days: stay days */
+    {"month", "%tm", {600, 601, 603}},                         /* 2010m1, m2, m4 */
+    {"year", "%ty", {2010, 2011, 2012}},
+    {"dec31", "%tc", {14609 * 86400000.0, 14975 * 86400000.0, 15340 * 86400000.0}},
+    {"cdays", "%-tcCCYY", {18263 * 86400000.0, 18264 * 86400000.0, 18270 * 86400000.0}},
+    {"clock", "%tc", {18263 * 86400000.0 + 3600000, 18264 * 86400000.0, NAN}},
+    {"event", "%td", {20000, 20000, 20000}},
+    {"plain", "%9.0g", {18263, 18628, 18993}},
+  };
+  enum { NC = sizeof cols / sizeof cols[0] };
+  readstat_writer_t *w = readstat_writer_init();
+  readstat_set_data_writer(w, write_bytes);
+  readstat_variable_t *var[NC];
+  for (int j = 0; j < NC; j++) {
+    var[j] = readstat_add_variable(w, cols[j].name, READSTAT_TYPE_DOUBLE, 0);
+    readstat_variable_set_format(var[j], cols[j].fmt);
+  }
+  readstat_error_t e = readstat_begin_writing_dta(w, fp, 3);
+  for (int r = 0; r < 3 && e == READSTAT_OK; r++) {
+    e = readstat_begin_row(w);
+    for (int j = 0; j < NC; j++) {
+      if (isnan(cols[j].v[r])) readstat_insert_missing_value(w, var[j]);
+      else readstat_insert_double_value(w, var[j], cols[j].v[r]);
+    }
+    if (e == READSTAT_OK) e = readstat_end_row(w);
+  }
+  if (e == READSTAT_OK) e = readstat_end_writing(w);
+  readstat_writer_free(w);
+  fclose(fp);
+  check(e == READSTAT_OK, "dates: write a .dta with date formats");
+  sp_frame *f = NULL;
+  sp_error err;
+  sp_error_clear(&err);
+  if (sp_frame_read_stat(path, &f, &err) != SP_OK) { check(0, "dates: read back"); printf("  %s\n", err.msg); return; }
+  const double *jan1 = sp_frame_column(f, "jan1")->num, *daily = sp_frame_column(f, "daily")->num,
+               *month = sp_frame_column(f, "month")->num, *year = sp_frame_column(f, "year")->num,
+               *dec31 = sp_frame_column(f, "dec31")->num, *cdays = sp_frame_column(f, "cdays")->num,
+               *clock = sp_frame_column(f, "clock")->num, *event = sp_frame_column(f, "event")->num,
+               *plain = sp_frame_column(f, "plain")->num;
+  check(jan1[0] == 2010 && jan1[1] == 2011 && isnan(jan1[2]), "dates: %td on 1 January of each year becomes the year");
+  check(dec31[0] == 1999 && dec31[1] == 2000 && dec31[2] == 2001,
+        "dates: %tc at midnight of 31 December becomes the year");
+  check(cdays[0] == 18263 && cdays[1] == 18264 && cdays[2] == 18270, "dates: %tc whole days become %td days");
+  check(daily[0] == 18263 && daily[2] == 18266 && month[0] == 600 && month[2] == 603 && year[1] == 2011,
+        "dates: %td days, %tm months and %ty years stay Stata's periods");
+  check(clock[0] == 18263 * 86400000.0 + 3600000 && clock[1] == 18264 * 86400000.0 && isnan(clock[2]),
+        "dates: %tc with a time of day stays in milliseconds");
+  check(event[0] == 20000 && event[2] == 20000, "dates: a single date stays a day");
+  check(plain[0] == 18263 && plain[2] == 18993, "dates: a number without a date format is left alone");
+  sp_frame_free(f);  unlink(path);
+}
+
 static unsigned char *slurp(const char *path, size_t *len) {
   FILE *fp = fopen(path, "rb");
   if (fp == NULL) return NULL;
@@ -192,6 +254,7 @@ int main(void) {
   check_frame(dta, "dta");
   check(write_file(sav, 0), "write a .sav with ReadStat");
   check_frame(sav, "sav");
+  check_dates(dir);
 
   /* The same file from memory. */
   size_t blen = 0;

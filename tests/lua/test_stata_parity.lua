@@ -206,4 +206,21 @@ do
   T.near(a:coef().female, o:coef().s_female, 1e-9, "amemiya: the GLS coefficient of female by hand")
 end
 
+-- ---- Stata dates from .dta --------------------------------------------------------------
+-- linearmodels' simulated panel stores its period as %tc (pandas' datetimes) at midnight of
+-- 31 December 1999, 2000 and 2001: read as the years, so the panel steps by one and first
+-- differences exist (as milliseconds no row had a previous period).  The formats one by one
+-- are tested in tests/c/test_statfile.c.
+do
+  local d = sp.read(EXT .. "lm_simulated_panel.dta")
+  local t = d.time
+  T.check(t:get(1, 1) == 1999 and t:get(2, 1) == 2000 and t:get(3, 1) == 2001, "%tc year-end stamps read as years",
+    t:get(1, 1))
+  d:panel { entity = "firm", time = "time" }
+  local fd = pm.fd(d, "y ~ x1 + x2")
+  T.check(fd.nobs == 2000, "fd on the %tc panel: two differences per firm", fd.nobs)
+  local lagged = d:lag("x1", 1)
+  T.check(lagged:get(2, 1) == d.x1:get(1, 1), "l(x1) on the %tc panel is the previous year's value")
+end
+
 T.done()
