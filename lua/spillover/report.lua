@@ -231,6 +231,14 @@ local function groups_markdown(name, r, labels)
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- What the figures by unit show (the units' bars and the maps): the level
+-- change or its % when the outcome has a level, else the model's sum.
+local function unit_quantity(q)
+  if q.key == "level_change" then return "level_change", "Additional " .. q.what .. " (sum over periods)" end
+  if q.key then return "pct", "% change of " .. q.what .. " over all periods" end
+  return "sum", q.model .. " (sum over periods)"
+end
+
 local function plots(dir, name, r, formats, labels)
   if not r.groups then return {} end -- a sweep draws its dose-response plot
   local ok, plot = pcall(require, "spillover.plot")
@@ -240,9 +248,7 @@ local function plots(dir, name, r, formats, labels)
   local key = q.key or "sum"
   -- short enough for the axis: "Additional invention patents (sum)"
   local ylabel = (q.axis or q.model .. " (sum)") .. (q.periods == "per period" and "" or ", cumulative")
-  local ukey, xlabel = "sum", q.model .. " (sum over periods)"
-  if q.key == "level_change" then ukey, xlabel = "level_change", "Additional " .. q.what .. " (sum over periods)"
-  elseif q.key then ukey, xlabel = "pct", "% change of " .. q.what .. " over all periods" end
+  local ukey, xlabel = unit_quantity(q)
   local series = {}
   for _, g in ipairs(sorted_keys(r.groups)) do
     local gr = r.groups[g]
@@ -285,17 +291,17 @@ local function plots(dir, name, r, formats, labels)
   return written
 end
 
--- <name>_map.png|svg: the effect by unit (summed over periods) on a tile-grid
--- map; tile labels in Chinese when the report's labels for it are.
+-- <name>_map.png|svg: the effect by unit over all periods (as the units' bars)
+-- on a tile-grid map; tile labels in Chinese when the report's labels for it are.
 local function effect_map(dir, name, r, formats, labels, tiles)
   if not r.entities then raise("report.maps: experiment " .. name .. " has no effects by unit (give data.entity)") end
+  local key, scale = unit_quantity(quantities(r, labels))
   local units, vals, lo, hi = {}, {}, {}, {}
   for i, e in ipairs(sorted_keys(r.entities)) do
     local t = r.entities[e].total
-    units[i], vals[i], lo[i], hi[i] = e, t.sum, t.sum_lo or 0 / 0, t.sum_hi or 0 / 0
+    units[i], vals[i], lo[i], hi[i] = e, t[key], t[key .. "_lo"] or 0 / 0, t[key .. "_hi"] or 0 / 0
   end
   local title = labels[name] or name
-  local scale = labels.effect or "Effect (sum over periods)"
   local zh = false
   for _, c in utf8.codes(title .. scale) do if c >= 0x2E80 then zh = true end end
   local paths = {}

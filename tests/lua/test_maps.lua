@@ -225,6 +225,15 @@ T.checkerr("report%.tiles: unknown layout 'us50'", sp.scenario.check, sp.scenari
 T.checkerr("report%.maps%[1%]: unknown experiment 'north' %(did you mean 'south'%?%)", sp.scenario.check,
   sp.scenario.load(write("maps2.yaml", (T.read(scenario("maps.yaml", "us48")):gsub("maps: %[south%]", "maps: [north]")))))
 local no_entity = T.read(scenario("maps.yaml", "us48")):gsub("  entity: state\n", ""):gsub(" | state %+ year", "")
+-- An outcome with a level (log(gsp)): the map shows what the units' bars show, additional gsp.
+local level = T.read(scenario("maps.yaml", "us48")):gsub("log_gsp ~ log_pcap", "log(gsp) ~ log(pcap)")
+  :gsub("variable: log_pcap", "variable: pcap"):gsub('change: "%+0%.1"', 'change: "+10%%"')
+out = sp.scenario.run(sp.scenario.check(sp.scenario.load(write("level.yaml", level))), { outdir = dir .. "/out2" })
+m = T.read(out .. "/south_map.svg") or ""
+T.check(m:find("Additional gsp (sum over periods)", 1, true) ~= nil, "report: the map's scale is the level change",
+  m:match("<desc>(.-)</desc>"))
+T.check(m:find(svg_rgb(plot.diverging[1]), 1, true) ~= nil or m:find(svg_rgb(plot.diverging[3]), 1, true) ~= nil,
+  "report: the level map's largest effect at one end of the scale")
 T.checkerr("report%.maps: maps draw the effect by unit; give data%.entity", sp.scenario.check,
   sp.scenario.load(write("maps4.yaml", no_entity)))
 T.checkerr("report%.tiles: expected a string", sp.scenario.check,
