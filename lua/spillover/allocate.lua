@@ -46,7 +46,8 @@ end
 --- the greedy method default 20).
 function M.run(spec)
   local fit, d0 = spec.fit, spec.data
-  local o = util.check_options(spec.allocate, { "variable", "budget", "where", "from", "to", "lower", "upper", "steps" },
+  local o = util.check_options(spec.allocate, { "variable", "budget", "where", "from", "to", "lower", "upper", "steps",
+    "objective" },
     "allocate")
   if not (fit and fit.predict) then raise("allocate: 'fit' must satisfy the fit protocol") end
   if cf.is_dynamic(fit) then
@@ -93,7 +94,27 @@ function M.run(spec)
   -- Rows the baseline cannot predict stay out; a row the allocation makes
   -- unpredictable (the log of a negative input) would silently leave the
   -- total, so it is refused.
-  local function total(p1, p0)
+  -- The objective on the outcome's data column (additional patents, not
+  -- the sum of changes in ln patents) when the outcome is a transform of one:
+  -- the experiment's own level change (spillover.counterfactual.summarise),
+  -- a draw's effect applied to the baseline prediction as there.
+  local none = {}
+  for i = 1, n do none[i] = false end
+  local level_spec = { data = d0, fit = fit, scale = spec.scale }
+  local function level_change(p1, p0, d1)
+    local shifted = {}
+    for i = 1, n do shifted[i] = at(base, i) + at(p1, i) - at(p0, i) end
+    return cf.summarise(level_spec, base, shifted, none, {}, 0, 0.95, "none", d1).groups.all.total.level_change
+  end
+  local objective = o.objective or (level_change(base, base) ~= nil and "level" or "model")
+  if objective ~= "level" and objective ~= "model" then
+    raise("allocate: 'objective' is \"level\" (the outcome's data column) or \"model\" (the model's scale), got " ..
+      tostring(objective))
+  end
+  if objective == "level" and level_change(base, base) == nil then
+    raise("allocate: objective \"level\" needs an outcome that is a transform of a data column (see scale:)")
+  end
+  local function total(p1, p0, d1)
     local s, lost = 0, 0
     for i = 1, n do
       local b, e = at(p0, i), at(p1, i) - at(p0, i)
@@ -103,12 +124,14 @@ function M.run(spec)
       raise(string.format("allocate: an allocation within the bounds leaves %d predictions undefined (a log of a " ..
         "non-positive %s?); raise 'lower'", lost, o.variable))
     end
+    if objective == "level" then return level_change(p1, p0, d1) end
     return s
   end
   local evals = 0
   local function f(a)
     evals = evals + 1
-    return total(fit:predict(frame_of(a)), base)
+    local d1 = frame_of(a)
+    return total(fit:predict(d1), base, d1)
   end
   local function unit_vec(j, h, a)
     local v = {}
@@ -182,8 +205,8 @@ function M.run(spec)
 
   local d_opt, d_eq, d_sq = frame_of(a), frame_of(equal), frame_of(sq)
   local p1 = fit:predict(d_opt)
-  local f_opt = total(p1, base)
-  local f_sq = total(fit:predict(d_sq), base)
+  local f_opt = total(p1, base, d_opt)
+  local f_sq = total(fit:predict(d_sq), base, d_sq)
   local level = spec.level or 0.95
   local ndraws = spec.draws or 0
   local draws, gains_eq, gains_sq = {}, {}, {}
@@ -193,9 +216,9 @@ function M.run(spec)
       local coef = fit:draw(rng:substream(r))
       local q0 = fit:predict(d0, { coef = coef })
       local q1 = fit:predict(d_opt, { coef = coef })
-      local t_opt = total(q1, q0)
-      gains_eq[r] = t_opt - total(fit:predict(d_eq, { coef = coef }), q0)
-      gains_sq[r] = t_opt - total(fit:predict(d_sq, { coef = coef }), q0)
+      local t_opt = total(q1, q0, d_opt)
+      gains_eq[r] = t_opt - total(fit:predict(d_eq, { coef = coef }), q0, d_eq)
+      gains_sq[r] = t_opt - total(fit:predict(d_sq, { coef = coef }), q0, d_sq)
       local e = {}
       for i = 1, n do e[i] = at(q1, i) - at(q0, i) end
       draws[r] = e
@@ -215,7 +238,7 @@ function M.run(spec)
     table.sort(s)
     return util.quantile(s, (1 - level) / 2), util.quantile(s, 1 - (1 - level) / 2)
   end
-  local alloc = { variable = o.variable, budget = B, lower = lower, upper = upper, method = method, linear = linear,
+  local alloc = { variable = o.variable, budget = B, objective = objective, lower = lower, upper = upper, method = method, linear = linear,
     linearity_deviation = dev, optimality_gap = gap, evaluations = evals,
     total = f_opt, equal_total = f_eq, status_quo_total = f_sq,
     gain_over_equal = f_opt - f_eq, gain_over_status_quo = f_opt - f_sq, table = {} }
@@ -248,6 +271,10 @@ function M.files(name, r, w)
     "# Allocation of experiment " .. name, "",
     string.format("Budget: %s of %s per period, each unit within [%s, %s]. Method: %s%s.", fmt(a.budget), a.variable,
       fmt(a.lower), fmt(a.upper), a.method, a.linear and "" or ("; optimality gap (concave bound) " .. fmt(a.optimality_gap))),
+    "",
+    a.objective == "level" and "Objective and totals: the change in the level of the outcome's data column, summed over " ..
+      "units and periods (the back-transform of the experiment's effects)." or
+      "Objective and totals: the effect on the model's outcome, summed over units and periods.",
     "",
     "| | total effect | gain of the optimum | interval |",
     "|---|---:|---:|---|",

@@ -138,7 +138,8 @@ local schema = { type = "map", fields = {
     -- a budget of an input split across units to maximise the effect (spillover.allocate)
     allocate = { type = "map", fields = { variable = { type = "string", required = true },
       budget = { type = "number", required = true },
-      where = STR, from = NUM, to = NUM, lower = NUM, upper = NUM, steps = { type = "integer", min = 1 } } },
+      where = STR, from = NUM, to = NUM, lower = NUM, upper = NUM, steps = { type = "integer", min = 1 },
+      objective = { type = "string", enum = { "level", "model" } } } },
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,

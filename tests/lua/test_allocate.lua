@@ -101,6 +101,31 @@ T.near(a.equal_total, f({ u1 = 4 / 6, u2 = 4 / 6, u3 = 4 / 6, u4 = 4 / 6, u5 = 4
   "the equal split's total")
 T.check(got.u1 > got.u6, "diminishing returns: more to the unit with the least input")
 
+-- The objective: levels of the outcome's data column (patents), not the
+-- sum of changes in the log, unless asked.  log(w) = 1 + 0.8 log(x) + 0.6 z
+-- + e: the units with a large z have much larger w, so in levels they gain
+-- most; in logs the unit with the least x does.
+local w = {}
+for i = 1, #x do w[i] = math.exp(1 + 0.8 * math.log(x[i]) + 0.6 * z[i] + 0.3 * math.sin(3 * i)) end
+d.w = w
+local function derive_w(f) derive(f); f.lw = sp.eval(f, "log(w)") end
+derive_w(d)
+local logfit = sp.ols(d, "log(w) ~ lx + z")
+local run = function(objective)
+  return allocate.run { data = d, fit = logfit, derive = derive_w, entity = "id", time = "year",
+    allocate = { variable = "x", budget = 4, from = 2002, objective = objective } }
+end
+local lv, md = run(nil), run("model")
+T.check(lv.allocation.objective == "level" and md.allocation.objective == "model", "objective: level by default, model when asked")
+T.near(lv.allocation.total, lv.groups.all.total.level_change, 1e-9, "level objective: the optimum's level change (smearing)")
+T.near(md.allocation.total, md.groups.all.total.sum, 1e-9, "model objective: the optimum's sum of effects in logs")
+local lvu, mdu = {}, {}
+for _, row in ipairs(lv.allocation.table) do lvu[row.unit] = row.amount end
+for _, row in ipairs(md.allocation.table) do mdu[row.unit] = row.amount end
+T.check(lvu.u6 > mdu.u6 and lvu.u1 < mdu.u1, "in levels more goes to the unit with the largest outcome than in logs",
+  string.format("u6: level %g, model %g; u1: level %g, model %g", lvu.u6, mdu.u6, lvu.u1, mdu.u1))
+T.checkerr("'objective' is \"level\"", run, "patents")
+
 -- Errors.
 T.checkerr("cannot be split across 6 units within %[0, 0.5%]", allocate.run, { data = d, fit = lin, derive = derive,
   entity = "id", time = "year", allocate = { variable = "x", budget = 5, upper = 0.5 } })
@@ -127,8 +152,11 @@ for _, name in ipairs({ "budget_log", "budget_level" }) do
   T.near(spent, 50, 1e-9, name .. ": the allocation satisfies the budget")
   T.check(e.allocation.gain_over_equal >= 0, name .. ": the allocation beats the equal split",
     tostring(e.allocation.gain_over_equal))
-  T.check(e.groups["region_nbs=Central"].total.sum > 0,
+  T.check(e.groups["region_nbs=Central"].total.sum ~= 0,
     name .. ": spillovers into central provinces (no allocation there) are counted")
+  T.near(e.allocation.total, e.groups.all.total.level_change, 1e-9,
+    name .. ": the objective is the optimum's change in invention patents (levels), as its effects report")
+  T.check(e.allocation.objective == "level", name .. ": objective level by default")
 end
 T.check(res.experiments.budget_level.allocation.linear, "spending in levels: linear, LP")
 T.check(not res.experiments.budget_log.allocation.linear, "ln spending: greedy")
