@@ -172,12 +172,12 @@ check_error("bad.yaml:%d+:%d+: experiments%.budget_log%.allocate%.variable: unkn
   "allocate: {variable: gov_exp_scitech_100m_yuan", "allocate: {variable: gov_exp_scitch_100m_yuan")
 check_error("experiments%.budget_log%.allocate%.variable: 'lnst' is derived",
   "allocate: {variable: gov_exp_scitech_100m_yuan", "allocate: {variable: lnst")
-check_error("experiments%.budget_log%.allocate%.budget: the budget must be a positive amount, got %-5", "budget: 50, where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 200\n  budget_level",
-  "budget: -5, where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 200\n  budget_level")
+check_error("experiments%.budget_log%.allocate%.budget: the budget must be a positive amount, got %-5", "budget: 50, where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 100\n  budget_level",
+  "budget: -5, where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 100\n  budget_level")
 check_error("experiments%.budget_log: 'allocate' splits a budget of its own input; give it without 'shock'",
   "    model: sdm_log\n    allocate:", "    model: sdm_log\n    shock: {variable: x, change: \"+1\"}\n    allocate:")
-check_error("experiments%.budget_log%.allocate%.from: the allocation selects no row", "where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 200\n  budget_level",
-  "where: region_nbs == 'West', from: 2030,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 200\n  budget_level")
+check_error("experiments%.budget_log%.allocate%.from: the allocation selects no row", "where: region_nbs == 'West', from: 2019,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 100\n  budget_level",
+  "where: region_nbs == 'West', from: 2030,\n      lower: 0, upper: 15}\n    groups: [region_nbs]\n    draws: 100\n  budget_level")
 sp.sys.remove_tree(tmp)
 
 T.done()
