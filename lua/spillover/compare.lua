@@ -38,7 +38,8 @@ end
 
 local function row(name, r, input)
   local t = r.groups.all.total
-  local x = { experiment = name, model = r.model, total = t.sum, lo = t.sum_lo, hi = t.sum_hi }
+  local x = { experiment = name, model = r.model, total = t.sum, lo = t.sum_lo, hi = t.sum_hi,
+    level_total = t.level_change, level_lo = t.level_change_lo, level_hi = t.level_change_hi }
   if r.rollout then
     local k = 0
     for _, u in ipairs(r.units) do if u.shocked then k = k + 1 end end
@@ -48,11 +49,17 @@ local function row(name, r, input)
   if input then
     x.input, x.amount = input.variable, input.amount
     if input.amount and input.amount ~= 0 then
-      x.per_input = t.sum / input.amount
-      if t.sum_lo then
-        local a, b = t.sum_lo / input.amount, t.sum_hi / input.amount
-        x.per_input_lo, x.per_input_hi = math.min(a, b), math.max(a, b)
+      -- the bounds divided by the input (swapped when it is negative)
+      local function per(v, lo, hi, key)
+        if v == nil then return end
+        x[key] = v / input.amount
+        if lo then
+          local a, b = lo / input.amount, hi / input.amount
+          x[key .. "_lo"], x[key .. "_hi"] = math.min(a, b), math.max(a, b)
+        end
       end
+      per(t.sum, t.sum_lo, t.sum_hi, "per_input")
+      per(t.level_change, t.level_change_lo, t.level_change_hi, "level_per_input")
     end
   end
   return x
@@ -101,29 +108,38 @@ local function ci(lo, hi) return lo and string.format("[%s, %s]", fmt(lo), fmt(h
 --- compare_per_input.<ext> (w: the report's writer, as spillover.sweep.files).
 function M.files(rows, w)
   w.write("compare.csv", w.csv(rows, { "experiment", "model", "total", "lo", "hi", "input", "amount", "per_input",
-    "per_input_lo", "per_input_hi" }))
+    "per_input_lo", "per_input_hi", "level_total", "level_lo", "level_hi", "level_per_input", "level_per_input_lo",
+    "level_per_input_hi" }))
   local lines = { "# Experiments compared", "",
     "Total effect: sum over units and periods of the effect on the model's outcome, with the interval of each " ..
-      "experiment (empty without draws). Effect per unit of input: the total divided by the input the experiment adds.", "",
-    "| experiment | model | total effect | interval | input | amount | per unit of input | interval |",
-    "|---|---|---:|---|---|---:|---:|---|" }
+      "experiment (empty without draws); in levels: the change in the outcome's data column when the outcome is a " ..
+      "transform of one (as the experiment's effects report it). Per unit of input: the total divided by the input the " ..
+      "experiment adds.", "",
+    "| experiment | model | total effect | interval | in levels | interval | input | amount | per unit of input | " ..
+      "interval | in levels | interval |",
+    "|---|---|---:|---|---:|---|---|---:|---:|---|---:|---|" }
   for _, x in ipairs(rows) do
-    lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s |", x.experiment, x.model, fmt(x.total),
-      ci(x.lo, x.hi), x.input or "", fmt(x.amount), fmt(x.per_input), ci(x.per_input_lo, x.per_input_hi))
+    lines[#lines + 1] = string.format("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.experiment,
+      x.model, fmt(x.total), ci(x.lo, x.hi), fmt(x.level_total), ci(x.level_lo, x.level_hi), x.input or "", fmt(x.amount),
+      fmt(x.per_input), ci(x.per_input_lo, x.per_input_hi), fmt(x.level_per_input),
+      ci(x.level_per_input_lo, x.level_per_input_hi))
   end
   w.write("compare.md", table.concat(lines, "\n") .. "\n")
   if #w.formats == 0 then return end
   local plot = require "spillover.plot"
   local labels = w.labels
-  local function bars(file, key, xlabel)
+  -- In levels when every row has them: experiments on different models
+  -- (ln patents, patents) compare in patents, not in their own scales.
+  local levels = true
+  for _, x in ipairs(rows) do levels = levels and x.level_total ~= nil end
+  local function bars(file, key, lokey, hikey, xlabel)
     local names, v, lo, hi = {}, {}, {}, {}
     local bands = true
     for _, x in ipairs(rows) do
       if x[key] then
         names[#names + 1] = labels[x.experiment] or x.experiment
         local k = #names
-        v[k] = x[key]
-        if key == "total" then lo[k], hi[k] = x.lo, x.hi else lo[k], hi[k] = x[key .. "_lo"], x[key .. "_hi"] end
+        v[k], lo[k], hi[k] = x[key], x[lokey], x[hikey]
         bands = bands and lo[k] ~= nil
       end
     end
@@ -133,8 +149,14 @@ function M.files(rows, w)
         horizontal = true, xlabel = xlabel, title = "Experiments compared" })
     end
   end
-  bars("compare_total", "total", labels.effect or "Total effect (sum over units and periods)")
-  bars("compare_per_input", "per_input", "Effect per unit of input")
+  if levels then
+    bars("compare_total", "level_total", "level_lo", "level_hi", "Total change in the outcome's level (sum over units and periods)")
+    bars("compare_per_input", "level_per_input", "level_per_input_lo", "level_per_input_hi",
+      "Change in the outcome's level per unit of input")
+  else
+    bars("compare_total", "total", "lo", "hi", labels.effect or "Total effect (sum over units and periods)")
+    bars("compare_per_input", "per_input", "per_input_lo", "per_input_hi", "Effect per unit of input")
+  end
 end
 
 return M

@@ -165,7 +165,12 @@ function M.run(e, run_one, info)
       for _, p in ipairs(paths) do x[p] = pt.values[p] end
       rows[#rows + 1] = x
     end
-    for _, u in ipairs(r.units) do row(variable, u.entity or "all", u.period_key, u.effect, u.lo, u.hi) end
+    -- on the outcome's data column too when the outcome is a transform of one
+    local lvar = r.scale and r.scale.column and ("level change|" .. r.scale.column)
+    for _, u in ipairs(r.units) do
+      row(variable, u.entity or "all", u.period_key, u.effect, u.lo, u.hi)
+      if lvar then row(lvar, u.entity or "all", u.period_key, u.level_change, u.level_lo, u.level_hi) end
+    end
     local gkeys = {}
     for g in pairs(r.groups) do gkeys[#gkeys + 1] = g end
     table.sort(gkeys)
@@ -177,8 +182,12 @@ function M.run(e, run_one, info)
       for _, p in ipairs(pkeys) do
         local x = gr.periods[p]
         row("sum of " .. variable, g, p, x.sum, x.sum_lo, x.sum_hi)
+        if lvar then row("sum of " .. lvar, g, p, x.level_change, x.level_change_lo, x.level_change_hi) end
       end
       row("sum of " .. variable, g, "total", gr.total.sum, gr.total.sum_lo, gr.total.sum_hi)
+      if lvar then
+        row("sum of " .. lvar, g, "total", gr.total.level_change, gr.total.level_change_lo, gr.total.level_change_hi)
+      end
     end
   end
   local first = results[1]
@@ -197,7 +206,8 @@ local function csv_header(paths)
   return h
 end
 
---- The dose-response series: the total effect per group against the first
+--- The dose-response series: the total effect per group (in the outcome's
+--- data column when the outcome is a transform of one) against the first
 --- swept path's numeric value (or the point's number when it has none).
 function M.dose_response(r)
   local sw = r.sweep
@@ -211,6 +221,8 @@ function M.dose_response(r)
   local groups = {}
   for g in pairs(r.points[1].groups) do groups[#groups + 1] = g end
   table.sort(groups)
+  local lv = r.points[1].groups.all.total.level_change ~= nil
+  local key = lv and "level_change" or "sum"
   local series = {}
   for _, g in ipairs(groups) do
     local s = { label = g == "all" and "All units" or g:gsub("^[^=]+=", ""), x = {}, y = {} }
@@ -219,13 +231,13 @@ function M.dose_response(r)
     for _, i in ipairs(order) do
       local t = r.points[i].groups[g] and r.points[i].groups[g].total
       if t then
-        s.x[#s.x + 1], s.y[#s.y + 1] = x_of(i), t.sum
-        if bands then s.lo[#s.lo + 1], s.hi[#s.hi + 1] = t.sum_lo, t.sum_hi end
+        s.x[#s.x + 1], s.y[#s.y + 1] = x_of(i), t[key]
+        if bands then s.lo[#s.lo + 1], s.hi[#s.hi + 1] = t[key .. "_lo"], t[key .. "_hi"] end
       end
     end
     series[#series + 1] = s
   end
-  return series, numeric, p1, order
+  return series, numeric, p1, order, lv and r.points[1].scale.column
 end
 
 --- Write sweep_<name>.csv (the long table) and the dose-response plot.
@@ -235,20 +247,22 @@ function M.files(name, r, w)
   w.write("sweep_" .. name .. ".csv", w.csv(r.sweep.rows, csv_header(r.sweep.paths)))
   if #w.formats == 0 then return end
   local plot = require "spillover.plot"
-  local series, numeric, p1, order = M.dose_response(r)
+  local series, numeric, p1, order, column = M.dose_response(r)
   local labels = w.labels
+  local ylabel = column and ("Change in " .. (labels[column] or column) .. " (sum over units and periods)") or
+    labels.effect or "Effect (sum over units and periods)"
   local title = (labels[name] or name) .. ": dose-response"
   for _, ext in ipairs(w.formats) do
     local file = w.path(name .. "_dose." .. ext)
     if numeric then
-      plot.paths(file, { series = series, xlabel = labels[p1] or p1, ylabel = labels.effect or "Effect (sum over units and periods)",
+      plot.paths(file, { series = series, xlabel = labels[p1] or p1, ylabel = ylabel,
         title = title, zero_line = true })
     else
       -- categorical settings (where-expressions): one bar per point
       local s, names = series[1], {}
       for k, i in ipairs(order) do names[k] = tostring(key_of(r.sweep.points[i].values[p1])) end
       plot.bars(file, { labels = names, values = s.y, lo = s.lo, hi = s.hi, horizontal = true,
-        xlabel = labels.effect or "Effect (sum over units and periods)", title = title })
+        xlabel = ylabel, title = title })
     end
   end
 end

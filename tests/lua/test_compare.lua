@@ -70,6 +70,9 @@ local tot = res.experiments.south.groups.all.total
 T.check(south.total == tot.sum and south.lo == tot.sum_lo and south.hi == tot.sum_hi, "total effect and its interval")
 T.near(south.per_input, tot.sum / want, 1e-12, "effect per unit of input")
 T.near(south.per_input_lo, tot.sum_lo / want, 1e-12, "its interval")
+T.check(south.level_total == tot.level_change and south.level_lo == tot.level_change_lo and south.level_total ~= nil,
+  "the total in the outcome's levels, as the experiment reports it")
+T.near(south.level_per_input, tot.level_change / want, 1e-12, "levels per unit of input")
 T.check(by.two.input == "pcap + pc" and by.two.per_input == nil, "shocks to two variables: no single input")
 T.near(by.budget.amount, 1000 * 2, 1e-12, "allocation: the budget per period times the horizon's periods (1985, 1986)")
 T.near(by["dose[shock.change=+20%]"].amount, 2 * by["dose[shock.change=+10%]"].amount, 1e-12,
@@ -77,7 +80,8 @@ T.near(by["dose[shock.change=+20%]"].amount, 2 * by["dose[shock.change=+10%]"].a
 
 local out = require("spillover.report").write(s, res, { outdir = tmp .. "/out" })
 local csv = T.read(out .. "/compare.csv")
-T.check(csv:find("^experiment,model,total,lo,hi,input,amount,per_input,per_input_lo,per_input_hi\n"), "compare.csv header")
+T.check(csv:find("^experiment,model,total,lo,hi,input,amount,per_input,per_input_lo,per_input_hi,level_total,level_lo," ..
+  "level_hi,level_per_input,level_per_input_lo,level_per_input_hi\n"), "compare.csv header")
 T.check(sp.sys.exists(out .. "/compare.md") and sp.sys.exists(out .. "/compare_total.svg") and
   sp.sys.exists(out .. "/compare_per_input.svg"), "compare.md and its plots")
 local json = sp.json.decode(T.read(out .. "/results.json"))
