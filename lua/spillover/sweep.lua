@@ -249,9 +249,8 @@ function M.files(name, r, w)
   local plot = require "spillover.plot"
   local series, numeric, p1, order, column = M.dose_response(r)
   local labels = w.labels
-  local ylabel = column and ("Change in " .. (labels[column] or column) .. " (sum over units and periods)") or
-    labels.effect or "Effect (sum over units and periods)"
-  local title = (labels[name] or name) .. ": dose-response"
+  local ylabel = column and ("Change in " .. (labels[column] or column) .. " (sum)") or labels.effect or "Effect (sum)"
+  local title = (labels[name] or name) .. (numeric and ": dose-response" or ": by " .. p1)
   for _, ext in ipairs(w.formats) do
     local file = w.path(name .. "_dose." .. ext)
     if numeric then
