@@ -258,10 +258,7 @@ function M.run(spec)
   return res
 end
 
-local function fmt(v)
-  if v == nil or v ~= v then return "" end
-  return string.format("%.4g", v)
-end
+local fmt = util.number
 
 --- allocation_<name>.csv and .md: the split, the totals and the gains.
 function M.files(name, r, w)

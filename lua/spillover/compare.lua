@@ -97,10 +97,7 @@ function M.table(spec, results, d, names)
   return rows
 end
 
-local function fmt(v)
-  if v == nil or v ~= v then return "" end
-  return string.format("%.4g", v)
-end
+local fmt = util.number
 
 local function ci(lo, hi) return lo and string.format("[%s, %s]", fmt(lo), fmt(hi)) or "" end
 

@@ -170,10 +170,7 @@ local function group_rows(r)
   return rows
 end
 
-local function fmt(v)
-  if v == nil or v ~= v then return "" end
-  return string.format("%.4g", v)
-end
+local fmt = util.number
 
 local BACKTRANSFORM = { smearing = "Duan's smearing estimate", normal = "the normal correction e^(s^2/2)",
   naive = "no correction (the median under symmetric errors)" }

@@ -160,6 +160,12 @@ function M.check_options(opts, allowed, who)
   return opts or {}
 end
 
+--- A number as the reports print it: 4 significant digits, "" for nil or NaN.
+function M.number(v)
+  if v == nil or v ~= v then return "" end
+  return string.format("%.4g", v)
+end
+
 --- The rows of any matrix as an array of arrays, whatever its shape
 --- (m:totable() gives a flat table for n x 1 and 1 x n).
 function M.rows(m)
