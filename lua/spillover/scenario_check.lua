@@ -44,6 +44,9 @@ local function located(s, path, msg, key)
 end
 
 local function fail(s, path, msg, key) raise(located(s, path, msg, key)) end
+-- The constructors a weights: entry can name, one per entry.
+local WEIGHTS_KINDS = { "contiguity", "knn", "distance", "economic", "nested" }
+M.WEIGHTS_KINDS = WEIGHTS_KINDS
 M.position, M.located, M.fail = position, located, fail
 
 -- ---- the schema ------------------------------------------------------------------------
@@ -76,9 +79,14 @@ local schema = { type = "map", fields = {
       how = { type = "string", enum = { "left", "inner" } },
     } } },
   } },
+  -- one constructor of sp.weights each: contiguity (an edge list), knn or distance (a coordinates
+  -- file), economic (a data column), nested (two other entries)
   weights = { type = "dict", values = { type = "map", fields = {
-    contiguity = STR, from = STR, to = STR, id = STR, style = { type = "string", enum = { "W", "B", "row", "binary" } },
+    contiguity = STR, from = STR, to = STR, id = STR,
+    style = { type = "string", enum = { "W", "B", "row", "binary", "spectral" } },
     knn = STR, k = INT, x = STR, y = STR, great_circle = BOOL,
+    distance = STR, power = { type = "number", min = 0, open_range = true }, cutoff = { type = "number", min = 0 },
+    economic = STR, nested = { type = "list", items = STR, len = 2 }, phi = { type = "number", min = 0, max = 1 },
   } } },
   derive = { type = "dict", values = { type = { "string", "map" }, fields = {
     expr = STR, entropy = { type = "list", items = STR }, topsis = { type = "list", items = STR },
@@ -566,12 +574,28 @@ function M.check(s, opts)
     end
   end
   for name, w in pairs(spec.weights or {}) do
-    local src = w.contiguity or w.knn
-    if not src then
-      errs[#errs + 1] = located(s, "weights." .. name, "give 'contiguity' (an edge list) or 'knn' (coordinates)")
-    else
-      local msg = file_problem(resolve(s, src), w.contiguity and "edge list" or "coordinates file")
-      if msg then errs[#errs + 1] = located(s, "weights." .. name .. (w.contiguity and ".contiguity" or ".knn"), msg) end
+    local kinds = {}
+    for _, k in ipairs(WEIGHTS_KINDS) do if w[k] ~= nil then kinds[#kinds + 1] = k end end
+    if #kinds ~= 1 then
+      errs[#errs + 1] = located(s, "weights." .. name, (#kinds == 0 and "give one of " or "give only one of ") ..
+        table.concat(WEIGHTS_KINDS, ", ") .. " (an edge list; a coordinates file twice; a data column; two other entries)")
+    end
+    local kind = kinds[1]
+    if kind == "contiguity" or kind == "knn" or kind == "distance" then
+      local msg = file_problem(resolve(s, w[kind]), kind == "contiguity" and "edge list" or "coordinates file")
+      if msg then errs[#errs + 1] = located(s, "weights." .. name .. "." .. kind, msg) end
+    elseif kind == "economic" and not (columns[w.economic] and type(d[w.economic]) ~= "table") then
+      errs[#errs + 1] = located(s, "weights." .. name .. ".economic", (columns[w.economic] and "'" .. w.economic ..
+        "' is categorical; economic distance needs a number" or "unknown column '" .. w.economic .. "'" ..
+        did_you_mean(w.economic, d:names())))
+    elseif kind == "nested" then
+      for _, part in ipairs(w.nested) do
+        local pw = spec.weights[part]
+        if pw == nil or pw.nested ~= nil then
+          errs[#errs + 1] = located(s, "weights." .. name .. ".nested", pw and ("'" .. part .. "' is nested itself; " ..
+            "nest two plain entries") or ("unknown weights '" .. part .. "'"))
+        end
+      end
     end
     if w.id and not columns[w.id] then
       errs[#errs + 1] = located(s, "weights." .. name .. ".id", "unknown column '" .. w.id .. "'" .. did_you_mean(w.id, d:names()))

@@ -35,7 +35,7 @@ function M.execute(s, opts)
   local built_weights = {}
   --- The weights of a model over the data's units (in order of first appearance).
   local function weights_of(m)
-    local wname = m.weights
+    local wname = type(m) == "string" and m or m.weights
     if built_weights[wname] then return built_weights[wname] end
     local w = spec.weights[wname]
     local idcol = w.id or spec.data.entity
@@ -46,16 +46,27 @@ function M.execute(s, opts)
       if not seen[v] then seen[v] = true; ids[#ids + 1] = v end
     end
     local sw = require("spillover.spatial").weights
-    local style = (w.style == "B" or w.style == "binary") and "B" or "W"
+    -- spectral: the raw weights divided by their spectral radius (largest |eigenvalue|)
+    local style = (w.style == "B" or w.style == "binary" or w.style == "spectral") and "B" or "W"
     local W
     if w.contiguity then
       W = sw.contiguity(resolve(s, w.contiguity), { from = w.from, to = w.to, ids = ids, style = style })
-    else
-      local coords = core.read_csv(resolve(s, w.knn))
-      W = sw.knn(coords, w.k or 4, { id = w.id or spec.data.entity, x = w.x, y = w.y, great_circle = w.great_circle,
-        style = style })
+    elseif w.knn or w.distance then
+      local coords = core.read_csv(resolve(s, w.knn or w.distance))
+      local o = { id = w.id or spec.data.entity, x = w.x, y = w.y, great_circle = w.great_circle, style = style }
+      if w.knn then
+        W = sw.knn(coords, w.k or 4, o)
+      else
+        o.power, o.cutoff = w.power, w.cutoff
+        W = sw.distance(coords, o)
+      end
       W = W:align(ids)
+    elseif w.economic then
+      W = sw.economic(d, w.economic, { ids = idcol, style = style }):align(ids)
+    else
+      W = sw.nested(weights_of(w.nested[1]), weights_of(w.nested[2]), { phi = w.phi, style = style })
     end
+    if w.style == "spectral" then W = sw.spectral(W) end
     built_weights[wname] = W
     return W
   end

@@ -337,6 +337,21 @@ function weights.nested(A, B, opts)
   return finish(W, nil, style, opts.zero_policy, what)
 end
 
+--- sp.weights.spectral(W): W divided by its spectral radius (the largest
+--- |eigenvalue|), the normalisation of Kelejian & Prucha (2010) that keeps a
+--- matrix's relative weights (row standardisation does not); style "B"
+--- (raw), ids kept.  Dense eigenvalues: for the hundreds of units of
+--- regional panels, not for 1e5.
+function weights.spectral(W)
+  if not K.is(W) then fail("weights.spectral: expected a spillover.weights, got a %s", type(W)) end
+  local re, im = W:eigenvalues()
+  local r = 0
+  for i = 1, re:nrow() do r = math.max(r, math.sqrt(re:get(i, 1) ^ 2 + im:get(i, 1) ^ 2)) end
+  if not (r > 0) then fail("weights.spectral: the weights have no link (spectral radius 0)") end
+  local S = K.combine(W, W, 1 / r, 0, false)
+  return finish(S, W:ids(), "B", true, "weights.spectral")
+end
+
 --- Is v a spillover.weights?
 weights.is = K.is
 

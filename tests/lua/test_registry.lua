@@ -141,6 +141,33 @@ checks(model("be_hc1", "    estimator: between\n    formula: lnpat ~ lndf\n    v
   "between takes vcov hc1 (names fold case)")
 T.checkerr("'vcov' must be an array of covariance kinds", registry.register,
   { name = "bad_vcov", fit = function() end, vcov = "hc1" })
+-- weights: every constructor of sp.weights, one per entry
+do
+  local coords = root .. "/scenarios/data/cn_province_capital_coords.csv"
+  local wyaml = "weights:\n  W: {contiguity: ADJ, from: province_i, to: province_j}\n" ..
+    "  D: {distance: COORDS, x: longitude, y: latitude, great_circle: true, power: 2, cutoff: 1500}\n" ..
+    "  E: {economic: gdp_per_capita, style: B}\n" ..
+    "  N: {nested: [D, E], style: spectral}\n"
+  wyaml = wyaml:gsub("ADJ", root .. "/scenarios/data/cn_province_adjacency_31_edges.csv"):gsub("COORDS", coords)
+  local text = T.edit(T.read(variant("wk0")), "weights:\n  W: {contiguity: " .. root ..
+    "/scenarios/data/cn_province_adjacency_31_edges.csv, from: province_i, to: province_j}\n", wyaml)
+  local p = T.write(tmp .. "/wkinds.yaml", T.edit(text, "    estimator: ols\n    formula: lnpat ~ lndf + urbanization | province + year\n",
+    "    estimator: sar\n    formula: lnpat ~ lndf + urbanization | province + year\n    weights: N\n"))
+  checks(p, "distance, economic and nested (spectral) weights check")
+  local res = scenario.execute(scenario.load(p))
+  local f = res.fits.m
+  T.check(f and f.coef and f:coef().lndf ~= nil, "a spatial model runs on nested, spectral-normalised weights")
+  local sw = sp.weights
+  local Dw = sw.distance(sp.read_csv(coords), { id = "province", x = "longitude", y = "latitude", great_circle = true,
+    power = 2, cutoff = 1500 })
+  T.check(Dw:n() == 31, "the distance weights have the 31 provinces")
+  check_error("wtwo.yaml:%d+:%d+: weights%.E: give only one of contiguity, knn, distance, economic, nested",
+    T.write(tmp .. "/wtwo.yaml", T.edit(text, "  E: {economic: gdp_per_capita, style: B}", "  E: {economic: gdp_per_capita, knn: x.csv}")))
+  check_error("wecon.yaml:%d+:%d+: weights%.E%.economic: unknown column 'gdp_percapita'",
+    T.write(tmp .. "/wecon.yaml", T.edit(text, "{economic: gdp_per_capita", "{economic: gdp_percapita")))
+  check_error("wnest.yaml:%d+:%d+: weights%.N%.nested: unknown weights 'Q'",
+    T.write(tmp .. "/wnest.yaml", T.edit(text, "nested: [D, E]", "nested: [D, Q]")))
+end
 -- spatial estimators need weights: naming a weights entry
 check_error("sdm_now.yaml:%d+:%d+: models%.m: estimator 'sdm' needs 'weights' naming an entry of weights:",
   model("sdm_now", "    estimator: sdm\n    formula: lnpat ~ lndf | province + year\n"))
