@@ -268,4 +268,19 @@ Wclosed:close()
 Wclosed:close()
 T.checkerr("attempt to use a closed spillover.weights", function() Wclosed:n() end)
 
+-- spectral normalisation: the spectral radius becomes 1, relative weights and ids stay
+do
+  local W = sp.weights.contiguity("scenarios/data/cn_province_adjacency_31_edges.csv",
+    { from = "province_en_i", to = "province_en_j", style = "B" })
+  local S = sp.weights.spectral(W)
+  local re, im = S:eigenvalues()
+  local r = 0
+  for i = 1, re:nrow() do r = math.max(r, math.sqrt(re:get(i, 1) ^ 2 + im:get(i, 1) ^ 2)) end
+  T.near(r, 1, 1e-12, "spectral: the spectral radius is 1")
+  local a, b = W:dense(), S:dense()
+  T.near(b:get(1, 2) * a:get(2, 3), a:get(1, 2) * b:get(2, 3), 1e-15, "spectral: one factor for every weight")
+  T.check(S:ids()[5] == W:ids()[5] and S:style() == "B", "spectral: ids kept, style B")
+  T.checkerr("expected a spillover.weights", sp.weights.spectral, {})
+end
+
 T.done()
