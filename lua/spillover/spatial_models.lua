@@ -570,36 +570,57 @@ end
 --- fit:predict(frame, {coef =}): E[y] = (I - rho W)^-1 (X b + W X theta + FE)
 --- per period for lag models, X b + W X theta + FE for error models.  Rows
 --- the design drops (missing values) get NaN.
+-- What predict needs of a frame that does not depend on the coefficients:
+-- the design's rows, the spatial sample, the regressors and their lags, and
+-- the fixed-effect offsets.  Cached per frame while the frame is unchanged
+-- (core.frame_version), so the draws of a counterfactual build each frame's
+-- design once instead of once per draw.
+local function prediction_parts(fit, frame)
+  local sp_ = fit.spatial
+  local private = rawget(fit, "private")
+  local cache = private and private.predict_cache
+  if private and not cache then
+    cache = setmetatable({}, { __mode = "k" })  -- a frame collected takes its entry with it
+    private.predict_cache = cache
+  end
+  local version = core.frame_version(frame)
+  local hit = cache and cache[frame]
+  if hit and hit.version == version then return hit end
+  local pinfo = sp_.pinfo and panel_of(frame) or nil
+  if sp_.pinfo and not pinfo then raise("predict: the frame needs the panel index of the fit") end
+  local des, S = prepare(frame, sp_.formula, sp_.opts, pinfo)
+  local X = des.X
+  local Xd = select_cols(X, sp_.durbin)
+  local parts = { version = version, rows = des.rows, S = S, Xa = hcat_nonnil(X, Xd and S:lag(Xd) or nil) }
+  -- one offset vector per factor, added in turn as the estimation did
+  parts.fe = {}
+  for j, f in ipairs(sp_.fe) do
+    local col, fe = frame[f.name], matrix(#parts.rows, 1, 0)
+    for i, row in ipairs(parts.rows) do fe:set(i, 1, f.values[key_of(column_value(col, row))] or 0 / 0) end
+    parts.fe[j] = fe
+  end
+  if cache then cache[frame] = parts end
+  return parts
+end
+
 function M.predict(fit, frame, opts)
   opts = opts or {}
   local sp_ = fit.spatial
-  local o = sp_.opts
   local coef = opts.coef or fit:coef()
-  local pinfo = sp_.pinfo and panel_of(frame) or nil
-  if sp_.pinfo and not pinfo then raise("predict: the frame needs the panel index of the fit") end
-  local des, S = prepare(frame, sp_.formula, o, pinfo)
-  local X = des.X
-  local Xd = select_cols(X, sp_.durbin)
-  local Xa = hcat_nonnil(X, Xd and S:lag(Xd) or nil)
-  local p = Xa:ncol()
+  local P = prediction_parts(fit, frame)
+  local p = P.Xa:ncol()
   local bv = matrix(p, 1)
   for j = 1, p do
     local v = coef[sp_.anames[j]]
     if v == nil then raise("predict: coef has no value for '" .. sp_.anames[j] .. "'") end
     bv:set(j, 1, v)
   end
-  local v = Xa * bv
-  for _, fe in ipairs(sp_.fe) do
-    local col = frame[fe.name]
-    for i, row in ipairs(des.rows) do
-      local a = fe.values[key_of(column_value(col, row))]
-      v:set(i, 1, v:get(i, 1) + (a or 0 / 0))
-    end
-  end
+  local v = P.Xa * bv
+  for _, fe in ipairs(P.fe) do v = v + fe end
   local rho = coef[sp_.kind == "lag" and "rho" or "lambda"]
-  local yhat = sp_.kind == "lag" and S:solve(rho, v) or v
+  local yhat = sp_.kind == "lag" and P.S:solve(rho, v) or v
   local out = matrix(frame:nrow(), 1, 0 / 0)
-  for i, row in ipairs(des.rows) do out:set(row, 1, yhat:get(i, 1)) end
+  for i, row in ipairs(P.rows) do out:set(row, 1, yhat:get(i, 1)) end
   return out
 end
 

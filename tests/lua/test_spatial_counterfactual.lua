@@ -111,4 +111,25 @@ for t = SHOCK_YEAR, NT do
   T.near(r.groups.all.periods[tostring(t)].sum, b * g ^ (t - SHOCK_YEAR), 1e-10, "OLS: year " .. t)
 end
 
+-- Predictions on the same, unchanged frame reuse its design (the draws of a
+-- counterfactual); a changed frame gets a new one, and the values follow it.
+do
+  local core = require "spillover.core"
+  local f = SM.spatial(d, "y ~ x | id + year", { model = "sdm", weights = W })
+  local p1 = f:predict(d)
+  local before = core.design_stats().builds
+  local p2 = f:predict(d, { coef = f:draw(sp.rng(1)) })
+  T.check(core.design_stats().builds == before, "a second prediction on the same frame builds no design")
+  local same = true
+  for i = 1, d:nrow() do same = same and f:predict(d):get(i, 1) == p1:get(i, 1) end
+  T.check(same and p2:get(1, 1) ~= p1:get(1, 1), "and predicts the same (a draw differs)")
+  local x = d.x:totable()
+  local x2 = {}
+  for i = 1, #x do x2[i] = x[i] + 1 end
+  d.x = x2
+  local p3 = f:predict(d)
+  T.check(core.design_stats().builds == before + 1 and p3:get(1, 1) ~= p1:get(1, 1), "a changed frame gets a new design")
+  d.x = x
+end
+
 T.done()
