@@ -472,7 +472,7 @@ local function check_series(fname, spec, need_x)
     if #y == 0 then fail(fname, name .. " has no data (y is empty)") end
     same_length(fname, name, x, "x", y, "y")
     local e = { label = sr.label and tostring(sr.label), x = x, y = y, color = sr.color or M.palette[(i - 1) % #M.palette + 1],
-      dash = sr.dash, shape = sr.shape }
+      dash = sr.dash, shape = sr.shape, points = sr.points }
     if sr.lo ~= nil or sr.hi ~= nil then
       if sr.lo == nil or sr.hi == nil then fail(fname, name .. " gives only one of lo and hi") end
       e.lo = numbers(fname, sr.lo, name .. ".lo", true)
@@ -520,7 +520,7 @@ local function xy_plot(fname, spec, series, opts)
   if labelled then
     for i, e in ipairs(series) do
       legend[#legend + 1] = { label = e.label or ("series " .. i), color = e.color, band = e.lo ~= nil, dash = e.dash,
-        shape = opts.markers and e.shape }
+        shape = (opts.markers or e.points) and e.shape }
     end
   end
   local y0, y1 = padded(ylo, yhi, 0.06)
@@ -538,8 +538,8 @@ local function xy_plot(fname, spec, series, opts)
     for _, h in ipairs(opts.hlines or {}) do fig:hline(h) end
     for _, v in ipairs(opts.vlines or {}) do fig:vline(v) end
     for _, e in ipairs(series) do
-      s:line(e.x, e.y, { color = e.color, width = 1.2, dash = e.dash })
-      if opts.markers then s:points(e.x, e.y, { color = e.color, size = 3.5, shape = e.shape }) end
+      if not e.points then s:line(e.x, e.y, { color = e.color, width = 1.2, dash = e.dash }) end
+      if opts.markers or e.points then s:points(e.x, e.y, { color = e.color, size = 3.5, shape = e.shape }) end
     end
     fig:xaxis(xt, xl)
     fig:yaxis(yt, yl)
@@ -559,6 +559,32 @@ function M.paths(path, spec)
   local draw = xy_plot("paths", spec, series,
     { zero = spec.zero_line ~= false, markers = spec.markers == nil and few or spec.markers, xpad = 0.02 })
   return render("paths", path, spec, draw)
+end
+
+--- A scatter plot: series = {{x=, y=, label=, color=, shape=}, ...} drawn as
+--- points; fit = {intercept, slope} adds that line over the x range;
+--- hlines/vlines reference lines (a Moran scatterplot's zero axes).
+function M.scatter(path, spec)
+  local F = "scatter"
+  spec_table(F, spec)
+  local series = check_series(F, spec, true)
+  for i, e in ipairs(series) do
+    e.points = true
+    e.shape = e.shape or SHAPES[(i - 1) % #SHAPES + 1]
+  end
+  if spec.fit ~= nil then
+    local a, b = table.unpack(numbers(F, spec.fit, "fit"))
+    if a == nil or b == nil then fail(F, "fit must be {intercept, slope}") end
+    local lo, hi = math.huge, -math.huge
+    for _, e in ipairs(series) do
+      for _, v in ipairs(e.x) do if v == v then lo, hi = math.min(lo, v), math.max(hi, v) end end
+    end
+    series[#series + 1] = { x = { lo, hi }, y = { a + b * lo, a + b * hi }, color = GREY, label = spec.fit_label }
+  end
+  local hl = spec.hlines and numbers(F, spec.hlines, "hlines") or nil
+  local vl = spec.vlines and numbers(F, spec.vlines, "vlines") or nil
+  local draw = xy_plot(F, spec, series, { hlines = hl, vlines = vl, xpad = 0.04 })
+  return render(F, path, spec, draw)
 end
 
 --- A generic line chart: x shared by all series ({y=, label=, color=, dash=}).

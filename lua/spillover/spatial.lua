@@ -559,6 +559,39 @@ function M.moran(x, W, opts)
   return setmetatable(r, result_mt)
 end
 
+--- sp.moran_plot(path, x, W [, spec]): the Moran scatterplot (Anselin 1996):
+--- the standardised values z against their spatial lag Wz, the zero axes
+--- splitting the HH/LL/HL/LH quadrants, and the least-squares line, whose
+--- slope z'Wz / z'z is Moran's I for row-standardised W.  spec goes to
+--- plot.scatter (title, labels, size).  Returns the path(s) and the slope.
+function M.moran_plot(path, x, W, spec)
+  local what = "moran_plot"
+  check_weights(W, what)
+  check_x(x, W, what)
+  local n = W:n()
+  local v = {}
+  for i = 1, n do v[i] = type(x) == "table" and x[i] or x:get(i, 1) end
+  local mean, ss = 0, 0
+  for i = 1, n do mean = mean + v[i] end
+  mean = mean / n
+  for i = 1, n do ss = ss + (v[i] - mean) ^ 2 end
+  local sd = math.sqrt(ss / n)
+  if not (sd > 0) then fail("%s: x is constant; there is nothing to plot", what) end
+  local z = core.matrix(n, 1)
+  for i = 1, n do z:set(i, 1, (v[i] - mean) / sd) end
+  local wz = W:lag(z)
+  local zt, wt, zz, zw, mw = {}, {}, 0, 0, 0
+  for i = 1, n do
+    zt[i], wt[i] = z:get(i, 1), wz:get(i, 1)
+    zz, zw, mw = zz + zt[i] * zt[i], zw + zt[i] * wt[i], mw + wt[i] / n
+  end
+  local slope = zw / zz
+  local s = { series = { { x = zt, y = wt } }, fit = { mw, slope }, hlines = { 0 }, vlines = { 0 },
+    xlabel = "z (standardised)", ylabel = "Wz (spatial lag)", fit_label = string.format("slope %.4g", slope) }
+  for k, val in pairs(spec or {}) do s[k] = val end
+  return require("spillover.plot").scatter(path, s), slope
+end
+
 --- sp.local_moran(x, W, {permutations =, seed =, alpha = 0.05}) -> a frame
 --- with id, Ii, E_Ii, Var_Ii, Z_Ii, p (two-sided), [p_perm], cluster.
 function M.local_moran(x, W, opts)

@@ -146,4 +146,21 @@ T.checkerr("absorbed fixed effects", function()
 end)
 T.checkerr("expected a fit from sp.ols", function() spatial.lm_tests({}, W) end)
 
+-- The Moran scatterplot: its slope is Moran's I for row-standardised W.
+do
+  local dc = sp.read_csv("tests/reference/data/columbus.csv")
+  local Wc = weights.contiguity("tests/reference/data/columbus_edges.csv", { ids = dc.POLYID })
+  local dir = assert(sp.sys.mkdtemp("/tmp/sp-moranplot-"))
+  local path, slope = sp.moran_plot(dir .. "/moran.png", dc.CRIME, Wc, { title = "Crime" })
+  T.near(slope, sp.moran(dc.CRIME, Wc).I, 1e-12, "moran_plot: the slope is Moran's I")
+  local png = T.read(path)
+  T.check(png and png:sub(2, 4) == "PNG" and #png > 2000, "moran_plot writes a PNG")
+  local svg = T.read(sp.moran_plot(dir .. "/moran.svg", dc.CRIME, Wc))
+  T.check(svg and svg:find("<svg", 1, true) ~= nil, "and an SVG")
+  T.checkerr("x is constant", sp.moran_plot, dir .. "/c.png", sp.matrix(Wc:n(), 1, 3), Wc)
+  T.checkerr("fit must be", sp.plot.scatter, dir .. "/s.png", { series = { { x = { 1, 2 }, y = { 1, 2 } } }, fit = { 1 } })
+  T.check(sp.coefplot == sp.plot.coef, "sp.coefplot is plot.coef")
+  sp.sys.remove_tree(dir)
+end
+
 T.done()

@@ -7,7 +7,8 @@ local core = require "spillover.core"
 for _, k in ipairs{ "frame", "read_csv", "read", "matrix", "design", "lsfit", "absorb", "demean", "vcov", "codes",
                     "sumsq", "rng", "dist", "yaml", "sys", "version", "formula", "fit", "ols", "weights", "moran",
                     "spatial", "threshold", "scenario", "register_estimator", "index", "plot", "json", "placebo", "did", "event_study", "bacon",
-                    "disparity", "markov", "convergence", "psm", "synth", "gmm", "dea", "malmquist", "tobit", "ppml" } do
+                    "disparity", "markov", "convergence", "psm", "synth", "gmm", "dea", "malmquist", "tobit", "ppml",
+                    "moran_plot", "coefplot" } do
   T.check(sp[k] ~= nil, "sp." .. k .. " is exported")
 end
 for _, k in ipairs{ "_weights", "spml_sample", "threshold_fit", "design_stats", "sandbox", "closest", "raise",
