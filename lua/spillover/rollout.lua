@@ -94,13 +94,13 @@ function M.run(spec)
   for i = 1, n do
     if rolled[key_of(at(ent, i))] then rows[#rows + 1] = i end
   end
+  -- each rolled-out row's period and own cohort, read once for every draw
+  local row_t, row_g = {}, {}
+  for j, i in ipairs(rows) do row_t[j], row_g[j] = at(tim, i), cohort_of[key_of(at(ent, i))] end
   local function effects(path)
     local out = {}
     for i = 1, n do out[i] = 0 end
-    for _, i in ipairs(rows) do
-      local k = key_of(at(ent, i))
-      out[i] = change(path, at(tim, i), from, cohort_of[k])
-    end
+    for j, i in ipairs(rows) do out[i] = change(path, row_t[j], from, row_g[j]) end
     return out
   end
   local path = fit:dynamic_effects(nil)
