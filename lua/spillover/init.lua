@@ -81,6 +81,7 @@ sp.dea = require("spillover.dea").dea
 sp.malmquist = require "spillover.malmquist"
 sp.tobit = require "spillover.tobit"
 sp.ppml = require("spillover.ppml").ppml
+sp.spec_curve = require("spillover.spec_curve").spec_curve
 mechanism.register(sp.scenario)
 
 return sp

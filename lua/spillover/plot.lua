@@ -967,6 +967,81 @@ function M.coef(path, spec)
   return render(F, path, sp, draw)
 end
 
+-- ---- plot.spec_curve ---------------------------------------------------------------------
+
+--- The specification curve (Simonsohn, Simmons & Nelson 2020): estimates
+--- sorted, with intervals, above a panel that marks which choice each
+--- specification makes.  spec: {estimate =, lo =, hi = (numbers, already
+--- sorted), significant = (booleans), rows = {{label =, on = {booleans}}}}.
+function M.spec_curve(path, spec)
+  local F = "spec_curve"
+  spec_table(F, spec)
+  local est = numbers(F, spec.estimate, "estimate")
+  local lo, hi = numbers(F, spec.lo, "lo", true), numbers(F, spec.hi, "hi", true)
+  local n = #est
+  if n == 0 then fail(F, "no estimates to plot") end
+  same_length(F, "the curve", est, "estimate", lo, "lo")
+  same_length(F, "the curve", est, "estimate", hi, "hi")
+  local rows = spec.rows
+  if type(rows) ~= "table" or #rows == 0 then fail(F, "option 'rows' must be a non-empty array of {label =, on =}") end
+  local labels = {}
+  for i, r in ipairs(rows) do
+    if type(r) ~= "table" or type(r.label) ~= "string" or type(r.on) ~= "table" or #r.on ~= n then
+      fail(F, string.format("rows[%d] must be {label = \"...\", on = {%d booleans}}", i, n))
+    end
+    labels[i] = r.label
+  end
+  local sig = spec.significant or {}
+  local vlo, vhi = range_of({ est, lo, hi }, 0, 0)
+  local v0, v1 = padded(vlo, vhi, 0.06)
+  local fs = spec.fontsize or 8.5
+  local sp = setmetatable({}, { __index = spec })
+  local rows_height = #rows * fs * 1.3
+  if spec.height == nil then sp.height = math.max(3.2, (rows_height + 150) / 72) end
+  if spec.width == nil then sp.width = math.max(4.5, math.min(9, (n * 4 + 200) / 72)) end
+  local draw = function(fig)
+    local s = fig.s
+    fig:layout(max_width(labels, fs), nil, nil)
+    local bottom, top = fig.B, fig.T
+    local gap = fs * 1.2
+    -- The upper panel (estimates) takes what the indicator rows leave.
+    fig.B = bottom + rows_height + gap
+    fig:frame(0.5, n + 0.5, v0, v1)
+    fig:hline(0)
+    local xs_sig, ys_sig, xs_ns, ys_ns = {}, {}, {}, {}
+    for i = 1, n do
+      local c = sig[i] and M.palette[1] or GREY
+      if lo[i] == lo[i] and hi[i] == hi[i] then s:line({ i, i }, { lo[i], hi[i] }, { color = c, width = 0.7 }) end
+      if sig[i] then xs_sig[#xs_sig + 1], ys_sig[#ys_sig + 1] = i, est[i]
+      else xs_ns[#xs_ns + 1], ys_ns[#ys_ns + 1] = i, est[i] end
+    end
+    if #xs_ns > 0 then s:points(xs_ns, ys_ns, { color = GREY, size = 2.5 }) end
+    if #xs_sig > 0 then s:points(xs_sig, ys_sig, { color = M.palette[1], size = 2.5 }) end
+    local vt, vl = ticks(v0, v1, math.max(3, math.floor((fig.y1 - fig.y0) / 22)), false)
+    fig:yaxis(vt, vl)
+    pline(s, { fig.x0, fig.x1 }, { fig.y0, fig.y0 }, { width = 0.6 })
+    -- The lower panel: one row per choice, a mark where the specification makes it.
+    fig.B, fig.T = bottom, fig.H - (bottom + rows_height)
+    fig:frame(0.5, n + 0.5, 0.5, #rows + 0.5)
+    local pos = {}
+    for j, r in ipairs(rows) do
+      pos[j] = #rows - j + 1
+      local px, py = {}, {}
+      for i = 1, n do if r.on[i] then px[#px + 1], py[#py + 1] = i, pos[j] end end
+      if #px > 0 then s:points(px, py, { color = "#000000", size = 2 }) end
+    end
+    local xt, xl = ticks(1, n, math.max(3, math.floor((fig.x1 - fig.x0) / 30)), true)
+    fig:xaxis(xt, xl)
+    local saved = fig.spec
+    fig.spec = setmetatable({ ylabel = false }, { __index = saved })
+    fig:yaxis(pos, labels, { noticks = true })
+    fig.spec = saved
+    fig.T = top
+    fig:decorate()
+  end
+  return render(F, path, sp, draw)
+end
+
 -- ---- plot.tilemap ----------------------------------------------------------------------
 
 --- The diverging scale of effect maps: Okabe-Ito blue (below the centre)

@@ -531,6 +531,7 @@ function M.write(s, results, opts)
       for key, v in pairs(r.record or {}) do res.experiments[name][key] = plain(v) end
     end
     if spec.compare then res.compare = plain(results.compare) end
+    if results.spec_curve then res.spec_curve = plain(results.spec_curve:record()) end
     write_file(tmp .. "/results.json", json.encode(res, { indent = "  " }) .. "\n")
     logf("results.json written")
     -- regression tables
@@ -588,6 +589,7 @@ function M.write(s, results, opts)
       if r.files then r.files(name, writer); logf("tables of %s written", name) end
     end
     if results.compare then require("spillover.compare").files(results.compare, writer) end
+    if results.spec_curve then results.spec_curve:files(writer); logf("specification curve written") end
     if #pfmt > 0 then
       for _, name in ipairs(plot_exps) do
         local written = plots(tmp, name, results.experiments[name], pfmt, labels)
@@ -642,5 +644,8 @@ function M.write(s, results, opts)
   end
   return outdir
 end
+
+--- CSV text of rows (tables keyed by the header's names), as the report writes it (gather's long table too).
+M.csv = csv
 
 return M

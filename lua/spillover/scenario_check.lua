@@ -169,7 +169,21 @@ local schema = { type = "map", fields = {
   plugins = { type = "list", items = STR },
   -- the experiments set side by side (spillover.compare): a list of names, or all
   compare = { type = { "string", "list" }, items = STR },
+  -- every combination of the listed choices estimated once (spillover.spec_curve)
+  spec_curve = { type = "map", fields = {
+    outcomes = { type = "list", items = STR, required = true },
+    treatments = { type = "list", items = STR, required = true },
+    controls = { type = "dict", values = { type = "list", items = STR } },
+    fe = { type = "dict", values = { type = "list", items = STR } },
+    samples = { type = "dict", values = { type = { "string", "boolean" } } },
+    estimators = { type = "list", items = STR },
+    weights = { type = "list", items = STR },
+    vcov = { type = "dict" },
+    level = { type = "number", min = 0, max = 1, open_range = true },
+  } },
 } }
+-- A specification curve's covariance choices are models' vcov entries.
+schema.fields.spec_curve.fields.vcov.values = schema.fields.models.values.fields.vcov
 M.schema = schema
 
 local function is_seq(v)
@@ -395,6 +409,75 @@ local function where_problem(expr, known_var, known)
     local before = code:sub(1, pos - 1):match("(%S)%s*$")
     if tok:match("^[%a_]") and before ~= "." and before ~= ":" and not WHERE_WORDS[tok] and not known_var(tok) then
       return "unknown column '" .. tok .. "' in \"" .. expr .. "\"" .. did_you_mean(tok, known)
+    end
+  end
+end
+
+--- The choices of a spec_curve: section, each checked where it is written
+--- (a cell is a model made of them, so what a model would be refused for
+--- is refused here, once per choice rather than once per cell).
+local function check_spec_curve(s, spec, known_var, known, errs)
+  local sc = spec.spec_curve
+  local function vars_problem(text, lhs)
+    local ok, f = pcall(core.formula, lhs and (text .. " ~ 1") or ("~ " .. text), { optional_response = not lhs })
+    if not ok then return (util.message(f):gsub("\n.*", "")) end
+    for _, v in ipairs(f.vars) do
+      if not known_var(v) then return "unknown variable '" .. v .. "'" .. did_you_mean(v, known) end
+    end
+  end
+  local function each(key, list, problem)
+    for i, v in ipairs(list or {}) do
+      local msg = problem(v)
+      if msg then errs[#errs + 1] = located(s, string.format("spec_curve.%s[%d]", key, i), msg) end
+    end
+  end
+  each("outcomes", sc.outcomes, function(v) return vars_problem(v, true) end)
+  each("treatments", sc.treatments, function(v) return vars_problem(v, false) end)
+  for _, key in ipairs { "controls", "fe" } do
+    for name, list in pairs(sc[key] or {}) do each(key .. "." .. name, list, function(v) return vars_problem(v, false) end) end
+  end
+  for name, expr in pairs(sc.samples or {}) do
+    local msg = type(expr) == "string" and where_problem(expr, known_var, known) or
+      (expr == false and "a sample is true (all rows) or a filter expression, not false") or nil
+    if msg then errs[#errs + 1] = located(s, "spec_curve.samples." .. name, msg) end
+  end
+  for i, w in ipairs(sc.weights or {}) do
+    if not (spec.weights and spec.weights[w]) then
+      local wn = {}
+      for k in pairs(spec.weights or {}) do wn[#wn + 1] = k end
+      errs[#errs + 1] = located(s, string.format("spec_curve.weights[%d]", i), "unknown weights '" .. w .. "'" .. did_you_mean(w, wn))
+    end
+  end
+  for i, name in ipairs(sc.estimators or { "ols" }) do
+    local path = string.format("spec_curve.estimators[%d]", i)
+    local est = registry.get(name)
+    if not est then
+      local names = registry.names()
+      errs[#errs + 1] = located(s, path, "unknown estimator '" .. name .. "'" .. did_you_mean(name, names))
+    else
+      local spatial = est.capabilities and est.capabilities.spatial
+      if spatial and not sc.weights then
+        errs[#errs + 1] = located(s, path, "estimator '" .. name .. "' is spatial: list weights: entries under spec_curve.weights")
+      elseif sc.weights and not spatial then
+        errs[#errs + 1] = located(s, path, "estimator '" .. name .. "' is not spatial, but spec_curve.weights is given")
+      end
+      for vname, v in pairs(sc.vcov or {}) do
+        local kind = est.vcov and vcov_rules.kind(v)
+        local takes = not kind
+        for _, k in ipairs(est.vcov or {}) do takes = takes or k == kind end
+        if not takes then
+          errs[#errs + 1] = located(s, "spec_curve.vcov." .. vname, "estimator '" .. name .. "' does not take vcov '" ..
+            kind .. "' (it takes: " .. table.concat(est.vcov, ", ") .. ")")
+        end
+      end
+    end
+  end
+  for vname, v in pairs(sc.vcov or {}) do
+    for _, c in ipairs(type(v) == "table" and as_list(v.cluster or {}) or {}) do
+      if not known_var(c) then
+        errs[#errs + 1] = located(s, "spec_curve.vcov." .. vname .. ".cluster", "unknown cluster variable '" .. c .. "'" ..
+          did_you_mean(c, known))
+      end
     end
   end
 end
@@ -799,6 +882,7 @@ function M.check(s, opts)
       errs[#errs + 1] = located(s, "compare[" .. i .. "]", "unknown experiment '" .. p .. "'" .. did_you_mean(p, names))
     end
   end
+  if spec.spec_curve then check_spec_curve(s, spec, known_var, known, errs) end
   local report = spec.report or {}
   for i, t in ipairs(report.tables or {}) do
     if spec.models[t] == nil then

@@ -183,6 +183,13 @@ function M.execute(s, opts)
     if not ok then fail(s, "compare", util.message(rows)) end
     results.compare = rows
   end
+  if spec.spec_curve then
+    local t1 = now()
+    local ok, curve = pcall(require("spillover.spec_curve").from_scenario, spec.spec_curve, d, weights_of, spec.seed or 42)
+    if not ok then fail(s, "spec_curve", util.message(curve)) end
+    results.spec_curve = curve
+    timings.spec_curve = now() - t1
+  end
   results.fits = fits
   results.model_spec = model_spec
   results.by_fits = by_fits
