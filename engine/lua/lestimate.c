@@ -432,6 +432,10 @@ static int l_vcov(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)info.nclipped); lua_setfield(L, -2, "nclipped");
   lua_pushinteger(L, (lua_Integer)info.nperiods); lua_setfield(L, -2, "nperiods");
   lua_pushinteger(L, (lua_Integer)info.lag); lua_setfield(L, -2, "lag");
+  if (spec.type == SP_VCOV_DRISCOLL_KRAAY) {
+    lua_pushnumber(L, info.gadj[0] > 0.0 ? info.gadj[0] : 1.0);
+    lua_setfield(L, -2, "period_factor");
+  }
   lua_createtable(L, (int)spec.ncluster, 0);
   for (size_t j = 0; j < spec.ncluster; j++) {
     lua_pushinteger(L, (lua_Integer)info.ngroups[j]);
@@ -444,7 +448,7 @@ static int l_vcov(lua_State *L) {
 
 /* sp.vcov_presets() -> array of the package conventions of sp_vcov_preset,
    in its order: {name, cluster = {gadj, dof, tdf, multi0, fix_psd},
-   driscoll_kraay = {dof, tdf}, k_df = "all" | "rank" | "nonnested",
+   driscoll_kraay = {gadj, dof, tdf}, k_df = "all" | "rank" | "nonnested",
    t_df_groups}, with the option names sp.vcov takes.  The linear estimators
    read it instead of keeping their own copy. */
 static int l_vcov_presets(lua_State *L) {
@@ -462,7 +466,8 @@ static int l_vcov_presets(lua_State *L) {
     lua_pushboolean(L, p[i].cluster_multi0); lua_setfield(L, -2, "multi0");
     lua_pushboolean(L, p[i].cluster_fix_psd); lua_setfield(L, -2, "fix_psd");
     lua_setfield(L, -2, "cluster");
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, gadj_names[p[i].dk_gadj]); lua_setfield(L, -2, "gadj");
     lua_pushstring(L, dof_names[p[i].dk_dof]); lua_setfield(L, -2, "dof");
     lua_pushstring(L, tdf_names[p[i].dk_tdf]); lua_setfield(L, -2, "tdf");
     lua_setfield(L, -2, "driscoll_kraay");

@@ -62,25 +62,26 @@ static const sp_vcov_preset_def presets[] = {
   /* vcovCL type "HC1" (its default for lm), cadjust = TRUE, multi0 = FALSE,
      fix = FALSE; coeftest uses t(n - k). */
   {"sandwich", SP_VCOV_GADJ_EACH, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_RESID, 0, 0,
-   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
+   SP_VCOV_GADJ_NONE, SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
   /* vcovHC arellano type "HC0" (plm's default), vcovDC HC0 (double
      clustering subtracts the White meat), vcovSCC HC0; summary uses t(n - k). */
   {"plm", SP_VCOV_GADJ_NONE, SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, 1, 0,
-   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
+   SP_VCOV_GADJ_NONE, SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_RANK, 0},
   /* Stata: regress/xtreg vce(cluster) G/(G-1) (n-1)/(n-k) with t(G-1);
-     multi-way as reghdfe (Gmin) with the eigenvalue fix; xtscc (n-1)/(n-k)
-     with t(T-1). */
+     multi-way as reghdfe (Gmin) with the eigenvalue fix; xtscc (version 1.3
+     on, without ase) T/(T-1) (n-1)/(n-k) with t(T-1): its xtscc.ado scales
+     the Driscoll-Kraay V by (TT/(TT-1))*((nObs-1)/(nObs-rank)). */
   {"stata", SP_VCOV_GADJ_MIN, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 1,
-   SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
+   SP_VCOV_GADJ_EACH, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
   /* fixest: ssc() defaults adj = TRUE, cluster.adj = TRUE, cluster.df =
      "min", t.df = "min", vcov_fix = TRUE. */
   {"fixest", SP_VCOV_GADJ_MIN, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 1,
-   SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
+   SP_VCOV_GADJ_NONE, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, SP_VCOV_KDF_NONNESTED, 1},
   /* cov_type "cluster" (use_correction, df_correction): each term of the
      two-way formula with its own G/(G-1) (n-1)/(n-k); t(Gmin - 1).  LSDV:
      K counts every dummy. */
   {"statsmodels", SP_VCOV_GADJ_EACH, SP_VCOV_DOF_N1_K, SP_VCOV_TDF_CLUSTERS, 0, 0,
-   SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_ALL, 1},
+   SP_VCOV_GADJ_NONE, SP_VCOV_DOF_NONE, SP_VCOV_TDF_RESID, SP_VCOV_KDF_ALL, 1},
 };
 
 const sp_vcov_preset_def *sp_vcov_presets(size_t *n) {
@@ -109,6 +110,7 @@ int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err) {
     s->multi0 = p->cluster_multi0;
     s->fix_psd = p->cluster_fix_psd;
   } else if (s->type == SP_VCOV_DRISCOLL_KRAAY) {
+    s->gadj = p->dk_gadj;
     s->dof = p->dk_dof;
     s->tdf = p->dk_tdf;
   }
@@ -527,6 +529,12 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
     case SP_VCOV_CLUSTER: st = cluster_meat(X, resid, spec, dof, Mm->data, info, err); break;
     case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(X, resid, spec, Mm->data, info, err); break;
     default: break;
+  }
+  if (st == SP_OK && spec->type == SP_VCOV_DRISCOLL_KRAAY && spec->gadj != SP_VCOV_GADJ_NONE &&
+      info->nperiods > 1) {
+    /* The periods play the clusters' part: xtscc's T/(T-1). */
+    info->gadj[0] = (double)info->nperiods / (double)(info->nperiods - 1);
+    gsl_matrix_scale(Mm, info->gadj[0]);
   }
   if (st != SP_OK) goto done;
   if (spec->type != SP_VCOV_DRISCOLL_KRAAY)  /* dsyrk filled the upper triangle only */

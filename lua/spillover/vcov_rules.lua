@@ -126,13 +126,17 @@ local function describe_vcov(vc, info)
   return vc.type:upper()
 end
 
---- k_df for the vcov: which parameters the preset counts.
+--- k_df for the vcov: which parameters the preset counts.  fe_dof_nonnested:
+--- the absorbed parameters not nested in the clusters (for Driscoll-Kraay
+--- under stata: in the panel's entity, see M.covariance).
 local function vcov_kdf(compat, vc, rank, fe_dof, fe_dof_nonnested)
   if vc.type == "iid" then return rank + fe_dof end
   local rule = presets[compat] and presets[compat].k_df or "nonnested"
   if rule == "all" then return rank + fe_dof end  -- LSDV: K counts every dummy
   if rule == "rank" then return rank end
-  if vc.type == "cluster" then return rank + fe_dof_nonnested end
+  if vc.type == "cluster" or (vc.type == "driscoll_kraay" and compat == "stata") then
+    return rank + fe_dof_nonnested
+  end
   return rank + fe_dof
 end
 
@@ -184,6 +188,10 @@ function M.covariance(X, e, bread, ctx)
   elseif vc.type == "driscoll_kraay" then
     opts.time, opts.time_name = ctx.time_codes(), ctx.time_name
     opts.lag = vc.lag
+    -- xtscc, fe regresses the within-transformed data on the slopes and a
+    -- constant: its k = rank counts the entity effects once (nObs - rank in
+    -- its (TT/(TT-1))*((nObs-1)/(nObs-rank)))
+    if ctx.compat == "stata" and ctx.entity_fe then nonnested = ctx.fe_dof_nonnested({ ctx.entity_fe }) end
   elseif vc.type == "newey_west" then
     -- Newey-West on one time series is Driscoll-Kraay with one row per
     -- period; Stata's newey (and ivregress ..., small) scale by N/(N-K)
@@ -271,6 +279,12 @@ function M.vcov_context(d, des, compat, vc, absorb, fe_dof, weights)
     codes = function(name) return core.codes(des, name) end,
     time_codes = function() return core.codes(des, d:panel_info().time) end,
     time_name = vc.type == "driscoll_kraay" and d:panel_info().time or nil,
+    -- the panel's entity when it is one of the absorbed factors
+    entity_fe = (function()
+      local info = vc.type == "driscoll_kraay" and d:panel_info() or nil
+      for _, fe in ipairs(des.fe) do if info and fe.name == info.entity then return fe.name end end
+      return nil
+    end)(),
     fe_dof_nonnested = function(clusters)
       if nfe == 0 then return 0 end
       local dof = fe_dof

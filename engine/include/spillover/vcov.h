@@ -72,7 +72,7 @@ typedef struct sp_vcov_spec {
   size_t ncluster;
   const int32_t *cluster[SP_VCOV_MAXWAY];
   const char *cluster_name[SP_VCOV_MAXWAY];  /* for messages; may be NULL */
-  sp_vcov_gadj gadj;
+  sp_vcov_gadj gadj;       /* clusters: G/(G-1); Driscoll-Kraay: T/(T-1) unless NONE */
   int multi0;              /* multi-way: the all-dimension intersection term is the
                               plain HC0 meat (no G or dof factor), as sandwich's
                               multi0 = TRUE and plm::vcovDC ("- V_white") */
@@ -89,7 +89,8 @@ typedef struct sp_vcov_spec {
 typedef struct sp_vcov_info {
   size_t n, k_df;
   double dof_factor;                 /* the overall factor applied (see sp_vcov_dof) */
-  double gadj[(1 << SP_VCOV_MAXWAY) - 1]; /* cluster factor per inclusion-exclusion term */
+  double gadj[(1 << SP_VCOV_MAXWAY) - 1]; /* cluster factor per inclusion-exclusion term;
+                                          DK: gadj[0] = T/(T-1) or 0 (none) */
   size_t nterms;                     /* number of such terms (2^ncluster - 1) */
   size_t ngroups[SP_VCOV_MAXWAY];    /* G of each cluster dimension */
   size_t nperiods;                   /* Driscoll-Kraay: T */
@@ -119,6 +120,7 @@ typedef struct sp_vcov_preset_def {
   sp_vcov_dof cluster_dof;
   sp_vcov_tdf cluster_tdf;
   int cluster_multi0, cluster_fix_psd;
+  sp_vcov_gadj dk_gadj;    /* DK: EACH or MIN = T/(T-1), T the periods (xtscc) */
   sp_vcov_dof dk_dof;
   sp_vcov_tdf dk_tdf;
   sp_vcov_kdf kdf;         /* for the caller: what k_df counts */
