@@ -540,7 +540,7 @@ static sp_fnode *parse_expr(parser *p) {
 ** Function calls
 ** ===================================================================== */
 
-static const char *const known_functions[] = {"log", "exp", "sqrt", "abs", "I", "l", "f", "d", "i"};
+static const char *const known_functions[] = {"log", "exp", "sqrt", "abs", "asinh", "I", "l", "f", "d", "i"};
 #define NKNOWN (sizeof known_functions / sizeof known_functions[0])
 
 static size_t edit_distance(const char *a, const char *b) {
@@ -564,7 +564,8 @@ static size_t edit_distance(const char *a, const char *b) {
 static const char *suggest_function(const char *name) {
   static const char *const alias[][2] = {
     {"ln", "log"}, {"log10", "log"}, {"lag", "l"}, {"lead", "f"}, {"diff", "d"},
-    {"factor", "i"}, {"as.factor", "i"}, {"L", "l"}, {"F", "f"}, {"D", "d"}, {"Log", "log"}};
+    {"factor", "i"}, {"as.factor", "i"}, {"L", "l"}, {"F", "f"}, {"D", "d"}, {"Log", "log"},
+    {"arcsinh", "asinh"}, {"ihs", "asinh"}};
   for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++)
     if (strcmp(name, alias[i][0]) == 0) return alias[i][1];
   const char *best = NULL;
@@ -616,8 +617,8 @@ static int parse_call(parser *p, const token *name, int term_level, nvec *out) {
     if (strcmp(fn, known_functions[i]) == 0) which = (int)i;
   if (which < 0) {
     const char *s = suggest_function(fn);
-    if (s) fail(p, name, "unknown function '%s'; did you mean '%s'? (known: log, exp, sqrt, abs, I, l, f, d, i)", fn, s);
-    else fail(p, name, "unknown function '%s' (known: log, exp, sqrt, abs, I, l, f, d, i)", fn);
+    if (s) fail(p, name, "unknown function '%s'; did you mean '%s'? (known: log, exp, sqrt, abs, asinh, I, l, f, d, i)", fn, s);
+    else fail(p, name, "unknown function '%s' (known: log, exp, sqrt, abs, asinh, I, l, f, d, i)", fn);
     return 0;
   }
   token open = p->tok;

@@ -317,6 +317,21 @@ int main(void) {
     release(&b);
   }
   {
+    /* asinh is defined on every real: v's zero and negative value stay, with no note. */
+    built b = build(f, "asinh(y) ~ asinh(v) - 1", NULL);
+    check(b.st == SP_OK, "asinh builds", b.err.msg);
+    if (b.st == SP_OK) {
+      check(b.d->n == NR && b.d->dropped == 0 && b.d->nnotes == 0, "asinh keeps every row, no note", NULL);
+      double want[NR], ywant[NR];
+      for (int r = 0; r < NR; r++) { want[r] = asinh(V[r]); ywant[r] = asinh(Y[r]); }
+      expect_matrix("asinh(v) values", b.X, want, NR, 1);
+      expect_matrix("asinh(y) response", b.y, ywant, NR, 1);
+      expect_names("asinh name", b.d->names, b.d->k, "asinh(v)");
+      check(strcmp(b.d->yname, "asinh(y)") == 0, "asinh yname", b.d->yname);
+    }
+    release(&b);
+  }
+  {
     sp_design_options opt;
     sp_design_options_init(&opt);
     opt.intercept = 0;

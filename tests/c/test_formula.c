@@ -111,6 +111,8 @@ int main(void) {
   expect_terms("y ~ x | id | w + v ~ z1 + l(z2, 1)", "x", "id", "w + v", "z1 + l(z2, 1)", 1);
   expect_terms("y ~ x | 0 | w ~ z", "x", "", "w", "z", 1);
   expect_terms("log(y) ~ x", "x", NULL, NULL, NULL, 1);
+  expect_terms("asinh(y) ~ asinh(x) + asinh(l(x, 1)) + l(asinh(x), 1)", "asinh(x) + asinh(l(x, 1)) + l(asinh(x), 1)",
+               NULL, NULL, NULL, 1);
 
   /* Parts, dependent variable, variable list. */
   {
@@ -145,6 +147,9 @@ int main(void) {
   expect_error("y ~ lag(x, 1)", 5, "unknown function 'lag'; did you mean 'l'?");
   expect_error("y ~ sqr(x)", 5, "did you mean 'sqrt'?");
   expect_error("y ~ foo(x)", 5, "unknown function 'foo' (known:");
+  expect_error("y ~ sinh(x)", 5, "unknown function 'sinh'; did you mean 'asinh'?");
+  expect_error("y ~ arcsinh(x)", 5, "did you mean 'asinh'?");
+  expect_error("y ~ asinh(x, 2)", 5, "asinh() takes one argument, found 2");
   expect_error("y ~ log(x, 2)", 5, "log() takes one argument, found 2");
   expect_error("y ~ l(x, 1, 2)", 5, "l() takes one or two arguments");
   expect_error("y ~ l(x, 1.5)", 10, "expected a whole number of periods");

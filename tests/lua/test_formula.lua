@@ -82,6 +82,16 @@ T.checkerr("is categorical", fe.values, fe, "region")
 local lg = sp.design(d, "y ~ log(v)")
 T.check(lg.n == 6 and lg.notes[1] == "log(v): 2 non-positive values set to missing", "log note", lg.notes[1])
 
+-- asinh: defined at zero and below, so every row stays and nothing is noted
+local ih = sp.design(d, "asinh(y) ~ asinh(v) - 1")
+T.check(ih.n == d:nrow() and #ih.notes == 0 and ih.names[1] == "asinh(v)" and ih.yname == "asinh(y)", "asinh design")
+for i = 1, d:nrow() do
+  T.near(ih.X:get(i, 1), math.log(d.v[i] + math.sqrt(d.v[i] ^ 2 + 1)), 1e-15, "asinh(v) row " .. i)
+end
+T.near(sp.eval(d, "asinh(v)"):get(4, 1), math.log(-1 + math.sqrt(2)), 1e-15, "sp.eval asinh(-1)")
+T.check(sp.formula("asinh(y) ~ x").lhs.fn == "asinh", "asinh response is a call")
+T.checkerr("unknown function 'ihs'; did you mean 'asinh'%?", sp.formula, "y ~ ihs(x)")
+
 -- design-time errors
 T.checkerr("formula:1:5: unknown variable 'xx'; did you mean 'x'%?", sp.design, d, "y ~ xx")
 -- one suggestion rule for every unknown-name message: two wrong letters out of two suggest nothing

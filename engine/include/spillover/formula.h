@@ -26,7 +26,7 @@ typedef enum {
   SP_FN_OP,        /* + - * / ^ inside I() or a function argument: op, kids[0], kids[1];
                       unary minus has op '-' and nkids == 1 */
   SP_FN_PAREN,     /* parentheses, kept so labels read as written: kids[0] */
-  SP_FN_FUNC,      /* log exp sqrt abs: name is the function, kids[0] */
+  SP_FN_FUNC,      /* log exp sqrt abs asinh: name is the function, kids[0] */
   SP_FN_I,         /* I(expr): kids[0] */
   SP_FN_SHIFT,     /* l(x, k) lag (name "l") or f(x, k) lead (name "f"): kids[0], k */
   SP_FN_DIFF,      /* d(x, k) = x - l(x, k): kids[0], k */
