@@ -316,7 +316,12 @@ function M.etable(spec)
     local idx = {}
     for i, nm in ipairs(f.names) do idx[nm] = i end
     per_fit[j] = { idx = idx, p = f:pvalue() }
+    -- a fit with its own inference (fit.inference: the wild bootstrap of
+    -- vcov = {wild = ...}) adds its confidence sets in brackets
+    if type(f.inference) == "table" then per_fit[j].ci = f:confint() end
   end
+  local any_ci = false
+  for j = 1, n do any_ci = any_ci or per_fit[j].ci ~= nil end
   for _, nm in ipairs(names) do
     local est = { label = labels[nm] or nm, cells = {}, stars = {} }
     local sub = { label = "", cells = {}, stars = {} }
@@ -335,6 +340,14 @@ function M.etable(spec)
     end
     coef_rows[#coef_rows + 1] = est
     coef_rows[#coef_rows + 1] = sub
+    if any_ci then
+      local row = { label = "", cells = {}, stars = {} }
+      for j = 1, n do
+        local c = per_fit[j].ci and per_fit[j].idx[nm] and per_fit[j].ci[nm]
+        row.cells[j], row.stars[j] = c and ("[" .. fmt_num(c[1], digits) .. ", " .. fmt_num(c[2], digits) .. "]") or "", ""
+      end
+      coef_rows[#coef_rows + 1] = row
+    end
   end
   if #coef_rows > 0 then sections[#sections + 1] = coef_rows end
 
@@ -404,6 +417,15 @@ function M.etable(spec)
     tex_note = tex_note .. " " .. table.concat(tparts, ", ")
   end
   local notes, notes_tex = { plain }, { tex_note }
+  for j, f in ipairs(fits) do
+    if per_fit[j].ci then
+      local inf = f.inference
+      local s = string.format("%s: stars from %s p-values, [%g%% confidence sets] by test inversion, clustered by " ..
+        "%s (%d clusters); standard errors cluster-robust.", headers[j], inf.label, 100 * inf.level, inf.cluster,
+        inf.n_clusters)
+      notes[#notes + 1], notes_tex[#notes_tex + 1] = s, tex(s)
+    end
+  end
   for _, s in ipairs(user_notes) do
     notes[#notes + 1] = s
     notes_tex[#notes_tex + 1] = tex(s)

@@ -225,13 +225,21 @@ local function two_sided(self, z)
   return 2 * dist.pnorm(math.abs(z), true)
 end
 
+-- fit.inference (optional): p-values and confidence sets of another method
+-- than the t/z test on V, e.g. the wild cluster bootstrap of vcov = {wild =}:
+-- {pvalue = {name = p}, confint = function(name, level) -> {lo, hi}, level =,
+-- label =}.  pvalue() and confint() report it.
 function Fit:pvalue()
+  local inf = self.inference
+  if inf then return keyed(self, function(i) return inf.pvalue[self.names[i]] end) end
   return keyed(self, function(i) return two_sided(self, self.b[i] / math.sqrt(self.V[i][i])) end)
 end
 
 function Fit:confint(level)
-  level = level or 0.95
+  local inf = self.inference
+  level = level or (inf and inf.level) or 0.95
   if not (level > 0 and level < 1) then raise("confint: level must be in (0, 1)") end
+  if inf then return keyed(self, function(i) return inf.confint(self.names[i], level) end) end
   local q = self:uses_t() and dist.qt(1 - (1 - level) / 2, self.df_resid) or dist.qnorm(1 - (1 - level) / 2)
   return keyed(self, function(i)
     local s = math.sqrt(self.V[i][i])

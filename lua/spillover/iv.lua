@@ -273,7 +273,7 @@ function M.fit(d, formula, opts, des)
   if type(formula) ~= "string" then raise("ivreg: expected a formula string as argument 2") end
   opts = linear.check_options(opts, linear.ols_options, "ivreg")
   local compat = linear.check_compat(opts)
-  local vc = linear.parse_vcov(opts.vcov)
+  local vc = linear.parse_vcov(opts.vcov, true)
   if opts.small ~= nil and type(opts.small) ~= "boolean" then
     raise("ivreg: small must be true or false, got " .. tostring(opts.small))
   end
@@ -616,6 +616,7 @@ function M.fit(d, formula, opts, des)
   fit.fitted_values = des.y - e
   fit.fixef_values = function(self) return M.fixef(self) end
   fit.predict_fn = M.predict
+  if vc.wild then require("spillover.wildboot").attach(fit, vc.wild) end
   return fit
 end
 
@@ -657,9 +658,9 @@ local function scenario_iv(d, model, options)
 end
 for _, name in ipairs({ "ivreg", "iv" }) do
   registry.register {
-    name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS, vcov = linear.KINDS,
+    name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS, vcov = linear.OLS_KINDS,
     options = { tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
-      threads = { type = "integer", min = 1, max = 64 } },
+      threads = { type = "integer", min = 1, max = 64 }, small = { type = "boolean" } },
     capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
   }
 end

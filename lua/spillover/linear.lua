@@ -30,7 +30,7 @@ local OLS_OPTIONS = {
 -- fe: the same estimator under the name panel users look for.
 for _, name in ipairs({ "ols", "fe" }) do
   registry.register {
-    name = name, fit = scenario_ols, options = OLS_OPTIONS, model_keys = OLS_MODEL_KEYS, vcov = M.KINDS,
+    name = name, fit = scenario_ols, options = OLS_OPTIONS, model_keys = OLS_MODEL_KEYS, vcov = M.OLS_KINDS,
     capabilities = { predict = true, predict_matrix = true, refit = true, draw = true, spatial = false },
   }
 end

@@ -199,7 +199,7 @@ function M.ols(d, formula, opts)
   if type(formula) ~= "string" then raise("ols: expected a formula string as argument 2") end
   opts = check_options(opts, M.ols_options, "ols")
   local compat = rules.check_compat(opts)
-  local vc = rules.parse_vcov(opts.vcov)
+  local vc = rules.parse_vcov(opts.vcov, true)
   local extra = extra_vars(d, vc, opts)
   local des = core.design(d, formula, { extra = extra })
   if opts.singletons == "drop" and #des.fe > 0 then
@@ -390,8 +390,16 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra)
   fit.fixef_values = function(self) return predict.fixef(self) end
   fit.predict_fn = predict.predict_linear
   fit.predict_matrix = predict.predict_matrix
-  -- Refit on resampled data (bootstrap) with the same specification.
-  fit.refit = function(_, newdata) return M.ols(newdata, formula, opts) end
+  -- Refit on resampled data (bootstrap) with the same specification (and
+  -- the wild bootstrap's cluster-robust V without its replications).
+  local refit_opts = opts
+  if vc.wild then
+    refit_opts = {}
+    for k, v in pairs(opts) do refit_opts[k] = v end
+    refit_opts.vcov = { cluster = vc.cluster[1] }
+  end
+  fit.refit = function(_, newdata) return M.ols(newdata, formula, refit_opts) end
+  if vc.wild then require("spillover.wildboot").attach(fit, vc.wild) end
   return fit
 end
 

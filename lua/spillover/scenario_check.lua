@@ -118,6 +118,11 @@ local schema = { type = "map", fields = {
       "hessian", "splm" }, fields = {
       cluster = STR_OR_LIST, driscoll_kraay = { type = "integer", min = 0 },
       type = { type = "string", fold = true, enum = { "hc0", "hc1", "sss" } },
+      newey_west = { type = "integer", min = 0 }, time = STR,
+      -- the wild cluster bootstrap (vcov_rules, wildboot.settings)
+      wild = STR, reps = { type = "integer", min = 1 }, seed = { type = "integer" }, impose_null = { type = "boolean" },
+      level = { type = "number", min = 0, below = 1 },
+      weights = { type = "string", enum = { "rademacher", "webb", "mammen" } },
     } },
     compat = { type = "string", enum = { "stata", "plm", "fixest", "sandwich", "statsmodels" } },
     weights = STR,
@@ -755,6 +760,31 @@ function M.check(s, opts)
         if not known_var(c) then
           errs[#errs + 1] = located(s, path .. ".vcov.cluster", "unknown cluster variable '" .. c .. "'" .. did_you_mean(c, known))
         end
+      end
+    end
+    -- the other variables a vcov names, and settings that belong to another kind
+    if type(m.vcov) == "table" then
+      for _, key in ipairs({ "wild", "time" }) do
+        local c = m.vcov[key]
+        if type(c) == "string" and not known_var(c) then
+          errs[#errs + 1] = located(s, path .. ".vcov." .. key, "unknown " .. (key == "wild" and "cluster" or "time") ..
+            " variable '" .. c .. "'" .. did_you_mean(c, known))
+        end
+      end
+      for _, ko in ipairs({ { "reps", "wild" }, { "weights", "wild" }, { "seed", "wild" }, { "impose_null", "wild" },
+        { "level", "wild" }, { "time", "newey_west" } }) do
+        local key, kind = ko[1], ko[2]
+        if m.vcov[key] ~= nil and m.vcov[kind] == nil then
+          errs[#errs + 1] = located(s, path .. ".vcov." .. key, "'" .. key .. "' is a setting of vcov {" .. kind ..
+            ": ...}, which this vcov does not have")
+        end
+      end
+      local kinds = {}
+      for _, k in ipairs({ "cluster", "driscoll_kraay", "newey_west", "wild" }) do
+        if m.vcov[k] ~= nil then kinds[#kinds + 1] = k end
+      end
+      if #kinds > 1 then
+        errs[#errs + 1] = located(s, path .. ".vcov", "give one of " .. table.concat(kinds, ", ") .. ", not " .. #kinds)
       end
     end
   end

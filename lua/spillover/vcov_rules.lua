@@ -42,16 +42,33 @@ end
 
 -- ---- the vcov option -----------------------------------------------------------------
 
+-- The keys of vcov = {wild = ...} besides wild: the bootstrap's settings.
+local WILD_KEYS = { "wild", "reps", "weights", "seed", "impose_null", "level" }
+
 --- Normalise opts.vcov into {type=, cluster={names}, lag=, dof=, gadj=, tdf=}.
-local function parse_vcov(v)
+--- {wild = "g", ...} is a one-way cluster on g plus out.wild (the bootstrap
+--- settings); only estimators that report it (sp.ols, 2SLS) pass
+--- allow_wild, the others refuse it.
+local function parse_vcov(v, allow_wild)
   if v == nil then return { type = "iid" } end
+  if type(v) == "table" and v.wild ~= nil then
+    if not allow_wild then
+      raise("vcov: the wild cluster bootstrap ({wild = ...}) is reported by sp.ols and 2SLS fits; use " ..
+        "{cluster = ...} here")
+    end
+    util.check_options(v, WILD_KEYS, "vcov")
+    if type(v.wild) ~= "string" then
+      raise("vcov: wild must name the one cluster variable of the bootstrap, got a " .. type(v.wild))
+    end
+    return { type = "cluster", cluster = { v.wild }, wild = require("spillover.wildboot").settings(v, "vcov") }
+  end
   if type(v) == "string" then
     local t = v:lower()
     if t == "classic" or t == "iid" or t == "hc0" or t == "hc1" or t == "hc2" or t == "hc3" then
       return { type = t == "classic" and "iid" or t }
     end
     raise("vcov: unknown type '" .. v .. "' (expected iid, hc0, hc1, hc2, hc3, {cluster = ...}, " ..
-      "{driscoll_kraay = lag}, {newey_west = lag} or {conley = {...}})")
+      "{driscoll_kraay = lag}, {newey_west = lag}, {conley = {...}} or {wild = ...})")
   end
   if type(v) ~= "table" then raise("vcov: expected a string or a table") end
   local out = { dof = v.dof, gadj = v.gadj, tdf = v.tdf, fix_psd = v.fix_psd, multi0 = v.multi0 }
@@ -97,13 +114,19 @@ M.parse_vcov = parse_vcov
 --- declare them (entry.vcov): the names, and cluster / driscoll_kraay for the
 --- table forms.  `spillover check` refuses a kind the estimator does not take.
 M.KINDS = { "classic", "iid", "hc0", "hc1", "hc2", "hc3", "cluster", "driscoll_kraay", "conley" }
+--- The kinds of sp.ols and 2SLS: KINDS, Newey-West (a single time series)
+--- and the wild cluster bootstrap.
+M.OLS_KINDS = { "newey_west", "wild" }
+for _, k in ipairs(M.KINDS) do M.OLS_KINDS[#M.OLS_KINDS + 1] = k end
 
 --- The kind of a vcov value (a name, lower-cased, or the table form's key);
 --- nil when it has none (parse_vcov says why at run time).
 function M.kind(v)
   if type(v) == "string" then return v:lower() end
   if type(v) ~= "table" then return nil end
+  if v.wild ~= nil then return "wild" end
   if v.cluster then return "cluster" end
+  if v.newey_west ~= nil then return "newey_west" end
   if v.driscoll_kraay ~= nil then return "driscoll_kraay" end
   if v.conley ~= nil then return "conley" end
   return type(v.type) == "string" and v.type:lower() or nil
@@ -115,7 +138,7 @@ local function describe_vcov(vc, info)
     for j, name in ipairs(vc.cluster) do
       parts[j] = string.format("%s (%d)", name, info.ngroups[j] or 0)
     end
-    return "clustered by " .. table.concat(parts, " & ")
+    return "clustered by " .. table.concat(parts, " & ") .. (vc.wild and ", wild bootstrap" or "")
   elseif vc.type == "driscoll_kraay" then
     return string.format("Driscoll-Kraay (lag %d)", info.lag)
   elseif vc.type == "newey_west" then
@@ -258,7 +281,7 @@ end
 --- for other fits.
 M.FEW_CLUSTERS = 42
 function M.few_clusters_note(vc, vinfo)
-  if vc.type ~= "cluster" then return nil end
+  if vc.type ~= "cluster" or vc.wild then return nil end
   for j, g in ipairs(vinfo.ngroups) do
     if g < M.FEW_CLUSTERS then
       return string.format("only %d clusters in '%s': cluster-robust t tests over-reject with fewer than about %d; " ..

@@ -273,39 +273,48 @@ local function fit_cluster(fit)
   return nil
 end
 
+--- The bootstrap's settings (reps, weights, level, h0, impose_null, seed),
+--- checked, with their defaults; who names the caller in messages
+--- ("wildboot", or "vcov" for vcov = {wild = ...}).
+function M.settings(opts, who)
+  local reps = opts.reps or 9999
+  if math.type(reps) ~= "integer" or reps < 1 then
+    raise(who .. ": 'reps' must be a positive integer, got " .. tostring(opts.reps))
+  end
+  local weights = opts.weights or "rademacher"
+  if not DRAW[weights] then
+    raise(string.format(who .. ": unknown weights '%s' (expected rademacher, webb or mammen)%s", tostring(weights),
+      suggest.did_you_mean(tostring(weights), { "rademacher", "webb", "mammen" })))
+  end
+  local level = opts.level or 0.95
+  if type(level) ~= "number" or not (level > 0 and level < 1) then
+    raise(who .. ": 'level' must be a number in (0, 1), got " .. tostring(opts.level))
+  end
+  local h0 = opts.h0 or 0
+  if type(h0) ~= "number" or h0 ~= h0 or math.abs(h0) == math.huge then
+    raise(who .. ": 'h0' must be a finite number, got " .. tostring(opts.h0))
+  end
+  if opts.impose_null ~= nil and type(opts.impose_null) ~= "boolean" then
+    raise(who .. ": 'impose_null' must be true (WCR) or false (WCU), got " .. tostring(opts.impose_null))
+  end
+  if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
+    raise(who .. ": 'seed' must be an integer, got " .. tostring(opts.seed))
+  end
+  return { reps = reps, weights = weights, level = level, h0 = h0, impose_null = opts.impose_null ~= false,
+    seed = opts.seed }
+end
+
 local function check(opts, fit)
   opts = util.check_options(opts, M.OPTIONS, "wildboot")
   if type(opts.param) ~= "string" then
     raise("wildboot: 'param' must name a coefficient (one of " .. table.concat(fit.names, ", ") .. ")")
   end
-  local reps = opts.reps or 9999
-  if math.type(reps) ~= "integer" or reps < 1 then
-    raise("wildboot: 'reps' must be a positive integer, got " .. tostring(opts.reps))
-  end
-  local weights = opts.weights or "rademacher"
-  if not DRAW[weights] then
-    raise(string.format("wildboot: unknown weights '%s' (expected rademacher, webb or mammen)%s", tostring(weights),
-      suggest.did_you_mean(tostring(weights), { "rademacher", "webb", "mammen" })))
-  end
-  local level = opts.level or 0.95
-  if type(level) ~= "number" or not (level > 0 and level < 1) then
-    raise("wildboot: 'level' must be a number in (0, 1), got " .. tostring(opts.level))
-  end
-  local h0 = opts.h0 or 0
-  if type(h0) ~= "number" or h0 ~= h0 or math.abs(h0) == math.huge then
-    raise("wildboot: 'h0' must be a finite number, got " .. tostring(opts.h0))
-  end
-  if opts.impose_null ~= nil and type(opts.impose_null) ~= "boolean" then
-    raise("wildboot: 'impose_null' must be true (WCR) or false (WCU), got " .. tostring(opts.impose_null))
-  end
   if opts.cluster ~= nil and type(opts.cluster) ~= "string" then
     raise("wildboot: 'cluster' must name one variable (the bootstrap clusters one way)")
   end
-  if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
-    raise("wildboot: 'seed' must be an integer, got " .. tostring(opts.seed))
-  end
-  return { param = opts.param, reps = reps, weights = weights, level = level, h0 = h0,
-    impose_null = opts.impose_null ~= false, cluster = opts.cluster, seed = opts.seed }
+  local o = M.settings(opts, "wildboot")
+  o.param, o.cluster = opts.param, opts.cluster
+  return o
 end
 
 --- The WCR/WCU bootstrap of an OLS fit: the raw |t| scale (sqrt of the
@@ -673,15 +682,51 @@ function M.wildboot(fit, opts)
   local function pvalue(h) return symmetric_p(tstar_raw(h), (bhat - h) / se_raw) end
   local tstar = tstar_raw(o.h0)
   for b, t in ipairs(tstar) do tstar[b] = t * se_raw / se end
-  local alpha = 1 - o.level
+  -- the confidence set at any level, by inverting the same replications
+  local function interval(level)
+    return { endpoint(pvalue, bhat, se, 1 - level, -1, tol), endpoint(pvalue, bhat, se, 1 - level, 1, tol) }
+  end
   local res = {
     param = o.param, estimate = bhat, h0 = o.h0, t = (bhat - o.h0) / se, se = se,
-    pvalue = symmetric_p(tstar, (bhat - o.h0) / se),
-    confint = { endpoint(pvalue, bhat, se, alpha, -1, tol), endpoint(pvalue, bhat, se, alpha, 1, tol) },
+    pvalue = symmetric_p(tstar, (bhat - o.h0) / se), confint = interval(o.level), interval = interval,
     level = o.level, reps = #v, enumerated = enumerated, weights = o.weights, impose_null = o.impose_null,
     cluster = cname, n_clusters = G, tstar = tstar, pvalue_at = pvalue, method = iv and "WRE" or "WCB",
   }
   return setmetatable(res, Result)
+end
+
+--- The method's words, as tables and notes say them: "WCR, Webb, 9999 reps".
+local function describe(r)
+  local kind = r.method == "WRE" and (r.impose_null and "WRE" or "WRU") or (r.impose_null and "WCR" or "WCU")
+  local weights = r.weights:sub(1, 1):upper() .. r.weights:sub(2)
+  return string.format("%s, %s, %s", kind, weights,
+    r.enumerated and string.format("all %d sign vectors", r.reps) or string.format("%d reps", r.reps))
+end
+
+--- vcov = {wild = "g", reps =, weights =, seed =, impose_null =, level =} on
+--- sp.ols or 2SLS: the fit keeps its cluster-robust V (clustered by g, the
+--- standard errors shown; boottest reports none), and each coefficient's
+--- bootstrap p-value (h0 = 0) and confidence set by test inversion go to
+--- fit.inference, which fit:pvalue(), fit:confint(), summaries, tidy and
+--- sp.etable report instead of the t-based ones.
+function M.attach(fit, w)
+  if #fit.names == 0 then return end
+  local pv, res, last = {}, {}, nil
+  for _, name in ipairs(fit.names) do
+    last = M.wildboot(fit, { param = name, reps = w.reps, weights = w.weights, seed = w.seed,
+      impose_null = w.impose_null, level = w.level })
+    pv[name], res[name] = last.pvalue, last
+  end
+  local what = string.format("wild cluster bootstrap (%s)", describe(last))
+  fit.inference = {
+    pvalue = pv, level = w.level, label = what, cluster = last.cluster, n_clusters = last.n_clusters,
+    confint = function(name, level)
+      local r = res[name]
+      return level == r.level and { r.confint[1], r.confint[2] } or r.interval(level)
+    end,
+  }
+  fit.notes[#fit.notes + 1] = string.format("p-values and confidence sets: %s clustered by %s (%d clusters), by " ..
+    "test inversion; standard errors: cluster-robust", what, last.cluster, last.n_clusters)
 end
 
 return M
