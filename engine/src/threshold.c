@@ -67,8 +67,11 @@ typedef struct thr_ctx {
   size_t *estart;   /* N + 1 */
   size_t *strat;    /* N entities sorted by observation count */
   size_t *slo, *shi;/* N: the stratum of entity e is strat[slo[e] .. shi[e]) */
+  size_t *lastpos;  /* N: sorted position of entity e's last row in time order (hansen1999) */
   double df;
   int naive;
+  int strict;       /* regimes q < g (hansen1999) instead of q <= g */
+  int drop;         /* each entity's last row deleted after demeaning (hansen1999) */
 } thr_ctx;
 
 typedef struct thr_ws {
@@ -82,6 +85,8 @@ typedef struct thr_ws {
   double *r, *x;    /* m */
   double *D;        /* naive: n x (p0 + 3m) design; NULL otherwise */
   double *v;        /* naive: n residual */
+  double *Mt;       /* drop: n x (1 + p0 + 3m) within transforms of e and the base columns */
+  double *L;        /* drop: N x m values of w at each entity's last row */
 } thr_ws;
 
 static void ws_free(thr_ws *w) {
@@ -98,6 +103,8 @@ static void ws_free(thr_ws *w) {
   free(w->x);
   sp_mem_free(w->D);
   sp_mem_free(w->v);
+  sp_mem_free(w->Mt);
+  sp_mem_free(w->L);
   memset(w, 0, sizeof *w);
 }
 
@@ -123,6 +130,11 @@ static int ws_alloc(const thr_ctx *c, thr_ws *w) {
     w->D = sp_mem_doubles(n * p);
     w->v = sp_mem_doubles(n);
     ok = ok && w->D && w->v;
+  }
+  if (c->drop) {
+    w->Mt = sp_mem_doubles(n * (1 + p));
+    w->L = sp_mem_doubles(c->N * m);
+    ok = ok && w->Mt && w->L;
   }
   if (!ok) {
     ws_free(w);
@@ -150,6 +162,7 @@ static void ctx_free(thr_ctx *c) {
   free(c->strat);
   free(c->slo);
   free(c->shi);
+  free(c->lastpos);
   memset(c, 0, sizeof *c);
 }
 
@@ -202,6 +215,23 @@ static void within(const thr_ctx *c, double *v, double *sum) {
   for (size_t t = 0; t < c->n; t++) v[t] -= sum[c->ent[t]];
 }
 
+/* The transformation of every column of the regression: entity means
+   removed, then (hansen1999) each entity's last row deleted, kept as a zero
+   so that all columns stay in the sorted layout. */
+static void transform(const thr_ctx *c, double *v, double *sum) {
+  within(c, v, sum);
+  if (c->drop)
+    for (size_t e = 0; e < c->N; e++)
+      if (c->Tcount[e]) v[c->lastpos[e]] = 0.0;
+}
+
+/* Observations in the lower regime of threshold u[j]: q <= u[j], or q < u[j]
+   with strict regimes. */
+static size_t nbelow(const thr_ctx *c, size_t j) {
+  if (c->strict) return j ? c->cnt_le[j - 1] : 0;
+  return c->cnt_le[j];
+}
+
 /* Cholesky solve of the m x m system A x = r (A overwritten).  Returns 1
    when a pivot is not clearly positive relative to ref (the diagonal before
    the projection was taken off). */
@@ -239,12 +269,12 @@ static int build_fixed(const thr_ctx *c, thr_ws *w, const size_t *fixed, size_t 
   size_t n = c->n, m = c->m, p = c->p0;
   for (size_t j = 0; j < c->p0; j++) cols[j] = c->Q0 + j * n;
   for (size_t f = 0; f < nf; f++) {
-    size_t upto = c->cnt_le[fixed[f]];
+    size_t upto = nbelow(c, fixed[f]);
     for (size_t a = 0; a < m; a++) {
       double *v = w->Qx + (f * m + a) * n;
       const double *z = c->Zs + a * n;
       for (size_t t = 0; t < n; t++) v[t] = t < upto ? z[t] : 0.0;
-      within(c, v, w->S);
+      transform(c, v, w->S);
       if (orth_append(n, cols, p, v)) return 1;
       cols[p++] = v;
     }
@@ -262,7 +292,7 @@ static int regimes_ok(const thr_ctx *c, const size_t *g, size_t ng) {
     }
   size_t prev = 0;
   for (size_t i = 0; i <= ng; i++) {
-    size_t cnt = i < ng ? c->cnt_le[idx[i]] : c->n;
+    size_t cnt = i < ng ? nbelow(c, idx[i]) : c->n;
     if (cnt - prev < c->m) return 0;
     prev = cnt;
   }
@@ -306,12 +336,12 @@ static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t 
       for (size_t j = 0; j < c->k; j++, col++) memcpy(D + col * n, c->Xt + j * n, n * sizeof(double));
       for (size_t a = 0; a < m; a++, col++) memcpy(D + col * n, c->Zt + a * n, n * sizeof(double));
       for (size_t f = 0; f <= nf; f++) {
-        size_t upto = c->cnt_le[g[f]];
+        size_t upto = nbelow(c, g[f]);
         for (size_t a = 0; a < m; a++, col++) {
           double *v = D + col * n;
           const double *z = c->Zs + a * n;
           for (size_t t = 0; t < n; t++) v[t] = t < upto ? z[t] : 0.0;
-          within(c, v, w->S);
+          transform(c, v, w->S);
         }
       }
       int sing = 0;
@@ -330,10 +360,11 @@ static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t 
   memset(H, 0, m * p * sizeof *H);
   memset(W, 0, m * m * sizeof *W);
   memset(r, 0, m * sizeof *r);
+  if (c->drop) memset(w->L, 0, c->N * m * sizeof *w->L);
   size_t t = 0;
   for (size_t ci = 0; ci < c->ncand; ci++) {
-    size_t upto = c->cnt_le[c->cand[ci]];
-    if (m == 1) {
+    size_t upto = nbelow(c, c->cand[ci]);
+    if (m == 1 && !c->drop) {
       const double *z = c->Zs;
       for (; t < upto; t++) {
         double zt = z[t];
@@ -363,6 +394,20 @@ static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t 
             double zb = c->Zs[b * n + t];
             W[a * m + b] += za * zb - (Si[a] * zb + za * Si[b] + za * zb) * it;
           }
+        }
+        if (c->drop) {
+          /* The deleted row's term: W -= d d' with d = w_last - mean(w),
+             replaced for this entity as its sums change. */
+          double *Li = w->L + (size_t)i * m, dold[32], dnew[32];
+          int last = c->lastpos[i] == t;
+          for (size_t a = 0; a < m; a++) {
+            double za = c->Zs[a * n + t];
+            dold[a] = Li[a] - Si[a] * it;
+            if (last) Li[a] += za;
+            dnew[a] = Li[a] - (Si[a] + za) * it;
+          }
+          for (size_t a = 0; a < m; a++)
+            for (size_t b = 0; b < m; b++) W[a * m + b] -= dnew[a] * dnew[b] - dold[a] * dold[b];
         }
         for (size_t a = 0; a < m; a++) Si[a] += c->Zs[a * n + t];
       }
@@ -411,7 +456,22 @@ static int stage(const thr_ctx *c, thr_ws *w, const double *y, const size_t *fix
   if (st) return st;
   *base = ssr;
   exclusion(c, fixed, nf, wdt, mask);
-  scan(c, w, cols, p, y, w->e, ssr, fixed, nf, mask, w->ssr[slot]);
+  const double *e = w->e;
+  if (c->drop && !c->naive) {
+    /* r = w'(M e) and w'(M Q): e and Q are zero at the deleted rows, M
+       removes the entity means over all rows (see threshold.h). */
+    size_t n = c->n;
+    memcpy(w->Mt, w->e, n * sizeof *w->Mt);
+    within(c, w->Mt, w->S);
+    for (size_t j = 0; j < p; j++) {
+      double *v = w->Mt + (1 + j) * n;
+      memcpy(v, cols[j], n * sizeof *v);
+      within(c, v, w->S);
+      cols[j] = v;
+    }
+    e = w->Mt;
+  }
+  scan(c, w, cols, p, y, e, ssr, fixed, nf, mask, w->ssr[slot]);
   *best = argmin(w->ssr[slot], c->ncand);
   if (nvalid) {
     size_t cnt = 0;
@@ -596,6 +656,7 @@ static const char *qname_of(const sp_thr_data *d) { return d->qname ? d->qname :
 static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_error *err) {
   size_t n = d->n, k = d->k, m = d->m, N = d->N;
   c->n = n; c->k = k; c->m = m; c->N = N; c->p0 = k + m; c->naive = o->naive;
+  c->strict = c->drop = o->hansen1999 != 0;
   if (k + 4 * m > THR_PMAX)
     return sp_error_set(err, SP_EVALUE, "threshold: too many regressors (k + 4 m = %zu, at most %d)", k + 4 * m, THR_PMAX);
   for (size_t t = 0; t < n; t++) {
@@ -629,10 +690,11 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   c->strat = malloc((N ? N : 1) * sizeof *c->strat);
   c->slo = malloc((N ? N : 1) * sizeof *c->slo);
   c->shi = malloc((N ? N : 1) * sizeof *c->shi);
+  c->lastpos = malloc((N ? N : 1) * sizeof *c->lastpos);
   double *sum = malloc((N ? N : 1) * sizeof *sum);
   tkey *tk = malloc(n * sizeof *tk);
   if (!c->yt || !c->Xt || !c->Zt || !c->Zs || !c->Q0 || !c->e0 || !c->qs || !c->ent || !c->invT || !c->Tcount ||
-      !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !sum || !tk) {
+      !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !c->lastpos || !sum || !tk) {
     free(key); free(pos); free(sum); free(tk);
     return sp_error_set(err, SP_ENOMEM, "threshold: out of memory for %zu observations", n);
   }
@@ -673,6 +735,7 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
       size_t lo = c->estart[e], cnt = c->Tcount[e];
       qsort(tk + lo, cnt, sizeof *tk, cmp_tkey);
       for (size_t i = 0; i < cnt; i++) c->epos[lo + i] = tk[lo + i].pos;
+      c->lastpos[e] = cnt ? c->epos[lo + cnt - 1] : 0;
     }
   }
   /* Strata of entities with equal observation counts. */
@@ -693,11 +756,11 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   free(key); free(pos); free(tk);
 
   /* Within transformation and the basis of the regime-independent part. */
-  within(c, c->yt, sum);
+  transform(c, c->yt, sum);
   const double *cols[THR_PMAX];
   for (size_t j = 0; j < c->p0; j++) {
     double *src = j < k ? c->Xt + j * n : c->Zt + (j - k) * n;
-    within(c, src, sum);
+    transform(c, src, sum);
     double *v = c->Q0 + j * n;
     memcpy(v, src, n * sizeof *v);
     if (orth_append(n, cols, j, v)) {
@@ -904,7 +967,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   {
     size_t prev = 0;
     for (int j = 0; j <= nt; j++) {
-      size_t cnt = j < nt ? c.cnt_le[fin[j]] : c.n;
+      size_t cnt = j < nt ? nbelow(&c, fin[j]) : c.n;
       res->regime_nobs[j] = cnt - prev;
       prev = cnt;
     }

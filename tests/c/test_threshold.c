@@ -158,6 +158,76 @@ static void reference_cases(const hdata *h) {
   sp_thr_result_clear(&r);
 }
 
+/* hansen1999: Hansen's own program (regimes q < g, each firm's last year
+   deleted after demeaning), against its output on the same data
+   (tests/reference/threshold_hansen1999_*.json, stats.hansen_program: the
+   program run in Octave) and the paper's thresholds 0.0157 and 0.5361. */
+static void hansen_program(const hdata *h) {
+  sp_thr_data d = view(h, h->n, 565);
+  sp_thr_options o;
+  sp_thr_result r, b;
+  sp_error err;
+  sp_thr_options_init(&o);
+  o.hansen1999 = 1;
+  o.nthresh = 3;
+  int st = sp_threshold_fit(&d, &o, &r, &err);
+  check(st == SP_OK, "hansen1999: fit");
+  if (st) { printf("  %s\n", err.msg); return; }
+  check(r.df == 7345, "hansen1999: 7345 = 565 x 13 rows after the deletion");
+  near(r.seq_gamma[0], 0.0157, 1e-12, "hansen1999: single threshold 0.0157 (paper)");
+  near(r.seq_gamma[1], 0.53616, 1e-12, "hansen1999: second threshold 0.53616 (paper: 0.5361)");
+  near(r.seq_gamma[2], 0.0157, 1e-12, "hansen1999: refined first threshold 0.0157");
+  near(r.gamma[0], 0.0157, 1e-12, "hansen1999 triple: threshold 1");
+  near(r.gamma[1], 0.33134, 1e-12, "hansen1999 triple: threshold 2 (the third estimated)");
+  near(r.gamma[2], 0.53616, 1e-12, "hansen1999 triple: threshold 3");
+  near(r.ci[0][0], 0.01392, 1e-12, "hansen1999: CI 1 lower 0.01392");
+  near(r.ci[0][1], 0.01806, 1e-12, "hansen1999: CI 1 upper 0.01806");
+  near(r.ci[1][0], 0.03902, 1e-12, "hansen1999: CI of the third threshold, lower");
+  near(r.ci[1][1], 1.00593, 1e-12, "hansen1999: CI of the third threshold, upper");
+  near(r.ci[2][0], 0.53049, 1e-12, "hansen1999: CI 2 lower 0.53049");
+  near(r.ci[2][1], 0.56287, 1e-12, "hansen1999: CI 2 upper 0.56287");
+  near(r.ssr_linear, 16.591220601436028, 1e-12, "hansen1999: SSR without threshold");
+  near(r.seq_ssr[0], 16.51779586163103, 1e-12, "hansen1999: SSR single");
+  near(r.seq_ssr[1], 16.45997992124409, 1e-12, "hansen1999: SSR double");
+  near(r.ssr, 16.450614815574834, 1e-12, "hansen1999: SSR triple");
+  near(r.test[0].F, 32.649920024769415, 1e-10, "hansen1999: F1");
+  near(r.test[1].F, 25.79942892846287, 1e-10, "hansen1999: F2");
+  near(r.test[2].F, 4.1814061001280365, 1e-10, "hansen1999: F3");
+  check(r.seq_ncand[1] == 385 && r.seq_ncand[3] == 321, "hansen1999: 385 and 321 candidates at stages 2 and 3");
+  check(r.regime_nobs[0] + r.regime_nobs[1] + r.regime_nobs[2] + r.regime_nobs[3] == 7910,
+        "hansen1999: regimes partition the sample");
+  /* The incremental scan with the deletion term against refits. */
+  o.naive = 1;
+  st = sp_threshold_fit(&d, &o, &b, &err);
+  check(st == SP_OK, "hansen1999 naive: fit");
+  double wlr = 0;
+  int same = st == SP_OK;
+  for (int j = 0; same && j < 3; j++) {
+    same = r.gamma[j] == b.gamma[j] && r.curve[j].n == b.curve[j].n;
+    for (size_t i = 0; same && i < r.curve[j].n; i++)
+      wlr = fmax(wlr, fabs(r.curve[j].lr[i] - b.curve[j].lr[i]) / fmax(1.0, fabs(b.curve[j].lr[i])));
+  }
+  printf("  hansen1999: largest difference of the LR curves, incremental vs refits: %.3g\n", wlr);
+  check(same && wlr < 1e-7, "hansen1999: incremental scan and refits agree");
+  sp_thr_result_clear(&r);
+  sp_thr_result_clear(&b);
+  /* The default is not Hansen's program. */
+  o.naive = 0;
+  o.hansen1999 = 0;
+  o.nthresh = 2;
+  st = sp_threshold_fit(&d, &o, &r, &err);
+  check(st == SP_OK && r.gamma[1] == 0.54072, "hansen1999: off by default (xthreg-style 0.54072)");
+  sp_thr_result_clear(&r);
+  /* Bootstrap (random; the program's own draws gave p = 0.0067 and 0.01). */
+  o.hansen1999 = 1;
+  o.reps = 100;
+  o.seed = 1999;
+  st = sp_threshold_fit(&d, &o, &r, &err);
+  check(st == SP_OK && r.test[0].pvalue < 0.05 && r.test[1].pvalue < 0.05,
+        "hansen1999: bootstrap rejects 0 and 1 threshold at 5%");
+  sp_thr_result_clear(&r);
+}
+
 static void naive_and_threads(const hdata *h) {
   /* The first 60 firms: fast enough for refits at every candidate. */
   sp_thr_data d = view(h, 60 * 14, 60);
@@ -361,6 +431,7 @@ int main(void) {
   }
   reference_cases(&h);
   naive_and_threads(&h);
+  hansen_program(&h);
   unload(&h);
   simulation();
   printf("%d passed, %d failed\n", passed, failed);

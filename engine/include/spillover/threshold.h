@@ -17,6 +17,15 @@
 ** w~'w~), so a whole scan costs O(n m p) plus O(G (m p^2 + m^3)), not G
 ** regressions.  The bootstrap reuses the sorting and the basis of B.
 **
+** Hansen's own program (option hansen1999) differs in two conventions:
+** regimes are q < g (not q <= g), and after the within transformation the
+** last observation (in time order) of every entity is deleted before least
+** squares (the n T demeaned values have n (T - 1) degrees of freedom; his
+** program keeps T - 1 of them).  The scan handles the deletion exactly: with
+** D the deletion and M the within projector, w'MD'DMw = w'Mw - sum_i
+** (w_last,i - mean_i w)^2 adds one rank-one term per entity, and r, w'Q use
+** the within transforms of the zero-padded e and Q.
+**
 ** The `naive` option refits the whole within regression at every candidate
 ** instead (what xthreg and the R/Python ports do); it gives the same answer
 ** and exists for the benchmark and the cross-check in tests.
@@ -68,6 +77,7 @@ typedef struct sp_thr_options {
   int threads;        /* worker threads for the bootstrap (>= 1) */
   double level;       /* confidence level of the LR intervals (0.95) */
   int naive;          /* 1: refit at every candidate (benchmark / cross-check) */
+  int hansen1999;     /* 1: Hansen's (1999) program: regimes q < g, each entity's last row deleted after demeaning */
 } sp_thr_options;
 
 void sp_thr_options_init(sp_thr_options *o);
@@ -89,7 +99,8 @@ typedef struct sp_thr_test {
 
 typedef struct sp_thr_result {
   int nthresh;
-  size_t nobs, nentities, df;  /* df = nobs - entities: the sigma^2 divisor (Hansen n(T-1)) */
+  size_t nobs, nentities, df;  /* df = nobs - entities: the sigma^2 divisor (Hansen n(T-1)); with
+                                  hansen1999 also the rows left after the deletion */
   int balanced;
   size_t nunique, ngrid;       /* distinct values of q, candidates of the first stage */
   double lr_crit;              /* -2 ln(1 - sqrt(level)) */
