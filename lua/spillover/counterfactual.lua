@@ -238,7 +238,7 @@ local function level_of(node, derive)
   end
 end
 
--- {fn = "log" | "log1p" | "identity", column, denominator} of a response node.
+-- {fn = "log" | "log1p" | "asinh" | "identity", column, denominator} of a response node.
 local function transform_of(node, derive, depth)
   while node.kind == "paren" do node = node.args[1] end
   if node.kind == "var" and derive and depth == 0 then
@@ -263,6 +263,11 @@ local function transform_of(node, derive, depth)
     if lv then lv.fn = "log"; return lv end
     return nil
   end
+  if node.kind == "call" and node.fn == "asinh" then
+    local lv = level_of(node.args[1], derive)
+    if lv then lv.fn = "asinh" end
+    return lv
+  end
   local lv = level_of(node, derive)
   if lv then lv.fn = "identity" end
   return lv
@@ -271,7 +276,7 @@ end
 --- The scale of a model's outcome: how its response relates to a data
 --- column, read from the formula (an object or text) and the scenario's
 --- derive: entries (lnpat: log(patent_grants)).  Returns {fn = "log" |
---- "log1p" | "identity", column =, denominator = (a ratio a / b: the level
+--- "log1p" | "asinh" | "identity", column =, denominator = (a ratio a / b: the level
 --- is a), response = the response as text}, or nil and why.
 function M.outcome_scale(f, derive)
   f = formula.is_formula(f) and f or formula.parse(f)
@@ -280,7 +285,7 @@ function M.outcome_scale(f, derive)
   local shown = f.lhs.kind == "var" and derive and derive[f.lhs.var]
   shown = f:response() .. (type(shown) == "string" and " = " .. shown or "")
   if not t then
-    return nil, "the outcome " .. shown .. " is not log(x), log(1 + x), a ratio x / z or a column, so its effects " ..
+    return nil, "the outcome " .. shown .. " is not log(x), log(1 + x), asinh(x), a ratio x / z or a column, so its effects " ..
       "cannot be put in the units of a data column"
   end
   t.response = f:response()
@@ -308,10 +313,17 @@ end
 
 -- The back-transform of a prediction p on a row with denominator den:
 -- den * (a e^p - c) for logs (a the smearing or normal factor, c = 1 for
--- log(1 + x)), den * p for a column in its own units.
+-- log(1 + x)), den * (a sinh p + b cosh p) for asinh (b the shift),
+-- den * p for a column in its own units.
 local function backtransform(sc)
   local a, c = sc.factor or 1, sc.fn == "log1p" and 1 or 0
   if sc.fn == "identity" then return function(p, den) return den * p end end
+  if sc.fn == "asinh" then
+    -- mean(sinh(p + e_i)) = a sinh p + b cosh p, a = mean(cosh e_i), b = mean(sinh e_i):
+    -- Duan's smearing over the residuals, exactly, in two numbers
+    local b = sc.shift or 0
+    return function(p, den) local x = math.exp(p); return den * (a * (x - 1 / x) + b * (x + 1 / x)) / 2 end
+  end
   return function(p, den) return den * (a * math.exp(p) - c) end
 end
 
@@ -319,19 +331,28 @@ end
 --- (rows where both exist): Duan's smearing mean(e^e), the normal
 --- correction e^(s^2 / 2) (s^2 the residuals' sum of squares over the fit's
 --- residual degrees of freedom, or over their number), or 1 (naive: the
---- median under symmetric errors).
+--- median under symmetric errors).  An asinh outcome's smearing is two
+--- numbers, mean(cosh e) and mean(sinh e) (the third value returned, the
+--- shift); its normal correction is e^(s^2 / 2) on sinh p (E sinh(p + e) =
+--- sinh p E cosh e when e is symmetric).
 local function scale_factor(sc, y, p0, fit)
   if sc.fn == "identity" or sc.backtransform == "naive" then return 1, 0 end
-  local m, se, sq = 0, 0, 0
+  local asinh = sc.fn == "asinh"
+  local m, se, sq, ch, sh = 0, 0, 0, 0, 0
   for i = 1, #y do
     local e = y[i] - p0[i]
-    if e == e then m, se, sq = m + 1, se + math.exp(e), sq + e * e end
+    if e == e then
+      m, se, sq = m + 1, se + math.exp(e), sq + e * e
+      -- cosh and sinh (Lua 5.4's math has neither without its 5.2 compatibility)
+      if asinh then local x = math.exp(e); ch, sh = ch + (x + 1 / x) / 2, sh + (x - 1 / x) / 2 end
+    end
   end
   if m == 0 then raise("counterfactual: no row has both the outcome and its prediction; cannot back-transform") end
   if sc.backtransform == "normal" then
     local df = fit and fit.nobs == m and type(fit.df_resid) == "number" and fit.df_resid > 0 and fit.df_resid or m
     return math.exp(sq / df / 2), m
   end
+  if asinh then return ch / m, m, sh / m end
   return se / m, m
 end
 
@@ -622,8 +643,8 @@ function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method, d1)
     local present = false
     for _, c in ipairs(d0:names()) do present = present or c == sc.response end
     local y = present and d0[sc.response] or require("spillover.derive").eval(d0, sc.response)
-    local factor, m = scale_factor(sc, array(y), b0, spec.fit)
-    sc.factor, sc.residuals = factor, m
+    local factor, m, shift = scale_factor(sc, array(y), b0, spec.fit)
+    sc.factor, sc.residuals, sc.shift = factor, m, shift
     G = backtransform(sc)
     local ones = setmetatable({}, { __index = function() return 1 end })
     den0 = sc.denominator and array(d0[sc.denominator]) or ones
@@ -693,6 +714,7 @@ function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method, d1)
   if sc then
     res.scale = { transform = sc.fn, column = sc.column, denominator = sc.denominator, response = sc.response,
       backtransform = sc.fn ~= "identity" and sc.backtransform or nil, factor = sc.factor, residuals = sc.residuals,
+      shift = sc.shift,
       aggregate = sc.aggregate, weight = sc.weight, cumulative = sc.cumulative == true }
   end
   if spec.disparity then res.disparity = M.disparity_change(spec, p0, p1, draws, ndraws, level) end

@@ -186,8 +186,9 @@ local function groups_markdown(name, r, labels)
   if sc then
     local level = sc.column .. (sc.denominator and " (" .. sc.response .. " x " .. sc.denominator .. ")" or "")
     local how = sc.transform == "identity" and "in its own units" or string.format(
-      "back-transformed from %s with %s (factor %s, from %d residuals)", sc.response, BACKTRANSFORM[sc.backtransform],
-      fmt(sc.factor), sc.residuals)
+      "back-transformed from %s with %s (%s, from %d residuals)", sc.response, BACKTRANSFORM[sc.backtransform],
+      sc.transform == "asinh" and string.format("level = %s sinh(p) + %s cosh(p)", fmt(sc.factor), fmt(sc.shift or 0))
+        or "factor " .. fmt(sc.factor), sc.residuals)
     lines[#lines + 1] = string.format("Levels: %s = %s, predicted by the model and %s. Rows: %s; " ..
       "'total' covers every period. n counts unit-periods.", q.what, level, how, q.periods)
     lines[#lines + 1] = ""
