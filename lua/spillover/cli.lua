@@ -62,21 +62,11 @@ local function parse(cmd, args)
   return o
 end
 
+-- The experiments' draws as bars (spillover.progress: on a terminal, or SPILLOVER_PROGRESS=1).
 local function progress_fn(quiet)
-  local sp = require "spillover"
-  if quiet or not (sp.sys and sp.sys.isatty and sp.sys.isatty(2)) then return nil end
-  local last = -1
-  return function(label, i, n)
-    local pct = math.floor(100 * i / n)
-    if pct ~= last or i == n then
-      last = pct
-      local width = 30
-      local filled = math.floor(width * i / n)
-      io.stderr:write(string.format("\r%-24s [%s%s] %d/%d", label:sub(1, 24), string.rep("#", filled),
-        string.rep(".", width - filled), i, n))
-      if i == n then io.stderr:write("\n") end
-    end
-  end
+  local progress = require "spillover.progress"
+  if quiet or not progress.enabled() then return nil end
+  return progress.reporter()
 end
 
 local function cmd_check(o)

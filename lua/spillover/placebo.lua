@@ -89,7 +89,8 @@ end
 
 -- Draws first..last: the pseudo-treatment of draw r comes from the stream
 -- rng(seed):substream(r) alone.  Returns {[r] = {ok =, value = | error =}}.
-local function run_draws(estimate, d, cohort, assign, seed, first, last)
+-- bar (spillover.progress) counts them, in the process that has the terminal.
+local function run_draws(estimate, d, cohort, assign, seed, first, last, bar)
   local cohorts, unit_of, times = units_of(d, cohort)
   local work = d:copy()
   local pseudo = "__placebo_cohort"
@@ -107,6 +108,7 @@ local function run_draws(estimate, d, cohort, assign, seed, first, last)
     else
       out[r] = { ok = false, error = ok and "not a number" or util.message(b) }
     end
+    if bar then bar:tick() end
   end
   return out
 end
@@ -124,7 +126,7 @@ end
 -- goes to them as CSV (numbers written so that they read back exactly), the
 -- spec as JSON, and their draws come back as JSON; substreams make the merged
 -- draws the same as one process's.
-in_workers = function(d, spec, assign, seed, reps, workers)
+in_workers = function(d, spec, assign, seed, reps, workers, bar)
   local S = core.sys
   local json = require "spillover.json"
   local exe = executable()
@@ -163,6 +165,7 @@ in_workers = function(d, spec, assign, seed, reps, workers)
       end
       local got = json.read(dir .. "/out" .. w .. ".json")
       for i, x in ipairs(got) do out[ranges[w][1] + i - 1] = x end
+      bar:tick(#got)
     end
     return out
   end)
@@ -235,15 +238,17 @@ function M.placebo(spec, opts)
     raise("placebo: workers must be a whole number >= 1, got " .. tostring(workers))
   end
   local results
+  local bar <close> = require("spillover.progress").new("placebo", reps)
   if workers > 1 and reps > 1 then
     if custom then
       raise("placebo: workers > 1 re-estimate in other processes, which cannot run a Lua function: " ..
         "give spec.formula and spec.method instead of spec.estimate")
     end
-    results = in_workers(d, spec, assign, seed, reps, math.min(workers, reps))
+    results = in_workers(d, spec, assign, seed, reps, math.min(workers, reps), bar)
   else
-    results = run_draws(estimate, d, cohort, assign, seed, 1, reps)
+    results = run_draws(estimate, d, cohort, assign, seed, 1, reps, bar)
   end
+  bar:done()
   local draws, failed, first_error = {}, 0, nil
   for r = 1, reps do
     local x = results[r]

@@ -149,6 +149,7 @@ function M.run(e, run_one, info)
   base.sweep = nil
   local rows, results = {}, {}
   local variable = "effect|" .. tostring(info.outcome)
+  local bar <close> = require("spillover.progress").new("sweep " .. tostring(info.experiment), #points)
   for i, pt in ipairs(points) do
     local ep = base
     for _, p in ipairs(paths) do ep = M.set(ep, p, pt.values[p]) end
@@ -189,6 +190,7 @@ function M.run(e, run_one, info)
         row("sum of " .. lvar, g, "total", gr.total.level_change, gr.total.level_change_lo, gr.total.level_change_hi)
       end
     end
+    bar:tick()
   end
   local first = results[1]
   local out = { model = info.model, method = first.method, ndraws = first.ndraws, level = first.level,

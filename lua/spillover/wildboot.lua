@@ -184,6 +184,7 @@ end
 --- per replication.
 local function replication_terms(c0, Q0, c1, Q1, v, G)
   local terms = {}
+  local bar <close> = require("spillover.progress").new("wild bootstrap", #v)
   for b, vb in ipairs(v) do
     local N0, N1, A, B, C = 0, 0, 0, 0, 0
     for g = 1, G do
@@ -193,6 +194,7 @@ local function replication_terms(c0, Q0, c1, Q1, v, G)
       A, B, C = A + w0 * w0, B + w0 * w1, C + w1 * w1
     end
     terms[b] = { N0, N1, A, B, C }
+    bar:tick()
   end
   return terms
 end
