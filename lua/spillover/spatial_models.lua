@@ -92,6 +92,9 @@ local function check_opts(opts)
     raise("spatial: unknown logdet '" .. tostring(o.logdet) .. "' (expected eigen, lu, mc or chebyshev)")
   end
   o.vcov = opts.vcov or "analytic"
+  -- {cluster =} / {conley =}: a sandwich on the analytic information (spillover.spatial_vcov)
+  o.robust = require("spillover.spatial_vcov").parse(o.vcov)
+  if o.robust then o.vcov = "analytic" end
   if o.vcov ~= "analytic" and o.vcov ~= "hessian" and o.vcov ~= "splm" then
     raise("spatial: unknown vcov '" .. tostring(o.vcov) .. "' (expected analytic, hessian or splm)")
   end
@@ -100,6 +103,7 @@ local function check_opts(opts)
     raise("spatial: unknown transform '" .. tostring(o.transform) .. "' (expected lsdv or splm)")
   end
   o.lee_yu = opts.lee_yu and true or false
+  if o.robust and o.lee_yu then raise("spatial: vcov {" .. o.robust.type .. " = ...} is not available with lee_yu") end
   o.ids, o.id = opts.ids, opts.id
   o.interval, o.order, o.nvec, o.seed = opts.interval, opts.order, opts.nvec, opts.seed
   o.dense_max = opts.dense_max or 3000
@@ -446,6 +450,12 @@ function M.spatial(d, formula, opts)
     end
     local Vf = symmetric_inverse(I)
     V = Vf:view(1, 1, p + 1, p + 1):copy()
+    if o.robust then
+      local sv = require "spillover.spatial_vcov"
+      local r = o.kind == "lag" and Wy or (Wy - WXa * matrix(b))
+      local gdiag = sv.diag_G(S, rho, n, pinfo and des:codes(pinfo.time) or nil)
+      V, _, o.robust.label = sv.sandwich(o.robust, Vf, sv.scores(Xs, e, r, sigma2, gdiag), d, des.rows)
+    end
     if o.vcov == "splm" then
       -- splm reports the same inverse with the rho-beta covariances set to zero
       for i = 1, p do V:set(i, p + 1, 0); V:set(p + 1, i, 0) end
@@ -502,7 +512,7 @@ function M.spatial(d, formula, opts)
   local spec = {
     names = fnames, b = fb, V = FV, nobs = n, dist = "normal", stats = stats,
     estimator = "spatial_" .. o.model, label = LABELS[o.model] .. (o.effect ~= "none" and (" (" .. o.effect .. " FE)") or ""),
-    formula = formula, vcov_label = o.vcov == "analytic" and "ML, analytic information matrix" or
+    formula = formula, vcov_label = o.robust and o.robust.label or o.vcov == "analytic" and "ML, analytic information matrix" or
       (o.vcov == "splm" and "ML, block-diagonal (splm)" or "ML, numerical Hessian"),
     fe = (function()
       local t = {}
@@ -770,7 +780,8 @@ local registry = require "spillover.registry"
 local SPATIAL_OPTIONS = {
   effect = { type = "string", enum = { "none", "individual", "time", "twoways" } }, lee_yu = { type = "boolean" },
   logdet = { type = "string", enum = { "eigen", "lu", "mc", "chebyshev" } },
-  vcov = { type = "string", enum = { "analytic", "hessian", "splm" } },
+  vcov = { type = { "string", "map" }, enum = { "analytic", "hessian", "splm" },
+    fields = { cluster = { type = "string" }, conley = { type = "map", open = true } } },
   transform = { type = "string", enum = { "lsdv", "splm" } },
   ids = { type = "list" }, id = { type = "string" },
   interval = { type = "list", items = { type = "number" }, len = 2 },

@@ -57,6 +57,22 @@ refused("re_wild.yaml:%d+:%d+: models.fe.vcov: estimator 're' does not take vcov
   "estimator: re\n    formula: lnpat ~ lndf + urbanization\n    vcov: {wild: region_nbs}")
 refused("ols_small.yaml:%d+:%d+: models.fe.options.small", "ols_small", V, V .. "\n    options: {small: false}")
 
+-- Spatial ML models take the robust vcov tables as an option.
+do
+  local sdm = T.read(root .. "/scenarios/digital_spillovers_sdm.yaml"):gsub("data/", root .. "/scenarios/data/")
+  local function sdm_variant(name, opt)
+    return T.write(tmp .. "/" .. name .. ".yaml", T.edit(sdm, "    label: SDM, two-way FE\n",
+      "    label: SDM, two-way FE\n    options: " .. opt .. "\n"))
+  end
+  local good, err = pcall(function() scenario.check(scenario.load(sdm_variant("sdm_cl", "{vcov: {cluster: province}}"))) end)
+  T.check(good, "sdm: options.vcov {cluster: province} accepted", tostring(err))
+  good, err = pcall(function() scenario.check(scenario.load(sdm_variant("sdm_cy",
+    "{vcov: {conley: {lat: latitude, lon: longitude, cutoff: 500}}}"))) end)
+  T.check(good, "sdm: options.vcov {conley: ...} accepted", tostring(err))
+  T.checkerr("sdm_typo.yaml:%d+:%d+: models.sdm.options.vcov.clustr: unknown", function()
+    scenario.check(scenario.load(sdm_variant("sdm_typo", "{vcov: {clustr: province}}"))) end)
+end
+
 -- The run does what check let through: the registry's ols fit of a model
 -- with the wild vcov carries the bootstrap.
 do
