@@ -5,6 +5,7 @@
 */
 #include <gsl/gsl_errno.h>
 
+#include "ldist.h"
 #include "lsp.h"
 #include "lplot.h"
 #include "lqp.h"
@@ -36,6 +37,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_lp(L);
   sp_lua_open_qp(L);
   sp_lua_open_conley(L);
+  sp_lua_open_dist(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_spillover_xlsx);

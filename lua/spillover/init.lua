@@ -82,6 +82,7 @@ sp.malmquist = require "spillover.malmquist"
 sp.tobit = require "spillover.tobit"
 sp.ppml = require("spillover.ppml").ppml
 sp.spec_curve = require("spillover.spec_curve").spec_curve
+sp.mpi = require "spillover.mpi"
 mechanism.register(sp.scenario)
 
 return sp

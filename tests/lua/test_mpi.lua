@@ -1,0 +1,75 @@
+-- test_mpi: sp.mpi.  The suite runs it as one process; with -DSPILLOVER_MPI=ON
+-- it also runs under `mpirun -np 2` (tests/CMakeLists.txt, mpi.np2), where
+-- every rank checks that the distributed fit on its whole states equals
+-- sp.ols on the whole panel and that split replication loops give the one
+-- process's results.
+package.path = "tests/lua/?.lua;" .. package.path
+local T = require "testlib"
+local sp = require "spillover"
+local mpi = sp.mpi
+
+local r, k = mpi.rank(), mpi.size()
+T.check(r >= 0 and r < k, "rank within the job")
+T.check(mpi.sum(2) == 2 * k and mpi.max(r) == k - 1, "sum and max of a number over the ranks")
+local s = mpi.sum { 1, r }
+T.check(s[1] == k and s[2] == k * (k - 1) / 2, "sum of an array")
+local m = mpi.sum(sp.matrix { { 1, 2 }, { 3, 4 } })
+T.check(m:get(2, 1) == 3 * k, "sum of a matrix keeps its shape")
+local g = mpi.allgather { r, r + 0.5 }
+T.check(#g == 2 * k and g[2 * k] == k - 1 + 0.5, "allgather: every rank's values in rank order")
+
+-- Replications split into blocks and put back in order.
+local reps = 11
+local first, last = mpi.range(reps)
+local counts = mpi.sum(last - first + 1)
+T.check(counts == reps, "the blocks cover the replications once")
+local function replication(i) return sp.rng(7):substream(i):normal() end
+local mine = {}
+for i = first, last do mine[#mine + 1] = replication(i) end
+local all = mpi.collect(mine, reps)
+local same = #all == reps
+for i = 1, reps do same = same and all[i] == replication(i) end
+T.check(same, "collect: the replications of every rank, in order, as one process draws them")
+T.checkerr("expected", mpi.collect, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, reps)
+
+-- The distributed fit: whole states on each rank, an unbalanced panel.
+local d = sp.read_csv("tests/reference/data/Produc.csv")
+local idx, n = {}, 0
+for _, st in ipairs(d.state) do if not idx[st] then n = n + 1; idx[st] = n end end
+local function kept(row) return not (idx[row.state] % 5 == 0 and row.year < 1975) end
+local part = d:filter(function(row) return idx[row.state] % k == r and kept(row) end)
+part:panel { entity = "state", time = "year" }
+local whole = d:filter(kept)
+whole:panel { entity = "state", time = "year" }
+for _, fml in ipairs { "log_gsp ~ log_pcap + log_pc + log_emp + unemp | state + year",
+  "log_gsp ~ log_pcap + log_pc + log_emp + unemp | state" } do
+  for _, vc in ipairs { "iid", "hc1", { cluster = "state" } } do
+    local a = sp.ols(whole, fml, { vcov = vc, tol = 1e-14 })
+    local b = mpi.ols(part, fml, { vcov = vc, tol = 1e-14 })
+    local wb, wse, wp = 0, 0, 0
+    for _, nm in ipairs(a.names) do
+      wb = math.max(wb, math.abs(a:coef()[nm] / b:coef()[nm] - 1))
+      wse = math.max(wse, math.abs(a:se()[nm] / b:se()[nm] - 1))
+      wp = math.max(wp, math.abs(a:pvalue()[nm] - b:pvalue()[nm]))
+    end
+    local what = string.format("%s, vcov %s, %d process(es)", fml:match("|.*$"), type(vc) == "table" and "cluster" or vc, k)
+    T.check(wb < 1e-10 and wse < 1e-10 and wp < 1e-10, "equals sp.ols on the whole panel: " .. what,
+      string.format("b %.3g, se %.3g, p %.3g", wb, wse, wp))
+    T.check(b.nobs == a.nobs and b.stats.fe_dof == a.stats.fe_dof and b.df_resid == a.df_resid, "nobs, absorbed parameters, t df: " .. what)
+  end
+end
+
+-- What the distributed fit refuses.
+T.checkerr("must absorb the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | year")
+T.checkerr("must be the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | state + region")
+T.checkerr("must cluster by the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | state", { vcov = { cluster = "region" } })
+T.checkerr("unknown option 'vcv'", mpi.ols, part, "log_gsp ~ log_pcap | state", { vcv = "hc1" })
+T.checkerr("panel index", mpi.ols, d, "log_gsp ~ log_pcap | state")
+T.checkerr("collinear", mpi.ols, part, "log_gsp ~ log_pcap + I(2 * log_pcap) | state")
+if k > 1 then
+  -- the same state on two ranks: refused on every rank, never a number
+  local split = d:filter(function(row) return idx[row.state] % k == r or row.state == "ALABAMA" end)
+  split:panel { entity = "state", time = "year" }
+  T.checkerr("has rows on more than one process", mpi.ols, split, "log_gsp ~ log_pcap | state + year")
+end
+T.done()
