@@ -13,6 +13,7 @@
 -- draws in any order, on any number of workers.
 local core = require "spillover.core"
 local util = require "spillover.util"
+local mpi = require "spillover.mpi"
 local raise = util.raise
 
 local M = {}
@@ -109,6 +110,22 @@ local function run_draws(estimate, d, cohort, assign, seed, first, last, bar)
       out[r] = { ok = false, error = ok and "not a number" or util.message(b) }
     end
     if bar then bar:tick() end
+  end
+  return out
+end
+
+-- The draws split over the ranks of an MPI job (sp.mpi): each rank draws its
+-- block of r with the same substreams, so the draws are the one process's.
+-- A failed draw's message stays with the rank that ran it.
+local function in_ranks(estimate, d, cohort, assign, seed, reps, bar)
+  local first, last = mpi.range(reps)
+  local mine = run_draws(estimate, d, cohort, assign, seed, first, last, bar)
+  local values = {}
+  for r = first, last do values[#values + 1] = mine[r].ok and mine[r].value or 0 / 0 end
+  local out = {}
+  for r, v in ipairs(mpi.collect(values, reps)) do
+    out[r] = v == v and { ok = true, value = v } or
+      { ok = false, error = mine[r] and mine[r].error or ("draw " .. r .. " failed on another MPI process") }
   end
   return out
 end
@@ -245,6 +262,8 @@ function M.placebo(spec, opts)
         "give spec.formula and spec.method instead of spec.estimate")
     end
     results = in_workers(d, spec, assign, seed, reps, math.min(workers, reps), bar)
+  elseif mpi.size() > 1 and reps > 1 then
+    results = in_ranks(estimate, d, cohort, assign, seed, reps, bar)
   else
     results = run_draws(estimate, d, cohort, assign, seed, 1, reps, bar)
   end

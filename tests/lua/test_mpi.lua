@@ -1,8 +1,9 @@
 -- test_mpi: sp.mpi.  The suite runs it as one process; with -DSPILLOVER_MPI=ON
--- it also runs under `mpirun -np 2` (tests/CMakeLists.txt, mpi.np2), where
--- every rank checks that the distributed fit on its whole states equals
--- sp.ols on the whole panel and that split replication loops give the one
--- process's results.
+-- tests/mpi/run.sh also runs it under `mpirun -np 2`, where every rank checks
+-- that the distributed fit on its whole states equals sp.ols on the whole
+-- panel and that split replication loops give the one process's results:
+-- `test_mpi.lua REF` writes those results to REF as one process, and under
+-- mpirun compares with REF.
 package.path = "tests/lua/?.lua;" .. package.path
 local T = require "testlib"
 local sp = require "spillover"
@@ -31,6 +32,36 @@ local same = #all == reps
 for i = 1, reps do same = same and all[i] == replication(i) end
 T.check(same, "collect: the replications of every rank, in order, as one process draws them")
 T.checkerr("expected", mpi.collect, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, reps)
+
+-- Placebo draws split over the ranks: the same draws as one process.
+local function twfe(data, cohort)
+  local gv, t = data[cohort]:totable(), data.year:totable()
+  local D = {}
+  for i = 1, #gv do D[i] = (gv[i] > 0 and t[i] >= gv[i]) and 1 or 0 end
+  data.D = D
+  return sp.ols(data, "y ~ D | id + year"):coef().D
+end
+local rng = sp.rng(5)
+local id, year, coh, y = {}, {}, {}, {}
+for u = 1, 12 do
+  for t = 2001, 2006 do
+    id[#id + 1], year[#year + 1], coh[#coh + 1] = u, t, u <= 4 and 2004 or 0
+    y[#y + 1] = 0.2 * u + 0.1 * t + (u <= 4 and t >= 2004 and 0.5 or 0) + rng:normal()
+  end
+end
+local pd = sp.frame { id = id, year = year, g = coh, y = y }
+pd:panel { entity = "id", time = "year" }
+local pl = sp.placebo({ data = pd, cohort = "g", estimate = twfe }, { reps = 9, seed = 2 })
+T.check(#pl.draws == 9, "placebo: every draw, on " .. k .. " process(es)")
+local ref_path = arg and arg[1]
+if ref_path and k == 1 then
+  T.write(ref_path, sp.json.encode { placebo = pl.draws, p_value = pl.p_value })
+elseif ref_path then
+  local ref = sp.json.decode(T.read(ref_path))
+  local same = #ref.placebo == #pl.draws and ref.p_value == pl.p_value
+  for i, v in ipairs(ref.placebo) do same = same and v == pl.draws[i] end
+  T.check(same, "placebo on " .. k .. " processes: the one process's draws, bit for bit")
+end
 
 -- The distributed fit: whole states on each rank, an unbalanced panel.
 local d = sp.read_csv("tests/reference/data/Produc.csv")
