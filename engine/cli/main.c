@@ -3,7 +3,7 @@
 **
 **   spillover SCRIPT.lua [args...]   run a script (it sees `arg` as in lua5.4)
 **   spillover -e 'code'              run a chunk
-**   spillover run|check|batch ...    scenario commands (lua/spillover/cli.lua)
+**   spillover run|check|batch|gather ...  scenario commands (lua/spillover/cli.lua)
 **   spillover                        interactive prompt (line editing)
 **
 ** As lua.c does, everything, setup included, runs under lua_pcall with a
@@ -57,7 +57,11 @@ static void print_usage(FILE *out) {
     "                     [--timeout SECONDS]\n"
     "       spillover check FILE.yaml [--set key.path=value ...] [--trust]\n"
     "       spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set key.path=value ...] [--trust]\n"
-    "                     [--timeout SECONDS] [--quiet]\n"
+    "                     [--timeout SECONDS] [--quiet] [--force]\n"
+    "       spillover batch DIR|FILES... --slurm [--array-size N] [--partition P] [--time T]\n"
+    "                     [--dry-run] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS]\n"
+    "       spillover gather OUTROOT [--resubmit [--array-size N] [--partition P] [--time T]\n"
+    "                     [--dry-run] [--trust] [--timeout SECONDS]]\n"
     "options:\n"
     "  -e CODE      run CODE\n"
     "  -            run standard input\n"
@@ -72,6 +76,15 @@ static void print_usage(FILE *out) {
     "  --quiet, -q  run: no progress bar and no closing line; batch: list only the scenarios\n"
     "               that did not end ok\n"
     "  -j N         batch: run N scenarios at a time (default 1)\n"
+    "  --force      batch: run scenarios whose output is complete and whose inputs, --set values\n"
+    "               and spillover version are unchanged (skipped otherwise)\n"
+    "  --slurm      batch: write a Slurm job array (OUTROOT/batch-logs/tasks.tsv and\n"
+    "               tasks.sbatch) and submit it with sbatch; --dry-run only writes them\n"
+    "  --array-size N  at most N array tasks (default: one per run, up to 1000); runs are\n"
+    "               packed into them in order\n"
+    "  --partition P, --time T  sbatch's --partition and --time\n"
+    "  --resubmit   gather: write and submit an array of the runs that are missing, failed\n"
+    "               or stale\n"
     "  --timeout S  stop a scenario that runs longer than S seconds; its output folder is\n"
     "               not written (exit status 124 for run)\n"
     "With no script and a terminal on standard input, an interactive prompt starts.\n");
@@ -270,7 +283,7 @@ static int pmain(lua_State *L) {
     return 0;
   }
   if (argc >= 2 && (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "check") == 0 ||
-                    strcmp(argv[1], "batch") == 0)) {
+                    strcmp(argv[1], "batch") == 0 || strcmp(argv[1], "gather") == 0)) {
     *result = run_command(L, argv, argc);
     return 0;
   }

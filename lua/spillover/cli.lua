@@ -1,23 +1,32 @@
 -- spillover.cli: the scenario commands of the executable.
 --   spillover run FILE.yaml [-o DIR] [--set key.path=value ...] [--trust] [--quiet] [--timeout SECONDS]
 --   spillover check FILE.yaml [--set key.path=value ...] [--trust]
---   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS] [--quiet]
+--   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS] [--quiet] [--force]
+--   spillover batch DIR|FILES... --slurm [--array-size N] [--partition P] [--time T] [--dry-run] [-o OUTROOT] ...
+--   spillover batch --tasks LIST [--task I] [-o OUTROOT] ...   (what an array task runs)
+--   spillover gather OUTROOT [--resubmit [--array-size N] [--partition P] [--time T] [--dry-run]]
 -- main() returns the exit code; messages go to stderr, results to stdout.
 local raise = require("spillover.util").raise
+local batch = require "spillover.batch"
 local M = {}
 
 local function eprint(...)
   io.stderr:write(table.concat({ ... }, " "), "\n")
 end
 
--- The options each command takes besides --set and --trust.
+-- The options each command takes.
+local SLURM = { array_size = true, partition = true, time = true, dry_run = true }
 local OPTIONS = {
-  check = {},
-  run = { out = true, quiet = true, timeout = true },
+  check = { set = true, trust = true },
+  run = { set = true, trust = true, out = true, quiet = true, timeout = true },
   -- batch --quiet (accepted before the options were per command) leaves out
   -- the table rows of scenarios that ran ok; failures and the total stay.
-  batch = { out = true, jobs = true, timeout = true, quiet = true },
+  batch = { set = true, trust = true, out = true, jobs = true, timeout = true, quiet = true, force = true,
+    slurm = true, tasks = true, task = true },
+  -- gather --resubmit writes (and submits) an array of the runs that are not ok.
+  gather = { trust = true, timeout = true, resubmit = true },
 }
+for k in pairs(SLURM) do OPTIONS.batch[k], OPTIONS.gather[k] = true, true end
 
 local function parse(cmd, args)
   local allow = OPTIONS[cmd]
@@ -26,6 +35,11 @@ local function parse(cmd, args)
     local v = args[i + 1]
     if not v then raise(args[i] .. " needs " .. what) end
     return v
+  end
+  local function integer(name, v, least)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < least then raise(string.format("%s needs a whole number >= %d, got '%s'", name, least, v)) end
+    return n
   end
   local i = 1
   while i <= #args do
@@ -40,7 +54,7 @@ local function parse(cmd, args)
     end
     if (a == "-o" or a == "--out") and allow.out then
       o.out = arg_value(cmd == "batch" and "an output root folder" or "a directory")
-    elseif a == "--set" then
+    elseif a == "--set" and allow.set then
       o.set[#o.set + 1] = arg_value("key.path=value")
     elseif a == "--timeout" and allow.timeout then
       local v = arg_value("a number of seconds")
@@ -53,8 +67,18 @@ local function parse(cmd, args)
       if not o.jobs or o.jobs < 1 then raise("-j needs a positive number") end
     elseif a:match("^%-j%d+$") and allow.jobs then
       o.jobs = tonumber(a:sub(3))
-    elseif a == "--trust" then o.trust = true
+    elseif a == "--trust" and allow.trust then o.trust = true
     elseif (a == "--quiet" or a == "-q") and allow.quiet then o.quiet = true
+    elseif a == "--force" and allow.force then o.force = true
+    elseif a == "--slurm" and allow.slurm then o.slurm = true
+    elseif a == "--resubmit" and allow.resubmit then o.resubmit = true
+    elseif a == "--dry-run" and allow.dry_run then o.dry_run = true
+    elseif a == "--array-size" and allow.array_size then
+      o.array_size = integer(a, arg_value("a number of array tasks"), 1)
+    elseif a == "--partition" and allow.partition then o.partition = arg_value("a partition name")
+    elseif a == "--time" and allow.time then o.time = arg_value("a time limit (as sbatch --time takes it)")
+    elseif a == "--tasks" and allow.tasks then o.tasks = arg_value("a task list file")
+    elseif a == "--task" and allow.task then o.task = integer(a, arg_value("an array task number"), 0)
     elseif a:sub(1, 1) == "-" then raise("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)")
     else o.files[#o.files + 1] = a end
     i = i + 1
@@ -90,12 +114,12 @@ end
 -- The executable itself, to run scenarios in child processes.
 local function exe() return arg and arg[0] or "spillover" end
 
--- argv of a child `spillover run` of file into outdir, with the caller's
--- overrides and trust.
-local function run_argv(o, file, outdir, quiet)
+-- argv of a child `spillover run` of file into outdir, with overrides set
+-- and the caller's trust.
+local function run_argv(o, file, set, outdir, quiet)
   local argv = { exe(), "run", file, "-o", outdir }
   if quiet then argv[#argv + 1] = "--quiet" end
-  for _, s in ipairs(o.set) do argv[#argv + 1] = "--set"; argv[#argv + 1] = s end
+  for _, s in ipairs(set) do argv[#argv + 1] = "--set"; argv[#argv + 1] = s end
   if o.trust then argv[#argv + 1] = "--trust" end
   return argv
 end
@@ -189,6 +213,7 @@ end
 
 -- What became of a job, in a few words.
 local function job_status(job, timeout, stopped)
+  if job.unchanged then return "unchanged", job.outdir .. "/" end
   if job.error then return "FAILED", job.error end
   if job.timed_out then return "TIMEOUT", string.format("timed out after %g s", timeout) end
   if not job.code then return "skipped", "not started: the batch was stopped by " .. signal_text(stopped) end
@@ -210,7 +235,7 @@ local function cmd_run(o)
     -- Everything after reading the file (checks load plugins, which may
     -- hang) goes to a child that can be killed whole; its messages reach the
     -- terminal directly.
-    local job = { argv = run_argv(o, file, outdir, o.quiet), outdir = outdir }
+    local job = { argv = run_argv(o, file, o.set, outdir, o.quiet), outdir = outdir }
     local stopped = run_pool({ job }, 1, o.timeout)
     if job.error then error(job.error, 0) end
     if not (job.timed_out or job.signal) then return job.code end  -- the run said why
@@ -227,76 +252,86 @@ local function cmd_run(o)
   return 0
 end
 
-local function scenario_files(paths)
-  local sp = require "spillover"
-  local files = {}
-  for _, p in ipairs(paths) do
-    if sp.sys.isdir(p) then
-      for _, name in ipairs(sp.sys.listdir(p)) do
-        if name:match("%.ya?ml$") then files[#files + 1] = p:gsub("/$", "") .. "/" .. name end
-      end
-    else
-      files[#files + 1] = p
-    end
+-- Write the task list and the sbatch script of the runs that have `todo`
+-- set, as OUTROOT/batch-logs/<stem>.tsv and .sbatch, and submit it unless
+-- --dry-run.  Returns the exit code.
+local function submit_array(o, runs, outroot, stem)
+  local slurm = require "spillover.slurm"
+  if not o.dry_run then slurm.sbatch() end  -- before writing anything
+  local ntasks = batch.pack(runs, o.array_size or slurm.MAX_ARRAY)
+  local logdir = outroot .. "/" .. batch.LOGS
+  local list = logdir .. "/" .. stem .. ".tsv"
+  batch.write_tasks(list, runs)
+  local nruns = 0
+  for _, r in ipairs(runs) do if r.task then nruns = nruns + 1 end end
+  if ntasks == 0 then
+    print(string.format("nothing to submit: the %d runs are unchanged (--force runs them again)", #runs))
+    return 0
   end
-  return files
-end
-
--- The batch's own folder under OUTROOT, never a scenario's output.
-local LOGS = "batch-logs"
-
--- One output name per file: its stem, or stem-2, stem-3, ... when the stem
--- is taken by an earlier file or is the logs folder (a/x.yaml and b/x.yaml
--- must not overwrite each other).  Unique stems are never renamed.
-local function output_names(files)
-  local count, taken, names = {}, { [LOGS] = true }, {}
-  for i, f in ipairs(files) do
-    names[i] = f:match("([^/]+)%.ya?ml$") or f:match("([^/]+)$")
-    count[names[i]] = (count[names[i]] or 0) + 1
+  local script = logdir .. "/" .. stem .. ".sbatch"
+  batch.write_file(script, slurm.script({ ntasks = ntasks, tasks = list, outroot = outroot,
+    partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout }))
+  local what = string.format("%d runs in %d array tasks (%d unchanged, not submitted)", nruns, ntasks, #runs - nruns)
+  if o.dry_run then
+    print(string.format("%s: %s; task list %s (submit with: sbatch %s)", script, what, list, script))
+  else
+    print(string.format("submitted job %s: %s; script %s", slurm.submit(script), what, script))
   end
-  for _, stem in ipairs(names) do
-    if count[stem] == 1 then taken[stem] = true end
-  end
-  for i, stem in ipairs(names) do
-    if count[stem] > 1 or stem == LOGS then
-      local name, k = stem, 1
-      while taken[name] do k = k + 1; name = stem .. "-" .. k end
-      taken[name] = true
-      names[i] = name
-    end
-  end
-  return names
+  return 0
 end
 
 local function cmd_batch(o)
   local sp = require "spillover"
-  local files = scenario_files(o.files)
-  if #files == 0 then raise("batch: no scenario files (*.yaml) given") end
-  local outroot = o.out or "out"
-  local logdir = outroot .. "/" .. LOGS
+  local runs
+  if o.tasks then
+    if #o.files > 0 or #o.set > 0 or o.slurm then
+      raise("batch --tasks: the task list names the scenarios and their --set values; give no files, --set or --slurm with it")
+    end
+    runs = batch.read_tasks(o.tasks)
+    if o.task then
+      local mine = {}
+      for _, r in ipairs(runs) do if r.task == o.task then mine[#mine + 1] = r end end
+      if #mine == 0 then raise(string.format("batch: %s has no runs for task %d", o.tasks, o.task)) end
+      runs = mine
+    end
+  else
+    if o.task then raise("--task needs --tasks (the task list of a Slurm batch)") end
+    local files = batch.scenario_files(o.files)
+    if #files == 0 then raise("batch: no scenario files (*.yaml) given") end
+    runs = batch.runs(files, o.set)
+  end
+  if not o.slurm and (o.array_size or o.partition or o.time or o.dry_run) then
+    raise("batch: --array-size, --partition, --time and --dry-run go with --slurm")
+  end
+  local outroot = (o.out or "out"):gsub("(.)/$", "%1")
+  local logdir = outroot .. "/" .. batch.LOGS
   local okd, derr = sp.sys.mkdir(logdir, { parents = true })
   if not okd then raise("batch: " .. tostring(derr)) end
-  local jobs = {}
-  for i, name in ipairs(output_names(files)) do
-    local outdir = outroot .. "/" .. name
-    jobs[i] = { file = files[i], outdir = outdir, log = logdir .. "/" .. name .. ".log",
-      argv = run_argv(o, files[i], outdir, true) }
+  for _, r in ipairs(runs) do r.todo = o.force or not batch.unchanged(r, outroot .. "/" .. r.name) end
+  if o.slurm then return submit_array(o, runs, outroot, "tasks") end
+  local jobs, todo = {}, {}
+  for i, r in ipairs(runs) do
+    local outdir = outroot .. "/" .. r.name
+    jobs[i] = { file = r.file, outdir = outdir, log = logdir .. "/" .. r.name .. ".log",
+      argv = run_argv(o, r.file, r.set, outdir, true), unchanged = not r.todo }
+    if r.todo then todo[#todo + 1] = jobs[i] end
   end
   local t0 = sp.sys.now()
-  local stopped = run_pool(jobs, o.jobs, o.timeout)
+  local stopped = run_pool(todo, o.jobs, o.timeout)
   table.sort(jobs, function(a, b) return a.file < b.file end)
-  local failed = 0
-  if not o.quiet then print(string.format("%-48s %-8s %8s  %s", "scenario", "status", "seconds", "output")) end
+  local failed, unchanged = 0, 0
+  if not o.quiet then print(string.format("%-48s %-9s %7s  %s", "scenario", "status", "seconds", "output")) end
   for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)
-    if status ~= "ok" then failed = failed + 1 end
-    if status ~= "ok" or not o.quiet then
-      print(string.format("%-48s %-8s %8.2f  %s", job.file, status, job.seconds or 0, what))
+    if status == "unchanged" then unchanged = unchanged + 1
+    elseif status ~= "ok" then failed = failed + 1 end
+    if (status ~= "ok" and status ~= "unchanged") or not o.quiet then
+      print(string.format("%-48s %-9s %7.2f  %s", job.file, status, job.seconds or 0, what))
     end
   end
   for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)
-    if status ~= "ok" then
+    if status ~= "ok" and status ~= "unchanged" then
       local f = io.open(job.log)
       local text = f and f:read("a") or ""
       if f then f:close() end
@@ -304,13 +339,42 @@ local function cmd_batch(o)
       eprint(job.file .. ": " .. (text ~= "" and text or what))
     end
   end
-  print(string.format("%d scenarios, %d failed, %.2f s (logs in %s/)", #jobs, failed, sp.sys.now() - t0, logdir))
+  print(string.format("%d scenarios, %d failed, %d unchanged (not run again), %.2f s (logs in %s/)", #jobs, failed,
+    unchanged, sp.sys.now() - t0, logdir))
   if stopped then
     eprint(string.format("spillover: batch stopped by %s; running scenarios were stopped, none left partial output",
       signal_text(stopped)))
     return 128 + stopped
   end
   return failed == 0 and 0 or 1
+end
+
+local function cmd_gather(o)
+  local gather = require "spillover.gather"
+  if #o.files ~= 1 then raise("gather: give one OUTROOT (the -o folder of a batch)") end
+  if not o.resubmit and (o.array_size or o.partition or o.time or o.dry_run or o.trust or o.timeout) then
+    raise("gather: --array-size, --partition, --time, --dry-run, --trust and --timeout go with --resubmit")
+  end
+  local outroot = o.files[1]:gsub("(.)/$", "%1")
+  local runs = gather.status(outroot)
+  if #runs == 0 then
+    raise("gather: no runs under '" .. outroot .. "' (no " .. batch.LOGS .. "/tasks.tsv and no output folder with a manifest)")
+  end
+  local csv, json = gather.merge(outroot, runs)
+  local count = { ok = 0, failed = 0, missing = 0, stale = 0 }
+  for _, r in ipairs(runs) do
+    count[r.status] = count[r.status] + 1
+    if r.status ~= "ok" then
+      print(string.format("%-32s %-8s task %-5s %s", r.name, r.status, r.task or "-", r.detail))
+    end
+    r.todo = r.status ~= "ok"
+  end
+  print(string.format("%d runs: %d ok, %d failed, %d missing, %d stale; results of the ok runs in %s and %s",
+    #runs, count.ok, count.failed, count.missing, count.stale, csv, json))
+  if o.resubmit and count.ok < #runs then
+    submit_array(o, runs, outroot, "tasks-resubmit")
+  end
+  return count.ok == #runs and 0 or 1
 end
 
 function M.main(cmd, ...)
@@ -320,6 +384,7 @@ function M.main(cmd, ...)
     if cmd == "check" then return cmd_check(parse(cmd, args)) end
     if cmd == "run" then return cmd_run(parse(cmd, args)) end
     if cmd == "batch" then return cmd_batch(parse(cmd, args)) end
+    if cmd == "gather" then return cmd_gather(parse(cmd, args)) end
     raise("unknown command '" .. tostring(cmd) .. "'")
   end)
   if not ok then

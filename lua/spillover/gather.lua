@@ -1,0 +1,113 @@
+-- spillover.gather: a batch's outputs in one long table, and the runs that
+-- are not there.  The runs are those of OUTROOT/batch-logs/tasks.tsv (the
+-- last Slurm batch into OUTROOT), and every other output folder under OUTROOT.
+local core = require "spillover.core"
+local json = require "spillover.json"
+local batch = require "spillover.batch"
+local raise = require("spillover.util").raise
+
+local M = {}
+
+-- Add to runs those whose output folders are under outroot and not listed
+-- yet, as their manifests name them.
+local function add_found(outroot, runs)
+  local S = core.sys
+  local listed = {}
+  for _, r in ipairs(runs) do listed[r.name] = true end
+  for _, name in ipairs(S.listdir(outroot) or {}) do
+    local dir = outroot .. "/" .. name
+    if name ~= batch.LOGS and not listed[name] and S.isfile(dir .. "/manifest.json") then
+      local ok, m = pcall(json.read, dir .. "/manifest.json")
+      local first = ok and type(m) == "table" and type(m.inputs) == "table" and m.inputs[1]
+      if type(first) == "table" and type(first.path) == "string" then
+        local set = {}
+        for i, s in ipairs(type(m.overrides) == "table" and m.overrides or {}) do set[i] = tostring(s) end
+        runs[#runs + 1] = { file = first.path, name = name, set = set }
+      end
+    end
+  end
+  return runs
+end
+
+-- The last non-blank line of a run's log: what a failed run said.
+local function last_words(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local last
+  for line in f:lines() do
+    if line:find("%S") then last = line end
+  end
+  f:close()
+  return last
+end
+
+--- Where each run of outroot stands: run.status is "ok" (its output is
+--- complete and its inputs unchanged), "stale" (an output made from other
+--- inputs), "failed" (no output, and its log says why) or "missing" (no
+--- output, no log: not run yet, or its array task never started); run.detail
+--- says more.  Returns the runs.
+function M.status(outroot)
+  local S = core.sys
+  if not S.isdir(outroot) then raise("gather: no folder '" .. outroot .. "' (give the OUTROOT of a batch)") end
+  local list = outroot .. "/" .. batch.LOGS .. "/tasks.tsv"
+  local runs = add_found(outroot, S.isfile(list) and batch.read_tasks(list) or {})
+  for _, r in ipairs(runs) do
+    local outdir = outroot .. "/" .. r.name
+    local ok, why = batch.unchanged(r, outdir)
+    if ok then
+      r.status, r.detail = "ok", outdir .. "/"
+    elseif S.isfile(outdir .. "/manifest.json") then
+      r.status, r.detail = "stale", why
+    else
+      local said = last_words(outroot .. "/" .. batch.LOGS .. "/" .. r.name .. ".log")
+      if said then r.status, r.detail = "failed", said else r.status, r.detail = "missing", "no output and no log" end
+    end
+  end
+  return runs
+end
+
+-- Rows {key =, value =} of every scalar under v, keyed by its path
+-- (experiments.x.groups.all.total.sum; list items by their 1-based index).
+local function flatten(v, key, rows)
+  if type(v) == "table" and v ~= json.null then
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      if type(a) == type(b) then return a < b end
+      return type(a) == "number"
+    end)
+    for _, k in ipairs(keys) do flatten(v[k], key == "" and tostring(k) or key .. "." .. tostring(k), rows) end
+  elseif v ~= json.null then
+    rows[#rows + 1] = { key = key, value = v }
+  end
+end
+
+--- Merge the results.json of the runs that are ok into one long table (run,
+--- scenario, key, value: one row per number or label) and one results.json
+--- ({runs = {name = {scenario, status, detail, task, set, results}}}), written
+--- to outroot/results.csv and outroot/results.json.  Returns their paths.
+function M.merge(outroot, runs)
+  local report = require "spillover.report"
+  local rows, merged = {}, {}
+  for _, r in ipairs(runs) do
+    local entry = { scenario = r.file, status = r.status, detail = r.detail, task = r.task,
+      set = json.array({ table.unpack(r.set) }) }
+    if r.status == "ok" then
+      entry.results = json.read(outroot .. "/" .. r.name .. "/results.json")
+      local flat = {}
+      flatten(entry.results, "", flat)
+      for _, row in ipairs(flat) do
+        row.run, row.scenario = r.name, entry.results.scenario
+        rows[#rows + 1] = row
+      end
+    end
+    merged[r.name] = entry
+  end
+  local csv_path, json_path = outroot .. "/results.csv", outroot .. "/results.json"
+  local write = batch.write_file
+  write(csv_path, report.csv(rows, { "run", "scenario", "key", "value" }))
+  write(json_path, json.encode({ runs = merged }, { indent = "  " }) .. "\n")
+  return csv_path, json_path
+end
+
+return M

@@ -1,0 +1,73 @@
+-- spillover.slurm: a batch's task list as a Slurm job array.
+-- The sbatch script runs `spillover batch --tasks LIST --task $SLURM_ARRAY_TASK_ID`,
+-- so an array task runs its runs exactly as a local batch would (same
+-- `spillover run` children, same output folders, same skipping of unchanged
+-- runs); nothing in a run depends on the task that ran it.
+local core = require "spillover.core"
+local raise = require("spillover.util").raise
+
+local M = {}
+
+-- Slurm's default MaxArraySize is 1001 (task ids 0..1000).
+M.MAX_ARRAY = 1000
+
+local function quote(s) return "'" .. s:gsub("'", [['\'']]) .. "'" end
+
+local function absolute(path)
+  local real, err = core.sys.realpath(path)
+  if not real then raise("batch: " .. tostring(err)) end
+  return real
+end
+
+--- The sbatch script of an array of o.ntasks tasks over the task list o.tasks,
+--- writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust and
+--- o.timeout (seconds per run) are passed on.  Paths are made absolute, and
+--- the array runs in the folder this process runs in, so relative scenario
+--- paths mean the same there (on a cluster, that folder must be shared).
+function M.script(o)
+  local outroot = absolute(o.outroot)
+  local lines = {
+    "#!/bin/bash",
+    "# Written by spillover: array task i runs the runs of the task list whose first column is i.",
+    "#SBATCH --job-name=" .. (o.job_name or "spillover"),
+    string.format("#SBATCH --array=0-%d", o.ntasks - 1),
+    "#SBATCH --ntasks=1",
+    "#SBATCH --cpus-per-task=1",
+    "#SBATCH --chdir=" .. absolute("."),
+    "#SBATCH --output=" .. outroot .. "/batch-logs/slurm-%A_%a.out",
+  }
+  if o.partition then lines[#lines + 1] = "#SBATCH --partition=" .. o.partition end
+  if o.time then lines[#lines + 1] = "#SBATCH --time=" .. o.time end
+  local cmd = { quote(absolute("/proc/self/exe")), "batch", "--tasks", quote(absolute(o.tasks)),
+    "--task", '"$SLURM_ARRAY_TASK_ID"', "-o", quote(outroot) }
+  if o.trust then cmd[#cmd + 1] = "--trust" end
+  if o.timeout then cmd[#cmd + 1] = "--timeout " .. string.format("%.17g", o.timeout) end
+  lines[#lines + 1] = "exec " .. table.concat(cmd, " ")
+  for _, l in ipairs(lines) do
+    if l:find("\n") then raise("batch: a line break in '" .. l .. "' cannot go into an sbatch script") end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- The path of sbatch on PATH; raises when there is none.
+function M.sbatch()
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    local p = dir .. "/sbatch"
+    if core.sys.isfile(p) then return p end
+  end
+  raise("sbatch is not on PATH: Slurm's commands are needed to submit (--dry-run only writes the script)")
+end
+
+--- Submit an sbatch script; returns the job id.
+function M.submit(script)
+  local sbatch = M.sbatch()
+  local p = assert(io.popen(quote(sbatch) .. " --parsable " .. quote(script) .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  -- --parsable prints "jobid" or "jobid;cluster"
+  local id = out:match("^(%d+)[;\n]")
+  if not ok or not id then raise("sbatch " .. script .. " failed: " .. out:gsub("%s+$", "")) end
+  return id
+end
+
+return M
