@@ -136,6 +136,34 @@ local function validate(d, dims)
   if d == nil or type(d) ~= "userdata" or not d.nrow then raise("spec_curve: argument 1 must be a frame") end
 end
 
+-- Put every rank's block of cells together on every rank: the numbers by
+-- reduction, an error's text only where it happened (elsewhere the cell
+-- says which process failed it).
+local NUMBERS = { "estimate", "std_error", "lo", "hi", "pvalue", "nobs" }
+local function gather_cells(cells, first, last, mpi)
+  for _, key in ipairs(NUMBERS) do
+    local mine = {}
+    for i = first, last do mine[#mine + 1] = cells[i][key] or 0 / 0 end
+    local all = mpi.collect(mine, #cells)
+    for i, cell in ipairs(cells) do
+      if i < first or i > last then cell[key] = all[i] == all[i] and all[i] or nil end
+    end
+  end
+  local who = mpi.collect((function()
+    local t = {}
+    for _ = first, last do t[#t + 1] = mpi.rank() end
+    return t
+  end)(), #cells)
+  for i, cell in ipairs(cells) do
+    if (i < first or i > last) and cell.estimate == nil then
+      cell.error = "failed on MPI process " .. math.tointeger(who[i])
+    end
+  end
+  for _, cell in ipairs(cells) do
+    if cell.nobs then cell.nobs = math.tointeger(cell.nobs) or cell.nobs end
+  end
+end
+
 local Curve = {}
 Curve.__index = Curve
 
@@ -198,12 +226,20 @@ function M.spec_curve(d, spec, opts)
   end
 
   local estimator_opts = opts.options or {}
-  for _, cell in ipairs(cells) do
+  -- Under mpirun each rank estimates a block of the cells (sp.mpi).
+  local mpi = require "spillover.mpi"
+  local formulas = {}
+  for i, cell in ipairs(cells) do
     local ch = cell.choice
     local terms = { ch.treatments.value }
     for _, t in ipairs(list_of(ch.controls.value, "controls")) do terms[#terms + 1] = t end
-    local formula = F.build { response = ch.outcomes.value, terms = terms, fe = list_of(ch.fe.value, "fe") }
-    cell.formula = tostring(formula)
+    formulas[i] = F.build { response = ch.outcomes.value, terms = terms, fe = list_of(ch.fe.value, "fe") }
+    cell.formula = tostring(formulas[i])
+  end
+  local first, last = mpi.range(#cells)
+  for i = first, last do
+    local cell, formula = cells[i], formulas[i]
+    local ch = cell.choice
     local entry = ch.estimators.entry
     local model = { formula = formula, vcov = ch.vcov.value, weights_object = ch.weights.value,
       estimator = ch.estimators.value, seed = opts.seed }
@@ -225,6 +261,7 @@ function M.spec_curve(d, spec, opts)
       cell.error = ok and "the estimator did not return a fit" or util.message(fit)
     end
   end
+  if mpi.size() > 1 then gather_cells(cells, first, last, mpi) end
 
   local ok_cells, pos, sig_pos, sig_neg = {}, 0, 0, 0
   local alpha = 1 - level

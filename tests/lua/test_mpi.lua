@@ -63,6 +63,26 @@ elseif ref_path then
   T.check(same, "placebo on " .. k .. " processes: the one process's draws, bit for bit")
 end
 
+-- A specification curve's cells split over the ranks: every rank ends with
+-- every cell, as one process estimates them.
+local curve = sp.spec_curve(pd, { outcomes = { "y" }, treatments = { "g" }, controls = { none = {}, t = { "year" } },
+  samples = { all = true, late = "year > 2001", few = "id < 2" } })
+local cells = {}
+for i, c in ipairs(curve.cells) do cells[i] = { c.estimate or "failed", c.std_error or "", c.formula } end
+T.check(#curve.cells == 6 and curve.summary.failed == 2, "spec_curve on " .. k .. " process(es): 6 cells, 2 fail (one unit)")
+if ref_path and k == 1 then
+  local f = assert(io.open(ref_path .. ".curve", "w"))
+  f:write(sp.json.encode(cells))
+  f:close()
+elseif ref_path then
+  local f = assert(io.open(ref_path .. ".curve"))
+  local ref = sp.json.decode(f:read("a"))
+  f:close()
+  local same = #ref == #cells
+  for i, c in ipairs(ref) do same = same and c[1] == cells[i][1] and c[2] == cells[i][2] and c[3] == cells[i][3] end
+  T.check(same, "spec_curve on " .. k .. " processes: the one process's cells")
+end
+
 -- The distributed fit: whole states on each rank, an unbalanced panel.
 local d = sp.read_csv("tests/reference/data/Produc.csv")
 local idx, n = {}, 0

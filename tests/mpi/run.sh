@@ -5,7 +5,7 @@
 set -eu
 exe=$1 mpiexec=$2
 ref=$(mktemp /tmp/spillover-mpi-ref.XXXXXX)
-trap 'rm -f "$ref"' EXIT
+trap 'rm -f "$ref" "$ref.curve"' EXIT
 "$exe" tests/lua/test_mpi.lua "$ref"
 # --allow-run-as-root: CI runs as root; --oversubscribe: the test asks for 2
 # ranks whatever the machine's slots
