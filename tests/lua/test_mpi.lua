@@ -58,9 +58,9 @@ if ref_path and k == 1 then
   T.write(ref_path, sp.json.encode { placebo = pl.draws, p_value = pl.p_value })
 elseif ref_path then
   local ref = sp.json.decode(T.read(ref_path))
-  local same = #ref.placebo == #pl.draws and ref.p_value == pl.p_value
-  for i, v in ipairs(ref.placebo) do same = same and v == pl.draws[i] end
-  T.check(same, "placebo on " .. k .. " processes: the one process's draws, bit for bit")
+  local same_draws = #ref.placebo == #pl.draws and ref.p_value == pl.p_value
+  for i, v in ipairs(ref.placebo) do same_draws = same_draws and v == pl.draws[i] end
+  T.check(same_draws, "placebo on " .. k .. " processes: the one process's draws, bit for bit")
 end
 
 -- A specification curve's cells split over the ranks: every rank ends with
@@ -78,9 +78,9 @@ elseif ref_path then
   local f = assert(io.open(ref_path .. ".curve"))
   local ref = sp.json.decode(f:read("a"))
   f:close()
-  local same = #ref == #cells
-  for i, c in ipairs(ref) do same = same and c[1] == cells[i][1] and c[2] == cells[i][2] and c[3] == cells[i][3] end
-  T.check(same, "spec_curve on " .. k .. " processes: the one process's cells")
+  local same_cells = #ref == #cells
+  for i, c in ipairs(ref) do same_cells = same_cells and c[1] == cells[i][1] and c[2] == cells[i][2] and c[3] == cells[i][3] end
+  T.check(same_cells, "spec_curve on " .. k .. " processes: the one process's cells")
 end
 
 -- The distributed fit: whole states on each rank, an unbalanced panel.
