@@ -1,14 +1,12 @@
 /*
 ** conley.c: Conley spatial HAC meat and covariance (see conley.h).
 **
-** The k-d tree is implicit: a permutation of the rows where the median of
-** each range [lo, hi) sits at mid = lo + (hi - lo) / 2 with the points on
-** its low side before it, split along the axis of widest spread (dim[mid]).
-** Ranges of at most LEAF points are scanned.  Points are the unit vectors of
-** the coordinates, so a ball query on the chord length finds every point
-** within a great-circle distance.  That distance is conleyreg's haversine
-** distance; only pairs within rounding of the cutoff compute it, since the
-** chord gives it as 2 R asin(chord / 2) to within 1e-12 km.
+** The neighbours come from the k-d tree of kdtree.c, one per period, built
+** over the unit vectors of the coordinates, so a ball query on the chord
+** length finds every point within a great-circle distance.  That distance
+** is conleyreg's haversine distance; only pairs within rounding of the
+** cutoff compute it, since the chord gives it as 2 R asin(chord / 2) to
+** within 1e-12 km.
 */
 #include <math.h>
 #include <stddef.h>
@@ -18,60 +16,11 @@
 #include <gsl/gsl_blas.h>
 
 #include "spillover/conley.h"
+#include "spillover/kdtree.h"
 
 #define DEG2RAD 0.017453292519943295
-#define LEAF 8
 
 static int nomem(sp_error *err) { return sp_error_set(err, SP_ENOMEM, "conley: out of memory"); }
-
-/* {======================================================================
-** The tree
-** ======================================================================= */
-
-/* Reorder idx[lo, hi) so that idx[k] holds the point whose coordinate d is
-   k-th smallest, with no larger one before it and no smaller one after
-   (Hoare's selection). */
-static void select_kth(size_t *idx, const double *P, int d, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t k) {
-  hi--;
-  while (lo < hi) {
-    double pivot = P[3 * idx[lo + (hi - lo) / 2] + d];
-    ptrdiff_t i = lo, j = hi;
-    while (i <= j) {
-      while (P[3 * idx[i] + d] < pivot) i++;
-      while (P[3 * idx[j] + d] > pivot) j--;
-      if (i <= j) {
-        size_t t = idx[i];
-        idx[i++] = idx[j];
-        idx[j--] = t;
-      }
-    }
-    if (k <= j) hi = j;
-    else if (k >= i) lo = i;
-    else return;  /* between j and i everything equals the pivot */
-  }
-}
-
-static void build(size_t *idx, unsigned char *dim, const double *P, size_t lo, size_t hi) {
-  while (hi - lo > LEAF) {
-    double mn[3] = {INFINITY, INFINITY, INFINITY}, mx[3] = {-INFINITY, -INFINITY, -INFINITY};
-    for (size_t p = lo; p < hi; p++)
-      for (int d = 0; d < 3; d++) {
-        double v = P[3 * idx[p] + d];
-        if (v < mn[d]) mn[d] = v;
-        if (v > mx[d]) mx[d] = v;
-      }
-    int d = 0;
-    for (int c = 1; c < 3; c++)
-      if (mx[c] - mn[c] > mx[d] - mn[d]) d = c;
-    size_t mid = lo + (hi - lo) / 2;
-    select_kth(idx, P, d, (ptrdiff_t)lo, (ptrdiff_t)hi, (ptrdiff_t)mid);
-    dim[mid] = (unsigned char)d;
-    build(idx, dim, P, lo, mid);
-    lo = mid + 1;
-  }
-}
-
-/* }====================================================================== */
 
 /* {======================================================================
 ** The meat
@@ -88,9 +37,9 @@ typedef struct {
   double cutoff;          /* km */
   double r2_in, r2_out;   /* squared chords surely inside / possibly inside the cutoff */
   int bartlett;
-  const unsigned char *dim;
   double *s;              /* k: sum of K(d_ij) g_j over the neighbours j of i */
   size_t pairs;
+  size_t i;               /* the position being queried */
 } query;
 
 /* The haversine distance in km (the formula of weights.c and conleyreg). */
@@ -122,21 +71,9 @@ static void visit(query *q, size_t i, size_t j) {
   for (size_t c = 0; c < q->k; c++) q->s[c] += w * g[c];
 }
 
-static void search(query *q, size_t i, size_t lo, size_t hi) {
-  while (hi - lo > LEAF) {
-    size_t mid = lo + (hi - lo) / 2;
-    int d = q->dim[mid];
-    visit(q, i, mid);
-    double diff = q->P[3 * i + d] - q->P[3 * mid + d];
-    /* the near side first; the far side only when the ball crosses the plane */
-    size_t nlo = diff < 0 ? lo : mid + 1, nhi = diff < 0 ? mid : hi;
-    size_t flo = diff < 0 ? mid + 1 : lo, fhi = diff < 0 ? hi : mid;
-    search(q, i, nlo, nhi);
-    if (diff * diff > q->r2_out) return;
-    lo = flo;
-    hi = fhi;
-  }
-  for (size_t p = lo; p < hi; p++) visit(q, i, p);
+static void visit_pos(void *ctx, size_t j) {
+  query *q = ctx;
+  visit(q, q->i, j);
 }
 
 /* M += g_i s' */
@@ -244,7 +181,7 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
   double half = sp->cutoff / (2 * SP_CONLEY_EARTH_KM);
   double chord = half >= M_PI / 2 ? 2.0 : 2 * sin(half);
   query q = {Pt, radt, radt + n, radt + 2 * n, Gt, k, sp->cutoff, chord * chord * (1 - 1e-9) - 1e-12,
-             chord * chord * (1 + 1e-9) + 1e-12, sp->kernel == SP_CONLEY_BARTLETT, dim, s, 0};
+             chord * chord * (1 + 1e-9) + 1e-12, sp->kernel == SP_CONLEY_BARTLETT, s, 0, 0};
   /* One tree per period (a cross-section is one period). */
   for (size_t i = 0; i < n; i++) {
     R[i].key1 = sp->time ? sp->time[i] : 0;
@@ -254,7 +191,7 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
   qsort(R, n, sizeof *R, keyed_cmp);
   for (size_t a = 0, b; a < n; a = b) {
     for (b = a; b < n && R[b].key1 == R[a].key1; b++) idx[b] = R[b].row;
-    build(idx, dim, P, a, b);
+    sp_kdtree_build(idx, dim, P, 3, a, b);
     for (size_t p = a; p < b; p++) {
       size_t i = idx[p];
       memcpy(Pt + 3 * p, P + 3 * i, 3 * sizeof *Pt);
@@ -265,7 +202,8 @@ int sp_conley_meat(const gsl_matrix *X, const double *resid, const sp_conley_spe
     }
     for (size_t p = a; p < b; p++) {
       memset(s, 0, k * sizeof *s);
-      search(&q, p, a, b);
+      q.i = p;
+      sp_kdtree_search(Pt, dim, 3, Pt + 3 * p, &q.r2_out, a, b, visit_pos, &q);
       add_outer(Md, k, Gt + k * p, s);
     }
   }

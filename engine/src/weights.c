@@ -14,6 +14,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "spillover/weights.h"
+#include "spillover/kdtree.h"
 #include "spillover/spml.h"  /* sp_blas_serial_begin/end */
 
 #include <lapacke.h>
@@ -195,6 +196,104 @@ static int check_coords(size_t n, const double *x, const double *y, int great_ci
   return SP_OK;
 }
 
+/* The points in a k-d tree (kdtree.h): (x, y) for planar distances, the unit
+   vector of (longitude, latitude) for great circles, whose chord is monotone
+   in the great-circle distance.  Candidates get their exact distance from
+   point_distance, the one formula of every constructor, so the tree decides
+   only which pairs are looked at, never a distance. */
+typedef struct {
+  const double *x, *y, *coslat;
+  int great_circle, dim;
+  size_t *idx;           /* tree position -> unit */
+  unsigned char *split;
+  double *Pt;            /* dim coordinates per tree position */
+} point_tree;
+
+static void tree_free(point_tree *t) {
+  free(t->idx);
+  free(t->split);
+  free(t->Pt);
+}
+
+static int tree_new(size_t n, const double *x, const double *y, const double *coslat, int great_circle,
+                    point_tree *t, sp_error *err) {
+  memset(t, 0, sizeof *t);
+  t->x = x;
+  t->y = y;
+  t->coslat = coslat;
+  t->great_circle = great_circle;
+  t->dim = great_circle ? 3 : 2;
+  size_t dim = (size_t)t->dim;
+  if (overflow(n, dim * sizeof(double))) return nomem(err, "point tree");
+  double *P = malloc(n * dim * sizeof *P);
+  t->idx = malloc(n * sizeof *t->idx);
+  t->split = calloc(n, 1);
+  t->Pt = malloc(n * dim * sizeof *t->Pt);
+  if (!P || !t->idx || !t->split || !t->Pt) {
+    free(P);
+    tree_free(t);
+    return nomem(err, "point tree");
+  }
+  for (size_t i = 0; i < n; i++) {
+    t->idx[i] = i;
+    if (great_circle) {
+      double lon = x[i] * DEG2RAD;
+      P[3 * i] = coslat[i] * cos(lon);
+      P[3 * i + 1] = coslat[i] * sin(lon);
+      P[3 * i + 2] = sin(y[i] * DEG2RAD);
+    } else {
+      P[2 * i] = x[i];
+      P[2 * i + 1] = y[i];
+    }
+  }
+  sp_kdtree_build(t->idx, t->split, P, t->dim, 0, n);
+  for (size_t p = 0; p < n; p++) memcpy(t->Pt + dim * p, P + dim * t->idx[p], dim * sizeof *P);
+  free(P);
+  return SP_OK;
+}
+
+/* The squared tree radius that holds every point within distance d: the
+   chord of a great-circle distance, with slack for the rounding of the
+   coordinates (relative for both metrics, absolute for the unit vectors),
+   so that a point at exactly d, which a tie may bring in, is never cut. */
+static double tree_radius2(const point_tree *t, double d) {
+  if (!t->great_circle) return d * d * (1 + 1e-9);
+  double half = d / (2 * EARTH_RADIUS_KM);
+  double chord = half >= M_PI / 2 ? 2.0 : 2 * sin(half);
+  return chord * chord * (1 + 1e-9) + 1e-12;
+}
+
+/* k nearest: bd/bj hold the best so far in increasing (distance, unit)
+   order, so a tie at the k-th distance keeps the lower unit, whatever order
+   the tree offers them in. */
+typedef struct {
+  const point_tree *t;
+  size_t i, k, have;
+  double *bd;
+  size_t *bj;
+  double r2;
+} knn_query;
+
+static void knn_visit(void *ctx, size_t pos) {
+  knn_query *q = ctx;
+  const point_tree *t = q->t;
+  size_t j = t->idx[pos], k = q->k;
+  if (j == q->i) return;
+  double d = point_distance(t->x, t->y, t->coslat, q->i, j, t->great_circle);
+  double *bd = q->bd;
+  size_t *bj = q->bj;
+  if (q->have == k && !(d < bd[k - 1] || (d == bd[k - 1] && j < bj[k - 1]))) return;
+  size_t p = q->have < k ? q->have++ : k - 1;
+  while (p > 0 && (d < bd[p - 1] || (d == bd[p - 1] && j < bj[p - 1]))) {
+    bd[p] = bd[p - 1];
+    bj[p] = bj[p - 1];
+    p--;
+  }
+  bd[p] = d;
+  bj[p] = j;
+  if (q->have == k) q->r2 = tree_radius2(t, bd[k - 1]);
+}
+
 int sp_weights_knn(size_t n, const double *x, const double *y, size_t k, int great_circle,
                    sp_weights **out, sp_error *err) {
   *out = NULL;
@@ -203,35 +302,64 @@ int sp_weights_knn(size_t n, const double *x, const double *y, size_t k, int gre
   double *coslat;
   int st = check_coords(n, x, y, great_circle, &coslat, err);
   if (st != SP_OK) return st;
-  if (overflow(n, k)) { free(coslat); return nomem(err, "knn"); }
+  if (overflow(n, k) || overflow(n * k, sizeof(link))) { free(coslat); return nomem(err, "knn"); }
+  point_tree t;
+  if ((st = tree_new(n, x, y, coslat, great_circle, &t, err)) != SP_OK) { free(coslat); return st; }
   link *L = malloc(n * k * sizeof *L);
   double *bd = malloc(k * sizeof *bd);
   size_t *bj = malloc(k * sizeof *bj);
   if (!L || !bd || !bj) {
-    free(L); free(bd); free(bj); free(coslat);
+    free(L); free(bd); free(bj); free(coslat); tree_free(&t);
     return nomem(err, "knn");
   }
-  for (size_t i = 0; i < n; i++) {
-    size_t have = 0;
-    for (size_t j = 0; j < n; j++) {
-      if (j == i) continue;
-      double d = point_distance(x, y, coslat, i, j, great_circle);
-      /* insertion into the k best so far; strict < keeps the lower index on ties */
-      if (have == k && !(d < bd[k - 1])) continue;
-      size_t p = have < k ? have++ : k - 1;
-      while (p > 0 && d < bd[p - 1]) { bd[p] = bd[p - 1]; bj[p] = bj[p - 1]; p--; }
-      bd[p] = d;
-      bj[p] = j;
-    }
-    for (size_t q = 0; q < k; q++) {
-      link *l = &L[i * k + q];
-      l->i = i; l->j = bj[q]; l->v = 1.0; l->k = i * k + q;
+  /* queries in tree order: consecutive points are close, and so is the
+     memory their searches walk */
+  for (size_t p = 0; p < n; p++) {
+    size_t i = t.idx[p];
+    knn_query q = {&t, i, k, 0, bd, bj, INFINITY};
+    sp_kdtree_search(t.Pt, t.split, t.dim, t.Pt + (size_t)t.dim * p, &q.r2, 0, n, knn_visit, &q);
+    for (size_t c = 0; c < k; c++) {
+      link *l = &L[i * k + c];
+      l->i = i; l->j = bj[c]; l->v = 1.0; l->k = i * k + c;
     }
   }
-  free(bd); free(bj); free(coslat);
+  free(bd); free(bj); free(coslat); tree_free(&t);
   st = from_link_array(n, L, n * k, out, err);
   free(L);
   return st;
+}
+
+/* Distance band: every unit within the cutoff of unit i, and the lowest
+   unit at distance 0 from it (which makes an inverse distance infinite). */
+typedef struct {
+  const point_tree *t;
+  size_t i;
+  double power, cutoff;
+  int all;
+  link *L;
+  size_t m, cap;
+  size_t same;   /* lowest unit at the same point as i, or (size_t)-1 */
+  int nomem;
+} band_query;
+
+static void band_visit(void *ctx, size_t pos) {
+  band_query *q = ctx;
+  const point_tree *t = q->t;
+  size_t j = t->idx[pos];
+  if (j == q->i || q->nomem) return;
+  double d = point_distance(t->x, t->y, t->coslat, q->i, j, t->great_circle);
+  if (d == 0 && j < q->same) q->same = j;
+  if (!(q->all || d <= q->cutoff)) return;
+  if (q->m == q->cap) {
+    size_t cap = q->cap ? 2 * q->cap : 1024;
+    link *L = overflow(cap, sizeof *L) ? NULL : realloc(q->L, cap * sizeof *L);
+    if (L == NULL) { q->nomem = 1; return; }
+    q->L = L;
+    q->cap = cap;
+  }
+  link *l = &q->L[q->m];
+  l->i = q->i; l->j = j; l->v = pow(d, -q->power); l->k = q->m;
+  q->m++;
 }
 
 int sp_weights_distance(size_t n, const double *x, const double *y, double power, double cutoff,
@@ -240,39 +368,31 @@ int sp_weights_distance(size_t n, const double *x, const double *y, double power
   if (n < 2) return sp_error_set(err, SP_EVALUE, "weights.distance: %zu unit(s); expected at least 2", n);
   if (!(isfinite(power) && power > 0))
     return sp_error_set(err, SP_EVALUE, "weights.distance: power = %g; expected a positive number (1 or 2)", power);
-  int all = !(cutoff > 0) || isinf(cutoff);
   double *coslat;
   int st = check_coords(n, x, y, great_circle, &coslat, err);
   if (st != SP_OK) return st;
-  /* two passes: count, then fill, so the link array is sized exactly */
-  size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < n; j++) {
-      if (j == i) continue;
-      double d = point_distance(x, y, coslat, i, j, great_circle);
-      if (d == 0) {
-        free(coslat);
-        return sp_error_set(err, SP_EVALUE,
-                            "weights.distance: units %zu and %zu are at the same point; inverse distance is infinite",
-                            i + 1, j + 1);
-      }
-      if (all || d <= cutoff) m++;
-    }
-  link *L = malloc((m ? m : 1) * sizeof *L);
-  if (L == NULL) { free(coslat); return nomem(err, "distance links"); }
-  size_t q = 0;
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < n; j++) {
-      if (j == i) continue;
-      double d = point_distance(x, y, coslat, i, j, great_circle);
-      if (all || d <= cutoff) {
-        L[q].i = i; L[q].j = j; L[q].v = pow(d, -power); L[q].k = q;
-        q++;
-      }
-    }
+  point_tree t;
+  if ((st = tree_new(n, x, y, coslat, great_circle, &t, err)) != SP_OK) { free(coslat); return st; }
+  band_query q = {&t, 0, power, cutoff, !(cutoff > 0) || isinf(cutoff), NULL, 0, 0, (size_t)-1, 0};
+  double r2 = q.all ? INFINITY : tree_radius2(&t, cutoff);
+  /* queries in tree order (see knn); two units at one point are reported as
+     the lowest such pair, whatever the order */
+  size_t same_i = (size_t)-1, same_j = 0;
+  for (size_t p = 0; p < n && !q.nomem; p++) {
+    q.i = t.idx[p];
+    q.same = (size_t)-1;
+    sp_kdtree_search(t.Pt, t.split, t.dim, t.Pt + (size_t)t.dim * p, &r2, 0, n, band_visit, &q);
+    if (q.same != (size_t)-1 && q.i < same_i) { same_i = q.i; same_j = q.same; }
+  }
+  if (q.nomem) st = nomem(err, "distance links");
+  else if (same_i != (size_t)-1)
+    st = sp_error_set(err, SP_EVALUE,
+                      "weights.distance: units %zu and %zu are at the same point; inverse distance is infinite",
+                      same_i + 1, same_j + 1);
   free(coslat);
-  st = from_link_array(n, L, m, out, err);
-  free(L);
+  tree_free(&t);
+  if (st == SP_OK) st = from_link_array(n, q.L, q.m, out, err);
+  free(q.L);
   return st;
 }
 
