@@ -102,8 +102,9 @@ struct sp_demean_ws {
   size_t *L;           /* levels of internal factor k */
   size_t *off;         /* off[k] = L[0] + ... + L[k-1]; off[K] = Ltot */
   size_t Ltot, M;      /* all levels; levels of factors 1..K-1 */
-  int32_t **code;      /* K arrays of n codes in row order, owned */
-  int32_t **scode;     /* K arrays in block order (scode[0] unused); alias code[] if sorted */
+  const int32_t **code;/* K arrays of n codes in row order, the caller's (borrowed) */
+  int32_t **sown;      /* K arrays in block order, owned (NULL when sorted; [0] unused) */
+  const int32_t **scode;/* K arrays in block order: sown[k], or code[k] when sorted */
   int sorted;          /* factor 0 codes were non-decreasing: no copies */
   size_t *start;       /* L[0] + 1 block offsets into the block order */
   double *w, *sw;      /* weights in row / block order, or NULL; sw aliases w if sorted */
@@ -139,17 +140,13 @@ size_t sp_demean_nobs(const sp_demean_ws *ws) { return ws->n; }
 
 void sp_demean_free(sp_demean_ws *ws) {
   if (ws == NULL) return;
-  if (ws->code != NULL) {
-    for (size_t k = 0; k < ws->K; k++) {
-      if (!ws->sorted && ws->scode != NULL && ws->scode[k] != ws->code[k])
-        sp_mem_free(ws->scode[k]);
-      sp_mem_free(ws->code[k]);
-    }
-  }
+  if (ws->sown != NULL)
+    for (size_t k = 0; k < ws->K; k++) sp_mem_free(ws->sown[k]);
   if (!ws->sorted) sp_mem_free(ws->sw);
   sp_mem_free(ws->w);
   free(ws->code);
   free(ws->scode);
+  free(ws->sown);
   free(ws->ord);
   free(ws->L);
   free(ws->off);
@@ -224,9 +221,10 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
   ws->off = malloc((K + 1) * sizeof *ws->off);
   ws->code = calloc(K, sizeof *ws->code);
   ws->scode = calloc(K, sizeof *ws->scode);
+  ws->sown = calloc(K, sizeof *ws->sown);
   ws->others = malloc(K * sizeof *ws->others);
   ws->cur = malloc(K * sizeof *ws->cur);
-  if (!ws->ord || !ws->L || !ws->off || !ws->code || !ws->scode || !ws->others || !ws->cur) {
+  if (!ws->ord || !ws->L || !ws->off || !ws->code || !ws->scode || !ws->sown || !ws->others || !ws->cur) {
     ws_oom(ws, err);
     return NULL;
   }
@@ -246,14 +244,8 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
   ws->Ltot = ws->off[K];
   ws->M = ws->Ltot - ws->L[0];
 
-  for (size_t k = 0; k < K; k++) {
-    ws->code[k] = sp_mem_alloc(n * sizeof(int32_t));
-    if (ws->code[k] == NULL) {
-      ws_oom(ws, err);
-      return NULL;
-    }
-    memcpy(ws->code[k], codes[ws->ord[k]], n * sizeof(int32_t));
-  }
+  /* Borrowed, not copied: a copy is 4n bytes of fresh pages per factor. */
+  for (size_t k = 0; k < K; k++) ws->code[k] = codes[ws->ord[k]];
   if (weights != NULL) {
     ws->w = sp_mem_doubles(n);
     if (ws->w == NULL) {
@@ -291,8 +283,8 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
       return NULL;
     }
     for (size_t k = 1; k < K; k++) {
-      ws->scode[k] = sp_mem_alloc(n * sizeof(int32_t));
-      if (ws->scode[k] == NULL) {
+      ws->scode[k] = ws->sown[k] = sp_mem_alloc(n * sizeof(int32_t));
+      if (ws->sown[k] == NULL) {
         free(pos);
         ws_oom(ws, err);
         return NULL;
@@ -306,7 +298,7 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     memcpy(pos, ws->start, L0 * sizeof *pos);
     for (size_t r = 0; r < n; r++) {
       size_t d = pos[c0[r]]++;
-      for (size_t k = 1; k < K; k++) ws->scode[k][d] = ws->code[k][r];
+      for (size_t k = 1; k < K; k++) ws->sown[k][d] = ws->code[k][r];
       if (ws->w != NULL) ws->sw[d] = ws->w[r];
     }
     free(pos);
@@ -1019,5 +1011,26 @@ int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *
   }
   free(owner);
   *nested = ok;
+  return SP_OK;
+}
+
+int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const double *data, size_t p,
+                      size_t tda, double *means, sp_error *err) {
+  const int32_t *cs[1] = {code};
+  int st = check_codes(n, 1, cs, &nlevels, err);
+  if (st != SP_OK) return st;
+  if (p > tda) return sp_error_set(err, SP_EDIM, "group means: %zu columns in rows of stride %zu", p, tda);
+  size_t *cnt = calloc(nlevels, sizeof *cnt);
+  if (cnt == NULL) return sp_error_set(err, SP_ENOMEM, "group means: out of memory for %zu levels", nlevels);
+  memset(means, 0, nlevels * p * sizeof *means);
+  for (size_t r = 0; r < n; r++) {
+    double *m = means + (size_t)code[r] * p;
+    const double *x = data + r * tda;
+    cnt[code[r]]++;
+    for (size_t j = 0; j < p; j++) m[j] += x[j];
+  }
+  for (size_t l = 0; l < nlevels; l++)
+    for (size_t j = 0; j < p; j++) means[l * p + j] = cnt[l] ? means[l * p + j] / (double)cnt[l] : NAN;
+  free(cnt);
   return SP_OK;
 }

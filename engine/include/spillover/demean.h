@@ -15,9 +15,10 @@
 ** other factors (4 bytes per row and factor) whatever p is; the data block is
 ** read twice (group sums, then residuals) and written once.
 **
-** Codes are int32 in [0, nlevels); a level may be empty.  The workspace copies
-** everything it needs, so the caller's arrays may be freed after
-** sp_demean_new.  A workspace is not safe for concurrent runs.
+** Codes are int32 in [0, nlevels); a level may be empty.  The workspace
+** borrows the code arrays (at 1e7 rows a copy is 40 MB of fresh pages per
+** factor): they must stay alive and unchanged until sp_demean_free.  Weights
+** are copied.  A workspace is not safe for concurrent runs.
 */
 #ifndef SPILLOVER_DEMEAN_H
 #define SPILLOVER_DEMEAN_H
@@ -51,7 +52,8 @@ void sp_demean_options_init(sp_demean_options *opt);
 
 /* Analyse nfe factors over n rows: codes[k][r] in [0, nlevels[k]).  weights is
    NULL or n non-negative finite analytic weights (weighted means; a row of
-   weight 0 takes no part in the coefficients but is still demeaned).  NULL and
+   weight 0 takes no part in the coefficients but is still demeaned).  The
+   code arrays are borrowed (see above), weights copied.  NULL and
    err set on failure (bad code, bad weight, no memory).  Free with
    sp_demean_free. */
 sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
@@ -98,5 +100,13 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
    fixef.K = "nested" then does not count its parameters). */
 int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *cluster,
                  size_t cluster_nlevels, const unsigned char *keep, int *nested, sp_error *err);
+
+/* Plain (unweighted) means per level of one factor: means[l * p + j] is the
+   mean of data[r * tda + j] over the rows with code[r] == l, NaN for an
+   empty level.  means holds nlevels x p doubles (caller-allocated).  This is
+   what the between R2 of a one-way fit correlates, so it stays in C rather
+   than in per-row Lua. */
+int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const double *data, size_t p,
+                      size_t tda, double *means, sp_error *err);
 
 #endif
