@@ -187,11 +187,49 @@ function M.is_dynamic(fit)
   return caps ~= nil and caps.dynamic ~= nil
 end
 
+--- The rows in periods before an experiment's shocks are known (spec.timing):
+--- "unannounced" (the default), the first shock's `from` (a shock without
+--- `from` is known from the start); "anticipated", spec.announced (nil: from
+--- the start of the data, so the leads of the model see every shock).  The
+--- experiment's shocks are one programme, announced together.  An array of
+--- row numbers, or nil when no row precedes the announcement.
+function M.unknown_rows(d, spec)
+  local known, first = nil, nil
+  for _, s in ipairs(spec.shocks) do
+    first = s.from and first ~= false and math.min(first or s.from, s.from) or false
+  end
+  if spec.timing == "anticipated" then
+    known = spec.announced
+    if known ~= nil and not (type(known) == "number" and first and known <= first) then
+      raise("counterfactual: 'announced' (" .. tostring(known) .. ") must be a period on or before the first shock's " ..
+        "'from' (" .. tostring(first or "none: a shock without 'from' is known from the start") .. ")")
+    end
+  elseif spec.timing == nil or spec.timing == "unannounced" then
+    known = first or nil
+  else
+    raise("counterfactual: 'timing' must be \"unannounced\" or \"anticipated\", got \"" .. tostring(spec.timing) .. "\"")
+  end
+  if known == nil or not spec.time then return nil end
+  local t, rows = d[spec.time], {}
+  for i = 1, d:nrow() do
+    local ti = tonumber(type(t) == "table" and t[i] or t:get(i, 1))
+    if ti and ti < known then rows[#rows + 1] = i end
+  end
+  return #rows > 0 and rows or nil
+end
+
 --- Predictions on the shocked data; for models with lags of the outcome the
---- shocked outcome feeds its own lags, period after period.
-local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
+--- shocked outcome feeds its own lags, period after period.  The rows in
+--- `unknown` (M.unknown_rows) keep the baseline: their only shocked inputs
+--- are leads, which agents read as the baseline while the shock is unknown,
+--- and so they feed nothing forward either.
+local function predict_path(fit, d0, d1, derive, coef, T, X0, X1, unknown)
   local p0 = fit:predict(d0, { coef = coef, matrix = X0 })
-  local p1 = fit:predict(d1, { coef = coef, matrix = X1 })
+  local function hold(p)
+    for _, i in ipairs(unknown or {}) do p[i] = p0[i] end
+    return p
+  end
+  local p1 = hold(fit:predict(d1, { coef = coef, matrix = X1 }))
   if not M.is_dynamic(fit) then return p0, p1 end
   -- The shocked predictions become the outcome's column, so the outcome must be one.
   local y = (formula.is_formula(fit.formula) and fit.formula or formula.parse(fit.formula)):response()
@@ -216,7 +254,7 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1)
       -- the unshocked data: the fed-back outcome stays
       dd[y] = yv
     end
-    p1 = fit:predict(dd, { coef = coef })
+    p1 = hold(fit:predict(dd, { coef = coef }))
   end
   return p0, p1
 end
@@ -496,6 +534,8 @@ end
 --                  baseline-fixed parameters (may be nil)
 --   spec.fit       a fit (the fit protocol)
 --   spec.shocks    array of {variable=, where=, from=, to=, change=, phase_in=}
+--   spec.timing    "unannounced" (default) | "anticipated", spec.announced: when
+--                  the shocks become known (M.unknown_rows)
 --   spec.entity, spec.time   panel index names (time needed for from/to)
 --   spec.groups    array of grouping variables for the aggregates (an "all"
 --                  group is always added)
@@ -531,7 +571,8 @@ function M.run(spec)
   local fast = fit.predict_matrix ~= nil and not M.is_dynamic(fit)
   local X0, X1
   if fast then X0, X1 = fit:predict_matrix(d0), fit:predict_matrix(d1) end
-  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T, X0, X1)
+  local unknown = M.unknown_rows(d0, spec)
+  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T, X0, X1, unknown)
   local n = d0:nrow()
 
   -- Draws of the effect per row: a table r -> n x 1 matrix.
@@ -540,7 +581,13 @@ function M.run(spec)
   if ndraws > 0 then
     local rng = core.rng(spec.seed or 42)
     local D
-    if fast then D = X1 - X0 end
+    if fast then
+      D = X1 - X0
+      -- rows before the announcement: no change, where the row predicts at all
+      for _, i in ipairs(unknown or {}) do
+        for j = 1, D:ncol() do if D:get(i, j) == D:get(i, j) then D:set(i, j, 0) end end
+      end
+    end
     local entity_rows
     if spec.bootstrap and spec.bootstrap > 0 then
       if not (fit.refit and spec.entity) then
@@ -580,7 +627,7 @@ function M.run(spec)
         for i, nm in ipairs(fit.names) do b[i] = coef[nm] end
         draws[r] = D * core.matrix(b)
       else
-        local q0, q1 = predict_path(fit, d0, d1, spec.derive, coef, T)
+        local q0, q1 = predict_path(fit, d0, d1, spec.derive, coef, T, nil, nil, unknown)
         draws[r] = q1 - q0
       end
       if spec.progress then spec.progress(r, ndraws) end

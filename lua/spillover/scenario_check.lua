@@ -153,6 +153,8 @@ local schema = { type = "map", fields = {
       budget = { type = "number", required = true },
       where = STR, from = NUM, to = NUM, lower = NUM, upper = NUM, steps = { type = "integer", min = 1 },
       objective = { type = "string", enum = { "level", "model" } } } },
+    -- when the shocks become known (spillover.counterfactual.unknown_rows)
+    timing = { type = "string", enum = { "unannounced", "anticipated" } }, announced = NUM,
     draws = { type = "integer", min = 0, max = MAX_DRAWS }, bootstrap = { type = "integer", min = 1, max = MAX_BOOTSTRAP },
     seed = INT, level = { type = "number", min = 0, max = 1, open_range = true },
     groups = STR_OR_LIST,
@@ -558,6 +560,70 @@ local function check_allocate(s, spec, a, path, d, columns, known_var, known, er
   end
 end
 
+--- Why an experiment's timing: cannot be had, and the key to blame.
+--- Anticipation acts through the model's leads (f(x), l(x, -1)) of a shocked
+--- variable or of one derived from it: without one, the response before the
+--- shock is not identified.  The announcement is not after the first shock.
+local function timing_problem(spec, e)
+  if e.announced ~= nil and e.timing ~= "anticipated" then
+    return "'announced' is read only by timing: anticipated", "announced"
+  end
+  if e.timing ~= "anticipated" then return nil end
+  if e.rollout or e.allocate then
+    return "anticipation applies to shocks; a roll-out or an allocation starts when it starts", "timing"
+  end
+  local shocks, moved, first = e.shocks or { e.shock }, {}, nil
+  if #shocks == 0 then return nil end -- no shock: reported as such
+  for _, sh in ipairs(shocks) do
+    for _, v in ipairs(as_list(sh.variable)) do moved[v] = true end
+    if not sh.from then return "anticipation needs shocks that start later: give each shock 'from'", "timing" end
+    first = math.min(first or sh.from, sh.from)
+  end
+  if e.announced and e.announced > first then
+    return string.format("'announced' (%s) is after the shock's 'from' (%s)", util.key_of(e.announced),
+      util.key_of(first)), "announced"
+  end
+  -- the derived variables a shock moves, through derive: entries that read them
+  local F = require "spillover.formula"
+  local function reads(entry, out)
+    if type(entry) == "table" then for _, v in pairs(entry) do reads(v, out) end
+    elseif type(entry) == "string" then
+      local ok, f = pcall(F.parse, "~ " .. entry)
+      if ok then for _, v in ipairs(f.vars) do out[v] = true end end
+    end
+    return out
+  end
+  local changed = true
+  while changed do
+    changed = false
+    for name, entry in pairs(spec.derive or {}) do
+      if not moved[name] then
+        for v in pairs(reads(entry, {})) do if moved[v] then moved[name], changed = true, true; break end end
+      end
+    end
+  end
+  local m = spec.models[e.model]
+  local ok, f = pcall(F.parse, m and m.formula or "")
+  if not ok then return nil end -- the model's own check reports its formula
+  local function moves(n)
+    if n.kind == "var" then return moved[n.var] end
+    for _, x in ipairs(n.args or {}) do if moves(x) then return true end end
+    return false
+  end
+  local function has_lead(n)
+    if (n.kind == "lead" and n.k >= 1 or n.kind == "lag" and n.k <= -1) and moves(n) then return true end
+    for _, x in ipairs(n.args or {}) do if has_lead(x) then return true end end
+    return false
+  end
+  for _, list in ipairs { f.rhs, f.endog, f.inst } do
+    for _, t in ipairs(list) do if has_lead(t) then return nil end end
+  end
+  local v = as_list(shocks[1].variable)[1]
+  return string.format("model '%s' has no lead of a shocked variable (f(%s) of %s or of a variable derived from it), " ..
+    "so agents' response before the shock is not identified; add the lead to the formula or drop timing: anticipated",
+    e.model, v, v), "timing"
+end
+
 --- Every point of a sweep is an experiment of the schema: each is checked
 --- as one (a change that cannot be read, a key the experiment does not have).
 local function check_sweep(s, spec, e, path, errs)
@@ -574,6 +640,8 @@ local function check_sweep(s, spec, e, path, errs)
     ep.sweep = nil
     local before = #errs
     validate(s, ep, schema.fields.experiments.values, path .. ".sweep[point " .. i .. "]", errs)
+    local tmsg = timing_problem(spec, ep)
+    if tmsg then errs[#errs + 1] = located(s, path .. ".sweep", "point " .. i .. ": " .. tmsg) end
     for _, sh in ipairs(ep.shocks or { ep.shock }) do
       local ok3, msg = pcall(require("spillover.counterfactual").parse_change, sh.change, "change")
       if not ok3 then
@@ -894,6 +962,8 @@ function M.check(s, opts)
       end
     end
     if e.sweep then check_sweep(s, spec, e, path, errs) end
+    local tmsg, tkey = timing_problem(spec, e)
+    if tmsg then errs[#errs + 1] = located(s, path .. "." .. tkey, tmsg) end
     for _, g in ipairs(as_list(e.groups)) do
       if not known_var(g) then
         errs[#errs + 1] = located(s, path .. ".groups", "unknown column '" .. g .. "'" .. did_you_mean(g, known))

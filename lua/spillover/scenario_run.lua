@@ -150,7 +150,7 @@ function M.execute(s, opts)
         derive = function(frame) derive(frame, false) end,
         entity = spec.data.entity, time = spec.data.time, groups = as_list(e.groups),
         draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
-        disparity = e.disparity, allocate = e.allocate,
+        disparity = e.disparity, allocate = e.allocate, timing = e.timing, announced = e.announced,
         scale = cf.experiment_scale(spec.models[e.model].formula, spec.derive, e.scale) or false,
         progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
       }
