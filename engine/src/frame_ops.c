@@ -13,6 +13,8 @@
 #include "spillover/frame_ops.h"
 #include "spillover/mem.h"
 #include "spillover/panel.h"
+#include "spillover/radix.h"
+#include "spillover/strdict.h"
 
 #define NO_ROW SP_NO_ROW
 
@@ -123,134 +125,247 @@ int sp_frame_rename(sp_frame *f, const char *from, const char *to, sp_error *err
 
 /* {=====================================================================
 ** Sorting and grouping
+**
+** No comparator: each key column is encoded as one unsigned integer per row
+** whose ascending order is the sort order, and the rows are radix sorted on
+** those integers (radix.h).  A categorical cell encodes as the rank of its
+** level in strcmp order; a numeric column whose values are all whole numbers
+** of at most 2^53 in magnitude as the integer itself, any other as its IEEE
+** bits made order-preserving (-0 as +0, since they compare equal).  Values
+** count from the smallest present (up from the minimum, or down from the
+** maximum for a descending key), so a key takes only the bits its range
+** needs (an id with 1e5 values takes 17), and a missing cell is one past the
+** largest value, which puts it last in either direction.  The keys are
+** packed, first key highest, into as few 64-bit words as hold them, and the
+** words are sorted from the last to the first: each sort is stable, so the
+** whole is the stable lexicographic order.
 ** ====================================================================== */
+
+#define SIGN_BIT ((uint64_t)1 << 63)
+#define NONE32 UINT32_MAX
 
 typedef struct {
   const sp_column *c;
-  int32_t *rank;  /* categorical: rank of each level in strcmp order */
   int desc;
-} sort_key;
+  int integral;    /* numeric: encoded as the integer value */
+  uint32_t *map;   /* categorical: code -> rank of its level */
+  uint64_t base;   /* encoding = raw - base, or base - raw when descending */
+  uint64_t range;  /* largest encoding of a present value; a missing cell is range + 1 */
+  unsigned bits;   /* bits of the largest encoding that occurs */
+} key_code;
 
-static int cmp_rows(const sort_key *keys, size_t nkeys, size_t a, size_t b) {
-  for (size_t k = 0; k < nkeys; k++) {
-    const sp_column *c = keys[k].c;
-    int ma, mb, cmp;
-    if (c->type == SP_NUMERIC) {
-      double x = c->num[a], y = c->num[b];
-      ma = isnan(x); mb = isnan(y);
-      cmp = (ma || mb) ? 0 : (x > y) - (x < y);
-    } else {
-      int32_t x = c->code[a], y = c->code[b];
-      ma = x < 0; mb = y < 0;
-      cmp = (ma || mb) ? 0 : (keys[k].rank[x] > keys[k].rank[y]) - (keys[k].rank[x] < keys[k].rank[y]);
-    }
-    if (ma || mb) {
-      if (ma && mb) continue;
-      return ma ? 1 : -1;  /* missing last in either direction */
-    }
-    if (cmp != 0) return keys[k].desc ? -cmp : cmp;
-  }
-  return 0;
+static uint64_t double_bits(double v) {
+  uint64_t u;
+  if (v == 0) v = 0.0;
+  memcpy(&u, &v, sizeof u);
+  return (u & SIGN_BIT) ? ~u : u | SIGN_BIT;
 }
 
-/* Stable merge sort of perm[0..n) with tmp as scratch of the same size. */
-static void merge_sort(size_t *perm, size_t *tmp, size_t n, const sort_key *keys, size_t nkeys) {
-  if (n < 2) return;
-  if (n <= 16) {
-    for (size_t i = 1; i < n; i++) {
-      size_t v = perm[i], j = i;
-      while (j > 0 && cmp_rows(keys, nkeys, perm[j - 1], v) > 0) { perm[j] = perm[j - 1]; j--; }
-      perm[j] = v;
-    }
-    return;
-  }
-  size_t h = n / 2;
-  merge_sort(perm, tmp, h, keys, nkeys);
-  merge_sort(perm + h, tmp, n - h, keys, nkeys);
-  if (cmp_rows(keys, nkeys, perm[h - 1], perm[h]) <= 0) return;  /* already in order */
-  size_t i = 0, j = h, o = 0;
-  while (i < h && j < n) tmp[o++] = cmp_rows(keys, nkeys, perm[j], perm[i]) < 0 ? perm[j++] : perm[i++];
-  while (i < h) tmp[o++] = perm[i++];
-  while (j < n) tmp[o++] = perm[j++];
-  memcpy(perm, tmp, n * sizeof *perm);
+/* The order-preserving unsigned form of a present numeric value. */
+static uint64_t numeric_raw(const key_code *k, double v) {
+  return k->integral ? (uint64_t)(int64_t)v ^ SIGN_BIT : double_bits(v);
 }
 
-static void free_keys(sort_key *keys, size_t nkeys) {
+static uint64_t key_value(const key_code *k, size_t r) {
+  uint64_t raw;
+  if (k->c->type == SP_CATEGORICAL) {
+    int32_t code = k->c->code[r];
+    if (code < 0) return k->range + 1;
+    raw = k->map[code];
+  } else {
+    double v = k->c->num[r];
+    if (isnan(v)) return k->range + 1;
+    raw = numeric_raw(k, v);
+  }
+  return k->desc ? k->base - raw : raw - k->base;
+}
+
+/* One pass over the column: its range and whether any cell is missing. */
+static int key_code_init(key_code *k, const sp_column *c, int desc, size_t n, sp_error *err) {
+  memset(k, 0, sizeof *k);
+  k->c = c;
+  k->desc = desc;
+  int missing = 0;
+  uint64_t lo = UINT64_MAX, hi = 0;
+  if (c->type == SP_CATEGORICAL) {
+    int32_t *rank = sp_column_level_ranks(c);
+    if (rank == NULL) return nomem(err, "sorting");
+    k->map = (uint32_t *)rank;  /* ranks are >= 0 */
+    for (size_t i = 0; i < n; i++) {
+      int32_t code = c->code[i];
+      if (code < 0) { missing = 1; continue; }
+      uint64_t v = k->map[code];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  } else {
+    double dlo = INFINITY, dhi = -INFINITY;
+    int integral = 1;
+    for (size_t i = 0; i < n; i++) {
+      double v = c->num[i];
+      if (isnan(v)) { missing = 1; continue; }
+      if (v < dlo) dlo = v;
+      if (v > dhi) dhi = v;
+      /* the bound first: converting a larger double to int64 is undefined */
+      if (integral && !(fabs(v) <= 9007199254740992.0 && v == (double)(int64_t)v)) integral = 0;
+    }
+    k->integral = integral;
+    if (dlo <= dhi) { lo = numeric_raw(k, dlo); hi = numeric_raw(k, dhi); }
+  }
+  if (lo > hi) lo = hi = 0;  /* every cell missing */
+  k->base = desc ? hi : lo;
+  k->range = hi - lo;
+  k->bits = sp_radix_bits(missing ? k->range + 1 : k->range);
+  return SP_OK;
+}
+
+static void free_keys(key_code *keys, size_t nkeys) {
   if (keys == NULL) return;
-  for (size_t k = 0; k < nkeys; k++) free(keys[k].rank);
+  for (size_t k = 0; k < nkeys; k++) free(keys[k].map);
   free(keys);
 }
 
 static int make_keys(const sp_frame *f, const sp_sort_key *spec, size_t nkeys, const char *ctx,
-                     sort_key **out, sp_error *err) {
+                     key_code **out, sp_error *err) {
   *out = NULL;
-  sort_key *keys = calloc(nkeys ? nkeys : 1, sizeof *keys);
+  if (f->nrow > (size_t)INT32_MAX)
+    return sp_error_set(err, SP_EVALUE, "%s: too many rows (%zu; at most %d)", ctx, f->nrow, INT32_MAX);
+  key_code *keys = calloc(nkeys ? nkeys : 1, sizeof *keys);
   if (keys == NULL) return nomem(err, "sorting");
   for (size_t k = 0; k < nkeys; k++) {
-    keys[k].c = sp_frame_column(f, spec[k].name);
-    keys[k].desc = spec[k].desc;
-    if (keys[k].c == NULL) { free_keys(keys, nkeys); return unknown_column(f, spec[k].name, ctx, err); }
-    if (keys[k].c->type == SP_CATEGORICAL && (keys[k].rank = sp_column_level_ranks(keys[k].c)) == NULL) {
-      free_keys(keys, nkeys);
-      return nomem(err, "sorting");
-    }
+    const sp_column *c = sp_frame_column(f, spec[k].name);
+    if (c == NULL) { free_keys(keys, nkeys); return unknown_column(f, spec[k].name, ctx, err); }
+    int st = key_code_init(&keys[k], c, spec[k].desc, f->nrow, err);
+    if (st != SP_OK) { free_keys(keys, nkeys); return st; }
   }
   *out = keys;
   return SP_OK;
 }
 
+/* rows[0..n) = the row numbers in the stable order of the keys.  Keys are
+   packed into words from the last key back; a word of at most 32 bits
+   carries its row in the low half of the element, so that sort moves 8 bytes
+   per row instead of 12. */
+static int order_rows(const key_code *keys, size_t nkeys, size_t n, uint32_t *rows, sp_error *err) {
+  uint64_t *a = sp_mem_alloc((n ? n : 1) * sizeof *a);
+  if (a == NULL) return nomem(err, "sorting");
+  int st = SP_OK, first = 1;
+  size_t hi = nkeys;
+  while (hi > 0 && st == SP_OK) {
+    size_t lo = hi;
+    unsigned bits = 0;
+    while (lo > 0 && bits + keys[lo - 1].bits <= 64) bits += keys[--lo].bits;
+    int packed = bits <= 32;
+    for (size_t j = 0; j < n; j++) {
+      size_t r = first ? j : rows[j];
+      uint64_t w = 0;
+      for (size_t k = lo; k < hi; k++)
+        w = keys[k].bits >= 64 ? key_value(&keys[k], r) : (w << keys[k].bits) | key_value(&keys[k], r);
+      a[j] = packed ? (w << 32) | r : w;
+      if (!packed) rows[j] = (uint32_t)r;
+    }
+    st = sp_radix_sort(a, packed ? NULL : rows, n, packed ? 32 : 0, bits, err);
+    if (packed) for (size_t j = 0; j < n; j++) rows[j] = (uint32_t)a[j];
+    first = 0;
+    hi = lo;
+  }
+  if (first) for (size_t j = 0; j < n; j++) rows[j] = (uint32_t)j;  /* no keys */
+  sp_mem_free(a);
+  return st;
+}
+
 int sp_frame_order(const sp_frame *f, const sp_sort_key *spec, size_t nkeys, size_t *perm, sp_error *err) {
-  sort_key *keys;
+  key_code *keys;
   int st = make_keys(f, spec, nkeys, "sort", &keys, err);
   if (st != SP_OK) return st;
   size_t n = f->nrow;
-  size_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-  if (tmp == NULL) { free_keys(keys, nkeys); return nomem(err, "sorting"); }
-  for (size_t i = 0; i < n; i++) perm[i] = i;
-  merge_sort(perm, tmp, n, keys, nkeys);
-  free(tmp);
+  uint32_t *rows = sp_mem_alloc((n ? n : 1) * sizeof *rows);
+  if (rows == NULL) st = nomem(err, "sorting");
+  else st = order_rows(keys, nkeys, n, rows, err);
+  for (size_t j = 0; st == SP_OK && j < n; j++) perm[j] = rows[j];
+  sp_mem_free(rows);
   free_keys(keys, nkeys);
+  return st;
+}
+
+/* Is any key of row r missing (encoded past its range)? */
+static int row_has_missing(const key_code *keys, size_t nkeys, size_t r) {
+  for (size_t k = 0; k < nkeys; k++)
+    if (key_value(&keys[k], r) > keys[k].range) return 1;
+  return 0;
+}
+
+/* Few possible key combinations (an id, a year, a region): one pass numbers
+   each row's combination in a table indexed by it, ascending in key order. */
+static int group_table(const key_code *keys, size_t nkeys, size_t n, size_t ncomb,
+                       int32_t *codes, size_t *ngroups, size_t *first, sp_error *err) {
+  uint32_t *tab = sp_mem_alloc(ncomb * sizeof *tab);
+  if (tab == NULL) return nomem(err, "grouping");
+  for (size_t u = 0; u < ncomb; u++) tab[u] = NONE32;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t u = 0;
+    size_t k;
+    for (k = 0; k < nkeys; k++) {
+      uint64_t v = key_value(&keys[k], i);
+      if (v > keys[k].range) break;
+      u = u * (keys[k].range + 1) + v;
+    }
+    if (k < nkeys) { codes[i] = -1; continue; }
+    codes[i] = (int32_t)u;
+    if (tab[u] == NONE32) tab[u] = (uint32_t)i;  /* stable: the smallest row */
+  }
+  size_t g = 0;
+  for (size_t u = 0; u < ncomb; u++)
+    if (tab[u] != NONE32) { first[g] = tab[u]; tab[u] = (uint32_t)g++; }
+  for (size_t i = 0; i < n; i++)
+    if (codes[i] >= 0) codes[i] = (int32_t)tab[codes[i]];
+  *ngroups = g;
+  sp_mem_free(tab);
   return SP_OK;
 }
 
-static int row_has_missing(const sort_key *keys, size_t nkeys, size_t r) {
-  for (size_t k = 0; k < nkeys; k++)
-    if (sp_column_missing(keys[k].c, r)) return 1;
-  return 0;
+/* Many combinations: sort the rows, then a group starts where a key changes. */
+static int group_sorted(const key_code *keys, size_t nkeys, size_t n,
+                        int32_t *codes, size_t *ngroups, size_t *first, sp_error *err) {
+  uint32_t *rows = sp_mem_alloc((n ? n : 1) * sizeof *rows);
+  if (rows == NULL) return nomem(err, "grouping");
+  int st = order_rows(keys, nkeys, n, rows, err);
+  size_t g = 0, prev = 0;
+  for (size_t j = 0; st == SP_OK && j < n; j++) {
+    size_t r = rows[j];
+    if (row_has_missing(keys, nkeys, r)) { codes[r] = -1; continue; }  /* missing rows sort last */
+    int same = g > 0;
+    for (size_t k = 0; same && k < nkeys; k++) same = key_value(&keys[k], r) == key_value(&keys[k], prev);
+    if (!same) first[g++] = r;  /* stable: the smallest row */
+    codes[r] = (int32_t)(g - 1);
+    prev = r;
+  }
+  *ngroups = g;
+  sp_mem_free(rows);
+  return st;
 }
 
 int sp_frame_group(const sp_frame *f, const char *const *names, size_t nkeys,
                    int32_t *codes, size_t *ngroups, size_t *first, sp_error *err) {
   *ngroups = 0;
   size_t n = f->nrow;
-  if (n > (size_t)INT32_MAX) return sp_error_set(err, SP_EVALUE, "group: too many rows (%zu)", n);
   sp_sort_key *spec = calloc(nkeys ? nkeys : 1, sizeof *spec);
   if (spec == NULL) return nomem(err, "grouping");
   for (size_t k = 0; k < nkeys; k++) spec[k].name = names[k];
-  sort_key *keys;
+  key_code *keys;
   int st = make_keys(f, spec, nkeys, "group", &keys, err);
   free(spec);
   if (st != SP_OK) return st;
-  size_t *perm = malloc((n ? n : 1) * sizeof *perm);
-  size_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-  if (perm == NULL || tmp == NULL) {
-    free(perm); free(tmp); free_keys(keys, nkeys);
-    return nomem(err, "grouping");
-  }
-  for (size_t i = 0; i < n; i++) perm[i] = i;
-  merge_sort(perm, tmp, n, keys, nkeys);
-  size_t g = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t r = perm[i];
-    if (row_has_missing(keys, nkeys, r)) { codes[r] = -1; continue; }
-    if (g == 0 || cmp_rows(keys, nkeys, perm[i - 1], r) != 0) first[g++] = r;  /* stable: smallest row */
-    codes[r] = (int32_t)(g - 1);
-  }
-  *ngroups = g;
-  free(perm);
-  free(tmp);
+  /* the table costs about one pass over the rows when it has at most n + 2^16 entries */
+  uint64_t ncomb = 1, limit = (uint64_t)n + 65536;
+  for (size_t k = 0; k < nkeys && ncomb <= limit; k++)
+    ncomb = keys[k].range >= limit ? limit + 1 : ncomb * (keys[k].range + 1);
+  if (ncomb <= limit && ncomb <= (uint64_t)INT32_MAX)
+    st = group_table(keys, nkeys, n, (size_t)ncomb, codes, ngroups, first, err);
+  else
+    st = group_sorted(keys, nkeys, n, codes, ngroups, first, err);
   free_keys(keys, nkeys);
-  return SP_OK;
+  return st;
 }
 
 /* }===================================================================== */
@@ -317,7 +432,7 @@ int sp_frame_aggregate(const sp_frame *f, const char *const *by, size_t nby,
                           c->name, sp_agg_name(specs[s].fun));
     }
   }
-  int32_t *codes = malloc((n ? n : 1) * sizeof *codes);
+  int32_t *codes = sp_mem_alloc((n ? n : 1) * sizeof *codes);
   size_t *first = malloc((n ? n : 1) * sizeof *first);
   double *res = NULL, *mean = NULL;
   size_t *cnt = NULL, *rows = NULL;
@@ -372,7 +487,7 @@ int sp_frame_aggregate(const sp_frame *f, const char *const *by, size_t nby,
   st = SP_OK;
 done:
   sp_frame_free(g);
-  free(codes); free(first); free(res); free(mean); free(cnt); free(rows);
+  sp_mem_free(codes); free(first); free(res); free(mean); free(cnt); free(rows);
   return st;
 }
 
@@ -454,16 +569,37 @@ done:
 
 /* {=====================================================================
 ** Joins
+**
+** An index over one side's keys: each distinct key's rows are chained in row
+** order, so matches come out in that side's row order without a sort.  When
+** every key is an integer-valued numeric column or a categorical one and
+** their combinations are few (an id, a year), a key's slot is its
+** combination number, counted from the smallest value present: no hashing
+** and no comparison.  Otherwise the index is a hash table: numeric keys hash
+** by their bits (-0 as +0: they compare equal).  Categorical keys go by an id
+** of their level string shared by both frames, so that frames with different
+** dictionaries match by text.
 ** ====================================================================== */
 
 typedef struct {
-  const sp_column **cx, **cy;  /* key columns in x and in y */
+  const sp_column **c;  /* the key columns of this side */
+  uint32_t **id;        /* categorical key k: code -> shared level id; NULL for numeric */
   size_t nk;
-} join_keys;
+} side_keys;
+
+typedef struct {
+  uint32_t *slot;  /* the first row of each key, or NONE32 */
+  uint32_t *next;  /* the next row with the same key, or NONE32 */
+  size_t nslot;    /* hashed: a power of two; direct: the combinations + 1, the last always empty */
+  int dup;         /* some key has more than one row */
+  int direct;
+  int64_t *lo;     /* direct: each key's smallest value (its level id for a categorical key) */
+  uint64_t *card;  /* direct: each key's number of values from lo */
+} key_index;
 
 /* Compare key of row i of side a with row j of side b (columns ca, cb). */
-static int cmp_key(const join_keys *jk, const sp_column **ca, size_t i, const sp_column **cb, size_t j) {
-  for (size_t k = 0; k < jk->nk; k++) {
+static int cmp_key(const sp_column **ca, size_t i, const sp_column **cb, size_t j, size_t nk) {
+  for (size_t k = 0; k < nk; k++) {
     int c;
     if (ca[k]->type == SP_NUMERIC) {
       double x = ca[k]->num[i], y = cb[k]->num[j];
@@ -476,23 +612,133 @@ static int cmp_key(const join_keys *jk, const sp_column **ca, size_t i, const sp
   return 0;
 }
 
-static int key_missing(const sp_column **c, size_t nk, size_t r) {
-  for (size_t k = 0; k < nk; k++)
-    if (sp_column_missing(c[k], r)) return 1;
+static int key_missing(const side_keys *s, size_t r) {
+  for (size_t k = 0; k < s->nk; k++)
+    if (sp_column_missing(s->c[k], r)) return 1;
   return 0;
 }
 
-/* Stable merge sort of row lists by key, within one side. */
-static void key_sort(size_t *a, size_t *tmp, size_t n, const join_keys *jk, const sp_column **c) {
-  if (n < 2) return;
-  size_t h = n / 2;
-  key_sort(a, tmp, h, jk, c);
-  key_sort(a + h, tmp, n - h, jk, c);
-  size_t i = 0, j = h, o = 0;
-  while (i < h && j < n) tmp[o++] = cmp_key(jk, c, a[j], c, a[i]) < 0 ? a[j++] : a[i++];
-  while (i < h) tmp[o++] = a[i++];
-  while (j < n) tmp[o++] = a[j++];
-  memcpy(a, tmp, n * sizeof *a);
+/* The value of key k of a row with no missing key, equal exactly when the keys are. */
+static uint64_t key_canon(const side_keys *s, size_t k, size_t r) {
+  const sp_column *c = s->c[k];
+  if (c->type == SP_CATEGORICAL) return s->id[k][c->code[r]];
+  double v = c->num[r];
+  uint64_t u;
+  if (v == 0) v = 0.0;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+static uint64_t mix64(uint64_t h) {  /* MurmurHash3's finaliser: every input bit moves every output bit */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  return h ^ (h >> 33);
+}
+
+static uint64_t key_hash(const side_keys *s, size_t r) {
+  uint64_t h = 0;
+  for (size_t k = 0; k < s->nk; k++) h = mix64(h ^ key_canon(s, k, r));
+  return h;
+}
+
+static int same_key(const side_keys *a, size_t i, const side_keys *b, size_t j) {
+  for (size_t k = 0; k < a->nk; k++)
+    if (key_canon(a, k, i) != key_canon(b, k, j)) return 0;
+  return 1;
+}
+
+static int integral_value(double v) {  /* the bound first: converting a larger double is undefined */
+  return fabs(v) <= 9007199254740992.0 && v == (double)(int64_t)v;
+}
+
+/* The integer a present key cell stands for in a direct index. */
+static int64_t key_integer(const side_keys *s, size_t k, size_t r) {
+  const sp_column *c = s->c[k];
+  return c->type == SP_CATEGORICAL ? (int64_t)s->id[k][c->code[r]] : (int64_t)c->num[r];
+}
+
+/* The slot of row i of side a's key in the index of side b.  Its first row,
+   or NONE32 when no row of b has that key. */
+static size_t find_slot(const key_index *ix, const side_keys *b, const side_keys *a, size_t i) {
+  if (ix->direct) {
+    uint64_t u = 0;
+    for (size_t k = 0; k < a->nk; k++) {
+      if (a->c[k]->type == SP_NUMERIC && !integral_value(a->c[k]->num[i])) return ix->nslot - 1;
+      uint64_t off = (uint64_t)key_integer(a, k, i) - (uint64_t)ix->lo[k];
+      if (off >= ix->card[k]) return ix->nslot - 1;
+      u = u * ix->card[k] + off;
+    }
+    return (size_t)u;
+  }
+  size_t mask = ix->nslot - 1, p = (size_t)key_hash(a, i) & mask;
+  while (ix->slot[p] != NONE32 && !same_key(b, ix->slot[p], a, i)) p = (p + 1) & mask;
+  return p;
+}
+
+static void index_free(key_index *ix) {
+  sp_mem_free(ix->slot);
+  sp_mem_free(ix->next);
+  free(ix->lo);
+  free(ix->card);
+}
+
+/* Can side s be indexed directly?  Fills ix->lo, ix->card and ix->nslot if so. */
+static int index_direct(key_index *ix, const side_keys *s, size_t n, sp_error *err) {
+  ix->lo = malloc(s->nk * sizeof *ix->lo);
+  ix->card = malloc(s->nk * sizeof *ix->card);
+  if (ix->lo == NULL || ix->card == NULL) return nomem(err, "joining");
+  uint64_t ncomb = 1, limit = (uint64_t)n + 65536;  /* a table about the size of the side */
+  for (size_t k = 0; k < s->nk; k++) {
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    const sp_column *c = s->c[k];
+    if (c->type == SP_CATEGORICAL) {
+      for (size_t l = 0; l < c->nlevels; l++) {
+        if ((int64_t)s->id[k][l] < lo) lo = s->id[k][l];
+        if ((int64_t)s->id[k][l] > hi) hi = s->id[k][l];
+      }
+    } else {
+      for (size_t r = 0; r < n; r++) {
+        double v = c->num[r];
+        if (isnan(v)) continue;
+        if (!integral_value(v)) return SP_OK;
+        if ((int64_t)v < lo) lo = (int64_t)v;
+        if ((int64_t)v > hi) hi = (int64_t)v;
+      }
+    }
+    if (lo > hi) lo = hi = 0;  /* no value: nothing will match */
+    ix->lo[k] = lo;
+    ix->card[k] = (uint64_t)hi - (uint64_t)lo + 1;
+    if (ix->card[k] > limit || (ncomb *= ix->card[k]) > limit) return SP_OK;
+  }
+  ix->direct = 1;
+  ix->nslot = (size_t)ncomb + 1;
+  return SP_OK;
+}
+
+/* Index the n rows of side s; rows with a missing key are left out.  The rows
+   go in from the last, each in front of its key's chain, so chains run in row
+   order. */
+static int index_build(key_index *ix, const side_keys *s, size_t n, sp_error *err) {
+  int st = index_direct(ix, s, n, err);
+  if (st != SP_OK) { index_free(ix); return st; }
+  if (!ix->direct) {
+    ix->nslot = 16;
+    while (ix->nslot < 2 * n) ix->nslot *= 2;  /* load at most 1/2: short probes */
+  }
+  ix->slot = sp_mem_alloc(ix->nslot * sizeof *ix->slot);
+  ix->next = sp_mem_alloc((n ? n : 1) * sizeof *ix->next);
+  if (ix->slot == NULL || ix->next == NULL) { index_free(ix); return nomem(err, "joining"); }
+  for (size_t p = 0; p < ix->nslot; p++) ix->slot[p] = NONE32;
+  for (size_t r = n; r-- > 0;) {
+    if (key_missing(s, r)) continue;
+    size_t p = find_slot(ix, s, s, r);
+    ix->next[r] = ix->slot[p];
+    ix->dup |= ix->slot[p] != NONE32;
+    ix->slot[p] = (uint32_t)r;
+  }
+  return SP_OK;
 }
 
 static void describe_key(const sp_column **c, size_t nk, size_t r, char *buf, size_t size) {
@@ -510,102 +756,116 @@ static void describe_key(const sp_column **c, size_t nk, size_t r, char *buf, si
   }
 }
 
-/* Sort the rows of one side that have complete keys into rows[0..*m). */
-static int sorted_keys(const sp_frame *f, const join_keys *jk, const sp_column **c, size_t *rows,
-                       size_t *m, sp_error *err) {
-  size_t n = f->nrow, k = 0;
-  for (size_t i = 0; i < n; i++) if (!key_missing(c, jk->nk, i)) rows[k++] = i;
-  size_t *tmp = malloc((k ? k : 1) * sizeof *tmp);
-  if (tmp == NULL) return nomem(err, "joining");
-  key_sort(rows, tmp, k, jk, c);
-  free(tmp);
-  *m = k;
-  return SP_OK;
+/* A duplicated key is an error naming the smallest such key in key order and
+   its first two rows, whatever order the index holds the keys in. */
+static int check_unique(const key_index *ix, const side_keys *s, const char *side, const char *validate,
+                        sp_error *err) {
+  if (!ix->dup) return SP_OK;
+  size_t best = SP_NO_ROW;
+  for (size_t p = 0; p < ix->nslot; p++) {
+    uint32_t r = ix->slot[p];
+    if (r != NONE32 && ix->next[r] != NONE32 && (best == SP_NO_ROW || cmp_key(s->c, r, s->c, best, s->nk) < 0))
+      best = r;
+  }
+  char key[400];
+  describe_key(s->c, s->nk, best, key, sizeof key);
+  return sp_error_set(err, SP_EDUP,
+                      "join: key (%s) appears more than once in the %s frame (rows %zu and %zu); "
+                      "validate = \"%s\" needs unique keys there",
+                      key, side, best + 1, (size_t)ix->next[best] + 1, validate);
 }
 
-static int check_unique(const join_keys *jk, const sp_column **c, const size_t *rows, size_t m,
-                        const char *side, const char *validate, sp_error *err) {
-  for (size_t k = 1; k < m; k++) {
-    if (cmp_key(jk, c, rows[k - 1], c, rows[k]) == 0) {
-      char key[400];
-      describe_key(c, jk->nk, rows[k], key, sizeof key);
-      return sp_error_set(err, SP_EDUP,
-                          "join: key (%s) appears more than once in the %s frame (rows %zu and %zu); "
-                          "validate = \"%s\" needs unique keys there",
-                          key, side, rows[k - 1] + 1, rows[k] + 1, validate);
+/* Give every level of the categorical keys of both sides an id shared by equal strings. */
+static int level_ids(side_keys *x, side_keys *y, sp_error *err) {
+  sp_strdict d;
+  memset(&d, 0, sizeof d);
+  int st = SP_OK;
+  for (size_t k = 0; k < x->nk && st == SP_OK; k++) {
+    if (x->c[k]->type != SP_CATEGORICAL) continue;
+    side_keys *sides[2] = {y, x};
+    for (int s = 0; s < 2 && st == SP_OK; s++) {
+      const sp_column *c = sides[s]->c[k];
+      uint32_t *id = malloc((c->nlevels ? c->nlevels : 1) * sizeof *id);
+      sides[s]->id[k] = id;
+      if (id == NULL) { st = nomem(err, "joining"); break; }
+      for (size_t l = 0; l < c->nlevels; l++) {
+        int32_t code = sp_strdict_intern(&d, c->levels[l], strlen(c->levels[l]));
+        if (code < 0) { st = nomem(err, "joining"); break; }
+        id[l] = (uint32_t)code;
+      }
     }
   }
-  return SP_OK;
+  sp_strdict_free(&d);
+  return st;
 }
 
 int sp_frame_join(const sp_frame *x, const sp_frame *y, const sp_join_options *opt,
                   sp_frame **out, sp_error *err) {
   *out = NULL;
-  size_t nk = opt->non;
+  size_t nk = opt->non, nx = x->nrow;
   const char *suffix = opt->suffix ? opt->suffix : "_y";
   if (nk == 0) return sp_error_set(err, SP_EVALUE, "join: no key columns given (on = ...)");
-  join_keys jk = {NULL, NULL, nk};
-  size_t *yrows = NULL, *xrows = NULL, *xi = NULL, *yj = NULL;
+  if (nx > (size_t)INT32_MAX || y->nrow > (size_t)INT32_MAX)
+    return sp_error_set(err, SP_EVALUE, "join: too many rows (%zu and %zu; at most %d)", nx, y->nrow, INT32_MAX);
+  side_keys sx = {NULL, NULL, nk}, sy = {NULL, NULL, nk};
+  key_index iy, ix;
+  memset(&iy, 0, sizeof iy);
+  memset(&ix, 0, sizeof ix);
+  uint32_t *match = NULL;
+  size_t *xi = NULL, *yj = NULL;
   sp_frame *g = NULL;
   int st = SP_OK;
-  jk.cx = malloc(nk * sizeof *jk.cx);
-  jk.cy = malloc(nk * sizeof *jk.cy);
-  if (jk.cx == NULL || jk.cy == NULL) { st = nomem(err, "joining"); goto done; }
+  sx.c = malloc(nk * sizeof *sx.c);
+  sy.c = malloc(nk * sizeof *sy.c);
+  sx.id = calloc(nk, sizeof *sx.id);
+  sy.id = calloc(nk, sizeof *sy.id);
+  if (sx.c == NULL || sy.c == NULL || sx.id == NULL || sy.id == NULL) { st = nomem(err, "joining"); goto done; }
   for (size_t k = 0; k < nk; k++) {
-    jk.cx[k] = sp_frame_column(x, opt->on[k]);
-    jk.cy[k] = sp_frame_column(y, opt->on[k]);
-    if (jk.cx[k] == NULL) { st = unknown_column(x, opt->on[k], "join (left frame)", err); goto done; }
-    if (jk.cy[k] == NULL) { st = unknown_column(y, opt->on[k], "join (right frame)", err); goto done; }
-    if (jk.cx[k]->type != jk.cy[k]->type) {
+    sx.c[k] = sp_frame_column(x, opt->on[k]);
+    sy.c[k] = sp_frame_column(y, opt->on[k]);
+    if (sx.c[k] == NULL) { st = unknown_column(x, opt->on[k], "join (left frame)", err); goto done; }
+    if (sy.c[k] == NULL) { st = unknown_column(y, opt->on[k], "join (right frame)", err); goto done; }
+    if (sx.c[k]->type != sy.c[k]->type) {
       sp_error_var(err, opt->on[k]);
       st = sp_error_set(err, SP_EVALUE, "join: key '%s' is %s in the left frame but %s in the right",
-                        opt->on[k], jk.cx[k]->type == SP_NUMERIC ? "numeric" : "categorical",
-                        jk.cy[k]->type == SP_NUMERIC ? "numeric" : "categorical");
+                        opt->on[k], sx.c[k]->type == SP_NUMERIC ? "numeric" : "categorical",
+                        sy.c[k]->type == SP_NUMERIC ? "numeric" : "categorical");
       goto done;
     }
   }
-  size_t my = 0, mx = 0;
-  yrows = malloc((y->nrow ? y->nrow : 1) * sizeof *yrows);
-  if (yrows == NULL) { st = nomem(err, "joining"); goto done; }
-  if ((st = sorted_keys(y, &jk, jk.cy, yrows, &my, err)) != SP_OK) goto done;
+  if ((st = level_ids(&sx, &sy, err)) != SP_OK) goto done;
+  if ((st = index_build(&iy, &sy, y->nrow, err)) != SP_OK) goto done;
   const char *vname = opt->validate == SP_VALIDATE_1_1 ? "1:1" : "m:1";
-  if (opt->validate != SP_VALIDATE_NONE &&
-      (st = check_unique(&jk, jk.cy, yrows, my, "right", vname, err)) != SP_OK) goto done;
+  if (opt->validate != SP_VALIDATE_NONE && (st = check_unique(&iy, &sy, "right", vname, err)) != SP_OK) goto done;
   if (opt->validate == SP_VALIDATE_1_1) {
-    xrows = malloc((x->nrow ? x->nrow : 1) * sizeof *xrows);
-    if (xrows == NULL) { st = nomem(err, "joining"); goto done; }
-    if ((st = sorted_keys(x, &jk, jk.cx, xrows, &mx, err)) != SP_OK) goto done;
-    if ((st = check_unique(&jk, jk.cx, xrows, mx, "left", vname, err)) != SP_OK) goto done;
+    if ((st = index_build(&ix, &sx, nx, err)) != SP_OK) goto done;
+    if ((st = check_unique(&ix, &sx, "left", vname, err)) != SP_OK) goto done;
   }
-  /* Two passes over x: count the result rows, then fill the row maps. */
+  /* match[i]: the first row of y with x's key; then the result's size */
+  match = sp_mem_alloc((nx ? nx : 1) * sizeof *match);
+  if (match == NULL) { st = nomem(err, "joining"); goto done; }
   size_t total = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    size_t o = 0;
-    for (size_t i = 0; i < x->nrow; i++) {
-      size_t lo = 0, hi = my;
-      int miss = key_missing(jk.cx, nk, i);
-      if (!miss) {
-        while (lo < hi) {  /* first y row whose key is >= x's */
-          size_t mid = lo + (hi - lo) / 2;
-          if (cmp_key(&jk, jk.cy, yrows[mid], jk.cx, i) < 0) lo = mid + 1; else hi = mid;
-        }
-      }
-      size_t matched = 0;
-      for (size_t k = lo; !miss && k < my && cmp_key(&jk, jk.cy, yrows[k], jk.cx, i) == 0; k++) {
-        if (pass) { xi[o] = i; yj[o] = yrows[k]; }
-        o++;
-        matched++;
-      }
-      if (matched == 0 && opt->how == SP_JOIN_LEFT) {
-        if (pass) { xi[o] = i; yj[o] = NO_ROW; }
-        o++;
-      }
+  for (size_t i = 0; i < nx; i++) {
+    match[i] = key_missing(&sx, i) ? NONE32 : iy.slot[find_slot(&iy, &sy, &sx, i)];
+    if (match[i] == NONE32) total += opt->how == SP_JOIN_LEFT;
+    else for (uint32_t j = match[i]; j != NONE32; j = iy.next[j]) total++;
+  }
+  /* a left join on unique right keys keeps x's rows as they are: x's columns are copied whole */
+  int same_rows = opt->how == SP_JOIN_LEFT && !iy.dup;
+  yj = sp_mem_alloc((total ? total : 1) * sizeof *yj);
+  xi = same_rows ? NULL : sp_mem_alloc((total ? total : 1) * sizeof *xi);
+  if (yj == NULL || (!same_rows && xi == NULL)) { st = nomem(err, "joining"); goto done; }
+  size_t o = 0;
+  for (size_t i = 0; i < nx; i++) {
+    if (match[i] == NONE32) {
+      if (opt->how != SP_JOIN_LEFT) continue;
+      if (xi) xi[o] = i;
+      yj[o++] = NO_ROW;
+      continue;
     }
-    if (pass == 0) {
-      total = o;
-      xi = malloc((total ? total : 1) * sizeof *xi);
-      yj = malloc((total ? total : 1) * sizeof *yj);
-      if (xi == NULL || yj == NULL) { st = nomem(err, "joining"); goto done; }
+    for (uint32_t j = match[i]; j != NONE32; j = iy.next[j]) {
+      if (xi) xi[o] = i;
+      yj[o++] = j;
     }
   }
   if ((g = sp_frame_new(total, err)) == NULL) { st = SP_ENOMEM; goto done; }
@@ -614,7 +874,7 @@ int sp_frame_join(const sp_frame *x, const sp_frame *y, const sp_join_options *o
   for (size_t j = 0; j < y->ncol; j++) {
     const sp_column *c = &y->cols[j];
     int is_key = 0;
-    for (size_t k = 0; k < nk; k++) is_key |= jk.cy[k] == c;
+    for (size_t k = 0; k < nk; k++) is_key |= sy.c[k] == c;
     if (is_key) continue;
     char name[512];
     if (sp_frame_find(g, c->name) >= 0) snprintf(name, sizeof name, "%s%s", c->name, suffix);
@@ -631,7 +891,14 @@ int sp_frame_join(const sp_frame *x, const sp_frame *y, const sp_join_options *o
   g = NULL;
 done:
   sp_frame_free(g);
-  free(jk.cx); free(jk.cy); free(yrows); free(xrows); free(xi); free(yj);
+  for (size_t k = 0; k < nk; k++) {
+    if (sx.id) free(sx.id[k]);
+    if (sy.id) free(sy.id[k]);
+  }
+  free(sx.c); free(sy.c); free(sx.id); free(sy.id);
+  index_free(&iy);
+  index_free(&ix);
+  sp_mem_free(match); sp_mem_free(xi); sp_mem_free(yj);
   return st;
 }
 
