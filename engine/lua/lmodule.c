@@ -11,6 +11,7 @@
 #include "lqp.h"
 #include "lsandbox.h"
 #include "lspml.h"
+#include "lsummary.h"
 #include "lsys.h"
 #include "lweights.h"
 #include "lxlsx.h"
@@ -37,6 +38,7 @@ int luaopen_spillover_core(lua_State *L) {
   sp_lua_open_lp(L);
   sp_lua_open_qp(L);
   sp_lua_open_conley(L);
+  sp_lua_open_summary(L);
   sp_lua_open_dist(L);
   /* spillover.xlsx (the etable writer) is a separate small module. */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

@@ -349,22 +349,6 @@ function M.experiment_scale(f, derive, opts)
   return t
 end
 
--- The back-transform of a prediction p on a row with denominator den:
--- den * (a e^p - c) for logs (a the smearing or normal factor, c = 1 for
--- log(1 + x)), den * (a sinh p + b cosh p) for asinh (b the shift),
--- den * p for a column in its own units.
-local function backtransform(sc)
-  local a, c = sc.factor or 1, sc.fn == "log1p" and 1 or 0
-  if sc.fn == "identity" then return function(p, den) return den * p end end
-  if sc.fn == "asinh" then
-    -- mean(sinh(p + e_i)) = a sinh p + b cosh p, a = mean(cosh e_i), b = mean(sinh e_i):
-    -- Duan's smearing over the residuals, exactly, in two numbers
-    local b = sc.shift or 0
-    return function(p, den) local x = math.exp(p); return den * (a * (x - 1 / x) + b * (x + 1 / x)) / 2 end
-  end
-  return function(p, den) return den * (a * math.exp(p) - c) end
-end
-
 --- The back-transform's factor from the residuals y - p0 on the baseline
 --- (rows where both exist): Duan's smearing mean(e^e), the normal
 --- correction e^(s^2 / 2) (s^2 the residuals' sum of squares over the fit's
@@ -396,41 +380,19 @@ end
 
 -- ---- summaries ------------------------------------------------------------------------
 
-local quantile = util.quantile
-
--- The interval at level of sorted values.
-local function bounds(sorted, level)
-  local a = (1 - level) / 2
-  return quantile(sorted, a), quantile(sorted, 1 - a)
-end
-
--- The values that are numbers, sorted.
-local function sorted_numbers(values)
-  local s = {}
-  for _, v in ipairs(values) do if v == v then s[#s + 1] = v end end
-  table.sort(s)
-  return s
-end
-
-local function interval(values, level) return bounds(sorted_numbers(values), level) end
-
-
 local function period_order(a, b)
   local na, nb = tonumber(a), tonumber(b)
   if na and nb then return na < nb end
   return tostring(a) < tostring(b)
 end
 
---- Group every row by (group value, period) and (group, all periods);
---- keys(u) lists the groups a row belongs to.  Per cell: the model-scale
---- effect (sum, mean), the level change (sum over rows) and the % of the
---- level, and with agg.unit = "mean_pct" or "weighted" the mean (or
---- agg.weight-weighted mean) over units of each unit's % change, summed over
---- the cell's periods first.  agg.cumulative: a period's cell holds every
---- period up to it.  Every value gets an interval over the draws
---- (agg.draws[r][i] the model-scale effect of row i, agg.ldraws[r][i] its
---- level change).
-local function aggregate(keys, units, agg)
+--- Group every row with an effect by (group value, period) and (group, all
+--- periods); keys(u) lists the groups a row belongs to; cumulative: a
+--- period's cell holds every period up to it.  Returns groups[gk] = {total =
+--- cell, periods = {[pk] = cell}}, each cell {rows = row numbers in row
+--- order}, and appends every new cell to list (core.summary sums its values
+--- in that order).
+local function cells_of(keys, units, cumulative, list)
   local groups = {}
   local pkeys, seenp = {}, {}
   for _, u in ipairs(units) do
@@ -439,88 +401,65 @@ local function aggregate(keys, units, agg)
   table.sort(pkeys, period_order)
   local rank = {}
   for k, p in ipairs(pkeys) do rank[p] = k end
+  local function cell()
+    local c = { rows = {} }
+    list[#list + 1] = c
+    return c
+  end
   for _, u in ipairs(units) do
     if u.effect == u.effect then
       for _, gk in ipairs(keys(u)) do
-        local g = groups[gk] or { periods = {}, total = { rows = {} } }
-        groups[gk] = g
-        local cells = { g.total }
-        for k = rank[u.period_key], (agg.cumulative and #pkeys or rank[u.period_key]) do
-          local p = g.periods[pkeys[k]] or { rows = {} }
-          g.periods[pkeys[k]] = p
-          cells[#cells + 1] = p
-        end
-        for _, c in ipairs(cells) do c.rows[#c.rows + 1] = u end
-      end
-    end
-  end
-  local ndraws, level, unitwise = agg.ndraws, agg.level, agg.unit == "mean_pct" or agg.unit == "weighted"
-  local has_level = agg.has_level
-  -- the cell's value of one draw, or of the point estimate (eff[i], lev[i]:
-  -- row i's effect and level change)
-  local function values(rows, eff, lev)
-    local sum, change = 0, 0
-    local units_of, order = {}, {}
-    for _, u in ipairs(rows) do
-      sum = sum + eff[u.row]
-      if has_level then
-        local dl = lev[u.row]
-        change = change + dl
-        if unitwise then
-          local k = u.entity or u.row
-          local e = units_of[k]
-          if not e then e = { change = 0, base = 0, w = 0 }; units_of[k] = e; order[#order + 1] = k end
-          e.change, e.base = e.change + dl, e.base + u.level_baseline
-          e.w = e.w + (u.weight or 1)
+        local g = groups[gk]
+        if not g then g = { periods = {}, total = cell() }; groups[gk] = g end
+        local rows = g.total.rows
+        rows[#rows + 1] = u.row
+        for k = rank[u.period_key], (cumulative and #pkeys or rank[u.period_key]) do
+          local p = g.periods[pkeys[k]]
+          if not p then p = cell(); g.periods[pkeys[k]] = p end
+          p.rows[#p.rows + 1] = u.row
         end
       end
     end
-    local up
-    if unitwise then
-      local num, den = 0, 0
-      for _, k in ipairs(order) do
-        local e = units_of[k]
-        local w = agg.unit == "weighted" and e.w or 1
-        if e.base ~= 0 and w == w then num, den = num + w * 100 * e.change / math.abs(e.base), den + w end
-      end
-      up = den > 0 and num / den or 0 / 0
-    end
-    return sum, change, up
   end
-  local function summarise(rows)
-    local base = 0
-    if has_level then for _, u in ipairs(rows) do base = base + u.level_baseline end end
-    local sum, change, up = values(rows, agg.effect, agg.change)
-    local out = { n = #rows, sum = sum, mean = sum / #rows }
-    if has_level then
-      out.level_change, out.level_baseline = change, base
-      out.pct = base ~= 0 and 100 * change / math.abs(base) or 0 / 0
-      if unitwise then out[agg.unit] = up end
-    end
-    if ndraws > 0 then
-      local sums, changes, ups = {}, {}, {}
-      for r = 1, ndraws do
-        local dr, lr = agg.draws[r], agg.ldraws and agg.ldraws[r]
-        sums[r], changes[r], ups[r] = values(rows, dr, lr)
-      end
-      -- the mean and the % of the level are linear in the sums: their
-      -- quantiles are the sums' quantiles scaled
-      out.sum_lo, out.sum_hi = interval(sums, level)
-      out.mean_lo, out.mean_hi = out.sum_lo / #rows, out.sum_hi / #rows
-      if has_level then
-        out.level_change_lo, out.level_change_hi = interval(changes, level)
-        if base ~= 0 then
-          out.pct_lo, out.pct_hi = 100 * out.level_change_lo / math.abs(base), 100 * out.level_change_hi / math.abs(base)
-        end
-        if unitwise then out[agg.unit .. "_lo"], out[agg.unit .. "_hi"] = interval(ups, level) end
-      end
-    end
-    return out
+  return groups
+end
+
+--- A cell's entry of the result from its values (core.summary): the
+--- model-scale effect (sum, mean), the level change (sum over rows) and the
+--- % of the level, and with agg.unit = "mean_pct" or "weighted" the mean (or
+--- weighted mean) over units of each unit's % change, summed over the cell's
+--- periods first; with draws, each with its interval.
+local function cell_result(rows, v, agg)
+  local n, unitwise = #rows, agg.unit == "mean_pct" or agg.unit == "weighted"
+  local out = { n = n, sum = v.sum, mean = v.sum / n }
+  if agg.has_level then
+    local base = v.base
+    out.level_change, out.level_baseline = v.change, base
+    out.pct = base ~= 0 and 100 * v.change / math.abs(base) or 0 / 0
+    if unitwise then out[agg.unit] = v.up end
   end
+  if agg.ndraws > 0 then
+    -- the mean and the % of the level are linear in the sums: their
+    -- quantiles are the sums' quantiles scaled
+    out.sum_lo, out.sum_hi = v.sum_lo, v.sum_hi
+    out.mean_lo, out.mean_hi = v.sum_lo / n, v.sum_hi / n
+    if agg.has_level then
+      out.level_change_lo, out.level_change_hi = v.change_lo, v.change_hi
+      if v.base ~= 0 then
+        out.pct_lo, out.pct_hi = 100 * v.change_lo / math.abs(v.base), 100 * v.change_hi / math.abs(v.base)
+      end
+      if unitwise then out[agg.unit .. "_lo"], out[agg.unit .. "_hi"] = v.up_lo, v.up_hi end
+    end
+  end
+  return out
+end
+
+-- The result's groups from cells_of and the cells' values.
+local function group_results(groups, values, agg)
   local result = {}
   for gk, g in pairs(groups) do
-    local r = { periods = {}, total = summarise(g.total.rows) }
-    for pk, p in pairs(g.periods) do r.periods[pk] = summarise(p.rows) end
+    local r = { periods = {}, total = cell_result(g.total.rows, values[g.total], agg) }
+    for pk, p in pairs(g.periods) do r.periods[pk] = cell_result(p.rows, values[p], agg) end
     result[gk] = r
   end
   return result
@@ -682,22 +621,23 @@ function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method, d1)
   local gcols = {}
   for _, g in ipairs(spec.groups or {}) do gcols[#gcols + 1] = { name = g, col = d0[g] } end
   local b0, b1 = array(p0), array(p1)
-  local dr = {}
-  for r = 1, ndraws do dr[r] = array(draws[r]) end
   local sc = scale_of(spec)
-  local G, den0, den1, wcol, ldraws
+  local agg = { ndraws = ndraws, has_level = sc ~= nil,
+    unit = sc and sc.aggregate ~= "sum" and sc.aggregate or nil, cumulative = sc and sc.cumulative }
+  -- What core.summary computes from: the draws x rows work (levels, the
+  -- draws' level changes, intervals per row and per cell) is C's.
+  local opts = { b0 = b0, b1 = b1, draws = ndraws > 0 and draws or nil, level = level }
+  local wcol
   if sc then
     local present = false
     for _, c in ipairs(d0:names()) do present = present or c == sc.response end
     local y = present and d0[sc.response] or require("spillover.derive").eval(d0, sc.response)
     local factor, m, shift = scale_factor(sc, array(y), b0, spec.fit)
     sc.factor, sc.residuals, sc.shift = factor, m, shift
-    G = backtransform(sc)
-    local ones = setmetatable({}, { __index = function() return 1 end })
-    den0 = sc.denominator and array(d0[sc.denominator]) or ones
-    den1 = sc.denominator and array((d1 or d0)[sc.denominator]) or ones
+    opts.scale = { fn = sc.fn, factor = factor, shift = shift }
+    if sc.denominator then opts.den0, opts.den1 = d0[sc.denominator], (d1 or d0)[sc.denominator] end
     wcol = sc.aggregate == "weighted" and array(d0[sc.weight]) or nil
-    ldraws = {}
+    opts.weights = wcol
   end
   local units = {}
   for i = 1, n do
@@ -707,56 +647,50 @@ function M.summarise(spec, p0, p1, touched, draws, ndraws, level, method, d1)
       period = tim and at(tim, i) or nil,
     }
     u.period_key = u.period and key_of(u.period) or "all"
-    if sc then
-      u.level_baseline, u.level_scenario = G(b0[i], den0[i]), G(b1[i], den1[i])
-      u.level_change = u.level_scenario - u.level_baseline
-      u.pct = u.level_baseline ~= 0 and 100 * u.level_change / math.abs(u.level_baseline) or 0 / 0
-      u.weight = wcol and wcol[i]
-    end
     u.groups = { "all" }
     for _, g in ipairs(gcols) do
       u.groups[#u.groups + 1] = g.name .. "=" .. tostring(key_of(at(g.col, i)))
     end
     units[#units + 1] = u
   end
-  -- A draw's level change: the draw's effect on the model's scale applied
-  -- to the baseline prediction, the back-transform's factor held.
-  for r = 1, ndraws do
-    local d = dr[r]
-    if sc then
-      local l = {}
-      for i = 1, n do l[i] = G(b0[i] + d[i], den1[i]) - units[i].level_baseline end
-      ldraws[r] = l
+  local list = {}
+  local groups = cells_of(function(u) return u.groups end, units, agg.cumulative, list)
+  local entities = ent and cells_of(function(u) return { u.entity } end, units, agg.cumulative, list) or nil
+  opts.cells = {}
+  for c, cell in ipairs(list) do opts.cells[c] = cell.rows end
+  if agg.unit == "mean_pct" or agg.unit == "weighted" then
+    -- a unit is an entity (a row without one is its own unit)
+    local id, count = {}, 0
+    opts.unitwise, opts.units = agg.unit, {}
+    for i, u in ipairs(units) do
+      local k = u.entity or u.row
+      if not id[k] then count = count + 1; id[k] = count end
+      opts.units[i] = id[k]
     end
   end
-  if ndraws > 0 then
-    local vals = {}
-    for _, u in ipairs(units) do
-      local i = u.row
-      for r = 1, ndraws do vals[r] = dr[r][i] end
-      local sorted = sorted_numbers(vals)
-      u.lo, u.hi = bounds(sorted, level)
+  local rows, cells = core.summary(opts)
+  for i, u in ipairs(units) do
+    if sc then
+      u.level_baseline, u.level_scenario = rows.level_baseline[i], rows.level_scenario[i]
+      u.level_change = u.level_scenario - u.level_baseline
+      u.pct = u.level_baseline ~= 0 and 100 * u.level_change / math.abs(u.level_baseline) or 0 / 0
+      u.weight = wcol and wcol[i]
+    end
+    if ndraws > 0 then
+      u.lo, u.hi = rows.lo[i], rows.hi[i]
       if sc then
-        -- the back-transform is monotone: the draws' level changes in the
-        -- order of their effects (reversed when it decreases)
-        local t, m = {}, #sorted
-        for k = 1, m do t[k] = G(b0[i] + sorted[k], den1[i]) - u.level_baseline end
-        if m > 1 and t[1] > t[m] then
-          for k = 1, m // 2 do t[k], t[m + 1 - k] = t[m + 1 - k], t[k] end
-        end
-        u.level_lo, u.level_hi = bounds(t, level)
+        -- a draw's level change is its effect on the model's scale applied
+        -- to the baseline prediction, the back-transform's factor held
+        u.level_lo, u.level_hi = rows.level_lo[i], rows.level_hi[i]
         local b = math.abs(u.level_baseline)
         if b ~= 0 then u.pct_lo, u.pct_hi = 100 * u.level_lo / b, 100 * u.level_hi / b end
       end
     end
   end
-  local eff, change = {}, {}
-  for i, u in ipairs(units) do eff[i], change[i] = u.effect, u.level_change end
-  local agg = { ndraws = ndraws, level = level, draws = dr, ldraws = ldraws, has_level = sc ~= nil,
-    effect = eff, change = change,
-    unit = sc and sc.aggregate ~= "sum" and sc.aggregate or nil, cumulative = sc and sc.cumulative }
-  local groups = aggregate(function(u) return u.groups end, units, agg)
-  local entities = ent and aggregate(function(u) return { u.entity } end, units, agg) or nil
+  local values = {}
+  for c, cell in ipairs(list) do values[cell] = cells[c] end
+  groups = group_results(groups, values, agg)
+  entities = entities and group_results(entities, values, agg) or nil
   local res = { units = units, groups = groups, entities = entities, ndraws = ndraws, level = level, method = method }
   if sc then
     res.scale = { transform = sc.fn, column = sc.column, denominator = sc.denominator, response = sc.response,

@@ -602,6 +602,9 @@ local function prediction_parts(fit, frame)
   local X = des.X
   local Xd = select_cols(X, sp_.durbin)
   local parts = { version = version, rows = des.rows, S = S, Xa = hcat_nonnil(X, Xd and S:lag(Xd) or nil) }
+  -- every row of the frame in its own order: predictions need no scatter
+  parts.whole = #des.rows == frame:nrow()
+  for i, row in ipairs(des.rows) do parts.whole = parts.whole and row == i end
   -- one offset vector per factor, added in turn as the estimation did
   parts.fe = {}
   for j, f in ipairs(sp_.fe) do
@@ -629,6 +632,7 @@ function M.predict(fit, frame, opts)
   for _, fe in ipairs(P.fe) do v = v + fe end
   local rho = coef[sp_.kind == "lag" and "rho" or "lambda"]
   local yhat = sp_.kind == "lag" and P.S:solve(rho, v) or v
+  if P.whole then return yhat end
   local out = matrix(frame:nrow(), 1, 0 / 0)
   for i, row in ipairs(P.rows) do out:set(row, 1, yhat:get(i, 1)) end
   return out

@@ -28,17 +28,10 @@ end
 --- Type-7 quantile (R's default, numpy's "linear") of an array sorted in
 --- increasing order: with h = (n - 1) p, the value at 1-based position
 --- floor(h) + 1 plus the fraction h - floor(h) of the step to the next.
---- p below 0 or above 1 gives the first or last value; an empty array NaN.
-function M.quantile(sorted, p)
-  local n = #sorted
-  if n == 0 then return 0 / 0 end
-  if p <= 0 then return sorted[1] end
-  if p >= 1 then return sorted[n] end
-  local h = (n - 1) * p
-  local lo = math.floor(h)
-  local a, b = sorted[lo + 1], sorted[math.min(lo + 2, n)]
-  return a + (h - lo) * (b - a)
-end
+--- p below 0 or above 1 gives the first or last value; an empty array or a
+--- NaN p NaN.  The C summary of draws (engine/src/summary.c) uses the same
+--- function, so there is one definition.
+M.quantile = core.quantile
 
 --- Kernel density of an array of numbers.  kde(values [, n]) is R's
 --- density() with its defaults: a Gaussian kernel, bandwidth bw.nrd0
