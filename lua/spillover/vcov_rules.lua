@@ -220,6 +220,7 @@ function M.covariance(X, e, bread, ctx)
     -- period; Stata's newey (and ivregress ..., small) scale by N/(N-K)
     opts.type, opts.time, opts.time_name, opts.lag = "driscoll_kraay", nw_periods(ctx, vc, X:nrow()), vc.time, vc.lag
     opts.dof = ctx.compat == "stata" and "n/(n-k)" or "none"
+    opts.gadj = "none"  -- not xtscc's T/(T-1): newey has no such factor
   end
   opts.k_df = vcov_kdf(ctx.compat, vc, rank, fe_dof, nonnested)
   if vc.type == "conley" then return conley.covariance(X, e, bread, ctx, opts.k_df) end
@@ -285,8 +286,8 @@ function M.few_clusters_note(vc, vinfo)
   for j, g in ipairs(vinfo.ngroups) do
     if g < M.FEW_CLUSTERS then
       return string.format("only %d clusters in '%s': cluster-robust t tests over-reject with fewer than about %d; " ..
-        "check a coefficient with fit:wildboot{param = \"...\", cluster = \"%s\"}", g, vc.cluster[j],
-        M.FEW_CLUSTERS, vc.cluster[j])
+        "check a coefficient with fit:wildboot{param = \"...\", cluster = \"%s\"} or report every coefficient " ..
+        "with vcov = {wild = \"%s\"}", g, vc.cluster[j], M.FEW_CLUSTERS, vc.cluster[j], vc.cluster[j])
     end
   end
   return nil
