@@ -225,7 +225,7 @@ static int tree_new(size_t n, const double *x, const double *y, const double *co
   t->dim = great_circle ? 3 : 2;
   size_t dim = (size_t)t->dim;
   if (overflow(n, dim * sizeof(double))) return nomem(err, "point tree");
-  double *P = malloc(n * dim * sizeof *P);
+  double *P = calloc(n * dim, sizeof *P);  /* calloc: gcc cannot see that the loop below fills it */
   t->idx = malloc(n * sizeof *t->idx);
   t->split = calloc(n, 1);
   t->Pt = malloc(n * dim * sizeof *t->Pt);
@@ -235,15 +235,16 @@ static int tree_new(size_t n, const double *x, const double *y, const double *co
     return nomem(err, "point tree");
   }
   for (size_t i = 0; i < n; i++) {
+    double *v = P + dim * i;
     t->idx[i] = i;
     if (great_circle) {
       double lon = x[i] * DEG2RAD;
-      P[3 * i] = coslat[i] * cos(lon);
-      P[3 * i + 1] = coslat[i] * sin(lon);
-      P[3 * i + 2] = sin(y[i] * DEG2RAD);
+      v[0] = coslat[i] * cos(lon);
+      v[1] = coslat[i] * sin(lon);
+      v[2] = sin(y[i] * DEG2RAD);
     } else {
-      P[2 * i] = x[i];
-      P[2 * i + 1] = y[i];
+      v[0] = x[i];
+      v[1] = y[i];
     }
   }
   sp_kdtree_build(t->idx, t->split, P, t->dim, 0, n);
@@ -858,10 +859,7 @@ static int eig_cmp(const void *a, const void *b) {
   return x->im < y->im ? -1 : (x->im > y->im);
 }
 
-/* Is W = S^-1 C with C symmetric and S a positive diagonal?  Then
-   S^1/2 W S^-1/2 is symmetric with the same eigenvalues.  Fills s (n, each
-   connected component scaled from 1) on success. */
-static int similar_to_symmetric(const sp_weights *W, double *s) {
+int sp_weights_similar_symmetric(const sp_weights *W, double *s) {
   size_t n = W->n;
   for (size_t r = 0; r < n; r++) s[r] = 0;
   size_t *stack = malloc((n ? n : 1) * sizeof *stack);
@@ -889,48 +887,200 @@ static int similar_to_symmetric(const sp_weights *W, double *s) {
   return ok;
 }
 
+/* {----------------------------------------------------------------------
+** The symmetric path.  Reducing a dense n x n matrix to tridiagonal form
+** reads the whole trailing matrix at every step (O(n^3) time, bound by
+** memory bandwidth).  Weights are sparse and local: numbered in reverse
+** Cuthill-McKee order, units linked to each other get nearby numbers, the
+** matrix is a band of half-width kd (about 2 sqrt(n) for points in the
+** plane), and LAPACK's two-stage band reduction (dsbev_2stage) takes
+** O(n^2 kd) time in cache.  Permuting rows and columns together leaves the
+** eigenvalues unchanged.  A wide band (dense weights) goes to the dense
+** two-stage solver instead.
+** ----------------------------------------------------------------------- */
+
+static size_t degree(const sp_weights *W, size_t u) { return W->rowptr[u + 1] - W->rowptr[u]; }
+
+/* Breadth-first search from start over start's component, written to order
+   in Cuthill-McKee order (each unit's new neighbours by increasing degree,
+   then index); seen[] == stamp marks the units reached.  Returns the depth
+   (eccentricity of start) and sets *size and *last (where the deepest level
+   begins in order). */
+static size_t cm_search(const sp_weights *W, size_t start, unsigned *seen, unsigned stamp, size_t *order,
+                        size_t *size, size_t *last) {
+  size_t lo = 0, hi = 1, len = 1, depth = 0;
+  order[0] = start;
+  seen[start] = stamp;
+  for (;;) {
+    for (size_t h = lo; h < hi; h++) {
+      size_t u = order[h], from = len;
+      for (size_t q = W->rowptr[u]; q < W->rowptr[u + 1]; q++) {
+        size_t c = W->col[q];
+        if (seen[c] == stamp) continue;
+        seen[c] = stamp;
+        size_t t = len++;  /* insertion by (degree, index): rows are short */
+        while (t > from && (degree(W, order[t - 1]) > degree(W, c) ||
+                            (degree(W, order[t - 1]) == degree(W, c) && order[t - 1] > c))) {
+          order[t] = order[t - 1];
+          t--;
+        }
+        order[t] = c;
+      }
+    }
+    if (len == hi) break;
+    lo = hi;
+    hi = len;
+    depth++;
+  }
+  *size = len;
+  *last = lo;
+  return depth;
+}
+
+static int by_degree(const void *a, const void *b, const sp_weights *W) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b, dx = degree(W, x), dy = degree(W, y);
+  if (dx != dy) return dx < dy ? -1 : 1;
+  return x < y ? -1 : (x > y);
+}
+
+/* Units by increasing (degree, index): a merge sort, qsort having no context. */
+static void sort_by_degree(size_t *v, size_t *tmp, size_t n, const sp_weights *W) {
+  if (n < 2) return;
+  size_t h = n / 2;
+  sort_by_degree(v, tmp, h, W);
+  sort_by_degree(v + h, tmp, n - h, W);
+  size_t a = 0, b = h, k = 0;
+  while (a < h && b < n) tmp[k++] = by_degree(&v[a], &v[b], W) <= 0 ? v[a++] : v[b++];
+  while (a < h) tmp[k++] = v[a++];
+  while (b < n) tmp[k++] = v[b++];
+  memcpy(v, tmp, n * sizeof *v);
+}
+
+/* pos[u] = the reverse Cuthill-McKee number of unit u (W's pattern must be
+   symmetric).  Each component starts from a pseudo-peripheral unit (George &
+   Liu 1979): from the unit of lowest degree not yet placed, move to the
+   lowest-degree unit of the deepest level while that makes the search
+   deeper.  Returns the half-bandwidth, or (size_t)-1 without memory. */
+static size_t rcm(const sp_weights *W, size_t *pos) {
+  size_t n = W->n;
+  size_t *order = malloc(3 * (n ? n : 1) * sizeof *order);
+  unsigned *seen = calloc(n ? n : 1, sizeof *seen);
+  if (order == NULL || seen == NULL) { free(order); free(seen); return (size_t)-1; }
+  size_t *cand = order + n, *tmp = cand + n;
+  for (size_t u = 0; u < n; u++) cand[u] = u;
+  sort_by_degree(cand, tmp, n, W);
+  unsigned stamp = 0;
+  size_t placed = 0;
+  for (size_t ci = 0; ci < n; ci++) {
+    size_t start = cand[ci];
+    if (seen[start] != 0) continue;  /* placed with an earlier component */
+    size_t size, last, *o = order + placed;
+    size_t depth = cm_search(W, start, seen, ++stamp, o, &size, &last);
+    for (int tries = 0; tries < 8; tries++) {
+      size_t best = o[last];
+      for (size_t p = last + 1; p < size; p++)
+        if (degree(W, o[p]) < degree(W, best)) best = o[p];
+      size_t s2, l2, d2 = cm_search(W, best, seen, ++stamp, o, &s2, &l2);
+      if (d2 <= depth) {  /* no deeper: back to the best start */
+        cm_search(W, start, seen, ++stamp, o, &size, &last);
+        break;
+      }
+      start = best;
+      depth = d2;
+      last = l2;
+    }
+    placed += size;
+  }
+  /* stamps are never 0, so every unit placed has seen != 0 */
+  size_t kd = 0;
+  for (size_t p = 0; p < n; p++) pos[order[p]] = n - 1 - p;
+  for (size_t r = 0; r < n; r++)
+    for (size_t q = W->rowptr[r]; q < W->rowptr[r + 1]; q++) {
+      size_t a = pos[r], b = pos[W->col[q]], w = a > b ? a - b : b - a;
+      if (w > kd) kd = w;
+    }
+  free(order);
+  free(seen);
+  return kd;
+}
+
+static int lapack_failed(sp_error *err, const char *routine, lapack_int info, size_t n) {
+  return sp_error_set(err, info > 0 ? SP_ECONV : SP_EVALUE,
+                      "weights: the eigenvalue computation failed (LAPACK %s info %d on %zu units)", routine,
+                      (int)info, n);
+}
+
+/* Eigenvalues (ascending, into re) of S = D^1/2 W D^-1/2, s the diagonal of
+   D from sp_weights_similar_symmetric.  Each pair of links contributes half
+   of each of its two entries, so S is exactly symmetric whatever the
+   rounding of the rescaling. */
+static int symmetric_eigenvalues(const sp_weights *W, const double *s, double *re, sp_error *err) {
+  size_t n = W->n;
+  size_t *pos = malloc(n * sizeof *pos);
+  if (pos == NULL) return nomem(err, "eigenvalues");
+  size_t kd = rcm(W, pos);
+  if (kd == (size_t)-1) { free(pos); return nomem(err, "eigenvalues"); }
+  int band = kd <= n / 10;  /* where dsbev_2stage beats the dense solver, measured at n = 3000 */
+  size_t ld = band ? kd + 1 : n;
+  if (overflow(ld, n) || overflow(ld * n, sizeof(double))) { free(pos); return nomem(err, "eigenvalues"); }
+  /* column-major upper triangle; band: entry (i, j) at kd + i - j + j ld */
+  double *A = calloc(ld * n, sizeof *A);
+  if (A == NULL) { free(pos); return nomem(err, "eigenvalues (the symmetric matrix)"); }
+  for (size_t r = 0; r < n; r++)
+    for (size_t q = W->rowptr[r]; q < W->rowptr[r + 1]; q++) {
+      size_t c = W->col[q], i = pos[r], j = pos[c];
+      double v = W->val[q] * sqrt(s[r] / s[c]) * (r == c ? 1 : 0.5);
+      if (i > j) { size_t t = i; i = j; j = t; }
+      A[band ? kd + i - j + j * ld : i + j * ld] += v;
+    }
+  free(pos);
+  int threads = sp_blas_serial_begin();  /* one BLAS thread: the same bits whatever OPENBLAS_NUM_THREADS says */
+  lapack_int info = band ? LAPACKE_dsbev_2stage(LAPACK_COL_MAJOR, 'N', 'U', (lapack_int)n, (lapack_int)kd, A,
+                                                (lapack_int)ld, re, NULL, 1)
+                         : LAPACKE_dsyevd_2stage(LAPACK_COL_MAJOR, 'N', 'U', (lapack_int)n, A, (lapack_int)n, re);
+  sp_blas_serial_end(threads);
+  free(A);
+  return info == 0 ? SP_OK : lapack_failed(err, band ? "dsbev_2stage" : "dsyevd_2stage", info, n);
+}
+
+/* }---------------------------------------------------------------------- */
+
+/* Eigenvalues of any W by dgeev on a dense copy, sorted by real part. */
+static int general_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err) {
+  size_t n = W->n;
+  if (overflow(n, n) || overflow(n * n, sizeof(double))) return nomem(err, "eigenvalues");
+  double *A = malloc(n * n * sizeof *A);
+  eig *e = malloc(n * sizeof *e);
+  if (A == NULL || e == NULL) { free(A); free(e); return nomem(err, "eigenvalues (dense n x n copy)"); }
+  sp_weights_dense(W, A);
+  int threads = sp_blas_serial_begin();
+  lapack_int info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, A, (lapack_int)n, re, im, NULL, 1,
+                                  NULL, 1);
+  sp_blas_serial_end(threads);
+  if (info == 0) {
+    for (size_t i = 0; i < n; i++) { e[i].re = re[i]; e[i].im = im[i]; }
+    qsort(e, n, sizeof *e, eig_cmp);
+    for (size_t i = 0; i < n; i++) { re[i] = e[i].re; im[i] = e[i].im; }
+  }
+  free(A);
+  free(e);
+  return info == 0 ? SP_OK : lapack_failed(err, "dgeev", info, n);
+}
+
 int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err) {
   size_t n = W->n;
   if (n == 0) return SP_OK;
-  if (overflow(n, n) || overflow(n * n, sizeof(double))) return nomem(err, "eigenvalues");
-  double *A = calloc(n * n, sizeof *A);
   double *s = malloc(n * sizeof *s);
-  if (A == NULL || s == NULL) { free(A); free(s); return nomem(err, "eigenvalues (dense n x n copy)"); }
-  int symmetric = similar_to_symmetric(W, s);
-  lapack_int info;
-  int threads;  /* one BLAS thread: the same bits whatever OPENBLAS_NUM_THREADS says */
-  if (symmetric) {
-    for (size_t r = 0; r < n; r++)
-      for (size_t q = W->rowptr[r]; q < W->rowptr[r + 1]; q++)
-        A[r * n + W->col[q]] = W->val[q] * sqrt(s[r] / s[W->col[q]]);
-    for (size_t r = 0; r < n; r++)  /* symmetrise the rounding */
-      for (size_t c = r + 1; c < n; c++) A[r * n + c] = A[c * n + r] = 0.5 * (A[r * n + c] + A[c * n + r]);
-    threads = sp_blas_serial_begin();
-    info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', (lapack_int)n, A, (lapack_int)n, re);
-    sp_blas_serial_end(threads);
-    if (info == 0)
+  if (s == NULL) return nomem(err, "eigenvalues");
+  int st;
+  if (sp_weights_similar_symmetric(W, s)) {
+    if ((st = symmetric_eigenvalues(W, s, re, err)) == SP_OK)
       for (size_t i = 0; i < n; i++) im[i] = 0;
   } else {
-    sp_weights_dense(W, A);
-    threads = sp_blas_serial_begin();
-    info = LAPACKE_dgeev(LAPACK_ROW_MAJOR, 'N', 'N', (lapack_int)n, A, (lapack_int)n, re, im, NULL, 1, NULL, 1);
-    sp_blas_serial_end(threads);
-    if (info == 0) {
-      eig *e = malloc(n * sizeof *e);
-      if (e == NULL) { free(A); free(s); return nomem(err, "eigenvalues"); }
-      for (size_t i = 0; i < n; i++) { e[i].re = re[i]; e[i].im = im[i]; }
-      qsort(e, n, sizeof *e, eig_cmp);
-      for (size_t i = 0; i < n; i++) { re[i] = e[i].re; im[i] = e[i].im; }
-      free(e);
-    }
+    st = general_eigenvalues(W, re, im, err);
   }
-  free(A);
   free(s);
-  if (info != 0)
-    return sp_error_set(err, info > 0 ? SP_ECONV : SP_EVALUE,
-                        "weights: the eigenvalue computation failed (LAPACK %s info %d on %zu units)",
-                        symmetric ? "dsyevd" : "dgeev", (int)info, n);
-  return SP_OK;
+  return st;
 }
 
 /* tr(W) and tr(W^2) from the sparse links. */

@@ -56,13 +56,18 @@ int sp_weights_from_links(size_t n, const size_t *i, const size_t *j, const doub
 /* k nearest neighbours of each point (x, y); great_circle: x = longitude,
    y = latitude in degrees and distances in km on a sphere of radius
    6371.0088 km, else Euclidean.  Ties at the k-th distance are broken by the
-   lower index.  Needs 1 <= k < n.  Binary, style 'B'. */
+   lower index.  Needs 1 <= k < n.  Binary, style 'B'.  The candidates come
+   from a k-d tree (kdtree.h; the unit vectors for great circles), each
+   measured exactly: O(n log n) for points spread in the plane, and the same
+   links as comparing every pair. */
 int sp_weights_knn(size_t n, const double *x, const double *y, size_t k, int great_circle,
                    sp_weights **out, sp_error *err);
 
 /* Inverse-distance weights 1/d^power between all pairs with d <= cutoff
    (cutoff <= 0 or infinite: every pair).  Two distinct units at distance 0
-   are SP_EVALUE.  Style 'B' (the raw inverse distances). */
+   are SP_EVALUE (the first such pair named).  Style 'B' (the raw inverse
+   distances).  The pairs within the cutoff come from the k-d tree, as for
+   sp_weights_knn. */
 int sp_weights_distance(size_t n, const double *x, const double *y, double power, double cutoff,
                         int great_circle, sp_weights **out, sp_error *err);
 
@@ -143,12 +148,21 @@ size_t sp_weights_islands(const sp_weights *W, size_t *out, size_t cap);
    S2 = sum_i (w_i. + w_.i)^2. */
 int sp_weights_moran_sums(const sp_weights *W, double *S0, double *S1, double *S2, sp_error *err);
 
-/* Eigenvalues of W (n each in re, im), sorted by real part.  When W is a
-   row rescaling of a symmetric matrix (W = S^-1 C, S a positive diagonal:
-   symmetric raw weights in any style, or a restricted and re-standardised
-   sample of them), it is similar to the symmetric S^1/2 W S^-1/2 and the
-   eigenvalues are real (dsyevd); otherwise the general dgeev.  O(n^2)
-   memory, O(n^3) time. */
+/* Is W a row rescaling of a symmetric matrix (W = D^-1 C, C symmetric, D a
+   positive diagonal: symmetric raw weights in any style, or a restricted
+   and re-standardised sample of them)?  Then it is similar to the symmetric
+   D^1/2 W D^-1/2, and s (n) receives the diagonal of D, scaled to 1 at the
+   first unit of each connected component.  0 when it is not, or when the
+   check ran out of memory (the general path is always right). */
+int sp_weights_similar_symmetric(const sp_weights *W, double *s);
+
+/* Eigenvalues of W (n each in re, im), sorted by real part.  When W is
+   similar to a symmetric matrix (sp_weights_similar_symmetric) the
+   eigenvalues are real and come from that matrix, numbered in reverse
+   Cuthill-McKee order so that it is a narrow band: LAPACK's dsbev_2stage,
+   O(n kd) memory and O(n^2 kd) time for half-bandwidth kd (dsyevd_2stage on
+   the dense matrix when kd > n / 10).  Otherwise the general dgeev on a
+   dense copy: O(n^2) memory, O(n^3) time. */
 int sp_weights_eigenvalues(const sp_weights *W, double *re, double *im, sp_error *err);
 
 /* out[k-1] = tr(W^k) for k = 1..kmax.  Exact: from sparse products for
