@@ -270,7 +270,7 @@ local function submit_array(o, runs, outroot, stem)
   end
   local script = logdir .. "/" .. stem .. ".sbatch"
   batch.write_file(script, slurm.script({ ntasks = ntasks, tasks = list, outroot = outroot,
-    partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout }))
+    partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout, force = o.force }))
   local what = string.format("%d runs in %d array tasks (%d unchanged, not submitted)", nruns, ntasks, #runs - nruns)
   if o.dry_run then
     print(string.format("%s: %s; task list %s (submit with: sbatch %s)", script, what, list, script))
@@ -284,9 +284,10 @@ local function cmd_batch(o)
   local sp = require "spillover"
   local runs
   if o.tasks then
-    if #o.files > 0 or #o.set > 0 or o.slurm then
-      raise("batch --tasks: the task list names the scenarios and their --set values; give no files, --set or --slurm with it")
+    if #o.files > 0 or #o.set > 0 then
+      raise("batch --tasks: the task list names the scenarios and their --set values; give no files or --set with it")
     end
+    if o.task and o.slurm then raise("batch: --task is what an array task runs; --slurm submits the whole list") end
     runs = batch.read_tasks(o.tasks)
     if o.task then
       local mine = {}

@@ -20,8 +20,8 @@ local function absolute(path)
 end
 
 --- The sbatch script of an array of o.ntasks tasks over the task list o.tasks,
---- writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust and
---- o.timeout (seconds per run) are passed on.  Paths are made absolute, and
+--- writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust,
+--- o.timeout (seconds per run) and o.force (run unchanged runs too) are passed on.  Paths are made absolute, and
 --- the array runs in the folder this process runs in, so relative scenario
 --- paths mean the same there (on a cluster, that folder must be shared).
 function M.script(o)
@@ -41,6 +41,7 @@ function M.script(o)
   local cmd = { quote(absolute("/proc/self/exe")), "batch", "--tasks", quote(absolute(o.tasks)),
     "--task", '"$SLURM_ARRAY_TASK_ID"', "-o", quote(outroot) }
   if o.trust then cmd[#cmd + 1] = "--trust" end
+  if o.force then cmd[#cmd + 1] = "--force" end
   if o.timeout then cmd[#cmd + 1] = "--timeout " .. string.format("%.17g", o.timeout) end
   lines[#lines + 1] = "exec " .. table.concat(cmd, " ")
   for _, l in ipairs(lines) do

@@ -43,7 +43,7 @@ experiments:
     model: fe
     shock: {variable: log_pcap, where: "region >= 5 and region <= 7", from: 1980, change: "+0.1"}
     groups: [region]
-    draws: 60
+    draws: 20
 report:
   formats: [md, csv]
 ]], name, seed, data)
@@ -115,6 +115,20 @@ for _, name in ipairs(names) do
     name .. ": same results.json from an array of 3 tasks")
 end
 
+-- A task list written by hand: one scenario at two --set values (as the points
+-- of a sweep would be), resubmitted with --tasks --slurm, and each the same as a
+-- plain run with those values.
+local hand = write(dir .. "/hand.tsv", string.format("0\t%s/alpha.yaml\talpha30\texperiments.south.draws=30\n" ..
+  "0\t%s/alpha.yaml\talpha40\texperiments.south.draws=40\tseed=5\n", sc, sc))
+code, out = cli("batch", "--tasks", hand, "--slurm", "--dry-run", "-o", dir .. "/hand")
+T.check(code == 0 and out:find("2 runs in 2 array tasks", 1, true), "a hand-written task list is repacked and written", out)
+for t = 0, 1 do sh({ "/usr/bin/env", "SLURM_ARRAY_TASK_ID=" .. t, "/bin/bash", dir .. "/hand/batch-logs/tasks.sbatch" }) end
+cli("run", sc .. "/alpha.yaml", "-o", dir .. "/plain40", "--set", "experiments.south.draws=40", "--set", "seed=5")
+local r40 = json.read(dir .. "/hand/alpha40/results.json")
+T.check(r40.experiments.south.draws == 40 and r40.seed == 5 and read(dir .. "/hand/alpha40/results.json")
+  == read(dir .. "/plain40/results.json") and json.read(dir .. "/hand/alpha30/results.json").experiments.south.draws == 30,
+  "each line's --set values reach its run; results.json = a plain run with them")
+
 -- ---- gather: the long table and the merged results.json ------------------------
 code, out = cli("gather", arr)
 T.check(code == 1 and out:find("4 runs: 3 ok, 1 failed, 0 missing, 0 stale", 1, true), "gather after task 1", out)
@@ -160,6 +174,9 @@ code, out = cli("batch", sc .. "/alpha.yaml", "-o", dir .. "/local", "--set", "e
 T.check(code == 0 and out:find("alpha%.yaml%s+ok"), "an edited scenario: run again", out)
 code, out = cli("batch", sc .. "/gamma.yaml", "--slurm", "--dry-run", "-o", dir .. "/local")
 T.check(code == 0 and out:find("nothing to submit: the 1 runs are unchanged", 1, true), "an array of unchanged runs: nothing", out)
+code, out = cli("batch", sc .. "/gamma.yaml", "--slurm", "--dry-run", "--force", "-o", dir .. "/local")
+T.check(code == 0 and out:find("1 runs in 1 array tasks", 1, true)
+  and (read(dir .. "/local/batch-logs/tasks.sbatch") or ""):find(" --force\n$"), "--slurm --force: the tasks run it too", out)
 write(data, read("scenarios/data/Produc.csv") .. "\n")
 code, out = cli("batch", sc .. "/beta.yaml", "-o", dir .. "/local")
 T.check(code == 0 and out:find("beta%.yaml%s+ok"), "changed data: run again", out)
@@ -213,7 +230,8 @@ refused("--time without --slurm", "go with --slurm", { "batch", sc, "--time", "1
 refused("--task without --tasks", "--task needs --tasks", { "batch", "--task", "0" })
 refused("--task -1", "--task needs a whole number >= 0, got '-1'", { "batch", "--tasks", list, "--task", "-1" })
 refused("a task with no runs", "has no runs for task 9", { "batch", "--tasks", list, "--task", "9", "-o", arr })
-refused("--tasks with files", "give no files, --set or --slurm with it", { "batch", "--tasks", list, sc })
+refused("--tasks with files", "give no files or --set with it", { "batch", "--tasks", list, sc })
+refused("--task with --slurm", "--slurm submits the whole list", { "batch", "--tasks", list, "--task", "0", "--slurm" })
 write(dir .. "/broken.tsv", "x\tfoo.yaml\n")
 refused("a broken task list", dir .. "/broken.tsv:1: expected a task number or -, a scenario file and an output name",
   { "batch", "--tasks", dir .. "/broken.tsv" })
