@@ -804,11 +804,11 @@ static int l_sort(lua_State *L) {
     return luaL_argerror(L, 2, "expected a column name or a table of sort keys");
   }
   check_column(L, f, keys[0].name);
-  size_t *perm = scratch(L, f->nrow, sizeof *perm);
+  sp_frame **slot = sp_lua_frame_box(L);
   sp_error err;
   sp_error_clear(&err);
-  if (sp_frame_order(f, keys, nk, perm, &err) != SP_OK) return sp_lua_error(L, &err);
-  push_take(L, f, perm, f->nrow, NULL, 0);
+  if (sp_frame_sort(f, keys, nk, slot, &err) != SP_OK) return sp_lua_error(L, &err);
+  carry_panel(L, f, *slot);
   return 1;
 }
 

@@ -288,6 +288,16 @@ int sp_frame_order(const sp_frame *f, const sp_sort_key *spec, size_t nkeys, siz
   return st;
 }
 
+int sp_frame_sort(const sp_frame *f, const sp_sort_key *keys, size_t nkeys, sp_frame **out, sp_error *err) {
+  *out = NULL;
+  size_t *perm = sp_mem_alloc((f->nrow ? f->nrow : 1) * sizeof *perm);
+  if (perm == NULL) return nomem(err, "sorting");
+  int st = sp_frame_order(f, keys, nkeys, perm, err);
+  if (st == SP_OK) st = sp_frame_take(f, perm, f->nrow, NULL, 0, out, err);
+  sp_mem_free(perm);
+  return st;
+}
+
 /* Is any key of row r missing (encoded past its range)? */
 static int row_has_missing(const key_code *keys, size_t nkeys, size_t r) {
   for (size_t k = 0; k < nkeys; k++)

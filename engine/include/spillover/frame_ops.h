@@ -40,6 +40,13 @@ typedef struct {
 int sp_frame_order(const sp_frame *f, const sp_sort_key *keys, size_t nkeys,
                    size_t *perm, sp_error *err);
 
+/* *out = a new frame of f's rows in that order (all columns; no panel index).
+   Unlike sp_frame_order followed by sp_frame_take, the row order is built in
+   reused warm memory (mem.h), so a sort at 1e7 rows does not pay for 80 MB of
+   fresh pages. */
+int sp_frame_sort(const sp_frame *f, const sp_sort_key *keys, size_t nkeys,
+                  sp_frame **out, sp_error *err);
+
 /* Group the rows by the key columns.  codes (f->nrow entries) receives a group
    number per row, numbered in ascending order of the key values; a row with a
    missing value in any key gets -1 and belongs to no group.  first (f->nrow
