@@ -1,9 +1,10 @@
 /*
 ** mem.h: allocation of large numeric buffers.
 **
-** On the machines we target, the first touch of fresh memory costs ~17 us per
-** 4 KiB page; buffers of a megabyte or more are therefore aligned to 2 MiB and
-** advised for transparent huge pages.  Free them with sp_mem_free only.
+** On the machines we target, faulting in fresh memory page by page costs
+** about 3 s per GB (huge pages no less); buffers of a megabyte or more are
+** therefore mapped and populated in one call, and kept for reuse when freed
+** (mem.c).  Free them with sp_mem_free only.
 */
 #ifndef SPILLOVER_MEM_H
 #define SPILLOVER_MEM_H
