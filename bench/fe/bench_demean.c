@@ -2,11 +2,12 @@
 ** bench_demean.c: times sp_demean_run on (y, x1, x2) of a generated panel.
 **
 **   bench_demean bench/data/panel_<N>.bin [drop]
+**   bench_demean --stream <N>     the one-sweep bandwidth bound for N rows (compare.sh)
 **
 ** drop (default 0): fraction of rows removed at random (fixed seed) to make
 ** the panel unbalanced, so that two factors need real iterations.
 ** For 2 factors (id, time) and 3 (id, time, k), 1 and 2 threads, prints the
-** setup time (sp_demean_new), the cold time (a fresh 2 MiB-aligned buffer:
+** setup time (sp_demean_new), the cold time (a fresh buffer:
 ** first touch included) and the warm time (best of 5, buffer reused), the
 ** sweeps made, the bytes those passes move, and the ratio of the warm time to
 ** that traffic at the measured bandwidth (a STREAM-like a += s b over two
@@ -54,6 +55,14 @@ static double urand(void) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--stream") == 0) {
+    /* The bound compare.sh divides by: one residual-space sweep over y, x1,
+       x2 with two factors moves 56 bytes per row (codes read, data read and
+       written), at the bandwidth measured now. */
+    double n = atof(argv[2]), bw = bandwidth();
+    printf("stream bandwidth_GBs=%.2f one_sweep_bound_s=%.5f rows=%.0f\n", bw / 1e9, 56.0 * n / bw, n);
+    return 0;
+  }
   if (argc < 2) {
     fprintf(stderr, "usage: bench_demean panel.bin [drop]\n");
     return 2;

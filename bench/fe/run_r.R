@@ -8,12 +8,14 @@ path <- if (length(args) > 0) args[1] else "bench/data/panel_100000.csv"
 d <- read.csv(path)
 pd <- pdata.frame(d, index = c("id", "time"))
 invisible(gc(reset = TRUE))
-t0 <- proc.time()[["elapsed"]]
+t0 <- proc.time()
 m <- plm(y ~ x1 + x2, data = pd, model = "within", effect = "twoways")
-el <- proc.time()[["elapsed"]] - t0
+t1 <- proc.time() - t0
+el <- t1[["elapsed"]]
+cpu <- t1[["user.self"]] + t1[["sys.self"]]
 g <- gc()
 peak_mb <- sum(g[, ncol(g)])  # "max used" (Mb) since the reset, Ncells + Vcells
 rss <- tryCatch(as.numeric(system(sprintf("ps -o rss= -p %d", Sys.getpid()), intern = TRUE)) / 1024,
                 error = function(e) NA)
-cat(sprintf("plm twoways rows=%d seconds=%.3f peak_R_heap_MB=%.0f rss_MB=%.0f b=%s\n",
-            nrow(d), el, peak_mb, rss, paste(sprintf("%.6f", coef(m)), collapse = ",")))
+cat(sprintf("plm twoways rows=%d seconds=%.3f cpu_seconds=%.3f peak_R_heap_MB=%.0f rss_MB=%.0f b=%s\n",
+            nrow(d), el, cpu, peak_mb, rss, paste(sprintf("%.6f", coef(m)), collapse = ",")))

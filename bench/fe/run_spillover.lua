@@ -1,37 +1,31 @@
--- spillover side of the fixed-effects benchmark: estimation only (the CSV is
--- read first), two-way and three-way FE, iid and clustered, 1 and 2 threads;
--- the first run is "cold" (fresh memory), then the best of 3 "warm" runs.
---   build/spillover bench/fe/run_spillover.lua bench/data/panel_1000000.csv
+-- spillover side of bench/fe/compare.sh: one model per process, so the first
+-- fit is a first fit in a fresh process.  Reads the CSV, then fits `reps`
+-- times; prints the load time, the first fit, the best of the later (warm)
+-- fits, the frame's size and the first slope.  CPU seconds (user + system, all
+-- threads) are printed too: on a shared machine they vary less than wall time.
+--   build/spillover bench/fe/run_spillover.lua FILE.csv "y ~ x1 + x2 | id + time" [cluster] [threads] [reps]
 local sp = require "spillover"
-local path = arg[1] or "bench/data/panel_100000.csv"
-local t0 = sp.sys and sp.sys.now or os.clock
+local path, formula = arg[1], arg[2]
+local cluster, threads, reps = arg[3] or "", tonumber(arg[4] or 1), tonumber(arg[5] or 3)
+local now = sp.sys.now
+
+local t = now()
 local d = sp.read_csv(path)
-local n = d:nrow()
-
-local function rss_peak_mb()
-  local f = io.open("/proc/self/status")
-  if not f then return 0 / 0 end
-  local s = f:read("a")
-  f:close()
-  return (tonumber(s:match("VmHWM:%s*(%d+)")) or 0) / 1024
-end
-
-local function bench(label, formula, opts)
-  local times = {}
-  local fit
-  for r = 1, 4 do
-    collectgarbage()
-    local t = t0()
-    fit = sp.ols(d, formula, opts)
-    times[r] = t0() - t
+local load = now() - t
+local opts = { threads = threads }
+if cluster ~= "" then opts.vcov = { cluster = cluster } end
+local first, warm, cpu_first, cpu_warm, fit = nil, math.huge, nil, math.huge, nil
+for r = 1, reps do
+  fit = nil
+  collectgarbage()
+  local t0, c0 = now(), os.clock()
+  fit = sp.ols(d, formula, opts)
+  local el, cpu = now() - t0, os.clock() - c0
+  if r == 1 then
+    first, cpu_first = el, cpu
+  else
+    warm, cpu_warm = math.min(warm, el), math.min(cpu_warm, cpu)
   end
-  local warm = math.min(times[2], times[3], times[4])
-  print(string.format("spillover %-26s rows=%d cold=%.3f warm=%.3f b=%.6f,%.6f peak_rss_MB=%.0f", label, n,
-    times[1], warm, fit.b[1], fit.b[2], rss_peak_mb()))
 end
-
-bench("2fe iid 1thr", "y ~ x1 + x2 | id + time", { threads = 1 })
-bench("2fe iid 2thr", "y ~ x1 + x2 | id + time", { threads = 2 })
-bench("2fe cluster(id) 1thr", "y ~ x1 + x2 | id + time", { vcov = { cluster = "id" }, threads = 1 })
-bench("3fe iid 1thr", "y ~ x1 + x2 | id + time + k", { threads = 1 })
-bench("3fe iid 2thr", "y ~ x1 + x2 | id + time + k", { threads = 2 })
+print(string.format("spillover load=%.3f first=%.3f first_cpu=%.3f warm=%.3f warm_cpu=%.3f frame_MB=%.1f rows=%d b1=%.6f",
+  load, first, cpu_first, warm, cpu_warm, d:nrow() * d:ncol() * 8 / 1e6, d:nrow(), fit.b[1]))
