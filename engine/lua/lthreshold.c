@@ -3,7 +3,8 @@
 **
 ** opts: entity (the fixed effect of the design), threshold (name), regime
 ** (array of names), time (name or nil), n (1..3), trim ({t1, t2, t3}),
-** grid (points; 0 = every distinct value), reps, seed, threads, level, naive.
+** grid (points; 0 = every distinct value), reps, seed, threads, level, naive,
+** hansen1999 (Hansen's own program; the result then has coef, V_homo, V_het).
 **
 ** The result lives in a full userdata (spillover.threshold_result) whose
 ** __gc frees the core's arrays, so raising while the Lua table is built
@@ -110,6 +111,9 @@ static int l_threshold_fit(lua_State *L) {
   lua_getfield(L, 2, "naive");
   o.naive = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 2, "hansen1999");
+  o.hansen1999 = lua_toboolean(L, -1);
+  lua_pop(L, 1);
 
   /* Owners first: the regime buffer and the result box. */
   double *Z = lua_newuserdatauv(L, (n ? n : 1) * m * sizeof(double), 0);
@@ -203,6 +207,21 @@ static int l_threshold_fit(lua_State *L) {
     lua_rawseti(L, -2, j + 1);
   }
   lua_setfield(L, -2, "tests");
+  if (res->coef) {
+    size_t K = res->ncoef;
+    push_array(L, res->coef, K);
+    lua_setfield(L, -2, "coef");
+    static const char *const vn[2] = {"V_homo", "V_het"};
+    for (int v = 0; v < 2; v++) {
+      const double *V = v ? res->V_het : res->V_homo;
+      lua_createtable(L, (int)K, 0);
+      for (size_t i = 0; i < K; i++) {
+        push_array(L, V + i * K, K);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      lua_setfield(L, -2, vn[v]);
+    }
+  }
   sp_thr_result_clear(res);
   return 1;
 }

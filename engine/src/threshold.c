@@ -7,6 +7,7 @@
 ** the bootstrap threads; each thread owns a workspace (thr_ws) allocated once
 ** before any replication runs.
 */
+#include <gsl/gsl_linalg.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -20,6 +21,14 @@
 #define THR_COLLINEAR_TOL 1e-10
 /* Columns of the largest design: k + m regressors plus 3 m regime columns. */
 #define THR_PMAX 128
+/* The bootstrap's cached first stage (boot_stage1) is used while its arrays
+   stay below this size; beyond it each replication rescans. */
+#define THR_CACHE_MAX ((size_t)1 << 29)
+/* Rows per group of the bootstrap's first stage: 64 sorted rows share one
+   bound (see boot_stage1). */
+#define THR_GSHIFT 6
+/* Entities ahead whose drawn residuals are prefetched. */
+#define THR_PREFETCH 16
 
 void sp_thr_options_init(sp_thr_options *o) {
   memset(o, 0, sizeof *o);
@@ -40,6 +49,9 @@ void sp_thr_result_clear(sp_thr_result *res) {
     free(res->curve[j].lr);
     free(res->test[j].Fboot);
   }
+  free(res->coef);
+  free(res->V_homo);
+  free(res->V_het);
   memset(res, 0, sizeof *res);
 }
 
@@ -68,6 +80,19 @@ typedef struct thr_ctx {
   size_t *strat;    /* N entities sorted by observation count */
   size_t *slo, *shi;/* N: the stratum of entity e is strat[slo[e] .. shi[e]) */
   size_t *lastpos;  /* N: sorted position of entity e's last row in time order (hansen1999) */
+  /* The bootstrap's first stage without a regression per replication (see
+     boot_stage1): what does not depend on the outcome, per candidate. */
+  int fast;
+  double *hc;       /* ncand x m p0: w'Q0 at each candidate */
+  double *lc;       /* ncand x m(m+1)/2: inverse Cholesky factor of A, packed; NaN first: infeasible */
+  uint32_t *tau;    /* n: rank of each sorted row in its entity's time order */
+  size_t *sstart;   /* N: estart[strat[i]], so that a draw costs one lookup */
+  double *zem;      /* n x m: Z in entity-major order (estart[e] + time rank), rows contiguous */
+  double *qem;      /* n x p0: Q0 in entity-major order, rows contiguous */
+  uint32_t *grp;    /* n: group (sorted position >> THR_GSHIFT) of each entity-major row */
+  size_t ngrp;      /* groups: n / 2^THR_GSHIFT + 1 */
+  size_t *gstart;   /* ngrp + 1: the candidates whose lower regime ends in group g */
+  double *gH, *gL;  /* ngrp: largest |H - H(first)|_F and |Linv|_F^2 over the group's candidates */
   double df;
   int naive;
   int strict;       /* regimes q < g (hansen1999) instead of q <= g */
@@ -86,6 +111,9 @@ typedef struct thr_ws {
   double *D;        /* naive: n x (p0 + 3m) design; NULL otherwise */
   double *v;        /* naive: n residual */
   double *Mt;       /* drop: n x (1 + p0 + 3m) within transforms of e and the base columns */
+  size_t *sb;       /* fast: N, where the residuals drawn for entity e start (entity-major) */
+  double *gsum;     /* fast: ngrp x (m + 1): per group the sums of z (fres + u*) over its rows and,
+                       last, of their absolute values (one cache line per row's update) */
   double *L;        /* drop: N x m values of w at each entity's last row */
 } thr_ws;
 
@@ -105,6 +133,8 @@ static void ws_free(thr_ws *w) {
   sp_mem_free(w->v);
   sp_mem_free(w->Mt);
   sp_mem_free(w->L);
+  free(w->sb);
+  sp_mem_free(w->gsum);
   memset(w, 0, sizeof *w);
 }
 
@@ -130,6 +160,11 @@ static int ws_alloc(const thr_ctx *c, thr_ws *w) {
     w->D = sp_mem_doubles(n * p);
     w->v = sp_mem_doubles(n);
     ok = ok && w->D && w->v;
+  }
+  if (c->fast) {
+    w->sb = malloc((c->N ? c->N : 1) * sizeof *w->sb);
+    w->gsum = sp_mem_doubles(c->ngrp * (m + 1));
+    ok = ok && w->sb && w->gsum;
   }
   if (c->drop) {
     w->Mt = sp_mem_doubles(n * (1 + p));
@@ -163,6 +198,16 @@ static void ctx_free(thr_ctx *c) {
   free(c->slo);
   free(c->shi);
   free(c->lastpos);
+  sp_mem_free(c->hc);
+  sp_mem_free(c->lc);
+  sp_mem_free(c->tau);
+  free(c->sstart);
+  sp_mem_free(c->zem);
+  sp_mem_free(c->qem);
+  sp_mem_free(c->grp);
+  free(c->gstart);
+  free(c->gH);
+  free(c->gL);
   memset(c, 0, sizeof *c);
 }
 
@@ -261,6 +306,18 @@ static int chol_solve(size_t m, double *A, const double *ref, const double *r, d
   return 0;
 }
 
+/* The inverse of the Cholesky factor left in the lower triangle of A by
+   chol_solve, packed by rows (element (a, b), b <= a, at a(a+1)/2 + b). */
+static void tri_inverse(size_t m, const double *A, double *Li) {
+  for (size_t b = 0; b < m; b++) {
+    for (size_t a = b; a < m; a++) {
+      double t = a == b ? 1.0 : 0.0;
+      for (size_t l = b; l < a; l++) t -= A[a * m + l] * Li[l * (l + 1) / 2 + b];
+      Li[a * (a + 1) / 2 + b] = t / A[a * m + a];
+    }
+  }
+}
+
 /* ---- stages ---------------------------------------------------------------- */
 
 /* Regime columns w~ = within(z 1(q <= u[f])) of the fixed thresholds
@@ -318,7 +375,7 @@ static void exclusion(const thr_ctx *c, const size_t *fixed, size_t nf, size_t w
    excluded or infeasible candidates. */
 static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t p, const double *y,
                  const double *e, double ssr_base, const size_t *fixed, size_t nf,
-                 const unsigned char *mask, double *out) {
+                 const unsigned char *mask, int fill, double *out) {
   size_t n = c->n, m = c->m;
   size_t g[SP_THR_MAX + 1];
   for (size_t f = 0; f < nf; f++) g[f] = fixed[f];
@@ -413,11 +470,17 @@ static void scan(const thr_ctx *c, thr_ws *w, const double *const *cols, size_t 
       }
     }
     g[nf] = c->cand[ci];
+    double *lc = fill ? c->lc + ci * (m * (m + 1) / 2) : NULL;
+    if (fill) {
+      memcpy(c->hc + ci * m * p, H, m * p * sizeof *H);
+      lc[0] = NAN;
+    }
     if (mask[ci] || !regimes_ok(c, g, nf + 1)) { out[ci] = NAN; continue; }
     for (size_t a = 0; a < m; a++)
       for (size_t b = 0; b < m; b++) A[a * m + b] = W[a * m + b] - dot(p, H + a * p, H + b * p);
     if (chol_solve(m, A, W, r, x)) { out[ci] = NAN; continue; }
     out[ci] = ssr_base - dot(m, r, x);
+    if (fill) tri_inverse(m, A, lc);
   }
 }
 
@@ -448,7 +511,7 @@ static int base_fit(const thr_ctx *c, thr_ws *w, const size_t *fixed, size_t nf,
    (ncand if none) and *base the exact SSR of the model with only the fixed
    thresholds. */
 static int stage(const thr_ctx *c, thr_ws *w, const double *y, const size_t *fixed, size_t nf, size_t wdt,
-                 int slot, unsigned char *mask, size_t *best, size_t *nvalid, double *base) {
+                 int slot, unsigned char *mask, int fill, size_t *best, size_t *nvalid, double *base) {
   const double *cols[THR_PMAX];
   size_t p;
   double ssr;
@@ -471,7 +534,7 @@ static int stage(const thr_ctx *c, thr_ws *w, const double *y, const size_t *fix
     }
     e = w->Mt;
   }
-  scan(c, w, cols, p, y, e, ssr, fixed, nf, mask, w->ssr[slot]);
+  scan(c, w, cols, p, y, e, ssr, fixed, nf, mask, fill, w->ssr[slot]);
   *best = argmin(w->ssr[slot], c->ncand);
   if (nvalid) {
     size_t cnt = 0;
@@ -492,22 +555,28 @@ static int ssr_at(const thr_ctx *c, thr_ws *w, const double *y, const size_t *g,
    need_refine, g1 refined; 3: g3).  The SSR at the thresholds of one stage
    is the base SSR of the next, so it comes exact from that regression; the
    last stage's SSR is refitted when `exact`, else taken from the scan (the
-   bootstrap: the two agree to rounding). */
+   bootstrap: the two agree to rounding).  With `first`, stage 1 is already
+   in s (g[0], S[0], S[1]: boot_stage1); the point estimate (`exact`) fills
+   the cache that boot_stage1 reads. */
 static int sequential(const thr_ctx *c, thr_ws *w, const double *y, int upto, int need_refine, int exact,
-                      unsigned char *mask, thr_seq *s) {
+                      int first, unsigned char *mask, thr_seq *s) {
   int st;
   size_t best, fx[2];
   double dummy;
-  for (int i = 0; i < 4; i++) s->g[i] = (size_t)-1;
-  if ((st = stage(c, w, y, NULL, 0, 0, 0, mask, &best, &s->ncand[0], &s->S[0]))) return st;
-  s->g[0] = c->cand[best];
-  if (upto < 2) {
-    if (exact) return ssr_at(c, w, y, s->g, 1, &s->S[1]);
-    s->S[1] = w->ssr[0][best];
+  for (int i = first; i < 4; i++) s->g[i] = (size_t)-1;
+  if (!first) {
+    if ((st = stage(c, w, y, NULL, 0, 0, 0, mask, exact && c->fast, &best, &s->ncand[0], &s->S[0]))) return st;
+    s->g[0] = c->cand[best];
+    if (upto < 2) {
+      if (exact) return ssr_at(c, w, y, s->g, 1, &s->S[1]);
+      s->S[1] = w->ssr[0][best];
+      return SP_OK;
+    }
+  } else if (upto < 2) {
     return SP_OK;
   }
   fx[0] = s->g[0];
-  if ((st = stage(c, w, y, fx, 1, c->width[1], 1, mask, &best, &s->ncand[1], &s->S[1]))) return st;
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 1, mask, 0, &best, &s->ncand[1], &s->S[1]))) return st;
   s->g[1] = c->cand[best];
   if (upto < 3 && !need_refine) {
     fx[0] = s->g[0]; fx[1] = s->g[1];
@@ -518,11 +587,11 @@ static int sequential(const thr_ctx *c, thr_ws *w, const double *y, int upto, in
   fx[0] = s->g[0]; fx[1] = s->g[1];
   if ((st = ssr_at(c, w, y, fx, 2, &s->S[2]))) return st;
   fx[0] = s->g[1];
-  if ((st = stage(c, w, y, fx, 1, c->width[1], 2, mask, &best, &s->ncand[2], &dummy))) return st;
+  if ((st = stage(c, w, y, fx, 1, c->width[1], 2, mask, 0, &best, &s->ncand[2], &dummy))) return st;
   s->g[2] = c->cand[best];
   fx[0] = s->g[2]; fx[1] = s->g[1];
   if (upto < 3) return ssr_at(c, w, y, fx, 2, &s->S[3]);
-  if ((st = stage(c, w, y, fx, 2, c->width[2], 3, mask, &best, &s->ncand[3], &s->S[3]))) return st;
+  if ((st = stage(c, w, y, fx, 2, c->width[2], 3, mask, 0, &best, &s->ncand[3], &s->S[3]))) return st;
   s->g[3] = c->cand[best];
   size_t g3[3] = {s->g[2], s->g[1], s->g[3]};
   if (exact) return ssr_at(c, w, y, g3, 3, &s->S[4]);
@@ -585,17 +654,129 @@ typedef struct boot_job {
   thr_ws *w;
   unsigned char *mask;
   const double *fitted, *resid;   /* the null model, within, sorted order */
+  const double *fres;   /* fast: n, fitted less its projection on Q0 (sorted order) */
+  const double *fem;    /* fast: n, the same in entity-major order */
+  const double *rem;    /* fast: n, resid in entity-major order (estart[e] + time rank) */
   int test, reps, tid, nthreads;
   uint64_t seed;
   double *Fboot;
   int status;
 } boot_job;
 
+/* The exact SSR reduction of group g's candidates (with m p0 work each),
+   keeping the largest in *top / *best (first index on ties).  R starts at
+   the sum of v = z (fres + u*) over the rows before the group, and the
+   group's rows are added in threshold order. */
+static void boot_group(const thr_ctx *c, const thr_ws *w, const boot_job *j, size_t g, const double *P,
+                       const double *cq, double *top, size_t *best) {
+  size_t n = c->n, m = c->m, p = c->p0, nl = m * (m + 1) / 2;
+  double R[32], r[32];
+  memcpy(R, P, m * sizeof *R);
+  size_t t = g << THR_GSHIFT;
+  for (size_t ci = c->gstart[g]; ci < c->gstart[g + 1]; ci++) {
+    for (size_t upto = nbelow(c, c->cand[ci]); t < upto; t++) {
+      double v = j->fres[t] + j->rem[w->sb[c->ent[t]] + c->tau[t]];
+      for (size_t a = 0; a < m; a++) R[a] += c->Zs[a * n + t] * v;
+    }
+    const double *L = c->lc + ci * nl, *H = c->hc + ci * m * p;
+    if (isnan(L[0])) continue;
+    for (size_t a = 0; a < m; a++) r[a] = R[a] - dot(p, H + a * p, cq);
+    double term = 0;
+    for (size_t a = 0; a < m; a++) {
+      double z = dot(a + 1, L + a * (a + 1) / 2, r);
+      term += z * z;
+    }
+    if (*best == c->ncand || term > *top || (term == *top && ci < *best)) { *top = term; *best = ci; }
+  }
+}
+
+/* Stage 1 of a replication without forming y* or a regression.  With
+   y* = f + u* (f the null model's fitted values, u* the drawn residuals) and
+   e* = M_Q0 y* = fres + u* - Q0 c, c = Q0'u*:
+     r(g) = w(g)'e* = R(g) - H(g) c,   R(g) = sum_{q <= g} z (fres + u*),
+     SSR_B = |fres + u*|^2 - |c|^2,    SSR(g) = SSR_B - |Linv(g) r(g)|^2,
+   where H(g) = w'Q0 and Linv(g) (the inverse Cholesky factor of A(g)) are
+   the same in every replication and cached by the point estimate.
+   Randomly gathering u* in threshold order costs a cache miss per row, so
+   one pass in entity-major order (u* blocks read whole, nothing re-sorted)
+   gives c, SSR_B and, per group of 2^THR_GSHIFT sorted rows, the sum of v =
+   z (fres + u*) and of |v|.  A group's candidates then have
+     |Linv r|^2 <= gL (|P - H0 c| + gabs + gH |c|)^2
+   (P: the sum over the rows before the group, H0: H of its first candidate,
+   gH: how far H moves within the group),
+   and only groups whose bound reaches the best term so far are evaluated
+   exactly (boot_group), starting with the group of the largest bound.
+   Returns the argmin of SSR (ncand if none) and S[0], S[1]. */
+static size_t boot_stage1(const thr_ctx *c, thr_ws *w, const boot_job *j, double *S0, double *S1) {
+  size_t m = c->m, p = c->p0, ng = c->ngrp, m1 = m + 1;
+  double cq[THR_PMAX], ss = 0, *gs = w->gsum;
+  memset(cq, 0, p * sizeof *cq);
+  memset(gs, 0, ng * m1 * sizeof *gs);
+  for (size_t e = 0; e < c->N; e++) {
+    const double *u = j->rem + w->sb[e];
+    size_t ahead = e + THR_PREFETCH;
+    if (ahead < c->N && c->Tcount[ahead]) {
+      /* The drawn blocks are scattered: ask for them early, or every entity waits on memory. */
+      __builtin_prefetch(j->rem + w->sb[ahead]);
+      __builtin_prefetch(j->rem + w->sb[ahead] + c->Tcount[ahead] - 1);
+    }
+    for (size_t k = c->estart[e], t = 0; k < c->estart[e + 1]; k++, t++) {
+      double v = j->fem[k] + u[t];
+      ss += v * v;
+      const double *q = c->qem + k * p;
+      for (size_t b = 0; b < p; b++) cq[b] += q[b] * u[t];
+      double *gk = gs + (size_t)c->grp[k] * m1, av = 0;
+      for (size_t a = 0; a < m; a++) {
+        double x = c->zem[k * m + a] * v;
+        gk[a] += x;
+        av += fabs(x);
+      }
+      gk[m] += av;
+    }
+  }
+  double cn = sqrt(dot(p, cq, cq));
+  ss -= cn * cn;
+  /* In place: the sums before each group (P) and the group's bound (last). */
+  double P[32];
+  memset(P, 0, m * sizeof *P);
+  size_t gmax = ng;
+  for (size_t g = 0; g < ng; g++) {
+    double *gg = gs + g * m1, r0 = 0;
+    if (c->gstart[g] < c->gstart[g + 1]) {
+      const double *H0 = c->hc + c->gstart[g] * m * p;
+      for (size_t a = 0; a < m; a++) {
+        double x = P[a] - dot(p, H0 + a * p, cq);
+        r0 += x * x;
+      }
+    }
+    double bnd = sqrt(r0) + gg[m] + c->gH[g] * cn;
+    for (size_t a = 0; a < m; a++) {
+      double x = gg[a];
+      gg[a] = P[a];
+      P[a] += x;
+    }
+    /* A margin far above the rounding of the exact evaluation. */
+    gg[m] = c->gstart[g] == c->gstart[g + 1] ? -1.0 : c->gL[g] * bnd * bnd * (1.0 + 1e-9) + 1e-300;
+    if (gg[m] >= 0 && (gmax == ng || gg[m] > gs[gmax * m1 + m])) gmax = g;
+  }
+  size_t best = c->ncand;
+  double top = 0;
+  if (gmax < ng) boot_group(c, w, j, gmax, gs + gmax * m1, cq, &top, &best);
+  for (size_t g = 0; g < ng; g++)
+    if (g != gmax && gs[g * m1 + m] >= 0 && (best == c->ncand || gs[g * m1 + m] >= top))
+      boot_group(c, w, j, g, gs + g * m1, cq, &top, &best);
+  *S0 = ss;
+  *S1 = ss - top;
+  return best;
+}
+
 static void *boot_run(void *arg) {
   boot_job *j = arg;
   const thr_ctx *c = j->c;
   thr_ws *w = j->w;
   thr_seq s;
+  /* Stages after the first need y* itself. */
+  int need_y = !c->fast || j->test > 0;
   for (int rep = j->tid; rep < j->reps; rep += j->nthreads) {
     xoshiro rng;
     xo_seed(&rng, j->seed, j->test, (uint64_t)rep);
@@ -603,11 +784,19 @@ static void *boot_run(void *arg) {
       size_t T = c->Tcount[e];
       if (T == 0) continue;
       size_t lo = c->slo[e], hi = c->shi[e];
-      size_t src = c->strat[lo + xo_below(&rng, hi - lo)];
-      const size_t *pe = c->epos + c->estart[e], *ps = c->epos + c->estart[src];
+      size_t so = c->sstart[lo + xo_below(&rng, hi - lo)];
+      if (c->fast) w->sb[e] = so;
+      if (!need_y) continue;
+      const size_t *pe = c->epos + c->estart[e], *ps = c->epos + so;
       for (size_t t = 0; t < T; t++) w->ystar[pe[t]] = j->fitted[pe[t]] + j->resid[ps[t]];
     }
-    int st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, 0, j->mask, &s);
+    int st = SP_OK;
+    if (c->fast) {
+      size_t b = boot_stage1(c, w, j, &s.S[0], &s.S[1]);
+      if (b == c->ncand) st = SP_EDF;
+      s.g[0] = b < c->ncand ? c->cand[b] : (size_t)-1;
+    }
+    if (st == SP_OK) st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, 0, c->fast, j->mask, &s);
     if (st) {
       /* A resample with no feasible candidate: record no evidence against the null. */
       j->Fboot[rep] = 0.0;
@@ -691,10 +880,11 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   c->slo = malloc((N ? N : 1) * sizeof *c->slo);
   c->shi = malloc((N ? N : 1) * sizeof *c->shi);
   c->lastpos = malloc((N ? N : 1) * sizeof *c->lastpos);
+  c->sstart = malloc((N ? N : 1) * sizeof *c->sstart);
   double *sum = malloc((N ? N : 1) * sizeof *sum);
   tkey *tk = malloc(n * sizeof *tk);
   if (!c->yt || !c->Xt || !c->Zt || !c->Zs || !c->Q0 || !c->e0 || !c->qs || !c->ent || !c->invT || !c->Tcount ||
-      !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !c->lastpos || !sum || !tk) {
+      !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !c->lastpos || !c->sstart || !sum || !tk) {
     free(key); free(pos); free(sum); free(tk);
     return sp_error_set(err, SP_ENOMEM, "threshold: out of memory for %zu observations", n);
   }
@@ -744,7 +934,10 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
     if (!ck) { free(key); free(pos); free(sum); free(tk); return sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); }
     for (size_t e = 0; e < N; e++) { ck[e].count = c->Tcount[e]; ck[e].e = e; }
     qsort(ck, N, sizeof *ck, cmp_ckey);
-    for (size_t e = 0; e < N; e++) c->strat[e] = ck[e].e;
+    for (size_t e = 0; e < N; e++) {
+      c->strat[e] = ck[e].e;
+      c->sstart[e] = c->estart[ck[e].e];
+    }
     free(ck);
   }
   for (size_t i = 0; i < N;) {
@@ -859,6 +1052,78 @@ static int curve_from(const thr_ctx *c, const double *ssr, sp_thr_curve *cv, dou
   return SP_OK;
 }
 
+/* hansen1999: the program's regression at the final thresholds fin (u-indices,
+   ascending): transformed X and regime columns z 1(regime r), with its two
+   standard errors (see threshold.h). */
+static int hansen_coef(const thr_ctx *c, const size_t *fin, int nt, sp_thr_result *res) {
+  size_t n = c->n, k = c->k, m = c->m, K = k + (size_t)(nt + 1) * m;
+  double *D = sp_mem_doubles(n * K), *sum = malloc((c->N ? c->N : 1) * sizeof *sum);
+  gsl_matrix *A = gsl_matrix_alloc(K, K), *B = gsl_matrix_calloc(K, K);
+  gsl_vector *b = gsl_vector_alloc(K), *x = gsl_vector_alloc(K);
+  res->coef = malloc(K * sizeof *res->coef);
+  res->V_homo = malloc(K * K * sizeof *res->V_homo);
+  res->V_het = malloc(K * K * sizeof *res->V_het);
+  int st = SP_ENOMEM;
+  if (!D || !sum || !A || !B || !b || !x || !res->coef || !res->V_homo || !res->V_het) goto out;
+  res->ncoef = K;
+  if (k) memcpy(D, c->Xt, n * k * sizeof *D);
+  for (size_t a = 0; a < m; a++)
+    for (int r = 0; r <= nt; r++) {
+      double *v = D + (k + a * (size_t)(nt + 1) + (size_t)r) * n;
+      size_t lo = r ? nbelow(c, fin[r - 1]) : 0, hi = r < nt ? nbelow(c, fin[r]) : n;
+      for (size_t t = 0; t < n; t++) v[t] = t >= lo && t < hi ? c->Zs[a * n + t] : 0.0;
+      transform(c, v, sum);
+    }
+  for (size_t i = 0; i < K; i++) {
+    gsl_vector_set(b, i, dot(n, D + i * n, c->yt));
+    for (size_t j = 0; j <= i; j++) {
+      double v = dot(n, D + i * n, D + j * n);
+      gsl_matrix_set(A, i, j, v);
+      gsl_matrix_set(A, j, i, v);
+    }
+  }
+  st = SP_ESINGULAR;
+  gsl_error_handler_t *old = gsl_set_error_handler_off();
+  int bad = gsl_linalg_cholesky_decomp1(A) || gsl_linalg_cholesky_solve(A, b, x) || gsl_linalg_cholesky_invert(A);
+  gsl_set_error_handler(old);
+  if (bad) goto out;
+  /* Residuals (zero in the deleted rows) and the meat of the sandwich. */
+  double ssr = 0;
+  for (size_t t = 0; t < n; t++) {
+    double f = c->yt[t];
+    for (size_t i = 0; i < K; i++) f -= D[i * n + t] * gsl_vector_get(x, i);
+    ssr += f * f;
+    double f2 = f * f;
+    if (f2 == 0.0) continue;
+    for (size_t i = 0; i < K; i++)
+      for (size_t j = 0; j <= i; j++) B->data[i * B->tda + j] += f2 * D[i * n + t] * D[j * n + t];
+  }
+  /* The program's divisor: the rows kept, less the entities and the coefficients. */
+  double s2 = ssr / (c->df - ((double)n - c->df) - (double)K);
+  for (size_t i = 0; i < K; i++) {
+    res->coef[i] = gsl_vector_get(x, i);
+    for (size_t j = 0; j < K; j++) {
+      res->V_homo[i * K + j] = s2 * gsl_matrix_get(A, i, j);
+      double v = 0;
+      for (size_t p = 0; p < K; p++)
+        for (size_t q = 0; q < K; q++) {
+          double bpq = p >= q ? gsl_matrix_get(B, p, q) : gsl_matrix_get(B, q, p);
+          v += gsl_matrix_get(A, i, p) * bpq * gsl_matrix_get(A, q, j);
+        }
+      res->V_het[i * K + j] = v;
+    }
+  }
+  st = SP_OK;
+out:
+  sp_mem_free(D);
+  free(sum);
+  if (A) gsl_matrix_free(A);
+  if (B) gsl_matrix_free(B);
+  if (b) gsl_vector_free(b);
+  if (x) gsl_vector_free(x);
+  return st;
+}
+
 static int fail_nocand(const sp_thr_data *d, const thr_ctx *c, int stg, sp_error *err) {
   static const char *const what[] = {"the first threshold", "the second threshold", "the refined first threshold",
                                      "the third threshold"};
@@ -892,9 +1157,45 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   thr_ws ws[64];
   memset(ws, 0, sizeof ws);
   unsigned char *mask[64] = {0};
-  double *fitted = NULL, *resid = NULL;
+  double *fitted = NULL, *resid = NULL, *fres = NULL, *fem = NULL, *rem = NULL;
   int st = setup(d, o, &c, err);
   if (st) goto done;
+  {
+    size_t m = c.m, p0 = c.p0, cache = c.ncand * (m * p0 + m * (m + 1) / 2) + c.n * (m + p0 + 4);
+    c.fast = o->reps > 0 && !c.naive && !c.drop && c.n < UINT32_MAX && cache * sizeof(double) <= THR_CACHE_MAX;
+  }
+  if (c.fast) {
+    size_t n = c.n, m = c.m, p0 = c.p0;
+    c.ngrp = (n >> THR_GSHIFT) + 1;
+    c.hc = sp_mem_doubles(c.ncand * m * p0);
+    c.lc = sp_mem_doubles(c.ncand * (m * (m + 1) / 2));
+    c.tau = sp_mem_alloc(n * sizeof *c.tau);
+    c.zem = sp_mem_doubles(n * m);
+    c.qem = sp_mem_doubles(n * p0);
+    c.grp = sp_mem_alloc(n * sizeof *c.grp);
+    c.gstart = calloc(c.ngrp + 1, sizeof *c.gstart);
+    c.gH = calloc(c.ngrp, sizeof *c.gH);
+    c.gL = calloc(c.ngrp, sizeof *c.gL);
+    fres = sp_mem_doubles(n);
+    fem = sp_mem_doubles(n);
+    rem = sp_mem_doubles(n);
+    if (!c.hc || !c.lc || !c.tau || !c.zem || !c.qem || !c.grp || !c.gstart || !c.gH || !c.gL || !fres || !fem ||
+        !rem) {
+      st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory for the bootstrap");
+      goto done;
+    }
+    for (size_t e = 0; e < c.N; e++)
+      for (size_t i = 0; i < c.Tcount[e]; i++) {
+        size_t k = c.estart[e] + i, t = c.epos[k];
+        c.tau[t] = (uint32_t)i;
+        c.grp[k] = (uint32_t)(t >> THR_GSHIFT);
+        for (size_t a = 0; a < m; a++) c.zem[k * m + a] = c.Zs[a * n + t];
+        for (size_t b = 0; b < p0; b++) c.qem[k * p0 + b] = c.Q0[b * n + t];
+      }
+    /* Candidates are ascending, so each group's are a range. */
+    for (size_t ci = 0; ci < c.ncand; ci++) c.gstart[(nbelow(&c, c.cand[ci]) >> THR_GSHIFT) + 1]++;
+    for (size_t g = 0; g < c.ngrp; g++) c.gstart[g + 1] += c.gstart[g];
+  }
   for (int i = 0; i < nthreads; i++) {
     mask[i] = malloc(c.ncand);
     if (!mask[i] || ws_alloc(&c, &ws[i])) {
@@ -921,7 +1222,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   /* Point estimates, keeping the four SSR curves of workspace 0. */
   thr_seq s;
   memset(&s, 0, sizeof s);
-  st = sequential(&c, &ws[0], c.yt, o->nthresh, o->nthresh >= 2, 1, mask[0], &s);
+  st = sequential(&c, &ws[0], c.yt, o->nthresh, o->nthresh >= 2, 1, 0, mask[0], &s);
   if (st == SP_EDF) {
     int stg = s.g[0] == (size_t)-1 ? 0 : s.g[1] == (size_t)-1 ? 1 : s.g[2] == (size_t)-1 ? 2 : 3;
     st = fail_nocand(d, &c, stg, err);
@@ -933,6 +1234,19 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   }
   if (st) goto done;
   res->ssr_linear = s.S[0];
+  if (c.fast) {
+    /* The groups' bounds from the cache the point estimate filled. */
+    size_t m = c.m, nl = m * (m + 1) / 2, hp = m * c.p0;
+    for (size_t g = 0; g < c.ngrp; g++)
+      for (size_t ci = c.gstart[g]; ci < c.gstart[g + 1]; ci++) {
+        const double *L = c.lc + ci * nl, *H = c.hc + ci * hp, *H0 = c.hc + c.gstart[g] * hp;
+        if (isnan(L[0])) continue;
+        double dh = 0;
+        for (size_t i = 0; i < hp; i++) dh += (H[i] - H0[i]) * (H[i] - H0[i]);
+        c.gH[g] = fmax(c.gH[g], sqrt(dh));
+        c.gL[g] = fmax(c.gL[g], dot(nl, L, L));
+      }
+  }
   int nt = o->nthresh;
   size_t fin[3];
   int slot[3];
@@ -972,6 +1286,11 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
       prev = cnt;
     }
   }
+  if (c.drop && (st = hansen_coef(&c, fin, nt, res))) {
+    st = st == SP_ENOMEM ? sp_error_set(err, SP_ENOMEM, "threshold: out of memory")
+                         : sp_error_set(err, SP_ESINGULAR, "threshold: the regressors are collinear at the estimated thresholds");
+    goto done;
+  }
 
   /* Tests and their bootstrap. */
   for (int t = 0; t < nt; t++) {
@@ -993,6 +1312,15 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     }
     memcpy(resid, ws[0].e, c.n * sizeof *resid);
     for (size_t i = 0; i < c.n; i++) fitted[i] = c.yt[i] - resid[i];
+    if (c.fast) {
+      /* What boot_stage1 reuses in every replication of this test. */
+      for (size_t j = 0; j < c.p0; j++) cols[j] = c.Q0 + j * c.n;
+      project_out(c.n, cols, c.p0, fitted, fres);
+      for (size_t k = 0; k < c.n; k++) {
+        rem[k] = resid[c.epos[k]];
+        fem[k] = fres[c.epos[k]];
+      }
+    }
     T->reps = o->reps;
     T->Fboot = malloc((size_t)o->reps * sizeof(double));
     if (!T->Fboot) { st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); goto done; }
@@ -1000,7 +1328,8 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     pthread_t tids[64];
     int started[64] = {0};
     for (int i = 0; i < nthreads; i++) {
-      jobs[i] = (boot_job){.c = &c, .w = &ws[i], .mask = mask[i], .fitted = fitted, .resid = resid, .test = t,
+      jobs[i] = (boot_job){.c = &c, .w = &ws[i], .mask = mask[i], .fitted = fitted, .resid = resid, .fres = fres,
+                           .fem = fem, .rem = rem, .test = t,
                            .reps = o->reps, .tid = i, .nthreads = nthreads, .seed = o->seed, .Fboot = T->Fboot,
                            .status = SP_OK};
     }
@@ -1034,6 +1363,9 @@ done:
   for (int i = 0; i < 64; i++) { ws_free(&ws[i]); free(mask[i]); }
   sp_mem_free(fitted);
   sp_mem_free(resid);
+  sp_mem_free(fres);
+  sp_mem_free(fem);
+  sp_mem_free(rem);
   ctx_free(&c);
   return st;
 }

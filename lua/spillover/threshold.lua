@@ -2,7 +2,8 @@
 --
 --   sp.threshold(d, "i ~ q1 + q2 + q3 + d1 + qd1", {threshold = "d1", regime = {"c1"}, n = 1,
 --                trim = {0.01, 0.01, 0.05}, grid = 400 | "exact", bootstrap = 300, seed = 1,
---                vcov = "iid" | "hc0" | {cluster = "id"} | ..., threads = 1, level = 0.95})
+--                vcov = "iid" | "hc0" | {cluster = "id"} | ..., threads = 1, level = 0.95,
+--                compat = "hansen1999"})
 --
 -- The search (grid, sequential thresholds with refinement, F tests, the
 -- bootstrap, LR intervals) runs in C (core.threshold_fit).  The coefficients
@@ -10,6 +11,10 @@
 -- entity absorbed), so every vcov option of sp.ols applies; the fit renames
 -- the regime columns to "<z>:regime<r>" and predicts with the regime each row
 -- falls in given its (possibly shocked) threshold variable.
+--
+-- compat = "hansen1999" reproduces Hansen's own program (regimes q < g, each
+-- entity's last row deleted after demeaning): the C core then also returns
+-- that program's coefficients and its two covariances, which the fit reports.
 local core = require "spillover.core"
 local util = require "spillover.util"
 local raise = util.raise
@@ -30,7 +35,8 @@ end
 --- The internal (formula-safe) name of regime r of regressor z.
 local function inner_name(z, r) return string.format("%s__thr_regime%d", z, r) end
 
---- Regime columns of a frame: z * 1(g_{r-1} < q <= g_r), NaN where q or z is.
+--- Regime columns of a frame: z * 1(g_{r-1} < q <= g_r) (g_{r-1} <= q < g_r with
+--- spec.strict, Hansen's program), NaN where q or z is.
 local function regime_columns(d, spec)
   local q = column_numbers(d, spec.threshold)
   if not q then fail("the data have no numeric column '" .. spec.threshold .. "'") end
@@ -44,8 +50,10 @@ local function regime_columns(d, spec)
       local v = {}
       for i = 1, #q do
         local qi, zi = q[i], zv[i]
+        local inside
+        if spec.strict then inside = qi >= lo and qi < hi else inside = qi > lo and qi <= hi end
         if qi ~= qi or zi ~= zi then v[i] = 0 / 0
-        elseif qi > lo and qi <= hi then v[i] = zi
+        elseif inside then v[i] = zi
         else v[i] = 0 end
       end
       out[#out + 1] = { name = inner_name(z, r), public = z .. ":regime" .. r, values = v }
@@ -140,6 +148,14 @@ local function parse_opts(d, formula, opts)
   o.level = opts.level or 0.95
   if type(o.level) ~= "number" or o.level <= 0 or o.level >= 1 then fail("option 'level' must be in (0, 1)") end
   o.vcov, o.compat = opts.vcov, opts.compat
+  if o.compat == "hansen1999" then
+    -- Hansen's program reports two covariances; the within fit's presets do not apply.
+    if o.vcov ~= nil and o.vcov ~= "iid" and o.vcov ~= "hc0" then
+      fail("compat = \"hansen1999\" reports the program's own standard errors: vcov = \"iid\" (its homoskedastic ones) " ..
+        "or \"hc0\" (its heteroskedastic ones), got " .. (type(o.vcov) == "table" and "a table" or tostring(o.vcov)))
+    end
+    o.hansen1999, o.compat = true, nil
+  end
   o.naive = opts.naive and true or false
   return o
 end
@@ -172,10 +188,11 @@ function M.threshold(d, formula, opts)
   local res = core.threshold_fit(des, {
     entity = o.entity, threshold = o.threshold, regime = o.regime, time = o.time, n = o.n, trim = o.trim,
     grid = o.grid, reps = o.reps, seed = o.seed, threads = o.threads, level = o.level, naive = o.naive,
+    hansen1999 = o.hansen1999,
   })
 
   -- Coefficients at the thresholds: the within regression with regime columns.
-  local spec = { threshold = o.threshold, regime = o.regime, thresholds = res.thresholds }
+  local spec = { threshold = o.threshold, regime = o.regime, thresholds = res.thresholds, strict = o.hansen1999 }
   local nd = augmented(d, spec)
   local terms = {}
   for _, c in ipairs(regime_columns(d, spec)) do terms[#terms + 1] = formula_object.quote(c.name) end
@@ -232,10 +249,25 @@ function M.threshold(d, formula, opts)
   end
   for _, line in ipairs(describe_tests(res.tests, o.reps)) do notes[#notes + 1] = line end
 
+  local b, V, vcov_label, vcov_type = inner.b, inner.V, inner.vcov_label, inner.vcov_type
+  if o.hansen1999 then
+    -- The program's regression: the same columns, its deleted rows left out.
+    if #res.coef ~= #names then fail("internal: the program's coefficients do not match the design") end
+    b = res.coef
+    local het = o.vcov == "hc0"
+    V = core.matrix(het and res.V_het or res.V_homo)
+    vcov_label = het and "Hansen (1999) program, heteroskedasticity-robust (White)" or
+      "Hansen (1999) program, homoskedastic"
+    vcov_type = het and "hc0" or "iid"
+    stats.compat = "hansen1999"
+    stats.nobs_used = res.df
+    notes[#notes + 1] = string.format("compat hansen1999: regimes %s < g; each entity's last row deleted after " ..
+      "demeaning (%d rows in the regression)", o.threshold, res.df)
+  end
   local fit = fitmod.new {
-    names = names, b = inner.b, V = inner.V, nobs = inner.nobs, df_resid = inner.df_resid, dist = inner.dist,
+    names = names, b = b, V = V, nobs = inner.nobs, df_resid = inner.df_resid, dist = inner.dist,
     stats = stats, estimator = "threshold", label = "Panel threshold (Hansen 1999), entity fixed effects",
-    formula = o.formula, vcov_label = inner.vcov_label, vcov_type = inner.vcov_type, fe = inner.fe, notes = notes,
+    formula = o.formula, vcov_label = vcov_label, vcov_type = vcov_type, fe = inner.fe, notes = notes,
     compat = inner.compat,
   }
   fit.inner = inner

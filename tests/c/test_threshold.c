@@ -423,6 +423,57 @@ static void simulation(void) {
   free(y); free(X); free(Z); free(q); free(ent);
 }
 
+/* The bootstrap's first stage by bounds over groups of 64 sorted rows
+   (boot_stage1 in threshold.c) against refits at every candidate, on an
+   exact search with many groups, and its thread invariance. */
+static void fast_first_stage(void) {
+  size_t N = 100, T = 10, n = N * T;
+  double *y = malloc(n * sizeof *y), *X = malloc(n * sizeof *X), *Z = malloc(n * sizeof *Z), *q = malloc(n * sizeof *q);
+  int32_t *ent = malloc(n * sizeof *ent), *tim = malloc(n * sizeof *tim);
+  unsigned long long s = 777;
+  for (size_t t = 0; t < n; t++) {
+    ent[t] = (int32_t)(t / T);
+    tim[t] = (int32_t)(t % T);
+    X[t] = gauss(&s);
+    Z[t] = gauss(&s);
+    q[t] = unif(&s);
+    y[t] = 0.3 * X[t] + (q[t] <= 0.5 ? 0.4 : -0.2) * Z[t] + gauss(&s) + 0.1 * (double)(t / T % 5);
+  }
+  sp_thr_data d = {.n = n, .k = 1, .m = 1, .y = y, .X = X, .ldx = 1, .Z = Z, .ldz = 1, .q = q, .entity = ent,
+                   .N = N, .time = tim};
+  sp_thr_options o;
+  sp_thr_result a, b, c2;
+  sp_error err;
+  sp_thr_options_init(&o);
+  o.grid = 0;
+  o.nthresh = 2;
+  o.reps = 6;
+  o.seed = 11;
+  int st = sp_threshold_fit(&d, &o, &a, &err);
+  o.threads = 2;
+  int st3 = sp_threshold_fit(&d, &o, &c2, &err);
+  o.threads = 1;
+  o.naive = 1;
+  int st2 = sp_threshold_fit(&d, &o, &b, &err);
+  check(st == SP_OK && st2 == SP_OK && st3 == SP_OK, "first stage by bounds: fits");
+  double worst = 0;
+  int same = 1, same2 = 1;
+  for (int j = 0; j < 2 && st == SP_OK && st2 == SP_OK && st3 == SP_OK; j++) {
+    same = same && a.test[j].pvalue == b.test[j].pvalue;
+    for (int r = 0; r < o.reps; r++) {
+      worst = fmax(worst, fabs(a.test[j].Fboot[r] - b.test[j].Fboot[r]) / fmax(1e-3, fabs(b.test[j].Fboot[r])));
+      same2 = same2 && a.test[j].Fboot[r] == c2.test[j].Fboot[r];
+    }
+  }
+  printf("  first stage by bounds: largest relative difference of F* from refits %.3g\n", worst);
+  check(same && worst < 1e-9, "first stage by bounds: the refits' F* (1e-9) and p-values");
+  check(same2, "first stage by bounds: identical F* with 1 and 2 threads");
+  sp_thr_result_clear(&a);
+  sp_thr_result_clear(&b);
+  sp_thr_result_clear(&c2);
+  free(y); free(X); free(Z); free(q); free(ent); free(tim);
+}
+
 int main(void) {
   hdata h;
   if (load(&h)) {
@@ -434,6 +485,7 @@ int main(void) {
   hansen_program(&h);
   unload(&h);
   simulation();
+  fast_first_stage();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

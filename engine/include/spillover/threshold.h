@@ -116,6 +116,15 @@ typedef struct sp_thr_result {
   double seq_ssr[4];           /* SSR at (g1), (g1,g2), (g1r,g2), (g1r,g2,g3) */
   size_t seq_ncand[4];         /* candidates searched at each stage */
   sp_thr_test test[SP_THR_MAX];/* F1 (0 vs 1), F2 (1 vs 2), F3 (2 vs 3) */
+  /* hansen1999 only (else NULL): the program's least squares at the final
+     thresholds (the deleted rows left out), ncoef = k + (nthresh + 1) m
+     coefficients: the k slopes of X, then for each regime regressor its
+     coefficient in regime 1 .. nthresh + 1; with the program's covariances
+     (ncoef x ncoef, row-major; homoskedastic: sigma^2 (X'X)^-1 with sigma^2 =
+     ssr / (df - entities - ncoef), 6772 on his data; heteroskedastic: White,
+     no small-sample factor). */
+  size_t ncoef;
+  double *coef, *V_homo, *V_het;
 } sp_thr_result;
 
 /* Estimate.  res is overwritten (clear it with sp_thr_result_clear, also
