@@ -143,6 +143,26 @@ do
     string.format("%d/%d", cover_an, R))
 end
 
+-- ---- a two-way fixed-effects SDM: the scores of the demeaned model ------------------------
+do
+  local d = sp.read_csv("scenarios/data/cn_province_panel.csv")
+  d:panel { entity = "province", time = "year" }
+  local W = sp.weights.contiguity("scenarios/data/cn_province_adjacency_31_edges.csv",
+    { from = "province_i", to = "province_j" })
+  local f = "log(patent_grants) ~ log(digital_finance) + urbanization | province + year"
+  for _, tr in ipairs { "lsdv", "splm" } do
+    local a = sp.spatial(d, f, { model = "sdm", weights = W, transform = tr })
+    local c = sp.spatial(d, f, { model = "sdm", weights = W, transform = tr, vcov = { cluster = "province" } })
+    T.check(c.vcov_label == "ML sandwich, clustered by province (31)", tr .. ": two-way SDM label", c.vcov_label)
+    local same, finite = true, true
+    for _, x in ipairs(a.names) do
+      same = same and a:coef()[x] == c:coef()[x]
+      finite = finite and c:se()[x] > 0 and c:se()[x] < math.huge and c:se()[x] ~= a:se()[x]
+    end
+    T.check(same and finite, tr .. ": estimates unchanged, clustered SEs finite and not the analytic ones")
+  end
+end
+
 -- ---- errors -------------------------------------------------------------------------------
 T.checkerr("spatial: unknown cluster variable 'POLYD'.*did you mean 'POLYID'", SM.spatial, col, F,
   { model = "sar", weights = Wc, id = "POLYID", vcov = { cluster = "POLYD" } })
