@@ -14,6 +14,7 @@ local util = require "spillover.util"
 local raise = util.raise
 local suggest = require "spillover.suggest"
 local formula = require "spillover.formula"
+local progress = require "spillover.progress"
 
 local M = {}
 
@@ -222,15 +223,18 @@ end
 --- shocked outcome feeds its own lags, period after period.  The rows in
 --- `unknown` (M.unknown_rows) keep the baseline: their only shocked inputs
 --- are leads, which agents read as the baseline while the shock is unknown,
---- and so they feed nothing forward either.
-local function predict_path(fit, d0, d1, derive, coef, T, X0, X1, unknown)
+--- and so they feed nothing forward either.  path holds what every draw
+--- shares: {fit, d0, d1, derive, T, unknown, dynamic = M.is_dynamic(fit)}
+--- (asked once: the fit's capabilities are computed on every access).
+local function predict_path(path, coef, X0, X1)
+  local fit, d0, d1, unknown = path.fit, path.d0, path.d1, path.unknown
   local p0 = fit:predict(d0, { coef = coef, matrix = X0 })
   local function hold(p)
     for _, i in ipairs(unknown or {}) do p[i] = p0[i] end
     return p
   end
   local p1 = hold(fit:predict(d1, { coef = coef, matrix = X1 }))
-  if not M.is_dynamic(fit) then return p0, p1 end
+  if not path.dynamic then return p0, p1 end
   -- The shocked predictions become the outcome's column, so the outcome must be one.
   local y = (formula.is_formula(fit.formula) and fit.formula or formula.parse(fit.formula)):response()
   local has = false
@@ -240,7 +244,7 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1, unknown)
       "its column; it is not a column of the data (derive it as a variable and use that in the formula)")
   end
   local ybase = d0[y]
-  for _ = 1, T do
+  for _ = 1, path.T do
     local dd = d1:copy()
     local yv = ybase:copy()
     for i = 1, dd:nrow() do
@@ -248,8 +252,8 @@ local function predict_path(fit, d0, d1, derive, coef, T, X0, X1, unknown)
       if e == e then yv[i] = ybase[i] + e end
     end
     dd[y] = yv
-    if derive then
-      derive(dd)
+    if path.derive then
+      path.derive(dd)
       -- a derived outcome (lnpat = log(patents)) would be derived again from
       -- the unshocked data: the fed-back outcome stays
       dd[y] = yv
@@ -480,7 +484,8 @@ end
 --                  group is always added)
 --   spec.draws     parameter draws for intervals (0: none); spec.bootstrap
 --                  refits on entity-resampled data instead; spec.seed; spec.level
---   spec.progress  function(done, total) or nil
+--   spec.progress  function(done, total) called after each draw, or nil for a
+--                  progress bar (spillover.progress: on a terminal only)
 function M.run(spec)
   local fit, d0 = spec.fit, spec.data
   if not (fit and fit.predict) then raise("counterfactual: 'fit' must satisfy the fit protocol") end
@@ -507,11 +512,13 @@ function M.run(spec)
   end
   -- Linear fits give their regressors on both frames: built once, for the
   -- point predictions and the draws alike.
-  local fast = fit.predict_matrix ~= nil and not M.is_dynamic(fit)
+  local path = { fit = fit, d0 = d0, d1 = d1, derive = spec.derive, T = T, unknown = M.unknown_rows(d0, spec),
+    dynamic = M.is_dynamic(fit) }
+  local fast = fit.predict_matrix ~= nil and not path.dynamic
   local X0, X1
   if fast then X0, X1 = fit:predict_matrix(d0), fit:predict_matrix(d1) end
-  local unknown = M.unknown_rows(d0, spec)
-  local p0, p1 = predict_path(fit, d0, d1, spec.derive, nil, T, X0, X1, unknown)
+  local unknown = path.unknown
+  local p0, p1 = predict_path(path, nil, X0, X1)
   local n = d0:nrow()
 
   -- Draws of the effect per row: a table r -> n x 1 matrix.
@@ -519,6 +526,8 @@ function M.run(spec)
   local draws = {}
   if ndraws > 0 then
     local rng = core.rng(spec.seed or 42)
+    -- a scenario run reports the draws to its own bars (spec.progress)
+    local bar <close> = not spec.progress and progress.new("counterfactual draws", ndraws) or nil
     local D
     if fast then
       D = X1 - X0
@@ -566,10 +575,10 @@ function M.run(spec)
         for i, nm in ipairs(fit.names) do b[i] = coef[nm] end
         draws[r] = D * core.matrix(b)
       else
-        local q0, q1 = predict_path(fit, d0, d1, spec.derive, coef, T, nil, nil, unknown)
+        local q0, q1 = predict_path(path, coef)
         draws[r] = q1 - q0
       end
-      if spec.progress then spec.progress(r, ndraws) end
+      if bar then bar:tick() else spec.progress(r, ndraws) end
     end
   end
 

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spillover/summary.h"
@@ -40,6 +41,35 @@ static void quantiles(void) {
   double all_nan[] = {NAN, NAN};
   check(sp_summary_interval(all_nan, 2, 0.9, scratch, &lo, &hi) == 0 && isnan(lo) && isnan(hi),
         "interval of NaN only: NaN");
+}
+
+static int cmp(const void *pa, const void *pb) {
+  double a = *(const double *)pa, b = *(const double *)pb;
+  return (a > b) - (a < b);
+}
+
+/* The introsort against qsort on inputs that break naive quicksorts: sorted,
+   reversed, all equal, few distinct values, organ pipes, random. */
+static void sorting(void) {
+  enum { N = 3000 };
+  static double x[N], y[N];
+  unsigned seed = 12345;
+  int ok = 1;
+  for (int kind = 0; kind < 6; kind++) {
+    for (size_t n = 0; n <= N; n = n < 40 ? n + 1 : n * 3 / 2 + 1) {
+      for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        double r = (double)(seed >> 8) / 16777216.0;
+        x[i] = kind == 0 ? (double)i : kind == 1 ? (double)(n - i) : kind == 2 ? 7 : kind == 3 ? floor(r * 4)
+             : kind == 4 ? (double)(i < n / 2 ? i : n - i) : r - 0.5;
+      }
+      memcpy(y, x, n * sizeof *x);
+      sp_summary_sort(x, n);
+      qsort(y, n, sizeof *y, cmp);
+      for (size_t i = 0; i < n; i++) ok = ok && x[i] == y[i];
+    }
+  }
+  check(ok, "introsort = qsort on sorted, reversed, equal, tied, organ-pipe and random inputs up to 3000");
 }
 
 static void levels(void) {
@@ -114,6 +144,7 @@ static void errors(void) {
 
 int main(void) {
   quantiles();
+  sorting();
   levels();
   rows_and_cells();
   errors();

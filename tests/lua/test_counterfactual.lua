@@ -148,4 +148,35 @@ do
     "the interval over the draws covers the change")
 end
 
+-- Progress of the draws: a direct call draws a bar on a terminal (forced
+-- here with SPILLOVER_PROGRESS=1 in a child, whose stderr is read back) and
+-- nothing otherwise; a caller's spec.progress gets every draw instead.
+do
+  local exe = arg[-1] or "build/spillover"
+  local tmp = assert(sp.sys.mkdtemp("/tmp/sp-cf-progress-"))
+  local script = T.write(tmp .. "/child.lua", [[
+local sp = require "spillover"
+local cf = require "spillover.counterfactual"
+local d = sp.frame { id = { "a", "a", "b", "b" }, year = { 1, 2, 1, 2 }, x = { 1, 2, 3, 5 }, y = { 2, 3.9, 6.2, 9.8 } }
+d:panel { entity = "id", time = "year" }
+cf.run { data = d, fit = sp.ols(d, "y ~ x"), entity = "id", time = "year", draws = 25,
+  shocks = { { variable = "x", change = "+1" } } }
+io.write("ok")
+]])
+  local function child(env)
+    assert(os.execute(string.format("env -u SPILLOVER_PROGRESS %s %s %s > %s/out 2> %s/err", env, exe, script, tmp, tmp)))
+    return T.read(tmp .. "/err"), T.read(tmp .. "/out")
+  end
+  local err, out = child("SPILLOVER_PROGRESS=1")
+  T.check(out == "ok" and err:find("counterfactual draws", 1, true) and err:find("100%", 1, true) and
+    err:find("25/25", 1, true), "draws: a bar on stderr when bars are drawn", err)
+  err, out = child("")
+  T.check(out == "ok" and err == "", "draws: nothing when stderr is not a terminal", err)
+  local seen = {}
+  cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year", draws = 7,
+    shocks = { { variable = "x", change = "+1" } }, progress = function(i, n) seen[#seen + 1] = i .. "/" .. n end }
+  T.check(table.concat(seen, " ") == "1/7 2/7 3/7 4/7 5/7 6/7 7/7", "spec.progress is told of every draw")
+  os.execute("rm -rf " .. tmp)
+end
+
 T.done()

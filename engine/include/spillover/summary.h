@@ -27,6 +27,9 @@
    p >= 1 the last; n == 0 or a NaN p gives NaN. */
 double sp_summary_quantile(const double *sorted, size_t n, double p);
 
+/* Sort the numbers x[0..n-1] (no NaN) in increasing order, in place. */
+void sp_summary_sort(double *x, size_t n);
+
 /* The interval at level (0 < level < 1) of the numbers among x[0..n-1]:
    their type-7 quantiles at (1 - level) / 2 and 1 - (1 - level) / 2, NaN when
    every value is NaN.  NaN values are left out; scratch (n doubles) receives
