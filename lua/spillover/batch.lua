@@ -88,7 +88,8 @@ function M.pack(runs, size)
   return n
 end
 
-function M.write_tasks(path, runs)
+--- The task list of runs, as text.
+function M.tasks_text(runs)
   local lines = { HEADER }
   for _, r in ipairs(runs) do
     local cells = { r.task and tostring(r.task) or "-", r.file, r.name }
@@ -98,12 +99,13 @@ function M.write_tasks(path, runs)
     end
     lines[#lines + 1] = table.concat(cells, "\t")
   end
-  M.write_file(path, table.concat(lines, "\n") .. "\n")
+  return table.concat(lines, "\n") .. "\n"
 end
 
---- The runs of a task list; errors name the file and line.
+--- The runs of a task list (path "-": standard input); errors name the file and line.
 function M.read_tasks(path)
-  local f, err = io.open(path, "rb")
+  local f, err
+  if path == "-" then f = io.stdin else f, err = io.open(path, "rb") end
   if not f then raise(err) end
   local runs, n = {}, 0
   for line in f:lines() do
@@ -113,13 +115,13 @@ function M.read_tasks(path)
       for c in (line .. "\t"):gmatch("([^\t]*)\t") do cells[#cells + 1] = c end
       local task = cells[1] ~= "-" and math.tointeger(tonumber(cells[1]))
       if (not task and cells[1] ~= "-") or (task and task < 0) or #cells < 3 or cells[2] == "" or cells[3] == "" then
-        f:close()
+        if f ~= io.stdin then f:close() end
         raise(string.format("%s:%d: expected a task number or -, a scenario file and an output name, separated by tabs", path, n))
       end
       runs[#runs + 1] = { task = task or nil, file = cells[2], name = cells[3], set = { table.unpack(cells, 4) } }
     end
   end
-  f:close()
+  if f ~= io.stdin then f:close() end
   return runs
 end
 

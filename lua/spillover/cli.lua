@@ -77,7 +77,7 @@ local function parse(cmd, args)
       o.array_size = integer(a, arg_value("a number of array tasks"), 1)
     elseif a == "--partition" and allow.partition then o.partition = arg_value("a partition name")
     elseif a == "--time" and allow.time then o.time = arg_value("a time limit (as sbatch --time takes it)")
-    elseif a == "--tasks" and allow.tasks then o.tasks = arg_value("a task list file")
+    elseif a == "--tasks" and allow.tasks then o.tasks = arg_value("a task list file (- for standard input)")
     elseif a == "--task" and allow.task then o.task = integer(a, arg_value("an array task number"), 0)
     elseif a:sub(1, 1) == "-" then raise("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)")
     else o.files[#o.files + 1] = a end
@@ -261,7 +261,8 @@ local function submit_array(o, runs, outroot, stem)
   local ntasks = batch.pack(runs, o.array_size or slurm.MAX_ARRAY)
   local logdir = outroot .. "/" .. batch.LOGS
   local list = logdir .. "/" .. stem .. ".tsv"
-  batch.write_tasks(list, runs)
+  local text = batch.tasks_text(runs)
+  batch.write_file(list, text)
   local nruns = 0
   for _, r in ipairs(runs) do if r.task then nruns = nruns + 1 end end
   if ntasks == 0 then
@@ -269,7 +270,7 @@ local function submit_array(o, runs, outroot, stem)
     return 0
   end
   local script = logdir .. "/" .. stem .. ".sbatch"
-  batch.write_file(script, slurm.script({ ntasks = ntasks, tasks = list, outroot = outroot,
+  batch.write_file(script, slurm.script({ ntasks = ntasks, list = text, copy = list, outroot = outroot,
     partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout, force = o.force }))
   local what = string.format("%d runs in %d array tasks (%d unchanged, not submitted)", nruns, ntasks, #runs - nruns)
   if o.dry_run then
@@ -292,7 +293,9 @@ local function cmd_batch(o)
     if o.task then
       local mine = {}
       for _, r in ipairs(runs) do if r.task == o.task then mine[#mine + 1] = r end end
-      if #mine == 0 then raise(string.format("batch: %s has no runs for task %d", o.tasks, o.task)) end
+      if #mine == 0 then
+        raise(string.format("batch: %s has no runs for task %d", o.tasks == "-" and "the task list" or o.tasks, o.task))
+      end
       runs = mine
     end
   else

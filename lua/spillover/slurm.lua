@@ -1,8 +1,10 @@
 -- spillover.slurm: a batch's task list as a Slurm job array.
--- The sbatch script runs `spillover batch --tasks LIST --task $SLURM_ARRAY_TASK_ID`,
--- so an array task runs its runs exactly as a local batch would (same
--- `spillover run` children, same output folders, same skipping of unchanged
--- runs); nothing in a run depends on the task that ran it.
+-- The sbatch script runs `spillover batch --tasks - --task $SLURM_ARRAY_TASK_ID`
+-- with the task list inline, so an array task runs its runs exactly as a
+-- local batch would (same `spillover run` children, same output folders, same
+-- skipping of unchanged runs); nothing in a run depends on the task that ran
+-- it.  sbatch keeps the script as it was submitted, so a later batch into the
+-- same OUTROOT, which rewrites tasks.tsv, cannot change what a queued array runs.
 local core = require "spillover.core"
 local raise = require("spillover.util").raise
 
@@ -19,8 +21,8 @@ local function absolute(path)
   return real
 end
 
---- The sbatch script of an array of o.ntasks tasks over the task list o.tasks,
---- writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust,
+--- The sbatch script of an array of o.ntasks tasks over the task list o.list
+--- (its text; o.copy is where it was written too), writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust,
 --- o.timeout (seconds per run) and o.force (run unchanged runs too) are passed on.  Paths are made absolute, and
 --- the array runs in the folder this process runs in, so relative scenario
 --- paths mean the same there (on a cluster, that folder must be shared).
@@ -28,7 +30,8 @@ function M.script(o)
   local outroot = absolute(o.outroot)
   local lines = {
     "#!/bin/bash",
-    "# Written by spillover: array task i runs the runs of the task list whose first column is i.",
+    "# Written by spillover: array task i runs the lines of the task list at the end whose first",
+    "# column is i (a copy is " .. absolute(o.copy) .. ").",
     "#SBATCH --job-name=" .. (o.job_name or "spillover"),
     string.format("#SBATCH --array=0-%d", o.ntasks - 1),
     "#SBATCH --ntasks=1",
@@ -38,16 +41,18 @@ function M.script(o)
   }
   if o.partition then lines[#lines + 1] = "#SBATCH --partition=" .. o.partition end
   if o.time then lines[#lines + 1] = "#SBATCH --time=" .. o.time end
-  local cmd = { quote(absolute("/proc/self/exe")), "batch", "--tasks", quote(absolute(o.tasks)),
+  local cmd = { quote(absolute("/proc/self/exe")), "batch", "--tasks", "-",
     "--task", '"$SLURM_ARRAY_TASK_ID"', "-o", quote(outroot) }
   if o.trust then cmd[#cmd + 1] = "--trust" end
   if o.force then cmd[#cmd + 1] = "--force" end
   if o.timeout then cmd[#cmd + 1] = "--timeout " .. string.format("%.17g", o.timeout) end
-  lines[#lines + 1] = "exec " .. table.concat(cmd, " ")
+  -- Every line of the list has a tab (and none has a line break), so none
+  -- ends the here-document early.
+  lines[#lines + 1] = "exec " .. table.concat(cmd, " ") .. " <<'SPILLOVER_TASKS'"
   for _, l in ipairs(lines) do
     if l:find("\n") then raise("batch: a line break in '" .. l .. "' cannot go into an sbatch script") end
   end
-  return table.concat(lines, "\n") .. "\n"
+  return table.concat(lines, "\n") .. "\n" .. o.list .. "SPILLOVER_TASKS\n"
 end
 
 --- The path of sbatch on PATH; raises when there is none.

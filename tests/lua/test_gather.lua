@@ -80,8 +80,9 @@ T.check(#lines == 4 and lines[1] == "0\t" .. sc .. "/alpha.yaml\talpha" and line
 local text = read(script) or ""
 for _, want in ipairs({ "#SBATCH --array=0-1\n", "#SBATCH --partition=short\n", "#SBATCH --time=0:10:00\n",
   "#SBATCH --chdir=" .. S.realpath(".") .. "\n", "#SBATCH --output=" .. arr .. "/batch-logs/slurm-%A_%a.out\n",
-  "exec '" .. exe .. "' batch --tasks '" .. list .. "' --task \"$SLURM_ARRAY_TASK_ID\" -o '" .. arr .. "'\n" }) do
-  T.check(text:find(want, 1, true), "sbatch script has " .. want:gsub("\n", ""), text)
+  "exec '" .. exe .. "' batch --tasks - --task \"$SLURM_ARRAY_TASK_ID\" -o '" .. arr .. "' <<'SPILLOVER_TASKS'\n"
+    .. read(list) .. "SPILLOVER_TASKS\n" }) do
+  T.check(text:find(want, 1, true), "sbatch script has " .. want:gsub("\n.*", ""), text)
 end
 
 -- Task 0 only: gather finds task 1's runs missing and bad failed.
@@ -96,12 +97,17 @@ local re = read(arr .. "/batch-logs/tasks-resubmit.tsv") or ""
 T.check(out:find("3 runs in 3 array tasks", 1, true) and re:find("\n%-\t[^\n]*alpha%.yaml\talpha\n")
   and re:find("\n0\t[^\n]*bad%.yaml\tbad\n") and re:find("\n1\t[^\n]*beta%.yaml\tbeta\n")
   and re:find("\n2\t[^\n]*gamma%.yaml\tgamma\n") and (read(arr .. "/batch-logs/tasks-resubmit.sbatch") or ""):find(
-    "--tasks '" .. arr .. "/batch-logs/tasks-resubmit.tsv'", 1, true),
+    "<<'SPILLOVER_TASKS'\n" .. re .. "SPILLOVER_TASKS\n", 1, true),
   "gather --resubmit writes an array of just the runs that are not ok", out .. re)
 
+-- A later batch into the same OUTROOT rewrites tasks.tsv; the array keeps its own list.
+S.rename(list, list .. ".saved")
+write(list, "0\t" .. sc .. "/gamma.yaml\tgamma\n1\t" .. sc .. "/alpha.yaml\talpha\n")
 -- Task 1: now every run is there, byte for byte as the local batch wrote it.
 code, out = sh({ "/usr/bin/env", "SLURM_ARRAY_TASK_ID=1", "/bin/bash", script })
-T.check(code == 0 and out:find("2 scenarios, 0 failed"), "array task 1 runs beta and gamma", out)
+T.check(code == 0 and out:find("beta%.yaml%s+ok") and out:find("gamma%.yaml%s+ok") and out:find("2 scenarios, 0 failed"),
+  "array task 1 runs beta and gamma (its own list, whatever tasks.tsv says now)", out)
+S.rename(list .. ".saved", list)
 for _, name in ipairs(names) do
   local a, b = read(arr .. "/" .. name .. "/results.json"), read(dir .. "/local/" .. name .. "/results.json")
   T.check(a and a == b, name .. ": results.json of the array task = local batch -j 2, byte for byte")
@@ -176,7 +182,7 @@ code, out = cli("batch", sc .. "/gamma.yaml", "--slurm", "--dry-run", "-o", dir 
 T.check(code == 0 and out:find("nothing to submit: the 1 runs are unchanged", 1, true), "an array of unchanged runs: nothing", out)
 code, out = cli("batch", sc .. "/gamma.yaml", "--slurm", "--dry-run", "--force", "-o", dir .. "/local")
 T.check(code == 0 and out:find("1 runs in 1 array tasks", 1, true)
-  and (read(dir .. "/local/batch-logs/tasks.sbatch") or ""):find(" --force\n$"), "--slurm --force: the tasks run it too", out)
+  and (read(dir .. "/local/batch-logs/tasks.sbatch") or ""):find(" --force <<'SPILLOVER_TASKS'\n", 1, true), "--slurm --force: the tasks run it too", out)
 write(data, read("scenarios/data/Produc.csv") .. "\n")
 code, out = cli("batch", sc .. "/beta.yaml", "-o", dir .. "/local")
 T.check(code == 0 and out:find("beta%.yaml%s+ok"), "changed data: run again", out)
@@ -230,6 +236,10 @@ refused("--time without --slurm", "go with --slurm", { "batch", sc, "--time", "1
 refused("--task without --tasks", "--task needs --tasks", { "batch", "--task", "0" })
 refused("--task -1", "--task needs a whole number >= 0, got '-1'", { "batch", "--tasks", list, "--task", "-1" })
 refused("a task with no runs", "has no runs for task 9", { "batch", "--tasks", list, "--task", "9", "-o", arr })
+do
+  local c, _, e = sh({ "/bin/sh", "-c", 'exec "$0" batch --tasks - --task 9 -o "$1" < "$2"', exe, arr, list })
+  T.check(c == 1 and e:find("batch: the task list has no runs for task 9", 1, true), "a task with no runs (list on stdin)", e)
+end
 refused("--tasks with files", "give no files or --set with it", { "batch", "--tasks", list, sc })
 refused("--task with --slurm", "--slurm submits the whole list", { "batch", "--tasks", list, "--task", "0", "--slurm" })
 write(dir .. "/broken.tsv", "x\tfoo.yaml\n")
