@@ -429,6 +429,7 @@ static void reference_cases(void) {
   sp_vcov_compute(po.X, po.e, po.B, &s, V, &info, &err);
   check(info.df_t == 16 && fabs(info.dof_factor - 815.0 / 811.0) < 1e-15,
         "DK stata preset: (n-1)/(n-k), t df T - 1");
+  check(fabs(info.gadj[0] - 17.0 / 16.0) < 1e-15, "DK stata preset: xtscc's T/(T-1) on the meat");
   /* The lag is at most T - 1: a larger one weighted autocovariances that do
      not exist (lag 1e9 gave standard errors near 0). */
   s.lag = 16;
