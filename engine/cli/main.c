@@ -27,9 +27,9 @@
 static const char *progname = "spillover";
 
 /* Lua's allocator.  Large blocks (matrix storage lives inside userdata) go
-   through sp_mem_alloc, which aligns them to 2 MiB and asks for huge pages:
-   on our machines the first touch of fresh 4 KiB pages costs ~17 us each,
-   which would otherwise dominate estimation at 1e7 rows. */
+   through sp_mem_alloc, which populates fresh blocks in one call and reuses
+   freed ones: on our machines faulting fresh pages in one by one would
+   otherwise dominate estimation at 1e7 rows. */
 #define SP_LUA_BIG ((size_t)1 << 20)
 
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {

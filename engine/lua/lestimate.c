@@ -825,7 +825,7 @@ static int l_sumsq(lua_State *L) {
   return 1;
 }
 
-/* sp.cor2(a, b) -> squared correlation of two n x 1 matrices, from centred
+/* core.cor2(a, b) (internal) -> squared correlation of two n x 1 matrices, from centred
    cross-products (two passes, no cancellation and no n-sized temporaries). */
 static int l_cor2(lua_State *L) {
   gsl_matrix *a = sp_lua_check_matrix(L, 1), *b = sp_lua_check_matrix(L, 2);
