@@ -22,17 +22,19 @@ local function absolute(path)
 end
 
 --- The sbatch script of an array of o.ntasks tasks over the task list o.list
---- (its text; o.copy is where it was written too), writing under o.outroot.  o.partition, o.time (sbatch --time), o.trust,
---- o.timeout (seconds per run) and o.force (run unchanged runs too) are passed on.  Paths are made absolute, and
---- the array runs in the folder this process runs in, so relative scenario
---- paths mean the same there (on a cluster, that folder must be shared).
+--- (its text; o.copy is where it was written too), writing under o.outroot.
+--- o.partition, o.time (sbatch --time), o.trust, o.timeout (seconds per run)
+--- and o.force (run unchanged runs too) are passed on.  Paths are made
+--- absolute, and the array runs in the folder this process runs in, so
+--- relative scenario paths mean the same there (on a cluster, that folder
+--- must be shared).
 function M.script(o)
   local outroot = absolute(o.outroot)
   local lines = {
     "#!/bin/bash",
     "# Written by spillover: array task i runs the lines of the task list at the end whose first",
     "# column is i (a copy is " .. absolute(o.copy) .. ").",
-    "#SBATCH --job-name=" .. (o.job_name or "spillover"),
+    "#SBATCH --job-name=spillover",
     string.format("#SBATCH --array=0-%d", o.ntasks - 1),
     "#SBATCH --ntasks=1",
     "#SBATCH --cpus-per-task=1",
