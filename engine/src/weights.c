@@ -1160,50 +1160,56 @@ int sp_weights_traces_mc_shifted(const sp_weights *W, double shift, double scale
   if (kmax == 0) return SP_OK;
   if (reps == 0) return sp_error_set(err, SP_EVALUE, "weights: Monte Carlo traces need at least one probe");
   size_t n = W->n;
-  /* u the probe, v = U^k u, w scratch, c0 and c1 = T_(k-1)(U) u and T_k(U) u */
-  double *u = malloc(5 * (n ? n : 1) * sizeof *u);
+  /* u the probe, c0 and c1 = T_(k-1)(U) u and T_k(U) u, w scratch; ch[k] the
+     mean of n u'T_k(U)u / u'u (k = 0..kmax), p the binomial weights below */
+  double *u = malloc((4 * (n ? n : 1) + 2 * (kmax + 1)) * sizeof *u);
   if (u == NULL) return nomem(err, "traces");
-  double *v = u + n, *w = v + n, *c0 = w + n, *c1 = c0 + n;
+  double *c0 = u + n, *c1 = c0 + n, *w = c1 + n, *ch = w + n, *p = ch + kmax + 1;
   /* seed is the Mersenne Twister's own seed (not mixed as sp.rng's): the
      log-determinant's `seed` option has always meant that */
   gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
   if (r == NULL) { free(u); return nomem(err, "random stream"); }
   gsl_rng_set(r, (unsigned long)seed);
-  for (size_t k = 0; k < kmax; k++) {
-    tpow[k] = 0;
-    if (tcheb) tcheb[k] = 0;
-  }
+  for (size_t k = 0; k <= kmax; k++) ch[k] = 0;
   for (size_t rep = 0; rep < reps && n > 0; rep++) {  /* no units (an empty period block): all traces 0 */
     double uu = 0;
     for (size_t i = 0; i < n; i++) {
-      v[i] = u[i] = gsl_ran_gaussian_ziggurat(r, 1.0);
+      c0[i] = u[i] = gsl_ran_gaussian_ziggurat(r, 1.0);
       uu += u[i] * u[i];
     }
     double norm = (double)n / uu / (double)reps;
-    if (tcheb) {
-      memcpy(c0, u, n * sizeof *c0);
-      shifted_lag(W, shift, scale, u, c1);
-    }
-    for (size_t k = 0; k < kmax; k++) {
-      shifted_lag(W, shift, scale, v, w);
-      double s = 0;
-      for (size_t i = 0; i < n; i++) { s += u[i] * w[i]; v[i] = w[i]; }
-      tpow[k] += s * norm;
-      if (tcheb) {
-        double c = 0;
-        for (size_t i = 0; i < n; i++) c += u[i] * c1[i];
-        tcheb[k] += c * norm;
-        /* T_(k+1) u = 2 U T_k u - T_(k-1) u */
-        shifted_lag(W, shift, scale, c1, w);
-        for (size_t i = 0; i < n; i++) {
-          double next = 2 * w[i] - c0[i];
-          c0[i] = c1[i];
-          c1[i] = next;
-        }
+    ch[0] += uu * norm;
+    shifted_lag(W, shift, scale, u, c1);
+    for (size_t k = 1; k <= kmax; k++) {
+      double c = 0;
+      for (size_t i = 0; i < n; i++) c += u[i] * c1[i];
+      ch[k] += c * norm;
+      if (k == kmax) break;
+      /* T_(k+1) u = 2 U T_k u - T_(k-1) u */
+      shifted_lag(W, shift, scale, c1, w);
+      for (size_t i = 0; i < n; i++) {
+        double next = 2 * w[i] - c0[i];
+        c0[i] = c1[i];
+        c1[i] = next;
       }
     }
   }
   gsl_rng_free(r);
+  /* The powers from the same products: with x = cos t, x^k = ((e^it +
+     e^-it) / 2)^k = sum_j C(k, j) 2^-k T_|k-2j|(x), an identity between
+     polynomials that holds for the matrix U and so for each probe's
+     u'U^k u.  The weights (binomial probabilities, by halving Pascal's rule)
+     are positive and sum to one, so the conversion loses no precision. */
+  for (size_t j = 0; j <= kmax; j++) p[j] = 0;
+  p[0] = 1;
+  for (size_t k = 1; k <= kmax; k++) {
+    for (size_t j = k; j > 0; j--) p[j] = (p[j] + p[j - 1]) / 2;
+    p[0] /= 2;
+    double t = 0;
+    for (size_t j = 0; j <= k; j++) t += p[j] * ch[k > 2 * j ? k - 2 * j : 2 * j - k];
+    tpow[k - 1] = t;
+    if (tcheb) tcheb[k - 1] = ch[k];
+  }
   free(u);
   /* tr(U) and tr(U^2) exactly, from tr(W) and tr(W^2); T_1 = U, T_2 = 2 U^2 - I */
   double t1, t2, dn = (double)n;

@@ -181,7 +181,10 @@ int sp_weights_traces_mc(const sp_weights *W, size_t kmax, size_t reps, uint64_t
    when tcheb is not NULL, tcheb[k-1] tr(T_k(U)) (T_k the Chebyshev
    polynomials), k = 1..kmax, from the same probes; k <= 2 exact.  With shift
    0 and scale 1 tpow is sp_weights_traces_mc's result.  The log-determinant
-   approximations of spml.h (Barry-Pace, Pace-LeSage) are built on it. */
+   approximations of spml.h (Barry-Pace, Pace-LeSage) are built on it.
+   Both sets come from one Chebyshev recurrence per probe (kmax sparse
+   products): each power is a convex combination of Chebyshev polynomials,
+   so u'U^k u is exact arithmetic on the u'T_j(U)u, not more products. */
 int sp_weights_traces_mc_shifted(const sp_weights *W, double shift, double scale, size_t kmax,
                                  size_t reps, uint64_t seed, double *tpow, double *tcheb,
                                  sp_error *err);
