@@ -484,8 +484,9 @@ end
 --                  group is always added)
 --   spec.draws     parameter draws for intervals (0: none); spec.bootstrap
 --                  refits on entity-resampled data instead; spec.seed; spec.level
---   spec.progress  function(done, total) called after each draw, or nil for a
---                  progress bar (spillover.progress: on a terminal only)
+--   spec.progress  function(done, total) called after each draw, false for
+--                  nothing, or nil for a progress bar (spillover.progress: on a
+--                  terminal only)
 function M.run(spec)
   local fit, d0 = spec.fit, spec.data
   if not (fit and fit.predict) then raise("counterfactual: 'fit' must satisfy the fit protocol") end
@@ -526,8 +527,9 @@ function M.run(spec)
   local draws = {}
   if ndraws > 0 then
     local rng = core.rng(spec.seed or 42)
-    -- a scenario run reports the draws to its own bars (spec.progress)
-    local bar <close> = not spec.progress and progress.new("counterfactual draws", ndraws) or nil
+    -- a scenario run reports the draws to its own bars (spec.progress), or
+    -- to none (false: spillover run --quiet)
+    local bar <close> = spec.progress == nil and progress.new("counterfactual draws", ndraws) or nil
     local D
     if fast then
       D = X1 - X0
@@ -578,7 +580,7 @@ function M.run(spec)
         local q0, q1 = predict_path(path, coef)
         draws[r] = q1 - q0
       end
-      if bar then bar:tick() else spec.progress(r, ndraws) end
+      if bar then bar:tick() elseif spec.progress then spec.progress(r, ndraws) end
     end
   end
 

@@ -152,7 +152,7 @@ function M.execute(s, opts)
         draws = e.draws, bootstrap = e.bootstrap, seed = e.seed or spec.seed or 42, level = e.level,
         disparity = e.disparity, allocate = e.allocate, timing = e.timing, announced = e.announced,
         scale = cf.experiment_scale(spec.models[e.model].formula, spec.derive, e.scale) or false,
-        progress = opts.progress and function(i, n) opts.progress(k, i, n) end,
+        progress = opts.progress and function(i, n) opts.progress(k, i, n) end or false,
       }
       local run = cf.run
       if e.rollout then

@@ -172,6 +172,24 @@ io.write("ok")
     err:find("25/25", 1, true), "draws: a bar on stderr when bars are drawn", err)
   err, out = child("")
   T.check(out == "ok" and err == "", "draws: nothing when stderr is not a terminal", err)
+  -- spillover run --quiet: no bar, the experiment's nor the draws' own
+  local root = assert(sp.sys.realpath("."))
+  T.write(tmp .. "/s.yaml", ([[
+name: quiet
+data: {file: PANEL, entity: province, time: year}
+models:
+  fe: {estimator: ols, formula: patent_grants ~ digital_finance | province + year}
+experiments:
+  west:
+    model: fe
+    shock: {variable: digital_finance, where: "region_nbs == 'West'", from: 2020, change: "+20%"}
+    draws: 20
+report: {formats: [csv]}
+]]):gsub("PANEL", root .. "/scenarios/data/cn_province_panel.csv"))
+  assert(os.execute(string.format("env SPILLOVER_PROGRESS=1 %s run %s/s.yaml -q -o %s/res > %s/out 2> %s/err", exe, tmp,
+    tmp, tmp, tmp)))
+  err = T.read(tmp .. "/err")
+  T.check(err == "", "run -q: no bar for the draws", err)
   local seen = {}
   cf.run { data = d, derive = derive, fit = fit, entity = "id", time = "year", draws = 7,
     shocks = { { variable = "x", change = "+1" } }, progress = function(i, n) seen[#seen + 1] = i .. "/" .. n end }
