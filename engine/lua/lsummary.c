@@ -30,6 +30,7 @@
 
 #include "lsp.h"
 #include "lsummary.h"
+#include "spillover/frame_ops.h"
 #include "spillover/summary.h"
 
 /* Entry k (1-based) of the array at idx as a number, or raise "fn: what
@@ -275,15 +276,15 @@ static int l_summary(lua_State *L) {
   return 2;
 }
 
-/* core.quantile(sorted, p): sp_summary_quantile of an array sorted in
-   increasing order. */
+/* core.quantile(sorted, p): sp_quantile_sorted (type 7) of an array sorted
+   in increasing order; NaN for a NaN p. */
 static int l_quantile(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   double p = (double)luaL_checknumber(L, 2);
   size_t n = lua_rawlen(L, 1);
   double *v = buffer(L, n, sizeof *v);
   for (size_t i = 0; i < n; i++) v[i] = entry(L, 1, i + 1, "quantile", "sorted");
-  lua_pushnumber(L, sp_summary_quantile(v, n, p));
+  lua_pushnumber(L, p == p ? sp_quantile_sorted(v, n, p) : p);
   return 1;
 }
 

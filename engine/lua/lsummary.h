@@ -1,7 +1,7 @@
 /*
 ** lsummary.h: the binding of summary.h.  Adds core.summary (the draws x rows
-** part of spillover.counterfactual.summarise) and core.quantile (the type-7
-** quantile behind spillover.util.quantile) to the table at the top of the
+** part of spillover.counterfactual.summarise) and core.quantile
+** (sp_quantile_sorted, behind spillover.util.quantile) to the table at the top of the
 ** stack.
 */
 #ifndef SPILLOVER_LSUMMARY_H

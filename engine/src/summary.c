@@ -10,19 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spillover/frame_ops.h"
 #include "spillover/mem.h"
 #include "spillover/summary.h"
-
-double sp_summary_quantile(const double *sorted, size_t n, double p) {
-  if (n == 0 || p != p) return NAN;
-  if (p <= 0) return sorted[0];
-  if (p >= 1) return sorted[n - 1];
-  double h = (double)(n - 1) * p;
-  double lo = floor(h);
-  size_t k = (size_t)lo;
-  double a = sorted[k], b = sorted[k + 1 < n ? k + 1 : n - 1];
-  return a + (h - lo) * (b - a);
-}
 
 /* {======================================================================
 ** Sorting numbers (no NaN) in increasing order: an introsort (quicksort on
@@ -118,8 +108,8 @@ static size_t sorted_numbers(const double *x, size_t n, double *out) {
 
 static void bounds(const double *sorted, size_t m, double level, double *lo, double *hi) {
   double a = (1 - level) / 2;
-  *lo = sp_summary_quantile(sorted, m, a);
-  *hi = sp_summary_quantile(sorted, m, 1 - a);
+  *lo = sp_quantile_sorted(sorted, m, a);
+  *hi = sp_quantile_sorted(sorted, m, 1 - a);
 }
 
 size_t sp_summary_interval(const double *x, size_t n, double level, double *scratch, double *lo, double *hi) {

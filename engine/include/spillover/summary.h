@@ -8,9 +8,9 @@
 **
 ** The arithmetic is the one the Lua code did, operation for operation and
 ** in the same order (sums run over a cell's rows in the order given,
-** starting from 0), so results written from here are the same bytes.  Type-7
-** quantiles are defined here once; spillover.util.quantile calls
-** sp_summary_quantile.
+** starting from 0), so results written from here are the same bytes.  The
+** quantiles are sp_quantile_sorted's (frame_ops.h, type 7), the one
+** definition: spillover.util.quantile calls it too (core.quantile).
 **
 ** The caller owns everything passed in and out.
 */
@@ -21,17 +21,11 @@
 
 #include "spillover/error.h"
 
-/* Type-7 quantile (R's default, numpy's "linear") of sorted[0..n-1], sorted in
-   increasing order: with h = (n - 1) p, sorted[floor h] plus the fraction
-   h - floor h of the step to the next value.  p <= 0 gives the first value,
-   p >= 1 the last; n == 0 or a NaN p gives NaN. */
-double sp_summary_quantile(const double *sorted, size_t n, double p);
-
 /* Sort the numbers x[0..n-1] (no NaN) in increasing order, in place. */
 void sp_summary_sort(double *x, size_t n);
 
 /* The interval at level (0 < level < 1) of the numbers among x[0..n-1]:
-   their type-7 quantiles at (1 - level) / 2 and 1 - (1 - level) / 2, NaN when
+   their sp_quantile_sorted at (1 - level) / 2 and 1 - (1 - level) / 2, NaN when
    every value is NaN.  NaN values are left out; scratch (n doubles) receives
    the numbers, sorted.  Returns how many there are. */
 size_t sp_summary_interval(const double *x, size_t n, double level, double *scratch, double *lo, double *hi);
