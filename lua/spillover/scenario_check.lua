@@ -440,7 +440,8 @@ local function check_spec_curve(s, spec, known_var, known, errs)
   end
   each("outcomes", sc.outcomes, function(v) return vars_problem(v, true) end)
   each("treatments", sc.treatments, function(v) return vars_problem(v, false) end)
-  for _, key in ipairs { "controls", "fe" } do
+  -- the kinds of choice that are sets of terms (control sets, fixed effects)
+  for key in pairs { controls = true, fe = true } do
     for name, list in pairs(sc[key] or {}) do each(key .. "." .. name, list, function(v) return vars_problem(v, false) end) end
   end
   for name, expr in pairs(sc.samples or {}) do
@@ -455,7 +456,7 @@ local function check_spec_curve(s, spec, known_var, known, errs)
       errs[#errs + 1] = located(s, string.format("spec_curve.weights[%d]", i), "unknown weights '" .. w .. "'" .. did_you_mean(w, wn))
     end
   end
-  for i, name in ipairs(sc.estimators or { "ols" }) do
+  for i, name in ipairs(sc.estimators or require("spillover.spec_curve").DEFAULT_ESTIMATORS) do
     local path = string.format("spec_curve.estimators[%d]", i)
     local est = registry.get(name)
     if not est then

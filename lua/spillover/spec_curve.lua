@@ -167,6 +167,9 @@ end
 local Curve = {}
 Curve.__index = Curve
 
+--- The estimators of a curve that names none.
+M.DEFAULT_ESTIMATORS = { "ols" }
+
 --- sp.spec_curve(d, choices [, {level = 0.95, options = {estimator = {...}}, seed =}])
 --- choices: {outcomes =, treatments =, controls =, fe =, samples =,
 --- estimators = (default {"ols"}), weights =, vcov =}; outcomes and
@@ -181,7 +184,7 @@ function M.spec_curve(d, spec, opts)
     raise("spec_curve: level must be a number between 0 and 1, got " .. tostring(level))
   end
   if spec.outcomes == nil or spec.treatments == nil then raise("spec_curve: outcomes and treatments are required") end
-  local given = setmetatable({ estimators = spec.estimators or { "ols" } }, { __index = spec })
+  local given = setmetatable({ estimators = spec.estimators or M.DEFAULT_ESTIMATORS }, { __index = spec })
   local dims = {}
   for i, dim in ipairs(DIMS) do dims[i] = { key = dim.key, label = dim.label, choices = choices_of(given, dim) } end
   validate(d, dims)
