@@ -445,6 +445,12 @@ static void case_order_group(const sp_frame *f, const char *const *names, const 
   ref_order(&k, n, want);
   snprintf(label, sizeof label, "radix order = comparison sort, n = %zu: %s", n, what);
   check(sp_frame_order(f, spec, k.nk, perm, &err) == SP_OK && memcmp(perm, want, n * sizeof *perm) == 0, label);
+  sp_frame *sorted = NULL;
+  int ok = sp_frame_sort(f, spec, k.nk, &sorted, &err) == SP_OK && sorted->nrow == n && sorted->ncol == f->ncol;
+  for (size_t j = 0; ok && j < n; j++) ok = num(sorted, "row", j) == (double)want[j];
+  snprintf(label, sizeof label, "sort = take in that order, n = %zu: %s", n, what);
+  check(ok, label);
+  sp_frame_free(sorted);
   /* groups: ascending keys ignoring the direction, numbered along the sorted rows */
   for (size_t q = 0; q < k.nk; q++) k.desc[q] = 0;
   ref_order(&k, n, want);
@@ -459,7 +465,7 @@ static void case_order_group(const sp_frame *f, const char *const *names, const 
   const char *gnames[4];
   for (size_t q = 0; q < k.nk; q++) gnames[q] = spec[q].name;
   size_t ng = 0;
-  int ok = sp_frame_group(f, gnames, k.nk, codes, &ng, first, &err) == SP_OK && ng == wng &&
+  ok = sp_frame_group(f, gnames, k.nk, codes, &ng, first, &err) == SP_OK && ng == wng &&
            memcmp(codes, wcodes, n * sizeof *codes) == 0 && memcmp(first, wfirst, ng * sizeof *first) == 0;
   snprintf(label, sizeof label, "group = grouping the comparison sort, n = %zu: %s", n, what);
   check(ok, label);
