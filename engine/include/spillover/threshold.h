@@ -15,7 +15,11 @@
 ** and e_B the residual on B.  As g moves up the sorted q only the moving
 ** observation's terms change (r, w'Q and, through its entity's running sum,
 ** w~'w~), so a whole scan costs O(n m p) plus O(G (m p^2 + m^3)), not G
-** regressions.  The bootstrap reuses the sorting and the basis of B.
+** regressions.  The bootstrap reuses the sorting and the basis of B, and
+** its first stage needs no regression at all: what does not depend on the
+** outcome (w'Q and the factor of A at every candidate) is cached by the point
+** estimate, and bounds over groups of rows leave few candidates to evaluate
+** (boot_stage1 in threshold.c); results agree with the scan to rounding.
 **
 ** Hansen's own program (option hansen1999) differs in two conventions:
 ** regimes are q < g (not q <= g), and after the within transformation the
