@@ -8,8 +8,59 @@
 # under /usr/bin/time -v for its peak RSS.  Prints min / median / max per
 # measure and the ratios of the medians.
 #   bench/fe/compare.sh [build] [runs] [sizes...]     (defaults: build 5 "1e6 1e7")
+#   bench/fe/compare.sh --summary bench/results/fe_<date>.txt   (the summary of saved records)
 # Raw records go to bench/results/fe_<date>.txt (git-ignored).
 set -eu
+summary() {  # summary <records file>
+  echo "# summary (min / median / max over the runs; seconds unless named)"
+  grep -v '^#' "$1" | sort -k1,1n -k2,2 -k3,3 -k4,4g | awk '
+  function flush() {
+    if (key == "") return
+    m = c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
+    med[key] = m
+    printf "%-10s %-12s %-14s %10.4g %10.4g %10.4g\n", ks, kl, km, v[1], m, v[c]
+    order[++no] = key
+  }
+  { k = $1 " " $2 " " $3
+    if (k != key) { flush(); key = k; ks = $1; kl = $2; km = $3; c = 0 }
+    v[++c] = $4 }
+  END {
+    flush()
+    print ""
+    print "ratios of medians, same run:"
+    for (i = 1; i <= no; i++) { split(order[i], a, " "); sz[a[1]] = 1 }
+    for (s in sz) {
+      b = med[s " stream one_sweep_bound_s"]
+      f2 = med[s " sp_2fe first"]; w2 = med[s " sp_2fe warm"]
+      c2 = med[s " sp_2fe first_cpu"]; cw2 = med[s " sp_2fe warm_cpu"]
+      printf "rows=%s  bound %.4f s (bandwidth %.1f GB/s)\n", s, b, med[s " stream bandwidth_GBs"]
+      printf "rows=%s  2-way+cluster first fit %.3f s wall = %.1fx bound (CPU %.3f s = %.1fx), warm %.3f s = %.1fx bound (CPU %.3f s)\n",
+        s, f2, f2 / b, c2, c2 / b, w2, w2 / b, cw2
+      printf "rows=%s  first / warm: wall %.2f, CPU %.2f\n", s, f2 / w2, c2 / cw2
+      printf "rows=%s  1-way first %.3f s wall, CPU %.3f s (%.2fx 2-way CPU) | 3-way first %.3f s wall, CPU %.3f s\n",
+        s, med[s " sp_1fe first"], med[s " sp_1fe first_cpu"], med[s " sp_1fe first_cpu"] / c2,
+        med[s " sp_3fe first"], med[s " sp_3fe first_cpu"]
+      printf "rows=%s  2 threads: 2-way first fit %.3f s wall (speed-up %.2fx), warm %.3f s (speed-up %.2fx)\n",
+        s, med[s " sp_2fe_2thr first"], f2 / med[s " sp_2fe_2thr first"], med[s " sp_2fe_2thr warm"],
+        w2 / med[s " sp_2fe_2thr warm"]
+      fr = med[s " sp_2fe frame_MB"]
+      printf "rows=%s  peak RSS / frame (%.0f MB): 1-way %.2f, 2-way %.2f, 3-way %.2f, pandas %.2f\n", s, fr,
+        med[s " sp_1fe peak_rss_MB"] / fr, med[s " sp_2fe peak_rss_MB"] / fr, med[s " sp_3fe peak_rss_MB"] / fr,
+        med[s " pandas peak_rss_MB"] / fr
+      if ((s " pandas seconds") in med)
+        printf "rows=%s  pandas+statsmodels %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
+          med[s " pandas seconds"], med[s " pandas seconds"] / f2, med[s " pandas cpu_seconds"], med[s " pandas cpu_seconds"] / c2
+      if ((s " plm seconds") in med)
+        printf "rows=%s  plm %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
+          med[s " plm seconds"], med[s " plm seconds"] / f2, med[s " plm cpu_seconds"], med[s " plm cpu_seconds"] / c2
+    }
+  }'
+}
+
+if [ "${1:-}" = --summary ]; then
+  summary "$2"
+  exit
+fi
 build=${1:-build}
 runs=${2:-5}
 if [ $# -ge 2 ]; then shift 2; else shift $#; fi
@@ -55,47 +106,5 @@ for s in $sizes; do
   done
 done
 
-echo "# summary (min / median / max over $runs runs; seconds unless named)" | tee -a "$out"
-grep -v '^#' "$out" | sort -k1,1n -k2,2 -k3,3 -k4,4g | awk '
-  function flush() {
-    if (key == "") return
-    m = c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
-    med[key] = m
-    printf "%-10s %-12s %-14s %10.4g %10.4g %10.4g\n", ks, kl, km, v[1], m, v[c]
-    order[++no] = key
-  }
-  { k = $1 " " $2 " " $3
-    if (k != key) { flush(); key = k; ks = $1; kl = $2; km = $3; c = 0 }
-    v[++c] = $4 }
-  END {
-    flush()
-    print ""
-    print "ratios of medians, same run:"
-    for (i = 1; i <= no; i++) { split(order[i], a, " "); sz[a[1]] = 1 }
-    for (s in sz) {
-      b = med[s " stream one_sweep_bound_s"]
-      f2 = med[s " sp_2fe first"]; w2 = med[s " sp_2fe warm"]
-      c2 = med[s " sp_2fe first_cpu"]; cw2 = med[s " sp_2fe warm_cpu"]
-      printf "rows=%s  bound %.4f s (bandwidth %.1f GB/s)\n", s, b, med[s " stream bandwidth_GBs"]
-      printf "rows=%s  2-way+cluster first fit %.3f s wall = %.1fx bound (CPU %.3f s = %.1fx), warm %.3f s = %.1fx bound (CPU %.3f s)\n",
-        s, f2, f2 / b, c2, c2 / b, w2, w2 / b, cw2
-      printf "rows=%s  first / warm: wall %.2f, CPU %.2f\n", s, f2 / w2, c2 / cw2
-      printf "rows=%s  1-way first %.3f s wall, CPU %.3f s (%.2fx 2-way CPU) | 3-way first %.3f s wall, CPU %.3f s\n",
-        s, med[s " sp_1fe first"], med[s " sp_1fe first_cpu"], med[s " sp_1fe first_cpu"] / c2,
-        med[s " sp_3fe first"], med[s " sp_3fe first_cpu"]
-      printf "rows=%s  2 threads: 2-way first fit %.3f s wall (speed-up %.2fx), warm %.3f s (speed-up %.2fx)\n",
-        s, med[s " sp_2fe_2thr first"], f2 / med[s " sp_2fe_2thr first"], med[s " sp_2fe_2thr warm"],
-        w2 / med[s " sp_2fe_2thr warm"]
-      fr = med[s " sp_2fe frame_MB"]
-      printf "rows=%s  peak RSS / frame (%.0f MB): 1-way %.2f, 2-way %.2f, 3-way %.2f, pandas %.2f\n", s, fr,
-        med[s " sp_1fe peak_rss_MB"] / fr, med[s " sp_2fe peak_rss_MB"] / fr, med[s " sp_3fe peak_rss_MB"] / fr,
-        med[s " pandas peak_rss_MB"] / fr
-      if ((s " pandas seconds") in med)
-        printf "rows=%s  pandas+statsmodels %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
-          med[s " pandas seconds"], med[s " pandas seconds"] / f2, med[s " pandas cpu_seconds"], med[s " pandas cpu_seconds"] / c2
-      if ((s " plm seconds") in med)
-        printf "rows=%s  plm %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
-          med[s " plm seconds"], med[s " plm seconds"] / f2, med[s " plm cpu_seconds"], med[s " plm cpu_seconds"] / c2
-    }
-  }' | tee -a "$out"
+summary "$out" | tee -a "$out"
 echo "raw records: $out"
