@@ -973,7 +973,7 @@ static size_t rcm(const sp_weights *W, size_t *pos) {
   size_t placed = 0;
   for (size_t ci = 0; ci < n; ci++) {
     size_t start = cand[ci];
-    if (seen[start] != 0) continue;  /* placed with an earlier component */
+    if (seen[start] != 0) continue;  /* placed with an earlier component (stamps start at 1) */
     size_t size, last, *o = order + placed;
     size_t depth = cm_search(W, start, seen, ++stamp, o, &size, &last);
     for (int tries = 0; tries < 8; tries++) {
@@ -991,7 +991,6 @@ static size_t rcm(const sp_weights *W, size_t *pos) {
     }
     placed += size;
   }
-  /* stamps are never 0, so every unit placed has seen != 0 */
   size_t kd = 0;
   for (size_t p = 0; p < n; p++) pos[order[p]] = n - 1 - p;
   for (size_t r = 0; r < n; r++)
