@@ -322,10 +322,14 @@ int main(void) {
     check(b.st == SP_OK, "asinh builds", b.err.msg);
     if (b.st == SP_OK) {
       check(b.d->n == NR && b.d->dropped == 0 && b.d->nnotes == 0, "asinh keeps every row, no note", NULL);
-      double want[NR], ywant[NR];
-      for (int r = 0; r < NR; r++) { want[r] = asinh(V[r]); ywant[r] = asinh(Y[r]); }
-      expect_matrix("asinh(v) values", b.X, want, NR, 1);
-      expect_matrix("asinh(y) response", b.y, ywant, NR, 1);
+      /* to 4e-16 relative, not bit for bit: at -O2 the compiler folds asinh of
+         the test's constants exactly rounded, while glibc's asinh may be 1 ulp off */
+      int close = b.X->size1 == NR && b.y->size1 == NR;
+      for (int r = 0; close && r < NR; r++) {
+        close = fabs(gsl_matrix_get(b.X, r, 0) - asinh(V[r])) <= 4e-16 * fabs(asinh(V[r])) &&
+                fabs(gsl_matrix_get(b.y, r, 0) - asinh(Y[r])) <= 4e-16 * fabs(asinh(Y[r]));
+      }
+      check(close, "asinh(v) values and asinh(y) response", NULL);
       expect_names("asinh name", b.d->names, b.d->k, "asinh(v)");
       check(strcmp(b.d->yname, "asinh(y)") == 0, "asinh yname", b.d->yname);
     }
