@@ -26,14 +26,6 @@ local M = {}
 
 local function ones(n) return matrix(n, 1, 1) end
 
---- Columns of m as a list of views (n x 1).
-local function columns(m)
-  local t = {}
-  if m == nil then return t end
-  for j = 1, m:ncol() do t[j] = m:col(j) end
-  return t
-end
-
 --- hcat over a list of matrices, skipping nils; nil when nothing is left.
 local function hcat_list(list)
   -- list may have holes (no exogenous block: { nil, Z2 }), which ipairs would stop at

@@ -454,7 +454,8 @@ function M.spatial(d, formula, opts)
       local sv = require "spillover.spatial_vcov"
       local r = o.kind == "lag" and Wy or (Wy - WXa * matrix(b))
       local gdiag = sv.diag_G(S, rho, n, pinfo and des:codes(pinfo.time) or nil)
-      V, _, o.robust.label = sv.sandwich(o.robust, Vf, sv.scores(Xs, e, r, sigma2, gdiag), d, des.rows)
+      local robust_V, _, label = sv.sandwich(o.robust, Vf, sv.scores(Xs, e, r, sigma2, gdiag), d, des.rows)
+      V, o.robust.label = robust_V, label
     end
     if o.vcov == "splm" then
       -- splm reports the same inverse with the rho-beta covariances set to zero
