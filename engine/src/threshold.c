@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spillover/dist.h"
 #include "spillover/mem.h"
 #include "spillover/threshold.h"
 
@@ -658,6 +659,7 @@ typedef struct boot_job {
   const double *fem;    /* fast: n, the same in entity-major order */
   const double *rem;    /* fast: n, resid in entity-major order (estart[e] + time rank) */
   int test, reps, tid, nthreads;
+  int rank, nranks;     /* the MPI job's processes (dist.h): this rank runs reps rank, rank + nranks, ... */
   uint64_t seed;
   double *Fboot;
   int status;
@@ -777,7 +779,10 @@ static void *boot_run(void *arg) {
   thr_seq s;
   /* Stages after the first need y* itself. */
   int need_y = !c->fast || j->test > 0;
-  for (int rep = j->tid; rep < j->reps; rep += j->nthreads) {
+  for (long k = j->tid;; k += j->nthreads) {
+    long rep_l = k * j->nranks + j->rank;
+    if (rep_l >= j->reps) break;
+    int rep = (int)rep_l;
     xoshiro rng;
     xo_seed(&rng, j->seed, j->test, (uint64_t)rep);
     for (size_t e = 0; e < c->N; e++) {
@@ -1322,7 +1327,9 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
       }
     }
     T->reps = o->reps;
-    T->Fboot = malloc((size_t)o->reps * sizeof(double));
+    /* zeros where other MPI ranks run the replication: the sum over ranks
+       below then holds each F* exactly as its own rank computed it */
+    T->Fboot = calloc((size_t)o->reps, sizeof(double));
     if (!T->Fboot) { st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory"); goto done; }
     boot_job jobs[64];
     pthread_t tids[64];
@@ -1330,7 +1337,8 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     for (int i = 0; i < nthreads; i++) {
       jobs[i] = (boot_job){.c = &c, .w = &ws[i], .mask = mask[i], .fitted = fitted, .resid = resid, .fres = fres,
                            .fem = fem, .rem = rem, .test = t,
-                           .reps = o->reps, .tid = i, .nthreads = nthreads, .seed = o->seed, .Fboot = T->Fboot,
+                           .reps = o->reps, .tid = i, .nthreads = nthreads, .rank = sp_dist_rank(),
+                           .nranks = sp_dist_size(), .seed = o->seed, .Fboot = T->Fboot,
                            .status = SP_OK};
     }
     for (int i = 1; i < nthreads; i++) started[i] = pthread_create(&tids[i], NULL, boot_run, &jobs[i]) == 0;
@@ -1341,6 +1349,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     }
     for (int i = 0; i < nthreads; i++)
       if (jobs[i].status) { st = sp_error_set(err, jobs[i].status, "threshold: bootstrap failed (out of memory)"); goto done; }
+    if (sp_dist_size() > 1 && (st = sp_dist_sum(T->Fboot, (size_t)o->reps, err)) != SP_OK) goto done;
     size_t above = 0;
     for (int r = 0; r < o->reps; r++) above += T->Fboot[r] > T->F;
     T->pvalue = (double)above / (double)o->reps;

@@ -185,6 +185,10 @@ function M.threshold(d, formula, opts)
   if o.time then extra[#extra + 1] = o.time end
   local entity_fe = { formula_object.quote(o.entity) }
   local des = core.design(d, o.f:with_fe(entity_fe), { extra = extra })
+  -- Under mpirun the bootstrap's replications are split over the ranks
+  -- (each from its own stream, summed back exactly); asking the job's size
+  -- starts MPI there, and does nothing in an ordinary run.
+  if o.reps > 0 then require("spillover.mpi").size() end
   local res = core.threshold_fit(des, {
     entity = o.entity, threshold = o.threshold, regime = o.regime, time = o.time, n = o.n, trim = o.trim,
     grid = o.grid, reps = o.reps, seed = o.seed, threads = o.threads, level = o.level, naive = o.naive,

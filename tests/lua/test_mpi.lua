@@ -53,14 +53,38 @@ local pd = sp.frame { id = id, year = year, g = coh, y = y }
 pd:panel { entity = "id", time = "year" }
 local pl = sp.placebo({ data = pd, cohort = "g", estimate = twfe }, { reps = 9, seed = 2 })
 T.check(#pl.draws == 9, "placebo: every draw, on " .. k .. " process(es)")
+-- The threshold bootstrap split over the ranks: rank i runs replications
+-- i, i + size, ... and all get every F* back, as one process draws them.
+local hr = sp.rng(9)
+local hid, ht, hq, hx, hy = {}, {}, {}, {}, {}
+for u = 1, 40 do
+  for t = 1, 6 do
+    local q, x = hr:uniform(), hr:normal()
+    hid[#hid + 1], ht[#ht + 1], hq[#hq + 1], hx[#hx + 1] = u, t, q, x
+    hy[#hy + 1] = 0.1 * u + (q < 0.5 and 1 or 2) * x + 0.5 * hr:normal()
+  end
+end
+local hd = sp.frame { id = hid, t = ht, q = hq, x = hx, y = hy }
+hd:panel { entity = "id", time = "t" }
+local th = sp.threshold(hd, "y ~ 1", { threshold = "q", regime = { "x" }, n = 2, bootstrap = 25, seed = 4, grid = 50 })
+local fstar = {}
+for j, test in ipairs(th.stats.tests) do
+  for r, v in ipairs(test.Fboot) do fstar[#fstar + 1] = v end
+  fstar[#fstar + 1] = test.pvalue
+  T.check(#test.Fboot == 25, "threshold test " .. j .. ": every replication on " .. k .. " process(es)")
+end
+
 local ref_path = arg and arg[1]
 if ref_path and k == 1 then
-  T.write(ref_path, sp.json.encode { placebo = pl.draws, p_value = pl.p_value })
+  T.write(ref_path, sp.json.encode { placebo = pl.draws, p_value = pl.p_value, threshold = fstar })
 elseif ref_path then
   local ref = sp.json.decode(T.read(ref_path))
   local same_draws = #ref.placebo == #pl.draws and ref.p_value == pl.p_value
   for i, v in ipairs(ref.placebo) do same_draws = same_draws and v == pl.draws[i] end
   T.check(same_draws, "placebo on " .. k .. " processes: the one process's draws, bit for bit")
+  local same_fstar = #ref.threshold == #fstar
+  for i, v in ipairs(ref.threshold) do same_fstar = same_fstar and v == fstar[i] end
+  T.check(same_fstar, "threshold bootstrap on " .. k .. " processes: the one process's F* and p-values, bit for bit")
 end
 
 -- A specification curve's cells split over the ranks: every rank ends with

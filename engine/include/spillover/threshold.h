@@ -40,7 +40,10 @@
 ** the panel is unbalanced) and added to its fitted values; the thresholds are
 ** re-estimated sequentially.  Replication r of test k uses its own random
 ** stream derived from (seed, k, r), so results do not depend on the number of
-** threads.
+** threads, nor on the number of processes of an MPI job (dist.h): once MPI
+** has started, rank i runs the replications i, i + size, ... and every rank
+** gets all of them back by a sum over ranks (a collective: every rank of the
+** job must fit the same model).
 */
 #ifndef SPILLOVER_THRESHOLD_H
 #define SPILLOVER_THRESHOLD_H
