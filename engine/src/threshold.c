@@ -1349,7 +1349,18 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     }
     for (int i = 0; i < nthreads; i++)
       if (jobs[i].status) { st = sp_error_set(err, jobs[i].status, "threshold: bootstrap failed (out of memory)"); goto done; }
-    if (sp_dist_size() > 1 && (st = sp_dist_sum(T->Fboot, (size_t)o->reps, err)) != SP_OK) goto done;
+    if (sp_dist_size() > 1) {
+      /* Every rank must bootstrap the same model: a script fitting its own
+         data on each rank would otherwise mix replications of several. */
+      double F[2] = {T->F, -T->F};
+      if ((st = sp_dist_max(F, 2, err)) != SP_OK) goto done;
+      if (F[0] != -F[1]) {
+        st = sp_error_set(err, SP_EVALUE, "threshold: F%d differs between the processes of the MPI job; the bootstrap "
+                          "splits one model's replications over them, so every process must fit the same data", t + 1);
+        goto done;
+      }
+      if ((st = sp_dist_sum(T->Fboot, (size_t)o->reps, err)) != SP_OK) goto done;
+    }
     size_t above = 0;
     for (int r = 0; r < o->reps; r++) above += T->Fboot[r] > T->F;
     T->pvalue = (double)above / (double)o->reps;

@@ -32,6 +32,17 @@ function M.range(reps)
   return math.floor(r * reps / k) + 1, math.floor((r + 1) * reps / k)
 end
 
+--- Raise on every rank unless x (a number) is the same on every rank: a
+--- loop split over the ranks must be one computation, not each rank's own
+--- (a script that fits different data on each rank would otherwise get
+--- replications of several models mixed into one result).  what names it.
+function M.same(x, what)
+  if D.size() > 1 and D.max(x) ~= -D.max(-x) then
+    raise(string.format("%s differs between the processes of the MPI job: a split loop needs the same data and " ..
+      "settings on every process (run a different model per process without splitting, or with one process)", what))
+  end
+end
+
 --- Every rank's values of its block (values[i] for replication first + i - 1,
 --- numbers, NaN for a failed one) put together in replication order on every
 --- rank: an array of reps numbers.

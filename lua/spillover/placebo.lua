@@ -117,7 +117,8 @@ end
 -- The draws split over the ranks of an MPI job (sp.mpi): each rank draws its
 -- block of r with the same substreams, so the draws are the one process's.
 -- A failed draw's message stays with the rank that ran it.
-local function in_ranks(estimate, d, cohort, assign, seed, reps, bar)
+local function in_ranks(estimate, est, d, cohort, assign, seed, reps, bar)
+  mpi.same(est, "placebo: the estimate on the true assignment")
   local first, last = mpi.range(reps)
   local mine = run_draws(estimate, d, cohort, assign, seed, first, last, bar)
   local values = {}
@@ -263,7 +264,7 @@ function M.placebo(spec, opts)
     end
     results = in_workers(d, spec, assign, seed, reps, math.min(workers, reps), bar)
   elseif mpi.size() > 1 and reps > 1 then
-    results = in_ranks(estimate, d, cohort, assign, seed, reps, bar)
+    results = in_ranks(estimate, est, d, cohort, assign, seed, reps, bar)
   else
     results = run_draws(estimate, d, cohort, assign, seed, 1, reps, bar)
   end

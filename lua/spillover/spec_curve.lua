@@ -239,8 +239,8 @@ function M.spec_curve(d, spec, opts)
     formulas[i] = F.build { response = ch.outcomes.value, terms = terms, fe = list_of(ch.fe.value, "fe") }
     cell.formula = tostring(formulas[i])
   end
-  local first, last = mpi.range(#cells)
-  for i = first, last do
+  -- One cell's fit: its estimate, or its error, into the cell.
+  local function fit_cell(i)
     local cell, formula = cells[i], formulas[i]
     local ch = cell.choice
     local entry = ch.estimators.entry
@@ -263,6 +263,17 @@ function M.spec_curve(d, spec, opts)
     else
       cell.error = ok and "the estimator did not return a fit" or util.message(fit)
     end
+  end
+  local first, last = mpi.range(#cells)
+  if mpi.size() > 1 then
+    -- Every process fits cell 1 (one extra fit off rank 0): the same data
+    -- and choices on every process give the same estimate.
+    mpi.same(#cells, "spec_curve: the number of specifications")
+    fit_cell(1)
+    mpi.same(cells[1].estimate or 0, "spec_curve: the first specification's estimate")
+  end
+  for i = first, last do
+    if not (i == 1 and mpi.size() > 1) then fit_cell(i) end  -- cell 1 is fitted above then
   end
   if mpi.size() > 1 then gather_cells(cells, first, last, mpi) end
 

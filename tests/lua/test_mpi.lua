@@ -146,5 +146,14 @@ if k > 1 then
   local split = d:filter(function(row) return idx[row.state] % k == r or row.state == "ALABAMA" end)
   split:panel { entity = "state", time = "year" }
   T.checkerr("has rows on more than one process", mpi.ols, split, "log_gsp ~ log_pcap | state + year")
+  -- each process with its own data: a split loop refuses on every rank, never a mixed result
+  local own = hd:filter(function(row) return row.id ~= r + 1 end)
+  own:panel { entity = "id", time = "t" }
+  T.checkerr("differs between the processes", sp.threshold, own, "y ~ 1",
+    { threshold = "q", regime = { "x" }, bootstrap = 5, seed = 4, grid = 20 })
+  local pown = pd:filter(function(row) return row.id ~= 12 - r end)
+  pown:panel { entity = "id", time = "year" }
+  T.checkerr("differs between the processes", sp.placebo, { data = pown, cohort = "g", estimate = twfe }, { reps = 4 })
+  T.checkerr("differs between the processes", sp.spec_curve, pown, { outcomes = { "y" }, treatments = { "g" } })
 end
 T.done()
