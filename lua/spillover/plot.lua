@@ -84,6 +84,16 @@ local function same_length(fname, what, a, an, b, bn)
   end
 end
 
+-- spec.lo and spec.hi (both or neither; NaN marks a gap), each as long as
+-- ref: nil, nil when neither is given.
+local function bounds(fname, spec, what, ref, refname)
+  if spec.lo == nil and spec.hi == nil then return nil, nil end
+  local lo, hi = numbers(fname, spec.lo, "lo", true), numbers(fname, spec.hi, "hi", true)
+  same_length(fname, what, ref, refname, lo, "lo")
+  same_length(fname, what, ref, refname, hi, "hi")
+  return lo, hi
+end
+
 local function opt_string(fname, spec, key)
   local v = spec[key]
   if v ~= nil and type(v) ~= "string" then
@@ -611,13 +621,7 @@ function M.event_study(path, spec)
   local est = numbers(F, spec.est, "est", true)
   if #t == 0 then fail(F, "periods is empty: nothing to plot") end
   same_length(F, "the event study", t, "period", est, "est")
-  local lo, hi
-  if spec.lo ~= nil or spec.hi ~= nil then
-    lo = numbers(F, spec.lo, "lo", true)
-    hi = numbers(F, spec.hi, "hi", true)
-    same_length(F, "the event study", t, "period", lo, "lo")
-    same_length(F, "the event study", t, "period", hi, "hi")
-  end
+  local lo, hi = bounds(F, spec, "the event study", t, "period")
   local ref = spec.ref == nil and -1 or spec.ref
   if ref ~= false and math.type(ref) == nil then fail(F, "ref must be a period (number) or false, got " .. describe(ref)) end
   local vline = spec.vline == nil and 0 or spec.vline
@@ -977,11 +981,10 @@ function M.spec_curve(path, spec)
   local F = "spec_curve"
   spec_table(F, spec)
   local est = numbers(F, spec.estimate, "estimate")
-  local lo, hi = numbers(F, spec.lo, "lo", true), numbers(F, spec.hi, "hi", true)
   local n = #est
   if n == 0 then fail(F, "no estimates to plot") end
-  same_length(F, "the curve", est, "estimate", lo, "lo")
-  same_length(F, "the curve", est, "estimate", hi, "hi")
+  local lo, hi = bounds(F, spec, "the curve", est, "estimate")
+  if not lo then fail(F, "give lo and hi, the intervals of the estimates") end
   local rows = spec.rows
   if type(rows) ~= "table" or #rows == 0 then fail(F, "option 'rows' must be a non-empty array of {label =, on =}") end
   local labels = {}
@@ -1110,13 +1113,7 @@ function M.tilemap(path, spec)
   if spec.values ~= nil then
     local values = numbers(F, spec.values, "values", true)
     same_length(F, "the map", units, "unit", values, "value")
-    local lo, hi
-    if spec.lo ~= nil or spec.hi ~= nil then
-      lo = numbers(F, spec.lo, "lo", true)
-      hi = numbers(F, spec.hi, "hi", true)
-      same_length(F, "the map", units, "unit", lo, "lo")
-      same_length(F, "the map", units, "unit", hi, "hi")
-    end
+    local lo, hi = bounds(F, spec, "the map", units, "unit")
     local palette = spec.palette or "diverging"
     if palette ~= "diverging" and palette ~= "sequential" then
       fail(F, "palette must be \"diverging\" or \"sequential\", got " .. tostring(palette))

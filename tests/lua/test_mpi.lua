@@ -69,7 +69,7 @@ hd:panel { entity = "id", time = "t" }
 local th = sp.threshold(hd, "y ~ 1", { threshold = "q", regime = { "x" }, n = 2, bootstrap = 25, seed = 4, grid = 50 })
 local fstar = {}
 for j, test in ipairs(th.stats.tests) do
-  for r, v in ipairs(test.Fboot) do fstar[#fstar + 1] = v end
+  for _, v in ipairs(test.Fboot) do fstar[#fstar + 1] = v end
   fstar[#fstar + 1] = test.pvalue
   T.check(#test.Fboot == 25, "threshold test " .. j .. ": every replication on " .. k .. " process(es)")
 end
