@@ -141,6 +141,13 @@ function M.ols(d, formula, opts)
       " + " .. info.time .. "'): rows of one entity never leave their process")
   end
   if f:iv() then raise("mpi.ols: instrumental variables are not distributed") end
+  for _, key in ipairs { "tol", "maxiter" } do
+    local v = opts[key]
+    if v ~= nil and not (type(v) == "number" and v > 0 and (key == "tol" or math.type(v) == "integer")) then
+      raise(string.format("mpi.ols: %s must be a %s, got %s", key, key == "tol" and "number > 0" or "whole number >= 1",
+        tostring(v)))
+    end
+  end
   local vc = opts.vcov or "iid"
   local cluster = type(vc) == "table" and vc.cluster
   if type(vc) == "table" then

@@ -239,6 +239,9 @@ function M.spec_curve(d, spec, opts)
     formulas[i] = F.build { response = ch.outcomes.value, terms = terms, fe = list_of(ch.fe.value, "fe") }
     cell.formula = tostring(formulas[i])
   end
+  -- The samples first: a filter that cannot run is the caller's error, not
+  -- a failure of every cell that uses it.
+  for _, c in ipairs(by.samples.choices) do sample_of(c) end
   -- One cell's fit: its estimate, or its error, into the cell.
   local function fit_cell(i)
     local cell, formula = cells[i], formulas[i]
@@ -361,7 +364,7 @@ function Curve:plot(path, spec)
       rows[#rows + 1] = { label = dim.label .. ": " .. ch.name, on = on }
     end
   end
-  if #rows == 0 then raise("spec_curve: plot: only one specification varies nothing; there is no curve to draw") end
+  if #rows == 0 then raise("spec_curve: plot: no choice varies (one specification), so there is no curve to draw") end
   local s = setmetatable({ estimate = est, lo = lo, hi = hi, significant = sig, rows = rows }, { __index = spec })
   if spec.ylabel == nil then s.ylabel = "estimate" end
   if spec.xlabel == nil then s.xlabel = "specification (sorted by estimate)" end

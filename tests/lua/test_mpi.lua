@@ -138,6 +138,8 @@ end
 T.checkerr("must absorb the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | year")
 T.checkerr("must be the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | state + region")
 T.checkerr("must cluster by the panel's entity", mpi.ols, part, "log_gsp ~ log_pcap | state", { vcov = { cluster = "region" } })
+T.checkerr("tol must be a number > 0", mpi.ols, part, "log_gsp ~ log_pcap | state", { tol = -1 })
+T.checkerr("maxiter must be a whole number", mpi.ols, part, "log_gsp ~ log_pcap | state", { maxiter = 0.5 })
 T.checkerr("unknown option 'vcv'", mpi.ols, part, "log_gsp ~ log_pcap | state", { vcv = "hc1" })
 T.checkerr("panel index", mpi.ols, d, "log_gsp ~ log_pcap | state")
 T.checkerr("collinear", mpi.ols, part, "log_gsp ~ log_pcap + I(2 * log_pcap) | state")

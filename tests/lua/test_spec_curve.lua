@@ -78,6 +78,11 @@ T.checkerr("sample 'none' selects no rows", sp.spec_curve, d,
   { outcomes = { "log_gsp" }, treatments = { "log_pcap" }, samples = { none = "year > 3000" } })
 T.checkerr("not spatial", sp.spec_curve, d, { outcomes = { "log_gsp" }, treatments = { "log_pcap" },
   weights = { W = sp.weights.knn(sp.frame { id = { "a", "b", "c" }, x = { 0, 1, 2 }, y = { 0, 0, 1 } }, 1, { id = "id", x = "x", y = "y" }) } })
+T.checkerr("sample 'bad': filter: cannot compile", sp.spec_curve, d,
+  { outcomes = { "log_gsp" }, treatments = { "log_pcap" }, samples = { bad = "year >" } })
+T.checkerr("no choice varies", function()
+  sp.spec_curve(d, { outcomes = { "log_gsp" }, treatments = { "log_pcap" } }):plot("/tmp/sp-speccurve-none.png")
+end)
 T.checkerr("level must be", sp.spec_curve, d, { outcomes = { "log_gsp" }, treatments = { "log_pcap" } }, { level = 95 })
 
 -- The figure, in both formats.
