@@ -7,6 +7,7 @@
 **       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
 **   sp.demean(M, fe [, opts])                      one-shot absorb + demean (in place)
 **   sp.codes(v)                                    dense 0-based codes of a vector, and levels
+**   core.design_refill(des, d [, check])           des.y, des.X re-read from the frame (in-place fits)
 **
 ** Vectors of group identifiers (fixed effects, clusters, periods) may be
 ** n x 1 matrices, Lua arrays of numbers or strings, or design code handles;
@@ -851,6 +852,25 @@ static int l_cor2(lua_State *L) {
   return 1;
 }
 
+/* core.design_refill(des, d [, check]) -> boolean: copy des.y and des.X
+   again from the frame d they were built from (sp_design_refill), after an
+   estimator transformed them in place; with check, only say whether it can.
+   False (nothing touched) when d has changed since the design was built, is
+   another frame, or a column is not a plain numeric column of d.  Not part of
+   the sp surface. */
+static int l_design_refill(lua_State *L) {
+  const sp_design *des = sp_lua_check_design(L, 1);
+  const sp_frame *f = sp_lua_check_frame(L, 2);
+  int check_only = lua_toboolean(L, 3);
+  lua_getfield(L, 1, "frame_version");
+  int same = lua_tointeger(L, -1) == (lua_Integer)f->version;
+  lua_pop(L, 1);
+  gsl_matrix *y = NULL, *X = NULL;
+  sp_lua_design_matrices(L, 1, &y, &X, NULL, NULL);
+  lua_pushboolean(L, same && sp_design_refill(des, f, y, X, check_only));
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"sumsq", l_sumsq},
   {"cor2", l_cor2},
@@ -860,6 +880,7 @@ static const luaL_Reg funcs[] = {
   {"absorb", l_absorb},
   {"demean", l_demean},
   {"codes", l_codes},
+  {"design_refill", l_design_refill},
   {NULL, NULL}
 };
 

@@ -1076,4 +1076,31 @@ int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix 
   return SP_OK;
 }
 
+/* A column is re-readable when it is the intercept or a plain numeric column
+   of f read in place (not a product, a dummy or a derived buffer, which
+   sp_design_detach has freed).  Compared by address: f unchanged since the
+   plan still holds the same column arrays, and a freed derived buffer cannot
+   alias a column that was alive beside it. */
+static int plain_column(const dcol *c, const sp_frame *f) {
+  if (c->code != NULL) return 0;
+  if (c->num == NULL) return 1;
+  for (size_t j = 0; j < f->ncol; j++)
+    if (f->cols[j].type == SP_NUMERIC && f->cols[j].num == c->num) return 1;
+  return 0;
+}
+
+int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_matrix *X, int check_only) {
+  const struct sp_design_src *s = d->src;
+  if (s == NULL || f->nrow != d->nrow || y == NULL || y->size1 != d->n || y->size2 != s->ncols[R_Y]) return 0;
+  if (s->ncols[R_X] > 0 && (X == NULL || X->size1 != d->n || X->size2 != s->ncols[R_X])) return 0;
+  for (int r = R_Y; r <= R_X; r++)
+    for (size_t j = 0; j < s->ncols[r]; j++)
+      if (!plain_column(&s->cols[r][j], f)) return 0;
+  if (!check_only) {
+    fill_block(d, s->cols[R_Y], s->ncols[R_Y], y);
+    if (s->ncols[R_X] > 0) fill_block(d, s->cols[R_X], s->ncols[R_X], X);
+  }
+  return 1;
+}
+
 /* }==================================================================== */

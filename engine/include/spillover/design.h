@@ -101,6 +101,16 @@ int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix 
    fill): the design then keeps only its own metadata. */
 void sp_design_detach(sp_design *d);
 
+/* After a fill (and a detach), copy y and X again from the frame f the
+   design was planned on, when every column of y and X is a plain numeric
+   column of f or the intercept: an estimator that transformed them in place
+   (the within transformation) restores them in one pass instead of working
+   on a copy.  f must be that frame, unchanged since the plan (the caller
+   checks its version).  Returns 1 when the columns are (with check_only:
+   can be) re-read, 0 when not (derived terms, dummies, interactions, wrong
+   sizes), leaving y and X untouched. */
+int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_matrix *X, int check_only);
+
 void sp_design_free(sp_design *d);
 
 /* The fixed effect or extra variable called name, or NULL. */
