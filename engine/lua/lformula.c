@@ -253,7 +253,7 @@ static int design_index(lua_State *L) {
   } else if (strcmp(key, "rows") == 0) {
     lua_createtable(L, (int)d->n, 0);
     for (size_t i = 0; i < d->n; i++) {
-      lua_pushinteger(L, (lua_Integer)d->rows[i] + 1);
+      lua_pushinteger(L, (lua_Integer)(d->rows ? d->rows[i] : i) + 1);  /* NULL: every row */
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
   } else if (strcmp(key, "fe") == 0 || strcmp(key, "extra") == 0) {

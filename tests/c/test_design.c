@@ -136,7 +136,7 @@ static void expect_names(const char *what, char **names, size_t k, const char *w
 
 static void expect_rows(const char *what, const sp_design *d, const size_t *want, size_t n) {
   int ok = d->n == n;
-  for (size_t i = 0; ok && i < n; i++) ok = d->rows[i] == want[i];
+  for (size_t i = 0; ok && i < n; i++) ok = (d->rows ? d->rows[i] : i) == want[i];
   check(ok, what, NULL);
 }
 
@@ -302,6 +302,62 @@ int main(void) {
       const sp_design_factor *w = sp_design_factor_find(b.d, "w");
       check(r && r->nlevels == 3 && r->num == NULL && r->code[0] == 2 && r->code[1] == 0, "extra region codes", NULL);
       check(w && w->num && w->num[2] == 0.25 && w->nlevels == 7, "extra w values", NULL);
+    }
+    release(&b);
+  }
+  {
+    /* Every row used: no row index (NULL), and the fill, the codes and the
+       extras read frame row i for used row i. */
+    sp_design_options opt;
+    sp_design_options_init(&opt);
+    const char *extra[] = {"w"};
+    opt.extra = extra;
+    opt.nextra = 1;
+    built b = build(f, "y ~ x + v | id", &opt);
+    check(b.st == SP_OK, "all rows: builds", b.err.msg);
+    if (b.st == SP_OK) {
+      check(b.d->n == NR && b.d->rows == NULL, "all rows used: no row index", NULL);
+      static const size_t rows[] = {0, 1, 2, 3, 4, 5, 6, 7};
+      expect_rows("all rows used: used row i is frame row i", b.d, rows, NR);
+      static const double x[] = {1, 1, 2, 0, 3, 2, 4, -1, 5, 3, 6, 4, 7, 5, 8, 6};
+      expect_matrix("all rows used: X = [x v]", b.X, x, NR, 2);
+      expect_matrix("all rows used: y", b.y, Y, NR, 1);
+      const sp_design_factor *w = sp_design_factor_find(b.d, "w");
+      int ok = w && w->num;
+      for (size_t i = 0; ok && i < NR; i++) ok = w->num[i] == W[i];
+      check(ok, "all rows used: extra w values", NULL);
+      check(b.d->fe[0].nlevels == 3 && b.d->fe[0].code[3] == 0 && b.d->fe[0].code[4] == 1 && b.d->fe[0].code[7] == 2,
+            "all rows used: fixed-effect codes", NULL);
+      /* sp_design_refill: overwrite y and X, re-read them from the frame. */
+      check(sp_design_refill(b.d, f, b.y, b.X, 1) == 1, "refill: plain columns can be re-read", NULL);
+      gsl_matrix_set_all(b.y, -1);
+      gsl_matrix_set_all(b.X, -1);
+      check(sp_design_refill(b.d, f, b.y, b.X, 0) == 1, "refill: re-read", NULL);
+      expect_matrix("refill: X again", b.X, x, NR, 2);
+      expect_matrix("refill: y again", b.y, Y, NR, 1);
+      gsl_matrix *X3 = gsl_matrix_alloc(NR, 3);
+      check(sp_design_refill(b.d, f, b.y, X3, 0) == 0, "refill: refuses a matrix of the wrong size", NULL);
+      gsl_matrix_free(X3);
+    }
+    release(&b);
+  }
+  {
+    /* A dropped row keeps the row index; refill follows it; derived columns are not re-read. */
+    built b = build(f, "y ~ x + z", NULL);
+    check(b.st == SP_OK && b.d->rows != NULL, "a dropped row: row index kept", b.err.msg);
+    if (b.st == SP_OK) {
+      gsl_matrix_set_all(b.X, 0);
+      check(sp_design_refill(b.d, f, b.y, b.X, 0) == 1, "refill with a row index and an intercept", NULL);
+      static const double x[] = {1, 1, 0.5, 1, 2, 1, 1, 4, 2, 1, 5, 4, 1, 6, 8, 1, 7, 16, 1, 8, 32};
+      expect_matrix("refill: X = [1 x z] over the used rows", b.X, x, 7, 3);
+    }
+    release(&b);
+    b = build(f, "y ~ log(x) + x:v", NULL);
+    check(b.st == SP_OK, "derived terms build", b.err.msg);
+    if (b.st == SP_OK) {
+      gsl_matrix_set_all(b.X, 7);
+      check(sp_design_refill(b.d, f, b.y, b.X, 0) == 0 && gsl_matrix_get(b.X, 0, 1) == 7,
+            "refill: derived and product columns are not re-read (X untouched)", NULL);
     }
     release(&b);
   }

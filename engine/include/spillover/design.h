@@ -63,7 +63,8 @@ struct sp_design_src;
 typedef struct sp_design {
   size_t nrow;            /* rows of the frame */
   size_t n;               /* rows used */
-  size_t *rows;           /* n row numbers (0-based, increasing) into the frame */
+  size_t *rows;           /* n row numbers (0-based, increasing) into the frame; NULL when
+                             every row is used (n == nrow): used row i is frame row i */
   char *yname;            /* the dependent variable's label; NULL for a formula without one */
   size_t k;               /* columns of X */
   char **names;           /* k column names */
