@@ -810,6 +810,20 @@ static int expand_term(ctx *c, pterm *t, dcol **cols, size_t *ncols, size_t *cap
 
 /* }==================================================================== */
 
+/* The fixed effect that is the plain variable name, or NULL. */
+static const sp_design_factor *plain_fe(const sp_design *d, const sp_formula *fm, const char *name) {
+  for (size_t j = 0; j < d->nfe; j++)
+    if (fm->fe[j]->kind == SP_FN_VAR && strcmp(fm->fe[j]->name, name) == 0) return &d->fe[j];
+  return NULL;
+}
+
+/* An extra variable's codes may be a fixed effect's (plain_fe): freed once. */
+static int borrowed_code(const sp_design *d, const int32_t *code) {
+  for (size_t j = 0; j < d->nfe; j++)
+    if (d->fe[j].code == code) return 1;
+  return 0;
+}
+
 void sp_design_free(sp_design *d) {
   if (d == NULL) return;
   sp_mem_free(d->rows);
@@ -817,14 +831,14 @@ void sp_design_free(sp_design *d) {
   free_strings(d->names, d->k);
   free_strings(d->endog_names, d->p_endog);
   free_strings(d->inst_names, d->p_inst);
-  for (size_t j = 0; j < d->nfe; j++) { free(d->fe[j].name); sp_mem_free(d->fe[j].code); sp_mem_free(d->fe[j].num); }
-  free(d->fe);
   for (size_t j = 0; j < d->nextra; j++) {
     free(d->extra[j].name);
-    sp_mem_free(d->extra[j].code);
+    if (!borrowed_code(d, d->extra[j].code)) sp_mem_free(d->extra[j].code);
     sp_mem_free(d->extra[j].num);
   }
   free(d->extra);
+  for (size_t j = 0; j < d->nfe; j++) { free(d->fe[j].name); sp_mem_free(d->fe[j].code); sp_mem_free(d->fe[j].num); }
+  free(d->fe);
   free_strings(d->notes, d->nnotes);
   sp_design_detach(d);
   if (d->src) {
@@ -981,14 +995,22 @@ static int plan(ctx *c, const sp_design_options *opt) {
       sp_design_factor *x = &d->extra[d->nextra++];
       const sp_column *col = sp_frame_column(f, opt->extra[j]);
       x->name = dup_str(opt->extra[j]);
-      x->code = sp_mem_alloc(n * sizeof *x->code);
-      if (x->name == NULL || x->code == NULL) return oom(c);
-      double *vals = NULL;
-      int32_t *orig = NULL;
-      st = factor_column(col, d->rows, n, x->code, &x->nlevels, &vals, &orig);
-      free(vals);
-      free(orig);
-      if (st != SP_OK) return oom(c);
+      if (x->name == NULL) return oom(c);
+      const sp_design_factor *same = plain_fe(d, fm, opt->extra[j]);
+      if (same != NULL) {
+        /* Clustering on a fixed effect is the common case: its codes are
+           these, computed the same way (40 MB and a pass less at 1e7 rows). */
+        x->code = same->code;
+        x->nlevels = same->nlevels;
+      } else {
+        if ((x->code = sp_mem_alloc(n * sizeof *x->code)) == NULL) return oom(c);
+        double *vals = NULL;
+        int32_t *orig = NULL;
+        st = factor_column(col, d->rows, n, x->code, &x->nlevels, &vals, &orig);
+        free(vals);
+        free(orig);
+        if (st != SP_OK) return oom(c);
+      }
       if (col->type == SP_NUMERIC) {
         if ((x->num = sp_mem_doubles(n)) == NULL) return oom(c);
         for (size_t i = 0; i < n; i++) x->num[i] = col->num[row_at(d->rows, i)];

@@ -310,9 +310,9 @@ int main(void) {
        extras read frame row i for used row i. */
     sp_design_options opt;
     sp_design_options_init(&opt);
-    const char *extra[] = {"w"};
+    const char *extra[] = {"w", "id"};
     opt.extra = extra;
-    opt.nextra = 1;
+    opt.nextra = 2;
     built b = build(f, "y ~ x + v | id", &opt);
     check(b.st == SP_OK, "all rows: builds", b.err.msg);
     if (b.st == SP_OK) {
@@ -326,6 +326,10 @@ int main(void) {
       int ok = w && w->num;
       for (size_t i = 0; ok && i < NR; i++) ok = w->num[i] == W[i];
       check(ok, "all rows used: extra w values", NULL);
+      /* An extra variable that is a fixed effect shares its codes (freed once: ASan). */
+      const sp_design_factor *id = &b.d->extra[1];
+      check(id->code == b.d->fe[0].code && id->nlevels == 3 && id->num && id->num[4] == 2,
+            "extra id: the fixed effect's codes, its own values", NULL);
       check(b.d->fe[0].nlevels == 3 && b.d->fe[0].code[3] == 0 && b.d->fe[0].code[4] == 1 && b.d->fe[0].code[7] == 2,
             "all rows used: fixed-effect codes", NULL);
       /* sp_design_refill: overwrite y and X, re-read them from the frame. */
