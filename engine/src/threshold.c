@@ -30,6 +30,13 @@
 #define THR_GSHIFT 6
 /* Entities ahead whose drawn residuals are prefetched. */
 #define THR_PREFETCH 16
+/* Entity-major rows ahead whose group sums are prefetched. */
+#define THR_GAHEAD 32
+/* Replications whose first stages share one entity-major pass (see
+   boot_stage1): the pass streams ~50 bytes per row of cached arrays, which
+   then serve this many replications instead of one, and the replications'
+   sums of a group share a cache line (m = 1). */
+#define THR_BATCH 4
 
 void sp_thr_options_init(sp_thr_options *o) {
   memset(o, 0, sizeof *o);
@@ -93,7 +100,9 @@ typedef struct thr_ctx {
   uint32_t *grp;    /* n: group (sorted position >> THR_GSHIFT) of each entity-major row */
   size_t ngrp;      /* groups: n / 2^THR_GSHIFT + 1 */
   size_t *gstart;   /* ngrp + 1: the candidates whose lower regime ends in group g */
-  double *gH, *gL;  /* ngrp: largest |H - H(first)|_F and |Linv|_F^2 over the group's candidates */
+  double *grec;     /* ngrp x (2 + m p0): per group what its bound reads (boot_select), together: the
+                       largest |H - H0|_F and |Linv|_F^2 over its candidates, then H0 = H of its
+                       first candidate */
   double df;
   int naive;
   int strict;       /* regimes q < g (hansen1999) instead of q <= g */
@@ -112,9 +121,10 @@ typedef struct thr_ws {
   double *D;        /* naive: n x (p0 + 3m) design; NULL otherwise */
   double *v;        /* naive: n residual */
   double *Mt;       /* drop: n x (1 + p0 + 3m) within transforms of e and the base columns */
-  size_t *sb;       /* fast: N, where the residuals drawn for entity e start (entity-major) */
-  double *gsum;     /* fast: ngrp x (m + 1): per group the sums of z (fres + u*) over its rows and,
-                       last, of their absolute values (one cache line per row's update) */
+  size_t *sb;       /* THR_BATCH x N: per replication of a batch, where the residuals drawn for
+                       entity e start (entity-major) */
+  double *gsum;     /* fast: ngrp x THR_BATCH x (m + 1): per group and replication of the batch
+                       the sums of z (fres + u*) over its rows and, last, of their absolute values */
   double *L;        /* drop: N x m values of w at each entity's last row */
 } thr_ws;
 
@@ -162,10 +172,11 @@ static int ws_alloc(const thr_ctx *c, thr_ws *w) {
     w->v = sp_mem_doubles(n);
     ok = ok && w->D && w->v;
   }
+  w->sb = malloc((c->N ? c->N : 1) * THR_BATCH * sizeof *w->sb);
+  ok = ok && w->sb;
   if (c->fast) {
-    w->sb = malloc((c->N ? c->N : 1) * sizeof *w->sb);
-    w->gsum = sp_mem_doubles(c->ngrp * (m + 1));
-    ok = ok && w->sb && w->gsum;
+    w->gsum = sp_mem_doubles(c->ngrp * THR_BATCH * (m + 1));
+    ok = ok && w->gsum;
   }
   if (c->drop) {
     w->Mt = sp_mem_doubles(n * (1 + p));
@@ -207,8 +218,7 @@ static void ctx_free(thr_ctx *c) {
   sp_mem_free(c->qem);
   sp_mem_free(c->grp);
   free(c->gstart);
-  free(c->gH);
-  free(c->gL);
+  sp_mem_free(c->grec);
   memset(c, 0, sizeof *c);
 }
 
@@ -668,18 +678,20 @@ typedef struct boot_job {
 /* The exact SSR reduction of group g's candidates (with m p0 work each),
    keeping the largest in *top / *best (first index on ties).  R starts at
    the sum of v = z (fres + u*) over the rows before the group, and the
-   group's rows are added in threshold order. */
-static void boot_group(const thr_ctx *c, const thr_ws *w, const boot_job *j, size_t g, const double *P,
+   group's rows are added in threshold order; sb: the replication's draws. */
+static void boot_group(const thr_ctx *c, const boot_job *j, const size_t *sb, size_t g, const double *P,
                        const double *cq, double *top, size_t *best) {
   size_t n = c->n, m = c->m, p = c->p0, nl = m * (m + 1) / 2;
-  double R[32], r[32];
+  double R[32], r[32], v[1 << THR_GSHIFT];
   memcpy(R, P, m * sizeof *R);
-  size_t t = g << THR_GSHIFT;
+  size_t t0 = g << THR_GSHIFT, t = t0, t1 = t0 + ((size_t)1 << THR_GSHIFT);
+  /* The drawn residuals first, in a loop of independent loads whose cache
+     misses overlap. */
+  if (t1 > n) t1 = n;
+  for (size_t i = t0; i < t1; i++) v[i - t0] = j->fres[i] + j->rem[sb[c->ent[i]] + c->tau[i]];
   for (size_t ci = c->gstart[g]; ci < c->gstart[g + 1]; ci++) {
-    for (size_t upto = nbelow(c, c->cand[ci]); t < upto; t++) {
-      double v = j->fres[t] + j->rem[w->sb[c->ent[t]] + c->tau[t]];
-      for (size_t a = 0; a < m; a++) R[a] += c->Zs[a * n + t] * v;
-    }
+    for (size_t upto = nbelow(c, c->cand[ci]); t < upto; t++)
+      for (size_t a = 0; a < m; a++) R[a] += c->Zs[a * n + t] * v[t - t0];
     const double *L = c->lc + ci * nl, *H = c->hc + ci * m * p;
     if (isnan(L[0])) continue;
     for (size_t a = 0; a < m; a++) r[a] = R[a] - dot(p, H + a * p, cq);
@@ -692,50 +704,13 @@ static void boot_group(const thr_ctx *c, const thr_ws *w, const boot_job *j, siz
   }
 }
 
-/* Stage 1 of a replication without forming y* or a regression.  With
-   y* = f + u* (f the null model's fitted values, u* the drawn residuals) and
-   e* = M_Q0 y* = fres + u* - Q0 c, c = Q0'u*:
-     r(g) = w(g)'e* = R(g) - H(g) c,   R(g) = sum_{q <= g} z (fres + u*),
-     SSR_B = |fres + u*|^2 - |c|^2,    SSR(g) = SSR_B - |Linv(g) r(g)|^2,
-   where H(g) = w'Q0 and Linv(g) (the inverse Cholesky factor of A(g)) are
-   the same in every replication and cached by the point estimate.
-   Randomly gathering u* in threshold order costs a cache miss per row, so
-   one pass in entity-major order (u* blocks read whole, nothing re-sorted)
-   gives c, SSR_B and, per group of 2^THR_GSHIFT sorted rows, the sum of v =
-   z (fres + u*) and of |v|.  A group's candidates then have
-     |Linv r|^2 <= gL (|P - H0 c| + gabs + gH |c|)^2
-   (P: the sum over the rows before the group, H0: H of its first candidate,
-   gH: how far H moves within the group),
-   and only groups whose bound reaches the best term so far are evaluated
-   exactly (boot_group), starting with the group of the largest bound.
+/* One replication's first stage from its group sums gs (group g's at
+   gs + g * stride, overwritten), c = cq and |fres + u*|^2 = ss: the bounds,
+   then the exact evaluation of the groups they leave (see boot_stage1).
    Returns the argmin of SSR (ncand if none) and S[0], S[1]. */
-static size_t boot_stage1(const thr_ctx *c, thr_ws *w, const boot_job *j, double *S0, double *S1) {
-  size_t m = c->m, p = c->p0, ng = c->ngrp, m1 = m + 1;
-  double cq[THR_PMAX], ss = 0, *gs = w->gsum;
-  memset(cq, 0, p * sizeof *cq);
-  memset(gs, 0, ng * m1 * sizeof *gs);
-  for (size_t e = 0; e < c->N; e++) {
-    const double *u = j->rem + w->sb[e];
-    size_t ahead = e + THR_PREFETCH;
-    if (ahead < c->N && c->Tcount[ahead]) {
-      /* The drawn blocks are scattered: ask for them early, or every entity waits on memory. */
-      __builtin_prefetch(j->rem + w->sb[ahead]);
-      __builtin_prefetch(j->rem + w->sb[ahead] + c->Tcount[ahead] - 1);
-    }
-    for (size_t k = c->estart[e], t = 0; k < c->estart[e + 1]; k++, t++) {
-      double v = j->fem[k] + u[t];
-      ss += v * v;
-      const double *q = c->qem + k * p;
-      for (size_t b = 0; b < p; b++) cq[b] += q[b] * u[t];
-      double *gk = gs + (size_t)c->grp[k] * m1, av = 0;
-      for (size_t a = 0; a < m; a++) {
-        double x = c->zem[k * m + a] * v;
-        gk[a] += x;
-        av += fabs(x);
-      }
-      gk[m] += av;
-    }
-  }
+static size_t boot_select(const thr_ctx *c, const boot_job *j, const size_t *sb, double *gs, size_t stride,
+                          const double *cq, double ss, double *S0, double *S1) {
+  size_t m = c->m, p = c->p0, ng = c->ngrp;
   double cn = sqrt(dot(p, cq, cq));
   ss -= cn * cn;
   /* In place: the sums before each group (P) and the group's bound (last). */
@@ -743,72 +718,155 @@ static size_t boot_stage1(const thr_ctx *c, thr_ws *w, const boot_job *j, double
   memset(P, 0, m * sizeof *P);
   size_t gmax = ng;
   for (size_t g = 0; g < ng; g++) {
-    double *gg = gs + g * m1, r0 = 0;
+    double *gg = gs + g * stride, r0 = 0;
+    const double *gr = c->grec + g * (2 + m * p);
     if (c->gstart[g] < c->gstart[g + 1]) {
-      const double *H0 = c->hc + c->gstart[g] * m * p;
+      const double *H0 = gr + 2;
       for (size_t a = 0; a < m; a++) {
         double x = P[a] - dot(p, H0 + a * p, cq);
         r0 += x * x;
       }
     }
-    double bnd = sqrt(r0) + gg[m] + c->gH[g] * cn;
+    double bnd = sqrt(r0) + gg[m] + gr[0] * cn;
     for (size_t a = 0; a < m; a++) {
       double x = gg[a];
       gg[a] = P[a];
       P[a] += x;
     }
     /* A margin far above the rounding of the exact evaluation. */
-    gg[m] = c->gstart[g] == c->gstart[g + 1] ? -1.0 : c->gL[g] * bnd * bnd * (1.0 + 1e-9) + 1e-300;
-    if (gg[m] >= 0 && (gmax == ng || gg[m] > gs[gmax * m1 + m])) gmax = g;
+    gg[m] = c->gstart[g] == c->gstart[g + 1] ? -1.0 : gr[1] * bnd * bnd * (1.0 + 1e-9) + 1e-300;
+    if (gg[m] >= 0 && (gmax == ng || gg[m] > gs[gmax * stride + m])) gmax = g;
   }
   size_t best = c->ncand;
   double top = 0;
-  if (gmax < ng) boot_group(c, w, j, gmax, gs + gmax * m1, cq, &top, &best);
+  if (gmax < ng) boot_group(c, j, sb, gmax, gs + gmax * stride, cq, &top, &best);
   for (size_t g = 0; g < ng; g++)
-    if (g != gmax && gs[g * m1 + m] >= 0 && (best == c->ncand || gs[g * m1 + m] >= top))
-      boot_group(c, w, j, g, gs + g * m1, cq, &top, &best);
+    if (g != gmax && gs[g * stride + m] >= 0 && (best == c->ncand || gs[g * stride + m] >= top))
+      boot_group(c, j, sb, g, gs + g * stride, cq, &top, &best);
   *S0 = ss;
   *S1 = ss - top;
   return best;
+}
+
+/* Stage 1 of nb <= THR_BATCH replications without forming y* or a
+   regression.  With y* = f + u* (f the null model's fitted values, u* the
+   drawn residuals) and e* = M_Q0 y* = fres + u* - Q0 c, c = Q0'u*:
+     r(g) = w(g)'e* = R(g) - H(g) c,   R(g) = sum_{q <= g} z (fres + u*),
+     SSR_B = |fres + u*|^2 - |c|^2,    SSR(g) = SSR_B - |Linv(g) r(g)|^2,
+   where H(g) = w'Q0 and Linv(g) (the inverse Cholesky factor of A(g)) are
+   the same in every replication and cached by the point estimate.
+   Randomly gathering u* in threshold order costs a cache miss per row, so
+   one pass in entity-major order (u* blocks read whole, nothing re-sorted)
+   gives, for every replication of the batch, c, SSR_B and, per group of
+   2^THR_GSHIFT sorted rows, the sum of v = z (fres + u*) and of |v|; each
+   replication's sums are added in the same order as when it runs alone.
+   A group's candidates then have
+     |Linv r|^2 <= gL (|P - H0 c| + gabs + gH |c|)^2
+   (P: the sum over the rows before the group, H0: H of its first candidate,
+   gH: how far H moves within the group),
+   and only groups whose bound reaches the best term so far are evaluated
+   exactly (boot_group), starting with the group of the largest bound.
+   The batch's draws are in w->sb (N per replication).  Fills s[b].g[0],
+   S[0] and S[1], and sets st[b] to SP_EDF when replication b has no
+   feasible candidate. */
+static void boot_stage1(const thr_ctx *c, thr_ws *w, const boot_job *j, int nb, thr_seq *s, int *st) {
+  size_t m = c->m, p = c->p0, N = c->N, m1 = m + 1, stride = THR_BATCH * m1;
+  double cq[THR_BATCH][THR_PMAX], ss[THR_BATCH], *gs = w->gsum;
+  memset(cq, 0, sizeof cq);
+  memset(ss, 0, sizeof ss);
+  memset(gs, 0, c->ngrp * stride * sizeof *gs);
+  for (size_t e = 0; e < N; e++) {
+    const double *u[THR_BATCH];
+    size_t ahead = e + THR_PREFETCH;
+    int pf = ahead < N && c->Tcount[ahead];
+    for (int b = 0; b < nb; b++) {
+      const size_t *sb = w->sb + (size_t)b * N;
+      u[b] = j->rem + sb[e];
+      if (pf) {
+        /* The drawn blocks are scattered: ask for them early, or every entity waits on memory. */
+        __builtin_prefetch(j->rem + sb[ahead]);
+        __builtin_prefetch(j->rem + sb[ahead] + c->Tcount[ahead] - 1);
+      }
+    }
+    for (size_t k = c->estart[e], t = 0; k < c->estart[e + 1]; k++, t++) {
+      double f = j->fem[k], *gk = gs + (size_t)c->grp[k] * stride;
+      const double *q = c->qem + k * p, *z = c->zem + k * m;
+      /* The group sums are read and written in random order: ask early. */
+      if (k + THR_GAHEAD < c->n) __builtin_prefetch(gs + (size_t)c->grp[k + THR_GAHEAD] * stride, 1);
+      for (int b = 0; b < nb; b++) {
+        double ub = u[b][t], v = f + ub, *gb = gk + (size_t)b * m1, av = 0;
+        ss[b] += v * v;
+        for (size_t i = 0; i < p; i++) cq[b][i] += q[i] * ub;
+        for (size_t a = 0; a < m; a++) {
+          double x = z[a] * v;
+          gb[a] += x;
+          av += fabs(x);
+        }
+        gb[m] += av;
+      }
+    }
+  }
+  for (int b = 0; b < nb; b++) {
+    size_t best = boot_select(c, j, w->sb + (size_t)b * N, gs + (size_t)b * m1, stride, cq[b], ss[b], &s[b].S[0],
+                              &s[b].S[1]);
+    st[b] = best == c->ncand ? SP_EDF : SP_OK;
+    s[b].g[0] = best < c->ncand ? c->cand[best] : (size_t)-1;
+  }
+}
+
+/* Replication rep's draws: for each entity with rows, where the residual
+   block of the entity drawn for it starts (entity-major order). */
+static void boot_draw(const thr_ctx *c, const boot_job *j, int rep, size_t *sb) {
+  xoshiro rng;
+  xo_seed(&rng, j->seed, j->test, (uint64_t)rep);
+  for (size_t e = 0; e < c->N; e++)
+    if (c->Tcount[e]) sb[e] = c->slo[e] + xo_below(&rng, c->shi[e] - c->slo[e]);
+  /* The lookups apart from the generator's chain, so that their cache
+     misses overlap. */
+  for (size_t e = 0; e < c->N; e++)
+    if (c->Tcount[e]) sb[e] = c->sstart[sb[e]];
 }
 
 static void *boot_run(void *arg) {
   boot_job *j = arg;
   const thr_ctx *c = j->c;
   thr_ws *w = j->w;
-  thr_seq s;
   /* Stages after the first need y* itself. */
-  int need_y = !c->fast || j->test > 0;
-  for (long k = j->tid;; k += j->nthreads) {
-    long rep_l = k * j->nranks + j->rank;
-    if (rep_l >= j->reps) break;
-    int rep = (int)rep_l;
-    xoshiro rng;
-    xo_seed(&rng, j->seed, j->test, (uint64_t)rep);
-    for (size_t e = 0; e < c->N; e++) {
-      size_t T = c->Tcount[e];
-      if (T == 0) continue;
-      size_t lo = c->slo[e], hi = c->shi[e];
-      size_t so = c->sstart[lo + xo_below(&rng, hi - lo)];
-      if (c->fast) w->sb[e] = so;
-      if (!need_y) continue;
-      const size_t *pe = c->epos + c->estart[e], *ps = c->epos + so;
-      for (size_t t = 0; t < T; t++) w->ystar[pe[t]] = j->fitted[pe[t]] + j->resid[ps[t]];
+  int need_y = !c->fast || j->test > 0, nbmax = c->fast ? THR_BATCH : 1;
+  for (long k = j->tid;;) {
+    /* The next batch of this thread's replications: k, k + nthreads, ... */
+    int rep[THR_BATCH], nb = 0;
+    for (; nb < nbmax; k += j->nthreads) {
+      long rep_l = k * j->nranks + j->rank;
+      if (rep_l >= j->reps) break;
+      rep[nb++] = (int)rep_l;
     }
-    int st = SP_OK;
-    if (c->fast) {
-      size_t b = boot_stage1(c, w, j, &s.S[0], &s.S[1]);
-      if (b == c->ncand) st = SP_EDF;
-      s.g[0] = b < c->ncand ? c->cand[b] : (size_t)-1;
+    if (nb == 0) break;
+    thr_seq s[THR_BATCH];
+    int st[THR_BATCH];
+    for (int b = 0; b < nb; b++) {
+      boot_draw(c, j, rep[b], w->sb + (size_t)b * c->N);
+      st[b] = SP_OK;
     }
-    if (st == SP_OK) st = sequential(c, w, w->ystar, j->test + 1, j->test == 2, 0, c->fast, j->mask, &s);
-    if (st) {
-      /* A resample with no feasible candidate: record no evidence against the null. */
-      j->Fboot[rep] = 0.0;
-      if (st == SP_ENOMEM) { j->status = st; return NULL; }
-      continue;
+    if (c->fast) boot_stage1(c, w, j, nb, s, st);
+    for (int b = 0; b < nb; b++) {
+      if (need_y) {
+        const size_t *sb = w->sb + (size_t)b * c->N;
+        for (size_t e = 0; e < c->N; e++) {
+          if (c->Tcount[e] == 0) continue;
+          const size_t *pe = c->epos + c->estart[e], *ps = c->epos + sb[e];
+          for (size_t t = 0; t < c->Tcount[e]; t++) w->ystar[pe[t]] = j->fitted[pe[t]] + j->resid[ps[t]];
+        }
+      }
+      if (st[b] == SP_OK) st[b] = sequential(c, w, w->ystar, j->test + 1, j->test == 2, 0, c->fast, j->mask, &s[b]);
+      if (st[b]) {
+        /* A resample with no feasible candidate: record no evidence against the null. */
+        j->Fboot[rep[b]] = 0.0;
+        if (st[b] == SP_ENOMEM) { j->status = st[b]; return NULL; }
+        continue;
+      }
+      j->Fboot[rep[b]] = fstat(c, &s[b], j->test);
     }
-    j->Fboot[rep] = fstat(c, &s, j->test);
   }
   return NULL;
 }
@@ -1179,12 +1237,11 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
     c.qem = sp_mem_doubles(n * p0);
     c.grp = sp_mem_alloc(n * sizeof *c.grp);
     c.gstart = calloc(c.ngrp + 1, sizeof *c.gstart);
-    c.gH = calloc(c.ngrp, sizeof *c.gH);
-    c.gL = calloc(c.ngrp, sizeof *c.gL);
+    c.grec = sp_mem_calloc(c.ngrp * (2 + m * p0), sizeof *c.grec);
     fres = sp_mem_doubles(n);
     fem = sp_mem_doubles(n);
     rem = sp_mem_doubles(n);
-    if (!c.hc || !c.lc || !c.tau || !c.zem || !c.qem || !c.grp || !c.gstart || !c.gH || !c.gL || !fres || !fem ||
+    if (!c.hc || !c.lc || !c.tau || !c.zem || !c.qem || !c.grp || !c.gstart || !c.grec || !fres || !fem ||
         !rem) {
       st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory for the bootstrap");
       goto done;
@@ -1242,15 +1299,19 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   if (c.fast) {
     /* The groups' bounds from the cache the point estimate filled. */
     size_t m = c.m, nl = m * (m + 1) / 2, hp = m * c.p0;
-    for (size_t g = 0; g < c.ngrp; g++)
+    for (size_t g = 0; g < c.ngrp; g++) {
+      double *gr = c.grec + g * (2 + hp);
+      const double *H0 = c.hc + c.gstart[g] * hp;
+      if (c.gstart[g] < c.gstart[g + 1]) memcpy(gr + 2, H0, hp * sizeof *gr);
       for (size_t ci = c.gstart[g]; ci < c.gstart[g + 1]; ci++) {
-        const double *L = c.lc + ci * nl, *H = c.hc + ci * hp, *H0 = c.hc + c.gstart[g] * hp;
+        const double *L = c.lc + ci * nl, *H = c.hc + ci * hp;
         if (isnan(L[0])) continue;
         double dh = 0;
         for (size_t i = 0; i < hp; i++) dh += (H[i] - H0[i]) * (H[i] - H0[i]);
-        c.gH[g] = fmax(c.gH[g], sqrt(dh));
-        c.gL[g] = fmax(c.gL[g], dot(nl, L, L));
+        gr[0] = fmax(gr[0], sqrt(dh));
+        gr[1] = fmax(gr[1], dot(nl, L, L));
       }
+    }
   }
   int nt = o->nthresh;
   size_t fin[3];
