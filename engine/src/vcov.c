@@ -251,7 +251,8 @@ static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t s
 static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec *s,
                         double dof, double *M, sp_vcov_info *info, sp_error *err) {
   size_t n = X->size1, k = X->size2, p = s->ncluster;
-  int32_t *dense[SP_VCOV_MAXWAY] = {0};
+  int32_t *dense[SP_VCOV_MAXWAY] = {0};       /* recoded copies, owned */
+  const int32_t *dc[SP_VCOV_MAXWAY] = {0};    /* each dimension's dense codes */
   size_t G[SP_VCOV_MAXWAY] = {0};
   int32_t *cur = NULL, *tmp = NULL;
   double *S = NULL;
@@ -261,6 +262,7 @@ static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_
   for (size_t d = 0; d < p; d++) {
     const int32_t *c = s->cluster[d];
     int32_t mx = -1;
+    int first_order = 1;  /* each new code is the next integer: densify would return c itself */
     for (size_t i = 0; i < n; i++) {
       if (c[i] < 0) {
         st = sp_error_set(err, SP_EVALUE,
@@ -270,11 +272,21 @@ static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_
         sp_error_var(err, dim_name(s, d, nb, sizeof nb));
         goto done;
       }
-      if (c[i] > mx) mx = c[i];
+      if (c[i] > mx) {
+        first_order &= c[i] == mx + 1;
+        mx = c[i];
+      }
     }
-    dense[d] = sp_mem_alloc(n * sizeof(int32_t));
-    if (dense[d] == NULL) goto nomem;
-    if (densify(n, NULL, c, 0, (uint64_t)mx + 1, dense[d], &G[d]) != SP_OK) goto nomem;
+    if (first_order) {
+      /* A sorted panel's entity codes (the usual case): no copy, 40 MB at 1e7 rows. */
+      dc[d] = c;
+      G[d] = (size_t)mx + 1;
+    } else {
+      dense[d] = sp_mem_alloc(n * sizeof(int32_t));
+      if (dense[d] == NULL) goto nomem;
+      if (densify(n, NULL, c, 0, (uint64_t)mx + 1, dense[d], &G[d]) != SP_OK) goto nomem;
+      dc[d] = dense[d];
+    }
     if (G[d] < 2) {
       st = sp_error_set(err, SP_EVALUE,
                         "cluster variable '%s' has a single level: clustered standard errors "
@@ -303,10 +315,10 @@ static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_
     for (size_t d = 0; d < p; d++) {
       if (!(set & ((size_t)1 << d))) continue;
       if (size++ == 0) {
-        code = dense[d];
+        code = dc[d];
         g = G[d];
       } else {
-        if (densify(n, code, dense[d], G[d], (uint64_t)g * G[d], tmp, &g) != SP_OK) goto nomem;
+        if (densify(n, code, dc[d], G[d], (uint64_t)g * G[d], tmp, &g) != SP_OK) goto nomem;
         int32_t *t = cur; cur = tmp; tmp = t;
         code = cur;
       }

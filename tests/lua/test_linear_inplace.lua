@@ -130,4 +130,24 @@ do
   T.check(same_matrix(f.private.design.yX, fresh.yX), "copy path: log(x2) fit keeps its design as built")
 end
 
+-- Cluster codes already numbered in order of first appearance (a sorted
+-- panel's entities) are used as they are; relabelled in reverse order they
+-- are recoded first.  Both give the same covariance, bit for bit.
+do
+  local rev = {}
+  for r = 1, n do rev[r] = 1000 - cols.id[r] end
+  local d2 = d:copy()
+  d2.rev = rev
+  local f1 = sp.ols(d2, "y ~ x1 + x2 | t", { vcov = { cluster = "id" } })
+  local f2 = sp.ols(d2, "y ~ x1 + x2 | t", { vcov = { cluster = "rev" } })
+  local same = true
+  for j = 1, 2 do for l = 1, 2 do if f1.V[j][l] ~= f2.V[j][l] then same = false end end end
+  T.check(same and f1.stats.n_clusters == 40, "cluster codes in first-appearance order or recoded: same V")
+  local f3 = sp.ols(d2, "y ~ x1 + x2 | t", { vcov = { cluster = { "id", "t" } } })
+  local f4 = sp.ols(d2, "y ~ x1 + x2 | t", { vcov = { cluster = { "rev", "t" } } })
+  same = true
+  for j = 1, 2 do for l = 1, 2 do if f3.V[j][l] ~= f4.V[j][l] then same = false end end end
+  T.check(same, "two-way clusters: same V with the entity codes as they are or recoded")
+end
+
 T.done()
