@@ -58,6 +58,39 @@ function M.runs(files, set)
   return runs
 end
 
+--- Each run whose scenario has work to share out (sweeps, a specification
+--- curve: spillover.parts) as n part runs ({part = {k, n}}) and the run that
+--- assembles them ({parts = n}, its output the run's); other runs as they
+--- are.  A scenario that does not load stays one run (which then says why).
+function M.split(runs, n)
+  local scenario = require "spillover.scenario"
+  local out = {}
+  for _, r in ipairs(runs) do
+    local ok, s = pcall(scenario.load, r.file, r.set)
+    if n > 1 and ok and scenario.splittable(s.spec) then
+      for k = 1, n do out[#out + 1] = { file = r.file, name = r.name, set = r.set, part = { k, n } } end
+      out[#out + 1] = { file = r.file, name = r.name, set = r.set, parts = n }
+    else
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+--- The extra arguments of `spillover run` for a run: a part's --part K/N, an
+--- assembly's --parts N.
+function M.split_args(r)
+  if r.part then return { "--part", r.part[1] .. "/" .. r.part[2] } end
+  if r.parts then return { "--parts", tostring(r.parts) } end
+  return {}
+end
+
+--- The name of a run's log in the logs folder.
+function M.log_name(r)
+  if r.part then return string.format("%s.part-%d-of-%d.log", r.name, r.part[1], r.part[2]) end
+  return r.name .. ".log"
+end
+
 --- Write text to path (the task list, the sbatch script, gather's tables); errors name the file.
 function M.write_file(path, text)
   local f, err = io.open(path, "wb")
@@ -71,20 +104,23 @@ end
 -- One line per run: the array task that runs it ("-" when it was unchanged and
 -- not submitted), the scenario file, the output name, then its --set values,
 -- separated by tabs.  Paths are as given, relative to the folder the batch
--- was started in (the array's working folder).
+-- was started in (the array's working folder).  The runs of a split scenario
+-- end with @part=K/N (a part) or @parts=N (the assembly): --set values never
+-- start with @.
 
 local HEADER = "# spillover task list: task, scenario, output, --set values (tab-separated; task - = unchanged, not submitted)"
 
 --- Deal the runs that have `todo` set into at most `size` array tasks,
---- contiguous and as even as can be (task ids from 0); returns the task count.
-function M.pack(runs, size)
+--- contiguous and as even as can be (task ids from base, default 0);
+--- returns the task count.
+function M.pack(runs, size, base)
   local todo = {}
   for _, r in ipairs(runs) do
     r.task = nil
     if r.todo then todo[#todo + 1] = r end
   end
   local n = math.min(size, #todo)
-  for i, r in ipairs(todo) do r.task = (i - 1) * n // #todo end
+  for i, r in ipairs(todo) do r.task = (base or 0) + (i - 1) * n // #todo end
   return n
 end
 
@@ -94,6 +130,8 @@ function M.tasks_text(runs)
   for _, r in ipairs(runs) do
     local cells = { r.task and tostring(r.task) or "-", r.file, r.name }
     for _, s in ipairs(r.set) do cells[#cells + 1] = s end
+    if r.part then cells[#cells + 1] = string.format("@part=%d/%d", r.part[1], r.part[2]) end
+    if r.parts then cells[#cells + 1] = "@parts=" .. r.parts end
     for _, c in ipairs(cells) do
       if c:find("[\t\n\r]") then raise("batch: a tab or line break in '" .. c .. "' cannot go into a task list") end
     end
@@ -118,7 +156,25 @@ function M.read_tasks(path)
         if f ~= io.stdin then f:close() end
         raise(string.format("%s:%d: expected a task number or -, a scenario file and an output name, separated by tabs", path, n))
       end
-      runs[#runs + 1] = { task = task or nil, file = cells[2], name = cells[3], set = { table.unpack(cells, 4) } }
+      local set = { table.unpack(cells, 4) }
+      local r, bad = { task = task or nil, file = cells[2], name = cells[3], set = set }, false
+      local last = set[#set]
+      if last and last:sub(1, 1) == "@" then
+        set[#set] = nil
+        local k, of = last:match("^@part=(%d+)/(%d+)$")
+        k, of = math.tointeger(tonumber(k)), math.tointeger(tonumber(of))
+        local parts = math.tointeger(tonumber(last:match("^@parts=(%d+)$")))
+        if k and k >= 1 and k <= of then r.part = { k, of }
+        elseif parts and parts >= 1 then r.parts = parts
+        else bad = true end
+      end
+      for _, c in ipairs(set) do bad = bad or c:sub(1, 1) == "@" end
+      if bad then
+        if f ~= io.stdin then f:close() end
+        raise(string.format("%s:%d: a split run's last column is @part=K/N (1 <= K <= N) or @parts=N, and only " ..
+          "the last column starts with @", path, n))
+      end
+      runs[#runs + 1] = r
     end
   end
   if f ~= io.stdin then f:close() end

@@ -1,5 +1,6 @@
 -- spillover.cli: the scenario commands of the executable.
---   spillover run FILE.yaml [-o DIR] [--set key.path=value ...] [--trust] [--quiet] [--timeout SECONDS]
+--   spillover run FILE.yaml [-o DIR] [--set key.path=value ...] [--trust] [--quiet] [--timeout SECONDS] [-j N]
+--   spillover run FILE.yaml --part K/N | --parts N [-o DIR] ...   (a run split over processes)
 --   spillover check FILE.yaml [--set key.path=value ...] [--trust]
 --   spillover batch DIR|FILES... [-j N] [-o OUTROOT] [--set ...] [--trust] [--timeout SECONDS] [--quiet] [--force]
 --   spillover batch DIR|FILES... --slurm [--array-size N] [--partition P] [--time T] [--dry-run] [-o OUTROOT] ...
@@ -18,11 +19,15 @@ end
 local SLURM = { array_size = true, partition = true, time = true, dry_run = true }
 local OPTIONS = {
   check = { set = true, trust = true },
-  run = { set = true, trust = true, out = true, quiet = true, timeout = true },
+  -- run -j N: the sweeps' points and the curve's cells in N worker processes;
+  -- --part K/N computes one share of them, --parts N puts the shares together
+  run = { set = true, trust = true, out = true, quiet = true, timeout = true, jobs = true, part = true, parts = true },
   -- batch --quiet (accepted before the options were per command) leaves out
   -- the table rows of scenarios that ran ok; failures and the total stay.
+  -- batch --split N: scenarios with sweeps or a specification curve run as N
+  -- parts and an assembly (spillover.parts), locally or as array tasks
   batch = { set = true, trust = true, out = true, jobs = true, timeout = true, quiet = true, force = true,
-    slurm = true, tasks = true, task = true },
+    slurm = true, tasks = true, task = true, split = true },
   -- gather --resubmit writes (and submits) an array of the runs that are not ok.
   gather = { trust = true, timeout = true, resubmit = true },
 }
@@ -63,10 +68,9 @@ local function parse(cmd, args)
         raise("--timeout needs a number of seconds > 0, got '" .. v .. "'")
       end
     elseif a == "-j" and allow.jobs then
-      o.jobs = tonumber(arg_value("a positive number"))
-      if not o.jobs or o.jobs < 1 then raise("-j needs a positive number") end
+      o.jobs = integer(a, arg_value("a number of processes"), 1)
     elseif a:match("^%-j%d+$") and allow.jobs then
-      o.jobs = tonumber(a:sub(3))
+      o.jobs = integer("-j", a:sub(3), 1)
     elseif a == "--trust" and allow.trust then o.trust = true
     elseif (a == "--quiet" or a == "-q") and allow.quiet then o.quiet = true
     elseif a == "--force" and allow.force then o.force = true
@@ -79,6 +83,9 @@ local function parse(cmd, args)
     elseif a == "--time" and allow.time then o.time = arg_value("a time limit (as sbatch --time takes it)")
     elseif a == "--tasks" and allow.tasks then o.tasks = arg_value("a task list file (- for standard input)")
     elseif a == "--task" and allow.task then o.task = integer(a, arg_value("an array task number"), 0)
+    elseif a == "--part" and allow.part then o.part = { require("spillover.parts").parse(arg_value("K/N")) }
+    elseif a == "--parts" and allow.parts then o.parts = integer(a, arg_value("the number of parts"), 1)
+    elseif a == "--split" and allow.split then o.split = integer(a, arg_value("a number of parts"), 1)
     elseif a:sub(1, 1) == "-" then raise("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)")
     else o.files[#o.files + 1] = a end
     i = i + 1
@@ -116,9 +123,10 @@ local function exe() return arg and arg[0] or "spillover" end
 
 -- argv of a child `spillover run` of file into outdir, with overrides set
 -- and the caller's trust.
-local function run_argv(o, file, set, outdir, quiet)
+local function run_argv(o, file, set, outdir, quiet, extra)
   local argv = { exe(), "run", file, "-o", outdir }
   if quiet then argv[#argv + 1] = "--quiet" end
+  table.move(extra or {}, 1, #(extra or {}), #argv + 1, argv)
   for _, s in ipairs(set) do argv[#argv + 1] = "--set"; argv[#argv + 1] = s end
   if o.trust then argv[#argv + 1] = "--trust" end
   return argv
@@ -223,19 +231,51 @@ local function job_status(job, timeout, stopped)
   return "ok", job.outdir .. "/"
 end
 
+-- The parts of a run computed by N worker processes (`run -j N`), each
+-- `spillover run FILE --part k/N`, into outdir's parts folder; raises with
+-- the log of a part that failed (and leaves no part behind).
+local function run_parts(o, file, outdir, n)
+  local parts = require "spillover.parts"
+  local S = require("spillover").sys
+  local dir = parts.dir(outdir)
+  local okd, derr = S.mkdir(dir, { parents = true })
+  if not okd then raise("cannot create " .. dir .. ": " .. tostring(derr)) end
+  local jobs = {}
+  for k = 1, n do
+    jobs[k] = { outdir = outdir, log = string.format("%s/%d-of-%d.log", dir, k, n),
+      argv = run_argv(o, file, o.set, outdir, true, { "--part", k .. "/" .. n }) }
+  end
+  local stopped = run_pool(jobs, n, o.timeout)
+  for k, job in ipairs(jobs) do
+    local status, what = job_status(job, o.timeout, stopped)
+    if status ~= "ok" then
+      local f = io.open(job.log)
+      local text = f and f:read("a"):gsub("%s+$", "") or ""
+      if f then f:close() end
+      S.remove_tree(dir)
+      if stopped then return 128 + stopped end
+      raise(string.format("part %d of %d: %s", k, n, text ~= "" and text:gsub("^spillover: ", "") or what))
+    end
+  end
+end
+
 local function cmd_run(o)
   local scenario = require "spillover.scenario"
   local report = require "spillover.report"
   if #o.files ~= 1 then raise("run: give exactly one scenario file (use batch for several)") end
+  if (o.part and 1 or 0) + (o.parts and 1 or 0) + (o.jobs > 1 and 1 or 0) > 1 then
+    raise("run: give one of -j N, --part K/N and --parts N")
+  end
   local file = o.files[1]
   local s = scenario.load(file, o.set)
   local outdir = report.outdir(s.spec, o.out)
-  report.check_target(outdir)  -- before the work, not after it
-  if o.timeout then
+  if not o.part then report.check_target(outdir) end  -- before the work, not after it
+  if o.timeout and o.jobs == 1 then
     -- Everything after reading the file (checks load plugins, which may
     -- hang) goes to a child that can be killed whole; its messages reach the
     -- terminal directly.
-    local job = { argv = run_argv(o, file, o.set, outdir, o.quiet), outdir = outdir }
+    local extra = o.part and { "--part", o.part[1] .. "/" .. o.part[2] } or o.parts and { "--parts", tostring(o.parts) }
+    local job = { argv = run_argv(o, file, o.set, outdir, o.quiet, extra), outdir = outdir }
     local stopped = run_pool({ job }, 1, o.timeout)
     if job.error then error(job.error, 0) end
     if not (job.timed_out or job.signal) then return job.code end  -- the run said why
@@ -245,38 +285,94 @@ local function cmd_run(o)
     return job.timed_out and 124 or job.code
   end
   scenario.check(s, { trust = o.trust })
-  local out = scenario.run(s, { outdir = outdir, progress = progress_fn(o.quiet), overrides = o.set, trust = o.trust })
+  local opts = { outdir = outdir, progress = progress_fn(o.quiet), overrides = o.set, trust = o.trust,
+    part = o.part, parts = o.parts }
+  if o.jobs > 1 and scenario.splittable(s.spec) then
+    -- (--timeout bounds each worker, and the run's own share after them)
+    local code = run_parts(o, file, outdir, o.jobs)
+    if code then return code end
+    opts.parts = o.jobs
+  end
+  local out = scenario.run(s, opts)
   if not o.quiet then
-    print(string.format("%s: results in %s/", s.spec.name, out))
+    if o.part then
+      print(string.format("%s: part %d of %d in %s", s.spec.name, o.part[1], o.part[2], out))
+    else
+      print(string.format("%s: results in %s/", s.spec.name, out))
+    end
   end
   return 0
 end
 
--- Write the task list and the sbatch script of the runs that have `todo`
--- set, as OUTROOT/batch-logs/<stem>.tsv and .sbatch, and submit it unless
--- --dry-run.  Returns the exit code.
+-- Write the task list and the sbatch scripts of the runs that have `todo`
+-- set, as OUTROOT/batch-logs/<stem>.tsv, <stem>.sbatch and (when a run is
+-- split) <stem>-assemble.sbatch, and submit them unless --dry-run: the
+-- assemblies are a second array that starts when the first has ended.
+-- Returns the exit code.
 local function submit_array(o, runs, outroot, stem)
   local slurm = require "spillover.slurm"
   if not o.dry_run then slurm.sbatch() end  -- before writing anything
-  local ntasks = batch.pack(runs, o.array_size or slurm.MAX_ARRAY)
+  -- the first array: whole runs, then the parts dealt by part number (so
+  -- that the parts of one run land in different tasks); the second array:
+  -- the assemblies
+  local main, assembly, byk = {}, {}, {}
+  for _, r in ipairs(runs) do
+    if r.part then
+      byk[r.part[1]] = byk[r.part[1]] or {}
+      table.insert(byk[r.part[1]], r)
+    else
+      local list = r.parts and assembly or main
+      list[#list + 1] = r
+    end
+  end
+  for k = 1, #byk do
+    for _, r in ipairs(byk[k]) do main[#main + 1] = r end
+  end
+  -- both arrays' task ids fit in one Slurm array's range
+  local size = o.array_size or slurm.MAX_ARRAY
+  local n2 = batch.pack(assembly, size, 0)
+  local n1 = batch.pack(main, math.min(size, slurm.MAX_ARRAY - n2))
+  batch.pack(assembly, size, n1)
   local logdir = outroot .. "/" .. batch.LOGS
   local list = logdir .. "/" .. stem .. ".tsv"
   local text = batch.tasks_text(runs)
   batch.write_file(list, text)
-  local nruns = 0
-  for _, r in ipairs(runs) do if r.task then nruns = nruns + 1 end end
-  if ntasks == 0 then
-    print(string.format("nothing to submit: the %d runs are unchanged (--force runs them again)", #runs))
+  -- a split run counts once (its assembly), as in gather
+  local total, submitted, split = 0, 0, 0
+  for _, r in ipairs(runs) do
+    if not r.part then
+      total = total + 1
+      if r.task then submitted = submitted + 1 end
+      if r.task and r.parts then split = split + 1 end
+    end
+  end
+  if n1 + n2 == 0 then
+    print(string.format("nothing to submit: the %d runs are unchanged (--force runs them again)", total))
     return 0
   end
-  local script = logdir .. "/" .. stem .. ".sbatch"
-  batch.write_file(script, slurm.script({ ntasks = ntasks, list = text, copy = list, outroot = outroot,
-    partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout, force = o.force }))
-  local what = string.format("%d runs in %d array tasks (%d unchanged, not submitted)", nruns, ntasks, #runs - nruns)
+  local function script(name, first, last)
+    local path = logdir .. "/" .. name .. ".sbatch"
+    batch.write_file(path, slurm.script({ first = first, last = last, list = text, copy = list, outroot = outroot,
+      partition = o.partition, time = o.time, trust = o.trust, timeout = o.timeout, force = o.force }))
+    return path
+  end
+  local s1 = n1 > 0 and script(stem, 0, n1 - 1)
+  local s2 = n2 > 0 and script(stem .. "-assemble", n1, n1 + n2 - 1)
+  local what = string.format("%d runs in %d array tasks (%d unchanged, not submitted)", submitted, n1 + n2,
+    total - submitted)
+  if split > 0 then
+    what = what .. string.format("; %d of them split into parts, put together by the last %d tasks (a second " ..
+      "array, after the first)", split, n2)
+  end
   if o.dry_run then
-    print(string.format("%s: %s; task list %s (submit with: sbatch %s)", script, what, list, script))
+    local how = s1 and s2 and string.format("sbatch --dependency=afterany:$(sbatch --parsable %s) %s", s1, s2)
+      or ("sbatch " .. (s1 or s2))
+    print(string.format("%s: %s; task list %s (submit with: %s)", s1 or s2, what, list, how))
   else
-    print(string.format("submitted job %s: %s; script %s", slurm.submit(script), what, script))
+    local id1 = s1 and slurm.submit(s1)
+    local id2 = s2 and slurm.submit(s2, id1 or nil)
+    print(string.format("submitted job %s: %s; script %s", id1 or id2, what, s1 or s2) ..
+      (id1 and id2 and string.format("; the assemblies are job %s (%s), after job %s", id2, s2, id1) or ""))
   end
   return 0
 end
@@ -302,8 +398,9 @@ local function cmd_batch(o)
     if o.task then raise("--task needs --tasks (the task list of a Slurm batch)") end
     local files = batch.scenario_files(o.files)
     if #files == 0 then raise("batch: no scenario files (*.yaml) given") end
-    runs = batch.runs(files, o.set)
+    runs = batch.split(batch.runs(files, o.set), o.split or 1)
   end
+  if o.tasks and o.split then raise("batch --tasks: the task list says which runs are split; give no --split with it") end
   if not o.slurm and (o.array_size or o.partition or o.time or o.dry_run) then
     raise("batch: --array-size, --partition, --time and --dry-run go with --slurm")
   end
@@ -313,24 +410,33 @@ local function cmd_batch(o)
   if not okd then raise("batch: " .. tostring(derr)) end
   for _, r in ipairs(runs) do r.todo = o.force or not batch.unchanged(r, outroot .. "/" .. r.name) end
   if o.slurm then return submit_array(o, runs, outroot, "tasks") end
-  local jobs, todo = {}, {}
+  local jobs, todo, assemble = {}, {}, {}
   for i, r in ipairs(runs) do
     local outdir = outroot .. "/" .. r.name
-    jobs[i] = { file = r.file, outdir = outdir, log = logdir .. "/" .. r.name .. ".log",
-      argv = run_argv(o, r.file, r.set, outdir, true), unchanged = not r.todo }
-    if r.todo then todo[#todo + 1] = jobs[i] end
+    jobs[i] = { file = r.file, outdir = outdir, log = logdir .. "/" .. batch.log_name(r),
+      argv = run_argv(o, r.file, r.set, outdir, true, batch.split_args(r)), unchanged = not r.todo,
+      shown = r.file .. (r.part and string.format(" (part %d/%d)", r.part[1], r.part[2]) or ""), part = r.part }
+    if r.todo then
+      local list = r.parts and assemble or todo
+      list[#list + 1] = jobs[i]
+    end
   end
   local t0 = sp.sys.now()
-  local stopped = run_pool(todo, o.jobs, o.timeout)
-  table.sort(jobs, function(a, b) return a.file < b.file end)
-  local failed, unchanged = 0, 0
+  -- the parts first, then what puts them together
+  local stopped = run_pool(todo, o.jobs, o.timeout) or run_pool(assemble, o.jobs, o.timeout)
+  table.sort(jobs, function(a, b) return a.shown < b.shown end)
+  local failed, unchanged, nparts = 0, 0, 0
   if not o.quiet then print(string.format("%-48s %-9s %7s  %s", "scenario", "status", "seconds", "output")) end
   for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)
+    if job.part then
+      nparts = nparts + 1
+      if status == "ok" then what = require("spillover.parts").dir(job.outdir) .. "/" end
+    end
     if status == "unchanged" then unchanged = unchanged + 1
     elseif status ~= "ok" then failed = failed + 1 end
     if (status ~= "ok" and status ~= "unchanged") or not o.quiet then
-      print(string.format("%-48s %-9s %7.2f  %s", job.file, status, job.seconds or 0, what))
+      print(string.format("%-48s %-9s %7.2f  %s", job.shown, status, job.seconds or 0, what))
     end
   end
   for _, job in ipairs(jobs) do
@@ -340,11 +446,12 @@ local function cmd_batch(o)
       local text = f and f:read("a") or ""
       if f then f:close() end
       text = text:gsub("%s+$", "")
-      eprint(job.file .. ": " .. (text ~= "" and text or what))
+      eprint(job.shown .. ": " .. (text ~= "" and text or what))
     end
   end
-  print(string.format("%d scenarios, %d failed, %d unchanged (not run again), %.2f s (logs in %s/)", #jobs, failed,
-    unchanged, sp.sys.now() - t0, logdir))
+  print(string.format("%d scenarios%s, %d failed, %d unchanged (not run again), %.2f s (logs in %s/)", #jobs - nparts,
+    nparts > 0 and string.format(" (and %d parts of split ones)", nparts) or "", failed, unchanged, sp.sys.now() - t0,
+    logdir))
   if stopped then
     eprint(string.format("spillover: batch stopped by %s; running scenarios were stopped, none left partial output",
       signal_text(stopped)))
@@ -376,7 +483,23 @@ local function cmd_gather(o)
   print(string.format("%d runs: %d ok, %d failed, %d missing, %d stale; results of the ok runs in %s and %s",
     #runs, count.ok, count.failed, count.missing, count.stale, csv, json))
   if o.resubmit and count.ok < #runs then
-    submit_array(o, runs, outroot, "tasks-resubmit")
+    -- a split run that is not ok: its parts without a file again (all of
+    -- them when every file is there but the assembly failed: they may be
+    -- stale), then its assembly
+    local list = {}
+    for _, r in ipairs(runs) do
+      local again = 0
+      for _, p in ipairs(r.part_runs or {}) do
+        p.todo = r.todo and not p.done
+        if p.todo then again = again + 1 end
+      end
+      for _, p in ipairs(r.part_runs or {}) do
+        if r.todo and again == 0 and r.status == "failed" then p.todo = true end
+        list[#list + 1] = p
+      end
+      list[#list + 1] = r
+    end
+    submit_array(o, list, outroot, "tasks-resubmit")
   end
   return count.ok == #runs and 0 or 1
 end

@@ -41,8 +41,11 @@ local function row(name, r, input)
   local x = { experiment = name, model = r.model, total = t.sum, lo = t.sum_lo, hi = t.sum_hi,
     level_total = t.level_change, level_lo = t.level_change_lo, level_hi = t.level_change_hi }
   if r.rollout then
-    local k = 0
-    for _, u in ipairs(r.units) do if u.shocked then k = k + 1 end end
+    -- (a sweep's point has counted them: spillover.sweep keeps no units)
+    local k = r.treated or 0
+    if not r.treated then
+      for _, u in ipairs(r.units) do if u.shocked then k = k + 1 end end
+    end
     input = { variable = "treated unit-periods", amount = k }
   end
   input = r.input or input

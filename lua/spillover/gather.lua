@@ -4,6 +4,7 @@
 local core = require "spillover.core"
 local json = require "spillover.json"
 local batch = require "spillover.batch"
+local parts = require "spillover.parts"
 local raise = require("spillover.util").raise
 
 local M = {}
@@ -41,16 +42,34 @@ local function last_words(path)
   return last
 end
 
+-- The runs of a task list, the parts of a split run (@part=K/N lines) as
+-- run.part_runs of the run that assembles them.
+local function with_parts(list)
+  local runs, assembly = {}, {}
+  for _, r in ipairs(list) do
+    if not r.part then
+      runs[#runs + 1] = r
+      if r.parts then r.part_runs, assembly[r.name] = {}, r end
+    end
+  end
+  for _, r in ipairs(list) do
+    local a = r.part and assembly[r.name]
+    if a then a.part_runs[#a.part_runs + 1] = r end
+  end
+  return runs
+end
+
 --- Where each run of outroot stands: run.status is "ok" (its output is
 --- complete and its inputs unchanged), "stale" (an output made from other
 --- inputs), "failed" (no output, and its log says why) or "missing" (no
 --- output, no log: not run yet, or its array task never started); run.detail
---- says more.  Returns the runs.
+--- says more.  A split run is one run; run.part_runs are its parts, each
+--- with .done when its part file is there.  Returns the runs.
 function M.status(outroot)
   local S = core.sys
   if not S.isdir(outroot) then raise("gather: no folder '" .. outroot .. "' (give the OUTROOT of a batch)") end
   local list = outroot .. "/" .. batch.LOGS .. "/tasks.tsv"
-  local runs = add_found(outroot, S.isfile(list) and batch.read_tasks(list) or {})
+  local runs = add_found(outroot, with_parts(S.isfile(list) and batch.read_tasks(list) or {}))
   for _, r in ipairs(runs) do
     local outdir = outroot .. "/" .. r.name
     local ok, why = batch.unchanged(r, outdir)
@@ -59,8 +78,23 @@ function M.status(outroot)
     elseif S.isfile(outdir .. "/manifest.json") then
       r.status, r.detail = "stale", why
     else
-      local said = last_words(outroot .. "/" .. batch.LOGS .. "/" .. r.name .. ".log")
-      if said then r.status, r.detail = "failed", said else r.status, r.detail = "missing", "no output and no log" end
+      local said = last_words(outroot .. "/" .. batch.LOGS .. "/" .. batch.log_name(r))
+      local waiting = {}
+      for _, p in ipairs(r.part_runs or {}) do
+        p.done = S.isfile(parts.file(parts.dir(outdir), p.part[1], p.part[2]))
+        if not p.done then waiting[#waiting + 1] = string.format("%d (task %s)", p.part[1], p.task or "-") end
+      end
+      if said then
+        r.status, r.detail = "failed", said
+      elseif #waiting > 0 then
+        r.status, r.detail = "missing", string.format("parts %s of %d not computed (see their logs in %s/)",
+          table.concat(waiting, ", "), r.parts, batch.LOGS)
+      elseif r.part_runs then
+        r.status, r.detail = "missing", string.format("its %d parts are computed, their assembly (task %s) has not run",
+          r.parts, r.task or "-")
+      else
+        r.status, r.detail = "missing", "no output and no log"
+      end
     end
   end
   return runs

@@ -458,6 +458,22 @@ local function swap(S, tmp, outdir)
   return true
 end
 
+--- The files a run reads, {path =, role =, sha256 =} each: the scenario
+--- first, then its data, joined files, plugins and a map layout.
+function M.inputs(s)
+  local spec, S = s.spec, sys()
+  local resolve = require("spillover.scenario").resolve
+  local inputs = { { path = s.file, role = "scenario" }, { path = resolve(s, spec.data.file), role = "data" } }
+  for _, j in ipairs(spec.data.join or {}) do inputs[#inputs + 1] = { path = resolve(s, j.file), role = "data (join)" } end
+  for _, p in ipairs(spec.plugins or {}) do inputs[#inputs + 1] = { path = resolve(s, p), role = "plugin" } end
+  local report = spec.report or {}
+  if report.maps and report.tiles and not require("spillover.tiles").is_builtin(report.tiles) then
+    inputs[#inputs + 1] = { path = resolve(s, report.tiles), role = "map layout" }
+  end
+  for _, inp in ipairs(inputs) do inp.sha256 = S.sha256_file(inp.path) end
+  return inputs
+end
+
 --- Write the output folder for a run; returns its path.
 function M.write(s, results, opts)
   opts = opts or {}
@@ -603,14 +619,7 @@ function M.write(s, results, opts)
       end
     end
     -- manifest
-    local resolve = require("spillover.scenario").resolve
-    local inputs = { { path = s.file, role = "scenario" }, { path = resolve(s, spec.data.file), role = "data" } }
-    for _, j in ipairs(spec.data.join or {}) do inputs[#inputs + 1] = { path = resolve(s, j.file), role = "data (join)" } end
-    for _, p in ipairs(spec.plugins or {}) do inputs[#inputs + 1] = { path = resolve(s, p), role = "plugin" } end
-    if report.maps and report.tiles and not require("spillover.tiles").is_builtin(report.tiles) then
-      inputs[#inputs + 1] = { path = resolve(s, report.tiles), role = "map layout" }
-    end
-    for _, inp in ipairs(inputs) do inp.sha256 = S.sha256_file(inp.path) end
+    local inputs = M.inputs(s)
     local manifest = { scenario = spec.name, seed = spec.seed, spillover_version = core.version,
       lua_version = _VERSION, inputs = json.array(inputs), timings_seconds = results.timings,
       finished = S.time_iso and S.time_iso() or os.date("!%Y-%m-%dT%H:%M:%SZ"),

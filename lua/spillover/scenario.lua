@@ -21,14 +21,33 @@ M.load_data = check.load_data
 M.unsafe_name, M.user_message = check.unsafe_name, util.message
 M.closest = require("spillover.suggest").closest
 M.execute = require("spillover.scenario_run").execute
+M.splittable = require("spillover.scenario_run").splittable
 
 --- Estimate, run the experiments and write the output folder; returns its path.
 --- opts: outdir (default out/<name>), progress (function(label, done, total)),
---- trust (plugins run unsandboxed), overrides (recorded in the manifest).
+--- trust (plugins run unsandboxed), overrides (recorded in the manifest),
+--- part = {k, n} (compute part k of n of the sweeps' points and the curve's
+--- cells into <outdir>.parts/ and return that file's path: spillover.parts),
+--- parts = n (take them from the n part files there, then remove them).
 function M.run(s, opts)
-  opts = util.check_options(opts, { "outdir", "progress", "trust", "overrides", "skip_plugins", "sp" }, "scenario.run")
-  local results = M.execute(s, opts)
-  return require("spillover.report").write(s, results, opts)
+  opts = util.check_options(opts, { "outdir", "progress", "trust", "overrides", "skip_plugins", "sp", "part", "parts" },
+    "scenario.run")
+  local report = require "spillover.report"
+  if not (opts.part or opts.parts) then return report.write(s, M.execute(s, opts), opts) end
+  local parts = require "spillover.parts"
+  local dir = parts.dir(report.outdir(s.spec, opts.outdir))
+  -- what every part of this run shares, and a part of another run does not
+  local stamp = { inputs = report.inputs(s), overrides = opts.overrides or {}, version = require("spillover.core").version }
+  local run = setmetatable({}, { __index = opts })
+  if opts.part then
+    run.split = parts.part(opts.part[1], opts.part[2], stamp)
+    M.execute(s, run)
+    return parts.write(run.split, dir)
+  end
+  run.split = parts.assembly(dir, opts.parts, stamp)
+  local out = report.write(s, M.execute(s, run), opts)
+  require("spillover.core").sys.remove_tree(dir)
+  return out
 end
 
 --- Register an estimator usable from scenarios: {name = "ridge", fit =

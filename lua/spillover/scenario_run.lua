@@ -16,10 +16,25 @@ local function now()
   return sys and sys.now and sys.now() or os.clock()
 end
 
+--- Whether a checked spec has work a split run shares out (spillover.parts):
+--- a sweep, or a specification curve.
+function M.splittable(spec)
+  if spec.spec_curve then return true end
+  for _, e in pairs(spec.experiments or {}) do
+    if e.sweep then return true end
+  end
+  return false
+end
+
 --- Estimate the models, run the experiments; returns the results table.
---- opts.progress: function(label, done, total).
+--- opts.progress: function(label, done, total); opts.split: a part of a split
+--- run (spillover.parts), which computes only its share of the sweeps' points
+--- and the curve's cells (and the models they need), or an assembly of the
+--- parts, which takes those from the part files.
 function M.execute(s, opts)
   opts = opts or {}
+  local split = opts.split
+  local part = split and split.k ~= nil
   if not s.checked then check.check(s, opts) end
   local spec = s.spec
   local timings = {}
@@ -128,12 +143,17 @@ function M.execute(s, opts)
   local names = {}
   for k in pairs(spec.models) do names[#names + 1] = k end
   table.sort(names)
-  for _, k in ipairs(names) do fit_of(k) end
+  -- (a part fits only the models of its sweeps, when it reaches them)
+  if not part then
+    for _, k in ipairs(names) do fit_of(k) end
+  end
 
   local cf = require "spillover.counterfactual"
   local results = { experiments = {} }
   local exp_names = {}
-  for k in pairs(spec.experiments or {}) do exp_names[#exp_names + 1] = k end
+  for k, e in pairs(spec.experiments or {}) do
+    if e.sweep or not part then exp_names[#exp_names + 1] = k end
+  end
   table.sort(exp_names)
   for _, k in ipairs(exp_names) do
     local e = spec.experiments[k]
@@ -167,16 +187,18 @@ function M.execute(s, opts)
     if e.sweep then
       local outcome = require("spillover.formula").parse(f.formula):response()
       ok, r = pcall(require("spillover.sweep").run, e, run_one,
-        { scenario = spec.name, experiment = k, outcome = outcome, model = e.model, seed = spec.seed })
+        { scenario = spec.name, experiment = k, outcome = outcome, model = e.model, seed = spec.seed }, split)
     else
       ok, r = pcall(run_one, e)
     end
     if not ok then fail(s, "experiments." .. k, util.message(r)) end
-    r.model = e.model
-    results.experiments[k] = r
+    if r then
+      r.model = e.model
+      results.experiments[k] = r
+    end
     timings["experiment " .. k] = now() - t1
   end
-  if spec.compare or #exp_names > 1 then
+  if (spec.compare or #exp_names > 1) and not part then
     -- listed by compare:, or else every experiment
     local names = type(spec.compare) == "table" and spec.compare or nil
     local ok, rows = pcall(require("spillover.compare").table, spec, results, d, names)
@@ -185,7 +207,8 @@ function M.execute(s, opts)
   end
   if spec.spec_curve then
     local t1 = now()
-    local ok, curve = pcall(require("spillover.spec_curve").from_scenario, spec.spec_curve, d, weights_of, spec.seed or 42)
+    local ok, curve = pcall(require("spillover.spec_curve").from_scenario, spec.spec_curve, d, weights_of,
+      spec.seed or 42, split)
     if not ok then fail(s, "spec_curve", util.message(curve)) end
     results.spec_curve = curve
     timings.spec_curve = now() - t1

@@ -21,8 +21,9 @@ local function absolute(path)
   return real
 end
 
---- The sbatch script of an array of o.ntasks tasks over the task list o.list
---- (its text; o.copy is where it was written too), writing under o.outroot.
+--- The sbatch script of an array of the tasks o.first..o.last of the task
+--- list o.list (its text; o.copy is where it was written too), writing under
+--- o.outroot.
 --- o.partition, o.time (sbatch --time), o.trust, o.timeout (seconds per run)
 --- and o.force (run unchanged runs too) are passed on.  Paths are made
 --- absolute, and the array runs in the folder this process runs in, so
@@ -35,7 +36,7 @@ function M.script(o)
     "# Written by spillover: array task i runs the lines of the task list at the end whose first",
     "# column is i (a copy is " .. absolute(o.copy) .. ").",
     "#SBATCH --job-name=spillover",
-    string.format("#SBATCH --array=0-%d", o.ntasks - 1),
+    string.format("#SBATCH --array=%d-%d", o.first, o.last),
     "#SBATCH --ntasks=1",
     "#SBATCH --cpus-per-task=1",
     "#SBATCH --chdir=" .. absolute("."),
@@ -66,10 +67,12 @@ function M.sbatch()
   raise("sbatch is not on PATH: Slurm's commands are needed to submit (--dry-run only writes the script)")
 end
 
---- Submit an sbatch script; returns the job id.
-function M.submit(script)
+--- Submit an sbatch script, to start when the job `after` has ended (its
+--- tasks ok or not: afterany) if given; returns the job id.
+function M.submit(script, after)
   local sbatch = M.sbatch()
-  local p = assert(io.popen(quote(sbatch) .. " --parsable " .. quote(script) .. " 2>&1"))
+  local dep = after and " --dependency=afterany:" .. after or ""
+  local p = assert(io.popen(quote(sbatch) .. " --parsable" .. dep .. " " .. quote(script) .. " 2>&1"))
   local out = p:read("a")
   local ok = p:close()
   -- --parsable prints "jobid" or "jobid;cluster"

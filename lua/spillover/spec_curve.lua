@@ -16,6 +16,7 @@ local util = require "spillover.util"
 local raise = util.raise
 local F = require "spillover.formula"
 local registry = require "spillover.registry"
+local parts = require "spillover.parts"
 
 local M = {}
 
@@ -48,10 +49,10 @@ end
 
 local function show(v)
   if type(v) == "table" then
-    local parts = {}
-    for _, k in ipairs(sorted_keys(v) or {}) do parts[#parts + 1] = k .. "=" .. tostring(v[k]) end
-    for _, x in ipairs(v) do parts[#parts + 1] = tostring(x) end
-    return table.concat(parts, ",")
+    local shown = {}
+    for _, k in ipairs(sorted_keys(v) or {}) do shown[#shown + 1] = k .. "=" .. tostring(v[k]) end
+    for _, x in ipairs(v) do shown[#shown + 1] = tostring(x) end
+    return table.concat(shown, ",")
   end
   return tostring(v)
 end
@@ -174,8 +175,9 @@ M.DEFAULT_ESTIMATORS = { "ols" }
 --- choices: {outcomes =, treatments =, controls =, fe =, samples =,
 --- estimators = (default {"ols"}), weights =, vcov =}; outcomes and
 --- treatments are required.  Returns a curve: cells, summary, :plot(path),
---- :frame(), :write_csv(path).
-function M.spec_curve(d, spec, opts)
+--- :frame(), :write_csv(path).  split (scenarios only): a split run's part
+--- or assembly (spillover.parts); a part returns nil.
+function M.spec_curve(d, spec, opts, split)
   if type(spec) ~= "table" then raise("spec_curve: argument 2 must be a table of choices {outcomes =, treatments =, ...}") end
   util.check_options(spec, SPEC_KEYS, "spec_curve")
   opts = util.check_options(opts, OPTS, "spec_curve")
@@ -242,7 +244,8 @@ function M.spec_curve(d, spec, opts)
   -- The samples first: a filter that cannot run is the caller's error, not
   -- a failure of every cell that uses it.
   for _, c in ipairs(by.samples.choices) do sample_of(c) end
-  -- One cell's fit: its estimate, or its error, into the cell.
+  -- One cell's fit: its estimate, or its error (a record of plain data, so
+  -- that another process can compute it: spillover.parts).
   local function fit_cell(i)
     local cell, formula = cells[i], formulas[i]
     local ch = cell.choice
@@ -253,32 +256,37 @@ function M.spec_curve(d, spec, opts)
       return entry.fit(sample_of(ch.samples), model, estimator_opts[ch.estimators.value] or {})
     end)
     local name = term_name(ch.treatments.value)
-    if ok and type(fit) == "table" and fit.coef then
-      local okc, est, se, ci, p = pcall(function()
-        return fit:coef()[name], fit:se()[name], fit:confint(level)[name], fit:pvalue()[name]
-      end)
-      if okc and type(est) == "number" and est == est then
-        cell.estimate, cell.std_error, cell.lo, cell.hi, cell.pvalue = est, se, ci[1], ci[2], p
-        cell.nobs = fit.stats and fit.stats.nobs or fit.nobs
-      else
-        cell.error = okc and ("the fit has no estimate of '" .. name .. "'") or util.message(est)
-      end
-    else
-      cell.error = ok and "the estimator did not return a fit" or util.message(fit)
+    if not (ok and type(fit) == "table" and fit.coef) then
+      return { error = ok and "the estimator did not return a fit" or util.message(fit) }
     end
+    local okc, est, se, ci, p = pcall(function()
+      return fit:coef()[name], fit:se()[name], fit:confint(level)[name], fit:pvalue()[name]
+    end)
+    if not (okc and type(est) == "number" and est == est) then
+      return { error = okc and ("the fit has no estimate of '" .. name .. "'") or util.message(est) }
+    end
+    return { estimate = est, std_error = se, lo = ci[1], hi = ci[2], pvalue = p,
+      nobs = fit.stats and fit.stats.nobs or fit.nobs }
   end
-  local first, last = mpi.range(#cells)
-  if mpi.size() > 1 then
+  local function take(i, rec)
+    for _, key in ipairs(NUMBERS) do cells[i][key] = rec[key] end
+    cells[i].error = rec.error
+  end
+  if split or mpi.size() == 1 then
+    -- a part of a split run stops here: its cells go to its part file
+    local recs = parts.map(split, "spec_curve", #cells, fit_cell)
+    if not recs then return nil end
+    for i, rec in ipairs(recs) do take(i, rec) end
+  else
     -- Every process fits cell 1 (one extra fit off rank 0): the same data
     -- and choices on every process give the same estimate.
+    local first, last = mpi.range(#cells)
     mpi.same(#cells, "spec_curve: the number of specifications")
-    fit_cell(1)
+    take(1, fit_cell(1))
     mpi.same(cells[1].estimate or 0, "spec_curve: the first specification's estimate")
+    for i = math.max(first, 2), last do take(i, fit_cell(i)) end
+    gather_cells(cells, first, last, mpi)
   end
-  for i = first, last do
-    if not (i == 1 and mpi.size() > 1) then fit_cell(i) end  -- cell 1 is fitted above then
-  end
-  if mpi.size() > 1 then gather_cells(cells, first, last, mpi) end
 
   local ok_cells, pos, sig_pos, sig_neg = {}, 0, 0, 0
   local alpha = 1 - level
@@ -395,15 +403,15 @@ end
 
 --- A scenario's spec_curve: section run on its data.  weights_of(name)
 --- builds a named entry of the scenario's weights:, so `weights:` lists
---- names there.
-function M.from_scenario(section, d, weights_of, seed)
+--- names there.  split: as for M.spec_curve.
+function M.from_scenario(section, d, weights_of, seed, split)
   local choices = {}
   for k, v in pairs(section) do if k ~= "level" then choices[k] = v end end
   if section.weights then
     choices.weights = {}
     for _, name in ipairs(section.weights) do choices.weights[name] = weights_of(name) end
   end
-  return M.spec_curve(d, choices, { level = section.level, seed = seed })
+  return M.spec_curve(d, choices, { level = section.level, seed = seed }, split)
 end
 
 local RECORD = { "estimate", "std_error", "lo", "hi", "pvalue", "nobs", "error", "formula" }

@@ -12,6 +12,7 @@ local core = require "spillover.core"
 local util = require "spillover.util"
 local raise = util.raise
 local cf = require "spillover.counterfactual"
+local parts = require "spillover.parts"
 
 local M = {}
 
@@ -140,17 +141,36 @@ function M.points(sw, seed)
   return paths, points
 end
 
+-- What a sweep keeps of a point's result: what the comparison and the
+-- dose-response plot read (the group totals, the scale, the input, a
+-- roll-out's treated count), not every row's effect, so that a part file
+-- (spillover.parts) carries kilobytes per point rather than megabytes.  A
+-- whole run keeps the same, so both give the same output by construction.
+local function summary(r)
+  local groups = {}
+  for g, gr in pairs(r.groups) do groups[g] = { total = gr.total } end
+  local treated
+  if r.rollout then
+    treated = 0
+    for _, u in ipairs(r.units) do if u.shocked then treated = treated + 1 end end
+  end
+  return { method = r.method, ndraws = r.ndraws, level = r.level, scale = r.scale, input = r.input,
+    rollout = r.rollout, treated = treated, groups = groups }
+end
+
 --- Run a sweep.  e: the experiment (with e.sweep); run_one(e_point) runs one
 --- point and returns its result (spillover.counterfactual's form);
---- info = {scenario =, experiment =, outcome =, seed =}.
-function M.run(e, run_one, info)
+--- info = {scenario =, experiment =, outcome =, seed =}; split: a split
+--- run's part or assembly (spillover.parts; a part returns nil).
+function M.run(e, run_one, info, split)
   local paths, points = M.points(e.sweep, info.seed)
   local base = copy(e)
   base.sweep = nil
-  local rows, results = {}, {}
   local variable = "effect|" .. tostring(info.outcome)
   local bar <close> = require("spillover.progress").new("sweep " .. tostring(info.experiment), #points)
-  for i, pt in ipairs(points) do
+  -- One point: its result and its rows of the long table.
+  local function point(i)
+    local pt = points[i]
     local ep = base
     for _, p in ipairs(paths) do ep = M.set(ep, p, pt.values[p]) end
     local ok, r = pcall(run_one, ep)
@@ -159,7 +179,7 @@ function M.run(e, run_one, info)
       for _, p in ipairs(paths) do shown[#shown + 1] = p .. " = " .. tostring(pt.values[p]) end
       raise("sweep point " .. i .. " (" .. table.concat(shown, ", ") .. "): " .. util.message(r))
     end
-    results[i] = r
+    local rows = {}
     local function row(var, unit, period, value, lo, hi)
       local x = { scenario = info.scenario, experiment = info.experiment, point = i, variable = var, unit = unit,
         period = period, value = value, lo = lo, hi = hi }
@@ -191,6 +211,14 @@ function M.run(e, run_one, info)
       end
     end
     bar:tick()
+    return { result = summary(r), rows = rows }
+  end
+  local done = parts.map(split, "experiments." .. tostring(info.experiment), #points, point)
+  if not done then return nil end
+  local rows, results = {}, {}
+  for i, pr in ipairs(done) do
+    results[i] = pr.result
+    table.move(pr.rows, 1, #pr.rows, #rows + 1, rows)
   end
   local first = results[1]
   local out = { model = info.model, method = first.method, ndraws = first.ndraws, level = first.level,

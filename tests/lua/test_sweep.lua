@@ -79,8 +79,10 @@ T.near(r.points[2].groups.all.total.sum, 6 * b * math.log(1.1), 1e-12, "the +10%
 T.check(#r.sweep.rows == 3 * 2 * (#x + 3 * 6), "long table: per point, one row per unit x period and per group x " ..
   "period, on the model's scale and on the outcome's column", tostring(#r.sweep.rows))
 local lrow = r.sweep.rows[2]
-T.check(lrow.variable == "level change|y" and lrow.unit == "u1" and lrow.value == r.points[1].units[1].level_change,
-  "the level change's row follows each effect's")
+-- (a point keeps its group totals, not its units: its rows hold those)
+local first_alone = run_one(sweep.set(exp, "shock.change", "+30%"))
+T.check(lrow.variable == "level change|y" and lrow.unit == "u1" and lrow.value == first_alone.units[1].level_change
+  and r.points[1].units == nil, "the level change's row follows each effect's")
 local row = r.sweep.rows[1]
 T.check(row.scenario == "s" and row.experiment == "dose" and row.point == 1 and row["shock.change"] == "+30%" and
   row.variable == "effect|y" and row.unit == "u1" and row.period == "2001" and row.value == 0, "long table columns")
