@@ -16,9 +16,16 @@
 -- confidence set (test inversion by root finding on the p-value function)
 -- costs O(reps) per trial value instead of a new bootstrap.  For 2SLS the
 -- reduced form depends on h0, and each trial value reruns the replications.
+--
+-- Under mpirun (sp.mpi) each process runs a contiguous block of the
+-- replications and every process gets all of them back in order (the five
+-- numbers of an OLS replication once; a 2SLS replication's t* at each trial
+-- value), so the p-value, the confidence set and t* are the one process's,
+-- bit for bit: a replication's weights depend only on its number.
 local core = require "spillover.core"
 local util = require "spillover.util"
 local suggest = require "spillover.suggest"
+local mpi = require "spillover.mpi"
 local raise = util.raise
 
 local M = {}
@@ -41,32 +48,32 @@ local DRAW = {
   end,
 }
 
---- The G x B weights, one array of G per replication.  Rademacher weights are
---- enumerated when 2^G <= reps (boottest's rule): all 2^G sign vectors, the
+--- The weights of replications first..last: v[i], an array of G, for
+--- replication first + i - 1.  Rademacher weights are enumerated when
+--- 2^G <= reps (boottest's rule; enumerated): all 2^G sign vectors, the
 --- exact distribution, so the result does not depend on the seed or on reps;
 --- replication b has v_g = -1 where bit g - 1 of b - 1 is set.  Otherwise
---- replication b draws from rng:substream(b), so results do not depend on the
---- order in which replications are computed.
-local function weight_draws(kind, G, reps, seed)
+--- replication b draws from rng:substream(b).  Either way a replication's
+--- weights depend on its number only, not on which process computes it or
+--- in what order.
+local function weight_draws(kind, G, enumerated, seed, first, last)
+  local rng, draw = core.rng(seed), DRAW[kind]
   local v = {}
-  if kind == "rademacher" and 2 ^ G <= reps then
-    for b = 1, 2 ^ G do
-      local row, bits = {}, b - 1
+  for b = first, last do
+    local row = {}
+    if enumerated then
+      local bits = b - 1
       for g = 1, G do
         row[g] = bits % 2 == 1 and -1 or 1
         bits = bits // 2
       end
-      v[b] = row
+    else
+      local r = rng:substream(b)
+      for g = 1, G do row[g] = draw(r) end
     end
-    return v, true
+    v[#v + 1] = row
   end
-  local rng, draw = core.rng(seed), DRAW[kind]
-  for b = 1, reps do
-    local r, row = rng:substream(b), {}
-    for g = 1, G do row[g] = draw(r) end
-    v[b] = row
-  end
-  return v, false
+  return v
 end
 
 -- ---- the problem: the FWL regression and the clusters --------------------------------
@@ -181,9 +188,10 @@ end
 --- The per-replication coefficients of t*(h0) = (N0 - h0 N1) / sqrt(c (A - 2 h0 B + h0^2 C)):
 --- the bootstrap residuals are r0 - h0 r1, so the numerator is N0 - h0 N1
 --- and the cluster scores w0 - h0 w1 (linear_scores of each).  Cost O(G^2)
---- per replication.
-local function replication_terms(c0, Q0, c1, Q1, v, G)
-  local terms = {}
+--- per replication.  Five arrays (N0, N1, A, B, C) over the replications
+--- of every process (v holds this process's block of total).
+local function replication_terms(c0, Q0, c1, Q1, v, G, total)
+  local terms = { {}, {}, {}, {}, {} }
   local bar <close> = require("spillover.progress").new("wild bootstrap", #v)
   for b, vb in ipairs(v) do
     local N0, N1, A, B, C = 0, 0, 0, 0, 0
@@ -193,9 +201,10 @@ local function replication_terms(c0, Q0, c1, Q1, v, G)
       for h = 1, G do w0, w1 = w0 + q0[h] * vb[h], w1 + q1[h] * vb[h] end
       A, B, C = A + w0 * w0, B + w0 * w1, C + w1 * w1
     end
-    terms[b] = { N0, N1, A, B, C }
+    terms[1][b], terms[2][b], terms[3][b], terms[4][b], terms[5][b] = N0, N1, A, B, C
     bar:tick()
   end
+  for j = 1, 5 do terms[j] = mpi.collect(terms[j], total) end
   return terms
 end
 
@@ -223,10 +232,11 @@ end
 --- The OLS replications' t at h0 (without the small-sample factor), from
 --- their five numbers.
 local function ols_tstar(terms, h0)
+  local N0, N1, A, B, C = table.unpack(terms)
   local t = {}
-  for b, q in ipairs(terms) do
-    local den = q[3] - 2 * h0 * q[4] + h0 * h0 * q[5]
-    t[b] = den > 0 and (q[1] - h0 * q[2]) / math.sqrt(den) or 0 / 0
+  for b = 1, #N0 do
+    local den = A[b] - 2 * h0 * B[b] + h0 * h0 * C[b]
+    t[b] = den > 0 and (N0[b] - h0 * N1[b]) / math.sqrt(den) or 0 / 0
   end
   return t
 end
@@ -321,8 +331,9 @@ end
 
 --- The WCR/WCU bootstrap of an OLS fit: the raw |t| scale (sqrt of the
 --- actual meat) and the replications' raw t at any h0 (test inversion
---- reuses the replications: everything is affine in h0).
-local function ols_boot(fit, pidx, codes, G, v, impose_null)
+--- reuses the replications: everything is affine in h0).  v: this
+--- process's block of the total replications.
+local function ols_boot(fit, pidx, codes, G, v, total, impose_null)
   local y, X = fwl_design(fit)
   local n, k = #y, #fit.names
   local Ainv = util.rows(core.matrix(X):crossprod():inv())
@@ -357,7 +368,7 @@ local function ols_boot(fit, pidx, codes, G, v, impose_null)
     c0, Q0 = linear_scores(uhat, lin)
     c1, Q1 = linear_scores(zero, lin)
   end
-  local terms = replication_terms(c0, Q0, c1, Q1, v, G)
+  local terms = replication_terms(c0, Q0, c1, Q1, v, G, total)
   return math.sqrt(meat), function(h0) return ols_tstar(terms, h0) end
 end
 
@@ -478,8 +489,9 @@ end
 --- impose_null = false: the same with the unrestricted estimates (WRU).  The
 --- fixed effects are partialled out first; that is a refit of the full model
 --- only when they are nested in the bootstrap clusters, so others are refused.
---- Nothing is affine in h0 here: each trial h0 reruns the replications.
-local function wre_boot(fit, pidx, codes, G, v, impose_null, cname)
+--- Nothing is affine in h0 here: each trial h0 reruns the replications:
+--- returns se_raw and rerun(h0, v), the t* of the replications of weights v.
+local function wre_boot(fit, pidx, codes, G, impose_null, cname)
   local p = fit.private
   local des = p.design
   local parts = { des.y }
@@ -521,7 +533,7 @@ local function wre_boot(fit, pidx, codes, G, v, impose_null, cname)
   end
   local bhat, se_raw = tsls_p(ZW, Zy, ZZi, pidx, G, L, k)
 
-  local function tstar_at(h0)
+  local function tstar_at(h0, v)
     -- The structural estimates: restricted (b_p = h0) 2SLS, or the fit's.
     local theta = {}
     if impose_null and k > 1 then
@@ -662,13 +674,32 @@ function M.wildboot(fit, opts)
   local codes, G = cluster_codes(p.data, des, cname)
   if G < 2 then raise(string.format("wildboot: cluster variable '%s' has one cluster; need at least 2", cname)) end
 
-  local v, enumerated = weight_draws(o.weights, G, o.reps, o.seed)
+  -- A bootstrap split over the processes of an MPI job must be one
+  -- computation: processes that fit different data refuse, on every process,
+  -- before any replication is mixed into another's result.
+  mpi.same(G, "wildboot: the number of clusters")
+  mpi.same((fit.b[pidx] - o.h0) / math.sqrt(fit.V[pidx][pidx]), "wildboot: the t statistic of '" .. o.param .. "'")
+  local enumerated = o.weights == "rademacher" and 2 ^ G <= o.reps
+  local reps = enumerated and 1 << G or o.reps
+  local first, last = mpi.range(reps)
+  local v = weight_draws(o.weights, G, enumerated, o.seed, first, last)
   local se_raw, tstar_raw, tol
+  -- 2SLS: the t*, the p-value and the confidence-set search below run on
+  -- every process together, each rerunning its block.  A later call (the
+  -- result's pvalue_at, or interval at another level) may come from one
+  -- process alone, so it reruns every replication itself: the same numbers.
+  local together, all = true, mpi.size() == 1 and v or nil
   if iv then
-    se_raw, tstar_raw = wre_boot(fit, pidx, codes, G, v, o.impose_null, cname)
+    local rerun
+    se_raw, rerun = wre_boot(fit, pidx, codes, G, o.impose_null, cname)
+    tstar_raw = function(h0)
+      if together then return mpi.collect(rerun(h0, v), reps) end
+      all = all or weight_draws(o.weights, G, enumerated, o.seed, 1, reps)
+      return rerun(h0, all)
+    end
     tol = 1e-4  -- each trial null value reruns the bootstrap: a coarser end
   else
-    se_raw, tstar_raw = ols_boot(fit, pidx, codes, G, v, o.impose_null)
+    se_raw, tstar_raw = ols_boot(fit, pidx, codes, G, v, reps, o.impose_null)
     tol = 1e-10
   end
   -- The small-sample factor cancels in the p-value and the confidence set; it
@@ -691,9 +722,10 @@ function M.wildboot(fit, opts)
   local res = {
     param = o.param, estimate = bhat, h0 = o.h0, t = (bhat - o.h0) / se, se = se,
     pvalue = symmetric_p(tstar, (bhat - o.h0) / se), confint = interval(o.level), interval = interval,
-    level = o.level, reps = #v, enumerated = enumerated, weights = o.weights, impose_null = o.impose_null,
+    level = o.level, reps = reps, enumerated = enumerated, weights = o.weights, impose_null = o.impose_null,
     cluster = cname, n_clusters = G, tstar = tstar, pvalue_at = pvalue, method = iv and "WRE" or "WCB",
   }
+  together = false
   return setmetatable(res, Result)
 end
 
