@@ -121,6 +121,32 @@ local rb = cf.run { data = d, derive = derive, fit = sp.ols(d, "y ~ lx + z | id"
   shocks = { { variable = "x", from = 2004, change = "+10%" } }, bootstrap = 40, seed = 9 }
 T.check(rb.method == "cluster bootstrap" and rb.ndraws == 40 and rb.groups.all.total.sum_lo <= rb.groups.all.total.sum_hi,
   "cluster bootstrap gives an interval")
+-- Draw r comes from its own stream, rng:substream(r) of the seed, not from
+-- one stream in sequence: a draw does not depend on the draws before it, so
+-- the draws can be split over the processes of an MPI job (test_mpi.lua).
+local seen_coef, seen_first = {}, {}
+local fb = sp.ols(d, "y ~ lx + z | id")
+local watch = setmetatable({
+  draw = function(self, rng)
+    local c = fb:draw(rng)
+    seen_coef[#seen_coef + 1] = c.lx
+    return c
+  end,
+  refit = function(self, bd)
+    seen_first[#seen_first + 1] = bd.id[1]
+    return fb:refit(bd)
+  end,
+}, { __index = fb })
+cf.run { data = d, derive = derive, fit = watch, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2004, change = "+10%" } }, draws = 3, seed = 5, progress = false }
+cf.run { data = d, derive = derive, fit = watch, entity = "id", time = "year",
+  shocks = { { variable = "x", from = 2004, change = "+10%" } }, bootstrap = 3, seed = 9, progress = false }
+local own_stream = #seen_coef == 3 and #seen_first == 3
+for r = 1, 3 do
+  own_stream = own_stream and seen_coef[r] == fb:draw(sp.rng(5):substream(r)).lx and
+    seen_first[r] == ({ "u1", "u2", "u3" })[sp.rng(9):substream(r):integer(3)] .. "#1"
+end
+T.check(own_stream, "parameter draw r is fit:draw(rng:substream(r)); bootstrap draw r resamples with rng:substream(r)")
 T.checkerr("fit protocol", cf.run, { data = d, fit = {}, shocks = {} })
 -- No shocks at all is a mistake, not a zero effect (the report's plots once
 -- failed on it); phase_in without from has no period to count from.
