@@ -107,6 +107,91 @@ elseif ref_path then
   T.check(same_cells, "spec_curve on " .. k .. " processes: the one process's cells")
 end
 
+-- The wild bootstrap and the counterfactual's draws split over the ranks:
+-- every rank gets the one process's p-value, confidence set, t* and
+-- intervals, bit for bit.  Each loop's progress counts its own block, so the
+-- blocks show that the work was split (and that it covers every replication).
+local P = sp.read_csv("tests/reference/data/Produc.csv")
+P:panel { entity = "state", time = "year" }
+local progress = require "spillover.progress"
+local new_bar, block = progress.new, nil
+progress.new = function(label, total)
+  if label == "wild bootstrap" then block = total end
+  return new_bar(label, total)
+end
+local boot = {}
+local function split(what, reps)
+  T.check(block and mpi.sum(block) == reps and (k == 1 or block < reps),
+    what .. ": the replications split over " .. k .. " process(es)", tostring(block))
+end
+local function record(what, wb)
+  boot[what] = { pvalue = wb.pvalue, t = wb.t, confint = wb.confint, tstar = wb.tstar, reps = wb.reps }
+end
+local fp = sp.ols(P, "log_gsp ~ log_pcap + log_pc + unemp | year", { vcov = { cluster = "state" } })
+record("wcr_webb", fp:wildboot { param = "log_pcap", reps = 199, weights = "webb", seed = 3 })
+split("WCR, Webb weights", 199)
+-- 9 regions: all 2^9 sign vectors
+local wr = fp:wildboot { param = "unemp", reps = 999, cluster = "region", impose_null = false }
+T.check(wr.enumerated and wr.reps == 512, "WCU by region: the 512 sign vectors enumerated")
+record("wcu_enum", wr)
+split("WCU, enumerated", 512)
+local ivd = sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv")
+local fiv = sp.ols(ivd, "y ~ x1 | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } })
+local wre = fiv:wildboot { param = "endo1", reps = 99, seed = 8 }
+record("wre", wre)
+progress.new = new_bar
+-- a 2SLS result used by one process alone (after the call, which all made):
+-- its p-value function and another level's confidence set, without the others
+local wre_later = r == 0 and { wre.pvalue_at(wre.estimate + wre.se), table.unpack(wre.interval(0.9)) } or nil
+
+-- Counterfactual intervals from parameter draws of a dynamic model (each
+-- draw predicts period by period through fit:predict) and from the cluster
+-- bootstrap (each draw a refit): split, spec.progress counting this rank's
+-- draws.  A linear fit's draws are one matrix product each: every rank
+-- computes all of them.
+local cf_sum = {}
+local cf_cases = {
+  { "dynamic draws", "log_gsp ~ l(log_gsp, 1) + unemp | state", "draws", 12, true },
+  { "bootstrap", "log_gsp ~ log_pcap + unemp | state", "bootstrap", 6, true },
+  { "linear draws", "log_gsp ~ log_pcap + unemp | state", "draws", 40, false },
+}
+for _, case in ipairs(cf_cases) do
+  local what, fml, how, n_draws, splits = table.unpack(case)
+  local seen = 0
+  local res = sp.counterfactual { data = P, fit = sp.ols(P, fml, { vcov = { cluster = "state" } }),
+    entity = "state", time = "year", groups = { "region" }, shocks = { { variable = "unemp", from = 1980, change = "+1" } },
+    [how] = n_draws, seed = 3, progress = function(i) seen = math.max(seen, i) end }
+  if splits then
+    T.check(res.ndraws == n_draws and mpi.sum(seen) == n_draws and (k == 1 or seen < n_draws),
+      "counterfactual, " .. what .. ": the draws split over " .. k .. " process(es)", tostring(seen))
+  else
+    T.check(res.ndraws == n_draws and seen == n_draws, "counterfactual, " .. what .. ": every draw on every process")
+  end
+  local lo = {}
+  for i, u in ipairs(res.units) do lo[i] = { u.lo, u.hi } end
+  cf_sum[what] = sp.json.encode { groups = res.groups, units = lo }
+end
+if ref_path and k == 1 then
+  T.write(ref_path .. ".boot", sp.json.encode { boot = boot, cf = cf_sum, wre_later = wre_later })
+elseif ref_path then
+  local ref = sp.json.decode(T.read(ref_path .. ".boot"))
+  for what, r in pairs(ref.boot) do
+    local b = boot[what]
+    local same_boot = b.pvalue == r.pvalue and b.t == r.t and b.reps == r.reps and b.confint[1] == r.confint[1] and
+      b.confint[2] == r.confint[2] and #b.tstar == #r.tstar
+    for i, v in ipairs(r.tstar) do same_boot = same_boot and (v == b.tstar[i] or (v ~= v and b.tstar[i] ~= b.tstar[i])) end
+    T.check(same_boot, "wild bootstrap " .. what .. " on " .. k .. " processes: the one process's p-value, " ..
+      "confidence set and t*, bit for bit")
+  end
+  if r == 0 then
+    T.check(wre_later[1] == ref.wre_later[1] and wre_later[2] == ref.wre_later[2] and wre_later[3] == ref.wre_later[3],
+      "2SLS on " .. k .. " processes: pvalue_at and interval(0.9) on one process alone, the one process's")
+  end
+  for how, text in pairs(ref.cf) do
+    T.check(cf_sum[how] == text, "counterfactual, " .. how .. ", on " .. k .. " processes: the one process's intervals")
+  end
+end
+
 -- The distributed fit: whole states on each rank, an unbalanced panel.
 local d = sp.read_csv("tests/reference/data/Produc.csv")
 local idx, n = {}, 0
@@ -157,5 +242,11 @@ if k > 1 then
   pown:panel { entity = "id", time = "year" }
   T.checkerr("differs between the processes", sp.placebo, { data = pown, cohort = "g", estimate = twfe }, { reps = 4 })
   T.checkerr("differs between the processes", sp.spec_curve, pown, { outcomes = { "y" }, treatments = { "g" } })
+  local Pown = P:filter(function(row) return not (r == 1 and row.state == "ALABAMA") end)
+  T.checkerr("differs between the processes", function()
+    return sp.ols(Pown, "log_gsp ~ log_pcap + unemp | year", { vcov = { cluster = "state" } }):wildboot { param = "unemp", reps = 9 }
+  end)
+  T.checkerr("differs between the processes", sp.counterfactual, { data = Pown, fit = sp.ols(Pown, "log_gsp ~ log_pcap + unemp | state"),
+    entity = "state", time = "year", shocks = { { variable = "unemp", change = "+1" } }, bootstrap = 4, progress = false })
 end
 T.done()
