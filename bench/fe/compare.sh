@@ -9,11 +9,15 @@
 # measure and the ratios of the medians.
 #   bench/fe/compare.sh [build] [runs] [sizes...]     (defaults: build 5 "1e6 1e7")
 #   bench/fe/compare.sh --summary bench/results/fe_<date>.txt   (the summary of saved records)
+# BEFORE=<build dir of an older commit> adds its spillover's two-way fit to
+# every run (label before_2fe, the same run_spillover.lua), so a change is
+# measured against the old code in the same run; PANDAS=0 leaves pandas out.
 # Raw records go to bench/results/fe_<date>.txt (git-ignored).
 set -eu
 summary() {  # summary <records file>
   echo "# summary (min / median / max over the runs; seconds unless named)"
-  grep -v '^#' "$1" | sort -k1,1n -k2,2 -k3,3 -k4,4g | awk '
+  # records only: the summary appended to the same file is not read again
+  awk 'NF == 4 && $1 ~ /^[0-9]+$/' "$1" | sort -k1,1n -k2,2 -k3,3 -k4,4g | awk '
   function flush() {
     if (key == "") return
     m = c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2
@@ -47,6 +51,10 @@ summary() {  # summary <records file>
       printf "rows=%s  peak RSS / frame (%.0f MB): 1-way %.2f, 2-way %.2f, 3-way %.2f, pandas %.2f\n", s, fr,
         med[s " sp_1fe peak_rss_MB"] / fr, med[s " sp_2fe peak_rss_MB"] / fr, med[s " sp_3fe peak_rss_MB"] / fr,
         med[s " pandas peak_rss_MB"] / fr
+      if ((s " before_2fe first") in med)
+        printf "rows=%s  before (BEFORE build), 2-way+cluster: first %.3f s wall, CPU %.3f s, warm CPU %.3f s, peak RSS %.2f x frame\n",
+          s, med[s " before_2fe first"], med[s " before_2fe first_cpu"], med[s " before_2fe warm_cpu"],
+          med[s " before_2fe peak_rss_MB"] / fr
       if ((s " pandas seconds") in med)
         printf "rows=%s  pandas+statsmodels %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
           med[s " pandas seconds"], med[s " pandas seconds"] / f2, med[s " pandas cpu_seconds"], med[s " pandas cpu_seconds"] / c2
@@ -99,7 +107,10 @@ for s in $sizes; do
     rec sp_2fe "$n" "$build/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time" id 1
     rec sp_2fe_2thr "$n" "$build/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time" id 2
     rec sp_3fe "$n" "$build/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time + k" id 1
-    rec pandas "$n" /usr/bin/python3 bench/fe/run_py.py "$f"
+    if [ -n "${BEFORE:-}" ]; then
+      rec before_2fe "$n" "$BEFORE/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time" id 1
+    fi
+    if [ "${PANDAS:-1}" != 0 ]; then rec pandas "$n" /usr/bin/python3 bench/fe/run_py.py "$f"; fi
     if [ "$n" -lt 10000000 ] || [ "${PLM_1E7:-0}" = 1 ]; then
       rec plm "$n" Rscript bench/fe/run_r.R "$f"
     fi
