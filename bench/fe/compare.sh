@@ -48,9 +48,10 @@ summary() {  # summary <records file>
         s, med[s " sp_2fe_2thr first"], f2 / med[s " sp_2fe_2thr first"], med[s " sp_2fe_2thr warm"],
         w2 / med[s " sp_2fe_2thr warm"]
       fr = med[s " sp_2fe frame_MB"]
-      printf "rows=%s  peak RSS / frame (%.0f MB): 1-way %.2f, 2-way %.2f, 3-way %.2f, pandas %.2f\n", s, fr,
-        med[s " sp_1fe peak_rss_MB"] / fr, med[s " sp_2fe peak_rss_MB"] / fr, med[s " sp_3fe peak_rss_MB"] / fr,
-        med[s " pandas peak_rss_MB"] / fr
+      printf "rows=%s  peak RSS / frame (%.0f MB): 1-way %.2f, 2-way %.2f, 3-way %.2f", s, fr,
+        med[s " sp_1fe peak_rss_MB"] / fr, med[s " sp_2fe peak_rss_MB"] / fr, med[s " sp_3fe peak_rss_MB"] / fr
+      if ((s " pandas peak_rss_MB") in med) printf ", pandas %.2f", med[s " pandas peak_rss_MB"] / fr
+      printf "\n"
       if ((s " before_2fe first") in med)
         printf "rows=%s  before (BEFORE build), 2-way+cluster: first %.3f s wall, CPU %.3f s, warm CPU %.3f s, peak RSS %.2f x frame\n",
           s, med[s " before_2fe first"], med[s " before_2fe first_cpu"], med[s " before_2fe warm_cpu"],
