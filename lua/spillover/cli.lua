@@ -142,9 +142,11 @@ local GRACE = 2
 -- jobs (SIGKILL after GRACE seconds or a second signal) and stop the pool.
 -- Each job gets code (and signal when killed), seconds, timed_out, or error
 -- when it could not start; jobs never started get neither.  The temporary
--- folder of a run killed by a signal is removed.  Returns the signal that
--- stopped the pool, if one did.
-local function run_pool(jobs, width, timeout)
+-- folder of a run killed by a signal is removed.  busy, if given, runs in
+-- this process once the first jobs have started (if it raises, the jobs are
+-- killed and the error passed on).  Returns the signal that stopped the
+-- pool, if one did.
+local function run_pool(jobs, width, timeout, busy)
   local S = require("spillover").sys
   local report = require "spillover.report"
   assert(S.trap_signals())
@@ -170,6 +172,19 @@ local function run_pool(jobs, width, timeout)
   end
   local function kill_all(sig)
     for pid in pairs(running) do S.kill(pid, sig, { group = true }) end
+  end
+  if busy then
+    while #queue > 0 and n < width do start(table.remove(queue, 1)) end
+    local ok, err = pcall(busy)
+    if not ok then
+      kill_all(9)
+      while n > 0 do
+        local pid, code, sig = S.waitany()
+        if not pid then break end
+        reap(pid, code, sig)
+      end
+      error(err, 0)
+    end
   end
   while not stopped and (#queue > 0 or n > 0) do
     while #queue > 0 and n < width do start(table.remove(queue, 1)) end
@@ -231,22 +246,32 @@ local function job_status(job, timeout, stopped)
   return "ok", job.outdir .. "/"
 end
 
--- The parts of a run computed by N worker processes (`run -j N`), each
--- `spillover run FILE --part k/N`, into outdir's parts folder; raises with
--- the log of a part that failed (and leaves no part behind).
-local function run_parts(o, file, outdir, n)
+-- The parts of a run (`run -j N`) into outdir's parts folder: parts 2..N
+-- in worker processes (`spillover run FILE --part k/N`) and part 1 in this
+-- one meanwhile, on the scenario s it has read and checked (with --timeout
+-- every part runs in a worker, which the timeout can stop).  Raises with the
+-- message of a part that failed, and leaves no part behind.
+local function run_parts(o, s, file, outdir, n)
   local parts = require "spillover.parts"
   local S = require("spillover").sys
   local dir = parts.dir(outdir)
   local okd, derr = S.mkdir(dir, { parents = true })
   if not okd then raise("cannot create " .. dir .. ": " .. tostring(derr)) end
+  local here = not o.timeout
   local jobs = {}
-  for k = 1, n do
-    jobs[k] = { outdir = outdir, log = string.format("%s/%d-of-%d.log", dir, k, n),
+  for k = here and 2 or 1, n do
+    jobs[#jobs + 1] = { part = k, outdir = outdir, log = string.format("%s/%d-of-%d.log", dir, k, n),
       argv = run_argv(o, file, o.set, outdir, true, { "--part", k .. "/" .. n }) }
   end
-  local stopped = run_pool(jobs, n, o.timeout)
-  for k, job in ipairs(jobs) do
+  local function part_one()
+    require("spillover.scenario").run(s, { outdir = outdir, part = { 1, n }, overrides = o.set, trust = o.trust })
+  end
+  local ok, stopped = pcall(run_pool, jobs, n, o.timeout, here and part_one or nil)
+  if not ok then
+    S.remove_tree(dir)
+    raise("part 1 of " .. n .. ": " .. require("spillover.util").message(stopped))
+  end
+  for _, job in ipairs(jobs) do
     local status, what = job_status(job, o.timeout, stopped)
     if status ~= "ok" then
       local f = io.open(job.log)
@@ -254,7 +279,7 @@ local function run_parts(o, file, outdir, n)
       if f then f:close() end
       S.remove_tree(dir)
       if stopped then return 128 + stopped end
-      raise(string.format("part %d of %d: %s", k, n, text ~= "" and text:gsub("^spillover: ", "") or what))
+      raise(string.format("part %d of %d: %s", job.part, n, text ~= "" and text:gsub("^spillover: ", "") or what))
     end
   end
 end
@@ -289,7 +314,7 @@ local function cmd_run(o)
     part = o.part, parts = o.parts }
   if o.jobs > 1 and scenario.splittable(s.spec) then
     -- (--timeout bounds each worker, and the run's own share after them)
-    local code = run_parts(o, file, outdir, o.jobs)
+    local code = run_parts(o, s, file, outdir, o.jobs)
     if code then return code end
     opts.parts = o.jobs
   end

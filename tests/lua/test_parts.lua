@@ -187,6 +187,11 @@ write(bad, scenario('{shock.where: ["region == 9", "region == 99"]}'))
 code, out, err = cli("run", bad, "-o", dir .. "/bad", "-j", "2", "-q")
 T.check(code == 1 and err:find("part 2 of 2: ") and err:find("selects no row") and not S.exists(dir .. "/bad")
   and not S.exists(dir .. "/bad.parts"), "a failing worker fails the run, named", err)
+-- (part 1 runs in the calling process while the workers run the others)
+write(bad, scenario('{shock.where: ["region == 99", "region == 9"]}'))
+code, out, err = cli("run", bad, "-o", dir .. "/bad", "-j", "2", "-q")
+T.check(code == 1 and err:find("part 1 of 2: ") and err:find("sweep point 1") and not S.exists(dir .. "/bad")
+  and not S.exists(dir .. "/bad.parts"), "a failing part in the calling process fails the run, named", err)
 
 -- ---- batches: --split locally and as an array ----------------------------------------
 local sc = dir .. "/scen"
