@@ -20,6 +20,7 @@ local core = require "spillover.core"
 local util = require "spillover.util"
 local raise = util.raise
 local cf = require "spillover.counterfactual"
+local mpi = require "spillover.mpi"
 
 local M = {}
 
@@ -212,7 +213,12 @@ function M.run(spec)
   local draws, gains_eq, gains_sq = {}, {}, {}
   if ndraws > 0 then
     local rng = core.rng(spec.seed or 42)
-    for r = 1, ndraws do
+    -- Under mpirun each process runs a block of the draws (four predictions
+    -- each) and every process gets all of them: draw r is the same draw on
+    -- any process, from rng:substream(r).
+    local first, last = mpi.range(ndraws)
+    mpi.same(f_opt, "allocate: the total effect of the allocation")
+    for r = first, last do
       local coef = fit:draw(rng:substream(r))
       local q0 = fit:predict(d0, { coef = coef })
       local q1 = fit:predict(d_opt, { coef = coef })
@@ -222,7 +228,16 @@ function M.run(spec)
       local e = {}
       for i = 1, n do e[i] = at(q1, i) - at(q0, i) end
       draws[r] = e
-      if spec.progress then spec.progress(r, ndraws) end
+      if spec.progress then spec.progress(r - first + 1, last - first + 1) end
+    end
+    if mpi.size() > 1 then
+      local function block(v)
+        local out = {}
+        for r = first, last do out[#out + 1] = v[r] end
+        return out
+      end
+      gains_eq, gains_sq = mpi.collect(block(gains_eq), ndraws), mpi.collect(block(gains_sq), ndraws)
+      mpi.collect_vectors(draws, ndraws, n)
     end
   end
   local touched = {}

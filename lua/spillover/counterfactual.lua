@@ -486,15 +486,13 @@ local function same_experiment(n, p0, p1)
 end
 
 -- Every process's draws (draws[first..last], n x 1 each) to every process,
--- in draw order: one allgather of the block as draws x rows numbers.
+-- in draw order.
 local function gather_draws(draws, first, last, ndraws, n)
-  local block = first <= last and core.matrix.hcat(table.unpack(draws, first, last)):t() or {}
-  local all = mpi.allgather(block)
-  if #all ~= ndraws * n then
-    raise(string.format("counterfactual: gathered %d numbers for %d draws of %d rows", #all, ndraws, n))
-  end
+  local mine = {}
+  for r = first, last do mine[r] = draws[r]:tovector() end
+  local all = mpi.collect_vectors(mine, ndraws, n)
   for r = 1, ndraws do
-    if not draws[r] then draws[r] = core.matrix(table.move(all, (r - 1) * n + 1, r * n, 1, {})) end
+    if not draws[r] then draws[r] = core.matrix(all[r]) end
   end
 end
 

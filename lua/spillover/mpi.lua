@@ -57,6 +57,28 @@ function M.collect(values, reps)
   return all
 end
 
+--- Every rank's vectors of its block (vectors[r] for the replications r of
+--- this rank, each an array of n numbers) on every rank: vectors[r] for r =
+--- 1..reps, in replication order, by one allgather of reps x n numbers.
+function M.collect_vectors(vectors, reps, n)
+  local first, last = M.range(reps)
+  local flat = {}
+  for r = first, last do
+    if type(vectors[r]) ~= "table" or #vectors[r] ~= n then
+      raise(string.format("mpi.collect_vectors: replication %d of this rank is not an array of %d numbers", r, n))
+    end
+    table.move(vectors[r], 1, n, #flat + 1, flat)
+  end
+  local all = D.allgather(flat)
+  if #all ~= reps * n then
+    raise(string.format("mpi.collect_vectors: gathered %d numbers for %d replications of %d", #all, reps, n))
+  end
+  for r = 1, reps do
+    if r < first or r > last then vectors[r] = table.move(all, (r - 1) * n + 1, r * n, 1, {}) end
+  end
+  return vectors
+end
+
 -- ---- fixed-effects OLS on an entity-partitioned panel -------------------------------
 
 -- 52 bits of FNV-1a: a number that stands for a string label when the labels

@@ -171,6 +171,16 @@ for _, case in ipairs(cf_cases) do
   for i, u in ipairs(res.units) do lo[i] = { u.lo, u.hi } end
   cf_sum[what] = sp.json.encode { groups = res.groups, units = lo }
 end
+-- An allocation's draws (four predictions each) split over the ranks.
+local allocate = require "spillover.allocate"
+local seen = 0
+local al = allocate.run { data = P, fit = sp.ols(P, "log_gsp ~ log_pcap + unemp | state"), derive = function() end,
+  entity = "state", time = "year", allocate = { variable = "log_pcap", budget = 2, from = 1984, upper = 0.5 },
+  draws = 10, seed = 4, progress = function(i) seen = math.max(seen, i) end }
+T.check(mpi.sum(seen) == 10 and (k == 1 or seen < 10), "allocate: the draws split over " .. k .. " process(es)",
+  tostring(seen))
+cf_sum.allocation = sp.json.encode { groups = al.groups, lo = al.allocation.gain_over_equal_lo,
+  hi = al.allocation.gain_over_status_quo_hi }
 if ref_path and k == 1 then
   T.write(ref_path .. ".boot", sp.json.encode { boot = boot, cf = cf_sum, wre_later = wre_later })
 elseif ref_path then
