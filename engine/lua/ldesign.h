@@ -13,7 +13,8 @@
 ** The matrices (NULL when absent: endog and inst without an IV part) stay
 ** valid while the design userdata is alive; they are the same objects Lua
 ** sees as des.y, des.X, ...  FE codes and extra variables are in des->fe and
-** des->extra (sp_design_factor_find), over the rows des->rows.
+** des->extra (sp_design_factor_find), over the used rows: des->rows, or every
+** row of the frame when des->rows is NULL.
 */
 #ifndef SPILLOVER_LDESIGN_H
 #define SPILLOVER_LDESIGN_H
