@@ -354,10 +354,10 @@ local function submit_array(o, runs, outroot, stem)
     for _, r in ipairs(byk[k]) do main[#main + 1] = r end
   end
   -- both arrays' task ids fit in one Slurm array's range
-  local size = o.array_size or slurm.MAX_ARRAY
-  local n2 = batch.pack(assembly, size, 0)
-  local n1 = batch.pack(main, math.min(size, slurm.MAX_ARRAY - n2))
-  batch.pack(assembly, size, n1)
+  local size, todo2 = o.array_size or slurm.MAX_ARRAY, 0
+  for _, r in ipairs(assembly) do if r.todo then todo2 = todo2 + 1 end end
+  local n1 = batch.pack(main, math.min(size, slurm.MAX_ARRAY - math.min(size, todo2)))
+  local n2 = batch.pack(assembly, size, n1)
   local logdir = outroot .. "/" .. batch.LOGS
   local list = logdir .. "/" .. stem .. ".tsv"
   local text = batch.tasks_text(runs)

@@ -5,7 +5,8 @@ local core = require "spillover.core"
 local json = require "spillover.json"
 local batch = require "spillover.batch"
 local parts = require "spillover.parts"
-local raise = require("spillover.util").raise
+local util = require "spillover.util"
+local raise = util.raise
 
 local M = {}
 
@@ -104,13 +105,7 @@ end
 -- (experiments.x.groups.all.total.sum; list items by their 1-based index).
 local function flatten(v, key, rows)
   if type(v) == "table" and v ~= json.null then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b)
-      if type(a) == type(b) then return a < b end
-      return type(a) == "number"
-    end)
-    for _, k in ipairs(keys) do flatten(v[k], key == "" and tostring(k) or key .. "." .. tostring(k), rows) end
+    for _, k in ipairs(util.sorted_keys(v)) do flatten(v[k], key == "" and tostring(k) or key .. "." .. tostring(k), rows) end
   elseif v ~= json.null then
     rows[#rows + 1] = { key = key, value = v }
   end

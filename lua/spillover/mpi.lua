@@ -28,8 +28,7 @@ local M = {
 --- this rank, of reps split into contiguous blocks as even as they go.
 function M.range(reps)
   if math.type(reps) ~= "integer" or reps < 0 then raise("mpi.range: reps must be a whole number >= 0, got " .. tostring(reps)) end
-  local r, k = D.rank(), D.size()
-  return math.floor(r * reps / k) + 1, math.floor((r + 1) * reps / k)
+  return util.block(reps, D.rank() + 1, D.size())
 end
 
 --- Raise on every rank unless x (a number) is the same on every rank: a

@@ -26,11 +26,6 @@ function M.dir(outdir) return outdir .. ".parts" end
 --- The file of part k of n in dir.
 function M.file(dir, k, n) return string.format("%s/%d-of-%d.json", dir, k, n) end
 
---- Items first..last (inclusive) of count in block k of n.
-local function block(count, k, n)
-  return (k - 1) * count // n + 1, k * count // n
-end
-
 --- "K/N" as two whole numbers 1 <= K <= N; raises naming the option.
 function M.parse(text)
   local k, n = tostring(text):match("^(%d+)/(%d+)$")
@@ -100,14 +95,8 @@ pack = function(v, depth)
       for i, key in ipairs(rkeys) do cols[i] = json.array { key, pack_column(v, key, n) } end
       return { c = json.array { n, json.array(cols) } }
     end
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = k end
-    table.sort(keys, function(a, b)
-      if type(a) == type(b) then return a < b end
-      return type(a) == "number"
-    end)
     local pairs_ = {}
-    for i, k in ipairs(keys) do pairs_[i] = json.array { pack(k, depth + 1), pack(v[k], depth + 1) } end
+    for i, k in ipairs(util.sorted_keys(v)) do pairs_[i] = json.array { pack(k, depth + 1), pack(v[k], depth + 1) } end
     return { t = json.array(pairs_) }
   end
   raise("parts: a work item's record holds a " .. t .. ", which cannot be written to a part file")
@@ -179,7 +168,7 @@ function M.map(split, key, count, compute)
     return out
   end
   if split.k then
-    local first, last = block(count, split.k, split.n)
+    local first, last = util.block(count, split.k, split.n)
     local list = {}
     for i = first, last do list[#list + 1] = compute(i) end
     split.records[key] = { first = first, count = count, list = list }
@@ -187,7 +176,7 @@ function M.map(split, key, count, compute)
   end
   local out = {}
   for k = 1, split.n do
-    local first, last = block(count, k, split.n)
+    local first, last = util.block(count, k, split.n)
     local got = split.parts[k].records[key]
     if type(got) ~= "table" or got.first ~= first or got.count ~= count or type(got.list) ~= "table"
         or #got.list ~= last - first + 1 then

@@ -158,8 +158,7 @@ in_workers = function(d, spec, assign, seed, reps, workers, bar)
     f:close()
     local pids, ranges = {}, {}
     for w = 1, workers do
-      local first = math.floor((w - 1) * reps / workers) + 1
-      local last = math.floor(w * reps / workers)
+      local first, last = util.block(reps, w, workers)
       local job = dir .. "/job" .. w .. ".json"
       local jf = assert(io.open(job, "w"))
       jf:write(json.encode { data = dir .. "/data.csv", entity = info.entity, time = info.time, formula = spec.formula,

@@ -37,7 +37,8 @@ function M.run(s, opts)
   local parts = require "spillover.parts"
   local dir = parts.dir(report.outdir(s.spec, opts.outdir))
   -- what every part of this run shares, and a part of another run does not
-  local stamp = { inputs = report.inputs(s), overrides = opts.overrides or {}, version = require("spillover.core").version }
+  local core = require "spillover.core"
+  local stamp = { inputs = report.inputs(s), overrides = opts.overrides or {}, version = core.version }
   local run = setmetatable({}, { __index = opts })
   if opts.part then
     run.split = parts.part(opts.part[1], opts.part[2], stamp)
@@ -46,7 +47,7 @@ function M.run(s, opts)
   end
   run.split = parts.assembly(dir, opts.parts, stamp)
   local out = report.write(s, M.execute(s, run), opts)
-  require("spillover.core").sys.remove_tree(dir)
+  core.sys.remove_tree(dir)
   return out
 end
 

@@ -115,6 +115,25 @@ function M.key_of(v)
   return v
 end
 
+--- Items first..last (inclusive; first > last when none) of block k of n
+--- (k = 1..n): count items dealt into n contiguous blocks as even as they go.
+--- The one split of replications over MPI ranks, worker processes and parts.
+function M.block(count, k, n)
+  return (k - 1) * count // n + 1, k * count // n
+end
+
+--- The keys of t in a fixed order: numbers (ascending) before strings
+--- (ascending), so that a table is written or walked the same way every time.
+function M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) then return a < b end
+    return type(a) == "number"
+  end)
+  return keys
+end
+
 --- What is wrong with an options argument, or nil: not a table, or a key
 --- the function does not read (a typo such as {vcv = "hc1"} would otherwise
 --- be ignored silently).  allowed: an array of option names, or a set
