@@ -33,6 +33,8 @@ local OPTIONS = {
 }
 for k in pairs(SLURM) do OPTIONS.batch[k], OPTIONS.gather[k] = true, true end
 
+local MAX_PARTS = require("spillover.parts").MAX
+
 local function parse(cmd, args)
   local allow = OPTIONS[cmd]
   local o = { files = {}, set = {}, jobs = 1 }
@@ -41,9 +43,11 @@ local function parse(cmd, args)
     if not v then raise(args[i] .. " needs " .. what) end
     return v
   end
-  local function integer(name, v, least)
+  local function integer(name, v, least, most)
     local n = math.tointeger(tonumber(v))
-    if not n or n < least then raise(string.format("%s needs a whole number >= %d, got '%s'", name, least, v)) end
+    if not n or n < least or (most and n > most) then
+      raise(string.format("%s needs a whole number >= %d%s, got '%s'", name, least, most and " and <= " .. most or "", v))
+    end
     return n
   end
   local i = 1
@@ -84,8 +88,8 @@ local function parse(cmd, args)
     elseif a == "--tasks" and allow.tasks then o.tasks = arg_value("a task list file (- for standard input)")
     elseif a == "--task" and allow.task then o.task = integer(a, arg_value("an array task number"), 0)
     elseif a == "--part" and allow.part then o.part = { require("spillover.parts").parse(arg_value("K/N")) }
-    elseif a == "--parts" and allow.parts then o.parts = integer(a, arg_value("the number of parts"), 1)
-    elseif a == "--split" and allow.split then o.split = integer(a, arg_value("a number of parts"), 1)
+    elseif a == "--parts" and allow.parts then o.parts = integer(a, arg_value("the number of parts"), 1, MAX_PARTS)
+    elseif a == "--split" and allow.split then o.split = integer(a, arg_value("a number of parts"), 1, MAX_PARTS)
     elseif a:sub(1, 1) == "-" then raise("unknown option '" .. a .. "' for " .. cmd .. " (see spillover --help)")
     else o.files[#o.files + 1] = a end
     i = i + 1

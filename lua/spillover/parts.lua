@@ -26,12 +26,15 @@ function M.dir(outdir) return outdir .. ".parts" end
 --- The file of part k of n in dir.
 function M.file(dir, k, n) return string.format("%s/%d-of-%d.json", dir, k, n) end
 
---- "K/N" as two whole numbers 1 <= K <= N; raises naming the option.
+--- The most parts a run is split into (each is a file and a process).
+M.MAX = 10000
+
+--- "K/N" as two whole numbers 1 <= K <= N <= M.MAX; raises naming the option.
 function M.parse(text)
   local k, n = tostring(text):match("^(%d+)/(%d+)$")
   k, n = math.tointeger(tonumber(k)), math.tointeger(tonumber(n))
-  if not k or n < 1 or k < 1 or k > n then
-    raise("--part needs K/N with 1 <= K <= N (part K of N), got '" .. tostring(text) .. "'")
+  if not k or n < 1 or k < 1 or k > n or n > M.MAX then
+    raise(string.format("--part needs K/N with 1 <= K <= N <= %d (part K of N), got '%s'", M.MAX, tostring(text)))
   end
   return k, n
 end

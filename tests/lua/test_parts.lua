@@ -110,6 +110,7 @@ write(parts.file(pdir, 2, 3), "[1, 2")
 T.checkerr("2%-of%-3%.json", parts.assembly, pdir, 3, stamp)
 T.checkerr("%-%-part needs K/N with 1 <= K <= N", parts.parse, "3/2")
 T.checkerr("%-%-part needs K/N", parts.parse, "0/2")
+T.checkerr("N <= 10000", parts.parse, "1/1000000000")
 
 -- ---- a scenario with a sweep and a specification curve -----------------------------
 local data = dir .. "/produc.csv"
@@ -177,6 +178,9 @@ T.check(not S.exists(dir .. "/byhand.parts"), "the assembly removes the part fil
 
 code, out, err = cli("run", yaml, "-o", dir .. "/x", "-j", "2", "--parts", "2")
 T.check(code == 1 and err:find("give one of %-j N, %-%-part K/N and %-%-parts N"), "-j with --parts is refused", err)
+code, out, err = cli("run", yaml, "-o", dir .. "/x", "--parts", "1000000000")
+T.check(code == 1 and err:find("%-%-parts needs a whole number >= 1 and <= 10000, got '1000000000'"),
+  "--parts beyond the limit is refused at once", err)
 code, out, err = cli("run", yaml, "-o", dir .. "/x", "--part", "2/1")
 T.check(code == 1 and err:find("%-%-part needs K/N"), "--part 2/1 is refused", err)
 
