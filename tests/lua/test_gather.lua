@@ -14,16 +14,7 @@ local read, write = T.read, T.write
 local exe = S.realpath(arg[-1] or "build/spillover")
 local dir = assert(S.mkdtemp("/tmp/sp-gather-"))
 
-local n = 0
--- Run argv to the end (at most 120 s); returns code, stdout, stderr.
-local function sh(argv)
-  n = n + 1
-  local out, err = dir .. "/c" .. n .. ".out", dir .. "/c" .. n .. ".err"
-  local pid = assert(S.spawn(argv, { stdout = out, stderr = err }))
-  local code = S.wait(pid, 120)
-  if code == false then S.kill(pid, 9); S.wait(pid) end
-  return code, read(out) or "", read(err) or ""
-end
+local sh = T.runner(dir, 120)
 local function cli(...) return sh({ exe, ... }) end
 
 -- Scenarios: two with parameter draws (their seed matters), one that fails.

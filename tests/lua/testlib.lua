@@ -6,6 +6,7 @@
 --   T.read(path)                     a file's bytes, or nil when it cannot be opened
 --   T.write(path, text)              writes (checked) and returns path
 --   T.edit(text, from, to)           text with the first 'from' (plain) replaced by 'to'
+--   T.runner(dir, seconds)           sh(argv) -> code, stdout, stderr of a child run to the end
 --   T.done()                         prints the tally; exits non-zero on failure
 local T = { passed = 0, failed = 0 }
 
@@ -66,6 +67,22 @@ function T.edit(text, from, to)
   local i, j = text:find(from, 1, true)
   assert(i, "test setup: '" .. from .. "' not in the text")
   return text:sub(1, i - 1) .. to .. text:sub(j + 1)
+end
+
+--- A runner of child processes, their output in files under dir: sh(argv)
+--- runs argv to the end (SIGKILL after `seconds`, then code is false) and
+--- returns its exit code, standard output and standard error.
+function T.runner(dir, seconds)
+  local S = require("spillover").sys
+  local n = 0
+  return function(argv)
+    n = n + 1
+    local out, err = dir .. "/c" .. n .. ".out", dir .. "/c" .. n .. ".err"
+    local pid = assert(S.spawn(argv, { stdout = out, stderr = err }))
+    local code = S.wait(pid, seconds)
+    if code == false then S.kill(pid, 9); S.wait(pid) end
+    return code, T.read(out) or "", T.read(err) or ""
+  end
 end
 
 function T.done()
