@@ -322,6 +322,8 @@ static int l_lsfit(lua_State *L) {
   lua_setfield(L, res, "rank");
   lua_pushnumber(L, fitp->ssr);
   lua_setfield(L, res, "ssr");
+  lua_pushnumber(L, fitp->yss);
+  lua_setfield(L, res, "yss");
   lua_settop(L, res);  /* the result box is collected (and cleared) later */
   return 1;
 }
@@ -791,7 +793,9 @@ static const luaL_Reg absorb_meth[] = {
 
 /* sp.sumsq(M [, {center = bool, weights = w}]) -> table of per-column sums
    of (weighted) squares, about the (weighted) column mean when center is
-   true; two passes, so no cancellation. */
+   true (two passes, so no cancellation), and then, when center is true, the
+   table of uncentred ones, which the first pass gives for free: a fit needs
+   both of its outcome and reads the rows once less. */
 static int l_sumsq(lua_State *L) {
   gsl_matrix *M = sp_lua_check_matrix(L, 1);
   int center = 0;
@@ -805,25 +809,39 @@ static int l_sumsq(lua_State *L) {
     w = opt_vector(L, 2, "weights", M->size1);
   }
   size_t n = M->size1, p = M->size2;
-  lua_createtable(L, (int)p, 0);
-  for (size_t j = 0; j < p; j++) {
-    double mean = 0, sw = 0, ss = 0;
-    if (center) {
-      for (size_t i = 0; i < n; i++) {
-        double wi = w ? w[i] : 1.0;
-        mean += wi * M->data[i * M->tda + j];
-        sw += wi;
-      }
-      mean = sw > 0 ? mean / sw : 0;
+  double *acc = lua_newuserdatauv(L, 3 * (p ? p : 1) * sizeof *acc, 0);
+  double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, sw = 0;
+  memset(acc, 0, 3 * p * sizeof *acc);
+  /* row by row: one sweep over a row-major block, whatever p */
+  for (size_t i = 0; i < n; i++) {
+    const double *row = M->data + i * M->tda;
+    double wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < p; j++) {
+      sum[j] += wi * row[j];
+      raw[j] += wi * row[j] * row[j];
     }
-    for (size_t i = 0; i < n; i++) {
-      double v = M->data[i * M->tda + j] - mean;
-      ss += (w ? w[i] : 1.0) * v * v;
-    }
-    lua_pushnumber(L, ss);
-    lua_rawseti(L, -2, (lua_Integer)j + 1);
+    sw += wi;
   }
-  return 1;
+  if (center) {
+    for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
+    for (size_t i = 0; i < n; i++) {
+      const double *row = M->data + i * M->tda;
+      double wi = w ? w[i] : 1.0;
+      for (size_t j = 0; j < p; j++) {
+        double v = row[j] - sum[j];
+        ss[j] += wi * v * v;
+      }
+    }
+  }
+  for (int t = 0; t < 1 + center; t++) {
+    const double *out = center && t == 0 ? ss : raw;
+    lua_createtable(L, (int)p, 0);
+    for (size_t j = 0; j < p; j++) {
+      lua_pushnumber(L, out[j]);
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+  }
+  return 1 + center;
 }
 
 /* core.cor2(a, b) (internal) -> squared correlation of two n x 1 matrices, from centred

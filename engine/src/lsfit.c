@@ -10,6 +10,7 @@
 
 #include <gsl/gsl_cblas.h>
 
+#include "spillover/inline.h"
 #include "spillover/lsfit.h"
 
 void sp_lsfit_init(sp_lsfit *fit) { memset(fit, 0, sizeof *fit); }
@@ -23,53 +24,168 @@ void sp_lsfit_clear(sp_lsfit *fit) {
 
 static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf"; }
 
+/* Columns up to which the row loops below are specialised and the cross
+   products accumulated row by row; wider designs use BLAS on row blocks. */
+enum { KSMALL = 4, BLOCK = 128, PREFIX = 1024 };
+
 /* What one pass over the rows learns: largest absolute value, weighted sum
-   (k + 1 entries each, y last), weighted uncentred sum of squares and
+   and weighted uncentred sum of squares (k + 1 entries each, y last),
    whether the column equals its first value on every row (1 or 0; k each),
-   and the weight total. */
+   the weight total and the smallest weight. */
 typedef struct {
   double *amax, *sum, *ssq, *same;
-  double wsum;
+  double wsum, wmin;
 } colstats;
 
-/* The pass.  NaN or Inf in X or y, or a negative or non-finite weight, would
-   come out as a column silently dropped as collinear or as NaN coefficients:
-   an error naming the element. */
-static int scan(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs, sp_error *err) {
-  size_t n = X->size1, k = X->size2;
-  /* restrict: the accumulators never alias X, so they stay in registers */
-  double *restrict amax = cs->amax, *restrict sum = cs->sum, *restrict ssq = cs->ssq, *restrict same = cs->same;
-  const double *restrict x0 = X->data;
-  memset(amax, 0, (k + 1) * sizeof *amax);
-  memset(sum, 0, (k + 1) * sizeof *sum);
-  memset(ssq, 0, k * sizeof *ssq);
-  for (size_t j = 0; j < k; j++) same[j] = 1;
-  cs->wsum = 0;
-  for (size_t i = 0; i < n; i++) {
-    const double *restrict x = X->data + i * X->tda;
-    double yi = y[i * ys], wi = w ? w[i] : 1.0;
-    for (size_t j = 0; j < k; j++) {
-      double a = fabs(x[j]);
-      if (!(a <= DBL_MAX))
+/* Where a value that is not finite, or a bad weight, sits: the slow scan
+   behind a pass whose sums came out NaN or infinite (or whose smallest
+   weight is negative).  SP_OK when every element is finite and every weight
+   valid: the sums overflowed, which check_ranges reports. */
+static int find_bad(const gsl_matrix *X, const double *y, size_t ys, const double *w, sp_error *err) {
+  for (size_t i = 0; i < X->size1; i++) {
+    const double *x = X->data + i * X->tda;
+    for (size_t j = 0; j < X->size2; j++)
+      if (!isfinite(x[j]))
         return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
                             "drop rows with missing values first)", i + 1, j + 1, nonfinite(x[j]));
-      if (a > amax[j]) amax[j] = a;
-      sum[j] += wi * x[j];
-      ssq[j] += wi * x[j] * x[j];
-      if (x[j] != x0[j]) same[j] = 0;
-    }
-    if (!isfinite(yi))
+    if (!isfinite(y[i * ys]))
       return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
-                          "drop rows with missing values first)", i + 1, nonfinite(yi));
-    if (fabs(yi) > amax[k]) amax[k] = fabs(yi);
-    sum[k] += wi * yi;
+                          "drop rows with missing values first)", i + 1, nonfinite(y[i * ys]));
+    double wi = w ? w[i] : 1.0;
     if (!(wi >= 0 && isfinite(wi))) {
       char v[32];
       snprintf(v, sizeof v, "%g", wi);
       return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
                           "weight >= 0)", isfinite(wi) ? v : nonfinite(wi), i + 1);
     }
+  }
+  return SP_OK;
+}
+
+/* Rows [i0, i1): the column statistics when cs is not NULL, and when A1 is
+   not NULL the weighted cross products of z = [x - m, y - my] into A1's
+   upper triangle ((k+1) x (k+1)).  Branch-free, so that a NaN or Inf shows
+   only in the sums (see find_bad); k is a constant where inlined. */
+SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                         const size_t k, const double *m, double my, colstats *cs, double *A1) {
+  const size_t k1 = k + 1;
+  const double *restrict x0 = X->data;
+  double amax[KSMALL + 1], sum[KSMALL + 1], ssq[KSMALL + 1], A[(KSMALL + 1) * (KSMALL + 1)], z[KSMALL + 1];
+  int diff[KSMALL];
+  double wsum = 0, wmin = INFINITY;
+  for (size_t j = 0; j < k1; j++) amax[j] = sum[j] = ssq[j] = 0;
+  for (size_t j = 0; j < k; j++) diff[j] = 0;
+  for (size_t j = 0; j < k1 * k1; j++) A[j] = 0;
+  for (size_t i = i0; i < i1; i++) {
+    const double *restrict x = X->data + i * X->tda;
+    double wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < k1; j++) z[j] = j < k ? x[j] : y[i * ys];
+    if (cs) {
+      for (size_t j = 0; j < k1; j++) {
+        double a = fabs(z[j]);
+        amax[j] = a > amax[j] ? a : amax[j];
+        sum[j] += wi * z[j];
+        ssq[j] += wi * z[j] * z[j];
+      }
+      for (size_t j = 0; j < k; j++) diff[j] |= x[j] != x0[j];
+      wsum += wi;
+      wmin = wi < wmin ? wi : wmin;
+    }
+    if (A1) {
+      for (size_t j = 0; j < k1; j++) z[j] -= j < k ? m[j] : my;
+      for (size_t a = 0; a < k1; a++) {
+        double za = wi * z[a];
+        for (size_t b = a; b < k1; b++) A[a * k1 + b] += za * z[b];
+      }
+    }
+  }
+  if (cs) {
+    for (size_t j = 0; j < k1; j++) {
+      cs->amax[j] = amax[j] > cs->amax[j] ? amax[j] : cs->amax[j];
+      cs->sum[j] += sum[j];
+      cs->ssq[j] += ssq[j];
+    }
+    for (size_t j = 0; j < k; j++) cs->same[j] = diff[j] ? 0 : cs->same[j];
+    cs->wsum += wsum;
+    cs->wmin = wmin < cs->wmin ? wmin : cs->wmin;
+  }
+  if (A1)
+    for (size_t j = 0; j < k1 * k1; j++) A1[j] += A[j];
+}
+
+/* rows_pass with k a constant for the narrow designs (k <= KSMALL). */
+static void rows_small(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                       const double *m, double my, colstats *cs, double *A1) {
+  switch (X->size2) {
+    case 1: rows_pass(X, y, ys, w, i0, i1, 1, m, my, cs, A1); break;
+    case 2: rows_pass(X, y, ys, w, i0, i1, 2, m, my, cs, A1); break;
+    case 3: rows_pass(X, y, ys, w, i0, i1, 3, m, my, cs, A1); break;
+    default: rows_pass(X, y, ys, w, i0, i1, 4, m, my, cs, A1); break;
+  }
+}
+
+/* The statistics of wide designs, one row at a time (k > KSMALL). */
+static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs) {
+  size_t n = X->size1, k = X->size2;
+  const double *x0 = X->data;
+  for (size_t i = 0; i < n; i++) {
+    const double *x = X->data + i * X->tda;
+    double yi = y[i * ys], wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < k; j++) {
+      double a = fabs(x[j]);
+      cs->amax[j] = a > cs->amax[j] ? a : cs->amax[j];
+      cs->sum[j] += wi * x[j];
+      cs->ssq[j] += wi * x[j] * x[j];
+      cs->same[j] = x[j] != x0[j] ? 0 : cs->same[j];
+    }
+    double a = fabs(yi);
+    cs->amax[k] = a > cs->amax[k] ? a : cs->amax[k];
+    cs->sum[k] += wi * yi;
+    cs->ssq[k] += wi * yi * yi;
     cs->wsum += wi;
+    cs->wmin = wi < cs->wmin ? wi : cs->wmin;
+  }
+}
+
+/* The pass: the column statistics, and for narrow designs with no constant
+   column also the uncentred cross products into A1 (*fused = 1): a constant
+   column must equal its non-zero first value on every row, so when none of
+   the first PREFIX rows has one, the products that centring would need are
+   never needed, and the one pass serves both.  NaN or Inf in X or y, or a
+   negative or non-finite weight, would come out as a column silently dropped
+   as collinear or as NaN coefficients: an error naming the element. */
+static int scan(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs, double *A1,
+                int *fused, sp_error *err) {
+  size_t n = X->size1, k = X->size2, k1 = k + 1;
+  memset(cs->amax, 0, k1 * sizeof *cs->amax);
+  memset(cs->sum, 0, k1 * sizeof *cs->sum);
+  memset(cs->ssq, 0, k1 * sizeof *cs->ssq);
+  for (size_t j = 0; j < k; j++) cs->same[j] = 1;
+  cs->wsum = 0;
+  cs->wmin = INFINITY;
+  memset(A1, 0, k1 * k1 * sizeof *A1);
+  *fused = 0;
+  if (k > KSMALL) {
+    stats_wide(X, y, ys, w, cs);
+  } else {
+    size_t p = n < PREFIX ? n : PREFIX;
+    rows_small(X, y, ys, w, 0, p, NULL, 0, cs, NULL);
+    int candidate = 0;
+    for (size_t j = 0; j < k && p > 0; j++) candidate |= cs->same[j] != 0 && X->data[j] != 0;
+    if (!candidate) {
+      static const double zero[KSMALL] = {0};
+      rows_small(X, y, ys, w, 0, p, zero, 0, NULL, A1);
+      rows_small(X, y, ys, w, p, n, zero, 0, cs, A1);
+      *fused = 1;
+    } else {
+      rows_small(X, y, ys, w, p, n, NULL, 0, cs, NULL);
+    }
+  }
+  int finite = isfinite(cs->wsum) && cs->wmin >= 0;
+  for (size_t j = 0; j < k1; j++) finite &= isfinite(cs->sum[j]) && isfinite(cs->ssq[j]);
+  if (!finite) {
+    int st = find_bad(X, y, ys, w, err);
+    if (st) return st;
   }
   if (n > 0 && !(cs->wsum > 0))
     return sp_error_set(err, SP_EVALUE, "least squares: the weights are all zero (expected at least one "
@@ -120,13 +236,17 @@ static void centre(const gsl_matrix *X, const colstats *cs, size_t c, double *m,
   m[c] = 0;
 }
 
-/* A = Z'WZ (k x k, full) and c = Z'W yc, accumulated by blocks of rows of
-   sqrt(w) [z yc] so that the product runs in BLAS without a copy of X. */
-enum { BLOCK = 128 };
+/* A1 (upper triangle) = [Z yc]' W [Z yc]: row by row for narrow designs,
+   else by blocks of rows of sqrt(w) [z yc] so that the product runs in
+   BLAS without a copy of X. */
 static void cross_products(const gsl_matrix *X, const double *y, size_t ys, const double *w, const double *m,
-                           double my, double *buf, double *A1, double *A, double *c) {
+                           double my, double *buf, double *A1) {
   size_t n = X->size1, k = X->size2, k1 = k + 1;
   memset(A1, 0, k1 * k1 * sizeof *A1);
+  if (k <= KSMALL) {
+    rows_small(X, y, ys, w, 0, n, m, my, NULL, A1);
+    return;
+  }
   for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
     size_t rows = n - i0 < BLOCK ? n - i0 : BLOCK;
     for (size_t r = 0; r < rows; r++) {
@@ -138,31 +258,42 @@ static void cross_products(const gsl_matrix *X, const double *y, size_t ys, cons
     }
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k1, (int)rows, 1.0, buf, (int)k1, 1.0, A1, (int)k1);
   }
-  for (size_t a = 0; a < k; a++) {
-    for (size_t b = a; b < k; b++) A[a * k + b] = A[b * k + a] = A1[a * k1 + b];
-    c[a] = A1[a * k1 + k];
-  }
 }
 
-/* r = yc - Z g over the m kept columns idx (g in that order). */
-static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *restrict m, double my,
-                      const size_t *restrict idx, size_t rank, const double *restrict g, double *restrict r) {
+/* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j, gk in column order
+   with zeros for the dropped columns (which leaves r_i exactly as without
+   them: the values are finite).  out != NULL: out (k) = Z' W r, r not
+   stored (the refinement step); else r (when not NULL) and *ssr = r' W r. */
+SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, const size_t k,
+                          const double *restrict m, double my, const double *restrict gk, double *restrict r,
+                          double *restrict out, double *ssr) {
+  double acc[KSMALL], s2 = 0;
+  double *restrict o = out && k <= KSMALL ? acc : out;
+  for (size_t j = 0; out && j < k; j++) o[j] = 0;
   for (size_t i = 0; i < X->size1; i++) {
-    const double *x = X->data + i * X->tda;
-    double s = y[i * ys] - my;
-    for (size_t q = 0; q < rank; q++) s -= (x[idx[q]] - m[idx[q]]) * g[q];
-    r[i] = s;
+    const double *restrict x = X->data + i * X->tda;
+    double s = y[i * ys] - my, wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
+    if (out) {
+      for (size_t j = 0; j < k; j++) o[j] += (x[j] - m[j]) * (wi * s);
+    } else {
+      if (r) r[i] = s;
+      s2 += wi * s * s;
+    }
   }
+  if (out && o != out) memcpy(out, acc, k * sizeof *out);
+  if (!out) *ssr = s2;
 }
 
-/* out = Z_kept' W r. */
-static void cross_resid(const gsl_matrix *X, const double *r, const double *w, const double *restrict m,
-                        const size_t *restrict idx, size_t rank, double *restrict out) {
-  memset(out, 0, rank * sizeof *out);
-  for (size_t i = 0; i < X->size1; i++) {
-    const double *x = X->data + i * X->tda;
-    double ri = w ? w[i] * r[i] : r[i];
-    for (size_t q = 0; q < rank; q++) out[q] += (x[idx[q]] - m[idx[q]]) * ri;
+/* resid_pass with k a constant for the narrow designs. */
+static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *w, const double *m, double my,
+                      const double *gk, double *r, double *out, double *ssr) {
+  switch (X->size2) {
+    case 1: resid_pass(X, y, ys, w, 1, m, my, gk, r, out, ssr); break;
+    case 2: resid_pass(X, y, ys, w, 2, m, my, gk, r, out, ssr); break;
+    case 3: resid_pass(X, y, ys, w, 3, m, my, gk, r, out, ssr); break;
+    case 4: resid_pass(X, y, ys, w, 4, m, my, gk, r, out, ssr); break;
+    default: resid_pass(X, y, ys, w, X->size2, m, my, gk, r, out, ssr); break;
   }
 }
 
@@ -189,10 +320,10 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   fit->n = n;
   fit->k = k;
   /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), the row block,
-     m, c, g, tmp, t, ssq, same (k each), amax and sum (k + 1 each), the
-     residuals unless the caller gives them, then idx and pos. */
+     m, c, g, gk, tmp, t, same (k each), amax, sum and ssq (k + 1 each), then
+     idx and pos. */
   size_t k1 = k + 1;
-  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 9 * k + 2 + (resid ? 0 : n) + 1;
+  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 7 * k + 3 * k1 + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
@@ -202,23 +333,30 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
   double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *buf = A1 + k1 * k1, *m = buf + BLOCK * k1;
-  double *c = m + k, *g = c + k, *tmp = g + k, *t = tmp + k;
-  colstats cs = {t + k, t + k + k1, t + 2 * k1 + k, t + 2 * k1 + 2 * k, 0};
-  double *r = resid ? resid : cs.same + k;
+  double *c = m + k, *g = c + k, *gk = g + k, *tmp = gk + k, *t = tmp + k;
+  colstats cs = {t + k, t + k + k1, t + k + 2 * k1, t + k + 3 * k1, 0, 0};
   size_t *idx = (size_t *)(void *)(A + nd), *pos = idx + k1;
-  int st = scan(X, y, ystride, w, &cs, err);
+  int fused;
+  int st = scan(X, y, ystride, w, &cs, A1, &fused, err);
   if (!st) st = check_ranges(&cs, n, k, o, err);
   if (st) {
     free(A);
     sp_lsfit_clear(fit);
     return st;
   }
+  fit->yss = cs.ssq[k];
 
   size_t cc = constant_column(X, &cs), rank;
   double my;
   for (;;) {
     centre(X, &cs, cc, m, &my);
-    cross_products(X, y, ystride, w, m, my, buf, A1, A, c);
+    /* the scan's products are the uncentred ones, what no constant column needs */
+    if (!(fused && cc == k)) cross_products(X, y, ystride, w, m, my, buf, A1);
+    fused = 0;
+    for (size_t a = 0; a < k; a++) {
+      for (size_t b = a; b < k; b++) A[a * k + b] = A[b * k + a] = A1[a * k1 + b];
+      c[a] = A1[a * k1 + k];
+    }
     /* Left-looking Cholesky over kept columns, the constant column first
        (it is orthogonal to the centred ones, so it never causes a drop),
        then in column order: L is rank x rank lower-triangular (rows k
@@ -270,14 +408,13 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   /* g = B c_kept, then one refinement step on the centred residuals. */
   for (size_t q = 0; q < rank; q++) tmp[q] = c[idx[q]];
   symv(B, rank, tmp, g);
-  residuals(X, y, ystride, m, my, idx, rank, g, r);
-  cross_resid(X, r, w, m, idx, rank, tmp);
+  memset(gk, 0, k * sizeof *gk);
+  for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q];
+  residuals(X, y, ystride, w, m, my, gk, NULL, t, NULL);
+  for (size_t q = 0; q < rank; q++) tmp[q] = t[idx[q]];
   symv(B, rank, tmp, t);
-  for (size_t q = 0; q < rank; q++) g[q] += t[q];
-  residuals(X, y, ystride, m, my, idx, rank, g, r);
-  double ssr = 0;
-  for (size_t i = 0; i < n; i++) ssr += (w ? w[i] : 1.0) * r[i] * r[i];
-  fit->ssr = ssr;
+  for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
+  residuals(X, y, ystride, w, m, my, gk, resid, NULL, &fit->ssr);
 
   /* Undo the centring: b_j = g_j except for the constant column,
      b_c = g_c + (my - sum_j m_j g_j) / kappa, that is b = T g with T the

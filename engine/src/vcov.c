@@ -19,6 +19,7 @@
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 
+#include "spillover/inline.h"
 #include "spillover/mem.h"
 #include "spillover/vcov.h"
 
@@ -227,15 +228,26 @@ static int hc_meat(const gsl_matrix *X, const double *resid, const double *w,
   return SP_OK;
 }
 
-/* S (G x k, zeroed by the caller) += per-group sums of u_i x_i. */
-static void group_scores(const gsl_matrix *X, const double *resid, const double *w,
-                         const int32_t *code, double *S) {
-  size_t n = X->size1, k = X->size2;
-  for (size_t i = 0; i < n; i++) {
-    const double *x = X->data + i * X->tda;
+/* S (G x k, zeroed by the caller) += per-group sums of u_i x_i; k is a
+   constant where inlined. */
+SP_INLINE void scores_pass(const gsl_matrix *X, const double *restrict resid, const double *restrict w,
+                           const int32_t *restrict code, double *restrict S, const size_t k) {
+  for (size_t i = 0; i < X->size1; i++) {
+    const double *restrict x = X->data + i * X->tda;
     double u = score_weight(w, i) * resid[i];
-    double *s = S + (size_t)code[i] * k;
+    double *restrict s = S + (size_t)code[i] * k;
     for (size_t j = 0; j < k; j++) s[j] += u * x[j];
+  }
+}
+
+static void group_scores(const gsl_matrix *X, const double *resid, const double *w, const int32_t *code,
+                         double *S) {
+  switch (X->size2) {
+    case 1: scores_pass(X, resid, w, code, S, 1); break;
+    case 2: scores_pass(X, resid, w, code, S, 2); break;
+    case 3: scores_pass(X, resid, w, code, S, 3); break;
+    case 4: scores_pass(X, resid, w, code, S, 4); break;
+    default: scores_pass(X, resid, w, code, S, X->size2); break;
   }
 }
 
@@ -501,8 +513,15 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
   if ((unsigned)spec->type > SP_VCOV_DRISCOLL_KRAAY)
     return sp_error_set(err, SP_EVALUE, "vcov: unknown type %d", (int)spec->type);
 
-  double ssr = 0.0;
+  /* A residual or weight that is not finite, or a negative weight, shows in
+     ssr or wmin: only then look for it, row by row. */
+  double ssr = 0.0, wmin = INFINITY;
   for (size_t i = 0; i < n; i++) {
+    double w = score_weight(spec->weights, i);
+    ssr += w * resid[i] * resid[i];
+    wmin = w < wmin ? w : wmin;
+  }
+  for (size_t i = 0; !(isfinite(ssr) && wmin >= 0.0) && i < n; i++) {
     double w = score_weight(spec->weights, i);
     if (!isfinite(resid[i]))
       return sp_error_set(err, SP_EMISSING, "vcov: the residual of observation %zu is not "
@@ -511,7 +530,6 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
     if (!(w >= 0.0) || !isfinite(w))
       return sp_error_set(err, SP_EVALUE, "vcov: weight %g at observation %zu: expected a "
                           "finite weight >= 0", w, i + 1);
-    ssr += w * resid[i] * resid[i];
   }
   double dof = dof_factor(spec->dof, spec->type, n, kd);
   info->n = n;

@@ -19,10 +19,7 @@ local M = {}
 
 --- Column sums of squares of X (the reference scale for collinearity tests).
 local function colsumsq(X)
-  local XtX = X:crossprod()
-  local s = {}
-  for j = 1, X:ncol() do s[j] = XtX:get(j, j) end
-  return s
+  return core.sumsq(X)
 end
 
 --- Sum of (weighted) squares of a vector about its mean (w: a weight vector or nil).
@@ -251,16 +248,19 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if w and w:sum() == 0 then
     raise(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights))
   end
-  local tss = sum_sq_centered(y0, w)
-  local yraw = core.sumsq(y0, { weights = w })[1]
+  -- One sweep over the block [y X]: y's sums of squares about its mean and
+  -- about 0, and X's about 0 (the reference scale of the collinearity test
+  -- once the fixed effects are absorbed).
+  local ss, ss_raw = core.sumsq(des.yX, { center = true, weights = w })
+  local tss, yraw = ss[1], ss_raw[1]
   if has_const then check_outcome("ols", des.yname, tss, yraw, nil) end
-  local tss0 = (not has_const and nfe == 0) and core.sumsq(y0, { weights = w })[1] or nil
+  local tss0 = (not has_const and nfe == 0) and yraw or nil
   local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
   local demean_info, in_place
   if nfe > 0 then
     absorb = core.absorb(des, w and { weights = w } or nil)
     fe_dof = absorb:dof()
-    scale = colsumsq(X0)
+    scale = { table.unpack(ss_raw, 2, k + 1) }
     in_place = owned and core.design_refill(des, d, true)
     local yX = in_place and des.yX or des.yX:copy()
     demean_info = absorb:demean(yX, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
@@ -272,16 +272,18 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
     raise(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
       n, k, fe_dof))
   end
-  local tssw = nfe > 0 and core.sumsq(y, { weights = w })[1] or nil
-  if nfe > 0 then check_outcome("ols", des.yname, tssw, yraw, "the fixed effects") end
   local f
   if k > 0 then
     f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
       yname = des.yname })
   else
+    local yss = core.sumsq(y, { weights = w })[1]
     f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),
-      ssr = core.sumsq(y, { weights = w })[1] }
+      ssr = yss, yss = yss }
   end
+  -- the demeaned outcome's sum of squares, from the fit's own pass over it
+  local tssw = nfe > 0 and f.yss or nil
+  if nfe > 0 then check_outcome("ols", des.yname, tssw, yraw, "the fixed effects") end
   local dropped = {}
   for j, kept in ipairs(f.keep) do
     if not kept then

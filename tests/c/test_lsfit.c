@@ -137,6 +137,86 @@ static void extreme_scales(void) {
   gsl_matrix_free(X);
 }
 
+/* Designs longer than the scan's prefix (1024 rows), where a narrow design
+   without a constant column takes its cross products from the scan itself:
+   a 0/1 column that is 1 on the first half looks like a constant in the
+   prefix (separate passes), and the same rows reversed do not (one fused
+   pass); both must solve the normal equations, and values that are not
+   finite past the prefix are still named. */
+static void long_designs(void) {
+  enum { N = 3000, KW = 6 };
+  gsl_matrix *X = gsl_matrix_alloc(N, 2), *R = gsl_matrix_alloc(N, 2), *W = gsl_matrix_alloc(N, KW);
+  static double y[N], yr[N], yw[N], r[N], w[N];
+  long double yss = 0;
+  for (size_t i = 0; i < N; i++) {
+    double x1 = normal(), x2 = i < N / 2 ? 1.0 : 0.0;
+    y[i] = 0.5 * x1 - 2.0 * x2 + 0.1 * normal();
+    w[i] = 0.5 + uniform();
+    yss += (long double)w[i] * y[i] * y[i];
+    gsl_matrix_set(X, i, 0, x1);
+    gsl_matrix_set(X, i, 1, x2);
+    gsl_matrix_set(R, N - 1 - i, 0, x1);
+    gsl_matrix_set(R, N - 1 - i, 1, x2);
+    yr[N - 1 - i] = y[i];
+    gsl_matrix_set(W, i, 0, 1.0);
+    for (size_t j = 1; j < KW; j++) gsl_matrix_set(W, i, j, normal() + (double)j);
+    yw[i] = 1.0 + gsl_matrix_get(W, i, 1) - 0.5 * gsl_matrix_get(W, i, KW - 1) + normal();
+  }
+  sp_lsfit a, b;
+  sp_lsfit_init(&a);
+  sp_lsfit_init(&b);
+  sp_error err;
+  sp_lsfit_opts o = {w, NULL, 0, NULL, NULL};
+  int st = sp_lsfit_run(X, y, 1, &o, &a, r, &err);
+  double worst = 0;
+  for (size_t j = 0; j < 2; j++) {
+    long double s = 0;
+    for (size_t i = 0; i < N; i++) s += (long double)w[i] * gsl_matrix_get(X, i, j) * r[i];
+    if (fabs((double)s) > worst) worst = fabs((double)s);
+  }
+  check(st == SP_OK && a.rank == 2 && worst < 1e-10, "a 0/1 column constant over the prefix: X'Wr = 0 to 1e-10");
+  check(fabs(a.yss - (double)yss) < 1e-13 * (double)yss, "yss is the weighted sum of squares of y");
+  for (size_t i = 0; i < N; i++) w[i] = 1.0;
+  st = sp_lsfit_run(X, y, 1, NULL, &a, NULL, &err);
+  st |= sp_lsfit_run(R, yr, 1, NULL, &b, r, &err);
+  worst = 0;
+  for (size_t j = 0; j < 2; j++) {
+    long double s = 0;
+    for (size_t i = 0; i < N; i++) s += (long double)gsl_matrix_get(R, i, j) * r[i];
+    if (fabs((double)s) > worst) worst = fabs((double)s);
+  }
+  check(st == SP_OK && worst < 1e-10 && fabs(a.b[0] - b.b[0]) < 1e-12 && fabs(a.b[1] - b.b[1]) < 1e-12 &&
+        fabs(a.ssr - b.ssr) < 1e-12 * a.ssr, "the fused pass (rows reversed) gives the same fit");
+
+  st = sp_lsfit_run(W, yw, 1, NULL, &a, r, &err);
+  worst = 0;
+  for (size_t j = 0; j < KW; j++) {
+    long double s = 0;
+    for (size_t i = 0; i < N; i++) s += (long double)gsl_matrix_get(W, i, j) * r[i];
+    if (fabs((double)s) > worst) worst = fabs((double)s);
+  }
+  check(st == SP_OK && a.rank == KW && worst < 1e-9 && fabs(a.b[1] - 1) < 0.1, "six columns and a constant: X'r = 0");
+
+  gsl_matrix_set(X, 2499, 0, NAN);
+  st = sp_lsfit_run(X, y, 1, NULL, &a, NULL, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "X[2500,1] is NaN") != NULL, "NaN past the prefix is named");
+  gsl_matrix_set(X, 2499, 0, 1.0);
+  y[2999] = -INFINITY;
+  st = sp_lsfit_run(X, y, 1, NULL, &a, NULL, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "y[3000] is -Inf") != NULL, "-Inf in the last y is named");
+  y[2999] = 0;
+  w[1999] = -0.5;
+  o.w = w;
+  st = sp_lsfit_run(X, y, 1, &o, &a, NULL, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "weight -0.5 at observation 2000") != NULL,
+        "a negative weight past the prefix is named");
+  sp_lsfit_clear(&a);
+  sp_lsfit_clear(&b);
+  gsl_matrix_free(X);
+  gsl_matrix_free(R);
+  gsl_matrix_free(W);
+}
+
 int main(void) {
   enum { N = 50 };
   gsl_matrix *X = gsl_matrix_alloc(N, 5);
@@ -228,6 +308,7 @@ int main(void) {
   gsl_matrix_free(X);
   large_mean();
   extreme_scales();
+  long_designs();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

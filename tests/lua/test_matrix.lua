@@ -309,6 +309,13 @@ do
   T.checkerr("demean: unknown option 'tl' .*did you mean 'tol'", a.demean, a, M{1, 2, 3, 4}, {tl = 1e-8})
   T.checkerr("demean: unknown option 'weight'", sp.demean, M{1, 2, 3, 4}, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
   T.checkerr("sumsq: unknown option 'centre' .*did you mean 'center'", sp.sumsq, M{1, 2, 3, 4}, {centre = true})
+  do  -- centred sums of squares, and the uncentred ones of the same pass
+    local ss, raw = sp.sumsq(sp.matrix{{1, 10}, {2, 20}, {3, 30}, {6, 60}}, {center = true, weights = M{1, 1, 2, 1}})
+    T.near(ss[1], 14, 1e-12, "sumsq: weighted centred sum of squares")
+    T.near(ss[2], 1400, 1e-12, "sumsq: second column")
+    T.near(raw[1], 59, 1e-12, "sumsq: the uncentred sum of squares comes second")
+    T.check(select("#", sp.sumsq(M{1, 2})) == 1, "sumsq: one table without center")
+  end
   T.checkerr("vcov: unknown option 'clusters' .*did you mean 'cluster'", sp.vcov, X, f.resid, f.bread,
     {clusters = {{1, 1, 2, 2}}})
   T.checkerr("vcov: 'cluster' is given but type is 'HC1'", sp.vcov, X, f.resid, f.bread,

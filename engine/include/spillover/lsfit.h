@@ -35,6 +35,7 @@ typedef struct sp_lsfit {
   double *b;          /* k coefficients, NaN where dropped (owned) */
   gsl_matrix *bread;  /* rank x rank (X'WX)^{-1} over kept columns, in column order (owned) */
   double ssr;         /* sum of (weighted) squared residuals */
+  double yss;         /* sum of (weighted) squares of y, uncentred */
 } sp_lsfit;
 
 /* Default relative tolerance of the numerical collinearity test. */
