@@ -1,7 +1,7 @@
 /*
 ** lestimate.c: estimator primitives for Lua.
 **
-**   sp.lsfit(X, y [, {weights=, scale=, tol=, names=, yname=}])   least squares, collinear columns dropped
+**   sp.lsfit(X, y [, {weights=, scale=, tol=, names=, yname=, threads=}])   least squares, collinear columns dropped
 **   sp.vcov(X, resid, bread, opts)                 the sandwich family (vcov.h)
 **   sp.absorb(fe [, {weights=}])                   a fixed-effects workspace (demean.h):
 **       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
@@ -269,14 +269,14 @@ static const char *const *opt_names(lua_State *L, int opts, const char *field, s
 }
 
 static int l_lsfit(lua_State *L) {
-  static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", NULL};
+  static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", "threads", NULL};
   gsl_matrix *X = sp_lua_check_matrix(L, 1);
   gsl_matrix *y = sp_lua_check_matrix(L, 2);
   int has_opts = lua_istable(L, 3);
   if (y->size1 != X->size1 || y->size2 != 1)
     return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
                       X->size2, y->size1, y->size2);
-  sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL};
+  sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL, 1};
   if (has_opts) {
     sp_lua_check_options(L, 3, "lsfit", allowed);
     o.w = opt_vector(L, 3, "weights", X->size1);
@@ -284,6 +284,7 @@ static int l_lsfit(lua_State *L) {
     o.tol = opt_number(L, 3, "tol", 0, "lsfit");
     if (!(o.tol >= 0 && o.tol < 1))
       return sp_lua_errorf(L, "lsfit: option 'tol' must be >= 0 and < 1, got %g", o.tol);
+    o.threads = (int)opt_integer(L, 3, "threads", 1, 1, "lsfit");
     o.names = opt_names(L, 3, "names", X->size2);  /* the pointer array stays on the stack */
     if (lua_getfield(L, 3, "yname") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING) return sp_lua_errorf(L, "lsfit: option 'yname' must be a string");

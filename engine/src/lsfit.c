@@ -12,6 +12,7 @@
 
 #include "spillover/inline.h"
 #include "spillover/lsfit.h"
+#include "team.h"
 
 void sp_lsfit_init(sp_lsfit *fit) { memset(fit, 0, sizeof *fit); }
 
@@ -27,6 +28,8 @@ static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf"
 /* Columns up to which the row loops below are specialised and the cross
    products accumulated row by row; wider designs use BLAS on row blocks. */
 enum { KSMALL = 4, BLOCK = 128, PREFIX = 1024 };
+/* Rows below which a fit runs on one thread whatever it is given. */
+#define TEAM_MIN 100000
 
 /* What one pass over the rows learns: largest absolute value, weighted sum
    and weighted uncentred sum of squares (k + 1 entries each, y last),
@@ -124,11 +127,13 @@ static void rows_small(const gsl_matrix *X, const double *y, size_t ys, const do
   }
 }
 
-/* The statistics of wide designs, one row at a time (k > KSMALL). */
-static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs) {
-  size_t n = X->size1, k = X->size2;
+/* The statistics of wide designs over rows [i0, i1), one row at a time
+   (k > KSMALL). */
+static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                       colstats *cs) {
+  size_t k = X->size2;
   const double *x0 = X->data;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = i0; i < i1; i++) {
     const double *x = X->data + i * X->tda;
     double yi = y[i * ys], wi = w ? w[i] : 1.0;
     for (size_t j = 0; j < k; j++) {
@@ -147,50 +152,22 @@ static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const do
   }
 }
 
-/* The pass: the column statistics, and for narrow designs with no constant
-   column also the uncentred cross products into A1 (*fused = 1): a constant
-   column must equal its non-zero first value on every row, so when none of
-   the first PREFIX rows has one, the products that centring would need are
-   never needed, and the one pass serves both.  NaN or Inf in X or y, or a
-   negative or non-finite weight, would come out as a column silently dropped
-   as collinear or as NaN coefficients: an error naming the element. */
-static int scan(const gsl_matrix *X, const double *y, size_t ys, const double *w, colstats *cs, double *A1,
-                int *fused, sp_error *err) {
-  size_t n = X->size1, k = X->size2, k1 = k + 1;
-  memset(cs->amax, 0, k1 * sizeof *cs->amax);
-  memset(cs->sum, 0, k1 * sizeof *cs->sum);
-  memset(cs->ssq, 0, k1 * sizeof *cs->ssq);
-  for (size_t j = 0; j < k; j++) cs->same[j] = 1;
-  cs->wsum = 0;
-  cs->wmin = INFINITY;
-  memset(A1, 0, k1 * k1 * sizeof *A1);
-  *fused = 0;
-  if (k > KSMALL) {
-    stats_wide(X, y, ys, w, cs);
-  } else {
-    size_t p = n < PREFIX ? n : PREFIX;
-    rows_small(X, y, ys, w, 0, p, NULL, 0, cs, NULL);
-    int candidate = 0;
-    for (size_t j = 0; j < k && p > 0; j++) candidate |= cs->same[j] != 0 && X->data[j] != 0;
-    if (!candidate) {
-      static const double zero[KSMALL] = {0};
-      rows_small(X, y, ys, w, 0, p, zero, 0, NULL, A1);
-      rows_small(X, y, ys, w, p, n, zero, 0, cs, A1);
-      *fused = 1;
-    } else {
-      rows_small(X, y, ys, w, p, n, NULL, 0, cs, NULL);
+/* A1 += [Z yc]' W [Z yc] over rows [i0, i1) of a wide design, by blocks of
+   rows of sqrt(w) [z yc] in buf so that the product runs in BLAS. */
+static void products_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                          const double *m, double my, double *buf, double *A1) {
+  size_t k = X->size2, k1 = k + 1;
+  for (size_t b0 = i0; b0 < i1; b0 += BLOCK) {
+    size_t rows = i1 - b0 < BLOCK ? i1 - b0 : BLOCK;
+    for (size_t r = 0; r < rows; r++) {
+      const double *x = X->data + (b0 + r) * X->tda;
+      double s = w ? sqrt(w[b0 + r]) : 1.0;
+      double *b = buf + r * k1;
+      for (size_t j = 0; j < k; j++) b[j] = s * (x[j] - m[j]);
+      b[k] = s * (y[(b0 + r) * ys] - my);
     }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k1, (int)rows, 1.0, buf, (int)k1, 1.0, A1, (int)k1);
   }
-  int finite = isfinite(cs->wsum) && cs->wmin >= 0;
-  for (size_t j = 0; j < k1; j++) finite &= isfinite(cs->sum[j]) && isfinite(cs->ssq[j]);
-  if (!finite) {
-    int st = find_bad(X, y, ys, w, err);
-    if (st) return st;
-  }
-  if (n > 0 && !(cs->wsum > 0))
-    return sp_error_set(err, SP_EVALUE, "least squares: the weights are all zero (expected at least one "
-                        "positive weight)");
-  return SP_OK;
 }
 
 /* Values whose squares overflow (or underflow to subnormals) cannot give
@@ -236,41 +213,18 @@ static void centre(const gsl_matrix *X, const colstats *cs, size_t c, double *m,
   m[c] = 0;
 }
 
-/* A1 (upper triangle) = [Z yc]' W [Z yc]: row by row for narrow designs,
-   else by blocks of rows of sqrt(w) [z yc] so that the product runs in
-   BLAS without a copy of X. */
-static void cross_products(const gsl_matrix *X, const double *y, size_t ys, const double *w, const double *m,
-                           double my, double *buf, double *A1) {
-  size_t n = X->size1, k = X->size2, k1 = k + 1;
-  memset(A1, 0, k1 * k1 * sizeof *A1);
-  if (k <= KSMALL) {
-    rows_small(X, y, ys, w, 0, n, m, my, NULL, A1);
-    return;
-  }
-  for (size_t i0 = 0; i0 < n; i0 += BLOCK) {
-    size_t rows = n - i0 < BLOCK ? n - i0 : BLOCK;
-    for (size_t r = 0; r < rows; r++) {
-      const double *x = X->data + (i0 + r) * X->tda;
-      double s = w ? sqrt(w[i0 + r]) : 1.0;
-      double *b = buf + r * k1;
-      for (size_t j = 0; j < k; j++) b[j] = s * (x[j] - m[j]);
-      b[k] = s * (y[(i0 + r) * ys] - my);
-    }
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k1, (int)rows, 1.0, buf, (int)k1, 1.0, A1, (int)k1);
-  }
-}
-
-/* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j, gk in column order
-   with zeros for the dropped columns (which leaves r_i exactly as without
-   them: the values are finite).  out != NULL: out (k) = Z' W r, r not
-   stored (the refinement step); else r (when not NULL) and *ssr = r' W r. */
-SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, const size_t k,
-                          const double *restrict m, double my, const double *restrict gk, double *restrict r,
-                          double *restrict out, double *ssr) {
+/* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j over rows [i0, i1),
+   gk in column order with zeros for the dropped columns (which leaves r_i
+   exactly as without them: the values are finite).  out != NULL: out (k) =
+   Z' W r, r not stored (the refinement step); else r (when not NULL) and
+   *ssr = r' W r. */
+SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                          const size_t k, const double *restrict m, double my, const double *restrict gk,
+                          double *restrict r, double *restrict out, double *ssr) {
   double acc[KSMALL], s2 = 0;
   double *restrict o = out && k <= KSMALL ? acc : out;
   for (size_t j = 0; out && j < k; j++) o[j] = 0;
-  for (size_t i = 0; i < X->size1; i++) {
+  for (size_t i = i0; i < i1; i++) {
     const double *restrict x = X->data + i * X->tda;
     double s = y[i * ys] - my, wi = w ? w[i] : 1.0;
     for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
@@ -285,16 +239,171 @@ SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const
   if (!out) *ssr = s2;
 }
 
-/* resid_pass with k a constant for the narrow designs. */
-static void residuals(const gsl_matrix *X, const double *y, size_t ys, const double *w, const double *m, double my,
-                      const double *gk, double *r, double *out, double *ssr) {
-  switch (X->size2) {
-    case 1: resid_pass(X, y, ys, w, 1, m, my, gk, r, out, ssr); break;
-    case 2: resid_pass(X, y, ys, w, 2, m, my, gk, r, out, ssr); break;
-    case 3: resid_pass(X, y, ys, w, 3, m, my, gk, r, out, ssr); break;
-    case 4: resid_pass(X, y, ys, w, 4, m, my, gk, r, out, ssr); break;
-    default: resid_pass(X, y, ys, w, X->size2, m, my, gk, r, out, ssr); break;
+/* {====================================================================
+** The passes over the rows, in two fixed chunks (team.h): per-chunk sums
+** are added in chunk order, so a fit gives the same bits on one thread as
+** on two.
+** ===================================================================== */
+
+typedef struct {
+  const gsl_matrix *X;
+  const double *y, *w;
+  size_t ys, lo, hi;             /* the rows [lo, hi) are split */
+  const double *m, *gk;
+  double my;
+  int stats, prods;              /* scan: statistics, cross products */
+  double *r;                     /* residual pass: r or, when refine, out */
+  int refine;
+  colstats cs[SP_TEAM_CHUNKS];
+  double *A1[SP_TEAM_CHUNKS], *buf[SP_TEAM_CHUNKS], *out[SP_TEAM_CHUNKS], ssr[SP_TEAM_CHUNKS];
+} pass;
+
+static void chunk_rows(const pass *p, int c, size_t *i0, size_t *i1) {
+  sp_team_range(p->hi - p->lo, c, i0, i1);
+  *i0 += p->lo;
+  *i1 += p->lo;
+}
+
+static void scan_chunk(void *ctx, int c) {
+  pass *p = ctx;
+  size_t i0, i1, k = p->X->size2;
+  chunk_rows(p, c, &i0, &i1);
+  if (k <= KSMALL) {
+    rows_small(p->X, p->y, p->ys, p->w, i0, i1, p->m, p->my, p->stats ? &p->cs[c] : NULL,
+               p->prods ? p->A1[c] : NULL);
+    return;
   }
+  if (p->stats) stats_wide(p->X, p->y, p->ys, p->w, i0, i1, &p->cs[c]);
+  if (p->prods) products_wide(p->X, p->y, p->ys, p->w, i0, i1, p->m, p->my, p->buf[c], p->A1[c]);
+}
+
+static void resid_chunk(void *ctx, int c) {
+  pass *p = ctx;
+  size_t i0, i1;
+  chunk_rows(p, c, &i0, &i1);
+  const gsl_matrix *X = p->X;
+  double *out = p->refine ? p->out[c] : NULL, *r = p->refine ? NULL : p->r;
+  switch (X->size2) {  /* k a constant for the narrow designs */
+    case 1: resid_pass(X, p->y, p->ys, p->w, i0, i1, 1, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+    case 2: resid_pass(X, p->y, p->ys, p->w, i0, i1, 2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+    case 3: resid_pass(X, p->y, p->ys, p->w, i0, i1, 3, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+    case 4: resid_pass(X, p->y, p->ys, p->w, i0, i1, 4, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+    default: resid_pass(X, p->y, p->ys, p->w, i0, i1, X->size2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+  }
+}
+
+static void colstats_zero(colstats *cs, size_t k) {
+  memset(cs->amax, 0, (k + 1) * sizeof *cs->amax);
+  memset(cs->sum, 0, (k + 1) * sizeof *cs->sum);
+  memset(cs->ssq, 0, (k + 1) * sizeof *cs->ssq);
+  for (size_t j = 0; j < k; j++) cs->same[j] = 1;
+  cs->wsum = 0;
+  cs->wmin = INFINITY;
+}
+
+static void colstats_add(colstats *to, const colstats *from, size_t k) {
+  for (size_t j = 0; j <= k; j++) {
+    to->amax[j] = from->amax[j] > to->amax[j] ? from->amax[j] : to->amax[j];
+    to->sum[j] += from->sum[j];
+    to->ssq[j] += from->ssq[j];
+  }
+  for (size_t j = 0; j < k; j++) to->same[j] = from->same[j] != 0 ? to->same[j] : 0;
+  to->wsum += from->wsum;
+  to->wmin = from->wmin < to->wmin ? from->wmin : to->wmin;
+}
+
+/* Run a pass over rows [lo, hi): the chunks' statistics and products start
+   from zero and are added into cs and A1 (when given) in chunk order. */
+static void run_scan(sp_team *tm, pass *p, size_t lo, size_t hi, colstats *cs, double *A1) {
+  size_t k = p->X->size2, k1 = k + 1;
+  p->lo = lo;
+  p->hi = hi;
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
+    colstats_zero(&p->cs[c], k);
+    memset(p->A1[c], 0, k1 * k1 * sizeof *p->A1[c]);
+  }
+  sp_team_run(tm, scan_chunk, p);
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
+    if (p->stats) colstats_add(cs, &p->cs[c], k);
+    if (p->prods)
+      for (size_t j = 0; j < k1 * k1; j++) A1[j] += p->A1[c][j];
+  }
+}
+
+/* }==================================================================== */
+
+/* The scan: the column statistics, and for narrow designs with no constant
+   column also the uncentred cross products into A1 (*fused = 1): a constant
+   column must equal its non-zero first value on every row, so when none of
+   the first PREFIX rows has one, the products that centring would need are
+   never needed, and the one pass serves both.  NaN or Inf in X or y, or a
+   negative or non-finite weight, would come out as a column silently dropped
+   as collinear or as NaN coefficients: an error naming the element. */
+static int scan(sp_team *tm, pass *p, colstats *cs, double *A1, int *fused, sp_error *err) {
+  const gsl_matrix *X = p->X;
+  size_t n = X->size1, k = X->size2, k1 = k + 1, pre = 0;
+  colstats_zero(cs, k);
+  memset(A1, 0, k1 * k1 * sizeof *A1);
+  *fused = 0;
+  if (k <= KSMALL) {
+    static const double zero[KSMALL] = {0};
+    pre = n < PREFIX ? n : PREFIX;
+    rows_small(X, p->y, p->ys, p->w, 0, pre, NULL, 0, cs, NULL);
+    int candidate = 0;
+    for (size_t j = 0; j < k && pre > 0; j++) candidate |= cs->same[j] != 0 && X->data[j] != 0;
+    if (!candidate) {
+      rows_small(X, p->y, p->ys, p->w, 0, pre, zero, 0, NULL, A1);
+      *fused = 1;
+    }
+    p->m = zero;
+    p->my = 0;
+  }
+  p->stats = 1;
+  p->prods = *fused;
+  run_scan(tm, p, pre, n, cs, A1);
+  int finite = isfinite(cs->wsum) && cs->wmin >= 0;
+  for (size_t j = 0; j < k1; j++) finite &= isfinite(cs->sum[j]) && isfinite(cs->ssq[j]);
+  if (!finite) {
+    int st = find_bad(X, p->y, p->ys, p->w, err);
+    if (st) return st;
+  }
+  if (n > 0 && !(cs->wsum > 0))
+    return sp_error_set(err, SP_EVALUE, "least squares: the weights are all zero (expected at least one "
+                        "positive weight)");
+  return SP_OK;
+}
+
+/* A1 (upper triangle) = [Z yc]' W [Z yc], Z and yc centred on m and my. */
+static void cross_products(sp_team *tm, pass *p, const double *m, double my, double *A1) {
+  size_t k1 = p->X->size2 + 1;
+  memset(A1, 0, k1 * k1 * sizeof *A1);
+  p->m = m;
+  p->my = my;
+  p->stats = 0;
+  p->prods = 1;
+  run_scan(tm, p, 0, p->X->size1, NULL, A1);
+}
+
+/* The residual pass over all rows with coefficients gk (see resid_pass):
+   out = Z'Wr when out is given, else r (when p->r) and the returned ssr. */
+static double residuals(sp_team *tm, pass *p, const double *m, double my, const double *gk, double *out) {
+  size_t k = p->X->size2;
+  p->lo = 0;
+  p->hi = p->X->size1;
+  p->m = m;
+  p->my = my;
+  p->gk = gk;
+  p->refine = out != NULL;
+  sp_team_run(tm, resid_chunk, p);
+  if (out) {
+    for (size_t j = 0; j < k; j++) out[j] = 0;
+    for (int c = 0; c < SP_TEAM_CHUNKS; c++)
+      for (size_t j = 0; j < k; j++) out[j] += p->out[c][j];
+    return 0;
+  }
+  double ssr = 0;
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) ssr += p->ssr[c];
+  return ssr;
 }
 
 /* out = B v for the m x m matrix B (row-major, compact). */
@@ -308,7 +417,7 @@ static void symv(const double *B, size_t m, const double *v, double *out) {
 
 int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
                  double *resid, sp_error *err) {
-  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL};
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
   const sp_lsfit_opts *o = opts ? opts : &defaults;
   const double *w = o->w;
   size_t n = X->size1, k = X->size2;
@@ -319,11 +428,12 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   double tol = o->tol > 0 ? o->tol : SP_LSFIT_TOL;
   fit->n = n;
   fit->k = k;
-  /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), the row block,
-     m, c, g, gk, tmp, t, same (k each), amax, sum and ssq (k + 1 each), then
+  /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), m, c, g, gk,
+     tmp, t, same (k each), amax, sum and ssq (k + 1 each); per chunk the
+     same statistics, A1, the row block of wide designs and Z'Wr (k); then
      idx and pos. */
-  size_t k1 = k + 1;
-  size_t nd = 3 * k * k + k1 * k1 + BLOCK * k1 + 7 * k + 3 * k1 + 1;
+  size_t k1 = k + 1, per = 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1;
+  size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
@@ -332,14 +442,27 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
   }
-  double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *buf = A1 + k1 * k1, *m = buf + BLOCK * k1;
+  double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *m = A1 + k1 * k1;
   double *c = m + k, *g = c + k, *gk = g + k, *tmp = gk + k, *t = tmp + k;
   colstats cs = {t + k, t + k + k1, t + k + 2 * k1, t + k + 3 * k1, 0, 0};
+  pass ps = {.X = X, .y = y, .w = w, .ys = ystride, .r = resid};
+  for (int ch = 0; ch < SP_TEAM_CHUNKS; ch++) {
+    double *q = cs.same + k + (size_t)ch * per;
+    ps.cs[ch] = (colstats){q, q + k1, q + 2 * k1, q + 3 * k1, 0, 0};
+    ps.out[ch] = q + 3 * k1 + k;
+    ps.A1[ch] = ps.out[ch] + k;
+    ps.buf[ch] = ps.A1[ch] + k1 * k1;
+  }
   size_t *idx = (size_t *)(void *)(A + nd), *pos = idx + k1;
+  /* A second thread only where it pays for its start; the chunks, and so
+     the results, are the same either way. */
+  sp_team tm;
+  sp_team_start(&tm, n >= TEAM_MIN ? o->threads : 1);
   int fused;
-  int st = scan(X, y, ystride, w, &cs, A1, &fused, err);
+  int st = scan(&tm, &ps, &cs, A1, &fused, err);
   if (!st) st = check_ranges(&cs, n, k, o, err);
   if (st) {
+    sp_team_stop(&tm);
     free(A);
     sp_lsfit_clear(fit);
     return st;
@@ -351,7 +474,7 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   for (;;) {
     centre(X, &cs, cc, m, &my);
     /* the scan's products are the uncentred ones, what no constant column needs */
-    if (!(fused && cc == k)) cross_products(X, y, ystride, w, m, my, buf, A1);
+    if (!(fused && cc == k)) cross_products(&tm, &ps, m, my, A1);
     fused = 0;
     for (size_t a = 0; a < k; a++) {
       for (size_t b = a; b < k; b++) A[a * k + b] = A[b * k + a] = A1[a * k1 + b];
@@ -410,11 +533,12 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   symv(B, rank, tmp, g);
   memset(gk, 0, k * sizeof *gk);
   for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q];
-  residuals(X, y, ystride, w, m, my, gk, NULL, t, NULL);
+  residuals(&tm, &ps, m, my, gk, t);
   for (size_t q = 0; q < rank; q++) tmp[q] = t[idx[q]];
   symv(B, rank, tmp, t);
   for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
-  residuals(X, y, ystride, w, m, my, gk, resid, NULL, &fit->ssr);
+  fit->ssr = residuals(&tm, &ps, m, my, gk, NULL);
+  sp_team_stop(&tm);
 
   /* Undo the centring: b_j = g_j except for the constant column,
      b_c = g_c + (my - sum_j m_j g_j) / kappa, that is b = T g with T the

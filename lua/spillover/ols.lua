@@ -275,7 +275,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local f
   if k > 0 then
     f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
-      yname = des.yname })
+      yname = des.yname, threads = opts.threads })
   else
     local yss = core.sumsq(y, { weights = w })[1]
     f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),

@@ -53,6 +53,8 @@ typedef struct sp_lsfit_opts {
   double tol;                 /* in [0, 1); 0 means SP_LSFIT_TOL */
   const char *const *names;   /* NULL or k column names, for messages (not owned) */
   const char *yname;          /* NULL or the name of y, for messages */
+  int threads;                /* 1 or 2 (0 means 1): the passes over the rows run on two
+                                 fixed chunks of rows, so the results are bit-identical */
 } sp_lsfit_opts;
 
 void sp_lsfit_init(sp_lsfit *fit);
