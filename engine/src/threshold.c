@@ -95,8 +95,8 @@ void sp_thr_result_clear(sp_thr_result *res) {
 typedef struct thr_ctx {
   size_t n, k, m, N, p0;
   double *yt;       /* n: within-transformed y */
-  double *Xt;       /* n x k within X (naive refits only) */
-  double *Zt;       /* n x m within Z (naive refits only) */
+  double *Xt;       /* n x k within X (naive refits and hansen1999 only; else NULL) */
+  double *Zt;       /* n x m within Z (naive refits only; else NULL) */
   double *Zs;       /* n x m raw Z */
   double *Q0;       /* n x p0 orthonormal basis of [X~, Z~] */
   int32_t *ent;     /* n entity codes */
@@ -1041,8 +1041,8 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   for (size_t t = 0; t < n; t++) pos[key[t].i] = t;
 
   c->yt = sp_mem_doubles(n);
-  c->Xt = sp_mem_doubles(n * (k ? k : 1));
-  c->Zt = sp_mem_doubles(n * m);
+  c->Xt = c->naive || c->drop ? sp_mem_doubles(n * (k ? k : 1)) : NULL;
+  c->Zt = c->naive ? sp_mem_doubles(n * m) : NULL;
   c->Zs = sp_mem_doubles(n * m);
   c->Q0 = sp_mem_doubles(n * c->p0);
   c->ent = sp_mem_alloc(n * sizeof *c->ent);
@@ -1059,7 +1059,7 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   c->sstart = malloc((N ? N : 1) * sizeof *c->sstart);
   double *sum = malloc((N ? N : 1) * sizeof *sum);
   tkey *tk = malloc(n * sizeof *tk);
-  if (!c->yt || !c->Xt || !c->Zt || !c->Zs || !c->Q0 || !c->ent || !c->invT || !c->Tcount ||
+  if (!c->yt || (!c->Xt && (c->naive || c->drop)) || (!c->Zt && c->naive) || !c->Zs || !c->Q0 || !c->ent || !c->invT || !c->Tcount ||
       !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !c->lastpos || !c->sstart || !sum || !tk) {
     free(key); free(pos); free(sum); free(tk);
     return sp_error_set(err, SP_ENOMEM, "threshold: out of memory for %zu observations", n);
@@ -1068,8 +1068,9 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
     size_t row = key[t].i;
     c->ent[t] = d->entity[row];
     c->yt[t] = d->y[row];
-    for (size_t j = 0; j < k; j++) c->Xt[j * n + t] = d->X[row * d->ldx + j];
-    for (size_t a = 0; a < m; a++) c->Zs[a * n + t] = c->Zt[a * n + t] = d->Z[row * d->ldz + a];
+    /* X and Z into the columns of Q0, transformed and orthogonalised below. */
+    for (size_t j = 0; j < k; j++) c->Q0[j * n + t] = d->X[row * d->ldx + j];
+    for (size_t a = 0; a < m; a++) c->Zs[a * n + t] = c->Q0[(k + a) * n + t] = d->Z[row * d->ldz + a];
     /* The distinct values of q and the rows up to each. */
     if (c->nu == 0 || key[t].q != c->u[c->nu - 1]) c->u[c->nu++] = key[t].q;
     c->cnt_le[c->nu - 1] = t + 1;
@@ -1133,10 +1134,9 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   transform(c, c->yt, sum);
   const double *cols[THR_PMAX];
   for (size_t j = 0; j < c->p0; j++) {
-    double *src = j < k ? c->Xt + j * n : c->Zt + (j - k) * n;
-    transform(c, src, sum);
-    double *v = c->Q0 + j * n;
-    memcpy(v, src, n * sizeof *v);
+    double *v = c->Q0 + j * n, *keep = j < k ? c->Xt : c->Zt;
+    transform(c, v, sum);
+    if (keep) memcpy(keep + (j < k ? j : j - k) * n, v, n * sizeof *v);
     if (orth_append(n, cols, j, v)) {
       const char *nm = j < k ? (d->xnames ? d->xnames[j] : NULL) : (d->znames ? d->znames[j - k] : NULL);
       free(sum);
