@@ -935,26 +935,35 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
   }
   unsigned char *sk[SP_MAXF];
   for (size_t k = 0, off = 0; k < nfe; off += nlevels[k], k++) sk[k] = seen + off;
+  /* Factors beyond the second: their levels seen, one pass each. */
+  for (size_t k = 2; k < nfe; k++)
+    for (size_t r = 0; r < n; r++)
+      if (keep == NULL || keep[r]) sk[k][codes[k][r]] = 1;
   if (nfe == 1) {
     for (size_t r = 0; r < n; r++)
       if (keep == NULL || keep[r]) sk[0][codes[0][r]] = 1;
   } else {
     /* One pass: the levels seen, and the union of each row's two levels.  The
        root of the current factor-0 level is carried from row to row (rows
-       usually come grouped by it), so a row costs one find, not two. */
+       usually come grouped by it), so a row costs one find, not two.  Plain
+       locals: a store through an unsigned char pointer may alias anything, so
+       pointers read from arrays would be reloaded every row. */
+    const int32_t *k0 = codes[0], *k1 = codes[1];
+    unsigned char *s0 = sk[0], *s1 = sk[1];
     for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
     size_t pa = (size_t)-1, ra = 0;
     for (size_t r = 0; r < n; r++) {
       if (keep != NULL && !keep[r]) continue;
-      for (size_t k = 0; k < nfe; k++) sk[k][codes[k][r]] = 1;
-      size_t a = (size_t)codes[0][r];
+      size_t a = (size_t)k0[r], b = L0 + (size_t)k1[r];
+      s0[a] = 1;
+      s1[b - L0] = 1;
       if (a != pa) {
         ra = uf_find(parent, a);
         pa = a;
       }
       /* Most rows find their factor-1 level one link from its root: then no
          path halving (a store per row). */
-      size_t b = L0 + (size_t)codes[1][r], rb = parent[b];
+      size_t rb = parent[b];
       if (parent[rb] != rb) rb = parent[b] = uf_find(parent, rb);
       if (ra < rb) parent[rb] = ra;
       else if (rb < ra) { parent[ra] = rb; ra = rb; }
