@@ -15,16 +15,16 @@
 ** blocks) whose partial sums are reduced in chunk order, so the arithmetic is
 ** the same whether one thread runs both chunks or two threads run one each.
 */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_barrier_t (team.h) */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spillover/demean.h"
 #include "spillover/mem.h"
+#include "team.h"
 
-#define NCH 2      /* fixed chunk count: the determinism contract */
+#define NCH SP_TEAM_CHUNKS /* fixed chunk count: the determinism contract */
 #define GMAX 4     /* columns handled together by a specialised kernel */
 #define SP_MAXF 16 /* most factors (pointer tables live on the stack) */
 
@@ -33,65 +33,6 @@
 #else
 #define SP_INLINE static inline
 #endif
-
-/* ------------------------------------------------------------------------
-** A team of at most two threads running one function on the two chunks.
-** ------------------------------------------------------------------------ */
-typedef void (*chunk_fn)(void *ctx, int chunk);
-
-typedef struct team {
-  int active;               /* a second thread is running */
-  int stop;
-  pthread_t th;
-  pthread_barrier_t bar;
-  chunk_fn fn;
-  void *ctx;
-} team;
-
-static void *team_main(void *arg) {
-  team *t = arg;
-  for (;;) {
-    pthread_barrier_wait(&t->bar);
-    if (t->stop) break;
-    t->fn(t->ctx, 1);
-    pthread_barrier_wait(&t->bar);
-  }
-  return NULL;
-}
-
-/* Start a helper thread when asked for two; on any failure run single-threaded
-   (same results, by construction). */
-static void team_start(team *t, int threads) {
-  memset(t, 0, sizeof *t);
-  if (threads < 2) return;
-  if (pthread_barrier_init(&t->bar, NULL, 2) != 0) return;
-  if (pthread_create(&t->th, NULL, team_main, t) != 0) {
-    pthread_barrier_destroy(&t->bar);
-    return;
-  }
-  t->active = 1;
-}
-
-static void team_run(team *t, chunk_fn fn, void *ctx) {
-  if (!t->active) {
-    for (int c = 0; c < NCH; c++) fn(ctx, c);
-    return;
-  }
-  t->fn = fn;
-  t->ctx = ctx;
-  pthread_barrier_wait(&t->bar);
-  fn(ctx, 0);
-  pthread_barrier_wait(&t->bar);
-}
-
-static void team_stop(team *t) {
-  if (!t->active) return;
-  t->stop = 1;
-  pthread_barrier_wait(&t->bar);
-  pthread_join(t->th, NULL);
-  pthread_barrier_destroy(&t->bar);
-  t->active = 0;
-}
 
 /* ------------------------------------------------------------------------
 ** The workspace.
@@ -161,6 +102,23 @@ void sp_demean_free(sp_demean_ws *ws) {
   free(ws);
 }
 
+/* The first row whose code lies outside [0, L), or n when none does.  The
+   test is branch-free over blocks of rows, so it vectorises (the codes of a
+   1e7-row fit are checked at memory speed); only a block that fails is
+   searched row by row, for the message. */
+static size_t first_bad_code(const int32_t *c, size_t n, int32_t L) {
+  enum { BLOCK = 4096 };
+  for (size_t r0 = 0; r0 < n; r0 += BLOCK) {
+    size_t r1 = n - r0 < BLOCK ? n : r0 + BLOCK;
+    unsigned bad = 0;
+    for (size_t r = r0; r < r1; r++) bad |= (uint32_t)c[r] >= (uint32_t)L;
+    if (bad)
+      for (size_t r = r0; r < r1; r++)
+        if ((uint32_t)c[r] >= (uint32_t)L) return r;
+  }
+  return n;
+}
+
 static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
                        const size_t *nlevels, sp_error *err) {
   if (nfe == 0) return sp_error_set(err, SP_EVALUE, "fixed effects: none given (expected at least one factor)");
@@ -174,12 +132,12 @@ static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
                           k + 1, nlevels[k], INT32_MAX);
     const int32_t *c = codes[k];
     int32_t L = (int32_t)nlevels[k];
-    for (size_t r = 0; r < n; r++)
-      if (c[r] < 0 || c[r] >= L)
-        return sp_error_set(err, SP_EVALUE,
-                            "fixed effect %zu, row %zu: code %d outside 0..%d "
-                            "(missing levels must be removed from the sample first)",
-                            k + 1, r + 1, (int)c[r], (int)L - 1);
+    size_t r = first_bad_code(c, n, L);
+    if (r < n)
+      return sp_error_set(err, SP_EVALUE,
+                          "fixed effect %zu, row %zu: code %d outside 0..%d "
+                          "(missing levels must be removed from the sample first)",
+                          k + 1, r + 1, (int)c[r], (int)L - 1);
   }
   return SP_OK;
 }
@@ -264,11 +222,37 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     ws_oom(ws, err);
     return NULL;
   }
-  ws->sorted = 1;
-  for (size_t r = 0; r < n; r++) {
-    ws->start[c0[r] + 1]++;
-    if (r > 0 && c0[r] < c0[r - 1]) ws->sorted = 0;
+  /* One pass over the codes: block sizes, whether factor 0 is sorted, and
+     the weight sums of every level (row counts when unweighted). */
+  unsigned unsorted = 0;
+  int32_t prev = c0[0];
+  double wtot = 0.0;
+  const double *w = ws->w;
+  size_t *start = ws->start;
+  double *wsum[SP_MAXF];
+  const int32_t *cd[SP_MAXF];
+  for (size_t k = 0; k < K; k++) {
+    wsum[k] = ws->wsum + ws->off[k];
+    cd[k] = ws->code[k];
   }
+  for (size_t r = 0; r < n; r++) {
+    int32_t c = c0[r];
+    unsorted |= c < prev;
+    prev = c;
+    double wr = 1.0;
+    if (w != NULL) {  /* unweighted, the counts and the total are exact below */
+      wr = w[r];
+      wtot += wr;
+      start[c + 1]++;
+    }
+    for (size_t k = 0; k < K; k++) wsum[k][cd[k][r]] += wr;
+  }
+  ws->sorted = !unsorted;
+  if (w == NULL) {
+    wtot = (double)n;
+    for (size_t b = 0; b < L0; b++) start[b + 1] = (size_t)wsum[0][b];
+  }
+  ws->wtot = wtot;
   for (size_t b = 0; b < L0; b++) ws->start[b + 1] += ws->start[b];
 
   if (ws->sorted) {
@@ -304,12 +288,6 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     free(pos);
   }
 
-  ws->wtot = 0.0;
-  for (size_t r = 0; r < n; r++) {
-    double wr = ws->w != NULL ? ws->w[r] : 1.0;
-    ws->wtot += wr;
-    for (size_t k = 0; k < K; k++) ws->wsum[ws->off[k] + (size_t)ws->code[k][r]] += wr;
-  }
   for (size_t l = 0; l < ws->Ltot; l++) ws->invw[l] = ws->wsum[l] > 0.0 ? 1.0 / ws->wsum[l] : 0.0;
 
   /* Fixed chunks: halves of the rows, and the block boundary nearest n/2. */
@@ -504,7 +482,7 @@ static void sweep_chunk(void *vctx, int c) {
 
 /* One Gauss-Seidel sweep: out = F(in), both M x q; alpha = factor 0's best
    response to in. */
-static void sweep(sp_demean_ws *ws, team *tm, size_t q, const double *in, double *out) {
+static void sweep(sp_demean_ws *ws, sp_team *tm, size_t q, const double *in, double *out) {
   sweep_ctx x;
   size_t K = ws->K, L0 = ws->L[0];
   x.ws = ws;
@@ -519,7 +497,7 @@ static void sweep(sp_demean_ws *ws, team *tm, size_t q, const double *in, double
       if (m != s) ws->others[x.noth++] = m;
     }
     x.oth = ws->others;
-    team_run(tm, sweep_chunk, &x);
+    sp_team_run(tm, sweep_chunk, &x);
     /* Reduce the chunks in fixed order, then solve for factor s. */
     size_t Ls = ws->L[s];
     const double *Ss = ws->S + ws->off[s] * q, *inv = ws->invw + ws->off[s];
@@ -670,11 +648,11 @@ static int check_options(const sp_demean_options *opt, sp_error *err) {
 
 /* Fill ws->coef (Ltot x p) for the columns of data. */
 static int solve(sp_demean_ws *ws, const double *data, size_t p, size_t tda,
-                 const sp_demean_options *opt, team *tm, sp_demean_info *info, sp_error *err) {
+                 const sp_demean_options *opt, sp_team *tm, sp_demean_info *info, sp_error *err) {
   size_t Lt = ws->Ltot, K = ws->K;
   ws->pr = p;
   agg_ctx ax = {ws, data, p, tda};
-  team_run(tm, agg_chunk, &ax);
+  sp_team_run(tm, agg_chunk, &ax);
   for (size_t i = 0; i < Lt * p; i++) {
     double a = ws->acc[0][i];
     for (int c = 1; c < NCH; c++) a += ws->acc[c][i];
@@ -776,14 +754,14 @@ int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda
   if (data == NULL) return sp_error_set(err, SP_EVALUE, "demean: data is NULL");
   st = ws_reserve(ws, p, err);
   if (st != SP_OK) return st;
-  team tm;
-  team_start(&tm, opt->threads);
+  sp_team tm;
+  sp_team_start(&tm, opt->threads);
   st = solve(ws, data, p, tda, opt, &tm, info, err);
   if (st == SP_OK || st == SP_ECONV) {
     resid_ctx rx = {ws, data, p, tda};
-    team_run(&tm, resid_chunk, &rx);
+    sp_team_run(&tm, resid_chunk, &rx);
   }
-  team_stop(&tm);
+  sp_team_stop(&tm);
   return st;
 }
 
@@ -822,10 +800,10 @@ int sp_demean_fixef(sp_demean_ws *ws, const double *resid_before_fe, double **co
   if (st != SP_OK) return st;
   st = ws_reserve(ws, 1, err);
   if (st != SP_OK) return st;
-  team tm;
-  team_start(&tm, opt->threads);
+  sp_team tm;
+  sp_team_start(&tm, opt->threads);
   st = solve(ws, resid_before_fe, 1, 1, opt, &tm, &info, err);
-  team_stop(&tm);
+  sp_team_stop(&tm);
   if (st != SP_OK && st != SP_ECONV) return st;
 
   size_t K = ws->K;
@@ -941,47 +919,65 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
   if (dof == NULL) return sp_error_set(err, SP_EVALUE, "fe dof: dof must not be NULL");
   *dof = 0;
   if (ncomp != NULL) *ncomp = 0;
+  if (nfe > SP_MAXF) return sp_error_set(err, SP_EVALUE, "fe dof: %zu fixed effects (expected at most %d)", nfe, SP_MAXF);
   int st = check_codes(n, nfe, codes, nlevels, err);
   if (st != SP_OK) return st;
-  size_t L0 = nlevels[0], L1 = nfe > 1 ? nlevels[1] : 0;
-  size_t total = 0, Lmax = 0;
-  for (size_t k = 0; k < nfe; k++)
-    if (nlevels[k] > Lmax) Lmax = nlevels[k];
-  unsigned char *seen = malloc(Lmax);
+  size_t L0 = nlevels[0], L1 = nfe > 1 ? nlevels[1] : 0, Ltot = 0;
+  for (size_t k = 0; k < nfe; k++) Ltot += nlevels[k];
+  /* seen: one flag per level of every factor, factor k from off[k]; the first
+     two factors' flags are also the nodes of their graph (0..L0+L1-1). */
+  unsigned char *seen = calloc(Ltot, 1);
   size_t *parent = nfe > 1 ? malloc((L0 + L1) * sizeof *parent) : NULL;
   if (seen == NULL || (nfe > 1 && parent == NULL)) {
     free(seen);
     free(parent);
     return sp_error_set(err, SP_ENOMEM, "fe dof: out of memory");
   }
-  for (size_t k = 0; k < nfe; k++) {
-    memset(seen, 0, nlevels[k]);
-    size_t ne = 0;
+  unsigned char *sk[SP_MAXF];
+  for (size_t k = 0, off = 0; k < nfe; off += nlevels[k], k++) sk[k] = seen + off;
+  /* Factors beyond the second: their levels seen, one pass each. */
+  for (size_t k = 2; k < nfe; k++)
     for (size_t r = 0; r < n; r++)
-      if ((keep == NULL || keep[r]) && !seen[codes[k][r]]) {
-        seen[codes[k][r]] = 1;
-        ne++;
+      if (keep == NULL || keep[r]) sk[k][codes[k][r]] = 1;
+  if (nfe == 1) {
+    for (size_t r = 0; r < n; r++)
+      if (keep == NULL || keep[r]) sk[0][codes[0][r]] = 1;
+  } else {
+    /* One pass: the levels seen, and the union of each row's two levels.  The
+       root of the current factor-0 level is carried from row to row (rows
+       usually come grouped by it), so a row costs one find, not two.  Plain
+       locals: a store through an unsigned char pointer may alias anything, so
+       pointers read from arrays would be reloaded every row. */
+    const int32_t *k0 = codes[0], *k1 = codes[1];
+    unsigned char *s0 = sk[0], *s1 = sk[1];
+    for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
+    size_t pa = (size_t)-1, ra = 0;
+    for (size_t r = 0; r < n; r++) {
+      if (keep != NULL && !keep[r]) continue;
+      size_t a = (size_t)k0[r], b = L0 + (size_t)k1[r];
+      s0[a] = 1;
+      s1[b - L0] = 1;
+      if (a != pa) {
+        ra = uf_find(parent, a);
+        pa = a;
       }
+      /* Most rows find their factor-1 level one link from its root: then no
+         path halving (a store per row). */
+      size_t rb = parent[b];
+      if (parent[rb] != rb) rb = parent[b] = uf_find(parent, rb);
+      if (ra < rb) parent[rb] = ra;
+      else if (rb < ra) { parent[ra] = rb; ra = rb; }
+    }
+  }
+  size_t total = 0;
+  for (size_t k = 0; k < nfe; k++) {
+    size_t ne = 0;
+    for (size_t l = 0; l < nlevels[k]; l++) ne += sk[k][l];
     total += (k >= 2 && ne > 0) ? ne - 1 : ne;
   }
   if (nfe > 1) {
-    for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
-    unsigned char *used = calloc(L0 + L1, 1);
-    if (used == NULL) {
-      free(seen);
-      free(parent);
-      return sp_error_set(err, SP_ENOMEM, "fe dof: out of memory");
-    }
-    for (size_t r = 0; r < n; r++)
-      if (keep == NULL || keep[r]) {
-        size_t a = (size_t)codes[0][r], b = L0 + (size_t)codes[1][r];
-        used[a] = used[b] = 1;
-        uf_union(parent, a, b);
-      }
     size_t comp = 0;
-    for (size_t i = 0; i < L0 + L1; i++)
-      if (used[i] && uf_find(parent, i) == i) comp++;
-    free(used);
+    for (size_t i = 0; i < L0 + L1; i++) comp += seen[i] && parent[i] == i;
     total -= comp;
     if (ncomp != NULL) *ncomp = comp;
   }
@@ -997,8 +993,15 @@ int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *
   *nested = 0;
   const int32_t *cs[2] = {fe, cluster};
   size_t ls[2] = {fe_nlevels, cluster_nlevels};
-  int st = check_codes(n, 2, cs, ls, err);
+  /* Clustering on the fixed effect itself (the design then shares one code
+     array): every level is its own single cluster, nothing to scan. */
+  int same = fe == cluster && fe_nlevels == cluster_nlevels;
+  int st = check_codes(n, same ? 1 : 2, cs, ls, err);
   if (st != SP_OK) return st;
+  if (same) {
+    *nested = 1;
+    return SP_OK;
+  }
   int32_t *owner = malloc(fe_nlevels * sizeof *owner);
   if (owner == NULL) return sp_error_set(err, SP_ENOMEM, "fe nested: out of memory");
   for (size_t l = 0; l < fe_nlevels; l++) owner[l] = -1;

@@ -9,16 +9,22 @@
 ** densely over the chosen rows only.  The fill copies with one pass over the
 ** rows for the common all-numeric case.
 */
+#define _GNU_SOURCE /* pthread_barrier_t (team.h) */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "spillover/design.h"
 #include "spillover/mem.h"
 #include "spillover/panel.h"
+#include "team.h"
 
 /* One output column: num (indexed by frame row) times the dummy
    (code[i] == level, indexed by used row); NULL parts are 1. */
@@ -31,6 +37,18 @@ typedef struct {
 /* Frame row of used row i: rows is NULL when every row is used. */
 static inline size_t row_at(const size_t *rows, size_t i) { return rows ? rows[i] : i; }
 
+/* Rows of a block to fill from columns, cut into the team's chunks. */
+typedef struct {
+  const size_t *rows;
+  size_t n;
+  double *out;
+  size_t tda;
+  const dcol *cols;
+  size_t k;
+} fill_job;
+
+static void fill_chunk(void *vj, int k);
+
 struct sp_design_src {
   dcol *cols[4];          /* y, X, endog, inst */
   size_t ncols[4];
@@ -39,6 +57,7 @@ struct sp_design_src {
   int32_t **cbufs;        /* dense factor codes (n each, sp_mem), owned */
   size_t ncbufs, capcbufs;
   int detached;
+  int threads;            /* sp_design_options.threads, for the fill */
 };
 
 enum { R_Y = 0, R_X = 1, R_ENDOG = 2, R_INST = 3 };
@@ -48,6 +67,7 @@ void sp_design_options_init(sp_design_options *opt) {
   opt->extra = NULL;
   opt->nextra = 0;
   opt->intercept = -1;
+  opt->threads = 1;
 }
 
 /* {====================================================================
@@ -140,6 +160,9 @@ typedef struct {
   size_t nterms, capterms;
   char **notes;
   size_t capnotes;
+  struct scanvar *scan;  /* the variables of the missing mask */
+  size_t nscan, capscan;
+  sp_team team;          /* opt->threads: the row passes in two chunks */
 } ctx;
 
 static int oom(ctx *c) { return sp_error_set(c->err, SP_ENOMEM, "out of memory building the design"); }
@@ -508,24 +531,185 @@ static int add_term(ctx *c, int role, const sp_fnode *n) {
 ** Row selection
 ** ===================================================================== */
 
-static void mark_numeric(uint8_t *mask, const double *v, size_t N, uint8_t bit) {
-  for (size_t r = 0; r < N; r++) mask[r] |= (uint8_t)(!isfinite(v[r]) * bit);
+/* Range of the finite values of a column and whether they are all
+   integers: what factor coding needs, gathered in the same pass as the
+   missing mask.  The integer test adds and subtracts 1.5 * 2^52, which rounds
+   x to an integer when |x| < 2^51, so it gives x back exactly when x is one:
+   branch-free and vectorisable where floor() is a library call (no SSE4.1
+   in the baseline).  Values of 2^51 or more in magnitude make `ints` false
+   and leave the column to the hash coding. */
+typedef struct {
+  double lo, hi;     /* INFINITY, -INFINITY when no value is finite */
+  unsigned frac;     /* some finite value of magnitude < 2^51 is not an integer */
+} numstat;
+
+#define ROUNDER 6755399441055744.0 /* 1.5 * 2^52 */
+#define INT_LIMIT 2251799813685248.0 /* 2^51 */
+
+static const numstat NUMSTAT_EMPTY = {INFINITY, -INFINITY, 0};
+
+static void numstat_merge(numstat *a, const numstat *b) {
+  a->lo = b->lo < a->lo ? b->lo : a->lo;
+  a->hi = b->hi > a->hi ? b->hi : a->hi;
+  a->frac |= b->frac;
 }
 
-static void mark_column(uint8_t *mask, const sp_column *col, size_t N) {
-  if (col->type == SP_NUMERIC) mark_numeric(mask, col->num, N, M_MISSING);
-  else for (size_t r = 0; r < N; r++) mask[r] |= (uint8_t)((col->code[r] < 0) * M_MISSING);
+static int numstat_ints(const numstat *s) { return !s->frac && s->lo > -INT_LIMIT && s->hi < INT_LIMIT; }
+
+/* A variable whose missing values drop rows: a frame column (numeric or
+   categorical) or a derived buffer, each scanned once however often the
+   formula and the extras name it. */
+typedef struct scanvar {
+  const double *num;           /* numeric values (frame rows), or NULL */
+  const int32_t *code;         /* categorical codes (frame rows), or NULL */
+  uint8_t bit;                 /* M_MISSING and/or M_DERIVED */
+  numstat st[SP_TEAM_CHUNKS];  /* per row chunk, merged in chunk order */
+} scanvar;
+
+static int add_scan(ctx *c, const double *num, const int32_t *code, uint8_t bit) {
+  for (size_t i = 0; i < c->nscan; i++)
+    if (c->scan[i].num == num && c->scan[i].code == code) {
+      c->scan[i].bit |= bit;
+      return SP_OK;
+    }
+  if (!grow((void **)&c->scan, &c->capscan, c->nscan + 1, sizeof *c->scan)) return oom(c);
+  scanvar *v = &c->scan[c->nscan++];
+  v->num = num;
+  v->code = code;
+  v->bit = bit;
+  for (int k = 0; k < SP_TEAM_CHUNKS; k++) v->st[k] = NUMSTAT_EMPTY;
+  return SP_OK;
+}
+
+static int add_scan_column(ctx *c, const sp_column *col) {
+  return col->type == SP_NUMERIC ? add_scan(c, col->num, NULL, M_MISSING) : add_scan(c, NULL, col->code, M_MISSING);
 }
 
 /* Variables read at their own row: all of them except those only seen
    through a lag or lead (a lag of x needs x one period earlier, not now). */
-static void mark_direct(ctx *c, uint8_t *mask, const sp_fnode *n) {
-  if (n->kind == SP_FN_VAR) {
-    mark_column(mask, sp_frame_column(c->f, n->name), c->f->nrow);
-    return;
+static int scan_direct(ctx *c, const sp_fnode *n) {
+  if (n->kind == SP_FN_VAR) return add_scan_column(c, sp_frame_column(c->f, n->name));
+  if (n->kind == SP_FN_SHIFT) return SP_OK;
+  for (size_t i = 0; i < n->nkids; i++) {
+    int st = scan_direct(c, n->kids[i]);
+    if (st != SP_OK) return st;
   }
-  if (n->kind == SP_FN_SHIFT) return;
-  for (size_t i = 0; i < n->nkids; i++) mark_direct(c, mask, n->kids[i]);
+  return SP_OK;
+}
+
+/* Fold v[r0..r1) into s: the range and integer test over the finite values.
+   Returns whether some value is not finite.  With SSE2, first two values a
+   step over the raw values (GCC 12 does not vectorise this loop by itself:
+   the selects and the min/max reductions), which is exact when every value is
+   finite; a block with a missing value is done again by the scalar loop, which
+   leaves the non-finite values out.  minpd / maxpd compute exactly the scalar
+   `a < b ? a : b` and `a > b ? a : b`, so only the sign of a zero minimum or
+   maximum can depend on the order, which neither the offsets (x - lo) nor the
+   values lo + j see. */
+static int block_stats(const double *v, size_t r0, size_t r1, numstat *s) {
+#if defined(__SSE2__)
+  {
+    const __m128d zero = _mm_setzero_pd(), rnd = _mm_set1_pd(ROUNDER);
+    __m128d vlo = _mm_set1_pd(s->lo), vhi = _mm_set1_pd(s->hi), vfrac = zero, vbad = zero;
+    size_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+      __m128d x = _mm_loadu_pd(v + r);
+      vlo = _mm_min_pd(x, vlo);
+      vhi = _mm_max_pd(x, vhi);
+      vfrac = _mm_or_pd(vfrac, _mm_cmpneq_pd(_mm_sub_pd(_mm_add_pd(x, rnd), rnd), x));
+      vbad = _mm_or_pd(vbad, _mm_cmpneq_pd(_mm_sub_pd(x, x), zero));  /* NaN - NaN, inf - inf: NaN */
+    }
+    double l2[2], h2[2];
+    _mm_storeu_pd(l2, vlo);
+    _mm_storeu_pd(h2, vhi);
+    double lo = l2[1] < l2[0] ? l2[1] : l2[0], hi = h2[1] > h2[0] ? h2[1] : h2[0];
+    unsigned frac = _mm_movemask_pd(vfrac) != 0, bad = _mm_movemask_pd(vbad) != 0;
+    if (r < r1) {  /* an odd row left */
+      double x = v[r];
+      lo = x < lo ? x : lo;
+      hi = x > hi ? x : hi;
+      frac |= (x + ROUNDER) - ROUNDER != x;
+      bad |= x - x != 0;
+    }
+    if (!bad) {
+      *s = (numstat){lo, hi, s->frac | frac};
+      return 0;
+    }
+  }
+#endif
+  double lo = s->lo, hi = s->hi;
+  unsigned frac = s->frac, bad = 0;
+  for (size_t r = r0; r < r1; r++) {
+    double x = v[r];
+    int fin = x - x == 0;
+    double xi = fin ? x : 0.0, xl = fin ? x : INFINITY, xh = fin ? x : -INFINITY;
+    lo = xl < lo ? xl : lo;
+    hi = xh > hi ? xh : hi;
+    frac |= (xi + ROUNDER) - ROUNDER != xi;
+    bad |= !fin;
+  }
+  *s = (numstat){lo, hi, frac};
+  return bad != 0;
+}
+
+typedef struct {
+  ctx *c;
+  uint8_t *mask;
+  size_t used[SP_TEAM_CHUNKS], missing[SP_TEAM_CHUNKS];
+} scan_job;
+
+/* Chunk k of the rows: every variable's missing values into the mask, in
+   blocks small enough that the block's mask stays in L1 across variables,
+   then the block's rows counted. */
+static void scan_chunk(void *vj, int k) {
+  scan_job *j = vj;
+  const ctx *c = j->c;
+  enum { BLOCK = 8192 };
+  size_t r0, r1, used = 0, missing = 0;
+  sp_team_range(c->f->nrow, k, &r0, &r1);
+  for (size_t b0 = r0; b0 < r1; b0 += BLOCK) {
+    size_t b1 = r1 - b0 < BLOCK ? r1 : b0 + BLOCK;
+    int any = 0;  /* some row of the block is missing something */
+    for (size_t i = 0; i < c->nscan; i++) {
+      scanvar *v = &c->scan[i];
+      if (v->num != NULL) {
+        /* The mask is written only in the rare blocks with a missing value. */
+        if (block_stats(v->num, b0, b1, &v->st[k])) {
+          any = 1;
+          for (size_t r = b0; r < b1; r++) j->mask[r] |= (uint8_t)((v->num[r] - v->num[r] != 0) * v->bit);
+        }
+      } else {
+        unsigned neg = 0;
+        for (size_t r = b0; r < b1; r++) neg |= (uint32_t)v->code[r] >> 31;
+        if (neg) {
+          any = 1;
+          for (size_t r = b0; r < b1; r++) j->mask[r] |= (uint8_t)((v->code[r] < 0) * v->bit);
+        }
+      }
+    }
+    if (!any) {
+      used += b1 - b0;
+      continue;
+    }
+    for (size_t r = b0; r < b1; r++) {
+      used += j->mask[r] == 0;
+      missing += (j->mask[r] & M_MISSING) != 0;
+    }
+  }
+  j->used[k] = used;
+  j->missing[k] = missing;
+}
+
+/* The merged statistics of a numeric frame column scanned for the mask, or
+   NULL when it was not scanned. */
+static const numstat *scan_stats(const ctx *c, const double *num, numstat *out) {
+  for (size_t i = 0; i < c->nscan; i++)
+    if (c->scan[i].num == num) {
+      *out = c->scan[i].st[0];
+      for (int k = 1; k < SP_TEAM_CHUNKS; k++) numstat_merge(out, &c->scan[i].st[k]);
+      return out;
+    }
+  return NULL;
 }
 
 /* }==================================================================== */
@@ -555,37 +739,112 @@ static uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-/* Dense codes of the numbers x[rows[i]] (x[i] when rows is NULL), i < n.
-   On success *vals (malloc) holds the nlevels distinct values, sorted. */
-static int factor_numeric(const double *x, const size_t *rows, size_t n, int32_t *code,
-                          size_t *nlevels, double **vals) {
+/* The range of the values x[rows[i]], i < n, all finite. */
+static void stats_rows(const double *x, const size_t *rows, size_t n, numstat *s) {
+  *s = NUMSTAT_EMPTY;
+  if (rows == NULL) {
+    block_stats(x, 0, n, s);
+    return;
+  }
+  double lo = INFINITY, hi = -INFINITY;
+  unsigned frac = 0;
+  for (size_t i = 0; i < n; i++) {
+    double v = x[row_at(rows, i)];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    frac |= (v + ROUNDER) - ROUNDER != v;
+  }
+  *s = (numstat){lo, hi, frac};
+}
+
+/* Integers in a range small enough to index an array directly (ids, years). */
+static int small_range(const numstat *s, size_t n) {
+  return numstat_ints(s) && s->hi - s->lo < 2.0 * (double)n + 1024 && s->hi - s->lo < 2e9;
+}
+
+typedef struct {
+  const double *x;
+  const size_t *rows;
+  size_t n;
+  double lo;
+  int32_t *code;
+  uint8_t *present[SP_TEAM_CHUNKS];  /* the same array when one thread runs both chunks */
+  const int32_t *map;                /* remap_chunk: offset -> dense code */
+} code_job;
+
+/* Chunk k: each value's offset from the minimum, and the offsets present. */
+static void code_chunk(void *vj, int k) {
+  const code_job *j = vj;
+  size_t i0, i1;
+  sp_team_range(j->n, k, &i0, &i1);
+  /* Locals: a store through the uint8_t pointer may alias anything, so the
+     job's fields would be reloaded every row. */
+  const double *x = j->x;
+  const size_t *rows = j->rows;
+  double lo = j->lo;
+  int32_t *code = j->code;
+  uint8_t *present = j->present[k];
+  for (size_t i = i0; i < i1; i++) {
+    /* Below 2^31 (small_range): a direct conversion, where one to size_t is
+       a branch for values of 2^63 and more. */
+    int32_t o = (int32_t)(x[row_at(rows, i)] - lo);
+    code[i] = o;
+    present[o] = 1;
+  }
+}
+
+static void remap_chunk(void *vj, int k) {
+  const code_job *j = vj;
+  size_t i0, i1;
+  sp_team_range(j->n, k, &i0, &i1);
+  int32_t *code = j->code;
+  const int32_t *map = j->map;
+  for (size_t i = i0; i < i1; i++) code[i] = map[code[i]];
+}
+
+/* Dense codes of the numbers x[rows[i]] (x[i] when rows is NULL), i < n, all
+   finite.  known: the range of a superset of these values (the whole column,
+   from the mask pass), or NULL.  On success *vals (malloc) holds the nlevels
+   distinct values, sorted. */
+static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size_t n, const numstat *known,
+                          int32_t *code, size_t *nlevels, double **vals) {
   *vals = NULL;
   *nlevels = 0;
   if (n == 0) return SP_OK;
-  /* Integers in a small range (ids, years) map through an array directly. */
-  double lo = INFINITY, hi = -INFINITY;
-  int ints = 1;
-  for (size_t i = 0; i < n; i++) {
-    double v = x[row_at(rows, i)];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-    ints &= v == floor(v);
-  }
-  if (ints && hi - lo < 2.0 * (double)n + 1024 && hi - lo < 2e9) {
-    size_t range = (size_t)(hi - lo) + 1;
-    int32_t *map = malloc(range * sizeof *map);
-    if (map == NULL) return SP_ENOMEM;
-    for (size_t j = 0; j < range; j++) map[j] = -1;
-    for (size_t i = 0; i < n; i++) map[(size_t)(x[row_at(rows, i)] - lo)] = 0;
+  numstat s;
+  if (known != NULL && small_range(known, n)) s = *known;
+  else stats_rows(x, rows, n, &s);
+  if (small_range(&s, n)) {
+    /* One pass writes each row's offset from the minimum; when every offset
+       in the range occurs (a balanced panel's ids and periods) the offsets
+       are the codes, otherwise a second pass over the int32 codes ranks them. */
+    size_t range = (size_t)(s.hi - s.lo) + 1;
+    int two = tm->active;
+    uint8_t *present = calloc(range, two ? 2 : 1);
+    if (present == NULL) return SP_ENOMEM;
+    code_job j = {.x = x, .rows = rows, .n = n, .lo = s.lo, .code = code};
+    for (int k = 0; k < SP_TEAM_CHUNKS; k++) j.present[k] = two ? present + (size_t)k * range : present;
+    sp_team_run(tm, code_chunk, &j);
     size_t L = 0;
-    for (size_t j = 0; j < range; j++)
-      if (map[j] == 0) map[j] = (int32_t)L++;
+    for (size_t o = 0; o < range; o++) {
+      if (two) present[o] |= present[range + o];
+      L += present[o];
+    }
     double *v = malloc(L * sizeof *v);
-    if (v == NULL) { free(map); return SP_ENOMEM; }
-    for (size_t j = 0; j < range; j++)
-      if (map[j] >= 0) v[map[j]] = lo + (double)j;
-    for (size_t i = 0; i < n; i++) code[i] = map[(size_t)(x[row_at(rows, i)] - lo)];
-    free(map);
+    int32_t *map = L < range ? malloc(range * sizeof *map) : NULL;
+    if (v == NULL || (L < range && map == NULL)) { free(v); free(present); return SP_ENOMEM; }
+    for (size_t o = 0, l = 0; o < range; o++)
+      if (present[o]) {
+        v[l] = s.lo + (double)o;
+        if (map != NULL) map[o] = (int32_t)l;
+        l++;
+      }
+    if (map != NULL) {
+      j.map = map;
+      sp_team_run(tm, remap_chunk, &j);
+      free(map);
+    }
+    free(present);
     *vals = v;
     *nlevels = L;
     return SP_OK;
@@ -663,11 +922,16 @@ static int factor_numeric(const double *x, const size_t *rows, size_t n, int32_t
 
 /* Dense codes of a column over the used rows.  For labels: *vals (numeric)
    or *orig (categorical: original level index per dense code), malloc'd. */
-static int factor_column(const sp_column *col, const size_t *rows, size_t n, int32_t *code,
-                         size_t *nlevels, double **vals, int32_t **orig) {
+static int factor_column(ctx *c, const sp_column *col, int32_t *code, size_t *nlevels, double **vals,
+                         int32_t **orig) {
+  const size_t *rows = c->d->rows;
+  size_t n = c->d->n;
   *vals = NULL;
   *orig = NULL;
-  if (col->type == SP_NUMERIC) return factor_numeric(col->num, rows, n, code, nlevels, vals);
+  if (col->type == SP_NUMERIC) {
+    numstat known;
+    return factor_numeric(&c->team, col->num, rows, n, scan_stats(c, col->num, &known), code, nlevels, vals);
+  }
   size_t L0 = col->nlevels;
   int32_t *map = malloc((L0 ? L0 : 1) * sizeof *map);
   strcode *sc = malloc((L0 ? L0 : 1) * sizeof *sc);
@@ -705,7 +969,7 @@ static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
   double *vals = NULL;
   int32_t *orig = NULL;
   if (n->kind == SP_FN_VAR) {
-    int st = factor_column(sp_frame_column(c->f, n->name), d->rows, nn, out->code, &out->nlevels, &vals, &orig);
+    int st = factor_column(c, sp_frame_column(c->f, n->name), out->code, &out->nlevels, &vals, &orig);
     free(vals);
     free(orig);
     return st == SP_OK ? SP_OK : oom(c);
@@ -718,7 +982,7 @@ static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
   for (size_t i = 0; i < nn; i++) key[i] = 0;
   for (size_t j = 0; j < n->nkids; j++) {
     size_t L = 0;
-    int st = factor_column(sp_frame_column(c->f, n->kids[j]->name), d->rows, nn, tmp, &L, &vals, &orig);
+    int st = factor_column(c, sp_frame_column(c->f, n->kids[j]->name), tmp, &L, &vals, &orig);
     free(vals);
     free(orig);
     if (st != SP_OK) { sp_mem_free(key); sp_mem_free(tmp); return oom(c); }
@@ -731,7 +995,7 @@ static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
     for (size_t i = 0; i < nn; i++) key[i] = key[i] * (double)L + tmp[i];
   }
   sp_mem_free(tmp);
-  int st = factor_numeric(key, NULL, nn, out->code, &out->nlevels, &vals);
+  int st = factor_numeric(&c->team, key, NULL, nn, NULL, out->code, &out->nlevels, &vals);
   free(vals);
   sp_mem_free(key);
   return st == SP_OK ? SP_OK : oom(c);
@@ -761,7 +1025,7 @@ static int expand_term(ctx *c, pterm *t, dcol **cols, size_t *ncols, size_t *cap
   size_t L = 0;
   double *vals = NULL;
   int32_t *orig = NULL;
-  if (factor_column(t->factor, d->rows, d->n, code, &L, &vals, &orig) != SP_OK) return oom(c);
+  if (factor_column(c, t->factor, code, &L, &vals, &orig) != SP_OK) return oom(c);
   char lab[256];
   size_t drop = (size_t)-1;
   if (t->ref != NULL) {
@@ -901,24 +1165,32 @@ static int plan(ctx *c, const sp_design_options *opt) {
   for (size_t i = 0; i < fm->nendog; i++) if ((st = add_term(c, R_ENDOG, fm->endog[i])) != SP_OK) return st;
   for (size_t i = 0; i < fm->ninst; i++) if ((st = add_term(c, R_INST, fm->inst[i])) != SP_OK) return st;
 
-  /* 3. Listwise deletion. */
-  uint8_t *mask = sp_mem_calloc(N ? N : 1, 1);
-  if (mask == NULL) return oom(c);
-  if (fm->lhs) mark_direct(c, mask, fm->lhs);
+  /* 3. Listwise deletion: one pass over the rows (per chunk) for every
+     variable, which also learns the range of the numeric ones for coding. */
+  if (fm->lhs && (st = scan_direct(c, fm->lhs)) != SP_OK) return st;
   sp_fnode **lists[] = {fm->rhs, fm->fe, fm->endog, fm->inst};
   size_t counts[] = {fm->nrhs, fm->nfe, fm->nendog, fm->ninst};
   for (size_t l = 0; l < 4; l++)
-    for (size_t i = 0; i < counts[l]; i++) mark_direct(c, mask, lists[l][i]);
-  for (size_t i = 0; i < opt->nextra; i++) mark_column(mask, sp_frame_column(f, opt->extra[i]), N);
+    for (size_t i = 0; i < counts[l]; i++)
+      if ((st = scan_direct(c, lists[l][i])) != SP_OK) return st;
+  for (size_t i = 0; i < opt->nextra; i++)
+    if ((st = add_scan_column(c, sp_frame_column(f, opt->extra[i]))) != SP_OK) return st;
   for (size_t i = 0; i < c->nterms; i++) {
     const pterm *t = &c->terms[i];
-    if (t->num != NULL && t->node->kind != SP_FN_VAR) mark_numeric(mask, t->num, N, M_DERIVED);
+    if (t->num != NULL && t->node->kind != SP_FN_VAR && (st = add_scan(c, t->num, NULL, M_DERIVED)) != SP_OK)
+      return st;
   }
+  uint8_t *mask = sp_mem_calloc(N ? N : 1, 1);
+  if (mask == NULL) return oom(c);
+  scan_job sj = {.c = c, .mask = mask};
+  sp_team_run(&c->team, scan_chunk, &sj);
   size_t n = 0;
-  for (size_t r = 0; r < N; r++) n += mask[r] == 0;
+  for (int k = 0; k < SP_TEAM_CHUNKS; k++) {
+    n += sj.used[k];
+    d->dropped_missing += sj.missing[k];
+  }
   d->n = n;
   d->dropped = N - n;
-  for (size_t r = 0; r < N; r++) d->dropped_missing += (mask[r] & M_MISSING) != 0;
   d->dropped_derived = d->dropped - d->dropped_missing;
   if (N == 0) {
     /* Say so: "each of the 0 rows has a missing value" sends the user hunting
@@ -1006,14 +1278,15 @@ static int plan(ctx *c, const sp_design_options *opt) {
         if ((x->code = sp_mem_alloc(n * sizeof *x->code)) == NULL) return oom(c);
         double *vals = NULL;
         int32_t *orig = NULL;
-        st = factor_column(col, d->rows, n, x->code, &x->nlevels, &vals, &orig);
+        st = factor_column(c, col, x->code, &x->nlevels, &vals, &orig);
         free(vals);
         free(orig);
         if (st != SP_OK) return oom(c);
       }
       if (col->type == SP_NUMERIC) {
         if ((x->num = sp_mem_doubles(n)) == NULL) return oom(c);
-        for (size_t i = 0; i < n; i++) x->num[i] = col->num[row_at(d->rows, i)];
+        fill_job job = {.rows = d->rows, .n = n, .out = x->num, .tda = 1, .cols = &(dcol){col->num, NULL, -1}, .k = 1};
+        sp_team_run(&c->team, fill_chunk, &job);
       }
     }
   }
@@ -1025,19 +1298,25 @@ int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_opti
   *out = NULL;
   sp_design_options defaults;
   if (opt == NULL) { sp_design_options_init(&defaults); opt = &defaults; }
+  if (opt->threads != 1 && opt->threads != 2)
+    return sp_error_set(err, SP_EVALUE, "design: threads is %d (expected 1 or 2)", opt->threads);
   sp_design *d = calloc(1, sizeof *d);
   if (d == NULL || (d->src = calloc(1, sizeof *d->src)) == NULL) {
     free(d);
     return sp_error_set(err, SP_ENOMEM, "out of memory building the design");
   }
   d->nrow = f->nrow;
+  d->src->threads = opt->threads;
   ctx c;
   memset(&c, 0, sizeof c);
   c.f = f;
   c.fm = fm;
   c.err = err;
   c.d = d;
+  sp_team_start(&c.team, opt->threads);
   int st = plan(&c, opt);
+  sp_team_stop(&c.team);
+  free(c.scan);
   for (size_t i = 0; i < c.nterms; i++) { free(c.terms[i].prefix); free(c.terms[i].suffix); }
   free(c.terms);
   free(c.cache);
@@ -1053,10 +1332,9 @@ int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_opti
 ** Fill
 ** ===================================================================== */
 
-static void fill_block(const sp_design *d, const dcol *cols, size_t k, gsl_matrix *M) {
-  size_t n = d->n, tda = M->tda;
-  const size_t *rows = d->rows;
-  double *out = M->data;
+/* Rows [i0, i1) of the n x k block out (row stride tda) from the columns. */
+static void fill_rows(const size_t *rows, const dcol *cols, size_t k, double *out, size_t tda, size_t i0,
+                      size_t i1) {
   int plain = k > 0 && k <= 64;
   for (size_t j = 0; j < k && plain; j++) plain = cols[j].num != NULL && cols[j].code == NULL;
   if (plain) {
@@ -1064,10 +1342,10 @@ static void fill_block(const sp_design *d, const dcol *cols, size_t k, gsl_matri
     const double *src[64];
     for (size_t j = 0; j < k; j++) src[j] = cols[j].num;
     if (k == 1) {
-      for (size_t i = 0; i < n; i++) out[i * tda] = src[0][row_at(rows, i)];
+      for (size_t i = i0; i < i1; i++) out[i * tda] = src[0][row_at(rows, i)];
       return;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = i0; i < i1; i++) {
       size_t r = row_at(rows, i);
       double *o = out + i * tda;
       for (size_t j = 0; j < k; j++) o[j] = src[j][r];
@@ -1079,11 +1357,50 @@ static void fill_block(const sp_design *d, const dcol *cols, size_t k, gsl_matri
     const int32_t *code = cols[j].code;
     int32_t lv = cols[j].level;
     double *o = out + j;
-    if (x == NULL && code == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = 1.0;
-    else if (code == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = x[row_at(rows, i)];
-    else if (x == NULL) for (size_t i = 0; i < n; i++) o[i * tda] = code[i] == lv ? 1.0 : 0.0;
-    else for (size_t i = 0; i < n; i++) o[i * tda] = code[i] == lv ? x[row_at(rows, i)] : 0.0;
+    if (x == NULL && code == NULL) for (size_t i = i0; i < i1; i++) o[i * tda] = 1.0;
+    else if (code == NULL) for (size_t i = i0; i < i1; i++) o[i * tda] = x[row_at(rows, i)];
+    else if (x == NULL) for (size_t i = i0; i < i1; i++) o[i * tda] = code[i] == lv ? 1.0 : 0.0;
+    else for (size_t i = i0; i < i1; i++) o[i * tda] = code[i] == lv ? x[row_at(rows, i)] : 0.0;
   }
+}
+
+static void fill_chunk(void *vj, int k) {
+  const fill_job *j = vj;
+  size_t i0, i1;
+  sp_team_range(j->n, k, &i0, &i1);
+  fill_rows(j->rows, j->cols, j->k, j->out, j->tda, i0, i1);
+}
+
+/* Copy y and X (R_Y, R_X) and the others into their matrices, each row chunk
+   on its own thread when the design was planned with two.  y and X views of
+   one block, side by side (the bindings' [y X]), are filled together: one
+   pass writing whole rows instead of two passes each writing part of every
+   cache line. */
+static int fill_all(const sp_design *d, gsl_matrix *const *m, sp_error *err) {
+  const struct sp_design_src *s = d->src;
+  fill_job jobs[4];
+  size_t njobs = 0;
+  dcol *both = NULL;
+  int r = 0;
+  if (m[R_Y] != NULL && m[R_X] != NULL && s->ncols[R_Y] == 1 && s->ncols[R_X] > 0 && m[R_Y]->tda == m[R_X]->tda &&
+      m[R_Y]->data + 1 == m[R_X]->data) {
+    size_t k = 1 + s->ncols[R_X];
+    if ((both = malloc(k * sizeof *both)) == NULL)
+      return sp_error_set(err, SP_ENOMEM, "out of memory filling the design");
+    both[0] = s->cols[R_Y][0];
+    memcpy(both + 1, s->cols[R_X], s->ncols[R_X] * sizeof *both);
+    jobs[njobs++] = (fill_job){d->rows, d->n, m[R_Y]->data, m[R_Y]->tda, both, k};
+    r = R_X + 1;
+  }
+  for (; r < 4; r++)
+    if (m[r] != NULL && s->ncols[r] > 0)
+      jobs[njobs++] = (fill_job){d->rows, d->n, m[r]->data, m[r]->tda, s->cols[r], s->ncols[r]};
+  sp_team tm;
+  sp_team_start(&tm, s->threads);
+  for (size_t i = 0; i < njobs; i++) sp_team_run(&tm, fill_chunk, &jobs[i]);
+  sp_team_stop(&tm);
+  free(both);
+  return SP_OK;
 }
 
 int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix *endog,
@@ -1099,9 +1416,7 @@ int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix 
       return sp_error_set(err, SP_EDIM, "%s is %zu x %zu but the design needs %zu x %zu", what[j],
                           m[j]->size1, m[j]->size2, d->n, want);
   }
-  for (int j = 0; j < 4; j++)
-    if (m[j] != NULL && d->src->ncols[j] > 0) fill_block(d, d->src->cols[j], d->src->ncols[j], m[j]);
-  return SP_OK;
+  return fill_all(d, m, err);
 }
 
 /* A column is re-readable when it is the intercept or a plain numeric column
@@ -1125,8 +1440,14 @@ int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_m
     for (size_t j = 0; j < s->ncols[r]; j++)
       if (!plain_column(&s->cols[r][j], f)) return 0;
   if (!check_only) {
-    fill_block(d, s->cols[R_Y], s->ncols[R_Y], y);
-    if (s->ncols[R_X] > 0) fill_block(d, s->cols[R_X], s->ncols[R_X], X);
+    gsl_matrix *m[4] = {y, s->ncols[R_X] > 0 ? X : NULL, NULL, NULL};
+    sp_error err;
+    sp_error_clear(&err);
+    /* Out of memory for the fused list is the only failure: fill one by one. */
+    if (fill_all(d, m, &err) != SP_OK) {
+      for (int r = R_Y; r <= R_X; r++)
+        if (m[r] != NULL) fill_rows(d->rows, s->cols[r], s->ncols[r], m[r]->data, m[r]->tda, 0, d->n);
+    }
   }
   return 1;
 }

@@ -95,12 +95,10 @@ void sp_thr_result_clear(sp_thr_result *res) {
 typedef struct thr_ctx {
   size_t n, k, m, N, p0;
   double *yt;       /* n: within-transformed y */
-  double *Xt;       /* n x k within X (naive refits only) */
-  double *Zt;       /* n x m within Z (naive refits only) */
+  double *Xt;       /* n x k within X (naive refits and hansen1999 only; else NULL) */
+  double *Zt;       /* n x m within Z (naive refits only; else NULL) */
   double *Zs;       /* n x m raw Z */
   double *Q0;       /* n x p0 orthonormal basis of [X~, Z~] */
-  double *e0;       /* n: residual of y~ on Q0 */
-  double *qs;       /* n sorted q */
   int32_t *ent;     /* n entity codes */
   double *invT;     /* N: 1 / observations of the entity (0 when none) */
   size_t *Tcount;   /* N */
@@ -137,9 +135,9 @@ typedef struct thr_ctx {
 } thr_ctx;
 
 typedef struct thr_ws {
-  double *Qx;       /* n x 3m: orthonormal regime columns of fixed thresholds */
+  double *Qx;       /* n x m nthresh: orthonormal regime columns of fixed thresholds */
   double *e;        /* n: residual on the current base */
-  double *ystar;    /* n: bootstrap outcome */
+  double *ystar;    /* n: bootstrap outcome (NULL when boot_stage1 does all a replication needs) */
   double *ssr[4];   /* ncand: the SSR curves of the four stages */
   double *S;        /* N x m running entity sums of w */
   double *H;        /* m x p: w'Q */
@@ -176,13 +174,15 @@ static void ws_free(thr_ws *w) {
   memset(w, 0, sizeof *w);
 }
 
-static int ws_alloc(const thr_ctx *c, thr_ws *w) {
+/* nt: the thresholds estimated (at most nt fixed in any regression). */
+static int ws_alloc(const thr_ctx *c, int nt, thr_ws *w) {
   size_t n = c->n, m = c->m, p = c->p0 + 3 * m;
   memset(w, 0, sizeof *w);
-  w->Qx = sp_mem_doubles(n * 3 * m);
+  w->Qx = sp_mem_doubles(n * m * (size_t)nt);
   w->e = sp_mem_doubles(n);
-  w->ystar = sp_mem_doubles(n);
-  int ok = w->Qx && w->e && w->ystar;
+  /* A single threshold's replications end with boot_stage1. */
+  w->ystar = c->fast && nt == 1 ? NULL : sp_mem_doubles(n);
+  int ok = w->Qx && w->e && (w->ystar || (c->fast && nt == 1));
   for (int s = 0; s < 4; s++) {
     w->ssr[s] = malloc((c->ncand ? c->ncand : 1) * sizeof(double));
     ok = ok && w->ssr[s];
@@ -223,8 +223,6 @@ static void ctx_free(thr_ctx *c) {
   sp_mem_free(c->Zt);
   sp_mem_free(c->Zs);
   sp_mem_free(c->Q0);
-  sp_mem_free(c->e0);
-  sp_mem_free(c->qs);
   sp_mem_free(c->ent);
   free(c->invT);
   free(c->Tcount);
@@ -686,9 +684,14 @@ static xo_div xo_divisor(size_t k) {
 
 /* The high 64 bits of a b. */
 static uint64_t mulhi(uint64_t a, uint64_t b) {
+#if defined(__SIZEOF_INT128__)
+  __extension__ typedef unsigned __int128 u128;  /* one multiplication on 64-bit targets */
+  return (uint64_t)(((u128)a * b) >> 64);
+#else
   uint64_t a0 = (uint32_t)a, a1 = a >> 32, b0 = (uint32_t)b, b1 = b >> 32;
   uint64_t p01 = a0 * b1, p10 = a1 * b0, mid = ((a0 * b0) >> 32) + (uint32_t)p01 + (uint32_t)p10;
   return a1 * b1 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+#endif
 }
 
 /* Uniform integer in [0, k), without modulo bias (rejection below lim =
@@ -793,6 +796,58 @@ static size_t boot_select(const thr_ctx *c, const boot_job *j, const size_t *sb,
   return best;
 }
 
+/* The entity-major pass of boot_stage1: for nb replications, c = Q0'u* (cq),
+   |fres + u*|^2 (ss) and the group sums in w->gsum.  Inlined with constant
+   nb, m and p in the usual cases, so that the accumulators, local here (a
+   pointer could alias the group sums), stay in registers: in memory they
+   make a chain of store-load latencies per row.  The same additions in the
+   same order either way. */
+static inline __attribute__((always_inline)) void boot_pass(const thr_ctx *c, const thr_ws *w, const boot_job *j,
+                                                            int nb, size_t m, size_t p, double (*cq)[THR_PMAX],
+                                                            double *ss) {
+  size_t N = c->N, m1 = m + 1, stride = THR_BATCH * m1;
+  double *gs = w->gsum, lcq[THR_BATCH][THR_PMAX], lss[THR_BATCH];
+  for (int b = 0; b < nb; b++) {
+    lss[b] = 0;
+    for (size_t i = 0; i < p; i++) lcq[b][i] = 0;
+  }
+  for (size_t e = 0; e < N; e++) {
+    const double *u[THR_BATCH];
+    size_t ahead = e + THR_PREFETCH;
+    int pf = ahead < N && c->Tcount[ahead];
+    for (int b = 0; b < nb; b++) {
+      const size_t *sb = w->sb + (size_t)b * N;
+      u[b] = j->rem + sb[e];
+      if (pf) {
+        /* The drawn blocks are scattered: ask for them early, or every entity waits on memory. */
+        __builtin_prefetch(j->rem + sb[ahead]);
+        __builtin_prefetch(j->rem + sb[ahead] + c->Tcount[ahead] - 1);
+      }
+    }
+    for (size_t k = c->estart[e], t = 0; k < c->estart[e + 1]; k++, t++) {
+      double f = j->fem[k], *gk = gs + (size_t)c->grp[k] * stride;
+      const double *q = c->qem + k * p, *z = c->zem + k * m;
+      /* The group sums are read and written in random order: ask early. */
+      if (k + THR_GAHEAD < c->n) __builtin_prefetch(gs + (size_t)c->grp[k + THR_GAHEAD] * stride, 1);
+      for (int b = 0; b < nb; b++) {
+        double ub = u[b][t], v = f + ub, *gb = gk + (size_t)b * m1, av = 0;
+        lss[b] += v * v;
+        for (size_t i = 0; i < p; i++) lcq[b][i] += q[i] * ub;
+        for (size_t a = 0; a < m; a++) {
+          double x = z[a] * v;
+          gb[a] += x;
+          av += fabs(x);
+        }
+        gb[m] += av;
+      }
+    }
+  }
+  for (int b = 0; b < nb; b++) {
+    ss[b] = lss[b];
+    for (size_t i = 0; i < p; i++) cq[b][i] = lcq[b][i];
+  }
+}
+
 /* Stage 1 of nb <= THR_BATCH replications without forming y* or a
    regression.  With y* = f + u* (f the null model's fitted values, u* the
    drawn residuals) and e* = M_Q0 y* = fres + u* - Q0 c, c = Q0'u*:
@@ -817,40 +872,13 @@ static size_t boot_select(const thr_ctx *c, const boot_job *j, const size_t *sb,
 static void boot_stage1(const thr_ctx *c, thr_ws *w, const boot_job *j, int nb, thr_seq *s, int *st) {
   size_t m = c->m, p = c->p0, N = c->N, m1 = m + 1, stride = THR_BATCH * m1;
   double cq[THR_BATCH][THR_PMAX], ss[THR_BATCH], *gs = w->gsum;
-  memset(cq, 0, sizeof cq);
-  memset(ss, 0, sizeof ss);
   memset(gs, 0, c->ngrp * stride * sizeof *gs);
-  for (size_t e = 0; e < N; e++) {
-    const double *u[THR_BATCH];
-    size_t ahead = e + THR_PREFETCH;
-    int pf = ahead < N && c->Tcount[ahead];
-    for (int b = 0; b < nb; b++) {
-      const size_t *sb = w->sb + (size_t)b * N;
-      u[b] = j->rem + sb[e];
-      if (pf) {
-        /* The drawn blocks are scattered: ask for them early, or every entity waits on memory. */
-        __builtin_prefetch(j->rem + sb[ahead]);
-        __builtin_prefetch(j->rem + sb[ahead] + c->Tcount[ahead] - 1);
-      }
-    }
-    for (size_t k = c->estart[e], t = 0; k < c->estart[e + 1]; k++, t++) {
-      double f = j->fem[k], *gk = gs + (size_t)c->grp[k] * stride;
-      const double *q = c->qem + k * p, *z = c->zem + k * m;
-      /* The group sums are read and written in random order: ask early. */
-      if (k + THR_GAHEAD < c->n) __builtin_prefetch(gs + (size_t)c->grp[k + THR_GAHEAD] * stride, 1);
-      for (int b = 0; b < nb; b++) {
-        double ub = u[b][t], v = f + ub, *gb = gk + (size_t)b * m1, av = 0;
-        ss[b] += v * v;
-        for (size_t i = 0; i < p; i++) cq[b][i] += q[i] * ub;
-        for (size_t a = 0; a < m; a++) {
-          double x = z[a] * v;
-          gb[a] += x;
-          av += fabs(x);
-        }
-        gb[m] += av;
-      }
-    }
-  }
+  /* One regime regressor with up to three others, four replications. */
+  if (nb == THR_BATCH && m == 1 && p == 1) boot_pass(c, w, j, THR_BATCH, 1, 1, cq, ss);
+  else if (nb == THR_BATCH && m == 1 && p == 2) boot_pass(c, w, j, THR_BATCH, 1, 2, cq, ss);
+  else if (nb == THR_BATCH && m == 1 && p == 3) boot_pass(c, w, j, THR_BATCH, 1, 3, cq, ss);
+  else if (nb == THR_BATCH && m == 1 && p == 4) boot_pass(c, w, j, THR_BATCH, 1, 4, cq, ss);
+  else boot_pass(c, w, j, nb, m, p, cq, ss);
   for (int b = 0; b < nb; b++) {
     size_t best = boot_select(c, j, w->sb + (size_t)b * N, gs + (size_t)b * m1, stride, cq[b], ss[b], &s[b].S[0],
                               &s[b].S[1]);
@@ -1013,12 +1041,10 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   for (size_t t = 0; t < n; t++) pos[key[t].i] = t;
 
   c->yt = sp_mem_doubles(n);
-  c->Xt = sp_mem_doubles(n * (k ? k : 1));
-  c->Zt = sp_mem_doubles(n * m);
+  c->Xt = c->naive || c->drop ? sp_mem_doubles(n * (k ? k : 1)) : NULL;
+  c->Zt = c->naive ? sp_mem_doubles(n * m) : NULL;
   c->Zs = sp_mem_doubles(n * m);
   c->Q0 = sp_mem_doubles(n * c->p0);
-  c->e0 = sp_mem_doubles(n);
-  c->qs = sp_mem_doubles(n);
   c->ent = sp_mem_alloc(n * sizeof *c->ent);
   c->invT = calloc(N ? N : 1, sizeof *c->invT);
   c->Tcount = calloc(N ? N : 1, sizeof *c->Tcount);
@@ -1033,18 +1059,21 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   c->sstart = malloc((N ? N : 1) * sizeof *c->sstart);
   double *sum = malloc((N ? N : 1) * sizeof *sum);
   tkey *tk = malloc(n * sizeof *tk);
-  if (!c->yt || !c->Xt || !c->Zt || !c->Zs || !c->Q0 || !c->e0 || !c->qs || !c->ent || !c->invT || !c->Tcount ||
+  if (!c->yt || (!c->Xt && (c->naive || c->drop)) || (!c->Zt && c->naive) || !c->Zs || !c->Q0 || !c->ent || !c->invT || !c->Tcount ||
       !c->u || !c->cnt_le || !c->epos || !c->estart || !c->strat || !c->slo || !c->shi || !c->lastpos || !c->sstart || !sum || !tk) {
     free(key); free(pos); free(sum); free(tk);
     return sp_error_set(err, SP_ENOMEM, "threshold: out of memory for %zu observations", n);
   }
   for (size_t t = 0; t < n; t++) {
     size_t row = key[t].i;
-    c->qs[t] = key[t].q;
     c->ent[t] = d->entity[row];
     c->yt[t] = d->y[row];
-    for (size_t j = 0; j < k; j++) c->Xt[j * n + t] = d->X[row * d->ldx + j];
-    for (size_t a = 0; a < m; a++) c->Zs[a * n + t] = c->Zt[a * n + t] = d->Z[row * d->ldz + a];
+    /* X and Z into the columns of Q0, transformed and orthogonalised below. */
+    for (size_t j = 0; j < k; j++) c->Q0[j * n + t] = d->X[row * d->ldx + j];
+    for (size_t a = 0; a < m; a++) c->Zs[a * n + t] = c->Q0[(k + a) * n + t] = d->Z[row * d->ldz + a];
+    /* The distinct values of q and the rows up to each. */
+    if (c->nu == 0 || key[t].q != c->u[c->nu - 1]) c->u[c->nu++] = key[t].q;
+    c->cnt_le[c->nu - 1] = t + 1;
   }
   for (size_t t = 0; t < n; t++) c->Tcount[c->ent[t]]++;
   size_t nent = 0;
@@ -1105,10 +1134,9 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
   transform(c, c->yt, sum);
   const double *cols[THR_PMAX];
   for (size_t j = 0; j < c->p0; j++) {
-    double *src = j < k ? c->Xt + j * n : c->Zt + (j - k) * n;
-    transform(c, src, sum);
-    double *v = c->Q0 + j * n;
-    memcpy(v, src, n * sizeof *v);
+    double *v = c->Q0 + j * n, *keep = j < k ? c->Xt : c->Zt;
+    transform(c, v, sum);
+    if (keep) memcpy(keep + (j < k ? j : j - k) * n, v, n * sizeof *v);
     if (orth_append(n, cols, j, v)) {
       const char *nm = j < k ? (d->xnames ? d->xnames[j] : NULL) : (d->znames ? d->znames[j - k] : NULL);
       free(sum);
@@ -1121,18 +1149,12 @@ static int setup(const sp_thr_data *d, const sp_thr_options *o, thr_ctx *c, sp_e
     cols[j] = v;
   }
   free(sum);
-  project_out(n, cols, c->p0, c->yt, c->e0);
 
-  /* Distinct values and the grid. */
-  size_t nu = 0;
-  for (size_t t = 0; t < n; t++) {
-    if (nu == 0 || c->qs[t] != c->u[nu - 1]) c->u[nu++] = c->qs[t];
-    c->cnt_le[nu - 1] = t + 1;
-  }
-  c->nu = nu;
+  /* The grid (the distinct values are counted above). */
+  size_t nu = c->nu;
   if (nu < 2) {
     sp_error_set(err, SP_EVALUE, "threshold: the threshold variable '%s' is constant (%g in every row used)",
-                 qname_of(d), c->qs[0]);
+                 qname_of(d), c->u[0]);
     sp_error_var(err, qname_of(d));
     return SP_EVALUE;
   }
@@ -1350,7 +1372,7 @@ int sp_threshold_fit(const sp_thr_data *d, const sp_thr_options *o, sp_thr_resul
   }
   for (int i = 0; i < nthreads; i++) {
     mask[i] = malloc(c.ncand);
-    if (!mask[i] || ws_alloc(&c, &ws[i])) {
+    if (!mask[i] || ws_alloc(&c, o->nthresh, &ws[i])) {
       st = sp_error_set(err, SP_ENOMEM, "threshold: out of memory for the workspaces");
       goto done;
     }

@@ -45,6 +45,9 @@ typedef struct sp_design_options {
   size_t nextra;
   int intercept;             /* -1: as the formula says (default); 0: never; 1: always,
                                 even with fixed effects */
+  int threads;               /* 1 (default) or 2: the passes over the rows (missing
+                                mask, factor coding, sp_design_fill) run in two
+                                chunks on two threads; results are identical */
 } sp_design_options;
 
 void sp_design_options_init(sp_design_options *opt);
@@ -88,7 +91,8 @@ typedef struct sp_design {
    variable (SP_ENOTFOUND, with a "did you mean"), l()/f()/d() without a
    panel index (SP_EVALUE), a categorical variable where a number is needed
    (SP_EVALUE), an unknown reference level (SP_ENOTFOUND), no complete rows
-   (SP_EMISSING).  Errors about a term carry its position in the formula. */
+   (SP_EMISSING), threads other than 1 or 2 (SP_EVALUE).  Errors about a
+   term carry its position in the formula. */
 int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_options *opt,
                    sp_design **out, sp_error *err);
 

@@ -1,0 +1,193 @@
+/*
+** test_demean_setup.c: the fused set-up passes of the HDFE kernel against
+** plain references: sp_fe_dof (one pass: levels seen and the union of each
+** row's two levels, carrying the factor-0 root) against the textbook count,
+** sp_fe_nested's shortcut for a cluster that is the fixed effect itself, the
+** block-wise code check (the row of the first bad code), and sp_demean_new's
+** unweighted counts (row counts and total taken from the level sums) against
+** unit weights, which count row by row: the demeaned values must agree bit
+** for bit, at 1 and 2 threads.
+*/
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spillover/demean.h"
+
+static int npass, nfail;
+
+static void check(const char *name, int ok) {
+  printf("%s: %s\n", ok ? "PASS" : "FAIL", name);
+  if (ok) npass++;
+  else nfail++;
+}
+
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
+static double urand(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (double)((rng_state * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
+}
+static int32_t irand(int32_t m) { return (int32_t)(urand() * m); }
+
+static size_t ref_find(size_t *p, size_t a) {
+  while (p[a] != a) a = p[a];
+  return a;
+}
+
+/* The definition: non-empty levels per factor (minus one beyond the second),
+   minus the connected components of the first two factors' graph. */
+static size_t ref_dof(size_t n, size_t nfe, int32_t **codes, const size_t *L, const unsigned char *keep,
+                      size_t *ncomp) {
+  size_t total = 0;
+  for (size_t k = 0; k < nfe; k++) {
+    unsigned char *seen = calloc(L[k], 1);
+    size_t ne = 0;
+    for (size_t r = 0; r < n; r++)
+      if ((!keep || keep[r]) && !seen[codes[k][r]]) {
+        seen[codes[k][r]] = 1;
+        ne++;
+      }
+    total += k >= 2 && ne ? ne - 1 : ne;
+    free(seen);
+  }
+  *ncomp = 0;
+  if (nfe < 2) return total;
+  size_t m = L[0] + L[1];
+  size_t *p = malloc(m * sizeof *p);
+  unsigned char *used = calloc(m, 1);
+  for (size_t i = 0; i < m; i++) p[i] = i;
+  for (size_t r = 0; r < n; r++)
+    if (!keep || keep[r]) {
+      size_t a = ref_find(p, (size_t)codes[0][r]), b = ref_find(p, L[0] + (size_t)codes[1][r]);
+      used[codes[0][r]] = used[L[0] + codes[1][r]] = 1;
+      if (a != b) p[b] = a;
+    }
+  for (size_t i = 0; i < m; i++) *ncomp += used[i] && ref_find(p, i) == i;
+  free(p);
+  free(used);
+  return total - *ncomp;
+}
+
+static void test_dof_random(void) {
+  enum { N = 30000 };
+  static int32_t c0[N], c1[N], c2[N];
+  int32_t *codes[3] = {c0, c1, c2};
+  static unsigned char keep[N];
+  /* Shapes: sorted panel, shuffled panel, many small components, sparse graph. */
+  for (int shape = 0; shape < 4; shape++) {
+    size_t L[3];
+    for (size_t r = 0; r < N; r++) {
+      switch (shape) {
+        case 0: c0[r] = (int32_t)(r / 30); c1[r] = (int32_t)(r % 30); break;
+        case 1: c0[r] = irand(1000); c1[r] = irand(30); break;
+        case 2: c0[r] = irand(3000); c1[r] = c0[r] % 50 * 4 + irand(2); break;  /* 50+ components */
+        default: c0[r] = irand(20000); c1[r] = irand(15000); break;
+      }
+      c2[r] = irand(7);
+      keep[r] = urand() > 0.2;
+    }
+    L[0] = shape == 0 ? 1000 : shape == 1 ? 1000 : shape == 2 ? 3000 : 20000;
+    L[1] = shape == 0 ? 30 : shape == 1 ? 30 : shape == 2 ? 200 : 15000;
+    L[2] = 9;  /* two empty levels */
+    for (int usekeep = 0; usekeep < 2; usekeep++)
+      for (size_t nfe = 1; nfe <= 3; nfe++) {
+        size_t want_c = 0, want = ref_dof(N, nfe, codes, L, usekeep ? keep : NULL, &want_c);
+        size_t dof = 0, nc = 99;
+        sp_error err;
+        int st = sp_fe_dof(N, nfe, (const int32_t *const *)codes, L, usekeep ? keep : NULL, &dof, &nc, &err);
+        char name[128];
+        snprintf(name, sizeof name, "dof: shape %d, %zu factor(s), %s: %zu absorbed, %zu components", shape, nfe,
+                 usekeep ? "keep" : "all rows", want, want_c);
+        check(name, st == SP_OK && dof == want && nc == want_c);
+      }
+  }
+}
+
+static void test_nested_same(void) {
+  int32_t fe[6] = {0, 0, 1, 1, 2, 2}, copy[6] = {0, 0, 1, 1, 2, 2}, other[6] = {0, 1, 0, 1, 0, 1};
+  int nested = -1;
+  sp_error err;
+  int st = sp_fe_nested(6, fe, 3, fe, 3, NULL, &nested, &err);
+  check("nested: a fixed effect in itself (one code array)", st == SP_OK && nested == 1);
+  st = sp_fe_nested(6, fe, 3, copy, 3, NULL, &nested, &err);
+  check("nested: a fixed effect in an equal copy", st == SP_OK && nested == 1);
+  st = sp_fe_nested(6, other, 2, fe, 3, NULL, &nested, &err);
+  check("nested: a crossing factor is not nested", st == SP_OK && nested == 0);
+  int32_t bad[6] = {0, 0, 1, 3, 2, 2};
+  st = sp_fe_nested(6, bad, 3, bad, 3, NULL, &nested, &err);
+  check("nested: the shortcut still checks the codes (row 4: code 3)",
+        st == SP_EVALUE && strstr(err.msg, "row 4: code 3") != NULL);
+}
+
+static void test_bad_code_rows(void) {
+  enum { N = 10000 };
+  static int32_t c[N], d[N];
+  for (size_t r = 0; r < N; r++) c[r] = d[r] = (int32_t)(r % 10);
+  const size_t L[2] = {10, 10};
+  const int32_t *cs[2] = {c, d};
+  size_t at[3] = {0, 4095, 9999};  /* first row, a block's last row, the tail */
+  int32_t val[3] = {-1, 10, INT32_MIN};
+  for (int t = 0; t < 3; t++) {
+    d[at[t]] = val[t];
+    sp_error err;
+    sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+    char want[96], name[160];
+    snprintf(want, sizeof want, "fixed effect 2, row %zu: code %d outside 0..9", at[t] + 1, (int)val[t]);
+    snprintf(name, sizeof name, "bad code found: %s", want);
+    check(name, ws == NULL && err.code == SP_EVALUE && strstr(err.msg, want) != NULL);
+    sp_demean_free(ws);
+    d[at[t]] = (int32_t)(at[t] % 10);
+  }
+  sp_error err;
+  sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+  check("valid codes pass the check", ws != NULL);
+  sp_demean_free(ws);
+}
+
+static void test_unweighted_counts(void) {
+  enum { N = 5000, P = 3 };
+  static int32_t c0[N], c1[N], c2[N];
+  static double w1[N], data[N * P], a[N * P], b[N * P];
+  for (int sorted = 0; sorted < 2; sorted++) {
+    for (size_t r = 0; r < N; r++) {
+      c0[r] = sorted ? (int32_t)(r / 25) : irand(200);
+      c1[r] = irand(25);
+      c2[r] = irand(40);
+      w1[r] = 1.0;
+      for (size_t j = 0; j < P; j++) data[r * P + j] = urand() * 10 - 3 + c0[r] * 0.1 + c1[r];
+    }
+    const int32_t *cs[3] = {c0, c1, c2};
+    const size_t L[3] = {200, 25, 40};
+    for (size_t nfe = 2; nfe <= 3; nfe++)
+      for (int th = 1; th <= 2; th++) {
+        sp_error err;
+        sp_demean_ws *u = sp_demean_new(N, nfe, cs, L, NULL, &err), *w = sp_demean_new(N, nfe, cs, L, w1, &err);
+        sp_demean_options opt;
+        sp_demean_options_init(&opt);
+        opt.threads = th;
+        memcpy(a, data, sizeof a);
+        memcpy(b, data, sizeof b);
+        int st1 = sp_demean_run(u, a, N, P, P, &opt, NULL, &err), st2 = sp_demean_run(w, b, N, P, P, &opt, NULL, &err);
+        char name[128];
+        snprintf(name, sizeof name, "%s factor 0, %zu factors, %d thread(s): unweighted = unit weights, bit for bit",
+                 sorted ? "sorted" : "unsorted", nfe, th);
+        check(name, u && w && st1 == SP_OK && st2 == SP_OK && memcmp(a, b, sizeof a) == 0);
+        sp_demean_free(u);
+        sp_demean_free(w);
+      }
+  }
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  test_dof_random();
+  test_nested_same();
+  test_bad_code_rows();
+  test_unweighted_counts();
+  printf("%d passed, %d failed\n", npass, nfail);
+  return nfail ? 1 : 0;
+}
