@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "spillover/demean.h"
+#include "spillover/inline.h"
 #include "spillover/lsfit.h"
 #include "spillover/mem.h"
 #include "spillover/vcov.h"
@@ -792,6 +793,43 @@ static const luaL_Reg absorb_meth[] = {
   {NULL, NULL}
 };
 
+/* Column sums of (weighted) squares over the rows of M: about mean (when
+   not NULL), else the weighted sums into sum and the uncentred sums of
+   squares into raw; p is a constant where inlined, so the sums live in
+   registers instead of memory M->data might alias. */
+enum { SUMSQ_NARROW = 4 };
+SP_INLINE void sumsq_pass(const gsl_matrix *M, const double *w, const size_t p, const double *mean, double *sum,
+                          double *raw) {
+  double s[SUMSQ_NARROW] = {0}, q[SUMSQ_NARROW] = {0};
+  for (size_t i = 0; i < M->size1; i++) {
+    const double *row = M->data + i * M->tda;
+    double wi = w ? w[i] : 1.0;
+    for (size_t j = 0; j < p; j++) {
+      double v = mean ? row[j] - mean[j] : row[j];
+      if (!mean) s[j] += wi * v;
+      q[j] += wi * v * v;
+    }
+  }
+  for (size_t j = 0; j < p; j++) {
+    if (!mean) sum[j] = s[j];
+    raw[j] = q[j];
+  }
+}
+
+static void sumsq_cols(const gsl_matrix *M, const double *w, const double *mean, double *sum, double *raw) {
+  switch (M->size2) {
+    case 1: sumsq_pass(M, w, 1, mean, sum, raw); return;
+    case 2: sumsq_pass(M, w, 2, mean, sum, raw); return;
+    case 3: sumsq_pass(M, w, 3, mean, sum, raw); return;
+    case 4: sumsq_pass(M, w, 4, mean, sum, raw); return;
+  }
+  /* wide: one column at a time */
+  for (size_t j = 0; j < M->size2; j++) {
+    gsl_matrix_const_view c = gsl_matrix_const_submatrix(M, 0, j, M->size1, 1);
+    sumsq_pass(&c.matrix, w, 1, mean ? mean + j : NULL, sum + j, raw + j);
+  }
+}
+
 /* sp.sumsq(M [, {center = bool, weights = w}]) -> table of per-column sums
    of (weighted) squares, about the (weighted) column mean when center is
    true (two passes, so no cancellation), and then, when center is true, the
@@ -812,27 +850,11 @@ static int l_sumsq(lua_State *L) {
   size_t n = M->size1, p = M->size2;
   double *acc = lua_newuserdatauv(L, 3 * (p ? p : 1) * sizeof *acc, 0);
   double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, sw = 0;
-  memset(acc, 0, 3 * p * sizeof *acc);
-  /* row by row: one sweep over a row-major block, whatever p */
-  for (size_t i = 0; i < n; i++) {
-    const double *row = M->data + i * M->tda;
-    double wi = w ? w[i] : 1.0;
-    for (size_t j = 0; j < p; j++) {
-      sum[j] += wi * row[j];
-      raw[j] += wi * row[j] * row[j];
-    }
-    sw += wi;
-  }
+  sumsq_cols(M, w, NULL, sum, raw);
   if (center) {
+    for (size_t i = 0; i < n; i++) sw += w ? w[i] : 1.0;
     for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
-    for (size_t i = 0; i < n; i++) {
-      const double *row = M->data + i * M->tda;
-      double wi = w ? w[i] : 1.0;
-      for (size_t j = 0; j < p; j++) {
-        double v = row[j] - sum[j];
-        ss[j] += wi * v * v;
-      }
-    }
+    sumsq_cols(M, w, sum, NULL, ss);
   }
   for (int t = 0; t < 1 + center; t++) {
     const double *out = center && t == 0 ? ss : raw;

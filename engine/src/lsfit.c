@@ -76,43 +76,55 @@ SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const 
   double amax[KSMALL + 1], sum[KSMALL + 1], ssq[KSMALL + 1], A[(KSMALL + 1) * (KSMALL + 1)], z[KSMALL + 1];
   int diff[KSMALL];
   double wsum = 0, wmin = INFINITY;
+  SP_UNROLL
   for (size_t j = 0; j < k1; j++) amax[j] = sum[j] = ssq[j] = 0;
+  SP_UNROLL
   for (size_t j = 0; j < k; j++) diff[j] = 0;
+  SP_UNROLL
   for (size_t j = 0; j < k1 * k1; j++) A[j] = 0;
   for (size_t i = i0; i < i1; i++) {
     const double *restrict x = X->data + i * X->tda;
     double wi = w ? w[i] : 1.0;
+    SP_UNROLL
     for (size_t j = 0; j < k1; j++) z[j] = j < k ? x[j] : y[i * ys];
     if (cs) {
+      SP_UNROLL
       for (size_t j = 0; j < k1; j++) {
         double a = fabs(z[j]);
         amax[j] = a > amax[j] ? a : amax[j];
         sum[j] += wi * z[j];
         ssq[j] += wi * z[j] * z[j];
       }
+      SP_UNROLL
       for (size_t j = 0; j < k; j++) diff[j] |= x[j] != x0[j];
       wsum += wi;
       wmin = wi < wmin ? wi : wmin;
     }
     if (A1) {
+      SP_UNROLL
       for (size_t j = 0; j < k1; j++) z[j] -= j < k ? m[j] : my;
+      SP_UNROLL
       for (size_t a = 0; a < k1; a++) {
         double za = wi * z[a];
+        SP_UNROLL
         for (size_t b = a; b < k1; b++) A[a * k1 + b] += za * z[b];
       }
     }
   }
   if (cs) {
+    SP_UNROLL
     for (size_t j = 0; j < k1; j++) {
       cs->amax[j] = amax[j] > cs->amax[j] ? amax[j] : cs->amax[j];
       cs->sum[j] += sum[j];
       cs->ssq[j] += ssq[j];
     }
+    SP_UNROLL
     for (size_t j = 0; j < k; j++) cs->same[j] = diff[j] ? 0 : cs->same[j];
     cs->wsum += wsum;
     cs->wmin = wmin < cs->wmin ? wmin : cs->wmin;
   }
   if (A1)
+    SP_UNROLL
     for (size_t j = 0; j < k1 * k1; j++) A1[j] += A[j];
 }
 
@@ -221,21 +233,24 @@ static void centre(const gsl_matrix *X, const colstats *cs, size_t c, double *m,
 SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
                           const size_t k, const double *restrict m, double my, const double *restrict gk,
                           double *restrict r, double *restrict out, double *ssr) {
-  double acc[KSMALL], s2 = 0;
-  double *restrict o = out && k <= KSMALL ? acc : out;
-  for (size_t j = 0; out && j < k; j++) o[j] = 0;
+  double acc[KSMALL] = {0}, s2 = 0;  /* narrow designs: Z'Wr in registers */
+  for (size_t j = 0; out && k > KSMALL && j < k; j++) out[j] = 0;
   for (size_t i = i0; i < i1; i++) {
     const double *restrict x = X->data + i * X->tda;
     double s = y[i * ys] - my, wi = w ? w[i] : 1.0;
+    SP_UNROLL
     for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
-    if (out) {
-      for (size_t j = 0; j < k; j++) o[j] += (x[j] - m[j]) * (wi * s);
+    if (out && k <= KSMALL) {
+      SP_UNROLL
+      for (size_t j = 0; j < k; j++) acc[j] += (x[j] - m[j]) * (wi * s);
+    } else if (out) {
+      for (size_t j = 0; j < k; j++) out[j] += (x[j] - m[j]) * (wi * s);
     } else {
       if (r) r[i] = s;
       s2 += wi * s * s;
     }
   }
-  if (out && o != out) memcpy(out, acc, k * sizeof *out);
+  if (out && k <= KSMALL) memcpy(out, acc, k * sizeof *out);
   if (!out) *ssr = s2;
 }
 
