@@ -132,6 +132,7 @@ SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const 
 static void rows_small(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
                        const double *m, double my, colstats *cs, double *A1) {
   switch (X->size2) {
+    case 0: rows_pass(X, y, ys, w, i0, i1, 0, m, my, cs, A1); break;
     case 1: rows_pass(X, y, ys, w, i0, i1, 1, m, my, cs, A1); break;
     case 2: rows_pass(X, y, ys, w, i0, i1, 2, m, my, cs, A1); break;
     case 3: rows_pass(X, y, ys, w, i0, i1, 3, m, my, cs, A1); break;
