@@ -223,7 +223,11 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     return NULL;
   }
   /* One pass over the codes: block sizes, whether factor 0 is sorted, and
-     the weight sums of every level (row counts when unweighted). */
+     the weight sums of every level (row counts when unweighted).  Unweighted,
+     factor 0 counts its even rows in wsum and its odd rows in start, joined
+     after the loop (integers, exact): its rows usually come grouped by level,
+     and an add to the level the previous row added to waits for that store,
+     a chain through memory that two counters halve. */
   unsigned unsorted = 0;
   int32_t prev = c0[0];
   double wtot = 0.0;
@@ -240,17 +244,25 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     unsorted |= c < prev;
     prev = c;
     double wr = 1.0;
-    if (w != NULL) {  /* unweighted, the counts and the total are exact below */
+    if (w != NULL) {  /* unweighted, the total is exact below */
       wr = w[r];
       wtot += wr;
       start[c + 1]++;
+      wsum[0][c] += wr;
+    } else if (r & 1) {
+      start[c + 1]++;
+    } else {
+      wsum[0][c] += 1.0;
     }
-    for (size_t k = 0; k < K; k++) wsum[k][cd[k][r]] += wr;
+    for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
   }
   ws->sorted = !unsorted;
   if (w == NULL) {
     wtot = (double)n;
-    for (size_t b = 0; b < L0; b++) start[b + 1] = (size_t)wsum[0][b];
+    for (size_t b = 0; b < L0; b++) {
+      wsum[0][b] += (double)start[b + 1];
+      start[b + 1] = (size_t)wsum[0][b];
+    }
   }
   ws->wtot = wtot;
   for (size_t b = 0; b < L0; b++) ws->start[b + 1] += ws->start[b];

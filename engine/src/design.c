@@ -5,9 +5,13 @@
 ** Terms are evaluated column-wise over the whole frame into buffers (a plain
 ** variable is read in place, not copied), so each function costs one tight
 ** loop; lags need the whole frame because the previous period of a used row
-** may itself be unused.  Rows are then chosen once, and factors are recoded
-** densely over the chosen rows only.  The fill copies with one pass over the
-** rows for the common all-numeric case.
+** may itself be unused.  Rows are then chosen once, by one pass over each
+** variable that also learns the range of its values, so that a factor of
+** integers in a small range (ids, periods) is recoded over the chosen rows in
+** one more pass.  The fill copies with one pass over the rows for the common
+** all-numeric case.  With opt->threads = 2 the passes over the rows (mask,
+** coding, fill) run in two fixed chunks on two threads (team.h): each chunk
+** does the same work either way, so the results are the same bits.
 */
 #define _GNU_SOURCE /* pthread_barrier_t (team.h) */
 #include <float.h>
