@@ -146,6 +146,37 @@ static void test_bad_code_rows(void) {
   sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
   check("valid codes pass the check", ws != NULL);
   sp_demean_free(ws);
+  /* The factor the workspace puts first (most levels), and the dof passes:
+     a bad code is an error even in a row that keep leaves out. */
+  static unsigned char keep[N];
+  memset(keep, 1, sizeof keep);
+  keep[7000] = 0;
+  const int32_t *c3[3] = {c, d, c};
+  const size_t L3[3] = {10, 10, 10};
+  for (int f = 0; f < 3; f++) {
+    int32_t *bad = f == 1 ? d : c;
+    bad[7000] = 12;
+    char want[96], name[192];
+    snprintf(want, sizeof want, "fixed effect %d, row 7001: code 12 outside 0..9", f == 1 ? 2 : 1);
+    ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+    snprintf(name, sizeof name, "bad code in factor %d found by sp_demean_new", f == 1 ? 2 : 1);
+    check(name, ws == NULL && strstr(err.msg, want) != NULL);
+    for (size_t nfe = 1; nfe <= 3; nfe++) {
+      size_t dof = 0;
+      int st = sp_fe_dof(N, nfe, c3, L3, keep, &dof, NULL, &err);
+      int expect_err = f != 1 || nfe >= 2;
+      snprintf(name, sizeof name, "sp_fe_dof, %zu factor(s), bad code in factor %d of a row keep leaves out: %s", nfe,
+               f == 1 ? 2 : 1, expect_err ? "error" : "fine");
+      check(name, expect_err ? st == SP_EVALUE && strstr(err.msg, want) != NULL : st == SP_OK);
+    }
+    bad[7000] = 0;
+  }
+  const int32_t *c3b[3] = {c, c, d};
+  d[8191] = 10;
+  size_t dof = 0;
+  int st = sp_fe_dof(N, 3, c3b, L3, NULL, &dof, NULL, &err);
+  check("sp_fe_dof: a bad code in a third factor", st == SP_EVALUE && strstr(err.msg, "fixed effect 3, row 8192: code 10") != NULL);
+  d[8191] = (int32_t)(8191 % 10);
 }
 
 static void test_unweighted_counts(void) {
