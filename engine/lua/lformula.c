@@ -324,8 +324,14 @@ static int l_design(lua_State *L) {
   sp_design_options_init(&opt);
   const char **extra = NULL;
   if (!lua_isnoneornil(L, 3)) {
-    static const char *const allowed[] = {"intercept", "extra", NULL};
+    static const char *const allowed[] = {"intercept", "extra", "threads", NULL};
     sp_lua_check_options(L, 3, "design", allowed);
+    if (lua_getfield(L, 3, "threads") != LUA_TNIL) {
+      lua_Integer t = lua_tointeger(L, -1);
+      if (!lua_isinteger(L, -1) || (t != 1 && t != 2)) return luaL_argerror(L, 3, "threads must be 1 or 2");
+      opt.threads = (int)t;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, 3, "intercept");
     if (!lua_isnil(L, -1)) {
       if (!lua_isboolean(L, -1)) return luaL_argerror(L, 3, "intercept must be true or false");

@@ -193,7 +193,10 @@ function M.ols(d, formula, opts)
   local compat = rules.check_compat(opts)
   local vc = rules.parse_vcov(opts.vcov, true)
   local extra = extra_vars(d, vc, opts)
-  local des = core.design(d, formula, { extra = extra })
+  if opts.threads ~= nil and opts.threads ~= 1 and opts.threads ~= 2 then
+    raise(string.format("ols: option 'threads' must be 1 or 2, got %s", tostring(opts.threads)))
+  end
+  local des = core.design(d, formula, { extra = extra, threads = opts.threads })
   if opts.singletons == "drop" and #des.fe > 0 then
     -- Drop observations alone in a level of some fixed effect (as reghdfe and
     -- fixest's fixef.rm = "singleton"): they are fitted perfectly and only

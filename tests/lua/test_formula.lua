@@ -103,8 +103,10 @@ T.checkerr("unknown extra variable 'regoin'; did you mean 'region'%?", sp.design
 T.checkerr("no complete rows", sp.design, d, "y ~ log(v - 10)")
 T.checkerr("extra%[1%] must be a variable name", sp.design, d, "y ~ x", {extra = {1}})
 T.checkerr("intercept must be true or false", sp.design, d, "y ~ x", {intercept = 1})
-T.checkerr("design: unknown option 'intercpt' %(expected intercept, extra%)", sp.design, d, "y ~ x",
+T.checkerr("design: unknown option 'intercpt' %(expected intercept, extra, threads%)", sp.design, d, "y ~ x",
            {intercpt = false})
+T.checkerr("threads must be 1 or 2", sp.design, d, "y ~ x", {threads = 3})
+T.checkerr("threads must be 1 or 2", sp.design, d, "y ~ x", {threads = 1.5})
 T.checkerr("the formula text contains a NUL byte", sp.design, d, "y ~ x\0 + qq")
 T.checkerr("the formula text contains a NUL byte", sp.formula, "y ~ x\0 + qq")
 T.checkerr("expected a formula string or an sp.formula table", sp.design, d, {text = 5})

@@ -114,6 +114,7 @@ T.checkerr("unknown variable 'x9'", sp.ols, d, "y ~ x9")
 T.checkerr("vcov: unknown type 'hc5'", sp.ols, d, "y ~ x1", { vcov = "hc5" })
 T.checkerr("compat: unknown preset 'stataa'", sp.ols, d, "y ~ x1", { compat = "stataa" })
 T.checkerr("expected a formula string", sp.ols, d, 42)
+T.checkerr("ols: option 'threads' must be 1 or 2, got 4", sp.ols, d, "y ~ x", { threads = 4 })
 -- A misspelt option used to be ignored (iid standard errors printed for {vcv = "hc1"}).
 T.checkerr("ols: unknown option 'vcv' %(expected one of compat, maxiter, singletons, small, threads, tol, vcov, weights%)",
   sp.ols, d, "y ~ x1", { vcv = "hc1" })
