@@ -11,9 +11,19 @@
 ** they are kept in a small cache (at most SP_CACHE_MAX bytes) from which the
 ** next allocation of a similar size is served warm.  The cache is
 ** process-wide infrastructure like malloc's own arenas, guarded by a mutex.
+**
+** Even batched, populating costs about 0.5 s per GB here, which a fit's first
+** blocks pay and later fits do not (they come from the cache).  Blocks of
+** SP_ASYNC_MIN bytes or more are therefore populated by a short-lived helper
+** thread while the caller goes on: the caller's own writes fault in whatever
+** the helper has not reached yet (the kernel serialises the two per page, and
+** populating never changes what a page holds), so the zeroing overlaps the
+** caller's work on another core.  The helper is joined when the block is
+** freed, or earlier by any allocation that finds it done.
 */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +37,20 @@
 #define SP_BIG_MIN ((size_t)1 << 20)
 #define SP_CACHE_MAX ((size_t)1 << 30)
 #define SP_CACHE_SLOTS 16
+#define SP_ASYNC_MIN ((size_t)16 << 20)  /* populated by a helper thread from this size */
+
+/* A helper thread populating a block, owned by the block's live entry. */
+typedef struct {
+  pthread_t th;
+  atomic_int done;
+  void *p;
+  size_t bytes;
+} filler;
 
 typedef struct {
   void *p;
   size_t cap;
+  filler *fill;  /* live blocks only: the helper still to join, or NULL */
 } block;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -40,22 +60,71 @@ static block cache[SP_CACHE_SLOTS];   /* freed large blocks kept for reuse */
 static size_t ncache, cache_bytes;
 
 #if defined(__linux__)
-static void *map_block(size_t bytes) {
+static void populate(void *p, size_t bytes) {
+#if defined(MADV_POPULATE_WRITE)
+  madvise(p, bytes, MADV_POPULATE_WRITE);  /* older kernels: faulted in on first touch instead */
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+static void *fill_main(void *arg) {
+  filler *f = arg;
+  populate(f->p, f->bytes);
+  atomic_store(&f->done, 1);
+  return NULL;
+}
+
+/* A fresh mapping of bytes; *fill gets its helper thread when the block is
+   large enough to populate in the background (NULL: populated already). */
+static void *map_block(size_t bytes, filler **fill) {
+  *fill = NULL;
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
 #if defined(MADV_NOHUGEPAGE)
   madvise(p, bytes, MADV_NOHUGEPAGE);  /* advice only: failure is harmless */
 #endif
-#if defined(MADV_POPULATE_WRITE)
-  madvise(p, bytes, MADV_POPULATE_WRITE);  /* older kernels: faulted in on first touch instead */
-#endif
+  if (bytes >= SP_ASYNC_MIN) {
+    filler *f = malloc(sizeof *f);
+    if (f != NULL) {
+      f->p = p;
+      f->bytes = bytes;
+      atomic_init(&f->done, 0);
+      if (pthread_create(&f->th, NULL, fill_main, f) == 0) {
+        *fill = f;
+        return p;
+      }
+      free(f);
+    }
+  }
+  populate(p, bytes);  /* small, or no thread: here */
   return p;
 }
 static void unmap_block(block b) { munmap(b.p, b.cap); }
 #else
-static void *map_block(size_t bytes) { return malloc(bytes); }
+static void *map_block(size_t bytes, filler **fill) {
+  *fill = NULL;
+  return malloc(bytes);
+}
 static void unmap_block(block b) { free(b.p); }
 #endif
+
+static void join_fill(filler *f) {
+  if (f == NULL) return;
+  pthread_join(f->th, NULL);
+  free(f);
+}
+
+/* Join the helpers that are done (called with the lock held): a finished
+   thread is joined at once, and the number left unjoined stays small. */
+static void reap(void) {
+  for (size_t i = 0; i < nlive; i++)
+    if (live[i].fill != NULL && atomic_load(&live[i].fill->done)) {
+      join_fill(live[i].fill);
+      live[i].fill = NULL;
+    }
+}
 
 static void *cache_take(size_t bytes) {
   size_t best = SP_CACHE_SLOTS;
@@ -66,6 +135,7 @@ static void *cache_take(size_t bytes) {
   block b = cache[best];
   cache[best] = cache[--ncache];
   cache_bytes -= b.cap;
+  b.fill = NULL;
   live[nlive++] = b;  /* room: the block was live before it was cached */
   return b.p;
 }
@@ -87,16 +157,19 @@ void *sp_mem_alloc(size_t bytes) {
   size_t rounded = (bytes + SP_BIG_ROUND - 1) & ~(SP_BIG_ROUND - 1);
   if (rounded < bytes) return NULL;
   pthread_mutex_lock(&lock);
+  reap();
   void *p = live_reserve() ? cache_take(rounded) : NULL;
   pthread_mutex_unlock(&lock);
   if (p != NULL) return p;
-  if ((p = map_block(rounded)) == NULL) return NULL;
+  filler *fill;
+  if ((p = map_block(rounded, &fill)) == NULL) return NULL;
   pthread_mutex_lock(&lock);
   int ok = live_reserve();
-  if (ok) live[nlive++] = (block){p, rounded};
+  if (ok) live[nlive++] = (block){p, rounded, fill};
   pthread_mutex_unlock(&lock);
   if (!ok) {
-    unmap_block((block){p, rounded});
+    join_fill(fill);
+    unmap_block((block){p, rounded, NULL});
     return NULL;
   }
   return p;
@@ -116,6 +189,10 @@ void sp_mem_free(void *p) {
     if (live[i].p != p) continue;
     block b = live[i];
     live[i] = live[--nlive];
+    /* The helper must be done with the pages before they are cached or
+       unmapped; it never takes the lock, so joining under it is safe. */
+    join_fill(b.fill);
+    b.fill = NULL;
     int kept = ncache < SP_CACHE_SLOTS && cache_bytes + b.cap <= SP_CACHE_MAX;
     if (kept) {
       cache[ncache++] = b;
