@@ -65,12 +65,15 @@ static int find_bad(const gsl_matrix *X, const double *y, size_t ys, const doubl
   return SP_OK;
 }
 
-/* Rows [i0, i1): the column statistics when cs is not NULL, and when A1 is
-   not NULL the weighted cross products of z = [x - m, y - my] into A1's
-   upper triangle ((k+1) x (k+1)).  Branch-free, so that a NaN or Inf shows
-   only in the sums (see find_bad); k is a constant where inlined. */
+/* Rows [i0, i1): the column statistics into cs when `stats`, and when
+   `prods` the weighted cross products of z = [x - m, y - my] into A1's upper
+   triangle ((k+1) x (k+1)).  Branch-free, so that a NaN or Inf shows only in
+   the sums (see find_bad).  k and the flags are constants where inlined, so
+   that the sums stay in registers; with both flags the products are the
+   uncentred ones (m = 0, the fused scan) and their diagonal is ssq. */
 SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                         const size_t k, const double *m, double my, colstats *cs, double *A1) {
+                         const size_t k, const double *m, double my, colstats *cs, double *A1, const int stats,
+                         const int prods, const int weighted) {
   const size_t k1 = k + 1;
   const double *restrict x0 = X->data;
   double amax[KSMALL + 1], sum[KSMALL + 1], ssq[KSMALL + 1], A[(KSMALL + 1) * (KSMALL + 1)], z[KSMALL + 1];
@@ -84,25 +87,29 @@ SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const 
   for (size_t j = 0; j < k1 * k1; j++) A[j] = 0;
   for (size_t i = i0; i < i1; i++) {
     const double *restrict x = X->data + i * X->tda;
-    double wi = w ? w[i] : 1.0;
+    double wi = weighted ? w[i] : 1.0;
     SP_UNROLL
     for (size_t j = 0; j < k1; j++) z[j] = j < k ? x[j] : y[i * ys];
-    if (cs) {
+    if (stats) {
       SP_UNROLL
       for (size_t j = 0; j < k1; j++) {
         double a = fabs(z[j]);
         amax[j] = a > amax[j] ? a : amax[j];
         sum[j] += wi * z[j];
-        ssq[j] += wi * z[j] * z[j];
+        if (!prods) ssq[j] += wi * z[j] * z[j];
       }
       SP_UNROLL
       for (size_t j = 0; j < k; j++) diff[j] |= x[j] != x0[j];
-      wsum += wi;
-      wmin = wi < wmin ? wi : wmin;
+      if (weighted) {
+        wsum += wi;
+        wmin = wi < wmin ? wi : wmin;
+      }
     }
-    if (A1) {
-      SP_UNROLL
-      for (size_t j = 0; j < k1; j++) z[j] -= j < k ? m[j] : my;
+    if (prods) {
+      if (!stats) {
+        SP_UNROLL
+        for (size_t j = 0; j < k1; j++) z[j] -= j < k ? m[j] : my;
+      }
       SP_UNROLL
       for (size_t a = 0; a < k1; a++) {
         double za = wi * z[a];
@@ -111,32 +118,51 @@ SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const 
       }
     }
   }
-  if (cs) {
+  if (stats) {
+    if (!weighted) {
+      wsum = (double)(i1 - i0);
+      wmin = i1 > i0 ? 1.0 : INFINITY;
+    }
     SP_UNROLL
     for (size_t j = 0; j < k1; j++) {
       cs->amax[j] = amax[j] > cs->amax[j] ? amax[j] : cs->amax[j];
       cs->sum[j] += sum[j];
-      cs->ssq[j] += ssq[j];
+      cs->ssq[j] += prods ? A[j * k1 + j] : ssq[j];
     }
     SP_UNROLL
     for (size_t j = 0; j < k; j++) cs->same[j] = diff[j] ? 0 : cs->same[j];
     cs->wsum += wsum;
     cs->wmin = wmin < cs->wmin ? wmin : cs->wmin;
   }
-  if (A1)
+  if (prods)
     SP_UNROLL
     for (size_t j = 0; j < k1 * k1; j++) A1[j] += A[j];
 }
 
-/* rows_pass with k a constant for the narrow designs (k <= KSMALL). */
+/* rows_pass with the column count and the flags as constants. */
+SP_INLINE void rows_k(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
+                      const size_t k, const double *m, double my, colstats *cs, double *A1) {
+  if (w) {
+    if (cs && A1) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 1, 1);
+    else if (cs) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 0, 1);
+    else rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 0, 1, 1);
+  } else {
+    if (cs && A1) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 1, 0);
+    else if (cs) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 0, 0);
+    else rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 0, 1, 0);
+  }
+}
+
+/* The narrow designs (k <= KSMALL): cs and/or A1 as in rows_pass (m = 0 when
+   both are given). */
 static void rows_small(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
                        const double *m, double my, colstats *cs, double *A1) {
   switch (X->size2) {
-    case 0: rows_pass(X, y, ys, w, i0, i1, 0, m, my, cs, A1); break;
-    case 1: rows_pass(X, y, ys, w, i0, i1, 1, m, my, cs, A1); break;
-    case 2: rows_pass(X, y, ys, w, i0, i1, 2, m, my, cs, A1); break;
-    case 3: rows_pass(X, y, ys, w, i0, i1, 3, m, my, cs, A1); break;
-    default: rows_pass(X, y, ys, w, i0, i1, 4, m, my, cs, A1); break;
+    case 0: rows_k(X, y, ys, w, i0, i1, 0, m, my, cs, A1); break;
+    case 1: rows_k(X, y, ys, w, i0, i1, 1, m, my, cs, A1); break;
+    case 2: rows_k(X, y, ys, w, i0, i1, 2, m, my, cs, A1); break;
+    case 3: rows_k(X, y, ys, w, i0, i1, 3, m, my, cs, A1); break;
+    default: rows_k(X, y, ys, w, i0, i1, 4, m, my, cs, A1); break;
   }
 }
 
