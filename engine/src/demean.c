@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "spillover/demean.h"
+#include "spillover/inline.h"
 #include "spillover/mem.h"
 #include "team.h"
 
@@ -28,11 +29,6 @@
 #define GMAX 4     /* columns handled together by a specialised kernel */
 #define SP_MAXF 16 /* most factors (pointer tables live on the stack) */
 
-#if defined(__GNUC__)
-#define SP_INLINE static inline __attribute__((always_inline))
-#else
-#define SP_INLINE static inline
-#endif
 
 /* ------------------------------------------------------------------------
 ** The workspace.
