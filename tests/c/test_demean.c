@@ -13,24 +13,8 @@
 #include <gsl/gsl_multifit.h>
 
 #include "spillover/demean.h"
+#include "testlib.h"
 
-static int npass, nfail;
-
-static void check(const char *name, int ok) {
-  printf("%s: %s\n", ok ? "PASS" : "FAIL", name);
-  if (ok) npass++;
-  else nfail++;
-}
-
-/* A small deterministic generator (xorshift64*), so tests need no RNG module. */
-static uint64_t rng_state = 88172645463325252ULL;
-static double urand(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (double)((rng_state * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
-}
-static int32_t irand(int32_t m) { return (int32_t)(urand() * m); }
 
 static double max_abs_diff(const double *a, const double *b, size_t n) {
   double d = 0.0;
