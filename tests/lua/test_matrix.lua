@@ -317,8 +317,8 @@ do
     T.check(select("#", sp.sumsq(M{1, 2})) == 1, "sumsq: one table without center")
   end
   do  -- no columns: nothing to fit, every residual is y (read 4 columns past the matrix once)
-    local f = sp.lsfit(sp.matrix(5, 0), M{1, 2, 3, 4, 5})
-    T.check(f.rank == 0 and f.ssr == 55 and f.yss == 55, "lsfit: X with no columns")
+    local f0 = sp.lsfit(sp.matrix(5, 0), M{1, 2, 3, 4, 5})
+    T.check(f0.rank == 0 and f0.ssr == 55 and f0.yss == 55, "lsfit: X with no columns")
   end
   T.checkerr("vcov: unknown option 'clusters' .*did you mean 'cluster'", sp.vcov, X, f.resid, f.bread,
     {clusters = {{1, 1, 2, 2}}})
