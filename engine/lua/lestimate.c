@@ -867,24 +867,37 @@ static int l_sumsq(lua_State *L) {
   return 1 + center;
 }
 
-/* core.cor2(a, b) (internal) -> squared correlation of two n x 1 matrices, from centred
-   cross-products (two passes, no cancellation and no n-sized temporaries). */
+/* The i-th value of b, or of B g when g is given (B n x k, g k x 1). */
+static double cor2_value(const gsl_matrix *B, const gsl_matrix *g, size_t i) {
+  const double *row = B->data + i * B->tda;
+  if (g == NULL) return row[0];
+  double v = 0;
+  for (size_t j = 0; j < B->size2; j++) v += row[j] * g->data[j * g->tda];
+  return v;
+}
+
+/* core.cor2(a, b [, g]) (internal) -> squared correlation of the n x 1
+   matrix a with the n x 1 matrix b, or with B g for an n x k matrix B and a
+   k x 1 g (a fit's Xb, formed row by row instead of as an n-sized
+   temporary), from centred cross-products (two passes, no cancellation). */
 static int l_cor2(lua_State *L) {
   gsl_matrix *a = sp_lua_check_matrix(L, 1), *b = sp_lua_check_matrix(L, 2);
-  if (a->size2 != 1 || b->size2 != 1 || a->size1 != b->size1)
-    return sp_lua_errorf(L, "cor2: expected two vectors of the same length, got %zux%zu and %zux%zu", a->size1,
-                         a->size2, b->size1, b->size2);
+  gsl_matrix *g = lua_isnoneornil(L, 3) ? NULL : sp_lua_check_matrix(L, 3);
+  if (a->size2 != 1 || a->size1 != b->size1 || (g == NULL && b->size2 != 1) ||
+      (g != NULL && (g->size1 != b->size2 || g->size2 != 1)))
+    return sp_lua_errorf(L, "cor2: expected two vectors of the same length, or a vector, an n x k matrix and a "
+                         "k-vector, got %zux%zu and %zux%zu", a->size1, a->size2, b->size1, b->size2);
   size_t n = a->size1;
   double ma = 0, mb = 0;
   for (size_t i = 0; i < n; i++) {
     ma += a->data[i * a->tda];
-    mb += b->data[i * b->tda];
+    mb += cor2_value(b, g, i);
   }
   ma /= (double)n;
   mb /= (double)n;
   double saa = 0, sbb = 0, sab = 0;
   for (size_t i = 0; i < n; i++) {
-    double u = a->data[i * a->tda] - ma, v = b->data[i * b->tda] - mb;
+    double u = a->data[i * a->tda] - ma, v = cor2_value(b, g, i) - mb;
     saa += u * u;
     sbb += v * v;
     sab += u * v;

@@ -360,10 +360,11 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   end
   -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
   if nfe == 1 and rank > 0 then
-    local xb = kept_columns(X0, f.keep) * core.matrix(b_kept)
-    stats.r2_overall_corr = cor2(y0, xb)
-    -- Entity means of y and of xb, in C: no per-row Lua at 1e7 rows.
-    stats.r2_between_corr = cor2(absorb:means(1, y0), absorb:means(1, xb))
+    -- x'b formed row by row in C (no n x 1 temporary at 1e7 rows), and the
+    -- entity means of x'b as the entity means of X times b.
+    local Xk, bk = kept_columns(X0, f.keep), core.matrix(b_kept)
+    stats.r2_overall_corr = cor2(y0, Xk, bk)
+    stats.r2_between_corr = cor2(absorb:means(1, y0), absorb:means(1, Xk) * bk)
   end
 
   local fe_info = {}

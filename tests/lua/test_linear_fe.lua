@@ -77,6 +77,9 @@ do
   local yv, xb = {}, {}
   for r = 1, n do yv[r], xb[r] = cols.y[r], b.x1 * cols.x1[r] + b.x2 * cols.x2[r] end
   T.near(f.stats.r2_overall_corr, core.cor2(core.matrix(yv), core.matrix(xb)), 1e-12, "one-way: overall R2")
+  T.near(core.cor2(core.matrix(yv), f.private.design.X, core.matrix { b.x1, b.x2 }),
+    core.cor2(core.matrix(yv), core.matrix(xb)), 1e-12, "cor2(y, X, b) is cor2(y, Xb)")
+  T.checkerr("cor2: expected two vectors", core.cor2, core.matrix(yv), f.private.design.X, core.matrix { 1, 2, 3 })
 end
 
 -- Borrowed codes: the workspace and code vectors pin the design; closing it early raises.
