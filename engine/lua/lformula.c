@@ -327,8 +327,12 @@ static int l_design(lua_State *L) {
     static const char *const allowed[] = {"intercept", "extra", "threads", NULL};
     sp_lua_check_options(L, 3, "design", allowed);
     if (lua_getfield(L, 3, "threads") != LUA_TNIL) {
-      lua_Integer t = lua_tointeger(L, -1);
-      if (!lua_isinteger(L, -1) || (t != 1 && t != 2)) return luaL_argerror(L, 3, "threads must be 1 or 2");
+      /* 2.0 is 2, as for the demeaning's and least squares' own threads
+         (a scenario's YAML number may arrive as a float) */
+      int isint = 0;
+      lua_Integer t = lua_tointegerx(L, -1, &isint);
+      if (!isint || lua_type(L, -1) != LUA_TNUMBER || (t != 1 && t != 2))
+        return luaL_argerror(L, 3, "threads must be 1 or 2");
       opt.threads = (int)t;
     }
     lua_pop(L, 1);

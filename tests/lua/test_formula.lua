@@ -107,6 +107,8 @@ T.checkerr("design: unknown option 'intercpt' %(expected intercept, extra, threa
            {intercpt = false})
 T.checkerr("threads must be 1 or 2", sp.design, d, "y ~ x", {threads = 3})
 T.checkerr("threads must be 1 or 2", sp.design, d, "y ~ x", {threads = 1.5})
+T.checkerr("threads must be 1 or 2", sp.design, d, "y ~ x", {threads = "2"})
+T.check(sp.design(d, "y ~ x", {threads = 2.0}).n == sp.design(d, "y ~ x").n, "design: threads = 2.0 is 2")
 T.checkerr("the formula text contains a NUL byte", sp.design, d, "y ~ x\0 + qq")
 T.checkerr("the formula text contains a NUL byte", sp.formula, "y ~ x\0 + qq")
 T.checkerr("expected a formula string or an sp.formula table", sp.design, d, {text = 5})

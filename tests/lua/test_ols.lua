@@ -115,6 +115,8 @@ T.checkerr("vcov: unknown type 'hc5'", sp.ols, d, "y ~ x1", { vcov = "hc5" })
 T.checkerr("compat: unknown preset 'stataa'", sp.ols, d, "y ~ x1", { compat = "stataa" })
 T.checkerr("expected a formula string", sp.ols, d, 42)
 T.checkerr("ols: option 'threads' must be 1 or 2, got 4", sp.ols, d, "y ~ x", { threads = 4 })
+T.check(sp.ols(d, "y ~ x1 | id", { threads = 2.0 }).b[1] == sp.ols(d, "y ~ x1 | id", { threads = 1 }).b[1],
+  "ols: threads = 2.0 is 2 (a YAML number may be a float)")
 -- A misspelt option used to be ignored (iid standard errors printed for {vcv = "hc1"}).
 T.checkerr("ols: unknown option 'vcv' %(expected one of compat, maxiter, singletons, small, threads, tol, vcov, weights%)",
   sp.ols, d, "y ~ x1", { vcv = "hc1" })
