@@ -148,12 +148,18 @@ static const sp_design_factor *factor_of(lua_State *L, sp_design *des, int idx, 
   return f;
 }
 
-/* The numeric extra variable name of the design (a fixed effect of the same
-   name has codes but no values). */
-static const sp_design_factor *numeric_of(lua_State *L, sp_design *des, int idx, const char *fn) {
+/* The values of the numeric extra variable name of the design (a fixed
+   effect of the same name has codes but no values). */
+static const double *numeric_of(lua_State *L, sp_design *des, int idx, const char *fn) {
   const char *name = luaL_checkstring(L, idx);
   for (size_t i = 0; i < des->nextra; i++)
-    if (strcmp(des->extra[i].name, name) == 0 && des->extra[i].num != NULL) return &des->extra[i];
+    if (strcmp(des->extra[i].name, name) == 0 && sp_design_factor_numeric(des, &des->extra[i])) {
+      sp_error err;
+      sp_error_clear(&err);
+      const double *v = sp_design_factor_values(des, &des->extra[i], &err);
+      if (v == NULL) sp_lua_error(L, &err);
+      return v;
+    }
   sp_lua_errorf(L, "%s: '%s' is not a numeric extra variable of the design (sp.design(..., {extra = {\"%s\"}}))", fn,
                 name, name);
   return NULL;
@@ -166,9 +172,9 @@ static int cmp_double(const void *a, const void *b) {
 
 static int l_levels(lua_State *L) {
   sp_design *des = sp_lua_check_design(L, 1);
-  const sp_design_factor *f = numeric_of(L, des, 2, "mpi.levels");
+  const double *x = numeric_of(L, des, 2, "mpi.levels");
   double *v = lua_newuserdatauv(L, (des->n ? des->n : 1) * sizeof *v, 0);
-  memcpy(v, f->num, des->n * sizeof *v);
+  memcpy(v, x, des->n * sizeof *v);
   qsort(v, des->n, sizeof *v, cmp_double);
   lua_createtable(L, 0, 0);
   size_t m = 0;
@@ -182,7 +188,7 @@ static int l_levels(lua_State *L) {
 
 /* The rows' period codes in the global numbering levels (a sorted array at
    idx), in a userdata left on the stack; *nlev gets the number of levels. */
-static int32_t *period_codes(lua_State *L, sp_design *des, const sp_design_factor *f, int idx, size_t *nlev,
+static int32_t *period_codes(lua_State *L, sp_design *des, const double *x, int idx, size_t *nlev,
                              const char *fn) {
   luaL_checktype(L, idx, LUA_TTABLE);
   *nlev = (size_t)lua_rawlen(L, idx);
@@ -195,8 +201,8 @@ static int32_t *period_codes(lua_State *L, sp_design *des, const sp_design_facto
   }
   int32_t *code = lua_newuserdatauv(L, (des->n ? des->n : 1) * sizeof *code, 0);
   for (size_t r = 0; r < des->n; r++) {
-    double *hit = bsearch(&f->num[r], lev, *nlev, sizeof *lev, cmp_double);
-    if (hit == NULL) sp_lua_errorf(L, "%s: period %.17g of row %zu is not among the levels", fn, f->num[r], r + 1);
+    double *hit = bsearch(&x[r], lev, *nlev, sizeof *lev, cmp_double);
+    if (hit == NULL) sp_lua_errorf(L, "%s: period %.17g of row %zu is not among the levels", fn, x[r], r + 1);
     code[r] = (int32_t)(hit - lev);
   }
   lua_remove(L, -2);

@@ -217,12 +217,16 @@ static int l_codes(lua_State *L) {
 
 /* des:values(name): the values of a numeric extra variable over the used rows (n x 1). */
 static int l_values(lua_State *L) {
-  const sp_design *d = sp_lua_check_design(L, 1);
+  sp_design *d = sp_lua_check_design(L, 1);
   const sp_design_factor *x = check_factor(L, d, 2);
-  if (x->num == NULL)
+  if (!sp_design_factor_numeric(d, x))
     return luaL_error(L, "'%s' is categorical (or a fixed effect): use des:codes(\"%s\")", x->name, x->name);
   gsl_matrix *m = sp_lua_matrix_new(L, d->n, 1);
-  for (size_t i = 0; i < d->n; i++) m->data[i * m->tda] = x->num[i];
+  sp_error err;
+  sp_error_clear(&err);
+  const double *v = sp_design_factor_values(d, x, &err);
+  if (v == NULL) return sp_lua_error(L, &err);
+  for (size_t i = 0; i < d->n; i++) m->data[i * m->tda] = v[i];
   return 1;
 }
 
@@ -267,7 +271,7 @@ static int design_index(lua_State *L) {
       lua_setfield(L, -2, "name");
       lua_pushinteger(L, (lua_Integer)x[j].nlevels);
       lua_setfield(L, -2, "nlevels");
-      if (!fe) { lua_pushboolean(L, x[j].num != NULL); lua_setfield(L, -2, "numeric"); }
+      if (!fe) { lua_pushboolean(L, sp_design_factor_numeric(d, &x[j])); lua_setfield(L, -2, "numeric"); }
       lua_rawseti(L, -2, (lua_Integer)j + 1);
     }
   } else if (strcmp(key, "codes") == 0) lua_pushcfunction(L, l_codes);

@@ -28,13 +28,22 @@ static int thrres_gc(lua_State *L) {
   return 0;
 }
 
-static const sp_design_factor *need_factor(lua_State *L, const sp_design *des, const char *name, int numeric,
-                                           const char *role) {
+static const sp_design_factor *need_factor(lua_State *L, const sp_design *des, const char *name, const char *role) {
   const sp_design_factor *f = sp_design_factor_find(des, name);
   if (f == NULL) sp_lua_errorf(L, "threshold_fit: the design has no %s variable '%s'", role, name);
-  if (numeric && f->num == NULL)
-    sp_lua_errorf(L, "threshold_fit: the %s variable '%s' must be numeric, not categorical", role, name);
   return f;
+}
+
+/* The values of a numeric variable of the design over its rows. */
+static const double *need_values(lua_State *L, sp_design *des, const char *name, const char *role) {
+  const sp_design_factor *f = need_factor(L, des, name, role);
+  if (!sp_design_factor_numeric(des, f))
+    sp_lua_errorf(L, "threshold_fit: the %s variable '%s' must be numeric, not categorical", role, name);
+  sp_error err;
+  sp_error_clear(&err);
+  const double *v = sp_design_factor_values(des, f, &err);
+  if (v == NULL) sp_lua_error(L, &err);
+  return v;
 }
 
 static double opt_number(lua_State *L, int t, const char *k, double dflt) {
@@ -68,25 +77,25 @@ static int l_threshold_fit(lua_State *L) {
   size_t n = des->n, k = des->k;
 
   lua_getfield(L, 2, "entity");
-  const sp_design_factor *fe = need_factor(L, des, luaL_checkstring(L, -1), 0, "entity");
+  const sp_design_factor *fe = need_factor(L, des, luaL_checkstring(L, -1), "entity");
   lua_pop(L, 1);
   lua_getfield(L, 2, "threshold");
   const char *qname = luaL_checkstring(L, -1);
-  const sp_design_factor *qf = need_factor(L, des, qname, 1, "threshold");
+  const double *q = need_values(L, des, qname, "threshold");
   lua_pop(L, 1);  /* the name stays alive in the options table */
   const sp_design_factor *tf = NULL;
-  if (lua_getfield(L, 2, "time") != LUA_TNIL) tf = need_factor(L, des, luaL_checkstring(L, -1), 0, "time");
+  if (lua_getfield(L, 2, "time") != LUA_TNIL) tf = need_factor(L, des, luaL_checkstring(L, -1), "time");
   lua_pop(L, 1);
   if (lua_getfield(L, 2, "regime") != LUA_TTABLE) sp_lua_errorf(L, "threshold_fit: option 'regime' must be an array of names");
   int regime = lua_gettop(L);
   size_t m = (size_t)lua_rawlen(L, regime);
   if (m == 0 || m > 32) sp_lua_errorf(L, "threshold_fit: between 1 and 32 regime regressors, got %zu", m);
   const char *znames[32];
-  const sp_design_factor *zf[32];
+  const double *zf[32];
   for (size_t a = 0; a < m; a++) {
     lua_rawgeti(L, regime, (lua_Integer)a + 1);
     znames[a] = luaL_checkstring(L, -1);
-    zf[a] = need_factor(L, des, znames[a], 1, "regime");
+    zf[a] = need_values(L, des, znames[a], "regime");
     lua_pop(L, 1);  /* pinned by the regime table */
   }
 
@@ -121,13 +130,13 @@ static int l_threshold_fit(lua_State *L) {
   double *yv = lua_newuserdatauv(L, (n ? n : 1) * sizeof(double), 0);
   for (size_t t = 0; t < n; t++) yv[t] = gsl_matrix_get(y, t, 0);
   for (size_t t = 0; t < n; t++)
-    for (size_t a = 0; a < m; a++) Z[t * m + a] = zf[a]->num[t];
+    for (size_t a = 0; a < m; a++) Z[t * m + a] = zf[a][t];
   sp_thr_result *res = lua_newuserdatauv(L, sizeof *res, 0);
   memset(res, 0, sizeof *res);
   luaL_setmetatable(L, SP_THRRES_T);
 
   sp_thr_data d = {.n = n, .k = k, .m = m, .y = yv, .X = k ? X->data : NULL, .ldx = k ? X->tda : 0,
-                   .Z = Z, .ldz = m, .q = qf->num, .entity = fe->code, .N = fe->nlevels,
+                   .Z = Z, .ldz = m, .q = q, .entity = fe->code, .N = fe->nlevels,
                    .time = tf ? tf->code : NULL, .xnames = (const char *const *)des->names,
                    .znames = znames, .qname = qname};
   sp_error err;

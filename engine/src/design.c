@@ -974,7 +974,7 @@ static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
   int32_t *orig = NULL;
   if (n->kind == SP_FN_VAR) {
     int st = factor_column(c, sp_frame_column(c->f, n->name), out->code, &out->nlevels, &vals, &orig);
-    free(vals);
+    out->lev = vals;  /* an extra of the same name shares them (plain_fe) */
     free(orig);
     return st == SP_OK ? SP_OK : oom(c);
   }
@@ -1085,10 +1085,11 @@ static const sp_design_factor *plain_fe(const sp_design *d, const sp_formula *fm
   return NULL;
 }
 
-/* An extra variable's codes may be a fixed effect's (plain_fe): freed once. */
-static int borrowed_code(const sp_design *d, const int32_t *code) {
+/* An extra variable's codes and levels may be a fixed effect's (plain_fe):
+   freed once. */
+static int borrowed(const sp_design *d, const sp_design_factor *x) {
   for (size_t j = 0; j < d->nfe; j++)
-    if (d->fe[j].code == code) return 1;
+    if (d->fe[j].code == x->code) return 1;
   return 0;
 }
 
@@ -1101,11 +1102,19 @@ void sp_design_free(sp_design *d) {
   free_strings(d->inst_names, d->p_inst);
   for (size_t j = 0; j < d->nextra; j++) {
     free(d->extra[j].name);
-    if (!borrowed_code(d, d->extra[j].code)) sp_mem_free(d->extra[j].code);
+    if (!borrowed(d, &d->extra[j])) {
+      sp_mem_free(d->extra[j].code);
+      free(d->extra[j].lev);
+    }
     sp_mem_free(d->extra[j].num);
   }
   free(d->extra);
-  for (size_t j = 0; j < d->nfe; j++) { free(d->fe[j].name); sp_mem_free(d->fe[j].code); sp_mem_free(d->fe[j].num); }
+  for (size_t j = 0; j < d->nfe; j++) {
+    free(d->fe[j].name);
+    sp_mem_free(d->fe[j].code);
+    sp_mem_free(d->fe[j].num);
+    free(d->fe[j].lev);
+  }
   free(d->fe);
   free_strings(d->notes, d->nnotes);
   sp_design_detach(d);
@@ -1128,6 +1137,34 @@ void sp_design_detach(sp_design *d) {
   s->cbufs = NULL;
   s->ncbufs = s->capcbufs = 0;
   s->detached = 1;
+}
+
+/* x's index among d's extras, or d->nextra. */
+static size_t extra_index(const sp_design *d, const sp_design_factor *x) {
+  for (size_t j = 0; j < d->nextra; j++)
+    if (&d->extra[j] == x) return j;
+  return d->nextra;
+}
+
+int sp_design_factor_numeric(const sp_design *d, const sp_design_factor *x) {
+  return extra_index(d, x) < d->nextra && (x->num != NULL || x->lev != NULL);
+}
+
+const double *sp_design_factor_values(sp_design *d, const sp_design_factor *x, sp_error *err) {
+  size_t j = extra_index(d, x);
+  if (j == d->nextra || (x->num == NULL && x->lev == NULL)) {
+    sp_error_set(err, SP_EVALUE, "'%s' is not a numeric extra variable of the design", x->name);
+    sp_error_var(err, x->name);
+    return NULL;
+  }
+  sp_design_factor *e = &d->extra[j];
+  if (e->num != NULL) return e->num;
+  if ((e->num = sp_mem_doubles(d->n ? d->n : 1)) == NULL) {
+    sp_error_set(err, SP_ENOMEM, "out of memory for the values of '%s'", x->name);
+    return NULL;
+  }
+  for (size_t i = 0; i < d->n; i++) e->num[i] = e->lev[e->code[i]];
+  return e->num;
 }
 
 const sp_design_factor *sp_design_factor_find(const sp_design *d, const char *name) {
@@ -1274,23 +1311,28 @@ static int plan(ctx *c, const sp_design_options *opt) {
       if (x->name == NULL) return oom(c);
       const sp_design_factor *same = plain_fe(d, fm, opt->extra[j]);
       if (same != NULL) {
-        /* Clustering on a fixed effect is the common case: its codes are
-           these, computed the same way (40 MB and a pass less at 1e7 rows). */
+        /* Clustering on a fixed effect is the common case: its codes and
+           levels are these, computed the same way (40 MB and a pass less at
+           1e7 rows). */
         x->code = same->code;
         x->nlevels = same->nlevels;
+        x->lev = same->lev;
       } else {
         if ((x->code = sp_mem_alloc(n * sizeof *x->code)) == NULL) return oom(c);
-        double *vals = NULL;
         int32_t *orig = NULL;
-        st = factor_column(c, col, x->code, &x->nlevels, &vals, &orig);
-        free(vals);
+        st = factor_column(c, col, x->code, &x->nlevels, &x->lev, &orig);
         free(orig);
         if (st != SP_OK) return oom(c);
       }
-      if (col->type == SP_NUMERIC) {
+      /* Values that repeat (identifiers) stay as levels until an estimator
+         asks for them (sp_design_factor_values); the others (weights) are
+         copied now, as levels would take more room than the values. */
+      if (col->type == SP_NUMERIC && (x->nlevels > n / 2 || x->lev == NULL)) {
         if ((x->num = sp_mem_doubles(n)) == NULL) return oom(c);
         fill_job job = {.rows = d->rows, .n = n, .out = x->num, .tda = 1, .cols = &(dcol){col->num, NULL, -1}, .k = 1};
         sp_team_run(&c->team, fill_chunk, &job);
+        if (same == NULL) free(x->lev);
+        x->lev = NULL;
       }
     }
   }

@@ -301,6 +301,10 @@ int main(void) {
       const sp_design_factor *r = sp_design_factor_find(b.d, "region");
       const sp_design_factor *w = sp_design_factor_find(b.d, "w");
       check(r && r->nlevels == 3 && r->num == NULL && r->code[0] == 2 && r->code[1] == 0, "extra region codes", NULL);
+      sp_error verr;
+      sp_error_clear(&verr);
+      check(r && !sp_design_factor_numeric(b.d, r) && sp_design_factor_values(b.d, r, &verr) == NULL &&
+            strcmp(verr.var, "region") == 0, "a categorical extra has no values (error names it)", verr.msg);
       check(w && w->num && w->num[2] == 0.25 && w->nlevels == 7, "extra w values", NULL);
     }
     release(&b);
@@ -328,8 +332,22 @@ int main(void) {
       check(ok, "all rows used: extra w values", NULL);
       /* An extra variable that is a fixed effect shares its codes (freed once: ASan). */
       const sp_design_factor *id = &b.d->extra[1];
-      check(id->code == b.d->fe[0].code && id->nlevels == 3 && id->num && id->num[4] == 2,
-            "extra id: the fixed effect's codes, its own values", NULL);
+      check(id->code == b.d->fe[0].code && id->nlevels == 3 && id->lev == b.d->fe[0].lev,
+            "extra id: the fixed effect's codes and levels", NULL);
+      /* An identifier (3 levels on 8 rows) keeps its levels; its values are
+         materialised when asked, once. */
+      check(id->num == NULL && sp_design_factor_numeric(b.d, id), "extra id: numeric, values not copied yet", NULL);
+      sp_error verr;
+      sp_error_clear(&verr);
+      const double *iv = sp_design_factor_values(b.d, id, &verr);
+      static const double ids[] = {1, 1, 1, 1, 2, 2, 2, 3};
+      int same = iv != NULL;
+      for (size_t i = 0; same && i < NR; i++) same = iv[i] == ids[i];
+      check(same && id->num == iv && sp_design_factor_values(b.d, id, &verr) == iv,
+            "extra id: values from the levels, kept", verr.msg);
+      check(w->lev == NULL, "extra w: distinct values copied at once, no levels", NULL);
+      check(!sp_design_factor_numeric(b.d, &b.d->fe[0]) && sp_design_factor_values(b.d, &b.d->fe[0], &verr) == NULL &&
+            strstr(verr.msg, "not a numeric extra") != NULL, "a fixed effect has no values", verr.msg);
       check(b.d->fe[0].nlevels == 3 && b.d->fe[0].code[3] == 0 && b.d->fe[0].code[4] == 1 && b.d->fe[0].code[7] == 2,
             "all rows used: fixed-effect codes", NULL);
       /* sp_design_refill: overwrite y and X, re-read them from the frame. */

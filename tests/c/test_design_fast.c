@@ -176,7 +176,8 @@ static int same_rows(const sp_design *a, const sp_design *b) {
 
 static int same_factor(const sp_design_factor *a, const sp_design_factor *b, size_t n) {
   return a->nlevels == b->nlevels && memcmp(a->code, b->code, n * sizeof *a->code) == 0 &&
-         (a->num == NULL) == (b->num == NULL) && (a->num == NULL || memcmp(a->num, b->num, n * sizeof *a->num) == 0);
+         (a->num == NULL) == (b->num == NULL) && (a->num == NULL || memcmp(a->num, b->num, n * sizeof *a->num) == 0) &&
+         (a->lev == NULL) == (b->lev == NULL) && (a->lev == NULL || memcmp(a->lev, b->lev, a->nlevels * sizeof *a->lev) == 0);
 }
 
 /* The used rows by the definition: y, x and the fixed effect finite. */

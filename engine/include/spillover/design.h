@@ -58,7 +58,10 @@ typedef struct sp_design_factor {
   size_t nlevels;      /* levels present in the used rows */
   int32_t *code;       /* n codes in [0, nlevels): sorted order of the values (numbers
                           numerically, strings bytewise); for a^b, of the pairs */
-  double *num;         /* extras only: n numeric values, or NULL for a categorical variable */
+  double *num;         /* extras only: n numeric values, or NULL for a categorical variable
+                          or while only lev is kept (read them with sp_design_factor_values) */
+  double *lev;         /* a plain numeric variable: its nlevels sorted distinct values, so
+                          that num[i] == lev[code[i]]; NULL otherwise */
 } sp_design_factor;
 
 struct sp_design_src;
@@ -120,5 +123,16 @@ void sp_design_free(sp_design *d);
 
 /* The fixed effect or extra variable called name, or NULL. */
 const sp_design_factor *sp_design_factor_find(const sp_design *d, const char *name);
+
+/* 1 when x is a numeric extra variable of d (its values can be read), else 0. */
+int sp_design_factor_numeric(const sp_design *d, const sp_design_factor *x);
+
+/* The n values over the used rows of x, a numeric extra variable of d.  One
+   whose values repeat (a cluster or period identifier) is kept as its level
+   values and codes, and its values are materialised here on first use and
+   kept: at 1e7 rows a cluster variable costs 80 MB only if an estimator
+   reads its values.  -0 and 0 are one level, so a -0 may come back as 0.
+   NULL with err set for a fixed effect, a categorical variable or no memory. */
+const double *sp_design_factor_values(sp_design *d, const sp_design_factor *x, sp_error *err);
 
 #endif
