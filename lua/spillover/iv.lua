@@ -274,7 +274,7 @@ function M.fit(d, formula, opts, des)
   if opts.weights then
     raise("ivreg: weights are not supported for instrumental variables (yet); drop opts.weights")
   end
-  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts) }) end
+  if des == nil then des = core.design(d, formula, { extra = linear.extra_vars(d, vc, opts), threads = opts.threads }) end
   if not des.endog_names or #des.endog_names == 0 then
     raise("ivreg: the formula has no IV part; write 'y ~ exog | fe | endog ~ instruments' (or use sp.ols)")
   end
@@ -321,7 +321,7 @@ function M.fit(d, formula, opts, des)
   local X1k, scale_X1k = nil, {}
   if k1_all > 0 then
     local f1 = core.lsfit(X1, y, { scale = matrix(scale_X1), names = { table.unpack(des.names, 1, k1_all) },
-      yname = des.yname })
+      yname = des.yname, threads = opts.threads })
     for j, kept in ipairs(f1.keep) do
       if kept then
         exog_names[#exog_names + 1] = des.names[j]
@@ -344,7 +344,8 @@ function M.fit(d, formula, opts, des)
   local L = Z:ncol()
   local zn = { table.unpack(exog_names) }
   for _, nm in ipairs(des.inst_names) do zn[#zn + 1] = nm end
-  local fz = core.lsfit(Z, Y2:col(1):copy(), { scale = matrix(scale_Z), names = zn, yname = des.endog_names[1] })
+  local fz = core.lsfit(Z, Y2:col(1):copy(), { scale = matrix(scale_Z), names = zn, yname = des.endog_names[1],
+    threads = opts.threads })
   for j = k1 + 1, L do
     if not fz.keep[j] then
       local nm = des.inst_names[j - k1]
@@ -372,7 +373,7 @@ function M.fit(d, formula, opts, des)
   local raw_endog = des.endog
   for j = 1, p do
     local yj = Y2:col(j):copy()
-    local fj = core.lsfit(Z, yj, { scale = matrix(scale_Z) })
+    local fj = core.lsfit(Z, yj, { scale = matrix(scale_Z), threads = opts.threads })
     resid_cols[j] = fj.resid
     fitted_cols[j] = yj - fj.resid
     local ssr_u = fj.ssr
@@ -433,7 +434,7 @@ function M.fit(d, formula, opts, des)
   for _, s in ipairs(scale_Y2) do scale_X[#scale_X + 1] = s end
   local xn = { table.unpack(exog_names) }
   for _, nm in ipairs(des.endog_names) do xn[#xn + 1] = nm end
-  local f2 = core.lsfit(Xhat, y, { scale = matrix(scale_X), names = xn, yname = des.yname })
+  local f2 = core.lsfit(Xhat, y, { scale = matrix(scale_X), names = xn, yname = des.yname, threads = opts.threads })
   for j = 1, k1 + p do
     if not f2.keep[j] then
       local nm = j <= k1 and exog_names[j] or des.endog_names[j - k1]
@@ -652,7 +653,7 @@ for _, name in ipairs({ "ivreg", "iv" }) do
   registry.register {
     name = name, fit = scenario_iv, model_keys = IV_MODEL_KEYS, vcov = linear.OLS_KINDS,
     options = { tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
-      threads = { type = "integer", min = 1, max = 64 }, small = { type = "boolean" } },
+      threads = { type = "integer", min = 1, max = 2 }, small = { type = "boolean" } },
     capabilities = { predict = true, predict_matrix = false, refit = false, draw = true, spatial = false },
   }
 end

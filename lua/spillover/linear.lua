@@ -25,7 +25,7 @@ local function scenario_ols(d, model, options)
 end
 local OLS_OPTIONS = {
   tol = { type = "number", min = 0 }, maxiter = { type = "integer", min = 1 },
-  threads = { type = "integer", min = 1, max = 64 }, singletons = { type = "string", enum = { "keep", "drop" } },
+  threads = { type = "integer", min = 1, max = 2 }, singletons = { type = "string", enum = { "keep", "drop" } },
 }
 -- fe: the same estimator under the name panel users look for.
 for _, name in ipairs({ "ols", "fe" }) do

@@ -82,6 +82,11 @@ do -- fixed effects: 2SLS within groups recovers the slopes with effects correla
     string.format("%.4f (se %.4f)", f:coef().w, f:se().w))
   T.check(math.abs(f:coef().x - 2) < 3 * f:se().x, "fixed effects: 2SLS within recovers 2 (within 3 SE)")
   T.check(f.stats.df_resid == 3000 - 2 - 60, "fixed effects: df = n - k - groups")
+  -- the design, the demeaning and every least squares run on two threads: the same bits
+  local f2 = iv.ivreg(d, "y ~ x | g | w ~ z1 + z2", { threads = 2, vcov = { cluster = "g" } })
+  local f1 = iv.ivreg(d, "y ~ x | g | w ~ z1 + z2", { threads = 1, vcov = { cluster = "g" } })
+  T.check(f2:coef().w == f1:coef().w and f2:coef().x == f1:coef().x and f2:se().w == f1:se().w and
+    f2.stats.ssr == f1.stats.ssr and f2.stats.F.statistic == f1.stats.F.statistic, "2SLS: threads = 2 gives the bits of threads = 1")
   local pooled = iv.ivreg(d, "y ~ x | w ~ z1 + z2")
   T.check(math.abs(pooled:coef().w - 0.5) > 5 * pooled:se().w, "without the effects 2SLS is biased (they load on w)")
   -- fixed effects via dummies give the same 2SLS

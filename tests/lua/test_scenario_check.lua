@@ -89,6 +89,13 @@ check_error("ratio_empty.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 item
 check_error("ratio_three.yaml:%d+:%d+: derive.r.ratio: expected a list of 2 items, got 3",
   variant("ratio_three", "  dfw:", "  r: {ratio: [a, b, c]}\n  dfw:"))
 
+-- sp.ols and 2SLS run on 1 or 2 threads: more is refused by the run, so by the check
+check_error("ols_threads.yaml:%d+:%d+: models.fe.options.threads: must be from 1 to 2, got 3",
+  variant("ols_threads", "| province + year\n", "| province + year\n    options: {threads: 3}\n"))
+T.check(pcall(function()
+  scenario.check(scenario.load(variant("ols_threads2", "| province + year\n", "| province + year\n    options: {threads: 2}\n")))
+end), "threads: 2 checks")
+
 -- ---- derivations that run cannot do: reported at derive.<name>, never at a
 -- line of spillover's own files
 check_error("cat.yaml:%d+:%d+: derive.dfw: 'region_nbs' is categorical %(text%); this derivation needs numbers",
