@@ -34,7 +34,7 @@ timed() {  # timed <label> <cmd...>: "label first warm rss_MB" into $rec
   shift
   t=$(mktemp)
   "/usr/bin/time" -v "$@" > "$t.out" 2> "$t"
-  echo "$label $(cat "$t.out") $(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$t")" >> "$rec"
+  echo "$label $(cat "$t.out") $(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 * 1024 / 1e6 }' "$t")" >> "$rec"  # KiB -> MB (1e6 bytes)
   rm -f "$t" "$t.out"
 }
 for r in $(seq "$runs"); do

@@ -87,7 +87,9 @@ rec() {
   shift 2
   tmp=$(mktemp)
   if /usr/bin/time -v "$@" > "$tmp.out" 2> "$tmp"; then
-    rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$tmp")
+    # time -v reports KiB; MB here are 1e6 bytes, the unit of the frame's
+    # size (frame_MB), so that peak RSS / frame compares like with like
+    rss=$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 * 1024 / 1e6 }' "$tmp")
     tr ' ' '\n' < "$tmp.out" | awk -F= -v l="$label" -v s="$size" -v r="$rss" '
       NF == 2 && $2 ~ /^[-0-9.eE+]+$/ { print s, l, $1, $2 }
       END { print s, l, "peak_rss_MB", r }' | tee -a "$out"

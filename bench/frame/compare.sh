@@ -55,7 +55,7 @@ function stats(key,   n, i, j, t, v) {
     key = tool SUBSEP op SUBSEP kv[1]
     val[key, ++cnt[key]] = kv[2]
   }
-  split($3, kv, "="); if (!((tool, $2) in rseen)) { rseen[tool, $2] = 1; rk = tool SUBSEP "rss"; val[rk, ++cnt[rk]] = kv[2] / 1024 }
+  split($3, kv, "="); if (!((tool, $2) in rseen)) { rseen[tool, $2] = 1; rk = tool SUBSEP "rss"; val[rk, ++cnt[rk]] = kv[2] * 1024 / 1e6 }  # KiB -> MB (1e6 bytes)
 }
 END {
   for (key in cnt) stats(key)
