@@ -3,6 +3,7 @@
 **
 **   sp.lsfit(X, y [, {weights=, scale=, tol=, names=, yname=, threads=}])   least squares, collinear columns dropped
 **   sp.vcov(X, resid, bread, opts)                 the sandwich family (vcov.h)
+**   sp.sumsq(M [, {center=, weights=, threads=}])  column sums of squares
 **   sp.absorb(fe [, {weights=}])                   a fixed-effects workspace (demean.h):
 **       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
 **   sp.demean(M, fe [, opts])                      one-shot absorb + demean (in place)
@@ -26,6 +27,8 @@
 
 #include "ldesign.h"
 #include "lsp.h"
+/* The core's internal two-chunk team: sumsq splits its rows the same way. */
+#include "../src/team.h"
 
 #define SP_ABSORB_T "spillover.absorb"
 
@@ -229,6 +232,18 @@ static lua_Integer opt_integer(lua_State *L, int opts, const char *field, lua_In
   return v;
 }
 
+/* Option 'threads': 1 or 2 (2.0 is 2, as for the design's, the demeaning's
+   and least squares' threads: a scenario's YAML number may arrive as a float). */
+static int opt_threads(lua_State *L, int opts, const char *op) {
+  int isint = 1;
+  lua_Integer t = 1;
+  if (lua_getfield(L, opts, "threads") != LUA_TNIL) t = lua_tointegerx(L, -1, &isint);
+  if (!isint || (t != 1 && t != 2))
+    sp_lua_errorf(L, "%s: option 'threads' must be 1 or 2, got %s", op, luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  return (int)t;
+}
+
 static const double *opt_vector(lua_State *L, int opts, const char *field, size_t n) {
   const double *v = NULL;
   if (lua_getfield(L, opts, field) != LUA_TNIL) {
@@ -372,7 +387,7 @@ static int l_vcov(lua_State *L) {
   if (B->size1 != k || B->size2 != k)
     return sp_lua_errorf(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
   static const char *const allowed[] = {"type", "compat", "dof", "gadj", "tdf", "k_df", "multi0", "fix_psd",
-                                       "weights", "lag", "cluster", "cluster_names", "time", "time_name", NULL};
+                                       "weights", "lag", "cluster", "cluster_names", "time", "time_name", "threads", NULL};
   sp_lua_check_options(L, 4, "vcov", allowed);
   /* Without a type, cluster vectors mean a clustered covariance and a time
      vector Driscoll-Kraay: ignoring them and returning iid errors would be a
@@ -408,6 +423,7 @@ static int l_vcov(lua_State *L) {
   if (lua_getfield(L, 4, "fix_psd") != LUA_TNIL) spec.fix_psd = lua_toboolean(L, -1);
   lua_pop(L, 1);
   spec.weights = opt_vector(L, 4, "weights", n);
+  spec.threads = opt_threads(L, 4, "vcov");
   /* absent: plm's default floor(T^(1/4)) (spec.lag -1) */
   int has_lag = lua_getfield(L, 4, "lag") != LUA_TNIL;
   lua_pop(L, 1);
@@ -793,17 +809,18 @@ static const luaL_Reg absorb_meth[] = {
   {NULL, NULL}
 };
 
-/* Column sums of (weighted) squares over the rows of M: about mean (when
+/* Column sums of (weighted) squares over rows [i0, i1) of M: about mean (when
    not NULL), else the weighted sums into sum and the uncentred sums of
-   squares into raw; p is a constant where inlined, so the sums live in
-   registers instead of memory M->data might alias. */
+   squares into raw, returning the weight sum; p is a constant where inlined,
+   so the sums live in registers instead of memory M->data might alias. */
 enum { SUMSQ_NARROW = 4 };
-SP_INLINE void sumsq_pass(const gsl_matrix *M, const double *w, const size_t p, const double *mean, double *sum,
-                          double *raw) {
-  double s[SUMSQ_NARROW] = {0}, q[SUMSQ_NARROW] = {0};
-  for (size_t i = 0; i < M->size1; i++) {
+SP_INLINE double sumsq_pass(const gsl_matrix *M, const double *w, size_t i0, size_t i1, const size_t p,
+                            const double *mean, double *sum, double *raw) {
+  double s[SUMSQ_NARROW] = {0}, q[SUMSQ_NARROW] = {0}, sw = 0.0;
+  for (size_t i = i0; i < i1; i++) {
     const double *row = M->data + i * M->tda;
     double wi = w ? w[i] : 1.0;
+    if (!mean) sw += wi;
     for (size_t j = 0; j < p; j++) {
       double v = mean ? row[j] - mean[j] : row[j];
       if (!mean) s[j] += wi * v;
@@ -814,48 +831,86 @@ SP_INLINE void sumsq_pass(const gsl_matrix *M, const double *w, const size_t p, 
     if (!mean) sum[j] = s[j];
     raw[j] = q[j];
   }
+  return sw;
 }
 
-static void sumsq_cols(const gsl_matrix *M, const double *w, const double *mean, double *sum, double *raw) {
-  switch (M->size2) {
-    case 1: sumsq_pass(M, w, 1, mean, sum, raw); return;
-    case 2: sumsq_pass(M, w, 2, mean, sum, raw); return;
-    case 3: sumsq_pass(M, w, 3, mean, sum, raw); return;
-    case 4: sumsq_pass(M, w, 4, mean, sum, raw); return;
-  }
-  /* wide: one column at a time */
-  for (size_t j = 0; j < M->size2; j++) {
-    gsl_matrix_const_view c = gsl_matrix_const_submatrix(M, 0, j, M->size1, 1);
-    sumsq_pass(&c.matrix, w, 1, mean ? mean + j : NULL, sum + j, raw + j);
+/* One pass of sumsq_cols over the two fixed chunks of team.h: chunk c's sums
+   go to part[c] (p sums, p squares, the weight sum). */
+typedef struct {
+  const gsl_matrix *M;
+  const double *w, *mean;
+  double *part[SP_TEAM_CHUNKS];
+} sumsq_job;
+
+static void sumsq_chunk(void *ctx, int c) {
+  sumsq_job *j = ctx;
+  const gsl_matrix *M = j->M;
+  size_t i0, i1, p = M->size2;
+  double *sum = j->part[c], *raw = sum + p, *sw = sum + 2 * p;
+  sp_team_range(M->size1, c, &i0, &i1);
+  *sw = 0.0;  /* no columns, no pass */
+  switch (p) {
+    case 1: *sw = sumsq_pass(M, j->w, i0, i1, 1, j->mean, sum, raw); break;
+    case 2: *sw = sumsq_pass(M, j->w, i0, i1, 2, j->mean, sum, raw); break;
+    case 3: *sw = sumsq_pass(M, j->w, i0, i1, 3, j->mean, sum, raw); break;
+    case 4: *sw = sumsq_pass(M, j->w, i0, i1, 4, j->mean, sum, raw); break;
+    default:  /* wide: one column at a time */
+      for (size_t a = 0; a < p; a++) {
+        gsl_matrix_const_view col = gsl_matrix_const_submatrix(M, 0, a, M->size1, 1);
+        *sw = sumsq_pass(&col.matrix, j->w, i0, i1, 1, j->mean ? j->mean + a : NULL, sum + a, raw + a);
+      }
   }
 }
 
-/* sp.sumsq(M [, {center = bool, weights = w}]) -> table of per-column sums
-   of (weighted) squares, about the (weighted) column mean when center is
-   true (two passes, so no cancellation), and then, when center is true, the
-   table of uncentred ones, which the first pass gives for free: a fit needs
-   both of its outcome and reads the rows once less. */
+/* The column sums into sum and the weight sum (when mean is NULL) and the
+   sums of squares into raw: the chunks' added in chunk order, so the same
+   bits on one thread as on two.  part holds 2 x (2p + 1) doubles; returns
+   the weight sum when mean is NULL. */
+static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const double *w, const double *mean, double *sum,
+                         double *raw, double *part) {
+  size_t p = M->size2;
+  sumsq_job j = {M, w, mean, {part, part + 2 * p + 1}};
+  sp_team_run(tm, sumsq_chunk, &j);
+  for (size_t a = 0; a < p; a++) {
+    if (!mean) sum[a] = j.part[0][a] + j.part[1][a];
+    raw[a] = j.part[0][p + a] + j.part[1][p + a];
+  }
+  return j.part[0][2 * p] + j.part[1][2 * p];
+}
+
+/* Below this many rows a second thread costs more than it saves (lsfit.c's). */
+#define SUMSQ_TEAM_MIN 100000
+
+/* sp.sumsq(M [, {center = bool, weights = w, threads = 1 | 2}]) -> table of
+   per-column sums of (weighted) squares, about the (weighted) column mean
+   when center is true (two passes, so no cancellation), and then, when
+   center is true, the table of uncentred ones, which the first pass gives
+   for free: a fit needs both of its outcome and reads the rows once less.
+   threads = 2 gives the same bits as 1. */
 static int l_sumsq(lua_State *L) {
   gsl_matrix *M = sp_lua_check_matrix(L, 1);
-  int center = 0;
+  int center = 0, threads = 1;
   const double *w = NULL;
   if (!lua_isnoneornil(L, 2)) {
-    static const char *const allowed[] = {"center", "weights", NULL};
+    static const char *const allowed[] = {"center", "weights", "threads", NULL};
     sp_lua_check_options(L, 2, "sumsq", allowed);
     lua_getfield(L, 2, "center");
     center = lua_toboolean(L, -1);
     lua_pop(L, 1);
     w = opt_vector(L, 2, "weights", M->size1);
+    threads = opt_threads(L, 2, "sumsq");
   }
   size_t n = M->size1, p = M->size2;
-  double *acc = lua_newuserdatauv(L, 3 * (p ? p : 1) * sizeof *acc, 0);
-  double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, sw = 0;
-  sumsq_cols(M, w, NULL, sum, raw);
+  double *acc = lua_newuserdatauv(L, (3 * p + 2 * (2 * p + 1)) * sizeof *acc, 0);
+  double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, *part = acc + 3 * p;
+  sp_team tm;
+  sp_team_start(&tm, n >= SUMSQ_TEAM_MIN ? threads : 1);
+  double sw = sumsq_cols(&tm, M, w, NULL, sum, raw, part);
   if (center) {
-    for (size_t i = 0; i < n; i++) sw += w ? w[i] : 1.0;
     for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
-    sumsq_cols(M, w, sum, NULL, ss);
+    sumsq_cols(&tm, M, w, sum, NULL, ss, part);
   }
+  sp_team_stop(&tm);
   for (int t = 0; t < 1 + center; t++) {
     const double *out = center && t == 0 ? ss : raw;
     lua_createtable(L, (int)p, 0);

@@ -7,6 +7,10 @@
 ** one pass over the rows into a G x k (or T x k) array S and the meat is S'S,
 ** formed by BLAS dsyrk.  HC meats go through a block of rows at a time so that
 ** the memory stays O(block * k) at any n.
+**
+** The passes over the rows run on the two fixed chunks of team.h, each into
+** its own accumulator, added in chunk order: spec->threads changes the wall
+** time, never the bits.
 */
 #include <math.h>
 #include <stdio.h>
@@ -22,8 +26,11 @@
 #include "spillover/inline.h"
 #include "spillover/mem.h"
 #include "spillover/vcov.h"
+#include "team.h"
 
 #define HC_BLOCK 512
+/* Below this many rows a second thread costs more than it saves (as lsfit.c). */
+#define TEAM_MIN 100000
 /* Above this many possible keys a hash table recodes the groups instead of a
    direct lookup array. */
 #define DIRECT_MIN ((uint64_t)1 << 20)
@@ -50,6 +57,7 @@ void sp_vcov_spec_init(sp_vcov_spec *s, sp_vcov_type type) {
   s->gadj = SP_VCOV_GADJ_NONE;
   s->tdf = SP_VCOV_TDF_RESID;
   s->lag = -1;
+  s->threads = 1;
 }
 
 /* {====================================================== presets */
@@ -184,71 +192,154 @@ static void add_crossprod(double *M, size_t k, const double *S, size_t G, double
 }
 
 /* The HC meat, alpha * sum_i (u_i c_i)^2 x_i x_i' with c_i = 1, (1-h)^-1/2 or
-   (1-h)^-1 by power 0, 1, 2, added into M's upper triangle. */
-static int hc_meat(const gsl_matrix *X, const double *resid, const double *w,
-                   const gsl_matrix *B, int power, double alpha, double *M, sp_error *err) {
-  size_t n = X->size1, k = X->size2;
-  double *Z = malloc(HC_BLOCK * k * sizeof *Z);
-  double *T = power > 0 ? malloc(HC_BLOCK * k * sizeof *T) : NULL;
-  if (Z == NULL || (power > 0 && T == NULL)) {
-    free(Z);
-    free(T);
-    return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
-  }
-  for (size_t r0 = 0; r0 < n; r0 += HC_BLOCK) {
-    size_t m = n - r0 < HC_BLOCK ? n - r0 : HC_BLOCK;
+   (1-h)^-1 by power 0, 1, 2: each chunk into its own upper triangle M[c], a
+   block of rows at a time through its scratch Z (and T, the rows times B). */
+typedef struct {
+  const gsl_matrix *X, *B;
+  const double *resid, *w;
+  int power;
+  double alpha;
+  double *M[SP_TEAM_CHUNKS], *Z[SP_TEAM_CHUNKS], *T[SP_TEAM_CHUNKS];
+  size_t bad[SP_TEAM_CHUNKS];   /* the chunk's first row of leverage 1, or SIZE_MAX */
+  double badh[SP_TEAM_CHUNKS];
+} hc_job;
+
+static void hc_chunk(void *ctx, int c) {
+  hc_job *j = ctx;
+  const gsl_matrix *X = j->X;
+  size_t i0, i1, k = X->size2;
+  double *Z = j->Z[c], *T = j->T[c];
+  sp_team_range(X->size1, c, &i0, &i1);
+  for (size_t r0 = i0; r0 < i1; r0 += HC_BLOCK) {
+    size_t m = i1 - r0 < HC_BLOCK ? i1 - r0 : HC_BLOCK;
     const double *Xb = X->data + r0 * X->tda;
-    if (power > 0)
+    if (j->power > 0)
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)k, 1.0, Xb,
-                  (int)X->tda, B->data, (int)B->tda, 0.0, T, (int)k);
+                  (int)X->tda, j->B->data, (int)j->B->tda, 0.0, T, (int)k);
     for (size_t r = 0; r < m; r++) {
       size_t i = r0 + r;
       const double *x = Xb + r * X->tda;
-      double u = score_weight(w, i) * resid[i];
-      if (power > 0) {
+      double u = score_weight(j->w, i) * j->resid[i];
+      if (j->power > 0) {
         double h = 0.0;
-        for (size_t j = 0; j < k; j++) h += T[r * k + j] * x[j];
-        h *= score_weight(w, i);
+        for (size_t a = 0; a < k; a++) h += T[r * k + a] * x[a];
+        h *= score_weight(j->w, i);
         if (!(h < 1.0 - 1e-10)) {
-          free(Z);
-          free(T);
-          return sp_error_set(err, SP_EVALUE,
-                              "observation %zu has leverage h_ii = %.17g (1 means it alone "
-                              "determines a coefficient): HC2/HC3 divide by 1 - h_ii; drop "
-                              "the observation or use HC0/HC1", i + 1, h);
+          j->bad[c] = i;
+          j->badh[c] = h;
+          return;
         }
-        u /= (power == 1) ? sqrt(1.0 - h) : (1.0 - h);
+        u /= (j->power == 1) ? sqrt(1.0 - h) : (1.0 - h);
       }
-      for (size_t j = 0; j < k; j++) Z[r * k + j] = u * x[j];
+      for (size_t a = 0; a < k; a++) Z[r * k + a] = u * x[a];
     }
-    add_crossprod(M, k, Z, m, alpha);
+    add_crossprod(j->M[c], k, Z, m, j->alpha);
   }
-  free(Z);
-  free(T);
+}
+
+/* The HC meat added into M's upper triangle, the chunks' in chunk order. */
+static int hc_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const double *w,
+                   const gsl_matrix *B, int power, double alpha, double *M, sp_error *err) {
+  size_t k = X->size2;
+  size_t per = k * k + HC_BLOCK * k * (power > 0 ? 2 : 1);  /* a chunk's M, Z and T */
+  double *buf = calloc(SP_TEAM_CHUNKS * per, sizeof *buf);
+  if (buf == NULL)
+    return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
+  hc_job j = {X, B, resid, w, power, alpha, {0}, {0}, {0}, {0}, {0}};
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
+    j.M[c] = buf + c * per;
+    j.Z[c] = j.M[c] + k * k;
+    j.T[c] = power > 0 ? j.Z[c] + HC_BLOCK * k : NULL;
+    j.bad[c] = SIZE_MAX;
+  }
+  sp_team_run(tm, hc_chunk, &j);
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++)
+    if (j.bad[c] != SIZE_MAX) {  /* chunk 0's rows come first: the first such row overall */
+      free(buf);
+      return sp_error_set(err, SP_EVALUE,
+                          "observation %zu has leverage h_ii = %.17g (1 means it alone "
+                          "determines a coefficient): HC2/HC3 divide by 1 - h_ii; drop "
+                          "the observation or use HC0/HC1", j.bad[c] + 1, j.badh[c]);
+    }
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++)
+    for (size_t t = 0; t < k * k; t++) M[t] += j.M[c][t];
+  free(buf);
   return SP_OK;
 }
 
-/* S (G x k, zeroed by the caller) += per-group sums of u_i x_i; k is a
-   constant where inlined. */
+/* Per-group scores over the chunks: chunk c adds u_i x_i into row
+   code[i] - off[c] of S[c]; k is a constant where inlined. */
+typedef struct {
+  const gsl_matrix *X;
+  const double *resid, *w;
+  const int32_t *code;
+  int32_t lo[SP_TEAM_CHUNKS], hi[SP_TEAM_CHUNKS];  /* each chunk's smallest and largest code */
+  double *S[SP_TEAM_CHUNKS];
+  int32_t off[SP_TEAM_CHUNKS];
+} scores_job;
+
+static void range_chunk(void *ctx, int c) {
+  scores_job *j = ctx;
+  size_t i0, i1;
+  int32_t lo = INT32_MAX, hi = -1;
+  sp_team_range(j->X->size1, c, &i0, &i1);
+  for (size_t i = i0; i < i1; i++) {
+    lo = j->code[i] < lo ? j->code[i] : lo;
+    hi = j->code[i] > hi ? j->code[i] : hi;
+  }
+  j->lo[c] = lo;
+  j->hi[c] = hi;
+}
+
 SP_INLINE void scores_pass(const gsl_matrix *X, const double *restrict resid, const double *restrict w,
-                           const int32_t *restrict code, double *restrict S, const size_t k) {
-  for (size_t i = 0; i < X->size1; i++) {
+                           const int32_t *restrict code, size_t i0, size_t i1, int32_t off,
+                           double *restrict S, const size_t k) {
+  for (size_t i = i0; i < i1; i++) {
     const double *restrict x = X->data + i * X->tda;
     double u = score_weight(w, i) * resid[i];
-    double *restrict s = S + (size_t)code[i] * k;
+    double *restrict s = S + (size_t)(code[i] - off) * k;
     for (size_t j = 0; j < k; j++) s[j] += u * x[j];
   }
 }
 
-static void group_scores(const gsl_matrix *X, const double *resid, const double *w, const int32_t *code,
-                         double *S) {
+static void scores_chunk(void *ctx, int c) {
+  scores_job *j = ctx;
+  const gsl_matrix *X = j->X;
+  size_t i0, i1;
+  sp_team_range(X->size1, c, &i0, &i1);
   switch (X->size2) {
-    case 1: scores_pass(X, resid, w, code, S, 1); break;
-    case 2: scores_pass(X, resid, w, code, S, 2); break;
-    case 3: scores_pass(X, resid, w, code, S, 3); break;
-    case 4: scores_pass(X, resid, w, code, S, 4); break;
-    default: scores_pass(X, resid, w, code, S, X->size2); break;
+    case 1: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 1); break;
+    case 2: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 2); break;
+    case 3: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 3); break;
+    case 4: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 4); break;
+    default: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], X->size2); break;
   }
+}
+
+/* S (G x k, zeroed by the caller) = per-group sums of u_i x_i.  Chunk 0 adds
+   into S; so does chunk 1 when all its codes are above chunk 0's (a sorted
+   panel's entities, an intersection of dimensions: S may hold n rows, and is
+   not doubled), else it fills a table of its own code range, added after.
+   Returns SP_OK or SP_ENOMEM. */
+static int group_scores(sp_team *tm, const gsl_matrix *X, const double *resid, const double *w,
+                        const int32_t *code, double *S) {
+  size_t k = X->size2, g1 = 0;
+  double *S1 = NULL;
+  scores_job j = {X, resid, w, code, {0}, {0}, {S, S}, {0, 0}};
+  sp_team_run(tm, range_chunk, &j);
+  if (j.lo[1] <= j.hi[0]) {
+    g1 = (size_t)(j.hi[1] - j.lo[1]) + 1;
+    if ((S1 = sp_mem_calloc(g1, k * sizeof *S1)) == NULL) return SP_ENOMEM;
+    j.S[1] = S1;
+    j.off[1] = j.lo[1];
+  }
+  sp_team_run(tm, scores_chunk, &j);
+  if (S1 != NULL) {
+    double *s = S + (size_t)j.lo[1] * k;
+    for (size_t t = 0; t < g1 * k; t++) s[t] += S1[t];
+    sp_mem_free(S1);
+  }
+  return SP_OK;
 }
 
 static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t size) {
@@ -260,7 +351,7 @@ static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t s
 /* Cameron-Gelbach-Miller: M = sum over non-empty subsets D of the dimensions
    of (-1)^(|D|+1) adj_D S_D'S_D, S_D the scores summed within the
    intersection of the dimensions in D. */
-static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec *s,
+static int cluster_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const sp_vcov_spec *s,
                         double dof, double *M, sp_vcov_info *info, sp_error *err) {
   size_t n = X->size1, k = X->size2, p = s->ncluster;
   int32_t *dense[SP_VCOV_MAXWAY] = {0};       /* recoded copies, owned */
@@ -342,7 +433,7 @@ static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_
          multi0 = TRUE, plm vcovDC); dof is applied to all of V later. */
       adj = 1.0 / dof;
       info->gadj[set - 1] = 1.0;
-      if ((st = hc_meat(X, resid, s->weights, NULL, 0, sign * adj, M, err)) != SP_OK) goto done;
+      if ((st = hc_meat(tm, X, resid, s->weights, NULL, 0, sign * adj, M, err)) != SP_OK) goto done;
       continue;
     }
     switch (s->gadj) {
@@ -353,8 +444,7 @@ static int cluster_meat(const gsl_matrix *X, const double *resid, const sp_vcov_
     if (g < 2) adj = 1.0;  /* an intersection with one cell only (cannot happen for g = n) */
     info->gadj[set - 1] = adj;
     S = sp_mem_calloc(g, k * sizeof *S);
-    if (S == NULL) goto nomem;
-    group_scores(X, resid, s->weights, code, S);
+    if (S == NULL || group_scores(tm, X, resid, s->weights, code, S) != SP_OK) goto nomem;
     add_crossprod(M, k, S, g, sign * adj);
     sp_mem_free(S);
     S = NULL;
@@ -374,7 +464,7 @@ done:
 /* Driscoll-Kraay: h_t = sum over period t of u_i x_i; M = sum_t h_t h_t' +
    sum_{l=1..L} (1 - l/(L+1)) sum_t (h_t h_{t-l}' + h_{t-l} h_t').  M is full
    on return (not only the upper triangle). */
-static int dk_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec *s, double *M,
+static int dk_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const sp_vcov_spec *s, double *M,
                    sp_vcov_info *info, sp_error *err) {
   size_t n = X->size1, k = X->size2;
   const char *tn = s->time_name ? s->time_name : "time";
@@ -403,12 +493,11 @@ static int dk_meat(const gsl_matrix *X, const double *resid, const sp_vcov_spec 
   }
   double *H = sp_mem_calloc(T, k * sizeof *H);
   double *C = malloc(k * k * sizeof *C);
-  if (H == NULL || C == NULL) {
+  if (H == NULL || C == NULL || group_scores(tm, X, resid, s->weights, s->time, H) != SP_OK) {
     sp_mem_free(H);
     free(C);
     return sp_error_set(err, SP_ENOMEM, "out of memory for %zu periods x %zu columns", T, k);
   }
-  group_scores(X, resid, s->weights, s->time, H);
   size_t used = 0;
   for (size_t t = 0; t < T; t++) {
     for (size_t j = 0; j < k; j++)
@@ -483,6 +572,27 @@ static double dof_factor(sp_vcov_dof d, sp_vcov_type t, size_t n, size_t k) {
   }
 }
 
+/* Each chunk's sum of w e^2 and smallest weight. */
+typedef struct {
+  const double *resid, *w;
+  size_t n;
+  double ssr[SP_TEAM_CHUNKS], wmin[SP_TEAM_CHUNKS];
+} ssr_job;
+
+static void ssr_chunk(void *ctx, int c) {
+  ssr_job *j = ctx;
+  size_t i0, i1;
+  double ssr = 0.0, wmin = INFINITY;
+  sp_team_range(j->n, c, &i0, &i1);
+  for (size_t i = i0; i < i1; i++) {
+    double w = score_weight(j->w, i);
+    ssr += w * j->resid[i] * j->resid[i];
+    wmin = w < wmin ? w : wmin;
+  }
+  j->ssr[c] = ssr;
+  j->wmin[c] = wmin;
+}
+
 int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
                     const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
                     sp_error *err) {
@@ -512,24 +622,33 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
       return sp_error_set(err, SP_EVALUE, "vcov: cluster variable %zu has no codes", d + 1);
   if ((unsigned)spec->type > SP_VCOV_DRISCOLL_KRAAY)
     return sp_error_set(err, SP_EVALUE, "vcov: unknown type %d", (int)spec->type);
+  if (spec->threads != 1 && spec->threads != 2)
+    return sp_error_set(err, SP_EVALUE, "vcov: threads must be 1 or 2, got %d", spec->threads);
 
+  sp_team tm;
+  sp_team_start(&tm, n >= TEAM_MIN ? spec->threads : 1);
   /* A residual or weight that is not finite, or a negative weight, shows in
      ssr or wmin: only then look for it, row by row. */
+  ssr_job sj = {resid, spec->weights, n, {0}, {0}};
+  sp_team_run(&tm, ssr_chunk, &sj);
   double ssr = 0.0, wmin = INFINITY;
-  for (size_t i = 0; i < n; i++) {
-    double w = score_weight(spec->weights, i);
-    ssr += w * resid[i] * resid[i];
-    wmin = w < wmin ? w : wmin;
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
+    ssr += sj.ssr[c];
+    wmin = sj.wmin[c] < wmin ? sj.wmin[c] : wmin;
   }
   for (size_t i = 0; !(isfinite(ssr) && wmin >= 0.0) && i < n; i++) {
     double w = score_weight(spec->weights, i);
-    if (!isfinite(resid[i]))
-      return sp_error_set(err, SP_EMISSING, "vcov: the residual of observation %zu is not "
-                          "finite (%g): expected residuals of the estimation sample only",
-                          i + 1, resid[i]);
-    if (!(w >= 0.0) || !isfinite(w))
-      return sp_error_set(err, SP_EVALUE, "vcov: weight %g at observation %zu: expected a "
-                          "finite weight >= 0", w, i + 1);
+    if (!isfinite(resid[i])) {
+      st = sp_error_set(err, SP_EMISSING, "vcov: the residual of observation %zu is not "
+                        "finite (%g): expected residuals of the estimation sample only",
+                        i + 1, resid[i]);
+      goto done;
+    }
+    if (!(w >= 0.0) || !isfinite(w)) {
+      st = sp_error_set(err, SP_EVALUE, "vcov: weight %g at observation %zu: expected a "
+                        "finite weight >= 0", w, i + 1);
+      goto done;
+    }
   }
   double dof = dof_factor(spec->dof, spec->type, n, kd);
   info->n = n;
@@ -542,7 +661,7 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
   if (spec->type == SP_VCOV_IID) {
     gsl_matrix_memcpy(V, bread);
     gsl_matrix_scale(V, ssr / (double)n * dof);
-    return SP_OK;
+    goto done;
   }
 
   Mm = gsl_matrix_calloc(k, k);
@@ -553,11 +672,11 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
   }
   switch (spec->type) {
     case SP_VCOV_HC0:
-    case SP_VCOV_HC1: st = hc_meat(X, resid, spec->weights, bread, 0, 1.0, Mm->data, err); break;
-    case SP_VCOV_HC2: st = hc_meat(X, resid, spec->weights, bread, 1, 1.0, Mm->data, err); break;
-    case SP_VCOV_HC3: st = hc_meat(X, resid, spec->weights, bread, 2, 1.0, Mm->data, err); break;
-    case SP_VCOV_CLUSTER: st = cluster_meat(X, resid, spec, dof, Mm->data, info, err); break;
-    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(X, resid, spec, Mm->data, info, err); break;
+    case SP_VCOV_HC1: st = hc_meat(&tm, X, resid, spec->weights, bread, 0, 1.0, Mm->data, err); break;
+    case SP_VCOV_HC2: st = hc_meat(&tm, X, resid, spec->weights, bread, 1, 1.0, Mm->data, err); break;
+    case SP_VCOV_HC3: st = hc_meat(&tm, X, resid, spec->weights, bread, 2, 1.0, Mm->data, err); break;
+    case SP_VCOV_CLUSTER: st = cluster_meat(&tm, X, resid, spec, dof, Mm->data, info, err); break;
+    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(&tm, X, resid, spec, Mm->data, info, err); break;
     default: break;
   }
   if (st == SP_OK && spec->type == SP_VCOV_DRISCOLL_KRAAY && spec->gadj != SP_VCOV_GADJ_NONE &&
@@ -596,6 +715,7 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
     }
   if (spec->fix_psd) st = fix_psd(V, &info->nclipped, err);
 done:
+  sp_team_stop(&tm);
   gsl_matrix_free(Mm);
   gsl_matrix_free(BM);
   return st;

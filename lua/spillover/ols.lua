@@ -254,7 +254,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   -- One sweep over the block [y X]: y's sums of squares about its mean and
   -- about 0, and X's about 0 (the reference scale of the collinearity test
   -- once the fixed effects are absorbed).
-  local ss, ss_raw = core.sumsq(des.yX, { center = true, weights = w })
+  local ss, ss_raw = core.sumsq(des.yX, { center = true, weights = w, threads = opts.threads })
   local tss, yraw = ss[1], ss_raw[1]
   if has_const then check_outcome("ols", des.yname, tss, yraw, nil) end
   local tss0 = (not has_const and nfe == 0) and yraw or nil
@@ -303,6 +303,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local rank = f.rank
   local df_resid = n - rank - fe_dof
   local ctx = rules.vcov_context(d, des, compat, vc, absorb, fe_dof, w)
+  ctx.threads = opts.threads
   local V, vinfo, vlabel
   if rank > 0 then
     V, vinfo, vlabel = rules.covariance(Xk, f.resid, f.bread, ctx)

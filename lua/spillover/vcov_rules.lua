@@ -194,12 +194,13 @@ end
 --   X: the (transformed) regressors actually used (kept columns), e: residuals,
 --   bread: (X'X)^-1; ctx: {compat, vcov (parsed), codes = function(name), time_codes,
 --   fe_dof, fe_nested(name) -> dof of FE not nested in that cluster, weights,
---   small = false for the large-sample V of Stata's ivregress without small}
+--   small = false for the large-sample V of Stata's ivregress without small,
+--   threads = 1 or 2 for the passes over the rows: the same V either way}
 function M.covariance(X, e, bread, ctx)
   local vc = ctx.vcov
   local rank = X:ncol()
   local fe_dof = ctx.fe_dof or 0
-  local opts = { type = vc.type, compat = ctx.compat, weights = ctx.weights }
+  local opts = { type = vc.type, compat = ctx.compat, weights = ctx.weights, threads = ctx.threads }
   local nonnested = fe_dof
   if vc.type == "cluster" then
     opts.cluster, opts.cluster_names = {}, {}

@@ -4,6 +4,7 @@
    computed with R for what the reference set lacks (Driscoll-Kraay, HC2, WLS,
    multi0, three-way, eigenvalue fix), and every documented error. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,12 +650,187 @@ static void errors(void) {
   gsl_matrix_free(V);
 }
 
+/* {====================================================== two threads */
+
+/* The meats summed row by row in one pass, as vcov.c did before its passes
+   were split into two chunks (in long double, so that the rounding compared
+   is vcov.c's): V = dof B M B for HC1, HC3, one- and two-way
+   clusters (no G factor) and Driscoll-Kraay (lag L). */
+typedef struct {
+  const gsl_matrix *X, *B;
+  const double *e, *w;
+  const int32_t *id, *time, *both;
+  size_t G[3], T;
+} threads_data;
+
+static void add_scores(const threads_data *t, const int32_t *code, size_t G, double sign, long double *M) {
+  size_t n = t->X->size1, k = t->X->size2;
+  long double *S = calloc(G * k, sizeof *S);
+  for (size_t i = 0; i < n; i++) {
+    long double u = (t->w ? t->w[i] : 1.0) * t->e[i];
+    for (size_t a = 0; a < k; a++) S[code[i] * k + a] += u * gsl_matrix_get(t->X, i, a);
+  }
+  for (size_t g = 0; g < G; g++)
+    for (size_t a = 0; a < k; a++)
+      for (size_t b = 0; b < k; b++) M[a * k + b] += sign * S[g * k + a] * S[g * k + b];
+  free(S);
+}
+
+static void single_pass_v(const threads_data *t, sp_vcov_type type, long lag, gsl_matrix *V) {
+  size_t n = t->X->size1, k = t->X->size2;
+  gsl_matrix *Mm = gsl_matrix_calloc(k, k), *BM = gsl_matrix_alloc(k, k);
+  long double *M = calloc(k * k, sizeof *M);
+  double dof = 1.0;
+  if (type == SP_VCOV_HC1 || type == SP_VCOV_HC3) {
+    for (size_t i = 0; i < n; i++) {
+      long double wi = t->w ? t->w[i] : 1.0, u = wi * t->e[i], h = 0.0;
+      for (size_t a = 0; a < k; a++)
+        for (size_t b = 0; b < k; b++)
+          h += gsl_matrix_get(t->X, i, a) * gsl_matrix_get(t->B, a, b) * gsl_matrix_get(t->X, i, b);
+      if (type == SP_VCOV_HC3) u /= 1.0 - wi * h;
+      for (size_t a = 0; a < k; a++)
+        for (size_t b = 0; b < k; b++)
+          M[a * k + b] += u * u * gsl_matrix_get(t->X, i, a) * gsl_matrix_get(t->X, i, b);
+    }
+    if (type == SP_VCOV_HC1) dof = (double)n / (double)(n - k);
+  } else if (type == SP_VCOV_CLUSTER) {
+    add_scores(t, t->id, t->G[0], 1.0, M);
+    if (lag > 0) {  /* two-way: id + time - id x time */
+      add_scores(t, t->time, t->G[1], 1.0, M);
+      add_scores(t, t->both, t->G[2], -1.0, M);
+    }
+  } else {
+    long double *H = calloc(t->T * k, sizeof *H);
+    for (size_t i = 0; i < n; i++) {
+      long double u = (t->w ? t->w[i] : 1.0) * t->e[i];
+      for (size_t a = 0; a < k; a++) H[t->time[i] * k + a] += u * gsl_matrix_get(t->X, i, a);
+    }
+    for (long l = 0; l <= lag; l++) {
+      double wl = 1.0 - (double)l / (double)(lag + 1);
+      for (size_t s = (size_t)l; s < t->T; s++)
+        for (size_t a = 0; a < k; a++)
+          for (size_t b = 0; b < k; b++)
+            M[a * k + b] += (l == 0 ? 1.0 : wl) * (H[s * k + a] * H[(s - (size_t)l) * k + b] +
+                                                    (l == 0 ? 0.0 : H[(s - (size_t)l) * k + a] * H[s * k + b]));
+    }
+    free(H);
+  }
+  for (size_t a = 0; a < k * k; a++) Mm->data[a] = (double)M[a];
+  free(M);
+  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, t->B, Mm, 0.0, BM);
+  gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, dof, BM, t->B, 0.0, V);
+  gsl_matrix_free(Mm);
+  gsl_matrix_free(BM);
+}
+
+/* V from threads = 1 and 2 are the same bits, and both the single pass's to
+   1e-12 of the scale sqrt(V_aa V_bb), for every meat with and without
+   weights, k = 1..6 (the unrolled score kernels and the generic one).  n is
+   above the size at which a second thread starts. */
+static void two_threads(void) {
+  const size_t n = 120001, T = 50;
+  const long L = 3;
+  double *e = malloc(n * sizeof *e), *w = malloc(n * sizeof *w);
+  int32_t *id = malloc(n * sizeof *id), *time = malloc(n * sizeof *time), *both = malloc(n * sizeof *both);
+  uint64_t r = 12345;
+  for (size_t i = 0; i < n; i++) {
+    r = r * 6364136223846793005u + 1442695040888963407u;
+    e[i] = (double)(r >> 11) / 9007199254740992.0 - 0.5;
+    w[i] = 0.5 + (double)(i % 7) / 4.0;
+    id[i] = (int32_t)(i / T);        /* a sorted panel: the chunks share one entity at most */
+    time[i] = (int32_t)(i % T);      /* every period in both chunks */
+    both[i] = (int32_t)i;            /* the intersection: one row per cell */
+  }
+  threads_data t = {NULL, NULL, e, NULL, id, time, both, {(n + T - 1) / T, T, n}, T};
+  static const struct { sp_vcov_type type; long lag; const char *name; } cases[] = {
+    {SP_VCOV_HC1, 0, "HC1"}, {SP_VCOV_HC3, 0, "HC3"}, {SP_VCOV_CLUSTER, 0, "one-way cluster"},
+    {SP_VCOV_CLUSTER, 1, "two-way cluster"}, {SP_VCOV_DRISCOLL_KRAAY, L, "Driscoll-Kraay"}};
+  sp_error err;
+  sp_error_clear(&err);
+  for (size_t k = 1; k <= 6; k++) {
+    gsl_matrix *X = gsl_matrix_alloc(n, k), *B = gsl_matrix_alloc(k, k);
+    gsl_matrix *V1 = gsl_matrix_alloc(k, k), *V2 = gsl_matrix_alloc(k, k), *Vr = gsl_matrix_alloc(k, k);
+    for (size_t i = 0; i < n; i++)
+      for (size_t a = 0; a < k; a++) {
+        r = r * 6364136223846793005u + 1442695040888963407u;
+        gsl_matrix_set(X, i, a, a == 0 ? 1.0 : (double)(r >> 11) / 9007199254740992.0 * (double)(a + 1));
+      }
+    for (int weighted = 0; weighted < 2; weighted++) {
+      t.X = X;
+      t.B = B;
+      t.w = weighted ? w : NULL;
+      /* B = (X'WX)^-1: the HC3 leverages are then below 1 */
+      gsl_matrix_set_zero(B);
+      for (size_t i = 0; i < n; i++)
+        for (size_t a = 0; a < k; a++)
+          for (size_t b = 0; b < k; b++)
+            B->data[a * k + b] += (t.w ? w[i] : 1.0) * gsl_matrix_get(X, i, a) * gsl_matrix_get(X, i, b);
+      gsl_linalg_cholesky_decomp1(B);
+      gsl_linalg_cholesky_invert(B);
+      for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sp_vcov_spec s;
+        sp_vcov_spec_init(&s, cases[c].type);
+        s.weights = t.w;
+        s.cluster[0] = id;
+        s.cluster[1] = time;
+        s.ncluster = cases[c].type == SP_VCOV_CLUSTER && cases[c].lag > 0 ? 2 : 1;
+        s.time = time;
+        s.lag = cases[c].lag;
+        int st1 = sp_vcov_compute(X, e, B, &s, V1, NULL, &err);
+        s.threads = 2;
+        int st2 = sp_vcov_compute(X, e, B, &s, V2, NULL, &err);
+        single_pass_v(&t, cases[c].type, cases[c].lag, Vr);
+        double worst = 0.0;
+        for (size_t a = 0; a < k; a++)
+          for (size_t b = 0; b < k; b++) {
+            double scale = sqrt(gsl_matrix_get(Vr, a, a) * gsl_matrix_get(Vr, b, b));
+            double d = fabs(gsl_matrix_get(V1, a, b) - gsl_matrix_get(Vr, a, b)) / scale;
+            worst = d > worst || isnan(d) ? d : worst;
+          }
+        char what[160];
+        snprintf(what, sizeof what, "%s, k = %zu%s: threads = 2 gives the bits of threads = 1", cases[c].name, k,
+                 weighted ? ", weighted" : "");
+        check(st1 == SP_OK && st2 == SP_OK && memcmp(V1->data, V2->data, k * k * sizeof(double)) == 0, what);
+        snprintf(what, sizeof what, "%s, k = %zu%s: the single pass's V to 1e-12 (worst %.3g)", cases[c].name, k,
+                 weighted ? ", weighted" : "", worst);
+        check(worst <= 1e-12, what);
+      }
+    }
+    gsl_matrix_free(X);
+    gsl_matrix_free(B);
+    gsl_matrix_free(V1);
+    gsl_matrix_free(V2);
+    gsl_matrix_free(Vr);
+  }
+  /* threads is 1 or 2 */
+  gsl_matrix *X = gsl_matrix_alloc(n, 1), *B = gsl_matrix_alloc(1, 1), *V = gsl_matrix_alloc(1, 1);
+  gsl_matrix_set_all(X, 1.0);
+  gsl_matrix_set_all(B, 1.0 / (double)n);
+  sp_vcov_spec s;
+  sp_vcov_spec_init(&s, SP_VCOV_HC1);
+  check(s.threads == 1, "threads is 1 by default");
+  s.threads = 3;
+  int st = sp_vcov_compute(X, e, B, &s, V, NULL, &err);
+  check(st == SP_EVALUE && strstr(err.msg, "threads must be 1 or 2, got 3") != NULL, "threads = 3 is refused, naming it");
+  s.threads = 0;
+  check(sp_vcov_compute(X, e, B, &s, V, NULL, &err) == SP_EVALUE, "threads = 0 is refused");
+  gsl_matrix_free(X);
+  gsl_matrix_free(B);
+  gsl_matrix_free(V);
+  free(e);
+  free(w);
+  free(id);
+  free(time);
+  free(both);
+}
+
 /* }====================================================== */
 
 int main(void) {
   gsl_set_error_handler_off();
   reference_cases();
   errors();
+  two_threads();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

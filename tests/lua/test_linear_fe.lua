@@ -99,27 +99,50 @@ do
   T.check(true, "borrowed codes: collecting design, workspace and codes together is safe")
 end
 
--- Thread-count invariance: the whole fit (slopes, covariance, residuals) is
--- bit-identical with 1 and 2 threads, for 2 and 3 factors, weighted or not.
+-- Thread-count invariance: the whole fit (slopes, covariance, SEs, residuals)
+-- is bit-identical with 1 and 2 threads, for 2 and 3 factors, weighted or
+-- not, under clustered and HC1 covariances; the large panel has more rows
+-- than the size at which the second thread starts in every pass (the
+-- covariance's and the sums of squares' included).
+local big = { id = {}, t = {}, k = {}, x1 = {}, x2 = {}, y = {}, w = {} }
+for i = 1, 2000 do
+  local a = rng:normal()
+  for t = 1, 60 do
+    local m = #big.id + 1
+    local x1, x2 = rng:normal() + 0.5 * a, rng:normal() + 0.1 * t
+    big.id[m], big.t[m], big.k[m], big.x1[m], big.x2[m] = i, t, rng:integer(7), x1, x2
+    big.y[m] = 0.5 * x1 - 0.3 * x2 + a + 0.2 * t + rng:normal()
+    big.w[m] = 0.5 + rng:uniform()
+  end
+end
+local dbig = sp.frame(big)
 for _, spec in ipairs {
-  { "y ~ x1 + x2 | id + t", nil }, { "y ~ x1 + x2 | id + t + k", nil },
-  { "y ~ x1 + x2 | id + t + k", "w" }, { "y ~ x1 + x2 | id", "w" },
+  { d, "y ~ x1 + x2 | id + t", nil, { cluster = "id" } }, { d, "y ~ x1 + x2 | id + t + k", nil, { cluster = "id" } },
+  { d, "y ~ x1 + x2 | id + t + k", "w", { cluster = "id" } }, { d, "y ~ x1 + x2 | id", "w", { cluster = "id" } },
+  { d, "y ~ x1 + x2 | id + t", "w", "HC1" }, { d, "y ~ x1 + x2 | id + t", nil, { cluster = { "id", "t" } } },
+  { dbig, "y ~ x1 + x2 | id + t", nil, { cluster = "id" } }, { dbig, "y ~ x1 + x2 | id + t", "w", { cluster = "id" } },
+  { dbig, "y ~ x1 + x2 | id + t", nil, "HC1" }, { dbig, "y ~ x1 + x2 | id + t", "w", { cluster = { "id", "t" } } },
 } do
+  local data, formula, weights, vcov = spec[1], spec[2], spec[3], spec[4]
   local fits = {}
   for thr = 1, 2 do
-    fits[thr] = sp.ols(d, spec[1], { threads = thr, weights = spec[2], vcov = { cluster = "id" }, tol = 1e-13 })
+    fits[thr] = sp.ols(data, formula, { threads = thr, weights = weights, vcov = vcov, tol = 1e-13 })
   end
   local same = true
+  local se1, se2 = fits[1]:se(), fits[2]:se()
   for j = 1, #fits[1].b do
     if fits[1].b[j] ~= fits[2].b[j] then same = false end
     for l = 1, #fits[1].b do
       if fits[1].V[j][l] ~= fits[2].V[j][l] then same = false end
     end
   end
+  for name, s in pairs(se1) do if se2[name] ~= s then same = false end end
   local e1, e2 = fits[1].resid_values, fits[2].resid_values
-  for r = 1, n do if e1:get(r, 1) ~= e2:get(r, 1) then same = false end end
-  T.check(same, string.format("threads: %s%s bit-identical with 1 and 2 threads", spec[1],
-    spec[2] and " (weighted)" or ""))
+  for r = 1, data:nrow() do if e1:get(r, 1) ~= e2:get(r, 1) then same = false end end
+  local vname = type(vcov) == "string" and vcov or ("cluster " .. table.concat(type(vcov.cluster) == "table" and
+    vcov.cluster or { vcov.cluster }, " + "))
+  T.check(same, string.format("threads: %s%s, %s, %d rows: bit-identical with 1 and 2 threads", formula,
+    weights and " (weighted)" or "", vname, data:nrow()))
 end
 
 T.done()

@@ -84,6 +84,8 @@ typedef struct sp_vcov_spec {
   const int32_t *time;
   const char *time_name;
   long lag;
+  int threads;             /* 1 (the default) or 2: the passes over the rows on two
+                              threads, giving the same V to the last bit as one */
 } sp_vcov_spec;
 
 typedef struct sp_vcov_info {
@@ -100,7 +102,8 @@ typedef struct sp_vcov_info {
   size_t nclipped;                   /* eigenvalues clipped by fix_psd */
 } sp_vcov_info;
 
-/* Zero everything, set the type; dof DEFAULT, gadj NONE, tdf RESID, lag -1. */
+/* Zero everything, set the type; dof DEFAULT, gadj NONE, tdf RESID, lag -1,
+   threads 1. */
 void sp_vcov_spec_init(sp_vcov_spec *s, sp_vcov_type type);
 
 /* Which parameters k_df counts under a robust type (IID always counts the
@@ -142,7 +145,7 @@ int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err);
    w_i e_i x_i and leverage h_i = w_i x_i' B x_i).  info may be NULL.
    Errors: SP_EDIM (sizes), SP_EDF (n <= k_df), SP_EVALUE (one cluster level,
    leverage 1, negative weight or code, bad period codes, a Driscoll-Kraay lag
-   above T - 1), SP_EMISSING
+   above T - 1, threads not 1 or 2), SP_EMISSING
    (non-finite residual or weight), SP_ENOMEM, SP_ESINGULAR (eigen failure). */
 int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
                     const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
