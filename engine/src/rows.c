@@ -1,5 +1,5 @@
 /*
-** rows.c: column selection over a row source (rows.h).
+** rows.c: column selection over a row source, and an array as one (rows.h).
 */
 #include <string.h>
 
@@ -24,4 +24,16 @@ int sp_rows_select_init(sp_rows_select *s, const sp_rows *src, const size_t *col
   s->cols = cols;
   s->rows = (sp_rows){src->n, m, select_read, s};
   return 0;
+}
+
+static void array_read(const sp_rows *r, size_t r0, size_t r1, double *out, size_t ldo) {
+  const sp_rows_array *a = r->ctx;
+  if (r->p == 0) return;  /* data may be NULL then */
+  for (size_t i = r0; i < r1; i++) memcpy(out + (i - r0) * ldo, a->data + i * a->ld, r->p * sizeof *out);
+}
+
+void sp_rows_array_init(sp_rows_array *a, const double *data, size_t n, size_t p, size_t ld) {
+  a->data = data;
+  a->ld = ld;
+  a->rows = (sp_rows){n, p, array_read, a};
 }

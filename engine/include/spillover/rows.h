@@ -49,4 +49,14 @@ typedef struct sp_rows_select {
 /* Returns 0, or -1 when m or a column is out of range (nothing set). */
 int sp_rows_select_init(sp_rows_select *s, const sp_rows *src, const size_t *cols, size_t m);
 
+/* An n x p row-major array (ld >= p doubles per row) as a source, for the
+   routines that read sources only. */
+typedef struct sp_rows_array {
+  sp_rows rows;
+  const double *data;
+  size_t ld;
+} sp_rows_array;
+
+void sp_rows_array_init(sp_rows_array *a, const double *data, size_t n, size_t p, size_t ld);
+
 #endif
