@@ -50,7 +50,7 @@ struct sp_demean_ws {
   double *invw;        /* Ltot reciprocals, 0 for empty levels */
   double wtot;
   size_t rcut[NCH + 1], bcut[NCH + 1];
-  /* Scratch for up to cap columns, grown by sp_demean_run (never in a loop). */
+  /* Scratch for up to cap columns, grown by a run or solve (never in a loop). */
   size_t cap;
   double *buf;
   double *S;           /* Ltot x q: weighted sums of the active columns */
