@@ -23,6 +23,7 @@
 #include "spillover/demean.h"
 #include "spillover/inline.h"
 #include "spillover/mem.h"
+#include "spillover/rows.h"
 #include "team.h"
 
 #define NCH SP_TEAM_CHUNKS /* fixed chunk count: the determinism contract */
@@ -49,7 +50,7 @@ struct sp_demean_ws {
   double *invw;        /* Ltot reciprocals, 0 for empty levels */
   double wtot;
   size_t rcut[NCH + 1], bcut[NCH + 1];
-  /* Scratch for up to cap columns, grown by sp_demean_run (never in a loop). */
+  /* Scratch for up to cap columns, grown by a run or solve (never in a loop). */
   size_t cap;
   double *buf;
   double *S;           /* Ltot x q: weighted sums of the active columns */
@@ -58,6 +59,7 @@ struct sp_demean_ws {
   double *alpha;       /* L[0] x q: factor 0 coefficients of the active columns */
   double *X, *GX, *GGX;/* M x q: iterates */
   double *ss[NCH];     /* p per chunk */
+  double *rowbuf[NCH]; /* SP_ROWS_BLOCK x p per chunk: rows read from a source */
   double *scale, *v1, *v2;
   size_t *act;         /* active position -> column */
   unsigned char *drop; /* per active position: converged this sweep */
@@ -314,7 +316,7 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
 static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
   if (p <= ws->cap) return SP_OK;
   size_t Lt = ws->Ltot, M = ws->M, L0 = ws->L[0];
-  size_t per = Lt * (1 + NCH + 1) + L0 + 3 * M + NCH + 3;
+  size_t per = Lt * (1 + NCH + 1) + L0 + 3 * M + NCH * (1 + SP_ROWS_BLOCK) + 3;
   if (per != 0 && p > ((size_t)-1 / sizeof(double)) / per)
     return sp_error_set(err, SP_ENOMEM, "demean: %zu columns are too many", p);
   double *buf = sp_mem_doubles(per * p);
@@ -342,6 +344,7 @@ static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
   ws->GX = q; q += M * p;
   ws->GGX = q; q += M * p;
   for (int c = 0; c < NCH; c++) { ws->ss[c] = q; q += p; }
+  for (int c = 0; c < NCH; c++) { ws->rowbuf[c] = q; q += SP_ROWS_BLOCK * p; }
   ws->scale = q; q += p;
   ws->v1 = q; q += p;
   ws->v2 = q;
@@ -350,20 +353,31 @@ static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
 
 /* ------------------------------------------------------------------------
 ** Pass 1: weighted sums per level and sums of squares (row order).
+**
+** The columns come from a matrix (sp_demean_run) or from a row source
+** (sp_demean_solve), both SP_ROWS_BLOCK rows at a time: a source's block is
+** read into the chunk's buffer, a matrix's block is used where it lies.  The
+** kernel carries its running sums from block to block through acc and ss,
+** so every sum takes its terms in row order, as one pass over the whole
+** chunk would: the two inputs give the same bits.
 ** ------------------------------------------------------------------------ */
 typedef struct agg_ctx {
   const sp_demean_ws *ws;
-  const double *data;
-  size_t p, tda;
+  const double *data;   /* the matrix, or NULL for src */
+  size_t tda;
+  const sp_rows *src;
+  size_t p;
 } agg_ctx;
 
-SP_INLINE void agg_kernel(const agg_ctx *x, int c, size_t j0, size_t g, int weighted) {
-  const sp_demean_ws *ws = x->ws;
-  size_t p = x->p, tda = x->tda, K = ws->K;
+/* Rows [r0, r1) of columns j0..j0+g-1; row r at y[(r - r0) * ldy]. */
+SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double *blk, size_t ldy,
+                          size_t r0, size_t r1, size_t j0, size_t g, int weighted) {
+  size_t K = ws->K;
   double *acc = ws->acc[c];
-  double ss[GMAX] = {0};
-  for (size_t r = ws->rcut[c]; r < ws->rcut[c + 1]; r++) {
-    const double *y = x->data + r * tda + j0;
+  double ss[GMAX];
+  for (size_t j = 0; j < g; j++) ss[j] = ws->ss[c][j0 + j];
+  for (size_t r = r0; r < r1; r++) {
+    const double *y = blk + (r - r0) * ldy + j0;
     double wy[GMAX];
     double wr = weighted ? ws->w[r] : 1.0;
     for (size_t j = 0; j < g; j++) {
@@ -381,19 +395,34 @@ SP_INLINE void agg_kernel(const agg_ctx *x, int c, size_t j0, size_t g, int weig
 static void agg_chunk(void *vctx, int c) {
   const agg_ctx *x = vctx;
   const sp_demean_ws *ws = x->ws;
-  memset(ws->acc[c], 0, ws->Ltot * x->p * sizeof(double));
+  size_t p = x->p;
+  memset(ws->acc[c], 0, ws->Ltot * p * sizeof(double));
+  memset(ws->ss[c], 0, p * sizeof(double));
   int wt = ws->w != NULL;
-  for (size_t j0 = 0; j0 < x->p; j0 += GMAX) {
-    size_t g = x->p - j0 < GMAX ? x->p - j0 : GMAX;
-    switch (g * 2 + (size_t)wt) {
-      case 2: agg_kernel(x, c, j0, 1, 0); break;
-      case 3: agg_kernel(x, c, j0, 1, 1); break;
-      case 4: agg_kernel(x, c, j0, 2, 0); break;
-      case 5: agg_kernel(x, c, j0, 2, 1); break;
-      case 6: agg_kernel(x, c, j0, 3, 0); break;
-      case 7: agg_kernel(x, c, j0, 3, 1); break;
-      case 8: agg_kernel(x, c, j0, 4, 0); break;
-      default: agg_kernel(x, c, j0, 4, 1); break;
+  for (size_t r0 = ws->rcut[c]; r0 < ws->rcut[c + 1]; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = ws->rcut[c + 1] - r0 < SP_ROWS_BLOCK ? ws->rcut[c + 1] : r0 + SP_ROWS_BLOCK;
+    const double *blk;
+    size_t ld;
+    if (x->src != NULL) {
+      x->src->read(x->src, r0, r1, ws->rowbuf[c], p);
+      blk = ws->rowbuf[c];
+      ld = p;
+    } else {
+      blk = x->data + r0 * x->tda;
+      ld = x->tda;
+    }
+    for (size_t j0 = 0; j0 < p; j0 += GMAX) {
+      size_t g = p - j0 < GMAX ? p - j0 : GMAX;
+      switch (g * 2 + (size_t)wt) {
+        case 2: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 1, 0); break;
+        case 3: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 1, 1); break;
+        case 4: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 2, 0); break;
+        case 5: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 2, 1); break;
+        case 6: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 3, 0); break;
+        case 7: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 3, 1); break;
+        case 8: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 4, 0); break;
+        default: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 4, 1); break;
+      }
     }
   }
 }
@@ -520,19 +549,16 @@ static void sweep(sp_demean_ws *ws, sp_team *tm, size_t q, const double *in, dou
 }
 
 /* ------------------------------------------------------------------------
-** Last pass: residuals in place (row order).
+** Last pass: the rows minus the effects, in place: the whole block
+** (sp_demean_run), or the rows a within source has just read.
 ** ------------------------------------------------------------------------ */
-typedef struct resid_ctx {
-  const sp_demean_ws *ws;
-  double *data;
-  size_t p, tda;
-} resid_ctx;
 
-SP_INLINE void resid_kernel(const resid_ctx *x, int c, size_t j0, size_t g) {
-  const sp_demean_ws *ws = x->ws;
-  size_t p = x->p, tda = x->tda, K = ws->K;
+/* Rows [r0, r1) of columns j0..j0+g-1; row r at y[(r - r0) * ldy]. */
+SP_INLINE void resid_kernel(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1,
+                            size_t j0, size_t g) {
+  size_t p = ws->pr, K = ws->K;
   const double *coef = ws->coef;
-  for (size_t r = ws->rcut[c]; r < ws->rcut[c + 1]; r++) {
+  for (size_t r = r0; r < r1; r++) {
     double f[GMAX];
     const double *a = coef + (size_t)ws->code[0][r] * p + j0;
     for (size_t j = 0; j < g; j++) f[j] = a[j];
@@ -540,22 +566,46 @@ SP_INLINE void resid_kernel(const resid_ctx *x, int c, size_t j0, size_t g) {
       a = coef + (ws->off[k] + (size_t)ws->code[k][r]) * p + j0;
       for (size_t j = 0; j < g; j++) f[j] += a[j];
     }
-    double *y = x->data + r * tda + j0;
+    double *y = blk + (r - r0) * ldy + j0;
     for (size_t j = 0; j < g; j++) y[j] -= f[j];
   }
 }
 
-static void resid_chunk(void *vctx, int c) {
-  const resid_ctx *x = vctx;
-  for (size_t j0 = 0; j0 < x->p; j0 += GMAX) {
-    size_t g = x->p - j0 < GMAX ? x->p - j0 : GMAX;
+/* All ws->pr columns of rows [r0, r1). */
+static void resid_rows(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1) {
+  for (size_t j0 = 0; j0 < ws->pr; j0 += GMAX) {
+    size_t g = ws->pr - j0 < GMAX ? ws->pr - j0 : GMAX;
     switch (g) {
-      case 1: resid_kernel(x, c, j0, 1); break;
-      case 2: resid_kernel(x, c, j0, 2); break;
-      case 3: resid_kernel(x, c, j0, 3); break;
-      default: resid_kernel(x, c, j0, 4); break;
+      case 1: resid_kernel(ws, blk, ldy, r0, r1, j0, 1); break;
+      case 2: resid_kernel(ws, blk, ldy, r0, r1, j0, 2); break;
+      case 3: resid_kernel(ws, blk, ldy, r0, r1, j0, 3); break;
+      default: resid_kernel(ws, blk, ldy, r0, r1, j0, 4); break;
     }
   }
+}
+
+typedef struct resid_ctx {
+  const sp_demean_ws *ws;
+  double *data;
+  size_t tda;
+} resid_ctx;
+
+static void resid_chunk(void *vctx, int c) {
+  const resid_ctx *x = vctx;
+  const sp_demean_ws *ws = x->ws;
+  resid_rows(ws, x->data + ws->rcut[c] * x->tda, x->tda, ws->rcut[c], ws->rcut[c + 1]);
+}
+
+static void within_read(const sp_rows *src, size_t r0, size_t r1, double *out, size_t ldo) {
+  const sp_demean_within *w = src->ctx;
+  w->raw->read(w->raw, r0, r1, out, ldo);
+  resid_rows(w->ws, out, ldo, r0, r1);
+}
+
+void sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw) {
+  w->ws = ws;
+  w->raw = raw;
+  w->rows = (sp_rows){raw->n, raw->p, within_read, w};
 }
 
 /* ------------------------------------------------------------------------
@@ -654,13 +704,12 @@ static int check_options(const sp_demean_options *opt, sp_error *err) {
   return SP_OK;
 }
 
-/* Fill ws->coef (Ltot x p) for the columns of data. */
-static int solve(sp_demean_ws *ws, const double *data, size_t p, size_t tda,
-                 const sp_demean_options *opt, sp_team *tm, sp_demean_info *info, sp_error *err) {
-  size_t Lt = ws->Ltot, K = ws->K;
+/* Fill ws->coef (Ltot x p) for the p columns of in. */
+static int solve(sp_demean_ws *ws, agg_ctx *in, const sp_demean_options *opt, sp_team *tm,
+                 sp_demean_info *info, sp_error *err) {
+  size_t Lt = ws->Ltot, K = ws->K, p = in->p;
   ws->pr = p;
-  agg_ctx ax = {ws, data, p, tda};
-  sp_team_run(tm, agg_chunk, &ax);
+  sp_team_run(tm, agg_chunk, in);
   for (size_t i = 0; i < Lt * p; i++) {
     double a = ws->acc[0][i];
     for (int c = 1; c < NCH; c++) a += ws->acc[c][i];
@@ -740,8 +789,10 @@ static int solve(sp_demean_ws *ws, const double *data, size_t p, size_t tda,
   return SP_OK;
 }
 
-int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda,
-                  const sp_demean_options *opt, sp_demean_info *info, sp_error *err) {
+/* sp_demean_run (data != NULL: solve, then the residuals in place) and
+   sp_demean_solve (src != NULL: solve only). */
+static int run(sp_demean_ws *ws, double *data, size_t tda, const sp_rows *src, size_t n, size_t p,
+               const sp_demean_options *opt, sp_demean_info *info, sp_error *err) {
   sp_demean_options dflt;
   sp_demean_info dinfo;
   if (opt == NULL) {
@@ -753,24 +804,42 @@ int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda
   if (ws == NULL) return sp_error_set(err, SP_EVALUE, "demean: no workspace");
   if (n != ws->n)
     return sp_error_set(err, SP_EDIM, "demean: the block has %zu rows, the fixed effects %zu", n, ws->n);
-  if (tda < p)
+  if (src == NULL && tda < p)
     return sp_error_set(err, SP_EDIM, "demean: row stride %zu is smaller than the %zu columns", tda, p);
   int st = check_options(opt, err);
   if (st != SP_OK) return st;
   info->converged = 1;
-  if (p == 0) return SP_OK;
-  if (data == NULL) return sp_error_set(err, SP_EVALUE, "demean: data is NULL");
+  if (p == 0) {
+    ws->pr = 0;  /* a within source over no columns subtracts nothing */
+    return SP_OK;
+  }
+  if (src == NULL && data == NULL) return sp_error_set(err, SP_EVALUE, "demean: data is NULL");
   st = ws_reserve(ws, p, err);
   if (st != SP_OK) return st;
   sp_team tm;
   sp_team_start(&tm, opt->threads);
-  st = solve(ws, data, p, tda, opt, &tm, info, err);
-  if (st == SP_OK || st == SP_ECONV) {
-    resid_ctx rx = {ws, data, p, tda};
+  agg_ctx in = {ws, data, tda, src, p};
+  st = solve(ws, &in, opt, &tm, info, err);
+  if (data != NULL && (st == SP_OK || st == SP_ECONV)) {
+    resid_ctx rx = {ws, data, tda};
     sp_team_run(&tm, resid_chunk, &rx);
   }
   sp_team_stop(&tm);
   return st;
+}
+
+int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda,
+                  const sp_demean_options *opt, sp_demean_info *info, sp_error *err) {
+  return run(ws, data, tda, NULL, n, p, opt, info, err);
+}
+
+int sp_demean_solve(sp_demean_ws *ws, const sp_rows *src, const sp_demean_options *opt,
+                    sp_demean_info *info, sp_error *err) {
+  if (src == NULL || src->read == NULL) {
+    if (info != NULL) memset(info, 0, sizeof *info);
+    return sp_error_set(err, SP_EVALUE, "demean: no row source");
+  }
+  return run(ws, NULL, 0, src, src->n, src->p, opt, info, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -810,7 +879,8 @@ int sp_demean_fixef(sp_demean_ws *ws, const double *resid_before_fe, double **co
   if (st != SP_OK) return st;
   sp_team tm;
   sp_team_start(&tm, opt->threads);
-  st = solve(ws, resid_before_fe, 1, 1, opt, &tm, &info, err);
+  agg_ctx in = {ws, resid_before_fe, 1, NULL, 1};
+  st = solve(ws, &in, opt, &tm, &info, err);
   sp_team_stop(&tm);
   if (st != SP_OK && st != SP_ECONV) return st;
 

@@ -15,6 +15,11 @@
 ** other factors (4 bytes per row and factor) whatever p is; the data block is
 ** read twice (group sums, then residuals) and written once.
 **
+** A fit need not store the demeaned block at all: sp_demean_solve reads the
+** columns from a row source (rows.h) and keeps only the coefficients, and a
+** within source (sp_demean_within) then produces the demeaned rows on
+** request, the same bits sp_demean_run would have written.
+**
 ** Codes are int32 in [0, nlevels); a level may be empty.  The workspace
 ** borrows the code arrays (at 1e7 rows a copy is 40 MB of fresh pages per
 ** factor): they must stay alive and unchanged until sp_demean_free.  Weights
@@ -27,6 +32,7 @@
 #include <stdint.h>
 
 #include "spillover/error.h"
+#include "spillover/rows.h"
 
 typedef struct sp_demean_ws sp_demean_ws;
 
@@ -68,6 +74,35 @@ size_t sp_demean_nobs(const sp_demean_ws *ws);
    of the last iterate and info is filled, so the caller can warn instead. */
 int sp_demean_run(sp_demean_ws *ws, double *data, size_t n, size_t p, size_t tda,
                   const sp_demean_options *opt, sp_demean_info *info, sp_error *err);
+
+/* The fixed-effect coefficients of src's p = src->p columns, kept in the
+   workspace for a within source, without writing anything row-sized: src is
+   read once, SP_ROWS_BLOCK rows at a time, by up to opt->threads threads at
+   once (so its read must be reentrant, as rows.h requires).  The sums are
+   taken in the order sp_demean_run takes them, so the coefficients, info and
+   return value are those sp_demean_run gives for the same values: non-finite
+   data is SP_EMISSING naming the column; on SP_ECONV the coefficients are
+   those of the last iterate and info is filled.  src->n must be the
+   workspace's rows. */
+int sp_demean_solve(sp_demean_ws *ws, const sp_rows *src, const sp_demean_options *opt,
+                    sp_demean_info *info, sp_error *err);
+
+/* Rows of a source minus the fixed effects of the last solve: after
+   sp_demean_solve(ws, raw, ...) returned SP_OK or SP_ECONV, row r of w->rows
+   is raw's row r minus its effects, bit for bit what sp_demean_run would have
+   left in row r of a block holding raw's values (same expression, same order
+   of additions).  Each read reads raw and subtracts in place in the caller's
+   buffer, so nothing row-sized is stored; reads are reentrant.  w keeps
+   pointers to ws and raw: w->rows is valid while both live and until the
+   next sp_demean_run, sp_demean_solve or sp_demean_fixef on ws (each
+   overwrites the coefficients). */
+typedef struct sp_demean_within {
+  sp_rows rows;
+  const sp_demean_ws *ws;
+  const sp_rows *raw;
+} sp_demean_within;
+
+void sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw);
 
 /* Fixed-effect coefficients of one vector resid_before_fe (n values, usually
    y - X b): coef[k] (caller-allocated, nlevels[k] doubles each, in the
