@@ -1,6 +1,11 @@
 /*
 ** lsfit.c: centred, ordered Cholesky least squares with collinearity
 ** detection and one step of iterative refinement (see lsfit.h).
+**
+** The rows come from a matrix or from a row source (rows.h): every pass
+** walks its chunk in views (data, view_rows), the whole chunk in place for
+** a matrix, SP_ROWS_BLOCK rows read into a buffer for a source, and one set
+** of kernels carries its sums across the views, so both give the same bits.
 */
 #include <float.h>
 #include <math.h>

@@ -10,7 +10,10 @@
 **
 ** The passes over the rows run on the two fixed chunks of team.h, each into
 ** its own accumulator, added in chunk order: spec->threads changes the wall
-** time, never the bits.
+** time, never the bits.  X is a matrix or a row source (rows.h, never
+** stored whole): the HC meat takes the same HC_BLOCK-row blocks from
+** either, and the per-group scores add row by row, so a source gives the
+** matrix's V to the bit.
 */
 #include <math.h>
 #include <stdio.h>
