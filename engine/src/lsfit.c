@@ -1,6 +1,11 @@
 /*
 ** lsfit.c: centred, ordered Cholesky least squares with collinearity
 ** detection and one step of iterative refinement (see lsfit.h).
+**
+** The rows come from a matrix or from a row source (rows.h): every pass
+** walks its chunk in views (data, view_rows), the whole chunk in place for
+** a matrix, SP_ROWS_BLOCK rows read into a buffer for a source, and one set
+** of kernels carries its sums across the views, so both give the same bits.
 */
 #include <float.h>
 #include <math.h>
@@ -12,6 +17,7 @@
 
 #include "spillover/inline.h"
 #include "spillover/lsfit.h"
+#include "spillover/rows.h"
 #include "team.h"
 
 void sp_lsfit_init(sp_lsfit *fit) { memset(fit, 0, sizeof *fit); }
@@ -40,56 +46,102 @@ typedef struct {
   double wsum, wmin;
 } colstats;
 
+/* The rows a fit reads: a matrix X with y beside it (ys apart), or a
+   source whose column 0 is y and columns 1..k are X.  x0 is X's first row,
+   which the constant-column test compares every row with. */
+typedef struct {
+  const gsl_matrix *X;
+  const double *y;
+  size_t ys;
+  const sp_rows *src;
+  const double *w, *x0;
+  size_t n, k;
+} data;
+
+/* Rows [r0, r1) as the kernels read them: row i - r0 of X at x + (i - r0) *
+   tda, of y at y[(i - r0) * ys], its weight w[i - r0] (w NULL: all 1). */
+typedef struct {
+  const double *x, *y, *w;
+  size_t tda, ys, n;
+} view;
+
+/* The rows from r0 on, up to i1: a matrix's in place, all of them; a
+   source's at most SP_ROWS_BLOCK, read into buf (SP_ROWS_BLOCK x (k + 1)).
+   Returns where the view ends.  A pass walks its chunk view by view with
+   its running sums carried across, so that the matrix and any source give
+   the same sequence of additions. */
+static size_t view_rows(const data *d, size_t r0, size_t i1, double *buf, view *v) {
+  size_t r1 = i1, p = d->k + 1;
+  if (d->src) {
+    r1 = i1 - r0 < SP_ROWS_BLOCK ? i1 : r0 + SP_ROWS_BLOCK;
+    d->src->read(d->src, r0, r1, buf, p);
+    *v = (view){buf + 1, buf, d->w ? d->w + r0 : NULL, p, p, r1 - r0};
+  } else {
+    *v = (view){d->X->data + r0 * d->X->tda, d->y + r0 * d->ys, d->w ? d->w + r0 : NULL, d->X->tda, d->ys,
+                r1 - r0};
+  }
+  return r1;
+}
+
 /* Where a value that is not finite, or a bad weight, sits: the slow scan
    behind a pass whose sums came out NaN or infinite (or whose smallest
    weight is negative).  SP_OK when every element is finite and every weight
    valid: the sums overflowed, which check_ranges reports. */
-static int find_bad(const gsl_matrix *X, const double *y, size_t ys, const double *w, sp_error *err) {
-  for (size_t i = 0; i < X->size1; i++) {
-    const double *x = X->data + i * X->tda;
-    for (size_t j = 0; j < X->size2; j++)
-      if (!isfinite(x[j]))
-        return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
-                            "drop rows with missing values first)", i + 1, j + 1, nonfinite(x[j]));
-    if (!isfinite(y[i * ys]))
-      return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
-                          "drop rows with missing values first)", i + 1, nonfinite(y[i * ys]));
-    double wi = w ? w[i] : 1.0;
-    if (!(wi >= 0 && isfinite(wi))) {
-      char v[32];
-      snprintf(v, sizeof v, "%g", wi);
-      return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
-                          "weight >= 0)", isfinite(wi) ? v : nonfinite(wi), i + 1);
+static int find_bad(const data *d, double *buf, sp_error *err) {
+  for (size_t r0 = 0, r1; r0 < d->n; r0 = r1) {
+    view v;
+    r1 = view_rows(d, r0, d->n, buf, &v);
+    for (size_t i = 0; i < v.n; i++) {
+      const double *x = v.x + i * v.tda;
+      double yi = v.y[i * v.ys], wi = v.w ? v.w[i] : 1.0;
+      for (size_t j = 0; j < d->k; j++)
+        if (!isfinite(x[j]))
+          return sp_error_set(err, SP_EVALUE, "least squares: X[%zu,%zu] is %s (expected finite values; "
+                              "drop rows with missing values first)", r0 + i + 1, j + 1, nonfinite(x[j]));
+      if (!isfinite(yi))
+        return sp_error_set(err, SP_EVALUE, "least squares: y[%zu] is %s (expected finite values; "
+                            "drop rows with missing values first)", r0 + i + 1, nonfinite(yi));
+      if (!(wi >= 0 && isfinite(wi))) {
+        char s[32];
+        snprintf(s, sizeof s, "%g", wi);
+        return sp_error_set(err, SP_EVALUE, "least squares: weight %s at observation %zu (expected a finite "
+                            "weight >= 0)", isfinite(wi) ? s : nonfinite(wi), r0 + i + 1);
+      }
     }
   }
   return SP_OK;
 }
 
-/* Rows [i0, i1): the column statistics into cs when `stats`, and when
+/* The rows of v: the column statistics into cs when `stats`, and when
    `prods` the weighted cross products of z = [x - m, y - my] into A1's upper
-   triangle ((k+1) x (k+1)).  Branch-free, so that a NaN or Inf shows only in
-   the sums (see find_bad).  k and the flags are constants where inlined, so
-   that the sums stay in registers; with both flags the products are the
-   uncentred ones (m = 0, the fused scan) and their diagonal is ssq. */
-SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                         const size_t k, const double *m, double my, colstats *cs, double *A1, const int stats,
-                         const int prods, const int weighted) {
+   triangle ((k+1) x (k+1)).  The sums continue from cs's and A1's values
+   (a chunk's start at zero), so that a chunk read in views adds the same
+   terms in the same order as in one.  Branch-free, so that a NaN or Inf
+   shows only in the sums (see find_bad).  k and the flags are constants
+   where inlined, so that the sums stay in registers; with both flags the
+   products are the uncentred ones (m = 0, the fused scan), their diagonal
+   is ssq, and cs->ssq and A1's diagonal are the same sums. */
+SP_INLINE void rows_pass(const view *v, const double *restrict x0, const size_t k, const double *m, double my,
+                         colstats *cs, double *A1, const int stats, const int prods, const int weighted) {
   const size_t k1 = k + 1;
-  const double *restrict x0 = X->data;
   double amax[KSMALL + 1], sum[KSMALL + 1], ssq[KSMALL + 1], A[(KSMALL + 1) * (KSMALL + 1)], z[KSMALL + 1];
   int diff[KSMALL];
-  double wsum = 0, wmin = INFINITY;
+  double wsum = stats ? cs->wsum : 0, wmin = INFINITY;
   SP_UNROLL
-  for (size_t j = 0; j < k1; j++) amax[j] = sum[j] = ssq[j] = 0;
+  for (size_t j = 0; j < k1; j++) {
+    amax[j] = 0;
+    sum[j] = stats ? cs->sum[j] : 0;
+    ssq[j] = stats ? cs->ssq[j] : 0;
+  }
   SP_UNROLL
   for (size_t j = 0; j < k; j++) diff[j] = 0;
   SP_UNROLL
-  for (size_t j = 0; j < k1 * k1; j++) A[j] = 0;
-  for (size_t i = i0; i < i1; i++) {
-    const double *restrict x = X->data + i * X->tda;
-    double wi = weighted ? w[i] : 1.0;
+  for (size_t j = 0; j < k1 * k1; j++) A[j] = prods ? A1[j] : 0;
+  for (size_t i = 0; i < v->n; i++) {
+    const double *restrict x = v->x + i * v->tda;
+    double wi = weighted ? v->w[i] : 1.0;
     SP_UNROLL
-    for (size_t j = 0; j < k1; j++) z[j] = j < k ? x[j] : y[i * ys];
+    for (size_t j = 0; j < k1; j++) z[j] = j < k ? x[j] : v->y[i * v->ys];
     if (stats) {
       SP_UNROLL
       for (size_t j = 0; j < k1; j++) {
@@ -120,61 +172,58 @@ SP_INLINE void rows_pass(const gsl_matrix *X, const double *y, size_t ys, const 
   }
   if (stats) {
     if (!weighted) {
-      wsum = (double)(i1 - i0);
-      wmin = i1 > i0 ? 1.0 : INFINITY;
+      wsum += (double)v->n;  /* whole numbers: exact in any grouping */
+      wmin = v->n > 0 ? 1.0 : INFINITY;
     }
     SP_UNROLL
     for (size_t j = 0; j < k1; j++) {
       cs->amax[j] = amax[j] > cs->amax[j] ? amax[j] : cs->amax[j];
-      cs->sum[j] += sum[j];
-      cs->ssq[j] += prods ? A[j * k1 + j] : ssq[j];
+      cs->sum[j] = sum[j];
+      cs->ssq[j] = prods ? A[j * k1 + j] : ssq[j];
     }
     SP_UNROLL
     for (size_t j = 0; j < k; j++) cs->same[j] = diff[j] ? 0 : cs->same[j];
-    cs->wsum += wsum;
+    cs->wsum = wsum;
     cs->wmin = wmin < cs->wmin ? wmin : cs->wmin;
   }
   if (prods)
     SP_UNROLL
-    for (size_t j = 0; j < k1 * k1; j++) A1[j] += A[j];
+    for (size_t j = 0; j < k1 * k1; j++) A1[j] = A[j];
 }
 
 /* rows_pass with the column count and the flags as constants. */
-SP_INLINE void rows_k(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                      const size_t k, const double *m, double my, colstats *cs, double *A1) {
-  if (w) {
-    if (cs && A1) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 1, 1);
-    else if (cs) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 0, 1);
-    else rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 0, 1, 1);
+SP_INLINE void rows_k(const view *v, const double *x0, const size_t k, const double *m, double my, colstats *cs,
+                      double *A1) {
+  if (v->w) {
+    if (cs && A1) rows_pass(v, x0, k, m, my, cs, A1, 1, 1, 1);
+    else if (cs) rows_pass(v, x0, k, m, my, cs, A1, 1, 0, 1);
+    else rows_pass(v, x0, k, m, my, cs, A1, 0, 1, 1);
   } else {
-    if (cs && A1) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 1, 0);
-    else if (cs) rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 1, 0, 0);
-    else rows_pass(X, y, ys, w, i0, i1, k, m, my, cs, A1, 0, 1, 0);
+    if (cs && A1) rows_pass(v, x0, k, m, my, cs, A1, 1, 1, 0);
+    else if (cs) rows_pass(v, x0, k, m, my, cs, A1, 1, 0, 0);
+    else rows_pass(v, x0, k, m, my, cs, A1, 0, 1, 0);
   }
 }
 
 /* The narrow designs (k <= KSMALL): cs and/or A1 as in rows_pass (m = 0 when
    both are given). */
-static void rows_small(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                       const double *m, double my, colstats *cs, double *A1) {
-  switch (X->size2) {
-    case 0: rows_k(X, y, ys, w, i0, i1, 0, m, my, cs, A1); break;
-    case 1: rows_k(X, y, ys, w, i0, i1, 1, m, my, cs, A1); break;
-    case 2: rows_k(X, y, ys, w, i0, i1, 2, m, my, cs, A1); break;
-    case 3: rows_k(X, y, ys, w, i0, i1, 3, m, my, cs, A1); break;
-    default: rows_k(X, y, ys, w, i0, i1, 4, m, my, cs, A1); break;
+static void rows_small(const view *v, const double *x0, size_t k, const double *m, double my, colstats *cs,
+                       double *A1) {
+  switch (k) {
+    case 0: rows_k(v, x0, 0, m, my, cs, A1); break;
+    case 1: rows_k(v, x0, 1, m, my, cs, A1); break;
+    case 2: rows_k(v, x0, 2, m, my, cs, A1); break;
+    case 3: rows_k(v, x0, 3, m, my, cs, A1); break;
+    default: rows_k(v, x0, 4, m, my, cs, A1); break;
   }
 }
 
-/* The statistics of wide designs over rows [i0, i1), one row at a time
+/* The statistics of wide designs over the rows of v, one row at a time
    (k > KSMALL). */
-static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                       colstats *cs) {
-  size_t k = X->size2;
-  const double *x0 = X->data;
-  for (size_t i = i0; i < i1; i++) {
-    const double *x = X->data + i * X->tda;
-    double yi = y[i * ys], wi = w ? w[i] : 1.0;
+static void stats_wide(const view *v, const double *x0, size_t k, colstats *cs) {
+  for (size_t i = 0; i < v->n; i++) {
+    const double *x = v->x + i * v->tda;
+    double yi = v->y[i * v->ys], wi = v->w ? v->w[i] : 1.0;
     for (size_t j = 0; j < k; j++) {
       double a = fabs(x[j]);
       cs->amax[j] = a > cs->amax[j] ? a : cs->amax[j];
@@ -191,19 +240,20 @@ static void stats_wide(const gsl_matrix *X, const double *y, size_t ys, const do
   }
 }
 
-/* A1 += [Z yc]' W [Z yc] over rows [i0, i1) of a wide design, by blocks of
-   rows of sqrt(w) [z yc] in buf so that the product runs in BLAS. */
-static void products_wide(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                          const double *m, double my, double *buf, double *A1) {
-  size_t k = X->size2, k1 = k + 1;
-  for (size_t b0 = i0; b0 < i1; b0 += BLOCK) {
-    size_t rows = i1 - b0 < BLOCK ? i1 - b0 : BLOCK;
+/* A1 += [Z yc]' W [Z yc] over the rows of v (wide designs), by blocks of
+   BLOCK rows of sqrt(w) [z yc] in buf so that the product runs in BLAS.  A
+   source's views hold SP_ROWS_BLOCK rows, a multiple of BLOCK: the blocks,
+   and so the products, are the matrix's. */
+static void products_wide(const view *v, size_t k, const double *m, double my, double *buf, double *A1) {
+  size_t k1 = k + 1;
+  for (size_t b0 = 0; b0 < v->n; b0 += BLOCK) {
+    size_t rows = v->n - b0 < BLOCK ? v->n - b0 : BLOCK;
     for (size_t r = 0; r < rows; r++) {
-      const double *x = X->data + (b0 + r) * X->tda;
-      double s = w ? sqrt(w[b0 + r]) : 1.0;
+      const double *x = v->x + (b0 + r) * v->tda;
+      double s = v->w ? sqrt(v->w[b0 + r]) : 1.0;
       double *b = buf + r * k1;
       for (size_t j = 0; j < k; j++) b[j] = s * (x[j] - m[j]);
-      b[k] = s * (y[(b0 + r) * ys] - my);
+      b[k] = s * (v->y[(b0 + r) * v->ys] - my);
     }
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k1, (int)rows, 1.0, buf, (int)k1, 1.0, A1, (int)k1);
   }
@@ -232,39 +282,39 @@ static int check_ranges(const colstats *cs, size_t n, size_t k, const sp_lsfit_o
 }
 
 /* The first column whose values are all equal and non-zero, or k. */
-static size_t constant_column(const gsl_matrix *X, const colstats *cs) {
-  for (size_t j = 0; j < X->size2; j++)
-    if (cs->same[j] != 0 && X->data[j] != 0 && X->size1 > 0) return j;
-  return X->size2;
+static size_t constant_column(const data *d, const colstats *cs) {
+  for (size_t j = 0; j < d->k; j++)
+    if (d->n > 0 && cs->same[j] != 0 && d->x0[j] != 0) return j;
+  return d->k;
 }
 
 /* Centring on the constant column c (none when c == k): z_ij = x_ij - m_j,
    with m_j the weighted mean of column j (0 for the constant column, the
    exact value for any other constant column, so that it centres to exact
    zeros), and yc_i = y_i - my. */
-static void centre(const gsl_matrix *X, const colstats *cs, size_t c, double *m, double *my) {
-  size_t k = X->size2;
+static void centre(const data *d, const colstats *cs, size_t c, double *m, double *my) {
+  size_t k = d->k;
   memset(m, 0, k * sizeof *m);
   *my = 0;
   if (c == k) return;
   *my = cs->sum[k] / cs->wsum;
-  for (size_t j = 0; j < k; j++) m[j] = cs->same[j] != 0 ? X->data[j] : cs->sum[j] / cs->wsum;
+  for (size_t j = 0; j < k; j++) m[j] = cs->same[j] != 0 ? d->x0[j] : cs->sum[j] / cs->wsum;
   m[c] = 0;
 }
 
-/* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j over rows [i0, i1),
+/* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j over the rows of v,
    gk in column order with zeros for the dropped columns (which leaves r_i
-   exactly as without them: the values are finite).  out != NULL: out (k) =
-   Z' W r, r not stored (the refinement step); else r (when not NULL) and
-   *ssr = r' W r. */
-SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const double *w, size_t i0, size_t i1,
-                          const size_t k, const double *restrict m, double my, const double *restrict gk,
-                          double *restrict r, double *restrict out, double *ssr) {
-  double acc[KSMALL] = {0}, s2 = 0;  /* narrow designs: Z'Wr in registers */
-  for (size_t j = 0; out && k > KSMALL && j < k; j++) out[j] = 0;
-  for (size_t i = i0; i < i1; i++) {
-    const double *restrict x = X->data + i * X->tda;
-    double s = y[i * ys] - my, wi = w ? w[i] : 1.0;
+   exactly as without them: the values are finite).  out != NULL: out (k) +=
+   Z' W r, r not stored (the refinement step); else r (v's rows, when not
+   NULL) and *ssr += r' W r.  The sums continue from out's and *ssr's values,
+   as in rows_pass. */
+SP_INLINE void resid_pass(const view *v, const size_t k, const double *restrict m, double my,
+                          const double *restrict gk, double *restrict r, double *restrict out, double *ssr) {
+  double acc[KSMALL] = {0}, s2 = out ? 0 : *ssr;  /* narrow designs: Z'Wr in registers */
+  for (size_t j = 0; out && k <= KSMALL && j < k; j++) acc[j] = out[j];
+  for (size_t i = 0; i < v->n; i++) {
+    const double *restrict x = v->x + i * v->tda;
+    double s = v->y[i * v->ys] - my, wi = v->w ? v->w[i] : 1.0;
     SP_UNROLL
     for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
     if (out && k <= KSMALL) {
@@ -288,9 +338,8 @@ SP_INLINE void resid_pass(const gsl_matrix *X, const double *y, size_t ys, const
 ** ===================================================================== */
 
 typedef struct {
-  const gsl_matrix *X;
-  const double *y, *w;
-  size_t ys, lo, hi;             /* the rows [lo, hi) are split */
+  const data *d;
+  size_t lo, hi;                 /* the rows [lo, hi) are split */
   const double *m, *gk;
   double my;
   int stats, prods;              /* scan: statistics, cross products */
@@ -298,6 +347,7 @@ typedef struct {
   int refine;
   colstats cs[SP_TEAM_CHUNKS];
   double *A1[SP_TEAM_CHUNKS], *buf[SP_TEAM_CHUNKS], *out[SP_TEAM_CHUNKS], ssr[SP_TEAM_CHUNKS];
+  double *rbuf[SP_TEAM_CHUNKS];  /* a source's rows, SP_ROWS_BLOCK x (k + 1) per chunk */
 } pass;
 
 static void chunk_rows(const pass *p, int c, size_t *i0, size_t *i1) {
@@ -306,31 +356,47 @@ static void chunk_rows(const pass *p, int c, size_t *i0, size_t *i1) {
   *i1 += p->lo;
 }
 
+/* Rows [i0, i1) view by view: the statistics into cs and/or the products
+   into A1 (NULL: not wanted; m = 0 when both), rbuf a source's rows and
+   buf the row block of wide designs. */
+static void scan_rows(const pass *p, size_t i0, size_t i1, colstats *cs, double *A1, double *rbuf, double *buf) {
+  const data *d = p->d;
+  for (size_t r0 = i0; r0 < i1;) {
+    view v;
+    r0 = view_rows(d, r0, i1, rbuf, &v);
+    if (d->k <= KSMALL) {
+      rows_small(&v, d->x0, d->k, p->m, p->my, cs, A1);
+      continue;
+    }
+    if (cs) stats_wide(&v, d->x0, d->k, cs);
+    if (A1) products_wide(&v, d->k, p->m, p->my, buf, A1);
+  }
+}
+
 static void scan_chunk(void *ctx, int c) {
   pass *p = ctx;
-  size_t i0, i1, k = p->X->size2;
+  size_t i0, i1;
   chunk_rows(p, c, &i0, &i1);
-  if (k <= KSMALL) {
-    rows_small(p->X, p->y, p->ys, p->w, i0, i1, p->m, p->my, p->stats ? &p->cs[c] : NULL,
-               p->prods ? p->A1[c] : NULL);
-    return;
-  }
-  if (p->stats) stats_wide(p->X, p->y, p->ys, p->w, i0, i1, &p->cs[c]);
-  if (p->prods) products_wide(p->X, p->y, p->ys, p->w, i0, i1, p->m, p->my, p->buf[c], p->A1[c]);
+  scan_rows(p, i0, i1, p->stats ? &p->cs[c] : NULL, p->prods ? p->A1[c] : NULL, p->rbuf[c], p->buf[c]);
 }
 
 static void resid_chunk(void *ctx, int c) {
   pass *p = ctx;
+  const data *d = p->d;
   size_t i0, i1;
   chunk_rows(p, c, &i0, &i1);
-  const gsl_matrix *X = p->X;
-  double *out = p->refine ? p->out[c] : NULL, *r = p->refine ? NULL : p->r;
-  switch (X->size2) {  /* k a constant for the narrow designs */
-    case 1: resid_pass(X, p->y, p->ys, p->w, i0, i1, 1, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-    case 2: resid_pass(X, p->y, p->ys, p->w, i0, i1, 2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-    case 3: resid_pass(X, p->y, p->ys, p->w, i0, i1, 3, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-    case 4: resid_pass(X, p->y, p->ys, p->w, i0, i1, 4, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-    default: resid_pass(X, p->y, p->ys, p->w, i0, i1, X->size2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+  double *out = p->refine ? p->out[c] : NULL;
+  for (size_t r0 = i0, r1; r0 < i1; r0 = r1) {
+    view v;
+    r1 = view_rows(d, r0, i1, p->rbuf[c], &v);
+    double *r = p->refine || p->r == NULL ? NULL : p->r + r0;
+    switch (d->k) {  /* k a constant for the narrow designs */
+      case 1: resid_pass(&v, 1, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+      case 2: resid_pass(&v, 2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+      case 3: resid_pass(&v, 3, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+      case 4: resid_pass(&v, 4, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+      default: resid_pass(&v, d->k, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+    }
   }
 }
 
@@ -357,7 +423,7 @@ static void colstats_add(colstats *to, const colstats *from, size_t k) {
 /* Run a pass over rows [lo, hi): the chunks' statistics and products start
    from zero and are added into cs and A1 (when given) in chunk order. */
 static void run_scan(sp_team *tm, pass *p, size_t lo, size_t hi, colstats *cs, double *A1) {
-  size_t k = p->X->size2, k1 = k + 1;
+  size_t k = p->d->k, k1 = k + 1;
   p->lo = lo;
   p->hi = hi;
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
@@ -382,23 +448,23 @@ static void run_scan(sp_team *tm, pass *p, size_t lo, size_t hi, colstats *cs, d
    negative or non-finite weight, would come out as a column silently dropped
    as collinear or as NaN coefficients: an error naming the element. */
 static int scan(sp_team *tm, pass *p, colstats *cs, double *A1, int *fused, sp_error *err) {
-  const gsl_matrix *X = p->X;
-  size_t n = X->size1, k = X->size2, k1 = k + 1, pre = 0;
+  const data *d = p->d;
+  size_t n = d->n, k = d->k, k1 = k + 1, pre = 0;
   colstats_zero(cs, k);
   memset(A1, 0, k1 * k1 * sizeof *A1);
   *fused = 0;
   if (k <= KSMALL) {
     static const double zero[KSMALL] = {0};
     pre = n < PREFIX ? n : PREFIX;
-    rows_small(X, p->y, p->ys, p->w, 0, pre, NULL, 0, cs, NULL);
-    int candidate = 0;
-    for (size_t j = 0; j < k && pre > 0; j++) candidate |= cs->same[j] != 0 && X->data[j] != 0;
-    if (!candidate) {
-      rows_small(X, p->y, p->ys, p->w, 0, pre, zero, 0, NULL, A1);
-      *fused = 1;
-    }
     p->m = zero;
     p->my = 0;
+    scan_rows(p, 0, pre, cs, NULL, p->rbuf[0], p->buf[0]);
+    int candidate = 0;
+    for (size_t j = 0; j < k && pre > 0; j++) candidate |= cs->same[j] != 0 && d->x0[j] != 0;
+    if (!candidate) {
+      scan_rows(p, 0, pre, NULL, A1, p->rbuf[0], p->buf[0]);
+      *fused = 1;
+    }
   }
   p->stats = 1;
   p->prods = *fused;
@@ -406,7 +472,7 @@ static int scan(sp_team *tm, pass *p, colstats *cs, double *A1, int *fused, sp_e
   int finite = isfinite(cs->wsum) && cs->wmin >= 0;
   for (size_t j = 0; j < k1; j++) finite &= isfinite(cs->sum[j]) && isfinite(cs->ssq[j]);
   if (!finite) {
-    int st = find_bad(X, p->y, p->ys, p->w, err);
+    int st = find_bad(d, p->rbuf[0], err);
     if (st) return st;
   }
   if (n > 0 && !(cs->wsum > 0))
@@ -417,25 +483,29 @@ static int scan(sp_team *tm, pass *p, colstats *cs, double *A1, int *fused, sp_e
 
 /* A1 (upper triangle) = [Z yc]' W [Z yc], Z and yc centred on m and my. */
 static void cross_products(sp_team *tm, pass *p, const double *m, double my, double *A1) {
-  size_t k1 = p->X->size2 + 1;
+  size_t k1 = p->d->k + 1;
   memset(A1, 0, k1 * k1 * sizeof *A1);
   p->m = m;
   p->my = my;
   p->stats = 0;
   p->prods = 1;
-  run_scan(tm, p, 0, p->X->size1, NULL, A1);
+  run_scan(tm, p, 0, p->d->n, NULL, A1);
 }
 
 /* The residual pass over all rows with coefficients gk (see resid_pass):
    out = Z'Wr when out is given, else r (when p->r) and the returned ssr. */
 static double residuals(sp_team *tm, pass *p, const double *m, double my, const double *gk, double *out) {
-  size_t k = p->X->size2;
+  size_t k = p->d->k;
   p->lo = 0;
-  p->hi = p->X->size1;
+  p->hi = p->d->n;
   p->m = m;
   p->my = my;
   p->gk = gk;
   p->refine = out != NULL;
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
+    memset(p->out[c], 0, k * sizeof *p->out[c]);
+    p->ssr[c] = 0;
+  }
   sp_team_run(tm, resid_chunk, p);
   if (out) {
     for (size_t j = 0; j < k; j++) out[j] = 0;
@@ -457,14 +527,10 @@ static void symv(const double *B, size_t m, const double *v, double *out) {
   }
 }
 
-int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
-                 double *resid, sp_error *err) {
-  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
-  const sp_lsfit_opts *o = opts ? opts : &defaults;
-  const double *w = o->w;
-  size_t n = X->size1, k = X->size2;
+/* The fit of d (its x0 set here for a source); o not NULL. */
+static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resid, sp_error *err) {
+  size_t n = d->n, k = d->k;
   sp_lsfit_clear(fit);
-  if (ystride == 0) ystride = 1;
   if (!(o->tol >= 0 && o->tol < 1))
     return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is outside [0, 1)", o->tol);
   double tol = o->tol > 0 ? o->tol : SP_LSFIT_TOL;
@@ -472,10 +538,10 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   fit->k = k;
   /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), m, c, g, gk,
      tmp, t, same (k each), amax, sum and ssq (k + 1 each); per chunk the
-     same statistics, A1, the row block of wide designs and Z'Wr (k); then
-     idx and pos. */
-  size_t k1 = k + 1, per = 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1;
-  size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + 1;
+     same statistics, A1, the row block of wide designs, Z'Wr (k) and a
+     source's rows; a source's first row (k + 1); then idx and pos. */
+  size_t k1 = k + 1, rb = d->src ? SP_ROWS_BLOCK * k1 : 0, per = 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1 + rb;
+  size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + k1 + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
@@ -487,13 +553,19 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   double *L = A + k * k, *B = L + k * k, *A1 = B + k * k, *m = A1 + k1 * k1;
   double *c = m + k, *g = c + k, *gk = g + k, *tmp = gk + k, *t = tmp + k;
   colstats cs = {t + k, t + k + k1, t + k + 2 * k1, t + k + 3 * k1, 0, 0};
-  pass ps = {.X = X, .y = y, .w = w, .ys = ystride, .r = resid};
+  pass ps = {.d = d, .r = resid};
   for (int ch = 0; ch < SP_TEAM_CHUNKS; ch++) {
     double *q = cs.same + k + (size_t)ch * per;
     ps.cs[ch] = (colstats){q, q + k1, q + 2 * k1, q + 3 * k1, 0, 0};
     ps.out[ch] = q + 3 * k1 + k;
     ps.A1[ch] = ps.out[ch] + k;
     ps.buf[ch] = ps.A1[ch] + k1 * k1;
+    ps.rbuf[ch] = ps.buf[ch] + BLOCK * k1;
+  }
+  if (d->src && n > 0) {  /* the first row, y first */
+    double *row0 = cs.same + k + SP_TEAM_CHUNKS * per;
+    d->src->read(d->src, 0, 1, row0, k1);
+    d->x0 = row0 + 1;
   }
   size_t *idx = (size_t *)(void *)(A + nd), *pos = idx + k1;
   /* A second thread only where it pays for its start; the chunks, and so
@@ -511,10 +583,10 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   }
   fit->yss = cs.ssq[k];
 
-  size_t cc = constant_column(X, &cs), rank;
+  size_t cc = constant_column(d, &cs), rank;
   double my;
   for (;;) {
-    centre(X, &cs, cc, m, &my);
+    centre(d, &cs, cc, m, &my);
     /* the scan's products are the uncentred ones, what no constant column needs */
     if (!(fused && cc == k)) cross_products(&tm, &ps, m, my, A1);
     fused = 0;
@@ -588,7 +660,7 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
   for (size_t j = 0; j < k; j++) fit->b[j] = NAN;
   for (size_t q = 0; q < rank; q++) fit->b[idx[q]] = g[q];
   if (cc < k) {
-    double kappa = X->data[cc], s = my;
+    double kappa = d->x0[cc], s = my;
     for (size_t q = 1; q < rank; q++) s -= m[idx[q]] * g[q];
     fit->b[cc] = g[0] + s / kappa;
     t[0] = 1.0;
@@ -621,4 +693,22 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
 
   free(A);
   return SP_OK;
+}
+
+int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
+                 double *resid, sp_error *err) {
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
+  const sp_lsfit_opts *o = opts ? opts : &defaults;
+  data d = {X, y, ystride ? ystride : 1, NULL, o->w, X->data, X->size1, X->size2};
+  return fit_data(&d, o, fit, resid, err);
+}
+
+int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, double *resid, sp_error *err) {
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
+  const sp_lsfit_opts *o = opts ? opts : &defaults;
+  sp_lsfit_clear(fit);
+  if (yX == NULL || yX->p == 0)
+    return sp_error_set(err, SP_EVALUE, "least squares: the row source has no columns (expected y, then X)");
+  data d = {NULL, NULL, 0, yX, o->w, NULL, yX->n, yX->p - 1};
+  return fit_data(&d, o, fit, resid, err);
 }

@@ -10,7 +10,10 @@
 **
 ** The passes over the rows run on the two fixed chunks of team.h, each into
 ** its own accumulator, added in chunk order: spec->threads changes the wall
-** time, never the bits.
+** time, never the bits.  X is a matrix or a row source (rows.h, never
+** stored whole): the HC meat takes the same HC_BLOCK-row blocks from
+** either, and the per-group scores add row by row, so a source gives the
+** matrix's V to the bit.
 */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 #include "spillover/inline.h"
 #include "spillover/mem.h"
+#include "spillover/rows.h"
 #include "spillover/vcov.h"
 #include "team.h"
 
@@ -184,6 +188,32 @@ static int densify(size_t n, const int32_t *a, const int32_t *b, uint64_t nb, ui
 
 static double score_weight(const double *w, size_t i) { return w ? w[i] : 1.0; }
 
+/* X as the passes read it: a matrix, or a source of its rows (rows.h). */
+typedef struct {
+  const gsl_matrix *M;
+  const sp_rows *src;
+  size_t n, k;
+} xrows;
+
+/* Rows [r0, r1) of X, *tda doubles apart: a matrix's in place, a source's
+   read into buf ((r1 - r0) x k), SP_ROWS_BLOCK rows at a time. */
+static const double *xrows_get(const xrows *X, size_t r0, size_t r1, double *buf, size_t *tda) {
+  if (X->src == NULL) {
+    *tda = X->M->tda;
+    return X->M->data + r0 * X->M->tda;
+  }
+  for (size_t a = r0; a < r1; a += SP_ROWS_BLOCK)
+    X->src->read(X->src, a, r1 - a < SP_ROWS_BLOCK ? r1 : a + SP_ROWS_BLOCK, buf + (a - r0) * X->k, X->k);
+  *tda = X->k;
+  return buf;
+}
+
+/* Where a pass over rows [r0, i1) that reads row by row stops its view:
+   a matrix's rows are all in place, a source gives SP_ROWS_BLOCK at once. */
+static size_t xrows_end(const xrows *X, size_t r0, size_t i1) {
+  return X->src == NULL || i1 - r0 < SP_ROWS_BLOCK ? i1 : r0 + SP_ROWS_BLOCK;
+}
+
 /* M(upper) += alpha * sum_g S_g S_g', S being G x k row-major. */
 static void add_crossprod(double *M, size_t k, const double *S, size_t G, double alpha) {
   if (G == 0) return;
@@ -195,30 +225,34 @@ static void add_crossprod(double *M, size_t k, const double *S, size_t G, double
    (1-h)^-1 by power 0, 1, 2: each chunk into its own upper triangle M[c], a
    block of rows at a time through its scratch Z (and T, the rows times B). */
 typedef struct {
-  const gsl_matrix *X, *B;
+  const xrows *X;
+  const gsl_matrix *B;
   const double *resid, *w;
   int power;
   double alpha;
   double *M[SP_TEAM_CHUNKS], *Z[SP_TEAM_CHUNKS], *T[SP_TEAM_CHUNKS];
+  double *R[SP_TEAM_CHUNKS];    /* a source's rows, HC_BLOCK x k */
   size_t bad[SP_TEAM_CHUNKS];   /* the chunk's first row of leverage 1, or SIZE_MAX */
   double badh[SP_TEAM_CHUNKS];
 } hc_job;
 
 static void hc_chunk(void *ctx, int c) {
   hc_job *j = ctx;
-  const gsl_matrix *X = j->X;
-  size_t i0, i1, k = X->size2;
+  const xrows *X = j->X;
+  size_t i0, i1, k = X->k, tda;
   double *Z = j->Z[c], *T = j->T[c];
-  sp_team_range(X->size1, c, &i0, &i1);
+  sp_team_range(X->n, c, &i0, &i1);
+  /* blocks of HC_BLOCK rows whatever X is: the products, so the bits, are
+     the same from a matrix as from a source */
   for (size_t r0 = i0; r0 < i1; r0 += HC_BLOCK) {
     size_t m = i1 - r0 < HC_BLOCK ? i1 - r0 : HC_BLOCK;
-    const double *Xb = X->data + r0 * X->tda;
+    const double *Xb = xrows_get(X, r0, r0 + m, j->R[c], &tda);
     if (j->power > 0)
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)k, 1.0, Xb,
-                  (int)X->tda, j->B->data, (int)j->B->tda, 0.0, T, (int)k);
+                  (int)tda, j->B->data, (int)j->B->tda, 0.0, T, (int)k);
     for (size_t r = 0; r < m; r++) {
       size_t i = r0 + r;
-      const double *x = Xb + r * X->tda;
+      const double *x = Xb + r * tda;
       double u = score_weight(j->w, i) * j->resid[i];
       if (j->power > 0) {
         double h = 0.0;
@@ -238,18 +272,20 @@ static void hc_chunk(void *ctx, int c) {
 }
 
 /* The HC meat added into M's upper triangle, the chunks' in chunk order. */
-static int hc_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const double *w,
+static int hc_meat(sp_team *tm, const xrows *X, const double *resid, const double *w,
                    const gsl_matrix *B, int power, double alpha, double *M, sp_error *err) {
-  size_t k = X->size2;
-  size_t per = k * k + HC_BLOCK * k * (power > 0 ? 2 : 1);  /* a chunk's M, Z and T */
+  size_t k = X->k;
+  /* a chunk's M, Z, T and a source's rows */
+  size_t per = k * k + HC_BLOCK * k * ((power > 0 ? 2 : 1) + (X->src ? 1 : 0));
   double *buf = calloc(SP_TEAM_CHUNKS * per, sizeof *buf);
   if (buf == NULL)
     return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
-  hc_job j = {X, B, resid, w, power, alpha, {0}, {0}, {0}, {0}, {0}};
+  hc_job j = {X, B, resid, w, power, alpha, {0}, {0}, {0}, {0}, {0}, {0}};
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
     j.M[c] = buf + c * per;
     j.Z[c] = j.M[c] + k * k;
     j.T[c] = power > 0 ? j.Z[c] + HC_BLOCK * k : NULL;
+    j.R[c] = X->src ? j.Z[c] + HC_BLOCK * k * (power > 0 ? 2 : 1) : NULL;
     j.bad[c] = SIZE_MAX;
   }
   sp_team_run(tm, hc_chunk, &j);
@@ -270,19 +306,20 @@ static int hc_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const 
 /* Per-group scores over the chunks: chunk c adds u_i x_i into row
    code[i] - off[c] of S[c]; k is a constant where inlined. */
 typedef struct {
-  const gsl_matrix *X;
+  const xrows *X;
   const double *resid, *w;
   const int32_t *code;
   int32_t lo[SP_TEAM_CHUNKS], hi[SP_TEAM_CHUNKS];  /* each chunk's smallest and largest code */
   double *S[SP_TEAM_CHUNKS];
   int32_t off[SP_TEAM_CHUNKS];
+  double *R[SP_TEAM_CHUNKS];                       /* a source's rows, SP_ROWS_BLOCK x k */
 } scores_job;
 
 static void range_chunk(void *ctx, int c) {
   scores_job *j = ctx;
   size_t i0, i1;
   int32_t lo = INT32_MAX, hi = -1;
-  sp_team_range(j->X->size1, c, &i0, &i1);
+  sp_team_range(j->X->n, c, &i0, &i1);
   for (size_t i = i0; i < i1; i++) {
     lo = j->code[i] < lo ? j->code[i] : lo;
     hi = j->code[i] > hi ? j->code[i] : hi;
@@ -291,11 +328,12 @@ static void range_chunk(void *ctx, int c) {
   j->hi[c] = hi;
 }
 
-SP_INLINE void scores_pass(const gsl_matrix *X, const double *restrict resid, const double *restrict w,
-                           const int32_t *restrict code, size_t i0, size_t i1, int32_t off,
-                           double *restrict S, const size_t k) {
+/* Rows [i0, i1), row i of X at Xb + (i - i0) * tda. */
+SP_INLINE void scores_pass(const double *restrict Xb, size_t tda, const double *restrict resid,
+                           const double *restrict w, const int32_t *restrict code, size_t i0, size_t i1,
+                           int32_t off, double *restrict S, const size_t k) {
   for (size_t i = i0; i < i1; i++) {
-    const double *restrict x = X->data + i * X->tda;
+    const double *restrict x = Xb + (i - i0) * tda;
     double u = score_weight(w, i) * resid[i];
     double *restrict s = S + (size_t)(code[i] - off) * k;
     for (size_t j = 0; j < k; j++) s[j] += u * x[j];
@@ -304,15 +342,20 @@ SP_INLINE void scores_pass(const gsl_matrix *X, const double *restrict resid, co
 
 static void scores_chunk(void *ctx, int c) {
   scores_job *j = ctx;
-  const gsl_matrix *X = j->X;
-  size_t i0, i1;
-  sp_team_range(X->size1, c, &i0, &i1);
-  switch (X->size2) {
-    case 1: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 1); break;
-    case 2: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 2); break;
-    case 3: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 3); break;
-    case 4: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], 4); break;
-    default: scores_pass(X, j->resid, j->w, j->code, i0, i1, j->off[c], j->S[c], X->size2); break;
+  const xrows *X = j->X;
+  size_t i0, i1, tda;
+  sp_team_range(X->n, c, &i0, &i1);
+  /* row by row into S: reading the rows in views changes no sum */
+  for (size_t r0 = i0, r1; r0 < i1; r0 = r1) {
+    r1 = xrows_end(X, r0, i1);
+    const double *Xb = xrows_get(X, r0, r1, j->R[c], &tda);
+    switch (X->k) {
+      case 1: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 1); break;
+      case 2: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 2); break;
+      case 3: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 3); break;
+      case 4: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 4); break;
+      default: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], X->k); break;
+    }
   }
 }
 
@@ -321,19 +364,27 @@ static void scores_chunk(void *ctx, int c) {
    panel's entities, an intersection of dimensions: S may hold n rows, and is
    not doubled), else it fills a table of its own code range, added after.
    Returns SP_OK or SP_ENOMEM. */
-static int group_scores(sp_team *tm, const gsl_matrix *X, const double *resid, const double *w,
+static int group_scores(sp_team *tm, const xrows *X, const double *resid, const double *w,
                         const int32_t *code, double *S) {
-  size_t k = X->size2, g1 = 0;
-  double *S1 = NULL;
-  scores_job j = {X, resid, w, code, {0}, {0}, {S, S}, {0, 0}};
+  size_t k = X->k, g1 = 0;
+  double *S1 = NULL, *R = NULL;
+  scores_job j = {X, resid, w, code, {0}, {0}, {S, S}, {0, 0}, {NULL, NULL}};
+  if (X->src) {
+    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * k * sizeof *R)) == NULL) return SP_ENOMEM;
+    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * k;
+  }
   sp_team_run(tm, range_chunk, &j);
   if (j.lo[1] <= j.hi[0]) {
     g1 = (size_t)(j.hi[1] - j.lo[1]) + 1;
-    if ((S1 = sp_mem_calloc(g1, k * sizeof *S1)) == NULL) return SP_ENOMEM;
+    if ((S1 = sp_mem_calloc(g1, k * sizeof *S1)) == NULL) {
+      free(R);
+      return SP_ENOMEM;
+    }
     j.S[1] = S1;
     j.off[1] = j.lo[1];
   }
   sp_team_run(tm, scores_chunk, &j);
+  free(R);
   if (S1 != NULL) {
     double *s = S + (size_t)j.lo[1] * k;
     for (size_t t = 0; t < g1 * k; t++) s[t] += S1[t];
@@ -351,9 +402,9 @@ static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t s
 /* Cameron-Gelbach-Miller: M = sum over non-empty subsets D of the dimensions
    of (-1)^(|D|+1) adj_D S_D'S_D, S_D the scores summed within the
    intersection of the dimensions in D. */
-static int cluster_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const sp_vcov_spec *s,
+static int cluster_meat(sp_team *tm, const xrows *X, const double *resid, const sp_vcov_spec *s,
                         double dof, double *M, sp_vcov_info *info, sp_error *err) {
-  size_t n = X->size1, k = X->size2, p = s->ncluster;
+  size_t n = X->n, k = X->k, p = s->ncluster;
   int32_t *dense[SP_VCOV_MAXWAY] = {0};       /* recoded copies, owned */
   const int32_t *dc[SP_VCOV_MAXWAY] = {0};    /* each dimension's dense codes */
   size_t G[SP_VCOV_MAXWAY] = {0};
@@ -464,9 +515,9 @@ done:
 /* Driscoll-Kraay: h_t = sum over period t of u_i x_i; M = sum_t h_t h_t' +
    sum_{l=1..L} (1 - l/(L+1)) sum_t (h_t h_{t-l}' + h_{t-l} h_t').  M is full
    on return (not only the upper triangle). */
-static int dk_meat(sp_team *tm, const gsl_matrix *X, const double *resid, const sp_vcov_spec *s, double *M,
+static int dk_meat(sp_team *tm, const xrows *X, const double *resid, const sp_vcov_spec *s, double *M,
                    sp_vcov_info *info, sp_error *err) {
-  size_t n = X->size1, k = X->size2;
+  size_t n = X->n, k = X->k;
   const char *tn = s->time_name ? s->time_name : "time";
   if (s->time == NULL)
     return sp_error_set(err, SP_EVALUE, "Driscoll-Kraay standard errors need period codes "
@@ -593,9 +644,9 @@ static void ssr_chunk(void *ctx, int c) {
   j->wmin[c] = wmin;
 }
 
-int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
-                    const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
-                    sp_error *err) {
+/* sp_vcov_compute on X, a matrix or a source (NULL when the caller's is). */
+static int compute(const xrows *X, const double *resid, const gsl_matrix *bread, const sp_vcov_spec *spec,
+                   gsl_matrix *V, sp_vcov_info *info, sp_error *err) {
   sp_vcov_info local;
   gsl_matrix *Mm = NULL, *BM = NULL;
   int st = SP_OK;
@@ -603,7 +654,7 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
   memset(info, 0, sizeof *info);
   if (X == NULL || resid == NULL || bread == NULL || spec == NULL || V == NULL)
     return sp_error_set(err, SP_EVALUE, "vcov: X, residuals, bread, spec and V are all required");
-  size_t n = X->size1, k = X->size2;
+  size_t n = X->n, k = X->k;
   size_t kd = spec->k_df ? spec->k_df : k;
   if (bread->size1 != k || bread->size2 != k)
     return sp_error_set(err, SP_EDIM, "vcov: the bread is %zux%zu but X has %zu columns: "
@@ -719,4 +770,18 @@ done:
   gsl_matrix_free(Mm);
   gsl_matrix_free(BM);
   return st;
+}
+
+int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
+                    const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
+                    sp_error *err) {
+  xrows x = {X, NULL, X ? X->size1 : 0, X ? X->size2 : 0};
+  return compute(X ? &x : NULL, resid, bread, spec, V, info, err);
+}
+
+int sp_vcov_compute_rows(const sp_rows *X, const double *resid, const gsl_matrix *bread,
+                         const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
+                         sp_error *err) {
+  xrows x = {NULL, X, X ? X->n : 0, X ? X->p : 0};
+  return compute(X ? &x : NULL, resid, bread, spec, V, info, err);
 }

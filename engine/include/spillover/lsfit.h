@@ -28,6 +28,7 @@
 #include <gsl/gsl_matrix.h>
 
 #include "spillover/error.h"
+#include "spillover/rows.h"
 
 typedef struct sp_lsfit {
   size_t n, k, rank;
@@ -70,5 +71,17 @@ void sp_lsfit_clear(sp_lsfit *fit);
    Allocates one scratch block per call. */
 int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
                  double *resid, sp_error *err);
+
+/* sp_lsfit_run on rows read from a source (rows.h), never stored whole:
+   column 0 of yX is y, columns 1..p-1 are X (k = p - 1).  The passes read
+   SP_ROWS_BLOCK rows at a time and carry their sums across blocks, so the
+   results are the same bits as sp_lsfit_run on the materialised [y X] (X
+   its columns 1.., y its column 0 with ystride p), at any thread count;
+   errors name the same element, rows counted over the whole source.  The
+   source is read three or four times (the scan, the cross products unless
+   the scan could fuse them, the refinement, the residuals), its first rows
+   a few times more; n and k are yX's.  SP_EVALUE also when yX is NULL or
+   has no columns. */
+int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, double *resid, sp_error *err);
 
 #endif

@@ -24,6 +24,7 @@
 #include <gsl/gsl_matrix.h>
 
 #include "spillover/error.h"
+#include "spillover/rows.h"
 
 /* At most this many cluster dimensions (2^4 - 1 = 15 inclusion-exclusion terms). */
 #define SP_VCOV_MAXWAY 4
@@ -150,6 +151,16 @@ int sp_vcov_preset(sp_vcov_spec *s, const char *compat, sp_error *err);
 int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
                     const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
                     sp_error *err);
+
+/* sp_vcov_compute with X (n x k, the kept regressors) read from a source
+   (rows.h) a block of rows at a time, never stored whole: the same V and
+   info to the last bit as sp_vcov_compute on the materialised X, for every
+   type and thread count (the passes group the rows as they do for a
+   matrix).  HC types and Driscoll-Kraay read X once, clusters once per
+   inclusion-exclusion term; IID never. */
+int sp_vcov_compute_rows(const sp_rows *X, const double *resid, const gsl_matrix *bread,
+                         const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
+                         sp_error *err);
 
 /* "iid", "HC0", ..., "cluster", "driscoll-kraay". */
 const char *sp_vcov_type_name(sp_vcov_type t);
