@@ -4,9 +4,12 @@
 ** sp.formula(text) returns a plain table describing the parse, for
 ** inspection.  sp.design(d, formula [, opts]) returns a spillover.design
 ** userdata: a box around an sp_design whose user values 1..4 hold the y, X,
-** endog and inst matrices, so des.X is the same matrix every time.  The box
-** is created before the design (owner first) and the design is detached
-** from the frame once filled, so the frame may change or die afterwards.
+** endog and inst matrices (5 the block [y X]), so des.X is the same matrix
+** every time.  The box is created before the design (owner first) and the
+** design is detached from the frame once filled, so the frame may change or
+** die afterwards.  core.design_deferred leaves y, X and [y X] unfilled when
+** they are plain columns of the frame (kept in user value 6) and fills them
+** on first use, or says that the frame no longer holds them.
 */
 #include <string.h>
 
@@ -17,6 +20,8 @@
 typedef struct {
   sp_design *d;
   unsigned long long frame_version;  /* the frame's version when built (des.frame_version) */
+  int deferred;  /* y, X and yX not filled yet: they are read from the frame (user value 6)
+                    on first use (core.design_deferred) */
 } ldesign;
 
 typedef struct {
@@ -165,10 +170,38 @@ sp_design *sp_lua_check_design(lua_State *L, int idx) {
   return u->d;
 }
 
+/* Fill a deferred design's block [y X] from its frame, once.  The frame may
+   have changed since the design was built: the columns are read only if it
+   still holds them unchanged (sp_design_readable); otherwise the values the
+   design was built on are gone, and the error says so. */
+static void design_materialise(lua_State *L, int idx) {
+  ldesign *u = check_box(L, idx);
+  if (!u->deferred) return;
+  sp_design *d = sp_lua_check_design(L, idx);
+  lua_getiuservalue(L, idx, 6);
+  sp_frame *f = sp_lua_check_frame(L, -1);
+  if (!sp_design_readable(d, f))
+    luaL_error(L, "the data this design (or fit) of %s was built on changed: a column it reads was "
+                  "replaced or dropped from the frame since; build it (or fit) again", d->yname);
+  sp_lua_matrix_new(L, d->n, 1 + d->k);
+  int block = lua_gettop(L);
+  gsl_matrix *y = sp_lua_matrix_view(L, block, 0, 0, d->n, 1);
+  lua_setiuservalue(L, idx, 1);
+  gsl_matrix *X = sp_lua_matrix_view(L, block, 0, 1, d->n, d->k);
+  lua_setiuservalue(L, idx, 2);
+  sp_design_refill(d, f, y, X, 0);
+  lua_setiuservalue(L, idx, 5);
+  lua_pop(L, 1);  /* the frame */
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, 6);  /* no longer needed */
+  u->deferred = 0;
+}
+
 void sp_lua_design_matrices(lua_State *L, int idx, gsl_matrix **y, gsl_matrix **X,
                             gsl_matrix **endog, gsl_matrix **inst) {
   idx = lua_absindex(L, idx);
   sp_lua_check_design(L, idx);
+  if (y != NULL || X != NULL) design_materialise(L, idx);
   gsl_matrix **out[4] = {y, X, endog, inst};
   for (int j = 0; j < 4; j++) {
     if (out[j] == NULL) continue;
@@ -236,6 +269,7 @@ static int design_index(lua_State *L) {
   static const char *const mats[] = {"y", "X", "endog", "inst", "yX"};
   for (int j = 0; j < 5; j++)
     if (strcmp(key, mats[j]) == 0) {
+      if (j != 2 && j != 3) design_materialise(L, 1);
       lua_getiuservalue(L, 1, j + 1);
       return 1;
     }
@@ -246,6 +280,7 @@ static int design_index(lua_State *L) {
   else if (strcmp(key, "nrow") == 0) lua_pushinteger(L, (lua_Integer)d->nrow);
   else if (strcmp(key, "intercept") == 0) lua_pushboolean(L, d->intercept);
   else if (strcmp(key, "frame_version") == 0) lua_pushinteger(L, (lua_Integer)check_box(L, 1)->frame_version);
+  else if (strcmp(key, "filled") == 0) lua_pushboolean(L, !check_box(L, 1)->deferred);
   else if (strcmp(key, "dropped") == 0) lua_pushinteger(L, (lua_Integer)d->dropped);
   else if (strcmp(key, "dropped_missing") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_missing);
   else if (strcmp(key, "dropped_derived") == 0) lua_pushinteger(L, (lua_Integer)d->dropped_derived);
@@ -311,7 +346,13 @@ static int l_design_stats(lua_State *L) {
   return 1;
 }
 
-static int l_design(lua_State *L) {
+/* sp.design, and with deferred core.design_deferred: a design whose block
+   [y X] is filled only when something reads des.y, des.X or des.yX, when
+   every column of y and X is read in place from the frame (otherwise it is
+   filled at once, as sp.design does).  A fit that reads the design's rows
+   straight from the frame (sp_design_rows) never needs the block: at 1e7
+   rows and two regressors, 240 MB never allocated. */
+static int design_build(lua_State *L, int deferred) {
   sp_frame *f = sp_lua_check_frame(L, 1);
   const char *text;
   int flags = 0;
@@ -370,8 +411,9 @@ static int l_design(lua_State *L) {
       opt.nextra = m;
     }
   }
-  ldesign *u = lua_newuserdatauv(L, sizeof *u, 5);  /* owner first */
+  ldesign *u = lua_newuserdatauv(L, sizeof *u, 6);  /* owner first */
   u->d = NULL;
+  u->deferred = 0;
   luaL_setmetatable(L, SP_DESIGN_T);
   int box = lua_gettop(L);
   sp_error err;
@@ -384,6 +426,16 @@ static int l_design(lua_State *L) {
   sp_design *d = u->d;
   gsl_matrix *m[4] = {NULL, NULL, NULL, NULL};
   size_t cols[4] = {1, d->k, d->p_endog, d->p_inst};
+  u->frame_version = f->version;
+  if (deferred && d->yname != NULL && d->p_endog == 0 && d->p_inst == 0 && sp_design_readable(d, f)) {
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, box, 6);
+    u->deferred = 1;
+    sp_design_detach(d);
+    count_design_build(L);
+    lua_settop(L, box);
+    return 1;
+  }
   if (d->yname != NULL) {
     /* y and X share one n x (1 + k) block (user value 5, des.yX), so an
        estimator can absorb fixed effects from both in one sweep, in place. */
@@ -404,12 +456,17 @@ static int l_design(lua_State *L) {
     lua_setiuservalue(L, box, j + 1);
   }
   if (sp_design_fill(d, m[0], m[1], m[2], m[3], &err) != SP_OK) return sp_lua_error(L, &err);
-  u->frame_version = f->version;
   sp_design_detach(d);  /* the frame may now change or be collected */
   count_design_build(L);
   lua_settop(L, box);
   return 1;
 }
+
+static int l_design(lua_State *L) { return design_build(L, 0); }
+
+/* core.design_deferred(d, formula [, opts]): sp.design whose block is filled
+   on first use (design_build); for estimators, not part of sp. */
+static int l_design_deferred(lua_State *L) { return design_build(L, 1); }
 
 /* }==================================================================== */
 
@@ -430,6 +487,8 @@ void sp_lua_open_formula(lua_State *L) {
   lua_setfield(L, -2, "formula");
   lua_pushcfunction(L, l_design);
   lua_setfield(L, -2, "design");
+  lua_pushcfunction(L, l_design_deferred);
+  lua_setfield(L, -2, "design_deferred");
   lua_pushcfunction(L, l_design_stats);
   lua_setfield(L, -2, "design_stats");
 }

@@ -36,6 +36,8 @@ typedef struct {
   const double *num;
   const int32_t *code;
   int32_t level;
+  int framecol;                /* num is a column of the frame planned on, read in place */
+  unsigned long long serial;   /* that column's serial then (frame.h) */
 } dcol;
 
 /* Frame row of used row i: rows is NULL when every row is used. */
@@ -1020,7 +1022,7 @@ static int expand_term(ctx *c, pterm *t, dcol **cols, size_t *ncols, size_t *cap
     if (nm == NULL) return oom(c);
     *names = nm;
     if ((nm[*ncols] = dup_str(t->node->label)) == NULL) return oom(c);
-    (*cols)[*ncols] = (dcol){t->num, NULL, -1};
+    (*cols)[*ncols] = (dcol){.num = t->num, .level = -1};
     (*ncols)++;
     return SP_OK;
   }
@@ -1068,7 +1070,7 @@ static int expand_term(ctx *c, pterm *t, dcol **cols, size_t *ncols, size_t *cap
                             t->suffix[0] ? ":" : "", t->suffix);
     if (name == NULL) { free(vals); free(orig); return oom(c); }
     nm[*ncols] = name;
-    (*cols)[*ncols] = (dcol){t->num, code, (int32_t)l};
+    (*cols)[*ncols] = (dcol){.num = t->num, .code = code, .level = (int32_t)l};
     (*ncols)++;
   }
   free(vals);
@@ -1272,7 +1274,7 @@ static int plan(ctx *c, const sp_design_options *opt) {
         (names[R_X][0] = dup_str("(Intercept)")) == NULL) {
       st = oom(c);
     } else {
-      s->cols[R_X][0] = (dcol){NULL, NULL, -1};
+      s->cols[R_X][0] = (dcol){.level = -1};
       ncols[R_X] = 1;
       d->intercept = 1;
     }
@@ -1329,7 +1331,7 @@ static int plan(ctx *c, const sp_design_options *opt) {
          copied now, as levels would take more room than the values. */
       if (col->type == SP_NUMERIC && (x->nlevels > n / 2 || x->lev == NULL)) {
         if ((x->num = sp_mem_doubles(n)) == NULL) return oom(c);
-        fill_job job = {.rows = d->rows, .n = n, .out = x->num, .tda = 1, .cols = &(dcol){col->num, NULL, -1}, .k = 1};
+        fill_job job = {.rows = d->rows, .n = n, .out = x->num, .tda = 1, .cols = &(dcol){.num = col->num, .level = -1}, .k = 1};
         sp_team_run(&c->team, fill_chunk, &job);
         if (same == NULL) free(x->lev);
         x->lev = NULL;
@@ -1337,6 +1339,23 @@ static int plan(ctx *c, const sp_design_options *opt) {
     }
   }
   return SP_OK;
+}
+
+/* Mark the columns of y and X that are columns of f read in place, with
+   their serials, so that they can be read again while f keeps them
+   (plain_column). */
+static void record_frame_columns(sp_design *d, const sp_frame *f) {
+  for (int r = R_Y; r <= R_X; r++)
+    for (size_t j = 0; j < d->src->ncols[r]; j++) {
+      dcol *c = &d->src->cols[r][j];
+      if (c->num == NULL || c->code != NULL) continue;
+      for (size_t m = 0; m < f->ncol; m++)
+        if (f->cols[m].type == SP_NUMERIC && f->cols[m].num == c->num) {
+          c->framecol = 1;
+          c->serial = f->cols[m].serial;
+          break;
+        }
+    }
 }
 
 int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_options *opt,
@@ -1370,6 +1389,7 @@ int sp_design_plan(const sp_frame *f, const sp_formula *fm, const sp_design_opti
     sp_design_free(d);
     return st;
   }
+  record_frame_columns(d, f);
   *out = d;
   return SP_OK;
 }
@@ -1465,26 +1485,33 @@ int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix 
   return fill_all(d, m, err);
 }
 
-/* A column is re-readable when it is the intercept or a plain numeric column
-   of f read in place (not a product, a dummy or a derived buffer, which
-   sp_design_detach has freed).  Compared by address: f unchanged since the
-   plan still holds the same column arrays, and a freed derived buffer cannot
-   alias a column that was alive beside it. */
+/* A column is re-readable when it is the intercept, or a plain numeric
+   column of f read in place that f still holds: the same array with the
+   same serial (not a product, a dummy or a derived buffer, which
+   sp_design_detach has freed).  The serial tells a column from a later one
+   that happens to get the freed array's address. */
 static int plain_column(const dcol *c, const sp_frame *f) {
   if (c->code != NULL) return 0;
   if (c->num == NULL) return 1;
+  if (!c->framecol) return 0;
   for (size_t j = 0; j < f->ncol; j++)
-    if (f->cols[j].type == SP_NUMERIC && f->cols[j].num == c->num) return 1;
+    if (f->cols[j].type == SP_NUMERIC && f->cols[j].num == c->num && f->cols[j].serial == c->serial) return 1;
   return 0;
+}
+
+int sp_design_readable(const sp_design *d, const sp_frame *f) {
+  const struct sp_design_src *s = d->src;
+  if (s == NULL || f == NULL || f->nrow != d->nrow) return 0;
+  for (int r = R_Y; r <= R_X; r++)
+    for (size_t j = 0; j < s->ncols[r]; j++)
+      if (!plain_column(&s->cols[r][j], f)) return 0;
+  return 1;
 }
 
 int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_matrix *X, int check_only) {
   const struct sp_design_src *s = d->src;
-  if (s == NULL || f->nrow != d->nrow || y == NULL || y->size1 != d->n || y->size2 != s->ncols[R_Y]) return 0;
+  if (!sp_design_readable(d, f) || y == NULL || y->size1 != d->n || y->size2 != s->ncols[R_Y]) return 0;
   if (s->ncols[R_X] > 0 && (X == NULL || X->size1 != d->n || X->size2 != s->ncols[R_X])) return 0;
-  for (int r = R_Y; r <= R_X; r++)
-    for (size_t j = 0; j < s->ncols[r]; j++)
-      if (!plain_column(&s->cols[r][j], f)) return 0;
   if (!check_only) {
     gsl_matrix *m[4] = {y, s->ncols[R_X] > 0 ? X : NULL, NULL, NULL};
     sp_error err;
@@ -1496,6 +1523,35 @@ int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_m
     }
   }
   return 1;
+}
+
+/* Rows [r0, r1) of [y X] from the frame's columns (sp_design_rows_init). */
+static void design_rows_read(const sp_rows *src, size_t r0, size_t r1, double *out, size_t ldo) {
+  const sp_design_rows *s = src->ctx;
+  size_t m = r1 - r0;
+  /* Column by column: each column is read in order (a gather through the
+     row index when rows were dropped) into its strided slot of the block. */
+  for (size_t j = 0; j < src->p; j++) {
+    const double *c = s->col[j];
+    double *o = out + j;
+    if (c == NULL) for (size_t i = 0; i < m; i++) o[i * ldo] = 1.0;
+    else if (s->index == NULL) for (size_t i = 0; i < m; i++) o[i * ldo] = c[r0 + i];
+    else for (size_t i = 0; i < m; i++) o[i * ldo] = c[s->index[r0 + i]];
+  }
+}
+
+int sp_design_rows_init(sp_design_rows *s, const sp_design *d, const sp_frame *f) {
+  const struct sp_design_src *src = d->src;
+  if (d->yname == NULL || !sp_design_readable(d, f)) return -1;
+  size_t p = src->ncols[R_Y] + src->ncols[R_X];
+  if (p > SP_ROWS_MAXSEL) return -1;
+  memset(s, 0, sizeof *s);
+  size_t j = 0;
+  for (int r = R_Y; r <= R_X; r++)
+    for (size_t c = 0; c < src->ncols[r]; c++) s->col[j++] = src->cols[r][c].num;
+  s->index = d->rows;
+  s->rows = (sp_rows){d->n, p, design_rows_read, s};
+  return 0;
 }
 
 /* }==================================================================== */

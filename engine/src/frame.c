@@ -147,6 +147,7 @@ static sp_column *slot_for(sp_frame *f, const char *name, sp_error *err) {
     column_clear(&f->cols[j]);
     f->cols[j].name = nm;
     f->cols[j].label = label;
+    f->cols[j].serial = f->version;
     return &f->cols[j];
   }
   if (f->ncol == f->capcol) {
@@ -159,6 +160,7 @@ static sp_column *slot_for(sp_frame *f, const char *name, sp_error *err) {
   sp_column *c = &f->cols[f->ncol++];
   memset(c, 0, sizeof *c);
   c->name = nm;
+  c->serial = f->version;
   return c;
 }
 

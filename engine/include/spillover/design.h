@@ -38,6 +38,7 @@
 #include "spillover/error.h"
 #include "spillover/formula.h"
 #include "spillover/frame.h"
+#include "spillover/rows.h"
 
 typedef struct sp_design_options {
   const char *const *extra;  /* frame variables an estimator needs over the same rows
@@ -109,15 +110,32 @@ int sp_design_fill(const sp_design *d, gsl_matrix *y, gsl_matrix *X, gsl_matrix 
    fill): the design then keeps only its own metadata. */
 void sp_design_detach(sp_design *d);
 
-/* After a fill (and a detach), copy y and X again from the frame f the
-   design was planned on, when every column of y and X is a plain numeric
-   column of f or the intercept: an estimator that transformed them in place
-   (the within transformation) restores them in one pass instead of working
-   on a copy.  f must be that frame, unchanged since the plan (the caller
-   checks its version).  Returns 1 when the columns are (with check_only:
-   can be) re-read, 0 when not (derived terms, dummies, interactions, wrong
-   sizes), leaving y and X untouched. */
+/* 1 when every column of y and X is the intercept or a numeric column of
+   f (the frame the design was planned on) read in place, which f still
+   holds unchanged: the same array and the same serial (frame.h), whatever
+   else changed in f.  0 for derived terms, dummies and interactions (their
+   buffers are freed by the detach), or a column replaced or dropped since. */
+int sp_design_readable(const sp_design *d, const sp_frame *f);
+
+/* After a fill (and a detach), copy y and X again from f when
+   sp_design_readable(d, f): an estimator that transformed them in place (the
+   within transformation) restores them in one pass instead of working on a
+   copy, and a design whose block was never filled fills it on first use.
+   Returns 1 when the columns are (with check_only: can be) re-read, 0 when
+   not (not readable, wrong sizes), leaving y and X untouched. */
 int sp_design_refill(const sp_design *d, const sp_frame *f, gsl_matrix *y, gsl_matrix *X, int check_only);
+
+/* [y X] (y first) as a row source (rows.h) read from f's columns, never
+   stored: for a fit that reads the design's block a few times and does not
+   need a copy of it.  Valid while d and f live and f keeps the columns
+   (sp_design_readable).  0 when set; -1 when the design has no response, is
+   not readable from f, or has more than SP_ROWS_MAXSEL - 1 columns. */
+typedef struct sp_design_rows {
+  sp_rows rows;                           /* n x (1 + k) */
+  const size_t *index;                    /* d->rows: frame row of each used row, or NULL */
+  const double *col[SP_ROWS_MAXSEL];      /* y, then X's columns; NULL: the intercept */
+} sp_design_rows;
+int sp_design_rows_init(sp_design_rows *s, const sp_design *d, const sp_frame *f);
 
 void sp_design_free(sp_design *d);
 

@@ -25,6 +25,9 @@ typedef struct sp_column {
   int32_t *code;     /* SP_CATEGORICAL: nrow codes in [0, nlevels) or -1 */
   char **levels;     /* SP_CATEGORICAL: nlevels owned strings */
   size_t nlevels;
+  unsigned long long serial; /* 0 when the frame was created with it, else the frame's version
+                                when it was added or replaced: a column whose array and serial
+                                are unchanged holds the same values, whatever else changed */
 } sp_column;
 
 struct sp_panel;
