@@ -5,7 +5,11 @@
 **   sp.vcov(X, resid, bread, opts)                 the sandwich family (vcov.h)
 **   sp.sumsq(M [, {center=, weights=, threads=}])  column sums of squares
 **   sp.absorb(fe [, {weights=}])                   a fixed-effects workspace (demean.h):
-**       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs()
+**       a:demean(M [, opts]) in place, a:fixef(r), a:dof(), a:nobs(),
+**       a:solve(rows [, opts]) and a:within(rows): the rows minus the effects
+**   core.design_rows(des, d)                       the design's [y X] read from d, never stored (rows.h);
+**       rows:nrow(), rows:ncol(), rows:select({j...}); core.lsfit, core.vcov,
+**       core.sumsq, core.cor2 and a:means read rows where they read matrices
 **   sp.demean(M, fe [, opts])                      one-shot absorb + demean (in place)
 **   sp.codes(v)                                    dense 0-based codes of a vector, and levels
 **   core.design_refill(des, d [, check])           des.y, des.X re-read from the frame (in-place fits)
@@ -23,6 +27,7 @@
 #include "spillover/inline.h"
 #include "spillover/lsfit.h"
 #include "spillover/mem.h"
+#include "spillover/rows.h"
 #include "spillover/vcov.h"
 
 #include "ldesign.h"
@@ -258,6 +263,150 @@ static const double *opt_vector(lua_State *L, int opts, const char *field, size_
   return v;
 }
 
+/* ---- row sources (rows.h) ----------------------------------------------------------- */
+
+typedef struct {
+  sp_demean_ws *ws;
+  size_t n, nfe;
+  size_t nlevels[8];
+  unsigned long long gen;  /* bumped whenever ws solves again: its rows minus the effects change */
+} labsorb;
+
+static labsorb *check_absorb(lua_State *L, int idx);
+
+#define SP_ROWS_T "spillover.rows"
+
+enum { ROWS_DESIGN, ROWS_WITHIN, ROWS_SELECT };
+
+/* A row source, with what it reads pinned in its user values: the design and
+   its frame (ROWS_DESIGN: core.design_rows), the workspace and the raw rows
+   it solved (ROWS_WITHIN: absorb:within), the rows it selects from
+   (ROWS_SELECT: rows:select).  The sources point into this userdata, which
+   Lua never moves. */
+typedef struct {
+  int kind;
+  unsigned long long gen;  /* ROWS_WITHIN: the workspace's solve these rows read */
+  union {
+    sp_design_rows design;
+    sp_demean_within within;
+    sp_rows_select select;
+  } u;
+  size_t cols[SP_ROWS_MAXSEL];
+} lrows;
+
+static const sp_rows *rows_of(const lrows *r) {
+  switch (r->kind) {
+    case ROWS_DESIGN: return &r->u.design.rows;
+    case ROWS_WITHIN: return &r->u.within.rows;
+    default: return &r->u.select.rows;
+  }
+}
+
+/* The source at idx, after checking that what it reads is still there and
+   unchanged: the design's frame columns, a workspace not solved again since. */
+static const sp_rows *check_rows(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lrows *r = luaL_checkudata(L, idx, SP_ROWS_T);
+  lua_getiuservalue(L, idx, 1);
+  lua_getiuservalue(L, idx, 2);
+  int top = lua_gettop(L);
+  if (r->kind == ROWS_DESIGN) {
+    const sp_design *d = sp_lua_check_design(L, top - 1);
+    if (!sp_design_readable(d, sp_lua_check_frame(L, top)))
+      sp_lua_errorf(L, "rows: the frame no longer holds the columns of %s these rows read (replaced or dropped)",
+                    d->yname);
+  } else if (r->kind == ROWS_WITHIN) {
+    labsorb *a = check_absorb(L, top - 1);
+    if (a->gen != r->gen) sp_lua_errorf(L, "rows: the fixed effects were solved again since these rows were made");
+    check_rows(L, top);
+  } else {
+    check_rows(L, top - 1);
+  }
+  lua_pop(L, 2);
+  return rows_of(r);
+}
+
+static lrows *push_rows(lua_State *L, int kind) {
+  lrows *r = lua_newuserdatauv(L, sizeof *r, 2);
+  memset(r, 0, sizeof *r);
+  r->kind = kind;
+  luaL_setmetatable(L, SP_ROWS_T);
+  return r;
+}
+
+/* core.design_rows(des, d) -> rows | nil: the design's [y X] read from the
+   frame d it was built on, never stored (sp_design_rows_init); nil when a
+   column is not a plain column of d (derived terms, dummies) or d changed. */
+static int l_design_rows(lua_State *L) {
+  const sp_design *d = sp_lua_check_design(L, 1);
+  const sp_frame *f = sp_lua_check_frame(L, 2);
+  lrows *r = push_rows(L, ROWS_DESIGN);
+  if (sp_design_rows_init(&r->u.design, d, f) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
+  return 1;
+}
+
+static int rows_nrow(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_rows(L, 1)->n);
+  return 1;
+}
+
+static int rows_ncol(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_rows(L, 1)->p);
+  return 1;
+}
+
+/* rows:select({j1, j2, ...}) -> rows: those columns (1-based), in that order. */
+static int rows_select(lua_State *L) {
+  const sp_rows *src = check_rows(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  size_t m = lua_rawlen(L, 2);
+  if (m > SP_ROWS_MAXSEL || src->p > SP_ROWS_MAXSEL)
+    return sp_lua_errorf(L, "rows: select reads at most %d columns", SP_ROWS_MAXSEL);
+  lrows *r = push_rows(L, ROWS_SELECT);
+  for (size_t j = 0; j < m; j++) {
+    lua_rawgeti(L, 2, (lua_Integer)j + 1);
+    int isint = 0;
+    lua_Integer c = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (!isint || c < 1 || (size_t)c > src->p)
+      return sp_lua_errorf(L, "rows: select: column %zu is not an integer in 1..%zu", j + 1, src->p);
+    r->cols[j] = (size_t)c - 1;
+  }
+  sp_rows_select_init(&r->u.select, src, r->cols, m);  /* sizes checked above */
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+static const luaL_Reg rows_meta[] = {{NULL, NULL}};
+
+static const luaL_Reg rows_meth[] = {
+  {"nrow", rows_nrow},
+  {"ncol", rows_ncol},
+  {"select", rows_select},
+  {NULL, NULL}
+};
+
+/* Rows [r0, r1) of the n x p matrix or source behind a pass: a block of the
+   matrix in place, or the source's rows read into buf (SP_ROWS_BLOCK x p). */
+static const double *block_of(const gsl_matrix *M, const sp_rows *src, size_t r0, size_t r1, double *buf,
+                              size_t *ld) {
+  if (M != NULL) {
+    *ld = M->tda;
+    return M->data + r0 * M->tda;
+  }
+  src->read(src, r0, r1, buf, src->p);
+  *ld = src->p;
+  return buf;
+}
+
 static int lsfit_gc(lua_State *L) {
   sp_lsfit_clear(lua_touserdata(L, 1));
   return 0;
@@ -284,31 +433,40 @@ static const char *const *opt_names(lua_State *L, int opts, const char *field, s
   return names;
 }
 
+/* sp.lsfit(X, y [, opts]), or core.lsfit(rows [, opts]) for a source whose
+   column 1 is y and whose other columns are X (the same bits as the
+   matrices those rows would fill). */
 static int l_lsfit(lua_State *L) {
   static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", "threads", NULL};
-  gsl_matrix *X = sp_lua_check_matrix(L, 1);
-  gsl_matrix *y = sp_lua_check_matrix(L, 2);
-  int has_opts = lua_istable(L, 3);
-  if (y->size1 != X->size1 || y->size2 != 1)
-    return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
-                      X->size2, y->size1, y->size2);
+  const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
+  gsl_matrix *X = NULL, *y = NULL;
+  int oi = src ? 2 : 3;
+  if (src == NULL) {
+    X = sp_lua_check_matrix(L, 1);
+    y = sp_lua_check_matrix(L, 2);
+    if (y->size1 != X->size1 || y->size2 != 1)
+      return sp_lua_errorf(L, "lsfit: y must be %zu x 1 to match X (%zu x %zu), got %zu x %zu", X->size1, X->size1,
+                           X->size2, y->size1, y->size2);
+  } else if (src->p == 0) {
+    return sp_lua_errorf(L, "lsfit: the rows have no column y");
+  }
+  size_t n = src ? src->n : X->size1, k = src ? src->p - 1 : X->size2;
   sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL, 1};
-  if (has_opts) {
-    sp_lua_check_options(L, 3, "lsfit", allowed);
-    o.w = opt_vector(L, 3, "weights", X->size1);
-    o.scale = opt_vector(L, 3, "scale", X->size2);
-    o.tol = opt_number(L, 3, "tol", 0, "lsfit");
+  if (lua_istable(L, oi)) {
+    sp_lua_check_options(L, oi, "lsfit", allowed);
+    o.w = opt_vector(L, oi, "weights", n);
+    o.scale = opt_vector(L, oi, "scale", k);
+    o.tol = opt_number(L, oi, "tol", 0, "lsfit");
     if (!(o.tol >= 0 && o.tol < 1))
       return sp_lua_errorf(L, "lsfit: option 'tol' must be >= 0 and < 1, got %g", o.tol);
-    o.threads = (int)opt_integer(L, 3, "threads", 1, 1, "lsfit");
-    o.names = opt_names(L, 3, "names", X->size2);  /* the pointer array stays on the stack */
-    if (lua_getfield(L, 3, "yname") != LUA_TNIL) {
+    o.threads = (int)opt_integer(L, oi, "threads", 1, 1, "lsfit");
+    o.names = opt_names(L, oi, "names", k);  /* the pointer array stays on the stack */
+    if (lua_getfield(L, oi, "yname") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING) return sp_lua_errorf(L, "lsfit: option 'yname' must be a string");
       o.yname = lua_tostring(L, -1);  /* pinned by the options table */
     }
     lua_pop(L, 1);
   }
-  size_t n = X->size1, k = X->size2;
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
   gsl_matrix *r = sp_lua_matrix_new(L, n, 1);
@@ -322,7 +480,7 @@ static int l_lsfit(lua_State *L) {
   luaL_setmetatable(L, "spillover.lsfit_result");
   sp_error err;
   sp_error_clear(&err);
-  int st = sp_lsfit_run(X, y->data, y->tda, &o, fitp, r->data, &err);
+  int st = src ? sp_lsfit_rows(src, &o, fitp, r->data, &err) : sp_lsfit_run(X, y->data, y->tda, &o, fitp, r->data, &err);
   if (st != SP_OK) return sp_lua_error(L, &err);
   for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fitp->b[j]);
   gsl_matrix *B = sp_lua_matrix_new(L, fitp->rank, fitp->rank);
@@ -377,11 +535,12 @@ static int opt_enum(lua_State *L, int opts, const char *field, const char *const
 }
 
 static int l_vcov(lua_State *L) {
-  gsl_matrix *X = sp_lua_check_matrix(L, 1);
+  const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
+  gsl_matrix *X = src ? NULL : sp_lua_check_matrix(L, 1);
   gsl_matrix *e = sp_lua_check_matrix(L, 2);
   gsl_matrix *B = sp_lua_check_matrix(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
-  size_t n = X->size1, k = X->size2;
+  size_t n = src ? src->n : X->size1, k = src ? src->p : X->size2;
   if (e->size1 != n || e->size2 != 1 || e->tda != 1)
     return sp_lua_errorf(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
   if (B->size1 != k || B->size2 != k)
@@ -464,7 +623,9 @@ static int l_vcov(lua_State *L) {
   int vidx = lua_gettop(L);
   sp_vcov_info info;
   memset(&info, 0, sizeof info);
-  if (sp_vcov_compute(X, e->data, B, &spec, V, &info, &err) != SP_OK) return sp_lua_error(L, &err);
+  int st = src ? sp_vcov_compute_rows(src, e->data, B, &spec, V, &info, &err)
+               : sp_vcov_compute(X, e->data, B, &spec, V, &info, &err);
+  if (st != SP_OK) return sp_lua_error(L, &err);
   lua_pushvalue(L, vidx);
   lua_createtable(L, 0, 10);
   lua_pushnumber(L, info.dof_factor); lua_setfield(L, -2, "dof_factor");
@@ -522,12 +683,6 @@ static int l_vcov_presets(lua_State *L) {
 
 /* ---- sp.absorb: the fixed-effects workspace ---------------------------------------- */
 
-typedef struct {
-  sp_demean_ws *ws;
-  size_t n, nfe;
-  size_t nlevels[8];
-} labsorb;
-
 static labsorb *check_absorb(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   labsorb *a = luaL_checkudata(L, idx, SP_ABSORB_T);
@@ -580,9 +735,10 @@ static int l_absorb(lua_State *L) {
   sp_lua_check_options(L, 2, "absorb", allowed);
   size_t nfe = lua_rawlen(L, 1);
   if (nfe == 0 || nfe > 8) return sp_lua_errorf(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
-  labsorb *a = lua_newuserdatauv(L, sizeof *a, 1);
+  labsorb *a = lua_newuserdatauv(L, sizeof *a, 2);  /* 1: the codes; 2: the rows last solved */
   a->ws = NULL;
   a->nfe = nfe;
+  a->gen = 0;
   luaL_setmetatable(L, SP_ABSORB_T);
   int ud = lua_gettop(L);
   lua_createtable(L, (int)nfe, 0);
@@ -610,16 +766,41 @@ static int l_absorb(lua_State *L) {
   return 1;
 }
 
-static void demean_options(lua_State *L, int idx, sp_demean_options *opt) {
+/* The workspace at index 1 is about to solve again: sources that read its
+   previous solution (a:within) become stale, and it no longer holds one. */
+static void solved_again(lua_State *L, labsorb *a) {
+  a->gen++;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 2);
+}
+
+/* The info table of a demeaning or a solve (st its status): non-convergence
+   raises unless allowed, and is then a warning in the table. */
+static int push_demean_info(lua_State *L, int st, int allow, const sp_demean_info *info, const sp_error *err) {
+  if (st != SP_OK && !(st == SP_ECONV && allow)) return sp_lua_error(L, err);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)info->iter); lua_setfield(L, -2, "iter");
+  lua_pushboolean(L, info->converged); lua_setfield(L, -2, "converged");
+  lua_pushnumber(L, info->achieved); lua_setfield(L, -2, "achieved");
+  if (st == SP_ECONV) { lua_pushstring(L, err->msg); lua_setfield(L, -2, "warning"); }
+  return 1;
+}
+
+/* The options of a:demean, a:solve and a:fixef; returns allow_nonconvergence. */
+static int demean_options(lua_State *L, int idx, sp_demean_options *opt) {
   static const char *const allowed[] = {"tol", "maxiter", "threads", "accelerate", "allow_nonconvergence", NULL};
   sp_demean_options_init(opt);
-  if (lua_isnoneornil(L, idx)) return;
+  if (lua_isnoneornil(L, idx)) return 0;
   sp_lua_check_options(L, idx, "demean", allowed);
   opt->tol = opt_number(L, idx, "tol", opt->tol, "demean");
   opt->maxiter = (size_t)opt_integer(L, idx, "maxiter", (lua_Integer)opt->maxiter, 1, "demean");
   opt->threads = (int)opt_integer(L, idx, "threads", opt->threads, LUA_MININTEGER, "demean");
   if (lua_getfield(L, idx, "accelerate") != LUA_TNIL) opt->accelerate = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, idx, "allow_nonconvergence");
+  int allow = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return allow;
 }
 
 /* a:demean(M [, opts]) -> info; M (n x p) is demeaned in place.  Returns
@@ -630,24 +811,54 @@ static int absorb_demean(lua_State *L) {
   gsl_matrix *M = sp_lua_check_matrix(L, 2);
   if (M->size1 != a->n) return sp_lua_errorf(L, "demean: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
   sp_demean_options opt;
-  demean_options(L, 3, &opt);
-  int allow = 0;
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "allow_nonconvergence");
-    allow = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  int allow = demean_options(L, 3, &opt);
   sp_demean_info info;
   memset(&info, 0, sizeof info);
   sp_error err;
   sp_error_clear(&err);
+  solved_again(L, a);
   int st = sp_demean_run(a->ws, M->data, M->size1, M->size2, M->tda, &opt, &info, &err);
-  if (st != SP_OK && !(st == SP_ECONV && allow)) return sp_lua_error(L, &err);
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, (lua_Integer)info.iter); lua_setfield(L, -2, "iter");
-  lua_pushboolean(L, info.converged); lua_setfield(L, -2, "converged");
-  lua_pushnumber(L, info.achieved); lua_setfield(L, -2, "achieved");
-  if (st == SP_ECONV) { lua_pushstring(L, err.msg); lua_setfield(L, -2, "warning"); }
+  return push_demean_info(L, st, allow, &info, &err);
+}
+
+/* a:solve(rows [, opts]) -> info (as a:demean): the fixed-effect
+   coefficients of the rows' columns, nothing row-sized written; then
+   a:within(rows) reads the rows minus the effects. */
+static int absorb_solve(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  const sp_rows *src = check_rows(L, 2);
+  if (src->n != a->n) return sp_lua_errorf(L, "solve: the rows are %zu, the fixed effects %zu", src->n, a->n);
+  sp_demean_options opt;
+  int allow = demean_options(L, 3, &opt);
+  sp_demean_info info;
+  memset(&info, 0, sizeof info);
+  sp_error err;
+  sp_error_clear(&err);
+  solved_again(L, a);
+  int st = sp_demean_solve(a->ws, src, &opt, &info, &err);
+  if (st == SP_OK || (st == SP_ECONV && allow)) {
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 1, 2);
+  }
+  return push_demean_info(L, st, allow, &info, &err);
+}
+
+/* a:within(rows) -> rows: the rows a:solve(rows) last solved, minus their
+   fixed effects (the values a:demean would have written), valid until the
+   workspace solves again. */
+static int absorb_within(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  const sp_rows *raw = check_rows(L, 2);
+  lua_getiuservalue(L, 1, 2);
+  if (!lua_rawequal(L, -1, 2)) return sp_lua_errorf(L, "within: solve these rows first (a:solve(rows))");
+  lua_pop(L, 1);
+  lrows *r = push_rows(L, ROWS_WITHIN);
+  r->gen = a->gen;
+  sp_demean_within_init(&r->u.within, a->ws, raw);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, 2);
   return 1;
 }
 
@@ -668,6 +879,7 @@ static int absorb_fixef(lua_State *L) {
   }
   sp_error err;
   sp_error_clear(&err);
+  solved_again(L, a);  /* r's fixed effects are solved on the same workspace */
   if (sp_demean_fixef(a->ws, r->data, coef, &opt, &err) != SP_OK) return sp_lua_error(L, &err);
   return 1;
 }
@@ -728,18 +940,30 @@ static int absorb_singletons(lua_State *L) {
 
 /* a:means(j, M) -> nlevels_j x p matrix of the plain means of M's columns per
    level of factor j (NaN for an empty level). */
+/* a:means(j, M | rows) -> the means of the columns within each level of
+   fixed effect j (levels x p). */
 static int absorb_means(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
   lua_Integer j = luaL_checkinteger(L, 2);
   luaL_argcheck(L, j >= 1 && (size_t)j <= a->nfe, 2, "no such fixed effect");
-  gsl_matrix *M = sp_lua_check_matrix(L, 3);
-  if (M->size1 != a->n) return sp_lua_errorf(L, "means: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
+  sp_rows_array arr;
+  const sp_rows *src;
+  if (luaL_testudata(L, 3, SP_ROWS_T)) {
+    src = check_rows(L, 3);
+  } else {
+    gsl_matrix *M = sp_lua_check_matrix(L, 3);
+    sp_rows_array_init(&arr, M->data, M->size1, M->size2, M->tda);
+    src = &arr.rows;
+  }
+  if (src->n != a->n)
+    return sp_lua_errorf(L, "means: the %s has %zu rows, the fixed effects %zu", src == &arr.rows ? "matrix" : "source",
+                         src->n, a->n);
   const int32_t *codes[8];
   absorb_codes(L, a, codes);
-  gsl_matrix *out = sp_lua_matrix_new(L, a->nlevels[j - 1], M->size2);
+  gsl_matrix *out = sp_lua_matrix_new(L, a->nlevels[j - 1], src->p);
   sp_error err;
   sp_error_clear(&err);
-  if (sp_fe_group_means(a->n, codes[j - 1], a->nlevels[j - 1], M->data, M->size2, M->tda, out->data, &err) != SP_OK)
+  if (sp_fe_group_means(a->n, codes[j - 1], a->nlevels[j - 1], src, out->data, &err) != SP_OK)
     return sp_lua_error(L, &err);
   return 1;
 }
@@ -800,6 +1024,8 @@ static const luaL_Reg absorb_meta[] = {
 
 static const luaL_Reg absorb_meth[] = {
   {"demean", absorb_demean},
+  {"solve", absorb_solve},
+  {"within", absorb_within},
   {"fixef", absorb_fixef},
   {"dof", absorb_dof},
   {"nested", absorb_nested},
@@ -809,18 +1035,24 @@ static const luaL_Reg absorb_meth[] = {
   {NULL, NULL}
 };
 
-/* Column sums of (weighted) squares over rows [i0, i1) of M: about mean (when
-   not NULL), else the weighted sums into sum and the uncentred sums of
-   squares into raw, returning the weight sum; p is a constant where inlined,
-   so the sums live in registers instead of memory M->data might alias. */
+/* Column sums of (weighted) squares over m rows of x (row stride ld): about
+   mean (when not NULL), else the weighted sums into sum and the uncentred
+   sums of squares into raw and the weight sum into *sw.  The sums continue
+   from the values given (a chunk's running sums, carried from block to
+   block, so reading rows in blocks changes no addition); p is a constant
+   where inlined, so they live in registers instead of memory x might alias. */
 enum { SUMSQ_NARROW = 4 };
-SP_INLINE double sumsq_pass(const gsl_matrix *M, const double *w, size_t i0, size_t i1, const size_t p,
-                            const double *mean, double *sum, double *raw) {
-  double s[SUMSQ_NARROW] = {0}, q[SUMSQ_NARROW] = {0}, sw = 0.0;
-  for (size_t i = i0; i < i1; i++) {
-    const double *row = M->data + i * M->tda;
+SP_INLINE void sumsq_pass(const double *x, size_t ld, const double *w, size_t m, const size_t p,
+                          const double *mean, double *sum, double *raw, double *sw) {
+  double s[SUMSQ_NARROW], q[SUMSQ_NARROW], t = *sw;
+  for (size_t j = 0; j < p; j++) {
+    s[j] = mean ? 0.0 : sum[j];
+    q[j] = raw[j];
+  }
+  for (size_t i = 0; i < m; i++) {
+    const double *row = x + i * ld;
     double wi = w ? w[i] : 1.0;
-    if (!mean) sw += wi;
+    if (!mean) t += wi;
     for (size_t j = 0; j < p; j++) {
       double v = mean ? row[j] - mean[j] : row[j];
       if (!mean) s[j] += wi * v;
@@ -831,34 +1063,45 @@ SP_INLINE double sumsq_pass(const gsl_matrix *M, const double *w, size_t i0, siz
     if (!mean) sum[j] = s[j];
     raw[j] = q[j];
   }
-  return sw;
+  *sw = t;
 }
 
-/* One pass of sumsq_cols over the two fixed chunks of team.h: chunk c's sums
-   go to part[c] (p sums, p squares, the weight sum). */
+/* One pass of sumsq_cols over the two fixed chunks of team.h, over a matrix
+   M or a source src: chunk c's sums go to part[c] (p sums, p squares, the
+   weight sum). */
 typedef struct {
   const gsl_matrix *M;
+  const sp_rows *src;
+  size_t n, p;
   const double *w, *mean;
   double *part[SP_TEAM_CHUNKS];
 } sumsq_job;
 
 static void sumsq_chunk(void *ctx, int c) {
   sumsq_job *j = ctx;
-  const gsl_matrix *M = j->M;
-  size_t i0, i1, p = M->size2;
+  size_t i0, i1, p = j->p;
   double *sum = j->part[c], *raw = sum + p, *sw = sum + 2 * p;
-  sp_team_range(M->size1, c, &i0, &i1);
-  *sw = 0.0;  /* no columns, no pass */
-  switch (p) {
-    case 1: *sw = sumsq_pass(M, j->w, i0, i1, 1, j->mean, sum, raw); break;
-    case 2: *sw = sumsq_pass(M, j->w, i0, i1, 2, j->mean, sum, raw); break;
-    case 3: *sw = sumsq_pass(M, j->w, i0, i1, 3, j->mean, sum, raw); break;
-    case 4: *sw = sumsq_pass(M, j->w, i0, i1, 4, j->mean, sum, raw); break;
-    default:  /* wide: one column at a time */
-      for (size_t a = 0; a < p; a++) {
-        gsl_matrix_const_view col = gsl_matrix_const_submatrix(M, 0, a, M->size1, 1);
-        *sw = sumsq_pass(&col.matrix, j->w, i0, i1, 1, j->mean ? j->mean + a : NULL, sum + a, raw + a);
-      }
+  memset(sum, 0, (2 * p + 1) * sizeof *sum);
+  sp_team_range(j->n, c, &i0, &i1);
+  /* a matrix in one block; a source SP_ROWS_BLOCK rows at a time */
+  double buf[SP_ROWS_BLOCK * SP_ROWS_MAXSEL];
+  size_t step = j->src ? SP_ROWS_BLOCK : (i1 > i0 ? i1 - i0 : 1);
+  for (size_t r0 = i0; r0 < i1; r0 += step) {
+    size_t r1 = i1 - r0 < step ? i1 : r0 + step, m = r1 - r0, ld;
+    const double *x = block_of(j->M, j->src, r0, r1, buf, &ld);
+    const double *w = j->w ? j->w + r0 : NULL;
+    switch (p) {
+      case 1: sumsq_pass(x, ld, w, m, 1, j->mean, sum, raw, sw); break;
+      case 2: sumsq_pass(x, ld, w, m, 2, j->mean, sum, raw, sw); break;
+      case 3: sumsq_pass(x, ld, w, m, 3, j->mean, sum, raw, sw); break;
+      case 4: sumsq_pass(x, ld, w, m, 4, j->mean, sum, raw, sw); break;
+      default:  /* wide: one column at a time, the weight sum once */
+        for (size_t a = 0; a < p; a++) {
+          double t = a == 0 ? *sw : 0.0;
+          sumsq_pass(x + a, ld, w, m, 1, j->mean ? j->mean + a : NULL, sum + a, raw + a, &t);
+          if (a == 0) *sw = t;
+        }
+    }
   }
 }
 
@@ -866,10 +1109,10 @@ static void sumsq_chunk(void *ctx, int c) {
    sums of squares into raw: the chunks' added in chunk order, so the same
    bits on one thread as on two.  part holds 2 x (2p + 1) doubles; returns
    the weight sum when mean is NULL. */
-static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const double *w, const double *mean, double *sum,
-                         double *raw, double *part) {
-  size_t p = M->size2;
-  sumsq_job j = {M, w, mean, {part, part + 2 * p + 1}};
+static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const sp_rows *src, const double *w, const double *mean,
+                         double *sum, double *raw, double *part) {
+  size_t p = M ? M->size2 : src->p;
+  sumsq_job j = {M, src, M ? M->size1 : src->n, p, w, mean, {part, part + 2 * p + 1}};
   sp_team_run(tm, sumsq_chunk, &j);
   for (size_t a = 0; a < p; a++) {
     if (!mean) sum[a] = j.part[0][a] + j.part[1][a];
@@ -888,7 +1131,10 @@ static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const double *w, cons
    for free: a fit needs both of its outcome and reads the rows once less.
    threads = 2 gives the same bits as 1. */
 static int l_sumsq(lua_State *L) {
-  gsl_matrix *M = sp_lua_check_matrix(L, 1);
+  const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
+  gsl_matrix *M = src ? NULL : sp_lua_check_matrix(L, 1);
+  if (src && src->p > SP_ROWS_MAXSEL) return sp_lua_errorf(L, "sumsq: at most %d columns of rows", SP_ROWS_MAXSEL);
+  size_t n = src ? src->n : M->size1, p = src ? src->p : M->size2;
   int center = 0, threads = 1;
   const double *w = NULL;
   if (!lua_isnoneornil(L, 2)) {
@@ -897,18 +1143,17 @@ static int l_sumsq(lua_State *L) {
     lua_getfield(L, 2, "center");
     center = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    w = opt_vector(L, 2, "weights", M->size1);
+    w = opt_vector(L, 2, "weights", n);
     threads = opt_threads(L, 2, "sumsq");
   }
-  size_t n = M->size1, p = M->size2;
   double *acc = lua_newuserdatauv(L, (3 * p + 2 * (2 * p + 1)) * sizeof *acc, 0);
   double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, *part = acc + 3 * p;
   sp_team tm;
   sp_team_start(&tm, n >= SUMSQ_TEAM_MIN ? threads : 1);
-  double sw = sumsq_cols(&tm, M, w, NULL, sum, raw, part);
+  double sw = sumsq_cols(&tm, M, src, w, NULL, sum, raw, part);
   if (center) {
     for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
-    sumsq_cols(&tm, M, w, sum, NULL, ss, part);
+    sumsq_cols(&tm, M, src, w, sum, NULL, ss, part);
   }
   sp_team_stop(&tm);
   for (int t = 0; t < 1 + center; t++) {
@@ -922,40 +1167,84 @@ static int l_sumsq(lua_State *L) {
   return 1 + center;
 }
 
-/* The i-th value of b, or of B g when g is given (B n x k, g k x 1). */
-static double cor2_value(const gsl_matrix *B, const gsl_matrix *g, size_t i) {
-  const double *row = B->data + i * B->tda;
-  if (g == NULL) return row[0];
-  double v = 0;
-  for (size_t j = 0; j < B->size2; j++) v += row[j] * g->data[j * g->tda];
-  return v;
+/* Rows [r0, r1) of the two series cor2 correlates, into u and v: a and b
+   (or B g), or a source's column 1 and its other columns times g. */
+typedef struct {
+  const gsl_matrix *a, *b, *g;
+  const sp_rows *src;
+  size_t n;
+} cor2_in;
+
+static void cor2_block(const cor2_in *c, size_t r0, size_t r1, double *u, double *v, double *buf) {
+  for (size_t i = r0; i < r1; i++) {
+    const double *row;
+    if (c->src == NULL) {
+      u[i - r0] = c->a->data[i * c->a->tda];
+      row = c->b->data + i * c->b->tda;
+    } else {
+      if (i == r0) c->src->read(c->src, r0, r1, buf, c->src->p);
+      row = buf + (i - r0) * c->src->p;
+      u[i - r0] = row[0];
+      row++;
+    }
+    double x = row[0];
+    if (c->g != NULL) {
+      x = 0;
+      for (size_t j = 0; j < c->g->size1; j++) x += row[j] * c->g->data[j * c->g->tda];
+    }
+    v[i - r0] = x;
+  }
 }
 
 /* core.cor2(a, b [, g]) (internal) -> squared correlation of the n x 1
    matrix a with the n x 1 matrix b, or with B g for an n x k matrix B and a
    k x 1 g (a fit's Xb, formed row by row instead of as an n-sized
-   temporary), from centred cross-products (two passes, no cancellation). */
+   temporary), from centred cross-products (two passes, no cancellation).
+   core.cor2(rows, g): of a source's column 1 with its other columns times g. */
 static int l_cor2(lua_State *L) {
-  gsl_matrix *a = sp_lua_check_matrix(L, 1), *b = sp_lua_check_matrix(L, 2);
-  gsl_matrix *g = lua_isnoneornil(L, 3) ? NULL : sp_lua_check_matrix(L, 3);
-  if (a->size2 != 1 || a->size1 != b->size1 || (g == NULL && b->size2 != 1) ||
-      (g != NULL && (g->size1 != b->size2 || g->size2 != 1)))
-    return sp_lua_errorf(L, "cor2: expected two vectors of the same length, or a vector, an n x k matrix and a "
-                         "k-vector, got %zux%zu and %zux%zu", a->size1, a->size2, b->size1, b->size2);
-  size_t n = a->size1;
+  cor2_in c = {NULL, NULL, NULL, NULL, 0};
+  if (luaL_testudata(L, 1, SP_ROWS_T)) {
+    c.src = check_rows(L, 1);
+    c.g = sp_lua_check_matrix(L, 2);
+    if (c.src->p < 2 || c.src->p > SP_ROWS_MAXSEL || c.g->size1 != c.src->p - 1 || c.g->size2 != 1)
+      return sp_lua_errorf(L, "cor2: expected rows of 2 to %d columns and a vector of one less, got %zu and %zux%zu",
+                           SP_ROWS_MAXSEL, c.src->p, c.g->size1, c.g->size2);
+    c.n = c.src->n;
+  } else {
+    c.a = sp_lua_check_matrix(L, 1);
+    c.b = sp_lua_check_matrix(L, 2);
+    c.g = lua_isnoneornil(L, 3) ? NULL : sp_lua_check_matrix(L, 3);
+    const gsl_matrix *a = c.a, *b = c.b, *g = c.g;
+    if (a->size2 != 1 || a->size1 != b->size1 || (g == NULL && b->size2 != 1) ||
+        (g != NULL && (g->size1 != b->size2 || g->size2 != 1)))
+      return sp_lua_errorf(L, "cor2: expected two vectors of the same length, or a vector, an n x k matrix and a "
+                           "k-vector, got %zux%zu and %zux%zu", a->size1, a->size2, b->size1, b->size2);
+    c.n = a->size1;
+  }
+  double *buf = lua_newuserdatauv(L, (SP_ROWS_BLOCK * (SP_ROWS_MAXSEL + 2)) * sizeof *buf, 0);
+  double *u = buf + SP_ROWS_BLOCK * SP_ROWS_MAXSEL, *v = u + SP_ROWS_BLOCK;
+  size_t n = c.n;
   double ma = 0, mb = 0;
-  for (size_t i = 0; i < n; i++) {
-    ma += a->data[i * a->tda];
-    mb += cor2_value(b, g, i);
+  for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = n - r0 < SP_ROWS_BLOCK ? n : r0 + SP_ROWS_BLOCK;
+    cor2_block(&c, r0, r1, u, v, buf);
+    for (size_t i = 0; i < r1 - r0; i++) {
+      ma += u[i];
+      mb += v[i];
+    }
   }
   ma /= (double)n;
   mb /= (double)n;
   double saa = 0, sbb = 0, sab = 0;
-  for (size_t i = 0; i < n; i++) {
-    double u = a->data[i * a->tda] - ma, v = cor2_value(b, g, i) - mb;
-    saa += u * u;
-    sbb += v * v;
-    sab += u * v;
+  for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = n - r0 < SP_ROWS_BLOCK ? n : r0 + SP_ROWS_BLOCK;
+    cor2_block(&c, r0, r1, u, v, buf);
+    for (size_t i = 0; i < r1 - r0; i++) {
+      double du = u[i] - ma, dv = v[i] - mb;
+      saa += du * du;
+      sbb += dv * dv;
+      sab += du * dv;
+    }
   }
   lua_pushnumber(L, sab * sab / (saa * sbb));
   return 1;
@@ -990,11 +1279,13 @@ static const luaL_Reg funcs[] = {
   {"demean", l_demean},
   {"codes", l_codes},
   {"design_refill", l_design_refill},
+  {"design_rows", l_design_rows},
   {NULL, NULL}
 };
 
 void sp_lua_open_estimate(lua_State *L) {
   sp_lua_new_class(L, SP_ABSORB_T, absorb_meta, absorb_meth);
+  sp_lua_new_class(L, SP_ROWS_T, rows_meta, rows_meth);
   sp_lua_new_box_type(L, "spillover.codes", codes_gc);
   sp_lua_new_box_type(L, "spillover.lsfit_result", lsfit_gc);
   luaL_setfuncs(L, funcs, 0);

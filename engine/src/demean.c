@@ -1095,23 +1095,35 @@ int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *
   return SP_OK;
 }
 
-int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const double *data, size_t p,
-                      size_t tda, double *means, sp_error *err) {
+int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const sp_rows *src, double *means,
+                      sp_error *err) {
   const int32_t *cs[1] = {code};
   int st = check_codes(n, 1, cs, &nlevels, err);
   if (st != SP_OK) return st;
-  if (p > tda) return sp_error_set(err, SP_EDIM, "group means: %zu columns in rows of stride %zu", p, tda);
+  size_t p = src->p;
+  if (src->n != n) return sp_error_set(err, SP_EDIM, "group means: %zu rows of data, %zu codes", src->n, n);
+  if (p > SP_ROWS_MAXSEL) return sp_error_set(err, SP_EDIM, "group means: %zu columns (at most %d)", p, SP_ROWS_MAXSEL);
   size_t *cnt = calloc(nlevels, sizeof *cnt);
-  if (cnt == NULL) return sp_error_set(err, SP_ENOMEM, "group means: out of memory for %zu levels", nlevels);
+  double *buf = malloc(SP_ROWS_BLOCK * (p ? p : 1) * sizeof *buf);
+  if (cnt == NULL || buf == NULL) {
+    free(cnt);
+    free(buf);
+    return sp_error_set(err, SP_ENOMEM, "group means: out of memory for %zu levels", nlevels);
+  }
   memset(means, 0, nlevels * p * sizeof *means);
-  for (size_t r = 0; r < n; r++) {
-    double *m = means + (size_t)code[r] * p;
-    const double *x = data + r * tda;
-    cnt[code[r]]++;
-    for (size_t j = 0; j < p; j++) m[j] += x[j];
+  for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = n - r0 < SP_ROWS_BLOCK ? n : r0 + SP_ROWS_BLOCK;
+    src->read(src, r0, r1, buf, p);
+    for (size_t r = r0; r < r1; r++) {
+      double *m = means + (size_t)code[r] * p;
+      const double *x = buf + (r - r0) * p;
+      cnt[code[r]]++;
+      for (size_t j = 0; j < p; j++) m[j] += x[j];
+    }
   }
   for (size_t l = 0; l < nlevels; l++)
     for (size_t j = 0; j < p; j++) means[l * p + j] = cnt[l] ? means[l * p + j] / (double)cnt[l] : NAN;
   free(cnt);
+  free(buf);
   return SP_OK;
 }

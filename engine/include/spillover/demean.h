@@ -137,11 +137,13 @@ int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *
                  size_t cluster_nlevels, const unsigned char *keep, int *nested, sp_error *err);
 
 /* Plain (unweighted) means per level of one factor: means[l * p + j] is the
-   mean of data[r * tda + j] over the rows with code[r] == l, NaN for an
-   empty level.  means holds nlevels x p doubles (caller-allocated).  This is
-   what the between R2 of a one-way fit correlates, so it stays in C rather
-   than in per-row Lua. */
-int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const double *data, size_t p,
-                      size_t tda, double *means, sp_error *err);
+   mean of column j of src (p = src->p columns, at most SP_ROWS_MAXSEL; a
+   matrix through sp_rows_array) over the rows with code[r] == l, NaN for
+   an empty level.  means holds nlevels x p doubles (caller-allocated).
+   This is what the between R2 of a one-way fit correlates, so it stays in C
+   rather than in per-row Lua; from a source, a fit that never stored its
+   rows gets it too. */
+int sp_fe_group_means(size_t n, const int32_t *code, size_t nlevels, const sp_rows *src, double *means,
+                      sp_error *err);
 
 #endif
