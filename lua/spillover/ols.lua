@@ -68,6 +68,16 @@ M.check_outcome = check_outcome
 local cor2 = core.cor2
 M.cor2 = cor2
 
+--- The positions of the kept columns (flags in keep), shifted by offset, and
+--- position 1 first when with_first (the y of a [y X] source).
+local function kept_positions(keep, offset, with_first)
+  local pos = with_first and { 1 } or {}
+  for j, k in ipairs(keep) do
+    if k then pos[#pos + 1] = j + offset end
+  end
+  return pos
+end
+
 --- Keep the columns flagged in keep (a new matrix when some are dropped).
 local function kept_columns(X, keep)
   local cols, all = {}, true
@@ -196,7 +206,7 @@ function M.ols(d, formula, opts)
   if opts.threads ~= nil and opts.threads ~= 1 and opts.threads ~= 2 then
     raise(string.format("ols: option 'threads' must be 1 or 2, got %s", tostring(opts.threads)))
   end
-  local des = core.design(d, formula, { extra = extra, threads = opts.threads })
+  local des = core.design_deferred(d, formula, { extra = extra, threads = opts.threads })
   if opts.singletons == "drop" and #des.fe > 0 then
     -- Drop observations alone in a level of some fixed effect (as reghdfe and
     -- fixest's fixef.rm = "singleton"): they are fitted perfectly and only
@@ -232,15 +242,19 @@ end
 --- sweep; the fit keeps des (fit.private.design) as built, for fitted values,
 --- the overall R2, fixed effects and predictions.  `extra` are the extra
 --- variables the design was built with.  `owned`: des was built for this fit
---- alone (sp.ols), so when its columns are plain columns of d the block is
---- demeaned in place and re-read from d once the demeaned one is no longer
---- needed (core.design_refill), instead of demeaning a copy: at 1e7 rows and
---- two regressors, 240 MB neither allocated nor faulted in.  A caller's own
+--- alone (sp.ols, core.design_deferred).  Then, when its columns are plain
+--- columns of d, the block is never stored: the demeaning solves for the
+--- fixed effects from d's columns (absorb:solve), and the sums of squares,
+--- least squares and the covariance read the rows minus the effects as they
+--- go (core.design_rows, absorb:within), the same bits a demeaned block
+--- would give; at 1e7 rows and two regressors, 240 MB neither allocated nor
+--- faulted in, and des.y, des.X are filled only if something reads them.
+--- Otherwise an owned block is demeaned in place and re-read from d once the
+--- demeaned one is no longer needed (core.design_refill).  A caller's own
 --- design is never modified.
 function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local n, k = des.n, des.k
   local names = des.names
-  local y0, X0 = des.y, des.X
   local w = opts.weights and des:values(opts.weights) or nil
   local nfe = #des.fe
   local notes = {}
@@ -251,34 +265,46 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if w and w:sum() == 0 then
     raise(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights))
   end
+  -- The Conley covariance reads X as a matrix: it takes the block.
+  local rows = owned and nfe > 0 and vc.type ~= "conley" and core.design_rows(des, d) or nil
   -- One sweep over the block [y X]: y's sums of squares about its mean and
   -- about 0, and X's about 0 (the reference scale of the collinearity test
   -- once the fixed effects are absorbed).
-  local ss, ss_raw = core.sumsq(des.yX, { center = true, weights = w, threads = opts.threads })
+  local ss, ss_raw = core.sumsq(rows or des.yX, { center = true, weights = w, threads = opts.threads })
   local tss, yraw = ss[1], ss_raw[1]
   if has_const then check_outcome("ols", des.yname, tss, yraw, nil) end
   local tss0 = (not has_const and nfe == 0) and yraw or nil
-  local y, X, absorb, fe_dof, scale = y0, X0, nil, 0, nil
-  local demean_info, in_place
+  local y, X, absorb, fe_dof, scale = nil, nil, nil, 0, nil
+  local demean_info, in_place, within
   if nfe > 0 then
     absorb = core.absorb(des, w and { weights = w } or nil)
     fe_dof = absorb:dof()
     scale = { table.unpack(ss_raw, 2, k + 1) }
-    in_place = owned and core.design_refill(des, d, true)
-    local yX = in_place and des.yX or des.yX:copy()
-    demean_info = absorb:demean(yX, { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads,
-      allow_nonconvergence = true })
+    local dopts = { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads, allow_nonconvergence = true }
+    if rows then
+      demean_info = absorb:solve(rows, dopts)
+      within = absorb:within(rows)
+    else
+      in_place = owned and core.design_refill(des, d, true)
+      local yX = in_place and des.yX or des.yX:copy()
+      demean_info = absorb:demean(yX, dopts)
+      y, X = yX:view(1, 1, n, 1), k > 0 and yX:view(1, 2, n, k) or nil
+    end
     if demean_info.warning then notes[#notes + 1] = demean_info.warning end
-    y, X = yX:view(1, 1, n, 1), k > 0 and yX:view(1, 2, n, k) or nil
+  else
+    y, X = des.y, des.X
   end
   if n <= k + fe_dof then
     raise(string.format("ols: %d observations are too few for %d coefficients and %d absorbed fixed-effect parameters",
       n, k, fe_dof))
   end
   local f
-  if k > 0 then
-    f = core.lsfit(X, y, { weights = w, scale = scale and core.matrix(scale) or nil, names = names,
-      yname = des.yname, threads = opts.threads })
+  local lsopts = { weights = w, scale = scale and core.matrix(scale) or nil, names = names, yname = des.yname,
+    threads = opts.threads }
+  if within then
+    f = core.lsfit(within, lsopts)  -- column 1 is y
+  elseif k > 0 then
+    f = core.lsfit(X, y, lsopts)
   else
     local yss = core.sumsq(y, { weights = w })[1]
     f = { b = core.matrix(0, 1), keep = {}, rank = 0, resid = y:copy(), bread = core.matrix(0, 0),
@@ -299,7 +325,12 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if k > 0 and f.rank == 0 then
     raise("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")")
   end
-  local Xk = k > 0 and kept_columns(X, f.keep) or nil
+  local Xk
+  if within then
+    Xk = k > 0 and within:select(kept_positions(f.keep, 1)) or nil
+  else
+    Xk = k > 0 and kept_columns(X, f.keep) or nil
+  end
   local rank = f.rank
   local df_resid = n - rank - fe_dof
   local ctx = rules.vcov_context(d, des, compat, vc, absorb, fe_dof, w)
@@ -363,9 +394,18 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if nfe == 1 and rank > 0 then
     -- x'b formed row by row in C (no n x 1 temporary at 1e7 rows), and the
     -- entity means of x'b as the entity means of X times b.
-    local Xk, bk = kept_columns(X0, f.keep), core.matrix(b_kept)
-    stats.r2_overall_corr = cor2(y0, Xk, bk)
-    stats.r2_between_corr = cor2(absorb:means(1, y0), absorb:means(1, Xk) * bk)
+    local bk = core.matrix(b_kept)
+    if rows then
+      local raw = rows:select(kept_positions(f.keep, 1, true))  -- [y Xk] as read from d
+      stats.r2_overall_corr = cor2(raw, bk)
+      local m = absorb:means(1, raw)
+      local L = m:nrow()
+      stats.r2_between_corr = cor2(m:view(1, 1, L, 1), m:view(1, 2, L, rank) * bk)
+    else
+      local y0, Xk = des.y, kept_columns(des.X, f.keep)
+      stats.r2_overall_corr = cor2(y0, Xk, bk)
+      stats.r2_between_corr = cor2(absorb:means(1, y0), absorb:means(1, Xk) * bk)
+    end
   end
 
   local fe_info = {}

@@ -1,0 +1,107 @@
+-- test_rows_fit: sp.ols with fixed effects reads its rows from the frame and
+-- never stores the demeaned block [y X] (core.design_rows, absorb:solve,
+-- absorb:within).  Every statistic must have the bits of the same fit on a
+-- materialised, demeaned copy (ols.fit_design on a caller's design), and the
+-- fit's design fills y and X only when something reads them, from a frame
+-- that still holds those columns.
+package.path = "tests/lua/?.lua;" .. package.path
+local T = require "testlib"
+local sp = require "spillover"
+local core = require "spillover.core"
+local ols = require "spillover.ols"
+local rules = require "spillover.vcov_rules"
+
+-- An unbalanced panel: entities with 3..9 periods, a third factor, weights,
+-- a regressor the entity effects absorb (z), and missing values so that the
+-- design uses a subset of the rows.
+local rng = sp.rng(20261202)
+local cols = { id = {}, t = {}, k = {}, x1 = {}, x2 = {}, z = {}, y = {}, w = {} }
+for i = 1, 400 do
+  local a, zi = rng:normal(), rng:normal()
+  for t = 1, 3 + rng:integer(7) do
+    local m = #cols.id + 1
+    local x1, x2 = rng:normal() + 0.5 * a, rng:normal() + 0.1 * t
+    cols.id[m], cols.t[m], cols.k[m], cols.x1[m], cols.x2[m], cols.z[m] = i, t, rng:integer(5), x1, x2, zi
+    cols.y[m] = 0.5 * x1 - 0.3 * x2 + a + 0.2 * t + rng:normal()
+    cols.w[m] = 0.5 + rng:uniform()
+  end
+end
+cols.x2[17], cols.y[300] = 0 / 0, 0 / 0
+local d = sp.frame(cols)
+
+local function same(a, b)
+  if type(a) == "number" and type(b) == "number" then return a == b or (a ~= a and b ~= b) end
+  if type(a) == "userdata" and type(b) == "userdata" then return same(a:totable(), b:totable()) end
+  if a == nil or b == nil then return a == b end
+  if type(a) == "table" and type(b) == "table" then
+    for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+    for k in pairs(b) do if a[k] == nil then return false end end
+    return true
+  end
+  return a == b
+end
+
+--- The same fit on a materialised design, demeaned as a copy.
+local function materialised(formula, opts)
+  local vc = rules.parse_vcov(opts.vcov, true)
+  local extra = ols.extra_vars(d, vc, opts)
+  local des = core.design(d, formula, { extra = extra, threads = opts.threads })
+  return ols.fit_design(d, des, formula, opts, rules.check_compat(opts), vc, extra, false)
+end
+
+local specs = {
+  { "y ~ x1 + x2 | id + t", { vcov = { cluster = "id" } } },
+  { "y ~ x1 + x2 | id + t", { vcov = { cluster = "id" }, threads = 2 } },
+  { "y ~ x1 + x2 + z | id + t", { vcov = "hc1", weights = "w" } },
+  { "y ~ x1 + x2 | id + t + k", { vcov = { cluster = { "id", "t" } }, weights = "w" } },
+  { "y ~ x1 + x2 | id", { vcov = "iid" } },
+  { "y ~ x1 + x2 | id", { vcov = { cluster = "id" }, weights = "w", threads = 2 } },
+  { "y ~ x1 | t", { vcov = "hc3" } },
+}
+for _, spec in ipairs(specs) do
+  local formula, opts = spec[1], spec[2]
+  local f, g = sp.ols(d, formula, opts), materialised(formula, opts)
+  local label = formula .. " " .. (type(opts.vcov) == "table" and "cluster" or opts.vcov) ..
+    (opts.weights and " weighted" or "") .. (opts.threads and " 2 threads" or "")
+  T.check(not f.private.design.filled, "rows: " .. label .. ": the fit stored no block [y X]")
+  T.check(same(f.b, g.b) and same(f:se(), g:se()) and same(f.V, g.V), "rows: " .. label .. ": b, V and SEs bit-identical")
+  T.check(same(f.stats, g.stats), "rows: " .. label .. ": every statistic bit-identical")
+  T.check(same(f.notes, g.notes) and same(f.dropped, g.dropped), "rows: " .. label .. ": the same notes and drops")
+  T.check(same(f.resid_values, g.resid_values), "rows: " .. label .. ": residuals bit-identical")
+  -- y and X are filled when read: fitted values and fixed effects as before
+  T.check(same(f:fitted(), g:fitted()) and f.private.design.filled,
+    "rows: " .. label .. ": fitted values fill the design, same bits")
+  T.check(same(f:fixef(), g:fixef()), "rows: " .. label .. ": fixed effects the same")
+end
+
+-- A formula with a derived term, or no fixed effects, fits the block as before.
+local fl = sp.ols(d, "y ~ x1 + log(w) | id + t", { vcov = { cluster = "id" } })
+T.check(fl.private.design.filled, "rows: a derived term (log) takes the materialised block")
+T.check(sp.ols(d, "y ~ x1 + x2", {}).private.design.filled, "rows: without fixed effects the block is filled")
+
+-- The frame changes after the fit: another column added or replaced leaves
+-- the fit's columns readable; replacing one it reads makes filling say so.
+local e = sp.frame(cols)
+local f1 = sp.ols(e, "y ~ x1 + x2 | id + t", {})
+e.extra = cols.w
+e.w = cols.y
+T.check(same(f1:fitted(), sp.ols(d, "y ~ x1 + x2 | id + t", {}):fitted()),
+  "rows: columns added or replaced elsewhere in the frame: fitted values as before")
+local f2 = sp.ols(e, "y ~ x1 + x2 | id + t", {})
+e.x1 = cols.x2
+T.checkerr("the data this design %(or fit%) of y was built on changed: a column it reads was replaced or dropped",
+  function() return f2:fitted() end)
+
+-- Sources check what they read: a stale within (solved again), a replaced column.
+local des = core.design_deferred(d, "y ~ x1 + x2 | id + t")
+local rows = core.design_rows(des, d)
+local a = core.absorb(des)
+a:solve(rows)
+local within = a:within(rows)
+T.check(within:nrow() == des.n and within:ncol() == 3, "rows: within has the design's shape")
+a:solve(rows)
+T.checkerr("the fixed effects were solved again since these rows were made", core.lsfit, within)
+T.checkerr("within: solve these rows first", function() return a:within(core.design_rows(des, d)) end)
+T.check(core.design_rows(core.design(d, "y ~ log(w) | id"), d) == nil, "rows: a derived term has no row source")
+
+T.done()
