@@ -555,19 +555,38 @@ static void sweep(sp_demean_ws *ws, sp_team *tm, size_t q, const double *in, dou
 
 /* Rows [r0, r1) of columns j0..j0+g-1; row r at y[(r - r0) * ldy]. */
 SP_INLINE void resid_kernel(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1,
-                            size_t j0, size_t g) {
-  size_t p = ws->pr, K = ws->K;
-  const double *coef = ws->coef;
+                            size_t j0, size_t g, size_t K) {
+  size_t p = ws->pr;
+  /* Locals, so that the stores into blk cannot be taken to change them: a
+     fit without a stored block runs this on every pass over its rows. */
+  const double *cf[SP_MAXF];
+  const int32_t *cd[SP_MAXF];
+  for (size_t k = 0; k < K; k++) {
+    cf[k] = ws->coef + ws->off[k] * p + j0;
+    cd[k] = ws->code[k];
+  }
   for (size_t r = r0; r < r1; r++) {
     double f[GMAX];
-    const double *a = coef + (size_t)ws->code[0][r] * p + j0;
+    const double *a = cf[0] + (size_t)cd[0][r] * p;
     for (size_t j = 0; j < g; j++) f[j] = a[j];
     for (size_t k = 1; k < K; k++) {
-      a = coef + (ws->off[k] + (size_t)ws->code[k][r]) * p + j0;
+      a = cf[k] + (size_t)cd[k][r] * p;
       for (size_t j = 0; j < g; j++) f[j] += a[j];
     }
     double *y = blk + (r - r0) * ldy + j0;
     for (size_t j = 0; j < g; j++) y[j] -= f[j];
+  }
+}
+
+/* resid_kernel with the column count constant, and the factor count for
+   one to three factors. */
+SP_INLINE void resid_cols(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1, size_t j0,
+                          size_t g) {
+  switch (ws->K) {
+    case 1: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 1); break;
+    case 2: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 2); break;
+    case 3: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 3); break;
+    default: resid_kernel(ws, blk, ldy, r0, r1, j0, g, ws->K); break;
   }
 }
 
@@ -576,10 +595,10 @@ static void resid_rows(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r
   for (size_t j0 = 0; j0 < ws->pr; j0 += GMAX) {
     size_t g = ws->pr - j0 < GMAX ? ws->pr - j0 : GMAX;
     switch (g) {
-      case 1: resid_kernel(ws, blk, ldy, r0, r1, j0, 1); break;
-      case 2: resid_kernel(ws, blk, ldy, r0, r1, j0, 2); break;
-      case 3: resid_kernel(ws, blk, ldy, r0, r1, j0, 3); break;
-      default: resid_kernel(ws, blk, ldy, r0, r1, j0, 4); break;
+      case 1: resid_cols(ws, blk, ldy, r0, r1, j0, 1); break;
+      case 2: resid_cols(ws, blk, ldy, r0, r1, j0, 2); break;
+      case 3: resid_cols(ws, blk, ldy, r0, r1, j0, 3); break;
+      default: resid_cols(ws, blk, ldy, r0, r1, j0, 4); break;
     }
   }
 }
