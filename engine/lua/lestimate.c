@@ -1121,8 +1121,6 @@ static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const sp_rows *src, c
   return j.part[0][2 * p] + j.part[1][2 * p];
 }
 
-/* Below this many rows a second thread costs more than it saves (lsfit.c's). */
-#define SUMSQ_TEAM_MIN 100000
 
 /* sp.sumsq(M [, {center = bool, weights = w, threads = 1 | 2}]) -> table of
    per-column sums of (weighted) squares, about the (weighted) column mean
@@ -1149,7 +1147,7 @@ static int l_sumsq(lua_State *L) {
   double *acc = lua_newuserdatauv(L, (3 * p + 2 * (2 * p + 1)) * sizeof *acc, 0);
   double *sum = acc, *raw = acc + p, *ss = acc + 2 * p, *part = acc + 3 * p;
   sp_team tm;
-  sp_team_start(&tm, n >= SUMSQ_TEAM_MIN ? threads : 1);
+  sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? threads : 1);
   double sw = sumsq_cols(&tm, M, src, w, NULL, sum, raw, part);
   if (center) {
     for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;

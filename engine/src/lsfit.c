@@ -34,8 +34,6 @@ static const char *nonfinite(double v) { return isnan(v) ? "NaN" : v > 0 ? "Inf"
 /* Columns up to which the row loops below are specialised and the cross
    products accumulated row by row; wider designs use BLAS on row blocks. */
 enum { KSMALL = 4, BLOCK = 128, PREFIX = 1024 };
-/* Rows below which a fit runs on one thread whatever it is given. */
-#define TEAM_MIN 100000
 
 /* What one pass over the rows learns: largest absolute value, weighted sum
    and weighted uncentred sum of squares (k + 1 entries each, y last),
@@ -571,7 +569,7 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
   /* A second thread only where it pays for its start; the chunks, and so
      the results, are the same either way. */
   sp_team tm;
-  sp_team_start(&tm, n >= TEAM_MIN ? o->threads : 1);
+  sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? o->threads : 1);
   int fused;
   int st = scan(&tm, &ps, &cs, A1, &fused, err);
   if (!st) st = check_ranges(&cs, n, k, o, err);

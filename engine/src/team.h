@@ -13,6 +13,11 @@
 
 #define SP_TEAM_CHUNKS 2
 
+/* Below this many rows a second thread costs more than it saves: least
+   squares, the covariance and the sums of squares start their team with
+   one thread then (the same bits either way). */
+#define SP_TEAM_MIN_ROWS 100000
+
 typedef void (*sp_team_fn)(void *ctx, int chunk);
 
 typedef struct sp_team {

@@ -33,8 +33,6 @@
 #include "team.h"
 
 #define HC_BLOCK 512
-/* Below this many rows a second thread costs more than it saves (as lsfit.c). */
-#define TEAM_MIN 100000
 /* Above this many possible keys a hash table recodes the groups instead of a
    direct lookup array. */
 #define DIRECT_MIN ((uint64_t)1 << 20)
@@ -677,7 +675,7 @@ static int compute(const xrows *X, const double *resid, const gsl_matrix *bread,
     return sp_error_set(err, SP_EVALUE, "vcov: threads must be 1 or 2, got %d", spec->threads);
 
   sp_team tm;
-  sp_team_start(&tm, n >= TEAM_MIN ? spec->threads : 1);
+  sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? spec->threads : 1);
   /* A residual or weight that is not finite, or a negative weight, shows in
      ssr or wmin: only then look for it, row by row. */
   ssr_job sj = {resid, spec->weights, n, {0}, {0}};
