@@ -56,6 +56,9 @@ summary() {  # summary <records file>
         printf "rows=%s  before (BEFORE build), 2-way+cluster: first %.3f s wall, CPU %.3f s, warm CPU %.3f s, peak RSS %.2f x frame\n",
           s, med[s " before_2fe first"], med[s " before_2fe first_cpu"], med[s " before_2fe warm_cpu"],
           med[s " before_2fe peak_rss_MB"] / fr
+      if ((s " before_2fe_2thr first") in med)
+        printf "rows=%s  before (BEFORE build), 2-way+cluster on 2 threads: first %.3f s wall, warm %.3f s wall\n",
+          s, med[s " before_2fe_2thr first"], med[s " before_2fe_2thr warm"]
       if ((s " pandas seconds") in med)
         printf "rows=%s  pandas+statsmodels %.3f s wall = %.1fx spillover 2-way first fit; CPU %.3f s = %.1fx\n", s,
           med[s " pandas seconds"], med[s " pandas seconds"] / f2, med[s " pandas cpu_seconds"], med[s " pandas cpu_seconds"] / c2
@@ -112,6 +115,7 @@ for s in $sizes; do
     rec sp_3fe "$n" "$build/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time + k" id 1
     if [ -n "${BEFORE:-}" ]; then
       rec before_2fe "$n" "$BEFORE/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time" id 1
+      rec before_2fe_2thr "$n" "$BEFORE/spillover" bench/fe/run_spillover.lua "$f" "y ~ x1 + x2 | id + time" id 2
     fi
     if [ "${PANDAS:-1}" != 0 ]; then rec pandas "$n" /usr/bin/python3 bench/fe/run_py.py "$f"; fi
     if [ "$n" -lt 10000000 ] || [ "${PLM_1E7:-0}" = 1 ]; then

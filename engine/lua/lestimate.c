@@ -362,7 +362,9 @@ static int rows_ncol(lua_State *L) {
   return 1;
 }
 
-/* rows:select({j1, j2, ...}) -> rows: those columns (1-based), in that order. */
+/* rows:select({j1, j2, ...}) -> rows: those columns (1-based), in that
+   order; the rows themselves when that is all of them in order (a fit that
+   dropped no column), which then need no copying. */
 static int rows_select(lua_State *L) {
   const sp_rows *src = check_rows(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -370,6 +372,7 @@ static int rows_select(lua_State *L) {
   if (m > SP_ROWS_MAXSEL || src->p > SP_ROWS_MAXSEL)
     return sp_lua_errorf(L, "rows: select reads at most %d columns", SP_ROWS_MAXSEL);
   lrows *r = push_rows(L, ROWS_SELECT);
+  int identity = m == src->p;
   for (size_t j = 0; j < m; j++) {
     lua_rawgeti(L, 2, (lua_Integer)j + 1);
     int isint = 0;
@@ -378,6 +381,11 @@ static int rows_select(lua_State *L) {
     if (!isint || c < 1 || (size_t)c > src->p)
       return sp_lua_errorf(L, "rows: select: column %zu is not an integer in 1..%zu", j + 1, src->p);
     r->cols[j] = (size_t)c - 1;
+    identity &= r->cols[j] == j;
+  }
+  if (identity) {
+    lua_settop(L, 1);
+    return 1;
   }
   sp_rows_select_init(&r->u.select, src, r->cols, m);  /* sizes checked above */
   lua_pushvalue(L, 1);
@@ -1174,23 +1182,35 @@ typedef struct {
 } cor2_in;
 
 static void cor2_block(const cor2_in *c, size_t r0, size_t r1, double *u, double *v, double *buf) {
-  for (size_t i = r0; i < r1; i++) {
-    const double *row;
-    if (c->src == NULL) {
-      u[i - r0] = c->a->data[i * c->a->tda];
-      row = c->b->data + i * c->b->tda;
-    } else {
-      if (i == r0) c->src->read(c->src, r0, r1, buf, c->src->p);
-      row = buf + (i - r0) * c->src->p;
-      u[i - r0] = row[0];
-      row++;
-    }
-    double x = row[0];
+  size_t m = r1 - r0, k = c->g ? c->g->size1 : 1, ld, gs = 1;
+  /* g in a local array when it fits: the stores into v cannot change it */
+  double gl[SP_ROWS_MAXSEL];
+  const double *g = gl;
+  if (c->g != NULL && k > SP_ROWS_MAXSEL) {
+    g = c->g->data;
+    gs = c->g->tda;
+  } else if (c->g != NULL) {
+    for (size_t j = 0; j < k; j++) gl[j] = c->g->data[j * c->g->tda];
+  }
+  const double *x;
+  if (c->src == NULL) {
+    for (size_t i = 0; i < m; i++) u[i] = c->a->data[(r0 + i) * c->a->tda];
+    x = c->b->data + r0 * c->b->tda;
+    ld = c->b->tda;
+  } else {
+    c->src->read(c->src, r0, r1, buf, c->src->p);
+    ld = c->src->p;
+    for (size_t i = 0; i < m; i++) u[i] = buf[i * ld];
+    x = buf + 1;
+  }
+  for (size_t i = 0; i < m; i++) {
+    const double *row = x + i * ld;
+    double s = row[0];
     if (c->g != NULL) {
-      x = 0;
-      for (size_t j = 0; j < c->g->size1; j++) x += row[j] * c->g->data[j * c->g->tda];
+      s = 0;
+      for (size_t j = 0; j < k; j++) s += row[j] * g[j * gs];
     }
-    v[i - r0] = x;
+    v[i] = s;
   }
 }
 
