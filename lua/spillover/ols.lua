@@ -237,13 +237,18 @@ function M.ols(d, formula, opts)
   return M.fit_design(d, des, formula, opts, compat, vc, extra, true)
 end
 
+--- Blocks [y X] of at least this many bytes are read from the frame instead
+--- of stored (fit_design); internal, tests set it to 0.
+M.ROWS_MIN_BYTES = 64e6
+
 --- The OLS/within core on a built design (shared with user estimators and
 --- refits).  With fixed effects, the block [y X] (des.yX) is demeaned in one
 --- sweep; the fit keeps des (fit.private.design) as built, for fitted values,
 --- the overall R2, fixed effects and predictions.  `extra` are the extra
 --- variables the design was built with.  `owned`: des was built for this fit
 --- alone (sp.ols, core.design_deferred).  Then, when its columns are plain
---- columns of d, the block is never stored: the demeaning solves for the
+--- columns of d and the block would take at least M.ROWS_MIN_BYTES, it is
+--- never stored: the demeaning solves for the
 --- fixed effects from d's columns (absorb:solve), and the sums of squares,
 --- least squares and the covariance read the rows minus the effects as they
 --- go (core.design_rows, absorb:within), the same bits a demeaned block
@@ -265,8 +270,12 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if w and w:sum() == 0 then
     raise(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights))
   end
-  -- The Conley covariance reads X as a matrix: it takes the block.
-  local rows = owned and nfe > 0 and vc.type ~= "conley" and core.design_rows(des, d) or nil
+  -- Reading the rows from the frame saves the block's memory but reads the
+  -- frame's columns and subtracts the effects again on each of about seven
+  -- passes (at 1e7 rows about 20% more time for a warm fit): worth it when
+  -- the block is large.  The Conley covariance reads X as a matrix.
+  local rows = owned and nfe > 0 and vc.type ~= "conley" and n * (k + 1) * 8 >= M.ROWS_MIN_BYTES
+    and core.design_rows(des, d) or nil
   -- One sweep over the block [y X]: y's sums of squares about its mean and
   -- about 0, and X's about 0 (the reference scale of the collinearity test
   -- once the fixed effects are absorbed).

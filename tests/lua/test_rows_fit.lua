@@ -11,6 +11,10 @@ local core = require "spillover.core"
 local ols = require "spillover.ols"
 local rules = require "spillover.vcov_rules"
 
+-- Small fits store their block (below ols.ROWS_MIN_BYTES); these read rows.
+local rows_min = ols.ROWS_MIN_BYTES
+ols.ROWS_MIN_BYTES = 0
+
 -- An unbalanced panel: entities with 3..9 periods, a third factor, weights,
 -- a regressor the entity effects absorb (z), and missing values so that the
 -- design uses a subset of the rows.
@@ -78,6 +82,10 @@ end
 local fl = sp.ols(d, "y ~ x1 + log(w) | id + t", { vcov = { cluster = "id" } })
 T.check(fl.private.design.filled, "rows: a derived term (log) takes the materialised block")
 T.check(sp.ols(d, "y ~ x1 + x2", {}).private.design.filled, "rows: without fixed effects the block is filled")
+ols.ROWS_MIN_BYTES = rows_min
+T.check(sp.ols(d, "y ~ x1 + x2 | id + t", {}).private.design.filled and rows_min == 64e6,
+  "rows: a block below 64 MB is stored (the default threshold)")
+ols.ROWS_MIN_BYTES = 0
 
 -- The frame changes after the fit: another column added or replaced leaves
 -- the fit's columns readable; replacing one it reads makes filling say so.
