@@ -948,6 +948,23 @@ static int absorb_singletons(lua_State *L) {
 
 /* a:means(j, M) -> nlevels_j x p matrix of the plain means of M's columns per
    level of factor j (NaN for an empty level). */
+/* a:coef(j) -> the coefficients of factor j from the last demean, solve or
+   fixef (levels x columns then solved); with one factor, the (weighted)
+   level means of those columns. */
+static int absorb_coef(lua_State *L) {
+  labsorb *a = check_absorb(L, 1);
+  lua_Integer j = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, j >= 1 && (size_t)j <= a->nfe, 2, "no such fixed effect");
+  size_t p = 0;
+  const double *c = sp_demean_coef(a->ws, (size_t)j - 1, &p);
+  if (c == NULL || p == 0) return sp_lua_errorf(L, "coef: nothing solved yet (a:demean or a:solve first)");
+  size_t L0 = a->nlevels[j - 1];
+  gsl_matrix *out = sp_lua_matrix_new(L, L0, p);
+  for (size_t l = 0; l < L0; l++)
+    for (size_t q = 0; q < p; q++) out->data[l * out->tda + q] = c[l * p + q];
+  return 1;
+}
+
 /* a:means(j, M | rows) -> the means of the columns within each level of
    fixed effect j (levels x p). */
 static int absorb_means(lua_State *L) {
@@ -1039,6 +1056,7 @@ static const luaL_Reg absorb_meth[] = {
   {"nested", absorb_nested},
   {"singletons", absorb_singletons},
   {"means", absorb_means},
+  {"coef", absorb_coef},
   {"info", absorb_info},
   {NULL, NULL}
 };

@@ -77,6 +77,17 @@ void sp_demean_options_init(sp_demean_options *opt) {
 
 size_t sp_demean_nobs(const sp_demean_ws *ws) { return ws->n; }
 
+const double *sp_demean_coef(const sp_demean_ws *ws, size_t j, size_t *p) {
+  *p = 0;
+  if (ws == NULL || ws->coef == NULL || j >= ws->K) return NULL;
+  for (size_t k = 0; k < ws->K; k++)
+    if (ws->ord[k] == j) {
+      *p = ws->pr;
+      return ws->coef + ws->off[k] * ws->pr;
+    }
+  return NULL;
+}
+
 void sp_demean_free(sp_demean_ws *ws) {
   if (ws == NULL) return;
   if (ws->sown != NULL)

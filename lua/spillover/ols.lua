@@ -402,19 +402,30 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   -- Stata xtreg, fe definitions of the overall and between R2 (one factor).
   if nfe == 1 and rank > 0 then
     -- x'b formed row by row in C (no n x 1 temporary at 1e7 rows), and the
-    -- entity means of x'b as the entity means of X times b.
+    -- entity means of x'b as the entity means of X times b.  Unweighted,
+    -- those entity means are the demeaning's one-factor coefficients, from
+    -- its own pass over the rows; weighted, they are the plain means still.
     local bk = core.matrix(b_kept)
+    local my, mX
+    if not w then
+      local m = absorb:coef(1)  -- levels x [y X]
+      local L = m:nrow()
+      my, mX = m:view(1, 1, L, 1), k > 0 and kept_columns(m:view(1, 2, L, k), f.keep) or nil
+    end
     if rows then
       local raw = rows:select(kept_positions(f.keep, 1, true))  -- [y Xk] as read from d
       stats.r2_overall_corr = cor2(raw, bk)
-      local m = absorb:means(1, raw)
-      local L = m:nrow()
-      stats.r2_between_corr = cor2(m:view(1, 1, L, 1), m:view(1, 2, L, rank) * bk)
+      if w then
+        local m = absorb:means(1, raw)
+        local L = m:nrow()
+        my, mX = m:view(1, 1, L, 1), m:view(1, 2, L, rank)
+      end
     else
       local y0, Xk = des.y, kept_columns(des.X, f.keep)
       stats.r2_overall_corr = cor2(y0, Xk, bk)
-      stats.r2_between_corr = cor2(absorb:means(1, y0), absorb:means(1, Xk) * bk)
+      if w then my, mX = absorb:means(1, y0), absorb:means(1, Xk) end
     end
+    stats.r2_between_corr = cor2(my, mX * bk)
   end
 
   local fe_info = {}

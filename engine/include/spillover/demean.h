@@ -68,6 +68,12 @@ void sp_demean_free(sp_demean_ws *ws);
 
 size_t sp_demean_nobs(const sp_demean_ws *ws);
 
+/* The coefficients of factor j (in the caller's order) from the last run,
+   solve or fixef on ws: nlevels[j] rows of *p values, level-major (*p the
+   columns then solved).  With one factor they are the (weighted) level
+   means of the columns.  NULL (and *p = 0) before any, or for no such j. */
+const double *sp_demean_coef(const sp_demean_ws *ws, size_t j, size_t *p);
+
 /* Demean columns 0..p-1 of data (row r, column j at data[r * tda + j]) in
    place.  opt NULL means defaults; info may be NULL.  Non-finite data is
    SP_EMISSING naming the column.  On SP_ECONV the block holds the residuals
