@@ -12,23 +12,8 @@
 #include "spillover/lsfit.h"
 #include "spillover/rows.h"
 #include "spillover/vcov.h"
+#include "testlib.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-  printf("%s %s\n", ok ? "PASS" : "FAIL", what);
-  if (ok) passed++; else failed++;
-}
-
-/* A deterministic N(0,1) stream (xorshift64* and Box-Muller). */
-static unsigned long long rng_state = 88172645463325252ULL;
-static double uniform(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return ((double)((rng_state * 2685821657736338717ULL) >> 11) + 0.5) / 9007199254740992.0;
-}
-static double normal(void) { return sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()); }
 
 /* The test source: p columns from column off of a row-major array with ld
    doubles per row.  A request of more than SP_ROWS_BLOCK rows (a breach of
@@ -74,16 +59,16 @@ static const char *variant_name[] = {"no constant (fused scan)", "a constant col
 static void design(double *yX, double *w, size_t n, size_t k, int v) {
   size_t p = k + 1;
   for (size_t i = 0; i < n; i++) {
-    double *row = yX + i * p, y = 0.5 * normal();
+    double *row = yX + i * p, y = 0.5 * nrand();
     for (size_t j = 1; j <= k; j++) {
-      row[j] = normal() + 0.25 * (double)j;
+      row[j] = nrand() + 0.25 * (double)j;
       y += row[j] * (0.5 - 0.1 * (double)j);
     }
     if (k >= 1 && (v == CONSTANT || v == WEIGHTED || v == CONSTANT_DROPPED)) row[1] = 1.0;
-    if (k >= 1 && v == LATE_CONSTANT) row[1] = i < 1200 ? 2.0 : 2.0 + normal();
+    if (k >= 1 && v == LATE_CONSTANT) row[1] = i < 1200 ? 2.0 : 2.0 + nrand();
     if (k >= 3 && v == COLLINEAR) row[3] = row[1] - 2.0 * row[2];
     row[0] = y + 3.0;
-    w[i] = 0.1 + uniform();
+    w[i] = 0.1 + urand();
   }
 }
 
@@ -123,16 +108,16 @@ static void lsfit_equal(void) {
         if (!ok) {
           snprintf(what, sizeof what, "sp_lsfit_rows = sp_lsfit_run to the bit: n %zu, k %zu, %s", n, k,
                    variant_name[v]);
-          check(0, what);
+          check(what, 0);
           all = 0;
         }
         sp_lsfit_clear(&fa);
         sp_lsfit_clear(&fb);
       }
-  check(all, "sp_lsfit_rows = sp_lsfit_run to the bit (b, bread, ssr, yss, keep, rank, residuals) for "
-             "n 1000, 1031, 70000, k 0..6, every design shape");
-  check(some_dropped && some_constant_dropped, "the cases include dropped columns and a dropped constant");
-  check(!oversize, "the fit never asks a source for more than SP_ROWS_BLOCK rows");
+  check("sp_lsfit_rows = sp_lsfit_run to the bit (b, bread, ssr, yss, keep, rank, residuals) for "
+             "n 1000, 1031, 70000, k 0..6, every design shape", all);
+  check("the cases include dropped columns and a dropped constant", some_dropped && some_constant_dropped);
+  check("the fit never asks a source for more than SP_ROWS_BLOCK rows", !oversize);
   free(yX);
   free(w);
   free(ra);
@@ -162,7 +147,7 @@ static void lsfit_threads(void) {
     st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 2}, &f3, r3, &err);
     char what[120];
     snprintf(what, sizeof what, "sp_lsfit_rows at 1 and 2 threads = sp_lsfit_run to the bit: n %d, k %zu", N, k);
-    check(st == SP_OK && same_fit(&f1, &f2, r1, r2, N) && same_fit(&f1, &f3, r1, r3, N), what);
+    check(what, st == SP_OK && same_fit(&f1, &f2, r1, r2, N) && same_fit(&f1, &f3, r1, r3, N));
     sp_lsfit_clear(&f1);
     sp_lsfit_clear(&f2);
     sp_lsfit_clear(&f3);
@@ -202,17 +187,15 @@ static void lsfit_errors(void) {
     sp_lsfit_init(&fb);
     int sa = sp_lsfit_run(&X, a, p, &o, &fa, NULL, &ea);
     int sb = sp_lsfit_rows(&rows, &o, &fb, NULL, &eb);
-    check(sa == SP_EVALUE && sb == SP_EVALUE && strcmp(ea.msg, eb.msg) == 0 && strstr(eb.msg, cases[c].needle),
-          cases[c].what);
-    check(fb.b == NULL && fb.bread == NULL, "a failed fit from a source holds nothing");
+    check(cases[c].what, sa == SP_EVALUE && sb == SP_EVALUE && strcmp(ea.msg, eb.msg) == 0 && strstr(eb.msg, cases[c].needle));
+    check("a failed fit from a source holds nothing", fb.b == NULL && fb.bread == NULL);
   }
   sp_lsfit fit;
   sp_error err;
   sp_lsfit_init(&fit);
-  check(sp_lsfit_rows(&(sp_rows){10, 0, arr_read, NULL}, NULL, &fit, NULL, &err) == SP_EVALUE &&
-            strstr(err.msg, "no columns"),
-        "a source without y: SP_EVALUE");
-  check(sp_lsfit_rows(NULL, NULL, &fit, NULL, &err) == SP_EVALUE, "no source: SP_EVALUE");
+  check("a source without y: SP_EVALUE", sp_lsfit_rows(&(sp_rows){10, 0, arr_read, NULL}, NULL, &fit, NULL, &err) == SP_EVALUE &&
+            strstr(err.msg, "no columns"));
+  check("no source: SP_EVALUE", sp_lsfit_rows(NULL, NULL, &fit, NULL, &err) == SP_EVALUE);
 }
 
 /* sp_vcov_compute_rows = sp_vcov_compute for every type, on the design of
@@ -264,9 +247,8 @@ static void vcov_equal(size_t n, int threads) {
       char what[160];
       snprintf(what, sizeof what, "sp_vcov_compute_rows = sp_vcov_compute to the bit: %s, n %zu, %s, threads %d",
                cases[c].name, n, weighted ? "weights" : "no weights", threads);
-      check(st == SP_OK && sa == SP_OK && sb == SP_OK && memcmp(Va->data, Vb->data, K * K * sizeof(double)) == 0 &&
-                memcmp(&ia, &ib, sizeof ia) == 0 && Va->data[0] > 0,
-            what);
+      check(what, st == SP_OK && sa == SP_OK && sb == SP_OK && memcmp(Va->data, Vb->data, K * K * sizeof(double)) == 0 &&
+                memcmp(&ia, &ib, sizeof ia) == 0 && Va->data[0] > 0);
       gsl_matrix_free(Va);
       gsl_matrix_free(Vb);
     }
@@ -287,7 +269,7 @@ static void vcov_errors(void) {
   for (size_t i = 0; i < N; i++) {
     X2[i * K] = 1.0;
     X2[i * K + 1] = i == 600 ? 1.0 : 0.0;  /* a dummy for one observation: h = 1 */
-    r[i] = normal();
+    r[i] = nrand();
   }
   gsl_matrix X = matrix_at(X2, N, K, K);
   arr src = {X2, K, 0};
@@ -302,12 +284,11 @@ static void vcov_errors(void) {
   sp_error ea, eb;
   int sa = sp_vcov_compute(&X, r, B, &s, V, NULL, &ea);
   int sb = sp_vcov_compute_rows(&rows, r, B, &s, V, NULL, &eb);
-  check(sa == SP_EVALUE && sb == SP_EVALUE && strcmp(ea.msg, eb.msg) == 0 && strstr(eb.msg, "observation 601"),
-        "HC2 from a source: leverage 1 at observation 601, the same message");
+  check("HC2 from a source: leverage 1 at observation 601, the same message", sa == SP_EVALUE && sb == SP_EVALUE && strcmp(ea.msg, eb.msg) == 0 && strstr(eb.msg, "observation 601"));
   gsl_matrix *B3 = gsl_matrix_alloc(3, 3);
   sb = sp_vcov_compute_rows(&rows, r, B3, &s, V, NULL, &eb);
-  check(sb == SP_EDIM, "a bread that does not match the source's columns: SP_EDIM");
-  check(sp_vcov_compute_rows(NULL, r, B, &s, V, NULL, &eb) == SP_EVALUE, "no source: SP_EVALUE");
+  check("a bread that does not match the source's columns: SP_EDIM", sb == SP_EDIM);
+  check("no source: SP_EVALUE", sp_vcov_compute_rows(NULL, r, B, &s, V, NULL, &eb) == SP_EVALUE);
   gsl_matrix_free(B);
   gsl_matrix_free(B3);
   gsl_matrix_free(V);
@@ -321,7 +302,7 @@ int main(void) {
   vcov_equal(70000, 1);
   vcov_equal(150001, 2);
   vcov_errors();
-  check(!oversize, "no pass asks a source for more than SP_ROWS_BLOCK rows");
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  check("no pass asks a source for more than SP_ROWS_BLOCK rows", !oversize);
+  printf("%d passed, %d failed\n", npass, nfail);
+  return nfail ? 1 : 0;
 }

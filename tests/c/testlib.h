@@ -6,6 +6,7 @@
 #ifndef SPILLOVER_TESTLIB_H
 #define SPILLOVER_TESTLIB_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,6 +26,8 @@ static double urand(void) {
   rng_state ^= rng_state >> 27;
   return (double)((rng_state * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0);
 }
-static int32_t irand(int32_t m) { return (int32_t)(urand() * m); }
+static inline int32_t irand(int32_t m) { return (int32_t)(urand() * m); }
+/* N(0, 1) by Box-Muller (1 - urand() is never 0). */
+static inline double nrand(void) { return sqrt(-2.0 * log(1.0 - urand())) * cos(6.283185307179586 * urand()); }
 
 #endif
