@@ -334,6 +334,16 @@ static lrows *push_rows(lua_State *L, int kind) {
   return r;
 }
 
+/* Pin what the rows on top read: the values at stack indices first and
+   second (0: none) become its user values 1 and 2. */
+static void rows_pin(lua_State *L, int first, int second) {
+  lua_pushvalue(L, first);
+  lua_setiuservalue(L, -2, 1);
+  if (second == 0) return;
+  lua_pushvalue(L, second);
+  lua_setiuservalue(L, -2, 2);
+}
+
 /* core.design_rows(des, d) -> rows | nil: the design's [y X] read from the
    frame d it was built on, never stored (sp_design_rows_init); nil when a
    column is not a plain column of d (derived terms, dummies) or d changed. */
@@ -345,10 +355,7 @@ static int l_design_rows(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 2);
+  rows_pin(L, 1, 2);
   return 1;
 }
 
@@ -371,7 +378,7 @@ static int rows_select(lua_State *L) {
   size_t m = lua_rawlen(L, 2);
   if (m > SP_ROWS_MAXSEL || src->p > SP_ROWS_MAXSEL)
     return sp_lua_errorf(L, "rows: select reads at most %d columns", SP_ROWS_MAXSEL);
-  lrows *r = push_rows(L, ROWS_SELECT);
+  size_t cols[SP_ROWS_MAXSEL];
   int identity = m == src->p;
   for (size_t j = 0; j < m; j++) {
     lua_rawgeti(L, 2, (lua_Integer)j + 1);
@@ -380,16 +387,17 @@ static int rows_select(lua_State *L) {
     lua_pop(L, 1);
     if (!isint || c < 1 || (size_t)c > src->p)
       return sp_lua_errorf(L, "rows: select: column %zu is not an integer in 1..%zu", j + 1, src->p);
-    r->cols[j] = (size_t)c - 1;
-    identity &= r->cols[j] == j;
+    cols[j] = (size_t)c - 1;
+    identity &= cols[j] == j;
   }
   if (identity) {
     lua_settop(L, 1);
     return 1;
   }
+  lrows *r = push_rows(L, ROWS_SELECT);
+  memcpy(r->cols, cols, m * sizeof *cols);
   sp_rows_select_init(&r->u.select, src, r->cols, m);  /* sizes checked above */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  rows_pin(L, 1, 0);
   return 1;
 }
 
@@ -863,10 +871,7 @@ static int absorb_within(lua_State *L) {
   lrows *r = push_rows(L, ROWS_WITHIN);
   r->gen = a->gen;
   sp_demean_within_init(&r->u.within, a->ws, raw);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 2);
+  rows_pin(L, 1, 2);
   return 1;
 }
 
