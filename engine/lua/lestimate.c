@@ -394,6 +394,20 @@ static int rows_select(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
+  const lrows *from = lua_touserdata(L, 1);
+  if (from->kind == ROWS_WITHIN) {
+    /* Columns of rows minus their effects: read and subtract only those. */
+    const sp_demean_within *w = &from->u.within;
+    lrows *r = push_rows(L, ROWS_WITHIN);
+    r->gen = from->gen;
+    for (size_t j = 0; j < m; j++) r->cols[j] = w->cols ? w->cols[cols[j]] : cols[j];
+    sp_demean_within_init(&r->u.within, w->ws, w->raw, r->cols, m);  /* sizes checked above */
+    for (int u = 1; u <= 2; u++) {  /* the same workspace and raw rows */
+      lua_getiuservalue(L, 1, u);
+      lua_setiuservalue(L, -2, u);
+    }
+    return 1;
+  }
   lrows *r = push_rows(L, ROWS_SELECT);
   memcpy(r->cols, cols, m * sizeof *cols);
   sp_rows_select_init(&r->u.select, src, r->cols, m);  /* sizes checked above */
@@ -870,7 +884,7 @@ static int absorb_within(lua_State *L) {
   lua_pop(L, 1);
   lrows *r = push_rows(L, ROWS_WITHIN);
   r->gen = a->gen;
-  sp_demean_within_init(&r->u.within, a->ws, raw);
+  sp_demean_within_init(&r->u.within, a->ws, raw, NULL, 0);
   rows_pin(L, 1, 2);
   return 1;
 }
@@ -1066,26 +1080,30 @@ static const luaL_Reg absorb_meth[] = {
   {NULL, NULL}
 };
 
-/* Column sums of (weighted) squares over m rows of x (row stride ld): about
-   mean (when not NULL), else the weighted sums into sum and the uncentred
-   sums of squares into raw and the weight sum into *sw.  The sums continue
-   from the values given (a chunk's running sums, carried from block to
-   block, so reading rows in blocks changes no addition); p is a constant
-   where inlined, so they live in registers instead of memory x might alias. */
+/* Column sums of (weighted) squares over m rows of x (row stride ld), or,
+   when col is not NULL, of the arrays col[j] from their row r0 (a source's
+   own arrays, read here so that the loads overlap the sums): about mean
+   (when not NULL), else the weighted sums into sum and the uncentred sums of
+   squares into raw and the weight sum into *sw.  The sums continue from the
+   values given (a chunk's running sums, carried from block to block, so
+   reading rows in blocks changes no addition); p is a constant where
+   inlined, so they live in registers instead of memory x might alias. */
 enum { SUMSQ_NARROW = 4 };
-SP_INLINE void sumsq_pass(const double *x, size_t ld, const double *w, size_t m, const size_t p,
-                          const double *mean, double *sum, double *raw, double *sw) {
+SP_INLINE void sumsq_pass(const double *x, size_t ld, const double *const *col, size_t r0, const double *w,
+                          size_t m, const size_t p, const double *mean, double *sum, double *raw, double *sw) {
   double s[SUMSQ_NARROW], q[SUMSQ_NARROW], t = *sw;
+  const double *c[SUMSQ_NARROW];
   for (size_t j = 0; j < p; j++) {
     s[j] = mean ? 0.0 : sum[j];
     q[j] = raw[j];
+    c[j] = col ? col[j] + r0 : NULL;
   }
   for (size_t i = 0; i < m; i++) {
-    const double *row = x + i * ld;
     double wi = w ? w[i] : 1.0;
     if (!mean) t += wi;
     for (size_t j = 0; j < p; j++) {
-      double v = mean ? row[j] - mean[j] : row[j];
+      double xv = col ? c[j][i] : x[i * ld + j];
+      double v = mean ? xv - mean[j] : xv;
       if (!mean) s[j] += wi * v;
       q[j] += wi * v * v;
     }
@@ -1108,31 +1126,43 @@ typedef struct {
   double *part[SP_TEAM_CHUNKS];
 } sumsq_job;
 
+/* sumsq_pass with the column count a constant up to SUMSQ_NARROW, else one
+   column at a time (the weight sum once). */
+static void sumsq_any(const double *x, size_t ld, const double *const *col, size_t r0, const double *w, size_t m,
+                      size_t p, const double *mean, double *sum, double *raw, double *sw) {
+  switch (p) {
+    case 1: sumsq_pass(x, ld, col, r0, w, m, 1, mean, sum, raw, sw); break;
+    case 2: sumsq_pass(x, ld, col, r0, w, m, 2, mean, sum, raw, sw); break;
+    case 3: sumsq_pass(x, ld, col, r0, w, m, 3, mean, sum, raw, sw); break;
+    case 4: sumsq_pass(x, ld, col, r0, w, m, 4, mean, sum, raw, sw); break;
+    default:
+      for (size_t a = 0; a < p; a++) {
+        double t = a == 0 ? *sw : 0.0;
+        sumsq_pass(x ? x + a : NULL, ld, col ? col + a : NULL, r0, w, m, 1, mean ? mean + a : NULL, sum + a,
+                   raw + a, &t);
+        if (a == 0) *sw = t;
+      }
+  }
+}
+
 static void sumsq_chunk(void *ctx, int c) {
   sumsq_job *j = ctx;
   size_t i0, i1, p = j->p;
   double *sum = j->part[c], *raw = sum + p, *sw = sum + 2 * p;
   memset(sum, 0, (2 * p + 1) * sizeof *sum);
   sp_team_range(j->n, c, &i0, &i1);
+  const double *w = j->w ? j->w + i0 : NULL;
+  if (j->src != NULL && j->src->col != NULL) {  /* the source's arrays, in one stretch */
+    sumsq_any(NULL, 0, j->src->col, i0, w, i1 - i0, p, j->mean, sum, raw, sw);
+    return;
+  }
   /* a matrix in one block; a source SP_ROWS_BLOCK rows at a time */
   double buf[SP_ROWS_BLOCK * SP_ROWS_MAXSEL];
   size_t step = j->src ? SP_ROWS_BLOCK : (i1 > i0 ? i1 - i0 : 1);
   for (size_t r0 = i0; r0 < i1; r0 += step) {
-    size_t r1 = i1 - r0 < step ? i1 : r0 + step, m = r1 - r0, ld;
+    size_t r1 = i1 - r0 < step ? i1 : r0 + step, ld;
     const double *x = block_of(j->M, j->src, r0, r1, buf, &ld);
-    const double *w = j->w ? j->w + r0 : NULL;
-    switch (p) {
-      case 1: sumsq_pass(x, ld, w, m, 1, j->mean, sum, raw, sw); break;
-      case 2: sumsq_pass(x, ld, w, m, 2, j->mean, sum, raw, sw); break;
-      case 3: sumsq_pass(x, ld, w, m, 3, j->mean, sum, raw, sw); break;
-      case 4: sumsq_pass(x, ld, w, m, 4, j->mean, sum, raw, sw); break;
-      default:  /* wide: one column at a time, the weight sum once */
-        for (size_t a = 0; a < p; a++) {
-          double t = a == 0 ? *sw : 0.0;
-          sumsq_pass(x + a, ld, w, m, 1, j->mean ? j->mean + a : NULL, sum + a, raw + a, &t);
-          if (a == 0) *sw = t;
-        }
-    }
+    sumsq_any(x, ld, NULL, 0, j->w ? j->w + r0 : NULL, r1 - r0, p, j->mean, sum, raw, sw);
   }
 }
 

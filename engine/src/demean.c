@@ -380,18 +380,25 @@ typedef struct agg_ctx {
   size_t p;
 } agg_ctx;
 
-/* Rows [r0, r1) of columns j0..j0+g-1; row r at y[(r - r0) * ldy]. */
+/* Rows [r0, r1) of columns j0..j0+g-1: row r at blk[(r - r0) * ldy], or,
+   when fromcol (a constant where inlined), at col[j][r], a source's own
+   arrays read here so that the loads overlap the sums. */
 SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double *blk, size_t ldy,
-                          size_t r0, size_t r1, size_t j0, size_t g, int weighted) {
+                          const double *const *col, size_t r0, size_t r1, size_t j0, size_t g, int weighted,
+                          int fromcol) {
   size_t K = ws->K;
   double *acc = ws->acc[c];
   double ss[GMAX];
-  for (size_t j = 0; j < g; j++) ss[j] = ws->ss[c][j0 + j];
+  const double *cc[GMAX];
+  for (size_t j = 0; j < g; j++) {
+    ss[j] = ws->ss[c][j0 + j];
+    cc[j] = fromcol ? col[j0 + j] : NULL;
+  }
   for (size_t r = r0; r < r1; r++) {
-    const double *y = blk + (r - r0) * ldy + j0;
-    double wy[GMAX];
+    double wy[GMAX], y[GMAX];
     double wr = weighted ? ws->w[r] : 1.0;
     for (size_t j = 0; j < g; j++) {
+      y[j] = fromcol ? cc[j][r] : blk[(r - r0) * ldy + j0 + j];
       wy[j] = weighted ? wr * y[j] : y[j];
       ss[j] += wy[j] * y[j];
     }
@@ -403,37 +410,41 @@ SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double 
   for (size_t j = 0; j < g; j++) ws->ss[c][j0 + j] = ss[j];
 }
 
+/* agg_kernel over every column group, the group width and weighting
+   constant. */
+SP_INLINE void agg_groups(const sp_demean_ws *ws, size_t p, int c, const double *blk, size_t ldy,
+                          const double *const *col, size_t r0, size_t r1, int fromcol) {
+  int wt = ws->w != NULL;
+  for (size_t j0 = 0; j0 < p; j0 += GMAX) {
+    size_t g = p - j0 < GMAX ? p - j0 : GMAX;
+    switch (g * 2 + (size_t)wt) {
+      case 2: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 0, fromcol); break;
+      case 3: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 1, fromcol); break;
+      case 4: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 0, fromcol); break;
+      case 5: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 1, fromcol); break;
+      case 6: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 0, fromcol); break;
+      case 7: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 1, fromcol); break;
+      case 8: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 0, fromcol); break;
+      default: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 1, fromcol); break;
+    }
+  }
+}
+
 static void agg_chunk(void *vctx, int c) {
   const agg_ctx *x = vctx;
   const sp_demean_ws *ws = x->ws;
   size_t p = x->p;
   memset(ws->acc[c], 0, ws->Ltot * p * sizeof(double));
   memset(ws->ss[c], 0, p * sizeof(double));
-  int wt = ws->w != NULL;
   for (size_t r0 = ws->rcut[c]; r0 < ws->rcut[c + 1]; r0 += SP_ROWS_BLOCK) {
     size_t r1 = ws->rcut[c + 1] - r0 < SP_ROWS_BLOCK ? ws->rcut[c + 1] : r0 + SP_ROWS_BLOCK;
-    const double *blk;
-    size_t ld;
-    if (x->src != NULL) {
+    if (x->src != NULL && x->src->col != NULL) {
+      agg_groups(ws, p, c, NULL, 0, x->src->col, r0, r1, 1);
+    } else if (x->src != NULL) {
       x->src->read(x->src, r0, r1, ws->rowbuf[c], p);
-      blk = ws->rowbuf[c];
-      ld = p;
+      agg_groups(ws, p, c, ws->rowbuf[c], p, NULL, r0, r1, 0);
     } else {
-      blk = x->data + r0 * x->tda;
-      ld = x->tda;
-    }
-    for (size_t j0 = 0; j0 < p; j0 += GMAX) {
-      size_t g = p - j0 < GMAX ? p - j0 : GMAX;
-      switch (g * 2 + (size_t)wt) {
-        case 2: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 1, 0); break;
-        case 3: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 1, 1); break;
-        case 4: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 2, 0); break;
-        case 5: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 2, 1); break;
-        case 6: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 3, 0); break;
-        case 7: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 3, 1); break;
-        case 8: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 4, 0); break;
-        default: agg_kernel(ws, p, c, blk, ld, r0, r1, j0, 4, 1); break;
-      }
+      agg_groups(ws, p, c, x->data + r0 * x->tda, x->tda, NULL, r0, r1, 0);
     }
   }
 }
@@ -564,18 +575,38 @@ static void sweep(sp_demean_ws *ws, sp_team *tm, size_t q, const double *in, dou
 ** (sp_demean_run), or the rows a within source has just read.
 ** ------------------------------------------------------------------------ */
 
-/* Rows [r0, r1) of columns j0..j0+g-1; row r at y[(r - r0) * ldy]. */
-SP_INLINE void resid_kernel(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1,
-                            size_t j0, size_t g, size_t K) {
-  size_t p = ws->pr;
-  /* Locals, so that the stores into blk cannot be taken to change them: a
-     fit without a stored block runs this on every pass over its rows. */
-  const double *cf[SP_MAXF];
+/* Where a residual pass reads its values and writes the differences: g
+   columns whose coefficients are columns j0..j0+g-1 of ws->coef, read from
+   in (row r at in[(r - r0) * ldi], the columns side by side) or, when col is
+   not NULL, from the arrays col[0..g-1] (row r at col[j][r]), and written
+   to out (row r at out[(r - r0) * ldo]).  in may be out: in place. */
+typedef struct {
+  const double *const *col;
+  const double *in;
+  size_t ldi;
+  double *out;
+  size_t ldo;
+  size_t j0;
+} resid_io;
+
+/* Rows [r0, r1) of the g columns of io: the value minus the sum of its
+   effects.  fromcol, g and K are constants where inlined.  Reading the
+   frame's arrays here, rather than copying them into the block first, keeps
+   the loads in flight while the effects are summed: a fit without a stored
+   block runs this on every pass over its rows. */
+SP_INLINE void resid_kernel(const sp_demean_ws *ws, const resid_io *io, size_t r0, size_t r1, size_t g, size_t K,
+                            int fromcol) {
+  size_t p = ws->pr, ldi = io->ldi, ldo = io->ldo;
+  /* Locals, so that the stores into out cannot be taken to change them. */
+  const double *cf[SP_MAXF], *c[GMAX];
   const int32_t *cd[SP_MAXF];
   for (size_t k = 0; k < K; k++) {
-    cf[k] = ws->coef + ws->off[k] * p + j0;
+    cf[k] = ws->coef + ws->off[k] * p + io->j0;
     cd[k] = ws->code[k];
   }
+  for (size_t j = 0; j < g; j++) c[j] = fromcol ? io->col[j] : NULL;
+  const double *in = io->in;
+  double *out = io->out;
   for (size_t r = r0; r < r1; r++) {
     double f[GMAX];
     const double *a = cf[0] + (size_t)cd[0][r] * p;
@@ -584,33 +615,49 @@ SP_INLINE void resid_kernel(const sp_demean_ws *ws, double *blk, size_t ldy, siz
       a = cf[k] + (size_t)cd[k][r] * p;
       for (size_t j = 0; j < g; j++) f[j] += a[j];
     }
-    double *y = blk + (r - r0) * ldy + j0;
-    for (size_t j = 0; j < g; j++) y[j] -= f[j];
+    double *o = out + (r - r0) * ldo;
+    if (fromcol)
+      for (size_t j = 0; j < g; j++) o[j] = c[j][r] - f[j];
+    else
+      for (size_t j = 0; j < g; j++) o[j] = in[(r - r0) * ldi + j] - f[j];
   }
 }
 
 /* resid_kernel with the column count constant, and the factor count for
    one to three factors. */
-SP_INLINE void resid_cols(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1, size_t j0,
-                          size_t g) {
+SP_INLINE void resid_factors(const sp_demean_ws *ws, const resid_io *io, size_t r0, size_t r1, size_t g,
+                             int fromcol) {
   switch (ws->K) {
-    case 1: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 1); break;
-    case 2: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 2); break;
-    case 3: resid_kernel(ws, blk, ldy, r0, r1, j0, g, 3); break;
-    default: resid_kernel(ws, blk, ldy, r0, r1, j0, g, ws->K); break;
+    case 1: resid_kernel(ws, io, r0, r1, g, 1, fromcol); break;
+    case 2: resid_kernel(ws, io, r0, r1, g, 2, fromcol); break;
+    case 3: resid_kernel(ws, io, r0, r1, g, 3, fromcol); break;
+    default: resid_kernel(ws, io, r0, r1, g, ws->K, fromcol); break;
   }
 }
 
-/* All ws->pr columns of rows [r0, r1). */
-static void resid_rows(const sp_demean_ws *ws, double *blk, size_t ldy, size_t r0, size_t r1) {
-  for (size_t j0 = 0; j0 < ws->pr; j0 += GMAX) {
-    size_t g = ws->pr - j0 < GMAX ? ws->pr - j0 : GMAX;
-    switch (g) {
-      case 1: resid_cols(ws, blk, ldy, r0, r1, j0, 1); break;
-      case 2: resid_cols(ws, blk, ldy, r0, r1, j0, 2); break;
-      case 3: resid_cols(ws, blk, ldy, r0, r1, j0, 3); break;
-      default: resid_cols(ws, blk, ldy, r0, r1, j0, 4); break;
-    }
+SP_INLINE void resid_group(const sp_demean_ws *ws, const resid_io *io, size_t r0, size_t r1, size_t g,
+                           int fromcol) {
+  switch (g) {
+    case 1: resid_factors(ws, io, r0, r1, 1, fromcol); break;
+    case 2: resid_factors(ws, io, r0, r1, 2, fromcol); break;
+    case 3: resid_factors(ws, io, r0, r1, 3, fromcol); break;
+    default: resid_factors(ws, io, r0, r1, 4, fromcol); break;
+  }
+}
+
+/* Rows [r0, r1) of m output columns, column j the input's column cols[j]
+   (cols NULL: column j) minus its effects, GMAX at a time over runs of
+   consecutive columns.  From the arrays col[0..) when col is not NULL, else
+   from in (ldi doubles a row); into out. */
+static void resid_cols(const sp_demean_ws *ws, const double *const *col, const double *in, size_t ldi,
+                       double *out, size_t ldo, const size_t *cols, size_t m, size_t r0, size_t r1) {
+  for (size_t j = 0; j < m;) {
+    size_t c0 = cols ? cols[j] : j, g = 1;
+    while (j + g < m && g < GMAX && (cols ? cols[j + g] : j + g) == c0 + g) g++;
+    resid_io io = {col ? col + c0 : NULL, in ? in + c0 : NULL, ldi, out + j, ldo, c0};
+    if (col) resid_group(ws, &io, r0, r1, g, 1);
+    else resid_group(ws, &io, r0, r1, g, 0);
+    j += g;
   }
 }
 
@@ -623,19 +670,38 @@ typedef struct resid_ctx {
 static void resid_chunk(void *vctx, int c) {
   const resid_ctx *x = vctx;
   const sp_demean_ws *ws = x->ws;
-  resid_rows(ws, x->data + ws->rcut[c] * x->tda, x->tda, ws->rcut[c], ws->rcut[c + 1]);
+  double *blk = x->data + ws->rcut[c] * x->tda;
+  resid_cols(ws, NULL, blk, x->tda, blk, x->tda, NULL, ws->pr, ws->rcut[c], ws->rcut[c + 1]);
 }
 
 static void within_read(const sp_rows *src, size_t r0, size_t r1, double *out, size_t ldo) {
   const sp_demean_within *w = src->ctx;
-  w->raw->read(w->raw, r0, r1, out, ldo);
-  resid_rows(w->ws, out, ldo, r0, r1);
+  const sp_rows *raw = w->raw;
+  if (raw->col != NULL) {
+    resid_cols(w->ws, raw->col, NULL, 0, out, ldo, w->cols, src->p, r0, r1);
+  } else if (w->cols == NULL) {
+    raw->read(raw, r0, r1, out, ldo);
+    resid_cols(w->ws, NULL, out, ldo, out, ldo, NULL, src->p, r0, r1);
+  } else {
+    /* raw's rows on the stack: at most 256 x 64 doubles (128 KB) */
+    double buf[SP_ROWS_BLOCK * SP_ROWS_MAXSEL];
+    raw->read(raw, r0, r1, buf, raw->p);
+    resid_cols(w->ws, NULL, buf, raw->p, out, ldo, w->cols, src->p, r0, r1);
+  }
 }
 
-void sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw) {
+int sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw, const size_t *cols,
+                          size_t m) {
+  if (cols != NULL) {
+    if (m > SP_ROWS_MAXSEL || raw->p > SP_ROWS_MAXSEL) return -1;
+    for (size_t j = 0; j < m; j++)
+      if (cols[j] >= raw->p) return -1;
+  }
   w->ws = ws;
   w->raw = raw;
-  w->rows = (sp_rows){raw->n, raw->p, within_read, w};
+  w->cols = cols;
+  w->rows = (sp_rows){raw->n, cols ? m : raw->p, within_read, w, NULL};
+  return 0;
 }
 
 /* ------------------------------------------------------------------------

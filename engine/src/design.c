@@ -1550,7 +1550,11 @@ int sp_design_rows_init(sp_design_rows *s, const sp_design *d, const sp_frame *f
   for (int r = R_Y; r <= R_X; r++)
     for (size_t c = 0; c < src->ncols[r]; c++) s->col[j++] = src->cols[r][c].num;
   s->index = d->rows;
-  s->rows = (sp_rows){d->n, p, design_rows_read, s};
+  /* The arrays themselves, for readers that fuse their work into the loads,
+     when row i is the frame's row i and no column is the intercept. */
+  int direct = s->index == NULL;
+  for (j = 0; j < p; j++) direct &= s->col[j] != NULL;
+  s->rows = (sp_rows){d->n, p, design_rows_read, s, direct ? s->col : NULL};
   return 0;
 }
 

@@ -22,7 +22,7 @@ int sp_rows_select_init(sp_rows_select *s, const sp_rows *src, const size_t *col
   memset(s, 0, sizeof *s);
   s->src = src;
   s->cols = cols;
-  s->rows = (sp_rows){src->n, m, select_read, s};
+  s->rows = (sp_rows){src->n, m, select_read, s, NULL};
   return 0;
 }
 
@@ -35,5 +35,5 @@ static void array_read(const sp_rows *r, size_t r0, size_t r1, double *out, size
 void sp_rows_array_init(sp_rows_array *a, const double *data, size_t n, size_t p, size_t ld) {
   a->data = data;
   a->ld = ld;
-  a->rows = (sp_rows){n, p, array_read, a};
+  a->rows = (sp_rows){n, p, array_read, a, NULL};
 }

@@ -38,7 +38,7 @@ static void mat_read(const sp_rows *s, size_t r0, size_t r1, double *out, size_t
 static void mat_src_init(mat_src *m, const double *a, size_t n, size_t p, size_t lda) {
   m->a = a;
   m->lda = lda;
-  m->rows = (sp_rows){n, p, mat_read, m};
+  m->rows = (sp_rows){n, p, mat_read, m, NULL};
 }
 
 static int cmp_i32(const void *a, const void *b) {
@@ -137,6 +137,26 @@ static int same_rows(const double *d, size_t n, size_t p, const double *out, siz
   return 1;
 }
 
+/* The within rows of the columns sel[0..m-1] of the solved source, read from
+   raw (a row source, or the same values as arrays: raw->col, the fused
+   reads), equal those columns of the demeaned block d (n x p). */
+static int same_selected(const sp_demean_ws *ws, const sp_rows *raw, const size_t *sel, size_t m, const double *d,
+                         size_t p) {
+  size_t n = raw->n, ldo = (sel ? m : p) + 1;
+  double *out = malloc(n * ldo * sizeof *out);
+  for (size_t i = 0; i < n * ldo; i++) out[i] = -7.0;
+  sp_demean_within w;
+  int ok = sp_demean_within_init(&w, ws, raw, sel, m) == 0 && w.rows.p == (sel ? m : p) && w.rows.col == NULL;
+  if (ok) read_all_random(&w.rows, out, ldo);
+  for (size_t r = 0; ok && r < n; r++) {
+    for (size_t j = 0; j < w.rows.p; j++)
+      ok &= memcmp(d + r * p + (sel ? sel[j] : j), out + r * ldo + j, sizeof(double)) == 0;
+    ok &= out[r * ldo + ldo - 1] == -7.0;
+  }
+  free(out);
+  return ok;
+}
+
 static int same_info(const sp_demean_info *a, const sp_demean_info *b) {
   return a->iter == b->iter && a->sweeps == b->sweeps && a->converged == b->converged &&
          memcmp(&a->achieved, &b->achieved, sizeof(double)) == 0;
@@ -166,17 +186,35 @@ static void identity_case(const panel *pn, size_t nfe, int weighted, size_t p, i
   sp_demean_within w;
   int ok = ws != NULL && s1 == want_st && s2 == s1 && same_info(&i1, &i2) && strcmp(e1.msg, e2.msg) == 0;
   if (ok) {
-    sp_demean_within_init(&w, ws, &src.rows);
+    sp_demean_within_init(&w, ws, &src.rows, NULL, 0);
     ok = w.rows.n == n && w.rows.p == p;
     read_all_random(&w.rows, out, ldo);
     ok = ok && same_rows(d, n, p, out, ldo);
     ok = ok && read_all_two_threads(&w.rows, out2, ldo) == 0 && same_rows(d, n, p, out2, ldo);
+    /* The values as arrays, and selections: a run of consecutive columns
+       (one kernel group), then column 0 twice, out of order. */
+    double *cm = malloc(n * p * sizeof *cm);
+    const double *colp[SP_ROWS_MAXSEL];
+    for (size_t j = 0; j < p; j++) {
+      colp[j] = cm + j * n;
+      for (size_t r = 0; r < n; r++) cm[j * n + r] = orig[r * p + j];
+    }
+    mat_src csrc;
+    mat_src_init(&csrc, orig, n, p, p);
+    csrc.rows.col = colp;
+    size_t sel[SP_ROWS_MAXSEL], m = 0;
+    for (size_t j = 1; j < p; j++) sel[m++] = j;
+    sel[m++] = 0;
+    sel[m++] = 0;
+    ok = ok && same_selected(ws, &csrc.rows, NULL, 0, d, p) && same_selected(ws, &csrc.rows, sel, m, d, p) &&
+         same_selected(ws, &src.rows, sel, m, d, p);
+    free(cm);
   }
   ok = ok && !bad_request;
   char name[200];
   snprintf(name, sizeof name,
-           "n %zu, %zu factor%s%s, p %zu, %d thread%s%s: solve from rows + within == run in place "
-           "(bits, info, status)",
+           "n %zu, %zu factor%s%s, p %zu, %d thread%s%s: solve from rows + within (all columns or a "
+           "selection, from rows or arrays) == run in place (bits, info, status)",
            n, nfe, nfe > 1 ? "s" : "", weighted ? ", weighted" : "", p, threads, threads > 1 ? "s" : "",
            want_st == SP_ECONV ? ", maxiter 1" : "");
   check(name, ok);
@@ -244,11 +282,17 @@ static void test_inf(void) {
   mat_src_init(&src, d, n, 0, p);
   s2 = sp_demean_solve(ws, &src.rows, NULL, &i2, &e2);
   sp_demean_within w;
-  sp_demean_within_init(&w, ws, &src.rows);
+  sp_demean_within_init(&w, ws, &src.rows, NULL, 0);
   double sentinel = -7.0;
   w.rows.read(&w.rows, 0, 1, &sentinel, 1);
   check("zero columns: converged, and the within rows leave the buffer alone",
         s2 == SP_OK && i2.converged == 1 && w.rows.p == 0 && sentinel == -7.0);
+  /* A selection of a column the rows do not have, or of too many, is refused. */
+  mat_src_init(&src, d, n, p, p);
+  size_t bad[SP_ROWS_MAXSEL + 1] = {0, 3};
+  check("within of column 4 of 3 columns, or of 65 columns: -1",
+        sp_demean_within_init(&w, ws, &src.rows, bad, 2) == -1 &&
+            sp_demean_within_init(&w, ws, &src.rows, bad, SP_ROWS_MAXSEL + 1) == -1);
   sp_demean_free(ws);
   panel_free(&pn);
   free(d);

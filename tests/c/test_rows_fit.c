@@ -90,7 +90,7 @@ static void lsfit_equal(void) {
                            NULL, NULL, 1};
         gsl_matrix X = matrix_at(yX + 1, n, k, p);
         arr src = {yX, p, 0};
-        sp_rows rows = {n, p, arr_read, &src};
+        sp_rows rows = {n, p, arr_read, &src, NULL};
         sp_lsfit fa, fb;
         sp_error err;
         sp_lsfit_init(&fa);
@@ -135,7 +135,7 @@ static void lsfit_threads(void) {
     design(yX, w, N, k, c == 1 ? WEIGHTED : c == 0 ? PLAIN : CONSTANT);
     gsl_matrix X = matrix_at(yX + 1, N, k, p);
     arr src = {yX, p, 0};
-    sp_rows rows = {N, p, arr_read, &src};
+    sp_rows rows = {N, p, arr_read, &src, NULL};
     sp_lsfit f1, f2, f3;
     sp_error err;
     sp_lsfit_init(&f1);
@@ -179,7 +179,7 @@ static void lsfit_errors(void) {
     else a[cases[c].row * p + cases[c].col] = cases[c].col == 0 ? INFINITY : NAN;
     gsl_matrix X = matrix_at(a + 1, N, k, p);
     arr src = {a, p, 0};
-    sp_rows rows = {N, p, arr_read, &src};
+    sp_rows rows = {N, p, arr_read, &src, NULL};
     sp_lsfit_opts o = {cases[c].weight ? w : NULL, NULL, 0, NULL, NULL, 1};
     sp_lsfit fa, fb;
     sp_error ea, eb;
@@ -193,7 +193,7 @@ static void lsfit_errors(void) {
   sp_lsfit fit;
   sp_error err;
   sp_lsfit_init(&fit);
-  check("a source without y: SP_EVALUE", sp_lsfit_rows(&(sp_rows){10, 0, arr_read, NULL}, NULL, &fit, NULL, &err) == SP_EVALUE &&
+  check("a source without y: SP_EVALUE", sp_lsfit_rows(&(sp_rows){10, 0, arr_read, NULL, NULL}, NULL, &fit, NULL, &err) == SP_EVALUE &&
             strstr(err.msg, "no columns"));
   check("no source: SP_EVALUE", sp_lsfit_rows(NULL, NULL, &fit, NULL, &err) == SP_EVALUE);
 }
@@ -218,7 +218,7 @@ static void vcov_equal(size_t n, int threads) {
     sp_lsfit_init(&fit);
     int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){weighted ? w : NULL, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
     arr src = {yX, p, 1};
-    sp_rows rows = {n, K, arr_read, &src};
+    sp_rows rows = {n, K, arr_read, &src, NULL};
     struct { sp_vcov_type type; size_t ncl; int multi0; const char *name; } cases[] = {
       {SP_VCOV_IID, 0, 0, "iid"}, {SP_VCOV_HC0, 0, 0, "HC0"}, {SP_VCOV_HC1, 0, 0, "HC1"},
       {SP_VCOV_HC2, 0, 0, "HC2"}, {SP_VCOV_HC3, 0, 0, "HC3"}, {SP_VCOV_CLUSTER, 1, 0, "one-way cluster"},
@@ -273,7 +273,7 @@ static void vcov_errors(void) {
   }
   gsl_matrix X = matrix_at(X2, N, K, K);
   arr src = {X2, K, 0};
-  sp_rows rows = {N, K, arr_read, &src};
+  sp_rows rows = {N, K, arr_read, &src, NULL};
   gsl_matrix *B = gsl_matrix_alloc(K, K), *V = gsl_matrix_alloc(K, K);
   gsl_matrix_set(B, 0, 0, 1.0 / (N - 1));
   gsl_matrix_set(B, 0, 1, -1.0 / (N - 1));

@@ -107,8 +107,19 @@ local a = core.absorb(des)
 a:solve(rows)
 local within = a:within(rows)
 T.check(within:nrow() == des.n and within:ncol() == 3, "rows: within has the design's shape")
+-- A selection of within rows reads and subtracts only its columns: the same
+-- sums as the selected columns of the demeaned block, in that order.
+local yX = des.yX:copy()
+core.absorb(des):demean(yX)
+local sub = within:select({ 3, 2 })
+local ss_sel, ss_blk = core.sumsq(sub)[1], core.sumsq(yX:view(1, 3, des.n, 1))[1]
+T.check(sub:ncol() == 2 and ss_sel == ss_blk and core.sumsq(sub)[2] == core.sumsq(yX:view(1, 2, des.n, 1))[1],
+  "rows: within:select({3, 2}) gives the demeaned block's columns 3 and 2, bit for bit")
+T.check(core.sumsq(sub:select({ 2 }))[1] == core.sumsq(yX:view(1, 2, des.n, 1))[1],
+  "rows: a selection of a selection of within rows composes the columns")
 a:solve(rows)
 T.checkerr("the fixed effects were solved again since these rows were made", core.lsfit, within)
+T.checkerr("the fixed effects were solved again since these rows were made", core.sumsq, sub)
 T.checkerr("within: solve these rows first", function() return a:within(core.design_rows(des, d)) end)
 T.check(core.design_rows(core.design(d, "y ~ log(w) | id"), d) == nil, "rows: a derived term has no row source")
 

@@ -97,18 +97,24 @@ int sp_demean_solve(sp_demean_ws *ws, const sp_rows *src, const sp_demean_option
    sp_demean_solve(ws, raw, ...) returned SP_OK or SP_ECONV, row r of w->rows
    is raw's row r minus its effects, bit for bit what sp_demean_run would have
    left in row r of a block holding raw's values (same expression, same order
-   of additions).  Each read reads raw and subtracts in place in the caller's
-   buffer, so nothing row-sized is stored; reads are reentrant.  w keeps
-   pointers to ws and raw: w->rows is valid while both live and until the
-   next sp_demean_run, sp_demean_solve or sp_demean_fixef on ws (each
-   overwrites the coefficients). */
+   of additions); with cols, only raw's columns cols[0..m-1], in that order
+   (what a consumer reads is all that is read and subtracted).  Each read
+   reads raw (its arrays directly when raw->col is set) and subtracts into
+   the caller's buffer, so nothing row-sized is stored; reads are reentrant.
+   w keeps pointers to ws, raw and cols: w->rows is valid while they live and
+   until the next sp_demean_run, sp_demean_solve or sp_demean_fixef on ws
+   (each overwrites the coefficients). */
 typedef struct sp_demean_within {
   sp_rows rows;
   const sp_demean_ws *ws;
   const sp_rows *raw;
+  const size_t *cols;   /* NULL: all of raw's columns */
 } sp_demean_within;
 
-void sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw);
+/* cols NULL: all of raw's columns (m is ignored).  Returns 0, or -1 when m
+   or raw->p exceeds SP_ROWS_MAXSEL or a column is out of range (cols given). */
+int sp_demean_within_init(sp_demean_within *w, const sp_demean_ws *ws, const sp_rows *raw, const size_t *cols,
+                          size_t m);
 
 /* Fixed-effect coefficients of one vector resid_before_fe (n values, usually
    y - X b): coef[k] (caller-allocated, nlevels[k] doubles each, in the

@@ -34,6 +34,10 @@ struct sp_rows {
   size_t n, p;
   sp_rows_read read;
   const void *ctx;      /* the producer's state; not owned */
+  /* When not NULL, column j of the rows is col[j][0..n) and read copies
+     exactly those values: a consumer may read the arrays itself and fuse
+     its own arithmetic into the loads (sp_demean_within does). */
+  const double *const *col;
 };
 
 /* Columns cols[0..m-1] (0-based, any order) of src; src->p and m at most
