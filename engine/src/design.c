@@ -568,11 +568,14 @@ static int numstat_ints(const numstat *s) { return !s->frac && s->lo > -INT_LIMI
 typedef struct scanvar {
   const double *num;           /* numeric values (frame rows), or NULL */
   const int32_t *code;         /* categorical codes (frame rows), or NULL */
+  sp_column *col;              /* the frame column, whose scan cache this pass reads or fills; NULL: derived */
   uint8_t bit;                 /* M_MISSING and/or M_DERIVED */
+  uint8_t skip;                /* known from col->scan to have no missing value: not read */
+  uint8_t bad[SP_TEAM_CHUNKS]; /* per row chunk: some value is missing */
   numstat st[SP_TEAM_CHUNKS];  /* per row chunk, merged in chunk order */
 } scanvar;
 
-static int add_scan(ctx *c, const double *num, const int32_t *code, uint8_t bit) {
+static int add_scan(ctx *c, const double *num, const int32_t *code, sp_column *col, uint8_t bit) {
   for (size_t i = 0; i < c->nscan; i++)
     if (c->scan[i].num == num && c->scan[i].code == code) {
       c->scan[i].bit |= bit;
@@ -580,15 +583,39 @@ static int add_scan(ctx *c, const double *num, const int32_t *code, uint8_t bit)
     }
   if (!grow((void **)&c->scan, &c->capscan, c->nscan + 1, sizeof *c->scan)) return oom(c);
   scanvar *v = &c->scan[c->nscan++];
+  memset(v, 0, sizeof *v);
   v->num = num;
   v->code = code;
+  v->col = col;
   v->bit = bit;
   for (int k = 0; k < SP_TEAM_CHUNKS; k++) v->st[k] = NUMSTAT_EMPTY;
+  /* A column an earlier design found complete is not read again: its
+     statistics are the cached ones. */
+  if (col != NULL && col->scan.known && !col->scan.missing) {
+    v->skip = 1;
+    v->st[0] = (numstat){col->scan.lo, col->scan.hi, col->scan.frac};
+  }
   return SP_OK;
 }
 
-static int add_scan_column(ctx *c, const sp_column *col) {
-  return col->type == SP_NUMERIC ? add_scan(c, col->num, NULL, M_MISSING) : add_scan(c, NULL, col->code, M_MISSING);
+static int add_scan_column(ctx *c, sp_column *col) {
+  return col->type == SP_NUMERIC ? add_scan(c, col->num, NULL, col, M_MISSING)
+                                 : add_scan(c, NULL, col->code, col, M_MISSING);
+}
+
+/* Keep what the pass learned about each frame column it read. */
+static void cache_scans(const ctx *c) {
+  for (size_t i = 0; i < c->nscan; i++) {
+    const scanvar *v = &c->scan[i];
+    if (v->col == NULL || v->skip) continue;
+    numstat s = v->st[0];
+    unsigned char bad = v->bad[0];
+    for (int k = 1; k < SP_TEAM_CHUNKS; k++) {
+      numstat_merge(&s, &v->st[k]);
+      bad |= v->bad[k];
+    }
+    v->col->scan = (sp_colscan){1, bad, (unsigned char)(s.frac != 0), s.lo, s.hi};
+  }
 }
 
 /* Variables read at their own row: all of them except those only seen
@@ -678,17 +705,18 @@ static void scan_chunk(void *vj, int k) {
     int any = 0;  /* some row of the block is missing something */
     for (size_t i = 0; i < c->nscan; i++) {
       scanvar *v = &c->scan[i];
+      if (v->skip) continue;
       if (v->num != NULL) {
         /* The mask is written only in the rare blocks with a missing value. */
         if (block_stats(v->num, b0, b1, &v->st[k])) {
-          any = 1;
+          any = v->bad[k] = 1;
           for (size_t r = b0; r < b1; r++) j->mask[r] |= (uint8_t)((v->num[r] - v->num[r] != 0) * v->bit);
         }
       } else {
         unsigned neg = 0;
         for (size_t r = b0; r < b1; r++) neg |= (uint32_t)v->code[r] >> 31;
         if (neg) {
-          any = 1;
+          any = v->bad[k] = 1;
           for (size_t r = b0; r < b1; r++) j->mask[r] |= (uint8_t)((v->code[r] < 0) * v->bit);
         }
       }
@@ -1220,13 +1248,19 @@ static int plan(ctx *c, const sp_design_options *opt) {
     if ((st = add_scan_column(c, sp_frame_column(f, opt->extra[i]))) != SP_OK) return st;
   for (size_t i = 0; i < c->nterms; i++) {
     const pterm *t = &c->terms[i];
-    if (t->num != NULL && t->node->kind != SP_FN_VAR && (st = add_scan(c, t->num, NULL, M_DERIVED)) != SP_OK)
+    if (t->num != NULL && t->node->kind != SP_FN_VAR && (st = add_scan(c, t->num, NULL, NULL, M_DERIVED)) != SP_OK)
       return st;
   }
-  uint8_t *mask = sp_mem_calloc(N ? N : 1, 1);
-  if (mask == NULL) return oom(c);
-  scan_job sj = {.c = c, .mask = mask};
-  sp_team_run(&c->team, scan_chunk, &sj);
+  /* Nothing to read when every variable is a column known to be complete. */
+  int all_known = 1;
+  for (size_t i = 0; i < c->nscan; i++) all_known &= c->scan[i].skip;
+  uint8_t *mask = all_known ? NULL : sp_mem_calloc(N ? N : 1, 1);
+  if (!all_known && mask == NULL) return oom(c);
+  scan_job sj = {.c = c, .mask = mask, .used = {N}};
+  if (!all_known) {
+    sp_team_run(&c->team, scan_chunk, &sj);
+    cache_scans(c);
+  }
   size_t n = 0;
   for (int k = 0; k < SP_TEAM_CHUNKS; k++) {
     n += sj.used[k];

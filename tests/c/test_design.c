@@ -474,6 +474,45 @@ int main(void) {
           "semantic errors have position, caret and variable", buf);
     release(&b);
   }
+  {
+    /* The scan cache: a design records what it read of each column; the
+       next design over the same columns reads nothing and gives the same
+       rows, codes and values; a replaced column is read again. */
+    sp_frame *h = make_frame(0);
+    const sp_column *cx = sp_frame_column(h, "x"), *cz = sp_frame_column(h, "z"), *ci = sp_frame_column(h, "id");
+    check(!cx->scan.known && !cz->scan.known, "scan cache: unknown before any design", NULL);
+    built a = build(h, "y ~ x + z | id", NULL);
+    check(a.st == SP_OK && cx->scan.known && !cx->scan.missing && !cx->scan.frac && cx->scan.lo == 1 &&
+              cx->scan.hi == 8 && cz->scan.known && cz->scan.missing && cz->scan.frac && cz->scan.lo == 0.5 &&
+              cz->scan.hi == 32 && ci->scan.known && ci->scan.lo == 1 && ci->scan.hi == 3,
+          "scan cache: range, integers and missing values of x, z and id after a design", NULL);
+    built b = build(h, "y ~ x + z | id", NULL);
+    int same = b.st == SP_OK && b.d->n == a.d->n && b.d->nfe == 1 && b.d->fe[0].nlevels == a.d->fe[0].nlevels &&
+               memcmp(b.d->fe[0].code, a.d->fe[0].code, a.d->n * sizeof(int32_t)) == 0 &&
+               memcmp(b.X->data, a.X->data, a.d->n * a.d->k * sizeof(double)) == 0;
+    for (size_t i = 0; same && i < a.d->n; i++) same = a.d->rows[i] == b.d->rows[i];
+    check(same, "scan cache: a second design gives the same rows, codes and X", NULL);
+    release(&b);
+    /* Every column known and complete: no mask, every row used. */
+    b = build(h, "y ~ x | id", NULL);
+    check(b.st == SP_OK && b.d->n == NR && b.d->rows == NULL && b.d->dropped == 0,
+          "scan cache: columns known complete use every row", NULL);
+    release(&b);
+    /* x replaced by values with a missing one: read again, the row dropped. */
+    double *x2 = sp_mem_doubles(NR);
+    memcpy(x2, X, sizeof X);
+    x2[6] = NAN;
+    sp_frame_add_numeric(h, "x", x2, NULL);
+    cx = sp_frame_column(h, "x");
+    check(!cx->scan.known, "scan cache: a replaced column is unknown", NULL);
+    b = build(h, "y ~ x | id", NULL);
+    static const size_t kept[] = {0, 1, 2, 3, 4, 5, 7};
+    if (b.st == SP_OK) expect_rows("scan cache: the replaced column's missing value drops its row", b.d, kept, 7);
+    check(b.st == SP_OK && cx->scan.known && cx->scan.missing, "scan cache: the replaced column is scanned", NULL);
+    release(&b);
+    release(&a);
+    sp_frame_free(h);
+  }
   sp_frame_free(g);
   sp_frame_free(f);
   printf("%d passed, %d failed\n", passed, failed);

@@ -17,6 +17,18 @@
 
 typedef enum { SP_NUMERIC = 0, SP_CATEGORICAL = 1 } sp_coltype;
 
+/* What a pass over a column's values found, kept so that the next design
+   over the same column need not read it again: written by sp_design's
+   missing-value pass, zeroed whenever the column is added or replaced.
+   Valid because a column's values never change in place (see serial), and
+   unchanged by any reordering of its rows. */
+typedef struct sp_colscan {
+  unsigned char known;    /* the fields below are set */
+  unsigned char missing;  /* some value is missing: not finite, or a code of -1 */
+  unsigned char frac;     /* numeric: some finite value of magnitude below 2^51 is not an integer */
+  double lo, hi;          /* numeric: range of the finite values (INFINITY, -INFINITY: none) */
+} sp_colscan;
+
 typedef struct sp_column {
   char *name;        /* UTF-8, owned */
   char *label;       /* variable label (from .dta/.sav or set by the user), owned, may be NULL */
@@ -28,6 +40,7 @@ typedef struct sp_column {
   unsigned long long serial; /* 0 when the frame was created with it, else the frame's version
                                 when it was added or replaced: a column whose array and serial
                                 are unchanged holds the same values, whatever else changed */
+  sp_colscan scan;   /* a cache; all zero: not known */
 } sp_column;
 
 struct sp_panel;
