@@ -914,12 +914,10 @@ static int absorb_fixef(lua_State *L) {
 /* a:dof() -> parameters absorbed, connected components of the first two. */
 static int absorb_dof(lua_State *L) {
   labsorb *a = check_absorb(L, 1);
-  const int32_t *codes[8];
-  absorb_codes(L, a, codes);
   size_t dof = 0, ncomp = 0;
   sp_error err;
   sp_error_clear(&err);
-  if (sp_fe_dof(a->n, a->nfe, codes, a->nlevels, NULL, &dof, &ncomp, &err) != SP_OK) return sp_lua_error(L, &err);
+  if (sp_demean_dof(a->ws, &dof, &ncomp, &err) != SP_OK) return sp_lua_error(L, &err);
   lua_pushinteger(L, (lua_Integer)dof);
   lua_pushinteger(L, (lua_Integer)ncomp);
   return 2;

@@ -111,14 +111,15 @@ void sp_demean_free(sp_demean_ws *ws) {
   free(ws);
 }
 
+enum { CHECK_BLOCK = 4096 };  /* rows whose codes are checked at once, then used */
+
 /* The first row whose code lies outside [0, L), or n when none does.  The
    test is branch-free over blocks of rows, so it vectorises (the codes of a
    1e7-row fit are checked at memory speed); only a block that fails is
    searched row by row, for the message. */
 static size_t first_bad_code(const int32_t *c, size_t n, int32_t L) {
-  enum { BLOCK = 4096 };
-  for (size_t r0 = 0; r0 < n; r0 += BLOCK) {
-    size_t r1 = n - r0 < BLOCK ? n : r0 + BLOCK;
+  for (size_t r0 = 0; r0 < n; r0 += CHECK_BLOCK) {
+    size_t r1 = n - r0 < CHECK_BLOCK ? n : r0 + CHECK_BLOCK;
     unsigned bad = 0;
     for (size_t r = r0; r < r1; r++) bad |= (uint32_t)c[r] >= (uint32_t)L;
     if (bad)
@@ -128,8 +129,8 @@ static size_t first_bad_code(const int32_t *c, size_t n, int32_t L) {
   return n;
 }
 
-static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
-                       const size_t *nlevels, sp_error *err) {
+/* The factors' pointers and level counts (not their codes). */
+static int check_factors(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels, sp_error *err) {
   if (nfe == 0) return sp_error_set(err, SP_EVALUE, "fixed effects: none given (expected at least one factor)");
   if (codes == NULL || nlevels == NULL)
     return sp_error_set(err, SP_EVALUE, "fixed effects: codes and nlevels must not be NULL");
@@ -139,16 +140,30 @@ static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
     if (nlevels[k] == 0 || nlevels[k] > (size_t)INT32_MAX)
       return sp_error_set(err, SP_EVALUE, "fixed effect %zu has %zu levels (expected 1 to %d)",
                           k + 1, nlevels[k], INT32_MAX);
-    const int32_t *c = codes[k];
+  }
+  return SP_OK;
+}
+
+/* Every factor's codes of rows [r0, r1) lie in 0..nlevels - 1. */
+static int check_code_rows(size_t r0, size_t r1, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+                           sp_error *err) {
+  for (size_t k = 0; k < nfe; k++) {
+    const int32_t *c = codes[k] + r0;
     int32_t L = (int32_t)nlevels[k];
-    size_t r = first_bad_code(c, n, L);
-    if (r < n)
+    size_t r = first_bad_code(c, r1 - r0, L);
+    if (r < r1 - r0)
       return sp_error_set(err, SP_EVALUE,
                           "fixed effect %zu, row %zu: code %d outside 0..%d "
                           "(missing levels must be removed from the sample first)",
-                          k + 1, r + 1, (int)c[r], (int)L - 1);
+                          k + 1, r0 + r + 1, (int)c[r], (int)L - 1);
   }
   return SP_OK;
+}
+
+static int check_codes(size_t n, size_t nfe, const int32_t *const *codes,
+                       const size_t *nlevels, sp_error *err) {
+  int st = check_factors(n, nfe, codes, nlevels, err);
+  return st != SP_OK ? st : check_code_rows(0, n, nfe, codes, nlevels, err);
 }
 
 static int ws_oom(sp_demean_ws *ws, sp_error *err) {
@@ -166,7 +181,9 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     sp_error_set(err, SP_EVALUE, "demean: %zu fixed effects (expected at most %d)", nfe, SP_MAXF);
     return NULL;
   }
-  if (check_codes(n, nfe, codes, nlevels, err) != SP_OK) return NULL;
+  /* The codes themselves are checked in the counting pass below, a block
+     at a time while the block is in cache: one read of them, not two. */
+  if (check_factors(n, nfe, codes, nlevels, err) != SP_OK) return NULL;
   if (weights != NULL) {
     for (size_t r = 0; r < n; r++)
       if (!(weights[r] >= 0.0) || !isfinite(weights[r])) {
@@ -248,22 +265,29 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     wsum[k] = ws->wsum + ws->off[k];
     cd[k] = ws->code[k];
   }
-  for (size_t r = 0; r < n; r++) {
-    int32_t c = c0[r];
-    unsorted |= c < prev;
-    prev = c;
-    double wr = 1.0;
-    if (w != NULL) {  /* unweighted, the total is exact below */
-      wr = w[r];
-      wtot += wr;
-      start[c + 1]++;
-      wsum[0][c] += wr;
-    } else if (r & 1) {
-      start[c + 1]++;
-    } else {
-      wsum[0][c] += 1.0;
+  for (size_t b0 = 0; b0 < n; b0 += CHECK_BLOCK) {
+    size_t b1 = n - b0 < CHECK_BLOCK ? n : b0 + CHECK_BLOCK;
+    if (check_code_rows(b0, b1, nfe, codes, nlevels, err) != SP_OK) {
+      sp_demean_free(ws);
+      return NULL;
     }
-    for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
+    for (size_t r = b0; r < b1; r++) {
+      int32_t c = c0[r];
+      unsorted |= c < prev;
+      prev = c;
+      double wr = 1.0;
+      if (w != NULL) {  /* unweighted, the total is exact below */
+        wr = w[r];
+        wtot += wr;
+        start[c + 1]++;
+        wsum[0][c] += wr;
+      } else if (r & 1) {
+        start[c + 1]++;
+      } else {
+        wsum[0][c] += 1.0;
+      }
+      for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
+    }
   }
   ws->sorted = !unsorted;
   if (w == NULL) {
@@ -385,29 +409,48 @@ typedef struct agg_ctx {
    arrays read here so that the loads overlap the sums. */
 SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double *blk, size_t ldy,
                           const double *const *col, size_t r0, size_t r1, size_t j0, size_t g, int weighted,
-                          int fromcol) {
-  size_t K = ws->K;
-  double *acc = ws->acc[c];
+                          int fromcol, size_t K) {
   double ss[GMAX];
   const double *cc[GMAX];
   for (size_t j = 0; j < g; j++) {
     ss[j] = ws->ss[c][j0 + j];
     cc[j] = fromcol ? col[j0 + j] : NULL;
   }
+  /* Locals, so that the stores into the sums cannot be taken to change them:
+     each factor's sums from its level 0, and its codes. */
+  double *acc[SP_MAXF];
+  const int32_t *code[SP_MAXF];
+  for (size_t k = 0; k < K; k++) {
+    acc[k] = ws->acc[c] + ws->off[k] * p + j0;
+    code[k] = ws->code[k];
+  }
+  const double *wv = ws->w;
   for (size_t r = r0; r < r1; r++) {
     double wy[GMAX], y[GMAX];
-    double wr = weighted ? ws->w[r] : 1.0;
+    double wr = weighted ? wv[r] : 1.0;
     for (size_t j = 0; j < g; j++) {
       y[j] = fromcol ? cc[j][r] : blk[(r - r0) * ldy + j0 + j];
       wy[j] = weighted ? wr * y[j] : y[j];
       ss[j] += wy[j] * y[j];
     }
     for (size_t k = 0; k < K; k++) {
-      double *a = acc + (ws->off[k] + (size_t)ws->code[k][r]) * p + j0;
+      double *a = acc[k] + (size_t)code[k][r] * p;
       for (size_t j = 0; j < g; j++) a[j] += wy[j];
     }
   }
   for (size_t j = 0; j < g; j++) ws->ss[c][j0 + j] = ss[j];
+}
+
+/* agg_kernel with the factor count a constant for one to three factors. */
+SP_INLINE void agg_factors(const sp_demean_ws *ws, size_t p, int c, const double *blk, size_t ldy,
+                           const double *const *col, size_t r0, size_t r1, size_t j0, size_t g, int weighted,
+                           int fromcol) {
+  switch (ws->K) {
+    case 1: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, g, weighted, fromcol, 1); break;
+    case 2: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, g, weighted, fromcol, 2); break;
+    case 3: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, g, weighted, fromcol, 3); break;
+    default: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, g, weighted, fromcol, ws->K); break;
+  }
 }
 
 /* agg_kernel over every column group, the group width and weighting
@@ -418,14 +461,14 @@ SP_INLINE void agg_groups(const sp_demean_ws *ws, size_t p, int c, const double 
   for (size_t j0 = 0; j0 < p; j0 += GMAX) {
     size_t g = p - j0 < GMAX ? p - j0 : GMAX;
     switch (g * 2 + (size_t)wt) {
-      case 2: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 0, fromcol); break;
-      case 3: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 1, fromcol); break;
-      case 4: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 0, fromcol); break;
-      case 5: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 1, fromcol); break;
-      case 6: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 0, fromcol); break;
-      case 7: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 1, fromcol); break;
-      case 8: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 0, fromcol); break;
-      default: agg_kernel(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 1, fromcol); break;
+      case 2: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 0, fromcol); break;
+      case 3: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 1, 1, fromcol); break;
+      case 4: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 0, fromcol); break;
+      case 5: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 2, 1, fromcol); break;
+      case 6: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 0, fromcol); break;
+      case 7: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 3, 1, fromcol); break;
+      case 8: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 0, fromcol); break;
+      default: agg_factors(ws, p, c, blk, ldy, col, r0, r1, j0, 4, 1, fromcol); break;
     }
   }
 }
@@ -459,14 +502,13 @@ typedef struct sweep_ctx {
   const sp_demean_ws *ws;
   size_t q, s;
   const double **cur;
-  const size_t *oth;    /* factors other than 0 and s */
-  size_t noth;
+  const size_t *oth;    /* the K - 2 factors other than 0 and s */
 } sweep_ctx;
 
 
-SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted) {
+SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted, size_t K) {
   const sp_demean_ws *ws = x->ws;
-  size_t q = x->q, s = x->s, K = ws->K, noth = x->noth;
+  size_t q = x->q, s = x->s, noth = K - 2;  /* the factors other than 0 and s */
   const size_t *start = ws->start;
   const double *S0 = ws->S, *inv0 = ws->invw;
   double *alpha = ws->alpha;
@@ -519,6 +561,16 @@ SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int 
   }
 }
 
+/* sweep_kernel with the factor count a constant for two and three factors
+   (the loops over the other factors then vanish or unroll). */
+SP_INLINE void sweep_factors(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted) {
+  switch (x->ws->K) {
+    case 2: sweep_kernel(x, c, j0, g, weighted, 2); break;
+    case 3: sweep_kernel(x, c, j0, g, weighted, 3); break;
+    default: sweep_kernel(x, c, j0, g, weighted, x->ws->K); break;
+  }
+}
+
 static void sweep_chunk(void *vctx, int c) {
   const sweep_ctx *x = vctx;
   const sp_demean_ws *ws = x->ws;
@@ -527,14 +579,14 @@ static void sweep_chunk(void *vctx, int c) {
   for (size_t j0 = 0; j0 < x->q; j0 += GMAX) {
     size_t g = x->q - j0 < GMAX ? x->q - j0 : GMAX;
     switch (g * 2 + (size_t)wt) {
-      case 2: sweep_kernel(x, c, j0, 1, 0); break;
-      case 3: sweep_kernel(x, c, j0, 1, 1); break;
-      case 4: sweep_kernel(x, c, j0, 2, 0); break;
-      case 5: sweep_kernel(x, c, j0, 2, 1); break;
-      case 6: sweep_kernel(x, c, j0, 3, 0); break;
-      case 7: sweep_kernel(x, c, j0, 3, 1); break;
-      case 8: sweep_kernel(x, c, j0, 4, 0); break;
-      default: sweep_kernel(x, c, j0, 4, 1); break;
+      case 2: sweep_factors(x, c, j0, 1, 0); break;
+      case 3: sweep_factors(x, c, j0, 1, 1); break;
+      case 4: sweep_factors(x, c, j0, 2, 0); break;
+      case 5: sweep_factors(x, c, j0, 2, 1); break;
+      case 6: sweep_factors(x, c, j0, 3, 0); break;
+      case 7: sweep_factors(x, c, j0, 3, 1); break;
+      case 8: sweep_factors(x, c, j0, 4, 0); break;
+      default: sweep_factors(x, c, j0, 4, 1); break;
     }
   }
 }
@@ -549,11 +601,11 @@ static void sweep(sp_demean_ws *ws, sp_team *tm, size_t q, const double *in, dou
   x.cur = ws->cur;
   for (size_t s = 1; s < K; s++) {
     x.s = s;
-    x.noth = 0;
+    size_t noth = 0;
     for (size_t m = 1; m < K; m++) {
       const double *base = (m < s ? out : in);
       ws->cur[m] = base + (ws->off[m] - L0) * q;
-      if (m != s) ws->others[x.noth++] = m;
+      if (m != s) ws->others[noth++] = m;
     }
     x.oth = ws->others;
     sp_team_run(tm, sweep_chunk, &x);
@@ -1088,14 +1140,9 @@ int sp_fe_singletons(size_t n, size_t nfe, const int32_t *const *codes,
   return SP_OK;
 }
 
-int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
-              const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err) {
-  if (dof == NULL) return sp_error_set(err, SP_EVALUE, "fe dof: dof must not be NULL");
-  *dof = 0;
-  if (ncomp != NULL) *ncomp = 0;
-  if (nfe > SP_MAXF) return sp_error_set(err, SP_EVALUE, "fe dof: %zu fixed effects (expected at most %d)", nfe, SP_MAXF);
-  int st = check_codes(n, nfe, codes, nlevels, err);
-  if (st != SP_OK) return st;
+/* sp_fe_dof on codes known to be valid. */
+static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+                  const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err) {
   size_t L0 = nlevels[0], L1 = nfe > 1 ? nlevels[1] : 0, Ltot = 0;
   for (size_t k = 0; k < nfe; k++) Ltot += nlevels[k];
   /* seen: one flag per level of every factor, factor k from off[k]; the first
@@ -1159,6 +1206,28 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
   free(parent);
   *dof = total;
   return SP_OK;
+}
+
+int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+              const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err) {
+  if (dof == NULL) return sp_error_set(err, SP_EVALUE, "fe dof: dof must not be NULL");
+  *dof = 0;
+  if (ncomp != NULL) *ncomp = 0;
+  if (nfe > SP_MAXF) return sp_error_set(err, SP_EVALUE, "fe dof: %zu fixed effects (expected at most %d)", nfe, SP_MAXF);
+  int st = check_codes(n, nfe, codes, nlevels, err);
+  return st != SP_OK ? st : fe_dof(n, nfe, codes, nlevels, keep, dof, ncomp, err);
+}
+
+int sp_demean_dof(const sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err) {
+  const int32_t *codes[SP_MAXF];
+  size_t L[SP_MAXF];
+  for (size_t k = 0; k < ws->K; k++) {  /* back in the caller's order */
+    codes[ws->ord[k]] = ws->code[k];
+    L[ws->ord[k]] = ws->L[k];
+  }
+  *dof = 0;
+  if (ncomp != NULL) *ncomp = 0;
+  return fe_dof(ws->n, ws->K, codes, L, NULL, dof, ncomp, err);
 }
 
 int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *cluster,

@@ -142,6 +142,10 @@ int sp_fe_singletons(size_t n, size_t nfe, const int32_t *const *codes,
 int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
               const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err);
 
+/* sp_fe_dof of the workspace's factors (in the order sp_demean_new was
+   given them) over all its rows, without checking the codes again. */
+int sp_demean_dof(const sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err);
+
 /* *nested = 1 when every level of fe (over the kept rows) lies within a single
    cluster, so the fixed effect is nested in the cluster variable (fixest's
    fixef.K = "nested" then does not count its parameters). */
