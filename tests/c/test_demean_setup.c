@@ -88,6 +88,30 @@ static void test_dof_random(void) {
         snprintf(name, sizeof name, "dof: shape %d, %zu factor(s), %s: %zu absorbed, %zu components", shape, nfe,
                  usekeep ? "keep" : "all rows", want, want_c);
         check(name, st == SP_OK && dof == want && nc == want_c);
+        if (usekeep) continue;
+        /* The workspace's count, from its own codes: the same, also when it
+           puts another factor first (its order is by levels).  Factors 1,
+           2, 0: the workspace pairs 0 with 1, the count 1 with 2, which
+           differ in shape 2 (many components of 0 and 1). */
+        int32_t *rot[3] = {codes[1], codes[2], codes[0]};
+        size_t Lr[3] = {L[1], L[2], L[0]};
+        if (nfe == 2) {
+          rot[1] = codes[0];
+          Lr[1] = L[0];
+        }
+        for (int order = 0; order < 2; order++) {
+          int32_t **cs = order ? rot : codes;
+          size_t *Ls = order ? Lr : L;
+          size_t wd = 0, wc = 99, rd = 0, rc = 99;
+          sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)cs, Ls, NULL, &err);
+          int ok = ws != NULL && sp_demean_dof(ws, &wd, &wc, &err) == SP_OK &&
+                   sp_fe_dof(N, nfe, (const int32_t *const *)cs, Ls, NULL, &rd, &rc, &err) == SP_OK &&
+                   wd == rd && wc == rc;
+          sp_demean_free(ws);
+          snprintf(name, sizeof name, "sp_demean_dof == sp_fe_dof: shape %d, %zu factor(s), %s order", shape, nfe,
+                   order ? "rotated" : "given");
+          check(name, ok);
+        }
       }
   }
 }
