@@ -114,7 +114,7 @@ static int setup_once(const sp_frame *fr, const sp_formula *fm, int threads, dou
   cpu[PH_DOF] = cpu_now() - c0;
   t0 = now();
   c0 = cpu_now();
-  sp_demean_ws *ws = sp_demean_new(n, 2, codes, L, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(n, 2, codes, L, NULL, 1, &err);
   wall[PH_WS] = now() - t0;
   cpu[PH_WS] = cpu_now() - c0;
   int nested = 0;
@@ -242,7 +242,7 @@ int main(int argc, char **argv) {
   sp_error err;
   for (size_t nfe = 2; nfe <= 3; nfe++) {
     double t0 = now();
-    sp_demean_ws *ws = sp_demean_new(n, nfe, (const int32_t *const *)code, L, NULL, &err);
+    sp_demean_ws *ws = sp_demean_new(n, nfe, (const int32_t *const *)code, L, NULL, 1, &err);
     double setup = now() - t0;
     if (!ws) { fprintf(stderr, "%s\n", err.msg); return 1; }
     for (int thr = 1; thr <= 2; thr++) {

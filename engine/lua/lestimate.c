@@ -746,7 +746,9 @@ static void absorb_codes(lua_State *L, const labsorb *a, const int32_t **codes) 
   }
 }
 
-/* sp.absorb({v1, v2, ...} [, {weights = w}]): user value 1 keeps the codes. */
+/* sp.absorb({v1, v2, ...} [, {weights = w, threads = 1 | 2}]): user value 1
+   keeps the codes; two threads count the absorbed parameters (a:dof()) while
+   the workspace is set up. */
 static int l_absorb(lua_State *L) {
   if (luaL_testudata(L, 1, SP_DESIGN_T)) {
     /* sp.absorb(des [, opts]): the design's fixed effects, as codes. */
@@ -760,9 +762,10 @@ static int l_absorb(lua_State *L) {
     lua_replace(L, 1);
   }
   luaL_checktype(L, 1, LUA_TTABLE);
-  static const char *const allowed[] = {"weights", NULL};
+  static const char *const allowed[] = {"weights", "threads", NULL};
   lua_settop(L, 2);  /* the workspace is pushed above the options */
   sp_lua_check_options(L, 2, "absorb", allowed);
+  int threads = lua_istable(L, 2) ? opt_threads(L, 2, "absorb") : 1;
   size_t nfe = lua_rawlen(L, 1);
   if (nfe == 0 || nfe > 8) return sp_lua_errorf(L, "absorb: expected 1 to 8 fixed-effect vectors, got %zu", nfe);
   labsorb *a = lua_newuserdatauv(L, sizeof *a, 2);  /* 1: the codes; 2: the rows last solved */
@@ -788,7 +791,7 @@ static int l_absorb(lua_State *L) {
   const double *w = lua_istable(L, 2) ? opt_vector(L, 2, "weights", n) : NULL;
   sp_error err;
   sp_error_clear(&err);
-  a->ws = sp_demean_new(n, nfe, codes, a->nlevels, w, &err);
+  a->ws = sp_demean_new(n, nfe, codes, a->nlevels, w, threads, &err);
   if (a->ws == NULL) return sp_lua_error(L, &err);
   lua_pushvalue(L, keep);
   lua_setiuservalue(L, ud, 1);

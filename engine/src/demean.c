@@ -49,6 +49,8 @@ struct sp_demean_ws {
   double *wsum;        /* Ltot weight sums (row counts when unweighted) */
   double *invw;        /* Ltot reciprocals, 0 for empty levels */
   double wtot;
+  size_t dof, ncomp;   /* sp_demean_dof's figures, when dof_known */
+  int dof_known;
   size_t rcut[NCH + 1], bcut[NCH + 1];
   /* Scratch for up to cap columns, grown by a run or solve (never in a loop). */
   size_t cap;
@@ -171,8 +173,83 @@ static int ws_oom(sp_demean_ws *ws, sp_error *err) {
   return sp_error_set(err, SP_ENOMEM, "demean: out of memory building the fixed-effect workspace");
 }
 
+static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
+                  const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err);
+
+/* The pass over the codes of sp_demean_new, codes and nlevels in the
+   caller's order. */
+static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const size_t *nlevels, sp_error *err) {
+  /* One pass over the codes: block sizes, whether factor 0 is sorted, and
+     the weight sums of every level (row counts when unweighted).  Unweighted,
+     factor 0 counts its even rows in wsum and its odd rows in start, joined
+     after the loop (integers, exact): its rows usually come grouped by level,
+     and an add to the level the previous row added to waits for that store,
+     a chain through memory that two counters halve. */
+  size_t n = ws->n, K = ws->K, L0 = ws->L[0];
+  const int32_t *c0 = ws->code[0];
+  unsigned unsorted = 0;
+  int32_t prev = c0[0];
+  double wtot = 0.0;
+  const double *w = ws->w;
+  size_t *start = ws->start;
+  double *wsum[SP_MAXF];
+  const int32_t *cd[SP_MAXF];
+  for (size_t k = 0; k < K; k++) {
+    wsum[k] = ws->wsum + ws->off[k];
+    cd[k] = ws->code[k];
+  }
+  for (size_t b0 = 0; b0 < n; b0 += CHECK_BLOCK) {
+    size_t b1 = n - b0 < CHECK_BLOCK ? n : b0 + CHECK_BLOCK;
+    int st = check_code_rows(b0, b1, K, codes, nlevels, err);
+    if (st != SP_OK) return st;
+    for (size_t r = b0; r < b1; r++) {
+      int32_t c = c0[r];
+      unsorted |= c < prev;
+      prev = c;
+      double wr = 1.0;
+      if (w != NULL) {  /* unweighted, the total is exact below */
+        wr = w[r];
+        wtot += wr;
+        start[c + 1]++;
+        wsum[0][c] += wr;
+      } else if (r & 1) {
+        start[c + 1]++;
+      } else {
+        wsum[0][c] += 1.0;
+      }
+      for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
+    }
+  }
+  ws->sorted = !unsorted;
+  if (w == NULL) {
+    wtot = (double)n;
+    for (size_t b = 0; b < L0; b++) {
+      wsum[0][b] += (double)start[b + 1];
+      start[b + 1] = (size_t)wsum[0][b];
+    }
+  }
+  ws->wtot = wtot;
+  return SP_OK;
+}
+
+typedef struct {
+  sp_demean_ws *ws;
+  const int32_t *const *codes;
+  const size_t *nlevels;
+  int st, dofst;
+  sp_error err, doferr;
+} setup_job;
+
+/* Chunk 0 counts the levels; chunk 1 counts the absorbed parameters. */
+static void setup_chunk(void *ctx, int c) {
+  setup_job *j = ctx;
+  sp_demean_ws *ws = j->ws;
+  if (c == 0) j->st = count_levels(ws, j->codes, j->nlevels, &j->err);
+  else j->dofst = fe_dof(ws->n, ws->K, j->codes, j->nlevels, NULL, &ws->dof, &ws->ncomp, &j->doferr);
+}
+
 sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
-                            const size_t *nlevels, const double *weights, sp_error *err) {
+                            const size_t *nlevels, const double *weights, int threads, sp_error *err) {
   if (n == 0) {
     sp_error_set(err, SP_EDF, "demean: no observations");
     return NULL;
@@ -239,7 +316,6 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     memcpy(ws->w, weights, n * sizeof(double));
   }
 
-  const int32_t *c0 = ws->code[0];
   size_t L0 = ws->L[0];
   ws->start = sp_mem_calloc(L0 + 1, sizeof(size_t));
   ws->wsum = sp_mem_calloc(ws->Ltot, sizeof(double));
@@ -248,56 +324,25 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     ws_oom(ws, err);
     return NULL;
   }
-  /* One pass over the codes: block sizes, whether factor 0 is sorted, and
-     the weight sums of every level (row counts when unweighted).  Unweighted,
-     factor 0 counts its even rows in wsum and its odd rows in start, joined
-     after the loop (integers, exact): its rows usually come grouped by level,
-     and an add to the level the previous row added to waits for that store,
-     a chain through memory that two counters halve. */
-  unsigned unsorted = 0;
-  int32_t prev = c0[0];
-  double wtot = 0.0;
-  const double *w = ws->w;
-  size_t *start = ws->start;
-  double *wsum[SP_MAXF];
-  const int32_t *cd[SP_MAXF];
-  for (size_t k = 0; k < K; k++) {
-    wsum[k] = ws->wsum + ws->off[k];
-    cd[k] = ws->code[k];
+  /* On two threads the second counts the absorbed parameters meanwhile
+     (what sp_demean_dof would compute later), reading the same codes. */
+  setup_job job = {ws, codes, nlevels, SP_OK, SP_ENOMEM, {0}, {0}};
+  sp_error_clear(&job.err);
+  sp_error_clear(&job.doferr);
+  if (threads >= 2 && n >= SP_TEAM_MIN_ROWS) {
+    sp_team tm;
+    sp_team_start(&tm, 2);
+    sp_team_run(&tm, setup_chunk, &job);
+    sp_team_stop(&tm);
+  } else {
+    setup_chunk(&job, 0);
   }
-  for (size_t b0 = 0; b0 < n; b0 += CHECK_BLOCK) {
-    size_t b1 = n - b0 < CHECK_BLOCK ? n : b0 + CHECK_BLOCK;
-    if (check_code_rows(b0, b1, nfe, codes, nlevels, err) != SP_OK) {
-      sp_demean_free(ws);
-      return NULL;
-    }
-    for (size_t r = b0; r < b1; r++) {
-      int32_t c = c0[r];
-      unsorted |= c < prev;
-      prev = c;
-      double wr = 1.0;
-      if (w != NULL) {  /* unweighted, the total is exact below */
-        wr = w[r];
-        wtot += wr;
-        start[c + 1]++;
-        wsum[0][c] += wr;
-      } else if (r & 1) {
-        start[c + 1]++;
-      } else {
-        wsum[0][c] += 1.0;
-      }
-      for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
-    }
+  if (job.st != SP_OK) {
+    if (err != NULL) *err = job.err;
+    sp_demean_free(ws);
+    return NULL;
   }
-  ws->sorted = !unsorted;
-  if (w == NULL) {
-    wtot = (double)n;
-    for (size_t b = 0; b < L0; b++) {
-      wsum[0][b] += (double)start[b + 1];
-      start[b + 1] = (size_t)wsum[0][b];
-    }
-  }
-  ws->wtot = wtot;
+  ws->dof_known = job.dofst == SP_OK;
   for (size_t b = 0; b < L0; b++) ws->start[b + 1] += ws->start[b];
 
   if (ws->sorted) {
@@ -325,6 +370,7 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
       return NULL;
     }
     memcpy(pos, ws->start, L0 * sizeof *pos);
+    const int32_t *c0 = ws->code[0];
     for (size_t r = 0; r < n; r++) {
       size_t d = pos[c0[r]]++;
       for (size_t k = 1; k < K; k++) ws->sown[k][d] = ws->code[k][r];
@@ -1140,7 +1186,9 @@ int sp_fe_singletons(size_t n, size_t nfe, const int32_t *const *codes,
   return SP_OK;
 }
 
-/* sp_fe_dof on codes known to be valid. */
+/* sp_fe_dof without the check of the codes.  A code outside its range is
+   skipped, never used as an index: sp_demean_new counts on two threads
+   while its codes are still being checked (the count is then discarded). */
 static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *nlevels,
                   const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err) {
   size_t L0 = nlevels[0], L1 = nfe > 1 ? nlevels[1] : 0, Ltot = 0;
@@ -1157,13 +1205,10 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
   unsigned char *sk[SP_MAXF];
   for (size_t k = 0, off = 0; k < nfe; off += nlevels[k], k++) sk[k] = seen + off;
   /* Factors beyond the second: their levels seen, one pass each. */
-  for (size_t k = 2; k < nfe; k++)
+  for (size_t k = (nfe == 1 ? 0 : 2); k < nfe; k++)
     for (size_t r = 0; r < n; r++)
-      if (keep == NULL || keep[r]) sk[k][codes[k][r]] = 1;
-  if (nfe == 1) {
-    for (size_t r = 0; r < n; r++)
-      if (keep == NULL || keep[r]) sk[0][codes[0][r]] = 1;
-  } else {
+      if ((keep == NULL || keep[r]) && (uint32_t)codes[k][r] < nlevels[k]) sk[k][codes[k][r]] = 1;
+  if (nfe > 1) {
     /* One pass: the levels seen, and the union of each row's two levels.  The
        root of the current factor-0 level is carried from row to row (rows
        usually come grouped by it), so a row costs one find, not two.  Plain
@@ -1174,7 +1219,7 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
     for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
     size_t pa = (size_t)-1, ra = 0;
     for (size_t r = 0; r < n; r++) {
-      if (keep != NULL && !keep[r]) continue;
+      if ((keep != NULL && !keep[r]) || (uint32_t)k0[r] >= L0 || (uint32_t)k1[r] >= L1) continue;
       size_t a = (size_t)k0[r], b = L0 + (size_t)k1[r];
       s0[a] = 1;
       s1[b - L0] = 1;
@@ -1218,16 +1263,21 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
   return st != SP_OK ? st : fe_dof(n, nfe, codes, nlevels, keep, dof, ncomp, err);
 }
 
-int sp_demean_dof(const sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err) {
-  const int32_t *codes[SP_MAXF];
-  size_t L[SP_MAXF];
-  for (size_t k = 0; k < ws->K; k++) {  /* back in the caller's order */
-    codes[ws->ord[k]] = ws->code[k];
-    L[ws->ord[k]] = ws->L[k];
+int sp_demean_dof(sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err) {
+  if (!ws->dof_known) {
+    const int32_t *codes[SP_MAXF];
+    size_t L[SP_MAXF];
+    for (size_t k = 0; k < ws->K; k++) {  /* back in the caller's order */
+      codes[ws->ord[k]] = ws->code[k];
+      L[ws->ord[k]] = ws->L[k];
+    }
+    int st = fe_dof(ws->n, ws->K, codes, L, NULL, &ws->dof, &ws->ncomp, err);
+    if (st != SP_OK) return st;
+    ws->dof_known = 1;
   }
-  *dof = 0;
-  if (ncomp != NULL) *ncomp = 0;
-  return fe_dof(ws->n, ws->K, codes, L, NULL, dof, ncomp, err);
+  *dof = ws->dof;
+  if (ncomp != NULL) *ncomp = ws->ncomp;
+  return SP_OK;
 }
 
 int sp_fe_nested(size_t n, const int32_t *fe, size_t fe_nlevels, const int32_t *cluster,

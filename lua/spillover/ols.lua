@@ -286,7 +286,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local y, X, absorb, fe_dof, scale = nil, nil, nil, 0, nil
   local demean_info, in_place, within
   if nfe > 0 then
-    absorb = core.absorb(des, w and { weights = w } or nil)
+    absorb = core.absorb(des, { weights = w, threads = opts.threads })
     fe_dof = absorb:dof()
     scale = { table.unpack(ss_raw, 2, k + 1) }
     local dopts = { tol = opts.tol, maxiter = opts.maxiter, threads = opts.threads, allow_nonconvergence = true }

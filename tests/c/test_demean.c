@@ -80,7 +80,7 @@ static void test_one_fe(void) {
   const int32_t *cs[1] = {code};
   size_t Ls[1] = {L};
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(N, 1, cs, Ls, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(N, 1, cs, Ls, NULL, 1, &err);
   sp_demean_info info;
   int st = ws ? sp_demean_run(ws, d, N, P, P, NULL, &info, &err) : -1;
   check("one factor: runs", st == 0);
@@ -116,7 +116,7 @@ static void test_balanced_twoway(void) {
   const int32_t *cs[2] = {ci, ct};
   size_t Ls[2] = {NI, NT};
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(N, 2, cs, Ls, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(N, 2, cs, Ls, NULL, 1, &err);
   sp_demean_info info;
   int st = ws ? sp_demean_run(ws, d, N, P, P, NULL, &info, &err) : -1;
   check("balanced two-way: runs", st == 0);
@@ -149,7 +149,7 @@ static void test_dense(size_t nfe, int weighted, int sorted) {
   }
   if (w) w[5] = 0.0;  /* a row that takes no part in the fit */
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)codes, L, w, &err);
+  sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)codes, L, w, 1, &err);
   sp_demean_info info;
   int st = ws ? sp_demean_run(ws, d, N, P, P, NULL, &info, &err) : -1;
   char name[160];
@@ -252,7 +252,7 @@ static void test_fixef(void) {
     const int32_t *cs[3] = {ct, ci, ck};
     size_t L[3] = {NT, NI, NK};
     double *o[3] = {eg, ea, ek};
-    sp_demean_ws *ws = sp_demean_new(N, nfe, cs, L, NULL, &err);
+    sp_demean_ws *ws = sp_demean_new(N, nfe, cs, L, NULL, 1, &err);
     int st = ws ? sp_demean_fixef(ws, y, o, &opt, &err) : -1;
     /* Caller factor 0 (time) carries the level: for factor 1 (entity) the
        lowest level is 0, so the truth is g + a[0], a - a[0]. */
@@ -282,7 +282,7 @@ static void test_fixef_components(void) {
   size_t L[2] = {5, 4};
   double *o[2] = {ea, eg};
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(8, 2, cs, L, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(8, 2, cs, L, NULL, 1, &err);
   int st = ws ? sp_demean_fixef(ws, y, o, NULL, &err) : -1;
   int ok = st == 0 && fabs(eg[0]) < 1e-12 && fabs(eg[2]) < 1e-12 && fabs(eg[1] - 0.5) < 1e-9 &&
            fabs(eg[3] - 2.0) < 1e-9 && fabs(ea[0] - 1) < 1e-9 && fabs(ea[2] - 17) < 1e-9 && isnan(ea[4]);
@@ -312,7 +312,7 @@ static void test_threads_and_accel(void) {
       memcpy(d2, d1, N * P * sizeof *d1);
       double *e1 = malloc(N * P * sizeof *e1);
       memcpy(e1, d1, N * P * sizeof *d1);
-      sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)codes, L, weighted ? w : NULL, &err);
+      sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)codes, L, weighted ? w : NULL, 1, &err);
       sp_demean_options opt;
       sp_demean_options_init(&opt);
       sp_demean_info i1, i2;
@@ -360,7 +360,7 @@ static void test_econv_and_errors(void) {
   const int32_t *cs[2] = {ci, ct};
   size_t L[2] = {20, 7};
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, 1, &err);
   sp_demean_options opt;
   sp_demean_options_init(&opt);
   opt.maxiter = 1;
@@ -396,17 +396,17 @@ static void test_econv_and_errors(void) {
   sp_demean_free(ws);
 
   ct[17] = 7;
-  ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+  ws = sp_demean_new(N, 2, cs, L, NULL, 1, &err);
   check("code out of range: error names factor, row and range",
         ws == NULL && err.code == SP_EVALUE && strstr(err.msg, "fixed effect 2, row 18: code 7 outside 0..6") != NULL);
   ct[17] = 0;
   double *w = malloc(N * sizeof *w);
   for (size_t r = 0; r < N; r++) w[r] = 1.0;
   w[9] = -1.0;
-  ws = sp_demean_new(N, 2, cs, L, w, &err);
+  ws = sp_demean_new(N, 2, cs, L, w, 1, &err);
   check("negative weight: error names the row",
         ws == NULL && err.code == SP_EVALUE && strstr(err.msg, "weight of row 10 is -1") != NULL);
-  ws = sp_demean_new(N, 0, cs, L, NULL, &err);
+  ws = sp_demean_new(N, 0, cs, L, NULL, 1, &err);
   check("no factors: error", ws == NULL && strstr(err.msg, "expected at least one factor") != NULL);
   free(w);
   free(ci);

@@ -174,7 +174,7 @@ static void identity_case(const panel *pn, size_t nfe, int weighted, size_t p, i
   sp_error e1, e2;
   sp_error_clear(&e1);
   sp_error_clear(&e2);
-  sp_demean_ws *ws = sp_demean_new(n, nfe, (const int32_t *const *)pn->codes, pn->L, weighted ? pn->w : NULL, &e1);
+  sp_demean_ws *ws = sp_demean_new(n, nfe, (const int32_t *const *)pn->codes, pn->L, weighted ? pn->w : NULL, 1, &e1);
   sp_demean_options opt = *base;
   opt.threads = threads;
   sp_demean_info i1, i2;
@@ -262,7 +262,7 @@ static void test_inf(void) {
   sp_error e1, e2;
   sp_error_clear(&e1);
   sp_error_clear(&e2);
-  sp_demean_ws *ws = sp_demean_new(n, 2, (const int32_t *const *)pn.codes, pn.L, NULL, &e1);
+  sp_demean_ws *ws = sp_demean_new(n, 2, (const int32_t *const *)pn.codes, pn.L, NULL, 1, &e1);
   sp_demean_info i1, i2;
   int s1 = sp_demean_run(ws, copy, n, p, p, NULL, &i1, &e1);
   mat_src src;

@@ -103,7 +103,7 @@ static void test_dof_random(void) {
           int32_t **cs = order ? rot : codes;
           size_t *Ls = order ? Lr : L;
           size_t wd = 0, wc = 99, rd = 0, rc = 99;
-          sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)cs, Ls, NULL, &err);
+          sp_demean_ws *ws = sp_demean_new(N, nfe, (const int32_t *const *)cs, Ls, NULL, 1, &err);
           int ok = ws != NULL && sp_demean_dof(ws, &wd, &wc, &err) == SP_OK &&
                    sp_fe_dof(N, nfe, (const int32_t *const *)cs, Ls, NULL, &rd, &rc, &err) == SP_OK &&
                    wd == rd && wc == rc;
@@ -143,7 +143,7 @@ static void test_bad_code_rows(void) {
   for (int t = 0; t < 3; t++) {
     d[at[t]] = val[t];
     sp_error err;
-    sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+    sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, 1, &err);
     char want[96], name[160];
     snprintf(want, sizeof want, "fixed effect 2, row %zu: code %d outside 0..9", at[t] + 1, (int)val[t]);
     snprintf(name, sizeof name, "bad code found: %s", want);
@@ -152,7 +152,7 @@ static void test_bad_code_rows(void) {
     d[at[t]] = (int32_t)(at[t] % 10);
   }
   sp_error err;
-  sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+  sp_demean_ws *ws = sp_demean_new(N, 2, cs, L, NULL, 1, &err);
   check("valid codes pass the check", ws != NULL);
   sp_demean_free(ws);
   /* The factor the workspace puts first (most levels), and the dof passes:
@@ -167,7 +167,7 @@ static void test_bad_code_rows(void) {
     bad[7000] = 12;
     char want[96], name[192];
     snprintf(want, sizeof want, "fixed effect %d, row 7001: code 12 outside 0..9", f == 1 ? 2 : 1);
-    ws = sp_demean_new(N, 2, cs, L, NULL, &err);
+    ws = sp_demean_new(N, 2, cs, L, NULL, 1, &err);
     snprintf(name, sizeof name, "bad code in factor %d found by sp_demean_new", f == 1 ? 2 : 1);
     check(name, ws == NULL && strstr(err.msg, want) != NULL);
     for (size_t nfe = 1; nfe <= 3; nfe++) {
@@ -205,7 +205,7 @@ static void test_unweighted_counts(void) {
     for (size_t nfe = 2; nfe <= 3; nfe++)
       for (int th = 1; th <= 2; th++) {
         sp_error err;
-        sp_demean_ws *u = sp_demean_new(N, nfe, cs, L, NULL, &err), *w = sp_demean_new(N, nfe, cs, L, w1, &err);
+        sp_demean_ws *u = sp_demean_new(N, nfe, cs, L, NULL, 1, &err), *w = sp_demean_new(N, nfe, cs, L, w1, 1, &err);
         sp_demean_options opt;
         sp_demean_options_init(&opt);
         opt.threads = th;
@@ -222,6 +222,47 @@ static void test_unweighted_counts(void) {
   }
 }
 
+/* Two threads: sp_demean_new counts the dof on the second thread while the
+   first checks the codes.  The same dof as sp_fe_dof; a bad code (negative,
+   or past the levels, where the count must not index) is the same error. */
+static void test_two_threads(void) {
+  enum { N = 150000 };  /* above SP_TEAM_MIN_ROWS */
+  static int32_t c0[N], c1[N], c2[N];
+  const int32_t *cs[3] = {c0, c1, c2};
+  const size_t L[3] = {5000, 60, 7};
+  for (size_t r = 0; r < N; r++) {
+    c0[r] = (int32_t)(r / 30);
+    c1[r] = irand(60) / 2 * 2 + (c0[r] % 2);  /* two components of factors 0 and 1 */
+    c2[r] = irand(7);
+  }
+  for (size_t nfe = 1; nfe <= 3; nfe++) {
+    sp_error err;
+    size_t d1 = 0, n1 = 0, d2 = 0, n2 = 0;
+    sp_demean_ws *ws = sp_demean_new(N, nfe, cs, L, NULL, 2, &err);
+    int ok = ws != NULL && sp_demean_dof(ws, &d2, &n2, &err) == SP_OK &&
+             sp_fe_dof(N, nfe, cs, L, NULL, &d1, &n1, &err) == SP_OK && d1 == d2 && n1 == n2;
+    sp_demean_free(ws);
+    char name[96];
+    snprintf(name, sizeof name, "two threads, %zu factor(s): dof %zu, %zu components, as sp_fe_dof", nfe, d1, n1);
+    check(name, ok && (nfe < 2 || n1 == 2));
+  }
+  int32_t bad[2] = {-5, 1 << 30};
+  for (int b = 0; b < 2; b++) {
+    for (int f = 0; f < 3; f++) {
+      int32_t *c = (int32_t *)cs[f], keep = c[N - 3];
+      c[N - 3] = bad[b];
+      sp_error err;
+      sp_demean_ws *ws = sp_demean_new(N, 3, cs, L, NULL, 2, &err);
+      char want[96], name[160];
+      snprintf(want, sizeof want, "fixed effect %d, row %d: code %d outside", f + 1, N - 2, (int)bad[b]);
+      snprintf(name, sizeof name, "two threads, bad code: %s", want);
+      check(name, ws == NULL && strstr(err.msg, want) != NULL);
+      sp_demean_free(ws);
+      c[N - 3] = keep;
+    }
+  }
+}
+
 int main(void) {
   rng_state = 0x2545F4914F6CDD1DULL;  /* the cases were drawn from this seed */
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -229,6 +270,7 @@ int main(void) {
   test_nested_same();
   test_bad_code_rows();
   test_unweighted_counts();
+  test_two_threads();
   printf("%d passed, %d failed\n", npass, nfail);
   return nfail ? 1 : 0;
 }

@@ -305,7 +305,7 @@ do
   T.checkerr("demean: option 'tol' must be a number, got a string", a.demean, a, M{1, 2, 3, 4}, {tol = "x"})
   -- Unknown keys were silently ignored: {weight = w} gave an unweighted
   -- workspace and {clusters = ...} iid errors.
-  T.checkerr("absorb: unknown option 'weight' %(expected weights%)", sp.absorb, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
+  T.checkerr("absorb: unknown option 'weight' %(expected weights, threads%)", sp.absorb, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
   T.checkerr("demean: unknown option 'tl' .*did you mean 'tol'", a.demean, a, M{1, 2, 3, 4}, {tl = 1e-8})
   T.checkerr("demean: unknown option 'weight'", sp.demean, M{1, 2, 3, 4}, {{1, 1, 2, 2}}, {weight = M{1, 1, 1, 1}})
   T.checkerr("sumsq: unknown option 'centre' .*did you mean 'center'", sp.sumsq, M{1, 2, 3, 4}, {centre = true})

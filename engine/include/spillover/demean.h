@@ -60,10 +60,12 @@ void sp_demean_options_init(sp_demean_options *opt);
    NULL or n non-negative finite analytic weights (weighted means; a row of
    weight 0 takes no part in the coefficients but is still demeaned).  The
    code arrays are borrowed (see above), weights copied.  NULL and
-   err set on failure (bad code, bad weight, no memory).  Free with
-   sp_demean_free. */
+   err set on failure (bad code, bad weight, no memory).  threads = 2 (and
+   at least SP_TEAM_MIN_ROWS rows) counts the absorbed parameters of
+   sp_demean_dof on a second thread during the pass over the codes.  Free
+   with sp_demean_free. */
 sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
-                            const size_t *nlevels, const double *weights, sp_error *err);
+                            const size_t *nlevels, const double *weights, int threads, sp_error *err);
 void sp_demean_free(sp_demean_ws *ws);
 
 size_t sp_demean_nobs(const sp_demean_ws *ws);
@@ -143,8 +145,9 @@ int sp_fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_t *n
               const unsigned char *keep, size_t *dof, size_t *ncomp, sp_error *err);
 
 /* sp_fe_dof of the workspace's factors (in the order sp_demean_new was
-   given them) over all its rows, without checking the codes again. */
-int sp_demean_dof(const sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err);
+   given them) over all its rows, without checking the codes again; counted
+   once (by sp_demean_new itself when it ran on two threads) and kept. */
+int sp_demean_dof(sp_demean_ws *ws, size_t *dof, size_t *ncomp, sp_error *err);
 
 /* *nested = 1 when every level of fe (over the kept rows) lies within a single
    cluster, so the fixed effect is nested in the cluster variable (fixest's
