@@ -621,6 +621,14 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
   }
   fit->rank = rank;
 
+  /* ||A||_1 over the kept columns, for the condition number below. */
+  double anorm = 0;
+  for (size_t q = 0; q < rank; q++) {
+    double s = 0;
+    for (size_t l = 0; l < rank; l++) s += fabs(A[idx[l] * k + idx[q]]);
+    anorm = s > anorm ? s : anorm;
+  }
+
   /* B = (L L')^{-1}: invert L (lower) into A, no longer needed, then
      B = Linv' Linv. */
   double *Li = A;
@@ -640,15 +648,27 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
       B[a * rank + b] = B[b * rank + a] = s;
     }
 
-  /* g = B c_kept, then one refinement step on the centred residuals. */
+  /* g = B c_kept, then one refinement step on the centred residuals when
+     the normal equations may have lost digits that matter: their solution
+     is off by about cond_1(A) eps, so below SP_LSFIT_REFINE_COND the step
+     would move g by less than 1e-12 of itself and its pass over the rows is
+     saved. */
   for (size_t q = 0; q < rank; q++) tmp[q] = c[idx[q]];
   symv(B, rank, tmp, g);
   memset(gk, 0, k * sizeof *gk);
   for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q];
-  residuals(&tm, &ps, m, my, gk, t);
-  for (size_t q = 0; q < rank; q++) tmp[q] = t[idx[q]];
-  symv(B, rank, tmp, t);
-  for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
+  double bnorm = 0;
+  for (size_t q = 0; q < rank; q++) {
+    double s = 0;
+    for (size_t l = 0; l < rank; l++) s += fabs(B[l * rank + q]);
+    bnorm = s > bnorm ? s : bnorm;
+  }
+  if (!(anorm * bnorm <= SP_LSFIT_REFINE_COND)) {  /* NaN refines */
+    residuals(&tm, &ps, m, my, gk, t);
+    for (size_t q = 0; q < rank; q++) tmp[q] = t[idx[q]];
+    symv(B, rank, tmp, t);
+    for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
+  }
   fit->ssr = residuals(&tm, &ps, m, my, gk, NULL);
   sp_team_stop(&tm);
 

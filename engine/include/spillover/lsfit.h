@@ -18,7 +18,10 @@
 ** So a column that varies by less than 1e-7 of its size is collinear with the
 ** constant, as in R, and one the fixed effects absorbed is found through its
 ** scale.  One step of iterative refinement on the centred residuals brings the
-** coefficients to the accuracy of a QR solution for well-conditioned problems.
+** coefficients to the accuracy of a QR solution; it takes a pass over the
+** rows, taken only when the centred cross-product's 1-norm condition number
+** exceeds SP_LSFIT_REFINE_COND (below, the step would change the coefficients
+** by less than about 1e-12 of their size).
 */
 #ifndef SPILLOVER_LSFIT_H
 #define SPILLOVER_LSFIT_H
@@ -43,6 +46,8 @@ typedef struct sp_lsfit {
 #define SP_LSFIT_TOL 1e-10
 /* Fixed relative tolerance against the reference sums of squares. */
 #define SP_LSFIT_RELTOL 1e-14
+/* The condition number above which the solution is refined. */
+#define SP_LSFIT_REFINE_COND 1e4
 
 typedef struct sp_lsfit_opts {
   const double *w;            /* NULL or n weights >= 0, not all zero (not owned) */
