@@ -471,6 +471,13 @@ SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double 
     code[k] = ws->code[k];
   }
   const double *wv = ws->w;
+  /* Factor 0's sums of the current level are carried in registers while
+     its code repeats (rows usually come grouped by it) and stored when it
+     changes: the same additions in the same order as adding into acc row
+     by row, without each add waiting for the previous row's store. */
+  int32_t cur = code[0][r0];
+  double run[GMAX];
+  for (size_t j = 0; j < g; j++) run[j] = acc[0][(size_t)cur * p + j];
   for (size_t r = r0; r < r1; r++) {
     double wy[GMAX], y[GMAX];
     double wr = weighted ? wv[r] : 1.0;
@@ -479,12 +486,24 @@ SP_INLINE void agg_kernel(const sp_demean_ws *ws, size_t p, int c, const double 
       wy[j] = weighted ? wr * y[j] : y[j];
       ss[j] += wy[j] * y[j];
     }
-    for (size_t k = 0; k < K; k++) {
+    int32_t c0 = code[0][r];
+    if (c0 != cur) {
+      for (size_t j = 0; j < g; j++) {
+        acc[0][(size_t)cur * p + j] = run[j];
+        run[j] = acc[0][(size_t)c0 * p + j];
+      }
+      cur = c0;
+    }
+    for (size_t j = 0; j < g; j++) run[j] += wy[j];
+    for (size_t k = 1; k < K; k++) {
       double *a = acc[k] + (size_t)code[k][r] * p;
       for (size_t j = 0; j < g; j++) a[j] += wy[j];
     }
   }
-  for (size_t j = 0; j < g; j++) ws->ss[c][j0 + j] = ss[j];
+  for (size_t j = 0; j < g; j++) {
+    acc[0][(size_t)cur * p + j] = run[j];
+    ws->ss[c][j0 + j] = ss[j];
+  }
 }
 
 /* agg_kernel with the factor count a constant for one to three factors. */

@@ -326,16 +326,40 @@ static void range_chunk(void *ctx, int c) {
   j->hi[c] = hi;
 }
 
-/* Rows [i0, i1), row i of X at Xb + (i - i0) * tda. */
+/* Rows [i0, i1), row i of X at Xb + (i - i0) * tda.  For up to RUN_MAX
+   columns the sums of the current group are carried in registers while its
+   code repeats (a sorted panel's entities) and stored when it changes: the
+   same additions in the same order as adding into S row by row, without
+   each add waiting for the previous row's store. */
+enum { RUN_MAX = 4 };
 SP_INLINE void scores_pass(const double *restrict Xb, size_t tda, const double *restrict resid,
                            const double *restrict w, const int32_t *restrict code, size_t i0, size_t i1,
                            int32_t off, double *restrict S, const size_t k) {
+  if (k > RUN_MAX || i0 >= i1) {
+    for (size_t i = i0; i < i1; i++) {
+      const double *restrict x = Xb + (i - i0) * tda;
+      double u = score_weight(w, i) * resid[i];
+      double *restrict s = S + (size_t)(code[i] - off) * k;
+      for (size_t j = 0; j < k; j++) s[j] += u * x[j];
+    }
+    return;
+  }
+  int32_t cur = code[i0];
+  double run[RUN_MAX];
+  for (size_t j = 0; j < k; j++) run[j] = S[(size_t)(cur - off) * k + j];
   for (size_t i = i0; i < i1; i++) {
     const double *restrict x = Xb + (i - i0) * tda;
     double u = score_weight(w, i) * resid[i];
-    double *restrict s = S + (size_t)(code[i] - off) * k;
-    for (size_t j = 0; j < k; j++) s[j] += u * x[j];
+    if (code[i] != cur) {
+      for (size_t j = 0; j < k; j++) {
+        S[(size_t)(cur - off) * k + j] = run[j];
+        run[j] = S[(size_t)(code[i] - off) * k + j];
+      }
+      cur = code[i];
+    }
+    for (size_t j = 0; j < k; j++) run[j] += u * x[j];
   }
+  for (size_t j = 0; j < k; j++) S[(size_t)(cur - off) * k + j] = run[j];
 }
 
 static void scores_chunk(void *ctx, int c) {
