@@ -238,8 +238,11 @@ function M.ols(d, formula, opts)
 end
 
 --- Blocks [y X] of at least this many bytes are read from the frame instead
---- of stored (fit_design); internal, tests set it to 0.
-M.ROWS_MIN_BYTES = 64e6
+--- of stored (fit_design); internal, tests set it to 0.  Reading from the
+--- frame is as fast as the stored block from about 1e5 rows and faster
+--- from 1e6 (bench/fe/README.md); below 16 MB the block is small enough
+--- that keeping it costs little memory.
+M.ROWS_MIN_BYTES = 16e6
 
 --- The OLS/within core on a built design (shared with user estimators and
 --- refits).  With fixed effects, the block [y X] (des.yX) is demeaned in one
@@ -270,10 +273,10 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if w and w:sum() == 0 then
     raise(string.format("ols: the weights '%s' are all zero; nothing to estimate", opts.weights))
   end
-  -- Reading the rows from the frame saves the block's memory but reads the
-  -- frame's columns and subtracts the effects again on each of about seven
-  -- passes (at 1e7 rows about 20% more time for a warm fit): worth it when
-  -- the block is large.  The Conley covariance reads X as a matrix.
+  -- Reading the rows from the frame saves the block's memory; each pass
+  -- reads the frame's columns and subtracts the effects as it goes, which
+  -- costs no more time than reading a stored block.  The Conley covariance
+  -- reads X as a matrix.
   local rows = owned and nfe > 0 and vc.type ~= "conley" and n * (k + 1) * 8 >= M.ROWS_MIN_BYTES
     and core.design_rows(des, d) or nil
   -- One sweep over the block [y X]: y's sums of squares about its mean and

@@ -83,8 +83,8 @@ local fl = sp.ols(d, "y ~ x1 + log(w) | id + t", { vcov = { cluster = "id" } })
 T.check(fl.private.design.filled, "rows: a derived term (log) takes the materialised block")
 T.check(sp.ols(d, "y ~ x1 + x2", {}).private.design.filled, "rows: without fixed effects the block is filled")
 ols.ROWS_MIN_BYTES = rows_min
-T.check(sp.ols(d, "y ~ x1 + x2 | id + t", {}).private.design.filled and rows_min == 64e6,
-  "rows: a block below 64 MB is stored (the default threshold)")
+T.check(sp.ols(d, "y ~ x1 + x2 | id + t", {}).private.design.filled and rows_min == 16e6,
+  "rows: a block below 16 MB is stored (the default threshold)")
 ols.ROWS_MIN_BYTES = 0
 
 -- The frame changes after the fit: another column added or replaced leaves
