@@ -1184,24 +1184,35 @@ static double sumsq_cols(sp_team *tm, const gsl_matrix *M, const sp_rows *src, c
 }
 
 
-/* sp.sumsq(M [, {center = bool, weights = w, threads = 1 | 2}]) -> table of
-   per-column sums of (weighted) squares, about the (weighted) column mean
-   when center is true (two passes, so no cancellation), and then, when
-   center is true, the table of uncentred ones, which the first pass gives
-   for free: a fit needs both of its outcome and reads the rows once less.
-   threads = 2 gives the same bits as 1. */
+/* sp.sumsq(M [, {center = bool | m, weights = w, threads = 1 | 2}]) ->
+   table of per-column sums of (weighted) squares, about the (weighted)
+   column mean when center is true (two passes, so no cancellation), and
+   then, when center is given, the table of uncentred ones, which the first
+   pass gives for free: a fit needs both of its outcome and reads the rows
+   once less.  center = m centres the first m columns only (the second pass
+   reads only those; the first table has m entries).  threads = 2 gives the
+   same bits as 1. */
 static int l_sumsq(lua_State *L) {
   const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
   gsl_matrix *M = src ? NULL : sp_lua_check_matrix(L, 1);
   if (src && src->p > SP_ROWS_MAXSEL) return sp_lua_errorf(L, "sumsq: at most %d columns of rows", SP_ROWS_MAXSEL);
   size_t n = src ? src->n : M->size1, p = src ? src->p : M->size2;
   int center = 0, threads = 1;
+  size_t pc = p;  /* the columns centred */
   const double *w = NULL;
   if (!lua_isnoneornil(L, 2)) {
     static const char *const allowed[] = {"center", "weights", "threads", NULL};
     sp_lua_check_options(L, 2, "sumsq", allowed);
-    lua_getfield(L, 2, "center");
-    center = lua_toboolean(L, -1);
+    if (lua_getfield(L, 2, "center") == LUA_TNUMBER) {
+      int isint = 0;
+      lua_Integer m = lua_tointegerx(L, -1, &isint);
+      if (!isint || m < 1 || (size_t)m > p)
+        return sp_lua_errorf(L, "sumsq: option 'center' must be a boolean or a column count in 1..%zu", p);
+      pc = (size_t)m;
+      center = 1;
+    } else {
+      center = lua_toboolean(L, -1);
+    }
     lua_pop(L, 1);
     w = opt_vector(L, 2, "weights", n);
     threads = opt_threads(L, 2, "sumsq");
@@ -1212,14 +1223,27 @@ static int l_sumsq(lua_State *L) {
   sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? threads : 1);
   double sw = sumsq_cols(&tm, M, src, w, NULL, sum, raw, part);
   if (center) {
-    for (size_t j = 0; j < p; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
-    sumsq_cols(&tm, M, src, w, sum, NULL, ss, part);
+    for (size_t j = 0; j < pc; j++) sum[j] = sw > 0 ? sum[j] / sw : 0;
+    if (pc == p) {
+      sumsq_cols(&tm, M, src, w, sum, NULL, ss, part);
+    } else if (M != NULL) {
+      gsl_matrix_const_view lead = gsl_matrix_const_submatrix(M, 0, 0, n, pc);
+      sumsq_cols(&tm, &lead.matrix, NULL, w, sum, NULL, ss, part);
+    } else {
+      size_t lc[SP_ROWS_MAXSEL];
+      sp_rows_select lead;
+      for (size_t j = 0; j < pc; j++) lc[j] = j;
+      sp_rows_select_init(&lead, src, lc, pc);  /* pc <= p <= SP_ROWS_MAXSEL */
+      if (src->col != NULL) lead.rows.col = src->col;  /* the leading arrays themselves */
+      sumsq_cols(&tm, NULL, &lead.rows, w, sum, NULL, ss, part);
+    }
   }
   sp_team_stop(&tm);
   for (int t = 0; t < 1 + center; t++) {
     const double *out = center && t == 0 ? ss : raw;
-    lua_createtable(L, (int)p, 0);
-    for (size_t j = 0; j < p; j++) {
+    size_t m = center && t == 0 ? pc : p;
+    lua_createtable(L, (int)m, 0);
+    for (size_t j = 0; j < m; j++) {
       lua_pushnumber(L, out[j]);
       lua_rawseti(L, -2, (lua_Integer)j + 1);
     }

@@ -281,8 +281,8 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
     and core.design_rows(des, d) or nil
   -- One sweep over the block [y X]: y's sums of squares about its mean and
   -- about 0, and X's about 0 (the reference scale of the collinearity test
-  -- once the fixed effects are absorbed).
-  local ss, ss_raw = core.sumsq(rows or des.yX, { center = true, weights = w, threads = opts.threads })
+  -- once the fixed effects are absorbed); then one over y about its mean.
+  local ss, ss_raw = core.sumsq(rows or des.yX, { center = 1, weights = w, threads = opts.threads })
   local tss, yraw = ss[1], ss_raw[1]
   if has_const then check_outcome("ols", des.yname, tss, yraw, nil) end
   local tss0 = (not has_const and nfe == 0) and yraw or nil

@@ -123,4 +123,29 @@ T.checkerr("the fixed effects were solved again since these rows were made", cor
 T.checkerr("within: solve these rows first", function() return a:within(core.design_rows(des, d)) end)
 T.check(core.design_rows(core.design(d, "y ~ log(w) | id"), d) == nil, "rows: a derived term has no row source")
 
+-- sumsq centring only the leading columns: the same sums as centring all,
+-- from rows with dropped rows, from rows read straight from complete columns
+-- (the frame's arrays), from a matrix, weighted or not.
+local full_cols = {}
+for name, v in pairs(cols) do
+  full_cols[name] = {}
+  for i, x in ipairs(v) do full_cols[name][i] = x == x and x or 0.25 end
+end
+local dc = sp.frame(full_cols)
+local desc = core.design_deferred(dc, "y ~ x1 + x2 | id + t")
+local wm = core.matrix(desc.n, 1)
+for i = 1, desc.n do wm:set(i, 1, full_cols.w[i]) end
+local sources = { { rows, nil, "rows with dropped rows" }, { core.design_rows(desc, dc), nil, "rows of complete columns" },
+  { core.design_rows(desc, dc), wm, "rows of complete columns, weighted" }, { desc.yX, nil, "a matrix" },
+  { desc.yX, wm, "a matrix, weighted" } }
+for _, sc in ipairs(sources) do
+  local src, wt, what = sc[1], sc[2], sc[3]
+  local all, raw_all = core.sumsq(src, { center = true, weights = wt })
+  local lead, raw_lead = core.sumsq(src, { center = 2, weights = wt })
+  T.check(#lead == 2 and lead[1] == all[1] and lead[2] == all[2] and same(raw_lead, raw_all),
+    "sumsq center = 2: the first two centred sums and all uncentred ones, bit for bit: " .. what)
+end
+T.checkerr("sumsq: option 'center' must be a boolean or a column count in 1..3", core.sumsq, rows, { center = 4 })
+T.checkerr("sumsq: option 'center' must be a boolean or a column count in 1..3", core.sumsq, rows, { center = 1.5 })
+
 T.done()
