@@ -148,7 +148,7 @@ typedef struct {
   int role;
   const sp_fnode *node;
   const double *num;        /* numeric part (frame rows), or NULL */
-  const sp_column *factor;  /* the categorical part, or NULL */
+  sp_column *factor;        /* the categorical part, or NULL */
   const char *fname;        /* its variable name */
   char *prefix, *suffix;    /* labels around the factor in an interaction ("" if none) */
   const char *ref;          /* i(f, ref =) */
@@ -614,7 +614,7 @@ static void cache_scans(const ctx *c) {
       numstat_merge(&s, &v->st[k]);
       bad |= v->bad[k];
     }
-    v->col->scan = (sp_colscan){1, bad, (unsigned char)(s.frac != 0), s.lo, s.hi};
+    v->col->scan = (sp_colscan){.known = 1, .missing = bad, .frac = s.frac != 0, .lo = s.lo, .hi = s.hi};
   }
 }
 
@@ -802,7 +802,7 @@ typedef struct {
   size_t n;
   double lo;
   int32_t *code;
-  uint8_t *present[SP_TEAM_CHUNKS];  /* the same array when one thread runs both chunks */
+  uint8_t *present[SP_TEAM_CHUNKS];  /* the same array when one thread runs both chunks; NULL: not wanted */
   const int32_t *map;                /* remap_chunk: offset -> dense code */
 } code_job;
 
@@ -818,9 +818,13 @@ static void code_chunk(void *vj, int k) {
   double lo = j->lo;
   int32_t *code = j->code;
   uint8_t *present = j->present[k];
+  /* Below 2^31 (small_range): a direct conversion, where one to size_t is
+     a branch for values of 2^63 and more. */
+  if (present == NULL) {  /* the offsets are known to be the codes: a conversion only */
+    for (size_t i = i0; i < i1; i++) code[i] = (int32_t)(x[row_at(rows, i)] - lo);
+    return;
+  }
   for (size_t i = i0; i < i1; i++) {
-    /* Below 2^31 (small_range): a direct conversion, where one to size_t is
-       a branch for values of 2^63 and more. */
     int32_t o = (int32_t)(x[row_at(rows, i)] - lo);
     code[i] = o;
     present[o] = 1;
@@ -841,7 +845,7 @@ static void remap_chunk(void *vj, int k) {
    from the mask pass), or NULL.  On success *vals (malloc) holds the nlevels
    distinct values, sorted. */
 static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size_t n, const numstat *known,
-                          int32_t *code, size_t *nlevels, double **vals) {
+                          sp_colscan *cache, int32_t *code, size_t *nlevels, double **vals) {
   *vals = NULL;
   *nlevels = 0;
   if (n == 0) return SP_OK;
@@ -853,10 +857,21 @@ static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size
        in the range occurs (a balanced panel's ids and periods) the offsets
        are the codes, otherwise a second pass over the int32 codes ranks them. */
     size_t range = (size_t)(s.hi - s.lo) + 1;
+    code_job j = {.x = x, .rows = rows, .n = n, .lo = s.lo, .code = code};
+    /* A whole column an earlier design found dense (every integer of its
+       range present): the offsets are the codes, no presence to track. */
+    if (cache != NULL && rows == NULL && cache->dense) {
+      double *v = malloc(range * sizeof *v);
+      if (v == NULL) return SP_ENOMEM;
+      sp_team_run(tm, code_chunk, &j);
+      for (size_t o = 0; o < range; o++) v[o] = s.lo + (double)o;
+      *vals = v;
+      *nlevels = range;
+      return SP_OK;
+    }
     int two = tm->active;
     uint8_t *present = calloc(range, two ? 2 : 1);
     if (present == NULL) return SP_ENOMEM;
-    code_job j = {.x = x, .rows = rows, .n = n, .lo = s.lo, .code = code};
     for (int k = 0; k < SP_TEAM_CHUNKS; k++) j.present[k] = two ? present + (size_t)k * range : present;
     sp_team_run(tm, code_chunk, &j);
     size_t L = 0;
@@ -864,6 +879,7 @@ static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size
       if (two) present[o] |= present[range + o];
       L += present[o];
     }
+    if (cache != NULL && rows == NULL && cache->known) cache->dense = L == range;
     double *v = malloc(L * sizeof *v);
     int32_t *map = L < range ? malloc(range * sizeof *map) : NULL;
     if (v == NULL || (L < range && map == NULL)) { free(v); free(present); return SP_ENOMEM; }
@@ -956,7 +972,7 @@ static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size
 
 /* Dense codes of a column over the used rows.  For labels: *vals (numeric)
    or *orig (categorical: original level index per dense code), malloc'd. */
-static int factor_column(ctx *c, const sp_column *col, int32_t *code, size_t *nlevels, double **vals,
+static int factor_column(ctx *c, sp_column *col, int32_t *code, size_t *nlevels, double **vals,
                          int32_t **orig) {
   const size_t *rows = c->d->rows;
   size_t n = c->d->n;
@@ -964,7 +980,9 @@ static int factor_column(ctx *c, const sp_column *col, int32_t *code, size_t *nl
   *orig = NULL;
   if (col->type == SP_NUMERIC) {
     numstat known;
-    return factor_numeric(&c->team, col->num, rows, n, scan_stats(c, col->num, &known), code, nlevels, vals);
+    /* The column's scan cache also keeps whether its values are dense. */
+    return factor_numeric(&c->team, col->num, rows, n, scan_stats(c, col->num, &known), &col->scan, code, nlevels,
+                          vals);
   }
   size_t L0 = col->nlevels;
   int32_t *map = malloc((L0 ? L0 : 1) * sizeof *map);
@@ -1029,7 +1047,7 @@ static int build_fe(ctx *c, const sp_fnode *n, sp_design_factor *out) {
     for (size_t i = 0; i < nn; i++) key[i] = key[i] * (double)L + tmp[i];
   }
   sp_mem_free(tmp);
-  int st = factor_numeric(&c->team, key, NULL, nn, NULL, out->code, &out->nlevels, &vals);
+  int st = factor_numeric(&c->team, key, NULL, nn, NULL, NULL, out->code, &out->nlevels, &vals);
   free(vals);
   sp_mem_free(key);
   return st == SP_OK ? SP_OK : oom(c);
@@ -1342,7 +1360,7 @@ static int plan(ctx *c, const sp_design_options *opt) {
     if (d->extra == NULL) return oom(c);
     for (size_t j = 0; j < opt->nextra; j++) {
       sp_design_factor *x = &d->extra[d->nextra++];
-      const sp_column *col = sp_frame_column(f, opt->extra[j]);
+      sp_column *col = sp_frame_column(f, opt->extra[j]);
       x->name = dup_str(opt->extra[j]);
       if (x->name == NULL) return oom(c);
       const sp_design_factor *same = plain_fe(d, fm, opt->extra[j]);

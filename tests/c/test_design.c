@@ -498,6 +498,24 @@ int main(void) {
     check(b.st == SP_OK && b.d->n == NR && b.d->rows == NULL && b.d->dropped == 0,
           "scan cache: columns known complete use every row", NULL);
     release(&b);
+    /* Factor coding keeps whether a whole column is dense (every integer of
+       its range present); the next coding skips tracking presence. */
+    static const double G[NR] = {1, 1, 5, 5, 9, 9, 9, 1};
+    add_num(h, "g", G);
+    const sp_column *cg = sp_frame_column(h, "g");
+    ci = sp_frame_column(h, "id");
+    static const int32_t want_id[NR] = {0, 0, 0, 0, 1, 1, 1, 2}, want_g[NR] = {0, 0, 1, 1, 2, 2, 2, 0};
+    for (int round = 0; round < 2; round++) {
+      b = build(h, "y ~ x | id", NULL);
+      built e = build(h, "y ~ x | g", NULL);
+      check(b.st == SP_OK && e.st == SP_OK && b.d->rows == NULL && b.d->fe[0].nlevels == 3 &&
+                memcmp(b.d->fe[0].code, want_id, sizeof want_id) == 0 && e.d->fe[0].nlevels == 3 &&
+                memcmp(e.d->fe[0].code, want_g, sizeof want_g) == 0 && ci->scan.dense && !cg->scan.dense,
+            round == 0 ? "scan cache: id found dense, g (1, 5, 9) not; codes as expected"
+                       : "scan cache: id coded as dense, g ranked: the same codes again", NULL);
+      release(&b);
+      release(&e);
+    }
     /* x replaced by values with a missing one: read again, the row dropped. */
     double *x2 = sp_mem_doubles(NR);
     memcpy(x2, X, sizeof X);

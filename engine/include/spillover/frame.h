@@ -26,6 +26,8 @@ typedef struct sp_colscan {
   unsigned char known;    /* the fields below are set */
   unsigned char missing;  /* some value is missing: not finite, or a code of -1 */
   unsigned char frac;     /* numeric: some finite value of magnitude below 2^51 is not an integer */
+  unsigned char dense;    /* numeric: every integer from lo to hi occurs (set once a design coded the
+                             whole column as a factor; 0: not known or not so) */
   double lo, hi;          /* numeric: range of the finite values (INFINITY, -INFINITY: none) */
 } sp_colscan;
 
