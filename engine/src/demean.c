@@ -325,8 +325,9 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
     return NULL;
   }
   /* On two threads the second counts the absorbed parameters meanwhile
-     (what sp_demean_dof would compute later), reading the same codes. */
-  setup_job job = {ws, codes, nlevels, SP_OK, SP_ENOMEM, {0}, {0}};
+     (what sp_demean_dof would compute later), reading the same codes; on
+     one, chunk 1 never runs and dofst keeps its "not counted". */
+  setup_job job = {ws, codes, nlevels, SP_OK, -1, {0}, {0}};
   sp_error_clear(&job.err);
   sp_error_clear(&job.doferr);
   if (threads >= 2 && n >= SP_TEAM_MIN_ROWS) {
