@@ -670,6 +670,10 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
     for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
   }
   fit->ssr = residuals(&tm, &ps, m, my, gk, NULL);
+  /* No column kept: the residuals are y itself (uncentred, as the constant
+     column was dropped too), so the ssr is the scan's yss exactly, not the
+     same sum taken in another grouping (a within R2 of -2e-16). */
+  if (rank == 0) fit->ssr = fit->yss;
   sp_team_stop(&tm);
 
   /* Undo the centring: b_j = g_j except for the constant column,

@@ -315,6 +315,9 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
     threads = opts.threads }
   if within then
     f = core.lsfit(within, lsopts)  -- column 1 is y
+    -- No regressor: the residuals are y, and its sum of squares is taken as
+    -- the stored block's is below (the same bits either way).
+    if k == 0 then f.yss = core.sumsq(within, { weights = w })[1]; f.ssr = f.yss end
   elseif k > 0 then
     f = core.lsfit(X, y, lsopts)
   else

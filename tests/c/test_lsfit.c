@@ -312,6 +312,17 @@ int main(void) {
   st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
   check(st == SP_OK && fit.rank == 4 && normal_eq(X, w, r, N) < 1e-10, "weighted normal equations");
 
+  /* Every column dropped (all zero): the residuals are y, and the ssr is yss
+     exactly, so a within R2 is 0, not a rounding away from it. */
+  {
+    gsl_matrix *Z = gsl_matrix_calloc(N, 2);
+    st = sp_lsfit_run(Z, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+    int same_r = 1;
+    for (size_t i = 0; i < N; i++) same_r &= r[i] == y[i];
+    check(st == SP_OK && fit.rank == 0 && fit.ssr == fit.yss && same_r, "no column kept: r = y and ssr == yss");
+    gsl_matrix_free(Z);
+  }
+
   /* Ill-conditioned (x2 nearly x1, cond of the cross-product about 1e9):
      the refinement step runs and brings X'r to 6e-13 of its terms. */
   {

@@ -61,6 +61,8 @@ local specs = {
   { "y ~ x1 + x2 | id", { vcov = "iid" } },
   { "y ~ x1 + x2 | id", { vcov = { cluster = "id" }, weights = "w", threads = 2 } },
   { "y ~ x1 | t", { vcov = "hc3" } },
+  -- no regressor: the residuals are y (its within R2 exactly 0, not -2e-16)
+  { "y ~ 1 | id + t", { vcov = "iid", weights = "w" } },
 }
 for _, spec in ipairs(specs) do
   local formula, opts = spec[1], spec[2]
@@ -76,6 +78,9 @@ for _, spec in ipairs(specs) do
   T.check(same(f:fitted(), g:fitted()) and f.private.design.filled,
     "rows: " .. label .. ": fitted values fill the design, same bits")
   T.check(same(f:fixef(), g:fixef()), "rows: " .. label .. ": fixed effects the same")
+  if #f.b == 0 then
+    T.check(f.stats.r2_within == 0 and f.stats.ssr == f.stats.tss_within, "rows: " .. label .. ": within R2 exactly 0")
+  end
 end
 
 -- A formula with a derived term, or no fixed effects, fits the block as before.
