@@ -836,6 +836,17 @@ static int demean_options(lua_State *L, int idx, sp_demean_options *opt) {
   return allow;
 }
 
+/* The start of a:demean and a:solve: options at index 3 into opt, info and
+   err cleared, the workspace's earlier rows made stale.  Returns
+   allow_nonconvergence. */
+static int solve_begin(lua_State *L, labsorb *a, sp_demean_options *opt, sp_demean_info *info, sp_error *err) {
+  int allow = demean_options(L, 3, opt);
+  memset(info, 0, sizeof *info);
+  sp_error_clear(err);
+  solved_again(L, a);
+  return allow;
+}
+
 /* a:demean(M [, opts]) -> info; M (n x p) is demeaned in place.  Returns
    info {iter, converged, achieved}; non-convergence raises unless
    opts.allow_nonconvergence (the caller then warns). */
@@ -844,12 +855,9 @@ static int absorb_demean(lua_State *L) {
   gsl_matrix *M = sp_lua_check_matrix(L, 2);
   if (M->size1 != a->n) return sp_lua_errorf(L, "demean: the matrix has %zu rows, the fixed effects %zu", M->size1, a->n);
   sp_demean_options opt;
-  int allow = demean_options(L, 3, &opt);
   sp_demean_info info;
-  memset(&info, 0, sizeof info);
   sp_error err;
-  sp_error_clear(&err);
-  solved_again(L, a);
+  int allow = solve_begin(L, a, &opt, &info, &err);
   int st = sp_demean_run(a->ws, M->data, M->size1, M->size2, M->tda, &opt, &info, &err);
   return push_demean_info(L, st, allow, &info, &err);
 }
@@ -862,12 +870,9 @@ static int absorb_solve(lua_State *L) {
   const sp_rows *src = check_rows(L, 2);
   if (src->n != a->n) return sp_lua_errorf(L, "solve: the rows are %zu, the fixed effects %zu", src->n, a->n);
   sp_demean_options opt;
-  int allow = demean_options(L, 3, &opt);
   sp_demean_info info;
-  memset(&info, 0, sizeof info);
   sp_error err;
-  sp_error_clear(&err);
-  solved_again(L, a);
+  int allow = solve_begin(L, a, &opt, &info, &err);
   int st = sp_demean_solve(a->ws, src, &opt, &info, &err);
   if (st == SP_OK || (st == SP_ECONV && allow)) {
     lua_pushvalue(L, 2);
