@@ -25,6 +25,8 @@ void sp_lsfit_init(sp_lsfit *fit) { memset(fit, 0, sizeof *fit); }
 void sp_lsfit_clear(sp_lsfit *fit) {
   free(fit->keep);
   free(fit->b);
+  free(fit->g);
+  free(fit->centre);
   if (fit->bread) gsl_matrix_free(fit->bread);
   sp_lsfit_init(fit);
 }
@@ -300,6 +302,16 @@ static void centre(const data *d, const colstats *cs, size_t c, double *m, doubl
   m[c] = 0;
 }
 
+/* The residual of one row, as every residual here is computed (the fit's
+   own passes and sp_lsfit_resid's rows give the same bits). */
+SP_INLINE double resid_row(double y, const double *restrict x, const size_t k, const double *restrict m, double my,
+                           const double *restrict gk) {
+  double s = y - my;
+  SP_UNROLL
+  for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
+  return s;
+}
+
 /* The residuals r_i = yc_i - sum_j (x_ij - m_j) gk_j over the rows of v,
    gk in column order with zeros for the dropped columns (which leaves r_i
    exactly as without them: the values are finite).  out != NULL: out (k) +=
@@ -312,9 +324,7 @@ SP_INLINE void resid_pass(const view *v, const size_t k, const double *restrict 
   for (size_t j = 0; out && k <= KSMALL && j < k; j++) acc[j] = out[j];
   for (size_t i = 0; i < v->n; i++) {
     const double *restrict x = v->x + i * v->tda;
-    double s = v->y[i * v->ys] - my, wi = v->w ? v->w[i] : 1.0;
-    SP_UNROLL
-    for (size_t j = 0; j < k; j++) s -= (x[j] - m[j]) * gk[j];
+    double s = resid_row(v->y[i * v->ys], x, k, m, my, gk), wi = v->w ? v->w[i] : 1.0;
     if (out && k <= KSMALL) {
       SP_UNROLL
       for (size_t j = 0; j < k; j++) acc[j] += (x[j] - m[j]) * (wi * s);
@@ -543,7 +553,9 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
-  if (A == NULL || fit->keep == NULL || fit->b == NULL) {
+  fit->g = malloc(k1 * sizeof *fit->g);
+  fit->centre = malloc(k1 * sizeof *fit->centre);
+  if (A == NULL || fit->keep == NULL || fit->b == NULL || fit->g == NULL || fit->centre == NULL) {
     free(A);
     sp_lsfit_clear(fit);
     return sp_error_set(err, SP_ENOMEM, "out of memory in least squares (%zu x %zu)", n, k);
@@ -669,12 +681,15 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
     symv(B, rank, tmp, t);
     for (size_t q = 0; q < rank; q++) gk[idx[q]] = g[q] += t[q];
   }
-  fit->ssr = residuals(&tm, &ps, m, my, gk, NULL);
+  fit->ssr = o->defer_ssr ? NAN : residuals(&tm, &ps, m, my, gk, NULL);
   /* No column kept: the residuals are y itself (uncentred, as the constant
      column was dropped too), so the ssr is the scan's yss exactly, not the
      same sum taken in another grouping (a within R2 of -2e-16). */
   if (rank == 0) fit->ssr = fit->yss;
   sp_team_stop(&tm);
+  memcpy(fit->g, gk, k * sizeof *gk);
+  memcpy(fit->centre, m, k * sizeof *m);
+  fit->centre[k] = my;
 
   /* Undo the centring: b_j = g_j except for the constant column,
      b_c = g_c + (my - sum_j m_j g_j) / kappa, that is b = T g with T the
@@ -719,18 +734,69 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
 
 int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_lsfit_opts *opts, sp_lsfit *fit,
                  double *resid, sp_error *err) {
-  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1, 0};
   const sp_lsfit_opts *o = opts ? opts : &defaults;
   data d = {X, y, ystride ? ystride : 1, NULL, o->w, X->data, X->size1, X->size2};
   return fit_data(&d, o, fit, resid, err);
 }
 
 int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, double *resid, sp_error *err) {
-  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1};
+  static const sp_lsfit_opts defaults = {NULL, NULL, 0, NULL, NULL, 1, 0};
   const sp_lsfit_opts *o = opts ? opts : &defaults;
   sp_lsfit_clear(fit);
   if (yX == NULL || yX->p == 0)
     return sp_error_set(err, SP_EVALUE, "least squares: the row source has no columns (expected y, then X)");
+  if (o->defer_ssr && resid != NULL)
+    return sp_error_set(err, SP_EVALUE, "least squares: residuals asked for with their sum of squares deferred");
   data d = {NULL, NULL, 0, yX, o->w, NULL, yX->n, yX->p - 1};
   return fit_data(&d, o, fit, resid, err);
+}
+
+/* The residual of each of n rows [y x] (ld doubles apart) over its y. */
+SP_INLINE void resid_block(double *io, size_t ld, size_t n, const size_t k, const double *m, double my,
+                           const double *gk) {
+  for (size_t i = 0; i < n; i++) io[i * ld] = resid_row(io[i * ld], io + i * ld + 1, k, m, my, gk);
+}
+
+/* Rows [r0, r1) of [r, x_cols]: yX's rows read, each y replaced by its
+   residual (resid_block with k a constant for the narrow designs).  When
+   cols are all of X in order (no column dropped) the rows are read straight
+   into out; else onto the stack (at most 256 x 64 doubles, 128 KB, as
+   sp_demean_within's) and the columns copied. */
+static void resid_read(const sp_rows *src, size_t r0, size_t r1, double *out, size_t ldo) {
+  const sp_lsfit_resid *r = src->ctx;
+  size_t k = r->k, p = k + 1, m = src->p - 1, n = r1 - r0;
+  double buf[SP_ROWS_BLOCK * SP_ROWS_MAXSEL];
+  double *io = r->all ? out : buf;
+  size_t ld = r->all ? ldo : p;
+  r->yX->read(r->yX, r0, r1, io, ld);
+  switch (k) {
+    case 1: resid_block(io, ld, n, 1, r->centre, r->centre[k], r->g); break;
+    case 2: resid_block(io, ld, n, 2, r->centre, r->centre[k], r->g); break;
+    case 3: resid_block(io, ld, n, 3, r->centre, r->centre[k], r->g); break;
+    case 4: resid_block(io, ld, n, 4, r->centre, r->centre[k], r->g); break;
+    default: resid_block(io, ld, n, k, r->centre, r->centre[k], r->g); break;
+  }
+  if (io == out) return;
+  for (size_t i = 0; i < n; i++) {
+    out[i * ldo] = buf[i * p];
+    for (size_t j = 0; j < m; j++) out[i * ldo + j + 1] = buf[i * p + 1 + r->cols[j]];
+  }
+}
+
+int sp_lsfit_resid_init(sp_lsfit_resid *r, const sp_lsfit *fit, const sp_rows *yX, const size_t *cols, size_t m) {
+  if (yX == NULL || fit->g == NULL || fit->centre == NULL || yX->p != fit->k + 1 || yX->p > SP_ROWS_MAXSEL ||
+      m + 1 > SP_ROWS_MAXSEL || (m > 0 && cols == NULL))
+    return -1;
+  for (size_t j = 0; j < m; j++)
+    if (cols[j] >= fit->k) return -1;
+  r->yX = yX;
+  r->k = fit->k;
+  r->all = m == fit->k;
+  for (size_t j = 0; j < m; j++) r->all &= cols[j] == j;
+  if (m > 0) memcpy(r->cols, cols, m * sizeof *cols);
+  memcpy(r->g, fit->g, fit->k * sizeof *fit->g);
+  memcpy(r->centre, fit->centre, (fit->k + 1) * sizeof *fit->centre);
+  r->rows = (sp_rows){yX->n, m + 1, resid_read, r, NULL};
+  return 0;
 }

@@ -13,7 +13,11 @@
 ** time, never the bits.  X is a matrix or a row source (rows.h, never
 ** stored whole): the HC meat takes the same HC_BLOCK-row blocks from
 ** either, and the per-group scores add row by row, so a source gives the
-** matrix's V to the bit.
+** matrix's V to the bit.  The residuals are an array beside X, or column 0
+** of a source's rows (sp_lsfit_resid): then no residual is ever stored.
+** The sum of squared residuals (and the smallest weight, which shows a bad
+** one) is taken by the first pass over the rows, whatever its kind, so a
+** source is read no more often than it must be.
 */
 #include <math.h>
 #include <stdio.h>
@@ -186,25 +190,51 @@ static int densify(size_t n, const int32_t *a, const int32_t *b, uint64_t nb, ui
 
 static double score_weight(const double *w, size_t i) { return w ? w[i] : 1.0; }
 
-/* X as the passes read it: a matrix, or a source of its rows (rows.h). */
+/* X and the residuals as the passes read them: a matrix or a source of
+   X's rows (rows.h) with the residuals in an array, or a source of the rows
+   [e X] (ecol: the residual in column 0). */
 typedef struct {
   const gsl_matrix *M;
   const sp_rows *src;
-  size_t n, k;
+  const double *resid;  /* unless ecol */
+  int ecol;
+  size_t n, k;          /* k regressors: a source's rows are k + ecol wide */
 } xrows;
 
-/* Rows [r0, r1) of X, *tda doubles apart: a matrix's in place, a source's
-   read into buf ((r1 - r0) x k), SP_ROWS_BLOCK rows at a time. */
-static const double *xrows_get(const xrows *X, size_t r0, size_t r1, double *buf, size_t *tda) {
-  if (X->src == NULL) {
-    *tda = X->M->tda;
-    return X->M->data + r0 * X->M->tda;
-  }
+static size_t xrows_width(const xrows *X) { return X->k + (size_t)X->ecol; }
+
+/* Rows [r0, r1): row i - r0 of X at x + (i - r0) * tda, its residual at
+   e[(i - r0) * es]. */
+typedef struct {
+  const double *x, *e;
+  size_t tda, es;
+} xview;
+
+/* Rows [r0, r1): a matrix's in place, a source's read into buf ((r1 - r0)
+   rows of xrows_width), SP_ROWS_BLOCK rows at a time. */
+static xview xrows_get(const xrows *X, size_t r0, size_t r1, double *buf) {
+  if (X->src == NULL) return (xview){X->M->data + r0 * X->M->tda, X->resid + r0, X->M->tda, 1};
+  size_t p = xrows_width(X);
   for (size_t a = r0; a < r1; a += SP_ROWS_BLOCK)
-    X->src->read(X->src, a, r1 - a < SP_ROWS_BLOCK ? r1 : a + SP_ROWS_BLOCK, buf + (a - r0) * X->k, X->k);
-  *tda = X->k;
-  return buf;
+    X->src->read(X->src, a, r1 - a < SP_ROWS_BLOCK ? r1 : a + SP_ROWS_BLOCK, buf + (a - r0) * p, p);
+  if (X->ecol) return (xview){buf + 1, buf, p, p};
+  return (xview){buf, X->resid + r0, p, 1};
 }
+
+/* The residual of row i (the error path: one row read from a source). */
+static double xrows_resid(const xrows *X, size_t i) {
+  if (!X->ecol) return X->resid[i];
+  double row[SP_ROWS_MAXSEL];
+  X->src->read(X->src, i, i + 1, row, xrows_width(X));
+  return row[0];
+}
+
+/* Each chunk's sum of w e^2 and smallest weight, from the first pass over
+   the rows (when a pass is given one): added in chunk order, as least
+   squares adds its own, so the sum is the bits sp_lsfit_run reports. */
+typedef struct {
+  double ssr[SP_TEAM_CHUNKS], wmin[SP_TEAM_CHUNKS];
+} rsums;
 
 /* Where a pass over rows [r0, i1) that reads row by row stops its view:
    a matrix's rows are all in place, a source gives SP_ROWS_BLOCK at once. */
@@ -225,11 +255,12 @@ static void add_crossprod(double *M, size_t k, const double *S, size_t G, double
 typedef struct {
   const xrows *X;
   const gsl_matrix *B;
-  const double *resid, *w;
+  const double *w;
   int power;
   double alpha;
+  rsums *rs;                    /* NULL: not wanted */
   double *M[SP_TEAM_CHUNKS], *Z[SP_TEAM_CHUNKS], *T[SP_TEAM_CHUNKS];
-  double *R[SP_TEAM_CHUNKS];    /* a source's rows, HC_BLOCK x k */
+  double *R[SP_TEAM_CHUNKS];    /* a source's rows, HC_BLOCK x its width */
   size_t bad[SP_TEAM_CHUNKS];   /* the chunk's first row of leverage 1, or SIZE_MAX */
   double badh[SP_TEAM_CHUNKS];
 } hc_job;
@@ -237,21 +268,23 @@ typedef struct {
 static void hc_chunk(void *ctx, int c) {
   hc_job *j = ctx;
   const xrows *X = j->X;
-  size_t i0, i1, k = X->k, tda;
-  double *Z = j->Z[c], *T = j->T[c];
+  size_t i0, i1, k = X->k;
+  double *Z = j->Z[c], *T = j->T[c], ssr = 0.0, wmin = INFINITY;
   sp_team_range(X->n, c, &i0, &i1);
   /* blocks of HC_BLOCK rows whatever X is: the products, so the bits, are
      the same from a matrix as from a source */
   for (size_t r0 = i0; r0 < i1; r0 += HC_BLOCK) {
     size_t m = i1 - r0 < HC_BLOCK ? i1 - r0 : HC_BLOCK;
-    const double *Xb = xrows_get(X, r0, r0 + m, j->R[c], &tda);
+    xview v = xrows_get(X, r0, r0 + m, j->R[c]);
     if (j->power > 0)
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)k, 1.0, Xb,
-                  (int)tda, j->B->data, (int)j->B->tda, 0.0, T, (int)k);
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)k, (int)k, 1.0, v.x,
+                  (int)v.tda, j->B->data, (int)j->B->tda, 0.0, T, (int)k);
     for (size_t r = 0; r < m; r++) {
       size_t i = r0 + r;
-      const double *x = Xb + r * tda;
-      double u = score_weight(j->w, i) * j->resid[i];
+      const double *x = v.x + r * v.tda;
+      double wi = score_weight(j->w, i), e = v.e[r * v.es], u = wi * e;
+      ssr += u * e;
+      wmin = wi < wmin ? wi : wmin;
       if (j->power > 0) {
         double h = 0.0;
         for (size_t a = 0; a < k; a++) h += T[r * k + a] * x[a];
@@ -267,18 +300,22 @@ static void hc_chunk(void *ctx, int c) {
     }
     add_crossprod(j->M[c], k, Z, m, j->alpha);
   }
+  if (j->rs) {
+    j->rs->ssr[c] = ssr;
+    j->rs->wmin[c] = wmin;
+  }
 }
 
 /* The HC meat added into M's upper triangle, the chunks' in chunk order. */
-static int hc_meat(sp_team *tm, const xrows *X, const double *resid, const double *w,
-                   const gsl_matrix *B, int power, double alpha, double *M, sp_error *err) {
+static int hc_meat(sp_team *tm, const xrows *X, const double *w, const gsl_matrix *B, int power, double alpha,
+                   double *M, rsums *rs, sp_error *err) {
   size_t k = X->k;
   /* a chunk's M, Z, T and a source's rows */
-  size_t per = k * k + HC_BLOCK * k * ((power > 0 ? 2 : 1) + (X->src ? 1 : 0));
+  size_t per = k * k + HC_BLOCK * k * (power > 0 ? 2 : 1) + (X->src ? HC_BLOCK * xrows_width(X) : 0);
   double *buf = calloc(SP_TEAM_CHUNKS * per, sizeof *buf);
   if (buf == NULL)
     return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
-  hc_job j = {X, B, resid, w, power, alpha, {0}, {0}, {0}, {0}, {0}, {0}};
+  hc_job j = {X, B, w, power, alpha, rs, {0}, {0}, {0}, {0}, {0}, {0}};
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
     j.M[c] = buf + c * per;
     j.Z[c] = j.M[c] + k * k;
@@ -305,12 +342,13 @@ static int hc_meat(sp_team *tm, const xrows *X, const double *resid, const doubl
    code[i] - off[c] of S[c]; k is a constant where inlined. */
 typedef struct {
   const xrows *X;
-  const double *resid, *w;
+  const double *w;
   const int32_t *code;
+  rsums *rs;                                       /* NULL: not wanted */
   int32_t lo[SP_TEAM_CHUNKS], hi[SP_TEAM_CHUNKS];  /* each chunk's smallest and largest code */
   double *S[SP_TEAM_CHUNKS];
   int32_t off[SP_TEAM_CHUNKS];
-  double *R[SP_TEAM_CHUNKS];                       /* a source's rows, SP_ROWS_BLOCK x k */
+  double *R[SP_TEAM_CHUNKS];                       /* a source's rows, SP_ROWS_BLOCK x its width */
 } scores_job;
 
 static void range_chunk(void *ctx, int c) {
@@ -326,30 +364,37 @@ static void range_chunk(void *ctx, int c) {
   j->hi[c] = hi;
 }
 
-/* Rows [i0, i1), row i of X at Xb + (i - i0) * tda.  For up to RUN_MAX
-   columns the sums of the current group are carried in registers while its
-   code repeats (a sorted panel's entities) and stored when it changes: the
-   same additions in the same order as adding into S row by row, without
-   each add waiting for the previous row's store. */
+/* Rows [i0, i1) of the view v (row i at i - i0); sums[0] += w e^2 and
+   sums[1] = min(sums[1], w) over them.  For up to RUN_MAX columns the sums
+   of the current group are carried in registers while its code repeats (a
+   sorted panel's entities) and stored when it changes: the same additions
+   in the same order as adding into S row by row, without each add waiting
+   for the previous row's store. */
 enum { RUN_MAX = 4 };
-SP_INLINE void scores_pass(const double *restrict Xb, size_t tda, const double *restrict resid,
-                           const double *restrict w, const int32_t *restrict code, size_t i0, size_t i1,
-                           int32_t off, double *restrict S, const size_t k) {
+SP_INLINE void scores_pass(xview v, const double *restrict w, const int32_t *restrict code, size_t i0, size_t i1,
+                           int32_t off, double *restrict S, double *restrict sums, const size_t k) {
+  double ssr = sums[0], wmin = sums[1];
   if (k > RUN_MAX || i0 >= i1) {
     for (size_t i = i0; i < i1; i++) {
-      const double *restrict x = Xb + (i - i0) * tda;
-      double u = score_weight(w, i) * resid[i];
+      const double *restrict x = v.x + (i - i0) * v.tda;
+      double wi = score_weight(w, i), e = v.e[(i - i0) * v.es], u = wi * e;
       double *restrict s = S + (size_t)(code[i] - off) * k;
+      ssr += u * e;
+      wmin = wi < wmin ? wi : wmin;
       for (size_t j = 0; j < k; j++) s[j] += u * x[j];
     }
+    sums[0] = ssr;
+    sums[1] = wmin;
     return;
   }
   int32_t cur = code[i0];
   double run[RUN_MAX];
   for (size_t j = 0; j < k; j++) run[j] = S[(size_t)(cur - off) * k + j];
   for (size_t i = i0; i < i1; i++) {
-    const double *restrict x = Xb + (i - i0) * tda;
-    double u = score_weight(w, i) * resid[i];
+    const double *restrict x = v.x + (i - i0) * v.tda;
+    double wi = score_weight(w, i), e = v.e[(i - i0) * v.es], u = wi * e;
+    ssr += u * e;
+    wmin = wi < wmin ? wi : wmin;
     if (code[i] != cur) {
       for (size_t j = 0; j < k; j++) {
         S[(size_t)(cur - off) * k + j] = run[j];
@@ -360,24 +405,31 @@ SP_INLINE void scores_pass(const double *restrict Xb, size_t tda, const double *
     for (size_t j = 0; j < k; j++) run[j] += u * x[j];
   }
   for (size_t j = 0; j < k; j++) S[(size_t)(cur - off) * k + j] = run[j];
+  sums[0] = ssr;
+  sums[1] = wmin;
 }
 
 static void scores_chunk(void *ctx, int c) {
   scores_job *j = ctx;
   const xrows *X = j->X;
-  size_t i0, i1, tda;
+  size_t i0, i1;
+  double sums[2] = {0.0, INFINITY};
   sp_team_range(X->n, c, &i0, &i1);
   /* row by row into S: reading the rows in views changes no sum */
   for (size_t r0 = i0, r1; r0 < i1; r0 = r1) {
     r1 = xrows_end(X, r0, i1);
-    const double *Xb = xrows_get(X, r0, r1, j->R[c], &tda);
+    xview v = xrows_get(X, r0, r1, j->R[c]);
     switch (X->k) {
-      case 1: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 1); break;
-      case 2: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 2); break;
-      case 3: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 3); break;
-      case 4: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], 4); break;
-      default: scores_pass(Xb, tda, j->resid, j->w, j->code, r0, r1, j->off[c], j->S[c], X->k); break;
+      case 1: scores_pass(v, j->w, j->code, r0, r1, j->off[c], j->S[c], sums, 1); break;
+      case 2: scores_pass(v, j->w, j->code, r0, r1, j->off[c], j->S[c], sums, 2); break;
+      case 3: scores_pass(v, j->w, j->code, r0, r1, j->off[c], j->S[c], sums, 3); break;
+      case 4: scores_pass(v, j->w, j->code, r0, r1, j->off[c], j->S[c], sums, 4); break;
+      default: scores_pass(v, j->w, j->code, r0, r1, j->off[c], j->S[c], sums, X->k); break;
     }
+  }
+  if (j->rs) {
+    j->rs->ssr[c] = sums[0];
+    j->rs->wmin[c] = sums[1];
   }
 }
 
@@ -386,14 +438,14 @@ static void scores_chunk(void *ctx, int c) {
    panel's entities, an intersection of dimensions: S may hold n rows, and is
    not doubled), else it fills a table of its own code range, added after.
    Returns SP_OK or SP_ENOMEM. */
-static int group_scores(sp_team *tm, const xrows *X, const double *resid, const double *w,
-                        const int32_t *code, double *S) {
-  size_t k = X->k, g1 = 0;
+static int group_scores(sp_team *tm, const xrows *X, const double *w, const int32_t *code, double *S,
+                        rsums *rs) {
+  size_t k = X->k, p = xrows_width(X), g1 = 0;
   double *S1 = NULL, *R = NULL;
-  scores_job j = {X, resid, w, code, {0}, {0}, {S, S}, {0, 0}, {NULL, NULL}};
+  scores_job j = {X, w, code, rs, {0}, {0}, {S, S}, {0, 0}, {NULL, NULL}};
   if (X->src) {
-    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * k * sizeof *R)) == NULL) return SP_ENOMEM;
-    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * k;
+    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * p * sizeof *R)) == NULL) return SP_ENOMEM;
+    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * p;
   }
   sp_team_run(tm, range_chunk, &j);
   if (j.lo[1] <= j.hi[0]) {
@@ -424,8 +476,8 @@ static const char *dim_name(const sp_vcov_spec *s, size_t d, char *buf, size_t s
 /* Cameron-Gelbach-Miller: M = sum over non-empty subsets D of the dimensions
    of (-1)^(|D|+1) adj_D S_D'S_D, S_D the scores summed within the
    intersection of the dimensions in D. */
-static int cluster_meat(sp_team *tm, const xrows *X, const double *resid, const sp_vcov_spec *s,
-                        double dof, double *M, sp_vcov_info *info, sp_error *err) {
+static int cluster_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, double dof, double *M,
+                        sp_vcov_info *info, rsums *rs, sp_error *err) {
   size_t n = X->n, k = X->k, p = s->ncluster;
   int32_t *dense[SP_VCOV_MAXWAY] = {0};       /* recoded copies, owned */
   const int32_t *dc[SP_VCOV_MAXWAY] = {0};    /* each dimension's dense codes */
@@ -506,7 +558,7 @@ static int cluster_meat(sp_team *tm, const xrows *X, const double *resid, const 
          multi0 = TRUE, plm vcovDC); dof is applied to all of V later. */
       adj = 1.0 / dof;
       info->gadj[set - 1] = 1.0;
-      if ((st = hc_meat(tm, X, resid, s->weights, NULL, 0, sign * adj, M, err)) != SP_OK) goto done;
+      if ((st = hc_meat(tm, X, s->weights, NULL, 0, sign * adj, M, NULL, err)) != SP_OK) goto done;
       continue;
     }
     switch (s->gadj) {
@@ -517,7 +569,8 @@ static int cluster_meat(sp_team *tm, const xrows *X, const double *resid, const 
     if (g < 2) adj = 1.0;  /* an intersection with one cell only (cannot happen for g = n) */
     info->gadj[set - 1] = adj;
     S = sp_mem_calloc(g, k * sizeof *S);
-    if (S == NULL || group_scores(tm, X, resid, s->weights, code, S) != SP_OK) goto nomem;
+    /* the first term's pass also sums the squared residuals */
+    if (S == NULL || group_scores(tm, X, s->weights, code, S, set == 1 ? rs : NULL) != SP_OK) goto nomem;
     add_crossprod(M, k, S, g, sign * adj);
     sp_mem_free(S);
     S = NULL;
@@ -537,8 +590,8 @@ done:
 /* Driscoll-Kraay: h_t = sum over period t of u_i x_i; M = sum_t h_t h_t' +
    sum_{l=1..L} (1 - l/(L+1)) sum_t (h_t h_{t-l}' + h_{t-l} h_t').  M is full
    on return (not only the upper triangle). */
-static int dk_meat(sp_team *tm, const xrows *X, const double *resid, const sp_vcov_spec *s, double *M,
-                   sp_vcov_info *info, sp_error *err) {
+static int dk_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, double *M, sp_vcov_info *info, rsums *rs,
+                   sp_error *err) {
   size_t n = X->n, k = X->k;
   const char *tn = s->time_name ? s->time_name : "time";
   if (s->time == NULL)
@@ -566,7 +619,7 @@ static int dk_meat(sp_team *tm, const xrows *X, const double *resid, const sp_vc
   }
   double *H = sp_mem_calloc(T, k * sizeof *H);
   double *C = malloc(k * k * sizeof *C);
-  if (H == NULL || C == NULL || group_scores(tm, X, resid, s->weights, s->time, H) != SP_OK) {
+  if (H == NULL || C == NULL || group_scores(tm, X, s->weights, s->time, H, rs) != SP_OK) {
     sp_mem_free(H);
     free(C);
     return sp_error_set(err, SP_ENOMEM, "out of memory for %zu periods x %zu columns", T, k);
@@ -645,36 +698,62 @@ static double dof_factor(sp_vcov_dof d, sp_vcov_type t, size_t n, size_t k) {
   }
 }
 
-/* Each chunk's sum of w e^2 and smallest weight. */
+/* The IID covariance's own pass (no meat reads the rows): each chunk's
+   sum of w e^2 and smallest weight into rs. */
 typedef struct {
-  const double *resid, *w;
-  size_t n;
-  double ssr[SP_TEAM_CHUNKS], wmin[SP_TEAM_CHUNKS];
+  const xrows *X;
+  const double *w;
+  rsums *rs;
+  double *R[SP_TEAM_CHUNKS];  /* a source's rows, when the residuals are in them */
 } ssr_job;
 
 static void ssr_chunk(void *ctx, int c) {
   ssr_job *j = ctx;
+  const xrows *X = j->X;
   size_t i0, i1;
   double ssr = 0.0, wmin = INFINITY;
-  sp_team_range(j->n, c, &i0, &i1);
-  for (size_t i = i0; i < i1; i++) {
-    double w = score_weight(j->w, i);
-    ssr += w * j->resid[i] * j->resid[i];
-    wmin = w < wmin ? w : wmin;
+  sp_team_range(X->n, c, &i0, &i1);
+  for (size_t r0 = i0, r1; r0 < i1; r0 = r1) {
+    r1 = X->ecol ? xrows_end(X, r0, i1) : i1;
+    const double *e = X->resid + r0;
+    size_t es = 1;
+    if (X->ecol) {
+      xview v = xrows_get(X, r0, r1, j->R[c]);
+      e = v.e;
+      es = v.es;
+    }
+    for (size_t i = r0; i < r1; i++) {
+      double w = score_weight(j->w, i), u = w * e[(i - r0) * es];
+      ssr += u * e[(i - r0) * es];
+      wmin = w < wmin ? w : wmin;
+    }
   }
-  j->ssr[c] = ssr;
-  j->wmin[c] = wmin;
+  j->rs->ssr[c] = ssr;
+  j->rs->wmin[c] = wmin;
 }
 
-/* sp_vcov_compute on X, a matrix or a source (NULL when the caller's is). */
-static int compute(const xrows *X, const double *resid, const gsl_matrix *bread, const sp_vcov_spec *spec,
-                   gsl_matrix *V, sp_vcov_info *info, sp_error *err) {
+static int iid_sums(sp_team *tm, const xrows *X, const double *w, rsums *rs) {
+  ssr_job j = {X, w, rs, {NULL, NULL}};
+  double *R = NULL;
+  if (X->ecol) {
+    size_t p = xrows_width(X);
+    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * p * sizeof *R)) == NULL) return SP_ENOMEM;
+    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * p;
+  }
+  sp_team_run(tm, ssr_chunk, &j);
+  free(R);
+  return SP_OK;
+}
+
+/* sp_vcov_compute on X and the residuals (NULL when the caller's X is). */
+static int compute(const xrows *X, const gsl_matrix *bread, const sp_vcov_spec *spec, gsl_matrix *V,
+                   sp_vcov_info *info, sp_error *err) {
   sp_vcov_info local;
   gsl_matrix *Mm = NULL, *BM = NULL;
   int st = SP_OK;
   if (info == NULL) info = &local;
   memset(info, 0, sizeof *info);
-  if (X == NULL || resid == NULL || bread == NULL || spec == NULL || V == NULL)
+  if (X == NULL || (!X->ecol && X->resid == NULL) || bread == NULL || spec == NULL || V == NULL)
     return sp_error_set(err, SP_EVALUE, "vcov: X, residuals, bread, spec and V are all required");
   size_t n = X->n, k = X->k;
   size_t kd = spec->k_df ? spec->k_df : k;
@@ -700,21 +779,49 @@ static int compute(const xrows *X, const double *resid, const gsl_matrix *bread,
 
   sp_team tm;
   sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? spec->threads : 1);
+  rsums rs = {{0.0, 0.0}, {INFINITY, INFINITY}};
+  switch (spec->type) {
+    case SP_VCOV_IID:
+      if (iid_sums(&tm, X, spec->weights, &rs) != SP_OK)
+        st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a block of rows");
+      break;
+    case SP_VCOV_HC0:
+    case SP_VCOV_HC1:
+    case SP_VCOV_HC2:
+    case SP_VCOV_HC3:
+    case SP_VCOV_CLUSTER:
+    case SP_VCOV_DRISCOLL_KRAAY:
+      Mm = gsl_matrix_calloc(k, k);
+      BM = gsl_matrix_alloc(k, k);
+      if (Mm == NULL || BM == NULL)
+        st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a %zux%zu meat", k, k);
+      break;
+  }
+  if (st != SP_OK) goto done;
+  double dof = dof_factor(spec->dof, spec->type, n, kd);
+  switch (spec->type) {
+    case SP_VCOV_HC0:
+    case SP_VCOV_HC1: st = hc_meat(&tm, X, spec->weights, bread, 0, 1.0, Mm->data, &rs, err); break;
+    case SP_VCOV_HC2: st = hc_meat(&tm, X, spec->weights, bread, 1, 1.0, Mm->data, &rs, err); break;
+    case SP_VCOV_HC3: st = hc_meat(&tm, X, spec->weights, bread, 2, 1.0, Mm->data, &rs, err); break;
+    case SP_VCOV_CLUSTER: st = cluster_meat(&tm, X, spec, dof, Mm->data, info, &rs, err); break;
+    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(&tm, X, spec, Mm->data, info, &rs, err); break;
+    default: break;
+  }
+  if (st != SP_OK) goto done;
   /* A residual or weight that is not finite, or a negative weight, shows in
      ssr or wmin: only then look for it, row by row. */
-  ssr_job sj = {resid, spec->weights, n, {0}, {0}};
-  sp_team_run(&tm, ssr_chunk, &sj);
   double ssr = 0.0, wmin = INFINITY;
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
-    ssr += sj.ssr[c];
-    wmin = sj.wmin[c] < wmin ? sj.wmin[c] : wmin;
+    ssr += rs.ssr[c];
+    wmin = rs.wmin[c] < wmin ? rs.wmin[c] : wmin;
   }
   for (size_t i = 0; !(isfinite(ssr) && wmin >= 0.0) && i < n; i++) {
-    double w = score_weight(spec->weights, i);
-    if (!isfinite(resid[i])) {
+    double w = score_weight(spec->weights, i), e = xrows_resid(X, i);
+    if (!isfinite(e)) {
       st = sp_error_set(err, SP_EMISSING, "vcov: the residual of observation %zu is not "
                         "finite (%g): expected residuals of the estimation sample only",
-                        i + 1, resid[i]);
+                        i + 1, e);
       goto done;
     }
     if (!(w >= 0.0) || !isfinite(w)) {
@@ -723,42 +830,24 @@ static int compute(const xrows *X, const double *resid, const gsl_matrix *bread,
       goto done;
     }
   }
-  double dof = dof_factor(spec->dof, spec->type, n, kd);
   info->n = n;
   info->k_df = kd;
   info->dof_factor = dof;
+  info->ssr = ssr;
   info->sigma2 = ssr / (double)(n - kd);
   info->df_t = (double)(n - kd);
-  info->lag = -1;
+  if (spec->type != SP_VCOV_DRISCOLL_KRAAY) info->lag = -1;
 
   if (spec->type == SP_VCOV_IID) {
     gsl_matrix_memcpy(V, bread);
     gsl_matrix_scale(V, ssr / (double)n * dof);
     goto done;
   }
-
-  Mm = gsl_matrix_calloc(k, k);
-  BM = gsl_matrix_alloc(k, k);
-  if (Mm == NULL || BM == NULL) {
-    st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a %zux%zu meat", k, k);
-    goto done;
-  }
-  switch (spec->type) {
-    case SP_VCOV_HC0:
-    case SP_VCOV_HC1: st = hc_meat(&tm, X, resid, spec->weights, bread, 0, 1.0, Mm->data, err); break;
-    case SP_VCOV_HC2: st = hc_meat(&tm, X, resid, spec->weights, bread, 1, 1.0, Mm->data, err); break;
-    case SP_VCOV_HC3: st = hc_meat(&tm, X, resid, spec->weights, bread, 2, 1.0, Mm->data, err); break;
-    case SP_VCOV_CLUSTER: st = cluster_meat(&tm, X, resid, spec, dof, Mm->data, info, err); break;
-    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(&tm, X, resid, spec, Mm->data, info, err); break;
-    default: break;
-  }
-  if (st == SP_OK && spec->type == SP_VCOV_DRISCOLL_KRAAY && spec->gadj != SP_VCOV_GADJ_NONE &&
-      info->nperiods > 1) {
+  if (spec->type == SP_VCOV_DRISCOLL_KRAAY && spec->gadj != SP_VCOV_GADJ_NONE && info->nperiods > 1) {
     /* The periods play the clusters' part: xtscc's T/(T-1). */
     info->gadj[0] = (double)info->nperiods / (double)(info->nperiods - 1);
     gsl_matrix_scale(Mm, info->gadj[0]);
   }
-  if (st != SP_OK) goto done;
   if (spec->type != SP_VCOV_DRISCOLL_KRAAY)  /* dsyrk filled the upper triangle only */
     for (size_t a = 0; a < k; a++)
       for (size_t b = 0; b < a; b++) gsl_matrix_set(Mm, a, b, gsl_matrix_get(Mm, b, a));
@@ -797,13 +886,16 @@ done:
 int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *bread,
                     const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
                     sp_error *err) {
-  xrows x = {X, NULL, X ? X->size1 : 0, X ? X->size2 : 0};
-  return compute(X ? &x : NULL, resid, bread, spec, V, info, err);
+  xrows x = {X, NULL, resid, 0, X ? X->size1 : 0, X ? X->size2 : 0};
+  return compute(X ? &x : NULL, bread, spec, V, info, err);
 }
 
 int sp_vcov_compute_rows(const sp_rows *X, const double *resid, const gsl_matrix *bread,
                          const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
                          sp_error *err) {
-  xrows x = {NULL, X, X ? X->n : 0, X ? X->p : 0};
-  return compute(X ? &x : NULL, resid, bread, spec, V, info, err);
+  if (X != NULL && resid == NULL && (X->p == 0 || X->p > SP_ROWS_MAXSEL))
+    return sp_error_set(err, SP_EVALUE, "vcov: rows [e X] need 1 to %d columns, got %zu", SP_ROWS_MAXSEL, X->p);
+  int ecol = resid == NULL;
+  xrows x = {NULL, X, resid, ecol, X ? X->n : 0, X ? X->p - (size_t)ecol : 0};
+  return compute(X ? &x : NULL, bread, spec, V, info, err);
 }

@@ -77,7 +77,7 @@ static void large_mean(void) {
     sxx0 += (long double)x * x;
   }
   sc[1] = (double)sxx0;
-  st = sp_lsfit_run(&X2.matrix, y, 1, &(sp_lsfit_opts){NULL, sc, 0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(&X2.matrix, y, 1, &(sp_lsfit_opts){NULL, sc, 0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_OK && fit.rank == 1 && !fit.keep[0] && isnan(fit.b[0]) &&
         fabs(fit.b[1] - (double)(sxy0 / sxx0)) < 1e-12 * fabs(fit.b[1]),
         "constant column dropped through its scale: the regression through the origin");
@@ -119,7 +119,7 @@ static void extreme_scales(void) {
   const double scales[] = {1e300, 1e-300, 1e160, 1e-160, 1e150, 1e-150};
   for (size_t s = 0; s < 6; s++) {
     for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 1, scales[s] * z[i]);
-    int st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y", 1}, &fit, NULL, &err);
+    int st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y", 1, 0}, &fit, NULL, &err);
     char what[96];
     if (s < 4) {
       snprintf(what, sizeof what, "x at scale %g is an error naming it", scales[s]);
@@ -131,7 +131,7 @@ static void extreme_scales(void) {
     }
   }
   for (size_t i = 0; i < N; i++) yb[i] = 1e300 * y[i];
-  int st = sp_lsfit_run(X, yb, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y", 1}, &fit, NULL, &err);
+  int st = sp_lsfit_run(X, yb, 1, &(sp_lsfit_opts){NULL, NULL, 0, names, "y", 1, 0}, &fit, NULL, &err);
   check(st == SP_EVALUE && strstr(err.msg, "values of y are too large") != NULL, "y at 1e300 is an error naming it");
   sp_lsfit_clear(&fit);
   gsl_matrix_free(X);
@@ -166,7 +166,7 @@ static void long_designs(void) {
   sp_lsfit_init(&a);
   sp_lsfit_init(&b);
   sp_error err;
-  sp_lsfit_opts o = {w, NULL, 0, NULL, NULL, 1};
+  sp_lsfit_opts o = {w, NULL, 0, NULL, NULL, 1, 0};
   int st = sp_lsfit_run(X, y, 1, &o, &a, r, &err);
   double worst = 0;
   for (size_t j = 0; j < 2; j++) {
@@ -242,8 +242,8 @@ static void thread_invariance(void) {
     sp_lsfit_init(&a);
     sp_lsfit_init(&b);
     sp_error err;
-    int st = sp_lsfit_run(&V.matrix, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &a, r1, &err);
-    st |= sp_lsfit_run(&V.matrix, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 2}, &b, r2, &err);
+    int st = sp_lsfit_run(&V.matrix, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &a, r1, &err);
+    st |= sp_lsfit_run(&V.matrix, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 2, 0}, &b, r2, &err);
     int same = st == SP_OK && a.rank == b.rank && a.ssr == b.ssr && a.yss == b.yss &&
                memcmp(a.b, b.b, cases[c].k * sizeof *a.b) == 0 && memcmp(r1, r2, sizeof r1) == 0;
     for (size_t i = 0; same && i < a.rank * a.rank; i++) same = a.bread->data[i] == b.bread->data[i];
@@ -309,14 +309,14 @@ int main(void) {
   check(fabs(prod - 1.0) < 1e-10, "bread is (X'X)^-1");
 
   /* Weighted: X'Wr = 0. */
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_OK && fit.rank == 4 && normal_eq(X, w, r, N) < 1e-10, "weighted normal equations");
 
   /* Every column dropped (all zero): the residuals are y, and the ssr is yss
      exactly, so a within R2 is 0, not a rounding away from it. */
   {
     gsl_matrix *Z = gsl_matrix_calloc(N, 2);
-    st = sp_lsfit_run(Z, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+    st = sp_lsfit_run(Z, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
     int same_r = 1;
     for (size_t i = 0; i < N; i++) same_r &= r[i] == y[i];
     check(st == SP_OK && fit.rank == 0 && fit.ssr == fit.yss && same_r, "no column kept: r = y and ssr == yss");
@@ -342,7 +342,7 @@ int main(void) {
   /* A column that is rounding noise relative to its scale is dropped. */
   double scale[5] = {N, 100, 100, 100, 100};
   for (size_t i = 0; i < N; i++) gsl_matrix_set(X, i, 2, 1e-9 * sin((double)i));
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, scale, 0, NULL, NULL, 1}, &fit, NULL, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, scale, 0, NULL, NULL, 1, 0}, &fit, NULL, &err);
   check(st == SP_OK && fit.keep[2] == 0, "absorbed column found through its reference scale");
 
   /* Bad input is an error naming the element, not a column silently dropped
@@ -356,21 +356,21 @@ int main(void) {
   check(st == SP_EVALUE && strstr(err.msg, "y[4] is Inf") != NULL, "Inf in y is an error");
   y[3] = 1.0;
   w[5] = -1.0;
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "weight -1 at observation 6") != NULL, "a negative weight is an error");
   w[5] = NAN;
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "weight NaN at observation 6") != NULL, "a NaN weight is an error");
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, NAN, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, NAN, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "tolerance") != NULL, "a NaN tolerance is an error");
   w[5] = 0.0;
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, NULL, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, NULL, &err);
   check(st == SP_OK && isfinite(fit.ssr) && fit.rank > 0, "a zero weight is allowed");
 
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 1.0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){NULL, NULL, 1.0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "outside [0, 1)") != NULL, "a tolerance of 1 is an error");
   for (size_t i = 0; i < N; i++) w[i] = 0;
-  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+  st = sp_lsfit_run(X, y, 1, &(sp_lsfit_opts){w, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
   check(st == SP_EVALUE && strstr(err.msg, "the weights are all zero") != NULL,
         "all-zero weights are named as such, not as every column collinear");
 

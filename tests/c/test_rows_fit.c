@@ -87,7 +87,7 @@ static void lsfit_equal(void) {
         design(yX, w, n, k, v);
         for (size_t j = 0; j < k; j++) scale[j] = v == CONSTANT_DROPPED && j == 0 ? 1e300 : 1e4;
         sp_lsfit_opts o = {v == WEIGHTED ? w : NULL, v == SCALED || v == CONSTANT_DROPPED ? scale : NULL, 0,
-                           NULL, NULL, 1};
+                           NULL, NULL, 1, 0};
         gsl_matrix X = matrix_at(yX + 1, n, k, p);
         arr src = {yX, p, 0};
         sp_rows rows = {n, p, arr_read, &src, NULL};
@@ -142,9 +142,9 @@ static void lsfit_threads(void) {
     sp_lsfit_init(&f2);
     sp_lsfit_init(&f3);
     const double *wt = c == 1 ? w : NULL;
-    int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 1}, &f1, r1, &err);
-    st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 1}, &f2, r2, &err);
-    st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 2}, &f3, r3, &err);
+    int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 1, 0}, &f1, r1, &err);
+    st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 1, 0}, &f2, r2, &err);
+    st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 2, 0}, &f3, r3, &err);
     char what[120];
     snprintf(what, sizeof what, "sp_lsfit_rows at 1 and 2 threads = sp_lsfit_run to the bit: n %d, k %zu", N, k);
     check(what, st == SP_OK && same_fit(&f1, &f2, r1, r2, N) && same_fit(&f1, &f3, r1, r3, N));
@@ -180,7 +180,7 @@ static void lsfit_errors(void) {
     gsl_matrix X = matrix_at(a + 1, N, k, p);
     arr src = {a, p, 0};
     sp_rows rows = {N, p, arr_read, &src, NULL};
-    sp_lsfit_opts o = {cases[c].weight ? w : NULL, NULL, 0, NULL, NULL, 1};
+    sp_lsfit_opts o = {cases[c].weight ? w : NULL, NULL, 0, NULL, NULL, 1, 0};
     sp_lsfit fa, fb;
     sp_error ea, eb;
     sp_lsfit_init(&fa);
@@ -216,7 +216,7 @@ static void vcov_equal(size_t n, int threads) {
     sp_lsfit fit;
     sp_error err;
     sp_lsfit_init(&fit);
-    int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){weighted ? w : NULL, NULL, 0, NULL, NULL, 1}, &fit, r, &err);
+    int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){weighted ? w : NULL, NULL, 0, NULL, NULL, 1, 0}, &fit, r, &err);
     arr src = {yX, p, 1};
     sp_rows rows = {n, K, arr_read, &src, NULL};
     struct { sp_vcov_type type; size_t ncl; int multi0; const char *name; } cases[] = {
@@ -294,6 +294,145 @@ static void vcov_errors(void) {
   gsl_matrix_free(V);
 }
 
+/* A fit's residual rows (sp_lsfit_resid) hold the residuals sp_lsfit_run
+   writes and the kept columns of X, to the bit; the covariance read from
+   them (resid NULL) is the one on the stored residuals, and its info.ssr is
+   the fit's ssr, for fits that centre, weight and drop columns. */
+static void resid_rows_equal(size_t n, int threads) {
+  enum { K = 3 };
+  static const int variants[] = {PLAIN, CONSTANT, COLLINEAR, WEIGHTED};
+  size_t p = K + 1;
+  double *yX = malloc(n * p * sizeof *yX), *w = malloc(n * sizeof *w), *r = malloc(n * sizeof *r);
+  double *eX = malloc(n * p * sizeof *eX), *Xk = malloc(n * K * sizeof *Xk);
+  int32_t *ent = malloc(n * sizeof *ent), *yr = malloc(n * sizeof *yr);
+  for (size_t i = 0; i < n; i++) {
+    ent[i] = (int32_t)(i / 7);
+    yr[i] = (int32_t)(i % 7);
+  }
+  int rows_ok = 1, v_ok = 1, fit_ok = 1, saw_drop = 0;
+  for (size_t a = 0; a < sizeof variants / sizeof *variants; a++) {
+    int v = variants[a];
+    design(yX, w, n, K, v);
+    const double *wt = v == WEIGHTED ? w : NULL;
+    gsl_matrix X = matrix_at(yX + 1, n, K, p);
+    arr src = {yX, p, 0};
+    sp_rows rows = {n, p, arr_read, &src, NULL};
+    sp_lsfit fa, fb;
+    sp_error err;
+    sp_lsfit_init(&fa);
+    sp_lsfit_init(&fb);
+    int st = sp_lsfit_run(&X, yX, p, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, 1, 0}, &fa, r, &err);
+    st |= sp_lsfit_rows(&rows, &(sp_lsfit_opts){wt, NULL, 0, NULL, NULL, threads, 1}, &fb, NULL, &err);
+    /* deferred: the same fit but for its ssr */
+    fit_ok &= st == SP_OK && isnan(fb.ssr) && fa.rank == fb.rank && memcmp(fa.b, fb.b, K * sizeof *fa.b) == 0 &&
+              memcmp(fa.bread->data, fb.bread->data, fa.rank * fa.rank * sizeof(double)) == 0;
+    size_t cols[K], m = 0;
+    for (size_t j = 0; j < K; j++)
+      if (fb.keep[j]) cols[m++] = j;
+    saw_drop |= m < K;
+    /* the kept columns in order, then reversed (read through the stack) */
+    for (int rev = 0; rev <= 1; rev++) {
+      if (rev)
+        for (size_t j = 0; j < m / 2; j++) {
+          size_t t = cols[j];
+          cols[j] = cols[m - 1 - j];
+          cols[m - 1 - j] = t;
+        }
+      sp_lsfit_resid res;
+      if (sp_lsfit_resid_init(&res, &fb, &rows, cols, m) != 0) {
+        rows_ok = 0;
+        continue;
+      }
+      for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK)
+        res.rows.read(&res.rows, r0, r0 + SP_ROWS_BLOCK < n ? r0 + SP_ROWS_BLOCK : n, eX + r0 * (m + 1), m + 1);
+      for (size_t i = 0; i < n; i++) {
+        rows_ok &= memcmp(&eX[i * (m + 1)], &r[i], sizeof *r) == 0;
+        for (size_t j = 0; j < m; j++) {
+          Xk[i * m + j] = yX[i * p + 1 + cols[j]];
+          rows_ok &= memcmp(&eX[i * (m + 1) + 1 + j], &Xk[i * m + j], sizeof *Xk) == 0;
+        }
+      }
+      if (rev) continue;
+      static const sp_vcov_type types[] = {SP_VCOV_IID, SP_VCOV_HC1, SP_VCOV_HC3, SP_VCOV_CLUSTER,
+                                           SP_VCOV_DRISCOLL_KRAAY};
+      gsl_matrix Xm = matrix_at(Xk, n, m, m);
+      for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        sp_vcov_spec s;
+        sp_vcov_spec_init(&s, types[t]);
+        s.weights = wt;
+        s.threads = threads;
+        s.ncluster = 1;
+        s.cluster[0] = ent;
+        s.time = yr;
+        gsl_matrix *Va = gsl_matrix_alloc(m, m), *Vb = gsl_matrix_alloc(m, m);
+        sp_vcov_info ia, ib;
+        int sa = sp_vcov_compute(&Xm, r, fb.bread, &s, Va, &ia, &err);
+        int sb = sp_vcov_compute_rows(&res.rows, NULL, fb.bread, &s, Vb, &ib, &err);
+        v_ok &= sa == SP_OK && sb == SP_OK && memcmp(Va->data, Vb->data, m * m * sizeof(double)) == 0 &&
+                memcmp(&ia, &ib, sizeof ia) == 0 && memcmp(&ib.ssr, &fa.ssr, sizeof fa.ssr) == 0;
+        gsl_matrix_free(Va);
+        gsl_matrix_free(Vb);
+      }
+    }
+    sp_lsfit_clear(&fa);
+    sp_lsfit_clear(&fb);
+  }
+  char what[200];
+  snprintf(what, sizeof what, "defer_ssr: the same b, bread and rank, ssr NaN (n %zu, threads %d)", n, threads);
+  check(what, fit_ok);
+  snprintf(what, sizeof what, "sp_lsfit_resid rows = the residuals and kept columns to the bit, in order and "
+           "reversed (n %zu, threads %d)", n, threads);
+  check(what, rows_ok && saw_drop);
+  snprintf(what, sizeof what, "vcov from [e X] rows = vcov on the stored residuals, info.ssr = the fit's ssr, "
+           "iid/HC1/HC3/cluster/DK (n %zu, threads %d)", n, threads);
+  check(what, v_ok);
+  free(yX);
+  free(w);
+  free(r);
+  free(eX);
+  free(Xk);
+  free(ent);
+  free(yr);
+}
+
+/* Errors of the residual rows and of the covariance reading them. */
+static void resid_rows_errors(void) {
+  enum { N = 700, K = 2 };
+  static double yX[N * (K + 1)];
+  design(yX, (double[N]){0}, N, K, PLAIN);
+  arr src = {yX, K + 1, 0};
+  sp_rows rows = {N, K + 1, arr_read, &src, NULL};
+  sp_lsfit fit;
+  sp_error err;
+  sp_lsfit_init(&fit);
+  check("defer_ssr with residuals asked for: SP_EVALUE",
+        sp_lsfit_rows(&rows, &(sp_lsfit_opts){NULL, NULL, 0, NULL, NULL, 1, 1}, &fit, (double[N]){0}, &err) ==
+            SP_EVALUE);
+  int st = sp_lsfit_rows(&rows, &(sp_lsfit_opts){NULL, NULL, 0, NULL, NULL, 1, 1}, &fit, NULL, &err);
+  sp_lsfit_resid res;
+  size_t cols[] = {0, 1}, bad[] = {0, 2};
+  check("sp_lsfit_resid_init refuses a column out of range", st == SP_OK && sp_lsfit_resid_init(&res, &fit, &rows, bad, 2) == -1);
+  sp_rows narrow = {N, K, arr_read, &src, NULL};
+  check("sp_lsfit_resid_init refuses rows of another width", sp_lsfit_resid_init(&res, &fit, &narrow, cols, 2) == -1);
+  check("sp_lsfit_resid_init takes the kept columns", sp_lsfit_resid_init(&res, &fit, &rows, cols, 2) == 0 &&
+                                                          res.rows.p == 3);
+  /* a non-finite residual: y NaN on row 501 of what the rows read */
+  yX[500 * (K + 1)] = NAN;
+  gsl_matrix *V = gsl_matrix_alloc(K, K);
+  sp_vcov_spec s;
+  sp_vcov_spec_init(&s, SP_VCOV_HC1);
+  st = sp_vcov_compute_rows(&res.rows, NULL, fit.bread, &s, V, NULL, &err);
+  check("vcov from [e X] rows: a NaN residual is SP_EMISSING at observation 501",
+        st == SP_EMISSING && strstr(err.msg, "observation 501") != NULL);
+  sp_vcov_spec_init(&s, SP_VCOV_IID);
+  st = sp_vcov_compute_rows(&res.rows, NULL, fit.bread, &s, V, NULL, &err);
+  check("the same under iid, whose own pass reads the rows", st == SP_EMISSING && strstr(err.msg, "observation 501") != NULL);
+  check("rows [e X] with no column: SP_EVALUE",
+        sp_vcov_compute_rows(&(sp_rows){N, 0, arr_read, &src, NULL}, NULL, fit.bread, &s, V, NULL, &err) == SP_EVALUE);
+  gsl_matrix_free(V);
+  sp_lsfit_clear(&fit);
+}
+
 int main(void) {
   lsfit_equal();
   lsfit_threads();
@@ -302,6 +441,9 @@ int main(void) {
   vcov_equal(70000, 1);
   vcov_equal(150001, 2);
   vcov_errors();
+  resid_rows_equal(1031, 1);
+  resid_rows_equal(150001, 2);
+  resid_rows_errors();
   check("no pass asks a source for more than SP_ROWS_BLOCK rows", !oversize);
   printf("%d passed, %d failed\n", npass, nfail);
   return nfail ? 1 : 0;

@@ -38,8 +38,14 @@ typedef struct sp_lsfit {
   int *keep;          /* k flags: 1 kept, 0 dropped as collinear (owned) */
   double *b;          /* k coefficients, NaN where dropped (owned) */
   gsl_matrix *bread;  /* rank x rank (X'WX)^{-1} over kept columns, in column order (owned) */
-  double ssr;         /* sum of (weighted) squared residuals */
+  double ssr;         /* sum of (weighted) squared residuals; NaN when the fit deferred
+                         it (sp_lsfit_opts.defer_ssr) */
   double yss;         /* sum of (weighted) squares of y, uncentred */
+  /* The residuals as the fit computes them, for sp_lsfit_resid (owned):
+     r = (y - centre[k]) - sum_j (x_j - centre[j]) g[j], g the coefficients
+     of the centred columns (0 where dropped), centre the weighted means
+     when X has a constant column, else zeros. */
+  double *g, *centre;
 } sp_lsfit;
 
 /* Default relative tolerance of the numerical collinearity test. */
@@ -61,6 +67,10 @@ typedef struct sp_lsfit_opts {
   const char *yname;          /* NULL or the name of y, for messages */
   int threads;                /* 1 or 2 (0 means 1): the passes over the rows run on two
                                  fixed chunks of rows, so the results are bit-identical */
+  int defer_ssr;              /* sp_lsfit_rows only: skip the pass that sums the squared
+                                 residuals (resid must be NULL; ssr is NaN): a caller whose
+                                 covariance reads the residuals from sp_lsfit_resid gets the
+                                 same sum, to the bit, from that pass (sp_vcov_info.ssr) */
 } sp_lsfit_opts;
 
 void sp_lsfit_init(sp_lsfit *fit);
@@ -86,7 +96,26 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
    source is read three or four times (the scan, the cross products unless
    the scan could fuse them, the refinement, the residuals), its first rows
    a few times more; n and k are yX's.  SP_EVALUE also when yX is NULL or
-   has no columns. */
+   has no columns, or when defer_ssr is set and resid is not NULL. */
 int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, double *resid, sp_error *err);
+
+/* The rows [r, x_{cols[0]}, ..., x_{cols[m-1]}] of a fit: its residuals
+   (the bits sp_lsfit_rows would have written, at any thread count) beside
+   columns of X (0-based among X's), read from the rows yX it was fitted on
+   and never stored.  The covariance reads residuals and regressors in one
+   pass from it (sp_vcov_compute_rows with resid NULL); at 1e7 rows that is
+   80 MB of residuals neither written nor faulted in, and a pass saved.
+   Keeps pointers to yX (which must outlive it); copies what it needs of
+   fit.  Returns 0, or -1 when fit is not a fit of yX's k columns, yX->p or
+   m + 1 exceeds SP_ROWS_MAXSEL, or a column is out of range. */
+typedef struct sp_lsfit_resid {
+  sp_rows rows;
+  const sp_rows *yX;
+  size_t k, cols[SP_ROWS_MAXSEL];
+  int all;  /* cols are all of X's, in order: rows read in place */
+  double g[SP_ROWS_MAXSEL], centre[SP_ROWS_MAXSEL];
+} sp_lsfit_resid;
+
+int sp_lsfit_resid_init(sp_lsfit_resid *r, const sp_lsfit *fit, const sp_rows *yX, const size_t *cols, size_t m);
 
 #endif

@@ -99,7 +99,8 @@ typedef struct sp_vcov_info {
   size_t nperiods;                   /* Driscoll-Kraay: T */
   long lag;                          /* Driscoll-Kraay: the lag used */
   double df_t;                       /* degrees of freedom for t tests */
-  double sigma2;                     /* sum w e^2 / (n - k_df) */
+  double ssr;                        /* sum w e^2, summed as sp_lsfit sums it (the same bits) */
+  double sigma2;                     /* ssr / (n - k_df) */
   size_t nclipped;                   /* eigenvalues clipped by fix_psd */
 } sp_vcov_info;
 
@@ -157,7 +158,11 @@ int sp_vcov_compute(const gsl_matrix *X, const double *resid, const gsl_matrix *
    info to the last bit as sp_vcov_compute on the materialised X, for every
    type and thread count (the passes group the rows as they do for a
    matrix).  HC types and Driscoll-Kraay read X once, clusters once per
-   inclusion-exclusion term; IID never. */
+   inclusion-exclusion term; IID never.  resid NULL: the residuals are
+   column 0 of X's rows and the regressors columns 1.. (k = X->p - 1; the
+   rows of sp_lsfit_resid), so that no residual is stored; IID then reads
+   the rows once.  The sum of squared residuals (info->ssr) comes from the
+   first pass over the rows either way. */
 int sp_vcov_compute_rows(const sp_rows *X, const double *resid, const gsl_matrix *bread,
                          const sp_vcov_spec *spec, gsl_matrix *V, sp_vcov_info *info,
                          sp_error *err);
