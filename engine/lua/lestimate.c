@@ -276,13 +276,14 @@ static labsorb *check_absorb(lua_State *L, int idx);
 
 #define SP_ROWS_T "spillover.rows"
 
-enum { ROWS_DESIGN, ROWS_WITHIN, ROWS_SELECT };
+enum { ROWS_DESIGN, ROWS_WITHIN, ROWS_SELECT, ROWS_RESID };
 
 /* A row source, with what it reads pinned in its user values: the design and
    its frame (ROWS_DESIGN: core.design_rows), the workspace and the raw rows
    it solved (ROWS_WITHIN: absorb:within), the rows it selects from
-   (ROWS_SELECT: rows:select).  The sources point into this userdata, which
-   Lua never moves. */
+   (ROWS_SELECT: rows:select), the rows a fit read (ROWS_RESID: a fit's
+   residuals and kept regressors, core.lsfit's eX).  The sources point into
+   this userdata, which Lua never moves. */
 typedef struct {
   int kind;
   unsigned long long gen;  /* ROWS_WITHIN: the workspace's solve these rows read */
@@ -290,6 +291,7 @@ typedef struct {
     sp_design_rows design;
     sp_demean_within within;
     sp_rows_select select;
+    sp_lsfit_resid resid;
   } u;
   size_t cols[SP_ROWS_MAXSEL];
 } lrows;
@@ -298,6 +300,7 @@ static const sp_rows *rows_of(const lrows *r) {
   switch (r->kind) {
     case ROWS_DESIGN: return &r->u.design.rows;
     case ROWS_WITHIN: return &r->u.within.rows;
+    case ROWS_RESID: return &r->u.resid.rows;
     default: return &r->u.select.rows;
   }
 }
@@ -415,12 +418,30 @@ static int rows_select(lua_State *L) {
   return 1;
 }
 
+/* rows:column(j) -> n x 1 matrix: column j (1-based) stored, for what a
+   caller needs whole (a fit's residuals when asked for them). */
+static int rows_column(lua_State *L) {
+  const sp_rows *src = check_rows(L, 1);
+  lua_Integer j = luaL_checkinteger(L, 2);
+  if (j < 1 || (lua_Integer)src->p < j) return sp_lua_errorf(L, "rows: column %lld is not in 1..%zu", (long long)j, src->p);
+  gsl_matrix *out = sp_lua_matrix_new(L, src->n, 1);
+  double *buf = lua_newuserdatauv(L, SP_ROWS_BLOCK * src->p * sizeof *buf, 0);
+  for (size_t r0 = 0; r0 < src->n; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = src->n - r0 < SP_ROWS_BLOCK ? src->n : r0 + SP_ROWS_BLOCK;
+    src->read(src, r0, r1, buf, src->p);
+    for (size_t i = r0; i < r1; i++) out->data[i] = buf[(i - r0) * src->p + (size_t)j - 1];
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
 static const luaL_Reg rows_meta[] = {{NULL, NULL}};
 
 static const luaL_Reg rows_meth[] = {
   {"nrow", rows_nrow},
   {"ncol", rows_ncol},
   {"select", rows_select},
+  {"column", rows_column},
   {NULL, NULL}
 };
 
@@ -465,9 +486,12 @@ static const char *const *opt_names(lua_State *L, int opts, const char *field, s
 
 /* sp.lsfit(X, y [, opts]), or core.lsfit(rows [, opts]) for a source whose
    column 1 is y and whose other columns are X (the same bits as the
-   matrices those rows would fill). */
+   matrices those rows would fill).  With a source and resid = false the
+   residuals are neither stored nor summed: the result has no resid and no
+   ssr but eX, the rows [e Xk] (Xk the kept columns), from which sp.vcov
+   reads both in its own pass and reports the ssr (info.ssr, the same bits). */
 static int l_lsfit(lua_State *L) {
-  static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", "threads", NULL};
+  static const char *const allowed[] = {"weights", "scale", "tol", "names", "yname", "threads", "resid", NULL};
   const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
   gsl_matrix *X = NULL, *y = NULL;
   int oi = src ? 2 : 3;
@@ -481,7 +505,7 @@ static int l_lsfit(lua_State *L) {
     return sp_lua_errorf(L, "lsfit: the rows have no column y");
   }
   size_t n = src ? src->n : X->size1, k = src ? src->p - 1 : X->size2;
-  sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL, 1};
+  sp_lsfit_opts o = {NULL, NULL, 0, NULL, NULL, 1, 0};
   if (lua_istable(L, oi)) {
     sp_lua_check_options(L, oi, "lsfit", allowed);
     o.w = opt_vector(L, oi, "weights", n);
@@ -496,11 +520,21 @@ static int l_lsfit(lua_State *L) {
       o.yname = lua_tostring(L, -1);  /* pinned by the options table */
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, oi, "resid") != LUA_TNIL) {
+      if (!lua_isboolean(L, -1)) return sp_lua_errorf(L, "lsfit: option 'resid' must be a boolean");
+      o.defer_ssr = !lua_toboolean(L, -1);
+      if (o.defer_ssr && src == NULL)
+        return sp_lua_errorf(L, "lsfit: resid = false needs a row source (core.lsfit(rows, opts))");
+    }
+    lua_pop(L, 1);
   }
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
-  gsl_matrix *r = sp_lua_matrix_new(L, n, 1);
-  lua_setfield(L, res, "resid");
+  gsl_matrix *r = NULL;
+  if (!o.defer_ssr) {
+    r = sp_lua_matrix_new(L, n, 1);
+    lua_setfield(L, res, "resid");
+  }
   gsl_matrix *b = sp_lua_matrix_new(L, k, 1);
   lua_setfield(L, res, "b");
   /* The result lives in a userdata whose __gc clears it (owner first), so
@@ -510,8 +544,19 @@ static int l_lsfit(lua_State *L) {
   luaL_setmetatable(L, "spillover.lsfit_result");
   sp_error err;
   sp_error_clear(&err);
-  int st = src ? sp_lsfit_rows(src, &o, fitp, r->data, &err) : sp_lsfit_run(X, y->data, y->tda, &o, fitp, r->data, &err);
+  double *rd = r ? r->data : NULL;
+  int st = src ? sp_lsfit_rows(src, &o, fitp, rd, &err) : sp_lsfit_run(X, y->data, y->tda, &o, fitp, rd, &err);
   if (st != SP_OK) return sp_lua_error(L, &err);
+  if (o.defer_ssr) {
+    lrows *e = push_rows(L, ROWS_RESID);
+    size_t cols[SP_ROWS_MAXSEL], m = 0;
+    for (size_t j = 0; j < k; j++)
+      if (fitp->keep[j]) cols[m++] = j;
+    if (k + 1 > SP_ROWS_MAXSEL || sp_lsfit_resid_init(&e->u.resid, fitp, src, cols, m) != 0)
+      return sp_lua_errorf(L, "lsfit: resid = false reads at most %d columns", SP_ROWS_MAXSEL - 1);
+    rows_pin(L, 1, 0);
+    lua_setfield(L, res, "eX");
+  }
   for (size_t j = 0; j < k; j++) gsl_matrix_set(b, j, 0, fitp->b[j]);
   gsl_matrix *B = sp_lua_matrix_new(L, fitp->rank, fitp->rank);
   for (size_t i = 0; i < fitp->rank; i++)
@@ -525,8 +570,10 @@ static int l_lsfit(lua_State *L) {
   lua_setfield(L, res, "keep");
   lua_pushinteger(L, (lua_Integer)fitp->rank);
   lua_setfield(L, res, "rank");
-  lua_pushnumber(L, fitp->ssr);
-  lua_setfield(L, res, "ssr");
+  if (!o.defer_ssr || fitp->rank == 0) {  /* no column kept: ssr is yss, known */
+    lua_pushnumber(L, fitp->ssr);
+    lua_setfield(L, res, "ssr");
+  }
   lua_pushnumber(L, fitp->yss);
   lua_setfield(L, res, "yss");
   lua_settop(L, res);  /* the result box is collected (and cleared) later */
@@ -564,14 +611,18 @@ static int opt_enum(lua_State *L, int opts, const char *field, const char *const
   return v;
 }
 
+/* sp.vcov(X, e, bread, opts) -> V, info; core.vcov(rows, nil, bread, opts)
+   for a source whose column 1 is the residual and whose other columns are
+   X (core.lsfit's eX). */
 static int l_vcov(lua_State *L) {
   const sp_rows *src = luaL_testudata(L, 1, SP_ROWS_T) ? check_rows(L, 1) : NULL;
   gsl_matrix *X = src ? NULL : sp_lua_check_matrix(L, 1);
-  gsl_matrix *e = sp_lua_check_matrix(L, 2);
+  gsl_matrix *e = src && lua_isnil(L, 2) ? NULL : sp_lua_check_matrix(L, 2);
   gsl_matrix *B = sp_lua_check_matrix(L, 3);
   luaL_checktype(L, 4, LUA_TTABLE);
-  size_t n = src ? src->n : X->size1, k = src ? src->p : X->size2;
-  if (e->size1 != n || e->size2 != 1 || e->tda != 1)
+  if (src && e == NULL && src->p == 0) return sp_lua_errorf(L, "vcov: the rows have no residual column");
+  size_t n = src ? src->n : X->size1, k = src ? src->p - (e == NULL) : X->size2;
+  if (e && (e->size1 != n || e->size2 != 1 || e->tda != 1))
     return sp_lua_errorf(L, "vcov: resid must be a contiguous %zu x 1 vector, got %zu x %zu", n, e->size1, e->size2);
   if (B->size1 != k || B->size2 != k)
     return sp_lua_errorf(L, "vcov: bread must be %zu x %zu, got %zu x %zu", k, k, B->size1, B->size2);
@@ -653,7 +704,7 @@ static int l_vcov(lua_State *L) {
   int vidx = lua_gettop(L);
   sp_vcov_info info;
   memset(&info, 0, sizeof info);
-  int st = src ? sp_vcov_compute_rows(src, e->data, B, &spec, V, &info, &err)
+  int st = src ? sp_vcov_compute_rows(src, e ? e->data : NULL, B, &spec, V, &info, &err)
                : sp_vcov_compute(X, e->data, B, &spec, V, &info, &err);
   if (st != SP_OK) return sp_lua_error(L, &err);
   lua_pushvalue(L, vidx);
@@ -661,6 +712,7 @@ static int l_vcov(lua_State *L) {
   lua_pushnumber(L, info.dof_factor); lua_setfield(L, -2, "dof_factor");
   lua_pushnumber(L, info.df_t); lua_setfield(L, -2, "df_t");
   lua_pushnumber(L, info.sigma2); lua_setfield(L, -2, "sigma2");
+  lua_pushnumber(L, info.ssr); lua_setfield(L, -2, "ssr");
   lua_pushinteger(L, (lua_Integer)info.k_df); lua_setfield(L, -2, "k_df");
   lua_pushinteger(L, (lua_Integer)info.nclipped); lua_setfield(L, -2, "nclipped");
   lua_pushinteger(L, (lua_Integer)info.nperiods); lua_setfield(L, -2, "nperiods");

@@ -31,9 +31,33 @@ local PRIVATE_ALIASES = { design = true, data = true, absorb = true, design_extr
 
 local capabilities
 
+-- Fields a fit computes when first read (defer below), by fit.  Weak keys:
+-- a collected fit takes its pending computations with it.
+local deferred = setmetatable({}, { __mode = "k" })
+
+--- fit[field] = fn(fit), computed when the field is first read and then kept
+--- as a plain field.  A large fixed-effects fit defers its residuals (80 MB
+--- at 1e7 rows) this way: most uses never read them.
+local function defer(fit, field, fn)
+  local d = deferred[fit]
+  if not d then
+    d = {}
+    deferred[fit] = d
+  end
+  d[field] = fn
+end
+
 Fit.__index = function(self, k)
   local m = Fit[k]
   if m ~= nil then return m end
+  local d = deferred[self]
+  if d and d[k] then
+    local fn = d[k]
+    d[k] = nil
+    local v = fn(self)
+    rawset(self, k, v)
+    return v
+  end
   -- computed on each read: plugins may set predict_fn or refit after sp.fit
   if k == "capabilities" then return capabilities(self) end
   if PRIVATE_ALIASES[k] then
@@ -254,7 +278,14 @@ local function need(self, field, what)
   return self[field]
 end
 
-function Fit:resid() return need(self, "resid_values", "resid") end
+function Fit:resid()
+  local r = need(self, "resid_values", "resid")
+  if type(r) == "function" then
+    self.resid_values = r(self)
+    return self.resid_values
+  end
+  return r
+end
 
 function Fit:fitted()
   local f = need(self, "fitted_values", "fitted")
@@ -628,4 +659,4 @@ function Fit:wildboot(opts) return require("spillover.wildboot").wildboot(self, 
 --- Is v a fit object?
 local function is_fit(v) return getmetatable(v) == Fit end
 
-return { new = new, class = Fit, is_fit = is_fit, width = width, pad = pad }
+return { new = new, class = Fit, is_fit = is_fit, width = width, pad = pad, defer = defer }

@@ -314,7 +314,11 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local lsopts = { weights = w, scale = scale and core.matrix(scale) or nil, names = names, yname = des.yname,
     threads = opts.threads }
   if within then
-    f = core.lsfit(within, lsopts)  -- column 1 is y
+    -- Column 1 is y.  The residuals are not stored: f.eX gives the rows
+    -- [e Xk], which the covariance reads in its one pass, summing e'e there
+    -- (the same bits as lsfit's own pass).
+    lsopts.resid = false
+    f = core.lsfit(within, lsopts)
     -- No regressor: the residuals are y, and its sum of squares is taken as
     -- the stored block's is below (the same bits either way).
     if k == 0 then f.yss = core.sumsq(within, { weights = w })[1]; f.ssr = f.yss end
@@ -340,19 +344,16 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   if k > 0 and f.rank == 0 then
     raise("ols: every regressor is collinear or absorbed by the fixed effects (" .. table.concat(names, ", ") .. ")")
   end
-  local Xk
-  if within then
-    Xk = k > 0 and within:select(kept_positions(f.keep, 1)) or nil
-  else
-    Xk = k > 0 and kept_columns(X, f.keep) or nil
-  end
   local rank = f.rank
   local df_resid = n - rank - fe_dof
   local ctx = rules.vcov_context(d, des, compat, vc, absorb, fe_dof, w)
   ctx.threads = opts.threads
   local V, vinfo, vlabel
-  if rank > 0 then
-    V, vinfo, vlabel = rules.covariance(Xk, f.resid, f.bread, ctx)
+  if rank > 0 and within then
+    V, vinfo, vlabel = rules.covariance(f.eX, nil, f.bread, ctx)
+    f.ssr = vinfo.ssr
+  elseif rank > 0 then
+    V, vinfo, vlabel = rules.covariance(kept_columns(X, f.keep), f.resid, f.bread, ctx)
   else
     V, vinfo, vlabel = core.matrix(0, 0), { df_t = df_resid, ngroups = {} }, "iid"
   end
@@ -444,14 +445,15 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
   local pinfo = util.panel_of(d)
   if pinfo then stats.n_entities, stats.n_periods = pinfo.N, pinfo.T end
 
-  local resid = f.resid
   local fit = M.assemble {
     names = names, keep = f.keep, b = f.b:totable(), V = V, nobs = n, df_resid = df_t,
     dist = (compat == "statsmodels" and vc.type ~= "iid") and "normal" or "t", stats = stats, estimator = nfe > 0 and "within" or "ols",
     label = nfe > 0 and "OLS with fixed effects" or "OLS", formula = formula, vcov_label = vlabel,
     vcov_type = vc.type, fe = fe_info, notes = notes, dropped = dropped, compat = compat,
-    resid = resid, private = { design = des, design_extra = extra, data = d, absorb = absorb, weights = w },
+    resid = f.resid, private = { design = des, design_extra = extra, data = d, absorb = absorb, weights = w },
   }
+  -- From rows, the residuals are stored only if something reads them.
+  if f.eX then fitmod.defer(fit, "resid_values", function() return f.eX:column(1) end) end
   -- fitted = y - e (levels, fixed effects included)
   fit.fitted_values = function(self) return self.private.design.y - self.resid_values end
   fit.fixef_values = function(self) return predict.fixef(self) end

@@ -34,6 +34,9 @@ function M.fixef(fit)
   local p = fit.private
   if not p.absorb then raise("fixef: the model has no fixed effects") end
   local des = p.design
+  -- Residuals deferred until read come from the workspace's current solve,
+  -- which fixef replaces: store them first.
+  local _ = fit.resid_values
   -- y - X b before absorbing the fixed effects (dropped columns count 0)
   local r = des.k > 0 and des.y - des.X * M.coef_vector(fit, des.names) or des.y:copy()
   return M.fixef_by_level(p.data, des, p.absorb:fixef(r))

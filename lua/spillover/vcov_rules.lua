@@ -191,14 +191,14 @@ local function nw_periods(ctx, vc, n)
 end
 
 --- Compute the covariance for a fitted linear model.
---   X: the (transformed) regressors actually used (kept columns), e: residuals,
---   bread: (X'X)^-1; ctx: {compat, vcov (parsed), codes = function(name), time_codes,
+--   X: the (transformed) regressors actually used (kept columns), e: residuals
+--   (nil: X is a row source [e X], core.lsfit's eX, and info.ssr is e'e), bread: (X'X)^-1; ctx: {compat, vcov (parsed), codes = function(name), time_codes,
 --   fe_dof, fe_nested(name) -> dof of FE not nested in that cluster, weights,
 --   small = false for the large-sample V of Stata's ivregress without small,
 --   threads = 1 or 2 for the passes over the rows: the same V either way}
 function M.covariance(X, e, bread, ctx)
   local vc = ctx.vcov
-  local rank = X:ncol()
+  local rank = e and X:ncol() or X:ncol() - 1  -- e nil: X is rows [e X] (core.lsfit's eX)
   local fe_dof = ctx.fe_dof or 0
   local opts = { type = vc.type, compat = ctx.compat, weights = ctx.weights, threads = ctx.threads }
   local nonnested = fe_dof
