@@ -180,16 +180,17 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
    caller's order. */
 static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const size_t *nlevels, sp_error *err) {
   /* One pass over the codes: block sizes, whether factor 0 is sorted, and
-     the weight sums of every level (row counts when unweighted).  Unweighted,
-     factor 0 counts its even rows in wsum and its odd rows in start, joined
-     after the loop (integers, exact): its rows usually come grouped by level,
-     and an add to the level the previous row added to waits for that store,
-     a chain through memory that two counters halve. */
+     the weight sums of every level (row counts when unweighted).  Factor
+     0's rows usually come grouped by level, and an add to the level the
+     previous row added to waits for that store, a chain through memory: its
+     count and weight sum stay in registers while its code repeats and are
+     stored when it changes (the same additions in the same order). */
   size_t n = ws->n, K = ws->K, L0 = ws->L[0];
   const int32_t *c0 = ws->code[0];
   unsigned unsorted = 0;
-  int32_t prev = c0[0];
-  double wtot = 0.0;
+  int32_t cur = c0[0];
+  size_t run = 0;
+  double wtot = 0.0, acc = 0.0;
   const double *w = ws->w;
   size_t *start = ws->start;
   double *wsum[SP_MAXF];
@@ -204,29 +205,29 @@ static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const siz
     if (st != SP_OK) return st;
     for (size_t r = b0; r < b1; r++) {
       int32_t c = c0[r];
-      unsorted |= c < prev;
-      prev = c;
-      double wr = 1.0;
-      if (w != NULL) {  /* unweighted, the total is exact below */
-        wr = w[r];
+      double wr = w != NULL ? w[r] : 1.0;
+      if (c != cur) {
+        unsorted |= c < cur;
+        start[cur + 1] += run;
+        wsum[0][cur] = acc;
+        cur = c;
+        run = 0;
+        acc = wsum[0][c];
+      }
+      run++;
+      if (w != NULL) {  /* unweighted, the sums are the counts, exact below */
         wtot += wr;
-        start[c + 1]++;
-        wsum[0][c] += wr;
-      } else if (r & 1) {
-        start[c + 1]++;
-      } else {
-        wsum[0][c] += 1.0;
+        acc += wr;
       }
       for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
     }
   }
+  start[cur + 1] += run;
+  wsum[0][cur] = acc;
   ws->sorted = !unsorted;
   if (w == NULL) {
     wtot = (double)n;
-    for (size_t b = 0; b < L0; b++) {
-      wsum[0][b] += (double)start[b + 1];
-      start[b + 1] = (size_t)wsum[0][b];
-    }
+    for (size_t b = 0; b < L0; b++) wsum[0][b] = (double)start[b + 1];
   }
   ws->wtot = wtot;
   return SP_OK;
