@@ -120,7 +120,10 @@ static int find_bad(const data *d, double *buf, sp_error *err) {
    shows only in the sums (see find_bad).  k and the flags are constants
    where inlined, so that the sums stay in registers; with both flags the
    products are the uncentred ones (m = 0, the fused scan), their diagonal
-   is ssq, and cs->ssq and A1's diagonal are the same sums. */
+   is ssq, and cs->ssq and A1's diagonal are the same sums.  The fused scan
+   runs only when no column can be constant (scan), so it leaves the column
+   sums and the constant-column test as they were: centring needs neither,
+   and a NaN or Inf still shows in ssq. */
 SP_INLINE void rows_pass(const view *v, const double *restrict x0, const size_t k, const double *m, double my,
                          colstats *cs, double *A1, const int stats, const int prods, const int weighted) {
   const size_t k1 = k + 1;
@@ -147,11 +150,14 @@ SP_INLINE void rows_pass(const view *v, const double *restrict x0, const size_t 
       for (size_t j = 0; j < k1; j++) {
         double a = fabs(z[j]);
         amax[j] = a > amax[j] ? a : amax[j];
-        sum[j] += wi * z[j];
-        if (!prods) ssq[j] += wi * z[j] * z[j];
+        if (!prods) {
+          sum[j] += wi * z[j];
+          ssq[j] += wi * z[j] * z[j];
+        }
       }
-      SP_UNROLL
-      for (size_t j = 0; j < k; j++) diff[j] |= x[j] != x0[j];
+      if (!prods)
+        SP_UNROLL
+        for (size_t j = 0; j < k; j++) diff[j] |= x[j] != x0[j];
       if (weighted) {
         wsum += wi;
         wmin = wi < wmin ? wi : wmin;

@@ -164,17 +164,18 @@ static void lsfit_threads(void) {
 static void lsfit_errors(void) {
   enum { N = 1031 };
   static double yX[N * 4], w[N];
-  static const struct { size_t k, row, col; int weight; const char *what, *needle; } cases[] = {
-    {3, 776, 2, 0, "NaN in row 777 of X (narrow)", "X[777,2] is NaN"},
-    {6, 776, 5, 0, "NaN in row 777 of X (wide)", "X[777,5] is NaN"},
-    {3, 1030, 0, 0, "Inf in y on the last row", "y[1031] is Inf"},
-    {2, 600, 0, 1, "a negative weight", "weight -1 at observation 601"},
+  static const struct { size_t k, row, col; int weight, shape; const char *what, *needle; } cases[] = {
+    {3, 776, 2, 0, CONSTANT, "NaN in row 777 of X (narrow)", "X[777,2] is NaN"},
+    {6, 776, 5, 0, CONSTANT, "NaN in row 777 of X (wide)", "X[777,5] is NaN"},
+    {3, 1030, 0, 0, CONSTANT, "Inf in y on the last row", "y[1031] is Inf"},
+    {2, 1029, 1, 0, PLAIN, "NaN in X past the first 1024 rows (the fused scan)", "X[1030,1] is NaN"},
+    {2, 600, 0, 1, CONSTANT, "a negative weight", "weight -1 at observation 601"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     size_t k = cases[c].k, p = k + 1;
     static double wide[N * 7];
     double *a = k > 3 ? wide : yX;
-    design(a, w, N, k, CONSTANT);
+    design(a, w, N, k, cases[c].shape);
     if (cases[c].weight) w[cases[c].row] = -1;
     else a[cases[c].row * p + cases[c].col] = cases[c].col == 0 ? INFINITY : NAN;
     gsl_matrix X = matrix_at(a + 1, N, k, p);
