@@ -133,7 +133,27 @@ T.check(sub:ncol() == 2 and ss_sel == ss_blk and core.sumsq(sub)[2] == core.sums
   "rows: within:select({3, 2}) gives the demeaned block's columns 3 and 2, bit for bit")
 T.check(core.sumsq(sub:select({ 2 }))[1] == core.sumsq(yX:view(1, 2, des.n, 1))[1],
   "rows: a selection of a selection of within rows composes the columns")
-a:solve(rows)
+-- A fit's residual rows: lsfit with resid = false stores no residuals but
+-- gives eX = [e Xk], which vcov reads (e nil) and whose first column is the
+-- residual vector lsfit would have stored, bit for bit.
+do
+  local f0 = core.lsfit(yX:view(1, 2, des.n, 2), yX:view(1, 1, des.n, 1))
+  local fr = core.lsfit(within, { resid = false })
+  T.check(fr.resid == nil and fr.ssr == nil and fr.eX:ncol() == 3 and fr.eX:nrow() == des.n,
+    "rows: lsfit resid = false: no resid, no ssr, rows [e X]")
+  T.check(same(fr.eX:column(1), f0.resid) and same(fr.eX:column(3), yX:view(1, 3, des.n, 1):copy()),
+    "rows: eX holds the residuals and the regressors, bit for bit")
+  local V0, i0 = core.vcov(yX:view(1, 2, des.n, 2), f0.resid, f0.bread, { type = "hc1" })
+  local V1, i1 = core.vcov(fr.eX, nil, fr.bread, { type = "hc1" })
+  T.check(same(V0, V1) and i1.ssr == f0.ssr and i0.ssr == f0.ssr, "rows: vcov from eX: the same V, info.ssr the fit's ssr")
+  T.checkerr("lsfit: resid = false needs a row source", core.lsfit, yX:view(1, 2, des.n, 2), yX:view(1, 1, des.n, 1),
+    { resid = false })
+  T.checkerr("lsfit: option 'resid' must be a boolean", core.lsfit, within, { resid = 0 })
+  T.checkerr("rows: column 4 is not in 1..3", function() return fr.eX:column(4) end)
+  T.checkerr("vcov: bread must be 2 x 2", core.vcov, fr.eX, nil, core.matrix(3, 3), { type = "hc1" })
+  a:solve(rows)
+  T.checkerr("the fixed effects were solved again since these rows were made", function() return fr.eX:column(1) end)
+end
 T.checkerr("the fixed effects were solved again since these rows were made", core.lsfit, within)
 T.checkerr("the fixed effects were solved again since these rows were made", core.sumsq, sub)
 T.checkerr("within: solve these rows first", function() return a:within(core.design_rows(des, d)) end)
