@@ -1242,9 +1242,9 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
     for (size_t r = 0; r < n; r++) {
       if ((keep != NULL && !keep[r]) || (uint32_t)k0[r] >= L0 || (uint32_t)k1[r] >= L1) continue;
       size_t a = (size_t)k0[r], b = L0 + (size_t)k1[r];
-      s0[a] = 1;
       s1[b - L0] = 1;
       if (a != pa) {
+        s0[a] = 1;
         ra = uf_find(parent, a);
         pa = a;
       }
