@@ -345,23 +345,53 @@ typedef struct {
   const double *w;
   const int32_t *code;
   rsums *rs;                                       /* NULL: not wanted */
-  int32_t lo[SP_TEAM_CHUNKS], hi[SP_TEAM_CHUNKS];  /* each chunk's smallest and largest code */
   double *S[SP_TEAM_CHUNKS];
   int32_t off[SP_TEAM_CHUNKS];
   double *R[SP_TEAM_CHUNKS];                       /* a source's rows, SP_ROWS_BLOCK x its width */
 } scores_job;
 
-static void range_chunk(void *ctx, int c) {
-  scores_job *j = ctx;
+/* One pass over a vector of codes, each chunk its own: its smallest and
+   largest code, and whether each row's code is the previous row's or the
+   next integer (a sorted panel's entities: the codes are then in first
+   appearance order when the first is 0).  Branch-free, so it vectorises. */
+typedef struct {
+  const int32_t *code;
+  size_t n;
+  int32_t lo[SP_TEAM_CHUNKS], hi[SP_TEAM_CHUNKS];
+  unsigned steps[SP_TEAM_CHUNKS];
+} code_scan;
+
+static void code_scan_chunk(void *ctx, int c) {
+  code_scan *j = ctx;
   size_t i0, i1;
   int32_t lo = INT32_MAX, hi = -1;
-  sp_team_range(j->X->n, c, &i0, &i1);
+  unsigned bad = 0;
+  sp_team_range(j->n, c, &i0, &i1);
+  const int32_t *v = j->code;
   for (size_t i = i0; i < i1; i++) {
-    lo = j->code[i] < lo ? j->code[i] : lo;
-    hi = j->code[i] > hi ? j->code[i] : hi;
+    lo = v[i] < lo ? v[i] : lo;
+    hi = v[i] > hi ? v[i] : hi;
   }
+  for (size_t i = i0 > 0 ? i0 : 1; i < i1; i++) bad |= (uint32_t)v[i] - (uint32_t)v[i - 1] > 1u;
   j->lo[c] = lo;
   j->hi[c] = hi;
+  j->steps[c] = !bad;
+}
+
+/* Whether each new code of c, in row order, is the next integer. */
+static int first_appearance(const int32_t *c, size_t n) {
+  int32_t m = -1;
+  for (size_t i = 0; i < n; i++)
+    if (c[i] > m) {
+      if (c[i] != m + 1) return 0;
+      m = c[i];
+    }
+  return 1;
+}
+
+static void scan_codes(sp_team *tm, const int32_t *code, size_t n, code_scan *cs) {
+  *cs = (code_scan){code, n, {0}, {0}, {0}};
+  sp_team_run(tm, code_scan_chunk, cs);
 }
 
 /* Rows [i0, i1) of the view v (row i at i - i0); sums[0] += w e^2 and
@@ -437,30 +467,33 @@ static void scores_chunk(void *ctx, int c) {
    into S; so does chunk 1 when all its codes are above chunk 0's (a sorted
    panel's entities, an intersection of dimensions: S may hold n rows, and is
    not doubled), else it fills a table of its own code range, added after.
-   Returns SP_OK or SP_ENOMEM. */
-static int group_scores(sp_team *tm, const xrows *X, const double *w, const int32_t *code, double *S,
-                        rsums *rs) {
+   known: the codes' scan when the caller made it, else NULL.  Returns SP_OK
+   or SP_ENOMEM. */
+static int group_scores(sp_team *tm, const xrows *X, const double *w, const int32_t *code, const code_scan *known,
+                        double *S, rsums *rs) {
   size_t k = X->k, p = xrows_width(X), g1 = 0;
   double *S1 = NULL, *R = NULL;
-  scores_job j = {X, w, code, rs, {0}, {0}, {S, S}, {0, 0}, {NULL, NULL}};
+  scores_job j = {X, w, code, rs, {S, S}, {0, 0}, {NULL, NULL}};
   if (X->src) {
     if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * p * sizeof *R)) == NULL) return SP_ENOMEM;
     for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * p;
   }
-  sp_team_run(tm, range_chunk, &j);
-  if (j.lo[1] <= j.hi[0]) {
-    g1 = (size_t)(j.hi[1] - j.lo[1]) + 1;
+  code_scan sc;
+  if (known == NULL) scan_codes(tm, code, X->n, &sc);
+  const code_scan *r = known ? known : &sc;
+  if (r->lo[1] <= r->hi[0]) {
+    g1 = (size_t)(r->hi[1] - r->lo[1]) + 1;
     if ((S1 = sp_mem_calloc(g1, k * sizeof *S1)) == NULL) {
       free(R);
       return SP_ENOMEM;
     }
     j.S[1] = S1;
-    j.off[1] = j.lo[1];
+    j.off[1] = r->lo[1];
   }
   sp_team_run(tm, scores_chunk, &j);
   free(R);
   if (S1 != NULL) {
-    double *s = S + (size_t)j.lo[1] * k;
+    double *s = S + (size_t)r->lo[1] * k;
     for (size_t t = 0; t < g1 * k; t++) s[t] += S1[t];
     sp_mem_free(S1);
   }
@@ -487,24 +520,24 @@ static int cluster_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, doub
   int st = SP_OK;
   char nb[32];
 
+  code_scan scan[SP_VCOV_MAXWAY];
   for (size_t d = 0; d < p; d++) {
     const int32_t *c = s->cluster[d];
-    int32_t mx = -1;
-    int first_order = 1;  /* each new code is the next integer: densify would return c itself */
-    for (size_t i = 0; i < n; i++) {
-      if (c[i] < 0) {
-        st = sp_error_set(err, SP_EVALUE,
-                          "cluster variable '%s' has a missing or negative code (%d) at "
-                          "observation %zu: expected codes 0..G-1 on every row",
-                          dim_name(s, d, nb, sizeof nb), (int)c[i], i + 1);
-        sp_error_var(err, dim_name(s, d, nb, sizeof nb));
-        goto done;
-      }
-      if (c[i] > mx) {
-        first_order &= c[i] == mx + 1;
-        mx = c[i];
-      }
+    scan_codes(tm, c, n, &scan[d]);
+    if (scan[d].lo[0] < 0 || scan[d].lo[1] < 0) {
+      size_t i = 0;
+      while (c[i] >= 0) i++;
+      st = sp_error_set(err, SP_EVALUE,
+                        "cluster variable '%s' has a missing or negative code (%d) at "
+                        "observation %zu: expected codes 0..G-1 on every row",
+                        dim_name(s, d, nb, sizeof nb), (int)c[i], i + 1);
+      sp_error_var(err, dim_name(s, d, nb, sizeof nb));
+      goto done;
     }
+    int32_t mx = scan[d].hi[0] > scan[d].hi[1] ? scan[d].hi[0] : scan[d].hi[1];
+    /* Each new code the next integer (densify would return c itself): at
+       once for a sorted panel's entities, else by a pass in row order. */
+    int first_order = (n > 0 && c[0] == 0 && scan[d].steps[0] && scan[d].steps[1]) || first_appearance(c, n);
     if (first_order) {
       /* A sorted panel's entity codes (the usual case): no copy, 40 MB at 1e7 rows. */
       dc[d] = c;
@@ -539,13 +572,16 @@ static int cluster_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, doub
     /* the term's codes: one dimension directly, or the intersection built by
        recoding pairs (cur x next dimension) so every key stays below n^2. */
     const int32_t *code = NULL;
+    const code_scan *known = NULL;  /* the scan of code, when it is a dimension's own */
     size_t g = 0, size = 0;
     for (size_t d = 0; d < p; d++) {
       if (!(set & ((size_t)1 << d))) continue;
       if (size++ == 0) {
         code = dc[d];
         g = G[d];
+        known = dense[d] == NULL ? &scan[d] : NULL;
       } else {
+        known = NULL;
         if (densify(n, code, dc[d], G[d], (uint64_t)g * G[d], tmp, &g) != SP_OK) goto nomem;
         int32_t *t = cur; cur = tmp; tmp = t;
         code = cur;
@@ -570,7 +606,7 @@ static int cluster_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, doub
     info->gadj[set - 1] = adj;
     S = sp_mem_calloc(g, k * sizeof *S);
     /* the first term's pass also sums the squared residuals */
-    if (S == NULL || group_scores(tm, X, s->weights, code, S, set == 1 ? rs : NULL) != SP_OK) goto nomem;
+    if (S == NULL || group_scores(tm, X, s->weights, code, known, S, set == 1 ? rs : NULL) != SP_OK) goto nomem;
     add_crossprod(M, k, S, g, sign * adj);
     sp_mem_free(S);
     S = NULL;
@@ -619,7 +655,7 @@ static int dk_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, double *M
   }
   double *H = sp_mem_calloc(T, k * sizeof *H);
   double *C = malloc(k * k * sizeof *C);
-  if (H == NULL || C == NULL || group_scores(tm, X, s->weights, s->time, H, rs) != SP_OK) {
+  if (H == NULL || C == NULL || group_scores(tm, X, s->weights, s->time, NULL, H, rs) != SP_OK) {
     sp_mem_free(H);
     free(C);
     return sp_error_set(err, SP_ENOMEM, "out of memory for %zu periods x %zu columns", T, k);

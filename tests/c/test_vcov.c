@@ -826,11 +826,64 @@ static void two_threads(void) {
 
 /* }====================================================== */
 
+/* The cluster codes are used as they are when each new code is the next
+   integer, else renumbered: the same partition coded either way gives the
+   same V and G.  Codes sorted but starting at 1, and sorted with a jump
+   where the second half of the rows starts (the passes' chunk boundary),
+   are not in that order; time-sorted codes 0..T-1, 0..T-1 are. */
+static void cluster_code_order(void) {
+  enum { N = 1000, K = 2 };
+  static double X[N * K], e[N];
+  static int32_t dense[N], from1[N], jump[N], cyc[N], cycd[N];
+  uint64_t r = 99;
+  for (size_t i = 0; i < N; i++) {
+    for (size_t a = 0; a < K; a++) {
+      r = r * 6364136223846793005u + 1442695040888963407u;
+      X[i * K + a] = a == 0 ? 1.0 : (double)(r >> 11) / 9007199254740992.0;
+    }
+    r = r * 6364136223846793005u + 1442695040888963407u;
+    e[i] = (double)(r >> 11) / 9007199254740992.0 - 0.5;
+    dense[i] = (int32_t)(i / 10);
+    from1[i] = dense[i] + 1;
+    jump[i] = dense[i] + (i >= N / 2 ? 7 : 0);
+    cyc[i] = (int32_t)(i % 40);        /* periods of a time-sorted panel */
+    cycd[i] = (int32_t)((i % 40) * 3); /* the same partition, not in that order */
+  }
+  gsl_matrix_view Xv = gsl_matrix_view_array(X, N, K);
+  gsl_matrix *B = gsl_matrix_alloc(K, K), *V0 = gsl_matrix_alloc(K, K), *V1 = gsl_matrix_alloc(K, K);
+  gsl_matrix_set_identity(B);
+  static const struct { const int32_t *a, *b; const char *what; } cases[] = {
+    {dense, from1, "cluster codes sorted from 1: renumbered, the same V and G as from 0"},
+    {dense, jump, "cluster codes sorted with a jump at the half: renumbered, the same V and G"},
+    {cycd, cyc, "time-sorted periods 0..T-1 repeated: used as they are, the same V and G"},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    sp_vcov_spec s;
+    sp_vcov_spec_init(&s, SP_VCOV_CLUSTER);
+    s.ncluster = 1;
+    s.gadj = SP_VCOV_GADJ_EACH;
+    s.tdf = SP_VCOV_TDF_CLUSTERS;
+    sp_vcov_info i0, i1;
+    sp_error err;
+    s.cluster[0] = cases[c].a;
+    int st = sp_vcov_compute(&Xv.matrix, e, B, &s, V0, &i0, &err);
+    s.cluster[0] = cases[c].b;
+    st |= sp_vcov_compute(&Xv.matrix, e, B, &s, V1, &i1, &err);
+    check(st == SP_OK && memcmp(V0->data, V1->data, K * K * sizeof(double)) == 0 && i0.ngroups[0] == i1.ngroups[0] &&
+              i0.df_t == i1.df_t,
+          cases[c].what);
+  }
+  gsl_matrix_free(B);
+  gsl_matrix_free(V0);
+  gsl_matrix_free(V1);
+}
+
 int main(void) {
   gsl_set_error_handler_off();
   reference_cases();
   errors();
   two_threads();
+  cluster_code_order();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }
