@@ -816,33 +816,25 @@ static int compute(const xrows *X, const gsl_matrix *bread, const sp_vcov_spec *
   sp_team tm;
   sp_team_start(&tm, n >= SP_TEAM_MIN_ROWS ? spec->threads : 1);
   rsums rs = {{0.0, 0.0}, {INFINITY, INFINITY}};
-  switch (spec->type) {
-    case SP_VCOV_IID:
-      if (iid_sums(&tm, X, spec->weights, &rs) != SP_OK)
-        st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a block of rows");
-      break;
-    case SP_VCOV_HC0:
-    case SP_VCOV_HC1:
-    case SP_VCOV_HC2:
-    case SP_VCOV_HC3:
-    case SP_VCOV_CLUSTER:
-    case SP_VCOV_DRISCOLL_KRAAY:
-      Mm = gsl_matrix_calloc(k, k);
-      BM = gsl_matrix_alloc(k, k);
-      if (Mm == NULL || BM == NULL)
-        st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a %zux%zu meat", k, k);
-      break;
-  }
-  if (st != SP_OK) goto done;
   double dof = dof_factor(spec->dof, spec->type, n, kd);
-  switch (spec->type) {
-    case SP_VCOV_HC0:
-    case SP_VCOV_HC1: st = hc_meat(&tm, X, spec->weights, bread, 0, 1.0, Mm->data, &rs, err); break;
-    case SP_VCOV_HC2: st = hc_meat(&tm, X, spec->weights, bread, 1, 1.0, Mm->data, &rs, err); break;
-    case SP_VCOV_HC3: st = hc_meat(&tm, X, spec->weights, bread, 2, 1.0, Mm->data, &rs, err); break;
-    case SP_VCOV_CLUSTER: st = cluster_meat(&tm, X, spec, dof, Mm->data, info, &rs, err); break;
-    case SP_VCOV_DRISCOLL_KRAAY: st = dk_meat(&tm, X, spec, Mm->data, info, &rs, err); break;
-    default: break;
+  if (spec->type == SP_VCOV_IID) {
+    if (iid_sums(&tm, X, spec->weights, &rs) != SP_OK)
+      st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a block of rows");
+  } else {
+    Mm = gsl_matrix_calloc(k, k);
+    BM = gsl_matrix_alloc(k, k);
+    if (Mm == NULL || BM == NULL) {
+      st = sp_error_set(err, SP_ENOMEM, "vcov: out of memory for a %zux%zu meat", k, k);
+      goto done;
+    }
+    switch (spec->type) {
+      case SP_VCOV_HC0:
+      case SP_VCOV_HC1: st = hc_meat(&tm, X, spec->weights, bread, 0, 1.0, Mm->data, &rs, err); break;
+      case SP_VCOV_HC2: st = hc_meat(&tm, X, spec->weights, bread, 1, 1.0, Mm->data, &rs, err); break;
+      case SP_VCOV_HC3: st = hc_meat(&tm, X, spec->weights, bread, 2, 1.0, Mm->data, &rs, err); break;
+      case SP_VCOV_CLUSTER: st = cluster_meat(&tm, X, spec, dof, Mm->data, info, &rs, err); break;
+      default: st = dk_meat(&tm, X, spec, Mm->data, info, &rs, err); break;
+    }
   }
   if (st != SP_OK) goto done;
   /* A residual or weight that is not finite, or a negative weight, shows in
