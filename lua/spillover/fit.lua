@@ -278,32 +278,19 @@ local function need(self, field, what)
   return self[field]
 end
 
-function Fit:resid()
-  local r = need(self, "resid_values", "resid")
-  if type(r) == "function" then
-    self.resid_values = r(self)
-    return self.resid_values
+-- The value of field: as held, or computed once by the function held there.
+local function value(self, field, what)
+  local v = need(self, field, what)
+  if type(v) == "function" then
+    v = v(self)
+    self[field] = v
   end
-  return r
+  return v
 end
 
-function Fit:fitted()
-  local f = need(self, "fitted_values", "fitted")
-  if type(f) == "function" then
-    self.fitted_values = f(self)
-    return self.fitted_values
-  end
-  return f
-end
-
-function Fit:fixef()
-  local f = need(self, "fixef_values", "fixef")
-  if type(f) == "function" then
-    self.fixef_values = f(self)
-    return self.fixef_values
-  end
-  return f
-end
+function Fit:resid() return value(self, "resid_values", "resid") end
+function Fit:fitted() return value(self, "fitted_values", "fitted") end
+function Fit:fixef() return value(self, "fixef_values", "fixef") end
 
 function Fit:predict(frame, opts)
   local p = need(self, "predict_fn", "predict")
