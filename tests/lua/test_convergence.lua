@@ -68,7 +68,7 @@ T.near(lt.b, 0.4, 1e-10, "log t: b recovered")
 T.check(lt.first == 11, "log t: round(30 / 3) + 1 = 11 is the first period")
 -- The filtered log GDP of 152 countries 1970-2003 (ConvergenceClubs): no
 -- convergence overall (t far below -1.65).
-local g = sp.read_csv("../shared/data/external/cc_countryGDP_filtered.csv")
+local g = sp.read_csv("tests/reference/data/external/cc_countryGDP_filtered.csv")
 local gr = {}
 for i = 1, g:nrow() do gr[i] = {} end
 for yr = 1970, 2003 do

@@ -117,7 +117,7 @@ local function near4(got, want, what)
 end
 
 -- Unconditional ATT(g,t) (never-treated controls, varying base): the did README digits,
--- ../shared/data/SOURCES-extra.md (mpdta): g2004, g2006, g2007 at t = 2004..2007.
+-- tests/reference/data/SOURCES-extra.md (mpdta): g2004, g2006, g2007 at t = 2004..2007.
 local README_ATT = { -0.0105, -0.0704, -0.1373, -0.1008, 0.0065, -0.0028, -0.0046, -0.0412,
   0.0305, -0.0027, -0.0311, -0.0261 }
 local d = mpdta()

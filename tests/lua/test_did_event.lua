@@ -9,7 +9,7 @@ local sp = require "spillover"
 local E = require "spillover.did_event"
 local CS = require "spillover.did_cs"
 
-local EXT = "../shared/data/external/"
+local EXT = "tests/reference/data/external/"
 
 -- ---- simulated panels ---------------------------------------------------------------
 

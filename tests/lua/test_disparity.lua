@@ -9,7 +9,7 @@ local util = require "spillover.util"
 -- PySAL inequality on the 32 Mexican states (libpysal mexico.csv), regimes
 -- hanson98: Theil by decade (TheilD's bg and wg) and the 1940 Gini
 -- (inequality's test_theil.py, test_gini.py).
-local mx = sp.read_csv("../shared/data/external/pysal_mexico.csv")
+local mx = sp.read_csv("tests/reference/data/external/pysal_mexico.csv")
 local regimes = mx.hanson98:totable()
 local want_T = { 0.20894344, 0.15222451, 0.10472941, 0.10194725, 0.09560113, 0.10511256, 0.10660832 }
 local want_bg = { 0.0345889, 0.02816853, 0.05260921, 0.05931219, 0.03205257, 0.02963731, 0.03635872 }

@@ -5,7 +5,7 @@ local T = require "testlib"
 local sp = require "spillover"
 local mk = require "spillover.markov"
 
-local d = sp.read_csv("../shared/data/external/pysal_usjoin.csv")
+local d = sp.read_csv("tests/reference/data/external/pysal_usjoin.csv")
 local n = d:nrow()
 local pci = {}
 for i = 1, n do pci[i] = {} end
@@ -77,7 +77,7 @@ T.check(m2.sojourn[1] == math.huge and math.abs(m2.sojourn[2] - 9) < 1e-12 and m
   "markov: sojourn inf for an absorbing class, 9 and 5.5 (giddy)")
 
 -- Spatial Markov, k = m = 5, pooled quintiles, row-standardised states48.gal.
-local e = sp.read_csv("../shared/data/external/pysal_states48_gal_edges.csv")
+local e = sp.read_csv("tests/reference/data/external/pysal_states48_gal_edges.csv")
 local ids = {}
 for i = 0, 47 do ids[#ids + 1] = tostring(i) end
 local W = sp.weights.contiguity(e, { ids = ids, style = "W" })

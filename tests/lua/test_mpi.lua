@@ -135,7 +135,7 @@ local wr = fp:wildboot { param = "unemp", reps = 999, cluster = "region", impose
 T.check(wr.enumerated and wr.reps == 512, "WCU by region: the 512 sign vectors enumerated")
 record("wcu_enum", wr)
 split("WCU, enumerated", 512)
-local ivd = sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv")
+local ivd = sp.read_csv("tests/reference/data/external/ivreg2r_sim_cluster_data.csv")
 local fiv = sp.ols(ivd, "y ~ x1 | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } })
 local wre = fiv:wildboot { param = "endo1", reps = 99, seed = 8 }
 record("wre", wre)

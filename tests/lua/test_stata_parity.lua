@@ -5,7 +5,7 @@
 -- (bashtage/linearmodels, linearmodels/tests/panel/results/
 -- stata-panel-simulated-results.txt, commit d6f3596b; Stata 13, the do-file
 -- is execute-stata-simulated-data.py there), on the same data file
--- (../shared/data/external/lm_simulated_panel.dta, xtset firm time).  The
+-- (tests/reference/data/external/lm_simulated_panel.dta, xtset firm time).  The
 -- _light and _heavy variables have missing values, which makes the panel
 -- unbalanced (2239 and 891 rows of 991 and 639 firms).
 package.path = "tests/lua/?.lua;" .. package.path
@@ -13,7 +13,7 @@ local T = require "testlib"
 local sp = require "spillover"
 local pm = require "spillover.panel_models"
 
-local EXT = "../shared/data/external/"
+local EXT = "tests/reference/data/external/"
 local sim = sp.read(EXT .. "lm_simulated_panel.dta")
 sim:panel { entity = "firm", time = "time" }
 local function simf(sfx, fe)
@@ -69,7 +69,7 @@ end
 -- ---- ivregress 2sls without small; Newey-West ---------------------------------------
 -- Stata numbers: linearmodels' Stata 13 run on its simulated IV data
 -- (bashtage/linearmodels, linearmodels/tests/iv/results/stata-iv-simulated-results.txt,
--- commit 3638b0c2; data ../shared/data/external/lm_iv_simulated.dta, tsset time),
+-- commit 3638b0c2; data tests/reference/data/external/lm_iv_simulated.dta, tsset time),
 -- sections 2sls-num_endog_*-num_exog_*-num_instr_2-weighted_False-<vce>-[small].
 local iv = sp.read(EXT .. "lm_iv_simulated.dta")
 do
@@ -131,7 +131,7 @@ end
 -- ivreg2 y x1 (endo1 = z1 z2), cluster(cluster_id) dofminus(1) sdofminus(1) first:
 -- F = 430.000937789152, F(2, 49) (restatr/ivreg2r, tests/stata-benchmarks/fixtures/
 -- sim_cluster_dofminus_firststage_cl.csv, commit 9f807a3c, on the data of
--- ../shared/data/external/ivreg2r_sim_cluster_data.csv).  Without sdofminus(1) the factor
+-- tests/reference/data/external/ivreg2r_sim_cluster_data.csv).  Without sdofminus(1) the factor
 -- is G/(G-1) (N-1)/(N-L), L = 4: the published F times (N-L)/(N-L-1) = 996/995.  The
 -- 2e-8 gap is the precision of the data as exported then (the partial R2 agrees to 1e-10).
 do

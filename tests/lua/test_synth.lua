@@ -201,7 +201,7 @@ end
 -- ---- Proposition 99 (Abadie, Diamond & Hainmueller 2010; tidysynth's README) -------------
 
 do
-  local d = sp.read_csv("../shared/data/external/tidysynth_smoking.csv")
+  local d = sp.read_csv("tests/reference/data/external/tidysynth_smoking.csv")
   local o = { outcome = "cigsale", unit = "state", time = "year", treated = "California", period = 1989,
     predictors = { "lnincome", "retprice", "age15to24" }, window = { 1980, 1988 },
     special = { { "beer", 1984, 1988 }, { "cigsale", 1975 }, { "cigsale", 1980 }, { "cigsale", 1988 } },

@@ -53,7 +53,7 @@ T.check(rf.inference == nil and rf:se().unemp == fc:se().unemp, "refit: cluster-
 
 -- 2SLS: the WRE bootstrap, as fit:wildboot.
 do
-  local di = sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv"):filter(function(r)
+  local di = sp.read_csv("tests/reference/data/external/ivreg2r_sim_cluster_data.csv"):filter(function(r)
     return r.cluster_id <= 6 end)
   local fiv = sp.ols(di, "y ~ x1 | endo1 ~ z1 + z2", { vcov = { wild = "cluster_id", reps = 64 } })
   local civ = sp.ols(di, "y ~ x1 | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } })

@@ -139,7 +139,7 @@ end
 -- (restricted) structural residuals and v~ = y2 - Z Pi~ from the reduced form of y2 on the
 -- instruments and u~ (its residuals plus the coefficient of u~ times u~).
 do
-  local full = sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv")
+  local full = sp.read_csv("tests/reference/data/external/ivreg2r_sim_cluster_data.csv")
   local di = full:filter(function(r) return r.cluster_id <= 6 end)
   local ni = di:nrow()
   local y, e, cl = di.y:tovector(), di.endo1:tovector(), di.cluster_id:tovector()
@@ -192,7 +192,7 @@ T.check(note and note:find("only 6 clusters in 'g'", 1, true), "6 clusters: the 
 local P = sp.read_csv("tests/reference/data/Produc.csv")
 T.check(not has_note(sp.ols(P, "log_gsp ~ log_pcap", { vcov = { cluster = "state" } })), "48 clusters: no note")
 T.check(not has_note(fit_hc), "not clustered: no note")
-local note_iv = has_note(sp.ols(sp.read_csv("../shared/data/external/ivreg2r_sim_cluster_data.csv"):filter(function(r)
+local note_iv = has_note(sp.ols(sp.read_csv("tests/reference/data/external/ivreg2r_sim_cluster_data.csv"):filter(function(r)
   return r.cluster_id <= 6 end), "y ~ x1 | endo1 ~ z1 + z2", { vcov = { cluster = "cluster_id" } }))
 T.check(note_iv and note_iv:find("only 6 clusters in 'cluster_id'", 1, true), "2SLS with 6 clusters: the note", note_iv)
 
