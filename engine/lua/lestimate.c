@@ -525,6 +525,8 @@ static int l_lsfit(lua_State *L) {
       o.defer_ssr = !lua_toboolean(L, -1);
       if (o.defer_ssr && src == NULL)
         return sp_lua_errorf(L, "lsfit: resid = false needs a row source (core.lsfit(rows, opts))");
+      if (o.defer_ssr && src->p > SP_ROWS_MAXSEL)
+        return sp_lua_errorf(L, "lsfit: resid = false reads at most %d columns, got %zu", SP_ROWS_MAXSEL, src->p);
     }
     lua_pop(L, 1);
   }
@@ -552,8 +554,7 @@ static int l_lsfit(lua_State *L) {
     size_t cols[SP_ROWS_MAXSEL], m = 0;
     for (size_t j = 0; j < k; j++)
       if (fitp->keep[j]) cols[m++] = j;
-    if (k + 1 > SP_ROWS_MAXSEL || sp_lsfit_resid_init(&e->u.resid, fitp, src, cols, m) != 0)
-      return sp_lua_errorf(L, "lsfit: resid = false reads at most %d columns", SP_ROWS_MAXSEL - 1);
+    sp_lsfit_resid_init(&e->u.resid, fitp, src, cols, m);  /* sizes checked above */
     rows_pin(L, 1, 0);
     lua_setfield(L, res, "eX");
   }
