@@ -545,6 +545,8 @@ static void symv(const double *B, size_t m, const double *v, double *out) {
 static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resid, sp_error *err) {
   size_t n = d->n, k = d->k;
   sp_lsfit_clear(fit);
+  if (o->defer_ssr && resid != NULL)
+    return sp_error_set(err, SP_EVALUE, "least squares: residuals asked for with their sum of squares deferred");
   if (!(o->tol >= 0 && o->tol < 1))
     return sp_error_set(err, SP_EVALUE, "least squares: tolerance %g is outside [0, 1)", o->tol);
   double tol = o->tol > 0 ? o->tol : SP_LSFIT_TOL;
@@ -752,8 +754,6 @@ int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, d
   sp_lsfit_clear(fit);
   if (yX == NULL || yX->p == 0)
     return sp_error_set(err, SP_EVALUE, "least squares: the row source has no columns (expected y, then X)");
-  if (o->defer_ssr && resid != NULL)
-    return sp_error_set(err, SP_EVALUE, "least squares: residuals asked for with their sum of squares deferred");
   data d = {NULL, NULL, 0, yX, o->w, NULL, yX->n, yX->p - 1};
   return fit_data(&d, o, fit, resid, err);
 }

@@ -409,6 +409,10 @@ static void resid_rows_errors(void) {
   check("defer_ssr with residuals asked for: SP_EVALUE",
         sp_lsfit_rows(&rows, &(sp_lsfit_opts){NULL, NULL, 0, NULL, NULL, 1, 1}, &fit, (double[N]){0}, &err) ==
             SP_EVALUE);
+  gsl_matrix Xm = matrix_at(yX + 1, N, K, K + 1);
+  check("defer_ssr with residuals asked for from a matrix: SP_EVALUE",
+        sp_lsfit_run(&Xm, yX, K + 1, &(sp_lsfit_opts){NULL, NULL, 0, NULL, NULL, 1, 1}, &fit, (double[N]){0},
+                     &err) == SP_EVALUE);
   int st = sp_lsfit_rows(&rows, &(sp_lsfit_opts){NULL, NULL, 0, NULL, NULL, 1, 1}, &fit, NULL, &err);
   sp_lsfit_resid res;
   size_t cols[] = {0, 1}, bad[] = {0, 2};

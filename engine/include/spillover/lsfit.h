@@ -67,8 +67,8 @@ typedef struct sp_lsfit_opts {
   const char *yname;          /* NULL or the name of y, for messages */
   int threads;                /* 1 or 2 (0 means 1): the passes over the rows run on two
                                  fixed chunks of rows, so the results are bit-identical */
-  int defer_ssr;              /* sp_lsfit_rows only: skip the pass that sums the squared
-                                 residuals (resid must be NULL; ssr is NaN): a caller whose
+  int defer_ssr;              /* skip the pass that sums the squared residuals (resid must
+                                 be NULL, else SP_EVALUE; ssr is NaN): a caller whose
                                  covariance reads the residuals from sp_lsfit_resid gets the
                                  same sum, to the bit, from that pass (sp_vcov_info.ssr) */
 } sp_lsfit_opts;
@@ -96,7 +96,7 @@ int sp_lsfit_run(const gsl_matrix *X, const double *y, size_t ystride, const sp_
    source is read three or four times (the scan, the cross products unless
    the scan could fuse them, the refinement, the residuals), its first rows
    a few times more; n and k are yX's.  SP_EVALUE also when yX is NULL or
-   has no columns, or when defer_ssr is set and resid is not NULL. */
+   has no columns. */
 int sp_lsfit_rows(const sp_rows *yX, const sp_lsfit_opts *opts, sp_lsfit *fit, double *resid, sp_error *err);
 
 /* The rows [r, x_{cols[0]}, ..., x_{cols[m-1]}] of a fit: its residuals
