@@ -633,16 +633,17 @@ static int dk_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, double *M
   if (s->time == NULL)
     return sp_error_set(err, SP_EVALUE, "Driscoll-Kraay standard errors need period codes "
                         "(spec.time): none were given");
-  int32_t mx = -1;
-  for (size_t i = 0; i < n; i++) {
-    int32_t c = s->time[i];
-    if (c < 0 || c >= MAX_PERIOD_CODE) {
-      sp_error_set(err, SP_EVALUE, "time variable '%s' has code %d at observation %zu: expected "
-                   "period positions 0..T-1", tn, (int)c, i + 1);
-      sp_error_var(err, tn);
-      return SP_EVALUE;
-    }
-    if (c > mx) mx = c;
+  code_scan scan;
+  scan_codes(tm, s->time, n, &scan);
+  int32_t lo = scan.lo[0] < scan.lo[1] ? scan.lo[0] : scan.lo[1];
+  int32_t mx = scan.hi[0] > scan.hi[1] ? scan.hi[0] : scan.hi[1];
+  if (lo < 0 || mx >= MAX_PERIOD_CODE) {
+    size_t i = 0;
+    while (s->time[i] >= 0 && s->time[i] < MAX_PERIOD_CODE) i++;
+    sp_error_set(err, SP_EVALUE, "time variable '%s' has code %d at observation %zu: expected "
+                 "period positions 0..T-1", tn, (int)s->time[i], i + 1);
+    sp_error_var(err, tn);
+    return SP_EVALUE;
   }
   size_t T = (size_t)mx + 1;
   /* A lag of T or more would weight autocovariances that do not exist (and
@@ -655,7 +656,7 @@ static int dk_meat(sp_team *tm, const xrows *X, const sp_vcov_spec *s, double *M
   }
   double *H = sp_mem_calloc(T, k * sizeof *H);
   double *C = malloc(k * k * sizeof *C);
-  if (H == NULL || C == NULL || group_scores(tm, X, s->weights, s->time, NULL, H, rs) != SP_OK) {
+  if (H == NULL || C == NULL || group_scores(tm, X, s->weights, s->time, &scan, H, rs) != SP_OK) {
     sp_mem_free(H);
     free(C);
     return sp_error_set(err, SP_ENOMEM, "out of memory for %zu periods x %zu columns", T, k);

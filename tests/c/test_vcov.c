@@ -622,6 +622,10 @@ static void errors(void) {
   s.time_name = "year";
   st = sp_vcov_compute(X, ev, B, &s, V, NULL, &err);
   expect_err(st, SP_EVALUE, &err, "time variable 'year' has code -1 at observation 3", "DK negative period");
+  int32_t huge[6] = {0, 1, 2, 0, 1, (int32_t)1 << 26};
+  s.time = huge;
+  st = sp_vcov_compute(X, ev, B, &s, V, NULL, &err);
+  expect_err(st, SP_EVALUE, &err, "time variable 'year' has code 67108864 at observation 6", "DK period code too large");
 
   /* presets */
   st = sp_vcov_preset(&s, "spss", &err);
@@ -855,7 +859,7 @@ static void cluster_code_order(void) {
   static const struct { const int32_t *a, *b; const char *what; } cases[] = {
     {dense, from1, "cluster codes sorted from 1: renumbered, the same V and G as from 0"},
     {dense, jump, "cluster codes sorted with a jump at the half: renumbered, the same V and G"},
-    {cycd, cyc, "time-sorted periods 0..T-1 repeated: used as they are, the same V and G"},
+    {cycd, cyc, "time-sorted periods 0..T-1 repeated, and the same periods out of order: the same V and G"},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     sp_vcov_spec s;
