@@ -1145,33 +1145,55 @@ static const luaL_Reg absorb_meth[] = {
    (when not NULL), else the weighted sums into sum and the uncentred sums of
    squares into raw and the weight sum into *sw.  The sums continue from the
    values given (a chunk's running sums, carried from block to block, so
-   reading rows in blocks changes no addition); p is a constant where
-   inlined, so they live in registers instead of memory x might alias. */
+   reading rows in blocks changes no addition).  p and the flags weighted
+   (w != NULL), centred (mean != NULL) and arrays (col != NULL) are
+   constants where inlined: the sums live in registers instead of memory x
+   might alias, and the loop tests no flag. */
 enum { SUMSQ_NARROW = 4 };
 SP_INLINE void sumsq_pass(const double *x, size_t ld, const double *const *col, size_t r0, const double *w,
-                          size_t m, const size_t p, const double *mean, double *sum, double *raw, double *sw) {
+                          size_t m, const size_t p, const double *mean, double *sum, double *raw, double *sw,
+                          const int weighted, const int centred, const int arrays) {
   double s[SUMSQ_NARROW], q[SUMSQ_NARROW], t = *sw;
   const double *c[SUMSQ_NARROW];
   for (size_t j = 0; j < p; j++) {
-    s[j] = mean ? 0.0 : sum[j];
+    s[j] = centred ? 0.0 : sum[j];
     q[j] = raw[j];
-    c[j] = col ? col[j] + r0 : NULL;
+    c[j] = arrays ? col[j] + r0 : NULL;
   }
   for (size_t i = 0; i < m; i++) {
-    double wi = w ? w[i] : 1.0;
-    if (!mean) t += wi;
+    double wi = weighted ? w[i] : 1.0;
+    if (weighted && !centred) t += wi;
     for (size_t j = 0; j < p; j++) {
-      double xv = col ? c[j][i] : x[i * ld + j];
-      double v = mean ? xv - mean[j] : xv;
-      if (!mean) s[j] += wi * v;
+      double xv = arrays ? c[j][i] : x[i * ld + j];
+      double v = centred ? xv - mean[j] : xv;
+      if (!centred) s[j] += wi * v;
       q[j] += wi * v * v;
     }
   }
   for (size_t j = 0; j < p; j++) {
-    if (!mean) sum[j] = s[j];
+    if (!centred) sum[j] = s[j];
     raw[j] = q[j];
   }
+  /* Unweighted, the weight sum is the row count: whole numbers, exact in
+     any grouping, and no add a row waits on. */
+  if (!weighted && !centred) t += (double)m;
   *sw = t;
+}
+
+/* sumsq_pass with the flags as constants. */
+SP_INLINE void sumsq_flags(const double *x, size_t ld, const double *const *col, size_t r0, const double *w,
+                           size_t m, const size_t p, const double *mean, double *sum, double *raw, double *sw) {
+  int f = (w != NULL) << 2 | (mean != NULL) << 1 | (col != NULL);
+  switch (f) {
+    case 0: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 0, 0, 0); break;
+    case 1: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 0, 0, 1); break;
+    case 2: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 0, 1, 0); break;
+    case 3: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 0, 1, 1); break;
+    case 4: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 1, 0, 0); break;
+    case 5: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 1, 0, 1); break;
+    case 6: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 1, 1, 0); break;
+    default: sumsq_pass(x, ld, col, r0, w, m, p, mean, sum, raw, sw, 1, 1, 1); break;
+  }
 }
 
 /* One pass of sumsq_cols over the two fixed chunks of team.h, over a matrix
@@ -1190,14 +1212,14 @@ typedef struct {
 static void sumsq_any(const double *x, size_t ld, const double *const *col, size_t r0, const double *w, size_t m,
                       size_t p, const double *mean, double *sum, double *raw, double *sw) {
   switch (p) {
-    case 1: sumsq_pass(x, ld, col, r0, w, m, 1, mean, sum, raw, sw); break;
-    case 2: sumsq_pass(x, ld, col, r0, w, m, 2, mean, sum, raw, sw); break;
-    case 3: sumsq_pass(x, ld, col, r0, w, m, 3, mean, sum, raw, sw); break;
-    case 4: sumsq_pass(x, ld, col, r0, w, m, 4, mean, sum, raw, sw); break;
+    case 1: sumsq_flags(x, ld, col, r0, w, m, 1, mean, sum, raw, sw); break;
+    case 2: sumsq_flags(x, ld, col, r0, w, m, 2, mean, sum, raw, sw); break;
+    case 3: sumsq_flags(x, ld, col, r0, w, m, 3, mean, sum, raw, sw); break;
+    case 4: sumsq_flags(x, ld, col, r0, w, m, 4, mean, sum, raw, sw); break;
     default:
       for (size_t a = 0; a < p; a++) {
         double t = a == 0 ? *sw : 0.0;
-        sumsq_pass(x ? x + a : NULL, ld, col ? col + a : NULL, r0, w, m, 1, mean ? mean + a : NULL, sum + a,
+        sumsq_flags(x ? x + a : NULL, ld, col ? col + a : NULL, r0, w, m, 1, mean ? mean + a : NULL, sum + a,
                    raw + a, &t);
         if (a == 0) *sw = t;
       }
