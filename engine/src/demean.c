@@ -199,6 +199,12 @@ static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const siz
     wsum[k] = ws->wsum + ws->off[k];
     cd[k] = ws->code[k];
   }
+  /* Unweighted, the other factors' rows are counted as integers in
+     wsum's own storage (zeros either way) and converted after: an integer
+     add instead of a floating-point one in each row's load-add-store. */
+  _Static_assert(sizeof(uint64_t) == sizeof(double), "a count in a weight sum's place");
+  uint64_t *cnt[SP_MAXF];
+  for (size_t k = 0; k < K; k++) cnt[k] = (uint64_t *)(void *)wsum[k];
   for (size_t b0 = 0; b0 < n; b0 += CHECK_BLOCK) {
     size_t b1 = n - b0 < CHECK_BLOCK ? n : b0 + CHECK_BLOCK;
     int st = check_code_rows(b0, b1, K, codes, nlevels, err);
@@ -219,7 +225,10 @@ static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const siz
         wtot += wr;
         acc += wr;
       }
-      for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
+      if (w != NULL)
+        for (size_t k = 1; k < K; k++) wsum[k][cd[k][r]] += wr;
+      else
+        for (size_t k = 1; k < K; k++) cnt[k][cd[k][r]]++;
     }
   }
   start[cur + 1] += run;
@@ -228,6 +237,8 @@ static int count_levels(sp_demean_ws *ws, const int32_t *const *codes, const siz
   if (w == NULL) {
     wtot = (double)n;
     for (size_t b = 0; b < L0; b++) wsum[0][b] = (double)start[b + 1];
+    for (size_t k = 1; k < K; k++)
+      for (size_t l = 0; l < ws->L[k]; l++) wsum[k][l] = (double)cnt[k][l];
   }
   ws->wtot = wtot;
   return SP_OK;
