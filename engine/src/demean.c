@@ -584,6 +584,16 @@ typedef struct sweep_ctx {
 } sweep_ctx;
 
 
+/* t -= row r's coefficients of the factors 1..K-1 (times its weight). */
+SP_INLINE void sweep_sub(double *t, const double *const *mv, const int32_t *const *mc, const double *sw, size_t r,
+                         size_t q, size_t g, int weighted, size_t K) {
+  double wr = weighted ? sw[r] : 1.0;
+  for (size_t m = 0; m + 1 < K; m++) {
+    const double *cm = mv[m] + (size_t)mc[m][r] * q;
+    for (size_t j = 0; j < g; j++) t[j] -= weighted ? wr * cm[j] : cm[j];
+  }
+}
+
 SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int weighted, size_t K) {
   const sp_demean_ws *ws = x->ws;
   size_t q = x->q, s = x->s, noth = K - 2;  /* the factors other than 0 and s */
@@ -609,17 +619,21 @@ SP_INLINE void sweep_kernel(const sweep_ctx *x, int c, size_t j0, size_t g, int 
     size_t r0 = start[b], r1 = start[b + 1];
     double a[GMAX];
     if (s == 1) {
-      double t[GMAX];
-      for (size_t j = 0; j < g; j++) t[j] = S0[b * q + j0 + j];
-      for (size_t r = r0; r < r1; r++) {
-        double wr = weighted ? sw[r] : 1.0;
-        for (size_t m = 0; m + 1 < K; m++) {
-          const double *cm = mv[m] + (size_t)mc[m][r] * q;
-          for (size_t j = 0; j < g; j++) t[j] -= weighted ? wr * cm[j] : cm[j];
-        }
-      }
+      /* Two running sums a column, even and odd rows of the block: each
+         subtraction waits on the one two rows back, not on the last. */
+      double t0[GMAX], t1[GMAX];
       for (size_t j = 0; j < g; j++) {
-        a[j] = t[j] * inv0[b];
+        t0[j] = S0[b * q + j0 + j];
+        t1[j] = 0.0;
+      }
+      size_t r = r0;
+      for (; r + 1 < r1; r += 2) {
+        sweep_sub(t0, mv, mc, sw, r, q, g, weighted, K);
+        sweep_sub(t1, mv, mc, sw, r + 1, q, g, weighted, K);
+      }
+      if (r < r1) sweep_sub(t0, mv, mc, sw, r, q, g, weighted, K);
+      for (size_t j = 0; j < g; j++) {
+        a[j] = (t0[j] + t1[j]) * inv0[b];
         alpha[b * q + j0 + j] = a[j];
       }
     } else {
