@@ -1264,11 +1264,17 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
     unsigned char *s0 = sk[0], *s1 = sk[1];
     for (size_t i = 0; i < L0 + L1; i++) parent[i] = i;
     size_t pa = (size_t)-1, ra = 0;
+    size_t nseen = 0, seen1 = 0, merges = 0;  /* levels seen (both factors, factor 1), unions made */
     for (size_t r = 0; r < n; r++) {
       if ((keep != NULL && !keep[r]) || (uint32_t)k0[r] >= L0 || (uint32_t)k1[r] >= L1) continue;
       size_t a = (size_t)k0[r], b = L0 + (size_t)k1[r];
-      s1[b - L0] = 1;
+      if (!s1[b - L0]) {
+        s1[b - L0] = 1;
+        seen1++;
+        nseen++;
+      }
       if (a != pa) {
+        nseen += !s0[a];
         s0[a] = 1;
         ra = uf_find(parent, a);
         pa = a;
@@ -1277,8 +1283,20 @@ static int fe_dof(size_t n, size_t nfe, const int32_t *const *codes, const size_
          path halving (a store per row). */
       size_t rb = parent[b];
       if (parent[rb] != rb) rb = parent[b] = uf_find(parent, rb);
-      if (ra < rb) parent[rb] = ra;
-      else if (rb < ra) { parent[ra] = rb; ra = rb; }
+      if (ra < rb) { parent[rb] = ra; merges++; }
+      else if (rb < ra) { parent[ra] = rb; ra = rb; merges++; }
+      /* Every level of factor 1 seen, and every level seen so far in one
+         component (which holds a): the other rows of a's run can join or
+         mark nothing, and are passed over reading factor 0's codes only.
+         In a panel sorted by entity this is every row but the first of
+         each entity once the first entity has been read. */
+      if (seen1 == L1 && nseen == merges + 1) {
+        int32_t ai = (int32_t)a;
+        while (r + 8 < n && ((k0[r + 1] ^ ai) | (k0[r + 2] ^ ai) | (k0[r + 3] ^ ai) | (k0[r + 4] ^ ai) |
+                             (k0[r + 5] ^ ai) | (k0[r + 6] ^ ai) | (k0[r + 7] ^ ai) | (k0[r + 8] ^ ai)) == 0)
+          r += 8;
+        while (r + 1 < n && k0[r + 1] == ai) r++;
+      }
     }
   }
   size_t total = 0;

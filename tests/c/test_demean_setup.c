@@ -62,21 +62,29 @@ static void test_dof_random(void) {
   static int32_t c0[N], c1[N], c2[N];
   int32_t *codes[3] = {c0, c1, c2};
   static unsigned char keep[N];
-  /* Shapes: sorted panel, shuffled panel, many small components, sparse graph. */
-  for (int shape = 0; shape < 4; shape++) {
+  /* Shapes: sorted panel, shuffled panel, many small components, sparse
+     graph, and sorted runs whose first ten see every level of factor 1 in
+     two components (even entities the levels 0-14, odd ones 15-29), joined
+     only later and inside runs (sp_fe_dof passes over a run's other rows
+     only once all it has seen is one component). */
+  for (int shape = 0; shape < 5; shape++) {
     size_t L[3];
     for (size_t r = 0; r < N; r++) {
       switch (shape) {
         case 0: c0[r] = (int32_t)(r / 30); c1[r] = (int32_t)(r % 30); break;
         case 1: c0[r] = irand(1000); c1[r] = irand(30); break;
         case 2: c0[r] = irand(3000); c1[r] = c0[r] % 50 * 4 + irand(2); break;  /* 50+ components */
-        default: c0[r] = irand(20000); c1[r] = irand(15000); break;
+        case 3: c0[r] = irand(20000); c1[r] = irand(15000); break;
+        default:
+          c0[r] = (int32_t)(r / 30);
+          c1[r] = r / 30 < 10 ? (int32_t)(c0[r] % 2 * 15 + r % 15) : irand(30);
+          break;
       }
       c2[r] = irand(7);
       keep[r] = urand() > 0.2;
     }
-    L[0] = shape == 0 ? 1000 : shape == 1 ? 1000 : shape == 2 ? 3000 : 20000;
-    L[1] = shape == 0 ? 30 : shape == 1 ? 30 : shape == 2 ? 200 : 15000;
+    L[0] = shape == 2 ? 3000 : shape == 3 ? 20000 : 1000;
+    L[1] = shape == 2 ? 200 : shape == 3 ? 15000 : 30;
     L[2] = 9;  /* two empty levels */
     for (int usekeep = 0; usekeep < 2; usekeep++)
       for (size_t nfe = 1; nfe <= 3; nfe++) {
