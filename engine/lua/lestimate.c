@@ -1220,7 +1220,7 @@ static void sumsq_any(const double *x, size_t ld, const double *const *col, size
       for (size_t a = 0; a < p; a++) {
         double t = a == 0 ? *sw : 0.0;
         sumsq_flags(x ? x + a : NULL, ld, col ? col + a : NULL, r0, w, m, 1, mean ? mean + a : NULL, sum + a,
-                   raw + a, &t);
+                    raw + a, &t);
         if (a == 0) *sw = t;
       }
   }
