@@ -36,6 +36,15 @@ static gsl_matrix matrix_at(double *data, size_t n, size_t k, size_t ld) {
   return (gsl_matrix){n, k, ld, data, NULL, 0};
 }
 
+/* The block yX (n rows [y x_1 .. x_k], stride k + 1) as least squares' two
+   inputs: the matrix *X of its regressors, and the row source returned,
+   whose state is *src. */
+static sp_rows block_inputs(double *yX, size_t n, size_t k, gsl_matrix *X, arr *src) {
+  *X = matrix_at(yX + 1, n, k, k + 1);
+  *src = (arr){yX, k + 1, 0};
+  return (sp_rows){n, k + 1, arr_read, src, NULL};
+}
+
 static int same_fit(const sp_lsfit *a, const sp_lsfit *b, const double *ra, const double *rb, size_t n) {
   if (a->n != b->n || a->k != b->k || a->rank != b->rank) return 0;
   if (memcmp(&a->ssr, &b->ssr, sizeof a->ssr) || memcmp(&a->yss, &b->yss, sizeof a->yss)) return 0;
@@ -88,9 +97,9 @@ static void lsfit_equal(void) {
         for (size_t j = 0; j < k; j++) scale[j] = v == CONSTANT_DROPPED && j == 0 ? 1e300 : 1e4;
         sp_lsfit_opts o = {v == WEIGHTED ? w : NULL, v == SCALED || v == CONSTANT_DROPPED ? scale : NULL, 0,
                            NULL, NULL, 1, 0};
-        gsl_matrix X = matrix_at(yX + 1, n, k, p);
-        arr src = {yX, p, 0};
-        sp_rows rows = {n, p, arr_read, &src, NULL};
+        gsl_matrix X;
+        arr src;
+        sp_rows rows = block_inputs(yX, n, k, &X, &src);
         sp_lsfit fa, fb;
         sp_error err;
         sp_lsfit_init(&fa);
@@ -133,9 +142,9 @@ static void lsfit_threads(void) {
   for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
     size_t k = ks[c], p = k + 1;
     design(yX, w, N, k, c == 1 ? WEIGHTED : c == 0 ? PLAIN : CONSTANT);
-    gsl_matrix X = matrix_at(yX + 1, N, k, p);
-    arr src = {yX, p, 0};
-    sp_rows rows = {N, p, arr_read, &src, NULL};
+    gsl_matrix X;
+    arr src;
+    sp_rows rows = block_inputs(yX, N, k, &X, &src);
     sp_lsfit f1, f2, f3;
     sp_error err;
     sp_lsfit_init(&f1);
@@ -178,9 +187,9 @@ static void lsfit_errors(void) {
     design(a, w, N, k, cases[c].shape);
     if (cases[c].weight) w[cases[c].row] = -1;
     else a[cases[c].row * p + cases[c].col] = cases[c].col == 0 ? INFINITY : NAN;
-    gsl_matrix X = matrix_at(a + 1, N, k, p);
-    arr src = {a, p, 0};
-    sp_rows rows = {N, p, arr_read, &src, NULL};
+    gsl_matrix X;
+    arr src;
+    sp_rows rows = block_inputs(a, N, k, &X, &src);
     sp_lsfit_opts o = {cases[c].weight ? w : NULL, NULL, 0, NULL, NULL, 1, 0};
     sp_lsfit fa, fb;
     sp_error ea, eb;
@@ -315,9 +324,9 @@ static void resid_rows_equal(size_t n, int threads) {
     int v = variants[a];
     design(yX, w, n, K, v);
     const double *wt = v == WEIGHTED ? w : NULL;
-    gsl_matrix X = matrix_at(yX + 1, n, K, p);
-    arr src = {yX, p, 0};
-    sp_rows rows = {n, p, arr_read, &src, NULL};
+    gsl_matrix X;
+    arr src;
+    sp_rows rows = block_inputs(yX, n, K, &X, &src);
     sp_lsfit fa, fb;
     sp_error err;
     sp_lsfit_init(&fa);
