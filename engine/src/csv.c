@@ -1,17 +1,19 @@
 /*
 ** csv.c: the CSV reader and writer (see csv.h).
 **
-** Reading works on one in-memory copy of the whole input, padded so that the
-** last byte is always '\n' (a sentinel that stops every unquoted scan without
-** a bounds test).  Rows are bounded above by the number of newlines, so every
-** column buffer is allocated once at its final capacity: no realloc copies of
-** huge buffers (first touch of fresh memory is slow, see PERFORMANCE.md).
+** Reading sees whole lines of the input, a window at a time, padded so that
+** the window's last byte is always '\n' (a sentinel that stops every
+** unquoted scan without a bounds test): a file is read in windows of one
+** reused buffer, a buffer given whole is one window.  Rows are bounded above
+** by the number of newlines, counted first, so every column buffer is
+** allocated once at its final capacity: no realloc copies of huge buffers
+** (first touch of fresh memory is slow, see PERFORMANCE.md).
 **
 ** Every column starts numeric (unless forced).  When a column meets its first
 ** non-numeric, non-missing field it turns categorical from that row on; the
 ** earlier rows of all such columns are filled in by one second pass over the
 ** text at the end, and the levels are then renumbered into order of first
-** appearance.  So the text is read at most twice, whatever the data.
+** appearance.  So the text is parsed at most twice, whatever the data.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -175,7 +177,7 @@ typedef struct {
 
 typedef struct {
   const char *name;
-  const char *data, *end;   /* end[-1] == '\n' always */
+  const char *data, *end;   /* the window: whole lines; end[-1] == '\n' always */
   const char *data_end;     /* records start only before this (trailing blank lines cut) */
   char delim;
   unsigned char special[256];
@@ -189,22 +191,12 @@ typedef struct {
   char *scratch;
   size_t scap;
   sp_error *err;
-  const char *map;          /* the file's read-only mapping (page-aligned), or NULL for a buffer */
-  const char *kept;         /* pages of map from here on are still mapped in */
+  int last;                 /* the window holds the input's end */
 } parser;
 
-/* Parsing from a mapping of the file, give its pages back to the page cache
-   every SP_CSV_GIVE_BACK bytes behind q: otherwise the whole file (518 MB for
-   1e7 x 6) stays in the process beside the columns parsed from it and doubles
-   the peak memory of a load.  Read again, a page comes back from the page
-   cache unchanged (a private, never written mapping). */
-#define SP_CSV_GIVE_BACK ((size_t)32 << 20)
-static void give_back(parser *P, const char *q) {
-  if (P->map == NULL || (size_t)(q - P->kept) < SP_CSV_GIVE_BACK) return;
-  size_t len = (size_t)(q - P->kept) & ~(SP_CSV_GIVE_BACK - 1);  /* kept stays page-aligned */
-  madvise((void *)(uintptr_t)P->kept, len, MADV_DONTNEED);  /* advice: failure only costs memory */
-  P->kept += len;
-}
+/* next_field's answer when a quoted field runs past a window that is not the
+   last: its record is read again once the next window is in (not an sp_status). */
+#define NEED_MORE (-1)
 
 /* 1-based column of p on its line, in UTF-8 characters. */
 static long utf8_col(const char *lstart, const char *p) {
@@ -389,6 +381,7 @@ static int next_field(parser *P, const char **pp, field *f) {
     for (const char *r = p; r < stop; r++)
       if (*r == '\n') { P->line++; P->lstart = r + 1; }
     if (q == NULL) {
+      if (!P->last) return NEED_MORE;
       sp_error_set(P->err, SP_EPARSE,
                    "unterminated quoted field: the quote opened here is never closed "
                    "(expected a closing '\"' before the end of the file)");
@@ -557,18 +550,311 @@ static int renumber(colstate *c, size_t nrow, sp_error *err) {
   return SP_OK;
 }
 
+/* ---- the input, a window at a time --------------------------------------------------- */
+
+/* The parser sees whole lines of the input, one window at a time.  A buffer
+   given whole is one window.  A file is read with pread into one reused
+   buffer, grown only for a record longer than it: not mapped, because on a VM
+   with shadow page tables (this project's machines) each mapped page's first
+   access traps to the hypervisor, and unmapping the file, or giving its pages
+   back as the parser passes, flushes the whole TLB, so that the columns just
+   written trap again when a fit first reads them.  Read in windows, the 518 MB
+   of bench/csv_load's file took 0.2 s to scan twice against 0.8 s mapped, and
+   an 80 MB column written before the scan read back in 0.007 s against 0.11 s
+   (bench/csv_load/README.md). */
+#define SP_CSV_WINDOW ((size_t)64 << 10)
+
+typedef struct {
+  int fd;            /* the file, or -1 when buf holds the whole input */
+  const char *path;
+  char *buf;         /* len bytes, room for cap + 2: the sentinel '\n' and a NUL */
+  size_t cap, len;
+  off_t off, size;   /* the file offset of buf[len]; the file's size when opened */
+  int last;          /* buf holds the input's end, and the sentinel after it */
+  int pad;           /* the sentinel was added: buf's last byte is not the file's */
+} source;
+
+/* Read the file into S->buf[S->len..cap) up to its end. */
+static int read_more(source *S, sp_error *err) {
+  while (S->len < S->cap && S->off < S->size) {
+    size_t want = S->cap - S->len;
+    if ((off_t)want > S->size - S->off) want = (size_t)(S->size - S->off);
+    ssize_t r = pread(S->fd, S->buf + S->len, want, S->off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      int e = errno;
+      sp_error_set(err, SP_EIO, "cannot read '%s': %s", S->path, strerror(e));
+      sp_error_at(err, S->path, 0, 0);
+      return SP_EIO;
+    }
+    if (r == 0) S->size = S->off;  /* the file shrank since it was opened: it ends here */
+    S->len += (size_t)r;
+    S->off += r;
+  }
+  if (S->off >= S->size && !S->last) {
+    S->last = 1;
+    S->pad = S->len == 0 || S->buf[S->len - 1] != '\n';
+    if (S->pad) S->buf[S->len++] = '\n';
+    S->buf[S->len] = '\0';
+  }
+  return SP_OK;
+}
+
+/* Make the parser's window the whole lines of S->buf from `from` on.  Its
+   data_end is before any blank lines at its end: unless the input ends there,
+   they are read again with what follows them in the next window, where they
+   are records.  0 when no line is whole yet. */
+static int set_window(parser *P, const source *S, const char *from) {
+  const char *e = S->buf + S->len;
+  if (!S->last) {
+    const char *nl = memrchr(from, '\n', (size_t)(e - from));
+    if (nl == NULL) return 0;
+    e = nl + 1;
+  }
+  const char *de = e;
+  while (de > from && (de[-1] == '\n' || de[-1] == '\r')) de--;
+  P->data = from;
+  P->end = e;
+  P->data_end = de;
+  P->last = S->last;
+  return 1;
+}
+
+/* The next window: keep S->buf's bytes from the record start `keep` on, move
+   them to the front and read after them until a line is whole. */
+static int next_window(parser *P, source *S, const char *keep) {
+  size_t t = (size_t)(S->buf + S->len - keep);
+  memmove(S->buf, keep, t);
+  S->len = t;
+  for (;;) {
+    if (S->len == S->cap) {  /* one record fills the window: double it */
+      char *b = realloc(S->buf, 2 * S->cap + 2);
+      if (b == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory for a record of more than %zu bytes", S->cap);
+      S->buf = b;
+      S->cap *= 2;
+    }
+    int st = read_more(S, P->err);
+    if (st != SP_OK) return st;
+    if (set_window(P, S, S->buf)) break;
+  }
+  P->lstart = S->buf;  /* keep is where a record, so a line, starts */
+  return SP_OK;
+}
+
+/* Records are at most the newlines from p on, with the sentinel; counting
+   stops at limit. */
+static int count_lines(parser *P, source *S, const char *p, size_t limit, size_t *count) {
+  size_t n = 0;
+  const char *e = S->buf + S->len;
+  while (n < limit && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) { n++; p++; }
+  if (!S->last && n < limit) {
+    source rest = *S;  /* the file after the window, through a buffer of its own */
+    rest.cap = SP_CSV_WINDOW;
+    rest.buf = malloc(rest.cap + 2);
+    if (rest.buf == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory");
+    while (!rest.last && n < limit) {
+      rest.len = 0;
+      int st = read_more(&rest, P->err);
+      if (st != SP_OK) { free(rest.buf); return st; }
+      for (const char *q = rest.buf, *qe = q + rest.len; n < limit && (q = memchr(q, '\n', (size_t)(qe - q))) != NULL; q++) n++;
+    }
+    free(rest.buf);
+  }
+  *count = n < limit ? n : limit;
+  return SP_OK;
+}
+
 /* ---- reading -------------------------------------------------------------------------- */
 
-static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
+/* The header at *pp: the columns' names, or just their number.  NEED_MORE,
+   with nothing kept, when a quoted name runs past the window. */
+static int read_header(parser *P, const sp_csv_options *opt, const char **pp, colstate **colsp, size_t *ncolp) {
+  sp_error *err = P->err;
+  colstate *cols = NULL;
+  size_t ncol = 0, cap = 0;
+  sp_strdict names;  /* the header's names, for the duplicate check */
+  memset(&names, 0, sizeof names);
+  const char *q = *pp;
+  long line0 = P->line;
+  const char *ls0 = P->lstart;
+  int st = SP_OK;
+  field f;
+  for (;;) {
+    if ((st = next_field(P, &q, &f)) != SP_OK) goto fail;
+    if (ncol == cap) {
+      cap = cap ? 2 * cap : 16;
+      colstate *c = realloc(cols, cap * sizeof *c);
+      if (c == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+      cols = c;
+    }
+    colstate *c = &cols[ncol];
+    memset(c, 0, sizeof *c);
+    ncol++;
+    if (opt->header) {
+      const char *s;
+      size_t n;
+      if ((st = field_text(P, &f, &s, &n)) != SP_OK) goto fail;
+      if (n == 0) {
+        sp_error_set(err, SP_EPARSE, "empty column name in the header (field %zu): expected a name", ncol);
+        st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+        goto fail;
+      }
+      if (memchr(s, '\0', n) != NULL) {
+        sp_error_set(err, SP_EPARSE, "NUL byte in the name of field %zu: expected text", ncol);
+        st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+        goto fail;
+      }
+      c->name = malloc(n + 1);
+      if (c->name == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+      memcpy(c->name, s, n);
+      c->name[n] = '\0';
+      if ((st = check_utf8(P, &f, NULL)) != SP_OK) goto fail;
+      /* A hash of the names so far: a header of 1e5 names stays linear. */
+      int32_t k = sp_strdict_intern(&names, s, n);
+      if (k < 0) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
+      if ((size_t)k + 1 < ncol) {
+        sp_error_set(err, SP_EPARSE,
+                     "duplicate column name '%s' (fields %zu and %zu): expected unique names",
+                     c->name, (size_t)k + 1, ncol);
+        sp_error_var(err, c->name);
+        st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
+        goto fail;
+      }
+    } else {
+      char nm[32];
+      snprintf(nm, sizeof nm, "V%zu", ncol);
+      if ((c->name = strdup(nm)) == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory"); goto fail; }
+    }
+    if (*q != P->delim) break;
+    q++;
+  }
+  sp_strdict_free(&names);
+  if (opt->header) {
+    end_record(P, &q);
+    *pp = q;
+  } else {
+    P->line = line0;  /* the first record is data: read it again */
+    P->lstart = ls0;
+  }
+  *colsp = cols;
+  *ncolp = ncol;
+  return SP_OK;
+
+fail:
+  P->line = line0;
+  P->lstart = ls0;
+  cols_free(cols, ncol);
+  sp_strdict_free(&names);
+  return st;
+}
+
+/* The record at *pp, row `row`: every field stored.  NEED_MORE when one runs
+   past the window (fields stored before it are stored again, to the same
+   effect, when the record is read again). */
+static int store_record(parser *P, colstate *cols, size_t ncol, const char **pp, size_t row, size_t cap) {
+  sp_error *err = P->err;
+  const char *p = *pp;
+  field f;
+  int st;
+  for (size_t j = 0;; j++) {
+    double v;
+    const char *e;
+    if (!cols[j].cat && !P->miss_numeric && (e = plain_number(p, &v)) != NULL &&
+        (*e == P->delim || *e == '\n' || (*e == '\r' && e[1] == '\n'))) {
+      cols[j].num[row] = v;  /* the common case, tokenized and parsed in one scan */
+      p = e;
+    } else {
+      if ((st = next_field(P, &p, &f)) != SP_OK) return st;
+      if ((st = store_field(P, &cols[j], &f, row, cap)) != SP_OK) return st;
+    }
+    if (*p != P->delim) {
+      if (j + 1 < ncol) {
+        sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, j + 1);
+        return fail_at(P, SP_EPARSE, P->line, P->lstart, p);
+      }
+      break;
+    }
+    if (j + 1 == ncol) {
+      long eline = P->line;
+      const char *els = P->lstart, *epos = p + 1;
+      size_t found = ncol;
+      while (*p == P->delim) {
+        p++;
+        found++;
+        if ((st = next_field(P, &p, &f)) != SP_OK) return st;
+      }
+      sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, found);
+      return fail_at(P, SP_EPARSE, eline, els, epos);
+    }
+    p++;
+  }
+  *pp = p;
+  return SP_OK;
+}
+
+/* The record at *pp again, row `row`: the fields of the columns that turned
+   categorical after it are interned. */
+static int fill_record(parser *P, colstate *cols, const char **pp, size_t row) {
+  const char *p = *pp;
+  int st;
+  for (size_t j = 0;; j++) {
+    field f;
+    if ((st = next_field(P, &p, &f)) != SP_OK) return st;
+    colstate *c = &cols[j];
+    if (c->cat && row < c->flip_row) {
+      const char *s;
+      size_t n;
+      if ((st = field_text(P, &f, &s, &n)) != SP_OK) return st;
+      if ((st = intern_field(P, c, &f, s, n, row)) != SP_OK) return st;
+    }
+    if (*p != P->delim) break;
+    p++;
+  }
+  *pp = p;
+  return SP_OK;
+}
+
+/* Records from *pp on, rows *nrow.. until `upto` or the input's end, window
+   after window; fill: the second pass (fill_record), else the first. */
+static int read_records(parser *P, source *S, const char **pp, size_t *nrow, size_t upto,
+                        colstate *cols, size_t ncol, size_t cap, int fill) {
+  const char *p = *pp;
+  size_t row = *nrow;
+  int st = SP_OK;
+  for (;;) {
+    while (p < P->data_end && row < upto) {
+      const char *rec = p;
+      long line = P->line;
+      st = fill ? fill_record(P, cols, &p, row) : store_record(P, cols, ncol, &p, row, cap);
+      if (st == NEED_MORE) {  /* read it again with the next window */
+        p = rec;
+        P->line = line;
+        P->lstart = rec;
+        break;
+      }
+      if (st != SP_OK) goto done;
+      end_record(P, &p);
+      row++;
+    }
+    st = SP_OK;
+    if (P->last || row == upto) break;
+    if ((st = next_window(P, S, p)) != SP_OK) break;
+    p = P->data;
+  }
+done:
+  *pp = p;
+  *nrow = row;
+  return st;
+}
+
+static int parse_input(parser *P, source *S, const sp_csv_options *opt, sp_frame **out) {
   sp_error *err = P->err;
   const char *p = P->data;
   colstate *cols = NULL;
   size_t ncol = 0;
-  sp_strdict names;  /* the header's names, for the duplicate check */
-  memset(&names, 0, sizeof names);
   int st = SP_OK;
 
-  if (P->data_end <= p) {
+  if (P->last && P->data_end <= p) {
     sp_error_set(err, SP_EPARSE, "empty file: expected a header line%s",
                  opt->header ? " with the column names" : " or data");
     sp_error_at(err, P->name, 1, 1);
@@ -576,70 +862,11 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
   }
 
   /* First record: the names (or just the number of fields). */
-  {
-    const char *q = p;
-    long line0 = P->line;
-    const char *ls0 = P->lstart;
-    size_t cap = 0;
-    field f;
-    for (;;) {
-      if ((st = next_field(P, &q, &f)) != SP_OK) goto fail;
-      if (ncol == cap) {
-        cap = cap ? 2 * cap : 16;
-        colstate *c = realloc(cols, cap * sizeof *c);
-        if (c == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
-        cols = c;
-      }
-      colstate *c = &cols[ncol];
-      memset(c, 0, sizeof *c);
-      ncol++;
-      if (opt->header) {
-        const char *s;
-        size_t n;
-        if ((st = field_text(P, &f, &s, &n)) != SP_OK) goto fail;
-        if (n == 0) {
-          sp_error_set(err, SP_EPARSE, "empty column name in the header (field %zu): expected a name", ncol);
-          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
-          goto fail;
-        }
-        if (memchr(s, '\0', n) != NULL) {
-          sp_error_set(err, SP_EPARSE, "NUL byte in the name of field %zu: expected text", ncol);
-          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
-          goto fail;
-        }
-        c->name = malloc(n + 1);
-        if (c->name == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
-        memcpy(c->name, s, n);
-        c->name[n] = '\0';
-        if ((st = check_utf8(P, &f, NULL)) != SP_OK) goto fail;
-        /* A hash of the names so far: a header of 1e5 names stays linear. */
-        int32_t k = sp_strdict_intern(&names, s, n);
-        if (k < 0) { st = sp_error_set(err, SP_ENOMEM, "out of memory reading the header"); goto fail; }
-        if ((size_t)k + 1 < ncol) {
-          sp_error_set(err, SP_EPARSE,
-                       "duplicate column name '%s' (fields %zu and %zu): expected unique names",
-                       c->name, (size_t)k + 1, ncol);
-          sp_error_var(err, c->name);
-          st = fail_at(P, SP_EPARSE, f.line, f.lstart, f.pos);
-          goto fail;
-        }
-      } else {
-        char nm[32];
-        snprintf(nm, sizeof nm, "V%zu", ncol);
-        if ((c->name = strdup(nm)) == NULL) { st = sp_error_set(err, SP_ENOMEM, "out of memory"); goto fail; }
-      }
-      if (*q != P->delim) break;
-      q++;
-    }
-    sp_strdict_free(&names);
-    if (opt->header) {
-      end_record(P, &q);
-      p = q;
-    } else {
-      P->line = line0;  /* the first record is data: read it again below */
-      P->lstart = ls0;
-    }
+  while ((st = read_header(P, opt, &p, &cols, &ncol)) == NEED_MORE) {
+    if ((st = next_window(P, S, p)) != SP_OK) goto fail;
+    p = P->data;
   }
+  if (st != SP_OK) goto fail;
 
   /* Forced types. */
   for (size_t t = 0; t < opt->ntypes; t++) {
@@ -657,14 +884,7 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
 
   /* Capacity: every record ends with a '\n', so records <= newlines left. */
   size_t cap = 0;
-  for (const char *q = p; q < P->end; q++) {
-    q = memchr(q, '\n', (size_t)(P->end - q));
-    if (q == NULL) break;
-    cap++;
-    give_back(P, q);
-  }
-  P->kept = P->map;  /* the records are read from the start again */
-  if (opt->max_rows > 0 && cap > opt->max_rows) cap = opt->max_rows;
+  if ((st = count_lines(P, S, p, opt->max_rows > 0 ? opt->max_rows : SIZE_MAX, &cap)) != SP_OK) goto fail;
   for (size_t j = 0; j < ncol; j++) {
     colstate *c = &cols[j];
     if (c->forced == SP_CSV_CATEGORICAL) {
@@ -681,74 +901,28 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
 
   /* The records. */
   const char *body = p;
+  off_t body_off = S->off - (off_t)(S->buf + S->len - S->pad - p);
   long body_line = P->line;
-  const char *body_lstart = P->lstart;
   size_t nrow = 0;
-  while (p < P->data_end && nrow < cap) {
-    field f;
-    for (size_t j = 0;; j++) {
-      double v;
-      const char *e;
-      if (!cols[j].cat && !P->miss_numeric && (e = plain_number(p, &v)) != NULL &&
-          (*e == P->delim || *e == '\n' || (*e == '\r' && e[1] == '\n'))) {
-        cols[j].num[nrow] = v;  /* the common case, tokenized and parsed in one scan */
-        p = e;
-      } else {
-        if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
-        if ((st = store_field(P, &cols[j], &f, nrow, cap)) != SP_OK) goto fail;
-      }
-      if (*p != P->delim) {
-        if (j + 1 < ncol) {
-          sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, j + 1);
-          st = fail_at(P, SP_EPARSE, P->line, P->lstart, p);
-          goto fail;
-        }
-        break;
-      }
-      if (j + 1 == ncol) {
-        long eline = P->line;
-        const char *els = P->lstart, *epos = p + 1;
-        size_t found = ncol;
-        while (*p == P->delim) {
-          p++;
-          found++;
-          if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
-        }
-        sp_error_set(err, SP_EPARSE, "expected %zu fields, found %zu", ncol, found);
-        st = fail_at(P, SP_EPARSE, eline, els, epos);
-        goto fail;
-      }
-      p++;
-    }
-    end_record(P, &p);
-    nrow++;
-    give_back(P, p);
-  }
+  if ((st = read_records(P, S, &p, &nrow, cap, cols, ncol, cap, 0)) != SP_OK) goto fail;
 
   /* Second pass: the rows before each column turned categorical. */
   size_t upto = 0;
   for (size_t j = 0; j < ncol; j++)
     if (cols[j].cat && cols[j].flip_row > upto) upto = cols[j].flip_row;
   if (upto > 0) {
+    if (S->fd >= 0) {  /* from the body's first byte again */
+      S->off = body_off;
+      S->len = 0;
+      S->last = S->pad = 0;
+      if ((st = next_window(P, S, S->buf)) != SP_OK) goto fail;
+      body = P->data;
+    }
     p = body;
     P->line = body_line;
-    P->lstart = body_lstart;
-    for (size_t r = 0; r < upto; r++) {
-      for (size_t j = 0;; j++) {
-        field f;
-        if ((st = next_field(P, &p, &f)) != SP_OK) goto fail;
-        colstate *c = &cols[j];
-        if (c->cat && r < c->flip_row) {
-          const char *s;
-          size_t n;
-          if ((st = field_text(P, &f, &s, &n)) != SP_OK) goto fail;
-          if ((st = intern_field(P, c, &f, s, n, r)) != SP_OK) goto fail;
-        }
-        if (*p != P->delim) break;
-        p++;
-      }
-      end_record(P, &p);
-    }
+    P->lstart = body;
+    size_t r = 0;
+    if ((st = read_records(P, S, &p, &r, upto, cols, ncol, cap, 1)) != SP_OK) goto fail;
     for (size_t j = 0; j < ncol; j++)
       if (cols[j].cat && cols[j].flip_row > 0 && (st = renumber(&cols[j], nrow, err)) != SP_OK) goto fail;
   }
@@ -791,15 +965,13 @@ static int parse_buffer(parser *P, const sp_csv_options *opt, sp_frame **out) {
 
 fail:
   cols_free(cols, ncol);
-  sp_strdict_free(&names);
   if (err != NULL && err->file[0] == '\0') sp_error_at(err, P->name, err->line, err->col);
   return st;
 }
 
-/* Parse buf[0..len).  When writable, buf has 2 spare bytes after len for the
-   sentinel; otherwise buf[len - 1] must already be '\n' and buf is not written. */
-static int parse_owned(char *buf, size_t len, int writable, const char *name,
-                       const sp_csv_options *opt, sp_frame **out, sp_error *err) {
+/* Parse the input S holds or reads (S->buf has room for the sentinel). */
+static int parse_source(source *S, const char *name, const sp_csv_options *opt, sp_frame **out,
+                        sp_error *err) {
   sp_csv_options defaults;
   if (opt == NULL) { sp_csv_options_init(&defaults); opt = &defaults; }
   char d = opt->delimiter;
@@ -813,20 +985,6 @@ static int parse_owned(char *buf, size_t len, int writable, const char *name,
   P.special[(unsigned char)d] = 1;
   P.special['\n'] = 1;
   P.special['\r'] = 1;
-  const char *data = buf;
-  if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) data += 3;
-  if (writable) {
-    if (len == 0 || buf[len - 1] != '\n') buf[len++] = '\n';
-    buf[len] = '\0';
-  }
-  P.data = data;
-  P.end = buf + len;
-  P.map = P.kept = writable ? NULL : buf;  /* not writable: sp_frame_read_csv's mapping */
-  const char *de = P.end;
-  while (de > data && (de[-1] == '\n' || de[-1] == '\r')) de--;
-  P.data_end = de;
-  P.line = 1;
-  P.lstart = data;
   P.miss = opt->missing ? opt->missing : default_missing;
   P.nmiss = opt->missing ? opt->nmissing : sizeof default_missing / sizeof default_missing[0];
   P.misslen = malloc((P.nmiss ? P.nmiss : 1) * sizeof *P.misslen);
@@ -838,10 +996,30 @@ static int parse_owned(char *buf, size_t len, int writable, const char *name,
     if (sp_csv_parse_double(P.miss[i], P.misslen[i], &v)) P.miss_numeric = 1;
   }
   *out = NULL;
-  int st = parse_buffer(&P, opt, out);
+  int st = S->fd >= 0 ? next_window(&P, S, S->buf) : SP_OK;
+  if (st == SP_OK) {
+    const char *data = S->buf;
+    if (S->len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) data += 3;
+    set_window(&P, S, data);  /* a line is whole: the first window has one */
+    P.line = 1;
+    P.lstart = data;
+    /* Blank lines only so far: the file's end decides between an empty file
+       and an empty header. */
+    while (st == SP_OK && !P.last && P.data_end <= P.data) st = next_window(&P, S, P.data);
+    if (st == SP_OK) st = parse_input(&P, S, opt, out);
+  }
   free(P.misslen);
   free(P.scratch);
   return st;
+}
+
+/* Parse buf[0..len); buf has 2 spare bytes after len for the sentinel. */
+static int parse_owned(char *buf, size_t len, const char *name, const sp_csv_options *opt,
+                       sp_frame **out, sp_error *err) {
+  if (len == 0 || buf[len - 1] != '\n') buf[len++] = '\n';
+  buf[len] = '\0';
+  source S = {.fd = -1, .path = name, .buf = buf, .cap = len, .len = len, .last = 1};
+  return parse_source(&S, name, opt, out, err);
 }
 
 /* Convert in[0..len) from opt->encoding to UTF-8, then parse. */
@@ -851,7 +1029,7 @@ static int parse_converted(const char *in, size_t len, const char *name, const s
   size_t ulen;
   int st = to_utf8(in, len, opt->encoding, name, &u, &ulen, err);
   if (st != SP_OK) return st;
-  st = parse_owned(u, ulen, 1, name, opt, out, err);
+  st = parse_owned(u, ulen, name, opt, out, err);
   sp_mem_free(u);
   return st;
 }
@@ -864,7 +1042,7 @@ int sp_frame_read_csv_buffer(const char *buf, size_t len, const char *name,
   char *copy = sp_mem_alloc(len + 2);
   if (copy == NULL) return sp_error_set(err, SP_ENOMEM, "out of memory copying %zu bytes of CSV", len);
   if (len > 0) memcpy(copy, buf, len);
-  int st = parse_owned(copy, len, 1, name, opt, out, err);
+  int st = parse_owned(copy, len, name, opt, out, err);
   sp_mem_free(copy);
   return st;
 }
@@ -874,35 +1052,24 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
   off_t size;
   int fd = sp_file_open(path, "a CSV file", &size, err);
   if (fd < 0) return SP_EIO;
-  /* A file that ends in a newline and needs no conversion already has the
-     sentinel parse_owned needs, so it is parsed straight from a read-only
-     mapping of the page cache: no copy, and no first touch of a fresh buffer
-     as large as the file.  A conversion reads the mapping once. */
-  if (size > 0) {
-    size_t fsize = (size_t)size;
-    /* Faulted in as it is read, not populated: parse_owned gives the pages
-       behind the parser back as it goes, and a populated mapping would be
-       resident whole before the first one is. */
-    char *map = mmap(NULL, fsize, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map != MAP_FAILED) {
-      int conv = converts(opt);
-      if (conv || map[fsize - 1] == '\n') {
-        close(fd);
-        int st = conv ? parse_converted(map, fsize, path, opt, out, err)
-                      : parse_owned(map, fsize, 0, path, opt, out, err);
-        munmap(map, fsize);
-        return st;
-      }
-      munmap(map, fsize);
-    }
+  int st = SP_OK;
+  /* A file that needs no conversion is read a window at a time. */
+  if (size > 0 && !converts(opt)) {
+    size_t win = opt != NULL && opt->window > 0 ? opt->window : SP_CSV_WINDOW;
+    source S = {.fd = fd, .path = path, .cap = win, .size = size};
+    S.buf = malloc(win + 2);
+    if (S.buf == NULL) st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s'", path);
+    else st = parse_source(&S, path, opt, out, err);
+    free(S.buf);
+    close(fd);
+    return st;
   }
-  /* Otherwise read into a buffer with room for the sentinel.  The loop grows
-     the buffer when the file grew since fstat (or reports no size, as files
-     under /proc do). */
+  /* Otherwise (a conversion, or a file that reports no size, as files under
+     /proc do) read whole into a buffer with room for the sentinel.  The loop
+     grows the buffer when the file grew since fstat. */
   size_t cap = size > 0 ? (size_t)size + 1 : 1 << 16;
   char *buf = sp_mem_alloc(cap + 2);
   size_t len = 0;
-  int st = SP_OK;
   if (buf == NULL) {
     st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s' (%zu bytes)", path, cap);
   }
@@ -928,7 +1095,7 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
   }
   close(fd);
   if (st == SP_OK) st = converts(opt) ? parse_converted(buf, len, path, opt, out, err)
-                                      : parse_owned(buf, len, 1, path, opt, out, err);
+                                      : parse_owned(buf, len, path, opt, out, err);
   else sp_error_at(err, path, 0, 0);
   sp_mem_free(buf);
   return st;

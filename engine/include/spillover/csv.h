@@ -43,6 +43,9 @@ typedef struct sp_csv_options {
   size_t max_rows;                 /* 0: no limit */
   const char *encoding;            /* NULL or "UTF-8": the text must be UTF-8;
                                       else an iconv name ("GB18030", "latin1") */
+  size_t window;                   /* bytes a file is read in at a time (grown for a
+                                      longer record); 0: 64 KiB.  Tests set it small
+                                      to put every record on a window's edge */
 } sp_csv_options;
 
 /* Defaults: ',', header, the default missing tokens, no forced types. The
