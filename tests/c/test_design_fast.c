@@ -298,6 +298,47 @@ static void test_threads_option(const sp_frame *f) {
   }
 }
 
+/* The mask pass writes a chunk's mask only from its first missing value on
+   (zeroing the chunk's earlier blocks then), and not at all in a chunk
+   without one: with the mask taken dirty from the block cache, missing
+   values only in later blocks must still drop exactly their rows, whether
+   chunk 0 has some (gone[0]) or none. */
+static void test_mask_late_missing(void) {
+  enum { M = 1200001 };  /* 1 MB or more: the mask comes from sp_mem's cache */
+  const size_t gone[] = {100000, 900000, M - 1};  /* chunk 0's 13th block, chunk 1's 37th, the last row */
+  for (int from = 0; from < 2; from++) {
+    void *junk = sp_mem_alloc(M);
+    memset(junk, 0xff, M);
+    sp_mem_free(junk);
+    sp_error err;
+    sp_error_clear(&err);
+    sp_frame *f = sp_frame_new(M, &err);
+    double *y = sp_mem_doubles(M), *x = sp_mem_doubles(M);
+    for (size_t r = 0; r < M; r++) {
+      y[r] = (double)(r % 7);
+      x[r] = (double)(r % 11);
+    }
+    for (size_t i = from; i < 3; i++) y[gone[i]] = NAN;
+    sp_frame_add_numeric(f, "y", y, NULL);
+    sp_frame_add_numeric(f, "x", x, NULL);
+    for (int threads = 1; threads <= 2; threads++) {
+      built b = build(f, "y ~ x", NULL, 0, threads, 1);
+      size_t ng = 3 - (size_t)from;
+      int ok = b.st == SP_OK && b.d->n == M - ng && b.d->dropped_missing == ng && b.d->rows != NULL;
+      for (size_t i = 0, g = from; ok && i < b.d->n; i++) {
+        while (g < 3 && i + g - from == gone[g]) g++;
+        ok = b.d->rows[i] == i + g - from;
+      }
+      char what[160];
+      snprintf(what, sizeof what, "missing values only in late blocks%s, mask memory dirty, %d thread(s): the rows",
+               from ? " of chunk 1" : "", threads);
+      check(ok, what);
+      release(&b);
+    }
+    sp_frame_free(f);
+  }
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);  /* the lines so far, should a broken path crash */
   sp_frame *f = make_frame();
@@ -306,6 +347,7 @@ int main(void) {
   test_extras_and_fill(f);
   test_threads_option(f);
   sp_frame_free(f);
+  test_mask_late_missing();
   printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
