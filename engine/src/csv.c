@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -559,9 +558,9 @@ static int renumber(colstate *c, size_t nrow, sp_error *err) {
    access traps to the hypervisor, and unmapping the file, or giving its pages
    back as the parser passes, flushes the whole TLB, so that the columns just
    written trap again when a fit first reads them.  Read in windows, the 518 MB
-   of bench/csv_load's file took 0.2 s to scan twice against 0.8 s mapped, and
-   an 80 MB column written before the scan read back in 0.007 s against 0.11 s
-   (bench/csv_load/README.md). */
+   CSV of bench/fe took 0.23 s to scan twice against 0.8 s mapped, and an 80 MB
+   column written before the scan read back in 0.007 s against 0.11 s
+   (bench/fe/README.md, "The file read, not mapped"). */
 #define SP_CSV_WINDOW ((size_t)64 << 10)
 
 typedef struct {

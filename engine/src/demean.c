@@ -411,9 +411,11 @@ static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
   if (p <= ws->cap) return SP_OK;
   size_t Lt = ws->Ltot, M = ws->M, L0 = ws->L[0];
   size_t per = Lt * (1 + NCH + 1) + L0 + 3 * M + NCH * (1 + SP_ROWS_BLOCK) + 3;
-  if (per != 0 && p > ((size_t)-1 / sizeof(double)) / per)
+  if (per != 0 && p > ((size_t)-1 / sizeof(double) - 3 * NCH * SP_TEAM_PAD) / per)
     return sp_error_set(err, SP_ENOMEM, "demean: %zu columns are too many", p);
-  double *buf = sp_mem_doubles(per * p);
+  /* Each chunk's sums, sums of squares and row buffer are followed by a
+     cache line of padding (sp_team_bufs says why). */
+  double *buf = sp_mem_doubles(per * p + 3 * NCH * SP_TEAM_PAD);
   size_t *act = malloc(p * sizeof *act);
   unsigned char *drop = malloc(p);
   if (buf == NULL || act == NULL || drop == NULL) {
@@ -431,14 +433,14 @@ static int ws_reserve(sp_demean_ws *ws, size_t p, sp_error *err) {
   ws->cap = p;
   double *q = buf;
   ws->S = q; q += Lt * p;
-  for (int c = 0; c < NCH; c++) { ws->acc[c] = q; q += Lt * p; }
+  for (int c = 0; c < NCH; c++) { ws->acc[c] = q; q += Lt * p + SP_TEAM_PAD; }
   ws->coef = q; q += Lt * p;
   ws->alpha = q; q += L0 * p;
   ws->X = q; q += M * p;
   ws->GX = q; q += M * p;
   ws->GGX = q; q += M * p;
-  for (int c = 0; c < NCH; c++) { ws->ss[c] = q; q += p; }
-  for (int c = 0; c < NCH; c++) { ws->rowbuf[c] = q; q += SP_ROWS_BLOCK * p; }
+  for (int c = 0; c < NCH; c++) { ws->ss[c] = q; q += p + SP_TEAM_PAD; }
+  for (int c = 0; c < NCH; c++) { ws->rowbuf[c] = q; q += SP_ROWS_BLOCK * p + SP_TEAM_PAD; }
   ws->scale = q; q += p;
   ws->v1 = q; q += p;
   ws->v2 = q;

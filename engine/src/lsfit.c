@@ -351,6 +351,14 @@ SP_INLINE void resid_pass(const view *v, const size_t k, const double *restrict 
 ** on two.
 ** ===================================================================== */
 
+/* A chunk's statistics and sum of squared residuals, on cache lines of their
+   own: each thread stores its chunk's after every block of rows, and two
+   chunks' on one line would send the line between the cores each time. */
+typedef struct {
+  _Alignas(64) colstats cs;
+  double ssr;
+} chunk_sums;
+
 typedef struct {
   const data *d;
   size_t lo, hi;                 /* the rows [lo, hi) are split */
@@ -359,8 +367,8 @@ typedef struct {
   int stats, prods;              /* scan: statistics, cross products */
   double *r;                     /* residual pass: r or, when refine, out */
   int refine;
-  colstats cs[SP_TEAM_CHUNKS];
-  double *A1[SP_TEAM_CHUNKS], *buf[SP_TEAM_CHUNKS], *out[SP_TEAM_CHUNKS], ssr[SP_TEAM_CHUNKS];
+  chunk_sums ch[SP_TEAM_CHUNKS];
+  double *A1[SP_TEAM_CHUNKS], *buf[SP_TEAM_CHUNKS], *out[SP_TEAM_CHUNKS];
   double *rbuf[SP_TEAM_CHUNKS];  /* a source's rows, SP_ROWS_BLOCK x (k + 1) per chunk */
 } pass;
 
@@ -391,7 +399,7 @@ static void scan_chunk(void *ctx, int c) {
   pass *p = ctx;
   size_t i0, i1;
   chunk_rows(p, c, &i0, &i1);
-  scan_rows(p, i0, i1, p->stats ? &p->cs[c] : NULL, p->prods ? p->A1[c] : NULL, p->rbuf[c], p->buf[c]);
+  scan_rows(p, i0, i1, p->stats ? &p->ch[c].cs : NULL, p->prods ? p->A1[c] : NULL, p->rbuf[c], p->buf[c]);
 }
 
 static void resid_chunk(void *ctx, int c) {
@@ -405,11 +413,11 @@ static void resid_chunk(void *ctx, int c) {
     r1 = view_rows(d, r0, i1, p->rbuf[c], &v);
     double *r = p->refine || p->r == NULL ? NULL : p->r + r0;
     switch (d->k) {  /* k a constant for the narrow designs */
-      case 1: resid_pass(&v, 1, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-      case 2: resid_pass(&v, 2, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-      case 3: resid_pass(&v, 3, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-      case 4: resid_pass(&v, 4, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
-      default: resid_pass(&v, d->k, p->m, p->my, p->gk, r, out, &p->ssr[c]); break;
+      case 1: resid_pass(&v, 1, p->m, p->my, p->gk, r, out, &p->ch[c].ssr); break;
+      case 2: resid_pass(&v, 2, p->m, p->my, p->gk, r, out, &p->ch[c].ssr); break;
+      case 3: resid_pass(&v, 3, p->m, p->my, p->gk, r, out, &p->ch[c].ssr); break;
+      case 4: resid_pass(&v, 4, p->m, p->my, p->gk, r, out, &p->ch[c].ssr); break;
+      default: resid_pass(&v, d->k, p->m, p->my, p->gk, r, out, &p->ch[c].ssr); break;
     }
   }
 }
@@ -441,12 +449,12 @@ static void run_scan(sp_team *tm, pass *p, size_t lo, size_t hi, colstats *cs, d
   p->lo = lo;
   p->hi = hi;
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
-    colstats_zero(&p->cs[c], k);
+    colstats_zero(&p->ch[c].cs, k);
     memset(p->A1[c], 0, k1 * k1 * sizeof *p->A1[c]);
   }
   sp_team_run(tm, scan_chunk, p);
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
-    if (p->stats) colstats_add(cs, &p->cs[c], k);
+    if (p->stats) colstats_add(cs, &p->ch[c].cs, k);
     if (p->prods)
       for (size_t j = 0; j < k1 * k1; j++) A1[j] += p->A1[c][j];
   }
@@ -518,7 +526,7 @@ static double residuals(sp_team *tm, pass *p, const double *m, double my, const 
   p->refine = out != NULL;
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
     memset(p->out[c], 0, k * sizeof *p->out[c]);
-    p->ssr[c] = 0;
+    p->ch[c].ssr = 0;
   }
   sp_team_run(tm, resid_chunk, p);
   if (out) {
@@ -528,7 +536,7 @@ static double residuals(sp_team *tm, pass *p, const double *m, double my, const 
     return 0;
   }
   double ssr = 0;
-  for (int c = 0; c < SP_TEAM_CHUNKS; c++) ssr += p->ssr[c];
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) ssr += p->ch[c].ssr;
   return ssr;
 }
 
@@ -556,7 +564,8 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
      tmp, t, same (k each), amax, sum and ssq (k + 1 each); per chunk the
      same statistics, A1, the row block of wide designs, Z'Wr (k) and a
      source's rows; a source's first row (k + 1); then idx and pos. */
-  size_t k1 = k + 1, rb = d->src ? SP_ROWS_BLOCK * k1 : 0, per = 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1 + rb;
+  size_t k1 = k + 1, rb = d->src ? SP_ROWS_BLOCK * k1 : 0;
+  size_t per = SP_TEAM_PAD + 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1 + rb;  /* sp_team_bufs says why the pad */
   size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + k1 + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
@@ -573,8 +582,8 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
   colstats cs = {t + k, t + k + k1, t + k + 2 * k1, t + k + 3 * k1, 0, 0};
   pass ps = {.d = d, .r = resid};
   for (int ch = 0; ch < SP_TEAM_CHUNKS; ch++) {
-    double *q = cs.same + k + (size_t)ch * per;
-    ps.cs[ch] = (colstats){q, q + k1, q + 2 * k1, q + 3 * k1, 0, 0};
+    double *q = cs.same + k + (size_t)ch * per + SP_TEAM_PAD;
+    ps.ch[ch].cs = (colstats){q, q + k1, q + 2 * k1, q + 3 * k1, 0, 0};
     ps.out[ch] = q + 3 * k1 + k;
     ps.A1[ch] = ps.out[ch] + k;
     ps.buf[ch] = ps.A1[ch] + k1 * k1;

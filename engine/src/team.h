@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define SP_TEAM_CHUNKS 2
 
@@ -40,6 +41,20 @@ void sp_team_stop(sp_team *t);
 static inline void sp_team_range(size_t n, int c, size_t *r0, size_t *r1) {
   *r0 = c == 0 ? 0 : n / 2;
   *r1 = c == 0 ? n / 2 : n;
+}
+
+/* Doubles between two chunks' scratch: one cache line. */
+#define SP_TEAM_PAD 8
+
+/* One zeroed scratch buffer of per doubles for each chunk, a cache line
+   apart, in one calloc (returned; free it; NULL when out of memory, and
+   then buf[] is NULL too).  The threads store into their buffers after
+   every block of rows, and a line holding the end of one chunk's and the
+   start of the other's would move between the cores each time. */
+static inline double *sp_team_bufs(size_t per, double *buf[SP_TEAM_CHUNKS]) {
+  double *b = calloc(SP_TEAM_CHUNKS * (per + SP_TEAM_PAD), sizeof *b);
+  for (int c = 0; c < SP_TEAM_CHUNKS; c++) buf[c] = b != NULL ? b + (size_t)c * (per + SP_TEAM_PAD) : NULL;
+  return b;
 }
 
 #endif

@@ -312,12 +312,11 @@ static int hc_meat(sp_team *tm, const xrows *X, const double *w, const gsl_matri
   size_t k = X->k;
   /* a chunk's M, Z, T and a source's rows */
   size_t per = k * k + HC_BLOCK * k * (power > 0 ? 2 : 1) + (X->src ? HC_BLOCK * xrows_width(X) : 0);
-  double *buf = calloc(SP_TEAM_CHUNKS * per, sizeof *buf);
+  hc_job j = {X, B, w, power, alpha, rs, {0}, {0}, {0}, {0}, {0}, {0}};
+  double *buf = sp_team_bufs(per, j.M);
   if (buf == NULL)
     return sp_error_set(err, SP_ENOMEM, "out of memory for the HC meat (%zu columns)", k);
-  hc_job j = {X, B, w, power, alpha, rs, {0}, {0}, {0}, {0}, {0}, {0}};
   for (int c = 0; c < SP_TEAM_CHUNKS; c++) {
-    j.M[c] = buf + c * per;
     j.Z[c] = j.M[c] + k * k;
     j.T[c] = power > 0 ? j.Z[c] + HC_BLOCK * k : NULL;
     j.R[c] = X->src ? j.Z[c] + HC_BLOCK * k * (power > 0 ? 2 : 1) : NULL;
@@ -475,8 +474,7 @@ static int group_scores(sp_team *tm, const xrows *X, const double *w, const int3
   double *S1 = NULL, *R = NULL;
   scores_job j = {X, w, code, rs, {S, S}, {0, 0}, {NULL, NULL}};
   if (X->src) {
-    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * p * sizeof *R)) == NULL) return SP_ENOMEM;
-    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * p;
+    if ((R = sp_team_bufs(SP_ROWS_BLOCK * p, j.R)) == NULL) return SP_ENOMEM;
   }
   code_scan sc;
   if (known == NULL) scan_codes(tm, code, X->n, &sc);
@@ -774,8 +772,7 @@ static int iid_sums(sp_team *tm, const xrows *X, const double *w, rsums *rs) {
   double *R = NULL;
   if (X->ecol) {
     size_t p = xrows_width(X);
-    if ((R = malloc(SP_TEAM_CHUNKS * SP_ROWS_BLOCK * p * sizeof *R)) == NULL) return SP_ENOMEM;
-    for (int c = 0; c < SP_TEAM_CHUNKS; c++) j.R[c] = R + (size_t)c * SP_ROWS_BLOCK * p;
+    if ((R = sp_team_bufs(SP_ROWS_BLOCK * p, j.R)) == NULL) return SP_ENOMEM;
   }
   sp_team_run(tm, ssr_chunk, &j);
   free(R);
