@@ -628,7 +628,8 @@ static int next_window(parser *P, source *S, const char *keep) {
   for (;;) {
     if (S->len == S->cap) {  /* one record fills the window: double it */
       char *b = realloc(S->buf, 2 * S->cap + 2);
-      if (b == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory for a record of more than %zu bytes", S->cap);
+      if (b == NULL)
+        return sp_error_set(P->err, SP_ENOMEM, "out of memory for a record of more than %zu bytes", S->cap);
       S->buf = b;
       S->cap *= 2;
     }
@@ -640,12 +641,19 @@ static int next_window(parser *P, source *S, const char *keep) {
   return SP_OK;
 }
 
+/* n plus the newlines in [p, e), at most limit. */
+static size_t add_newlines(size_t n, const char *p, const char *e, size_t limit) {
+  while (n < limit && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n;
+}
+
 /* Records are at most the newlines from p on, with the sentinel; counting
    stops at limit. */
 static int count_lines(parser *P, source *S, const char *p, size_t limit, size_t *count) {
-  size_t n = 0;
-  const char *e = S->buf + S->len;
-  while (n < limit && (p = memchr(p, '\n', (size_t)(e - p))) != NULL) { n++; p++; }
+  size_t n = add_newlines(0, p, S->buf + S->len, limit);
   if (!S->last && n < limit) {
     source rest = *S;  /* the file after the window, through a buffer of its own */
     rest.cap = SP_CSV_WINDOW;
@@ -655,11 +663,11 @@ static int count_lines(parser *P, source *S, const char *p, size_t limit, size_t
       rest.len = 0;
       int st = read_more(&rest, P->err);
       if (st != SP_OK) { free(rest.buf); return st; }
-      for (const char *q = rest.buf, *qe = q + rest.len; n < limit && (q = memchr(q, '\n', (size_t)(qe - q))) != NULL; q++) n++;
+      n = add_newlines(n, rest.buf, rest.buf + rest.len, limit);
     }
     free(rest.buf);
   }
-  *count = n < limit ? n : limit;
+  *count = n;
   return SP_OK;
 }
 
