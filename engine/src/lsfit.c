@@ -561,12 +561,13 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
   fit->n = n;
   fit->k = k;
   /* One scratch block: A, L, B (k x k each), A1 ((k+1)^2), m, c, g, gk,
-     tmp, t, same (k each), amax, sum and ssq (k + 1 each); per chunk the
-     same statistics, A1, the row block of wide designs, Z'Wr (k) and a
-     source's rows; a source's first row (k + 1); then idx and pos. */
+     tmp, t, same (k each), amax, sum and ssq (k + 1 each); per chunk, after
+     a cache line of padding, the same statistics, A1, the row block of wide
+     designs, Z'Wr (k) and a source's rows; after another line, a source's
+     first row (k + 1); then idx and pos. */
   size_t k1 = k + 1, rb = d->src ? SP_ROWS_BLOCK * k1 : 0;
   size_t per = SP_TEAM_PAD + 3 * k1 + 2 * k + k1 * k1 + BLOCK * k1 + rb;  /* sp_team_bufs says why the pad */
-  size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + k1 + 1;
+  size_t nd = 3 * k * k + k1 * k1 + 7 * k + 3 * k1 + SP_TEAM_CHUNKS * per + SP_TEAM_PAD + k1 + 1;
   double *A = malloc(nd * sizeof *A + 2 * k1 * sizeof(size_t));
   fit->keep = calloc(k1, sizeof *fit->keep);
   fit->b = malloc(k1 * sizeof *fit->b);
@@ -590,7 +591,7 @@ static int fit_data(data *d, const sp_lsfit_opts *o, sp_lsfit *fit, double *resi
     ps.rbuf[ch] = ps.buf[ch] + BLOCK * k1;
   }
   if (d->src && n > 0) {  /* the first row, y first */
-    double *row0 = cs.same + k + SP_TEAM_CHUNKS * per;
+    double *row0 = cs.same + k + SP_TEAM_CHUNKS * per + SP_TEAM_PAD;  /* read by both chunks */
     d->src->read(d->src, 0, 1, row0, k1);
     d->x0 = row0 + 1;
   }
