@@ -562,6 +562,7 @@ static int renumber(colstate *c, size_t nrow, sp_error *err) {
    column written before the scan read back in 0.007 s against 0.11 s
    (bench/fe/README.md, "The file read, not mapped"). */
 #define SP_CSV_WINDOW ((size_t)64 << 10)
+#define SP_CSV_WINDOW_MAX ((size_t)1 << 30)  /* sp_csv_options.window at most */
 
 typedef struct {
   int fd;            /* the file, or -1 when buf holds the whole input */
@@ -627,7 +628,7 @@ static int next_window(parser *P, source *S, const char *keep) {
   S->len = t;
   for (;;) {
     if (S->len == S->cap) {  /* one record fills the window: double it */
-      char *b = realloc(S->buf, 2 * S->cap + 2);
+      char *b = S->cap <= SIZE_MAX / 4 ? realloc(S->buf, 2 * S->cap + 2) : NULL;
       if (b == NULL)
         return sp_error_set(P->err, SP_ENOMEM, "out of memory for a record of more than %zu bytes", S->cap);
       S->buf = b;
@@ -1063,6 +1064,12 @@ int sp_frame_read_csv(const char *path, const sp_csv_options *opt, sp_frame **ou
   /* A file that needs no conversion is read a window at a time. */
   if (size > 0 && !converts(opt)) {
     size_t win = opt != NULL && opt->window > 0 ? opt->window : SP_CSV_WINDOW;
+    if (win > SP_CSV_WINDOW_MAX) {
+      close(fd);
+      sp_error_set(err, SP_EVALUE, "a CSV window of %zu bytes: expected at most %zu", win, SP_CSV_WINDOW_MAX);
+      sp_error_at(err, path, 0, 0);
+      return SP_EVALUE;
+    }
     source S = {.fd = fd, .path = path, .cap = win, .size = size};
     S.buf = malloc(win + 2);
     if (S.buf == NULL) st = sp_error_set(err, SP_ENOMEM, "out of memory reading '%s'", path);

@@ -253,6 +253,19 @@ int main(void) {
     free(t.s);
   }
 
+  /* A window too large to allocate with its sentinel is refused, not wrapped. */
+  {
+    sp_csv_options opt;
+    sp_csv_options_init(&opt);
+    opt.window = (size_t)-1;
+    sp_frame *f = NULL;
+    sp_error e;
+    sp_error_clear(&e);
+    int s = sp_frame_read_csv(path, &opt, &f, &e);
+    check("a window of SIZE_MAX bytes: refused, naming the limit",
+          s == SP_EVALUE && f == NULL && strstr(e.msg, "at most") != NULL);
+  }
+
   remove(path);
   printf("%d passed, %d failed\n", npass, nfail);
   return nfail != 0;

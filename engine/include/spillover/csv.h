@@ -44,8 +44,8 @@ typedef struct sp_csv_options {
   const char *encoding;            /* NULL or "UTF-8": the text must be UTF-8;
                                       else an iconv name ("GB18030", "latin1") */
   size_t window;                   /* bytes a file is read in at a time (grown for a
-                                      longer record); 0: 64 KiB.  Tests set it small
-                                      to put every record on a window's edge */
+                                      longer record); 0: 64 KiB; at most 1 GiB.  Tests
+                                      set it small to put every record on a window's edge */
 } sp_csv_options;
 
 /* Defaults: ',', header, the default missing tokens, no forced types. The
