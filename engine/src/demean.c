@@ -102,9 +102,7 @@ void sp_demean_free(sp_demean_ws *ws) {
   free(ws->ord);
   free(ws->L);
   free(ws->off);
-  sp_mem_free(ws->start);
-  sp_mem_free(ws->wsum);
-  sp_mem_free(ws->invw);
+  sp_mem_free(ws->wsum);  /* start and invw are in its block */
   sp_mem_free(ws->buf);
   free(ws->act);
   free(ws->drop);
@@ -329,13 +327,19 @@ sp_demean_ws *sp_demean_new(size_t n, size_t nfe, const int32_t *const *codes,
   }
 
   size_t L0 = ws->L[0];
-  ws->start = sp_mem_calloc(L0 + 1, sizeof(size_t));
-  ws->wsum = sp_mem_calloc(ws->Ltot, sizeof(double));
-  ws->invw = sp_mem_doubles(ws->Ltot);
-  if (!ws->start || !ws->wsum || !ws->invw) {
+  /* One block for the block starts, the weight sums and their inverses:
+     2.4 MB at 1e5 levels, which as three mallocs were fresh pages on every
+     fit (each a trap on our VMs), and as one comes warm from sp_mem's cache. */
+  _Static_assert(sizeof(size_t) == sizeof(double), "start, wsum and invw share one block of doubles");
+  if (ws->Ltot > (SIZE_MAX / sizeof(double) - 1) / 2 - L0 ||
+      (ws->wsum = sp_mem_doubles(L0 + 1 + 2 * ws->Ltot)) == NULL) {
     ws_oom(ws, err);
     return NULL;
   }
+  ws->start = (size_t *)(void *)(ws->wsum + 2 * ws->Ltot);
+  ws->invw = ws->wsum + ws->Ltot;
+  memset(ws->wsum, 0, ws->Ltot * sizeof *ws->wsum);
+  memset(ws->start, 0, (L0 + 1) * sizeof *ws->start);
   /* On two threads the second counts the absorbed parameters meanwhile
      (what sp_demean_dof would compute later), reading the same codes; on
      one, chunk 1 never runs and dofst keeps its "not counted". */

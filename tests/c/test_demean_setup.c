@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "spillover/demean.h"
+#include "spillover/mem.h"
 #include "testlib.h"
 
 
@@ -271,6 +272,94 @@ static void test_two_threads(void) {
   }
 }
 
+/* Two threads at scale (above SP_TEAM_MIN_ROWS), unweighted: the workspace
+   must demean as one thread's does and as unit weights' (summed, not
+   counted), bit for bit, with factor 0 sorted, unsorted, and sorted in two
+   runs (down once, at row MID).  Bad codes at two rows: the first is
+   reported. */
+static void test_two_thread_workspace(void) {
+  enum { N = 160000, P = 2, MID = N - N * 3 / 8 };
+  static int32_t c0[N], c1[N], c2[N];
+  static double w1[N], data[N * P], a[N * P], b[N * P], c[N * P];
+  const int32_t *cs[3] = {c0, c1, c2};
+  const size_t L[3] = {6000, 50, 9};
+  static const char *const shape[] = {"sorted", "unsorted", "sorted in two runs"};
+  for (int sh = 0; sh < 3; sh++) {
+    for (size_t r = 0; r < N; r++) {
+      c0[r] = sh == 0 ? (int32_t)(r / 27) : sh == 1 ? irand(6000) : (int32_t)((r < MID ? r : r - MID) / 27);
+      c1[r] = irand(50);
+      c2[r] = irand(9);
+      w1[r] = 1.0;
+      for (size_t j = 0; j < P; j++) data[r * P + j] = urand() * 4 + c0[r] * 0.001 + c1[r] * 0.1;
+    }
+    for (size_t nfe = 2; nfe <= 3; nfe++) {
+      sp_error err;
+      sp_demean_ws *one = sp_demean_new(N, nfe, cs, L, NULL, 1, &err);
+      sp_demean_ws *two = sp_demean_new(N, nfe, cs, L, NULL, 2, &err);
+      sp_demean_ws *unit = sp_demean_new(N, nfe, cs, L, w1, 2, &err);
+      sp_demean_options opt;
+      sp_demean_options_init(&opt);
+      memcpy(a, data, sizeof a);
+      memcpy(b, data, sizeof b);
+      memcpy(c, data, sizeof c);
+      int ok = one && two && unit && sp_demean_run(one, a, N, P, P, &opt, NULL, &err) == SP_OK &&
+               sp_demean_run(two, b, N, P, P, &opt, NULL, &err) == SP_OK &&
+               sp_demean_run(unit, c, N, P, P, &opt, NULL, &err) == SP_OK && memcmp(a, b, sizeof a) == 0 &&
+               memcmp(a, c, sizeof a) == 0;
+      char name[160];
+      snprintf(name, sizeof name, "two threads, factor 0 %s, %zu factors: as one thread's and unit weights', bit for bit",
+               shape[sh], nfe);
+      check(name, ok);
+      sp_demean_free(one);
+      sp_demean_free(two);
+      sp_demean_free(unit);
+    }
+  }
+  /* Many levels: the workspace's counts and sums (one block of 1.3 MB) come
+     from sp_mem's cache, and must be cleared.  The cache is filled first with
+     blocks of that size holding all-ones bytes (NaN sums, huge counts), then
+     with zeros: the two workspaces must demean alike. */
+  {
+    const size_t Lb[2] = {N / 3 + 1, 50};
+    size_t bytes = (Lb[0] + 1 + 2 * (Lb[0] + Lb[1])) * sizeof(double);
+    for (size_t r = 0; r < N; r++) c0[r] = (int32_t)(r / 3);
+    int ok = 1;
+    for (int rep = 0; rep < 2; rep++) {
+      void *junk[8];
+      for (int i = 0; i < 8; i++) {
+        junk[i] = sp_mem_alloc(bytes);
+        if (junk[i] != NULL) memset(junk[i], rep ? 0x00 : 0xff, bytes);
+      }
+      for (int i = 0; i < 8; i++) sp_mem_free(junk[i]);
+      sp_error err;
+      sp_demean_ws *ws = sp_demean_new(N, 2, cs, Lb, NULL, 1, &err);
+      sp_demean_options opt;
+      sp_demean_options_init(&opt);
+      double *out = rep ? b : a;
+      memcpy(out, data, sizeof a);
+      ok &= ws != NULL && sp_demean_run(ws, out, N, P, P, &opt, NULL, &err) == SP_OK;
+      sp_demean_free(ws);
+    }
+    check("a workspace from a dirty block cache: cleared, it demeans as from a clean one",
+          ok && memcmp(a, b, sizeof a) == 0);
+    for (size_t r = 0; r < N; r++) c0[r] = (int32_t)((r < MID ? r : r - MID) / 27);
+  }
+  for (int first = 0; first < 2; first++) {  /* a bad code at row MID, and one before it too */
+    int32_t keep0 = c1[1000], keep1 = c1[MID];
+    c1[MID] = 50;
+    if (first) c1[1000] = -1;
+    sp_error err;
+    sp_demean_ws *ws = sp_demean_new(N, 3, cs, L, NULL, 2, &err);
+    char want[96], name[160];
+    snprintf(want, sizeof want, "fixed effect 2, row %d: code %d outside", first ? 1001 : MID + 1, first ? -1 : 50);
+    snprintf(name, sizeof name, "two threads, bad code%s: %s", first ? "s at two rows" : "", want);
+    check(name, ws == NULL && strstr(err.msg, want) != NULL);
+    sp_demean_free(ws);
+    c1[1000] = keep0;
+    c1[MID] = keep1;
+  }
+}
+
 int main(void) {
   rng_state = 0x2545F4914F6CDD1DULL;  /* the cases were drawn from this seed */
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -279,6 +368,7 @@ int main(void) {
   test_bad_code_rows();
   test_unweighted_counts();
   test_two_threads();
+  test_two_thread_workspace();
   printf("%d passed, %d failed\n", npass, nfail);
   return nfail ? 1 : 0;
 }
