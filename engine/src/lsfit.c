@@ -355,7 +355,7 @@ SP_INLINE void resid_pass(const view *v, const size_t k, const double *restrict 
    own: each thread stores its chunk's after every block of rows, and two
    chunks' on one line would send the line between the cores each time. */
 typedef struct {
-  _Alignas(64) colstats cs;
+  _Alignas(SP_TEAM_PAD * sizeof(double)) colstats cs;
   double ssr;
 } chunk_sums;
 

@@ -43,7 +43,8 @@ static inline void sp_team_range(size_t n, int c, size_t *r0, size_t *r1) {
   *r1 = c == 0 ? n / 2 : n;
 }
 
-/* Doubles between two chunks' scratch: one cache line. */
+/* Doubles between two chunks' scratch: one cache line (also the alignment
+   of per-chunk sums kept in a struct). */
 #define SP_TEAM_PAD 8
 
 /* One zeroed scratch buffer of per doubles for each chunk, a cache line
