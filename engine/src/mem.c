@@ -13,9 +13,10 @@
 ** process-wide infrastructure like malloc's own arenas, guarded by a mutex.
 **
 ** Even batched, populating costs about 0.5 s per GB here, which a fit's first
-** blocks pay and later fits do not (they come from the cache).  Blocks of
-** SP_ASYNC_MIN bytes or more are therefore populated by a short-lived helper
-** thread while the caller goes on: the caller's own writes fault in whatever
+** blocks pay and later fits do not (they come from the cache).  Every mapped
+** block is therefore populated by a short-lived helper thread while the
+** caller goes on (from 1 MB: a thread costs tens of microseconds, a
+** megabyte's first accesses milliseconds here): the caller's own writes fault in whatever
 ** the helper has not reached yet (the kernel serialises the two per page, and
 ** populating never changes what a page holds), so the zeroing overlaps the
 ** caller's work on another core.  The helper is joined when the block is
@@ -44,7 +45,6 @@
 #define SP_BIG_MIN ((size_t)1 << 20)
 #define SP_CACHE_MAX ((size_t)1 << 30)
 #define SP_CACHE_SLOTS 16
-#define SP_ASYNC_MIN ((size_t)16 << 20)  /* populated by a helper thread from this size */
 
 /* A helper thread populating a block, owned by the block's live entry. */
 typedef struct {
@@ -97,8 +97,8 @@ static void *fill_main(void *arg) {
   return NULL;
 }
 
-/* A fresh mapping of bytes; *fill gets its helper thread when the block is
-   large enough to populate in the background (NULL: populated already). */
+/* A fresh mapping of bytes; *fill gets the helper thread populating it
+   (NULL: no thread could be started, and it is populated already). */
 static void *map_block(size_t bytes, filler **fill) {
   *fill = NULL;
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -106,21 +106,19 @@ static void *map_block(size_t bytes, filler **fill) {
 #if defined(MADV_NOHUGEPAGE)
   madvise(p, bytes, MADV_NOHUGEPAGE);  /* advice only: failure is harmless */
 #endif
-  if (bytes >= SP_ASYNC_MIN) {
-    filler *f = malloc(sizeof *f);
-    if (f != NULL) {
-      f->p = p;
-      f->bytes = bytes;
-      atomic_init(&f->done, 0);
-      atomic_init(&f->stop, 0);
-      if (pthread_create(&f->th, NULL, fill_main, f) == 0) {
-        *fill = f;
-        return p;
-      }
-      free(f);
+  filler *f = malloc(sizeof *f);
+  if (f != NULL) {
+    f->p = p;
+    f->bytes = bytes;
+    atomic_init(&f->done, 0);
+    atomic_init(&f->stop, 0);
+    if (pthread_create(&f->th, NULL, fill_main, f) == 0) {
+      *fill = f;
+      return p;
     }
+    free(f);
   }
-  populate(p, bytes);  /* small, or no thread: here */
+  populate(p, bytes);  /* no thread: here */
   return p;
 }
 static void unmap_block(block b) { munmap(b.p, b.cap); }

@@ -1,7 +1,7 @@
 /*
 ** test_mem.c: large blocks populated by a helper thread (mem.c).
 **
-** A block of 16 MB or more comes back at once while a helper populates it:
+** A block of 1 MB or more comes back at once while a helper populates it:
 ** the caller's writes race the helper page by page and must all survive, a
 ** block freed while its helper runs is joined before it is cached or
 ** unmapped, and a cached block comes back with its contents (the cache does
