@@ -19,16 +19,13 @@ typedef enum { SP_NUMERIC = 0, SP_CATEGORICAL = 1 } sp_coltype;
 
 /* What a pass over a column's values found, kept so that the next design
    over the same column need not read it again: written by sp_design's
-   missing-value pass, and for numeric columns by the CSV loader as it
-   stores the values (so that a first fit need not read them either);
-   zeroed whenever the column is added or replaced.
+   missing-value pass, zeroed whenever the column is added or replaced.
    Valid because a column's values never change in place (see serial), and
    unchanged by any reordering of its rows. */
 typedef struct sp_colscan {
   unsigned char known;    /* the fields below are set */
   unsigned char missing;  /* some value is missing: not finite, or a code of -1 */
-  unsigned char frac;     /* numeric: some finite value of magnitude below 2^51 is not an integer
-                             (values of 2^51 or more may set it either way) */
+  unsigned char frac;     /* numeric: some finite value of magnitude below 2^51 is not an integer */
   unsigned char dense;    /* numeric: every integer from lo to hi occurs (set once a design coded the
                              whole column as a factor; 0: not known or not so) */
   double lo, hi;          /* numeric: range of the finite values (INFINITY, -INFINITY: none) */
