@@ -32,7 +32,6 @@
 #include "spillover/strdict.h"
 #include "spillover/file.h"
 #include "spillover/mem.h"
-#include "numstat.h"
 
 static const char *const default_missing[] = {"", "NA", ".", "NaN"};
 
@@ -452,8 +451,6 @@ typedef struct {
   double *num;
   int32_t *code;
   sp_strdict d;
-  sp_numstat st;      /* numeric: the rows stored so far (fold_rows) */
-  int bad;            /* numeric: some value stored so far is not finite */
 } colstate;
 
 static void cols_free(colstate *c, size_t n) {
@@ -825,21 +822,12 @@ static int fill_record(parser *P, colstate *cols, const char **pp, size_t row) {
   return SP_OK;
 }
 
-/* The statistics of rows r0..r1 of the numeric columns, folded in right
-   after the window that stored them, while the values are in cache: the
-   frame's columns then come with their scan cache filled (numstat.h), and
-   a first fit does not read 80 MB a column at 1e7 rows to learn it. */
-static void fold_rows(colstate *cols, size_t ncol, size_t r0, size_t r1) {
-  for (size_t j = 0; j < ncol; j++)
-    if (!cols[j].cat) cols[j].bad |= sp_numstat_fold(cols[j].num, r0, r1, &cols[j].st);
-}
-
 /* Records from *pp on, rows *nrow.. until `upto` or the input's end, window
    after window; fill: the second pass (fill_record), else the first. */
 static int read_records(parser *P, source *S, const char **pp, size_t *nrow, size_t upto,
                         colstate *cols, size_t ncol, size_t cap, int fill) {
   const char *p = *pp;
-  size_t row = *nrow, folded = row;
+  size_t row = *nrow;
   int st = SP_OK;
   for (;;) {
     while (p < P->data_end && row < upto) {
@@ -856,8 +844,6 @@ static int read_records(parser *P, source *S, const char **pp, size_t *nrow, siz
       end_record(P, &p);
       row++;
     }
-    if (!fill) fold_rows(cols, ncol, folded, row);
-    folded = row;
     st = SP_OK;
     if (P->last || row == upto) break;
     if ((st = next_window(P, S, p)) != SP_OK) break;
@@ -914,7 +900,6 @@ static int parse_input(parser *P, source *S, const sp_csv_options *opt, sp_frame
       c->code = sp_mem_alloc(cap * sizeof *c->code);
     } else {
       c->num = sp_mem_doubles(cap);
-      c->st = SP_NUMSTAT_EMPTY;
     }
     if (c->code == NULL && c->num == NULL) {
       st = sp_error_set(err, SP_ENOMEM, "out of memory for %zu rows of column '%s'", cap, c->name);
@@ -979,7 +964,6 @@ static int parse_input(parser *P, source *S, const sp_csv_options *opt, sp_frame
     } else {
       dst->type = SP_NUMERIC;
       dst->num = c->num;
-      dst->scan = sp_numstat_scan(&c->st, c->bad);
       c->num = NULL;
     }
   }

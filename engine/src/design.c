@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "spillover/design.h"
 #include "spillover/mem.h"
 #include "spillover/panel.h"
-#include "numstat.h"
 #include "team.h"
 
 /* One output column: num (indexed by frame row) times the dummy
@@ -535,6 +537,31 @@ static int add_term(ctx *c, int role, const sp_fnode *n) {
 ** Row selection
 ** ===================================================================== */
 
+/* Range of the finite values of a column and whether they are all
+   integers: what factor coding needs, gathered in the same pass as the
+   missing mask.  The integer test adds and subtracts 1.5 * 2^52, which rounds
+   x to an integer when |x| < 2^51, so it gives x back exactly when x is one:
+   branch-free and vectorisable where floor() is a library call (no SSE4.1
+   in the baseline).  Values of 2^51 or more in magnitude make `ints` false
+   and leave the column to the hash coding. */
+typedef struct {
+  double lo, hi;     /* INFINITY, -INFINITY when no value is finite */
+  unsigned frac;     /* some finite value of magnitude < 2^51 is not an integer */
+} numstat;
+
+#define ROUNDER 6755399441055744.0 /* 1.5 * 2^52 */
+#define INT_LIMIT 2251799813685248.0 /* 2^51 */
+
+static const numstat NUMSTAT_EMPTY = {INFINITY, -INFINITY, 0};
+
+static void numstat_merge(numstat *a, const numstat *b) {
+  a->lo = b->lo < a->lo ? b->lo : a->lo;
+  a->hi = b->hi > a->hi ? b->hi : a->hi;
+  a->frac |= b->frac;
+}
+
+static int numstat_ints(const numstat *s) { return !s->frac && s->lo > -INT_LIMIT && s->hi < INT_LIMIT; }
+
 /* A variable whose missing values drop rows: a frame column (numeric or
    categorical) or a derived buffer, each scanned once however often the
    formula and the extras name it. */
@@ -545,7 +572,7 @@ typedef struct scanvar {
   uint8_t bit;                 /* M_MISSING and/or M_DERIVED */
   uint8_t skip;                /* known from col->scan to have no missing value: not read */
   uint8_t bad[SP_TEAM_CHUNKS]; /* per row chunk: some value is missing */
-  sp_numstat st[SP_TEAM_CHUNKS];  /* per row chunk, merged in chunk order */
+  numstat st[SP_TEAM_CHUNKS];  /* per row chunk, merged in chunk order */
 } scanvar;
 
 static int add_scan(ctx *c, const double *num, const int32_t *code, sp_column *col, uint8_t bit) {
@@ -561,12 +588,12 @@ static int add_scan(ctx *c, const double *num, const int32_t *code, sp_column *c
   v->code = code;
   v->col = col;
   v->bit = bit;
-  for (int k = 0; k < SP_TEAM_CHUNKS; k++) v->st[k] = SP_NUMSTAT_EMPTY;
+  for (int k = 0; k < SP_TEAM_CHUNKS; k++) v->st[k] = NUMSTAT_EMPTY;
   /* A column an earlier design found complete is not read again: its
      statistics are the cached ones. */
   if (col != NULL && col->scan.known && !col->scan.missing) {
     v->skip = 1;
-    v->st[0] = (sp_numstat){col->scan.lo, col->scan.hi, col->scan.frac};
+    v->st[0] = (numstat){col->scan.lo, col->scan.hi, col->scan.frac};
   }
   return SP_OK;
 }
@@ -581,13 +608,13 @@ static void cache_scans(const ctx *c) {
   for (size_t i = 0; i < c->nscan; i++) {
     const scanvar *v = &c->scan[i];
     if (v->col == NULL || v->skip) continue;
-    sp_numstat s = v->st[0];
+    numstat s = v->st[0];
     unsigned char bad = v->bad[0];
     for (int k = 1; k < SP_TEAM_CHUNKS; k++) {
-      sp_numstat_merge(&s, &v->st[k]);
+      numstat_merge(&s, &v->st[k]);
       bad |= v->bad[k];
     }
-    v->col->scan = sp_numstat_scan(&s, bad);
+    v->col->scan = (sp_colscan){.known = 1, .missing = bad, .frac = s.frac != 0, .lo = s.lo, .hi = s.hi};
   }
 }
 
@@ -601,6 +628,61 @@ static int scan_direct(ctx *c, const sp_fnode *n) {
     if (st != SP_OK) return st;
   }
   return SP_OK;
+}
+
+/* Fold v[r0..r1) into s: the range and integer test over the finite values.
+   Returns whether some value is not finite.  With SSE2, first two values a
+   step over the raw values (GCC 12 does not vectorise this loop by itself:
+   the selects and the min/max reductions), which is exact when every value is
+   finite; a block with a missing value is done again by the scalar loop, which
+   leaves the non-finite values out.  minpd / maxpd compute exactly the scalar
+   `a < b ? a : b` and `a > b ? a : b`, so only the sign of a zero minimum or
+   maximum can depend on the order, which neither the offsets (x - lo) nor the
+   values lo + j see. */
+static int block_stats(const double *v, size_t r0, size_t r1, numstat *s) {
+#if defined(__SSE2__)
+  {
+    const __m128d zero = _mm_setzero_pd(), rnd = _mm_set1_pd(ROUNDER);
+    __m128d vlo = _mm_set1_pd(s->lo), vhi = _mm_set1_pd(s->hi), vfrac = zero, vbad = zero;
+    size_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+      __m128d x = _mm_loadu_pd(v + r);
+      vlo = _mm_min_pd(x, vlo);
+      vhi = _mm_max_pd(x, vhi);
+      vfrac = _mm_or_pd(vfrac, _mm_cmpneq_pd(_mm_sub_pd(_mm_add_pd(x, rnd), rnd), x));
+      vbad = _mm_or_pd(vbad, _mm_cmpneq_pd(_mm_sub_pd(x, x), zero));  /* NaN - NaN, inf - inf: NaN */
+    }
+    double l2[2], h2[2];
+    _mm_storeu_pd(l2, vlo);
+    _mm_storeu_pd(h2, vhi);
+    double lo = l2[1] < l2[0] ? l2[1] : l2[0], hi = h2[1] > h2[0] ? h2[1] : h2[0];
+    unsigned frac = _mm_movemask_pd(vfrac) != 0, bad = _mm_movemask_pd(vbad) != 0;
+    if (r < r1) {  /* an odd row left */
+      double x = v[r];
+      lo = x < lo ? x : lo;
+      hi = x > hi ? x : hi;
+      frac |= (x + ROUNDER) - ROUNDER != x;
+      bad |= x - x != 0;
+    }
+    if (!bad) {
+      *s = (numstat){lo, hi, s->frac | frac};
+      return 0;
+    }
+  }
+#endif
+  double lo = s->lo, hi = s->hi;
+  unsigned frac = s->frac, bad = 0;
+  for (size_t r = r0; r < r1; r++) {
+    double x = v[r];
+    int fin = x - x == 0;
+    double xi = fin ? x : 0.0, xl = fin ? x : INFINITY, xh = fin ? x : -INFINITY;
+    lo = xl < lo ? xl : lo;
+    hi = xh > hi ? xh : hi;
+    frac |= (xi + ROUNDER) - ROUNDER != xi;
+    bad |= !fin;
+  }
+  *s = (numstat){lo, hi, frac};
+  return bad != 0;
 }
 
 typedef struct {
@@ -632,7 +714,7 @@ static void scan_chunk(void *vj, int k) {
       if (v->skip) continue;
       if (v->num != NULL) {
         /* The mask is written only in the rare blocks with a missing value. */
-        if (sp_numstat_fold(v->num, b0, b1, &v->st[k])) {
+        if (block_stats(v->num, b0, b1, &v->st[k])) {
           if (!dirty) memset(j->mask + r0, 0, b1 - r0);
           dirty = 1;
           any = v->bad[k] = 1;
@@ -665,11 +747,11 @@ static void scan_chunk(void *vj, int k) {
 
 /* The merged statistics of a numeric frame column scanned for the mask, or
    NULL when it was not scanned. */
-static const sp_numstat *scan_stats(const ctx *c, const double *num, sp_numstat *out) {
+static const numstat *scan_stats(const ctx *c, const double *num, numstat *out) {
   for (size_t i = 0; i < c->nscan; i++)
     if (c->scan[i].num == num) {
       *out = c->scan[i].st[0];
-      for (int k = 1; k < SP_TEAM_CHUNKS; k++) sp_numstat_merge(out, &c->scan[i].st[k]);
+      for (int k = 1; k < SP_TEAM_CHUNKS; k++) numstat_merge(out, &c->scan[i].st[k]);
       return out;
     }
   return NULL;
@@ -703,10 +785,10 @@ static uint64_t mix64(uint64_t z) {
 }
 
 /* The range of the values x[rows[i]], i < n, all finite. */
-static void stats_rows(const double *x, const size_t *rows, size_t n, sp_numstat *s) {
-  *s = SP_NUMSTAT_EMPTY;
+static void stats_rows(const double *x, const size_t *rows, size_t n, numstat *s) {
+  *s = NUMSTAT_EMPTY;
   if (rows == NULL) {
-    sp_numstat_fold(x, 0, n, s);
+    block_stats(x, 0, n, s);
     return;
   }
   double lo = INFINITY, hi = -INFINITY;
@@ -715,14 +797,14 @@ static void stats_rows(const double *x, const size_t *rows, size_t n, sp_numstat
     double v = x[row_at(rows, i)];
     lo = v < lo ? v : lo;
     hi = v > hi ? v : hi;
-    frac |= (v + SP_ROUNDER) - SP_ROUNDER != v;
+    frac |= (v + ROUNDER) - ROUNDER != v;
   }
-  *s = (sp_numstat){lo, hi, frac};
+  *s = (numstat){lo, hi, frac};
 }
 
 /* Integers in a range small enough to index an array directly (ids, years). */
-static int small_range(const sp_numstat *s, size_t n) {
-  return sp_numstat_ints(s) && s->hi - s->lo < 2.0 * (double)n + 1024 && s->hi - s->lo < 2e9;
+static int small_range(const numstat *s, size_t n) {
+  return numstat_ints(s) && s->hi - s->lo < 2.0 * (double)n + 1024 && s->hi - s->lo < 2e9;
 }
 
 typedef struct {
@@ -773,12 +855,12 @@ static void remap_chunk(void *vj, int k) {
    finite.  known: the range of a superset of these values (the whole column,
    from the mask pass), or NULL.  On success *vals (malloc) holds the nlevels
    distinct values, sorted. */
-static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size_t n, const sp_numstat *known,
+static int factor_numeric(sp_team *tm, const double *x, const size_t *rows, size_t n, const numstat *known,
                           sp_colscan *cache, int32_t *code, size_t *nlevels, double **vals) {
   *vals = NULL;
   *nlevels = 0;
   if (n == 0) return SP_OK;
-  sp_numstat s;
+  numstat s;
   if (known != NULL && small_range(known, n)) s = *known;
   else stats_rows(x, rows, n, &s);
   if (small_range(&s, n)) {
@@ -908,7 +990,7 @@ static int factor_column(ctx *c, sp_column *col, int32_t *code, size_t *nlevels,
   *vals = NULL;
   *orig = NULL;
   if (col->type == SP_NUMERIC) {
-    sp_numstat known;
+    numstat known;
     /* The column's scan cache also keeps whether its values are dense. */
     return factor_numeric(&c->team, col->num, rows, n, scan_stats(c, col->num, &known), &col->scan, code, nlevels,
                           vals);
