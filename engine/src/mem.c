@@ -1,33 +1,41 @@
 /*
 ** mem.c: large-buffer allocation, pre-faulted and reused (see mem.h).
 **
-** On the VMs we target, faulting in fresh memory one page at a time costs
-** about 3 s per GB of system time, and transparent huge pages are no better
-** (measured in bench/fe/README.md: a two-way fit at 1e7 spent 3.3 s of system
-** time with 2 MiB pages against 0.5-0.8 s with 4 KiB pages).  Large blocks are
-** therefore mapped directly, advised against huge pages, and populated in one
-** system call (MADV_POPULATE_WRITE, Linux 5.14+: the kernel faults the whole
-** range in one batch, 4-5x faster than touching it page by page); when freed,
-** they are kept in a small cache (at most SP_CACHE_MAX bytes) from which the
-** next allocation of a similar size is served warm.  The cache is
-** process-wide infrastructure like malloc's own arenas, guarded by a mutex.
+** On the VMs we target (Firecracker guests with shadow page tables and free
+** page reporting), the first access from user space to a 4 KiB page costs
+** about 6 us even once the kernel has populated it: 1.5 s per GB, paid by
+** whoever touches the page first.  A 2 MiB page costs one such trap for 512
+** of them.  Populating huge pages costs what the host charges for backing
+** them: 12-28 GB/s when the guest used that memory recently (a process that
+** ran before), 0.25-1 GB/s when the host had taken it back, about what 4 KiB
+** pages cost with their traps (bench/fe/README.md, "Huge pages, measured
+** again").  Large blocks are therefore mapped 2 MiB-aligned and advised to
+** use huge pages, and populated in one system call (MADV_POPULATE_WRITE,
+** Linux 5.14+; older kernels fault them in on first touch).  An earlier VM
+** of this kind once gave huge pages at 0.15 GB/s, far worse than its 4 KiB
+** pages: a helper that measures a populate below SP_HUGE_MIN_RATE turns
+** huge pages off for the rest of the process.
 **
-** Even batched, populating costs about 0.5 s per GB here, which a fit's first
-** blocks pay and later fits do not (they come from the cache).  Every mapped
-** block is therefore populated by a short-lived helper thread while the
-** caller goes on (from 1 MB: a thread costs tens of microseconds, a
-** megabyte's first accesses milliseconds here): the caller's own writes fault in whatever
-** the helper has not reached yet (the kernel serialises the two per page, and
-** populating never changes what a page holds), so the zeroing overlaps the
-** caller's work on another core.  The helper is joined when the block is
-** freed, or earlier by any allocation that finds it done.
+** When freed, blocks are kept in a small cache (at most SP_CACHE_MAX bytes)
+** from which the next allocation of a similar size is served warm.  The
+** cache is process-wide infrastructure like malloc's own arenas, guarded by
+** a mutex.
 **
-** On the VMs we target (shadow page tables), a populated page still costs
-** its first access from user space, about 6 us, whoever makes it: the
-** helper then reads one byte a page from the block's end backwards, so
-** that it meets the caller, who writes from the start, about halfway
-** (an 80 MB pass beside it: 0.08 s against 0.13-0.16 s, bench/fe/README.md).
-** Going forwards it would follow the caller and gain nothing.
+** A fit's first blocks pay the populating and later fits do not (they come
+** from the cache).  Every mapped block is therefore populated by a
+** short-lived helper thread while the caller goes on (from 1 MB: a thread
+** costs tens of microseconds, a megabyte's first accesses milliseconds
+** here): the caller's own writes fault in whatever the helper has not
+** reached yet (the kernel serialises the two per page, and populating never
+** changes what a page holds), so the zeroing overlaps the caller's work on
+** another core.  The helper is joined when the block is freed, or earlier
+** by any allocation that finds it done.
+**
+** The helper then reads one byte a page from the block's end backwards, so
+** that it meets the caller, who writes from the start, about halfway, and
+** the first-access traps are shared between the two threads (an 80 MB pass
+** beside it with 4 KiB pages: 0.08 s against 0.13-0.16 s).  Going forwards
+** it would follow the caller and gain nothing.
 */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -35,16 +43,20 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 
 #include "spillover/mem.h"
 
-#define SP_BIG_ROUND ((size_t)2 << 20)  /* sizes rounded up, so similar requests share cached blocks */
 #define SP_BIG_MIN ((size_t)1 << 20)
 #define SP_CACHE_MAX ((size_t)1 << 30)
 #define SP_CACHE_SLOTS 16
+#define SP_HUGE ((size_t)2 << 20)          /* a huge page: sizes are rounded up to it (so that similar
+                                              requests share cached blocks), blocks aligned to it */
+#define SP_HUGE_MIN_RATE 0.3e9             /* bytes a second: a slower huge-page populate turns them off */
+#define SP_HUGE_TIMED ((size_t)8 << 20)    /* populates of this size or more are timed */
 
 /* A helper thread populating a block, owned by the block's live entry. */
 typedef struct {
@@ -53,6 +65,7 @@ typedef struct {
   atomic_int stop;  /* set when the block is freed: the rest is not worth touching */
   void *p;
   size_t bytes;
+  int huge;         /* mapped with huge pages: the populate is timed */
 } filler;
 
 typedef struct {
@@ -66,6 +79,7 @@ static block *live;                   /* large blocks handed out (capacity by po
 static size_t nlive, live_cap;
 static block cache[SP_CACHE_SLOTS];   /* freed large blocks kept for reuse */
 static size_t ncache, cache_bytes;
+static atomic_int huge_off;           /* 4 KiB pages: asked for (sp_mem_huge_pages), or a huge-page populate was too slow */
 
 #if defined(__linux__)
 static void populate(void *p, size_t bytes) {
@@ -89,27 +103,54 @@ static void touch_back(filler *f) {
   }
 }
 
+static double seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void *fill_main(void *arg) {
   filler *f = arg;
+  double t0 = seconds();
   populate(f->p, f->bytes);
+  if (f->huge && f->bytes >= SP_HUGE_TIMED && (double)f->bytes < SP_HUGE_MIN_RATE * (seconds() - t0))
+    atomic_store(&huge_off, 1);
   touch_back(f);
   atomic_store(&f->done, 1);
   return NULL;
 }
 
+/* A mapping of bytes (a multiple of SP_HUGE) starting on a huge-page
+   boundary: SP_HUGE more is mapped and the ends cut off. */
+static void *map_aligned(size_t bytes) {
+  if (bytes > SIZE_MAX - SP_HUGE) return NULL;
+  char *q = mmap(NULL, bytes + SP_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (q == MAP_FAILED) return NULL;
+  char *p = (char *)(((uintptr_t)q + SP_HUGE - 1) & ~(uintptr_t)(SP_HUGE - 1));
+  size_t head = (size_t)(p - q);
+  if (head > 0) munmap(q, head);
+  munmap(p + bytes, SP_HUGE - head);  /* never empty: head < SP_HUGE */
+  return p;
+}
+
 /* A fresh mapping of bytes; *fill gets the helper thread populating it
-   (NULL: no thread could be started, and it is populated already). */
+   (NULL: no thread could be started, and it is populated already).
+   Advice only: a kernel without huge pages ignores it. */
 static void *map_block(size_t bytes, filler **fill) {
   *fill = NULL;
-  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-#if defined(MADV_NOHUGEPAGE)
-  madvise(p, bytes, MADV_NOHUGEPAGE);  /* advice only: failure is harmless */
+  int huge = !atomic_load(&huge_off);
+  void *p = map_aligned(bytes);
+  if (p == NULL) return NULL;
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#else
+  huge = 0;
 #endif
   filler *f = malloc(sizeof *f);
   if (f != NULL) {
     f->p = p;
     f->bytes = bytes;
+    f->huge = huge;
     atomic_init(&f->done, 0);
     atomic_init(&f->stop, 0);
     if (pthread_create(&f->th, NULL, fill_main, f) == 0) {
@@ -172,10 +213,12 @@ static int live_reserve(void) {
   return 1;
 }
 
+int sp_mem_huge_pages(int on) { return !atomic_exchange(&huge_off, !on); }
+
 void *sp_mem_alloc(size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (bytes < SP_BIG_MIN) return malloc(bytes);
-  size_t rounded = (bytes + SP_BIG_ROUND - 1) & ~(SP_BIG_ROUND - 1);
+  size_t rounded = (bytes + SP_HUGE - 1) & ~(SP_HUGE - 1);
   if (rounded < bytes) return NULL;
   pthread_mutex_lock(&lock);
   reap();

@@ -5,10 +5,14 @@
 ** the caller's writes race the helper page by page and must all survive, a
 ** block freed while its helper runs is joined before it is cached or
 ** unmapped, and a cached block comes back with its contents (the cache does
-** not clear it).
+** not clear it).  Blocks start on a huge-page boundary (the mapping's ends
+** cut off must be the slack, not the block), and are backed by huge pages
+** when asked for and the kernel gives them, by 4 KiB pages when not
+** (read back from /proc/self/smaps).
 */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spillover/mem.h"
@@ -33,11 +37,63 @@ static int write_and_check(uint64_t *p, size_t n, uint64_t seed) {
   return 1;
 }
 
+/* The kB of huge pages backing the mapping that holds p (smaps), or -1 when
+   it cannot be read. */
+static long huge_kb(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return -1;
+  char line[512];
+  int in = 0;
+  long kb = -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {  /* a mapping's first line; its fields follow */
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      continue;
+    }
+    if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1) break;
+  }
+  fclose(f);
+  return kb;
+}
+
+/* Whether the kernel gives huge pages to a mapping that asks for them. */
+static int thp_on_request(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == NULL) return 0;
+  char line[128] = "";
+  int on = fgets(line, sizeof line, f) != NULL && strstr(line, "[never]") == NULL;
+  fclose(f);
+  return on;
+}
+
 int main(void) {
   enum { NB = 6 };
   size_t sizes[NB] = {(size_t)16 << 20, (size_t)40 << 20, (size_t)1 << 20, (size_t)64 << 20, (size_t)17 << 20,
                       (size_t)33 << 20};
   uint64_t *blk[NB];
+#if defined(__linux__)
+  /* Huge pages asked for, then not; each block written whole (the helper
+     then done with it) before its pages are read back.  First, while the
+     cache is empty: both are fresh mappings. */
+  int was = sp_mem_huge_pages(1);
+  uint64_t *h = sp_mem_alloc((size_t)18 << 20);
+  sp_mem_huge_pages(0);
+  uint64_t *s4 = sp_mem_alloc((size_t)22 << 20);
+  int wrote = h != NULL && s4 != NULL && write_and_check(h, ((size_t)18 << 20) / 8, 7) &&
+              write_and_check(s4, ((size_t)22 << 20) / 8, 8);
+  check(wrote && (uintptr_t)h % ((size_t)2 << 20) == 0 && (uintptr_t)s4 % ((size_t)2 << 20) == 0,
+        "blocks start on a 2 MiB boundary and hold all their bytes");
+  long kh = huge_kb(h), k4 = huge_kb(s4);
+  printf("  huge pages: %ld kB under the block that asked, %ld kB under the one that did not (THP %s)\n", kh, k4,
+         thp_on_request() ? "on request" : "never");
+  check(kh >= 0 && k4 == 0 && (!thp_on_request() || kh >= 2048),
+        "huge pages back a block when asked for (where the kernel gives them), never when not");
+  sp_mem_free(h);
+  sp_mem_free(s4);
+  check(was == 1 && sp_mem_huge_pages(1) == 0, "the setting reads back: on at start, off as set");
+#endif
+
   int ok = 1;
   for (int b = 0; b < NB; b++) {
     blk[b] = sp_mem_alloc(sizes[b]);
@@ -66,6 +122,7 @@ int main(void) {
     sp_mem_free(p);
   }
   check(ok, "forty allocations of 20-26 MB, each freed before the next");
+
   printf("%d passed, %d failed\n", npass, nfail);
   return nfail != 0;
 }
