@@ -511,7 +511,7 @@ static int store_field(parser *P, colstate *c, const field *f, size_t row, size_
       return fail_at(P, SP_EVALUE, f->line, f->lstart, f->pos);
     }
     /* First text in this column: categorical from here on. */
-    c->code = sp_mem_alloc(cap * sizeof *c->code);
+    c->code = sp_mem_alloc_stream(cap * sizeof *c->code);
     if (c->code == NULL) return sp_error_set(P->err, SP_ENOMEM, "out of memory reading column '%s'", c->name);
     sp_mem_free(c->num);
     c->num = NULL;
@@ -897,9 +897,9 @@ static int parse_input(parser *P, source *S, const sp_csv_options *opt, sp_frame
     colstate *c = &cols[j];
     if (c->forced == SP_CSV_CATEGORICAL) {
       c->cat = 1;
-      c->code = sp_mem_alloc(cap * sizeof *c->code);
+      c->code = sp_mem_alloc_stream(cap * sizeof *c->code);
     } else {
-      c->num = sp_mem_doubles(cap);
+      c->num = sp_mem_alloc_stream(cap * sizeof *c->num);
     }
     if (c->code == NULL && c->num == NULL) {
       st = sp_error_set(err, SP_ENOMEM, "out of memory for %zu rows of column '%s'", cap, c->name);

@@ -11,7 +11,11 @@
 ** pages cost with their traps (bench/fe/README.md, "Huge pages, measured
 ** again").  Large blocks are therefore mapped 2 MiB-aligned and advised to
 ** use huge pages, and populated in one system call (MADV_POPULATE_WRITE,
-** Linux 5.14+; older kernels fault them in on first touch).  An earlier VM
+** Linux 5.14+; older kernels fault them in on first touch).  Except blocks
+** written slowly from start to end (sp_mem_alloc_stream: the CSV loader's
+** columns, a few hundred MB/s from its parser): with 4 KiB pages the helper
+** below keeps ahead of the writer, while huge pages the host must back
+** stalled both, and loads took 1.31-1.50 s against 1.23-1.29 s.  An earlier VM
 ** of this kind once gave huge pages at 0.15 GB/s, far worse than its 4 KiB
 ** pages: a helper that measures a populate below SP_HUGE_MIN_RATE turns
 ** huge pages off for the rest of the process.
@@ -136,9 +140,9 @@ static void *map_aligned(size_t bytes) {
 /* A fresh mapping of bytes; *fill gets the helper thread populating it
    (NULL: no thread could be started, and it is populated already).
    Advice only: a kernel without huge pages ignores it. */
-static void *map_block(size_t bytes, filler **fill) {
+static void *map_block(size_t bytes, int huge, filler **fill) {
   *fill = NULL;
-  int huge = !atomic_load(&huge_off);
+  huge = huge && !atomic_load(&huge_off);
   void *p = map_aligned(bytes);
   if (p == NULL) return NULL;
 #if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
@@ -164,7 +168,8 @@ static void *map_block(size_t bytes, filler **fill) {
 }
 static void unmap_block(block b) { munmap(b.p, b.cap); }
 #else
-static void *map_block(size_t bytes, filler **fill) {
+static void *map_block(size_t bytes, int huge, filler **fill) {
+  (void)huge;
   *fill = NULL;
   return malloc(bytes);
 }
@@ -215,7 +220,9 @@ static int live_reserve(void) {
 
 int sp_mem_huge_pages(int on) { return !atomic_exchange(&huge_off, !on); }
 
-void *sp_mem_alloc(size_t bytes) {
+/* A block from the cache, or a fresh one (on huge pages when asked for and
+   not turned off). */
+static void *alloc_block(size_t bytes, int huge) {
   if (bytes == 0) bytes = 1;
   if (bytes < SP_BIG_MIN) return malloc(bytes);
   size_t rounded = (bytes + SP_HUGE - 1) & ~(SP_HUGE - 1);
@@ -226,7 +233,7 @@ void *sp_mem_alloc(size_t bytes) {
   pthread_mutex_unlock(&lock);
   if (p != NULL) return p;
   filler *fill;
-  if ((p = map_block(rounded, &fill)) == NULL) return NULL;
+  if ((p = map_block(rounded, huge, &fill)) == NULL) return NULL;
   pthread_mutex_lock(&lock);
   int ok = live_reserve();
   if (ok) live[nlive++] = (block){p, rounded, fill};
@@ -238,6 +245,10 @@ void *sp_mem_alloc(size_t bytes) {
   }
   return p;
 }
+
+void *sp_mem_alloc(size_t bytes) { return alloc_block(bytes, 1); }
+
+void *sp_mem_alloc_stream(size_t bytes) { return alloc_block(bytes, 0); }
 
 void *sp_mem_calloc(size_t n, size_t size) {
   if (size != 0 && n > SIZE_MAX / size) return NULL;

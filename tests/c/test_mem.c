@@ -7,8 +7,8 @@
 ** unmapped, and a cached block comes back with its contents (the cache does
 ** not clear it).  Blocks start on a huge-page boundary (the mapping's ends
 ** cut off must be the slack, not the block), and are backed by huge pages
-** when asked for and the kernel gives them, by 4 KiB pages when not
-** (read back from /proc/self/smaps).
+** when asked for and the kernel gives them, by 4 KiB pages when not and
+** for a block to be written as a stream (read back from /proc/self/smaps).
 */
 #include <stdint.h>
 #include <stdio.h>
@@ -77,20 +77,21 @@ int main(void) {
      then done with it) before its pages are read back.  First, while the
      cache is empty: both are fresh mappings. */
   int was = sp_mem_huge_pages(1);
-  uint64_t *h = sp_mem_alloc((size_t)18 << 20);
+  uint64_t *h = sp_mem_alloc((size_t)18 << 20), *st = sp_mem_alloc_stream((size_t)26 << 20);
   sp_mem_huge_pages(0);
   uint64_t *s4 = sp_mem_alloc((size_t)22 << 20);
-  int wrote = h != NULL && s4 != NULL && write_and_check(h, ((size_t)18 << 20) / 8, 7) &&
-              write_and_check(s4, ((size_t)22 << 20) / 8, 8);
+  int wrote = h != NULL && s4 != NULL && st != NULL && write_and_check(h, ((size_t)18 << 20) / 8, 7) &&
+              write_and_check(s4, ((size_t)22 << 20) / 8, 8) && write_and_check(st, ((size_t)26 << 20) / 8, 9);
   check(wrote && (uintptr_t)h % ((size_t)2 << 20) == 0 && (uintptr_t)s4 % ((size_t)2 << 20) == 0,
         "blocks start on a 2 MiB boundary and hold all their bytes");
-  long kh = huge_kb(h), k4 = huge_kb(s4);
-  printf("  huge pages: %ld kB under the block that asked, %ld kB under the one that did not (THP %s)\n", kh, k4,
-         thp_on_request() ? "on request" : "never");
-  check(kh >= 0 && k4 == 0 && (!thp_on_request() || kh >= 2048),
-        "huge pages back a block when asked for (where the kernel gives them), never when not");
+  long kh = huge_kb(h), k4 = huge_kb(s4), ks = huge_kb(st);
+  printf("  huge pages: %ld kB under the block that asked, %ld kB under the one that did not, %ld kB under the "
+         "stream (THP %s)\n", kh, k4, ks, thp_on_request() ? "on request" : "never");
+  check(kh >= 0 && k4 == 0 && ks == 0 && (!thp_on_request() || kh >= 2048),
+        "huge pages back a block when asked for (where the kernel gives them), never when not, nor a stream");
   sp_mem_free(h);
   sp_mem_free(s4);
+  sp_mem_free(st);
   check(was == 1 && sp_mem_huge_pages(1) == 0, "the setting reads back: on at start, off as set");
 #endif
 

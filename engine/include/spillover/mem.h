@@ -14,6 +14,10 @@
 
 void *sp_mem_alloc(size_t bytes);            /* NULL on failure; bytes == 0 gives a valid pointer */
 void *sp_mem_calloc(size_t n, size_t size);  /* zeroed; NULL on failure or overflow */
+/* As sp_mem_alloc, for a block to be written slowly from its start to its
+   end (a parser's output): 4 KiB pages, which the populating helper keeps
+   ahead of such a writer where huge pages stall it (mem.c). */
+void *sp_mem_alloc_stream(size_t bytes);
 void sp_mem_free(void *p);
 
 double *sp_mem_doubles(size_t n);            /* uninitialised doubles */
