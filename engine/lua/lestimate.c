@@ -1314,7 +1314,6 @@ static int l_sumsq(lua_State *L) {
       sp_rows_select lead;
       for (size_t j = 0; j < pc; j++) lc[j] = j;
       sp_rows_select_init(&lead, src, lc, pc);  /* pc <= p <= SP_ROWS_MAXSEL */
-      if (src->col != NULL) lead.rows.col = src->col;  /* the leading arrays themselves */
       sumsq_cols(&tm, NULL, &lead.rows, w, sum, NULL, ss, part);
     }
   }
@@ -1332,7 +1331,8 @@ static int l_sumsq(lua_State *L) {
 }
 
 /* Rows [r0, r1) of the two series cor2 correlates, into u and v: a and b
-   (or B g), or a source's column 1 and its other columns times g. */
+   (or B g), or a source's column 1 and its other columns times g (read from
+   the source's arrays when it has them). */
 typedef struct {
   const gsl_matrix *a, *b, *g;
   const sp_rows *src;
@@ -1349,6 +1349,14 @@ static void cor2_block(const cor2_in *c, size_t r0, size_t r1, double *u, double
     gs = c->g->tda;
   } else if (c->g != NULL) {
     for (size_t j = 0; j < k; j++) gl[j] = c->g->data[j * c->g->tda];
+  }
+  if (c->src != NULL && c->src->col != NULL) {  /* column by column, no copy */
+    const double *const *col = c->src->col;
+    memcpy(u, col[0] + r0, m * sizeof *u);
+    for (size_t i = 0; i < m; i++) v[i] = col[1][r0 + i] * g[0];  /* k < SP_ROWS_MAXSEL: g is gl */
+    for (size_t j = 1; j < k; j++)
+      for (size_t i = 0; i < m; i++) v[i] += col[j + 1][r0 + i] * g[j];
+    return;
   }
   const double *x;
   if (c->src == NULL) {
@@ -1372,13 +1380,55 @@ static void cor2_block(const cor2_in *c, size_t r0, size_t r1, double *u, double
   }
 }
 
+typedef struct {
+  const cor2_in *in;
+  double mu, mv;                /* the second pass: the means */
+  double *buf[SP_TEAM_CHUNKS];  /* each chunk's rows, u and v */
+  double part[SP_TEAM_CHUNKS][3];
+} cor2_job;
+
+/* Chunk c of the rows, a block at a time: the sums of u and v (first pass),
+   or their centred squares and products (second pass, mu and mv set). */
+static void cor2_chunk(void *ctx, int c, int centred) {
+  cor2_job *j = ctx;
+  size_t i0, i1;
+  sp_team_range(j->in->n, c, &i0, &i1);
+  double *buf = j->buf[c], *u = buf + SP_ROWS_BLOCK * SP_ROWS_MAXSEL, *v = u + SP_ROWS_BLOCK;
+  double s0 = 0, s1 = 0, s2 = 0, mu = j->mu, mv = j->mv;
+  for (size_t r0 = i0; r0 < i1; r0 += SP_ROWS_BLOCK) {
+    size_t r1 = i1 - r0 < SP_ROWS_BLOCK ? i1 : r0 + SP_ROWS_BLOCK, m = r1 - r0;
+    cor2_block(j->in, r0, r1, u, v, buf);
+    if (!centred) {
+      for (size_t i = 0; i < m; i++) {
+        s0 += u[i];
+        s1 += v[i];
+      }
+    } else {
+      for (size_t i = 0; i < m; i++) {
+        double du = u[i] - mu, dv = v[i] - mv;
+        s0 += du * du;
+        s1 += dv * dv;
+        s2 += du * dv;
+      }
+    }
+  }
+  j->part[c][0] = s0;
+  j->part[c][1] = s1;
+  j->part[c][2] = s2;
+}
+static void cor2_sums(void *ctx, int c) { cor2_chunk(ctx, c, 0); }
+static void cor2_products(void *ctx, int c) { cor2_chunk(ctx, c, 1); }
+
 /* core.cor2(a, b [, g]) (internal) -> squared correlation of the n x 1
    matrix a with the n x 1 matrix b, or with B g for an n x k matrix B and a
    k x 1 g (a fit's Xb, formed row by row instead of as an n-sized
    temporary), from centred cross-products (two passes, no cancellation).
-   core.cor2(rows, g): of a source's column 1 with its other columns times g. */
+   core.cor2(rows, g [, {threads = 1 | 2}]): of a source's column 1 with its
+   other columns times g.  The passes sum two fixed chunks of the rows and
+   add them in order: the same bits on one thread as on two. */
 static int l_cor2(lua_State *L) {
   cor2_in c = {NULL, NULL, NULL, NULL, 0};
+  int threads = 1;
   if (luaL_testudata(L, 1, SP_ROWS_T)) {
     c.src = check_rows(L, 1);
     c.g = sp_lua_check_matrix(L, 2);
@@ -1386,6 +1436,11 @@ static int l_cor2(lua_State *L) {
       return sp_lua_errorf(L, "cor2: expected rows of 2 to %d columns and a vector of one less, got %zu and %zux%zu",
                            SP_ROWS_MAXSEL, c.src->p, c.g->size1, c.g->size2);
     c.n = c.src->n;
+    if (!lua_isnoneornil(L, 3)) {
+      static const char *const allowed[] = {"threads", NULL};
+      sp_lua_check_options(L, 3, "cor2", allowed);
+      threads = opt_threads(L, 3, "cor2");
+    }
   } else {
     c.a = sp_lua_check_matrix(L, 1);
     c.b = sp_lua_check_matrix(L, 2);
@@ -1397,31 +1452,18 @@ static int l_cor2(lua_State *L) {
                            "k-vector, got %zux%zu and %zux%zu", a->size1, a->size2, b->size1, b->size2);
     c.n = a->size1;
   }
-  double *buf = lua_newuserdatauv(L, (SP_ROWS_BLOCK * (SP_ROWS_MAXSEL + 2)) * sizeof *buf, 0);
-  double *u = buf + SP_ROWS_BLOCK * SP_ROWS_MAXSEL, *v = u + SP_ROWS_BLOCK;
-  size_t n = c.n;
-  double ma = 0, mb = 0;
-  for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK) {
-    size_t r1 = n - r0 < SP_ROWS_BLOCK ? n : r0 + SP_ROWS_BLOCK;
-    cor2_block(&c, r0, r1, u, v, buf);
-    for (size_t i = 0; i < r1 - r0; i++) {
-      ma += u[i];
-      mb += v[i];
-    }
-  }
-  ma /= (double)n;
-  mb /= (double)n;
-  double saa = 0, sbb = 0, sab = 0;
-  for (size_t r0 = 0; r0 < n; r0 += SP_ROWS_BLOCK) {
-    size_t r1 = n - r0 < SP_ROWS_BLOCK ? n : r0 + SP_ROWS_BLOCK;
-    cor2_block(&c, r0, r1, u, v, buf);
-    for (size_t i = 0; i < r1 - r0; i++) {
-      double du = u[i] - ma, dv = v[i] - mb;
-      saa += du * du;
-      sbb += dv * dv;
-      sab += du * dv;
-    }
-  }
+  cor2_job j = {.in = &c};
+  double *bufs = sp_team_bufs(SP_ROWS_BLOCK * (SP_ROWS_MAXSEL + 2), j.buf);
+  if (bufs == NULL) return sp_lua_errorf(L, "cor2: out of memory");
+  sp_team tm;
+  sp_team_start(&tm, c.n >= SP_TEAM_MIN_ROWS ? threads : 1);
+  sp_team_run(&tm, cor2_sums, &j);
+  j.mu = (j.part[0][0] + j.part[1][0]) / (double)c.n;
+  j.mv = (j.part[0][1] + j.part[1][1]) / (double)c.n;
+  sp_team_run(&tm, cor2_products, &j);
+  sp_team_stop(&tm);
+  free(bufs);
+  double saa = j.part[0][0] + j.part[1][0], sbb = j.part[0][1] + j.part[1][1], sab = j.part[0][2] + j.part[1][2];
   lua_pushnumber(L, sab * sab / (saa * sbb));
   return 1;
 }

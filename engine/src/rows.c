@@ -23,6 +23,10 @@ int sp_rows_select_init(sp_rows_select *s, const sp_rows *src, const size_t *col
   s->src = src;
   s->cols = cols;
   s->rows = (sp_rows){src->n, m, select_read, s, NULL};
+  if (src->col != NULL) {
+    for (size_t j = 0; j < m; j++) s->col[j] = src->col[cols[j]];
+    s->rows.col = s->col;
+  }
   return 0;
 }
 

@@ -421,7 +421,7 @@ function M.fit_design(d, des, formula, opts, compat, vc, extra, owned)
     end
     if rows then
       local raw = rows:select(kept_positions(f.keep, 1, true))  -- [y Xk] as read from d
-      stats.r2_overall_corr = cor2(raw, bk)
+      stats.r2_overall_corr = cor2(raw, bk, { threads = opts.threads })
       if w then
         local m = absorb:means(1, raw)
         local L = m:nrow()

@@ -41,13 +41,15 @@ struct sp_rows {
 };
 
 /* Columns cols[0..m-1] (0-based, any order) of src; src->p and m at most
-   SP_ROWS_MAXSEL.
+   SP_ROWS_MAXSEL.  When src has column arrays, so does the select (the
+   chosen ones): it points into itself, so it must not be copied.
    The select keeps pointers to src and cols: both must outlive it. */
 #define SP_ROWS_MAXSEL 64
 typedef struct sp_rows_select {
   sp_rows rows;
   const sp_rows *src;
   const size_t *cols;
+  const double *col[SP_ROWS_MAXSEL];  /* rows.col, when src->col is set */
 } sp_rows_select;
 
 /* Returns 0, or -1 when m or a column is out of range (nothing set). */
