@@ -651,6 +651,15 @@ static int stats_scalar(const double *v, size_t r0, size_t r1, numstat *s) {
   return bad != 0;
 }
 
+/* One raw value into the running range and tests, as a vector lane does:
+   the rows left after a vector pass's last full step. */
+static inline void fold_raw(double x, double *lo, double *hi, unsigned *frac, unsigned *bad) {
+  *lo = x < *lo ? x : *lo;
+  *hi = x > *hi ? x : *hi;
+  *frac |= (x + ROUNDER) - ROUNDER != x;
+  *bad |= x - x != 0;
+}
+
 /* The vector passes below go over the raw values, four (AVX2) or two (SSE2)
    a step (GCC 12 does not vectorise the scalar loop by itself: the selects
    and the min/max reductions), which is exact when every value is finite; a
@@ -682,13 +691,7 @@ __attribute__((target("avx2"))) static int stats_avx2(const double *v, size_t r0
     hi = h4[k] > hi ? h4[k] : hi;
   }
   unsigned frac = _mm256_movemask_pd(vfrac) != 0, bad = _mm256_movemask_pd(vbad) != 0;
-  for (; r < r1; r++) {  /* up to three rows left */
-    double x = v[r];
-    lo = x < lo ? x : lo;
-    hi = x > hi ? x : hi;
-    frac |= (x + ROUNDER) - ROUNDER != x;
-    bad |= x - x != 0;
-  }
+  for (; r < r1; r++) fold_raw(v[r], &lo, &hi, &frac, &bad);  /* up to three rows left */
   if (bad) return stats_scalar(v, r0, r1, s);
   *s = (numstat){lo, hi, s->frac | frac};
   return 0;
@@ -718,13 +721,7 @@ static int block_stats(const double *v, size_t r0, size_t r1, numstat *s) {
     _mm_storeu_pd(h2, vhi);
     double lo = l2[1] < l2[0] ? l2[1] : l2[0], hi = h2[1] > h2[0] ? h2[1] : h2[0];
     unsigned frac = _mm_movemask_pd(vfrac) != 0, bad = _mm_movemask_pd(vbad) != 0;
-    if (r < r1) {  /* an odd row left */
-      double x = v[r];
-      lo = x < lo ? x : lo;
-      hi = x > hi ? x : hi;
-      frac |= (x + ROUNDER) - ROUNDER != x;
-      bad |= x - x != 0;
-    }
+    if (r < r1) fold_raw(v[r], &lo, &hi, &frac, &bad);  /* an odd row left */
     if (!bad) {
       *s = (numstat){lo, hi, s->frac | frac};
       return 0;
