@@ -26,6 +26,7 @@
 #endif
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#define HAVE_AVX2_PASS 1 /* stats_avx2, chosen at run time where the CPU has AVX2 */
 #endif
 
 #include "spillover/design.h"
@@ -669,8 +670,7 @@ static inline void fold_raw(double x, double *lo, double *hi, unsigned *frac, un
    the offsets (x - lo) nor the values lo + j see.  The pass is bound by its
    ten operations a step: AVX2 halves a first design's scan (5.0 -> 2.7 ms
    for 1e7 values in cache), a second SSE2 accumulator gains nothing. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_AVX2_PASS 1
+#if defined(HAVE_AVX2_PASS)
 __attribute__((target("avx2"))) static int stats_avx2(const double *v, size_t r0, size_t r1, numstat *s) {
   const __m256d zero = _mm256_setzero_pd(), rnd = _mm256_set1_pd(ROUNDER);
   __m256d vlo = _mm256_set1_pd(s->lo), vhi = _mm256_set1_pd(s->hi), vfrac = zero, vbad = zero;
